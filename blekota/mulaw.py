@@ -1,0 +1,33 @@
+"""Mu-law companding: float samples in [-1, 1] <-> 256 integer levels (mu = 255).
+
+Level 128 is silence (quantize(0.0)); levels are uint8 so a long sound costs one byte per sample.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import ConfigError
+
+MU = 255
+LEVELS = MU + 1
+SILENCE = 128
+
+
+def quantize(x) -> np.ndarray:
+    """Float samples (any shape; clipped to [-1, 1], +-inf to +-1) -> uint8 levels 0..255."""
+    x = np.asarray(x, dtype=np.float64)
+    if np.isnan(x).any():
+        raise ConfigError("mulaw.quantize: the input contains NaN samples")
+    x = np.clip(x, -1.0, 1.0)
+    compressed = np.sign(x) * np.log1p(MU * np.abs(x)) / np.log1p(MU)
+    return np.rint((compressed + 1.0) / 2.0 * MU).astype(np.uint8)
+
+
+def unquantize(levels) -> np.ndarray:
+    """Integer levels 0..255 (any shape) -> float32 samples in [-1, 1]."""
+    levels = np.asarray(levels)
+    if levels.size and (levels.min() < 0 or levels.max() > MU):
+        raise ConfigError("mulaw.unquantize: levels must lie in 0..255")
+    compressed = 2.0 * levels.astype(np.float64) / MU - 1.0
+    return (np.sign(compressed) * np.expm1(np.abs(compressed) * np.log1p(MU)) / MU).astype(np.float32)

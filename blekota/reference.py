@@ -1,0 +1,160 @@
+"""The whole GRU stack in plain NumPy float64, written to be read: the oracle for every kernel test.
+
+Per layer, with input x (the one-hot level for layer 0, the layer below's h otherwise), previous
+hidden state h and [a, b, 1] concatenation with a constant 1 for the bias:
+
+    r  = sigmoid(Wr . [x, h, 1])
+    z  = sigmoid(Wz . [x, h, 1])
+    h~ = tanh(W . [x, r*h, 1])
+    h' = (1 - z) * h + z * h~
+
+Output y = Wy . [h_top, 1], p = softmax(y) over 256 levels, loss = mean of -log p[next] in nats.
+
+Parameters are the canonical state dictionary: ``gru{l}.W``, ``gru{l}.Wr``, ``gru{l}.Wz`` of shape
+(H, X + H + 1) with columns [x, h, 1] (X = 256 for layer 0, H above) and ``out.Wy`` of shape
+(256, H + 1). Arrays are time-major: a window is (T + 1, B) levels, hidden states are (B, H).
+Layer 0's one-hot input is used as an index (a column of the weight matrix), never materialized.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+LEVELS = 256
+
+
+def sigmoid(a: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-a))
+
+
+def layer_count(params: dict[str, np.ndarray]) -> int:
+    """Number of GRU layers in a canonical state dictionary."""
+    return sum(1 for key in params if key.endswith(".Wr"))
+
+
+def _input_part(weights: np.ndarray, inp: np.ndarray, layer: int) -> np.ndarray:
+    """weights[:, :X] . x for a batch: (B, H). Layer 0 takes levels (B,) and gathers columns."""
+    if layer == 0:
+        return weights[:, inp].T
+    return inp @ weights[:, : inp.shape[1]].T
+
+
+def _step(params, layer, inp, h):
+    """One GRU step of one layer; returns h' and what the backward pass needs."""
+    W, Wr, Wz = (params[f"gru{layer}.{name}"] for name in ("W", "Wr", "Wz"))
+    H = h.shape[1]
+    r = sigmoid(_input_part(Wr, inp, layer) + h @ Wr[:, -H - 1 : -1].T + Wr[:, -1])
+    z = sigmoid(_input_part(Wz, inp, layer) + h @ Wz[:, -H - 1 : -1].T + Wz[:, -1])
+    candidate = np.tanh(_input_part(W, inp, layer) + (r * h) @ W[:, -H - 1 : -1].T + W[:, -1])
+    h_new = (1.0 - z) * h + z * candidate
+    return h_new, (inp, h, r, z, candidate)
+
+
+def _initial_state(params, batch: int, h0) -> list[np.ndarray]:
+    layers = layer_count(params)
+    hidden = params["gru0.W"].shape[0]
+    if h0 is None:
+        return [np.zeros((batch, hidden)) for _ in range(layers)]
+    return [np.array(h0[layer], dtype=np.float64) for layer in range(layers)]
+
+
+def _softmax(y: np.ndarray) -> np.ndarray:
+    e = np.exp(y - y.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _as_float64(params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {key: np.asarray(value, np.float64) for key, value in params.items()}
+
+
+def forward(params: dict[str, np.ndarray], inputs: np.ndarray, h0=None):
+    """Teacher-forced forward pass.
+
+    inputs: (T, B) levels fed to the network. h0: (layers, B, H) or None for zeros.
+    Returns (probs (T, B, 256), h_last (layers, B, H), caches for the backward pass: per step,
+    the per-layer step caches and the top layer's output (B, H)).
+    """
+    params = _as_float64(params)
+    inputs = np.asarray(inputs)
+    T, B = inputs.shape
+    layers = layer_count(params)
+    Wy = params["out.Wy"]
+    h = _initial_state(params, B, h0)
+    probs = np.empty((T, B, LEVELS))
+    caches = []
+    for t in range(T):
+        inp = inputs[t]
+        step_caches = []
+        for layer in range(layers):
+            h[layer], cache = _step(params, layer, inp, h[layer])
+            step_caches.append(cache)
+            inp = h[layer]
+        probs[t] = _softmax(inp @ Wy[:, :-1].T + Wy[:, -1])
+        caches.append((step_caches, inp))
+    return probs, np.stack(h), caches
+
+
+def probabilities(params: dict[str, np.ndarray], inputs: np.ndarray, h0=None) -> np.ndarray:
+    """p[t, b] = the distribution of the level after inputs[t, b]: (T, B, 256) float64."""
+    return forward(params, inputs, h0)[0]
+
+
+def loss_and_grad(params: dict[str, np.ndarray], x: np.ndarray, h0=None):
+    """Loss and gradients over one window.
+
+    x: (T + 1, B) levels; rows 0..T-1 are inputs, rows 1..T the targets.
+    Returns (loss in mean nats per predicted sample, gradients keyed like params, h_last).
+    """
+    params = _as_float64(params)
+    x = np.asarray(x)
+    inputs, targets = x[:-1], x[1:]
+    T, B = inputs.shape
+    layers = layer_count(params)
+    probs, h_last, caches = forward(params, inputs, h0)
+    n = T * B
+    rows = np.arange(B)
+    loss = -np.log(probs[np.arange(T)[:, None], rows, targets]).sum() / n
+
+    grads = {key: np.zeros(value.shape) for key, value in params.items()}
+    Wy = params["out.Wy"]
+    hidden = Wy.shape[1] - 1
+    dh_next = [np.zeros((B, hidden)) for _ in range(layers)]
+    for t in reversed(range(T)):
+        dy = probs[t].copy()
+        dy[rows, targets[t]] -= 1.0
+        dy /= n
+        step_caches, h_top = caches[t]
+        grads["out.Wy"][:, :-1] += dy.T @ h_top
+        grads["out.Wy"][:, -1] += dy.sum(axis=0)
+        dh_from_above = dy @ Wy[:, :-1]
+        for layer in reversed(range(layers)):
+            dh = dh_from_above + dh_next[layer]
+            dh_next[layer], dh_from_above = _step_backward(params, grads, layer, step_caches[layer], dh)
+    return float(loss), grads, h_last
+
+
+def _step_backward(params, grads, layer, cache, dh):
+    """Backward through one GRU step; accumulates weight gradients, returns (dh_prev, d_input)."""
+    inp, h, r, z, candidate = cache
+    W, Wr, Wz = (params[f"gru{layer}.{name}"] for name in ("W", "Wr", "Wz"))
+    H = h.shape[1]
+    d_candidate = dh * z * (1.0 - candidate**2)
+    d_z = dh * (candidate - h) * z * (1.0 - z)
+    d_rh = d_candidate @ W[:, -H - 1 : -1]
+    d_r = d_rh * h * r * (1.0 - r)
+    dh_prev = dh * (1.0 - z) + d_rh * r + d_r @ Wr[:, -H - 1 : -1] + d_z @ Wz[:, -H - 1 : -1]
+
+    d_input = None
+    for name, d_pre, recurrent_in in (("W", d_candidate, r * h), ("Wr", d_r, h), ("Wz", d_z, h)):
+        g = grads[f"gru{layer}.{name}"]
+        weights = params[f"gru{layer}.{name}"]
+        if layer == 0:
+            np.add.at(g.T, inp, d_pre)
+        else:
+            X = inp.shape[1]
+            g[:, :X] += d_pre.T @ inp
+            part = d_pre @ weights[:, :X]
+            d_input = part if d_input is None else d_input + part
+        g[:, -H - 1 : -1] += d_pre.T @ recurrent_in
+        g[:, -1] += d_pre.sum(axis=0)
+    return dh_prev, d_input

@@ -1,0 +1,275 @@
+# cython: language_level=3
+"""Compiled GRU training core: forward and backward of the whole stack over a window.
+
+The parameter layout is described in gates.pxi. All activations are row-major and time-major:
+(T, B, .). The forward pass runs layer by layer: the input projection of all T steps is one GEMM
+(a row gather for layer 0), each step adds only the recurrent products and applies the fused gate
+math in parallel over the batch. The backward pass computes per step only the gate gradients and
+dh(t-1); each weight gradient is then one GEMM over the whole window.
+"""
+
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.math cimport log
+from libc.string cimport memcpy, memset
+
+include "blas.pxi"
+include "gates.pxi"
+
+
+def n_parameters(int layers, int hidden) -> int:
+    """Length of the flat parameter vector for this architecture."""
+    return parameter_count(layers, hidden)
+
+
+cdef inline void backward_zc(const floating* a, const floating* h_prev, const floating* dh_above,
+                             floating* dh_next, floating* da, Py_ssize_t H) noexcept nogil:
+    """Gate gradients of z and the candidate; dh_next becomes the direct part of dh(t-1)."""
+    cdef Py_ssize_t j
+    cdef floating dh, z, c, one = 1
+    for j in range(H):
+        dh = dh_above[j] + dh_next[j]
+        z = a[H + j]
+        c = a[2 * H + j]
+        da[2 * H + j] = dh * z * (one - c * c)
+        da[H + j] = dh * (c - h_prev[j]) * z * (one - z)
+        dh_next[j] = dh * (one - z)
+
+
+cdef inline void backward_r(const floating* a, const floating* h_prev, const floating* d_rh,
+                            floating* dh_next, floating* da, Py_ssize_t H) noexcept nogil:
+    """Gate gradient of r from d(r * h_prev); adds the r * d(rh) part of dh(t-1)."""
+    cdef Py_ssize_t j
+    cdef floating r, one = 1
+    for j in range(H):
+        r = a[j]
+        da[j] = d_rh[j] * h_prev[j] * r * (one - r)
+        dh_next[j] += d_rh[j] * r
+
+
+cdef inline double softmax_row(floating* y, const floating* bias, int target,
+                               floating scale, bint gradient) noexcept nogil:
+    """y (256,) logits without bias -> probabilities in place, or (p - onehot) * scale if gradient.
+
+    Returns -log p[target] in nats (0 when target < 0)."""
+    cdef Py_ssize_t k
+    cdef floating top, total = 0
+    cdef double nll = 0
+    for k in range(LEVELS):
+        y[k] = y[k] + bias[k]
+    top = y[0]
+    for k in range(1, LEVELS):
+        if y[k] > top:
+            top = y[k]
+    for k in range(LEVELS):
+        y[k] = exp_(y[k] - top)
+        total = total + y[k]
+    if target >= 0:
+        nll = log(<double> total) - log(<double> y[target])
+    for k in range(LEVELS):
+        y[k] = y[k] / total
+    if gradient:
+        y[target] = y[target] - 1
+        for k in range(LEVELS):
+            y[k] = y[k] * scale
+    return nll
+
+
+cdef void column_sums(const floating* m, Py_ssize_t rows, Py_ssize_t cols, floating* out,
+                      int threads) noexcept nogil:
+    """out (cols,) = sum of the rows of m (rows, cols); columns split in blocks over threads."""
+    cdef Py_ssize_t block, lo, hi, i, j
+    cdef Py_ssize_t blocks = threads if threads > 0 else 1
+    for block in prange(blocks, num_threads=threads, schedule="static"):
+        lo = block * cols // blocks
+        hi = (block + 1) * cols // blocks
+        for j in range(lo, hi):
+            out[j] = 0
+        for i in range(rows):
+            for j in range(lo, hi):
+                out[j] = out[j] + m[i * cols + j]
+
+
+cdef void scatter_rows(const unsigned char* levels, const floating* m, Py_ssize_t rows,
+                       Py_ssize_t cols, floating* out, int threads) noexcept nogil:
+    """out (256, cols) = sum over i of onehot(levels[i]) outer m[i]: the gradient of a row gather."""
+    cdef Py_ssize_t block, lo, hi, i, j
+    cdef Py_ssize_t blocks = threads if threads > 0 else 1
+    cdef floating* dest
+    cdef const floating* src
+    for block in prange(blocks, num_threads=threads, schedule="static"):
+        lo = block * cols // blocks
+        hi = (block + 1) * cols // blocks
+        for i in range(LEVELS):
+            for j in range(lo, hi):
+                out[i * cols + j] = 0
+        for i in range(rows):
+            dest = out + levels[i] * cols
+            src = m + i * cols
+            for j in range(lo, hi):
+                dest[j] = dest[j] + src[j]
+
+
+# ---------------------------------------------------------------- one layer, whole window
+
+cdef void layer_forward(const floating* params, int layer, Py_ssize_t T, Py_ssize_t B,
+                        Py_ssize_t H, const unsigned char* levels, const floating* h_in,
+                        floating* hs, floating* acts, floating* rh, int threads) noexcept nogil:
+    """Run one layer over T steps.
+
+    levels (T*B,) for layer 0, else h_in (T*B, H) is the layer below's output. hs (T+1, B, H)
+    holds h0 in row 0 and receives h(1..T); acts (T, B, 3H) receives r, z, candidate; rh
+    (T, B, H) receives r * h(t-1)."""
+    cdef Py_ssize_t G = 3 * H
+    cdef Py_ssize_t X = LEVELS if layer == 0 else H
+    cdef const floating* WxT = params + layer_offset(layer, H)
+    cdef const floating* UhT = WxT + X * G
+    cdef const floating* bias = UhT + H * G
+    cdef Py_ssize_t i, t, row
+    cdef floating* a_t
+    cdef floating* h_prev
+    cdef floating* rh_t
+    if layer == 0:
+        for i in prange(T * B, num_threads=threads, schedule="static"):
+            memcpy(acts + i * G, WxT + levels[i] * G, G * sizeof(floating))
+    else:
+        gemm(False, False, T * B, G, H, 1, h_in, H, WxT, G, 0, acts, G)
+    for t in range(T):
+        a_t = acts + t * B * G
+        h_prev = hs + t * B * H
+        rh_t = rh + t * B * H
+        gemm(False, False, B, 2 * H, H, 1, h_prev, H, UhT, G, 1, a_t, G)
+        for row in prange(B, num_threads=threads, schedule="static"):
+            gates_rz(a_t + row * G, bias, h_prev + row * H, rh_t + row * H, H)
+        gemm(False, False, B, H, H, 1, rh_t, H, UhT + 2 * H, G, 1, a_t + 2 * H, G)
+        for row in prange(B, num_threads=threads, schedule="static"):
+            candidate_update(a_t + row * G, bias, h_prev + row * H, h_prev + (B + row) * H, H)
+
+
+cdef void layer_backward(const floating* params, floating* grads, int layer, Py_ssize_t T,
+                         Py_ssize_t B, Py_ssize_t H, const unsigned char* levels,
+                         const floating* h_in, const floating* hs, const floating* acts,
+                         const floating* rh, floating* d_acts, floating* d_hs,
+                         floating* dh_next, floating* d_rh, int threads) noexcept nogil:
+    """Backward through one layer over the window.
+
+    d_hs (T, B, H) holds dLoss/dh(t) from above on entry and dLoss/d(input of this layer) on exit
+    (for layers above 0). Weight gradients of this layer are written (not added) into grads."""
+    cdef Py_ssize_t G = 3 * H
+    cdef Py_ssize_t X = LEVELS if layer == 0 else H
+    cdef Py_ssize_t offset = layer_offset(layer, H)
+    cdef const floating* WxT = params + offset
+    cdef const floating* UhT = WxT + X * G
+    cdef floating* dWxT = grads + offset
+    cdef floating* dUhT = dWxT + X * G
+    cdef floating* d_bias = dUhT + H * G
+    cdef Py_ssize_t t, row
+    cdef const floating* a_t
+    cdef const floating* h_prev
+    cdef floating* da_t
+    memset(dh_next, 0, B * H * sizeof(floating))
+    for t in range(T - 1, -1, -1):
+        a_t = acts + t * B * G
+        da_t = d_acts + t * B * G
+        h_prev = hs + t * B * H
+        for row in prange(B, num_threads=threads, schedule="static"):
+            backward_zc(a_t + row * G, h_prev + row * H, d_hs + (t * B + row) * H,
+                        dh_next + row * H, da_t + row * G, H)
+        gemm(False, True, B, H, H, 1, da_t + 2 * H, G, UhT + 2 * H, G, 0, d_rh, H)
+        for row in prange(B, num_threads=threads, schedule="static"):
+            backward_r(a_t + row * G, h_prev + row * H, d_rh + row * H, dh_next + row * H,
+                       da_t + row * G, H)
+        gemm(False, True, B, H, 2 * H, 1, da_t, G, UhT, G, 1, dh_next, H)
+    gemm(True, False, H, 2 * H, T * B, 1, hs, H, d_acts, G, 0, dUhT, G)
+    gemm(True, False, H, H, T * B, 1, rh, H, d_acts + 2 * H, G, 0, dUhT + 2 * H, G)
+    column_sums(d_acts, T * B, G, d_bias, threads)
+    if layer == 0:
+        scatter_rows(levels, d_acts, T * B, G, dWxT, threads)
+    else:
+        gemm(True, False, H, G, T * B, 1, h_in, H, d_acts, G, 0, dWxT, G)
+        gemm(False, True, T * B, H, G, 1, d_acts, G, WxT, G, 0, d_hs, H)
+
+
+# ---------------------------------------------------------------- the whole stack over a window
+
+cdef tuple shape3(const floating[:, :, ::1] a):
+    return (a.shape[0], a.shape[1], a.shape[2])
+
+
+cdef tuple shape4(const floating[:, :, :, ::1] a):
+    return (a.shape[0], a.shape[1], a.shape[2], a.shape[3])
+
+
+def window(const floating[::1] params, floating[::1] grads, const unsigned char[:, ::1] x,
+           const floating[:, :, ::1] h0, floating[:, :, ::1] h_last,
+           floating[:, :, :, ::1] hs, floating[:, :, :, ::1] acts, floating[:, :, :, ::1] rh,
+           floating[:, ::1] out, floating[:, :, ::1] d_acts, floating[:, :, ::1] d_hs,
+           floating[:, ::1] dh_next, floating[:, ::1] d_rh, bint backward, int threads):
+    """Forward (and backward) pass of the whole stack over one window.
+
+    x (T+1, B) levels: rows 0..T-1 are inputs, rows 1..T targets. h0, h_last (L, B, H).
+    Scratch, reused across calls: hs (L, T+1, B, H), acts (L, T, B, 3H), rh (L, T, B, H),
+    out (T*B, 256), and for the backward pass d_acts (T, B, 3H), d_hs (T, B, H), dh_next and
+    d_rh (B, H). Without backward, out receives the probabilities p[t*B + b] of the next level;
+    with it, out receives dLoss/dlogits and grads the full gradient (same layout as params).
+    Returns the loss in mean nats per predicted sample.
+    """
+    cdef Py_ssize_t L = hs.shape[0], T = x.shape[0] - 1, B = x.shape[1], H = hs.shape[3]
+    cdef Py_ssize_t n = T * B, i
+    cdef int layer
+    cdef double total = 0
+    cdef floating scale
+    cdef const floating* P = &params[0]
+    cdef const floating* WyT
+    cdef const floating* by
+    cdef const floating* h_top
+    cdef const unsigned char* levels = &x[0, 0]
+    cdef floating* G = NULL
+
+    if T < 1 or B < 1 or L < 1 or H < 1:
+        raise ValueError("window needs T >= 1, B >= 1, at least one layer and hidden >= 1")
+    if params.shape[0] != parameter_count(L, H):
+        raise ValueError(f"params has {params.shape[0]} values, the architecture needs "
+                         f"{parameter_count(L, H)}")
+    if (shape3(h0) != (L, B, H) or shape3(h_last) != (L, B, H)
+            or shape4(hs) != (L, T + 1, B, H) or shape4(acts) != (L, T, B, 3 * H)
+            or shape4(rh) != (L, T, B, H) or (out.shape[0], out.shape[1]) != (n, LEVELS)):
+        raise ValueError("window: scratch or state arrays do not match (layers, T, B, hidden)")
+    if backward:
+        if grads.shape[0] != params.shape[0]:
+            raise ValueError("window: grads must have the same length as params")
+        if (shape3(d_acts) != (T, B, 3 * H) or shape3(d_hs) != (T, B, H)
+                or (dh_next.shape[0], dh_next.shape[1]) != (B, H)
+                or (d_rh.shape[0], d_rh.shape[1]) != (B, H)):
+            raise ValueError("window: backward scratch arrays do not match (T, B, hidden)")
+        G = &grads[0]
+    threads = max(threads, 1)
+    WyT = P + layer_offset(L, H)
+    by = WyT + H * LEVELS
+    scale = 1.0 / n
+
+    with nogil:
+        for layer in range(L):
+            memcpy(&hs[layer, 0, 0, 0], &h0[layer, 0, 0], B * H * sizeof(floating))
+            layer_forward(P, layer, T, B, H, levels,
+                          &hs[layer - 1, 1, 0, 0] if layer > 0 else NULL,
+                          &hs[layer, 0, 0, 0], &acts[layer, 0, 0, 0], &rh[layer, 0, 0, 0],
+                          threads)
+            memcpy(&h_last[layer, 0, 0], &hs[layer, T, 0, 0], B * H * sizeof(floating))
+        h_top = &hs[L - 1, 1, 0, 0]
+        gemm(False, False, n, LEVELS, H, 1, h_top, H, WyT, LEVELS, 0, &out[0, 0], LEVELS)
+        for i in prange(n, num_threads=threads, schedule="static"):
+            total += softmax_row(&out[i, 0], by, levels[i + B], scale, backward)
+        if backward:
+            gemm(True, False, H, LEVELS, n, 1, h_top, H, &out[0, 0], LEVELS, 0,
+                 G + layer_offset(L, H), LEVELS)
+            column_sums(&out[0, 0], n, LEVELS, G + layer_offset(L, H) + H * LEVELS, threads)
+            gemm(False, True, n, H, LEVELS, 1, &out[0, 0], LEVELS, WyT, LEVELS, 0,
+                 &d_hs[0, 0, 0], H)
+            for layer in range(L - 1, -1, -1):
+                layer_backward(P, G, layer, T, B, H, levels,
+                               &hs[layer - 1, 1, 0, 0] if layer > 0 else NULL,
+                               &hs[layer, 0, 0, 0], &acts[layer, 0, 0, 0], &rh[layer, 0, 0, 0],
+                               &d_acts[0, 0, 0], &d_hs[0, 0, 0], &dh_next[0, 0], &d_rh[0, 0],
+                               threads)
+    return total / n

@@ -1,0 +1,98 @@
+"""The compiled core against blekota.reference (float64 oracle)."""
+
+import numpy as np
+import pytest
+
+from blekota import reference
+
+SHAPES = [  # (T, B, H, layers)
+    (1, 1, 1, 1),
+    (1, 1, 4, 1),
+    (5, 3, 7, 2),
+    (7, 1, 9, 3),
+    (13, 5, 16, 3),
+    (4, 17, 33, 2),
+]
+
+
+def max_rel(a: np.ndarray, b: np.ndarray) -> float:
+    """Largest error relative to the reference's largest magnitude."""
+    return float(np.abs(np.asarray(a, np.float64) - b).max() / max(np.abs(b).max(), 1e-300))
+
+
+@pytest.mark.parametrize("dtype,tol", [("float64", 1e-9), ("float32", 1e-4)])
+@pytest.mark.parametrize("T,B,H,layers", SHAPES)
+def test_loss_grads_and_state_match_reference(dtype, tol, T, B, H, layers, rng, make_model):
+    model = make_model(H, layers, dtype)
+    state = model.state_dict()
+    x = rng.integers(0, 256, (T + 1, B))
+    h0 = rng.standard_normal((layers, B, H)) * 0.5
+
+    loss, grads, h_last = model.loss_and_grad(x, h0)
+    ref_loss, ref_grads, ref_h_last = reference.loss_and_grad(state, x, h0)
+
+    assert abs(loss - ref_loss) / ref_loss <= tol
+    assert set(grads) == set(ref_grads)
+    for key in ref_grads:
+        assert grads[key].shape == ref_grads[key].shape
+        assert max_rel(grads[key], ref_grads[key]) <= tol, key
+    assert max_rel(h_last, ref_h_last) <= tol
+
+
+@pytest.mark.parametrize("dtype,tol", [("float64", 1e-9), ("float32", 1e-4)])
+def test_zero_initial_state_is_default(dtype, tol, rng, make_model):
+    model = make_model(8, 2, dtype)
+    x = rng.integers(0, 256, (6, 3))
+    loss, _, h_last = model.loss_and_grad(x)
+    ref_loss, _, ref_h_last = reference.loss_and_grad(model.state_dict(), x)
+    assert abs(loss - ref_loss) / ref_loss <= tol
+    assert max_rel(h_last, ref_h_last) <= tol
+
+
+@pytest.mark.parametrize("dtype,tol", [("float64", 1e-9), ("float32", 1e-4)])
+def test_teacher_forced_probabilities_match_reference(dtype, tol, rng, make_model):
+    model = make_model(12, 2, dtype)
+    inputs = rng.integers(0, 256, (9, 4))
+    h0 = rng.standard_normal((2, 4, 12)) * 0.5
+    probs = model.probabilities(inputs, h0)
+    ref = reference.probabilities(model.state_dict(), inputs, h0)
+    assert probs.shape == (9, 4, 256)
+    assert max_rel(probs, ref) <= tol
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_carried_state_equals_one_long_window(dtype, rng, make_model):
+    """Two windows with h_last -> h0 give the same forward pass as one window twice as long."""
+    model = make_model(10, 3, dtype)
+    x = rng.integers(0, 256, (21, 4))
+    loss_long, h_long = model.window(x)
+    loss_a, h_mid = model.window(x[:11])
+    loss_b, h_end = model.window(x[10:], h_mid)
+    tol = 1e-12 if dtype == "float64" else 1e-5
+    assert abs((loss_a + loss_b) / 2 - loss_long) <= tol * loss_long
+    np.testing.assert_allclose(h_end, h_long, rtol=0, atol=tol)
+
+
+def test_repeated_windows_reuse_scratch_and_agree(rng, make_model):
+    model = make_model(6, 2, "float64")
+    x = rng.integers(0, 256, (8, 3))
+    first = model.loss_and_grad(x)
+    other = rng.integers(0, 256, (4, 5))
+    model.loss_and_grad(other)
+    again = model.loss_and_grad(x)
+    assert first[0] == again[0]
+    for key in first[1]:
+        np.testing.assert_array_equal(first[1][key], again[1][key])
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_thread_count_does_not_change_results(threads, rng, make_model):
+    model = make_model(16, 2, "float64")
+    x = rng.integers(0, 256, (10, 7))
+    model.threads = 1
+    loss1, grads1, _ = model.loss_and_grad(x)
+    model.threads = threads
+    loss2, grads2, _ = model.loss_and_grad(x)
+    assert abs(loss1 - loss2) <= 1e-12 * loss1
+    for key in grads1:
+        np.testing.assert_allclose(grads2[key], grads1[key], rtol=1e-10, atol=1e-14)

@@ -1,0 +1,98 @@
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import blekota
+from blekota import reference
+
+
+def test_state_dict_layout():
+    model = blekota.Model(hidden=5, layers=3, seed=0)
+    state = model.state_dict()
+    assert sorted(state) == sorted(
+        [f"gru{l}.{n}" for l in range(3) for n in ("W", "Wr", "Wz")] + ["out.Wy"]
+    )
+    assert state["gru0.W"].shape == (5, 256 + 5 + 1)
+    assert state["gru1.Wr"].shape == (5, 5 + 5 + 1)
+    assert state["out.Wy"].shape == (256, 6)
+    assert model.n_params == sum(v.size for v in state.values())
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_state_dict_round_trip(dtype, make_model):
+    model = make_model(7, 2, dtype)
+    state = model.state_dict()
+    again = blekota.Model.from_state_dict(state, dtype=dtype)
+    assert (again.hidden, again.layers) == (7, 2)
+    np.testing.assert_array_equal(again.params, model.params)
+    for key, value in again.state_dict().items():
+        np.testing.assert_array_equal(value, state[key])
+
+
+def test_seed_gives_same_weights_in_both_dtypes():
+    a = blekota.Model(hidden=8, layers=2, seed=5, dtype="float64")
+    b = blekota.Model(hidden=8, layers=2, seed=5, dtype="float64")
+    c = blekota.Model(hidden=8, layers=2, seed=5, dtype="float32")
+    np.testing.assert_array_equal(a.params, b.params)
+    np.testing.assert_allclose(c.params, a.params, rtol=1e-6)
+    assert not np.array_equal(a.params, blekota.Model(hidden=8, layers=2, seed=6).params)
+
+
+def test_initialization_is_small_gaussian():
+    state = blekota.Model(hidden=64, layers=2, seed=0, dtype="float64").state_dict()
+    weights = state["gru1.W"][:, :-1]
+    assert abs(weights.std() - 0.01) < 0.001
+    assert (state["gru1.W"][:, -1] == 0).all()
+
+
+def test_untrained_loss_is_near_uniform():
+    model = blekota.Model(hidden=16, layers=2, seed=0)
+    x = np.random.default_rng(0).integers(0, 256, (11, 4))
+    loss, _, _ = model.loss_and_grad(x)
+    assert loss == pytest.approx(np.log(256), rel=1e-3)
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"hidden": 0}, {"layers": -1}, {"hidden": 2.5}, {"dtype": "float16"}, {"fs": 0}]
+)
+def test_bad_hyperparameters_are_refused(kwargs):
+    with pytest.raises(blekota.ConfigError):
+        blekota.Model(**kwargs)
+
+
+def test_bad_windows_are_refused():
+    model = blekota.Model(hidden=4, layers=1)
+    with pytest.raises(blekota.ConfigError):
+        model.loss_and_grad(np.zeros((1, 3), int))  # no target
+    with pytest.raises(blekota.ConfigError):
+        model.loss_and_grad(np.full((3, 2), 256))
+    with pytest.raises(blekota.ConfigError):
+        model.loss_and_grad(np.zeros((3, 2)))  # floats
+    with pytest.raises(blekota.ConfigError):
+        model.loss_and_grad(np.zeros((3, 2), int), h0=np.zeros((1, 3, 4)))
+
+
+def test_grads_keys_match_reference_function_shape(rng, make_model):
+    model = make_model(4, 2, "float64")
+    x = rng.integers(0, 256, (4, 2))
+    ours = model.loss_and_grad(x)
+    theirs = reference.loss_and_grad(model.state_dict(), x)
+    assert len(ours) == len(theirs) == 3
+    assert ours[2].shape == theirs[2].shape == (2, 2, 4)
+
+
+def test_imports_without_display_or_sound_card(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    code = (
+        "import blekota, blekota.model, blekota.mulaw, blekota.reference;"
+        "m = blekota.Model(hidden=8, layers=2, seed=0);"
+        "print(m.loss_and_grad(__import__('numpy').zeros((3, 2), int))[0])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert float(result.stdout) > 0
