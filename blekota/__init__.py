@@ -3,8 +3,13 @@
 from . import mulaw, reference
 from .errors import AudioError, BlekotaError, ConfigError, ModelFileError
 from .model import Model
+from .optim import Adagrad, Adam, RMSprop, make_optimizer
 
 __all__ = [
+    "Adagrad",
+    "Adam",
+    "RMSprop",
+    "make_optimizer",
     "AudioError",
     "BlekotaError",
     "ConfigError",

@@ -1,0 +1,140 @@
+"""Optimizers over the model's flat parameter vector: RMSprop, Adagrad, Adam.
+
+Each step first clips every gradient element to [-clip, clip] (5 by default, like the original
+project), then updates the parameters in place. Updates use one preallocated scratch array, so a
+step allocates nothing proportional to the model. State (moment estimates, step count) is exposed
+as a dict of arrays and numbers so that training can be saved and resumed exactly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import ConfigError
+
+
+class Optimizer:
+    """Base class: in-place update of a flat parameter vector from a flat gradient."""
+
+    name = ""
+    slots: tuple[str, ...] = ()
+
+    def __init__(self, size: int, dtype, lr: float, clip: float = 5.0):
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
+            raise ConfigError(f"learning rate must be a number > 0, got {lr!r}")
+        if not clip > 0:
+            raise ConfigError(f"clip must be > 0, got {clip!r}")
+        self.lr = float(lr)
+        self.clip = float(clip)
+        self.t = 0
+        self._scratch = np.empty(size, dtype)
+        for slot in self.slots:
+            setattr(self, slot, np.zeros(size, dtype))
+
+    def step(self, params: np.ndarray, grads: np.ndarray) -> None:
+        """Clip grads in place, then update params in place (both flat, same dtype)."""
+        np.clip(grads, -self.clip, self.clip, out=grads)
+        self.t += 1
+        self._update(params, grads, self._scratch)
+
+    def _update(self, params, grads, scratch) -> None:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict:
+        """Everything needed to continue: name, lr, clip, step count and the moment arrays."""
+        state = {"name": self.name, "lr": self.lr, "clip": self.clip, "t": self.t}
+        for slot in self.slots:
+            state[slot] = getattr(self, slot).copy()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what state_dict() returned (arrays must match this optimizer's size)."""
+        if state.get("name") != self.name:
+            raise ConfigError(f"optimizer state is for {state.get('name')!r}, not {self.name!r}")
+        for slot in self.slots:
+            value = np.asarray(state[slot])
+            current = getattr(self, slot)
+            if value.shape != current.shape:
+                raise ConfigError(f"optimizer state {slot} has shape {value.shape}, expected {current.shape}")
+            current[:] = value
+        self.lr = float(state["lr"])
+        self.clip = float(state["clip"])
+        self.t = int(state["t"])
+
+
+class RMSprop(Optimizer):
+    """m = decay m + (1 - decay) g^2; p -= lr g / sqrt(m + eps). decay 0.9 like the original."""
+
+    name = "rmsprop"
+    slots = ("m",)
+
+    def __init__(self, size, dtype, lr=2e-3, clip=5.0, decay=0.9, eps=1e-8):
+        super().__init__(size, dtype, lr, clip)
+        self.decay, self.eps = decay, eps
+
+    def _update(self, params, grads, scratch):
+        np.multiply(grads, grads, out=scratch)
+        self.m *= self.decay
+        scratch *= 1.0 - self.decay
+        self.m += scratch
+        np.add(self.m, self.eps, out=scratch)
+        np.sqrt(scratch, out=scratch)
+        np.divide(grads, scratch, out=scratch)
+        scratch *= self.lr
+        params -= scratch
+
+
+class Adagrad(Optimizer):
+    """m += g^2; p -= lr g / sqrt(m + eps)."""
+
+    name = "adagrad"
+    slots = ("m",)
+
+    def __init__(self, size, dtype, lr=2e-3, clip=5.0, eps=1e-8):
+        super().__init__(size, dtype, lr, clip)
+        self.eps = eps
+
+    def _update(self, params, grads, scratch):
+        np.multiply(grads, grads, out=scratch)
+        self.m += scratch
+        np.add(self.m, self.eps, out=scratch)
+        np.sqrt(scratch, out=scratch)
+        np.divide(grads, scratch, out=scratch)
+        scratch *= self.lr
+        params -= scratch
+
+
+class Adam(Optimizer):
+    """Adam (Kingma and Ba 2015) with bias correction; beta1 0.9, beta2 0.999, eps 1e-8."""
+
+    name = "adam"
+    slots = ("m", "v")
+
+    def __init__(self, size, dtype, lr=2e-3, clip=5.0, beta1=0.9, beta2=0.999, eps=1e-8):
+        super().__init__(size, dtype, lr, clip)
+        self.beta1, self.beta2, self.eps = beta1, beta2, eps
+
+    def _update(self, params, grads, scratch):
+        self.m *= self.beta1
+        np.multiply(grads, 1.0 - self.beta1, out=scratch)
+        self.m += scratch
+        self.v *= self.beta2
+        np.multiply(grads, grads, out=scratch)
+        scratch *= 1.0 - self.beta2
+        self.v += scratch
+        step_size = self.lr * np.sqrt(1.0 - self.beta2**self.t) / (1.0 - self.beta1**self.t)
+        np.sqrt(self.v, out=scratch)
+        scratch += self.eps * np.sqrt(1.0 - self.beta2**self.t)
+        np.divide(self.m, scratch, out=scratch)
+        scratch *= step_size
+        params -= scratch
+
+
+OPTIMIZERS = {cls.name: cls for cls in (RMSprop, Adagrad, Adam)}
+
+
+def make_optimizer(name: str, size: int, dtype, lr: float, **options) -> Optimizer:
+    """An optimizer by name ('rmsprop', 'adagrad' or 'adam') for a flat vector of `size`."""
+    if name not in OPTIMIZERS:
+        raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {name!r}")
+    return OPTIMIZERS[name](size, dtype, lr=lr, **options)
