@@ -1,21 +1,34 @@
 """blekota: learn how a sound continues and generate new sound from it, sample by sample."""
 
 from . import mulaw, reference
+from .audio import PlaybackError, load_audio, play, save_wav
+from .demo import demo_sound
 from .errors import AudioError, BlekotaError, ConfigError, ModelFileError
 from .model import Model
+from .modelfile import load
 from .optim import Adagrad, Adam, RMSprop, make_optimizer
+from .train import Progress, Trainer, TrainResult
 
 __all__ = [
     "Adagrad",
     "Adam",
-    "RMSprop",
-    "make_optimizer",
     "AudioError",
     "BlekotaError",
     "ConfigError",
     "Model",
     "ModelFileError",
+    "PlaybackError",
+    "Progress",
+    "RMSprop",
+    "TrainResult",
+    "Trainer",
+    "demo_sound",
+    "load",
+    "load_audio",
+    "make_optimizer",
     "mulaw",
+    "play",
     "reference",
+    "save_wav",
 ]
 __version__ = "0.1.0"

@@ -148,6 +148,8 @@ class Model:
     hidden: units per layer; layers: GRU layers; fs: sample rate in Hz that the model speaks;
     dtype: "float32" or "float64"; seed: weights initialization (None: random);
     threads: OpenMP threads for the kernels (None: OMP_NUM_THREADS or the CPU count).
+    model.info holds what a model file carries besides weights (training files, iterations,
+    hyperparameters, loss history).
     """
 
     def __init__(
@@ -166,6 +168,7 @@ class Model:
         self.threads = default_threads() if threads is None else _positive_int("threads", threads)
         self.params = np.zeros(_Layout(self.layers, self.hidden).size, self.dtype)
         self._workspaces: dict[tuple[int, int], _Workspace] = {}
+        self.info: dict = {}
         rng = np.random.default_rng(seed)
         state = {
             key: rng.standard_normal(shape) * 0.01
@@ -174,6 +177,18 @@ class Model:
         for matrix in state.values():
             matrix[:, -1] = 0.0
         canonical_to_flat(state, self.layers, self.hidden, self.params)
+
+    def __repr__(self) -> str:
+        return (
+            f"Model(hidden={self.hidden}, layers={self.layers}, fs={self.fs}, "
+            f"dtype={self.dtype.name!r}, iterations={self.info.get('iterations', 0)})"
+        )
+
+    def save(self, path) -> Path:
+        """Write the weights and self.info to a model file (atomically); see blekota.modelfile."""
+        from .modelfile import save
+
+        return save(path, self)
 
     @property
     def n_params(self) -> int:

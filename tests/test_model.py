@@ -96,3 +96,18 @@ def test_imports_without_display_or_sound_card(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert float(result.stdout) > 0
+
+
+def test_sampling_is_seeded_and_honours_the_hint(make_model, rng):
+    model = make_model(12, 2, "float64")
+    a = model.sample(300, seed=4)
+    assert a.shape == (300,) and a.dtype == np.float32
+    np.testing.assert_array_equal(a, model.sample(300, seed=4))
+    assert not np.array_equal(a, model.sample(300, seed=5))
+    hint = rng.uniform(-1, 1, 40)
+    sound, probs = model.sample(40, hint=hint, return_probs=True)
+    levels = blekota.mulaw.quantize(hint)
+    np.testing.assert_array_equal(blekota.mulaw.quantize(sound), levels)
+    inputs = np.concatenate([[blekota.mulaw.SILENCE], levels[:-1]])[:, None]
+    teacher_forced = model.probabilities(inputs)[:, 0]
+    np.testing.assert_allclose(probs, teacher_forced, rtol=1e-9, atol=1e-12)

@@ -1,0 +1,7 @@
+"""python -m blekota: see blekota.cli."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

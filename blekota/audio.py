@@ -1,0 +1,84 @@
+"""Audio in and out: read any file libsndfile reads, write wav, play through sounddevice."""
+
+from __future__ import annotations
+
+import os
+from math import gcd
+from pathlib import Path
+
+import numpy as np
+import soundfile
+from scipy.signal import resample_poly
+
+from .errors import AudioError
+from .fileutil import atomic_path
+
+LAST_PLAYED = "last_played.wav"
+
+
+def load_audio(path: str | os.PathLike, fs: int = 8000) -> tuple[np.ndarray, int]:
+    """Read a sound file, mix it to mono and resample it to fs Hz (polyphase filter).
+
+    Returns (samples float32 (n,) in [-1, 1], fs). Raises AudioError naming the file when it is
+    missing, unreadable or not audio.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise AudioError(f"{path}: no such file")
+    if path.is_dir():
+        raise AudioError(f"{path}: is a directory, not a sound file")
+    try:
+        data, file_fs = soundfile.read(str(path), dtype="float32", always_2d=True)
+    except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise AudioError(f"{path}: not a sound file blekota can read ({reason})") from None
+    except OSError as error:
+        raise AudioError(f"{path}: cannot read ({error.strerror or error})") from None
+    return to_rate(data.mean(axis=1), file_fs, fs), fs
+
+
+def to_rate(samples: np.ndarray, from_fs: int, to_fs: int) -> np.ndarray:
+    """Resample mono samples from from_fs to to_fs Hz; float32 clipped to [-1, 1]."""
+    samples = np.asarray(samples, dtype=np.float32)
+    if from_fs != to_fs and samples.size:
+        divisor = gcd(int(from_fs), int(to_fs))
+        samples = resample_poly(samples, to_fs // divisor, from_fs // divisor).astype(np.float32)
+    return np.clip(samples, -1.0, 1.0)
+
+
+def save_wav(path: str | os.PathLike, y, fs: int = 8000) -> Path:
+    """Write mono float samples in [-1, 1] as 16-bit PCM wav, atomically. Returns the path."""
+    y = np.clip(np.asarray(y, dtype=np.float32).ravel(), -1.0, 1.0)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        soundfile.write(str(tmp), y, int(fs), subtype="PCM_16", format="WAV")
+    return path
+
+
+class PlaybackError(AudioError):
+    """Sound could not be played here (no PortAudio or no output device)."""
+
+
+def play(y, fs: int = 8000, blocking: bool = True) -> None:
+    """Play mono samples through sounddevice.
+
+    Without PortAudio or a sound card this writes the sound to last_played.wav in the current
+    directory and raises PlaybackError saying so.
+    """
+    y = np.clip(np.asarray(y, dtype=np.float32).ravel(), -1.0, 1.0)
+    try:
+        import sounddevice
+    except (ImportError, OSError) as error:
+        reason = "sounddevice is not installed (pip install 'blekota[play]')"
+        if isinstance(error, OSError):
+            reason = "the PortAudio library is not installed (Debian: apt-get install libportaudio2)"
+        _cannot_play(y, fs, reason)
+    try:
+        sounddevice.play(y, int(fs), blocking=blocking)
+    except Exception as error:  # sounddevice.PortAudioError and friends: no device here
+        _cannot_play(y, fs, f"no sound output device ({str(error).splitlines()[0]})")
+
+
+def _cannot_play(y: np.ndarray, fs: int, reason: str) -> None:
+    save_wav(LAST_PLAYED, y, fs)
+    raise PlaybackError(f"cannot play sound: {reason}; wrote it to {LAST_PLAYED}")

@@ -1,0 +1,153 @@
+"""The model file: a .npz of plain arrays plus JSON metadata; loading never executes code.
+
+Layout of a file (format "blekota-model", version 1):
+  meta            uint8 array holding UTF-8 JSON: format, version, architecture (hidden, layers,
+                  fs, dtype), "info" (training file(s), iterations, hyperparameters, loss
+                  history) and "checksum", the SHA-256 of every other array (name, dtype, shape,
+                  bytes, in name order).
+  model/<key>     the weights in the canonical layout of Model.state_dict().
+  train/<key>     optional training state (optimizer moments, carried hidden state, ...).
+Files are written to a temporary file and renamed into place, so a failed save leaves the
+previous file intact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import BlekotaError, ModelFileError
+from .fileutil import atomic_path
+from .model import DTYPES, Model, canonical_shapes
+
+FORMAT = "blekota-model"
+VERSION = 1
+EXTENSION = ".npz"
+
+
+def checksum(arrays: dict[str, np.ndarray]) -> str:
+    """SHA-256 over the arrays' names, dtypes, shapes and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def save(
+    path: str | os.PathLike,
+    model: Model,
+    info: dict | None = None,
+    train_arrays: dict[str, np.ndarray] | None = None,
+) -> Path:
+    """Write model (+ JSON-serializable info, + training arrays) to path atomically."""
+    path = Path(path)
+    arrays = {f"model/{key}": value for key, value in model.state_dict().items()}
+    for key, value in (train_arrays or {}).items():
+        arrays[f"train/{key}"] = np.asarray(value)
+    meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        "architecture": {
+            "hidden": model.hidden,
+            "layers": model.layers,
+            "fs": model.fs,
+            "dtype": model.dtype.name,
+        },
+        "info": info if info is not None else model.info,
+        "checksum": checksum(arrays),
+    }
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    try:
+        with atomic_path(path) as tmp, open(tmp, "wb") as out:
+            np.savez(out, **arrays)
+    except OSError as error:
+        kept = "; the previous file is intact" if path.exists() else ""
+        raise ModelFileError(f"{path}: could not save ({error.strerror or error}){kept}") from None
+    return path
+
+
+@dataclass
+class ModelFile:
+    """What a model file holds: the model (with .info) and any training arrays."""
+
+    model: Model
+    info: dict
+    train_arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def read(path: str | os.PathLike, threads: int | None = None) -> ModelFile:
+    """Read and verify a model file. Raises ModelFileError naming the file on any problem."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelFileError(f"{path}: no such file")
+    if path.is_dir():
+        raise ModelFileError(f"{path}: is a directory, not a model file")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+    except (zipfile.BadZipFile, zipfile.LargeZipFile) as error:
+        raise ModelFileError(f"{path}: not a blekota model file or corrupted ({error})") from None
+    except (ValueError, EOFError, KeyError, NotImplementedError) as error:
+        raise ModelFileError(f"{path}: not a blekota model file or corrupted ({error})") from None
+    except OSError as error:
+        raise ModelFileError(f"{path}: cannot read ({error.strerror or error})") from None
+    if not isinstance(arrays, dict) or "meta" not in arrays:
+        raise ModelFileError(f"{path}: not a blekota model file (no blekota metadata)")
+    meta = _parse_meta(path, arrays.pop("meta"))
+    if checksum(arrays) != meta.get("checksum"):
+        raise ModelFileError(f"{path}: corrupted (the checksum of its arrays does not match)")
+    return _build(path, meta, arrays, threads)
+
+
+def _parse_meta(path: Path, raw: np.ndarray) -> dict:
+    try:
+        meta = json.loads(raw.astype(np.uint8).tobytes().decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        raise ModelFileError(f"{path}: corrupted (its metadata is not valid JSON)") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ModelFileError(f"{path}: not a blekota model file (unknown format)")
+    version = meta.get("version")
+    if not isinstance(version, int) or version < 1:
+        raise ModelFileError(f"{path}: corrupted (bad format version {version!r})")
+    if version > VERSION:
+        raise ModelFileError(
+            f"{path}: written by a newer blekota (file format {version}; this version reads "
+            f"up to {VERSION}); upgrade blekota to load it"
+        )
+    return meta
+
+
+def _build(path: Path, meta: dict, arrays: dict[str, np.ndarray], threads) -> ModelFile:
+    try:
+        arch = meta["architecture"]
+        hidden, layers, fs, dtype = arch["hidden"], arch["layers"], arch["fs"], arch["dtype"]
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype {dtype!r}")
+        state = {}
+        for key, shape in canonical_shapes(int(layers), int(hidden)).items():
+            value = arrays[f"model/{key}"]
+            if value.shape != shape:
+                raise ValueError(f"{key} has shape {value.shape}, expected {shape}")
+            state[key] = value
+        model = Model.from_state_dict(state, fs=fs, dtype=dtype, threads=threads)
+    except (KeyError, TypeError, ValueError, BlekotaError) as error:
+        raise ModelFileError(f"{path}: corrupted or inconsistent model ({error})") from None
+    info = meta.get("info") or {}
+    if not isinstance(info, dict):
+        raise ModelFileError(f"{path}: corrupted (info is not a mapping)")
+    model.info = info
+    train = {key[len("train/"):]: value for key, value in arrays.items() if key.startswith("train/")}
+    return ModelFile(model, info, train)
+
+
+def load(path: str | os.PathLike, threads: int | None = None) -> Model:
+    """Load a model saved by Model.save or a training checkpoint; model.info holds its history."""
+    return read(path, threads).model

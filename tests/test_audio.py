@@ -1,0 +1,72 @@
+import numpy as np
+import pytest
+import soundfile
+
+import blekota
+from blekota.audio import LAST_PLAYED, PlaybackError
+
+
+def tone(fs: int, seconds: float, channels: int = 1) -> np.ndarray:
+    t = np.arange(int(fs * seconds)) / fs
+    mono = 0.5 * np.sin(2 * np.pi * 440 * t)
+    return np.stack([mono] * channels, axis=1) if channels > 1 else mono
+
+
+@pytest.mark.parametrize("fmt", ["wav", "flac", "ogg"])
+def test_reads_formats_mixes_and_resamples(tmp_path, fmt):
+    path = tmp_path / f"tone.{fmt}"
+    soundfile.write(str(path), tone(44100, 0.5, channels=2), 44100)
+    y, fs = blekota.load_audio(path, fs=8000)
+    assert fs == 8000
+    assert y.dtype == np.float32
+    assert abs(y.size - 4000) <= 1
+    assert np.abs(y).max() <= 1.0
+    # a 440 Hz tone survives: its spectrum peaks at 440 Hz
+    spectrum = np.abs(np.fft.rfft(y[500:3500]))
+    peak_hz = np.argmax(spectrum) * 8000 / 3000
+    assert abs(peak_hz - 440) < 10
+
+
+def test_stereo_is_mixed_to_mono(tmp_path):
+    path = tmp_path / "lr.wav"
+    left = tone(8000, 0.1)
+    soundfile.write(str(path), np.stack([left, -left], axis=1), 8000)
+    y, _ = blekota.load_audio(path, fs=8000)
+    assert np.abs(y).max() < 1e-4
+
+
+def test_any_target_rate(tmp_path):
+    path = tmp_path / "t.wav"
+    soundfile.write(str(path), tone(8000, 1.0), 8000)
+    y, fs = blekota.load_audio(path, fs=16000)
+    assert fs == 16000 and abs(y.size - 16000) <= 1
+
+
+def test_save_wav_round_trip(tmp_path):
+    y = tone(8000, 0.2).astype(np.float32)
+    path = blekota.save_wav(tmp_path / "out.wav", y, 8000)
+    back, fs = blekota.load_audio(path, 8000)
+    assert fs == 8000
+    np.testing.assert_allclose(back, y, atol=1e-4)
+    assert [p.name for p in tmp_path.iterdir()] == ["out.wav"]  # no temporary file left
+
+
+def test_missing_and_non_audio_files_name_the_file(tmp_path):
+    with pytest.raises(blekota.AudioError, match="nothing.wav: no such file"):
+        blekota.load_audio(tmp_path / "nothing.wav")
+    junk = tmp_path / "junk.wav"
+    junk.write_bytes(b"this is not a sound" * 10)
+    with pytest.raises(blekota.AudioError, match="junk.wav: not a sound file"):
+        blekota.load_audio(junk)
+
+
+def test_play_without_sound_output_saves_last_played(tmp_path, monkeypatch):
+    """With no PortAudio or no device, play says so and writes last_played.wav."""
+    monkeypatch.chdir(tmp_path)
+    import sys
+
+    monkeypatch.setitem(sys.modules, "sounddevice", None)  # import fails as without PortAudio
+    with pytest.raises(PlaybackError, match="last_played.wav"):
+        blekota.play(tone(8000, 0.1), 8000)
+    y, _ = blekota.load_audio(tmp_path / LAST_PLAYED, 8000)
+    assert y.size == 800

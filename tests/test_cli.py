@@ -1,0 +1,117 @@
+"""The command line end to end, in a temporary directory."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import blekota
+from blekota.cli import main
+
+
+@pytest.fixture
+def sine_file(tmp_path):
+    t = np.arange(44100) / 44100
+    stereo = np.stack([0.5 * np.sin(2 * np.pi * 330 * t), 0.4 * np.sin(2 * np.pi * 331 * t)], axis=1)
+    import soundfile
+
+    path = tmp_path / "sine.wav"
+    soundfile.write(str(path), stereo, 44100)  # 44.1 kHz stereo, like a real recording
+    return path
+
+
+SMALL = ["--layers", "1", "--hidden", "16", "--seq-length", "20", "--batch-size", "4", "--threads", "1"]
+
+
+def test_train_sample_info(tmp_path, sine_file, capsys):
+    out = tmp_path / "models"
+    status = main(["train", str(sine_file), *SMALL, "--iterations", "60", "--checkpoint-every", "50",
+                   "--checkpoint-sound", "0.01", "--out-dir", str(out), "--seed", "1"])
+    assert status == 0
+    printed = capsys.readouterr().out
+    assert "iteration      50  loss" in printed
+    assert sorted(p.name for p in out.iterdir()) == ["sine_50.npz", "sine_50.wav", "sine_60.npz"]
+
+    wav = tmp_path / "gen.wav"
+    assert main(["sample", str(out / "sine_60.npz"), "-n", "400", "-o", str(wav), "--seed", "3"]) == 0
+    y, fs = blekota.load_audio(wav, 8000)
+    assert y.size == 400 and fs == 8000
+    assert main(["sample", str(out / "sine_60.npz"), "-n", "400", "-o", str(wav), "--seed", "3", "--force",
+                 "--hint", str(sine_file)]) == 0
+    hinted, _ = blekota.load_audio(wav, 8000)
+    assert not np.array_equal(hinted, y)
+
+    assert main(["info", str(out / "sine_60.npz")]) == 0
+    printed = capsys.readouterr().out
+    assert "1 GRU layers x 16 units" in printed and "60 iterations" in printed
+    assert str(sine_file) in printed and "8000 Hz" in printed
+
+
+def test_resume_continues_counting(tmp_path, sine_file, capsys):
+    assert main(["train", str(sine_file), *SMALL, "--iterations", "5", "--checkpoint-every", "0",
+                 "--out-dir", str(tmp_path)]) == 0
+    assert main(["train", "--resume", str(tmp_path / "sine_5.npz"), "--iterations", "3",
+                 "--out-dir", str(tmp_path), "--threads", "1"]) == 0
+    assert "resuming" in capsys.readouterr().out
+    assert blekota.load(tmp_path / "sine_8.npz").info["iterations"] == 8
+
+
+def test_sample_refuses_to_overwrite(tmp_path, capsys):
+    model = blekota.Model(hidden=8, layers=1).save(tmp_path / "m.npz")
+    existing = tmp_path / "keep.wav"
+    existing.write_bytes(b"precious")
+    assert main(["sample", str(model), "-n", "10", "-o", str(existing)]) == 2
+    assert "keep.wav: already exists" in capsys.readouterr().err
+    assert existing.read_bytes() == b"precious"
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["train", "missing.wav"], "missing.wav: no such file"),
+        (["sample", "missing.npz"], "missing.npz: no such file"),
+        (["info", "missing.npz"], "missing.npz: no such file"),
+        (["train", "--resume", "missing.npz"], "missing.npz: no such file"),
+    ],
+)
+def test_errors_are_one_line_with_status_2(tmp_path, monkeypatch, capsys, argv, message):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_bad_numbers_exit_2(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "x.wav", "--hidden", "-3"])
+    assert exit_info.value.code == 2
+    assert "positive integer" in capsys.readouterr().err
+
+
+def test_not_audio_is_one_line(tmp_path, capsys):
+    junk = tmp_path / "notes.txt"
+    junk.write_text("not a sound")
+    assert main(["train", str(junk), *SMALL, "--iterations", "1"]) == 2
+    assert "notes.txt: not a sound file" in capsys.readouterr().err
+
+
+def test_every_subcommand_has_help():
+    for command in ("train", "sample", "info", "demo"):
+        result = subprocess.run([sys.executable, "-m", "blekota", command, "--help"],
+                                capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        assert "usage:" in result.stdout
+    train_help = subprocess.run([sys.executable, "-m", "blekota", "train", "--help"],
+                                capture_output=True, text=True).stdout
+    assert "--seq-length" in train_help and "truncated BPTT" in train_help
+
+
+def test_demo_runs_briefly(tmp_path, capsys):
+    assert main(["demo", "--seconds", "2", "--out-dir", str(tmp_path / "d"), "--threads", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "loss before" in printed
+    names = {p.name for p in (tmp_path / "d").iterdir()}
+    assert {"demo_sound.wav", "demo_generated.wav"} <= names
+    generated, _ = blekota.load_audio(tmp_path / "d" / "demo_generated.wav", 8000)
+    assert generated.size == 24000 and np.abs(generated[4000:]).max() > 0.01

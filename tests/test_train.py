@@ -1,0 +1,106 @@
+import numpy as np
+import pytest
+
+import blekota
+from blekota.train import Trainer
+
+
+def wobbly_sine(n: int = 12000, fs: int = 8000) -> np.ndarray:
+    t = np.arange(n) / fs
+    return (0.6 * np.sin(2 * np.pi * 300 * t + 3 * np.sin(2 * np.pi * 2 * t))).astype(np.float32)
+
+
+def small_trainer(tmp_path, **kwargs) -> Trainer:
+    model = blekota.Model(hidden=32, layers=1, seed=0, dtype=kwargs.pop("dtype", "float32"), threads=1)
+    audio = kwargs.pop("audio", None)
+    options = dict(seq_length=20, batch_size=8, optimizer="adam", lr=3e-3, name="t",
+                   checkpoint_every=0, directory=tmp_path)
+    options.update(kwargs)
+    return Trainer(model, wobbly_sine() if audio is None else audio, **options)
+
+
+def test_training_lowers_the_loss(tmp_path):
+    reports = []
+    trainer = small_trainer(tmp_path, callback=reports.append, report_every=25)
+    result = trainer.train(300)
+    losses = [r.loss for r in reports if r.kind == "progress"]
+    assert losses[0] > 4.5  # starts near log(256) = 5.55
+    assert losses[-1] < losses[0] - 1.5, losses  # a clear drop
+    assert result.iterations == 300 and not result.interrupted
+    assert result.path == tmp_path / "t_300.npz" and result.path.exists()
+
+
+@pytest.mark.parametrize("optimizer", ["rmsprop", "adagrad", "adam"])
+def test_every_optimizer_learns(tmp_path, optimizer):
+    trainer = small_trainer(tmp_path, optimizer=optimizer, lr=1e-2 if optimizer == "adagrad" else 3e-3)
+    first = trainer.step()
+    for _ in range(80):
+        last = trainer.step()
+    assert last < first - 0.5
+
+
+def test_windows_continue_and_epochs_reset(tmp_path):
+    audio = np.linspace(-0.9, 0.9, 8 * 61, dtype=np.float32)
+    trainer = small_trainer(tmp_path, audio=audio, seq_length=20)
+    assert trainer.streams.shape == (8, 61)
+    windows = [trainer._next_window()]
+    trainer.step()
+    windows.append(trainer._next_window())
+    np.testing.assert_array_equal(windows[0][-1], windows[1][0])  # next window continues
+    assert trainer.epoch == 0
+    trainer.step()
+    trainer.step()  # 3 windows of 20 steps fit in 61 samples
+    assert trainer.position == 60 and trainer.epoch == 0
+    trainer.step()
+    assert trainer.epoch == 1 and trainer.position == 20
+
+
+def test_too_short_audio_says_the_minimum(tmp_path):
+    with pytest.raises(blekota.AudioError, match=r"too short.*need at least 168.*0.02 s"):
+        small_trainer(tmp_path, audio=np.zeros(100, np.float32))
+
+
+def test_checkpoints_and_final_model(tmp_path):
+    trainer = small_trainer(tmp_path, checkpoint_every=4, checkpoint_sound=100)
+    trainer.train(10)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["t_10.npz", "t_4.npz", "t_4.wav", "t_8.npz", "t_8.wav"]
+    assert blekota.load(tmp_path / "t_10.npz").info["iterations"] == 10
+
+
+def test_interrupt_from_callback_leaves_consistent_model(tmp_path):
+    def stop_at_7(report):
+        if report.kind == "progress" and report.iteration == 7:
+            raise KeyboardInterrupt
+
+    trainer = small_trainer(tmp_path, callback=stop_at_7, report_every=1)
+    result = trainer.train(100)
+    assert result.interrupted and result.iterations == 7
+    loaded = blekota.load(result.path)
+    assert result.path.name == "t_7.npz"
+    np.testing.assert_array_equal(loaded.params, trainer.model.params)
+    # the saved model continues exactly like the in-memory one
+    resumed = Trainer.from_checkpoint(result.path, audio=wobbly_sine(), threads=1)
+    assert resumed.iteration == 7
+    assert resumed.step() == pytest.approx(trainer.step(), rel=1e-6)
+
+
+def test_resume_keeps_optimizer_state_and_position(tmp_path):
+    trainer = small_trainer(tmp_path, dtype="float64", optimizer="rmsprop")
+    trainer.train(5)
+    resumed = Trainer.from_checkpoint(tmp_path / "t_5.npz", audio=wobbly_sine(), threads=1)
+    np.testing.assert_array_equal(resumed.optimizer.m, trainer.optimizer.m)
+    assert resumed.position == trainer.position and resumed.iteration == 5
+    np.testing.assert_array_equal(resumed.h, trainer.h)
+    for _ in range(3):
+        assert resumed.step() == trainer.step()
+    np.testing.assert_array_equal(resumed.model.params, trainer.model.params)
+
+
+def test_training_from_a_file_records_it(tmp_path):
+    path = blekota.save_wav(tmp_path / "sine.wav", wobbly_sine(), 8000)
+    trainer = small_trainer(tmp_path, audio=str(path))
+    trainer.train(2)
+    info = blekota.load(tmp_path / "t_2.npz").info
+    assert info["training_files"] == [str(path)]
+    assert info["trainer"]["seq_length"] == 20
