@@ -1,0 +1,186 @@
+"""Training data: sounds as uint8 mu-law levels, held-out tails, and the windows training reads.
+
+A dataset is one or more sounds (files, a directory, a glob, or a float array), each mixed to mono,
+resampled to the model's rate and quantized one file at a time, so only one byte per sample of
+the whole collection stays in memory. The last `val_fraction` of every sound is held out for
+validation and never trained on.
+
+Training windows never span two sounds: each sound's training part is cut into windows of T+1
+levels (consecutive windows share one level, so T predictions each), the windows of all sounds are
+laid end to end and dealt into B streams of equal length. Each iteration trains on the next window
+of every stream; the hidden state a stream carries is reset to zero where its next window starts a
+different sound (and at the start of each epoch). Up to B-1 windows at the very end are left out.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .audio import load_audio
+from .errors import AudioError, ConfigError
+from .mulaw import quantize
+
+QUANTIZE_CHUNK = 1 << 20
+GLOB_CHARS = frozenset("*?[")
+AUDIO_SUFFIXES = frozenset(
+    ".wav .flac .ogg .oga .opus .mp3 .aif .aiff .aifc .au .snd .caf .w64 .rf64".split()
+)
+
+
+def audio_paths(audio: str | os.PathLike | list) -> list[Path]:
+    """The sound files named by a path, a directory (its audio files, sorted), a glob string
+    (its matches, sorted) or a list of those, in order."""
+    if isinstance(audio, (list, tuple)):
+        return [path for item in audio for path in audio_paths(item)]
+    if not isinstance(audio, (str, os.PathLike)):
+        raise AudioError(f"training audio must be a path, directory, glob, list or float array, got {type(audio).__name__}")
+    path = Path(audio)
+    if path.is_dir():
+        found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+        if not found:
+            raise AudioError(f"{path}: directory holds no sound files")
+        return found
+    if not path.exists() and GLOB_CHARS & set(str(audio)):
+        found = sorted(Path(p) for p in glob.glob(str(audio)) if Path(p).is_file())
+        if not found:
+            raise AudioError(f"{audio}: no files match")
+        return found
+    return [path]
+
+
+def quantize_chunked(samples: np.ndarray) -> np.ndarray:
+    """quantize() in chunks, so no float64 copy of a long sound is ever made."""
+    levels = np.empty(samples.size, np.uint8)
+    for start in range(0, samples.size, QUANTIZE_CHUNK):
+        levels[start : start + QUANTIZE_CHUNK] = quantize(samples[start : start + QUANTIZE_CHUNK])
+    return levels
+
+
+def held_out(size: int, val_fraction: float) -> int:
+    """Levels held out at the end of a sound of `size` levels."""
+    return int(val_fraction * size)
+
+
+@dataclass
+class Dataset:
+    """The levels of one or more sounds end to end: sound i is levels[offsets[i]:offsets[i+1]].
+
+    levels: uint8 (n,); offsets: int64 (sounds + 1,); files: the file names (empty for an array).
+    """
+
+    levels: np.ndarray
+    offsets: np.ndarray
+    files: list[str]
+
+    @classmethod
+    def load(cls, audio, fs: int) -> Dataset:
+        """Read audio (see audio_paths, or a 1-D float array at fs) as levels at fs Hz."""
+        if isinstance(audio, (str, os.PathLike, list, tuple)):
+            paths = audio_paths(audio)
+            if not paths:
+                raise AudioError("no training sound given")
+            parts = []
+            for path in paths:
+                samples, _ = load_audio(path, fs)
+                parts.append(quantize_chunked(samples))
+                del samples
+            files = [str(path) for path in paths]
+        else:
+            samples = np.asarray(audio)
+            if samples.ndim != 1 or not np.issubdtype(samples.dtype, np.number):
+                raise AudioError(f"training audio must be a path or a 1-D float array, got shape {samples.shape}")
+            if not np.isfinite(samples).all():
+                raise AudioError("training audio contains NaN or infinite samples")
+            parts, files = [quantize_chunked(samples)], []
+        offsets = np.concatenate([[0], np.cumsum([part.size for part in parts])]).astype(np.int64)
+        return cls(np.concatenate(parts), offsets, files)
+
+    @property
+    def sizes(self) -> list[int]:
+        """Levels per sound."""
+        return np.diff(self.offsets).tolist()
+
+    def sha256(self) -> str:
+        """A fingerprint of the levels and where each sound starts."""
+        digest = hashlib.sha256(self.offsets.tobytes())
+        digest.update(self.levels.tobytes())
+        return digest.hexdigest()
+
+    def split(self, val_fraction: float) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """(training, validation) ranges [start, stop) of levels: the last val_fraction of each
+        sound (rounded down) is held out."""
+        if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0 <= val_fraction < 1:
+            raise ConfigError(f"val_fraction must be a number in [0, 1), got {val_fraction!r}")
+        train, val = [], []
+        for start, stop in zip(self.offsets[:-1].tolist(), self.offsets[1:].tolist()):
+            cut = stop - held_out(stop - start, val_fraction)
+            train.append((start, cut))
+            if cut < stop:
+                val.append((cut, stop))
+        return train, val
+
+
+class WindowLayout:
+    """Training windows of T+1 levels from the ranges, dealt into B streams of S windows each.
+
+    starts: int64 (B, S) start of each window in the levels; reset: bool (B, S), True where a
+    stream's window does not continue the one before it (the hidden state must be zeroed).
+    """
+
+    def __init__(self, ranges: list[tuple[int, int]], seq_length: int, batch_size: int):
+        T, B = seq_length, batch_size
+        starts = np.concatenate(
+            [np.arange(start, stop - T, T, dtype=np.int64) for start, stop in ranges] or [np.empty(0, np.int64)]
+        )
+        per_stream = starts.size // B
+        if per_stream == 0:
+            raise ValueError(f"{starts.size} windows for {B} streams")
+        self.seq_length = T
+        self.starts = starts[: B * per_stream].reshape(B, per_stream)
+        self.reset = np.ones(self.starts.shape, bool)
+        self.reset[:, 1:] = self.starts[:, 1:] != self.starts[:, :-1] + T
+
+    @property
+    def windows_per_stream(self) -> int:
+        return self.starts.shape[1]
+
+    @property
+    def samples(self) -> int:
+        """Levels predicted in one epoch."""
+        return self.starts.size * self.seq_length
+
+    def window(self, levels: np.ndarray, position: int) -> np.ndarray:
+        """The (T+1, B) uint8 levels of window `position` of every stream."""
+        steps = np.arange(self.seq_length + 1, dtype=np.int64)[:, None]
+        return levels[self.starts[:, position][None, :] + steps]
+
+
+def validation_pieces(
+    ranges: list[tuple[int, int]], streams: int, min_length: int
+) -> tuple[np.ndarray, int, list[tuple[int, int, int]]]:
+    """Cut held-out ranges into pieces for batched evaluation.
+
+    Returns (starts, L, rest). starts: int64 (P,), the first level of each full piece of L
+    predictions (L + 1 levels), evaluated side by side from a zero state. L is at least min_length
+    and large enough for about `streams` full pieces. rest: the shorter end of each range as
+    (start, stop, piece), where piece is the full piece it continues (its state carries on) or -1.
+    Every held-out prediction is in exactly one piece.
+    """
+    predictions = sum(max(stop - start - 1, 0) for start, stop in ranges)
+    L = max(min_length, -(-predictions // streams), 1)
+    starts, rest = [], []
+    for start, stop in ranges:
+        n = stop - start - 1
+        if n < 1:
+            continue
+        full = n // L
+        starts.extend(start + k * L for k in range(full))
+        if n % L:
+            rest.append((start + full * L, stop, len(starts) - 1 if full else -1))
+    return np.array(starts, dtype=np.int64), L, rest

@@ -1,0 +1,124 @@
+"""Learning-rate schedules: they change the optimizer's lr, which is what every update uses.
+
+A schedule sees two events: after_step (the iteration count just reached) and observe (a scheduled
+validation loss, nats per sample). Each returns the lr to use from then on. Schedules keep only
+small JSON-serializable state, so a resumed run makes exactly the decisions the first would have.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .errors import ConfigError
+
+
+def _positive(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+        raise ConfigError(f"{name} must be a number > 0, got {value!r}")
+    return float(value)
+
+
+def _factor(value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise ConfigError(f"lr factor must be a number in (0, 1), got {value!r}")
+    return float(value)
+
+
+class Schedule:
+    """The constant schedule (the base class): the lr never changes."""
+
+    name = "constant"
+
+    def after_step(self, iteration: int, lr: float) -> float:
+        """The lr after the update that made `iteration` iterations."""
+        return lr
+
+    def observe(self, val_loss: float, lr: float) -> float:
+        """The lr after a scheduled validation gave val_loss (nats per sample)."""
+        return lr
+
+    def state_dict(self) -> dict:
+        """Name, options and state as plain JSON values; make_schedule(**state) rebuilds it."""
+        return {"name": self.name}
+
+
+Constant = Schedule
+
+
+class Step(Schedule):
+    """Multiply the lr by `factor` every `every` iterations."""
+
+    name = "step"
+
+    def __init__(self, every: int = 1000, factor: float = 0.5):
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ConfigError(f"step schedule: every must be an integer >= 1, got {every!r}")
+        self.every = every
+        self.factor = _factor(factor)
+
+    def after_step(self, iteration: int, lr: float) -> float:
+        return lr * self.factor if iteration % self.every == 0 else lr
+
+    def state_dict(self) -> dict:
+        return {"name": self.name, "every": self.every, "factor": self.factor}
+
+
+class Plateau(Schedule):
+    """Reduce on plateau: when `patience` validations in a row have not improved on the best loss
+    by more than `threshold` (relative), multiply the lr by `factor`, but not below min_lr.
+
+    After a reduction the count starts again, so the next one needs patience + 1 more
+    validations without improvement.
+    """
+
+    name = "plateau"
+
+    def __init__(
+        self,
+        factor: float = 0.5,
+        patience: int = 3,
+        min_lr: float = 1e-5,
+        threshold: float = 1e-4,
+        best: float | None = None,
+        bad: int = 0,
+    ):
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
+            raise ConfigError(f"patience must be an integer >= 0, got {patience!r}")
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold < 1:
+            raise ConfigError(f"threshold must be a number in [0, 1), got {threshold!r}")
+        self.factor = _factor(factor)
+        self.patience = patience
+        self.min_lr = _positive("min_lr", min_lr)
+        self.threshold = float(threshold)
+        self.best = None if best is None else float(best)
+        self.bad = int(bad)
+
+    def observe(self, val_loss: float, lr: float) -> float:
+        if self.best is None or val_loss < self.best * (1.0 - self.threshold):
+            self.best = float(val_loss)
+            self.bad = 0
+            return lr
+        self.bad += 1
+        if self.bad > self.patience:
+            self.bad = 0
+            return max(lr * self.factor, min(lr, self.min_lr))
+        return lr
+
+    def state_dict(self) -> dict:
+        return {
+            "name": self.name, "factor": self.factor, "patience": self.patience,
+            "min_lr": self.min_lr, "threshold": self.threshold, "best": self.best, "bad": self.bad,
+        }
+
+
+SCHEDULES = {cls.name: cls for cls in (Schedule, Step, Plateau)}
+
+
+def make_schedule(name: str = "constant", **options) -> Schedule:
+    """A schedule by name ("constant", "step" or "plateau") with its options (see each class)."""
+    if name not in SCHEDULES:
+        raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}, got {name!r}")
+    try:
+        return SCHEDULES[name](**options)
+    except TypeError as error:
+        raise ConfigError(f"{name} schedule: {error}") from None

@@ -1,0 +1,50 @@
+"""The machine-readable training log NAME.log.jsonl: one JSON object per line, appended as
+training goes, with exactly the keys
+
+    {"iteration": int, "time": float, "train_loss": float | null, "val_loss": float | null, "lr": float}
+
+iteration: iterations done so far (counting earlier runs of a resumed model); time: seconds since
+this training run started; train_loss: mean nats per sample since the previous line that had one
+(null when the line only reports a validation); val_loss: nats per sample on the held-out part
+(null when not validated at this iteration); lr: the learning rate from this iteration on.
+Non-finite losses are written as null.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+KEYS = ("iteration", "time", "train_loss", "val_loss", "lr")
+
+
+def _number(value: float | None) -> float | None:
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+def format_line(iteration: int, time: float, train_loss: float | None, val_loss: float | None, lr: float) -> str:
+    """One log line (with its newline)."""
+    record = {
+        "iteration": int(iteration), "time": round(float(time), 3), "train_loss": _number(train_loss),
+        "val_loss": _number(val_loss), "lr": float(lr),
+    }
+    return json.dumps(record) + "\n"
+
+
+def append(path: str | os.PathLike, line: str) -> None:
+    """Append a line to the log and flush it to the OS, so a crash loses at most this line."""
+    with open(path, "a", encoding="utf-8") as log:
+        log.write(line)
+
+
+def read_log(path: str | os.PathLike) -> list[dict]:
+    """The records of a log file; a last line cut short by a crash is skipped."""
+    records = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            continue
+    return records
