@@ -1,12 +1,14 @@
 """blekota: learn how a sound continues and generate new sound from it, sample by sample."""
 
-from . import mulaw, reference
+from . import mulaw, reference, trainlog
 from .audio import PlaybackError, load_audio, play, save_wav
+from .dataset import Dataset
 from .demo import demo_sound
 from .errors import AudioError, BlekotaError, ConfigError, ModelFileError
 from .model import Model
 from .modelfile import load
 from .optim import Adagrad, Adam, RMSprop, make_optimizer
+from .schedule import Constant, Plateau, Schedule, Step, make_schedule
 from .train import Progress, Trainer, TrainResult
 
 __all__ = [
@@ -15,20 +17,27 @@ __all__ = [
     "AudioError",
     "BlekotaError",
     "ConfigError",
+    "Constant",
+    "Dataset",
     "Model",
     "ModelFileError",
     "PlaybackError",
+    "Plateau",
     "Progress",
     "RMSprop",
+    "Schedule",
+    "Step",
     "TrainResult",
     "Trainer",
     "demo_sound",
     "load",
     "load_audio",
     "make_optimizer",
+    "make_schedule",
     "mulaw",
     "play",
     "reference",
     "save_wav",
+    "trainlog",
 ]
 __version__ = "0.1.0"

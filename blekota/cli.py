@@ -13,11 +13,13 @@ from pathlib import Path
 import numpy as np
 
 from . import modelfile
+from . import schedule as blekota_schedule
 from .audio import PlaybackError, load_audio, play, save_wav
+from .console import NORMAL, QUIET, VERBOSE, TrainingDisplay, print_progress
 from .demo import demo_sound
 from .errors import BlekotaError
 from .model import Model
-from .train import Progress, Trainer
+from .train import VAL_EVERY, VAL_FRACTION, Trainer
 
 HYPERPARAMETERS = """\
 hyperparameters:
@@ -34,6 +36,16 @@ hyperparameters:
   --optimizer    rmsprop (decay 0.9, as the original), adagrad or adam; gradients are
                  clipped to [-5, 5] element-wise.
   --fs           sample rate in Hz the model hears and speaks; training audio is resampled.
+
+data and schedule:
+  FILE           sound files, directories (their sound files, sorted) or quoted globs. Each
+                 sound is mixed to mono, resampled to --fs and quantized; windows never span
+                 two sounds. The last --val-fraction of every sound is held out for validation.
+  --schedule     constant; step (lr times --lr-factor every --lr-every iterations); plateau
+                 (lr times --lr-factor after --patience validations without improvement, down
+                 to --min-lr), which is halving the learning rate by hand, done for you.
+files written (in --out-dir): NAME_N.npz checkpoints, NAME_best.npz (lowest validation loss),
+NAME.log.jsonl (one JSON line per report: iteration, time, train_loss, val_loss, lr).
 """
 
 
@@ -54,6 +66,16 @@ def non_negative_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
     return value
 
 
@@ -116,13 +138,24 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a model on a sound file (any format libsndfile reads, any rate).",
         epilog=HYPERPARAMETERS, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    train.add_argument("files", nargs="*", metavar="FILE", help="the sound to learn")
+    train.add_argument("files", nargs="*", metavar="FILE", help="the sounds to learn: files, directories or globs")
     train.add_argument("--model-name", default=None, help="prefix of the files written (default: the sound's name)")
     train.add_argument("--iterations", type=non_negative_int, default=10000, help="iterations to run (default 10000)")
     train.add_argument("--resume", metavar="MODEL", default=None, help="continue training this model file exactly where it stopped")
     train.add_argument("--checkpoint-every", type=non_negative_int, default=1000, help="save NAME_N.npz every N iterations (0: only at the end; default 1000)")
     train.add_argument("--checkpoint-sound", type=non_negative_float, default=1.0, help="seconds of sound generated as NAME_N.wav at each checkpoint (0: none; default 1)")
     train.add_argument("--out-dir", default=".", help="where models and sounds are written (default: here)")
+    train.add_argument("--keep", type=non_negative_int, default=None, help="keep only the newest K NAME_N.npz checkpoints (default 0: all; NAME_best is always kept)")
+    train.add_argument("--val-fraction", type=fraction, default=None, help=f"tail of every sound held out for validation (0: none; default {VAL_FRACTION})")
+    train.add_argument("--val-every", type=non_negative_int, default=None, help=f"validate every N iterations and at the end (0: only at the end; default {VAL_EVERY})")
+    train.add_argument("--schedule", choices=("constant", "step", "plateau"), default=None, help="learning-rate schedule (default constant)")
+    train.add_argument("--lr-factor", type=fraction, default=0.5, help="step and plateau: multiply the lr by this (default 0.5)")
+    train.add_argument("--lr-every", type=positive_int, default=1000, help="step: iterations between reductions (default 1000)")
+    train.add_argument("--patience", type=non_negative_int, default=3, help="plateau: validations without improvement tolerated (default 3)")
+    train.add_argument("--min-lr", type=positive_float, default=1e-5, help="plateau: lowest learning rate (default 1e-5)")
+    shown = train.add_mutually_exclusive_group()
+    shown.add_argument("-q", "--quiet", action="store_true", help="print only warnings and errors")
+    shown.add_argument("-v", "--verbose", action="store_true", help="print every report as a line, with the learning rate")
     add_model_arguments(train)
     add_threads_argument(train)
 
@@ -154,58 +187,72 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def print_progress(report: Progress) -> None:
-    """The CLI's view of training: one line per report."""
-    if report.kind == "progress":
-        loss = f"{report.loss:.4f}" if report.loss is not None else "-"
-        print(
-            f"iteration {report.iteration:>7}  loss {loss} nats/sample  epoch {report.epoch}  "
-            f"{report.samples_per_s:,.0f} samples/s  {report.elapsed_s:,.0f} s",
-            flush=True,
-        )
-    elif report.kind == "checkpoint":
-        print(f"wrote {report.path}", flush=True)
-    else:
-        state = "stopped" if report.kind == "interrupted" else "done"
-        print(f"{state} after {report.iteration} iterations; saved {report.path}", flush=True)
+def default_name(files: list[str]) -> str:
+    """The model name for these FILE arguments: the sound's or the directory's name."""
+    first = Path(files[0])
+    if any(char in files[0] for char in "*?[") and not first.exists():
+        first = first.parent
+    if first.is_dir() or first != Path(files[0]):
+        return first.resolve().name or "model"
+    return first.stem
+
+
+def schedule_option(args):
+    """The --schedule choice with its options, or None when not given."""
+    if args.schedule == "step":
+        return blekota_schedule.Step(every=args.lr_every, factor=args.lr_factor)
+    if args.schedule == "plateau":
+        return blekota_schedule.Plateau(factor=args.lr_factor, patience=args.patience, min_lr=args.min_lr)
+    return args.schedule
 
 
 def command_train(args) -> int:
-    sound = args.files[0] if args.files else None
-    if len(args.files) > 1:
-        raise BlekotaError("train takes one sound file")
-    options = dict(
-        checkpoint_every=args.checkpoint_every,
-        directory=args.out_dir,
-        callback=print_progress,
-    )
+    verbosity = QUIET if args.quiet else VERBOSE if args.verbose else NORMAL
+    bar = sys.stdout.isatty() and not args.verbose
+    display = TrainingDisplay(args.iterations, bar=bar, verbosity=verbosity)
+    options = dict(checkpoint_every=args.checkpoint_every, directory=args.out_dir, callback=display,
+                   report_steps=bar)
+    given = dict(keep=args.keep, val_fraction=args.val_fraction, val_every=args.val_every,
+                 schedule=schedule_option(args))
+    options.update({key: value for key, value in given.items() if value is not None})
+    say = print if verbosity > QUIET else (lambda *_, **__: None)
     if args.resume:
         if args.model_name:
             options["name"] = args.model_name
-        trainer = Trainer.from_checkpoint(args.resume, audio=sound, threads=args.threads, **options)
+        trainer = Trainer.from_checkpoint(args.resume, audio=args.files or None, threads=args.threads, **options)
         trainer.checkpoint_sound = int(args.checkpoint_sound * trainer.model.fs)
-        print(f"resuming {args.resume} at iteration {trainer.iteration}", flush=True)
+        where = "" if trainer.continues_data else " (data or its layout changed: starting at the beginning of the data)"
+        say(f"resuming {args.resume} at iteration {trainer.iteration}{where}", flush=True)
     else:
-        if sound is None:
+        if not args.files:
             raise BlekotaError("train needs a sound FILE (or --resume MODEL)")
         model = Model(
             hidden=args.hidden, layers=args.layers, fs=args.fs, dtype=args.dtype,
             seed=args.seed, threads=args.threads,
         )
         trainer = Trainer(
-            model, sound, seq_length=args.seq_length, batch_size=args.batch_size,
+            model, args.files, seq_length=args.seq_length, batch_size=args.batch_size,
             optimizer=args.optimizer, lr=args.alpha,
-            name=args.model_name or Path(sound).stem,
+            name=args.model_name or default_name(args.files),
             checkpoint_sound=int(args.checkpoint_sound * args.fs), seed=args.seed, **options,
         )
     model = trainer.model
-    print(
+    fs = model.fs
+    files = trainer.files
+    what = files[0] if len(files) == 1 else f"{len(files)} sounds" if files else "audio"
+    say(
         f"training {model.layers}x{model.hidden} GRU ({model.n_params:,} parameters, "
-        f"{model.dtype.name}, {model.fs} Hz) on {', '.join(trainer.files) or 'audio'}: "
-        f"{trainer.streams.size / model.fs:.1f} s of sound in {trainer.batch_size} streams",
+        f"{model.dtype.name}, {fs} Hz) on {what}: {trainer.layout.samples / fs:.1f} s of sound in "
+        f"{trainer.batch_size} streams, {trainer.val_samples / fs:.1f} s held out; log {trainer.log_path()}",
         flush=True,
     )
-    trainer.train(args.iterations)
+    if verbosity >= VERBOSE:
+        for name, size in zip(files, trainer.data.sizes):
+            print(f"  {name}: {size / fs:.1f} s", flush=True)
+    try:
+        trainer.train(args.iterations)
+    finally:
+        display.close()
     return 0
 
 
@@ -251,6 +298,13 @@ def command_info(args) -> int:
             f"loss:        first {losses[0]:.4f}, last {losses[-1]:.4f}, best {losses.min():.4f} "
             f"nats/sample ({len(history)} reports)"
         )
+    val_history = info.get("val_history") or []
+    if val_history:
+        best = info.get("best_val_loss")
+        print(
+            f"validation:  last {val_history[-1][1]:.4f} at iteration {val_history[-1][0]}, best "
+            f"{best if best is None else format(best, '.4f')} nats/sample ({len(val_history)} evaluations)"
+        )
     return 0
 
 
@@ -266,15 +320,14 @@ def command_demo(args) -> int:
         model, sound, seq_length=100, batch_size=32, optimizer="adam", lr=3e-3, name="demo",
         checkpoint_every=0, directory=out, callback=print_progress, seed=0,
     )
-    probe = np.ascontiguousarray(trainer.streams[:, : 8 * trainer.seq_length + 1].T)
-    before = model.window(probe)[0]
+    before = trainer.validation_loss()
     print(f"training a {model.layers}x{model.hidden} GRU for {args.seconds:.0f} s; loss before: {before:.4f} nats/sample", flush=True)
     result = trainer.train(10**9, max_seconds=args.seconds)
-    after = model.window(probe)[0]
+    after = trainer.validation_loss()
     generated = model.sample(3 * fs, seed=0, hint=sound[: fs // 2])
     generated_path = save_wav(out / "demo_generated.wav", generated, fs)
     rms = float(np.sqrt(np.mean(generated[fs // 2 :] ** 2)))
-    print(f"loss before: {before:.4f}, after {result.iterations} iterations: {after:.4f} nats/sample")
+    print(f"held-out loss before: {before:.4f}, after {result.iterations} iterations: {after:.4f} nats/sample")
     print(f"wrote {result.path} (the model) and {generated_path}: 3 s, the first 0.5 s from the "
           f"training sound, the rest generated (RMS {rms:.3f})")
     return 0

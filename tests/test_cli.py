@@ -31,7 +31,8 @@ def test_train_sample_info(tmp_path, sine_file, capsys):
     assert status == 0
     printed = capsys.readouterr().out
     assert "iteration      50  loss" in printed
-    assert sorted(p.name for p in out.iterdir()) == ["sine_50.npz", "sine_50.wav", "sine_60.npz"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "sine.log.jsonl", "sine_50.npz", "sine_50.wav", "sine_60.npz", "sine_best.npz"]
 
     wav = tmp_path / "gen.wav"
     assert main(["sample", str(out / "sine_60.npz"), "-n", "400", "-o", str(wav), "--seed", "3"]) == 0

@@ -41,22 +41,22 @@ def test_every_optimizer_learns(tmp_path, optimizer):
 
 def test_windows_continue_and_epochs_reset(tmp_path):
     audio = np.linspace(-0.9, 0.9, 8 * 61, dtype=np.float32)
-    trainer = small_trainer(tmp_path, audio=audio, seq_length=20)
-    assert trainer.streams.shape == (8, 61)
+    trainer = small_trainer(tmp_path, audio=audio, seq_length=20, val_fraction=0)
+    assert trainer.layout.starts.shape == (8, 3)  # (488 - 1) // 20 = 24 windows in 8 streams
     windows = [trainer._next_window()]
     trainer.step()
     windows.append(trainer._next_window())
     np.testing.assert_array_equal(windows[0][-1], windows[1][0])  # next window continues
     assert trainer.epoch == 0
     trainer.step()
-    trainer.step()  # 3 windows of 20 steps fit in 61 samples
-    assert trainer.position == 60 and trainer.epoch == 0
     trainer.step()
-    assert trainer.epoch == 1 and trainer.position == 20
+    assert trainer.position == 3 and trainer.epoch == 0
+    trainer.step()
+    assert trainer.epoch == 1 and trainer.position == 1
 
 
 def test_too_short_audio_says_the_minimum(tmp_path):
-    with pytest.raises(blekota.AudioError, match=r"too short.*need at least 168.*0.02 s"):
+    with pytest.raises(blekota.AudioError, match=r"too short.*needs at least 169 samples \(0.02 s"):
         small_trainer(tmp_path, audio=np.zeros(100, np.float32))
 
 
@@ -64,7 +64,7 @@ def test_checkpoints_and_final_model(tmp_path):
     trainer = small_trainer(tmp_path, checkpoint_every=4, checkpoint_sound=100)
     trainer.train(10)
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["t_10.npz", "t_4.npz", "t_4.wav", "t_8.npz", "t_8.wav"]
+    assert names == ["t.log.jsonl", "t_10.npz", "t_4.npz", "t_4.wav", "t_8.npz", "t_8.wav", "t_best.npz"]
     assert blekota.load(tmp_path / "t_10.npz").info["iterations"] == 10
 
 

@@ -1,0 +1,102 @@
+"""How training looks on a terminal: a tqdm progress bar, or plain lines when output is not a
+terminal. Both are Trainer callbacks; warnings go to stderr."""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from tqdm import tqdm
+
+from .train import Progress
+
+QUIET, NORMAL, VERBOSE = 0, 1, 2
+
+
+def _loss(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def describe(report: Progress, verbosity: int = NORMAL) -> str | None:
+    """The line shown for a report at this verbosity (None: nothing to show)."""
+    if report.kind == "warning":
+        return f"warning: {report.message}"
+    if verbosity <= QUIET or report.kind == "step":
+        return None
+    if report.kind == "progress":
+        val = f"  val {report.val_loss:.4f}" if report.val_loss is not None else ""
+        detail = f"  lr {report.lr:.3g}" if verbosity >= VERBOSE else ""
+        return (
+            f"iteration {report.iteration:>7}  loss {_loss(report.loss)} nats/sample{val}  epoch "
+            f"{report.epoch}  {report.samples_per_s:,.0f} samples/s  {report.elapsed_s:,.0f} s{detail}"
+        )
+    if report.kind == "validation":
+        return (
+            f"validation at {report.iteration}: {report.val_loss:.4f} nats/sample "
+            f"({report.val_bits:.3f} bits/sample), best {_loss(report.best_val_loss)}"
+        )
+    if report.kind == "checkpoint":
+        return f"wrote {report.path}"
+    if report.kind == "note":
+        return report.message
+    state = "stopped" if report.kind == "interrupted" else "done"
+    return f"{state} after {report.iteration} iterations; saved {report.path}"
+
+
+def print_progress(report: Progress) -> None:
+    """Plain lines at normal verbosity (warnings on stderr)."""
+    line = describe(report)
+    if line is not None:
+        print(line, file=sys.stderr if report.kind == "warning" else sys.stdout, flush=True)
+
+
+class TrainingDisplay:
+    """A Trainer callback. bar: a tqdm bar over `iterations` (pass report_steps=True to the
+    Trainer so it moves every iteration) with messages printed above it; otherwise plain lines.
+    verbosity: QUIET (warnings only), NORMAL or VERBOSE (also the lr on every line)."""
+
+    def __init__(self, iterations: int, bar: bool, verbosity: int = NORMAL, file: TextIO | None = None):
+        self.verbosity = verbosity
+        self.file = file or sys.stdout
+        self.bar = None
+        self.loss: float | None = None
+        if bar and verbosity > QUIET:
+            self.bar = tqdm(
+                total=iterations, unit="it", file=self.file, dynamic_ncols=True,
+                bar_format="{percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}] {postfix}",
+            )
+
+    def __call__(self, report: Progress) -> None:
+        if self.bar is not None and report.kind in ("step", "progress"):
+            self._update_bar(report)
+            if report.kind == "step" or self.verbosity < VERBOSE:
+                return
+        line = describe(report, self.verbosity)
+        if line is None:
+            return
+        if report.kind == "warning":
+            print(line, file=sys.stderr, flush=True)
+        elif self.bar is not None:
+            self.bar.write(line, file=self.file)
+        else:
+            print(line, file=self.file, flush=True)
+        if report.kind in ("done", "interrupted"):
+            self.close()
+
+    def _update_bar(self, report: Progress) -> None:
+        if report.kind == "progress":
+            self.loss = report.loss
+        done = self.bar.total - report.iterations_left
+        val = f" val {report.val_loss:.4f}" if report.val_loss is not None else ""
+        self.bar.set_postfix_str(
+            f"iteration {report.iteration} loss {_loss(self.loss if self.loss is not None else report.loss)}{val} lr {report.lr:.3g} "
+            f"{report.samples_per_s:,.0f} samples/s",
+            refresh=False,
+        )
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        """Finish the bar (idempotent)."""
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
