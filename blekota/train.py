@@ -266,6 +266,7 @@ class Trainer:
         window_losses: list[float] = []
         self._stop = False
         interrupted = False
+        pending_loss = None
         with self._deferred_interrupts():
             try:
                 while self._done < iterations and not self._stop:
@@ -286,13 +287,16 @@ class Trainer:
                     val_loss = None
                     if self.val_every and self.val_samples and self.iteration % self.val_every == 0:
                         val_loss = self._validate(scheduled=True)
-                    self._log(train_loss, val_loss)
+                    if self._done == iterations and val_loss is None:
+                        pending_loss = train_loss  # logged with the final validation
+                    else:
+                        self._log(train_loss, val_loss)
                     if self.checkpoint_every and self.iteration % self.checkpoint_every == 0:
                         self._save_checkpoint()
             except KeyboardInterrupt:
                 interrupted = True
             interrupted = interrupted or self._stop
-            train_loss = self._record_loss(window_losses) if window_losses else None
+            train_loss = self._record_loss(window_losses) if window_losses else pending_loss
             val_loss = None
             validated = self.val_history and self.val_history[-1][0] == self.iteration
             if self.val_samples and not interrupted and not validated:
