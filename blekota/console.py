@@ -36,7 +36,8 @@ def describe(report: Progress, verbosity: int = NORMAL) -> str | None:
             f"({report.val_bits:.3f} bits/sample), best {_loss(report.best_val_loss)}"
         )
     if report.kind == "checkpoint":
-        return f"wrote {report.path}"
+        best = report.path is not None and report.path.stem.endswith("_best")
+        return f"wrote {report.path}" if verbosity >= VERBOSE or not best else None
     if report.kind == "note":
         return report.message
     state = "stopped" if report.kind == "interrupted" else "done"
@@ -51,25 +52,28 @@ def print_progress(report: Progress) -> None:
 
 
 class TrainingDisplay:
-    """A Trainer callback. bar: a tqdm bar over `iterations` (pass report_steps=True to the
-    Trainer so it moves every iteration) with messages printed above it; otherwise plain lines.
-    verbosity: QUIET (warnings only), NORMAL or VERBOSE (also the lr on every line)."""
+    """A Trainer callback. bar: a tqdm bar over `iterations`, shown from the first report (pass
+    report_steps=True to the Trainer so it moves every iteration), with messages printed above
+    it; otherwise plain lines. verbosity: QUIET (warnings only), NORMAL, or VERBOSE (also the lr
+    and every file written)."""
 
     def __init__(self, iterations: int, bar: bool, verbosity: int = NORMAL, file: TextIO | None = None):
         self.verbosity = verbosity
         self.file = file or sys.stdout
+        self.iterations = iterations
+        self.show_bar = bar and verbosity > QUIET
         self.bar = None
         self.loss: float | None = None
-        if bar and verbosity > QUIET:
-            self.bar = tqdm(
-                total=iterations, unit="it", file=self.file, dynamic_ncols=True,
-                bar_format="{percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}] {postfix}",
-            )
 
     def __call__(self, report: Progress) -> None:
-        if self.bar is not None and report.kind in ("step", "progress"):
+        if self.show_bar and self.bar is None and report.kind not in ("done", "interrupted"):
+            self.bar = tqdm(
+                total=self.iterations, unit="it", file=self.file, dynamic_ncols=True,
+                bar_format="{percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]",
+            )
+        if self.bar is not None and report.kind in ("step", "progress", "validation"):
             self._update_bar(report)
-            if report.kind == "step" or self.verbosity < VERBOSE:
+            if report.kind == "step" or (report.kind == "progress" and self.verbosity < VERBOSE):
                 return
         line = describe(report, self.verbosity)
         if line is None:
@@ -96,7 +100,8 @@ class TrainingDisplay:
         self.bar.update(done - self.bar.n)
 
     def close(self) -> None:
-        """Finish the bar (idempotent)."""
+        """Finish the bar; no bar is shown after this."""
+        self.show_bar = False
         if self.bar is not None:
             self.bar.close()
             self.bar = None
