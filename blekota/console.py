@@ -75,6 +75,8 @@ class TrainingDisplay:
             self._update_bar(report)
             if report.kind == "step" or (report.kind == "progress" and self.verbosity < VERBOSE):
                 return
+        if report.kind in ("done", "interrupted"):
+            self.close()
         line = describe(report, self.verbosity)
         if line is None:
             return
@@ -84,8 +86,6 @@ class TrainingDisplay:
             self.bar.write(line, file=self.file)
         else:
             print(line, file=self.file, flush=True)
-        if report.kind in ("done", "interrupted"):
-            self.close()
 
     def _update_bar(self, report: Progress) -> None:
         if report.kind == "progress":
