@@ -47,7 +47,7 @@ def test_resume_is_exact(tmp_path):
 
     first = trainer_for(tmp_path / "parts", sounds)
     first.train(7)
-    resumed = Trainer.from_checkpoint(tmp_path / "parts" / "t_7.npz", threads=1)
+    resumed = Trainer.from_checkpoint(tmp_path / "parts" / "t_7.npz", threads=1, directory=tmp_path / "parts")
     assert resumed.continues_data and resumed.iteration == 7 and resumed.position == first.position
     assert resumed.schedule.state_dict() == first.schedule.state_dict()
     assert resumed.val_history == first.val_history and resumed.best_val_loss == first.best_val_loss
@@ -63,7 +63,7 @@ def test_resume_is_exact(tmp_path):
 def test_resume_on_other_data_starts_at_its_beginning(tmp_path):
     sounds = write_sounds(tmp_path / "sounds")
     trainer_for(tmp_path, sounds).train(2)
-    resumed = Trainer.from_checkpoint(tmp_path / "t_2.npz", audio=sounds / "a.wav", threads=1)
+    resumed = Trainer.from_checkpoint(tmp_path / "t_2.npz", audio=sounds / "a.wav", threads=1, directory=tmp_path)
     assert not resumed.continues_data and resumed.position == 0 and resumed.iteration == 2
 
 
