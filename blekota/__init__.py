@@ -1,12 +1,13 @@
 """blekota: learn how a sound continues and generate new sound from it, sample by sample."""
 
-from . import mulaw, reference
+from . import mulaw, plot, reference
 from .audio import PlaybackError, load_audio, play, save_wav
 from .demo import demo_sound
 from .errors import AudioError, BlekotaError, ConfigError, ModelFileError
 from .model import Model
 from .modelfile import load
 from .optim import Adagrad, Adam, RMSprop, make_optimizer
+from .repl import Session, open_session
 from .train import Progress, Trainer, TrainResult
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "PlaybackError",
     "Progress",
     "RMSprop",
+    "Session",
     "TrainResult",
     "Trainer",
     "demo_sound",
@@ -27,7 +29,9 @@ __all__ = [
     "load_audio",
     "make_optimizer",
     "mulaw",
+    "open_session",
     "play",
+    "plot",
     "reference",
     "save_wav",
 ]

@@ -18,6 +18,7 @@ from .demo import demo_sound
 from .errors import BlekotaError
 from .model import Model
 from .mulaw import SILENCE, quantize
+from .repl import interact, open_session
 from .train import Progress, Trainer
 
 HYPERPARAMETERS = """\
@@ -271,7 +272,7 @@ def command_sample(args) -> int:
     output = Path(args.output) if args.output else Path(args.model).with_name(Path(args.model).stem + "_sample.wav")
     if output.exists() and not args.force:
         raise BlekotaError(f"{output}: already exists (use --force to overwrite)")
-    heatmap = _output_png(args.heatmap, args.force) if args.heatmap else None
+    heatmap = _output_png(args.heatmap, args.force)
     hint = load_audio(args.hint, model.fs)[0] if args.hint else None
     start = time.perf_counter()
     result = model.sample(args.n, temperature=args.temperature, hint=hint, seed=args.seed,
@@ -315,7 +316,7 @@ def command_info(args) -> int:
             best = int(rows[:, 1].argmin())
             print(
                 f"{label} first {rows[0, 1]:.4f}, last {rows[-1, 1]:.4f}, best {rows[best, 1]:.4f} "
-                f"at iteration {rows[best, 0]:.0f} nats/sample ({len(rows)} reports)"
+                f"at iteration {rows[best, 0]:.0f} (nats/sample, {len(rows)} reports)"
             )
     return 0
 
@@ -371,8 +372,6 @@ def command_plot(args) -> int:
 
 
 def command_repl(args) -> int:
-    from .repl import interact, open_session
-
     model_options = dict(hidden=args.hidden, layers=args.layers, fs=args.fs, dtype=args.dtype,
                          seed=args.seed, threads=args.threads)
     trainer_options = dict(seq_length=args.seq_length, batch_size=args.batch_size,
