@@ -37,7 +37,7 @@ hyperparameters:
                  clipped to [-5, 5] element-wise.
   --fs           sample rate in Hz the model hears and speaks; training audio is resampled.
 """
-HEATMAP_SAMPLES = 2000  # drawn by sample --heatmap
+HEATMAP_SAMPLES = 400  # drawn by sample --heatmap: 50 ms at 8 kHz, each sample visible
 
 
 def positive_int(text: str) -> int:
@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=int, default=None, help="same seed, same sound")
     sample.add_argument("--play", action="store_true", help="also play the sound")
     sample.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
-    sample.add_argument("--heatmap", metavar="PNG", default=None, help=f"also draw the probabilities {HEATMAP_SAMPLES} samples were drawn from into this PNG (from just before the end of the hint)")
+    sample.add_argument("--heatmap", metavar="PNG", default=None, help=f"also draw the probabilities {HEATMAP_SAMPLES} samples were drawn from into this PNG (from just before the hint ends)")
     add_threads_argument(sample)
 
     info = commands.add_parser("info", help="describe a model file", description="Describe a model file.")
@@ -283,7 +283,7 @@ def command_sample(args) -> int:
     rate = args.n / elapsed if elapsed > 0 else float("inf")
     print(f"wrote {output}: {args.n} samples ({args.n / model.fs:.2f} s) in {elapsed:.2f} s, {rate:,.0f} samples/s")
     if heatmap is not None and args.n:
-        begins = 0 if hint is None else max(0, min(hint.size, args.n - 1) - HEATMAP_SAMPLES // 10)
+        begins = 0 if hint is None else min(max(0, hint.size - HEATMAP_SAMPLES // 10), max(0, args.n - HEATMAP_SAMPLES))
         title = f"{output.name}: probability of each level"
         path = plot.heatmap(probs, model.fs, sound, start=begins, length=HEATMAP_SAMPLES, title=title, out=heatmap)
         print(f"wrote {path}")

@@ -120,12 +120,13 @@ def _draw_waveform(axes, sound: np.ndarray, fs: int, title: str) -> None:
 
 def _stft_db(sound: np.ndarray, fs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(frequencies Hz, frame centres s, power in dB) over ~32 ms Hann windows, 75 % overlap;
-    the sound is padded with zeros so that frames are centred on 0 s up to its end."""
+    the sound is mirrored at both ends so that frames are centred on 0 s up to its end."""
     from scipy.signal import stft
 
     window = min(max(16, 2 ** round(math.log2(0.032 * fs))), sound.size)
     frequencies, times, spectrum = stft(
-        sound, fs, window="hann", nperseg=window, noverlap=window * 3 // 4, scaling="spectrum"
+        sound, fs, window="hann", nperseg=window, noverlap=window * 3 // 4, boundary="even",
+        scaling="spectrum",
     )
     return frequencies, times, 10 * np.log10(np.abs(spectrum) ** 2 + 1e-12)
 
@@ -186,16 +187,18 @@ def heatmap(
     extent = (start / fs, stop / fs, -0.5, LEVELS - 0.5)
     image = axes.imshow(
         np.maximum(window.T, FLOOR), origin="lower", aspect="auto", extent=extent,
-        cmap="magma", norm=LogNorm(vmin=FLOOR, vmax=1.0), interpolation="nearest",
+        cmap="magma", norm=LogNorm(vmin=FLOOR, vmax=1.0), interpolation="antialiased",
     )
     if samples is not None:
         drawn = _mono(samples, "samples")
         if drawn.size != n:
             raise ConfigError(f"samples has {drawn.size} values but probs has {n} rows")
         t = np.arange(start, stop) / fs
-        axes.scatter(t, quantize(drawn[start:stop]), s=4 if stop - start <= 2000 else 1,
-                     color="#35d0ff", linewidths=0, label="drawn sample")
-        axes.legend(loc="upper right", fontsize="small", markerscale=3, framealpha=0.8)
+        size = float(np.clip(4000 / (stop - start), 1, 16))  # in points^2: big when few
+        axes.scatter(t, quantize(drawn[start:stop]), s=size, color="#35d0ff", linewidths=0,
+                     label="drawn sample")
+        axes.legend(loc="upper right", fontsize="small", markerscale=max(1.0, 3 / np.sqrt(size)),
+                    framealpha=0.8)
     axes.set_xlabel("time (s)")
     axes.set_ylabel("mu-law level")
     axes.set_ylim(-0.5, LEVELS - 0.5)

@@ -30,7 +30,7 @@ blekota {version}: {description}
   clf.train(it)                 train it iterations (Ctrl+C stops early and saves)
   y = clf.sample(n, hint=None, temperature=1.0, seed=None)   generate n samples
   clf.checkpoint(n)             save the model, and n generated samples as a wav
-  play(y)  show(y)  spectrogram(y)  compare(clf.training_sound, y)
+  play(y)  show(y)  spectrogram(y)  compare()   (the last sample vs the training sound)
   heatmap(start=0, length=1000) what the model expected during the last sample
   loss_curve()                  training (and validation) loss so far
   save_file("name.wav", y)      clf.model, clf.trainer, np are here too"""
@@ -145,7 +145,9 @@ def open_session(
     threads = model_options.get("threads")
     if source is not None and Path(source).suffix == modelfile.EXTENSION:
         try:
-            trainer = Trainer.from_checkpoint(source, callback=callback, threads=threads, directory=".")
+            trainer = Trainer.from_checkpoint(
+                source, audio=_training_sound(source), callback=callback, threads=threads, directory="."
+            )
         except BlekotaError as error:
             model = modelfile.load(source, threads=threads)
             note = f"loaded {source}; it samples, but cannot train here: {error}"
@@ -164,6 +166,16 @@ def open_session(
         f"on {what}: {trainer.streams.size / model.fs:.1f} s of sound"
     )
     return Session(model, trainer, None, callback), note
+
+
+def _training_sound(model_path: str | os.PathLike) -> Path | None:
+    """The sound a model file was trained on when it is not where the file says (a path
+    relative to where training ran) but beside the model; None: as the file says."""
+    files = modelfile.read(model_path).info.get("training_files") or []
+    if not files or Path(files[0]).exists():
+        return None
+    beside = Path(model_path).parent / files[0]
+    return beside if beside.exists() else None
 
 
 def _report(path: Path | None) -> None:
@@ -198,11 +210,12 @@ def session_namespace(session: Session) -> dict:
         _report(plot.spectrogram(pick(sound), fs or session.fs, out=out, block=False))
 
     def compare(training=None, generated=None, fs: int | None = None, out=None) -> None:
-        """A training sound and a generated one side by side (default: the first 10 s of
-        clf.training_sound and the last sample)."""
+        """A training sound and a generated one side by side (default: the last sample, and as
+        much of clf.training_sound, from its start)."""
+        generated = pick(generated)
         if training is None:
-            training = session.training_sound[: 10 * session.fs]
-        _report(plot.compare(training, pick(generated), fs or session.fs, out=out, block=False))
+            training = session.training_sound[: max(len(generated), session.fs // 10)]
+        _report(plot.compare(training, generated, fs or session.fs, out=out, block=False))
 
     def heatmap(start: int = 0, length: int = 1000, out=None) -> None:
         """The probabilities the last sample was drawn from, samples start..start+length."""

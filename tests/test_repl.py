@@ -35,6 +35,7 @@ def test_session_on_the_demo_sound(tmp_path):
         "show(y)",
         "play(y)",
         "loss_curve()",
+        "compare()",
         "clf.checkpoint(100)",
         "heatmap(5000)",
         "",
@@ -48,8 +49,10 @@ def test_session_on_the_demo_sound(tmp_path):
     assert "wrote heatmap.png" in out and "wrote heatmap-2.png" in out and "wrote new.wav" in out
     assert "cannot play sound" in out and (tmp_path / "last_played.wav").exists()
     assert "error: start must be an integer in 0..399, got 5000" in err  # one line, session goes on
-    for name in ("heatmap.png", "heatmap-2.png", "waveform.png", "loss.png"):
-        assert imread(tmp_path / name).shape[:2] in {(500, 1000), (350, 1000), (450, 800)}
+    sizes = {"heatmap.png": (500, 1000), "heatmap-2.png": (500, 1000), "waveform.png": (350, 1000),
+             "loss.png": (450, 800), "compare.png": (650, 1200)}
+    for name, size in sizes.items():
+        assert imread(tmp_path / name).shape[:2] == size
     saved, fs = blekota.load_audio(tmp_path / "new.wav", None)
     assert saved.size == 400 and fs == 8000
     assert {"demo_3.npz", "demo_3.wav"} <= {p.name for p in tmp_path.iterdir()}
@@ -69,6 +72,11 @@ def test_session_on_a_sound_then_on_its_model_when_the_sound_is_gone(tmp_path, m
     assert "at iteration 2, training on tone.wav" in note
     session.train(1)
     assert blekota.load("tone_3.npz").info["iterations"] == 3
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # "tone.wav" as recorded is not here, but beside the model
+    assert "training on ../tone.wav" in open_session("../tone_3.npz", {"threads": 1}, {})[1]
+    monkeypatch.chdir(tmp_path)
 
     wav.unlink()
     session, note = open_session("tone_3.npz", {"threads": 1}, {})
