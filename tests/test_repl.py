@@ -1,6 +1,7 @@
 """The interactive session, driven through stdin in a subprocess, headless and without sound."""
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -107,3 +108,20 @@ def test_repl_takes_the_training_flags(capsys):
     with pytest.raises(SystemExit):
         main(["repl", "--help"])
     assert "--seq-length" in capsys.readouterr().out
+
+
+def test_ctrl_c_stops_training_and_the_session_goes_on(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "MPLBACKEND")}
+    process = subprocess.Popen([sys.executable, "-m", "blekota", "repl", *SMALL], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env)
+    try:
+        process.stdin.write("clf.train(10**9)\n")
+        process.stdin.flush()
+        while "iteration" not in (line := process.stdout.readline()):
+            assert line, process.stderr.read()
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate("print('still here', clf.trainer.iteration > 0)\n", timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+    assert "stopped after" in out and "still here True" in out and "Traceback" not in err
