@@ -178,7 +178,9 @@ def heatmap(
     n = probs.shape[0]
     if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or not 0 <= start < n:
         raise ConfigError(f"start must be an integer in 0..{n - 1}, got {start!r}")
-    if length is not None and (isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length <= 0):
+    if length is not None and (
+        isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length <= 0
+    ):
         raise ConfigError(f"length must be a positive integer, got {length!r}")
     stop = n if length is None else min(n, start + int(length))
     window = np.asarray(probs[start:stop], dtype=np.float64)
@@ -227,7 +229,9 @@ def loss_points(log) -> tuple[np.ndarray, np.ndarray]:
     elif isinstance(log, (list, tuple)):
         records = list(log)
     else:
-        raise ConfigError(f"log must be a .log.jsonl path, a list of dicts or a model's info, got {type(log).__name__}")
+        raise ConfigError(
+            f"log must be a .log.jsonl path, a list of dicts or a model's info, got {type(log).__name__}"
+        )
     train, val = [], []
     for number, record in enumerate(records, 1):
         if not isinstance(record, dict) or "iteration" not in record:
@@ -289,7 +293,9 @@ def loss_curve(log, *, title: str = "loss", out=None, block: bool = True) -> Pat
     return _finish(figure, in_window, "loss", out, block)
 
 
-def spectrogram(sound, fs: int = 8000, *, title: str = "spectrogram", out=None, block: bool = True) -> Path | None:
+def spectrogram(
+    sound, fs: int = 8000, *, title: str = "spectrogram", out=None, block: bool = True
+) -> Path | None:
     """Power over frequency (Hz, 0 to fs/2) and time (s), in dB (80 dB range), of sound (n,).
 
     Returns the PNG path when written to a file, None when shown in a window.

@@ -23,6 +23,7 @@ from .audio import play as play_sound
 from .demo import demo_sound
 from .errors import BlekotaError
 from .model import Model
+from .mulaw import unquantize
 from .train import Progress, Trainer
 
 BANNER = """\
@@ -73,8 +74,6 @@ class Session:
     @property
     def training_sound(self) -> np.ndarray:
         """The sound being learned, (n,) floats at fs (as quantized for training)."""
-        from .mulaw import unquantize
-
         return unquantize(self._need_trainer().streams.ravel())
 
     def _need_trainer(self) -> Trainer:
