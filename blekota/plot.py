@@ -119,16 +119,22 @@ def _draw_waveform(axes, sound: np.ndarray, fs: int, title: str) -> None:
 
 
 def _stft_db(sound: np.ndarray, fs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(frequencies Hz, frame centres s, power in dB) over ~32 ms Hann windows, 75 % overlap;
-    the sound is mirrored at both ends so that frames are centred on 0 s up to its end."""
+    """(frequencies Hz, frame centres s, power in dB) over ~32 ms Hann windows, 75 % overlap.
+    The sound is continued by point reflection at both ends (smooth, unlike zeros or a mirror),
+    so that frames are centred from 0 s up to its end."""
     from scipy.signal import stft
 
     window = min(max(16, 2 ** round(math.log2(0.032 * fs))), sound.size)
     frequencies, times, spectrum = stft(
-        sound, fs, window="hann", nperseg=window, noverlap=window * 3 // 4, boundary="even",
-        scaling="spectrum",
+        sound, fs, window="hann", nperseg=window, noverlap=window * 3 // 4, boundary="odd",
+        padded=False, scaling="spectrum",
     )
     return frequencies, times, 10 * np.log10(np.abs(spectrum) ** 2 + 1e-12)
+
+
+def _top_db(db: np.ndarray) -> float:
+    """The top of the colour scale: nearly the loudest, so one odd cell cannot dim the rest."""
+    return float(np.percentile(db, 99.9))
 
 
 def _draw_spectrogram(axes, frequencies, times, db, vmax: float, title: str):
@@ -296,7 +302,7 @@ def loss_curve(log, *, title: str = "loss", out=None, block: bool = True) -> Pat
 def spectrogram(
     sound, fs: int = 8000, *, title: str = "spectrogram", out=None, block: bool = True
 ) -> Path | None:
-    """Power over frequency (Hz, 0 to fs/2) and time (s), in dB (80 dB range), of sound (n,).
+    """Power over frequency (Hz, 0 to fs/2) and time (s), in dB (an 80 dB range), of sound (n,).
 
     Returns the PNG path when written to a file, None when shown in a window.
     """
@@ -304,7 +310,7 @@ def spectrogram(
     frequencies, times, db = _stft_db(sound, fs)
     figure, in_window = _figure((10, 4.5), out)
     axes = figure.add_subplot()
-    image = _draw_spectrogram(axes, frequencies, times, db, float(db.max()), title)
+    image = _draw_spectrogram(axes, frequencies, times, db, _top_db(db), title)
     axes.set_xlim(0, sound.size / fs)
     figure.colorbar(image, ax=axes, label="power (dB)", pad=0.02)
     return _finish(figure, in_window, "spectrogram", out, block)
@@ -322,7 +328,7 @@ def compare(
     sounds = {"training": _mono(training_sound, "training_sound"),
               "generated": _mono(generated_sound, "generated_sound")}
     spectra = {name: _stft_db(sound, fs) for name, sound in sounds.items()}
-    vmax = max(float(db.max()) for _, _, db in spectra.values())
+    vmax = max(_top_db(db) for _, _, db in spectra.values())
     figure, in_window = _figure((12, 6.5), out)
     grid = figure.subplots(2, 2, sharey="row")
     for column, (name, sound) in enumerate(sounds.items()):
