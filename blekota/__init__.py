@@ -1,6 +1,6 @@
 """blekota: learn how a sound continues and generate new sound from it, sample by sample."""
 
-from . import mulaw, reference, trainlog
+from . import mulaw, plot, reference, trainlog
 from .audio import PlaybackError, load_audio, play, save_wav
 from .dataset import Dataset
 from .demo import demo_sound
@@ -8,6 +8,7 @@ from .errors import AudioError, BlekotaError, ConfigError, ModelFileError
 from .model import Model
 from .modelfile import load
 from .optim import Adagrad, Adam, RMSprop, make_optimizer
+from .repl import Session, open_session
 from .schedule import Constant, Plateau, Schedule, Step, make_schedule
 from .train import Progress, Trainer, TrainResult
 
@@ -26,6 +27,7 @@ __all__ = [
     "Progress",
     "RMSprop",
     "Schedule",
+    "Session",
     "Step",
     "TrainResult",
     "Trainer",
@@ -35,7 +37,9 @@ __all__ = [
     "make_optimizer",
     "make_schedule",
     "mulaw",
+    "open_session",
     "play",
+    "plot",
     "reference",
     "save_wav",
     "trainlog",

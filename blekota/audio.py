@@ -16,8 +16,9 @@ from .fileutil import atomic_path
 LAST_PLAYED = "last_played.wav"
 
 
-def load_audio(path: str | os.PathLike, fs: int = 8000) -> tuple[np.ndarray, int]:
-    """Read a sound file, mix it to mono and resample it to fs Hz (polyphase filter).
+def load_audio(path: str | os.PathLike, fs: int | None = 8000) -> tuple[np.ndarray, int]:
+    """Read a sound file, mix it to mono and resample it to fs Hz (polyphase filter; None
+    keeps the file's own rate).
 
     Returns (samples float32 (n,) in [-1, 1], fs). Raises AudioError naming the file when it is
     missing, unreadable or not audio.
@@ -34,6 +35,7 @@ def load_audio(path: str | os.PathLike, fs: int = 8000) -> tuple[np.ndarray, int
         raise AudioError(f"{path}: not a sound file blekota can read ({reason})") from None
     except OSError as error:
         raise AudioError(f"{path}: cannot read ({error.strerror or error})") from None
+    fs = file_fs if fs is None else fs
     return to_rate(data.mean(axis=1), file_fs, fs), fs
 
 

@@ -1,4 +1,4 @@
-"""The command line: python -m blekota train | sample | info | demo.
+"""The command line: python -m blekota train | sample | info | plot | repl | demo.
 
 Thin: parse, call the library, report. Errors are one line on stderr and exit status 2.
 """
@@ -12,13 +12,15 @@ from pathlib import Path
 
 import numpy as np
 
-from . import modelfile
+from . import modelfile, plot
 from . import schedule as blekota_schedule
 from .audio import PlaybackError, load_audio, play, save_wav
 from .console import NORMAL, QUIET, VERBOSE, TrainingDisplay, print_progress
 from .demo import demo_sound
 from .errors import BlekotaError
 from .model import Model
+from .mulaw import SILENCE, quantize
+from .repl import interact, open_session
 from .train import VAL_EVERY, VAL_FRACTION, Trainer
 
 HYPERPARAMETERS = """\
@@ -47,6 +49,7 @@ data and schedule:
 files written (in --out-dir): NAME_N.npz checkpoints, NAME_best.npz (lowest validation loss),
 NAME.log.jsonl (one JSON line per report: iteration, time, train_loss, val_loss, lr).
 """
+HEATMAP_SAMPLES = 400  # drawn by sample --heatmap: 50 ms at 8 kHz, each sample visible
 
 
 def positive_int(text: str) -> int:
@@ -171,10 +174,26 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=int, default=None, help="same seed, same sound")
     sample.add_argument("--play", action="store_true", help="also play the sound")
     sample.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
+    sample.add_argument("--heatmap", metavar="PNG", default=None, help=f"also draw the probabilities {HEATMAP_SAMPLES} samples were drawn from into this PNG (from just before the hint ends)")
     add_threads_argument(sample)
 
     info = commands.add_parser("info", help="describe a model file", description="Describe a model file.")
     info.add_argument("model", metavar="MODEL")
+
+    add_plot_parser(commands)
+
+    repl = commands.add_parser(
+        "repl", help="an interactive Python session with a model",
+        description="Open a Python console with a model bound as clf: clf.train(it), "
+        "y = clf.sample(n), play(y), show(y), heatmap(), save_file('a.wav', y), ... "
+        "MODEL_OR_SOUND is a model file (.npz) to load, or a sound file to learn with a new "
+        "model built from the hyperparameters below; without it, a new model learns the "
+        "built-in demo sound.",
+        epilog=HYPERPARAMETERS, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    repl.add_argument("source", nargs="?", metavar="MODEL_OR_SOUND", default=None)
+    add_model_arguments(repl)
+    add_threads_argument(repl)
 
     demo = commands.add_parser(
         "demo", help="train a small model on the built-in sound",
@@ -204,6 +223,46 @@ def schedule_option(args):
     if args.schedule == "plateau":
         return blekota_schedule.Plateau(factor=args.lr_factor, patience=args.patience, min_lr=args.min_lr)
     return args.schedule
+
+
+def add_plot_parser(commands) -> None:
+    """python -m blekota plot waveform | spectrogram | heatmap | loss | compare."""
+    plot_parser = commands.add_parser(
+        "plot", help="draw a sound, a model's expectations or a loss curve",
+        description="Draw a picture: in a window when there is a display and no -o, else into "
+        "a PNG file (-o, or NAME.png, NAME-2.png, ... here, never overwriting).",
+    )
+    kinds = plot_parser.add_subparsers(dest="kind", required=True, metavar="KIND")
+
+    def kind(name: str, help_text: str) -> argparse.ArgumentParser:
+        parser = kinds.add_parser(name, help=help_text, description=help_text)
+        parser.add_argument("-o", "--output", default=None, metavar="PNG", help="the PNG file to write")
+        parser.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
+        return parser
+
+    for name, help_text in (("waveform", "the waveform of a sound file against time"),
+                            ("spectrogram", "the spectrogram of a sound file")):
+        parser = kind(name, help_text)
+        parser.add_argument("sound", metavar="SOUND")
+        parser.add_argument("--fs", type=positive_int, default=None, help="resample to this rate in Hz first (default: the file's own)")
+    heatmap = kind(
+        "heatmap", "the probabilities a model gives each of the 256 levels, sample by sample: "
+        "while it listens to SOUND, or while it generates when no SOUND is given",
+    )
+    heatmap.add_argument("model", metavar="MODEL")
+    heatmap.add_argument("sound", metavar="SOUND", nargs="?", default=None)
+    heatmap.add_argument("-n", type=positive_int, default=1000, help="samples to draw (default 1000)")
+    heatmap.add_argument("--start", type=non_negative_int, default=0, help="first sample drawn; the model hears or makes all before it (default 0)")
+    heatmap.add_argument("--temperature", type=non_negative_float, default=1.0, help="when generating (default 1)")
+    heatmap.add_argument("--seed", type=int, default=None, help="when generating: same seed, same sound")
+    add_threads_argument(heatmap)
+    loss = kind("loss", "training and validation loss against iterations")
+    loss.add_argument("log", metavar="MODEL_OR_LOG", help="a model file (.npz) or a training log (NAME.log.jsonl)")
+    compare = kind("compare", "two sounds side by side: waveforms and spectrograms")
+    compare.add_argument("training", metavar="TRAINING_SOUND")
+    compare.add_argument("generated", metavar="GENERATED_SOUND")
+    compare.add_argument("--fs", type=positive_int, default=8000, help="rate both are resampled to, in Hz (default 8000)")
+
 
 
 def command_train(args) -> int:
@@ -261,13 +320,21 @@ def command_sample(args) -> int:
     output = Path(args.output) if args.output else Path(args.model).with_name(Path(args.model).stem + "_sample.wav")
     if output.exists() and not args.force:
         raise BlekotaError(f"{output}: already exists (use --force to overwrite)")
+    heatmap = _output_png(args.heatmap, args.force)
     hint = load_audio(args.hint, model.fs)[0] if args.hint else None
     start = time.perf_counter()
-    sound = model.sample(args.n, temperature=args.temperature, hint=hint, seed=args.seed)
+    result = model.sample(args.n, temperature=args.temperature, hint=hint, seed=args.seed,
+                          return_probs=heatmap is not None)
+    sound, probs = result if heatmap is not None else (result, None)
     elapsed = time.perf_counter() - start
     save_wav(output, sound, model.fs)
     rate = args.n / elapsed if elapsed > 0 else float("inf")
     print(f"wrote {output}: {args.n} samples ({args.n / model.fs:.2f} s) in {elapsed:.2f} s, {rate:,.0f} samples/s")
+    if heatmap is not None and args.n:
+        begins = 0 if hint is None else min(max(0, hint.size - HEATMAP_SAMPLES // 10), max(0, args.n - HEATMAP_SAMPLES))
+        title = f"{output.name}: probability of each level"
+        path = plot.heatmap(probs, model.fs, sound, start=begins, length=HEATMAP_SAMPLES, title=title, out=heatmap)
+        print(f"wrote {path}")
     if args.play:
         try:
             play(sound, model.fs)
@@ -291,20 +358,74 @@ def command_info(args) -> int:
             f"training:    {trainer.get('optimizer')} lr {trainer.get('lr')}, seq_length "
             f"{trainer.get('seq_length')}, batch_size {trainer.get('batch_size')}"
         )
-    history = info.get("history") or []
-    if history:
-        losses = np.array([row[1] for row in history])
-        print(
-            f"loss:        first {losses[0]:.4f}, last {losses[-1]:.4f}, best {losses.min():.4f} "
-            f"nats/sample ({len(history)} reports)"
-        )
-    val_history = info.get("val_history") or []
-    if val_history:
-        best = info.get("best_val_loss")
-        print(
-            f"validation:  last {val_history[-1][1]:.4f} at iteration {val_history[-1][0]}, best "
-            f"{best if best is None else format(best, '.4f')} nats/sample ({len(val_history)} evaluations)"
-        )
+    train, val = plot.loss_points(info)
+    for label, rows in (("loss:       ", train), ("val loss:   ", val)):
+        if rows.size:
+            best = int(rows[:, 1].argmin())
+            print(
+                f"{label} first {rows[0, 1]:.4f}, last {rows[-1, 1]:.4f}, best {rows[best, 1]:.4f} "
+                f"at iteration {rows[best, 0]:.0f} (nats/sample, {len(rows)} reports)"
+            )
+    return 0
+
+
+def _output_png(name: str | None, force: bool) -> Path | None:
+    """The PNG path asked for on the command line, refusing to replace a file unless force."""
+    if name is None:
+        return None
+    path = Path(name)
+    if path.exists() and not force:
+        raise BlekotaError(f"{path}: already exists (use --force to overwrite)")
+    return path
+
+
+def _heard(model: Model, sound: np.ndarray) -> np.ndarray:
+    """(n, 256) probabilities the model gives each sample of sound (n,) while it listens: row t
+    is its distribution for sample t, having heard samples 0..t-1 (silence before)."""
+    levels = quantize(sound)
+    inputs = np.concatenate([[SILENCE], levels[:-1]]).astype(np.uint8)
+    return model.probabilities(inputs[:, None])[:, 0]
+
+
+def command_plot(args) -> int:
+    out = _output_png(args.output, args.force)
+    if args.kind in ("waveform", "spectrogram"):
+        sound, fs = load_audio(args.sound, args.fs)
+        draw = plot.show if args.kind == "waveform" else plot.spectrogram
+        path = draw(sound, fs, title=Path(args.sound).name, out=out)
+    elif args.kind == "heatmap":
+        model = modelfile.load(args.model, threads=args.threads)
+        stop = args.start + args.n
+        if args.sound:
+            sound = load_audio(args.sound, model.fs)[0][:stop]
+            if sound.size <= args.start:
+                raise BlekotaError(f"{args.sound}: has {sound.size} samples at {model.fs} Hz, fewer than --start {args.start} + 1")
+            probs, title = _heard(model, sound), f"{Path(args.model).name} listening to {Path(args.sound).name}"
+        else:
+            sound, probs = model.sample(stop, temperature=args.temperature, seed=args.seed, return_probs=True)
+            title = f"{Path(args.model).name} generating (temperature {args.temperature:g})"
+        path = plot.heatmap(probs, model.fs, sound, start=args.start, length=args.n, title=title, out=out)
+    elif args.kind == "loss":
+        log = args.log
+        if Path(log).suffix == modelfile.EXTENSION:
+            log = modelfile.read(log).info
+        path = plot.loss_curve(log, title=f"loss of {Path(args.log).name}", out=out)
+    else:
+        training, fs = load_audio(args.training, args.fs)
+        generated, _ = load_audio(args.generated, args.fs)
+        path = plot.compare(training, generated, fs, out=out)
+    if path is not None:
+        print(f"wrote {path}")
+    return 0
+
+
+def command_repl(args) -> int:
+    model_options = dict(hidden=args.hidden, layers=args.layers, fs=args.fs, dtype=args.dtype,
+                         seed=args.seed, threads=args.threads)
+    trainer_options = dict(seq_length=args.seq_length, batch_size=args.batch_size,
+                           optimizer=args.optimizer, lr=args.alpha, seed=args.seed)
+    session, note = open_session(args.source, model_options, trainer_options, print_progress)
+    interact(session, note)
     return 0
 
 
@@ -333,7 +454,10 @@ def command_demo(args) -> int:
     return 0
 
 
-COMMANDS = {"train": command_train, "sample": command_sample, "info": command_info, "demo": command_demo}
+COMMANDS = {
+    "train": command_train, "sample": command_sample, "info": command_info, "plot": command_plot,
+    "repl": command_repl, "demo": command_demo,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

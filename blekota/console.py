@@ -41,7 +41,7 @@ def describe(report: Progress, verbosity: int = NORMAL) -> str | None:
     if report.kind == "note":
         return report.message
     state = "stopped" if report.kind == "interrupted" else "done"
-    return f"{state} after {report.iteration} iterations; saved {report.path}"
+    return f"{state} at iteration {report.iteration}; saved {report.path}"
 
 
 def print_progress(report: Progress) -> None:

@@ -1,0 +1,343 @@
+"""Pictures of sounds and models: waveform, probability heatmap, loss curve, spectrogram.
+
+Every function draws one figure. With `out=None` and a display it opens a window (`block=False`
+returns at once, for interactive sessions); otherwise it writes a PNG with matplotlib's Agg
+renderer and returns its path. `out` may be a file name or a directory; without one (or in a
+directory) the file is named after the picture (`heatmap.png`, `heatmap-2.png`, ...) and an
+existing file is never overwritten. A file name given explicitly is written as asked.
+matplotlib is imported only when a picture is drawn, and pyplot only when a window can open.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .errors import BlekotaError, ConfigError
+from .fileutil import atomic_path
+from .mulaw import LEVELS, quantize
+
+DPI = 100
+LOG_KEYS = {"iteration", "time", "train_loss", "val_loss", "lr"}
+FLOOR = 1e-4  # the heatmap's colour scale starts here: rarer levels are drawn as never drawn
+AMPLITUDE_TICKS = (-1.0, -0.1, -0.01, 0.0, 0.01, 0.1, 1.0)
+
+
+def display_available() -> bool:
+    """Whether a window could be opened here: on Linux and other X11/Wayland systems this
+    needs DISPLAY or WAYLAND_DISPLAY; a non-interactive MPLBACKEND (agg, pdf, ...) says no."""
+    backend = os.environ.get("MPLBACKEND", "").lower()
+    if backend and (backend in {"agg", "cairo", "pdf", "pgf", "ps", "svg", "template"}
+                    or "inline" in backend):
+        return False
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def _figure(figsize: tuple[float, float], out) -> tuple[object, bool]:
+    """A new figure (width, height in inches at DPI) and whether it lives in a window."""
+    if out is None and display_available():
+        import matplotlib.pyplot as plt
+
+        figure = plt.figure(figsize=figsize, dpi=DPI, layout="constrained")
+        if figure.canvas.required_interactive_framework is not None:
+            return figure, True
+        plt.close(figure)  # pyplot settled on a non-interactive backend: draw to a file
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=figsize, dpi=DPI, layout="constrained"), False
+
+
+def _finish(figure, in_window: bool, name: str, out, block: bool) -> Path | None:
+    """Show the figure in its window, or save it as PNG; returns the path written."""
+    if in_window:
+        import matplotlib.pyplot as plt
+
+        plt.show(block=block)
+        if not block:
+            plt.pause(0.001)  # let the window draw itself before returning
+        return None
+    path, claimed = _claim(name, out)
+    try:
+        with atomic_path(path) as tmp:
+            figure.savefig(tmp, format="png", dpi=DPI)
+    except BaseException:
+        if claimed:
+            path.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _claim(name: str, out) -> tuple[Path, bool]:
+    """The file to write and whether it was claimed here: out itself, or NAME.png, NAME-2.png,
+    ... created empty in out (a directory, default the current one), so that no existing file
+    is overwritten."""
+    if out is not None and not Path(out).is_dir():
+        path = Path(out)
+        if not path.parent.is_dir():
+            raise BlekotaError(f"{path}: the folder {path.parent} does not exist")
+        return path, False
+    directory = Path("." if out is None else out)
+    for number in range(1, 1_000_000):
+        path = directory / (f"{name}.png" if number == 1 else f"{name}-{number}.png")
+        try:
+            with open(path, "xb"):
+                return path, True
+        except FileExistsError:
+            continue
+    raise BlekotaError(f"{directory}: no free file name for {name}.png")
+
+
+def _mono(sound, what: str) -> np.ndarray:
+    sound = np.asarray(sound, dtype=np.float64)
+    if sound.ndim != 1 or sound.size == 0:
+        raise ConfigError(f"{what} must be a non-empty 1-D sound, got shape {sound.shape}")
+    return sound
+
+
+def _check_fs(fs) -> int:
+    if isinstance(fs, bool) or not isinstance(fs, (int, np.integer)) or fs <= 0:
+        raise ConfigError(f"fs must be a positive integer (Hz), got {fs!r}")
+    return int(fs)
+
+
+def _draw_waveform(axes, sound: np.ndarray, fs: int, title: str) -> None:
+    t = np.arange(sound.size) / fs
+    axes.plot(t, sound, color="tab:blue", linewidth=0.6)
+    axes.set_xlim(0, sound.size / fs)
+    axes.set_ylim(-1.05, 1.05)
+    axes.set_xlabel("time (s)")
+    axes.set_ylabel("amplitude")
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+
+
+def _stft_db(sound: np.ndarray, fs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(frequencies Hz, frame centres s, power in dB) over ~32 ms Hann windows, 75 % overlap.
+    The sound is continued by point reflection at both ends (smooth, unlike zeros or a mirror),
+    so that frames are centred from 0 s up to its end."""
+    from scipy.signal import stft
+
+    window = min(max(16, 2 ** round(math.log2(0.032 * fs))), sound.size)
+    frequencies, times, spectrum = stft(
+        sound, fs, window="hann", nperseg=window, noverlap=window * 3 // 4, boundary="odd",
+        padded=False, scaling="spectrum",
+    )
+    return frequencies, times, 10 * np.log10(np.abs(spectrum) ** 2 + 1e-12)
+
+
+def _top_db(db: np.ndarray) -> float:
+    """The top of the colour scale: nearly the loudest, so one odd cell cannot dim the rest."""
+    return float(np.percentile(db, 99.9))
+
+
+def _draw_spectrogram(axes, frequencies, times, db, vmax: float, title: str):
+    image = axes.pcolormesh(times, frequencies, db, shading="nearest", cmap="magma",
+                            vmin=vmax - 80, vmax=vmax, rasterized=True)
+    axes.set_xlabel("time (s)")
+    axes.set_ylabel("frequency (Hz)")
+    axes.set_title(title)
+    return image
+
+
+def show(sound, fs: int = 8000, *, title: str = "waveform", out=None, block: bool = True) -> Path | None:
+    """The waveform of a sound: sound (n,) floats in [-1, 1] at fs Hz against time in seconds.
+
+    Returns the PNG path when written to a file, None when shown in a window.
+    """
+    sound, fs = _mono(sound, "sound"), _check_fs(fs)
+    figure, in_window = _figure((10, 3.5), out)
+    _draw_waveform(figure.add_subplot(), sound, fs, f"{title} ({sound.size / fs:.2f} s at {fs} Hz)")
+    return _finish(figure, in_window, "waveform", out, block)
+
+
+def heatmap(
+    probs,
+    fs: int = 8000,
+    samples=None,
+    *,
+    start: int = 0,
+    length: int | None = None,
+    title: str = "probability of each level",
+    out=None,
+    block: bool = True,
+) -> Path | None:
+    """What the model expected: probs (n, 256), row t the distribution sample t was drawn
+    from, drawn over the 256 mu-law levels against time in seconds (log colour scale).
+
+    samples: the sound actually drawn, (n,) floats in [-1, 1], overlaid as dots. start, length:
+    the slice of samples to draw (default: from start to the end); the time axis counts from
+    the beginning of probs. Returns the PNG path when written to a file, None in a window.
+    """
+    from matplotlib.colors import LogNorm
+
+    probs = np.asarray(probs)
+    if probs.ndim != 2 or probs.shape[1] != LEVELS or probs.shape[0] == 0:
+        raise ConfigError(f"probs must be an (n, {LEVELS}) array with n > 0, got shape {probs.shape}")
+    fs = _check_fs(fs)
+    n = probs.shape[0]
+    if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or not 0 <= start < n:
+        raise ConfigError(f"start must be an integer in 0..{n - 1}, got {start!r}")
+    if length is not None and (
+        isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length <= 0
+    ):
+        raise ConfigError(f"length must be a positive integer, got {length!r}")
+    stop = n if length is None else min(n, start + int(length))
+    window = np.asarray(probs[start:stop], dtype=np.float64)
+    figure, in_window = _figure((10, 5), out)
+    axes = figure.add_subplot()
+    extent = (start / fs, stop / fs, -0.5, LEVELS - 0.5)
+    image = axes.imshow(
+        np.maximum(window.T, FLOOR), origin="lower", aspect="auto", extent=extent,
+        cmap="magma", norm=LogNorm(vmin=FLOOR, vmax=1.0), interpolation="antialiased",
+    )
+    if samples is not None:
+        drawn = _mono(samples, "samples")
+        if drawn.size != n:
+            raise ConfigError(f"samples has {drawn.size} values but probs has {n} rows")
+        t = np.arange(start, stop) / fs
+        size = float(np.clip(4000 / (stop - start), 1, 16))  # in points^2: big when few
+        axes.scatter(t, quantize(drawn[start:stop]), s=size, color="#35d0ff", linewidths=0,
+                     label="drawn sample")
+        axes.legend(loc="upper right", fontsize="small", markerscale=max(1.0, 3 / np.sqrt(size)),
+                    framealpha=0.8)
+    axes.set_xlabel("time (s)")
+    axes.set_ylabel("mu-law level")
+    axes.set_ylim(-0.5, LEVELS - 0.5)
+    axes.set_title(f"{title} (samples {start}-{stop - 1} at {fs} Hz)")
+    amplitude = axes.secondary_yaxis("right")
+    amplitude.set_yticks(quantize(AMPLITUDE_TICKS), [f"{a:g}" for a in AMPLITUDE_TICKS])
+    amplitude.set_ylabel("amplitude")
+    figure.colorbar(image, ax=axes, label="probability", pad=0.02)
+    return _finish(figure, in_window, "heatmap", out, block)
+
+
+def loss_points(log) -> tuple[np.ndarray, np.ndarray]:
+    """Training and validation loss from a training log: (train (k, 2), val (m, 2)) rows of
+    [iteration, loss in nats/sample].
+
+    log: the path of a NAME.log.jsonl file (one JSON object per line with the keys iteration,
+    time, train_loss, val_loss, lr; losses may be null), a list of such dicts, or a model's
+    info dict (rows [iteration, loss] in "history" and, optionally, "val_history").
+    """
+    if isinstance(log, dict):
+        train = log.get("history") or []
+        val = log.get("val_history") or []
+        return _rows(train, "history"), _rows(val, "val_history")
+    if isinstance(log, (str, os.PathLike)):
+        records = _read_jsonl(Path(log))
+    elif isinstance(log, (list, tuple)):
+        records = list(log)
+    else:
+        raise ConfigError(
+            f"log must be a .log.jsonl path, a list of dicts or a model's info, got {type(log).__name__}"
+        )
+    train, val = [], []
+    for number, record in enumerate(records, 1):
+        if not isinstance(record, dict) or "iteration" not in record:
+            raise ConfigError(f"training log entry {number} is not a dict with an iteration")
+        for key, rows in (("train_loss", train), ("val_loss", val)):
+            if record.get(key) is not None:
+                rows.append([record["iteration"], record[key]])
+    return _rows(train, "train_loss"), _rows(val, "val_loss")
+
+
+def _rows(rows, what: str) -> np.ndarray:
+    try:
+        array = np.asarray(rows, dtype=np.float64).reshape(-1, 2)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{what}: expected rows of [iteration, loss]") from None
+    return array[np.isfinite(array).all(axis=1)]
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    """The records of a JSONL log; a last line still being written is skipped."""
+    if not path.is_file():
+        raise BlekotaError(f"{path}: no such file")
+    lines = path.read_text(encoding="utf-8").split("\n")
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            if number == len(lines):  # no newline after it yet: training is writing it
+                break
+            raise BlekotaError(f"{path}:{number}: not a JSON line") from None
+    return records
+
+
+def loss_curve(log, *, title: str = "loss", out=None, block: bool = True) -> Path | None:
+    """Training and validation loss (nats/sample) against iterations; see loss_points for log.
+
+    Returns the PNG path when written to a file, None when shown in a window.
+    """
+    train, val = loss_points(log)
+    if not train.size and not val.size:
+        raise BlekotaError("the training log has no loss values yet")
+    figure, in_window = _figure((8, 4.5), out)
+    axes = figure.add_subplot()
+    if train.size:
+        axes.plot(train[:, 0], train[:, 1], color="tab:blue", linewidth=1.2, label="training")
+    if val.size:
+        axes.plot(val[:, 0], val[:, 1], color="tab:orange", linewidth=1.2, marker="o",
+                  markersize=3, label="validation")
+    axes.axhline(math.log(LEVELS), color="gray", linestyle=":", linewidth=1,
+                 label=f"knows nothing (log 256 = {math.log(LEVELS):.2f})")
+    axes.set_xlabel("iteration")
+    axes.set_ylabel("loss (nats/sample)")
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize="small")
+    return _finish(figure, in_window, "loss", out, block)
+
+
+def spectrogram(
+    sound, fs: int = 8000, *, title: str = "spectrogram", out=None, block: bool = True
+) -> Path | None:
+    """Power over frequency (Hz, 0 to fs/2) and time (s), in dB (an 80 dB range), of sound (n,).
+
+    Returns the PNG path when written to a file, None when shown in a window.
+    """
+    sound, fs = _mono(sound, "sound"), _check_fs(fs)
+    frequencies, times, db = _stft_db(sound, fs)
+    figure, in_window = _figure((10, 4.5), out)
+    axes = figure.add_subplot()
+    image = _draw_spectrogram(axes, frequencies, times, db, _top_db(db), title)
+    axes.set_xlim(0, sound.size / fs)
+    figure.colorbar(image, ax=axes, label="power (dB)", pad=0.02)
+    return _finish(figure, in_window, "spectrogram", out, block)
+
+
+def compare(
+    training_sound, generated_sound, fs: int = 8000, *, out=None, block: bool = True
+) -> Path | None:
+    """The training sound and a generated one side by side: waveforms above, spectrograms
+    below, on the same amplitude and dB scales. Sounds are (n,) floats at fs Hz.
+
+    Returns the PNG path when written to a file, None when shown in a window.
+    """
+    fs = _check_fs(fs)
+    sounds = {"training": _mono(training_sound, "training_sound"),
+              "generated": _mono(generated_sound, "generated_sound")}
+    spectra = {name: _stft_db(sound, fs) for name, sound in sounds.items()}
+    vmax = max(_top_db(db) for _, _, db in spectra.values())
+    figure, in_window = _figure((12, 6.5), out)
+    grid = figure.subplots(2, 2, sharey="row")
+    for column, (name, sound) in enumerate(sounds.items()):
+        duration = f"{name} ({sound.size / fs:.2f} s)"
+        _draw_waveform(grid[0, column], sound, fs, duration)
+        image = _draw_spectrogram(grid[1, column], *spectra[name], vmax, "")
+        grid[1, column].set_xlim(0, sound.size / fs)
+    grid[0, 1].set_ylabel("")
+    grid[1, 1].set_ylabel("")
+    figure.colorbar(image, ax=grid[1, :], label="power (dB)", pad=0.01)
+    figure.suptitle(f"training vs generated at {fs} Hz")
+    return _finish(figure, in_window, "compare", out, block)

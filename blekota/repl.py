@@ -1,0 +1,270 @@
+"""The interactive session: a Python console with a model, its trainer and the pictures at hand.
+
+    python -m blekota repl [MODEL_OR_SOUND] [hyperparameters]
+
+Binds clf (a Session), play, show, heatmap, spectrogram, compare, loss_curve, save_file and np,
+as the original blekota did at its Python prompt. Nothing here breaks the session for lack of
+a display or a sound card: pictures go to PNG files and playback to last_played.wav instead.
+"""
+
+from __future__ import annotations
+
+import code
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from . import modelfile, plot
+from .audio import PlaybackError, load_audio, save_wav
+from .audio import play as play_sound
+from .demo import demo_sound
+from .errors import BlekotaError
+from .model import Model
+from .mulaw import unquantize
+from .train import Progress, Trainer
+
+BANNER = """\
+blekota {version}: {description}
+  clf.train(it)                 train it iterations (Ctrl+C stops early and saves)
+  y = clf.sample(n, hint=None, temperature=1.0, seed=None)   generate n samples
+  clf.checkpoint(n)             save the model, and n generated samples as a wav
+  play(y)  show(y)  spectrogram(y)  compare()   (the last sample vs the training sound)
+  heatmap(start=0, length=1000) what the model expected during the last sample
+  loss_curve()                  training (and validation) loss so far
+  save_file("name.wav", y)      clf.model, clf.trainer, np are here too"""
+
+
+class Session:
+    """A model, the trainer that teaches it (None when its training sound is gone), and the
+    last sound sampled with the probabilities it was drawn from.
+
+    model_path: the model file it came from, if any, for set_audio; callback: the trainer's
+    progress reports.
+    """
+
+    def __init__(
+        self,
+        model: Model,
+        trainer: Trainer | None = None,
+        model_path: str | os.PathLike | None = None,
+        callback: Callable[[Progress], None] | None = None,
+    ):
+        self.model = model
+        self.trainer = trainer
+        self.model_path = None if model_path is None else Path(model_path)
+        self.callback = callback
+        self.last_sound: np.ndarray | None = None
+        self.last_probs: np.ndarray | None = None
+
+    def __repr__(self) -> str:
+        if self.trainer is None:
+            where = "nothing"
+        else:
+            where = ", ".join(self.trainer.files) or "a sound in memory"
+        return f"<Session: {self.model!r} training on {where}>"
+
+    @property
+    def fs(self) -> int:
+        """The model's sample rate in Hz."""
+        return self.model.fs
+
+    @property
+    def training_sound(self) -> np.ndarray:
+        """The sound being learned, (n,) floats at fs (as quantized for training)."""
+        return unquantize(self._need_trainer().data.levels)
+
+    def _need_trainer(self) -> Trainer:
+        if self.trainer is None:
+            raise BlekotaError(
+                "this model has no training sound here; give one with clf.set_audio('sound.wav')"
+            )
+        return self.trainer
+
+    def set_audio(self, audio) -> None:
+        """Train on this sound from now on: a file path or (n,) floats at fs."""
+        if self.trainer is not None:
+            self.trainer.set_audio(audio)
+        elif self.model_path is not None:
+            self.trainer = Trainer.from_checkpoint(
+                self.model_path, audio=audio, callback=self.callback, threads=self.model.threads,
+                directory=".",
+            )
+            self.model = self.trainer.model
+        else:
+            self.trainer = Trainer(self.model, audio, name="session", callback=self.callback)
+
+    def train(self, iterations: int) -> None:
+        """Train for `iterations` iterations; Ctrl+C stops after the current one. Either way
+        the model is saved as NAME_N.npz (N: iterations so far). Progress goes to the callback."""
+        self._need_trainer().train(iterations)
+
+    def sample(
+        self, n: int = 8000, hint=None, temperature: float = 1.0, seed: int | None = None
+    ) -> np.ndarray:
+        """Generate n samples, (n,) float32 in [-1, 1] at fs. hint: a sound (floats at fs or a
+        file path) the output starts with. Keeps the sound and the probabilities it was drawn
+        from (last_sound, last_probs (n, 256)) for heatmap()."""
+        if isinstance(hint, (str, os.PathLike)):
+            hint = load_audio(hint, self.fs)[0]
+        sound, probs = self.model.sample(
+            n, temperature=temperature, hint=hint, seed=seed, return_probs=True
+        )
+        self.last_sound, self.last_probs = sound, probs
+        return sound
+
+    def checkpoint(self, n: int = 0) -> list[Path]:
+        """Save the model as NAME_N.npz and, when n > 0, n generated samples as NAME_N.wav.
+        Returns the paths written."""
+        if self.trainer is not None:
+            return self.trainer.checkpoint(n)
+        stem = self.model_path.stem if self.model_path else "session"
+        name = f"{stem}_{self.model.info.get('iterations', 0)}"
+        paths = [self.model.save(f"{name}{modelfile.EXTENSION}")]
+        if n > 0:
+            paths.append(save_wav(f"{name}.wav", self.model.sample(n), self.fs))
+        return paths
+
+
+def open_session(
+    source: str | None,
+    model_options: dict,
+    trainer_options: dict,
+    callback: Callable[[Progress], None] | None = None,
+) -> tuple[Session, str]:
+    """A Session from a model file (.npz), a sound file (a new model), or None (a new model on
+    the built-in demo sound), and one line saying what was opened.
+
+    model_options: Model arguments (hidden, layers, fs, dtype, seed, threads); only threads is
+    used for a model file. trainer_options: Trainer arguments for a new model (seq_length,
+    batch_size, optimizer, lr, seed, checkpoint_every).
+    """
+    threads = model_options.get("threads")
+    if source is not None and Path(source).suffix == modelfile.EXTENSION:
+        try:
+            trainer = Trainer.from_checkpoint(
+                source, audio=_training_sound(source), callback=callback, threads=threads, directory="."
+            )
+        except BlekotaError as error:
+            model = modelfile.load(source, threads=threads)
+            note = f"loaded {source}; it samples, but cannot train here: {error}"
+            return Session(model, None, source, callback), note
+        where = ", ".join(trainer.files)
+        note = f"loaded {source} at iteration {trainer.iteration}, training on {where}"
+        return Session(trainer.model, trainer, source, callback), note
+    model = Model(**model_options)
+    if source is None:
+        audio, name, what = demo_sound(model.fs), "demo", "the built-in demo sound"
+    else:
+        audio, name, what = source, Path(source).stem, source
+    trainer = Trainer(model, audio, name=name, callback=callback, **trainer_options)
+    note = (
+        f"new {model.layers}x{model.hidden} GRU ({model.n_params:,} parameters, {model.fs} Hz) "
+        f"on {what}: {trainer.data.levels.size / model.fs:.1f} s of sound"
+    )
+    return Session(model, trainer, None, callback), note
+
+
+def _training_sound(model_path: str | os.PathLike) -> Path | None:
+    """The sound a model file was trained on when it is not where the file says (a path
+    relative to where training ran) but beside the model; None: as the file says."""
+    files = modelfile.read(model_path).info.get("training_files") or []
+    if not files or Path(files[0]).exists():
+        return None
+    beside = Path(model_path).parent / files[0]
+    return beside if beside.exists() else None
+
+
+def _report(path: Path | None) -> None:
+    if path is not None:
+        print(f"wrote {path}")
+
+
+def session_namespace(session: Session) -> dict:
+    """The names the console binds: clf, the pictures (defaulting to the last sample), play,
+    save_file and np."""
+
+    def pick(sound):
+        if sound is not None:
+            return sound
+        if session.last_sound is None:
+            raise BlekotaError("nothing sampled yet: y = clf.sample(8000)")
+        return session.last_sound
+
+    def play(sound=None, fs: int | None = None) -> None:
+        """Play a sound (default: the last sample); without a sound card, save last_played.wav."""
+        try:
+            play_sound(pick(sound), fs or session.fs, blocking=False)
+        except PlaybackError as error:
+            print(error)
+
+    def show(sound=None, fs: int | None = None, out=None) -> None:
+        """The waveform of a sound (default: the last sample)."""
+        _report(plot.show(pick(sound), fs or session.fs, out=out, block=False))
+
+    def spectrogram(sound=None, fs: int | None = None, out=None) -> None:
+        """The spectrogram of a sound (default: the last sample)."""
+        _report(plot.spectrogram(pick(sound), fs or session.fs, out=out, block=False))
+
+    def compare(training=None, generated=None, fs: int | None = None, out=None) -> None:
+        """A training sound and a generated one side by side (default: the last sample, and as
+        much of clf.training_sound, from its start)."""
+        generated = pick(generated)
+        if training is None:
+            training = session.training_sound[: max(len(generated), session.fs // 10)]
+        _report(plot.compare(training, generated, fs or session.fs, out=out, block=False))
+
+    def heatmap(start: int = 0, length: int = 1000, out=None) -> None:
+        """The probabilities the last sample was drawn from, samples start..start+length."""
+        if session.last_probs is None:
+            raise BlekotaError("nothing sampled yet: y = clf.sample(8000)")
+        _report(plot.heatmap(session.last_probs, session.fs, session.last_sound,
+                             start=start, length=length, out=out, block=False))
+
+    def loss_curve(log=None, out=None) -> None:
+        """Loss against iterations: of this session's training, or of a log/model info given."""
+        if log is None:
+            log = session.trainer.info() if session.trainer else session.model.info
+        _report(plot.loss_curve(log, out=out, block=False))
+
+    def save_file(file: str | os.PathLike, sound=None, fs: int | None = None) -> None:
+        """Save a sound (default: the last sample) as a 16-bit wav file."""
+        _report(save_wav(file, pick(sound), fs or session.fs))
+
+    return {
+        "clf": session, "play": play, "show": show, "spectrogram": spectrogram,
+        "compare": compare, "heatmap": heatmap, "loss_curve": loss_curve,
+        "save_file": save_file, "np": np,
+    }
+
+
+class Console(code.InteractiveConsole):
+    """The standard console, but blekota's own errors (bad input) are one line, no traceback."""
+
+    def showtraceback(self) -> None:
+        error = sys.exc_info()[1]
+        if isinstance(error, BlekotaError):
+            self.write(f"error: {error}\n")
+        else:
+            super().showtraceback()
+
+
+def interact(session: Session, note: str) -> None:
+    """Run the console until end of input: IPython when installed and stdin is a terminal,
+    else the standard library's console."""
+    from . import __version__
+
+    namespace = session_namespace(session)
+    banner = BANNER.format(version=__version__, description=note)
+    if sys.stdin.isatty():
+        try:
+            import IPython
+        except ImportError:
+            pass
+        else:
+            print(banner)
+            IPython.start_ipython(argv=[], user_ns=namespace, display_banner=False)
+            return
+    Console(namespace).interact(banner=banner, exitmsg="")

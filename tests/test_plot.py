@@ -1,0 +1,162 @@
+"""Pictures, headless: every plot writes a PNG of the planned size and never needs a display."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from matplotlib.image import imread
+
+import blekota
+from blekota import plot
+from blekota.cli import main
+
+FS = 8000
+
+
+@pytest.fixture(autouse=True)
+def headless(monkeypatch, tmp_path):
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "MPLBACKEND"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def headless_env(**extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "MPLBACKEND")}
+    env.update(extra)
+    return env
+
+
+def tone(n: int = 4000) -> np.ndarray:
+    t = np.arange(n) / FS
+    return (0.5 * np.sin(2 * np.pi * 440 * t) * np.minimum(1, t * 20)).astype(np.float32)
+
+
+def assert_png(path, width, height):
+    assert path.suffix == ".png" and path.stat().st_size > 1000
+    assert imread(path).shape[:2] == (height, width)
+
+
+def test_each_picture_has_its_size(tmp_path):
+    model = blekota.Model(hidden=8, layers=1, seed=0, threads=1)
+    sound, probs = model.sample(600, seed=1, return_probs=True)
+    log = [{"iteration": i, "time": i / 10, "train_loss": 5 - i / 100, "val_loss": None, "lr": 1e-3}
+           for i in range(10, 200, 10)]
+    assert_png(plot.show(tone(), FS, out=tmp_path), 1000, 350)
+    assert_png(plot.heatmap(probs, FS, sound, start=100, length=300, out=tmp_path), 1000, 500)
+    assert_png(plot.loss_curve(log, out=tmp_path), 800, 450)
+    assert_png(plot.spectrogram(tone(), FS, out=tmp_path), 1000, 450)
+    assert_png(plot.compare(tone(), sound, FS, out=tmp_path), 1200, 650)
+
+
+def test_without_display_files_are_numbered_never_overwritten(tmp_path):
+    assert not plot.display_available()
+    (tmp_path / "waveform.png").write_bytes(b"keep me")
+    first = plot.show(tone(), FS)
+    second = plot.show(tone(), FS)
+    assert first.name == "waveform-2.png" and second.name == "waveform-3.png"
+    assert (tmp_path / "waveform.png").read_bytes() == b"keep me"
+    named = plot.show(tone(), FS, out=tmp_path / "mine.png")
+    assert named == tmp_path / "mine.png" and named.stat().st_size > 1000
+
+
+@pytest.mark.parametrize("env,expected", [
+    ({"DISPLAY": ":0"}, True), ({"WAYLAND_DISPLAY": "wayland-0"}, True), ({}, False),
+    ({"DISPLAY": ":0", "MPLBACKEND": "Agg"}, False),
+])
+def test_display_detection(monkeypatch, env, expected):
+    monkeypatch.setattr(sys, "platform", "linux")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert plot.display_available() is expected
+
+
+def test_a_broken_display_falls_back_to_a_file_and_matplotlib_stays_unimported(tmp_path):
+    script = ("import sys, blekota; assert 'matplotlib' not in sys.modules; "
+              "from blekota import plot; print(plot.show([0.0, 0.5, -0.5], 8000))")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            cwd=tmp_path, env=headless_env(DISPLAY=":987"), timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "waveform.png" and (tmp_path / "waveform.png").stat().st_size > 0
+
+
+def test_loss_points_from_every_kind_of_log(tmp_path):
+    rows = [{"iteration": 50, "time": 1.0, "train_loss": 5.0, "val_loss": None, "lr": 1e-3},
+            {"iteration": 100, "time": 2.0, "train_loss": 4.0, "val_loss": 4.5, "lr": 1e-3},
+            {"iteration": 150, "time": 3.0, "train_loss": None, "val_loss": 4.2, "lr": 5e-4}]
+    path = tmp_path / "voice.log.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"iteration": 2')  # being written
+    for log in (path, str(path), rows):
+        train, val = plot.loss_points(log)
+        np.testing.assert_array_equal(train, [[50, 5.0], [100, 4.0]])
+        np.testing.assert_array_equal(val, [[100, 4.5], [150, 4.2]])
+    train, val = plot.loss_points({"history": [[50, 5.0]], "val_history": [[50, 5.1]]})
+    assert train.tolist() == [[50, 5.0]] and val.tolist() == [[50, 5.1]]
+    path.write_text("not json\n" + json.dumps(rows[0]) + "\n")
+    with pytest.raises(blekota.BlekotaError, match="voice.log.jsonl:1: not a JSON line"):
+        plot.loss_points(path)
+    with pytest.raises(blekota.BlekotaError, match="no loss values"):
+        plot.loss_curve({"history": []})
+
+
+def test_bad_input_is_refused():
+    with pytest.raises(blekota.ConfigError, match=r"\(n, 256\)"):
+        plot.heatmap(np.zeros((10, 3)))
+    with pytest.raises(blekota.ConfigError, match="start"):
+        plot.heatmap(np.full((10, 256), 1 / 256), start=10)
+    with pytest.raises(blekota.ConfigError, match="1-D"):
+        plot.show(np.zeros((2, 2)))
+
+
+@pytest.fixture
+def trained(tmp_path):
+    """A tiny model trained for a few iterations on a tone file, and that file."""
+    wav = blekota.save_wav(tmp_path / "tone.wav", tone(8000), FS)
+    model = blekota.Model(hidden=8, layers=1, seed=0, threads=1)
+    trainer = blekota.Trainer(model, wav, seq_length=20, batch_size=4, name="tone",
+                              checkpoint_every=0, directory=tmp_path, report_every=2)
+    return trainer.train(4).path, wav
+
+
+def test_plot_command_draws_each_kind(tmp_path, trained, capsys):
+    model, wav = trained
+    log = tmp_path / "tone.log.jsonl"
+    log.write_text(json.dumps({"iteration": 5, "time": 1, "train_loss": 5.0, "val_loss": 5.2, "lr": 0.002}) + "\n")
+    commands = [
+        (["waveform", str(wav)], 1000, 350),
+        (["spectrogram", str(wav), "--fs", "4000"], 1000, 450),
+        (["heatmap", str(model), str(wav), "-n", "300", "--start", "100"], 1000, 500),
+        (["heatmap", str(model), "-n", "200", "--seed", "1"], 1000, 500),
+        (["loss", str(model)], 800, 450),
+        (["loss", str(log)], 800, 450),
+        (["compare", str(wav), str(wav)], 1200, 650),
+    ]
+    for number, (argv, width, height) in enumerate(commands):
+        out = tmp_path / f"picture{number}.png"
+        assert main(["plot", *argv, "-o", str(out), "--threads", "1"] if argv[0] == "heatmap"
+                    else ["plot", *argv, "-o", str(out)]) == 0, argv
+        assert f"wrote {out}" in capsys.readouterr().out
+        assert_png(out, width, height)
+    assert main(["plot", "waveform", str(wav)]) == 0  # no display, no -o: numbered file here
+    assert capsys.readouterr().out.strip() == "wrote waveform.png"
+    assert main(["plot", "waveform", str(wav), "-o", str(tmp_path / "picture0.png")]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_sample_heatmap_and_info(tmp_path, trained, capsys):
+    model, wav = trained
+    heat = tmp_path / "heat.png"
+    assert main(["sample", str(model), "-n", "500", "-o", str(tmp_path / "s.wav"), "--heatmap", str(heat),
+                 "--hint", str(wav), "--threads", "1"]) == 0
+    assert_png(heat, 1000, 500)
+    assert main(["info", str(model)]) == 0
+    assert "best" in capsys.readouterr().out
+
+
+def test_plot_has_help(capsys):
+    for argv in (["plot", "--help"], ["plot", "heatmap", "--help"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 0 and "usage:" in capsys.readouterr().out
