@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import soundfile
-from scipy.signal import resample_poly
 
 from .errors import AudioError
 from .fileutil import atomic_path
@@ -44,6 +43,8 @@ def to_rate(samples: np.ndarray, from_fs: int, to_fs: int) -> np.ndarray:
     samples = np.asarray(samples, dtype=np.float32)
     if from_fs != to_fs and samples.size:
         divisor = gcd(int(from_fs), int(to_fs))
+        from scipy.signal import resample_poly  # scipy.signal takes seconds to import: only when needed
+
         samples = resample_poly(samples, to_fs // divisor, from_fs // divisor).astype(np.float32)
     return np.clip(samples, -1.0, 1.0)
 
