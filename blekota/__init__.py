@@ -3,7 +3,7 @@
 from . import mulaw, reference
 from .audio import PlaybackError, load_audio, play, save_wav
 from .demo import demo_sound
-from .errors import AudioError, BlekotaError, ConfigError, ModelFileError
+from .errors import AudioError, BlekotaError, BlekotaWarning, ConfigError, ModelFileError
 from .model import Model
 from .modelfile import load
 from .optim import Adagrad, Adam, RMSprop, make_optimizer
@@ -14,6 +14,7 @@ __all__ = [
     "Adam",
     "AudioError",
     "BlekotaError",
+    "BlekotaWarning",
     "ConfigError",
     "Model",
     "ModelFileError",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -151,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seconds", type=positive_float, default=60.0, help="training time in seconds (default 60)")
     demo.add_argument("--out-dir", default="blekota-demo", help="where files are written (default: blekota-demo)")
     add_threads_argument(demo)
+
     return parser
 
 
@@ -212,8 +214,7 @@ def command_train(args) -> int:
 def command_sample(args) -> int:
     model = modelfile.load(args.model, threads=args.threads)
     output = Path(args.output) if args.output else Path(args.model).with_name(Path(args.model).stem + "_sample.wav")
-    if output.exists() and not args.force:
-        raise BlekotaError(f"{output}: already exists (use --force to overwrite)")
+    check_output(output, args.force)
     hint = load_audio(args.hint, model.fs)[0] if args.hint else None
     start = time.perf_counter()
     sound = model.sample(args.n, temperature=args.temperature, hint=hint, seed=args.seed)
@@ -227,6 +228,14 @@ def command_sample(args) -> int:
         except PlaybackError as error:
             print(error, file=sys.stderr)
     return 0
+
+
+def check_output(output: Path, force: bool) -> None:
+    """Refuse before any work: an existing output without force, or a missing directory."""
+    if output.exists() and not force:
+        raise BlekotaError(f"{output}: already exists (use --force to overwrite)")
+    if not output.parent.is_dir():
+        raise BlekotaError(f"{output}: the directory {output.parent} does not exist")
 
 
 def command_info(args) -> int:
@@ -280,14 +289,26 @@ def command_demo(args) -> int:
     return 0
 
 
-COMMANDS = {"train": command_train, "sample": command_sample, "info": command_info, "demo": command_demo}
+COMMANDS = {
+    "train": command_train,
+    "sample": command_sample,
+    "info": command_info,
+    "demo": command_demo,
+}
+
+
+def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one line on stderr."""
+    print(f"blekota: warning: {message}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 2 bad input, 130 interrupted)."""
     args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        with warnings.catch_warnings():
+            warnings.showwarning = show_warning
+            return COMMANDS[args.command](args)
     except BlekotaError as error:
         print(f"blekota: error: {error}", file=sys.stderr)
         return 2

@@ -12,6 +12,7 @@ import os
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,12 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import modelfile
+from . import memory, modelfile
 from .audio import load_audio, save_wav
-from .errors import AudioError, ConfigError, ModelFileError
-from .model import Model, _positive_int
-from .mulaw import quantize
-from .optim import make_optimizer
+from .errors import AudioError, BlekotaWarning, ConfigError, ModelFileError
+from .model import Model, _positive_int, _seed
+from .mulaw import SILENCE, quantize
+from .optim import OPTIMIZERS, make_optimizer
 
 REPORT_EVERY = 50
 
@@ -71,6 +72,18 @@ def load_levels(audio, fs: int) -> tuple[np.ndarray, list[str]]:
     return quantize(samples), []
 
 
+def warn_if_silent(levels: np.ndarray, files: list[str]) -> None:
+    """Warn (BlekotaWarning) when every level is silence: the model would learn only silence."""
+    if levels.size and (levels == SILENCE).all():
+        where = f"{', '.join(files)}: " if files else ""
+        warnings.warn(
+            f"{where}the training sound is silent (every sample quantizes to silence); "
+            "the model will learn silence",
+            BlekotaWarning,
+            stacklevel=3,
+        )
+
+
 class Trainer:
     """Trains a Model on a sound with truncated BPTT.
 
@@ -106,15 +119,29 @@ class Trainer:
             raise ConfigError(f"checkpoint_every must be an integer >= 0, got {checkpoint_every!r}")
         if not isinstance(name, str) or not name or os.sep in name:
             raise ConfigError(f"name must be a non-empty file name prefix, got {name!r}")
+        if (
+            isinstance(checkpoint_sound, bool)
+            or not isinstance(checkpoint_sound, (int, np.integer))
+            or checkpoint_sound < 0
+        ):
+            raise ConfigError(f"checkpoint_sound must be an integer >= 0, got {checkpoint_sound!r}")
         self.name = name
         self.checkpoint_every = checkpoint_every
         self.checkpoint_sound = int(checkpoint_sound)
         self.directory = Path(directory)
         self.callback = callback
         self.report_every = _positive_int("report_every", report_every)
+        slots = len(OPTIMIZERS[optimizer].slots) if optimizer in OPTIMIZERS else 2
+        memory.ensure(
+            memory.training_bytes(model.layers, model.hidden, self.seq_length, self.batch_size,
+                                  model.dtype.itemsize, slots),
+            f"training a {model.layers}x{model.hidden} {model.dtype.name} model with seq_length "
+            f"{self.seq_length} and batch_size {self.batch_size}",
+            "use a smaller batch_size, seq_length or hidden",
+        )
         self.optimizer = make_optimizer(optimizer, model.n_params, model.dtype, lr)
         self.grads = np.empty_like(model.params)
-        self.rng = np.random.default_rng(seed)
+        self.rng = np.random.default_rng(_seed(seed))
         self.iteration = int(model.info.get("iterations", 0))
         self.epoch = int(model.info.get("epochs", 0))
         self.history: list[list[float]] = [list(row) for row in model.info.get("history", [])]
@@ -133,6 +160,7 @@ class Trainer:
                 f"{where}the sound is too short: {levels.size} samples, need at least {need} "
                 f"(batch_size * (seq_length + 1) = {need / self.model.fs:.2f} s at {self.model.fs} Hz)"
             )
+        warn_if_silent(levels, self.files)
         self.streams = np.ascontiguousarray(levels[: B * stream_length].reshape(B, stream_length))
         self.position = 0
         self.h = self.model.zero_state(B)
@@ -169,7 +197,9 @@ class Trainer:
         """
         if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or iterations < 0:
             raise ConfigError(f"iterations must be an integer >= 0, got {iterations!r}")
-        if max_seconds is not None and not max_seconds > 0:
+        if max_seconds is not None and (
+            isinstance(max_seconds, bool) or not isinstance(max_seconds, (int, float)) or not max_seconds > 0
+        ):
             raise ConfigError(f"max_seconds must be > 0, got {max_seconds!r}")
         self.directory.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
@@ -329,5 +359,8 @@ class Trainer:
             trainer.h = np.ascontiguousarray(h, dtype=trainer.model.dtype)
             trainer.position = int(saved.get("position", 0))
         if "rng" in saved:
-            trainer.rng.bit_generator.state = saved["rng"]
+            try:
+                trainer.rng.bit_generator.state = saved["rng"]
+            except (TypeError, ValueError, KeyError):
+                raise ModelFileError(f"{path}: corrupted (its random generator state)") from None
         return trainer
