@@ -4,6 +4,7 @@ from . import mulaw, reference
 from .audio import PlaybackError, load_audio, play, save_wav
 from .demo import demo_sound
 from .errors import AudioError, BlekotaError, BlekotaWarning, ConfigError, ModelFileError
+from .legacy import convert_legacy, import_legacy
 from .model import Model
 from .modelfile import load
 from .optim import Adagrad, Adam, RMSprop, make_optimizer
@@ -23,7 +24,9 @@ __all__ = [
     "RMSprop",
     "TrainResult",
     "Trainer",
+    "convert_legacy",
     "demo_sound",
+    "import_legacy",
     "load",
     "load_audio",
     "make_optimizer",

@@ -1,4 +1,4 @@
-"""The command line: python -m blekota train | sample | info | demo.
+"""The command line: python -m blekota train | sample | info | demo | import-legacy.
 
 Thin: parse, call the library, report. Errors are one line on stderr and exit status 2.
 """
@@ -17,6 +17,7 @@ from . import modelfile
 from .audio import PlaybackError, load_audio, play, save_wav
 from .demo import demo_sound
 from .errors import BlekotaError
+from .legacy import convert_legacy
 from .model import Model
 from .train import Progress, Trainer
 
@@ -153,6 +154,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out-dir", default="blekota-demo", help="where files are written (default: blekota-demo)")
     add_threads_argument(demo)
 
+    legacy = commands.add_parser(
+        "import-legacy", help="convert a model pickled by the original NumPy blekota",
+        description="Convert a .pkl model of the original NumPy blekota into a model file. Only "
+        "its weights and training state are read: nothing in the pickle is run.",
+    )
+    legacy.add_argument("pickle", metavar="OLD.pkl", help="the original's pickled model")
+    legacy.add_argument("-o", "--output", default=None, help="model file to write (default: OLD.npz)")
+    legacy.add_argument(
+        "--dtype", choices=("float32", "float64"), default="float64",
+        help="precision of the converted model (default float64, as the original)",
+    )
+    legacy.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
     return parser
 
 
@@ -238,6 +251,19 @@ def check_output(output: Path, force: bool) -> None:
         raise BlekotaError(f"{output}: the directory {output.parent} does not exist")
 
 
+def command_import_legacy(args) -> int:
+    output = Path(args.output) if args.output else Path(args.pickle).with_suffix(modelfile.EXTENSION)
+    check_output(output, args.force)
+    convert_legacy(args.pickle, output, dtype=args.dtype)
+    model = modelfile.load(output)
+    print(
+        f"wrote {output}: {model.layers} GRU layers x {model.hidden} units, {model.fs} Hz, "
+        f"{model.info.get('iterations', 0)} iterations; continue with: python -m blekota train "
+        f"--resume {output} SOUND"
+    )
+    return 0
+
+
 def command_info(args) -> int:
     loaded = modelfile.read(args.model)
     model, info = loaded.model, loaded.info
@@ -294,6 +320,7 @@ COMMANDS = {
     "sample": command_sample,
     "info": command_info,
     "demo": command_demo,
+    "import-legacy": command_import_legacy,
 }
 
 
