@@ -86,6 +86,17 @@ def _levels(name: str, value, ndim: int) -> np.ndarray:
     return np.ascontiguousarray(levels, dtype=np.uint8)
 
 
+def _sound(value) -> np.ndarray:
+    """A hint as float64 samples; what is not real numbers is a ConfigError."""
+    try:
+        sound = np.asarray(value)
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"hint must be a sound: an array of float samples ({error})") from None
+    if sound.dtype.kind not in "biuf":
+        raise ConfigError(f"hint must be a sound: an array of float samples, got dtype {sound.dtype}")
+    return sound.astype(np.float64)
+
+
 @dataclass(frozen=True)
 class _Layout:
     """Where each matrix lives in the flat parameter vector (see csrc/gates.pxi)."""
@@ -271,7 +282,23 @@ class Model:
         """An all-zero hidden state (layers, batch, hidden)."""
         return np.zeros((self.layers, batch, self.hidden), self.dtype)
 
+    def _check_params(self) -> None:
+        """model.params may have been replaced: it must still fit the architecture and dtype."""
+        params = self.params
+        size = memory.parameter_count(self.layers, self.hidden)
+        if not (
+            isinstance(params, np.ndarray)
+            and params.shape == (size,)
+            and params.dtype == self.dtype
+            and params.flags.c_contiguous
+        ):
+            raise ConfigError(
+                f"model.params must be a contiguous {self.dtype.name} array of {size} values; "
+                "use load_state_dict to change weights"
+            )
+
     def _check_window(self, x, h0) -> tuple[np.ndarray, np.ndarray]:
+        self._check_params()
         x = _levels("x", x, 2)
         if x.shape[0] < 2 or x.shape[1] < 1:
             raise ConfigError(f"x must be a (T+1, B) array of levels with T >= 1, got shape {x.shape}")
@@ -384,6 +411,7 @@ class Model:
             f"{n} samples x {streams} streams" + (" with probabilities" if return_probs else ""),
             "generate fewer samples at a time",
         )
+        self._check_params()
         hint_levels = self._hint_levels(hint, streams, n)
         levels = np.empty((streams, n), np.uint8)
         h = self.zero_state(streams)
@@ -406,19 +434,14 @@ class Model:
         """Hint sound(s) -> (streams, nh) levels, cut to n steps."""
         if hint is None:
             return np.empty((streams, 0), np.uint8)
-        try:
-            if isinstance(hint, (list, tuple)):
-                hints = [np.asarray(h, np.float64).ravel() for h in hint]
-            else:
-                hint = np.asarray(hint, np.float64)
-        except (ValueError, TypeError) as error:
-            raise ConfigError(f"hint must be a sound: an array of float samples ({error})") from None
         if isinstance(hint, (list, tuple)):
+            hints = [_sound(h).ravel() for h in hint]
             if len(hints) != streams:
                 raise ConfigError(f"got {len(hints)} hints for {streams} streams")
             length = min(len(h) for h in hints)
             hint = np.stack([h[:length] for h in hints])
         else:
+            hint = _sound(hint)
             if hint.ndim != 1:
                 raise ConfigError(f"hint must be a 1-D sound, got shape {hint.shape}")
             hint = np.broadcast_to(hint, (streams, hint.size))

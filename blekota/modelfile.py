@@ -99,7 +99,14 @@ def read(path: str | os.PathLike, threads: int | None = None) -> ModelFile:
             arrays = {name: npz[name] for name in npz.files}
     except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error) as error:
         raise ModelFileError(f"{path}: not a blekota model file or corrupted ({error})") from None
-    except (ValueError, EOFError, KeyError, NotImplementedError, OverflowError, RuntimeError) as error:
+    except ValueError as error:
+        if "pickled" in str(error) and _starts_like_a_pickle(path):
+            raise ModelFileError(
+                f"{path}: a Python pickle, not a blekota model file (a model of the original NumPy "
+                f"blekota converts with: python -m blekota import-legacy {path})"
+            ) from None
+        raise ModelFileError(f"{path}: not a blekota model file or corrupted ({error})") from None
+    except (EOFError, KeyError, NotImplementedError, OverflowError, RuntimeError) as error:
         raise ModelFileError(f"{path}: not a blekota model file or corrupted ({error})") from None
     except OSError as error:
         raise ModelFileError(f"{path}: cannot read ({error.strerror or error})") from None
@@ -113,6 +120,12 @@ def read(path: str | os.PathLike, threads: int | None = None) -> ModelFile:
     if checksum(arrays) != meta.get("checksum"):
         raise ModelFileError(f"{path}: corrupted (the checksum of its arrays does not match)")
     return _build(path, meta, arrays, threads)
+
+
+def _starts_like_a_pickle(path: Path) -> bool:
+    """Pickle protocols 2 and later start with the PROTO opcode 0x80."""
+    with open(path, "rb") as file:
+        return file.read(1) == b"\x80"
 
 
 def _parse_meta(path: Path, raw: np.ndarray) -> dict:

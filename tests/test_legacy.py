@@ -151,3 +151,10 @@ def test_not_a_legacy_model(tmp_path):
         blekota.import_legacy(path)
     with pytest.raises(blekota.ModelFileError, match="absent.pkl: no such file"):
         blekota.import_legacy(tmp_path / "absent.pkl")
+
+
+def test_loading_a_pickle_as_a_model_file_points_to_import_legacy(tmp_path, capsys):
+    pkl = write_pickle(tmp_path / "bety.pkl", bety())
+    assert main(["sample", str(pkl), "-o", str(tmp_path / "out.wav")]) == 2
+    err = capsys.readouterr().err
+    assert f"bety.pkl: a Python pickle, not a blekota model file (a model of the original NumPy blekota converts with: python -m blekota import-legacy {pkl})" in err

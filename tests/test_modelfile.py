@@ -240,3 +240,10 @@ def test_a_save_failing_midway_keeps_the_previous_file(tmp_path, monkeypatch):
     monkeypatch.setattr(np, "savez", real_savez)
     with pytest.raises(blekota.ModelFileError, match=r"m.npz: could not save \(no such directory\)"):
         blekota.Model(hidden=4, layers=1).save(tmp_path / "missing" / "m.npz")
+
+
+def test_text_is_not_called_a_pickle(tmp_path):
+    text = tmp_path / "notes.npz"
+    text.write_text("some notes")
+    with pytest.raises(blekota.ModelFileError, match="notes.npz: not a blekota model file or corrupted"):
+        blekota.load(text)

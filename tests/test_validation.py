@@ -235,7 +235,9 @@ def test_estimates_match_what_is_allocated():
         (lambda m: m.sample(10, seed=-5), "seed must be None or an integer >= 0, got -5"),
         (lambda m: m.sample(10, streams=0), "streams must be a positive integer, got 0"),
         (lambda m: m.sample(10, hint=np.array([0.1, np.nan])), "hint contains NaN or infinite samples"),
-        (lambda m: m.sample(10, hint="hello"), "hint must be a sound: an array of float samples"),
+        (lambda m: m.sample(10, hint="hello"), "hint must be a sound: an array of float samples, got dtype <U5"),
+        (lambda m: m.sample(10, hint=[[0.1], [0.2, 0.3]]), "got 2 hints for 1 streams"),
+        (lambda m: m.sample(10, hint=np.array([[0.1], [0.2, 0.3]], dtype=object)), "hint must be a sound"),
         (lambda m: m.sample(10, hint=np.zeros((2, 3))), "hint must be a 1-D sound, got shape (2, 3)"),
         (lambda m: m.sample(10, hint=[np.zeros(3)], streams=2), "got 1 hints for 2 streams"),
     ],
@@ -305,3 +307,12 @@ def test_cli_hint_at_another_rate_is_resampled(tmp_path, capsys):
     generated, _ = blekota.load_audio(out, 8000)
     expected = blekota.mulaw.unquantize(blekota.mulaw.quantize(blekota.audio.to_rate(tone(3200, 16000), 16000, 8000)))
     np.testing.assert_allclose(generated[100:1500], expected[100:1500], atol=0.02)
+
+
+def test_replaced_params_are_refused_before_the_kernel():
+    model = tiny_model()
+    for bad in (np.zeros(5, np.float32), model.params.astype(np.float64), np.repeat(model.params, 2)[::2], list(model.params)):
+        model.params = bad
+        for call in (lambda: model.loss_and_grad(np.zeros((3, 2), int)), lambda: model.sample(5)):
+            with pytest.raises(blekota.ConfigError, match=r"model.params must be a contiguous float32 array of 4412 values; use load_state_dict"):
+                call()
