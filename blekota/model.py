@@ -24,7 +24,7 @@ except ImportError as error:  # pragma: no cover - depends on how the package wa
 DTYPES = {"float32": np.float32, "float64": np.float64}
 GATES = ("Wr", "Wz", "W")  # the order of the gate blocks inside the compiled core
 MAX_THREADS = 1024
-MAX_WINDOW = 2**31 - 1  # T * B: the BLAS calls in the compiled core take 32-bit sizes
+MAX_WINDOW = 2**31 - 1  # levels in a window: the BLAS calls in the compiled core take 32-bit sizes
 
 
 def default_threads() -> int:
@@ -71,14 +71,16 @@ def _dtype(dtype) -> np.dtype:
     return np.dtype(DTYPES[name])
 
 
-def _levels(name: str, value, ndim: int) -> np.ndarray:
-    """An array of integer levels 0..255 with ndim dimensions, as contiguous uint8."""
+def _levels(name: str, value, ndim: int, max_size: int = MAX_WINDOW) -> np.ndarray:
+    """An array of at most max_size integer levels 0..255 with ndim dimensions, as contiguous uint8."""
     try:
         levels = np.asarray(value)
     except (ValueError, TypeError) as error:
         raise ConfigError(f"{name} must be an array of integer levels 0..255 ({error})") from None
     if levels.ndim != ndim:
         raise ConfigError(f"{name} must be a {ndim}-D array of levels, got shape {levels.shape}")
+    if levels.size > max_size:
+        raise ConfigError(f"{name} of shape {levels.shape} is too large: at most {max_size} levels at a time")
     if not np.issubdtype(levels.dtype, np.integer):
         raise ConfigError(f"{name} must hold integer levels 0..255, got dtype {levels.dtype}")
     if levels.size and (levels.min() < 0 or levels.max() >= LEVELS):
@@ -302,8 +304,6 @@ class Model:
         x = _levels("x", x, 2)
         if x.shape[0] < 2 or x.shape[1] < 1:
             raise ConfigError(f"x must be a (T+1, B) array of levels with T >= 1, got shape {x.shape}")
-        if (x.shape[0] - 1) * x.shape[1] > MAX_WINDOW:
-            raise ConfigError(f"a window of shape {x.shape} is too large: T * B must be at most {MAX_WINDOW}")
         B = x.shape[1]
         if h0 is None:
             return x, self.zero_state(B)

@@ -158,3 +158,9 @@ def test_loading_a_pickle_as_a_model_file_points_to_import_legacy(tmp_path, caps
     assert main(["sample", str(pkl), "-o", str(tmp_path / "out.wav")]) == 2
     err = capsys.readouterr().err
     assert f"bety.pkl: a Python pickle, not a blekota model file (a model of the original NumPy blekota converts with: python -m blekota import-legacy {pkl})" in err
+
+
+def test_import_legacy_has_help(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["import-legacy", "--help"])
+    assert exit_info.value.code == 0 and "nothing in the pickle is run" in capsys.readouterr().out
