@@ -4,7 +4,8 @@ from . import mulaw, plot, reference, trainlog
 from .audio import PlaybackError, load_audio, play, save_wav
 from .dataset import Dataset
 from .demo import demo_sound
-from .errors import AudioError, BlekotaError, ConfigError, ModelFileError
+from .errors import AudioError, BlekotaError, BlekotaWarning, ConfigError, ModelFileError
+from .legacy import convert_legacy, import_legacy
 from .model import Model
 from .modelfile import load
 from .optim import Adagrad, Adam, RMSprop, make_optimizer
@@ -17,6 +18,7 @@ __all__ = [
     "Adam",
     "AudioError",
     "BlekotaError",
+    "BlekotaWarning",
     "ConfigError",
     "Constant",
     "Dataset",
@@ -31,7 +33,9 @@ __all__ = [
     "Step",
     "TrainResult",
     "Trainer",
+    "convert_legacy",
     "demo_sound",
+    "import_legacy",
     "load",
     "load_audio",
     "make_optimizer",

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from .errors import AudioError
+from . import memory
+from .errors import AudioError, ConfigError
 from .fileutil import atomic_path
 
 LAST_PLAYED = "last_played.wav"
@@ -20,22 +21,47 @@ def load_audio(path: str | os.PathLike, fs: int | None = 8000) -> tuple[np.ndarr
     keeps the file's own rate).
 
     Returns (samples float32 (n,) in [-1, 1], fs). Raises AudioError naming the file when it is
-    missing, unreadable or not audio.
+    missing, unreadable, not audio, empty, holds NaN or infinite samples, or would need more
+    memory than the machine has.
     """
     path = Path(path)
     if not path.exists():
         raise AudioError(f"{path}: no such file")
     if path.is_dir():
         raise AudioError(f"{path}: is a directory, not a sound file")
+    if fs is not None and (isinstance(fs, bool) or not isinstance(fs, (int, np.integer)) or fs <= 0):
+        raise ConfigError(f"fs must be a positive integer, got {fs!r}")
+    header = _libsndfile(path, soundfile.info)
+    if header.samplerate <= 0 or header.channels <= 0:
+        shape = f"{header.samplerate} Hz, {header.channels} channels"
+        raise AudioError(f"{path}: not a sound file blekota can read ({shape})")
+    frames = max(int(header.frames), 0)
+    fs = header.samplerate if fs is None else int(fs)
+    memory.ensure(
+        4 * frames * header.channels + 12 * (frames * fs // header.samplerate + 1),
+        f"{path}: reading {frames / header.samplerate:.0f} s of sound",
+    )
+    data, file_fs = _libsndfile(path, soundfile.read, dtype="float32", always_2d=True)
+    if data.size == 0:
+        raise AudioError(f"{path}: contains no sound (0 samples)")
+    finite = np.isfinite(data).all(axis=1)
+    if not finite.all():
+        first = int(np.argmin(finite))
+        raise AudioError(f"{path}: contains NaN or infinite samples (the first at {first / file_fs:.3f} s)")
+    return to_rate(data.mean(axis=1), file_fs, fs), fs
+
+
+def _libsndfile(path: Path, function, **options):
+    """function(path, **options) with every failure turned into an AudioError naming the file."""
     try:
-        data, file_fs = soundfile.read(str(path), dtype="float32", always_2d=True)
-    except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as error:
+        return function(str(path), **options)
+    except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError, EOFError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise AudioError(f"{path}: not a sound file blekota can read ({reason})") from None
     except OSError as error:
         raise AudioError(f"{path}: cannot read ({error.strerror or error})") from None
-    fs = file_fs if fs is None else fs
-    return to_rate(data.mean(axis=1), file_fs, fs), fs
+    except MemoryError:
+        raise AudioError(f"{path}: not enough memory to read it") from None
 
 
 def to_rate(samples: np.ndarray, from_fs: int, to_fs: int) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The command line: python -m blekota train | sample | info | plot | repl | demo.
+"""The command line: python -m blekota train | sample | info | plot | repl | demo | import-legacy.
 
 Thin: parse, call the library, report. Errors are one line on stderr and exit status 2.
 """
@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from .audio import PlaybackError, load_audio, play, save_wav
 from .console import NORMAL, QUIET, VERBOSE, TrainingDisplay, print_progress
 from .demo import demo_sound
 from .errors import BlekotaError
+from .legacy import convert_legacy
 from .model import Model
 from .mulaw import SILENCE, quantize
 from .repl import interact, open_session
@@ -203,6 +205,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seconds", type=positive_float, default=60.0, help="training time in seconds (default 60)")
     demo.add_argument("--out-dir", default="blekota-demo", help="where files are written (default: blekota-demo)")
     add_threads_argument(demo)
+
+    legacy = commands.add_parser(
+        "import-legacy", help="convert a model pickled by the original NumPy blekota",
+        description="Convert a .pkl model of the original NumPy blekota into a model file. Only "
+        "its weights and training state are read: nothing in the pickle is run.",
+    )
+    legacy.add_argument("pickle", metavar="OLD.pkl", help="the original's pickled model")
+    legacy.add_argument("-o", "--output", default=None, help="model file to write (default: OLD.npz)")
+    legacy.add_argument(
+        "--dtype", choices=("float32", "float64"), default="float64",
+        help="precision of the converted model (default float64, as the original)",
+    )
+    legacy.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
     return parser
 
 
@@ -318,8 +333,7 @@ def command_train(args) -> int:
 def command_sample(args) -> int:
     model = modelfile.load(args.model, threads=args.threads)
     output = Path(args.output) if args.output else Path(args.model).with_name(Path(args.model).stem + "_sample.wav")
-    if output.exists() and not args.force:
-        raise BlekotaError(f"{output}: already exists (use --force to overwrite)")
+    check_output(output, args.force)
     heatmap = _output_png(args.heatmap, args.force)
     hint = load_audio(args.hint, model.fs)[0] if args.hint else None
     start = time.perf_counter()
@@ -340,6 +354,27 @@ def command_sample(args) -> int:
             play(sound, model.fs)
         except PlaybackError as error:
             print(error, file=sys.stderr)
+    return 0
+
+
+def check_output(output: Path, force: bool) -> None:
+    """Refuse before any work: an existing output without force, or a missing directory."""
+    if output.exists() and not force:
+        raise BlekotaError(f"{output}: already exists (use --force to overwrite)")
+    if not output.parent.is_dir():
+        raise BlekotaError(f"{output}: the directory {output.parent} does not exist")
+
+
+def command_import_legacy(args) -> int:
+    output = Path(args.output) if args.output else Path(args.pickle).with_suffix(modelfile.EXTENSION)
+    check_output(output, args.force)
+    convert_legacy(args.pickle, output, dtype=args.dtype)
+    model = modelfile.load(output)
+    print(
+        f"wrote {output}: {model.layers} GRU layers x {model.hidden} units, {model.fs} Hz, "
+        f"{model.info.get('iterations', 0)} iterations; continue with: python -m blekota train "
+        f"--resume {output} SOUND"
+    )
     return 0
 
 
@@ -455,16 +490,28 @@ def command_demo(args) -> int:
 
 
 COMMANDS = {
-    "train": command_train, "sample": command_sample, "info": command_info, "plot": command_plot,
-    "repl": command_repl, "demo": command_demo,
+    "train": command_train,
+    "sample": command_sample,
+    "info": command_info,
+    "plot": command_plot,
+    "repl": command_repl,
+    "demo": command_demo,
+    "import-legacy": command_import_legacy,
 }
+
+
+def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one line on stderr."""
+    print(f"blekota: warning: {message}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 2 bad input, 130 interrupted)."""
     args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        with warnings.catch_warnings():
+            warnings.showwarning = show_warning
+            return COMMANDS[args.command](args)
     except BlekotaError as error:
         print(f"blekota: error: {error}", file=sys.stderr)
         return 2

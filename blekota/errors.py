@@ -15,3 +15,7 @@ class AudioError(BlekotaError):
 
 class ModelFileError(BlekotaError):
     """A model file is missing, not a blekota model, corrupted, or from a newer version."""
+
+
+class BlekotaWarning(UserWarning):
+    """Input blekota accepts but the user should know about (e.g. a silent training sound)."""

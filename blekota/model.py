@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from . import memory
 from .errors import ConfigError
 from .mulaw import LEVELS, SILENCE, quantize, unquantize
 
@@ -21,6 +23,8 @@ except ImportError as error:  # pragma: no cover - depends on how the package wa
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
 GATES = ("Wr", "Wz", "W")  # the order of the gate blocks inside the compiled core
+MAX_THREADS = 1024
+MAX_WINDOW = 2**31 - 1  # levels in a window: the BLAS calls in the compiled core take 32-bit sizes
 
 
 def default_threads() -> int:
@@ -40,11 +44,59 @@ def _positive_int(name: str, value) -> int:
     return int(value)
 
 
+def _threads(value) -> int:
+    threads = _positive_int("threads", value)
+    if threads > MAX_THREADS:
+        raise ConfigError(f"threads must be at most {MAX_THREADS}, got {value!r}")
+    return threads
+
+
+def _seed(value) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ConfigError(f"seed must be None or an integer >= 0, got {value!r}")
+    return int(value)
+
+
 def _dtype(dtype) -> np.dtype:
-    name = np.dtype(dtype).name if not isinstance(dtype, str) else dtype
-    if name not in DTYPES:
+    name = dtype
+    if isinstance(dtype, (type, np.dtype)):
+        try:
+            name = np.dtype(dtype).name
+        except TypeError:
+            pass
+    if not isinstance(name, str) or name not in DTYPES:
         raise ConfigError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
     return np.dtype(DTYPES[name])
+
+
+def _levels(name: str, value, ndim: int, max_size: int = MAX_WINDOW) -> np.ndarray:
+    """An array of at most max_size integer levels 0..255 with ndim dimensions, as contiguous uint8."""
+    try:
+        levels = np.asarray(value)
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"{name} must be an array of integer levels 0..255 ({error})") from None
+    if levels.ndim != ndim:
+        raise ConfigError(f"{name} must be a {ndim}-D array of levels, got shape {levels.shape}")
+    if levels.size > max_size:
+        raise ConfigError(f"{name} of shape {levels.shape} is too large: at most {max_size} levels at a time")
+    if not np.issubdtype(levels.dtype, np.integer):
+        raise ConfigError(f"{name} must hold integer levels 0..255, got dtype {levels.dtype}")
+    if levels.size and (levels.min() < 0 or levels.max() >= LEVELS):
+        raise ConfigError(f"{name} must hold integer levels 0..255")
+    return np.ascontiguousarray(levels, dtype=np.uint8)
+
+
+def _sound(value) -> np.ndarray:
+    """A hint as float64 samples; what is not real numbers is a ConfigError."""
+    try:
+        sound = np.asarray(value)
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"hint must be a sound: an array of float samples ({error})") from None
+    if sound.dtype.kind not in "biuf":
+        raise ConfigError(f"hint must be a sound: an array of float samples, got dtype {sound.dtype}")
+    return sound.astype(np.float64)
 
 
 @dataclass(frozen=True)
@@ -165,7 +217,13 @@ class Model:
         self.layers = _positive_int("layers", layers)
         self.fs = _positive_int("fs", fs)
         self.dtype = _dtype(dtype)
-        self.threads = default_threads() if threads is None else _positive_int("threads", threads)
+        self.threads = min(default_threads(), MAX_THREADS) if threads is None else _threads(threads)
+        seed = _seed(seed)
+        memory.ensure(
+            memory.model_bytes(self.layers, self.hidden, self.dtype.itemsize),
+            f"a {self.layers}x{self.hidden} {self.dtype.name} model",
+            "use fewer layers or a smaller hidden",
+        )
         self.params = np.zeros(_Layout(self.layers, self.hidden).size, self.dtype)
         self._workspaces: dict[tuple[int, int], _Workspace] = {}
         self.info: dict = {}
@@ -226,31 +284,48 @@ class Model:
         """An all-zero hidden state (layers, batch, hidden)."""
         return np.zeros((self.layers, batch, self.hidden), self.dtype)
 
+    def _check_params(self) -> None:
+        """model.params may have been replaced: it must still fit the architecture and dtype."""
+        params = self.params
+        size = memory.parameter_count(self.layers, self.hidden)
+        if not (
+            isinstance(params, np.ndarray)
+            and params.shape == (size,)
+            and params.dtype == self.dtype
+            and params.flags.c_contiguous
+        ):
+            raise ConfigError(
+                f"model.params must be a contiguous {self.dtype.name} array of {size} values; "
+                "use load_state_dict to change weights"
+            )
+
     def _check_window(self, x, h0) -> tuple[np.ndarray, np.ndarray]:
-        x = np.asarray(x)
-        if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] < 1:
+        self._check_params()
+        x = _levels("x", x, 2)
+        if x.shape[0] < 2 or x.shape[1] < 1:
             raise ConfigError(f"x must be a (T+1, B) array of levels with T >= 1, got shape {x.shape}")
-        if not np.issubdtype(x.dtype, np.integer):
-            raise ConfigError(f"x must hold integer levels 0..255, got dtype {x.dtype}")
-        if x.size and (x.min() < 0 or x.max() >= LEVELS):
-            raise ConfigError("x must hold integer levels 0..255")
-        x = np.ascontiguousarray(x, dtype=np.uint8)
         B = x.shape[1]
         if h0 is None:
-            h0 = self.zero_state(B)
-        else:
-            h0 = np.asarray(h0)
-            if h0.shape != (self.layers, B, self.hidden):
-                raise ConfigError(
-                    f"h0 must have shape {(self.layers, B, self.hidden)}, got {h0.shape}"
-                )
+            return x, self.zero_state(B)
+        if np.shape(h0) != (self.layers, B, self.hidden):
+            raise ConfigError(f"h0 must have shape {(self.layers, B, self.hidden)}, got {np.shape(h0)}")
+        try:
             h0 = np.ascontiguousarray(h0, dtype=self.dtype)
+        except (ValueError, TypeError) as error:
+            raise ConfigError(f"h0 must be an array of numbers ({error})") from None
+        if not np.isfinite(h0).all():
+            raise ConfigError("h0 contains NaN or infinite values")
         return x, h0
 
     def _workspace_for(self, T: int, B: int, backward: bool) -> _Workspace:
         """Scratch for windows of (T, B); the two most recent shapes stay allocated."""
         ws = self._workspaces.pop((T, B), None)
         if ws is None or (backward and not ws.backward):
+            memory.ensure(
+                memory.window_bytes(self.layers, self.hidden, T, B, self.dtype.itemsize, backward),
+                f"a window of {T} steps x {B} streams for a {self.layers}x{self.hidden} model",
+                "use a shorter seq_length or a smaller batch_size",
+            )
             ws = _Workspace(self.layers, T, B, self.hidden, self.dtype, backward)
         self._workspaces[(T, B)] = ws
         while len(self._workspaces) > 2:
@@ -271,8 +346,14 @@ class Model:
         h_last = np.empty_like(h0)
         if grads is None:
             grads = np.empty(0, self.dtype)
-        elif grads.shape != self.params.shape or grads.dtype != self.dtype:
-            raise ConfigError("grads must be an array shaped and typed like model.params")
+        elif (
+            not isinstance(grads, np.ndarray)
+            or grads.shape != self.params.shape
+            or grads.dtype != self.dtype
+            or not grads.flags.c_contiguous
+            or not grads.flags.writeable
+        ):
+            raise ConfigError("grads must be a writable contiguous array shaped and typed like model.params")
         loss = _gru.window(
             self.params, grads, x, h0, h_last, ws.hs, ws.acts, ws.rh, ws.out,
             ws.d_acts, ws.d_hs, ws.dh_next, ws.d_rh, backward, self.threads,
@@ -291,10 +372,8 @@ class Model:
 
     def probabilities(self, inputs, h0=None) -> np.ndarray:
         """Teacher-forced distributions: inputs (T, B) levels -> (T, B, 256) p of the next level."""
-        inputs = np.asarray(inputs)
-        if inputs.ndim != 2:
-            raise ConfigError(f"inputs must be a (T, B) array of levels, got shape {inputs.shape}")
-        x = np.concatenate([inputs, np.full((1, inputs.shape[1]), SILENCE, inputs.dtype)])
+        inputs = _levels("inputs", inputs, 2)
+        x = np.concatenate([inputs, np.full((1, inputs.shape[1]), SILENCE, np.uint8)])
         self.window(x, h0)
         out = self._workspaces[(inputs.shape[0], inputs.shape[1])].out
         return out.reshape(inputs.shape[0], inputs.shape[1], LEVELS).copy()
@@ -320,8 +399,19 @@ class Model:
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
             raise ConfigError(f"n must be a non-negative integer, got {n!r}")
         streams = _positive_int("streams", streams)
-        if not isinstance(temperature, (int, float, np.floating)) or not temperature >= 0:
-            raise ConfigError(f"temperature must be a number >= 0, got {temperature!r}")
+        if (
+            isinstance(temperature, bool)
+            or not isinstance(temperature, (int, float, np.integer, np.floating))
+            or not 0 <= temperature < math.inf
+        ):
+            raise ConfigError(f"temperature must be a finite number >= 0, got {temperature!r}")
+        seed = _seed(seed)
+        memory.ensure(
+            streams * n * (1 + 4 + (LEVELS * self.dtype.itemsize if return_probs else 0)),
+            f"{n} samples x {streams} streams" + (" with probabilities" if return_probs else ""),
+            "generate fewer samples at a time",
+        )
+        self._check_params()
         hint_levels = self._hint_levels(hint, streams, n)
         levels = np.empty((streams, n), np.uint8)
         h = self.zero_state(streams)
@@ -345,13 +435,13 @@ class Model:
         if hint is None:
             return np.empty((streams, 0), np.uint8)
         if isinstance(hint, (list, tuple)):
-            hints = [np.asarray(h, np.float64).ravel() for h in hint]
+            hints = [_sound(h).ravel() for h in hint]
             if len(hints) != streams:
                 raise ConfigError(f"got {len(hints)} hints for {streams} streams")
             length = min(len(h) for h in hints)
             hint = np.stack([h[:length] for h in hints])
         else:
-            hint = np.asarray(hint, np.float64)
+            hint = _sound(hint)
             if hint.ndim != 1:
                 raise ConfigError(f"hint must be a 1-D sound, got shape {hint.shape}")
             hint = np.broadcast_to(hint, (streams, hint.size))

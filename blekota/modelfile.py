@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,26 +92,48 @@ def read(path: str | os.PathLike, threads: int | None = None) -> ModelFile:
     if path.is_dir():
         raise ModelFileError(f"{path}: is a directory, not a model file")
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise ModelFileError(f"{path}: not a blekota model file (a single array, no metadata)")
+        with loaded as npz:
             arrays = {name: npz[name] for name in npz.files}
-    except (zipfile.BadZipFile, zipfile.LargeZipFile) as error:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error) as error:
         raise ModelFileError(f"{path}: not a blekota model file or corrupted ({error})") from None
-    except (ValueError, EOFError, KeyError, NotImplementedError) as error:
+    except ValueError as error:
+        if "pickled" in str(error) and _starts_like_a_pickle(path):
+            raise ModelFileError(
+                f"{path}: a Python pickle, not a blekota model file (a model of the original NumPy "
+                f"blekota converts with: python -m blekota import-legacy {path})"
+            ) from None
+        raise ModelFileError(f"{path}: not a blekota model file or corrupted ({error})") from None
+    except (EOFError, KeyError, NotImplementedError, OverflowError, RuntimeError) as error:
         raise ModelFileError(f"{path}: not a blekota model file or corrupted ({error})") from None
     except OSError as error:
         raise ModelFileError(f"{path}: cannot read ({error.strerror or error})") from None
-    if not isinstance(arrays, dict) or "meta" not in arrays:
+    except MemoryError:
+        raise ModelFileError(f"{path}: corrupted (it claims an array too large for memory)") from None
+    if "meta" not in arrays:
         raise ModelFileError(f"{path}: not a blekota model file (no blekota metadata)")
+    if not all(isinstance(value, np.ndarray) for value in arrays.values()):
+        raise ModelFileError(f"{path}: not a blekota model file (it holds members that are not arrays)")
     meta = _parse_meta(path, arrays.pop("meta"))
     if checksum(arrays) != meta.get("checksum"):
         raise ModelFileError(f"{path}: corrupted (the checksum of its arrays does not match)")
     return _build(path, meta, arrays, threads)
 
 
+def _starts_like_a_pickle(path: Path) -> bool:
+    """Pickle protocols 2 and later start with the PROTO opcode 0x80."""
+    with open(path, "rb") as file:
+        return file.read(1) == b"\x80"
+
+
 def _parse_meta(path: Path, raw: np.ndarray) -> dict:
+    if raw.dtype != np.uint8 or raw.ndim != 1:
+        raise ModelFileError(f"{path}: corrupted (its metadata is not a byte string)")
     try:
-        meta = json.loads(raw.astype(np.uint8).tobytes().decode("utf-8"))
-    except (ValueError, UnicodeDecodeError):
+        meta = json.loads(raw.tobytes().decode("utf-8"))
+    except (ValueError, RecursionError):
         raise ModelFileError(f"{path}: corrupted (its metadata is not valid JSON)") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ModelFileError(f"{path}: not a blekota model file (unknown format)")
@@ -131,21 +154,63 @@ def _build(path: Path, meta: dict, arrays: dict[str, np.ndarray], threads) -> Mo
         hidden, layers, fs, dtype = arch["hidden"], arch["layers"], arch["fs"], arch["dtype"]
         if dtype not in DTYPES:
             raise ValueError(f"dtype {dtype!r}")
+        n_weights = sum(1 for key in arrays if key.startswith("model/"))
+        if not all(isinstance(n, int) and n > 0 for n in (hidden, layers)) or 3 * layers + 1 != n_weights:
+            raise ValueError(f"{layers!r} layers of {hidden!r} units do not fit its {n_weights} weight arrays")
         state = {}
-        for key, shape in canonical_shapes(int(layers), int(hidden)).items():
+        for key, shape in canonical_shapes(layers, hidden).items():
             value = arrays[f"model/{key}"]
-            if value.shape != shape:
-                raise ValueError(f"{key} has shape {value.shape}, expected {shape}")
+            if value.shape != shape or value.dtype.kind != "f":
+                raise ValueError(f"{key} is {value.dtype} {value.shape}, expected float {shape}")
+            if not np.isfinite(value).all():
+                raise ValueError(f"{key} holds NaN or infinite weights")
             state[key] = value
         model = Model.from_state_dict(state, fs=fs, dtype=dtype, threads=threads)
     except (KeyError, TypeError, ValueError, BlekotaError) as error:
         raise ModelFileError(f"{path}: corrupted or inconsistent model ({error})") from None
     info = meta.get("info") or {}
-    if not isinstance(info, dict):
-        raise ModelFileError(f"{path}: corrupted (info is not a mapping)")
+    problem = _info_problem(info)
+    if problem:
+        raise ModelFileError(f"{path}: corrupted ({problem})")
     model.info = info
     train = {key[len("train/"):]: value for key, value in arrays.items() if key.startswith("train/")}
     return ModelFile(model, info, train)
+
+
+def _info_problem(info) -> str | None:
+    """What is wrong with the types of the info fields blekota reads back, or None."""
+    if not isinstance(info, dict):
+        return "info is not a mapping"
+
+    def count(value) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+    def number(value) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    for key in ("iterations", "epochs"):
+        if key in info and not count(info[key]):
+            return f"info.{key} is not a count"
+    files = info.get("training_files", [])
+    if not isinstance(files, list) or not all(isinstance(name, str) for name in files):
+        return "info.training_files is not a list of file names"
+    history = info.get("history", [])
+    if not isinstance(history, list) or not all(
+        isinstance(row, list) and len(row) == 2 and all(number(v) for v in row) for row in history
+    ):
+        return "info.history is not a list of [iteration, loss] pairs"
+    trainer = info.get("trainer", {})
+    if not isinstance(trainer, dict):
+        return "info.trainer is not a mapping"
+    for key in ("t", "position", "stream_length"):
+        if key in trainer and not count(trainer[key]):
+            return f"info.trainer.{key} is not a count"
+    for key in ("lr", "clip"):
+        if key in trainer and not number(trainer[key]):
+            return f"info.trainer.{key} is not a number"
+    if "rng" in trainer and not isinstance(trainer["rng"], dict):
+        return "info.trainer.rng is not a mapping"
+    return None
 
 
 def load(path: str | os.PathLike, threads: int | None = None) -> Model:

@@ -14,9 +14,23 @@ LEVELS = MU + 1
 SILENCE = 128
 
 
+def _real_array(name: str, values) -> np.ndarray:
+    """values as an array of booleans, integers or floats; anything else is a ConfigError."""
+    try:
+        array = np.asarray(values)
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"mulaw.{name}: expected an array of numbers ({error})") from None
+    if array.dtype.kind not in "biuf":
+        raise ConfigError(f"mulaw.{name}: expected an array of real numbers, got dtype {array.dtype}")
+    return array
+
+
 def quantize(x) -> np.ndarray:
-    """Float samples (any shape; clipped to [-1, 1], +-inf to +-1) -> uint8 levels 0..255."""
-    x = np.asarray(x, dtype=np.float64)
+    """Float samples (any shape; clipped to [-1, 1], +-inf to +-1) -> uint8 levels 0..255.
+
+    NaN samples raise ConfigError.
+    """
+    x = _real_array("quantize", x).astype(np.float64, copy=False)
     if np.isnan(x).any():
         raise ConfigError("mulaw.quantize: the input contains NaN samples")
     x = np.clip(x, -1.0, 1.0)
@@ -25,8 +39,10 @@ def quantize(x) -> np.ndarray:
 
 
 def unquantize(levels) -> np.ndarray:
-    """Integer levels 0..255 (any shape) -> float32 samples in [-1, 1]."""
-    levels = np.asarray(levels)
+    """Integer levels 0..255 (any shape; integral floats accepted) -> float32 samples in [-1, 1]."""
+    levels = _real_array("unquantize", levels)
+    if levels.dtype.kind == "f" and not (np.isfinite(levels) & (levels == np.round(levels))).all():
+        raise ConfigError("mulaw.unquantize: levels must be integers 0..255")
     if levels.size and (levels.min() < 0 or levels.max() > MU):
         raise ConfigError("mulaw.unquantize: levels must lie in 0..255")
     compressed = 2.0 * levels.astype(np.float64) / MU - 1.0

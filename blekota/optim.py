@@ -13,6 +13,11 @@ import numpy as np
 from .errors import ConfigError
 
 
+def _finite_positive(value) -> bool:
+    numeric = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    return numeric and 0 < value < np.inf
+
+
 class Optimizer:
     """Base class: in-place update of a flat parameter vector from a flat gradient."""
 
@@ -20,10 +25,10 @@ class Optimizer:
     slots: tuple[str, ...] = ()
 
     def __init__(self, size: int, dtype, lr: float, clip: float = 5.0):
-        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
-            raise ConfigError(f"learning rate must be a number > 0, got {lr!r}")
-        if not clip > 0:
-            raise ConfigError(f"clip must be > 0, got {clip!r}")
+        if not _finite_positive(lr):
+            raise ConfigError(f"learning rate must be a finite number > 0, got {lr!r}")
+        if not _finite_positive(clip):
+            raise ConfigError(f"clip must be a finite number > 0, got {clip!r}")
         self.lr = float(lr)
         self.clip = float(clip)
         self.t = 0

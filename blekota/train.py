@@ -18,6 +18,7 @@ import re
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,12 +27,13 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from . import modelfile, trainlog
+from . import memory, modelfile, trainlog
 from .audio import save_wav
 from .dataset import Dataset, WindowLayout, held_out, validation_pieces
-from .errors import AudioError, ConfigError, ModelFileError
-from .model import Model, _positive_int
-from .optim import make_optimizer
+from .errors import AudioError, BlekotaWarning, ConfigError, ModelFileError
+from .model import Model, _positive_int, _seed
+from .mulaw import SILENCE
+from .optim import OPTIMIZERS, make_optimizer
 from .schedule import Schedule, make_schedule
 
 REPORT_EVERY = 50
@@ -85,6 +87,18 @@ class TrainResult:
     val_loss: float | None = None
 
 
+def warn_if_silent(levels: np.ndarray, files: list[str]) -> None:
+    """Warn (BlekotaWarning) when every level is silence: the model would learn only silence."""
+    if levels.size and (levels == SILENCE).all():
+        where = f"{', '.join(files)}: " if files else ""
+        warnings.warn(
+            f"{where}the training sound is silent (every sample quantizes to silence); "
+            "the model will learn silence",
+            BlekotaWarning,
+            stacklevel=3,
+        )
+
+
 class Trainer:
     """Trains a Model on sounds with truncated BPTT.
 
@@ -135,6 +149,12 @@ class Trainer:
                 raise ConfigError(f"{option} must be an integer >= 0, got {value!r}")
         if not isinstance(name, str) or not name or os.sep in name:
             raise ConfigError(f"name must be a non-empty file name prefix, got {name!r}")
+        if (
+            isinstance(checkpoint_sound, bool)
+            or not isinstance(checkpoint_sound, (int, np.integer))
+            or checkpoint_sound < 0
+        ):
+            raise ConfigError(f"checkpoint_sound must be an integer >= 0, got {checkpoint_sound!r}")
         self.name = name
         self.checkpoint_every = checkpoint_every
         self.checkpoint_sound = int(checkpoint_sound)
@@ -148,9 +168,17 @@ class Trainer:
         self.schedule = make_schedule(schedule) if isinstance(schedule, str) else schedule
         if not isinstance(self.schedule, Schedule):
             raise ConfigError(f"schedule must be a name or a Schedule, got {schedule!r}")
+        slots = len(OPTIMIZERS[optimizer].slots) if optimizer in OPTIMIZERS else 2
+        memory.ensure(
+            memory.training_bytes(model.layers, model.hidden, self.seq_length, self.batch_size,
+                                  model.dtype.itemsize, slots),
+            f"training a {model.layers}x{model.hidden} {model.dtype.name} model with seq_length "
+            f"{self.seq_length} and batch_size {self.batch_size}",
+            "use a smaller batch_size, seq_length or hidden",
+        )
         self.optimizer = make_optimizer(optimizer, model.n_params, model.dtype, lr)
         self.grads = np.empty_like(model.params)
-        self.rng = np.random.default_rng(seed)
+        self.rng = np.random.default_rng(_seed(seed))
         self.iteration = int(model.info.get("iterations", 0))
         self.epoch = int(model.info.get("epochs", 0))
         self.history: list[list[float]] = [list(row) for row in model.info.get("history", [])]
@@ -181,10 +209,9 @@ class Trainer:
                 need += 1
             where = f"{data.files[0]}: " if len(data.files) == 1 else ""
             raise AudioError(
-                f"{where}the sound is too short: {data.levels.size} samples make fewer windows of "
-                f"seq_length {T} than streams (batch_size {B}); one sound needs at least {need} "
-                f"samples ({need / self.model.fs:.2f} s at {self.model.fs} Hz) with val_fraction "
-                f"{self.val_fraction}"
+                f"{where}the sound is too short: {data.levels.size} samples, need at least {need} "
+                f"({need / self.model.fs:.2f} s at {self.model.fs} Hz) for batch_size {B} windows of "
+                f"seq_length {T} plus the {self.val_fraction:.0%} held out for validation"
             ) from None
         if self.val_fraction and not any(stop - start >= 2 for start, stop in val_ranges):
             raise AudioError(f"the sound is too short to hold out {self.val_fraction:.0%} for validation")
@@ -192,6 +219,7 @@ class Trainer:
         self._val = validation_pieces(val_ranges, B, VAL_MIN_WINDOWS * T)
         self.val_samples = sum(stop - start - 1 for start, stop in val_ranges)
         self._data_sha256 = data.sha256()
+        warn_if_silent(data.levels, data.files)
         self.position = 0
         self.h = self.model.zero_state(B)
 
@@ -258,7 +286,9 @@ class Trainer:
         """
         if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or iterations < 0:
             raise ConfigError(f"iterations must be an integer >= 0, got {iterations!r}")
-        if max_seconds is not None and not max_seconds > 0:
+        if max_seconds is not None and (
+            isinstance(max_seconds, bool) or not isinstance(max_seconds, (int, float)) or not max_seconds > 0
+        ):
             raise ConfigError(f"max_seconds must be > 0, got {max_seconds!r}")
         self.directory.mkdir(parents=True, exist_ok=True)
         self._run_start = time.perf_counter()
@@ -545,5 +575,8 @@ class Trainer:
             trainer.position = position
             trainer.continues_data = True
         if "rng" in saved:
-            trainer.rng.bit_generator.state = saved["rng"]
+            try:
+                trainer.rng.bit_generator.state = saved["rng"]
+            except (TypeError, ValueError, KeyError):
+                raise ModelFileError(f"{path}: corrupted (its random generator state)") from None
         return trainer

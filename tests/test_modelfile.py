@@ -1,4 +1,5 @@
 import json
+import re
 
 import numpy as np
 import pytest
@@ -61,3 +62,188 @@ def test_saving_over_a_file_is_atomic(tmp_path, monkeypatch):
         blekota.Model(hidden=4, layers=1, seed=2).save(path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]
+
+
+def rewrite(path, out, meta_change=None, **arrays):
+    """Copy the model file at path to out with meta edited by meta_change(meta) and arrays
+    replaced or added (a checksum is recomputed unless meta_change sets one)."""
+    with np.load(path, allow_pickle=False) as npz:
+        contents = {name: npz[name] for name in npz.files}
+    meta = json.loads(contents.pop("meta").tobytes())
+    contents.update(arrays)
+    meta["checksum"] = modelfile.checksum(contents)
+    if meta_change:
+        meta_change(meta)
+    np.savez(out, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), **contents)
+    return out
+
+
+@pytest.fixture
+def good(tmp_path):
+    model = blekota.Model(hidden=2, layers=1, seed=3, threads=1)
+    model.info = {"iterations": 5, "training_files": ["a.wav"], "history": [[5, 5.5]]}
+    return model.save(tmp_path / "good.npz")
+
+
+def test_newer_version_says_so(tmp_path, good):
+    newer = rewrite(good, tmp_path / "newer.npz", lambda meta: meta.update(version=modelfile.VERSION + 1))
+    with pytest.raises(blekota.ModelFileError, match=(
+        rf"newer.npz: written by a newer blekota \(file format {modelfile.VERSION + 1}; this version "
+        rf"reads up to {modelfile.VERSION}\); upgrade blekota to load it"
+    )):
+        blekota.load(newer)
+    bad = rewrite(good, tmp_path / "bad.npz", lambda meta: meta.update(version="1"))
+    with pytest.raises(blekota.ModelFileError, match=r"bad.npz: corrupted \(bad format version '1'\)"):
+        blekota.load(bad)
+
+
+@pytest.mark.parametrize(
+    "meta_bytes,message",
+    [
+        (b'{"format": "blekota-model", "version": 1', "its metadata is not valid JSON"),
+        (b"\xff\xfe not utf-8", "its metadata is not valid JSON"),
+        (b"[" * 100000 + b"]" * 100000, "its metadata is not valid JSON"),
+        (b'["blekota-model", 1]', "not a blekota model file (unknown format)"),
+    ],
+)
+def test_malformed_meta_is_rejected(tmp_path, good, meta_bytes, message):
+    with np.load(good, allow_pickle=False) as npz:
+        contents = {name: npz[name] for name in npz.files if name != "meta"}
+    path = tmp_path / "meta.npz"
+    np.savez(path, meta=np.frombuffer(meta_bytes, np.uint8), **contents)
+    with pytest.raises(blekota.ModelFileError, match=f"meta.npz: .*{re.escape(message)}"):
+        blekota.load(path)
+
+
+@pytest.mark.parametrize(
+    "info,message",
+    [
+        ({"iterations": "many"}, "info.iterations is not a count"),
+        ({"training_files": "a.wav"}, "info.training_files is not a list of file names"),
+        ({"history": [[1, "x"]]}, r"info.history is not a list of \[iteration, loss\] pairs"),
+        ({"trainer": {"position": -3}}, "info.trainer.position is not a count"),
+        ({"trainer": {"lr": "fast"}}, "info.trainer.lr is not a number"),
+        ([1, 2], "info is not a mapping"),
+    ],
+)
+def test_malformed_info_is_rejected(tmp_path, good, info, message):
+    path = rewrite(good, tmp_path / "info.npz", lambda meta: meta.update(info=info))
+    with pytest.raises(blekota.ModelFileError, match=f"info.npz: corrupted \\({message}\\)"):
+        blekota.load(path)
+
+
+def test_inconsistent_files_are_rejected(tmp_path, good):
+    cases = {
+        "nan.npz": ({"model/out.Wy": np.full((256, 3), np.nan, np.float32)}, None, "holds NaN or infinite weights"),
+        "shape.npz": ({"model/out.Wy": np.zeros((256, 4), np.float32)}, None, r"out.Wy is float32 \(256, 4\), expected float \(256, 3\)"),
+        "ints.npz": ({"model/out.Wy": np.zeros((256, 3), np.int32)}, None, "out.Wy is int32"),
+        "layers.npz": ({}, lambda m: m["architecture"].update(layers=10**9), "1000000000 layers of 2 units do not fit its 4 weight arrays"),
+        "dtype.npz": ({}, lambda m: m["architecture"].update(dtype="float16"), "dtype 'float16'"),
+        "fs.npz": ({}, lambda m: m["architecture"].update(fs=-1), "fs must be a positive integer"),
+    }
+    for name, (arrays, change, message) in cases.items():
+        path = rewrite(good, tmp_path / name, change, **arrays)
+        with pytest.raises(blekota.ModelFileError, match=f"{name}: corrupted or inconsistent model .*{message}"):
+            blekota.load(path)
+    checksum = rewrite(good, tmp_path / "sum.npz", lambda m: m.update(checksum="0" * 64))
+    with pytest.raises(blekota.ModelFileError, match=r"sum.npz: corrupted \(the checksum of its arrays does not match\)"):
+        blekota.load(checksum)
+
+
+class Exploit:
+    """Writes a marker file when unpickled: loading a model must never get this far."""
+
+    marker = None
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_object_arrays_are_refused_without_running_them(tmp_path, good):
+    Exploit.marker = tmp_path / "pwned"
+    path = tmp_path / "exploit.npz"
+    with np.load(good, allow_pickle=False) as npz:
+        contents = {name: npz[name] for name in npz.files}
+    np.savez(path, payload=np.array([Exploit()], dtype=object), **contents)
+    with pytest.raises(blekota.ModelFileError, match="exploit.npz: not a blekota model file or corrupted .*allow_pickle"):
+        blekota.load(path)
+    assert not Exploit.marker.exists()
+
+
+def test_other_numpy_files_are_rejected(tmp_path):
+    npy = tmp_path / "single.npz"
+    with open(npy, "wb") as out:
+        np.save(out, np.arange(4))
+    with pytest.raises(blekota.ModelFileError, match=r"single.npz: not a blekota model file \(a single array, no metadata\)"):
+        blekota.load(npy)
+    import zipfile
+
+    raw = tmp_path / "raw.npz"
+    with zipfile.ZipFile(raw, "w") as archive:
+        archive.writestr("meta.npy", b"not an npy member")
+    with pytest.raises(blekota.ModelFileError, match="raw.npz: not a blekota model file"):
+        blekota.load(raw)
+
+
+def _flip_positions(size: int) -> list[int]:
+    """Every byte of the first and last 400 (zip headers, npy headers, central directory), every
+    29th byte between."""
+    return sorted(set(range(min(400, size))) | set(range(max(0, size - 400), size)) | set(range(0, size, 29)))
+
+
+def test_bit_flips_are_caught(tmp_path, good):
+    """A flipped bit anywhere gives a ModelFileError, or (in fields nothing reads, such as zip
+    timestamps) the very same model: never another exception and never different weights."""
+    data = bytearray(good.read_bytes())
+    original = blekota.load(good)
+    path = tmp_path / "flipped.npz"
+    loaded_anyway = 0
+    for position in _flip_positions(len(data)):
+        flipped = bytearray(data)
+        flipped[position] ^= 1 << (position % 8)
+        path.write_bytes(flipped)
+        try:
+            model = blekota.load(path)
+        except blekota.ModelFileError:
+            continue
+        loaded_anyway += 1
+        np.testing.assert_array_equal(model.params, original.params)
+        assert model.info == original.info and model.fs == original.fs
+    assert loaded_anyway < len(_flip_positions(len(data))) // 4  # most bytes matter
+
+
+def test_truncation_at_every_length_is_caught(tmp_path, good):
+    data = good.read_bytes()
+    path = tmp_path / "cut.npz"
+    for length in list(range(0, 300)) + list(range(300, len(data), 61)):
+        path.write_bytes(data[:length])
+        with pytest.raises(blekota.ModelFileError, match="cut.npz"):
+            blekota.load(path)
+
+
+def test_a_save_failing_midway_keeps_the_previous_file(tmp_path, monkeypatch):
+    path = tmp_path / "m.npz"
+    blekota.Model(hidden=4, layers=1, seed=1).save(path)
+    before = path.read_bytes()
+    real_savez = np.savez
+
+    def half_then_fail(file, **arrays):
+        real_savez(file, **arrays)
+        file.truncate(file.tell() // 2)
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(np, "savez", half_then_fail)
+    with pytest.raises(blekota.ModelFileError, match=r"m.npz: could not save \(Input/output error\); the previous file is intact"):
+        blekota.Model(hidden=4, layers=1, seed=2).save(path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]
+    monkeypatch.setattr(np, "savez", real_savez)
+    with pytest.raises(blekota.ModelFileError, match=r"m.npz: could not save \(no such directory\)"):
+        blekota.Model(hidden=4, layers=1).save(tmp_path / "missing" / "m.npz")
+
+
+def test_text_is_not_called_a_pickle(tmp_path):
+    text = tmp_path / "notes.npz"
+    text.write_text("some notes")
+    with pytest.raises(blekota.ModelFileError, match="notes.npz: not a blekota model file or corrupted"):
+        blekota.load(text)

@@ -55,3 +55,20 @@ def test_nan_is_refused():
 def test_levels_out_of_range_are_refused():
     with pytest.raises(BlekotaError):
         mulaw.unquantize([256])
+
+
+@pytest.mark.parametrize("bad", ["loud", [1j], np.array([None]), [[0.1], [0.2, 0.3]]])
+def test_quantize_refuses_what_is_not_real_numbers(bad):
+    with pytest.raises(BlekotaError, match="mulaw.quantize: expected an array of"):
+        mulaw.quantize(bad)
+
+
+@pytest.mark.parametrize("bad", [[0.5], [np.nan], [np.inf], ["7"]])
+def test_unquantize_refuses_non_integer_levels(bad):
+    with pytest.raises(BlekotaError, match="mulaw.unquantize"):
+        mulaw.unquantize(bad)
+
+
+def test_unquantize_accepts_integral_floats_and_bools():
+    np.testing.assert_array_equal(mulaw.unquantize([0.0, 255.0]), mulaw.unquantize([0, 255]))
+    assert mulaw.unquantize(np.array([True])).shape == (1,)

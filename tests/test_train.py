@@ -56,7 +56,7 @@ def test_windows_continue_and_epochs_reset(tmp_path):
 
 
 def test_too_short_audio_says_the_minimum(tmp_path):
-    with pytest.raises(blekota.AudioError, match=r"too short.*needs at least 169 samples \(0.02 s"):
+    with pytest.raises(blekota.AudioError, match=r"too short: 100 samples, need at least 169 \(0.02 s at 8000 Hz\)"):
         small_trainer(tmp_path, audio=np.zeros(100, np.float32))
 
 

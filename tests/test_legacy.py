@@ -1,0 +1,166 @@
+"""Importing models pickled by the original NumPy blekota (pickles made here with stand-ins)."""
+
+import os
+import pickle
+
+import numpy as np
+import pytest
+from legacy_pickles import GRU, original_modules, write_pickle
+
+import blekota
+from blekota import reference
+from blekota.cli import main
+from blekota.model import canonical_to_flat
+from blekota.train import Trainer
+
+
+def bety(**attributes) -> GRU:
+    """A small original model with the attributes its training left behind."""
+    fields = dict(fs=8000, name="bety", file="bety.wav", iterations=1200, epochs=3, seq_length=20, batches=4, alpha=1e-3)
+    fields.update(attributes)
+    return GRU(h_n=6, layer_n=2, seed=1, **fields)
+
+
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+def test_imported_model_gives_the_original_probabilities(tmp_path, protocol):
+    original = bety()
+    model = blekota.import_legacy(write_pickle(tmp_path / "bety.pkl", original, protocol))
+    assert (model.layers, model.hidden, model.fs, model.dtype) == (2, 6, 8000, np.float64)
+    levels = np.random.default_rng(0).integers(0, 256, (9, 3))
+    expected = original.forward(levels)
+    np.testing.assert_allclose(model.probabilities(levels), expected, rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(reference.probabilities(model.state_dict(), levels), expected, rtol=1e-12, atol=1e-15)
+
+
+def test_info_and_rmsprop_state_come_along(tmp_path):
+    original = bety(fs=16000)
+    legacy = blekota.legacy.read_legacy(write_pickle(tmp_path / "bety.pkl", original))
+    assert legacy.model.fs == 16000
+    assert legacy.info == {
+        "iterations": 1200, "epochs": 3, "training_files": ["bety.wav"], "history": [],
+        "trainer": {"optimizer": "rmsprop", "clip": 5.0, "t": 1200, "seq_length": 20, "batch_size": 4,
+                    "lr": 1e-3, "name": "bety"},
+        "imported_from": str(tmp_path / "bety.pkl"),
+    }
+    moments = {f"gru{l}.{n}": getattr(layer, n).m for l, layer in enumerate(original.layers) for n in ("W", "Wr", "Wz")}
+    moments["out.Wy"] = original.Wy.m
+    flat = np.empty(legacy.model.n_params)
+    canonical_to_flat(moments, 2, 6, flat)
+    np.testing.assert_array_equal(legacy.train_arrays["optim.m"], flat)
+
+
+def test_converted_file_resumes_training_with_the_rmsprop_state(tmp_path):
+    original = bety()
+    converted = blekota.convert_legacy(write_pickle(tmp_path / "bety.pkl", original), tmp_path / "bety.npz")
+    sound = (0.5 * np.sin(np.arange(2000) * 0.05)).astype(np.float32)
+    trainer = Trainer.from_checkpoint(converted, audio=sound, threads=1, directory=tmp_path)
+    assert trainer.optimizer.name == "rmsprop" and trainer.optimizer.lr == 1e-3
+    assert (trainer.seq_length, trainer.batch_size, trainer.name, trainer.iteration, trainer.epoch) == (20, 4, "bety", 1200, 3)
+    expected_m = blekota.legacy.read_legacy(tmp_path / "bety.pkl").train_arrays["optim.m"]
+    np.testing.assert_array_equal(trainer.optimizer.m, expected_m)
+    # one step continues the original's RMSprop (decay 0.9, clip 5, eps 1e-8) from that state
+    x = trainer._next_window()
+    _, grads, _ = trainer.model.loss_and_grad(x, trainer.h)
+    before = trainer.model.state_dict()
+    trainer.step()
+    after = trainer.model.state_dict()
+    for key, g in grads.items():
+        g = np.clip(g, -5, 5)
+        m = 0.9 * getattr(original.Wy if key == "out.Wy" else getattr(original.layers[int(key[3])], key.split(".")[1]), "m") + 0.1 * g**2
+        np.testing.assert_allclose(after[key], before[key] - 1e-3 * g / np.sqrt(m + 1e-8), rtol=1e-9, atol=1e-12)
+    assert trainer.iteration == 1201
+
+
+def test_cli_import_legacy(tmp_path, capsys):
+    pkl = write_pickle(tmp_path / "bety.pkl", bety())
+    assert main(["import-legacy", str(pkl)]) == 0
+    out = capsys.readouterr().out
+    assert f"wrote {tmp_path / 'bety.npz'}: 2 GRU layers x 6 units, 8000 Hz, 1200 iterations" in out
+    assert main(["import-legacy", str(pkl), "-o", str(tmp_path / "bety.npz")]) == 2
+    assert "bety.npz: already exists (use --force to overwrite)" in capsys.readouterr().err
+    assert main(["import-legacy", str(pkl), "-o", str(tmp_path / "b32.npz"), "--dtype", "float32"]) == 0
+    assert blekota.load(tmp_path / "b32.npz").dtype == np.float32
+    assert main(["info", str(tmp_path / "bety.npz")]) == 0
+    assert "rmsprop lr 0.001, seq_length 20, batch_size 4" in capsys.readouterr().out
+
+
+def test_missing_attributes_get_defaults(tmp_path):
+    original = bety()
+    for name in ("fs", "name", "file", "iterations", "epochs", "seq_length", "batches", "alpha"):
+        delattr(original, name)
+    model = blekota.import_legacy(write_pickle(tmp_path / "old.pkl", original))
+    assert model.fs == 8000
+    assert model.info["trainer"] == {"optimizer": "rmsprop", "clip": 5.0, "t": 0}
+    assert model.info["training_files"] == [] and model.info["iterations"] == 0
+
+
+class Exploit:
+    """Runs a shell command when unpickled by an unrestricted unpickler."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_malicious_pickle_is_refused_without_running(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pkl"
+    path.write_bytes(pickle.dumps(Exploit(marker)))
+    with pytest.raises(blekota.ModelFileError, match=(
+        r"evil.pkl: refused: the pickle asks for (posix|os).system, which is not part of a blekota model "
+        r"\(loading it could run code\)"
+    )):
+        blekota.import_legacy(path)
+    original = bety()
+    original.layers[1].W.name = Exploit(marker)  # hidden deep inside a valid model
+    with original_modules():
+        path.write_bytes(pickle.dumps(original))
+    with pytest.raises(blekota.ModelFileError, match="refused: the pickle asks for (posix|os).system"):
+        blekota.import_legacy(path)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        (lambda g: setattr(g, "h_n", 7), r"layers\[0\].W.a is float64 \(6, 263\), expected float \(7, 264\)"),
+        (lambda g: g.layers.pop(), "h_n, layer_n and the list of layers do not agree"),
+        (lambda g: setattr(g.Wy, "a", g.Wy.a[:, :-1]), r"Wy.a is float64 \(256, 6\), expected float \(256, 7\)"),
+        (lambda g: setattr(g.layers[0].Wz, "m", None), "layers\\[0\\].Wz.m is NoneType"),
+        (lambda g: setattr(g.layers[1].W, "m", -g.layers[1].W.m - 1), "layers\\[1\\].W.m holds invalid values"),
+        (lambda g: g.layers[0].Wr.a.__setitem__((0, 0), np.nan), "layers\\[0\\].Wr.a holds invalid values"),
+        (lambda g: delattr(g, "Wy"), "GRU.Wy is missing"),
+    ],
+)
+def test_inconsistent_pickles_say_what_is_wrong(tmp_path, change, message):
+    original = bety()
+    change(original)
+    with pytest.raises(blekota.ModelFileError, match=f"bad.pkl: .*{message}"):
+        blekota.import_legacy(write_pickle(tmp_path / "bad.pkl", original))
+
+
+def test_not_a_legacy_model(tmp_path):
+    path = tmp_path / "list.pkl"
+    path.write_bytes(pickle.dumps([1, 2, 3]))
+    with pytest.raises(blekota.ModelFileError, match=r"list.pkl: not a blekota model \(it holds a list, not a gru.GRU\)"):
+        blekota.import_legacy(path)
+    path.write_bytes(b"")
+    with pytest.raises(blekota.ModelFileError, match="list.pkl: not a model pickled by the original blekota"):
+        blekota.import_legacy(path)
+    with pytest.raises(blekota.ModelFileError, match="absent.pkl: no such file"):
+        blekota.import_legacy(tmp_path / "absent.pkl")
+
+
+def test_loading_a_pickle_as_a_model_file_points_to_import_legacy(tmp_path, capsys):
+    pkl = write_pickle(tmp_path / "bety.pkl", bety())
+    assert main(["sample", str(pkl), "-o", str(tmp_path / "out.wav")]) == 2
+    err = capsys.readouterr().err
+    assert f"bety.pkl: a Python pickle, not a blekota model file (a model of the original NumPy blekota converts with: python -m blekota import-legacy {pkl})" in err
+
+
+def test_import_legacy_has_help(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["import-legacy", "--help"])
+    assert exit_info.value.code == 0 and "nothing in the pickle is run" in capsys.readouterr().out

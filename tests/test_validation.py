@@ -1,0 +1,318 @@
+"""Every bad input gets a one-line BlekotaError that names the file or parameter (issue 8)."""
+
+import errno
+import warnings
+
+import numpy as np
+import pytest
+import soundfile
+
+import blekota
+from blekota import memory
+from blekota.cli import main
+from blekota.train import Trainer
+
+
+def tone(n: int = 4000, fs: int = 8000) -> np.ndarray:
+    return (0.5 * np.sin(2 * np.pi * 440 * np.arange(n) / fs)).astype(np.float32)
+
+
+def tiny_model(**kwargs) -> blekota.Model:
+    return blekota.Model(hidden=kwargs.pop("hidden", 4), layers=1, seed=0, threads=1, **kwargs)
+
+
+def one_line(err: str, message: str) -> None:
+    assert message in err, err
+    assert err.count("\n") == 1 and err.startswith("blekota: error: ") and "Traceback" not in err
+
+
+# -- audio files --------------------------------------------------------------------------------
+
+
+def test_unreadable_file(tmp_path, monkeypatch):
+    path = tmp_path / "locked.wav"
+    soundfile.write(str(path), tone(), 8000)
+
+    def denied(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    monkeypatch.setattr(soundfile, "info", denied)
+    with pytest.raises(blekota.AudioError, match=r"locked.wav: cannot read \(Permission denied\)"):
+        blekota.load_audio(path)
+
+
+def test_directory_is_not_audio(tmp_path):
+    with pytest.raises(blekota.AudioError, match="is a directory, not a sound file"):
+        blekota.load_audio(tmp_path)
+
+
+def test_empty_audio_file(tmp_path):
+    path = tmp_path / "empty.wav"
+    soundfile.write(str(path), np.zeros(0, np.float32), 8000)
+    with pytest.raises(blekota.AudioError, match=r"empty.wav: contains no sound \(0 samples\)"):
+        blekota.load_audio(path)
+
+
+def test_nan_and_inf_in_a_float_wav(tmp_path):
+    samples = tone(800)
+    samples[400] = np.nan
+    path = tmp_path / "nan.wav"
+    soundfile.write(str(path), samples, 8000, subtype="FLOAT")
+    with pytest.raises(blekota.AudioError, match=r"nan.wav: contains NaN or infinite samples \(the first at 0.050 s\)"):
+        blekota.load_audio(path)
+    samples[400] = np.inf
+    soundfile.write(str(path), samples, 8000, subtype="FLOAT")
+    with pytest.raises(blekota.AudioError, match="NaN or infinite"):
+        blekota.load_audio(path)
+
+
+def test_bad_target_rate(tmp_path):
+    path = tmp_path / "t.wav"
+    soundfile.write(str(path), tone(), 8000)
+    with pytest.raises(blekota.ConfigError, match="fs must be a positive integer, got 0"):
+        blekota.load_audio(path, fs=0)
+
+
+def test_reading_more_than_memory_says_how_much(tmp_path, monkeypatch):
+    path = tmp_path / "t.wav"
+    soundfile.write(str(path), tone(), 8000)
+    monkeypatch.setattr(memory, "available_bytes", lambda: 1000)
+    with pytest.raises(blekota.ConfigError, match=r"t.wav: reading 0 s of sound needs about .* KiB of memory, but only 1000 bytes"):
+        blekota.load_audio(path)
+
+
+# -- training audio -----------------------------------------------------------------------------
+
+
+def test_silent_audio_warns(tmp_path):
+    with pytest.warns(blekota.BlekotaWarning, match="silent.*the model will learn silence"):
+        Trainer(tiny_model(), np.zeros(2000, np.float32), seq_length=10, batch_size=2, directory=tmp_path)
+    path = blekota.save_wav(tmp_path / "quiet.wav", np.full(2000, 1e-5, np.float32), 8000)
+    with pytest.warns(blekota.BlekotaWarning, match="quiet.wav: the training sound is silent"):
+        Trainer(tiny_model(), str(path), seq_length=10, batch_size=2, directory=tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Trainer(tiny_model(), tone(), seq_length=10, batch_size=2, directory=tmp_path)
+
+
+def test_training_audio_arrays(tmp_path):
+    with pytest.raises(blekota.AudioError, match="NaN or infinite"):
+        Trainer(tiny_model(), np.array([0.0, np.inf] * 500), directory=tmp_path)
+    with pytest.raises(blekota.AudioError, match=r"too short: 0 samples, need at least \d+ \(1.0\d s at 8000 Hz\)"):
+        Trainer(tiny_model(), np.zeros(0), directory=tmp_path)
+    with pytest.raises(blekota.AudioError, match="1-D float array"):
+        Trainer(tiny_model(), np.zeros((100, 2)), directory=tmp_path)
+
+
+def test_too_short_file_names_it_and_the_seconds(tmp_path):
+    path = blekota.save_wav(tmp_path / "short.wav", tone(1000), 8000)
+    with pytest.raises(blekota.AudioError, match=r"short.wav: the sound is too short: 1000 samples, need at least \d+ \(1.0\d s at 8000 Hz\)"):
+        Trainer(tiny_model(), str(path), directory=tmp_path)
+
+
+# -- hyperparameters ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"hidden": 0}, "hidden must be a positive integer, got 0"),
+        ({"hidden": -3}, "hidden must be a positive integer, got -3"),
+        ({"hidden": 2.5}, "hidden must be a positive integer, got 2.5"),
+        ({"hidden": "8"}, "hidden must be a positive integer, got '8'"),
+        ({"hidden": True}, "hidden must be a positive integer, got True"),
+        ({"layers": 0}, "layers must be a positive integer, got 0"),
+        ({"fs": -8000}, "fs must be a positive integer, got -8000"),
+        ({"dtype": "float16"}, "dtype must be 'float32' or 'float64', got 'float16'"),
+        ({"dtype": 123}, "dtype must be 'float32' or 'float64', got 123"),
+        ({"dtype": None}, "dtype must be 'float32' or 'float64', got None"),
+        ({"seed": -1}, "seed must be None or an integer >= 0, got -1"),
+        ({"seed": "x"}, "seed must be None or an integer >= 0, got 'x'"),
+        ({"threads": 0}, "threads must be a positive integer, got 0"),
+        ({"threads": 10**9}, "threads must be at most 1024"),
+        ({"hidden": 2**40}, "needs about"),
+        ({"hidden": 10**6, "layers": 3}, "a 3x1000000 float32 model needs about 163.7 TiB of memory"),
+    ],
+)
+def test_model_hyperparameters(kwargs, message):
+    options = {"hidden": 4, "layers": 1, **kwargs}
+    with pytest.raises(blekota.ConfigError) as raised:
+        blekota.Model(**options)
+    assert message in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"seq_length": 0}, "seq_length must be a positive integer, got 0"),
+        ({"batch_size": -1}, "batch_size must be a positive integer, got -1"),
+        ({"batch_size": 1.5}, "batch_size must be a positive integer, got 1.5"),
+        ({"lr": 0}, "learning rate must be a finite number > 0, got 0"),
+        ({"lr": -0.1}, "learning rate must be a finite number > 0, got -0.1"),
+        ({"lr": float("inf")}, "learning rate must be a finite number > 0, got inf"),
+        ({"lr": "fast"}, "learning rate must be a finite number > 0, got 'fast'"),
+        ({"optimizer": "sgd"}, "optimizer must be one of rmsprop, adagrad, adam, got 'sgd'"),
+        ({"checkpoint_every": -1}, "checkpoint_every must be an integer >= 0, got -1"),
+        ({"checkpoint_sound": "1s"}, "checkpoint_sound must be an integer >= 0, got '1s'"),
+        ({"name": "a/b"}, "name must be a non-empty file name prefix, got 'a/b'"),
+    ],
+)
+def test_trainer_hyperparameters(tmp_path, kwargs, message):
+    with pytest.raises(blekota.ConfigError) as raised:
+        Trainer(tiny_model(), tone(), directory=tmp_path, **{"seq_length": 10, "batch_size": 2, **kwargs})
+    assert message in str(raised.value)
+
+
+def test_train_arguments(tmp_path):
+    trainer = Trainer(tiny_model(), tone(), seq_length=10, batch_size=2, directory=tmp_path)
+    with pytest.raises(blekota.ConfigError, match="iterations must be an integer >= 0, got -1"):
+        trainer.train(-1)
+    with pytest.raises(blekota.ConfigError, match="max_seconds must be > 0, got 'soon'"):
+        trainer.train(1, max_seconds="soon")
+
+
+def test_training_memory_is_estimated_before_allocating(tmp_path, monkeypatch):
+    model = tiny_model(hidden=8)
+    need = memory.training_bytes(1, 8, 100, 80, 4, 1)
+    monkeypatch.setattr(memory, "available_bytes", lambda: need - 1)
+    with pytest.raises(blekota.ConfigError, match=(
+        r"training a 1x8 float32 model with seq_length 100 and batch_size 80 needs about "
+        r"[\d.]+ MiB of memory, but only [\d.]+ MiB is available; use a smaller batch_size"
+    )):
+        Trainer(model, np.zeros(20000, np.float32), optimizer="rmsprop", directory=tmp_path)
+    monkeypatch.setattr(memory, "available_bytes", lambda: need)
+    with pytest.warns(blekota.BlekotaWarning):
+        Trainer(model, np.zeros(20000, np.float32), optimizer="rmsprop", directory=tmp_path)
+
+
+def test_window_memory_is_estimated_before_allocating(monkeypatch):
+    model = tiny_model()
+    monkeypatch.setattr(memory, "available_bytes", lambda: 10_000)
+    with pytest.raises(blekota.ConfigError, match="a window of 50 steps x 20 streams for a 1x4 model needs about"):
+        model.loss_and_grad(np.zeros((51, 20), int))
+    with pytest.raises(blekota.ConfigError, match="1000000 samples x 1 streams with probabilities needs about"):
+        model.sample(10**6, return_probs=True)
+
+
+def test_estimates_match_what_is_allocated():
+    for layers, hidden in ((1, 1), (2, 5), (3, 16)):
+        model = blekota.Model(hidden=hidden, layers=layers, threads=1)
+        assert memory.parameter_count(layers, hidden) == model.n_params
+        model.loss_and_grad(np.zeros((6, 3), int))
+        workspace = model._workspaces[(5, 3)]
+        allocated = sum(a.nbytes for a in vars(workspace).values() if isinstance(a, np.ndarray))
+        estimate = memory.window_bytes(layers, hidden, 5, 3, 4, backward=True)
+        assert allocated <= estimate <= allocated + 2 * model.zero_state(3).nbytes + 6 * 3
+    assert memory.format_bytes(1536) == "1.5 KiB" and memory.format_bytes(12) == "12 bytes"
+
+
+# -- the kernel boundary ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "call,message",
+    [
+        (lambda m: m.loss_and_grad(np.zeros((1, 3), int)), "x must be a (T+1, B) array of levels with T >= 1"),
+        (lambda m: m.loss_and_grad(np.zeros((3, 0), int)), "x must be a (T+1, B) array of levels with T >= 1"),
+        (lambda m: m.loss_and_grad(np.zeros(3, int)), "x must be a 2-D array of levels, got shape (3,)"),
+        (lambda m: m.loss_and_grad(np.full((3, 2), 256)), "x must hold integer levels 0..255"),
+        (lambda m: m.loss_and_grad(np.full((3, 2), -1)), "x must hold integer levels 0..255"),
+        (lambda m: m.loss_and_grad(np.zeros((3, 2))), "x must hold integer levels 0..255, got dtype float64"),
+        (lambda m: m.loss_and_grad([[1, 2], [3]]), "x must be an array of integer levels 0..255"),
+        (lambda m: m.loss_and_grad(np.zeros((3, 2), int), h0=np.zeros((1, 3, 4))), "h0 must have shape (1, 2, 4), got (1, 3, 4)"),
+        (lambda m: m.loss_and_grad(np.zeros((3, 2), int), h0=np.full((1, 2, 4), np.nan)), "h0 contains NaN or infinite values"),
+        (lambda m: m.loss_and_grad(np.zeros((3, 2), int), h0=np.full((1, 2, 4), "a")), "h0 must be an array of numbers"),
+        (lambda m: m.window(np.zeros((3, 2), int), grads=np.zeros(5)), "grads must be a writable contiguous array"),
+        (lambda m: m.window(np.zeros((3, 2), int), grads=np.zeros(2 * m.n_params, np.float32)[::2]), "grads must be a writable contiguous array"),
+        (lambda m: m.window(np.zeros((3, 2), int), grads=list(m.params)), "grads must be a writable contiguous array"),
+        (lambda m: m.probabilities(np.zeros((3, 2), np.int8) - 1), "inputs must hold integer levels 0..255"),
+        (lambda m: m.probabilities(np.zeros((0, 2), int)), "x must be a (T+1, B) array of levels with T >= 1"),
+        (lambda m: m.sample(-1), "n must be a non-negative integer, got -1"),
+        (lambda m: m.sample(2.5), "n must be a non-negative integer, got 2.5"),
+        (lambda m: m.sample(10, temperature=-0.5), "temperature must be a finite number >= 0, got -0.5"),
+        (lambda m: m.sample(10, temperature=float("nan")), "temperature must be a finite number >= 0, got nan"),
+        (lambda m: m.sample(10, temperature="hot"), "temperature must be a finite number >= 0, got 'hot'"),
+        (lambda m: m.sample(10, seed=-5), "seed must be None or an integer >= 0, got -5"),
+        (lambda m: m.sample(10, streams=0), "streams must be a positive integer, got 0"),
+        (lambda m: m.sample(10, hint=np.array([0.1, np.nan])), "hint contains NaN or infinite samples"),
+        (lambda m: m.sample(10, hint="hello"), "hint must be a sound: an array of float samples, got dtype <U5"),
+        (lambda m: m.sample(10, hint=[[0.1], [0.2, 0.3]]), "got 2 hints for 1 streams"),
+        (lambda m: m.sample(10, hint=np.array([[0.1], [0.2, 0.3]], dtype=object)), "hint must be a sound"),
+        (lambda m: m.sample(10, hint=np.zeros((2, 3))), "hint must be a 1-D sound, got shape (2, 3)"),
+        (lambda m: m.sample(10, hint=[np.zeros(3)], streams=2), "got 1 hints for 2 streams"),
+    ],
+)
+def test_kernel_boundary_inputs(call, message):
+    with pytest.raises(blekota.ConfigError) as raised:
+        call(tiny_model())
+    assert message in str(raised.value)
+
+
+def test_oversized_window_is_refused_before_the_kernel():
+    model = tiny_model()
+    huge = np.lib.stride_tricks.as_strided(np.zeros(1, np.uint8), shape=(2**16 + 1, 2**15 + 1), strides=(0, 0))
+    with pytest.raises(blekota.ConfigError, match=r"x of shape \(65537, 32769\) is too large: at most 2147483647 levels"):
+        model._check_window(huge, None)
+
+
+# -- the command line ---------------------------------------------------------------------------
+
+
+SMALL = ["--layers", "1", "--hidden", "4", "--seq-length", "10", "--batch-size", "2", "--threads", "1",
+         "--iterations", "1", "--checkpoint-every", "0"]
+
+
+def test_cli_silent_audio_warns_in_one_line(tmp_path, capsys):
+    path = blekota.save_wav(tmp_path / "silence.wav", np.zeros(4000, np.float32), 8000)
+    assert main(["train", str(path), *SMALL, "--out-dir", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert err == (f"blekota: warning: {path}: the training sound is silent (every sample quantizes to "
+                   "silence); the model will learn silence\n")
+
+
+@pytest.mark.parametrize(
+    "make,argv,message",
+    [
+        (lambda d: d / "x", ["train", "{}"], "x: no such file"),
+        (lambda d: soundfile.write(str(d / "e.wav"), np.zeros(0), 8000) or d / "e.wav", ["train", "{}"],
+         "e.wav: contains no sound (0 samples)"),
+        (lambda d: blekota.save_wav(d / "s.wav", tone(100), 8000), ["train", "{}", "--batch-size", "4", "--seq-length", "99"],
+         "s.wav: the sound is too short: 100 samples, need at least 417 (0.05 s at 8000 Hz)"),
+        (lambda d: blekota.Model(hidden=4, layers=1).save(d / "m.npz"), ["sample", "{}", "-o", "/nonexistent/dir/out.wav"],
+         "/nonexistent/dir/out.wav: the directory /nonexistent/dir does not exist"),
+    ],
+)
+def test_cli_errors_are_one_line(tmp_path, capsys, make, argv, message):
+    path = make(tmp_path)
+    argv = [arg.format(path) for arg in argv]
+    if argv[0] == "train":
+        argv += ["--out-dir", str(tmp_path), "--threads", "1"]
+    assert main(argv) == 2
+    one_line(capsys.readouterr().err, message)
+
+
+def test_cli_memory_refusal_is_one_line(tmp_path, capsys):
+    path = blekota.save_wav(tmp_path / "t.wav", tone(), 8000)
+    assert main(["train", str(path), "--hidden", "1000000", "--out-dir", str(tmp_path)]) == 2
+    one_line(capsys.readouterr().err, "a 3x1000000 float32 model needs about 163.7 TiB of memory, but only")
+
+
+def test_cli_hint_at_another_rate_is_resampled(tmp_path, capsys):
+    """The CLI reads a hint at the model's rate: a 16 kHz hint primes an 8 kHz model correctly."""
+    model_path = blekota.Model(hidden=4, layers=1, seed=0).save(tmp_path / "m.npz")
+    hint_path = tmp_path / "hint16k.wav"
+    soundfile.write(str(hint_path), tone(3200, fs=16000), 16000)
+    out = tmp_path / "out.wav"
+    assert main(["sample", str(model_path), "-n", "2000", "--hint", str(hint_path), "-o", str(out), "--threads", "1"]) == 0
+    generated, _ = blekota.load_audio(out, 8000)
+    expected = blekota.mulaw.unquantize(blekota.mulaw.quantize(blekota.audio.to_rate(tone(3200, 16000), 16000, 8000)))
+    np.testing.assert_allclose(generated[100:1500], expected[100:1500], atol=0.02)
+
+
+def test_replaced_params_are_refused_before_the_kernel():
+    model = tiny_model()
+    for bad in (np.zeros(5, np.float32), model.params.astype(np.float64), np.repeat(model.params, 2)[::2], list(model.params)):
+        model.params = bad
+        for call in (lambda: model.loss_and_grad(np.zeros((3, 2), int)), lambda: model.sample(5)):
+            with pytest.raises(blekota.ConfigError, match=r"model.params must be a contiguous float32 array of 4412 values; use load_state_dict"):
+                call()
