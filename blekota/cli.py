@@ -54,54 +54,27 @@ NAME.log.jsonl (one JSON line per report: iteration, time, train_loss, val_loss,
 HEATMAP_SAMPLES = 400  # drawn by sample --heatmap: 50 ms at 8 kHz, each sample visible
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+def argument_type(convert, accept, expected: str):
+    """An argparse type: convert the text, then accept(value) or fail with "expected ..., got ..."."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not accept(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    parse.__name__ = expected
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
-
-
-def fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
+positive_int = argument_type(int, lambda value: value > 0, "a positive integer")
+non_negative_int = argument_type(int, lambda value: value >= 0, "an integer >= 0")
+fraction = argument_type(float, lambda value: 0 <= value < 1, "a number in [0, 1)")
+positive_float = argument_type(float, lambda value: 0 < value < float("inf"), "a positive number")
+non_negative_float = argument_type(float, lambda value: 0 <= value < float("inf"), "a number >= 0")
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
