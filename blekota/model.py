@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from .errors import ConfigError
 from .mulaw import LEVELS, SILENCE, quantize, unquantize
@@ -296,33 +298,81 @@ class Model:
         """Generate n samples (float in [-1, 1]) by feeding each drawn level back in.
 
         temperature divides the logits (higher: more varied; 0: always the likeliest level).
-        hint: a float sound that primes generation: its samples are used instead of draws, so the
-        output starts with the hint. seed: same seed, same sound. streams: S independent voices.
+        hint: a float sound (or a list of sounds, one per stream) that primes generation: its
+        samples are used instead of draws, so the output starts with the hint; input before
+        sample 0 is silence. streams: S independent voices stepped together.
+        seed: the draws come from numpy.random.PCG64(seed), one uniform double u per stream per
+        drawn step (steps in order, streams 0..S-1 within a step); the level is the first k
+        (0..255) whose running sum of the tempered probabilities exceeds u times their sum. The
+        same seed gives the same sound on every run with the same build, thread count and
+        streams; temperature 0 and hinted steps draw nothing.
         Returns (n,) float32 for one stream, (S, n) for several; with return_probs also the
-        probabilities (n, 256) or (S, n, 256) in the model's dtype (float32 by default): p[t] is
-        the distribution sample t was drawn from (the plain softmax when temperature is 0).
+        probabilities (n, 256) or (S, n, 256) in the model's dtype, all n steps (n * S * 256
+        values: ask only for short sounds): p[t] is the tempered distribution sample t was drawn
+        from (the plain softmax when temperature is 0 and for hinted steps). Memory apart from
+        the results does not grow with n.
+        """
+        chunks = list(self.generate(n, n, temperature, hint, seed, streams, return_probs))
+        if not chunks:
+            shape = (streams, 0) if streams > 1 else (0,)
+            sound = np.empty(shape, np.float32)
+            return (sound, np.empty(shape + (LEVELS,), self.dtype)) if return_probs else sound
+        return chunks[0]
+
+    def generate(
+        self,
+        n: int,
+        chunk: int = 8000,
+        temperature: float = 1.0,
+        hint=None,
+        seed: int | None = None,
+        streams: int = 1,
+        return_probs: bool = False,
+    ) -> Iterator:
+        """Stream a long sound: yield sample(n, ...) in chunks of `chunk` samples (the last one
+        shorter), carrying the hidden state and the random generator between chunks.
+
+        The concatenated chunks equal sample(n, temperature, hint, seed, return_probs, streams).
+        Each chunk is (c,) float32 for one stream, (S, c) for several; with return_probs a
+        (sound, probabilities) pair of that chunk. Memory does not grow with n.
         """
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
             raise ConfigError(f"n must be a non-negative integer, got {n!r}")
+        if n > 0:
+            chunk = _positive_int("chunk", chunk)
         streams = _positive_int("streams", streams)
         if not isinstance(temperature, (int, float, np.floating)) or not temperature >= 0:
             raise ConfigError(f"temperature must be a number >= 0, got {temperature!r}")
-        hint_levels = self._hint_levels(hint, streams, n)
-        levels = np.empty((streams, n), np.uint8)
+        return self._generate(n, chunk, float(temperature), self._hint_levels(hint, streams, n),
+                              seed, streams, return_probs)
+
+    def _generate(self, n, chunk, temperature, hint_levels, seed, streams, return_probs):
+        """The generator behind generate(), after validation (so errors raise at the call)."""
         h = self.zero_state(streams)
         previous = np.full(streams, SILENCE, np.uint8)
-        probs = np.empty((streams, n if return_probs else 0, LEVELS), self.dtype)
         bit_generator = np.random.PCG64(seed)
-        _sample.generate(
-            self.params, h, levels, hint_levels, previous, probs,
-            float(temperature), bit_generator, self.threads,
-        )
-        sound = unquantize(levels)
         if streams == 1:
-            sound, probs = sound[0], probs[0]
-        if return_probs:
-            return sound, probs
-        return sound
+            packed = np.empty(_sample.packed_size(self.layers, self.hidden), self.dtype)
+            _sample.pack(self.params, self.layers, self.hidden, packed)
+        else:
+            packed = np.empty(0, self.dtype)
+            blas = ThreadpoolController()
+        for start in range(0, n, chunk):
+            stop = min(n, start + chunk)
+            levels = np.empty((streams, stop - start), np.uint8)
+            probs = np.empty((streams, stop - start if return_probs else 0, LEVELS), self.dtype)
+            hint = np.ascontiguousarray(hint_levels[:, start:stop])
+            args = (self.params, packed, h, levels, hint, previous, probs, temperature,
+                    bit_generator, self.threads)
+            if streams == 1:
+                _sample.generate(*args)
+            else:
+                with blas.limit(limits=1, user_api="blas"):
+                    _sample.generate(*args)
+            sound = unquantize(levels)
+            if streams == 1:
+                sound, probs = sound[0], probs[0]
+            yield (sound, probs) if return_probs else sound
 
     @staticmethod
     def _hint_levels(hint, streams: int, n: int) -> np.ndarray:

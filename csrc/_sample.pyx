@@ -1,13 +1,20 @@
 # cython: language_level=3
 """Compiled generation loop: S streams step by step through the stack, each drawn level fed back.
 
-Per step and layer: layer 0's gate inputs are the row WxT[level] (no product), the recurrent and
-higher-layer products are (S, H) x (H, 3H) products, then the fused gate math. The output logits
-get the temperature, a softmax and a draw, all without the GIL.
+One stream (S = 1) runs the fused kernel of sample_kernel.h on weights repacked by `pack`: per
+step, layer 0's gate inputs are one row of a table, every other product is a matrix-vector
+product streamed from cache-friendly panels, the output rows of every layer are split over the
+threads inside one OpenMP region, and the softmax and the draw follow in place.
 
-Drawing: one NumPy bit generator (PCG64 when blekota.Model.sample makes it) gives one uniform
-double u in [0, 1) per stream per drawn step, streams in order 0..S-1; the level is the first k
-whose cumulative probability (levels in order 0..255) exceeds u. Hinted steps draw nothing.
+Several streams (S > 1) are split into contiguous groups, one per thread; each thread steps its
+group with matrix-matrix products (single-threaded BLAS: the caller limits BLAS to one thread)
+straight on the flat parameters: [x, h] times the stacked [WxT; UhT] for r and z, [x, r * h] for
+the candidate, a row lookup for layer 0's input.
+
+Drawing: one NumPy bit generator (PCG64 when blekota.Model makes it) gives one uniform double u
+in [0, 1) per stream per drawn step, steps in order and, within a step, streams 0..S-1; the level
+is the first k whose running sum of p (levels 0..255) exceeds u * sum(p). Hinted steps and
+temperature 0 (argmax) draw nothing. The uniforms are taken BLOCK steps at a time.
 """
 
 import numpy as np
@@ -21,67 +28,150 @@ from numpy.random cimport bitgen_t
 include "blas.pxi"
 include "gates.pxi"
 
+cdef extern from "sample_kernel.h" nogil:
+    Py_ssize_t bk_packed_size(int layers, Py_ssize_t hidden)
+    Py_ssize_t bk_padded(Py_ssize_t hidden)
+    void bk_pack_f(const float* params, int layers, Py_ssize_t H, float* packed)
+    void bk_pack_d(const double* params, int layers, Py_ssize_t H, double* packed)
+    int bk_softmax_draw_f(float* y, const float* bias, double temperature, double u, int normalize)
+    int bk_softmax_draw_d(double* y, const double* bias, double temperature, double u,
+                          int normalize)
+    void bk_gates_rz_f(float* a, const float* bias, const float* h, float* rh, Py_ssize_t H)
+    void bk_gates_rz_d(double* a, const double* bias, const double* h, double* rh, Py_ssize_t H)
+    void bk_candidate_update_f(float* a, const float* bias, float* h, Py_ssize_t H)
+    void bk_candidate_update_d(double* a, const double* bias, double* h, Py_ssize_t H)
+    void bk_run_one_f(const float* packed, int layers, Py_ssize_t H, float* h, float* scratch,
+                      int* level, unsigned char* out, Py_ssize_t n, const unsigned char* hint,
+                      Py_ssize_t n_hint, const double* uniform, float* probs, Py_ssize_t n_probs,
+                      double temperature, int threads)
+    void bk_run_one_d(const double* packed, int layers, Py_ssize_t H, double* h,
+                      double* scratch, int* level, unsigned char* out, Py_ssize_t n,
+                      const unsigned char* hint, Py_ssize_t n_hint, const double* uniform,
+                      double* probs, Py_ssize_t n_probs, double temperature, int threads)
+
+cdef enum:
+    BLOCK = 1024  # steps per batch of uniforms and per OpenMP region
+
+
+def packed_size(int layers, int hidden) -> int:
+    """Elements of the single-stream packed weights (see sample_kernel.h)."""
+    return bk_packed_size(layers, hidden)
+
+
+def pack(const floating[::1] params, int layers, int hidden, floating[::1] packed):
+    """Repack the flat core parameters into the single-stream panels (packed_size elements)."""
+    if params.shape[0] != parameter_count(layers, hidden) or layers < 1 or hidden < 1:
+        raise ValueError("pack: params do not match the architecture")
+    if packed.shape[0] != bk_packed_size(layers, hidden):
+        raise ValueError("pack: packed must have packed_size(layers, hidden) elements")
+    with nogil:
+        if floating is float:
+            bk_pack_f(&params[0], layers, hidden, &packed[0])
+        else:
+            bk_pack_d(&params[0], layers, hidden, &packed[0])
+
 
 cdef inline int softmax_draw(floating* y, const floating* bias, double temperature, double u,
                              bint normalize) noexcept nogil:
-    """y (256,) logits without bias -> level drawn with uniform u (argmax when temperature == 0).
-
-    When normalize, y receives the probabilities drawn from (the plain softmax for argmax)."""
-    cdef Py_ssize_t k
-    cdef int best = 0
-    cdef floating top, total = 0, inv_temp
-    cdef double target, acc = 0
-    for k in range(LEVELS):
-        y[k] = y[k] + bias[k]
-        if y[k] > y[best]:
-            best = k
-    if temperature == 0 and not normalize:
-        return best
-    inv_temp = <floating> (1.0 / temperature) if temperature > 0 else 1
-    top = y[best]
-    for k in range(LEVELS):
-        y[k] = exp_((y[k] - top) * inv_temp)
-        total = total + y[k]
-    if normalize:
-        for k in range(LEVELS):
-            y[k] = y[k] / total
-        total = 1
-    if temperature == 0:
-        return best
-    target = u * total
-    for k in range(LEVELS):
-        acc += y[k]
-        if acc > target and y[k] > 0:
-            return <int> k
-    for k in range(LEVELS - 1, -1, -1):
-        if y[k] > 0:
-            return <int> k
-    return best
+    if floating is float:
+        return bk_softmax_draw_f(y, bias, temperature, u, normalize)
+    else:
+        return bk_softmax_draw_d(y, bias, temperature, u, normalize)
 
 
-def generate(const floating[::1] params, floating[:, :, ::1] h, unsigned char[:, ::1] levels,
-             const unsigned char[:, ::1] hint, unsigned char[::1] previous,
-             floating[:, :, ::1] probs, double temperature, bit_generator, int threads):
+cdef void run_streams(const floating* P, int L, Py_ssize_t H, Py_ssize_t S, floating* hs,
+                      floating* acts, floating* xr, floating* logits, unsigned char* previous,
+                      unsigned char* levels, Py_ssize_t n, const unsigned char* hint,
+                      Py_ssize_t n_hint, floating* probs, Py_ssize_t n_probs,
+                      const double* uniform, Py_ssize_t t0, Py_ssize_t t1, double temperature,
+                      Py_ssize_t s0, Py_ssize_t s1) noexcept nogil:
+    """Steps t0..t1-1 of streams s0..s1-1. hs (S, L*H): per stream the hidden states of all
+    layers, so [h of layer l-1, h of layer l] is contiguous. acts (S, 3H), xr (S, 2H) holds
+    [x, r*h], logits (S, 256). levels (S, n), hint (S, n_hint), probs (S, n_probs, 256), all
+    indexed by the step t; uniform[(t - t0) * S + s] is the draw of stream s at step t."""
+    cdef Py_ssize_t M = s1 - s0, G = 3 * H, LH = L * H, t, s, layer
+    cdef const floating* WxT
+    cdef const floating* UhT
+    cdef const floating* bias
+    cdef const floating* WyT = P + layer_offset(L, H)
+    cdef const floating* by = WyT + H * LEVELS
+    cdef floating* hl
+    cdef floating* y
+    cdef int chosen
+    for t in range(t0, t1):
+        for layer in range(L):
+            WxT = P + layer_offset(<int> layer, H)
+            UhT = WxT + (LEVELS if layer == 0 else H) * G
+            bias = UhT + H * G
+            hl = hs + s0 * LH + layer * H
+            if layer == 0:
+                for s in range(s0, s1):
+                    memcpy(acts + s * G, WxT + previous[s] * G, G * sizeof(floating))
+                gemm(False, False, M, 2 * H, H, 1, hl, LH, UhT, G, 1, acts + s0 * G, G)
+            else:
+                gemm(False, False, M, 2 * H, 2 * H, 1, hl - H, LH, WxT, G, 0, acts + s0 * G, G)
+            for s in range(s0, s1):
+                hl = hs + s * LH + layer * H
+                if floating is float:
+                    bk_gates_rz_f(acts + s * G, bias, hl, xr + s * 2 * H + H, H)
+                else:
+                    bk_gates_rz_d(acts + s * G, bias, hl, xr + s * 2 * H + H, H)
+                if layer > 0:
+                    memcpy(xr + s * 2 * H, hl - H, H * sizeof(floating))
+            if layer == 0:
+                gemm(False, False, M, H, H, 1, xr + s0 * 2 * H + H, 2 * H, UhT + 2 * H, G, 1,
+                     acts + s0 * G + 2 * H, G)
+            else:
+                gemm(False, False, M, H, 2 * H, 1, xr + s0 * 2 * H, 2 * H, WxT + 2 * H, G, 0,
+                     acts + s0 * G + 2 * H, G)
+            for s in range(s0, s1):
+                if floating is float:
+                    bk_candidate_update_f(acts + s * G, bias, hs + s * LH + layer * H, H)
+                else:
+                    bk_candidate_update_d(acts + s * G, bias, hs + s * LH + layer * H, H)
+        gemm(False, False, M, LEVELS, H, 1, hs + s0 * LH + (L - 1) * H, LH, WyT, LEVELS, 0,
+             logits + s0 * LEVELS, LEVELS)
+        for s in range(s0, s1):
+            y = logits + s * LEVELS
+            if t < n_hint:
+                chosen = hint[s * n_hint + t]
+                if t < n_probs:
+                    softmax_draw(y, by, temperature, 0, True)
+            else:
+                chosen = softmax_draw(y, by, temperature, uniform[(t - t0) * S + s], t < n_probs)
+            if t < n_probs:
+                memcpy(probs + (s * n_probs + t) * LEVELS, y, LEVELS * sizeof(floating))
+            levels[s * n + t] = <unsigned char> chosen
+            previous[s] = <unsigned char> chosen
+
+
+def generate(const floating[::1] params, const floating[::1] packed, floating[:, :, ::1] h,
+             unsigned char[:, ::1] levels, const unsigned char[:, ::1] hint,
+             unsigned char[::1] previous, floating[:, :, ::1] probs, double temperature,
+             bit_generator, int threads):
     """Generate levels.shape[1] steps for S = levels.shape[0] streams.
 
+    params: the flat core parameters; packed: pack(params) when S == 1 (may be empty otherwise).
     h (L, S, H): hidden state in, state after the last step out. previous (S,): the level fed
     before the first step, and on return the last level of each stream. hint (S, nh): for
     t < nh, step t takes hint[s, t] instead of drawing. probs (S, m, 256): the distribution
     of the first m steps is recorded (m may be 0). temperature: 0 for argmax. bit_generator:
-    a numpy.random.BitGenerator, used under its lock.
+    a numpy.random.BitGenerator, used under its lock. With S > 1 the caller must keep BLAS to
+    one thread: `threads` OpenMP threads each run their own products.
     """
     cdef Py_ssize_t L = h.shape[0], S = h.shape[1], H = h.shape[2]
     cdef Py_ssize_t n = levels.shape[1], n_hint = hint.shape[1], n_probs = probs.shape[1]
-    cdef Py_ssize_t G = 3 * H, t, s, layer
-    cdef int chosen
-    cdef const floating* P = &params[0]
-    cdef const floating* WxT
-    cdef const floating* UhT
-    cdef const floating* bias
-    cdef const floating* WyT
-    cdef const floating* by
-    cdef floating* h_layer
+    cdef Py_ssize_t Hp = bk_padded(H), t0, t1, t, s, k, part, parts = min(max(threads, 1), S)
+    cdef bint draws = temperature > 0
+    cdef int level = previous[0]
     cdef bitgen_t* rng
+    cdef floating[:, ::1] state
+    cdef floating[::1] scratch
+    cdef floating[:, ::1] acts
+    cdef floating[:, ::1] xr
+    cdef floating[:, ::1] logits
+    cdef const unsigned char* hint_ptr = &hint[0, 0] if n_hint > 0 else NULL
+    cdef floating* probs_ptr = &probs[0, 0, 0] if n_probs > 0 else NULL
 
     if levels.shape[0] != S or previous.shape[0] != S or (n_hint > 0 and hint.shape[0] != S):
         raise ValueError("generate: levels, hint and previous must have one row per stream")
@@ -89,53 +179,61 @@ def generate(const floating[::1] params, floating[:, :, ::1] h, unsigned char[:,
         raise ValueError("generate: probs must be (streams, m <= n, 256)")
     if params.shape[0] != parameter_count(L, H) or S < 1 or H < 1 or L < 1:
         raise ValueError("generate: params do not match the hidden state's architecture")
+    if S == 1 and packed.shape[0] != bk_packed_size(<int> L, H):
+        raise ValueError("generate: one stream needs the packed weights of pack()")
     if not temperature >= 0:
         raise ValueError("generate: temperature must be >= 0")
-    threads = max(threads, 1)
-    acts_array = np.empty((S, G), dtype=np.asarray(params).dtype)
-    rh_array = np.empty((S, H), dtype=acts_array.dtype)
-    logits_array = np.empty((S, LEVELS), dtype=acts_array.dtype)
-    uniform_array = np.zeros(S, dtype=np.float64)
-    cdef floating[:, ::1] acts = acts_array
-    cdef floating[:, ::1] rh = rh_array
-    cdef floating[:, ::1] logits = logits_array
+    if n == 0:
+        return
+    dtype = np.asarray(params).dtype
+    uniform_array = np.zeros(BLOCK * S, dtype=np.float64)
     cdef double[::1] uniform = uniform_array
     rng = <bitgen_t*> PyCapsule_GetPointer(bit_generator.capsule, "BitGenerator")
-    WyT = P + layer_offset(<int> L, H)
-    by = WyT + H * LEVELS
+    if S == 1:
+        state_array = np.zeros((L, Hp), dtype=dtype)
+        state_array[:, :H] = np.asarray(h)[:, 0, :]
+        scratch = np.zeros(2 * Hp + LEVELS, dtype=dtype)
+    else:
+        state_array = np.ascontiguousarray(np.asarray(h).transpose(1, 0, 2)).reshape(S, L * H)
+        acts = np.empty((S, 3 * H), dtype=dtype)
+        xr = np.empty((S, 2 * H), dtype=dtype)
+        logits = np.empty((S, LEVELS), dtype=dtype)
+    state = state_array
 
     with bit_generator.lock, nogil:
-        for t in range(n):
-            for layer in range(L):
-                WxT = P + layer_offset(<int> layer, H)
-                UhT = WxT + (LEVELS if layer == 0 else H) * G
-                bias = UhT + H * G
-                h_layer = &h[layer, 0, 0]
-                if layer == 0:
-                    for s in range(S):
-                        memcpy(&acts[s, 0], WxT + previous[s] * G, G * sizeof(floating))
-                else:
-                    gemm(False, False, S, G, H, 1, &h[layer - 1, 0, 0], H, WxT, G, 0,
-                         &acts[0, 0], G)
-                gemm(False, False, S, 2 * H, H, 1, h_layer, H, UhT, G, 1, &acts[0, 0], G)
-                for s in prange(S, num_threads=threads, schedule="static"):
-                    gates_rz(&acts[s, 0], bias, h_layer + s * H, &rh[s, 0], H)
-                gemm(False, False, S, H, H, 1, &rh[0, 0], H, UhT + 2 * H, G, 1, &acts[0, 2 * H], G)
-                for s in prange(S, num_threads=threads, schedule="static"):
-                    candidate_update(&acts[s, 0], bias, h_layer + s * H, h_layer + s * H, H)
-            gemm(False, False, S, LEVELS, H, 1, &h[L - 1, 0, 0], H, WyT, LEVELS, 0,
-                 &logits[0, 0], LEVELS)
-            if t >= n_hint and temperature > 0:
-                for s in range(S):
-                    uniform[s] = rng.next_double(rng.state)
-            for s in prange(S, num_threads=threads, schedule="static"):
-                if t < n_hint:
-                    chosen = hint[s, t]
-                    if t < n_probs:
-                        softmax_draw(&logits[s, 0], by, temperature, 0, True)
-                else:
-                    chosen = softmax_draw(&logits[s, 0], by, temperature, uniform[s], t < n_probs)
-                if t < n_probs:
-                    memcpy(&probs[s, t, 0], &logits[s, 0], LEVELS * sizeof(floating))
-                levels[s, t] = <unsigned char> chosen
-                previous[s] = <unsigned char> chosen
+        t0 = 0
+        while t0 < n:
+            t1 = min(n, t0 + BLOCK)
+            if draws:
+                k = 0
+                for t in range(t0, t1):
+                    if t >= n_hint:
+                        for s in range(S):
+                            uniform[k] = rng.next_double(rng.state)
+                            k = k + 1
+                    else:
+                        k = k + S
+            if S > 1:
+                for part in prange(parts, num_threads=parts, schedule="static", chunksize=1):
+                    run_streams(&params[0], <int> L, H, S, &state[0, 0], &acts[0, 0], &xr[0, 0],
+                                &logits[0, 0], &previous[0], &levels[0, 0], n, hint_ptr, n_hint,
+                                probs_ptr, n_probs, &uniform[0], t0, t1, temperature,
+                                part * S // parts, (part + 1) * S // parts)
+            elif floating is float:
+                bk_run_one_f(&packed[0], <int> L, H, &state[0, 0], &scratch[0], &level,
+                             &levels[0, t0], t1 - t0, hint_ptr + t0 if t0 < n_hint else NULL,
+                             max(0, min(n_hint, t1) - t0), &uniform[0],
+                             probs_ptr + t0 * LEVELS if t0 < n_probs else NULL,
+                             max(0, min(n_probs, t1) - t0), temperature, threads)
+            else:
+                bk_run_one_d(&packed[0], <int> L, H, &state[0, 0], &scratch[0], &level,
+                             &levels[0, t0], t1 - t0, hint_ptr + t0 if t0 < n_hint else NULL,
+                             max(0, min(n_hint, t1) - t0), &uniform[0],
+                             probs_ptr + t0 * LEVELS if t0 < n_probs else NULL,
+                             max(0, min(n_probs, t1) - t0), temperature, threads)
+            t0 = t1
+    if S == 1:
+        previous[0] = <unsigned char> level
+        np.asarray(h)[:, 0, :] = state_array[:, :H]
+    else:
+        np.asarray(h)[...] = state_array.reshape(S, L, H).transpose(1, 0, 2)
