@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from threadpoolctl import ThreadpoolController
 
 from .errors import ConfigError
 from .mulaw import LEVELS, SILENCE, quantize, unquantize
@@ -351,24 +350,15 @@ class Model:
         h = self.zero_state(streams)
         previous = np.full(streams, SILENCE, np.uint8)
         bit_generator = np.random.PCG64(seed)
-        if streams == 1:
-            packed = np.empty(_sample.packed_size(self.layers, self.hidden), self.dtype)
-            _sample.pack(self.params, self.layers, self.hidden, packed)
-        else:
-            packed = np.empty(0, self.dtype)
-            blas = ThreadpoolController()
+        packed = np.empty(_sample.packed_size(self.layers, self.hidden), self.dtype)
+        _sample.pack(self.params, self.layers, self.hidden, packed)
         for start in range(0, n, chunk):
             stop = min(n, start + chunk)
             levels = np.empty((streams, stop - start), np.uint8)
             probs = np.empty((streams, stop - start if return_probs else 0, LEVELS), self.dtype)
             hint = np.ascontiguousarray(hint_levels[:, start:stop])
-            args = (self.params, packed, h, levels, hint, previous, probs, temperature,
-                    bit_generator, self.threads)
-            if streams == 1:
-                _sample.generate(*args)
-            else:
-                with blas.limit(limits=1, user_api="blas"):
-                    _sample.generate(*args)
+            _sample.generate(packed, h, levels, hint, previous, probs, temperature, bit_generator,
+                             self.threads)
             sound = unquantize(levels)
             if streams == 1:
                 sound, probs = sound[0], probs[0]

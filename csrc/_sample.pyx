@@ -25,7 +25,6 @@ from cython.parallel cimport prange
 from libc.string cimport memcpy
 from numpy.random cimport bitgen_t
 
-include "blas.pxi"
 include "gates.pxi"
 
 cdef extern from "sample_kernel.h" nogil:
@@ -33,13 +32,6 @@ cdef extern from "sample_kernel.h" nogil:
     Py_ssize_t bk_padded(Py_ssize_t hidden)
     void bk_pack_f(const float* params, int layers, Py_ssize_t H, float* packed)
     void bk_pack_d(const double* params, int layers, Py_ssize_t H, double* packed)
-    int bk_softmax_draw_f(float* y, const float* bias, double temperature, double u, int normalize)
-    int bk_softmax_draw_d(double* y, const double* bias, double temperature, double u,
-                          int normalize)
-    void bk_gates_rz_f(float* a, const float* bias, const float* h, float* rh, Py_ssize_t H)
-    void bk_gates_rz_d(double* a, const double* bias, const double* h, double* rh, Py_ssize_t H)
-    void bk_candidate_update_f(float* a, const float* bias, float* h, Py_ssize_t H)
-    void bk_candidate_update_d(double* a, const double* bias, double* h, Py_ssize_t H)
     void bk_run_one_f(const float* packed, int layers, Py_ssize_t H, float* h, float* scratch,
                       int* level, unsigned char* out, Py_ssize_t n, const unsigned char* hint,
                       Py_ssize_t n_hint, const double* uniform, float* probs, Py_ssize_t n_probs,
@@ -48,6 +40,18 @@ cdef extern from "sample_kernel.h" nogil:
                       double* scratch, int* level, unsigned char* out, Py_ssize_t n,
                       const unsigned char* hint, Py_ssize_t n_hint, const double* uniform,
                       double* probs, Py_ssize_t n_probs, double temperature, int threads)
+    void bk_run_streams_f(const float* packed, int layers, Py_ssize_t H, Py_ssize_t S, float* hs,
+                          float* pre, float* rh, float* logits, unsigned char* previous,
+                          unsigned char* levels, Py_ssize_t n, const unsigned char* hint,
+                          Py_ssize_t n_hint, float* probs, Py_ssize_t n_probs,
+                          const double* uniform, Py_ssize_t t0, Py_ssize_t t1, double temperature,
+                          Py_ssize_t s0, Py_ssize_t s1)
+    void bk_run_streams_d(const double* packed, int layers, Py_ssize_t H, Py_ssize_t S,
+                          double* hs, double* pre, double* rh, double* logits,
+                          unsigned char* previous, unsigned char* levels, Py_ssize_t n,
+                          const unsigned char* hint, Py_ssize_t n_hint, double* probs,
+                          Py_ssize_t n_probs, const double* uniform, Py_ssize_t t0, Py_ssize_t t1,
+                          double temperature, Py_ssize_t s0, Py_ssize_t s1)
 
 cdef enum:
     BLOCK = 1024  # steps per batch of uniforms and per OpenMP region
@@ -71,93 +75,16 @@ def pack(const floating[::1] params, int layers, int hidden, floating[::1] packe
             bk_pack_d(&params[0], layers, hidden, &packed[0])
 
 
-cdef inline int softmax_draw(floating* y, const floating* bias, double temperature, double u,
-                             bint normalize) noexcept nogil:
-    if floating is float:
-        return bk_softmax_draw_f(y, bias, temperature, u, normalize)
-    else:
-        return bk_softmax_draw_d(y, bias, temperature, u, normalize)
-
-
-cdef void run_streams(const floating* P, int L, Py_ssize_t H, Py_ssize_t S, floating* hs,
-                      floating* acts, floating* xr, floating* logits, unsigned char* previous,
-                      unsigned char* levels, Py_ssize_t n, const unsigned char* hint,
-                      Py_ssize_t n_hint, floating* probs, Py_ssize_t n_probs,
-                      const double* uniform, Py_ssize_t t0, Py_ssize_t t1, double temperature,
-                      Py_ssize_t s0, Py_ssize_t s1) noexcept nogil:
-    """Steps t0..t1-1 of streams s0..s1-1. hs (S, L*H): per stream the hidden states of all
-    layers, so [h of layer l-1, h of layer l] is contiguous. acts (S, 3H), xr (S, 2H) holds
-    [x, r*h], logits (S, 256). levels (S, n), hint (S, n_hint), probs (S, n_probs, 256), all
-    indexed by the step t; uniform[(t - t0) * S + s] is the draw of stream s at step t."""
-    cdef Py_ssize_t M = s1 - s0, G = 3 * H, LH = L * H, t, s, layer
-    cdef const floating* WxT
-    cdef const floating* UhT
-    cdef const floating* bias
-    cdef const floating* WyT = P + layer_offset(L, H)
-    cdef const floating* by = WyT + H * LEVELS
-    cdef floating* hl
-    cdef floating* y
-    cdef int chosen
-    for t in range(t0, t1):
-        for layer in range(L):
-            WxT = P + layer_offset(<int> layer, H)
-            UhT = WxT + (LEVELS if layer == 0 else H) * G
-            bias = UhT + H * G
-            hl = hs + s0 * LH + layer * H
-            if layer == 0:
-                for s in range(s0, s1):
-                    memcpy(acts + s * G, WxT + previous[s] * G, G * sizeof(floating))
-                gemm(False, False, M, 2 * H, H, 1, hl, LH, UhT, G, 1, acts + s0 * G, G)
-            else:
-                gemm(False, False, M, 2 * H, 2 * H, 1, hl - H, LH, WxT, G, 0, acts + s0 * G, G)
-            for s in range(s0, s1):
-                hl = hs + s * LH + layer * H
-                if floating is float:
-                    bk_gates_rz_f(acts + s * G, bias, hl, xr + s * 2 * H + H, H)
-                else:
-                    bk_gates_rz_d(acts + s * G, bias, hl, xr + s * 2 * H + H, H)
-                if layer > 0:
-                    memcpy(xr + s * 2 * H, hl - H, H * sizeof(floating))
-            if layer == 0:
-                gemm(False, False, M, H, H, 1, xr + s0 * 2 * H + H, 2 * H, UhT + 2 * H, G, 1,
-                     acts + s0 * G + 2 * H, G)
-            else:
-                gemm(False, False, M, H, 2 * H, 1, xr + s0 * 2 * H, 2 * H, WxT + 2 * H, G, 0,
-                     acts + s0 * G + 2 * H, G)
-            for s in range(s0, s1):
-                if floating is float:
-                    bk_candidate_update_f(acts + s * G, bias, hs + s * LH + layer * H, H)
-                else:
-                    bk_candidate_update_d(acts + s * G, bias, hs + s * LH + layer * H, H)
-        gemm(False, False, M, LEVELS, H, 1, hs + s0 * LH + (L - 1) * H, LH, WyT, LEVELS, 0,
-             logits + s0 * LEVELS, LEVELS)
-        for s in range(s0, s1):
-            y = logits + s * LEVELS
-            if t < n_hint:
-                chosen = hint[s * n_hint + t]
-                if t < n_probs:
-                    softmax_draw(y, by, temperature, 0, True)
-            else:
-                chosen = softmax_draw(y, by, temperature, uniform[(t - t0) * S + s], t < n_probs)
-            if t < n_probs:
-                memcpy(probs + (s * n_probs + t) * LEVELS, y, LEVELS * sizeof(floating))
-            levels[s * n + t] = <unsigned char> chosen
-            previous[s] = <unsigned char> chosen
-
-
-def generate(const floating[::1] params, const floating[::1] packed, floating[:, :, ::1] h,
-             unsigned char[:, ::1] levels, const unsigned char[:, ::1] hint,
-             unsigned char[::1] previous, floating[:, :, ::1] probs, double temperature,
-             bit_generator, int threads):
+def generate(const floating[::1] packed, floating[:, :, ::1] h, unsigned char[:, ::1] levels,
+             const unsigned char[:, ::1] hint, unsigned char[::1] previous,
+             floating[:, :, ::1] probs, double temperature, bit_generator, int threads):
     """Generate levels.shape[1] steps for S = levels.shape[0] streams.
 
-    params: the flat core parameters; packed: pack(params) when S == 1 (may be empty otherwise).
-    h (L, S, H): hidden state in, state after the last step out. previous (S,): the level fed
-    before the first step, and on return the last level of each stream. hint (S, nh): for
-    t < nh, step t takes hint[s, t] instead of drawing. probs (S, m, 256): the distribution
-    of the first m steps is recorded (m may be 0). temperature: 0 for argmax. bit_generator:
-    a numpy.random.BitGenerator, used under its lock. With S > 1 the caller must keep BLAS to
-    one thread: `threads` OpenMP threads each run their own products.
+    packed: pack() of the model's parameters. h (L, S, H): hidden state in, state after the
+    last step out. previous (S,): the level fed before the first step, and on return the last
+    level of each stream. hint (S, nh): for t < nh, step t takes hint[s, t] instead of drawing.
+    probs (S, m, 256): the distribution of the first m steps is recorded (m may be 0).
+    temperature: 0 for argmax. bit_generator: a numpy.random.BitGenerator, used under its lock.
     """
     cdef Py_ssize_t L = h.shape[0], S = h.shape[1], H = h.shape[2]
     cdef Py_ssize_t n = levels.shape[1], n_hint = hint.shape[1], n_probs = probs.shape[1]
@@ -165,11 +92,6 @@ def generate(const floating[::1] params, const floating[::1] packed, floating[:,
     cdef bint draws = temperature > 0
     cdef int level = previous[0]
     cdef bitgen_t* rng
-    cdef floating[:, ::1] state
-    cdef floating[::1] scratch
-    cdef floating[:, ::1] acts
-    cdef floating[:, ::1] xr
-    cdef floating[:, ::1] logits
     cdef const unsigned char* hint_ptr = &hint[0, 0] if n_hint > 0 else NULL
     cdef floating* probs_ptr = &probs[0, 0, 0] if n_probs > 0 else NULL
 
@@ -177,28 +99,21 @@ def generate(const floating[::1] params, const floating[::1] packed, floating[:,
         raise ValueError("generate: levels, hint and previous must have one row per stream")
     if n_probs > 0 and (probs.shape[0] != S or probs.shape[2] != LEVELS or n_probs > n):
         raise ValueError("generate: probs must be (streams, m <= n, 256)")
-    if params.shape[0] != parameter_count(L, H) or S < 1 or H < 1 or L < 1:
-        raise ValueError("generate: params do not match the hidden state's architecture")
-    if S == 1 and packed.shape[0] != bk_packed_size(<int> L, H):
-        raise ValueError("generate: one stream needs the packed weights of pack()")
+    if packed.shape[0] != bk_packed_size(<int> L, H) or S < 1 or H < 1 or L < 1:
+        raise ValueError("generate: packed weights do not match the hidden state's architecture")
     if not temperature >= 0:
         raise ValueError("generate: temperature must be >= 0")
     if n == 0:
         return
-    dtype = np.asarray(params).dtype
-    uniform_array = np.zeros(BLOCK * S, dtype=np.float64)
-    cdef double[::1] uniform = uniform_array
+    dtype = np.asarray(packed).dtype
+    state_array = np.zeros((S, L, Hp), dtype=dtype)
+    state_array[:, :, :H] = np.asarray(h).transpose(1, 0, 2)
+    cdef floating[:, :, ::1] state = state_array
+    cdef floating[:, ::1] pre = np.empty((S, 3 * Hp + LEVELS), dtype=dtype)  # rows of 3Hp for S > 1
+    cdef floating[:, ::1] rh = np.empty((S, Hp), dtype=dtype)
+    cdef floating[:, ::1] logits = np.empty((S, LEVELS), dtype=dtype)
+    cdef double[::1] uniform = np.zeros(BLOCK * S, dtype=np.float64)
     rng = <bitgen_t*> PyCapsule_GetPointer(bit_generator.capsule, "BitGenerator")
-    if S == 1:
-        state_array = np.zeros((L, Hp), dtype=dtype)
-        state_array[:, :H] = np.asarray(h)[:, 0, :]
-        scratch = np.zeros(2 * Hp + LEVELS, dtype=dtype)
-    else:
-        state_array = np.ascontiguousarray(np.asarray(h).transpose(1, 0, 2)).reshape(S, L * H)
-        acts = np.empty((S, 3 * H), dtype=dtype)
-        xr = np.empty((S, 2 * H), dtype=dtype)
-        logits = np.empty((S, LEVELS), dtype=dtype)
-    state = state_array
 
     with bit_generator.lock, nogil:
         t0 = 0
@@ -215,18 +130,26 @@ def generate(const floating[::1] params, const floating[::1] packed, floating[:,
                         k = k + S
             if S > 1:
                 for part in prange(parts, num_threads=parts, schedule="static", chunksize=1):
-                    run_streams(&params[0], <int> L, H, S, &state[0, 0], &acts[0, 0], &xr[0, 0],
-                                &logits[0, 0], &previous[0], &levels[0, 0], n, hint_ptr, n_hint,
-                                probs_ptr, n_probs, &uniform[0], t0, t1, temperature,
-                                part * S // parts, (part + 1) * S // parts)
+                    if floating is float:
+                        bk_run_streams_f(&packed[0], <int> L, H, S, &state[0, 0, 0], &pre[0, 0],
+                                         &rh[0, 0], &logits[0, 0], &previous[0], &levels[0, 0],
+                                         n, hint_ptr, n_hint, probs_ptr, n_probs, &uniform[0],
+                                         t0, t1, temperature, part * S // parts,
+                                         (part + 1) * S // parts)
+                    else:
+                        bk_run_streams_d(&packed[0], <int> L, H, S, &state[0, 0, 0], &pre[0, 0],
+                                         &rh[0, 0], &logits[0, 0], &previous[0], &levels[0, 0],
+                                         n, hint_ptr, n_hint, probs_ptr, n_probs, &uniform[0],
+                                         t0, t1, temperature, part * S // parts,
+                                         (part + 1) * S // parts)
             elif floating is float:
-                bk_run_one_f(&packed[0], <int> L, H, &state[0, 0], &scratch[0], &level,
+                bk_run_one_f(&packed[0], <int> L, H, &state[0, 0, 0], &pre[0, 0], &level,
                              &levels[0, t0], t1 - t0, hint_ptr + t0 if t0 < n_hint else NULL,
                              max(0, min(n_hint, t1) - t0), &uniform[0],
                              probs_ptr + t0 * LEVELS if t0 < n_probs else NULL,
                              max(0, min(n_probs, t1) - t0), temperature, threads)
             else:
-                bk_run_one_d(&packed[0], <int> L, H, &state[0, 0], &scratch[0], &level,
+                bk_run_one_d(&packed[0], <int> L, H, &state[0, 0, 0], &pre[0, 0], &level,
                              &levels[0, t0], t1 - t0, hint_ptr + t0 if t0 < n_hint else NULL,
                              max(0, min(n_hint, t1) - t0), &uniform[0],
                              probs_ptr + t0 * LEVELS if t0 < n_probs else NULL,
@@ -234,6 +157,4 @@ def generate(const floating[::1] params, const floating[::1] packed, floating[:,
             t0 = t1
     if S == 1:
         previous[0] = <unsigned char> level
-        np.asarray(h)[:, 0, :] = state_array[:, :H]
-    else:
-        np.asarray(h)[...] = state_array.reshape(S, L, H).transpose(1, 0, 2)
+    np.asarray(h)[...] = state_array[:, :, :H].transpose(1, 0, 2)

@@ -238,25 +238,107 @@ static void BK_NAME(bk_run_one)(const BK_REAL *packed, int layers, ptrdiff_t H, 
                            uniform, probs, n_probs, temperature, 0, 1);
 }
 
-/* Gate math of one stream (many-stream path): a (3H) holds [r, z, candidate] pre-activations
- * without bias. bk_gates_rz makes r and z and writes rh = r * h. */
-static void BK_NAME(bk_gates_rz)(BK_REAL *a, const BK_REAL *bias, const BK_REAL *h, BK_REAL *rh,
-                                 ptrdiff_t H)
+#define BK_TILE_COLS 16
+#define BK_TILE_ROWS 4
+
+/* C[r, 0:16] += X1[r] w[0:K1] + X2[r] w[K1:K1+K2] for rows r < R (see bk_tile_rows_avx2). */
+static void BK_NAME(bk_tile)(int R, const BK_REAL *w, ptrdiff_t K1, const BK_REAL *x1,
+                             ptrdiff_t ldx1, ptrdiff_t K2, const BK_REAL *x2, ptrdiff_t ldx2,
+                             BK_REAL *c, ptrdiff_t ldc)
 {
-    for (ptrdiff_t j = 0; j < 2 * H; j++)
-        a[j] += bias[j];
-    BK_NAME(bk_sigmoid)(a, 2 * H);
-    for (ptrdiff_t j = 0; j < H; j++)
-        rh[j] = a[j] * h[j];
+#if BK_IS_FLOAT && defined(BK_X86)
+    if (bk_use_avx2()) {
+        bk_tile_avx2(R, w, K1, x1, ldx1, K2, x2, ldx2, c, ldc);
+        return;
+    }
+#endif
+    for (int r = 0; r < R; r++) {
+        BK_REAL *cr = c + r * ldc;
+        const BK_REAL *wi = w;
+        for (ptrdiff_t i = 0; i < K1; i++, wi += BK_PANEL)
+            for (int j = 0; j < BK_TILE_COLS; j++)
+                cr[j] += x1[r * ldx1 + i] * wi[j];
+        for (ptrdiff_t i = 0; i < K2; i++, wi += BK_PANEL)
+            for (int j = 0; j < BK_TILE_COLS; j++)
+                cr[j] += x2[r * ldx2 + i] * wi[j];
+    }
 }
 
-/* Candidate = tanh(pre-activation + bias) and h = (1 - z) h + z candidate, in place. */
-static void BK_NAME(bk_candidate_update)(BK_REAL *a, const BK_REAL *bias, BK_REAL *h, ptrdiff_t H)
+/* C (M rows, stride ldc; 64 columns per panel) += [X1, X2] times `panels` consecutive packed
+ * panels of K1 + K2 rows, in tiles of 4 rows by 16 columns. */
+static void BK_NAME(bk_product)(const BK_REAL *w, ptrdiff_t panels, ptrdiff_t M, ptrdiff_t K1,
+                                const BK_REAL *x1, ptrdiff_t ldx1, ptrdiff_t K2,
+                                const BK_REAL *x2, ptrdiff_t ldx2, BK_REAL *c, ptrdiff_t ldc)
 {
-    BK_REAL *c = a + 2 * H;
-    for (ptrdiff_t j = 0; j < H; j++)
-        c[j] += bias[2 * H + j];
-    BK_NAME(bk_tanh)(c, H);
-    for (ptrdiff_t j = 0; j < H; j++)
-        h[j] = ((BK_REAL)1 - a[H + j]) * h[j] + a[H + j] * c[j];
+    for (ptrdiff_t p = 0; p < panels; p++, w += (K1 + K2) * BK_PANEL)
+        for (int j = 0; j < BK_PANEL; j += BK_TILE_COLS)
+            for (ptrdiff_t r = 0; r < M; r += BK_TILE_ROWS)
+                BK_NAME(bk_tile)(M - r < BK_TILE_ROWS ? (int)(M - r) : BK_TILE_ROWS, w + j, K1,
+                                 x1 + r * ldx1, ldx1, K2, x2 + r * ldx2, ldx2,
+                                 c + r * ldc + p * BK_PANEL + j, ldc);
+}
+
+/* Steps t0..t1-1 of streams s0..s1-1 out of S, on the packed panels. hs (S, layers * Hp): per
+ * stream the hidden states of all layers (padding zero); pre (S, 3Hp), rh (S, Hp), logits
+ * (S, 256) scratch. levels (S, n) out; hint (S, n_hint); probs (S, n_probs, 256) or NULL;
+ * previous (S,) the level fed into the next step. uniform[(t - t0) * S + s] is stream s's
+ * draw at step t. The arithmetic of a stream does not depend on the grouping of streams. */
+static void BK_NAME(bk_run_streams)(const BK_REAL *packed, int layers, ptrdiff_t H, ptrdiff_t S,
+                                    BK_REAL *hs, BK_REAL *pre, BK_REAL *rh, BK_REAL *logits,
+                                    unsigned char *previous, unsigned char *levels, ptrdiff_t n,
+                                    const unsigned char *hint, ptrdiff_t n_hint, BK_REAL *probs,
+                                    ptrdiff_t n_probs, const double *uniform, ptrdiff_t t0,
+                                    ptrdiff_t t1, double temperature, ptrdiff_t s0, ptrdiff_t s1)
+{
+    ptrdiff_t Hp = bk_padded(H), nu = Hp / BK_PANEL, LH = layers * Hp, M = s1 - s0, G = 3 * Hp;
+    const BK_REAL *wy = packed + bk_packed_offset(layers, Hp), *by = wy + Hp * BK_LEVELS;
+    for (ptrdiff_t t = t0; t < t1; t++) {
+        for (int layer = 0; layer < layers; layer++) {
+            const BK_REAL *base = packed + bk_packed_offset(layer, Hp), *rz, *cand;
+            ptrdiff_t Kx = layer == 0 ? 0 : Hp, K = Kx + Hp, s;
+            BK_REAL *hl = hs + s0 * LH + layer * Hp;
+            rz = base + (layer == 0 ? BK_LEVELS * 3 * Hp : 3 * Hp);
+            cand = rz + K * 2 * Hp;
+            for (s = s0; s < s1; s++)
+                memcpy(pre + s * G, layer == 0 ? base + (ptrdiff_t)previous[s] * G : base,
+                       G * sizeof(BK_REAL));
+            const BK_REAL *x = layer == 0 ? hl : hl - Hp;
+            BK_NAME(bk_product)(rz, 2 * nu, M, Kx, x, LH, Hp, hl, LH, pre + s0 * G, G);
+            for (s = s0; s < s1; s++) {
+                BK_REAL *a = pre + s * G, *h = hs + s * LH + layer * Hp, *rs = rh + s * Hp;
+                BK_NAME(bk_sigmoid)(a, 2 * Hp);
+                for (ptrdiff_t j = 0; j < Hp; j++)
+                    rs[j] = a[j] * h[j];
+            }
+            BK_NAME(bk_product)(cand, nu, M, Kx, x, LH, Hp, rh + s0 * Hp, Hp,
+                                pre + s0 * G + 2 * Hp, G);
+            for (s = s0; s < s1; s++) {
+                BK_REAL *a = pre + s * G, *h = hs + s * LH + layer * Hp;
+                BK_NAME(bk_tanh)(a + 2 * Hp, Hp);
+                for (ptrdiff_t j = 0; j < Hp; j++)
+                    h[j] = ((BK_REAL)1 - a[Hp + j]) * h[j] + a[Hp + j] * a[2 * Hp + j];
+            }
+        }
+        for (ptrdiff_t s = s0; s < s1; s++)
+            memcpy(logits + s * BK_LEVELS, by, BK_LEVELS * sizeof(BK_REAL));
+        BK_NAME(bk_product)(wy, BK_LEVELS / BK_PANEL, M, 0, hs + s0 * LH, LH, Hp,
+                            hs + s0 * LH + (layers - 1) * Hp, LH, logits + s0 * BK_LEVELS,
+                            BK_LEVELS);
+        for (ptrdiff_t s = s0; s < s1; s++) {
+            BK_REAL *y = logits + s * BK_LEVELS;
+            int chosen;
+            if (t < n_hint) {
+                chosen = hint[s * n_hint + t];
+                if (t < n_probs)
+                    BK_NAME(bk_softmax_draw)(y, NULL, temperature, 0.0, 1);
+            } else {
+                chosen = BK_NAME(bk_softmax_draw)(y, NULL, temperature, uniform[(t - t0) * S + s],
+                                                  t < n_probs);
+            }
+            if (t < n_probs)
+                memcpy(probs + (s * n_probs + t) * BK_LEVELS, y, BK_LEVELS * sizeof(BK_REAL));
+            levels[s * n + t] = (unsigned char)chosen;
+            previous[s] = (unsigned char)chosen;
+        }
+    }
 }
