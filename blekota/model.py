@@ -297,9 +297,9 @@ class Model:
         """Generate n samples (float in [-1, 1]) by feeding each drawn level back in.
 
         temperature divides the logits (higher: more varied; 0: always the likeliest level).
-        hint: a float sound (or a list of sounds, one per stream) that primes generation: its
-        samples are used instead of draws, so the output starts with the hint; input before
-        sample 0 is silence. streams: S independent voices stepped together.
+        hint: a float sound, or a list of sounds (one per stream, any lengths), that primes
+        generation: its samples are used instead of draws, so the output starts with the hint;
+        input before sample 0 is silence. streams: S independent voices stepped together.
         seed: the draws come from numpy.random.PCG64(seed), one uniform double u per stream per
         drawn step (steps in order, streams 0..S-1 within a step); the level is the first k
         (0..255) whose running sum of the tempered probabilities exceeds u times their sum. The
@@ -311,7 +311,7 @@ class Model:
         from (the plain softmax when temperature is 0 and for hinted steps). Memory apart from
         the results does not grow with n.
         """
-        chunks = list(self.generate(n, n, temperature, hint, seed, streams, return_probs))
+        chunks = list(self.generate(n, max(n, 1), temperature, hint, seed, streams, return_probs))
         if not chunks:
             shape = (streams, 0) if streams > 1 else (0,)
             sound = np.empty(shape, np.float32)
@@ -342,10 +342,12 @@ class Model:
         streams = _positive_int("streams", streams)
         if not isinstance(temperature, (int, float, np.floating)) or not temperature >= 0:
             raise ConfigError(f"temperature must be a number >= 0, got {temperature!r}")
-        return self._generate(n, chunk, float(temperature), self._hint_levels(hint, streams, n),
-                              seed, streams, return_probs)
+        hint_levels, hint_lengths = self._hint_levels(hint, streams, n)
+        return self._generate(n, chunk, float(temperature), hint_levels, hint_lengths, seed,
+                              streams, return_probs)
 
-    def _generate(self, n, chunk, temperature, hint_levels, seed, streams, return_probs):
+    def _generate(self, n, chunk, temperature, hint_levels, hint_lengths, seed, streams,
+                  return_probs):
         """The generator behind generate(), after validation (so errors raise at the call)."""
         h = self.zero_state(streams)
         previous = np.full(streams, SILENCE, np.uint8)
@@ -357,29 +359,34 @@ class Model:
             levels = np.empty((streams, stop - start), np.uint8)
             probs = np.empty((streams, stop - start if return_probs else 0, LEVELS), self.dtype)
             hint = np.ascontiguousarray(hint_levels[:, start:stop])
-            _sample.generate(packed, h, levels, hint, previous, probs, temperature, bit_generator,
-                             self.threads)
+            lengths = np.clip(hint_lengths - start, 0, hint.shape[1])
+            _sample.generate(packed, h, levels, hint, lengths, previous, probs, temperature,
+                             bit_generator, self.threads)
             sound = unquantize(levels)
             if streams == 1:
                 sound, probs = sound[0], probs[0]
             yield (sound, probs) if return_probs else sound
 
     @staticmethod
-    def _hint_levels(hint, streams: int, n: int) -> np.ndarray:
-        """Hint sound(s) -> (streams, nh) levels, cut to n steps."""
+    def _hint_levels(hint, streams: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Hint sound(s) -> levels (streams, nh) and each stream's hint length (streams,), cut to n.
+
+        One sound primes every stream; a list or tuple gives one sound per stream (any lengths).
+        """
         if hint is None:
-            return np.empty((streams, 0), np.uint8)
+            return np.empty((streams, 0), np.uint8), np.zeros(streams, np.intp)
         if isinstance(hint, (list, tuple)):
-            hints = [np.asarray(h, np.float64).ravel() for h in hint]
+            hints = [np.asarray(h, np.float64) for h in hint]
             if len(hints) != streams:
                 raise ConfigError(f"got {len(hints)} hints for {streams} streams")
-            length = min(len(h) for h in hints)
-            hint = np.stack([h[:length] for h in hints])
         else:
-            hint = np.asarray(hint, np.float64)
-            if hint.ndim != 1:
-                raise ConfigError(f"hint must be a 1-D sound, got shape {hint.shape}")
-            hint = np.broadcast_to(hint, (streams, hint.size))
-        if not np.isfinite(hint).all():
+            hints = [np.asarray(hint, np.float64)] * streams
+        if any(h.ndim != 1 for h in hints):
+            raise ConfigError("each hint must be a 1-D sound")
+        if not all(np.isfinite(h).all() for h in hints):
             raise ConfigError("hint contains NaN or infinite samples")
-        return np.ascontiguousarray(quantize(hint[:, :n]))
+        lengths = np.array([min(h.size, n) for h in hints], np.intp)
+        levels = np.zeros((streams, int(lengths.max())), np.uint8)
+        for row, h in zip(levels, hints):
+            row[: min(h.size, n)] = quantize(h[:n])
+        return levels, lengths

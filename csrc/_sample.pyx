@@ -43,14 +43,15 @@ cdef extern from "sample_kernel.h" nogil:
     void bk_run_streams_f(const float* packed, int layers, Py_ssize_t H, Py_ssize_t S, float* hs,
                           float* pre, float* rh, float* logits, unsigned char* previous,
                           unsigned char* levels, Py_ssize_t n, const unsigned char* hint,
-                          Py_ssize_t n_hint, float* probs, Py_ssize_t n_probs,
-                          const double* uniform, Py_ssize_t t0, Py_ssize_t t1, double temperature,
-                          Py_ssize_t s0, Py_ssize_t s1)
+                          Py_ssize_t hint_stride, const Py_ssize_t* hint_length, float* probs,
+                          Py_ssize_t n_probs, const double* uniform, Py_ssize_t t0, Py_ssize_t t1,
+                          double temperature, Py_ssize_t s0, Py_ssize_t s1)
     void bk_run_streams_d(const double* packed, int layers, Py_ssize_t H, Py_ssize_t S,
                           double* hs, double* pre, double* rh, double* logits,
                           unsigned char* previous, unsigned char* levels, Py_ssize_t n,
-                          const unsigned char* hint, Py_ssize_t n_hint, double* probs,
-                          Py_ssize_t n_probs, const double* uniform, Py_ssize_t t0, Py_ssize_t t1,
+                          const unsigned char* hint, Py_ssize_t hint_stride,
+                          const Py_ssize_t* hint_length, double* probs, Py_ssize_t n_probs,
+                          const double* uniform, Py_ssize_t t0, Py_ssize_t t1,
                           double temperature, Py_ssize_t s0, Py_ssize_t s1)
 
 cdef enum:
@@ -76,27 +77,33 @@ def pack(const floating[::1] params, int layers, int hidden, floating[::1] packe
 
 
 def generate(const floating[::1] packed, floating[:, :, ::1] h, unsigned char[:, ::1] levels,
-             const unsigned char[:, ::1] hint, unsigned char[::1] previous,
-             floating[:, :, ::1] probs, double temperature, bit_generator, int threads):
+             const unsigned char[:, ::1] hint, const Py_ssize_t[::1] hint_length,
+             unsigned char[::1] previous, floating[:, :, ::1] probs, double temperature,
+             bit_generator, int threads):
     """Generate levels.shape[1] steps for S = levels.shape[0] streams.
 
     packed: pack() of the model's parameters. h (L, S, H): hidden state in, state after the
     last step out. previous (S,): the level fed before the first step, and on return the last
-    level of each stream. hint (S, nh): for t < nh, step t takes hint[s, t] instead of drawing.
+    level of each stream. hint (S, nh), hint_length (S,): for t < hint_length[s] <= nh, step t
+    of stream s takes hint[s, t] instead of drawing.
     probs (S, m, 256): the distribution of the first m steps is recorded (m may be 0).
     temperature: 0 for argmax. bit_generator: a numpy.random.BitGenerator, used under its lock.
     """
     cdef Py_ssize_t L = h.shape[0], S = h.shape[1], H = h.shape[2]
-    cdef Py_ssize_t n = levels.shape[1], n_hint = hint.shape[1], n_probs = probs.shape[1]
+    cdef Py_ssize_t n = levels.shape[1], nh = hint.shape[1], n_probs = probs.shape[1]
     cdef Py_ssize_t Hp = bk_padded(H), t0, t1, t, s, k, part, parts = min(max(threads, 1), S)
     cdef bint draws = temperature > 0
     cdef int level = previous[0]
     cdef bitgen_t* rng
-    cdef const unsigned char* hint_ptr = &hint[0, 0] if n_hint > 0 else NULL
+    cdef const unsigned char* hint_ptr = &hint[0, 0] if nh > 0 else NULL
+    cdef Py_ssize_t n_hint
     cdef floating* probs_ptr = &probs[0, 0, 0] if n_probs > 0 else NULL
 
-    if levels.shape[0] != S or previous.shape[0] != S or (n_hint > 0 and hint.shape[0] != S):
+    if levels.shape[0] != S or previous.shape[0] != S or hint.shape[0] != S:
         raise ValueError("generate: levels, hint and previous must have one row per stream")
+    lengths = np.asarray(hint_length)
+    if lengths.shape != (S,) or (lengths < 0).any() or (lengths > nh).any():
+        raise ValueError("generate: hint_length must be (streams,) lengths within the hint")
     if n_probs > 0 and (probs.shape[0] != S or probs.shape[2] != LEVELS or n_probs > n):
         raise ValueError("generate: probs must be (streams, m <= n, 256)")
     if packed.shape[0] != bk_packed_size(<int> L, H) or S < 1 or H < 1 or L < 1:
@@ -105,6 +112,7 @@ def generate(const floating[::1] packed, floating[:, :, ::1] h, unsigned char[:,
         raise ValueError("generate: temperature must be >= 0")
     if n == 0:
         return
+    n_hint = hint_length[0]
     dtype = np.asarray(packed).dtype
     state_array = np.zeros((S, L, Hp), dtype=dtype)
     state_array[:, :, :H] = np.asarray(h).transpose(1, 0, 2)
@@ -122,24 +130,24 @@ def generate(const floating[::1] packed, floating[:, :, ::1] h, unsigned char[:,
             if draws:
                 k = 0
                 for t in range(t0, t1):
-                    if t >= n_hint:
-                        for s in range(S):
+                    for s in range(S):
+                        if t >= hint_length[s]:
                             uniform[k] = rng.next_double(rng.state)
-                            k = k + 1
-                    else:
-                        k = k + S
+                        k = k + 1
             if S > 1:
                 for part in prange(parts, num_threads=parts, schedule="static", chunksize=1):
                     if floating is float:
                         bk_run_streams_f(&packed[0], <int> L, H, S, &state[0, 0, 0], &pre[0, 0],
                                          &rh[0, 0], &logits[0, 0], &previous[0], &levels[0, 0],
-                                         n, hint_ptr, n_hint, probs_ptr, n_probs, &uniform[0],
+                                         n, hint_ptr, nh, &hint_length[0], probs_ptr, n_probs,
+                                         &uniform[0],
                                          t0, t1, temperature, part * S // parts,
                                          (part + 1) * S // parts)
                     else:
                         bk_run_streams_d(&packed[0], <int> L, H, S, &state[0, 0, 0], &pre[0, 0],
                                          &rh[0, 0], &logits[0, 0], &previous[0], &levels[0, 0],
-                                         n, hint_ptr, n_hint, probs_ptr, n_probs, &uniform[0],
+                                         n, hint_ptr, nh, &hint_length[0], probs_ptr, n_probs,
+                                         &uniform[0],
                                          t0, t1, temperature, part * S // parts,
                                          (part + 1) * S // parts)
             elif floating is float:

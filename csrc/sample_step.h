@@ -239,7 +239,6 @@ static void BK_NAME(bk_run_one)(const BK_REAL *packed, int layers, ptrdiff_t H, 
 }
 
 #define BK_TILE_COLS 16
-#define BK_TILE_ROWS 4
 
 /* C[r, 0:16] += X1[r] w[0:K1] + X2[r] w[K1:K1+K2] for rows r < R (see bk_tile_rows_avx2). */
 static void BK_NAME(bk_tile)(int R, const BK_REAL *w, ptrdiff_t K1, const BK_REAL *x1,
@@ -265,28 +264,32 @@ static void BK_NAME(bk_tile)(int R, const BK_REAL *w, ptrdiff_t K1, const BK_REA
 }
 
 /* C (M rows, stride ldc; 64 columns per panel) += [X1, X2] times `panels` consecutive packed
- * panels of K1 + K2 rows, in tiles of 4 rows by 16 columns. */
+ * panels of K1 + K2 rows, in tiles of up to 6 rows by 16 columns. */
 static void BK_NAME(bk_product)(const BK_REAL *w, ptrdiff_t panels, ptrdiff_t M, ptrdiff_t K1,
                                 const BK_REAL *x1, ptrdiff_t ldx1, ptrdiff_t K2,
                                 const BK_REAL *x2, ptrdiff_t ldx2, BK_REAL *c, ptrdiff_t ldc)
 {
     for (ptrdiff_t p = 0; p < panels; p++, w += (K1 + K2) * BK_PANEL)
         for (int j = 0; j < BK_PANEL; j += BK_TILE_COLS)
-            for (ptrdiff_t r = 0; r < M; r += BK_TILE_ROWS)
-                BK_NAME(bk_tile)(M - r < BK_TILE_ROWS ? (int)(M - r) : BK_TILE_ROWS, w + j, K1,
-                                 x1 + r * ldx1, ldx1, K2, x2 + r * ldx2, ldx2,
+            for (ptrdiff_t r = 0, R; r < M; r += R) {
+                R = M - r;
+                R = R >= 6 && R != 8 ? 6 : R >= 4 ? 4 : R;
+                BK_NAME(bk_tile)((int)R, w + j, K1, x1 + r * ldx1, ldx1, K2, x2 + r * ldx2, ldx2,
                                  c + r * ldc + p * BK_PANEL + j, ldc);
+            }
 }
 
 /* Steps t0..t1-1 of streams s0..s1-1 out of S, on the packed panels. hs (S, layers * Hp): per
  * stream the hidden states of all layers (padding zero); pre (S, 3Hp), rh (S, Hp), logits
- * (S, 256) scratch. levels (S, n) out; hint (S, n_hint); probs (S, n_probs, 256) or NULL;
+ * (S, 256) scratch. levels (S, n) out; hint (S, hint_stride): stream s takes hint[s, t] for
+ * t < hint_length[s] instead of drawing; probs (S, n_probs, 256) or NULL;
  * previous (S,) the level fed into the next step. uniform[(t - t0) * S + s] is stream s's
  * draw at step t. The arithmetic of a stream does not depend on the grouping of streams. */
 static void BK_NAME(bk_run_streams)(const BK_REAL *packed, int layers, ptrdiff_t H, ptrdiff_t S,
                                     BK_REAL *hs, BK_REAL *pre, BK_REAL *rh, BK_REAL *logits,
                                     unsigned char *previous, unsigned char *levels, ptrdiff_t n,
-                                    const unsigned char *hint, ptrdiff_t n_hint, BK_REAL *probs,
+                                    const unsigned char *hint, ptrdiff_t hint_stride,
+                                    const ptrdiff_t *hint_length, BK_REAL *probs,
                                     ptrdiff_t n_probs, const double *uniform, ptrdiff_t t0,
                                     ptrdiff_t t1, double temperature, ptrdiff_t s0, ptrdiff_t s1)
 {
@@ -327,8 +330,8 @@ static void BK_NAME(bk_run_streams)(const BK_REAL *packed, int layers, ptrdiff_t
         for (ptrdiff_t s = s0; s < s1; s++) {
             BK_REAL *y = logits + s * BK_LEVELS;
             int chosen;
-            if (t < n_hint) {
-                chosen = hint[s * n_hint + t];
+            if (t < hint_length[s]) {
+                chosen = hint[s * hint_stride + t];
                 if (t < n_probs)
                     BK_NAME(bk_softmax_draw)(y, NULL, temperature, 0.0, 1);
             } else {
