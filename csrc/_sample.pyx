@@ -1,15 +1,14 @@
 # cython: language_level=3
 """Compiled generation loop: S streams step by step through the stack, each drawn level fed back.
 
-One stream (S = 1) runs the fused kernel of sample_kernel.h on weights repacked by `pack`: per
-step, layer 0's gate inputs are one row of a table, every other product is a matrix-vector
-product streamed from cache-friendly panels, the output rows of every layer are split over the
-threads inside one OpenMP region, and the softmax and the draw follow in place.
-
-Several streams (S > 1) are split into contiguous groups, one per thread; each thread steps its
-group with matrix-matrix products (single-threaded BLAS: the caller limits BLAS to one thread)
-straight on the flat parameters: [x, h] times the stacked [WxT; UhT] for r and z, [x, r * h] for
-the candidate, a row lookup for layer 0's input.
+The weights are repacked once per call by `pack` into panels (sample_kernel.h): layer 0's gate
+inputs are one row of a table per level, every other product streams through panels of 64
+output columns. One stream (S = 1) runs a fused matrix-vector step whose output columns are split
+over the threads inside one OpenMP region (with a tuner that falls back to one thread when the
+other cores are busy). Several streams are split into contiguous groups, one per thread, each
+stepped with small matrix-matrix tiles on the same panels. Softmax with temperature and the draw
+happen in place; everything runs without the GIL. A stream's arithmetic, hence its sound for a
+given seed, does not depend on the number of threads.
 
 Drawing: one NumPy bit generator (PCG64 when blekota.Model makes it) gives one uniform double u
 in [0, 1) per stream per drawn step, steps in order and, within a step, streams 0..S-1; the level
@@ -28,18 +27,23 @@ from numpy.random cimport bitgen_t
 include "gates.pxi"
 
 cdef extern from "sample_kernel.h" nogil:
+    ctypedef struct bk_tuner:
+        double cost[2]
+        long pieces
     Py_ssize_t bk_packed_size(int layers, Py_ssize_t hidden)
     Py_ssize_t bk_padded(Py_ssize_t hidden)
     void bk_pack_f(const float* params, int layers, Py_ssize_t H, float* packed)
     void bk_pack_d(const double* params, int layers, Py_ssize_t H, double* packed)
-    void bk_run_one_f(const float* packed, int layers, Py_ssize_t H, float* h, float* scratch,
-                      int* level, unsigned char* out, Py_ssize_t n, const unsigned char* hint,
-                      Py_ssize_t n_hint, const double* uniform, float* probs, Py_ssize_t n_probs,
-                      double temperature, int threads)
-    void bk_run_one_d(const double* packed, int layers, Py_ssize_t H, double* h,
-                      double* scratch, int* level, unsigned char* out, Py_ssize_t n,
-                      const unsigned char* hint, Py_ssize_t n_hint, const double* uniform,
-                      double* probs, Py_ssize_t n_probs, double temperature, int threads)
+    void bk_run_one_tuned_f(bk_tuner* tuner, const float* packed, int layers, Py_ssize_t H,
+                            float* h, float* scratch, int* level, unsigned char* out,
+                            Py_ssize_t n, const unsigned char* hint, Py_ssize_t n_hint,
+                            const double* uniform, float* probs, Py_ssize_t n_probs,
+                            double temperature, int threads)
+    void bk_run_one_tuned_d(bk_tuner* tuner, const double* packed, int layers, Py_ssize_t H,
+                            double* h, double* scratch, int* level, unsigned char* out,
+                            Py_ssize_t n, const unsigned char* hint, Py_ssize_t n_hint,
+                            const double* uniform, double* probs, Py_ssize_t n_probs,
+                            double temperature, int threads)
     void bk_run_streams_f(const float* packed, int layers, Py_ssize_t H, Py_ssize_t S, float* hs,
                           float* pre, float* rh, float* logits, unsigned char* previous,
                           unsigned char* levels, Py_ssize_t n, const unsigned char* hint,
@@ -85,16 +89,17 @@ def generate(const floating[::1] packed, floating[:, :, ::1] h, unsigned char[:,
     packed: pack() of the model's parameters. h (L, S, H): hidden state in, state after the
     last step out. previous (S,): the level fed before the first step, and on return the last
     level of each stream. hint (S, nh), hint_length (S,): for t < hint_length[s] <= nh, step t
-    of stream s takes hint[s, t] instead of drawing.
-    probs (S, m, 256): the distribution of the first m steps is recorded (m may be 0).
+    of stream s takes hint[s, t] instead of drawing. probs (S, m, 256): the distribution of the
+    first m steps is recorded (m may be 0).
     temperature: 0 for argmax. bit_generator: a numpy.random.BitGenerator, used under its lock.
     """
     cdef Py_ssize_t L = h.shape[0], S = h.shape[1], H = h.shape[2]
     cdef Py_ssize_t n = levels.shape[1], nh = hint.shape[1], n_probs = probs.shape[1]
     cdef Py_ssize_t Hp = bk_padded(H), t0, t1, t, s, k, part, parts = min(max(threads, 1), S)
     cdef bint draws = temperature > 0
-    cdef int level = previous[0]
+    cdef int level
     cdef bitgen_t* rng
+    cdef bk_tuner tuner
     cdef const unsigned char* hint_ptr = &hint[0, 0] if nh > 0 else NULL
     cdef Py_ssize_t n_hint
     cdef floating* probs_ptr = &probs[0, 0, 0] if n_probs > 0 else NULL
@@ -113,6 +118,9 @@ def generate(const floating[::1] packed, floating[:, :, ::1] h, unsigned char[:,
     if n == 0:
         return
     n_hint = hint_length[0]
+    level = previous[0]
+    tuner.cost[0] = tuner.cost[1] = -1
+    tuner.pieces = 0
     dtype = np.asarray(packed).dtype
     state_array = np.zeros((S, L, Hp), dtype=dtype)
     state_array[:, :, :H] = np.asarray(h).transpose(1, 0, 2)
@@ -151,17 +159,19 @@ def generate(const floating[::1] packed, floating[:, :, ::1] h, unsigned char[:,
                                          t0, t1, temperature, part * S // parts,
                                          (part + 1) * S // parts)
             elif floating is float:
-                bk_run_one_f(&packed[0], <int> L, H, &state[0, 0, 0], &pre[0, 0], &level,
-                             &levels[0, t0], t1 - t0, hint_ptr + t0 if t0 < n_hint else NULL,
-                             max(0, min(n_hint, t1) - t0), &uniform[0],
-                             probs_ptr + t0 * LEVELS if t0 < n_probs else NULL,
-                             max(0, min(n_probs, t1) - t0), temperature, threads)
+                bk_run_one_tuned_f(&tuner, &packed[0], <int> L, H, &state[0, 0, 0], &pre[0, 0],
+                                   &level, &levels[0, t0], t1 - t0,
+                                   hint_ptr + t0 if t0 < n_hint else NULL,
+                                   max(0, min(n_hint, t1) - t0), &uniform[0],
+                                   probs_ptr + t0 * LEVELS if t0 < n_probs else NULL,
+                                   max(0, min(n_probs, t1) - t0), temperature, threads)
             else:
-                bk_run_one_d(&packed[0], <int> L, H, &state[0, 0, 0], &pre[0, 0], &level,
-                             &levels[0, t0], t1 - t0, hint_ptr + t0 if t0 < n_hint else NULL,
-                             max(0, min(n_hint, t1) - t0), &uniform[0],
-                             probs_ptr + t0 * LEVELS if t0 < n_probs else NULL,
-                             max(0, min(n_probs, t1) - t0), temperature, threads)
+                bk_run_one_tuned_d(&tuner, &packed[0], <int> L, H, &state[0, 0, 0], &pre[0, 0],
+                                   &level, &levels[0, t0], t1 - t0,
+                                   hint_ptr + t0 if t0 < n_hint else NULL,
+                                   max(0, min(n_hint, t1) - t0), &uniform[0],
+                                   probs_ptr + t0 * LEVELS if t0 < n_probs else NULL,
+                                   max(0, min(n_probs, t1) - t0), temperature, threads)
             t0 = t1
     if S == 1:
         previous[0] = <unsigned char> level

@@ -238,6 +238,43 @@ static void BK_NAME(bk_run_one)(const BK_REAL *packed, int layers, ptrdiff_t H, 
                            uniform, probs, n_probs, temperature, 0, 1);
 }
 
+/* bk_run_one over n steps, choosing 1 or `threads` threads piece by piece with the tuner. */
+static void BK_NAME(bk_run_one_tuned)(bk_tuner *tuner, const BK_REAL *packed, int layers,
+                                      ptrdiff_t H, BK_REAL *h, BK_REAL *scratch, int *level,
+                                      unsigned char *out, ptrdiff_t n, const unsigned char *hint,
+                                      ptrdiff_t n_hint, const double *uniform, BK_REAL *probs,
+                                      ptrdiff_t n_probs, double temperature, int threads)
+{
+    ptrdiff_t t = 0;
+#ifndef _OPENMP
+    threads = 1;
+#endif
+    while (t < n) {
+        int probe = -1, use;
+        ptrdiff_t len = n - t;
+        if (threads > 1) {
+            if (tuner->cost[0] < 0 || tuner->cost[1] < 0)
+                probe = tuner->cost[0] < 0 ? 0 : 1;
+            else if (tuner->pieces % BK_REPROBE == BK_REPROBE - 1)
+                probe = tuner->cost[1] <= tuner->cost[0] ? 0 : 1;
+        }
+        use = probe >= 0 ? probe : threads > 1 && tuner->cost[1] <= tuner->cost[0];
+        if (probe >= 0 && len > BK_PROBE)
+            len = BK_PROBE;
+        ptrdiff_t hinted = n_hint <= t ? 0 : n_hint < t + len ? n_hint - t : len;
+        ptrdiff_t recorded = n_probs <= t ? 0 : n_probs < t + len ? n_probs - t : len;
+        double start = bk_now(), per_step;
+        BK_NAME(bk_run_one)(packed, layers, H, h, scratch, level, out + t, len,
+                            hinted ? hint + t : NULL, hinted, uniform + t,
+                            recorded ? probs + t * BK_LEVELS : NULL, recorded, temperature,
+                            use ? threads : 1);
+        per_step = (bk_now() - start) / (double)len;
+        tuner->cost[use] = tuner->cost[use] < 0 ? per_step : 0.5 * (tuner->cost[use] + per_step);
+        tuner->pieces++;
+        t += len;
+    }
+}
+
 #define BK_TILE_COLS 16
 
 /* C[r, 0:16] += X1[r] w[0:K1] + X2[r] w[K1:K1+K2] for rows r < R (see bk_tile_rows_avx2). */
