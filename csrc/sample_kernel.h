@@ -20,7 +20,8 @@
  * With T threads, one OpenMP parallel region runs a whole block of steps; thread t owns a
  * contiguous range of unit panels (the same units in r, z and the candidate) and of output panels.
  * Per step and layer: [r, z] of own units, r*h; barrier; candidate and h of own units; barrier.
- * Then own logits; barrier; thread 0 applies softmax, temperature and the draw; barrier.
+ * Then own logits; barrier; every thread applies softmax, temperature and the draw to its own
+ * copy of the logits (2 L + 1 barriers per step).
  * bk_run_one_tuned picks 1 or all threads block by block (see bk_tuner).
  *
  * float uses AVX2+FMA code when the CPU has it (checked at run time, so the default build needs
@@ -67,7 +68,7 @@ static ptrdiff_t bk_packed_offset(int layer, ptrdiff_t Hp)
     return 3 * Hp * (BK_LEVELS + Hp) + (ptrdiff_t)(layer - 1) * 3 * Hp * (1 + 2 * Hp);
 }
 
-/* One stream with several threads synchronizes 2 L + 2 times per step, which is fast on idle
+/* One stream with several threads synchronizes 2 L + 1 times per step, which is fast on idle
  * cores and very slow when another process holds one of them. The tuner times both choices
  * (BK_PROBE steps with 1 thread and with all) and runs each block with the faster one, probing
  * the slower again every BK_REPROBE pieces. The sound does not depend on the choice. */

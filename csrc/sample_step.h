@@ -152,6 +152,7 @@ static void BK_NAME(bk_one_worker)(const BK_REAL *packed, int layers, ptrdiff_t 
     ptrdiff_t q0 = nu * tid / nthreads, q1 = nu * (tid + 1) / nthreads;
     ptrdiff_t o0 = no * tid / nthreads, o1 = no * (tid + 1) / nthreads;
     const BK_REAL *wy = packed + bk_packed_offset(layers, Hp), *by = wy + Hp * BK_LEVELS;
+    int lvl = *level;
     for (ptrdiff_t t = 0; t < n; t++) {
         for (int layer = 0; layer < layers; layer++) {
             const BK_REAL *base = packed + bk_packed_offset(layer, Hp), *init, *rz, *cand;
@@ -159,7 +160,7 @@ static void BK_NAME(bk_one_worker)(const BK_REAL *packed, int layers, ptrdiff_t 
             ptrdiff_t Kx = layer == 0 ? 0 : Hp, K = Kx + Hp;
             BK_REAL *hl = h + layer * Hp;
             if (layer == 0) {
-                init = base + (ptrdiff_t)(*level) * 3 * Hp;
+                init = base + (ptrdiff_t)lvl * 3 * Hp;
                 rz = base + BK_LEVELS * 3 * Hp;
             } else {
                 init = base;
@@ -195,23 +196,28 @@ static void BK_NAME(bk_one_worker)(const BK_REAL *packed, int layers, ptrdiff_t 
             BK_NAME(bk_panel)(wy + o * Hp * BK_PANEL, 0, NULL, Hp, h + (layers - 1) * Hp, y);
         }
 #pragma omp barrier
-        if (tid == 0) {
-            int chosen;
+        /* Every thread draws from its own copy of the logits (same numbers, same level), so
+         * no barrier is needed before the next step; logits is rewritten only after the next
+         * step's first barrier. */
+        {
+            BK_REAL y[BK_LEVELS];
+            memcpy(y, logits, BK_LEVELS * sizeof(BK_REAL));
             if (t < n_hint) {
-                chosen = hint[t];
+                lvl = hint[t];
                 if (t < n_probs)
-                    BK_NAME(bk_softmax_draw)(logits, NULL, temperature, 0.0, 1);
+                    BK_NAME(bk_softmax_draw)(y, NULL, temperature, 0.0, 1);
             } else {
-                chosen = BK_NAME(bk_softmax_draw)(logits, NULL, temperature, uniform[t],
-                                                  t < n_probs);
+                lvl = BK_NAME(bk_softmax_draw)(y, NULL, temperature, uniform[t], t < n_probs);
             }
-            if (t < n_probs)
-                memcpy(probs + t * BK_LEVELS, logits, BK_LEVELS * sizeof(BK_REAL));
-            out[t] = (unsigned char)chosen;
-            *level = chosen;
+            if (tid == 0) {
+                if (t < n_probs)
+                    memcpy(probs + t * BK_LEVELS, y, BK_LEVELS * sizeof(BK_REAL));
+                out[t] = (unsigned char)lvl;
+            }
         }
-#pragma omp barrier
     }
+    if (tid == 0)
+        *level = lvl;
 }
 
 /* n steps of one stream. h (layers, Hp): hidden state, padding zero; scratch: 2 Hp + 256
