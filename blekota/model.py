@@ -303,8 +303,8 @@ class Model:
         seed: the draws come from numpy.random.PCG64(seed), one uniform double u per stream per
         drawn step (steps in order, streams 0..S-1 within a step); the level is the first k
         (0..255) whose running sum of the tempered probabilities exceeds u times their sum. The
-        same seed gives the same sound on every run with the same build, thread count and
-        streams; temperature 0 and hinted steps draw nothing.
+        same seed and streams give the same sound on every run on the same machine and build,
+        for any thread count; temperature 0 and hinted steps draw nothing.
         Returns (n,) float32 for one stream, (S, n) for several; with return_probs also the
         probabilities (n, 256) or (S, n, 256) in the model's dtype, all n steps (n * S * 256
         values: ask only for short sounds): p[t] is the tempered distribution sample t was drawn
@@ -327,7 +327,7 @@ class Model:
         seed: int | None = None,
         streams: int = 1,
         return_probs: bool = False,
-    ) -> Iterator:
+    ) -> Iterator[np.ndarray | tuple[np.ndarray, np.ndarray]]:
         """Stream a long sound: yield sample(n, ...) in chunks of `chunk` samples (the last one
         shorter), carrying the hidden state and the random generator between chunks.
 

@@ -21,7 +21,6 @@ import numpy as np
 from cpython.pycapsule cimport PyCapsule_GetPointer
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.string cimport memcpy
 from numpy.random cimport bitgen_t
 
 include "gates.pxi"
@@ -30,6 +29,8 @@ cdef extern from "sample_kernel.h" nogil:
     ctypedef struct bk_tuner:
         double cost[2]
         long pieces
+        long interval
+    long BK_REPROBE
     Py_ssize_t bk_packed_size(int layers, Py_ssize_t hidden)
     Py_ssize_t bk_padded(Py_ssize_t hidden)
     void bk_pack_f(const float* params, int layers, Py_ssize_t H, float* packed)
@@ -121,6 +122,7 @@ def generate(const floating[::1] packed, floating[:, :, ::1] h, unsigned char[:,
     level = previous[0]
     tuner.cost[0] = tuner.cost[1] = -1
     tuner.pieces = 0
+    tuner.interval = BK_REPROBE
     dtype = np.asarray(packed).dtype
     state_array = np.zeros((S, L, Hp), dtype=dtype)
     state_array[:, :, :H] = np.asarray(h).transpose(1, 0, 2)

@@ -69,15 +69,19 @@ static ptrdiff_t bk_packed_offset(int layer, ptrdiff_t Hp)
 }
 
 /* One stream with several threads synchronizes 2 L + 1 times per step, which is fast on idle
- * cores and very slow when another process holds one of them. The tuner times both choices
- * (BK_PROBE steps with 1 thread and with all) and runs each block with the faster one, probing
- * the slower again every BK_REPROBE pieces. The sound does not depend on the choice. */
-#define BK_PROBE 64
-#define BK_REPROBE 16
+ * cores and very slow when another process holds one of them. The tuner times both choices on
+ * short probes of BK_PROBE steps and runs each block with the faster one. The slower choice is
+ * probed again after `interval` pieces; the interval doubles (up to BK_REPROBE_MAX) each time
+ * the probe loses, so a busy machine pays little for probing. The sound does not depend on the
+ * choice. */
+#define BK_PROBE 16
+#define BK_REPROBE 8
+#define BK_REPROBE_MAX 512
 
 typedef struct {
     double cost[2]; /* seconds per step with 1 thread, with all threads; < 0 before timing */
-    long pieces;
+    long pieces;    /* pieces run since the last probe */
+    long interval;  /* pieces between probes */
 } bk_tuner;
 
 static double bk_now(void)

@@ -261,7 +261,7 @@ static void BK_NAME(bk_run_one_tuned)(bk_tuner *tuner, const BK_REAL *packed, in
         if (threads > 1) {
             if (tuner->cost[0] < 0 || tuner->cost[1] < 0)
                 probe = tuner->cost[0] < 0 ? 0 : 1;
-            else if (tuner->pieces % BK_REPROBE == BK_REPROBE - 1)
+            else if (tuner->pieces >= tuner->interval)
                 probe = tuner->cost[1] <= tuner->cost[0] ? 0 : 1;
         }
         use = probe >= 0 ? probe : threads > 1 && tuner->cost[1] <= tuner->cost[0];
@@ -275,6 +275,13 @@ static void BK_NAME(bk_run_one_tuned)(bk_tuner *tuner, const BK_REAL *packed, in
                             recorded ? probs + t * BK_LEVELS : NULL, recorded, temperature,
                             use ? threads : 1);
         per_step = (bk_now() - start) / (double)len;
+        if (probe >= 0 && tuner->cost[0] >= 0 && tuner->cost[1] >= 0) {
+            int lost = per_step > tuner->cost[1 - probe];
+            tuner->interval = lost ? 2 * tuner->interval : BK_REPROBE;
+            if (tuner->interval > BK_REPROBE_MAX)
+                tuner->interval = BK_REPROBE_MAX;
+            tuner->pieces = 0;
+        }
         tuner->cost[use] = tuner->cost[use] < 0 ? per_step : 0.5 * (tuner->cost[use] + per_step);
         tuner->pieces++;
         t += len;
