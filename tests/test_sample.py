@@ -1,5 +1,7 @@
 """Generation: the compiled sampling loop against the reference, seeds, hints, streams, chunks."""
 
+import tracemalloc
+
 import numpy as np
 import pytest
 
@@ -132,6 +134,20 @@ def test_generate_chunks_equal_one_sample(streams, rng, make_model):
     np.testing.assert_array_equal(np.concatenate([c[1] for c in chunks], axis=-2), whole_probs)
     sounds = model.generate(1100, chunk=500, **kwargs)
     np.testing.assert_array_equal(np.concatenate(list(sounds), axis=-1), whole)
+
+
+def test_generate_memory_does_not_grow_with_n(make_model):
+    model = make_model(16, 2, "float32")
+    peaks = []
+    for n in (2_000, 20_000):
+        tracemalloc.start()
+        try:
+            for _ in model.generate(n, chunk=500, seed=0, streams=2):
+                pass
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+    assert peaks[1] <= peaks[0] * 1.1
 
 
 def test_bad_arguments_are_refused(make_model):
