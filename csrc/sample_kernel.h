@@ -1,5 +1,5 @@
-/* Fused single-stream sampling kernel and the shared softmax-and-draw step (C, included from
- * csrc/_sample.pyx).
+/* Sampling kernels (C, included from csrc/_sample.pyx): the fused one-stream step, the
+ * many-stream step and the softmax-and-draw they share.
  *
  * One stream is memory bound: each step reads every weight once (4 MiB for the default float32
  * model), so the weights are repacked once per generation into panels that a step streams through
@@ -23,6 +23,10 @@
  * Then own logits; barrier; every thread applies softmax, temperature and the draw to its own
  * copy of the logits (2 L + 1 barriers per step).
  * bk_run_one_tuned picks 1 or all threads block by block (see bk_tuner).
+ *
+ * Many streams are compute bound: each thread steps its own group of streams through the same
+ * panels in tiles of up to 6 streams by 16 columns (12 accumulators in registers, each weight
+ * load used 6 times), so every weight is read once per tile instead of once per stream.
  *
  * float uses AVX2+FMA code when the CPU has it (checked at run time, so the default build needs
  * no -march flag); everything else is portable C.
