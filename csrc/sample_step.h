@@ -178,7 +178,9 @@ static void BK_NAME(bk_one_worker)(const BK_REAL *packed, int layers, ptrdiff_t 
                 for (int j = 0; j < BK_PANEL; j++)
                     r[j] *= hl[q * BK_PANEL + j];
             }
+#ifdef _OPENMP
 #pragma omp barrier
+#endif
             for (ptrdiff_t q = q0; q < q1; q++) {
                 BK_REAL c[BK_PANEL];
                 BK_REAL *hq = hl + q * BK_PANEL, *zq = z + q * BK_PANEL;
@@ -188,14 +190,18 @@ static void BK_NAME(bk_one_worker)(const BK_REAL *packed, int layers, ptrdiff_t 
                 for (int j = 0; j < BK_PANEL; j++)
                     hq[j] = ((BK_REAL)1 - zq[j]) * hq[j] + zq[j] * c[j];
             }
+#ifdef _OPENMP
 #pragma omp barrier
+#endif
         }
         for (ptrdiff_t o = o0; o < o1; o++) {
             BK_REAL *y = logits + o * BK_PANEL;
             memcpy(y, by + o * BK_PANEL, BK_PANEL * sizeof(BK_REAL));
             BK_NAME(bk_panel)(wy + o * Hp * BK_PANEL, 0, NULL, Hp, h + (layers - 1) * Hp, y);
         }
+#ifdef _OPENMP
 #pragma omp barrier
+#endif
         /* Every thread draws from its own copy of the logits (same numbers, same level), so
          * no barrier is needed before the next step; logits is rewritten only after the next
          * step's first barrier. */
