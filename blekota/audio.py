@@ -88,6 +88,19 @@ class PlaybackError(AudioError):
     """Sound could not be played here (no PortAudio or no output device)."""
 
 
+def _sounddevice():
+    """The sounddevice module, or PlaybackError saying why sound cannot be played here."""
+    try:
+        import sounddevice
+    except ImportError:
+        raise PlaybackError("cannot play sound: sounddevice is not installed (pip install 'blekota[play]')") from None
+    except OSError:
+        raise PlaybackError(
+            "cannot play sound: the PortAudio library is not installed (Debian: apt-get install libportaudio2)"
+        ) from None
+    return sounddevice
+
+
 def play(y, fs: int = 8000, blocking: bool = True) -> None:
     """Play mono samples through sounddevice.
 
@@ -96,18 +109,63 @@ def play(y, fs: int = 8000, blocking: bool = True) -> None:
     """
     y = np.clip(np.asarray(y, dtype=np.float32).ravel(), -1.0, 1.0)
     try:
-        import sounddevice
-    except (ImportError, OSError) as error:
-        reason = "sounddevice is not installed (pip install 'blekota[play]')"
-        if isinstance(error, OSError):
-            reason = "the PortAudio library is not installed (Debian: apt-get install libportaudio2)"
-        _cannot_play(y, fs, reason)
-    try:
-        sounddevice.play(y, int(fs), blocking=blocking)
-    except Exception as error:  # sounddevice.PortAudioError and friends: no device here
-        _cannot_play(y, fs, f"no sound output device ({str(error).splitlines()[0]})")
+        sounddevice = _sounddevice()
+        try:
+            sounddevice.play(y, int(fs), blocking=blocking)
+        except Exception as error:  # sounddevice.PortAudioError and friends: no device here
+            raise PlaybackError(f"cannot play sound: no sound output device ({str(error).splitlines()[0]})") from None
+    except PlaybackError as error:
+        save_wav(LAST_PLAYED, y, fs)
+        raise PlaybackError(f"{error}; wrote it to {LAST_PLAYED}") from None
 
 
-def _cannot_play(y: np.ndarray, fs: int, reason: str) -> None:
-    save_wav(LAST_PLAYED, y, fs)
-    raise PlaybackError(f"cannot play sound: {reason}; wrote it to {LAST_PLAYED}")
+class SoundStream:
+    """Play mono float chunks as they come: `with SoundStream(fs) as out: out.write(chunk)`.
+
+    Raises PlaybackError on entry when there is no PortAudio or no output device.
+    """
+
+    def __init__(self, fs: int):
+        self.fs = int(fs)
+
+    def __enter__(self) -> SoundStream:
+        sounddevice = _sounddevice()
+        try:
+            self._stream = sounddevice.OutputStream(samplerate=self.fs, channels=1, dtype="float32")
+            self._stream.start()
+        except Exception as error:
+            raise PlaybackError(f"cannot play sound: no sound output device ({str(error).splitlines()[0]})") from None
+        return self
+
+    def write(self, chunk: np.ndarray) -> None:
+        """Queue (c,) samples; blocks while the device's buffer is full."""
+        self._stream.write(np.clip(np.asarray(chunk, np.float32), -1.0, 1.0).reshape(-1, 1))
+
+    def __exit__(self, *exc) -> None:
+        self._stream.stop()
+        self._stream.close()
+
+
+class WavWriter:
+    """Write a mono 16-bit wav chunk by chunk: `with WavWriter(path, fs) as out: out.write(c)`.
+
+    The file appears under its name only when the block completes; until then (and if it
+    fails) any existing file at path is untouched.
+    """
+
+    def __init__(self, path: str | os.PathLike, fs: int):
+        self.path, self.fs = Path(path), int(fs)
+
+    def __enter__(self) -> WavWriter:
+        self._atomic = atomic_path(self.path)
+        tmp = self._atomic.__enter__()
+        self._file = soundfile.SoundFile(str(tmp), "w", self.fs, 1, "PCM_16", format="WAV")
+        return self
+
+    def write(self, chunk: np.ndarray) -> None:
+        """Append (c,) float samples in [-1, 1]."""
+        self._file.write(np.clip(np.asarray(chunk, np.float32), -1.0, 1.0))
+
+    def __exit__(self, *exc) -> None:
+        self._file.close()
+        self._atomic.__exit__(*exc)

@@ -12,10 +12,11 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from . import modelfile, plot
 from . import schedule as blekota_schedule
-from .audio import PlaybackError, load_audio, play, save_wav
+from .audio import PlaybackError, SoundStream, WavWriter, load_audio, save_wav
 from .console import NORMAL, QUIET, VERBOSE, TrainingDisplay, print_progress
 from .demo import demo_sound
 from .errors import BlekotaError
@@ -52,6 +53,7 @@ files written (in --out-dir): NAME_N.npz checkpoints, NAME_best.npz (lowest vali
 NAME.log.jsonl (one JSON line per report: iteration, time, train_loss, val_loss, lr).
 """
 HEATMAP_SAMPLES = 400  # drawn by sample --heatmap: 50 ms at 8 kHz, each sample visible
+SAMPLE_CHUNK = 8000  # sample writes (and plays) the sound in chunks of this many samples
 
 
 def argument_type(convert, accept, expected: str):
@@ -309,25 +311,73 @@ def command_sample(args) -> int:
     check_output(output, args.force)
     heatmap = _output_png(args.heatmap, args.force)
     hint = load_audio(args.hint, model.fs)[0] if args.hint else None
+    begins = 0
+    if hint is not None:
+        begins = min(max(0, hint.size - HEATMAP_SAMPLES // 10), max(0, args.n - HEATMAP_SAMPLES))
+    window = slice(begins, begins + HEATMAP_SAMPLES)
+    kept_sound, kept_probs = [], []
     start = time.perf_counter()
-    result = model.sample(args.n, temperature=args.temperature, hint=hint, seed=args.seed,
-                          return_probs=heatmap is not None)
-    sound, probs = result if heatmap is not None else (result, None)
+    with WavWriter(output, model.fs) as wav, SamplePlayer(model.fs, args.play) as player, tqdm(
+        total=args.n, unit="sample", unit_scale=True, disable=not sys.stderr.isatty(), leave=False
+    ) as bar:
+        done = 0
+        chunks = model.generate(args.n, chunk=SAMPLE_CHUNK, temperature=args.temperature, hint=hint,
+                                seed=args.seed, return_probs=heatmap is not None)
+        for chunk in chunks:
+            sound, probs = chunk if heatmap is not None else (chunk, None)
+            if probs is not None and done < window.stop and done + sound.size > window.start:
+                part = slice(max(window.start - done, 0), window.stop - done)
+                kept_sound.append(sound[part])
+                kept_probs.append(probs[part])
+            done += sound.size
+            wav.write(sound)
+            player.add(sound, done / (time.perf_counter() - start))
+            bar.update(sound.size)
     elapsed = time.perf_counter() - start
-    save_wav(output, sound, model.fs)
     rate = args.n / elapsed if elapsed > 0 else float("inf")
     print(f"wrote {output}: {args.n} samples ({args.n / model.fs:.2f} s) in {elapsed:.2f} s, {rate:,.0f} samples/s")
-    if heatmap is not None and args.n:
-        begins = 0 if hint is None else min(max(0, hint.size - HEATMAP_SAMPLES // 10), max(0, args.n - HEATMAP_SAMPLES))
+    if heatmap is not None and kept_sound:
         title = f"{output.name}: probability of each level"
-        path = plot.heatmap(probs, model.fs, sound, start=begins, length=HEATMAP_SAMPLES, title=title, out=heatmap)
+        sound, probs = np.concatenate(kept_sound), np.concatenate(kept_probs)
+        path = plot.heatmap(probs, model.fs, sound, title=title, out=heatmap, first=begins)
         print(f"wrote {path}")
-    if args.play:
-        try:
-            play(sound, model.fs)
-        except PlaybackError as error:
-            print(error, file=sys.stderr)
     return 0
+
+
+class SamplePlayer:
+    """sample --play: plays chunks as they are generated while generation keeps ahead of real
+    time, else what is left once generation ends. Without sound output: one line on stderr."""
+
+    def __init__(self, fs: int, wanted: bool):
+        self.fs, self.wanted = fs, wanted
+        self.stream: SoundStream | None = None
+        self.pending: list[np.ndarray] = []
+
+    def __enter__(self) -> SamplePlayer:
+        if self.wanted:
+            try:
+                self.stream = SoundStream(self.fs).__enter__()
+            except PlaybackError as error:
+                print(f"blekota: {error}", file=sys.stderr)
+        return self
+
+    def add(self, sound: np.ndarray, samples_per_s: float) -> None:
+        """Queue one generated chunk; samples_per_s is the generation speed so far."""
+        if self.stream is None:
+            return
+        self.pending.append(sound)
+        if samples_per_s >= 1.1 * self.fs:
+            for chunk in self.pending:
+                self.stream.write(chunk)
+            self.pending.clear()
+
+    def __exit__(self, *exc) -> None:
+        if self.stream is None:
+            return
+        if exc[0] is None:
+            for chunk in self.pending:
+                self.stream.write(chunk)
+        self.stream.__exit__(*exc)
 
 
 def check_output(output: Path, force: bool) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +42,12 @@ def default_threads() -> int:
 def _positive_int(name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
         raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _non_negative_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ConfigError(f"{name} must be a non-negative integer, got {value!r}")
     return int(value)
 
 
@@ -390,14 +397,48 @@ class Model:
         """Generate n samples (float in [-1, 1]) by feeding each drawn level back in.
 
         temperature divides the logits (higher: more varied; 0: always the likeliest level).
-        hint: a float sound that primes generation: its samples are used instead of draws, so the
-        output starts with the hint. seed: same seed, same sound. streams: S independent voices.
+        hint: a float sound, or a list of sounds (one per stream, any lengths), that primes
+        generation: its samples are used instead of draws, so the output starts with the hint;
+        input before sample 0 is silence. streams: S independent voices stepped together.
+        seed: the draws come from numpy.random.PCG64(seed), one uniform double u per stream per
+        drawn step (steps in order, streams 0..S-1 within a step); the level is the first k
+        (0..255) whose running sum of the tempered probabilities exceeds u times their sum. The
+        same seed and streams give the same sound on every run on the same machine and build,
+        for any thread count; temperature 0 and hinted steps draw nothing.
         Returns (n,) float32 for one stream, (S, n) for several; with return_probs also the
-        probabilities (n, 256) or (S, n, 256) in the model's dtype (float32 by default): p[t] is
-        the distribution sample t was drawn from (the plain softmax when temperature is 0).
+        probabilities (n, 256) or (S, n, 256) in the model's dtype, all n steps (n * S * 256
+        values: ask only for short sounds): p[t] is the tempered distribution sample t was drawn
+        from (the plain softmax when temperature is 0 and for hinted steps). Memory apart from
+        the results does not grow with n.
         """
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-            raise ConfigError(f"n must be a non-negative integer, got {n!r}")
+        n = _non_negative_int("n", n)
+        chunks = list(self.generate(n, max(n, 1), temperature, hint, seed, streams, return_probs))
+        if not chunks:
+            shape = (streams, 0) if streams > 1 else (0,)
+            sound = np.empty(shape, np.float32)
+            return (sound, np.empty(shape + (LEVELS,), self.dtype)) if return_probs else sound
+        return chunks[0]
+
+    def generate(
+        self,
+        n: int,
+        chunk: int = 8000,
+        temperature: float = 1.0,
+        hint=None,
+        seed: int | None = None,
+        streams: int = 1,
+        return_probs: bool = False,
+    ) -> Iterator[np.ndarray | tuple[np.ndarray, np.ndarray]]:
+        """Stream a long sound: yield sample(n, ...) in chunks of `chunk` samples (the last one
+        shorter), carrying the hidden state and the random generator between chunks.
+
+        The concatenated chunks equal sample(n, temperature, hint, seed, return_probs, streams).
+        Each chunk is (c,) float32 for one stream, (S, c) for several; with return_probs a
+        (sound, probabilities) pair of that chunk. Memory does not grow with n.
+        """
+        n = _non_negative_int("n", n)
+        if n > 0:
+            chunk = _positive_int("chunk", chunk)
         streams = _positive_int("streams", streams)
         if (
             isinstance(temperature, bool)
@@ -406,45 +447,60 @@ class Model:
         ):
             raise ConfigError(f"temperature must be a finite number >= 0, got {temperature!r}")
         seed = _seed(seed)
+        steps = min(n, chunk)
         memory.ensure(
-            streams * n * (1 + 4 + (LEVELS * self.dtype.itemsize if return_probs else 0)),
-            f"{n} samples x {streams} streams" + (" with probabilities" if return_probs else ""),
+            streams * steps * (1 + 4 + (LEVELS * self.dtype.itemsize if return_probs else 0)),
+            f"{steps} samples x {streams} streams" + (" with probabilities" if return_probs else ""),
             "generate fewer samples at a time",
         )
         self._check_params()
-        hint_levels = self._hint_levels(hint, streams, n)
-        levels = np.empty((streams, n), np.uint8)
+        hint_levels, hint_lengths = self._hint_levels(hint, streams, n)
+        return self._generate(n, chunk, float(temperature), hint_levels, hint_lengths, seed,
+                              streams, return_probs)
+
+    def _generate(self, n, chunk, temperature, hint_levels, hint_lengths, seed, streams,
+                  return_probs):
+        """The generator behind generate(), after validation (so errors raise at the call)."""
         h = self.zero_state(streams)
         previous = np.full(streams, SILENCE, np.uint8)
-        probs = np.empty((streams, n if return_probs else 0, LEVELS), self.dtype)
         bit_generator = np.random.PCG64(seed)
-        _sample.generate(
-            self.params, h, levels, hint_levels, previous, probs,
-            float(temperature), bit_generator, self.threads,
-        )
-        sound = unquantize(levels)
-        if streams == 1:
-            sound, probs = sound[0], probs[0]
-        if return_probs:
-            return sound, probs
-        return sound
+        packed = np.empty(_sample.packed_size(self.layers, self.hidden), self.dtype)
+        _sample.pack(self.params, self.layers, self.hidden, packed)
+        for start in range(0, n, chunk):
+            stop = min(n, start + chunk)
+            levels = np.empty((streams, stop - start), np.uint8)
+            probs = np.empty((streams, stop - start if return_probs else 0, LEVELS), self.dtype)
+            hint = np.ascontiguousarray(hint_levels[:, start:stop])
+            lengths = np.clip(hint_lengths - start, 0, hint.shape[1])
+            _sample.generate(packed, h, levels, hint, lengths, previous, probs, temperature,
+                             bit_generator, self.threads)
+            sound = unquantize(levels)
+            if streams == 1:
+                sound, probs = sound[0], probs[0]
+            yield (sound, probs) if return_probs else sound
 
     @staticmethod
-    def _hint_levels(hint, streams: int, n: int) -> np.ndarray:
-        """Hint sound(s) -> (streams, nh) levels, cut to n steps."""
+    def _hint_levels(hint, streams: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Hint sound(s) -> levels (streams, nh) and each stream's hint length (streams,), cut to n.
+
+        One sound primes every stream; a list or tuple of sounds gives one per stream (any
+        lengths); a list of numbers is one sound.
+        """
         if hint is None:
-            return np.empty((streams, 0), np.uint8)
-        if isinstance(hint, (list, tuple)):
-            hints = [_sound(h).ravel() for h in hint]
+            return np.empty((streams, 0), np.uint8), np.zeros(streams, np.intp)
+        if isinstance(hint, (list, tuple)) and hint and all(np.ndim(h) >= 1 for h in hint):
+            hints = [_sound(h) for h in hint]
             if len(hints) != streams:
                 raise ConfigError(f"got {len(hints)} hints for {streams} streams")
-            length = min(len(h) for h in hints)
-            hint = np.stack([h[:length] for h in hints])
         else:
-            hint = _sound(hint)
-            if hint.ndim != 1:
-                raise ConfigError(f"hint must be a 1-D sound, got shape {hint.shape}")
-            hint = np.broadcast_to(hint, (streams, hint.size))
-        if not np.isfinite(hint).all():
+            hints = [_sound(hint)] * streams
+        for h in hints:
+            if h.ndim != 1:
+                raise ConfigError(f"hint must be a 1-D sound, got shape {h.shape}")
+        if not all(np.isfinite(h).all() for h in hints):
             raise ConfigError("hint contains NaN or infinite samples")
-        return np.ascontiguousarray(quantize(hint[:, :n]))
+        lengths = np.array([min(h.size, n) for h in hints], np.intp)
+        levels = np.zeros((streams, int(lengths.max())), np.uint8)
+        for row, h in zip(levels, hints):
+            row[: min(h.size, n)] = quantize(h[:n])
+        return levels, lengths

@@ -167,13 +167,15 @@ def heatmap(
     title: str = "probability of each level",
     out=None,
     block: bool = True,
+    first: int = 0,
 ) -> Path | None:
     """What the model expected: probs (n, 256), row t the distribution sample t was drawn
     from, drawn over the 256 mu-law levels against time in seconds (log colour scale).
 
     samples: the sound actually drawn, (n,) floats in [-1, 1], overlaid as dots. start, length:
-    the slice of samples to draw (default: from start to the end); the time axis counts from
-    the beginning of probs. Returns the PNG path when written to a file, None in a window.
+    the slice of samples to draw (default: from start to the end). first: the index of probs[0]
+    in the whole sound, where the time axis counts from (0: probs starts the sound). Returns the
+    PNG path when written to a file, None in a window.
     """
     from matplotlib.colors import LogNorm
 
@@ -192,7 +194,8 @@ def heatmap(
     window = np.asarray(probs[start:stop], dtype=np.float64)
     figure, in_window = _figure((10, 5), out)
     axes = figure.add_subplot()
-    extent = (start / fs, stop / fs, -0.5, LEVELS - 0.5)
+    first = int(first)
+    extent = ((first + start) / fs, (first + stop) / fs, -0.5, LEVELS - 0.5)
     image = axes.imshow(
         np.maximum(window.T, FLOOR), origin="lower", aspect="auto", extent=extent,
         cmap="magma", norm=LogNorm(vmin=FLOOR, vmax=1.0), interpolation="antialiased",
@@ -201,7 +204,7 @@ def heatmap(
         drawn = _mono(samples, "samples")
         if drawn.size != n:
             raise ConfigError(f"samples has {drawn.size} values but probs has {n} rows")
-        t = np.arange(start, stop) / fs
+        t = np.arange(first + start, first + stop) / fs
         size = float(np.clip(4000 / (stop - start), 1, 16))  # in points^2: big when few
         axes.scatter(t, quantize(drawn[start:stop]), s=size, color="#35d0ff", linewidths=0,
                      label="drawn sample")
@@ -210,7 +213,7 @@ def heatmap(
     axes.set_xlabel("time (s)")
     axes.set_ylabel("mu-law level")
     axes.set_ylim(-0.5, LEVELS - 0.5)
-    axes.set_title(f"{title} (samples {start}-{stop - 1} at {fs} Hz)")
+    axes.set_title(f"{title} (samples {first + start}-{first + stop - 1} at {fs} Hz)")
     amplitude = axes.secondary_yaxis("right")
     amplitude.set_yticks(quantize(AMPLITUDE_TICKS), [f"{a:g}" for a in AMPLITUDE_TICKS])
     amplitude.set_ylabel("amplitude")

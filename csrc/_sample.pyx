@@ -1,13 +1,19 @@
 # cython: language_level=3
 """Compiled generation loop: S streams step by step through the stack, each drawn level fed back.
 
-Per step and layer: layer 0's gate inputs are the row WxT[level] (no product), the recurrent and
-higher-layer products are (S, H) x (H, 3H) products, then the fused gate math. The output logits
-get the temperature, a softmax and a draw, all without the GIL.
+The weights are repacked once per call by `pack` into panels (sample_kernel.h): layer 0's gate
+inputs are one row of a table per level, every other product streams through panels of 64
+output columns. One stream (S = 1) runs a fused matrix-vector step whose output columns are split
+over the threads inside one OpenMP region (with a tuner that falls back to one thread when the
+other cores are busy). Several streams are split into contiguous groups, one per thread, each
+stepped with small matrix-matrix tiles on the same panels. Softmax with temperature and the draw
+happen in place; everything runs without the GIL. A stream's arithmetic, hence its sound for a
+given seed, does not depend on the number of threads.
 
-Drawing: one NumPy bit generator (PCG64 when blekota.Model.sample makes it) gives one uniform
-double u in [0, 1) per stream per drawn step, streams in order 0..S-1; the level is the first k
-whose cumulative probability (levels in order 0..255) exceeds u. Hinted steps draw nothing.
+Drawing: one NumPy bit generator (PCG64 when blekota.Model makes it) gives one uniform double u
+in [0, 1) per stream per drawn step, steps in order and, within a step, streams 0..S-1; the level
+is the first k whose running sum of p (levels 0..255) exceeds u * sum(p). Hinted steps and
+temperature 0 (argmax) draw nothing. The uniforms are taken BLOCK steps at a time.
 """
 
 import numpy as np
@@ -15,127 +21,160 @@ import numpy as np
 from cpython.pycapsule cimport PyCapsule_GetPointer
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.string cimport memcpy
 from numpy.random cimport bitgen_t
 
-include "blas.pxi"
 include "gates.pxi"
 
+cdef extern from "sample_kernel.h" nogil:
+    ctypedef struct bk_tuner:
+        double cost[2]
+        long pieces
+        long interval
+    long BK_REPROBE
+    Py_ssize_t bk_packed_size(int layers, Py_ssize_t hidden)
+    Py_ssize_t bk_padded(Py_ssize_t hidden)
+    void bk_pack_f(const float* params, int layers, Py_ssize_t H, float* packed)
+    void bk_pack_d(const double* params, int layers, Py_ssize_t H, double* packed)
+    void bk_run_one_tuned_f(bk_tuner* tuner, const float* packed, int layers, Py_ssize_t H,
+                            float* h, float* scratch, int* level, unsigned char* out,
+                            Py_ssize_t n, const unsigned char* hint, Py_ssize_t n_hint,
+                            const double* uniform, float* probs, Py_ssize_t n_probs,
+                            double temperature, int threads)
+    void bk_run_one_tuned_d(bk_tuner* tuner, const double* packed, int layers, Py_ssize_t H,
+                            double* h, double* scratch, int* level, unsigned char* out,
+                            Py_ssize_t n, const unsigned char* hint, Py_ssize_t n_hint,
+                            const double* uniform, double* probs, Py_ssize_t n_probs,
+                            double temperature, int threads)
+    void bk_run_streams_f(const float* packed, int layers, Py_ssize_t H, Py_ssize_t S, float* hs,
+                          float* pre, float* rh, float* logits, unsigned char* previous,
+                          unsigned char* levels, Py_ssize_t n, const unsigned char* hint,
+                          Py_ssize_t hint_stride, const Py_ssize_t* hint_length, float* probs,
+                          Py_ssize_t n_probs, const double* uniform, Py_ssize_t t0, Py_ssize_t t1,
+                          double temperature, Py_ssize_t s0, Py_ssize_t s1)
+    void bk_run_streams_d(const double* packed, int layers, Py_ssize_t H, Py_ssize_t S,
+                          double* hs, double* pre, double* rh, double* logits,
+                          unsigned char* previous, unsigned char* levels, Py_ssize_t n,
+                          const unsigned char* hint, Py_ssize_t hint_stride,
+                          const Py_ssize_t* hint_length, double* probs, Py_ssize_t n_probs,
+                          const double* uniform, Py_ssize_t t0, Py_ssize_t t1,
+                          double temperature, Py_ssize_t s0, Py_ssize_t s1)
 
-cdef inline int softmax_draw(floating* y, const floating* bias, double temperature, double u,
-                             bint normalize) noexcept nogil:
-    """y (256,) logits without bias -> level drawn with uniform u (argmax when temperature == 0).
-
-    When normalize, y receives the probabilities drawn from (the plain softmax for argmax)."""
-    cdef Py_ssize_t k
-    cdef int best = 0
-    cdef floating top, total = 0, inv_temp
-    cdef double target, acc = 0
-    for k in range(LEVELS):
-        y[k] = y[k] + bias[k]
-        if y[k] > y[best]:
-            best = k
-    if temperature == 0 and not normalize:
-        return best
-    inv_temp = <floating> (1.0 / temperature) if temperature > 0 else 1
-    top = y[best]
-    for k in range(LEVELS):
-        y[k] = exp_((y[k] - top) * inv_temp)
-        total = total + y[k]
-    if normalize:
-        for k in range(LEVELS):
-            y[k] = y[k] / total
-        total = 1
-    if temperature == 0:
-        return best
-    target = u * total
-    for k in range(LEVELS):
-        acc += y[k]
-        if acc > target and y[k] > 0:
-            return <int> k
-    for k in range(LEVELS - 1, -1, -1):
-        if y[k] > 0:
-            return <int> k
-    return best
+cdef enum:
+    BLOCK = 1024  # steps per batch of uniforms and per OpenMP region
 
 
-def generate(const floating[::1] params, floating[:, :, ::1] h, unsigned char[:, ::1] levels,
-             const unsigned char[:, ::1] hint, unsigned char[::1] previous,
-             floating[:, :, ::1] probs, double temperature, bit_generator, int threads):
+def packed_size(int layers, int hidden) -> int:
+    """Elements of the single-stream packed weights (see sample_kernel.h)."""
+    return bk_packed_size(layers, hidden)
+
+
+def pack(const floating[::1] params, int layers, int hidden, floating[::1] packed):
+    """Repack the flat core parameters into the single-stream panels (packed_size elements)."""
+    if params.shape[0] != parameter_count(layers, hidden) or layers < 1 or hidden < 1:
+        raise ValueError("pack: params do not match the architecture")
+    if packed.shape[0] != bk_packed_size(layers, hidden):
+        raise ValueError("pack: packed must have packed_size(layers, hidden) elements")
+    with nogil:
+        if floating is float:
+            bk_pack_f(&params[0], layers, hidden, &packed[0])
+        else:
+            bk_pack_d(&params[0], layers, hidden, &packed[0])
+
+
+def generate(const floating[::1] packed, floating[:, :, ::1] h, unsigned char[:, ::1] levels,
+             const unsigned char[:, ::1] hint, const Py_ssize_t[::1] hint_length,
+             unsigned char[::1] previous, floating[:, :, ::1] probs, double temperature,
+             bit_generator, int threads):
     """Generate levels.shape[1] steps for S = levels.shape[0] streams.
 
-    h (L, S, H): hidden state in, state after the last step out. previous (S,): the level fed
-    before the first step, and on return the last level of each stream. hint (S, nh): for
-    t < nh, step t takes hint[s, t] instead of drawing. probs (S, m, 256): the distribution
-    of the first m steps is recorded (m may be 0). temperature: 0 for argmax. bit_generator:
-    a numpy.random.BitGenerator, used under its lock.
+    packed: pack() of the model's parameters. h (L, S, H): hidden state in, state after the
+    last step out. previous (S,): the level fed before the first step, and on return the last
+    level of each stream. hint (S, nh), hint_length (S,): for t < hint_length[s] <= nh, step t
+    of stream s takes hint[s, t] instead of drawing. probs (S, m, 256): the distribution of the
+    first m steps is recorded (m may be 0).
+    temperature: 0 for argmax. bit_generator: a numpy.random.BitGenerator, used under its lock.
     """
     cdef Py_ssize_t L = h.shape[0], S = h.shape[1], H = h.shape[2]
-    cdef Py_ssize_t n = levels.shape[1], n_hint = hint.shape[1], n_probs = probs.shape[1]
-    cdef Py_ssize_t G = 3 * H, t, s, layer
-    cdef int chosen
-    cdef const floating* P = &params[0]
-    cdef const floating* WxT
-    cdef const floating* UhT
-    cdef const floating* bias
-    cdef const floating* WyT
-    cdef const floating* by
-    cdef floating* h_layer
+    cdef Py_ssize_t n = levels.shape[1], nh = hint.shape[1], n_probs = probs.shape[1]
+    cdef Py_ssize_t Hp = bk_padded(H), t0, t1, t, s, k, part, parts = min(max(threads, 1), S)
+    cdef bint draws = temperature > 0
+    cdef int level
     cdef bitgen_t* rng
+    cdef bk_tuner tuner
+    cdef const unsigned char* hint_ptr = &hint[0, 0] if nh > 0 else NULL
+    cdef Py_ssize_t n_hint
+    cdef floating* probs_ptr = &probs[0, 0, 0] if n_probs > 0 else NULL
 
-    if levels.shape[0] != S or previous.shape[0] != S or (n_hint > 0 and hint.shape[0] != S):
+    if levels.shape[0] != S or previous.shape[0] != S or hint.shape[0] != S:
         raise ValueError("generate: levels, hint and previous must have one row per stream")
+    lengths = np.asarray(hint_length)
+    if lengths.shape != (S,) or (lengths < 0).any() or (lengths > nh).any():
+        raise ValueError("generate: hint_length must be (streams,) lengths within the hint")
     if n_probs > 0 and (probs.shape[0] != S or probs.shape[2] != LEVELS or n_probs > n):
         raise ValueError("generate: probs must be (streams, m <= n, 256)")
-    if params.shape[0] != parameter_count(L, H) or S < 1 or H < 1 or L < 1:
-        raise ValueError("generate: params do not match the hidden state's architecture")
+    if packed.shape[0] != bk_packed_size(<int> L, H) or S < 1 or H < 1 or L < 1:
+        raise ValueError("generate: packed weights do not match the hidden state's architecture")
     if not temperature >= 0:
         raise ValueError("generate: temperature must be >= 0")
-    threads = max(threads, 1)
-    acts_array = np.empty((S, G), dtype=np.asarray(params).dtype)
-    rh_array = np.empty((S, H), dtype=acts_array.dtype)
-    logits_array = np.empty((S, LEVELS), dtype=acts_array.dtype)
-    uniform_array = np.zeros(S, dtype=np.float64)
-    cdef floating[:, ::1] acts = acts_array
-    cdef floating[:, ::1] rh = rh_array
-    cdef floating[:, ::1] logits = logits_array
-    cdef double[::1] uniform = uniform_array
+    if n == 0:
+        return
+    n_hint = hint_length[0]
+    level = previous[0]
+    tuner.cost[0] = tuner.cost[1] = -1
+    tuner.pieces = 0
+    tuner.interval = BK_REPROBE
+    dtype = np.asarray(packed).dtype
+    state_array = np.zeros((S, L, Hp), dtype=dtype)
+    state_array[:, :, :H] = np.asarray(h).transpose(1, 0, 2)
+    cdef floating[:, :, ::1] state = state_array
+    cdef floating[:, ::1] pre = np.empty((S, 3 * Hp + LEVELS), dtype=dtype)  # rows of 3Hp for S > 1
+    cdef floating[:, ::1] rh = np.empty((S, Hp), dtype=dtype)
+    cdef floating[:, ::1] logits = np.empty((S, LEVELS), dtype=dtype)
+    cdef double[::1] uniform = np.zeros(BLOCK * S, dtype=np.float64)
     rng = <bitgen_t*> PyCapsule_GetPointer(bit_generator.capsule, "BitGenerator")
-    WyT = P + layer_offset(<int> L, H)
-    by = WyT + H * LEVELS
 
     with bit_generator.lock, nogil:
-        for t in range(n):
-            for layer in range(L):
-                WxT = P + layer_offset(<int> layer, H)
-                UhT = WxT + (LEVELS if layer == 0 else H) * G
-                bias = UhT + H * G
-                h_layer = &h[layer, 0, 0]
-                if layer == 0:
+        t0 = 0
+        while t0 < n:
+            t1 = min(n, t0 + BLOCK)
+            if draws:
+                k = 0
+                for t in range(t0, t1):
                     for s in range(S):
-                        memcpy(&acts[s, 0], WxT + previous[s] * G, G * sizeof(floating))
-                else:
-                    gemm(False, False, S, G, H, 1, &h[layer - 1, 0, 0], H, WxT, G, 0,
-                         &acts[0, 0], G)
-                gemm(False, False, S, 2 * H, H, 1, h_layer, H, UhT, G, 1, &acts[0, 0], G)
-                for s in prange(S, num_threads=threads, schedule="static"):
-                    gates_rz(&acts[s, 0], bias, h_layer + s * H, &rh[s, 0], H)
-                gemm(False, False, S, H, H, 1, &rh[0, 0], H, UhT + 2 * H, G, 1, &acts[0, 2 * H], G)
-                for s in prange(S, num_threads=threads, schedule="static"):
-                    candidate_update(&acts[s, 0], bias, h_layer + s * H, h_layer + s * H, H)
-            gemm(False, False, S, LEVELS, H, 1, &h[L - 1, 0, 0], H, WyT, LEVELS, 0,
-                 &logits[0, 0], LEVELS)
-            if t >= n_hint and temperature > 0:
-                for s in range(S):
-                    uniform[s] = rng.next_double(rng.state)
-            for s in prange(S, num_threads=threads, schedule="static"):
-                if t < n_hint:
-                    chosen = hint[s, t]
-                    if t < n_probs:
-                        softmax_draw(&logits[s, 0], by, temperature, 0, True)
-                else:
-                    chosen = softmax_draw(&logits[s, 0], by, temperature, uniform[s], t < n_probs)
-                if t < n_probs:
-                    memcpy(&probs[s, t, 0], &logits[s, 0], LEVELS * sizeof(floating))
-                levels[s, t] = <unsigned char> chosen
-                previous[s] = <unsigned char> chosen
+                        if t >= hint_length[s]:
+                            uniform[k] = rng.next_double(rng.state)
+                        k = k + 1
+            if S > 1:
+                for part in prange(parts, num_threads=parts, schedule="static", chunksize=1):
+                    if floating is float:
+                        bk_run_streams_f(&packed[0], <int> L, H, S, &state[0, 0, 0], &pre[0, 0],
+                                         &rh[0, 0], &logits[0, 0], &previous[0], &levels[0, 0],
+                                         n, hint_ptr, nh, &hint_length[0], probs_ptr, n_probs,
+                                         &uniform[0],
+                                         t0, t1, temperature, part * S // parts,
+                                         (part + 1) * S // parts)
+                    else:
+                        bk_run_streams_d(&packed[0], <int> L, H, S, &state[0, 0, 0], &pre[0, 0],
+                                         &rh[0, 0], &logits[0, 0], &previous[0], &levels[0, 0],
+                                         n, hint_ptr, nh, &hint_length[0], probs_ptr, n_probs,
+                                         &uniform[0],
+                                         t0, t1, temperature, part * S // parts,
+                                         (part + 1) * S // parts)
+            elif floating is float:
+                bk_run_one_tuned_f(&tuner, &packed[0], <int> L, H, &state[0, 0, 0], &pre[0, 0],
+                                   &level, &levels[0, t0], t1 - t0,
+                                   hint_ptr + t0 if t0 < n_hint else NULL,
+                                   max(0, min(n_hint, t1) - t0), &uniform[0],
+                                   probs_ptr + t0 * LEVELS if t0 < n_probs else NULL,
+                                   max(0, min(n_probs, t1) - t0), temperature, threads)
+            else:
+                bk_run_one_tuned_d(&tuner, &packed[0], <int> L, H, &state[0, 0, 0], &pre[0, 0],
+                                   &level, &levels[0, t0], t1 - t0,
+                                   hint_ptr + t0 if t0 < n_hint else NULL,
+                                   max(0, min(n_hint, t1) - t0), &uniform[0],
+                                   probs_ptr + t0 * LEVELS if t0 < n_probs else NULL,
+                                   max(0, min(n_probs, t1) - t0), temperature, threads)
+            t0 = t1
+    if S == 1:
+        previous[0] = <unsigned char> level
+    np.asarray(h)[...] = state_array[:, :, :H].transpose(1, 0, 2)

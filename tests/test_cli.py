@@ -116,3 +116,25 @@ def test_demo_runs_briefly(tmp_path, capsys):
     assert {"demo_sound.wav", "demo_generated.wav"} <= names
     generated, _ = blekota.load_audio(tmp_path / "d" / "demo_generated.wav", 8000)
     assert generated.size == 24000 and np.abs(generated[4000:]).max() > 0.01
+
+
+def test_sample_streams_long_sounds_in_chunks(tmp_path, capsys):
+    model = blekota.Model(hidden=8, layers=2, seed=3, threads=1)
+    path = model.save(tmp_path / "m.npz")
+    wav = tmp_path / "long.wav"
+    assert main(["sample", str(path), "-n", "20001", "-o", str(wav), "--seed", "9", "--threads", "1"]) == 0
+    written, fs = blekota.load_audio(wav, 8000)
+    expected = model.sample(20001, seed=9)
+    assert written.size == 20001
+    np.testing.assert_allclose(written, expected, atol=1 / 32767)  # 16-bit PCM of the same sound
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary left
+
+
+def test_sample_play_without_sound_output_still_writes(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "sounddevice", None)
+    path = blekota.Model(hidden=8, layers=1, seed=3).save(tmp_path / "m.npz")
+    wav = tmp_path / "played.wav"
+    assert main(["sample", str(path), "-n", "100", "-o", str(wav), "--play", "--threads", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "cannot play sound" in err and err.count("\n") == 1
+    assert blekota.load_audio(wav, 8000)[0].size == 100

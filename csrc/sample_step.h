@@ -1,0 +1,403 @@
+/* One dtype of the sampling kernel: included twice by sample_kernel.h, with BK_REAL = float and
+ * double and BK_NAME adding the suffix _f or _d. See sample_kernel.h for the packed layout. */
+
+static void BK_NAME(bk_panel)(const BK_REAL *w, ptrdiff_t K1, const BK_REAL *v1, ptrdiff_t K2,
+                               const BK_REAL *v2, BK_REAL *acc)
+{
+#if BK_IS_FLOAT && defined(BK_X86)
+    if (bk_use_avx2()) {
+        bk_panel_avx2(w, K1, v1, K2, v2, acc);
+        return;
+    }
+#endif
+    for (ptrdiff_t i = 0; i < K1; i++, w += BK_PANEL) {
+        BK_REAL x = v1[i];
+        for (int c = 0; c < BK_PANEL; c++)
+            acc[c] += x * w[c];
+    }
+    for (ptrdiff_t i = 0; i < K2; i++, w += BK_PANEL) {
+        BK_REAL x = v2[i];
+        for (int c = 0; c < BK_PANEL; c++)
+            acc[c] += x * w[c];
+    }
+}
+
+static void BK_NAME(bk_sigmoid)(BK_REAL *a, ptrdiff_t n)
+{
+#if BK_IS_FLOAT && defined(BK_X86)
+    if (bk_use_avx2()) {
+        bk_sigmoid_avx2(a, n);
+        return;
+    }
+#endif
+    for (ptrdiff_t j = 0; j < n; j++)
+        a[j] = (BK_REAL)1 / ((BK_REAL)1 + BK_EXP(-a[j]));
+}
+
+static void BK_NAME(bk_tanh)(BK_REAL *a, ptrdiff_t n)
+{
+#if BK_IS_FLOAT && defined(BK_X86)
+    if (bk_use_avx2()) {
+        bk_tanh_avx2(a, n);
+        return;
+    }
+#endif
+    for (ptrdiff_t j = 0; j < n; j++)
+        a[j] = BK_TANH(a[j]);
+}
+
+/* y (256,) logits (plus bias unless bias is NULL) -> the drawn level.
+ *
+ * temperature 0 is argmax. Otherwise p ~ exp((y - max y) / temperature) and the level is the
+ * first k whose running sum of p (levels 0..255, accumulated in double) exceeds u * sum(p), for
+ * a uniform u in [0, 1). When normalize, y receives the normalized p the level is drawn from
+ * (the plain softmax for temperature 0). */
+static int BK_NAME(bk_softmax_draw)(BK_REAL *y, const BK_REAL *bias, double temperature, double u,
+                                    int normalize)
+{
+    int k, best = 0;
+    BK_REAL top, total = 0, inv_temp;
+    double target, acc = 0;
+    for (k = 0; k < BK_LEVELS; k++) {
+        if (bias != NULL)
+            y[k] += bias[k];
+        if (y[k] > y[best])
+            best = k;
+    }
+    if (temperature == 0 && !normalize)
+        return best;
+    inv_temp = temperature > 0 ? (BK_REAL)(1.0 / temperature) : (BK_REAL)1;
+    top = y[best];
+#if BK_IS_FLOAT && defined(BK_X86)
+    if (bk_use_avx2())
+        bk_exp_shifted_avx2(y, BK_LEVELS, top, inv_temp);
+    else
+#endif
+        for (k = 0; k < BK_LEVELS; k++)
+            y[k] = BK_EXP((y[k] - top) * inv_temp);
+    for (k = 0; k < BK_LEVELS; k++)
+        total += y[k];
+    if (normalize) {
+        for (k = 0; k < BK_LEVELS; k++)
+            y[k] /= total;
+        total = 1;
+    }
+    if (temperature == 0)
+        return best;
+    target = u * total;
+    for (k = 0; k < BK_LEVELS; k++) {
+        acc += y[k];
+        if (acc > target && y[k] > 0)
+            return k;
+    }
+    for (k = BK_LEVELS - 1; k >= 0; k--)
+        if (y[k] > 0)
+            return k;
+    return best;
+}
+
+/* Flat core parameters (layout in gates.pxi) -> packed panels (bk_packed_size elements). */
+static void BK_NAME(bk_pack)(const BK_REAL *params, int layers, ptrdiff_t H, BK_REAL *packed)
+{
+    ptrdiff_t Hp = bk_padded(H), G = 3 * H, i, j, g;
+    const BK_REAL *src = params;
+    memset(packed, 0, (size_t)bk_packed_size(layers, H) * sizeof(BK_REAL));
+    for (int layer = 0; layer < layers; layer++) {
+        ptrdiff_t X = layer == 0 ? BK_LEVELS : H, Kx = layer == 0 ? 0 : Hp, K = Kx + Hp;
+        const BK_REAL *WxT = src, *UhT = src + X * G, *b = UhT + H * G;
+        BK_REAL *dst = packed + bk_packed_offset(layer, Hp), *rz, *cand;
+        if (layer == 0) {
+            for (i = 0; i < BK_LEVELS; i++)
+                for (g = 0; g < 3; g++)
+                    for (j = 0; j < H; j++)
+                        dst[i * 3 * Hp + g * Hp + j] = WxT[i * G + g * H + j] + b[g * H + j];
+            rz = dst + BK_LEVELS * 3 * Hp;
+        } else {
+            for (g = 0; g < 3; g++)
+                for (j = 0; j < H; j++)
+                    dst[g * Hp + j] = b[g * H + j];
+            rz = dst + 3 * Hp;
+        }
+        cand = rz + K * 2 * Hp;
+        /* Column c of gate g, unit j lives in panel (g Hp + j) / P at row i, column j % P. */
+        for (g = 0; g < 3; g++) {
+            BK_REAL *base = g < 2 ? rz + (g * Hp / BK_PANEL) * K * BK_PANEL : cand;
+            for (j = 0; j < H; j++) {
+                BK_REAL *col = base + (j / BK_PANEL) * K * BK_PANEL + j % BK_PANEL;
+                if (layer > 0)
+                    for (i = 0; i < H; i++)
+                        col[i * BK_PANEL] = WxT[i * G + g * H + j];
+                for (i = 0; i < H; i++)
+                    col[(Kx + i) * BK_PANEL] = UhT[i * G + g * H + j];
+            }
+        }
+        src = b + G;
+    }
+    BK_REAL *wy = packed + bk_packed_offset(layers, Hp);
+    for (j = 0; j < BK_LEVELS; j++)
+        for (i = 0; i < H; i++)
+            wy[(j / BK_PANEL) * Hp * BK_PANEL + i * BK_PANEL + j % BK_PANEL] = src[i * BK_LEVELS + j];
+    memcpy(wy + Hp * BK_LEVELS, src + H * BK_LEVELS, BK_LEVELS * sizeof(BK_REAL));
+}
+
+/* The steps of one thread out of `nthreads` (see sample_kernel.h); barriers are no-ops when
+ * there is no enclosing parallel region. */
+static void BK_NAME(bk_one_worker)(const BK_REAL *packed, int layers, ptrdiff_t H, BK_REAL *h,
+                                   BK_REAL *rh, BK_REAL *z, BK_REAL *logits, int *level,
+                                   unsigned char *out, ptrdiff_t n, const unsigned char *hint,
+                                   ptrdiff_t n_hint, const double *uniform, BK_REAL *probs,
+                                   ptrdiff_t n_probs, double temperature, int tid, int nthreads)
+{
+    ptrdiff_t Hp = bk_padded(H), nu = Hp / BK_PANEL, no = BK_LEVELS / BK_PANEL;
+    ptrdiff_t q0 = nu * tid / nthreads, q1 = nu * (tid + 1) / nthreads;
+    ptrdiff_t o0 = no * tid / nthreads, o1 = no * (tid + 1) / nthreads;
+    const BK_REAL *wy = packed + bk_packed_offset(layers, Hp), *by = wy + Hp * BK_LEVELS;
+    int lvl = *level;
+    for (ptrdiff_t t = 0; t < n; t++) {
+        for (int layer = 0; layer < layers; layer++) {
+            const BK_REAL *base = packed + bk_packed_offset(layer, Hp), *init, *rz, *cand;
+            const BK_REAL *x = layer == 0 ? NULL : h + (layer - 1) * Hp;
+            ptrdiff_t Kx = layer == 0 ? 0 : Hp, K = Kx + Hp;
+            BK_REAL *hl = h + layer * Hp;
+            if (layer == 0) {
+                init = base + (ptrdiff_t)lvl * 3 * Hp;
+                rz = base + BK_LEVELS * 3 * Hp;
+            } else {
+                init = base;
+                rz = base + 3 * Hp;
+            }
+            cand = rz + K * 2 * Hp;
+            for (ptrdiff_t q = q0; q < q1; q++) {
+                BK_REAL *r = rh + q * BK_PANEL, *zq = z + q * BK_PANEL;
+                memcpy(r, init + q * BK_PANEL, BK_PANEL * sizeof(BK_REAL));
+                memcpy(zq, init + Hp + q * BK_PANEL, BK_PANEL * sizeof(BK_REAL));
+                BK_NAME(bk_panel)(rz + q * K * BK_PANEL, Kx, x, Hp, hl, r);
+                BK_NAME(bk_panel)(rz + (nu + q) * K * BK_PANEL, Kx, x, Hp, hl, zq);
+                BK_NAME(bk_sigmoid)(r, BK_PANEL);
+                BK_NAME(bk_sigmoid)(zq, BK_PANEL);
+                for (int j = 0; j < BK_PANEL; j++)
+                    r[j] *= hl[q * BK_PANEL + j];
+            }
+#ifdef _OPENMP
+#pragma omp barrier
+#endif
+            for (ptrdiff_t q = q0; q < q1; q++) {
+                BK_REAL c[BK_PANEL];
+                BK_REAL *hq = hl + q * BK_PANEL, *zq = z + q * BK_PANEL;
+                memcpy(c, init + 2 * Hp + q * BK_PANEL, BK_PANEL * sizeof(BK_REAL));
+                BK_NAME(bk_panel)(cand + q * K * BK_PANEL, Kx, x, Hp, rh, c);
+                BK_NAME(bk_tanh)(c, BK_PANEL);
+                for (int j = 0; j < BK_PANEL; j++)
+                    hq[j] = ((BK_REAL)1 - zq[j]) * hq[j] + zq[j] * c[j];
+            }
+#ifdef _OPENMP
+#pragma omp barrier
+#endif
+        }
+        for (ptrdiff_t o = o0; o < o1; o++) {
+            BK_REAL *y = logits + o * BK_PANEL;
+            memcpy(y, by + o * BK_PANEL, BK_PANEL * sizeof(BK_REAL));
+            BK_NAME(bk_panel)(wy + o * Hp * BK_PANEL, 0, NULL, Hp, h + (layers - 1) * Hp, y);
+        }
+#ifdef _OPENMP
+#pragma omp barrier
+#endif
+        /* Every thread draws from its own copy of the logits (same numbers, same level), so
+         * no barrier is needed before the next step; logits is rewritten only after the next
+         * step's first barrier. */
+        {
+            BK_REAL y[BK_LEVELS];
+            memcpy(y, logits, BK_LEVELS * sizeof(BK_REAL));
+            if (t < n_hint) {
+                lvl = hint[t];
+                if (t < n_probs)
+                    BK_NAME(bk_softmax_draw)(y, NULL, temperature, 0.0, 1);
+            } else {
+                lvl = BK_NAME(bk_softmax_draw)(y, NULL, temperature, uniform[t], t < n_probs);
+            }
+            if (tid == 0) {
+                if (t < n_probs)
+                    memcpy(probs + t * BK_LEVELS, y, BK_LEVELS * sizeof(BK_REAL));
+                out[t] = (unsigned char)lvl;
+            }
+        }
+    }
+    if (tid == 0)
+        *level = lvl;
+}
+
+/* n steps of one stream. h (layers, Hp): hidden state, padding zero; scratch: 2 Hp + 256
+ * elements; level: the level fed before the first step, on return the last one. uniform[t] is
+ * read for steps t >= n_hint when temperature > 0; probs (n_probs, 256) is filled. */
+static void BK_NAME(bk_run_one)(const BK_REAL *packed, int layers, ptrdiff_t H, BK_REAL *h,
+                                BK_REAL *scratch, int *level, unsigned char *out, ptrdiff_t n,
+                                const unsigned char *hint, ptrdiff_t n_hint, const double *uniform,
+                                BK_REAL *probs, ptrdiff_t n_probs, double temperature, int threads)
+{
+    ptrdiff_t Hp = bk_padded(H);
+    BK_REAL *rh = scratch, *z = scratch + Hp, *logits = scratch + 2 * Hp;
+#ifdef _OPENMP
+    if (threads > 1) {
+#pragma omp parallel num_threads(threads)
+        BK_NAME(bk_one_worker)(packed, layers, H, h, rh, z, logits, level, out, n, hint, n_hint,
+                               uniform, probs, n_probs, temperature, omp_get_thread_num(),
+                               omp_get_num_threads());
+        return;
+    }
+#endif
+    (void)threads;
+    BK_NAME(bk_one_worker)(packed, layers, H, h, rh, z, logits, level, out, n, hint, n_hint,
+                           uniform, probs, n_probs, temperature, 0, 1);
+}
+
+/* bk_run_one over n steps, choosing 1 or `threads` threads piece by piece with the tuner. */
+static void BK_NAME(bk_run_one_tuned)(bk_tuner *tuner, const BK_REAL *packed, int layers,
+                                      ptrdiff_t H, BK_REAL *h, BK_REAL *scratch, int *level,
+                                      unsigned char *out, ptrdiff_t n, const unsigned char *hint,
+                                      ptrdiff_t n_hint, const double *uniform, BK_REAL *probs,
+                                      ptrdiff_t n_probs, double temperature, int threads)
+{
+    ptrdiff_t t = 0;
+#ifndef _OPENMP
+    threads = 1;
+#endif
+    while (t < n) {
+        int probe = -1, use;
+        ptrdiff_t len = n - t;
+        if (threads > 1) {
+            if (tuner->cost[0] < 0 || tuner->cost[1] < 0)
+                probe = tuner->cost[0] < 0 ? 0 : 1;
+            else if (tuner->pieces >= tuner->interval)
+                probe = tuner->cost[1] <= tuner->cost[0] ? 0 : 1;
+        }
+        use = probe >= 0 ? probe : threads > 1 && tuner->cost[1] <= tuner->cost[0];
+        if (probe >= 0 && len > BK_PROBE)
+            len = BK_PROBE;
+        ptrdiff_t hinted = n_hint <= t ? 0 : n_hint < t + len ? n_hint - t : len;
+        ptrdiff_t recorded = n_probs <= t ? 0 : n_probs < t + len ? n_probs - t : len;
+        double start = bk_now(), per_step;
+        BK_NAME(bk_run_one)(packed, layers, H, h, scratch, level, out + t, len,
+                            hinted ? hint + t : NULL, hinted, uniform + t,
+                            recorded ? probs + t * BK_LEVELS : NULL, recorded, temperature,
+                            use ? threads : 1);
+        per_step = (bk_now() - start) / (double)len;
+        if (probe >= 0 && tuner->cost[0] >= 0 && tuner->cost[1] >= 0) {
+            int lost = per_step > tuner->cost[1 - probe];
+            tuner->interval = lost ? 2 * tuner->interval : BK_REPROBE;
+            if (tuner->interval > BK_REPROBE_MAX)
+                tuner->interval = BK_REPROBE_MAX;
+            tuner->pieces = 0;
+        }
+        tuner->cost[use] = tuner->cost[use] < 0 ? per_step : 0.5 * (tuner->cost[use] + per_step);
+        tuner->pieces++;
+        t += len;
+    }
+}
+
+#define BK_TILE_COLS 16
+
+/* C[r, 0:16] += X1[r] w[0:K1] + X2[r] w[K1:K1+K2] for rows r < R (see bk_tile_rows_avx2). */
+static void BK_NAME(bk_tile)(int R, const BK_REAL *w, ptrdiff_t K1, const BK_REAL *x1,
+                             ptrdiff_t ldx1, ptrdiff_t K2, const BK_REAL *x2, ptrdiff_t ldx2,
+                             BK_REAL *c, ptrdiff_t ldc)
+{
+#if BK_IS_FLOAT && defined(BK_X86)
+    if (bk_use_avx2()) {
+        bk_tile_avx2(R, w, K1, x1, ldx1, K2, x2, ldx2, c, ldc);
+        return;
+    }
+#endif
+    for (int r = 0; r < R; r++) {
+        BK_REAL *cr = c + r * ldc;
+        const BK_REAL *wi = w;
+        for (ptrdiff_t i = 0; i < K1; i++, wi += BK_PANEL)
+            for (int j = 0; j < BK_TILE_COLS; j++)
+                cr[j] += x1[r * ldx1 + i] * wi[j];
+        for (ptrdiff_t i = 0; i < K2; i++, wi += BK_PANEL)
+            for (int j = 0; j < BK_TILE_COLS; j++)
+                cr[j] += x2[r * ldx2 + i] * wi[j];
+    }
+}
+
+/* C (M rows, stride ldc; 64 columns per panel) += [X1, X2] times `panels` consecutive packed
+ * panels of K1 + K2 rows, in tiles of up to 6 rows by 16 columns. */
+static void BK_NAME(bk_product)(const BK_REAL *w, ptrdiff_t panels, ptrdiff_t M, ptrdiff_t K1,
+                                const BK_REAL *x1, ptrdiff_t ldx1, ptrdiff_t K2,
+                                const BK_REAL *x2, ptrdiff_t ldx2, BK_REAL *c, ptrdiff_t ldc)
+{
+    for (ptrdiff_t p = 0; p < panels; p++, w += (K1 + K2) * BK_PANEL)
+        for (int j = 0; j < BK_PANEL; j += BK_TILE_COLS)
+            for (ptrdiff_t r = 0, R; r < M; r += R) {
+                R = M - r;
+                R = R >= 6 && R != 8 ? 6 : R >= 4 ? 4 : R;
+                BK_NAME(bk_tile)((int)R, w + j, K1, x1 + r * ldx1, ldx1, K2, x2 + r * ldx2, ldx2,
+                                 c + r * ldc + p * BK_PANEL + j, ldc);
+            }
+}
+
+/* Steps t0..t1-1 of streams s0..s1-1 out of S, on the packed panels. hs (S, layers * Hp): per
+ * stream the hidden states of all layers (padding zero); pre (S, 3Hp), rh (S, Hp), logits
+ * (S, 256) scratch. levels (S, n) out; hint (S, hint_stride): stream s takes hint[s, t] for
+ * t < hint_length[s] instead of drawing; probs (S, n_probs, 256) or NULL;
+ * previous (S,) the level fed into the next step. uniform[(t - t0) * S + s] is stream s's
+ * draw at step t. The arithmetic of a stream does not depend on the grouping of streams. */
+static void BK_NAME(bk_run_streams)(const BK_REAL *packed, int layers, ptrdiff_t H, ptrdiff_t S,
+                                    BK_REAL *hs, BK_REAL *pre, BK_REAL *rh, BK_REAL *logits,
+                                    unsigned char *previous, unsigned char *levels, ptrdiff_t n,
+                                    const unsigned char *hint, ptrdiff_t hint_stride,
+                                    const ptrdiff_t *hint_length, BK_REAL *probs,
+                                    ptrdiff_t n_probs, const double *uniform, ptrdiff_t t0,
+                                    ptrdiff_t t1, double temperature, ptrdiff_t s0, ptrdiff_t s1)
+{
+    ptrdiff_t Hp = bk_padded(H), nu = Hp / BK_PANEL, LH = layers * Hp, M = s1 - s0, G = 3 * Hp;
+    const BK_REAL *wy = packed + bk_packed_offset(layers, Hp), *by = wy + Hp * BK_LEVELS;
+    for (ptrdiff_t t = t0; t < t1; t++) {
+        for (int layer = 0; layer < layers; layer++) {
+            const BK_REAL *base = packed + bk_packed_offset(layer, Hp), *rz, *cand;
+            ptrdiff_t Kx = layer == 0 ? 0 : Hp, K = Kx + Hp, s;
+            BK_REAL *hl = hs + s0 * LH + layer * Hp;
+            rz = base + (layer == 0 ? BK_LEVELS * 3 * Hp : 3 * Hp);
+            cand = rz + K * 2 * Hp;
+            for (s = s0; s < s1; s++)
+                memcpy(pre + s * G, layer == 0 ? base + (ptrdiff_t)previous[s] * G : base,
+                       G * sizeof(BK_REAL));
+            const BK_REAL *x = layer == 0 ? hl : hl - Hp;
+            BK_NAME(bk_product)(rz, 2 * nu, M, Kx, x, LH, Hp, hl, LH, pre + s0 * G, G);
+            for (s = s0; s < s1; s++) {
+                BK_REAL *a = pre + s * G, *h = hs + s * LH + layer * Hp, *rs = rh + s * Hp;
+                BK_NAME(bk_sigmoid)(a, 2 * Hp);
+                for (ptrdiff_t j = 0; j < Hp; j++)
+                    rs[j] = a[j] * h[j];
+            }
+            BK_NAME(bk_product)(cand, nu, M, Kx, x, LH, Hp, rh + s0 * Hp, Hp,
+                                pre + s0 * G + 2 * Hp, G);
+            for (s = s0; s < s1; s++) {
+                BK_REAL *a = pre + s * G, *h = hs + s * LH + layer * Hp;
+                BK_NAME(bk_tanh)(a + 2 * Hp, Hp);
+                for (ptrdiff_t j = 0; j < Hp; j++)
+                    h[j] = ((BK_REAL)1 - a[Hp + j]) * h[j] + a[Hp + j] * a[2 * Hp + j];
+            }
+        }
+        for (ptrdiff_t s = s0; s < s1; s++)
+            memcpy(logits + s * BK_LEVELS, by, BK_LEVELS * sizeof(BK_REAL));
+        BK_NAME(bk_product)(wy, BK_LEVELS / BK_PANEL, M, 0, hs + s0 * LH, LH, Hp,
+                            hs + s0 * LH + (layers - 1) * Hp, LH, logits + s0 * BK_LEVELS,
+                            BK_LEVELS);
+        for (ptrdiff_t s = s0; s < s1; s++) {
+            BK_REAL *y = logits + s * BK_LEVELS;
+            int chosen;
+            if (t < hint_length[s]) {
+                chosen = hint[s * hint_stride + t];
+                if (t < n_probs)
+                    BK_NAME(bk_softmax_draw)(y, NULL, temperature, 0.0, 1);
+            } else {
+                chosen = BK_NAME(bk_softmax_draw)(y, NULL, temperature, uniform[(t - t0) * S + s],
+                                                  t < n_probs);
+            }
+            if (t < n_probs)
+                memcpy(probs + (s * n_probs + t) * BK_LEVELS, y, BK_LEVELS * sizeof(BK_REAL));
+            levels[s * n + t] = (unsigned char)chosen;
+            previous[s] = (unsigned char)chosen;
+        }
+    }
+}

@@ -1,0 +1,166 @@
+"""Generation: the compiled sampling loop against the reference, seeds, hints, streams, chunks."""
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from blekota import ConfigError, reference
+from blekota.mulaw import SILENCE, quantize, unquantize
+
+SHAPES = [(5, 1), (33, 2), (70, 3)]  # (hidden, layers): odd sizes exercise the padded panels
+SCALE = 0.3  # weights N(0, 0.3^2): at 0.5 the 3-layer net is chaotic enough over 40 steps that
+# float32 rounding alone (in the training kernel too) grows past 1e-4
+
+
+def fed_inputs(levels: np.ndarray) -> np.ndarray:
+    """Levels (S, n) a stream produced -> the (n, S) inputs that produced them (silence first)."""
+    return np.concatenate([np.full((levels.shape[0], 1), SILENCE), levels[:, :-1]], axis=1).T
+
+
+def as_streams(x, streams: int, n: int) -> np.ndarray:
+    return np.asarray(x).reshape(streams, n, *np.shape(x)[1 + (streams > 1) :])
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("streams", [1, 3, 7])
+@pytest.mark.parametrize("hidden,layers", SHAPES)
+@pytest.mark.parametrize("dtype,tol", [("float64", 1e-9), ("float32", 1e-4)])
+def test_hinted_probabilities_match_reference(dtype, tol, hidden, layers, streams, threads, rng,
+                                              make_model):
+    model = make_model(hidden, layers, dtype, scale=SCALE)
+    model.threads = threads
+    n = 40
+    hints = [unquantize(rng.integers(0, 256, n)) for _ in range(streams)]
+    sound, probs = model.sample(n, hint=hints if streams > 1 else hints[0], return_probs=True,
+                                streams=streams, seed=3)
+    assert probs.dtype == np.dtype(dtype)
+    levels = quantize(np.stack(hints))
+    np.testing.assert_array_equal(quantize(as_streams(sound, streams, n)), levels)
+    expected = reference.forward(model.state_dict(), fed_inputs(levels))[0].transpose(1, 0, 2)
+    np.testing.assert_allclose(as_streams(probs, streams, n), expected, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("streams", [1, 4])
+def test_hinted_probabilities_carry_the_temperature(streams, rng, make_model):
+    model = make_model(16, 2)
+    n = 12
+    hint = unquantize(rng.integers(0, 256, n))
+    _, probs = model.sample(n, temperature=0.5, hint=hint, return_probs=True, streams=streams)
+    p = reference.forward(model.state_dict(), fed_inputs(quantize(hint)[None]))[0][:, 0]
+    tempered = p**2 / (p**2).sum(axis=-1, keepdims=True)
+    np.testing.assert_allclose(as_streams(probs, streams, n), np.broadcast_to(tempered, (streams, n, 256)),
+                               rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("streams", [1, 5])
+def test_seed_reproduces_sound_for_any_thread_count(dtype, streams, make_model):
+    model = make_model(24, 2, dtype, scale=0.3)
+    first = model.sample(300, seed=11, streams=streams)
+    model.threads = 2
+    again = model.sample(300, seed=11, streams=streams)
+    other = model.sample(300, seed=12, streams=streams)
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)
+    if streams > 1:
+        assert not np.array_equal(first[0], first[1])
+
+
+@pytest.mark.parametrize("streams", [1, 3])
+def test_temperature_zero_is_the_argmax_of_the_teacher_forced_pass(streams, make_model):
+    model = make_model(20, 2)
+    n = 60
+    sound = model.sample(n, temperature=0, seed=1, streams=streams)
+    np.testing.assert_array_equal(sound, model.sample(n, temperature=0, seed=2, streams=streams))
+    levels = quantize(as_streams(sound, streams, n))
+    probs = model.probabilities(fed_inputs(levels))
+    np.testing.assert_array_equal(probs.argmax(axis=-1).T, levels)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_recorded_probabilities_are_what_was_drawn_from(dtype, make_model):
+    model = make_model(12, 2, dtype, scale=0.3)
+    sound, probs = model.sample(200, temperature=0.8, seed=5, return_probs=True, streams=2)
+    np.testing.assert_allclose(probs.sum(axis=-1), 1, rtol=1e-5)
+    levels = quantize(sound)
+    drawn = np.take_along_axis(probs, levels[..., None].astype(np.intp), axis=-1)
+    assert (drawn > 0).all()
+    p = model.probabilities(fed_inputs(levels)).transpose(1, 0, 2)
+    tempered = p ** (1 / 0.8)
+    np.testing.assert_allclose(probs, tempered / tempered.sum(axis=-1, keepdims=True), rtol=1e-3,
+                               atol=1e-6)
+
+
+def test_hint_longer_than_n_is_cut(rng, make_model):
+    model = make_model(8, 1)
+    hint = unquantize(rng.integers(0, 256, 50))
+    np.testing.assert_array_equal(model.sample(10, hint=hint), hint[:10])
+    np.testing.assert_array_equal(model.sample(10, hint=hint, streams=2), np.stack([hint[:10]] * 2))
+
+
+def test_list_of_hints_primes_each_stream_for_its_own_length(rng, make_model):
+    model = make_model(8, 2)
+    hints = [unquantize(rng.integers(0, 256, size)) for size in (5, 30, 0)]
+    sound = model.sample(20, hint=hints, streams=3, seed=4)
+    np.testing.assert_array_equal(sound[0, :5], hints[0])
+    np.testing.assert_array_equal(sound[1], hints[1][:20])
+    assert sound.shape == (3, 20)
+
+
+def test_shapes_and_dtypes(make_model):
+    model = make_model(6, 2, "float32")
+    assert model.sample(7).shape == (7,)
+    assert model.sample(7).dtype == np.float32
+    assert model.sample(7, streams=3).shape == (3, 7)
+    sound, probs = model.sample(7, streams=3, return_probs=True)
+    assert probs.shape == (3, 7, 256) and probs.dtype == np.float32
+    sound, probs = model.sample(7, return_probs=True)
+    assert sound.shape == (7,) and probs.shape == (7, 256)
+    assert model.sample(0).shape == (0,)
+    assert model.sample(0, streams=2, return_probs=True)[1].shape == (2, 0, 256)
+    assert np.abs(model.sample(100)).max() <= 1
+
+
+@pytest.mark.parametrize("streams", [1, 3])
+def test_generate_chunks_equal_one_sample(streams, rng, make_model):
+    model = make_model(10, 2, "float32", scale=0.3)
+    hint = unquantize(rng.integers(0, 256, 9))
+    kwargs = dict(temperature=0.9, hint=hint, seed=8, streams=streams)
+    whole, whole_probs = model.sample(1100, return_probs=True, **kwargs)
+    chunks = list(model.generate(1100, chunk=7, return_probs=True, **kwargs))
+    assert len(chunks) == 158 and chunks[-1][0].shape[-1] == 1100 - 157 * 7
+    np.testing.assert_array_equal(np.concatenate([c[0] for c in chunks], axis=-1), whole)
+    np.testing.assert_array_equal(np.concatenate([c[1] for c in chunks], axis=-2), whole_probs)
+    sounds = model.generate(1100, chunk=500, **kwargs)
+    np.testing.assert_array_equal(np.concatenate(list(sounds), axis=-1), whole)
+
+
+def test_generate_memory_does_not_grow_with_n(make_model):
+    model = make_model(16, 2, "float32")
+    peaks = []
+    for n in (2_000, 20_000):
+        tracemalloc.start()
+        try:
+            for _ in model.generate(n, chunk=500, seed=0, streams=2):
+                pass
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+    assert peaks[1] <= peaks[0] * 1.1
+
+
+def test_bad_arguments_are_refused(make_model):
+    model = make_model(4, 1)
+    with pytest.raises(ConfigError):
+        model.sample(10, temperature=-1)
+    with pytest.raises(ConfigError):
+        model.sample(10, streams=0)
+    with pytest.raises(ConfigError):
+        model.sample(-1)
+    with pytest.raises(ConfigError):
+        model.sample(10, hint=[np.zeros(3)], streams=2)
+    with pytest.raises(ConfigError):
+        model.sample(10, hint=np.array([0.0, np.nan]))
+    with pytest.raises(ConfigError):
+        model.generate(10, chunk=0)
