@@ -11,32 +11,40 @@
 #     by   (256,)       output biases
 
 from cython cimport floating
-from libc.math cimport exp, expf, tanh, tanhf
+
+cdef extern from "fastmath.h" nogil:
+    float bk_expf(float x)
+    double bk_exp(double x)
+    float bk_tanhf(float x)
+    double bk_tanh(double x)
+    float bk_sigmoidf(float x)
+    double bk_sigmoid(double x)
 
 cdef enum:
     LEVELS = 256
 
 
+# Vectorizable exp, tanh and sigmoid from fastmath.h (within 2 ulp in float, 4 in double).
+
 cdef inline floating sigmoid(floating a) noexcept nogil:
-    cdef floating one = 1
     if floating is float:
-        return one / (one + expf(-a))
+        return bk_sigmoidf(a)
     else:
-        return one / (one + exp(-a))
+        return bk_sigmoid(a)
 
 
 cdef inline floating tanh_(floating a) noexcept nogil:
     if floating is float:
-        return tanhf(a)
+        return bk_tanhf(a)
     else:
-        return tanh(a)
+        return bk_tanh(a)
 
 
 cdef inline floating exp_(floating a) noexcept nogil:
     if floating is float:
-        return expf(a)
+        return bk_expf(a)
     else:
-        return exp(a)
+        return bk_exp(a)
 
 
 cdef inline Py_ssize_t layer_size(Py_ssize_t inputs, Py_ssize_t hidden) noexcept nogil:
