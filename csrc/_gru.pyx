@@ -49,31 +49,46 @@ cdef inline void backward_r(const floating* a, const floating* h_prev, const flo
         dh_next[j] += d_rh[j] * r
 
 
+cdef enum:
+    LANES = 16  # independent partial results in reductions, so that compilers vectorize them
+
+
 cdef inline double softmax_row(floating* y, const floating* bias, int target,
                                floating scale, bint gradient) noexcept nogil:
     """y (256,) logits without bias -> probabilities in place, or (p - onehot) * scale if gradient.
 
     Returns -log p[target] in nats (0 when target < 0)."""
-    cdef Py_ssize_t k
-    cdef floating top, total = 0
+    cdef Py_ssize_t k, u
+    cdef floating top, total, factor
+    cdef floating part[LANES]
     cdef double nll = 0
     for k in range(LEVELS):
         y[k] = y[k] + bias[k]
-    top = y[0]
-    for k in range(1, LEVELS):
-        if y[k] > top:
-            top = y[k]
+    for u in range(LANES):
+        part[u] = y[u]
+    for k in range(1, LEVELS // LANES):
+        for u in range(LANES):
+            part[u] = y[k * LANES + u] if y[k * LANES + u] > part[u] else part[u]
+    top = part[0]
+    for u in range(1, LANES):
+        top = part[u] if part[u] > top else top
     for k in range(LEVELS):
         y[k] = exp_(y[k] - top)
-        total = total + y[k]
+    for u in range(LANES):
+        part[u] = 0
+    for k in range(LEVELS // LANES):
+        for u in range(LANES):
+            part[u] = part[u] + y[k * LANES + u]
+    total = 0
+    for u in range(LANES):
+        total = total + part[u]
     if target >= 0:
         nll = log(<double> total) - log(<double> y[target])
+    factor = (scale if gradient else 1) / total
     for k in range(LEVELS):
-        y[k] = y[k] / total
+        y[k] = y[k] * factor
     if gradient:
-        y[target] = y[target] - 1
-        for k in range(LEVELS):
-            y[k] = y[k] * scale
+        y[target] = y[target] - scale
     return nll
 
 
