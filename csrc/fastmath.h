@@ -7,8 +7,8 @@
  * bits, with selects instead of branches so that GCC and Clang vectorize loops that call them
  * at any -march (SSE2 at least).
  *
- * Accuracy (tests/test_fastmath.py checks it over the whole range): float within 2 ulp of the
- * correctly rounded result, double within 4 ulp. Special values follow C99: exp(NaN) = NaN,
+ * Accuracy (tests/test_fastmath.py checks it over the whole range): exp and tanh within 2 ulp
+ * of the correctly rounded result in float, 4 in double; sigmoid one ulp more. Special values follow C99: exp(NaN) = NaN,
  * exp(+inf) = +inf, exp(-inf) = 0, overflow to +inf, gradual underflow to subnormals and 0;
  * tanh(NaN) = NaN, tanh(+-inf) = +-1, tanh(-0) = -0.
  */

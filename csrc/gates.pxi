@@ -24,7 +24,7 @@ cdef enum:
     LEVELS = 256
 
 
-# Vectorizable exp, tanh and sigmoid from fastmath.h (within 2 ulp in float, 4 in double).
+# Vectorizable exp, tanh and sigmoid from fastmath.h (a few ulp; NaN and infinities kept).
 
 cdef inline floating sigmoid(floating a) noexcept nogil:
     if floating is float:
