@@ -24,29 +24,38 @@ def n_parameters(int layers, int hidden) -> int:
     return parameter_count(layers, hidden)
 
 
+cdef extern from "gates.h" nogil:
+    void bk_backward_zc_f(const float* a, const float* h_prev, const float* dh_above,
+                          float* dh_next, float* da, Py_ssize_t lda, Py_ssize_t H, Py_ssize_t rows)
+    void bk_backward_zc_d(const double* a, const double* h_prev, const double* dh_above,
+                          double* dh_next, double* da, Py_ssize_t lda, Py_ssize_t H,
+                          Py_ssize_t rows)
+    void bk_backward_r_f(const float* a, const float* h_prev, const float* d_rh, float* dh_next,
+                         float* da, Py_ssize_t lda, Py_ssize_t H, Py_ssize_t rows)
+    void bk_backward_r_d(const double* a, const double* h_prev, const double* d_rh,
+                         double* dh_next, double* da, Py_ssize_t lda, Py_ssize_t H,
+                         Py_ssize_t rows)
+
+
 cdef inline void backward_zc(const floating* a, const floating* h_prev, const floating* dh_above,
-                             floating* dh_next, floating* da, Py_ssize_t H) noexcept nogil:
-    """Gate gradients of z and the candidate; dh_next becomes the direct part of dh(t-1)."""
-    cdef Py_ssize_t j
-    cdef floating dh, z, c, one = 1
-    for j in range(H):
-        dh = dh_above[j] + dh_next[j]
-        z = a[H + j]
-        c = a[2 * H + j]
-        da[2 * H + j] = dh * z * (one - c * c)
-        da[H + j] = dh * (c - h_prev[j]) * z * (one - z)
-        dh_next[j] = dh * (one - z)
+                             floating* dh_next, floating* da, Py_ssize_t H,
+                             Py_ssize_t rows) noexcept nogil:
+    """Gate gradients of z and the candidate for `rows` rows (a, da rows 3H apart; the others
+    H apart); dh_next becomes the direct part of dh(t-1)."""
+    if floating is float:
+        bk_backward_zc_f(a, h_prev, dh_above, dh_next, da, 3 * H, H, rows)
+    else:
+        bk_backward_zc_d(a, h_prev, dh_above, dh_next, da, 3 * H, H, rows)
 
 
 cdef inline void backward_r(const floating* a, const floating* h_prev, const floating* d_rh,
-                            floating* dh_next, floating* da, Py_ssize_t H) noexcept nogil:
+                            floating* dh_next, floating* da, Py_ssize_t H,
+                            Py_ssize_t rows) noexcept nogil:
     """Gate gradient of r from d(r * h_prev); adds the r * d(rh) part of dh(t-1)."""
-    cdef Py_ssize_t j
-    cdef floating r, one = 1
-    for j in range(H):
-        r = a[j]
-        da[j] = d_rh[j] * h_prev[j] * r * (one - r)
-        dh_next[j] += d_rh[j] * r
+    if floating is float:
+        bk_backward_r_f(a, h_prev, d_rh, dh_next, da, 3 * H, H, rows)
+    else:
+        bk_backward_r_d(a, h_prev, d_rh, dh_next, da, 3 * H, H, rows)
 
 
 cdef enum:
@@ -146,7 +155,7 @@ cdef void layer_forward(const floating* params, int layer, Py_ssize_t T, Py_ssiz
     cdef const floating* WxT = params + layer_offset(layer, H)
     cdef const floating* UhT = WxT + X * G
     cdef const floating* bias = UhT + H * G
-    cdef Py_ssize_t n = T * B, part, lo, hi, i, t, row
+    cdef Py_ssize_t n = T * B, part, lo, hi, i, t
     cdef floating* a_t
     cdef floating* h_prev
     cdef floating* rh_t
@@ -166,12 +175,9 @@ cdef void layer_forward(const floating* params, int layer, Py_ssize_t T, Py_ssiz
             h_prev = hs + (t * B + lo) * H
             rh_t = rh + (t * B + lo) * H
             gemm(False, False, hi - lo, 2 * H, H, 1, h_prev, H, UhT, G, 1, a_t, G)
-            for row in range(hi - lo):
-                gates_rz(a_t + row * G, bias, h_prev + row * H, rh_t + row * H, H)
+            gates_rz_rows(a_t, G, bias, h_prev, rh_t, H, hi - lo)
             gemm(False, False, hi - lo, H, H, 1, rh_t, H, UhT + 2 * H, G, 1, a_t + 2 * H, G)
-            for row in range(hi - lo):
-                candidate_update(a_t + row * G, bias, h_prev + row * H,
-                                 h_prev + (B + row) * H, H)
+            candidate_update_rows(a_t, G, bias, h_prev, h_prev + B * H, H, hi - lo)
 
 
 cdef void layer_backward(const floating* params, floating* grads, int layer, Py_ssize_t T,
@@ -191,7 +197,7 @@ cdef void layer_backward(const floating* params, floating* grads, int layer, Py_
     cdef floating* dWxT = grads + offset
     cdef floating* dUhT = dWxT + X * G
     cdef floating* d_bias = dUhT + H * G
-    cdef Py_ssize_t n = T * B, part, lo, hi, nb, t, row
+    cdef Py_ssize_t n = T * B, part, lo, hi, nb, t
     cdef const floating* a_t
     cdef const floating* h_prev
     cdef floating* da_t
@@ -204,13 +210,9 @@ cdef void layer_backward(const floating* params, floating* grads, int layer, Py_
             a_t = acts + (t * B + lo) * G
             da_t = d_acts + (t * B + lo) * G
             h_prev = hs + (t * B + lo) * H
-            for row in range(nb):
-                backward_zc(a_t + row * G, h_prev + row * H, d_hs + (t * B + lo + row) * H,
-                            dh_next + (lo + row) * H, da_t + row * G, H)
+            backward_zc(a_t, h_prev, d_hs + (t * B + lo) * H, dh_next + lo * H, da_t, H, nb)
             gemm(False, True, nb, H, H, 1, da_t + 2 * H, G, UhT + 2 * H, G, 0, d_rh + lo * H, H)
-            for row in range(nb):
-                backward_r(a_t + row * G, h_prev + row * H, d_rh + (lo + row) * H,
-                           dh_next + (lo + row) * H, da_t + row * G, H)
+            backward_r(a_t, h_prev, d_rh + lo * H, dh_next + lo * H, da_t, H, nb)
             gemm(False, True, nb, H, 2 * H, 1, da_t, G, UhT, G, 1, dh_next + lo * H, H)
     for part in prange(threads, num_threads=threads, schedule="static", chunksize=1):
         # this thread's rows of dUhT and dWxT, columns of the bias, rows of d(input)

@@ -62,23 +62,46 @@ cdef inline Py_ssize_t parameter_count(int layers, Py_ssize_t hidden) noexcept n
     return layer_offset(layers, hidden) + (hidden + 1) * LEVELS
 
 
+cdef extern from "gates.h" nogil:
+    void bk_gates_rz_f(float* a, Py_ssize_t lda, const float* bias, const float* h_prev,
+                       float* rh, Py_ssize_t H, Py_ssize_t rows)
+    void bk_gates_rz_d(double* a, Py_ssize_t lda, const double* bias, const double* h_prev,
+                       double* rh, Py_ssize_t H, Py_ssize_t rows)
+    void bk_candidate_update_f(float* a, Py_ssize_t lda, const float* bias, const float* h_prev,
+                               float* h_new, Py_ssize_t H, Py_ssize_t rows)
+    void bk_candidate_update_d(double* a, Py_ssize_t lda, const double* bias,
+                               const double* h_prev, double* h_new, Py_ssize_t H, Py_ssize_t rows)
+
+
+cdef inline void gates_rz_rows(floating* a, Py_ssize_t lda, const floating* bias,
+                               const floating* h_prev, floating* rh, Py_ssize_t H,
+                               Py_ssize_t rows) noexcept nogil:
+    """For each of `rows` rows (lda apart in a, H apart in h_prev and rh): a's [r, z]
+    pre-activations without bias become gates and rh = r * h_prev."""
+    if floating is float:
+        bk_gates_rz_f(a, lda, bias, h_prev, rh, H, rows)
+    else:
+        bk_gates_rz_d(a, lda, bias, h_prev, rh, H, rows)
+
+
+cdef inline void candidate_update_rows(floating* a, Py_ssize_t lda, const floating* bias,
+                                       const floating* h_prev, floating* h_new, Py_ssize_t H,
+                                       Py_ssize_t rows) noexcept nogil:
+    """For each row: candidate = tanh(pre-activation + bias), stored in place in a;
+    h_new = (1 - z) h_prev + z candidate."""
+    if floating is float:
+        bk_candidate_update_f(a, lda, bias, h_prev, h_new, H, rows)
+    else:
+        bk_candidate_update_d(a, lda, bias, h_prev, h_new, H, rows)
+
+
 cdef inline void gates_rz(floating* a, const floating* bias, const floating* h_prev, floating* rh,
                           Py_ssize_t H) noexcept nogil:
     """a holds [r, z, .] pre-activations without bias; make them gates and rh = r * h_prev."""
-    cdef Py_ssize_t j
-    for j in range(2 * H):
-        a[j] = sigmoid(a[j] + bias[j])
-    for j in range(H):
-        rh[j] = a[j] * h_prev[j]
+    gates_rz_rows(a, 3 * H, bias, h_prev, rh, H, 1)
 
 
 cdef inline void candidate_update(floating* a, const floating* bias, const floating* h_prev,
                                   floating* h_new, Py_ssize_t H) noexcept nogil:
     """Candidate = tanh(pre-activation + bias), stored in place; h_new = (1 - z) h_prev + z c."""
-    cdef Py_ssize_t j
-    cdef floating c, z, one = 1
-    for j in range(H):
-        c = tanh_(a[2 * H + j] + bias[2 * H + j])
-        a[2 * H + j] = c
-        z = a[H + j]
-        h_new[j] = (one - z) * h_prev[j] + z * c
+    candidate_update_rows(a, 3 * H, bias, h_prev, h_new, H, 1)
