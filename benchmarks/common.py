@@ -18,6 +18,7 @@ and returns one row per (config, impl, dtype) measurement. Rows are plain JSON-a
     median_s      float  median seconds per run
     min_s, max_s  float  fastest and slowest run
     samples_per_s float  samples / median_s
+    times_s       list   seconds of every timed run
     peak_mib      float  peak resident memory of the measuring process (ru_maxrss), MiB
     base_mib      float  resident memory after imports and before the model was built, MiB
     note          str    anything a reader must know (smaller T for the slow reference, ...)
@@ -44,7 +45,7 @@ HERE = Path(__file__).resolve().parent
 
 ROW_KEYS = (
     "section", "config", "shape", "impl", "dtype", "threads", "unit", "samples", "repeats",
-    "median_s", "min_s", "max_s", "samples_per_s", "peak_mib", "base_mib", "note",
+    "median_s", "min_s", "max_s", "samples_per_s", "times_s", "peak_mib", "base_mib", "note",
 )
 
 
@@ -79,14 +80,29 @@ def time_runs(run: Callable[[], object], repeats: int, warmup: int) -> list[floa
 def make_row(*, section: str, config: str, shape: str, impl: str, dtype: str, threads: int,
              unit: str, samples: int, times: list[float], base_mib: float, note: str = "") -> dict:
     """A result row (see the module docstring) from per-run times in seconds."""
-    median = statistics.median(times)
-    return {
+    row = {
         "section": section, "config": config, "shape": shape, "impl": impl, "dtype": dtype,
-        "threads": threads, "unit": unit, "samples": samples, "repeats": len(times),
-        "median_s": median, "min_s": min(times), "max_s": max(times),
-        "samples_per_s": samples / median, "peak_mib": peak_rss_mib(), "base_mib": base_mib,
-        "note": note,
+        "threads": threads, "unit": unit, "samples": samples, "times_s": list(times),
+        "peak_mib": peak_rss_mib(), "base_mib": base_mib, "note": note,
     }
+    return _with_statistics(row)
+
+
+def _with_statistics(row: dict) -> dict:
+    times = row["times_s"]
+    median = statistics.median(times)
+    row.update(repeats=len(times), median_s=median, min_s=min(times), max_s=max(times),
+               samples_per_s=row["samples"] / median)
+    return {key: row[key] for key in ROW_KEYS}
+
+
+def merge_rows(rows: list[dict]) -> dict:
+    """One row from several measurements of the same thing: all times, the largest peak."""
+    merged = dict(rows[0])
+    merged["times_s"] = [t for row in rows for t in row["times_s"]]
+    merged["peak_mib"] = max(row["peak_mib"] for row in rows)
+    merged["base_mib"] = min(row["base_mib"] for row in rows)
+    return _with_statistics(merged)
 
 
 def thread_env(threads: int) -> dict[str, str]:

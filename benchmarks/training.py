@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from common import Unavailable, make_row, measure_in_subprocess, rss_mib, time_runs
+from common import Unavailable, make_row, measure_in_subprocess, merge_rows, rss_mib, time_runs
 
 SECTION = "training"
 LEVELS = 256
@@ -132,18 +132,25 @@ def run(threads: int, repeats: int, quick: bool, configs: tuple[str, ...] = ("de
         ) -> list[dict]:
     """Measure every implementation for each config and dtype; rows as described in common.py.
 
-    PyTorch rows are missing when torch is not importable (run.py reports the skip)."""
+    blekota and PyTorch are measured in alternating rounds (two subprocesses each, half the
+    repeats in each), so that a change of load on a shared machine hits both alike. PyTorch rows
+    are missing when torch is not importable (run.py reports the skip)."""
     warmup = 1 if quick else 2
+    rounds = 1 if quick else 2
+    per_round = max(1, -(-repeats // rounds))
     reference_repeats = min(repeats, 2 if quick else 3)
     rows = []
     for config in configs:
         for dtype in DTYPES:
-            for impl, function in (("blekota", "blekota_training"),
-                                   ("pytorch", "pytorch_training")):
-                row = measure_in_subprocess("training", function, threads, config=config,
-                                            dtype=dtype, repeats=repeats, warmup=warmup)
-                if row is not None:
-                    rows.append(row)
+            measured: dict[str, list[dict]] = {"blekota": [], "pytorch": []}
+            for _ in range(rounds):
+                for impl in measured:
+                    row = measure_in_subprocess("training", f"{impl}_training", threads,
+                                                config=config, dtype=dtype, repeats=per_round,
+                                                warmup=warmup)
+                    if row is not None:
+                        measured[impl].append(row)
+            rows += [merge_rows(found) for found in measured.values() if found]
         rows.append(measure_in_subprocess("training", "reference_training", threads,
                                           config=config, repeats=reference_repeats, warmup=1))
     return rows
