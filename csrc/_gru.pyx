@@ -4,8 +4,9 @@
 The parameter layout is described in gates.pxi. All activations are row-major and time-major:
 (T, B, .). The forward pass runs layer by layer: the input projection of all T steps is one GEMM
 (a row gather for layer 0), each step adds only the recurrent products and applies the fused gate
-math in parallel over the batch. The backward pass computes per step only the gate gradients and
-dh(t-1); each weight gradient is then one GEMM over the whole window.
+math (gates.h). The backward pass computes per step only the gate gradients and dh(t-1); each
+weight gradient is then one GEMM over the whole window. Every pass splits its work into one
+contiguous part per OpenMP thread, each calling single-threaded BLAS (see layer_forward).
 """
 
 from cython cimport floating
