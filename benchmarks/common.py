@@ -19,7 +19,7 @@ and returns one row per (config, impl, dtype) measurement. Rows are plain JSON-a
     min_s, max_s  float  fastest and slowest run
     samples_per_s float  samples / median_s
     times_s       list   seconds of every timed run
-    peak_mib      float  peak resident memory of the measuring process (ru_maxrss), MiB
+    peak_mib      float  peak resident memory of the measuring process (VmHWM on Linux), MiB
     base_mib      float  resident memory after imports and before the model was built, MiB
     note          str    anything a reader must know (smaller T for the slow reference, ...)
 
@@ -60,7 +60,18 @@ def rss_mib() -> float:
 
 
 def peak_rss_mib() -> float:
-    """Peak resident memory of this process so far (ru_maxrss) in MiB."""
+    """Peak resident memory of this process so far, in MiB.
+
+    Linux: VmHWM of /proc/self/status, the high-water mark of this program's own address space
+    (ru_maxrss would also count the parent's resident size at fork, which exec keeps).
+    Elsewhere: ru_maxrss."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 2**10
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import importlib
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -37,8 +38,10 @@ def machine() -> dict:
     import numpy
 
     versions = {"python": platform.python_version(), "numpy": numpy.__version__}
-    if importlib.util.find_spec("torch") is not None:
-        versions["torch"] = importlib.import_module("torch").__version__
+    try:
+        versions["torch"] = importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
+        pass
     return {
         "cpu": model,
         "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
@@ -91,9 +94,6 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()
     print(f"# {info['cpu']}, {info['cores']} cores, {info['date']}, "
           + ", ".join(f"{k} {v}" for k, v in info["versions"].items()))
-    if "torch" not in info["versions"]:
-        print("# torch is not importable: the PyTorch comparison is skipped "
-              "(pip install 'blekota[bench]' to include it)")
     rows = []
     for section in SECTIONS:
         if args.only and section != args.only:
@@ -103,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
             continue
         print(f"# running {section} ...", flush=True)
         rows += importlib.import_module(section).run(args.threads, repeats, args.quick)
+    if not any(row["impl"] == "pytorch" for row in rows):
+        print("# torch is not importable: the PyTorch comparison was skipped "
+              "(pip install 'blekota[bench]' to include it)")
     print(table(rows))
     if args.json:
         args.json.write_text(json.dumps({"machine": info, "rows": rows}, indent=1) + "\n")
