@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from . import memory
 from .errors import ConfigError
@@ -26,6 +27,21 @@ DTYPES = {"float32": np.float32, "float64": np.float64}
 GATES = ("Wr", "Wz", "W")  # the order of the gate blocks inside the compiled core
 MAX_THREADS = 1024
 MAX_WINDOW = 2**31 - 1  # levels in a window: the BLAS calls in the compiled core take 32-bit sizes
+
+
+_blas_controller: ThreadpoolController | None = None
+
+
+def single_threaded_blas():
+    """A context in which BLAS runs on the calling thread only.
+
+    The compiled kernels split their work over OpenMP threads and call BLAS from each of them;
+    a multi-threaded BLAS underneath would fight them for the same cores.
+    """
+    global _blas_controller
+    if _blas_controller is None:
+        _blas_controller = ThreadpoolController()
+    return _blas_controller.limit(limits=1, user_api="blas")
 
 
 def default_threads() -> int:
@@ -361,10 +377,11 @@ class Model:
             or not grads.flags.writeable
         ):
             raise ConfigError("grads must be a writable contiguous array shaped and typed like model.params")
-        loss = _gru.window(
-            self.params, grads, x, h0, h_last, ws.hs, ws.acts, ws.rh, ws.out,
-            ws.d_acts, ws.d_hs, ws.dh_next, ws.d_rh, backward, self.threads,
-        )
+        with single_threaded_blas():
+            loss = _gru.window(
+                self.params, grads, x, h0, h_last, ws.hs, ws.acts, ws.rh, ws.out,
+                ws.d_acts, ws.d_hs, ws.dh_next, ws.d_rh, backward, self.threads,
+            )
         return loss, h_last
 
     def loss_and_grad(self, x, h0=None):

@@ -8,6 +8,8 @@ as a dict of arrays and numbers so that training can be saved and resumed exactl
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .errors import ConfigError
@@ -127,9 +129,11 @@ class Adam(Optimizer):
         np.multiply(grads, grads, out=scratch)
         scratch *= 1.0 - self.beta2
         self.v += scratch
-        step_size = self.lr * np.sqrt(1.0 - self.beta2**self.t) / (1.0 - self.beta1**self.t)
+        # Python floats, not NumPy float64 scalars: those would promote float32 arrays to a
+        # float64 temporary as large as the model on every step
+        step_size = self.lr * math.sqrt(1.0 - self.beta2**self.t) / (1.0 - self.beta1**self.t)
         np.sqrt(self.v, out=scratch)
-        scratch += self.eps * np.sqrt(1.0 - self.beta2**self.t)
+        scratch += self.eps * math.sqrt(1.0 - self.beta2**self.t)
         np.divide(self.m, scratch, out=scratch)
         scratch *= step_size
         params -= scratch

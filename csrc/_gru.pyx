@@ -4,14 +4,17 @@
 The parameter layout is described in gates.pxi. All activations are row-major and time-major:
 (T, B, .). The forward pass runs layer by layer: the input projection of all T steps is one GEMM
 (a row gather for layer 0), each step adds only the recurrent products and applies the fused gate
-math in parallel over the batch. The backward pass computes per step only the gate gradients and
-dh(t-1); each weight gradient is then one GEMM over the whole window.
+math (gates.h). The backward pass computes per step only the gate gradients and dh(t-1); each
+weight gradient is then one GEMM over the whole window. Every pass splits its work into one
+contiguous part per OpenMP thread, each calling single-threaded BLAS (see layer_forward).
 """
 
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport log
 from libc.string cimport memcpy, memset
+
+import numpy as np
 
 include "blas.pxi"
 include "gates.pxi"
@@ -22,29 +25,42 @@ def n_parameters(int layers, int hidden) -> int:
     return parameter_count(layers, hidden)
 
 
+cdef extern from "gates.h" nogil:
+    void bk_backward_zc_f(const float* a, const float* h_prev, const float* dh_above,
+                          float* dh_next, float* da, Py_ssize_t lda, Py_ssize_t H, Py_ssize_t rows)
+    void bk_backward_zc_d(const double* a, const double* h_prev, const double* dh_above,
+                          double* dh_next, double* da, Py_ssize_t lda, Py_ssize_t H,
+                          Py_ssize_t rows)
+    void bk_backward_r_f(const float* a, const float* h_prev, const float* d_rh, float* dh_next,
+                         float* da, Py_ssize_t lda, Py_ssize_t H, Py_ssize_t rows)
+    void bk_backward_r_d(const double* a, const double* h_prev, const double* d_rh,
+                         double* dh_next, double* da, Py_ssize_t lda, Py_ssize_t H,
+                         Py_ssize_t rows)
+
+
 cdef inline void backward_zc(const floating* a, const floating* h_prev, const floating* dh_above,
-                             floating* dh_next, floating* da, Py_ssize_t H) noexcept nogil:
-    """Gate gradients of z and the candidate; dh_next becomes the direct part of dh(t-1)."""
-    cdef Py_ssize_t j
-    cdef floating dh, z, c, one = 1
-    for j in range(H):
-        dh = dh_above[j] + dh_next[j]
-        z = a[H + j]
-        c = a[2 * H + j]
-        da[2 * H + j] = dh * z * (one - c * c)
-        da[H + j] = dh * (c - h_prev[j]) * z * (one - z)
-        dh_next[j] = dh * (one - z)
+                             floating* dh_next, floating* da, Py_ssize_t H,
+                             Py_ssize_t rows) noexcept nogil:
+    """Gate gradients of z and the candidate for `rows` rows (a, da rows 3H apart; the others
+    H apart); dh_next becomes the direct part of dh(t-1)."""
+    if floating is float:
+        bk_backward_zc_f(a, h_prev, dh_above, dh_next, da, 3 * H, H, rows)
+    else:
+        bk_backward_zc_d(a, h_prev, dh_above, dh_next, da, 3 * H, H, rows)
 
 
 cdef inline void backward_r(const floating* a, const floating* h_prev, const floating* d_rh,
-                            floating* dh_next, floating* da, Py_ssize_t H) noexcept nogil:
+                            floating* dh_next, floating* da, Py_ssize_t H,
+                            Py_ssize_t rows) noexcept nogil:
     """Gate gradient of r from d(r * h_prev); adds the r * d(rh) part of dh(t-1)."""
-    cdef Py_ssize_t j
-    cdef floating r, one = 1
-    for j in range(H):
-        r = a[j]
-        da[j] = d_rh[j] * h_prev[j] * r * (one - r)
-        dh_next[j] += d_rh[j] * r
+    if floating is float:
+        bk_backward_r_f(a, h_prev, d_rh, dh_next, da, 3 * H, H, rows)
+    else:
+        bk_backward_r_d(a, h_prev, d_rh, dh_next, da, 3 * H, H, rows)
+
+
+cdef enum:
+    LANES = 16  # independent partial results in reductions, so that compilers vectorize them
 
 
 cdef inline double softmax_row(floating* y, const floating* bias, int target,
@@ -52,65 +68,80 @@ cdef inline double softmax_row(floating* y, const floating* bias, int target,
     """y (256,) logits without bias -> probabilities in place, or (p - onehot) * scale if gradient.
 
     Returns -log p[target] in nats (0 when target < 0)."""
-    cdef Py_ssize_t k
-    cdef floating top, total = 0
+    cdef Py_ssize_t k, u
+    cdef floating top, total, factor
+    cdef floating part[LANES]
     cdef double nll = 0
     for k in range(LEVELS):
         y[k] = y[k] + bias[k]
-    top = y[0]
-    for k in range(1, LEVELS):
-        if y[k] > top:
-            top = y[k]
+    for u in range(LANES):
+        part[u] = y[u]
+    for k in range(1, LEVELS // LANES):
+        for u in range(LANES):
+            part[u] = y[k * LANES + u] if y[k * LANES + u] > part[u] else part[u]
+    top = part[0]
+    for u in range(1, LANES):
+        top = part[u] if part[u] > top else top
     for k in range(LEVELS):
         y[k] = exp_(y[k] - top)
-        total = total + y[k]
+    for u in range(LANES):
+        part[u] = 0
+    for k in range(LEVELS // LANES):
+        for u in range(LANES):
+            part[u] = part[u] + y[k * LANES + u]
+    total = 0
+    for u in range(LANES):
+        total = total + part[u]
     if target >= 0:
         nll = log(<double> total) - log(<double> y[target])
+    factor = (scale if gradient else 1) / total
     for k in range(LEVELS):
-        y[k] = y[k] / total
+        y[k] = y[k] * factor
     if gradient:
-        y[target] = y[target] - 1
-        for k in range(LEVELS):
-            y[k] = y[k] * scale
+        y[target] = y[target] - scale
     return nll
 
 
-cdef void column_sums(const floating* m, Py_ssize_t rows, Py_ssize_t cols, floating* out,
-                      int threads) noexcept nogil:
-    """out (cols,) = sum of the rows of m (rows, cols); columns split in blocks over threads."""
-    cdef Py_ssize_t block, lo, hi, i, j
-    cdef Py_ssize_t blocks = threads if threads > 0 else 1
-    for block in prange(blocks, num_threads=threads, schedule="static"):
-        lo = block * cols // blocks
-        hi = (block + 1) * cols // blocks
+cdef inline Py_ssize_t share(Py_ssize_t n, Py_ssize_t parts, Py_ssize_t k) noexcept nogil:
+    """Start of part k when n items are split into `parts` contiguous, near-equal parts."""
+    return k * n // parts
+
+
+cdef void column_sums(const floating* m, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t lo,
+                      Py_ssize_t hi, floating* out) noexcept nogil:
+    """out[lo:hi] = sums over the rows of columns lo..hi-1 of m (rows, cols)."""
+    cdef Py_ssize_t i, j
+    for j in range(lo, hi):
+        out[j] = 0
+    for i in range(rows):
         for j in range(lo, hi):
-            out[j] = 0
-        for i in range(rows):
-            for j in range(lo, hi):
-                out[j] = out[j] + m[i * cols + j]
+            out[j] = out[j] + m[i * cols + j]
 
 
 cdef void scatter_rows(const unsigned char* levels, const floating* m, Py_ssize_t rows,
-                       Py_ssize_t cols, floating* out, int threads) noexcept nogil:
-    """out (256, cols) = sum over i of onehot(levels[i]) outer m[i]: the gradient of a row gather."""
-    cdef Py_ssize_t block, lo, hi, i, j
-    cdef Py_ssize_t blocks = threads if threads > 0 else 1
+                       Py_ssize_t cols, Py_ssize_t lo, Py_ssize_t hi, floating* out) noexcept nogil:
+    """Columns lo..hi-1 of out (256, cols) = sum over i of onehot(levels[i]) outer m[i]: the
+    gradient of a row gather."""
+    cdef Py_ssize_t i, j
     cdef floating* dest
     cdef const floating* src
-    for block in prange(blocks, num_threads=threads, schedule="static"):
-        lo = block * cols // blocks
-        hi = (block + 1) * cols // blocks
-        for i in range(LEVELS):
-            for j in range(lo, hi):
-                out[i * cols + j] = 0
-        for i in range(rows):
-            dest = out + levels[i] * cols
-            src = m + i * cols
-            for j in range(lo, hi):
-                dest[j] = dest[j] + src[j]
+    for i in range(LEVELS):
+        for j in range(lo, hi):
+            out[i * cols + j] = 0
+    for i in range(rows):
+        dest = out + levels[i] * cols
+        src = m + i * cols
+        for j in range(lo, hi):
+            dest[j] = dest[j] + src[j]
 
 
 # ---------------------------------------------------------------- one layer, whole window
+#
+# Threading: every parallel region splits its work into `threads` contiguous parts, one per
+# OpenMP thread, and each thread calls single-threaded BLAS on its own part (the caller limits
+# BLAS to one thread). The time loops split the batch: rows of different sequences never
+# interact, so a thread runs all T steps of its rows without any barrier. A window costs
+# 2 + 2 * layers parallel regions per pass instead of a few per step.
 
 cdef void layer_forward(const floating* params, int layer, Py_ssize_t T, Py_ssize_t B,
                         Py_ssize_t H, const unsigned char* levels, const floating* h_in,
@@ -125,25 +156,29 @@ cdef void layer_forward(const floating* params, int layer, Py_ssize_t T, Py_ssiz
     cdef const floating* WxT = params + layer_offset(layer, H)
     cdef const floating* UhT = WxT + X * G
     cdef const floating* bias = UhT + H * G
-    cdef Py_ssize_t i, t, row
+    cdef Py_ssize_t n = T * B, part, lo, hi, i, t
     cdef floating* a_t
     cdef floating* h_prev
     cdef floating* rh_t
-    if layer == 0:
-        for i in prange(T * B, num_threads=threads, schedule="static"):
-            memcpy(acts + i * G, WxT + levels[i] * G, G * sizeof(floating))
-    else:
-        gemm(False, False, T * B, G, H, 1, h_in, H, WxT, G, 0, acts, G)
-    for t in range(T):
-        a_t = acts + t * B * G
-        h_prev = hs + t * B * H
-        rh_t = rh + t * B * H
-        gemm(False, False, B, 2 * H, H, 1, h_prev, H, UhT, G, 1, a_t, G)
-        for row in prange(B, num_threads=threads, schedule="static"):
-            gates_rz(a_t + row * G, bias, h_prev + row * H, rh_t + row * H, H)
-        gemm(False, False, B, H, H, 1, rh_t, H, UhT + 2 * H, G, 1, a_t + 2 * H, G)
-        for row in prange(B, num_threads=threads, schedule="static"):
-            candidate_update(a_t + row * G, bias, h_prev + row * H, h_prev + (B + row) * H, H)
+    for part in prange(threads, num_threads=threads, schedule="static", chunksize=1):
+        lo = share(n, threads, part)
+        hi = share(n, threads, part + 1)
+        if layer == 0:
+            for i in range(lo, hi):
+                memcpy(acts + i * G, WxT + levels[i] * G, G * sizeof(floating))
+        else:
+            gemm(False, False, hi - lo, G, H, 1, h_in + lo * H, H, WxT, G, 0, acts + lo * G, G)
+    for part in prange(threads, num_threads=threads, schedule="static", chunksize=1):
+        lo = share(B, threads, part)
+        hi = share(B, threads, part + 1)
+        for t in range(T):
+            a_t = acts + (t * B + lo) * G
+            h_prev = hs + (t * B + lo) * H
+            rh_t = rh + (t * B + lo) * H
+            gemm(False, False, hi - lo, 2 * H, H, 1, h_prev, H, UhT, G, 1, a_t, G)
+            gates_rz_rows(a_t, G, bias, h_prev, rh_t, H, hi - lo)
+            gemm(False, False, hi - lo, H, H, 1, rh_t, H, UhT + 2 * H, G, 1, a_t + 2 * H, G)
+            candidate_update_rows(a_t, G, bias, h_prev, h_prev + B * H, H, hi - lo)
 
 
 cdef void layer_backward(const floating* params, floating* grads, int layer, Py_ssize_t T,
@@ -163,31 +198,41 @@ cdef void layer_backward(const floating* params, floating* grads, int layer, Py_
     cdef floating* dWxT = grads + offset
     cdef floating* dUhT = dWxT + X * G
     cdef floating* d_bias = dUhT + H * G
-    cdef Py_ssize_t t, row
+    cdef Py_ssize_t n = T * B, part, lo, hi, nb, t
     cdef const floating* a_t
     cdef const floating* h_prev
     cdef floating* da_t
-    memset(dh_next, 0, B * H * sizeof(floating))
-    for t in range(T - 1, -1, -1):
-        a_t = acts + t * B * G
-        da_t = d_acts + t * B * G
-        h_prev = hs + t * B * H
-        for row in prange(B, num_threads=threads, schedule="static"):
-            backward_zc(a_t + row * G, h_prev + row * H, d_hs + (t * B + row) * H,
-                        dh_next + row * H, da_t + row * G, H)
-        gemm(False, True, B, H, H, 1, da_t + 2 * H, G, UhT + 2 * H, G, 0, d_rh, H)
-        for row in prange(B, num_threads=threads, schedule="static"):
-            backward_r(a_t + row * G, h_prev + row * H, d_rh + row * H, dh_next + row * H,
-                       da_t + row * G, H)
-        gemm(False, True, B, H, 2 * H, 1, da_t, G, UhT, G, 1, dh_next, H)
-    gemm(True, False, H, 2 * H, T * B, 1, hs, H, d_acts, G, 0, dUhT, G)
-    gemm(True, False, H, H, T * B, 1, rh, H, d_acts + 2 * H, G, 0, dUhT + 2 * H, G)
-    column_sums(d_acts, T * B, G, d_bias, threads)
-    if layer == 0:
-        scatter_rows(levels, d_acts, T * B, G, dWxT, threads)
-    else:
-        gemm(True, False, H, G, T * B, 1, h_in, H, d_acts, G, 0, dWxT, G)
-        gemm(False, True, T * B, H, G, 1, d_acts, G, WxT, G, 0, d_hs, H)
+    for part in prange(threads, num_threads=threads, schedule="static", chunksize=1):
+        lo = share(B, threads, part)
+        hi = share(B, threads, part + 1)
+        nb = hi - lo
+        memset(dh_next + lo * H, 0, nb * H * sizeof(floating))
+        for t in range(T - 1, -1, -1):
+            a_t = acts + (t * B + lo) * G
+            da_t = d_acts + (t * B + lo) * G
+            h_prev = hs + (t * B + lo) * H
+            backward_zc(a_t, h_prev, d_hs + (t * B + lo) * H, dh_next + lo * H, da_t, H, nb)
+            gemm(False, True, nb, H, H, 1, da_t + 2 * H, G, UhT + 2 * H, G, 0, d_rh + lo * H, H)
+            backward_r(a_t, h_prev, d_rh + lo * H, dh_next + lo * H, da_t, H, nb)
+            gemm(False, True, nb, H, 2 * H, 1, da_t, G, UhT, G, 1, dh_next + lo * H, H)
+    for part in prange(threads, num_threads=threads, schedule="static", chunksize=1):
+        # this thread's rows of dUhT and dWxT, columns of the bias, rows of d(input)
+        lo = share(H, threads, part)
+        hi = share(H, threads, part + 1)
+        gemm(True, False, hi - lo, 2 * H, n, 1, hs + lo, H, d_acts, G, 0, dUhT + lo * G, G)
+        gemm(True, False, hi - lo, H, n, 1, rh + lo, H, d_acts + 2 * H, G, 0,
+             dUhT + lo * G + 2 * H, G)
+        if layer > 0:
+            gemm(True, False, hi - lo, G, n, 1, h_in + lo, H, d_acts, G, 0, dWxT + lo * G, G)
+        lo = share(G, threads, part)
+        hi = share(G, threads, part + 1)
+        column_sums(d_acts, n, G, lo, hi, d_bias)
+        if layer == 0:
+            scatter_rows(levels, d_acts, n, G, lo, hi, dWxT)
+        else:
+            lo = share(n, threads, part)
+            hi = share(n, threads, part + 1)
+            gemm(False, True, hi - lo, H, G, 1, d_acts + lo * G, G, WxT, G, 0, d_hs + lo * H, H)
 
 
 # ---------------------------------------------------------------- the whole stack over a window
@@ -208,16 +253,18 @@ def window(const floating[::1] params, floating[::1] grads, const unsigned char[
     """Forward (and backward) pass of the whole stack over one window.
 
     x (T+1, B) levels: rows 0..T-1 are inputs, rows 1..T targets. h0, h_last (L, B, H).
-    Scratch, reused across calls: hs (L, T+1, B, H), acts (L, T, B, 3H), rh (L, T, B, H),
+    threads: OpenMP threads; BLAS must be limited to one thread during the call (the
+    kernel calls it from every thread on separate parts of the work). Scratch, reused across calls: hs (L, T+1, B, H), acts (L, T, B, 3H), rh (L, T, B, H),
     out (T*B, 256), and for the backward pass d_acts (T, B, 3H), d_hs (T, B, H), dh_next and
     d_rh (B, H). Without backward, out receives the probabilities p[t*B + b] of the next level;
     with it, out receives dLoss/dlogits and grads the full gradient (same layout as params).
     Returns the loss in mean nats per predicted sample.
     """
     cdef Py_ssize_t L = hs.shape[0], T = x.shape[0] - 1, B = x.shape[1], H = hs.shape[3]
-    cdef Py_ssize_t n = T * B, i
+    cdef Py_ssize_t n = T * B, i, part, lo, hi
     cdef int layer
-    cdef double total = 0
+    cdef double[::1] partial
+    cdef double* nll
     cdef floating scale
     cdef const floating* P = &params[0]
     cdef const floating* WyT
@@ -247,6 +294,8 @@ def window(const floating[::1] params, floating[::1] grads, const unsigned char[
     WyT = P + layer_offset(L, H)
     by = WyT + H * LEVELS
     scale = 1.0 / n
+    partial = np.zeros(threads, np.float64)
+    nll = &partial[0]
 
     with nogil:
         for layer in range(L):
@@ -257,19 +306,29 @@ def window(const floating[::1] params, floating[::1] grads, const unsigned char[
                           threads)
             memcpy(&h_last[layer, 0, 0], &hs[layer, T, 0, 0], B * H * sizeof(floating))
         h_top = &hs[L - 1, 1, 0, 0]
-        gemm(False, False, n, LEVELS, H, 1, h_top, H, WyT, LEVELS, 0, &out[0, 0], LEVELS)
-        for i in prange(n, num_threads=threads, schedule="static"):
-            total += softmax_row(&out[i, 0], by, levels[i + B], scale, backward)
+        for part in prange(threads, num_threads=threads, schedule="static", chunksize=1):
+            lo = share(n, threads, part)
+            hi = share(n, threads, part + 1)
+            gemm(False, False, hi - lo, LEVELS, H, 1, h_top + lo * H, H, WyT, LEVELS, 0,
+                 &out[lo, 0], LEVELS)
+            for i in range(lo, hi):
+                nll[part] += softmax_row(&out[i, 0], by, levels[i + B], scale, backward)
+            if backward:
+                gemm(False, True, hi - lo, H, LEVELS, 1, &out[lo, 0], LEVELS, WyT, LEVELS, 0,
+                     &d_hs[0, 0, 0] + lo * H, H)
         if backward:
-            gemm(True, False, H, LEVELS, n, 1, h_top, H, &out[0, 0], LEVELS, 0,
-                 G + layer_offset(L, H), LEVELS)
-            column_sums(&out[0, 0], n, LEVELS, G + layer_offset(L, H) + H * LEVELS, threads)
-            gemm(False, True, n, H, LEVELS, 1, &out[0, 0], LEVELS, WyT, LEVELS, 0,
-                 &d_hs[0, 0, 0], H)
+            for part in prange(threads, num_threads=threads, schedule="static", chunksize=1):
+                lo = share(H, threads, part)
+                hi = share(H, threads, part + 1)
+                gemm(True, False, hi - lo, LEVELS, n, 1, h_top + lo, H, &out[0, 0], LEVELS, 0,
+                     G + layer_offset(L, H) + lo * LEVELS, LEVELS)
+                lo = share(LEVELS, threads, part)
+                hi = share(LEVELS, threads, part + 1)
+                column_sums(&out[0, 0], n, LEVELS, lo, hi, G + layer_offset(L, H) + H * LEVELS)
             for layer in range(L - 1, -1, -1):
                 layer_backward(P, G, layer, T, B, H, levels,
                                &hs[layer - 1, 1, 0, 0] if layer > 0 else NULL,
                                &hs[layer, 0, 0, 0], &acts[layer, 0, 0, 0], &rh[layer, 0, 0, 0],
                                &d_acts[0, 0, 0], &d_hs[0, 0, 0], &dh_next[0, 0], &d_rh[0, 0],
                                threads)
-    return total / n
+    return float(np.sum(partial)) / n

@@ -96,3 +96,27 @@ def test_thread_count_does_not_change_results(threads, rng, make_model):
     assert abs(loss1 - loss2) <= 1e-12 * loss1
     for key in grads1:
         np.testing.assert_allclose(grads2[key], grads1[key], rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("dtype,tol", [("float64", 1e-9), ("float32", 1e-4)])
+@pytest.mark.parametrize("T,B,H,layers", [(6, 1, 5, 2), (5, 2, 33, 3), (9, 7, 17, 2), (3, 11, 40, 1)])
+def test_every_thread_count_matches_reference(threads, dtype, tol, T, B, H, layers, rng, make_model):
+    """Batches smaller than, equal to and not divisible by the thread count."""
+    model = make_model(H, layers, dtype)
+    model.threads = threads
+    x = rng.integers(0, 256, (T + 1, B))
+    h0 = rng.standard_normal((layers, B, H)) * 0.5
+    loss, grads, h_last = model.loss_and_grad(x, h0)
+    ref_loss, ref_grads, ref_h_last = reference.loss_and_grad(model.state_dict(), x, h0)
+    assert abs(loss - ref_loss) / ref_loss <= tol
+    for key in ref_grads:
+        assert max_rel(grads[key], ref_grads[key]) <= tol, key
+    assert max_rel(h_last, ref_h_last) <= tol
+
+
+def test_nan_weights_give_nan_loss_not_a_crash(rng, make_model):
+    model = make_model(8, 2, "float32")
+    model.params[(256 + 8) * 24] = np.nan  # the first bias of layer 0's r gate
+    loss, grads, _ = model.loss_and_grad(rng.integers(0, 256, (5, 3)))
+    assert np.isnan(loss)

@@ -1,0 +1,89 @@
+"""The kernels' vectorized exp, tanh and sigmoid (csrc/fastmath.h) against NumPy."""
+
+import numpy as np
+import pytest
+
+from blekota import _vmath
+
+ULPS = {"float32": 2, "float64": 4}  # sigmoid: one more (it rounds an exp, a sum and a quotient)
+
+
+def reference(name: str, x: np.ndarray) -> np.ndarray:
+    """name(x) computed in float64 (float32 inputs) or long double (float64 inputs)."""
+    wide = np.longdouble if x.dtype == np.float64 else np.float64
+    with np.errstate(over="ignore", invalid="ignore"):
+        w = x.astype(wide)
+        if name == "exp":
+            return np.exp(w)
+        if name == "tanh":
+            return np.tanh(w)
+        return 1 / (1 + np.exp(-w))
+
+
+def apply(name: str, x: np.ndarray) -> np.ndarray:
+    out = np.empty_like(x)
+    _vmath.apply(name, x, out)
+    return out
+
+
+def ulp_error(got: np.ndarray, want: np.ndarray) -> np.ndarray:
+    """|got - want| in units of the last place of want rounded to got's dtype."""
+    rounded = want.astype(got.dtype)
+    spacing = np.spacing(np.abs(rounded)).astype(want.dtype)
+    return np.abs(got.astype(want.dtype) - want) / spacing
+
+
+def sweep(dtype: str) -> np.ndarray:
+    """Dense values over the interesting range plus random bit patterns over all finite values."""
+    rng = np.random.default_rng(0)
+    limit = 120 if dtype == "float32" else 760
+    dense = np.linspace(-limit, limit, 400_001)
+    small = np.concatenate([np.geomspace(1e-30, 2, 20_001), -np.geomspace(1e-30, 2, 20_001)])
+    bits = rng.integers(0, 2**32 if dtype == "float32" else 2**63, 200_000, dtype=np.uint64)
+    pattern = bits.astype(np.uint32).view(np.float32) if dtype == "float32" else bits.view(np.float64)
+    pattern = pattern[np.isfinite(pattern)]
+    return np.concatenate([dense.astype(dtype), small.astype(dtype), pattern.astype(dtype)])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", ["exp", "tanh", "sigmoid"])
+def test_accuracy_over_the_range(name, dtype):
+    x = sweep(dtype)
+    got = apply(name, x)
+    want = reference(name, x)
+    tiny = np.finfo(dtype).tiny
+    if name == "sigmoid":  # 1 / (1 + inf) = 0 where the true value is a subnormal number
+        normal = want >= tiny
+        assert np.all(np.abs(got[~normal].astype(want.dtype) - want[~normal]) <= tiny)
+        x, got, want = x[normal], got[normal], want[normal]
+    with np.errstate(over="ignore"):
+        overflow = np.isinf(want.astype(dtype))
+    assert np.all(got[overflow] == np.inf)
+    x, got, want = x[~overflow], got[~overflow], want[~overflow]
+    errors = ulp_error(got, want)
+    worst = int(np.argmax(errors))
+    assert errors[worst] <= ULPS[dtype] + (name == "sigmoid"), (x[worst], got[worst], want[worst])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_special_values(dtype):
+    info = np.finfo(dtype)
+    x = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1000.0, -1000.0], dtype)
+    e, t, s = (apply(name, x) for name in ("exp", "tanh", "sigmoid"))
+    assert np.isnan(e[0]) and np.isnan(t[0]) and np.isnan(s[0])
+    np.testing.assert_array_equal(e[1:], [np.inf, 0, 1, 1, np.inf, 0])
+    np.testing.assert_array_equal(t[1:], [1, -1, 0, 0, 1, -1])
+    assert np.signbit(t[4]) and not np.signbit(t[3])
+    np.testing.assert_array_equal(s[1:], [1, 0, 0.5, 0.5, 1, 0])
+    overflow = np.log(np.float64(info.max)) * 1.0001
+    assert apply("exp", np.array([overflow], dtype))[0] == np.inf
+    subnormal = np.log(np.float64(info.tiny)) - 5  # e^x is a subnormal number here
+    got = apply("exp", np.array([subnormal], dtype))[0]
+    assert 0 < got < info.tiny
+    assert abs(got - np.exp(subnormal)) <= 2 * info.smallest_subnormal
+
+
+def test_rejects_unknown_function():
+    x = np.zeros(3)
+    with pytest.raises(ValueError):
+        _vmath.apply("log", x, x)
