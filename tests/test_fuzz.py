@@ -20,6 +20,7 @@ from blekota import mulaw
 SCALE = int(os.environ.get("BLEKOTA_FUZZ_SCALE", "1"))
 FUZZ = settings(
     max_examples=60 * SCALE,
+    derandomize=SCALE == 1,  # CI runs the same examples every time; deeper searches vary
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
@@ -230,11 +231,11 @@ def test_kernel_boundary_gradients(model, x, grads):
 
 @settings(FUZZ, max_examples=100 * SCALE)
 @given(
-    n=st.integers(-5, 40) | anything,
+    n=st.integers(-5, 40) | anything.filter(lambda v: not isinstance(v, int) or v < 10**4),
     temperature=st.floats(allow_nan=True) | st.integers(-2, 5) | anything,
     hint=st.none() | any_array(2) | st.lists(any_array(1), max_size=3) | anything,
     seed=st.none() | st.integers(-5, 2**70) | anything,
-    streams=st.integers(-1, 3) | anything,
+    streams=st.integers(-1, 3) | anything.filter(lambda v: not isinstance(v, int) or v < 100),
     return_probs=st.booleans(),
 )
 def test_kernel_boundary_sampling(model, n, temperature, hint, seed, streams, return_probs):
