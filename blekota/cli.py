@@ -496,7 +496,7 @@ def command_demo(args) -> int:
     print(f"wrote {sound_path}: the built-in training sound ({sound.size / fs:.0f} s sung vowel at {fs} Hz)")
     model = Model(hidden=128, layers=2, fs=fs, seed=0, threads=args.threads)
     trainer = Trainer(
-        model, sound, seq_length=100, batch_size=32, optimizer="adam", lr=3e-3, name="demo",
+        model, sound, seq_length=100, batch_size=32, optimizer="rmsprop", lr=2e-3, name="demo",
         checkpoint_every=0, directory=out, callback=print_progress, seed=0,
     )
     before = trainer.validation_loss()
