@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 import tracemalloc
 from collections.abc import Callable
 
 import numpy as np
 
 import blekota
+from common import time_runs
 
 SECTION = "sampling"
 HIDDEN, LAYERS, LEVELS, SILENCE = 256, 3, 256, 128
@@ -35,17 +35,6 @@ def _steps(impl: str, streams: int, quick: bool) -> int:
     }
     steps = table[impl, streams]
     return max(steps // 4, 10) if quick else steps
-
-
-def _time(run: Callable[[], object], repeats: int) -> list[float]:
-    """Wall-clock seconds of `repeats` calls after one warm-up call."""
-    run()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return times
 
 
 def _peak_mib(run: Callable[[], object]) -> float:
@@ -156,16 +145,16 @@ def run(threads: int, repeats: int, quick: bool) -> list[dict]:
             def sample() -> np.ndarray:
                 return model.sample(steps, seed=0, streams=streams)
 
-            rows.append(_row("blekota", streams, count, steps, _time(sample, repeats),
+            rows.append(_row("blekota", streams, count, steps, time_runs(sample, repeats, warmup=1),
                              _peak_mib(sample)))
         steps = _steps("pytorch", streams, quick)
         for count in thread_counts:
             sampler = _torch_sampler(streams, steps, count)
             if sampler is not None:
-                rows.append(_row("pytorch", streams, count, steps, _time(sampler, repeats), None))
+                rows.append(_row("pytorch", streams, count, steps, time_runs(sampler, repeats, warmup=1), None))
         steps = _steps("numpy", streams, quick)
         sampler = _numpy_sampler(streams, steps)
-        rows.append(_row("numpy", streams, threads, steps, _time(sampler, repeats),
+        rows.append(_row("numpy", streams, threads, steps, time_runs(sampler, repeats, warmup=1),
                          _peak_mib(sampler)))
     return rows
 

@@ -69,6 +69,15 @@ class Optimizer:
         self.t = int(state["t"])
 
 
+def _step_by_root_mean_square(params, grads, m, eps: float, lr: float, scratch) -> None:
+    """params -= lr * grads / sqrt(m + eps), in place through scratch (RMSprop and Adagrad)."""
+    np.add(m, eps, out=scratch)
+    np.sqrt(scratch, out=scratch)
+    np.divide(grads, scratch, out=scratch)
+    scratch *= lr
+    params -= scratch
+
+
 class RMSprop(Optimizer):
     """m = decay m + (1 - decay) g^2; p -= lr g / sqrt(m + eps). decay 0.9 like the original."""
 
@@ -84,11 +93,7 @@ class RMSprop(Optimizer):
         self.m *= self.decay
         scratch *= 1.0 - self.decay
         self.m += scratch
-        np.add(self.m, self.eps, out=scratch)
-        np.sqrt(scratch, out=scratch)
-        np.divide(grads, scratch, out=scratch)
-        scratch *= self.lr
-        params -= scratch
+        _step_by_root_mean_square(params, grads, self.m, self.eps, self.lr, scratch)
 
 
 class Adagrad(Optimizer):
@@ -104,11 +109,7 @@ class Adagrad(Optimizer):
     def _update(self, params, grads, scratch):
         np.multiply(grads, grads, out=scratch)
         self.m += scratch
-        np.add(self.m, self.eps, out=scratch)
-        np.sqrt(scratch, out=scratch)
-        np.divide(grads, scratch, out=scratch)
-        scratch *= self.lr
-        params -= scratch
+        _step_by_root_mean_square(params, grads, self.m, self.eps, self.lr, scratch)
 
 
 class Adam(Optimizer):
