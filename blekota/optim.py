@@ -9,6 +9,7 @@ as a dict of arrays and numbers so that training can be saved and resumed exactl
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 
 import numpy as np
 
@@ -20,7 +21,7 @@ def _finite_positive(value) -> bool:
     return numeric and 0 < value < np.inf
 
 
-class Optimizer:
+class Optimizer(ABC):
     """Base class: in-place update of a flat parameter vector from a flat gradient."""
 
     name = ""
@@ -44,8 +45,9 @@ class Optimizer:
         self.t += 1
         self._update(params, grads, self._scratch)
 
+    @abstractmethod
     def _update(self, params, grads, scratch) -> None:
-        raise NotImplementedError
+        """The rule itself: update params in place from clipped grads, using scratch."""
 
     def state_dict(self) -> dict:
         """Everything needed to continue: name, lr, clip, step count and the moment arrays."""
