@@ -188,6 +188,8 @@ cdef void scatter_rows(const unsigned char* levels, const floating* m, Py_ssize_
 # BLAS to one thread). The time loops split the batch: rows of different sequences never
 # interact, so a thread runs all T steps of its rows without any barrier. A window costs
 # 2 + 2 * layers parallel regions per pass instead of a few per step.
+# The per-step products with the recurrent weights (float32 with AVX2) skip BLAS: the weights
+# are packed once per layer and pass and each step runs the tile kernel (recurrent_product).
 
 cdef void layer_forward(const floating* params, int layer, Py_ssize_t T, Py_ssize_t B,
                         Py_ssize_t H, const unsigned char* levels, const floating* h_in,
