@@ -12,6 +12,7 @@ contiguous part per OpenMP thread, each calling single-threaded BLAS (see layer_
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport log
+from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
 import numpy as np
@@ -36,6 +37,51 @@ cdef extern from "gates.h" nogil:
     void bk_backward_r_d(const double* a, const double* h_prev, const double* d_rh,
                          double* dh_next, double* da, Py_ssize_t lda, Py_ssize_t H,
                          Py_ssize_t rows)
+
+
+cdef extern from "tile_kernel.h" nogil:
+    int bk_packed_gemm_available()
+    Py_ssize_t bk_packed16_size(Py_ssize_t K, Py_ssize_t N)
+    void bk_pack16_f(const float* src, Py_ssize_t ld, int trans, Py_ssize_t K, Py_ssize_t N,
+                   Py_ssize_t s0, Py_ssize_t s1, float* dst)
+    void bk_gemm16_f(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float* x,
+                          Py_ssize_t ldx, const float* packed, float* c, Py_ssize_t ldc)
+
+
+cdef enum:
+    TILE = 16  # columns per slice of a packed operand (BK_TILE)
+
+
+cdef inline Py_ssize_t slices(Py_ssize_t n) noexcept nogil:
+    return (n + TILE - 1) // TILE
+
+
+cdef inline void pack_part(const floating* src, Py_ssize_t ld, bint trans, Py_ssize_t K,
+                           Py_ssize_t N, int threads, int part, float* dst) noexcept nogil:
+    """This thread's share of the slices of B (K, N) (src row-major, or its transpose if trans)
+    packed into dst for recurrent_product (float only)."""
+    if floating is float:
+        bk_pack16_f(src, ld, trans, K, N, share(slices(N), threads, part),
+                  share(slices(N), threads, part + 1), dst)
+
+
+cdef inline void recurrent_product(const float* packed, Py_ssize_t M, Py_ssize_t N,
+                                   Py_ssize_t K, const floating* x, Py_ssize_t ldx,
+                                   bint trans_b, const floating* b, Py_ssize_t ldb,
+                                   floating beta, floating* c, Py_ssize_t ldc) noexcept nogil:
+    """C (M, N) = X (M, K) op(B) (K, N) + beta C (beta 0 or 1). A per-step product with the
+    recurrent weights: float uses B packed once per window (packed, from pack_part) when the
+    CPU has AVX2 (packed is NULL otherwise and for double), instead of BLAS, which would pack B
+    again for every step."""
+    cdef Py_ssize_t i
+    if floating is float:
+        if packed != NULL:
+            if beta == 0:
+                for i in range(M):
+                    memset(c + i * ldc, 0, N * sizeof(float))
+            bk_gemm16_f(M, N, K, x, ldx, packed, c, ldc)
+            return
+    gemm(False, trans_b, M, N, K, 1, x, ldx, b, ldb, beta, c, ldc)
 
 
 cdef inline void backward_zc(const floating* a, const floating* h_prev, const floating* dh_above,
@@ -142,15 +188,19 @@ cdef void scatter_rows(const unsigned char* levels, const floating* m, Py_ssize_
 # BLAS to one thread). The time loops split the batch: rows of different sequences never
 # interact, so a thread runs all T steps of its rows without any barrier. A window costs
 # 2 + 2 * layers parallel regions per pass instead of a few per step.
+# The per-step products with the recurrent weights (float32 with AVX2) skip BLAS: the weights
+# are packed once per layer and pass and each step runs the tile kernel (recurrent_product).
 
 cdef void layer_forward(const floating* params, int layer, Py_ssize_t T, Py_ssize_t B,
                         Py_ssize_t H, const unsigned char* levels, const floating* h_in,
-                        floating* hs, floating* acts, floating* rh, int threads) noexcept nogil:
+                        floating* hs, floating* acts, floating* rh, float* packed,
+                        int threads) noexcept nogil:
     """Run one layer over T steps.
 
     levels (T*B,) for layer 0, else h_in (T*B, H) is the layer below's output. hs (T+1, B, H)
     holds h0 in row 0 and receives h(1..T); acts (T, B, 3H) receives r, z, candidate; rh
-    (T, B, H) receives r * h(t-1)."""
+    (T, B, H) receives r * h(t-1). packed: NULL, or room for the packed recurrent weights
+    (float with AVX2, see recurrent_product)."""
     cdef Py_ssize_t G = 3 * H
     cdef Py_ssize_t X = LEVELS if layer == 0 else H
     cdef const floating* WxT = params + layer_offset(layer, H)
@@ -160,7 +210,13 @@ cdef void layer_forward(const floating* params, int layer, Py_ssize_t T, Py_ssiz
     cdef floating* a_t
     cdef floating* h_prev
     cdef floating* rh_t
+    cdef float* packed_c = NULL
+    if packed != NULL:
+        packed_c = packed + bk_packed16_size(H, 2 * H)
     for part in prange(threads, num_threads=threads, schedule="static", chunksize=1):
+        if packed != NULL:
+            pack_part(UhT, G, False, H, 2 * H, threads, part, packed)
+            pack_part(UhT + 2 * H, G, False, H, H, threads, part, packed_c)
         lo = share(n, threads, part)
         hi = share(n, threads, part + 1)
         if layer == 0:
@@ -175,9 +231,10 @@ cdef void layer_forward(const floating* params, int layer, Py_ssize_t T, Py_ssiz
             a_t = acts + (t * B + lo) * G
             h_prev = hs + (t * B + lo) * H
             rh_t = rh + (t * B + lo) * H
-            gemm(False, False, hi - lo, 2 * H, H, 1, h_prev, H, UhT, G, 1, a_t, G)
+            recurrent_product(packed, hi - lo, 2 * H, H, h_prev, H, False, UhT, G, 1, a_t, G)
             gates_rz_rows(a_t, G, bias, h_prev, rh_t, H, hi - lo)
-            gemm(False, False, hi - lo, H, H, 1, rh_t, H, UhT + 2 * H, G, 1, a_t + 2 * H, G)
+            recurrent_product(packed_c, hi - lo, H, H, rh_t, H, False, UhT + 2 * H, G, 1,
+                              a_t + 2 * H, G)
             candidate_update_rows(a_t, G, bias, h_prev, h_prev + B * H, H, hi - lo)
 
 
@@ -185,7 +242,8 @@ cdef void layer_backward(const floating* params, floating* grads, int layer, Py_
                          Py_ssize_t B, Py_ssize_t H, const unsigned char* levels,
                          const floating* h_in, const floating* hs, const floating* acts,
                          const floating* rh, floating* d_acts, floating* d_hs,
-                         floating* dh_next, floating* d_rh, int threads) noexcept nogil:
+                         floating* dh_next, floating* d_rh, float* packed,
+                         int threads) noexcept nogil:
     """Backward through one layer over the window.
 
     d_hs (T, B, H) holds dLoss/dh(t) from above on entry and dLoss/d(input of this layer) on exit
@@ -202,6 +260,13 @@ cdef void layer_backward(const floating* params, floating* grads, int layer, Py_
     cdef const floating* a_t
     cdef const floating* h_prev
     cdef floating* da_t
+    cdef float* packed_c = NULL
+    if packed != NULL:
+        # Uh = UhT^T (3H, H): rows [0, 2H) multiply d[r, z], rows [2H, 3H) d(candidate)
+        packed_c = packed + bk_packed16_size(2 * H, H)
+        for part in prange(threads, num_threads=threads, schedule="static", chunksize=1):
+            pack_part(UhT, G, True, 2 * H, H, threads, part, packed)
+            pack_part(UhT + 2 * H, G, True, H, H, threads, part, packed_c)
     for part in prange(threads, num_threads=threads, schedule="static", chunksize=1):
         lo = share(B, threads, part)
         hi = share(B, threads, part + 1)
@@ -212,9 +277,10 @@ cdef void layer_backward(const floating* params, floating* grads, int layer, Py_
             da_t = d_acts + (t * B + lo) * G
             h_prev = hs + (t * B + lo) * H
             backward_zc(a_t, h_prev, d_hs + (t * B + lo) * H, dh_next + lo * H, da_t, H, nb)
-            gemm(False, True, nb, H, H, 1, da_t + 2 * H, G, UhT + 2 * H, G, 0, d_rh + lo * H, H)
+            recurrent_product(packed_c, nb, H, H, da_t + 2 * H, G, True, UhT + 2 * H, G, 0,
+                              d_rh + lo * H, H)
             backward_r(a_t, h_prev, d_rh + lo * H, dh_next + lo * H, da_t, H, nb)
-            gemm(False, True, nb, H, 2 * H, 1, da_t, G, UhT, G, 1, dh_next + lo * H, H)
+            recurrent_product(packed, nb, H, 2 * H, da_t, G, True, UhT, G, 1, dh_next + lo * H, H)
     for part in prange(threads, num_threads=threads, schedule="static", chunksize=1):
         # this thread's rows of dUhT and dWxT, columns of the bias, rows of d(input)
         lo = share(H, threads, part)
@@ -272,6 +338,7 @@ def window(const floating[::1] params, floating[::1] grads, const unsigned char[
     cdef const floating* h_top
     cdef const unsigned char* levels = &x[0, 0]
     cdef floating* G = NULL
+    cdef float* packed = NULL
 
     if T < 1 or B < 1 or L < 1 or H < 1:
         raise ValueError("window needs T >= 1, B >= 1, at least one layer and hidden >= 1")
@@ -296,6 +363,11 @@ def window(const floating[::1] params, floating[::1] grads, const unsigned char[
     scale = 1.0 / n
     partial = np.zeros(threads, np.float64)
     nll = &partial[0]
+    if floating is float:
+        if bk_packed_gemm_available():
+            # the recurrent weights of one layer, packed (weight-sized; NULL falls back to BLAS)
+            packed = <float*> malloc(max(bk_packed16_size(H, 2 * H), bk_packed16_size(2 * H, H))
+                                     * sizeof(float) + bk_packed16_size(H, H) * sizeof(float))
 
     with nogil:
         for layer in range(L):
@@ -303,7 +375,7 @@ def window(const floating[::1] params, floating[::1] grads, const unsigned char[
             layer_forward(P, layer, T, B, H, levels,
                           &hs[layer - 1, 1, 0, 0] if layer > 0 else NULL,
                           &hs[layer, 0, 0, 0], &acts[layer, 0, 0, 0], &rh[layer, 0, 0, 0],
-                          threads)
+                          packed, threads)
             memcpy(&h_last[layer, 0, 0], &hs[layer, T, 0, 0], B * H * sizeof(floating))
         h_top = &hs[L - 1, 1, 0, 0]
         for part in prange(threads, num_threads=threads, schedule="static", chunksize=1):
@@ -330,5 +402,6 @@ def window(const floating[::1] params, floating[::1] grads, const unsigned char[
                                &hs[layer - 1, 1, 0, 0] if layer > 0 else NULL,
                                &hs[layer, 0, 0, 0], &acts[layer, 0, 0, 0], &rh[layer, 0, 0, 0],
                                &d_acts[0, 0, 0], &d_hs[0, 0, 0], &dh_next[0, 0], &d_rh[0, 0],
-                               threads)
+                               packed, threads)
+    free(packed)
     return float(np.sum(partial)) / n

@@ -294,7 +294,7 @@ static void BK_NAME(bk_run_one_tuned)(bk_tuner *tuner, const BK_REAL *packed, in
     }
 }
 
-#define BK_TILE_COLS 16
+#define BK_TILE_COLS BK_TILE
 
 /* C[r, 0:16] += X1[r] w[0:K1] + X2[r] w[K1:K1+K2] for rows r < R (see bk_tile_rows_avx2). */
 static void BK_NAME(bk_tile)(int R, const BK_REAL *w, ptrdiff_t K1, const BK_REAL *x1,
@@ -303,7 +303,7 @@ static void BK_NAME(bk_tile)(int R, const BK_REAL *w, ptrdiff_t K1, const BK_REA
 {
 #if BK_IS_FLOAT && defined(BK_X86)
     if (bk_use_avx2()) {
-        bk_tile_avx2(R, w, K1, x1, ldx1, K2, x2, ldx2, c, ldc);
+        bk_tile_avx2(R, w, K1, x1, ldx1, K2, x2, ldx2, c, ldc, BK_PANEL);
         return;
     }
 #endif
