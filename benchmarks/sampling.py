@@ -1,10 +1,11 @@
-"""Sampling speed (issue 5): blekota's compiled generation against PyTorch and a plain NumPy loop.
+"""Sampling speed (issue 5): blekota's compiled generation against PyTorch and the reference, a
+plain NumPy float32 loop (row lookup for layer 0, one product per layer and step).
 
 Default model: 3 GRU layers of 256 units, float32, 256 mu-law levels. Each implementation draws
 one sample per stream per step and feeds it back; rates are samples per second summed over the
-streams (so 64 streams at 1,000 steps/s is 64,000 samples/s). Rows use the suite's keys:
-section, config, impl, dtype, threads, median_s, min_s, max_s, samples_per_s (from the median),
-peak_mib (tracemalloc peak of one extra untimed run; None where the memory is not Python's).
+streams (so 64 streams at 1,000 steps/s is 64,000 samples/s). Rows use the suite's format
+(common.py); peak_mib is the tracemalloc peak of one extra untimed run (NaN for PyTorch, whose
+memory tracemalloc does not see).
 
 Run alone: python benchmarks/sampling.py [--threads N] [--repeats R] [--quick]
 """
@@ -31,7 +32,7 @@ def _steps(impl: str, streams: int, quick: bool) -> int:
     table = {
         ("blekota", 1): 16000, ("blekota", 64): 400,
         ("pytorch", 1): 2000, ("pytorch", 64): 200,
-        ("numpy", 1): 1000, ("numpy", 64): 40,
+        ("reference", 1): 1000, ("reference", 64): 40,
     }
     steps = table[impl, streams]
     return max(steps // 4, 10) if quick else steps
@@ -48,18 +49,26 @@ def _peak_mib(run: Callable[[], object]) -> float:
 
 def _row(impl: str, streams: int, threads: int, steps: int, times: list[float],
          peak: float | None) -> dict:
+    """A row in the format of common.py; peak_mib is what one run allocated (tracemalloc)."""
     median = float(np.median(times))
     return {
         "section": SECTION,
-        "config": f"{streams} stream{'s' if streams > 1 else ''}, H={HIDDEN}, L={LAYERS}",
+        "config": f"{streams} stream{'s' if streams > 1 else ''}",
+        "shape": f"{LAYERS}x{HIDDEN}, {steps} steps",
         "impl": impl,
         "dtype": "float32",
         "threads": threads,
+        "unit": "generation",
+        "samples": streams * steps,
+        "repeats": len(times),
         "median_s": median,
         "min_s": float(min(times)),
         "max_s": float(max(times)),
         "samples_per_s": streams * steps / median,
-        "peak_mib": peak,
+        "times_s": list(times),
+        "peak_mib": float("nan") if peak is None else peak,
+        "base_mib": 0.0,
+        "note": "" if peak is None else "peak: allocated during one run",
     }
 
 
@@ -152,9 +161,9 @@ def run(threads: int, repeats: int, quick: bool) -> list[dict]:
             sampler = _torch_sampler(streams, steps, count)
             if sampler is not None:
                 rows.append(_row("pytorch", streams, count, steps, time_runs(sampler, repeats, warmup=1), None))
-        steps = _steps("numpy", streams, quick)
+        steps = _steps("reference", streams, quick)
         sampler = _numpy_sampler(streams, steps)
-        rows.append(_row("numpy", streams, threads, steps, time_runs(sampler, repeats, warmup=1),
+        rows.append(_row("reference", streams, threads, steps, time_runs(sampler, repeats, warmup=1),
                          _peak_mib(sampler)))
     return rows
 
