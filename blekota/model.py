@@ -13,7 +13,7 @@ from threadpoolctl import ThreadpoolController
 
 from . import memory
 from .errors import ConfigError
-from .mulaw import LEVELS, SILENCE, quantize, unquantize
+from .mulaw import LEVELS, SILENCE, quantize, real_array, unquantize
 
 try:
     from . import _gru, _sample
@@ -113,13 +113,7 @@ def _levels(name: str, value, ndim: int, max_size: int = MAX_WINDOW) -> np.ndarr
 
 def _sound(value) -> np.ndarray:
     """A hint as float64 samples; what is not real numbers is a ConfigError."""
-    try:
-        sound = np.asarray(value)
-    except (ValueError, TypeError) as error:
-        raise ConfigError(f"hint must be a sound: an array of float samples ({error})") from None
-    if sound.dtype.kind not in "biuf":
-        raise ConfigError(f"hint must be a sound: an array of float samples, got dtype {sound.dtype}")
-    return sound.astype(np.float64)
+    return real_array(value, "hint must be a sound: an array of float samples").astype(np.float64)
 
 
 @dataclass(frozen=True)

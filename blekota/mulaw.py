@@ -14,14 +14,15 @@ LEVELS = MU + 1
 SILENCE = 128
 
 
-def _real_array(name: str, values) -> np.ndarray:
-    """values as an array of booleans, integers or floats; anything else is a ConfigError."""
+def real_array(values, what: str) -> np.ndarray:
+    """values as an array of booleans, integers or floats; anything else is a ConfigError that
+    starts with `what` (the name of the argument and what it must be)."""
     try:
         array = np.asarray(values)
     except (ValueError, TypeError) as error:
-        raise ConfigError(f"mulaw.{name}: expected an array of numbers ({error})") from None
+        raise ConfigError(f"{what} ({error})") from None
     if array.dtype.kind not in "biuf":
-        raise ConfigError(f"mulaw.{name}: expected an array of real numbers, got dtype {array.dtype}")
+        raise ConfigError(f"{what}, got dtype {array.dtype}")
     return array
 
 
@@ -30,7 +31,7 @@ def quantize(x) -> np.ndarray:
 
     NaN samples raise ConfigError.
     """
-    x = _real_array("quantize", x).astype(np.float64, copy=False)
+    x = real_array(x, "mulaw.quantize: expected an array of real numbers").astype(np.float64, copy=False)
     if np.isnan(x).any():
         raise ConfigError("mulaw.quantize: the input contains NaN samples")
     x = np.clip(x, -1.0, 1.0)
@@ -40,7 +41,7 @@ def quantize(x) -> np.ndarray:
 
 def unquantize(levels) -> np.ndarray:
     """Integer levels 0..255 (any shape; integral floats accepted) -> float32 samples in [-1, 1]."""
-    levels = _real_array("unquantize", levels)
+    levels = real_array(levels, "mulaw.unquantize: expected an array of real numbers")
     if levels.dtype.kind == "f" and not (np.isfinite(levels) & (levels == np.round(levels))).all():
         raise ConfigError("mulaw.unquantize: levels must be integers 0..255")
     if levels.size and (levels.min() < 0 or levels.max() > MU):
