@@ -1,4 +1,4 @@
-"""The command line: python -m blekota train | sample | info | plot | repl | demo | import-legacy.
+"""The command line: python -m blekota train | sample | info | plot | repl | demo | import-legacy | export.
 
 Thin: parse, call the library, report. Errors are one line on stderr and exit status 2.
 """
@@ -193,7 +193,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="precision of the converted model (default float64, as the original)",
     )
     legacy.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
+    add_export_parser(commands)
     return parser
+
+
+def add_export_parser(commands) -> None:
+    """python -m blekota export MODEL -o MODEL.onnx."""
+    export = commands.add_parser(
+        "export", help="write a model as ONNX, for any ONNX runtime",
+        description="Write a model as a float32 ONNX file (standard GRU operators) that any ONNX "
+        "runtime runs: inputs the levels of a window (T, B) and the hidden state h0 "
+        "(layers, B, H); outputs probs and logits (T, B, 256) and the new state h. Needs the "
+        'onnx package (pip install "blekota[onnx]").',
+    )
+    export.add_argument("model", metavar="MODEL", help="a model file (.npz)")
+    export.add_argument("-o", "--output", default=None, help="the ONNX file to write (default: MODEL.onnx)")
+    export.add_argument(
+        "--input", choices=("level", "onehot"), default="level",
+        help="level: int64 levels (T, B) (default); onehot: float32 one-hot rows (T, B, 256)",
+    )
+    export.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
 
 
 def default_name(files: list[str]) -> str:
@@ -401,6 +420,20 @@ def command_import_legacy(args) -> int:
     return 0
 
 
+def command_export(args) -> int:
+    from .onnx import export_onnx
+
+    output = Path(args.output) if args.output else Path(args.model).with_suffix(".onnx")
+    check_output(output, args.force)
+    model = modelfile.load(args.model)
+    export_onnx(model, output, input=args.input)
+    state = f"({model.layers}, B, {model.hidden})"
+    given = "level (T, B) int64" if args.input == "level" else "onehot (T, B, 256)"
+    print(f"wrote {output}: {model.layers} GRU layers x {model.hidden} units at {model.fs} Hz, float32; "
+          f"inputs {given} and h0 {state}; outputs probs and logits (T, B, 256) and h {state}")
+    return 0
+
+
 def command_info(args) -> int:
     loaded = modelfile.read(args.model)
     model, info = loaded.model, loaded.info
@@ -520,6 +553,7 @@ COMMANDS = {
     "repl": command_repl,
     "demo": command_demo,
     "import-legacy": command_import_legacy,
+    "export": command_export,
 }
 
 
