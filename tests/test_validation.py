@@ -154,7 +154,10 @@ def test_model_hyperparameters(kwargs, message):
         ({"optimizer": "sgd"}, "optimizer must be one of rmsprop, adagrad, adam, got 'sgd'"),
         ({"checkpoint_every": -1}, "checkpoint_every must be an integer >= 0, got -1"),
         ({"checkpoint_sound": "1s"}, "checkpoint_sound must be an integer >= 0, got '1s'"),
-        ({"name": "a/b"}, "name must be a non-empty file name prefix, got 'a/b'"),
+        ({"name": ""}, "name must be a file name prefix, optionally after a folder (foo/bar), got ''"),
+        ({"name": "a/"}, "name must be a file name prefix, optionally after a folder (foo/bar), got 'a/'"),
+        ({"name": "a/.."}, "got 'a/..'"),
+        ({"name": 7}, "got 7"),
     ],
 )
 def test_trainer_hyperparameters(tmp_path, kwargs, message):
