@@ -1,13 +1,26 @@
-"""Writing files so that nothing a user has is lost: a temporary file renamed into place."""
+"""Files in and out: what an input path is before it is opened, and writing outputs so that
+nothing a user has is lost.
+
+A regular file (or a new one) is written to a temporary file beside it and renamed into place
+only when it is complete; a symbolic link is followed, so its target is what gets replaced.
+Anything else that already exists under the name (a device such as /dev/null, a FIFO, a
+terminal) and standard output ("-") is written directly, as a stream: there is nothing there
+to lose and no directory entry to replace.
+"""
 
 from __future__ import annotations
 
 import errno
 import os
+import stat
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
+
+STDOUT = "-"  # the output name that means standard output
 
 
 def _umask() -> int:
@@ -16,25 +29,96 @@ def _umask() -> int:
     return mask
 
 
-@contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; when the block succeeds, rename it onto `path`.
+def is_stream(path: str | os.PathLike) -> bool:
+    """Whether writing to path streams into something that is not a regular file: "-"
+    (standard output), or an existing device, FIFO or socket (after following links)."""
+    if str(path) == STDOUT:
+        return True
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return False
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
 
-    If the block (or the rename) fails, the temporary file is removed and any existing file at
-    `path` is left untouched.
+
+def existing_file(path: str | os.PathLike) -> Path | None:
+    """The regular file that writing to path would replace (a link's target), or None."""
+    if is_stream(path):
+        return None
+    target = Path(os.path.realpath(path))
+    return target if target.is_file() else None
+
+
+def input_problem(path: str | os.PathLike, what: str) -> str | None:
+    """Why path cannot be read as `what` (e.g. "a sound file"): "no such file", "is a
+    directory, not a sound file", "is a FIFO (named pipe), not ...", "is empty (0 bytes)"; None
+    for a non-empty regular file. Checked without opening it (opening a FIFO could wait forever)."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return "no such file"
+    except OSError as error:
+        return f"cannot read ({error.strerror or error})"
+    except ValueError:
+        return "not a usable file name"
+    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+             (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket"))
+    for test, kind in kinds:
+        if test(info.st_mode):
+            return f"is {kind}, not {what}"
+    if not stat.S_ISREG(info.st_mode):
+        return "is not a regular file"
+    if info.st_size == 0:
+        return "is empty (0 bytes)"
+    return None
+
+
+def starts_with(path: str | os.PathLike, *magic: bytes) -> bool:
+    """Whether the file's first bytes are one of `magic` (False when it is not a regular file
+    or cannot be read)."""
+    if not os.path.isfile(path):
+        return False
+    try:
+        with open(path, "rb") as file:
+            head = file.read(max(len(m) for m in magic))
+    except OSError:
+        return False
+    return head.startswith(magic)
+
+
+@contextmanager
+def open_output(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """A binary file to write `path` through (see the module docstring).
+
+    For a regular file: when the block succeeds, the temporary file is flushed to disk and
+    renamed onto path (a link's target); if the block fails or is interrupted, the temporary
+    file is removed and any existing file is left untouched. Raises FileNotFoundError when
+    the folder does not exist and IsADirectoryError when path is a directory.
     """
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise FileNotFoundError(errno.ENOENT, "no such directory", str(path.parent))
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    if str(path) == STDOUT:
+        sys.stdout.flush()
+        out = sys.stdout.buffer
+        yield out
+        out.flush()
+        return
+    if is_stream(path):
+        with open(path, "wb") as out:
+            yield out
+        return
+    target = Path(os.path.realpath(path))
+    if target.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a directory", str(path))
+    if not target.parent.is_dir():
+        raise FileNotFoundError(errno.ENOENT, "no such directory", str(Path(path).parent))
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     tmp = Path(tmp_name)
     try:
-        yield tmp
-        with open(tmp, "rb+") as written:
-            os.fsync(written.fileno())
+        with os.fdopen(fd, "wb") as out:
+            yield out
+            out.flush()
+            os.fsync(out.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

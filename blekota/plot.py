@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import BlekotaError, ConfigError
-from .fileutil import atomic_path
+from .fileutil import open_output
 from .mulaw import LEVELS, quantize
 
 DPI = 100
@@ -65,8 +65,8 @@ def _finish(figure, in_window: bool, name: str, out, block: bool) -> Path | None
         return None
     path, claimed = _claim(name, out)
     try:
-        with atomic_path(path) as tmp:
-            figure.savefig(tmp, format="png", dpi=DPI)
+        with open_output(path) as out:
+            figure.savefig(out, format="png", dpi=DPI)
     except BaseException:
         if claimed:
             path.unlink(missing_ok=True)
