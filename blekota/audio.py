@@ -41,8 +41,9 @@ def load_audio(path: str | os.PathLike, fs: int | None = 8000) -> tuple[np.ndarr
     frames = max(int(header.frames), 0)
     fs = header.samplerate if fs is None else int(fs)
     memory.ensure(
-        4 * frames * header.channels + 12 * (frames * fs // header.samplerate + 1),
-        f"{path}: reading {frames / header.samplerate:.0f} s of sound",
+        4 * frames * header.channels + 12 * (frames * fs // header.samplerate + 1)
+        + resampling_bytes(header.samplerate, fs),
+        f"{path}: reading {frames / header.samplerate:.0f} s of sound at {header.samplerate} Hz",
     )
     data, file_fs = _libsndfile(path, soundfile.read, dtype="float32", always_2d=True)
     if data.size == 0:
@@ -57,7 +58,7 @@ def load_audio(path: str | os.PathLike, fs: int | None = 8000) -> tuple[np.ndarr
 def _libsndfile(path: Path, function, **options):
     """function(path, **options) with every failure turned into an AudioError naming the file."""
     try:
-        return function(str(path), **options)
+        return function(os.fsencode(path), **options)  # bytes: any name the system allows
     except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError, EOFError) as error:
         if starts_with(path, b"PK\x03\x04", b"PK\x05\x06"):
             raise AudioError(
@@ -69,12 +70,21 @@ def _libsndfile(path: Path, function, **options):
                 f"{path}: a Python pickle (a model of the original blekota?), not a sound; to go on "
                 f"training such a model: python -m blekota train --resume {path}"
             ) from None
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        reason = getattr(error, "error_string", None) or str(error).splitlines()[0] if str(error) else type(error).__name__
         raise AudioError(f"{path}: not a sound file blekota can read ({reason})") from None
     except OSError as error:
         raise AudioError(f"{path}: cannot read ({error.strerror or error})") from None
     except MemoryError:
         raise AudioError(f"{path}: not enough memory to read it") from None
+
+
+def resampling_bytes(from_fs: int, to_fs: int) -> int:
+    """About what resample_poly allocates for its filter (20 taps per step of the larger of the
+    up and down factors, float64, several temporaries), whatever the length of the sound."""
+    if from_fs == to_fs:
+        return 0
+    divisor = gcd(int(from_fs), int(to_fs))
+    return 800 * max(from_fs, to_fs) // divisor
 
 
 def to_rate(samples: np.ndarray, from_fs: int, to_fs: int) -> np.ndarray:

@@ -62,6 +62,13 @@ HEATMAP_SAMPLES = 400  # drawn by sample --heatmap: 50 ms at 8 kHz, each sample 
 SAMPLE_CHUNK = 8000  # sample writes (and plays) the sound in chunks of this many samples
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line: what is wrong and where the help is."""
+
+    def error(self, message: str):
+        self.exit(2, f"blekota: error: {message} (see: {self.prog} --help)\n")
+
+
 def argument_type(convert, accept, expected: str):
     """An argparse type: convert the text, then accept(value) or fail with "expected ..., got ..."."""
 
@@ -146,7 +153,7 @@ def add_threads_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="python -m blekota",
         description="Learn how a sound continues and generate new sound from it, sample by sample.",
     )
@@ -426,11 +433,11 @@ def rescue(trainer: Trainer) -> str:
 
 
 def command_sample(args) -> int:
-    to_stdout = args.output == STDOUT
-    say = (lambda *a, **k: print(*a, file=sys.stderr, **k)) if to_stdout else print
+    output = args.output or str(Path(args.model).with_name(Path(args.model).stem + "_sample.wav"))
+    streaming = is_stream(output)  # perhaps into standard output: then messages go to stderr
+    say = (lambda *a, **k: print(*a, file=sys.stderr, **k)) if streaming else print
     path = model_path(args.model, say)
     model = modelfile.load(path, threads=args.threads)
-    output = args.output or str(Path(args.model).with_name(Path(args.model).stem + "_sample.wav"))
     check_output(output, args.force)
     heatmap = _output_png(args.heatmap, args.force)
     hint = load_audio(args.hint, model.fs)[0] if args.hint else None
@@ -458,7 +465,7 @@ def command_sample(args) -> int:
             bar.update(sound.size)
     elapsed = time.perf_counter() - start
     rate = args.n / elapsed if elapsed > 0 else float("inf")
-    where = "standard output" if to_stdout else output
+    where = "standard output" if output == STDOUT else output
     say(f"wrote {where}: {args.n} samples ({args.n / model.fs:.2f} s) in {elapsed:.2f} s, {rate:,.0f} samples/s")
     if heatmap is not None and kept_sound:
         title = f"{Path(output).name}: probability of each level"
@@ -605,7 +612,7 @@ def command_plot(args) -> int:
         generated, _ = load_audio(args.generated, args.fs)
         path = plot.compare(training, generated, fs, out=out)
     if path is not None:
-        print(f"wrote {path}", file=sys.stderr if args.output == STDOUT else sys.stdout)
+        print(f"wrote {path}", file=sys.stderr if is_stream(path) else sys.stdout)
     return 0
 
 
@@ -721,6 +728,9 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:
         where = f"{error.filename}: " if error.filename else ""
         print(f"blekota: error: {where}{error.strerror or error}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("blekota: error: not enough memory for this (a smaller model, batch or sound needs less)", file=sys.stderr)
         return 2
     except Terminated:
         print("blekota: terminated", file=sys.stderr)

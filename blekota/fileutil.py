@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
 import sys
 import tempfile
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 STDOUT = "-"  # the output name that means standard output
+DESCRIPTOR = re.compile(r"/dev/(stdout|stderr|fd/\d+)|/proc/(self|\d+)/fd/\d+")  # open files by number
 
 
 def _umask() -> int:
@@ -31,8 +33,9 @@ def _umask() -> int:
 
 def is_stream(path: str | os.PathLike) -> bool:
     """Whether writing to path streams into something that is not a regular file: "-"
-    (standard output), or an existing device, FIFO or socket (after following links)."""
-    if str(path) == STDOUT:
+    (standard output), an open descriptor (/dev/stdout, /dev/fd/N: whatever the shell connected
+    it to), or an existing device, FIFO or socket (after following links)."""
+    if str(path) == STDOUT or DESCRIPTOR.fullmatch(os.path.abspath(path)):
         return True
     try:
         mode = os.stat(path).st_mode
@@ -93,8 +96,20 @@ def open_output(path: str | os.PathLike) -> Iterator[BinaryIO]:
     For a regular file: when the block succeeds, the temporary file is flushed to disk and
     renamed onto path (a link's target); if the block fails or is interrupted, the temporary
     file is removed and any existing file is left untouched. Raises FileNotFoundError when
-    the folder does not exist and IsADirectoryError when path is a directory.
+    the folder does not exist and IsADirectoryError when path is a directory; an OSError from
+    the block that names no file is given path as its file name.
     """
+    try:
+        with _opened(path) as out:
+            yield out
+    except OSError as error:
+        if error.filename is None:
+            error.filename = str(path)
+        raise
+
+
+@contextmanager
+def _opened(path: str | os.PathLike) -> Iterator[BinaryIO]:
     if str(path) == STDOUT:
         sys.stdout.flush()
         out = sys.stdout.buffer

@@ -19,12 +19,13 @@ from pathlib import Path
 import numpy as np
 
 from .errors import BlekotaError, ModelFileError
-from .fileutil import starts_with
+from .fileutil import input_problem, starts_with
 from .model import Model, canonical_shapes, canonical_to_flat
 from .modelfile import EXTENSION, ModelFile, read, save
 
 DEFAULT_FS = 8000  # the original's sample rate when the pickle does not say
 PICKLE_SUFFIXES = (".pkl", ".pickle")
+SOUND_MAGIC = (b"RIFF", b"RF64", b"fLaC", b"OggS", b"FORM", b"ID3", b".snd", b"caff")
 
 
 class _Pickled:
@@ -154,8 +155,13 @@ def read_legacy(path: str | os.PathLike, dtype: str = "float64", threads: int | 
     Raises ModelFileError naming the file when it is missing, refused or not such a model.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
+    problem = input_problem(path, "a pickle")
+    if problem:
+        raise ModelFileError(f"{path}: {problem}")
+    if starts_with(path, b"PK\x03\x04", b"PK\x05\x06"):
+        raise ModelFileError(f"{path}: a blekota model file (or another zip archive), not a pickle: it needs no conversion")
+    if starts_with(path, *SOUND_MAGIC):
+        raise ModelFileError(f"{path}: a sound file, not a pickled model")
     gru = _unpickle(path)
     if not isinstance(gru, LegacyGRU):
         raise ModelFileError(f"{path}: not a blekota model (it holds a {type(gru).__name__}, not a gru.GRU)")

@@ -148,6 +148,9 @@ def test_not_a_legacy_model(tmp_path):
     with pytest.raises(blekota.ModelFileError, match=r"list.pkl: not a blekota model \(it holds a list, not a gru.GRU\)"):
         blekota.import_legacy(path)
     path.write_bytes(b"")
+    with pytest.raises(blekota.ModelFileError, match=r"list.pkl: is empty \(0 bytes\)"):
+        blekota.import_legacy(path)
+    path.write_bytes(b"\x80\x04 not really")
     with pytest.raises(blekota.ModelFileError, match="list.pkl: not a model pickled by the original blekota"):
         blekota.import_legacy(path)
     with pytest.raises(blekota.ModelFileError, match="absent.pkl: no such file"):

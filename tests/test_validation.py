@@ -77,7 +77,7 @@ def test_reading_more_than_memory_says_how_much(tmp_path, monkeypatch):
     path = tmp_path / "t.wav"
     soundfile.write(str(path), tone(), 8000)
     monkeypatch.setattr(memory, "available_bytes", lambda: 1000)
-    with pytest.raises(blekota.ConfigError, match=r"t.wav: reading 0 s of sound needs about .* KiB of memory, but only 1000 bytes"):
+    with pytest.raises(blekota.ConfigError, match=r"t.wav: reading 0 s of sound at 8000 Hz needs about .* KiB of memory, but only 1000 bytes"):
         blekota.load_audio(path)
 
 
