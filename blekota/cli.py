@@ -403,9 +403,12 @@ def command_train(args) -> int:
     if shown >= VERBOSE:
         for name, size in zip(files, trainer.data.sizes):
             print(f"  {name}: {size / fs:.1f} s", flush=True)
+    started = trainer.iteration
     try:
         trainer.train(args.iterations)
-    except ModelFileError as error:
+    except BlekotaError as error:
+        if trainer.iteration == started:
+            raise
         raise BlekotaError(f"{error}; {rescue(trainer)}") from None
     finally:
         display.close()
@@ -422,8 +425,8 @@ def new_trainer_options(args) -> dict:
 
 
 def rescue(trainer: Trainer) -> str:
-    """Save the trained model in a new folder of the system's temporary directory after the final
-    save failed; says where (or that this failed too)."""
+    """Save the trained model in a new folder of the system's temporary directory after training
+    stopped with an error (the final save failed); says where (or that this failed too)."""
     try:
         folder = Path(tempfile.mkdtemp(prefix="blekota-"))
         path = trainer.save(folder / trainer.checkpoint_path().name)
@@ -529,12 +532,13 @@ def check_output(output: str | os.PathLike, force: bool) -> None:
 def command_import_legacy(args) -> int:
     output = Path(args.output) if args.output else Path(args.pickle).with_suffix(modelfile.EXTENSION)
     check_output(output, args.force)
-    legacy.convert_legacy(args.pickle, output, dtype=args.dtype)
-    model = modelfile.load(output)
+    converted = legacy.read_legacy(args.pickle, dtype=args.dtype)
+    model = converted.model
+    modelfile.save(output, model, converted.info, converted.train_arrays)
     print(
         f"wrote {output}: {model.layers} GRU layers x {model.hidden} units, {model.fs} Hz, "
         f"{model.info.get('iterations', 0)} iterations; continue with: python -m blekota train "
-        f"--resume {output} SOUND"
+        f"--resume {output} SOUND", file=sys.stderr if is_stream(output) else sys.stdout,
     )
     return 0
 
@@ -543,8 +547,11 @@ def command_info(args) -> int:
     loaded = read_model(args.model)
     model, info = loaded.model, loaded.info
     trainer = info.get("trainer") or {}
-    original = " (a pickle of the original blekota, read without running it)" if "imported_from" in info else ""
-    print(f"model file:  {args.model}{original}")
+    if legacy.is_pickle(args.model):
+        origin = " (a pickle of the original blekota, read without running it)"
+    else:
+        origin = f" (converted from {info['imported_from']})" if isinstance(info.get("imported_from"), str) else ""
+    print(f"model file:  {args.model}{origin}")
     print(f"network:     {model.layers} GRU layers x {model.hidden} units, {model.n_params:,} parameters, {model.dtype.name}")
     print(f"sample rate: {model.fs} Hz")
     print(f"trained:     {info.get('iterations', 0)} iterations, {info.get('epochs', 0)} epochs")
@@ -644,7 +651,7 @@ def command_repl(args) -> int:
 
 def command_demo(args) -> int:
     out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_directory(out)
     fs = 8000
     sound = demo_sound(fs)
     sound_path = save_wav(out / "demo_sound.wav", sound, fs)
@@ -708,7 +715,7 @@ def terminate_as_interrupt():
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 2 bad input, 130 interrupted, 143
-    terminated)."""
+    terminated, 141 when the reader of standard output went away)."""
     for stream in (sys.stdout, sys.stderr):
         if hasattr(stream, "reconfigure"):  # file names that are not valid text still print
             stream.reconfigure(errors="backslashreplace")
@@ -720,11 +727,10 @@ def main(argv: list[str] | None = None) -> int:
     except BlekotaError as error:
         print(f"blekota: error: {error}", file=sys.stderr)
         return 2
-    except BrokenPipeError:
+    except BrokenPipeError:  # the reader went away (| head): quietly, as command-line tools do
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # nothing more can reach the closed pipe
-        print("blekota: error: the output was closed before everything was written (broken pipe)", file=sys.stderr)
-        return 2
+        return 128 + signal.SIGPIPE
     except OSError as error:
         where = f"{error.filename}: " if error.filename else ""
         print(f"blekota: error: {where}{error.strerror or error}", file=sys.stderr)

@@ -108,17 +108,39 @@ def open_output(path: str | os.PathLike) -> Iterator[BinaryIO]:
         raise
 
 
+class StreamWriter:
+    """A write-only view of a stream, with no tell or seek, so that writers (zip, wav) never
+    try to go back: a device such as /dev/null accepts seeks but stays at position 0."""
+
+    def __init__(self, raw: BinaryIO):
+        self._raw = raw
+
+    def write(self, data) -> int:
+        return self._raw.write(data)
+
+    def flush(self) -> None:
+        self._raw.flush()
+
+    def read(self, *args) -> bytes:  # present so that NumPy takes this for a file object
+        raise OSError(errno.EBADF, "a stream being written cannot be read")
+
+    def seekable(self) -> bool:
+        return False
+
+    def tell(self) -> int:
+        raise OSError(errno.ESPIPE, "a stream has no position")
+
+
 @contextmanager
 def _opened(path: str | os.PathLike) -> Iterator[BinaryIO]:
     if str(path) == STDOUT:
         sys.stdout.flush()
-        out = sys.stdout.buffer
-        yield out
-        out.flush()
+        yield StreamWriter(sys.stdout.buffer)
+        sys.stdout.buffer.flush()
         return
     if is_stream(path):
         with open(path, "wb") as out:
-            yield out
+            yield StreamWriter(out)
         return
     target = Path(os.path.realpath(path))
     if target.is_dir():
