@@ -319,10 +319,9 @@ RESUME_OPTIONS = {  # option dest -> Trainer argument, for options given on resu
 }
 
 
-def resume_overrides(args, path: Path) -> dict:
-    """Trainer.from_checkpoint overrides from the options given; the architecture options, when
-    given, must agree with the model file."""
-    model = modelfile.read(path).model
+def resume_overrides(args, path: Path, model: Model) -> dict:
+    """Trainer.from_checkpoint overrides from the options given for the model read from path;
+    the architecture options, when given, must agree with it."""
     have = {"layers": model.layers, "hidden": model.hidden, "fs": model.fs, "dtype": model.dtype.name}
     for option in ARCHITECTURE:
         if option in given(args) and getattr(args, option) != have[option]:
@@ -334,6 +333,8 @@ def resume_overrides(args, path: Path) -> dict:
     overrides = {key: getattr(args, dest) for dest, key in RESUME_OPTIONS.items() if dest in given(args)}
     if "schedule" in given(args):
         overrides["schedule"] = schedule_option(args)
+    if "checkpoint_sound" in given(args):
+        overrides["checkpoint_sound"] = int(args.checkpoint_sound * model.fs)
     return overrides
 
 
@@ -361,10 +362,11 @@ def command_train(args) -> int:
     options = dict(callback=display, report_steps=bar)
     if args.resume:
         resume = model_path(args.resume, say)
-        overrides = resume_overrides(args, resume)
+        loaded = modelfile.read(resume)
+        overrides = resume_overrides(args, resume, loaded.model)
         audio = args.files or training_sounds(resume)
         if not audio:
-            missing = [name for name in modelfile.read(resume).info.get("training_files") or [] if not Path(name).exists()]
+            missing = [name for name in loaded.info.get("training_files") or [] if not Path(name).exists()]
             if missing:
                 raise BlekotaError(
                     f"{resume}: was trained on {', '.join(missing)}, which is not here (nor beside the model); "
@@ -373,8 +375,6 @@ def command_train(args) -> int:
         folder, _ = split_name(overrides.get("name", "model"))
         prepare_directory(Path(overrides.get("directory", resume.parent)) / folder)
         trainer = Trainer.from_checkpoint(resume, audio=audio, threads=args.threads, **overrides, **options)
-        if "checkpoint_sound" in given(args):
-            trainer.checkpoint_sound = int(args.checkpoint_sound * trainer.model.fs)
         where = "" if trainer.continues_data else " (data or its layout changed: starting at the beginning of the data)"
         say(f"resuming {resume} at iteration {trainer.iteration}{where}", flush=True)
     else:
@@ -437,12 +437,11 @@ def rescue(trainer: Trainer) -> str:
 
 def command_sample(args) -> int:
     output = args.output or str(Path(args.model).with_name(Path(args.model).stem + "_sample.wav"))
-    streaming = is_stream(output)  # perhaps into standard output: then messages go to stderr
-    say = (lambda *a, **k: print(*a, file=sys.stderr, **k)) if streaming else print
-    path = model_path(args.model, say)
-    model = modelfile.load(path, threads=args.threads)
     check_output(output, args.force)
     heatmap = _output_png(args.heatmap, args.force)
+    streaming = is_stream(output)  # perhaps into standard output: then messages go to stderr
+    say = (lambda *a, **k: print(*a, file=sys.stderr, **k)) if streaming else print
+    model = modelfile.load(model_path(args.model, say), threads=args.threads)
     hint = load_audio(args.hint, model.fs)[0] if args.hint else None
     begins = 0
     if hint is not None:
@@ -632,9 +631,7 @@ def command_repl(args) -> int:
     source = args.source
     if source is not None and (legacy.is_pickle(source) or modelfile.is_model_file(source)):
         source = model_path(source, lambda line: print(line, file=sys.stderr))
-        overrides = resume_overrides(args, source)
-        if "checkpoint_sound" in given(args):
-            overrides["checkpoint_sound"] = int(args.checkpoint_sound * modelfile.load(source).fs)
+        overrides = resume_overrides(args, source, modelfile.load(source))
         directory = Path(overrides.get("directory", source.parent))
     else:
         if args.model_name:
@@ -730,7 +727,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the reader went away (| head): quietly, as command-line tools do
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # nothing more can reach the closed pipe
-        return 128 + signal.SIGPIPE
+        return 141  # 128 + SIGPIPE, as a shell reports a reader gone
     except OSError as error:
         where = f"{error.filename}: " if error.filename else ""
         print(f"blekota: error: {where}{error.strerror or error}", file=sys.stderr)

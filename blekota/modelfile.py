@@ -131,7 +131,7 @@ def _is_sound(path: Path) -> bool:
     import soundfile
 
     try:
-        info = soundfile.info(str(path))
+        info = soundfile.info(os.fsencode(path))
     except Exception:  # anything libsndfile cannot open is not a sound here
         return False
     return info.frames > 0 and info.channels > 0
