@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from . import legacy, modelfile, plot
 from . import schedule as blekota_schedule
-from .audio import PlaybackError, SoundStream, WavWriter, load_audio, save_wav
+from .audio import WAV_MAX_FRAMES, PlaybackError, SoundStream, WavWriter, load_audio, save_wav
 from .console import NORMAL, QUIET, VERBOSE, TrainingDisplay, print_progress
 from .demo import demo_sound
 from .errors import BlekotaError, ModelFileError
@@ -390,6 +390,7 @@ def command_train(args) -> int:
         trainer = Trainer(model, args.files, name=name, directory=directory, seed=args.seed,
                           checkpoint_sound=int(args.checkpoint_sound * args.fs), **new_trainer_options(args),
                           **options)
+    check_checkpoint_sound(trainer)
     model = trainer.model
     fs = model.fs
     files = trainer.files
@@ -413,6 +414,15 @@ def command_train(args) -> int:
     finally:
         display.close()
     return 0
+
+
+def check_checkpoint_sound(trainer: Trainer) -> None:
+    """Refuse before training a checkpoint sound too long for a wav."""
+    if trainer.checkpoint_sound > WAV_MAX_FRAMES:
+        raise BlekotaError(
+            f"--checkpoint-sound: {trainer.checkpoint_sound} samples do not fit a 16-bit wav "
+            f"(at most {WAV_MAX_FRAMES}, {WAV_MAX_FRAMES / trainer.model.fs:,.0f} s at {trainer.model.fs} Hz)"
+        )
 
 
 def new_trainer_options(args) -> dict:
@@ -640,6 +650,8 @@ def command_repl(args) -> int:
     prepare_directory(directory / split_name(args.model_name or "model")[0])
     callback = print_progress if verbosity(args) == NORMAL else TrainingDisplay(0, bar=False, verbosity=verbosity(args))
     session, note = open_session(source, model_options, trainer_options, callback, overrides)
+    if session.trainer is not None:
+        check_checkpoint_sound(session.trainer)
     if args.iterations:
         session.train(args.iterations)
     interact(session, note)

@@ -54,8 +54,9 @@ def existing_file(path: str | os.PathLike) -> Path | None:
 
 def input_problem(path: str | os.PathLike, what: str) -> str | None:
     """Why path cannot be read as `what` (e.g. "a sound file"): "no such file", "is a
-    directory, not a sound file", "is a FIFO (named pipe), not ...", "is empty (0 bytes)"; None
-    for a non-empty regular file. Checked without opening it (opening a FIFO could wait forever)."""
+    directory, not a sound file", "is a FIFO (named pipe), not ...", "is empty (0 bytes)",
+    "cannot read (permission denied)"; None for a readable non-empty regular file. Checked
+    without opening it (opening a FIFO could wait forever)."""
     try:
         info = os.stat(path)
     except FileNotFoundError:
@@ -73,6 +74,8 @@ def input_problem(path: str | os.PathLike, what: str) -> str | None:
         return "is not a regular file"
     if info.st_size == 0:
         return "is empty (0 bytes)"
+    if not os.access(path, os.R_OK):
+        return "cannot read (permission denied)"
     return None
 
 

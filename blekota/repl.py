@@ -255,12 +255,16 @@ def session_namespace(session: Session) -> dict:
 
 
 class Console(code.InteractiveConsole):
-    """The standard console, but blekota's own errors (bad input) are one line, no traceback."""
+    """The standard console, but blekota's own errors (bad input) and failed file operations
+    (a missing folder, a full disk) are one line, no traceback."""
 
     def showtraceback(self) -> None:
         error = sys.exc_info()[1]
         if isinstance(error, BlekotaError):
             self.write(f"error: {error}\n")
+        elif isinstance(error, OSError) and error.strerror:
+            where = f"{error.filename}: " if error.filename else ""
+            self.write(f"error: {where}{error.strerror}\n")
         else:
             super().showtraceback()
 

@@ -178,3 +178,10 @@ def test_an_original_pickle_opens_in_the_session(tmp_path, monkeypatch, capsys):
     np.testing.assert_allclose(blekota.load("samples/bety.npz").probabilities(levels), original.forward(levels), rtol=1e-10)
     assert session(monkeypatch, ["samples/bety.pkl", "--threads", "1"], "") == 0
     assert "converted" not in capsys.readouterr().err  # once
+
+
+def test_a_failed_file_operation_is_one_line_in_the_session(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    console = Console(session_namespace(open_session(None, dict(hidden=4, layers=1, threads=1), dict(seq_length=10, batch_size=2))[0]))
+    console.push("save_file('missing/x.wav', np.zeros(10))")
+    assert capsys.readouterr().err == "error: missing: no such directory\n"

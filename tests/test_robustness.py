@@ -150,6 +150,7 @@ def test_bad_numbers_are_one_line(here, capsys, argv, message):
         (["train", "--resume", "m.npz", "--hidden", "16"],
          "m.npz: a 1x4 float32 model at 8000 Hz; --hidden 16 does not fit it (a model keeps its architecture"),
         (["train", "--resume", "m.npz", "--dtype", "float64"], "--dtype float64 does not fit it"),
+        (["train", "tone.wav", *SMALL, "--checkpoint-sound", "1e9"], "--checkpoint-sound: 8000000000000 samples do not fit a 16-bit wav"),
         (["sample", "m.npz", "-n", str(2**31)], "a 16-bit wav holds at most 2147483629 samples (4 GiB), got 2147483648"),
         (["sample", "m.npz", "--hint", "absent.wav"], "absent.wav: no such file"),
         (["sample", "tone.wav"], "tone.wav: a sound file, not a model file (to train a model on it: python -m blekota train tone.wav)"),
@@ -363,3 +364,12 @@ def test_models_and_pictures_stream_into_a_fifo(here, capsys):
 def test_a_sound_is_not_a_training_log(here, capsys):
     assert main(["plot", "loss", "tone.wav"]) == 2
     one_line(capsys.readouterr().err, "tone.wav: not a training log (not text; a log is NAME.log.jsonl)")
+
+
+def test_unreadable_files_say_so(here, capsys, monkeypatch):
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: False if str(path) in ("tone.wav", "m.npz") else real_access(path, mode, **kw))
+    for argv, message in ((["train", "tone.wav", *SMALL], "tone.wav: cannot read (permission denied)"),
+                          (["info", "m.npz"], "m.npz: cannot read (permission denied)")):
+        assert main(argv) == 2
+        one_line(capsys.readouterr().err, message)
