@@ -117,8 +117,12 @@ def wav_header(fs: int, frames: int) -> bytes:
 
 def pcm16(samples: np.ndarray) -> bytes:
     """Float samples in [-1, 1] as little-endian 16-bit integers: x 32768 rounded to nearest,
-    clipped to -32768..32767 (libsndfile reads them back divided by 32768)."""
-    scaled = np.rint(np.asarray(samples, np.float32) * np.float32(32768))
+    clipped to -32768..32767 (libsndfile reads them back divided by 32768). NaN samples raise
+    ConfigError."""
+    samples = np.asarray(samples, np.float32)
+    if np.isnan(samples).any():
+        raise ConfigError("the sound to write contains NaN samples")
+    scaled = np.rint(samples * np.float32(32768))
     return np.clip(scaled, -32768, 32767).astype("<i2").tobytes()
 
 
