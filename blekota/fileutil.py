@@ -96,8 +96,9 @@ def starts_with(path: str | os.PathLike, *magic: bytes) -> bool:
 def open_output(path: str | os.PathLike) -> Iterator[BinaryIO]:
     """A binary file to write `path` through (see the module docstring).
 
-    For a regular file: when the block succeeds, the temporary file is flushed to disk and
-    renamed onto path (a link's target); if the block fails or is interrupted, the temporary
+    For a regular file: when the block succeeds, the temporary file is flushed to disk, given
+    the permissions of the file it replaces (new files: 0666 less the umask) and renamed onto
+    path (a link's target); if the block fails or is interrupted, the temporary
     file is removed and any existing file is left untouched. Raises FileNotFoundError when
     the folder does not exist and IsADirectoryError when path is a directory; an OSError from
     the block that names no file is given path as its file name.
@@ -157,7 +158,7 @@ def _opened(path: str | os.PathLike) -> Iterator[BinaryIO]:
             yield out
             out.flush()
             os.fsync(out.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, stat.S_IMODE(target.stat().st_mode) if target.exists() else 0o666 & ~_umask())
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)

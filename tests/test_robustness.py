@@ -373,3 +373,9 @@ def test_unreadable_files_say_so(here, capsys, monkeypatch):
                           (["info", "m.npz"], "m.npz: cannot read (permission denied)")):
         assert main(argv) == 2
         one_line(capsys.readouterr().err, message)
+
+
+def test_a_replaced_file_keeps_its_permissions(here):
+    os.chmod("m.npz", 0o640)
+    blekota.Model(hidden=4, layers=1, seed=3).save("m.npz")
+    assert os.stat("m.npz").st_mode & 0o777 == 0o640
