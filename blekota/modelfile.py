@@ -8,7 +8,7 @@ Layout of a file (format "blekota-model", version 1):
   model/<key>     the weights in the canonical layout of Model.state_dict().
   train/<key>     optional training state (optimizer moments, carried hidden state, ...).
 Files are written to a temporary file and renamed into place, so a failed save leaves the
-previous file intact.
+previous file intact (see blekota.fileutil: a link is written through to its target).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import BlekotaError, ModelFileError
-from .fileutil import atomic_path
+from .fileutil import existing_file, input_problem, open_output, starts_with
 from .model import DTYPES, Model, canonical_shapes
 
 FORMAT = "blekota-model"
@@ -67,10 +67,10 @@ def save(
     }
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     try:
-        with atomic_path(path) as tmp, open(tmp, "wb") as out:
+        with open_output(path) as out:
             np.savez(out, **arrays)
     except OSError as error:
-        kept = "; the previous file is intact" if path.exists() else ""
+        kept = "; the previous file is intact" if existing_file(path) else ""
         raise ModelFileError(f"{path}: could not save ({error.strerror or error}){kept}") from None
     return path
 
@@ -87,10 +87,9 @@ class ModelFile:
 def read(path: str | os.PathLike, threads: int | None = None) -> ModelFile:
     """Read and verify a model file. Raises ModelFileError naming the file on any problem."""
     path = Path(path)
-    if not path.exists():
-        raise ModelFileError(f"{path}: no such file")
-    if path.is_dir():
-        raise ModelFileError(f"{path}: is a directory, not a model file")
+    problem = input_problem(path, "a model file")
+    if problem:
+        raise ModelFileError(f"{path}: {problem}")
     try:
         loaded = np.load(path, allow_pickle=False)
         if not isinstance(loaded, np.lib.npyio.NpzFile):
@@ -100,10 +99,15 @@ def read(path: str | os.PathLike, threads: int | None = None) -> ModelFile:
     except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error) as error:
         raise ModelFileError(f"{path}: not a blekota model file or corrupted ({error})") from None
     except ValueError as error:
-        if "pickled" in str(error) and _starts_like_a_pickle(path):
+        if "pickled" in str(error) and starts_with(path, b"\x80"):
             raise ModelFileError(
                 f"{path}: a Python pickle, not a blekota model file (a model of the original NumPy "
                 f"blekota converts with: python -m blekota import-legacy {path})"
+            ) from None
+        if _is_sound(path):
+            raise ModelFileError(
+                f"{path}: a sound file, not a model file (to train a model on it: python -m blekota "
+                f"train {path})"
             ) from None
         raise ModelFileError(f"{path}: not a blekota model file or corrupted ({error})") from None
     except (EOFError, KeyError, NotImplementedError, OverflowError, RuntimeError) as error:
@@ -122,10 +126,15 @@ def read(path: str | os.PathLike, threads: int | None = None) -> ModelFile:
     return _build(path, meta, arrays, threads)
 
 
-def _starts_like_a_pickle(path: Path) -> bool:
-    """Pickle protocols 2 and later start with the PROTO opcode 0x80."""
-    with open(path, "rb") as file:
-        return file.read(1) == b"\x80"
+def _is_sound(path: Path) -> bool:
+    """Whether libsndfile reads the file as sound."""
+    import soundfile
+
+    try:
+        info = soundfile.info(os.fsencode(path))
+    except Exception:  # anything libsndfile cannot open is not a sound here
+        return False
+    return info.frames > 0 and info.channels > 0
 
 
 def _parse_meta(path: Path, raw: np.ndarray) -> dict:
@@ -211,6 +220,11 @@ def _info_problem(info) -> str | None:
     if "rng" in trainer and not isinstance(trainer["rng"], dict):
         return "info.trainer.rng is not a mapping"
     return None
+
+
+def is_model_file(path: str | os.PathLike) -> bool:
+    """Whether path names a model file: by its suffix, or by starting like a .npz (a zip)."""
+    return Path(path).suffix.lower() == EXTENSION or starts_with(path, b"PK\x03\x04")
 
 
 def load(path: str | os.PathLike, threads: int | None = None) -> Model:

@@ -110,6 +110,14 @@ def warn_if_silent(levels: np.ndarray, files: list[str]) -> None:
         )
 
 
+def split_name(name) -> tuple[Path, str]:
+    """(folder, file name prefix) of a model name: "foo/bar" -> (foo, "bar"), "bar" -> (., "bar")."""
+    path = Path(name) if isinstance(name, str) and "\0" not in name else None
+    if path is None or name.endswith(("/", os.sep)) or path.name in ("", ".", ".."):
+        raise ConfigError(f"name must be a file name prefix, optionally after a folder (foo/bar), got {name!r}")
+    return path.parent, path.name
+
+
 class Trainer:
     """Trains a Model on sounds with truncated BPTT.
 
@@ -122,7 +130,8 @@ class Trainer:
     (the original's RMSprop) to pass as **PRESETS[name]. val_fraction: the tail of every sound
     held out for validation (0: none); val_every: validate every that many iterations (0: only
     at the end).
-    name: prefix of the files written. checkpoint_every: save NAME_N.npz every that many
+    name: prefix of the files written; "foo/bar" writes foo/bar_N.npz in `directory` (the folder
+    is created). checkpoint_every: save NAME_N.npz every that many
     iterations (0: never); checkpoint_sound: also generate that many samples and save NAME_N.wav;
     keep: keep only the newest `keep` NAME_N.npz up to the current iteration (0: all; NAME_best
     and sounds are kept). directory: where files go. log: append to NAME.log.jsonl there (see
@@ -161,8 +170,7 @@ class Trainer:
         for option, value in (("checkpoint_every", checkpoint_every), ("val_every", val_every), ("keep", keep)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(f"{option} must be an integer >= 0, got {value!r}")
-        if not isinstance(name, str) or not name or os.sep in name:
-            raise ConfigError(f"name must be a non-empty file name prefix, got {name!r}")
+        folder, name = split_name(name)
         if (
             isinstance(checkpoint_sound, bool)
             or not isinstance(checkpoint_sound, (int, np.integer))
@@ -172,7 +180,7 @@ class Trainer:
         self.name = name
         self.checkpoint_every = checkpoint_every
         self.checkpoint_sound = int(checkpoint_sound)
-        self.directory = Path(directory)
+        self.directory = Path(directory) / folder
         self.callback = callback
         self.report_every = _positive_int("report_every", report_every)
         self.val_every = val_every
@@ -552,7 +560,8 @@ class Trainer:
         carried state when the data and its layout (seq_length, batch_size, val_fraction) are
         unchanged (then trainer.continues_data is True), else training starts at the data's
         beginning. N iterations, save, resume, M iterations give the same weights as N + M.
-        overrides replace saved hyperparameters (e.g. lr, schedule, name, directory, keep).
+        overrides replace saved hyperparameters (e.g. lr, schedule, name, directory, keep). Files
+        are written beside the model file unless directory says otherwise.
         """
         loaded = modelfile.read(path, threads)
         saved = dict(loaded.info.get("trainer") or {})
@@ -563,6 +572,7 @@ class Trainer:
         keys = ("seq_length", "batch_size", "optimizer", "lr", "name", "checkpoint_every", "checkpoint_sound",
                 "keep", "val_fraction", "val_every")
         options = {key: saved[key] for key in keys if key in saved}
+        options["directory"] = Path(path).parent
         if "schedule" in saved and "schedule" not in overrides:
             try:
                 options["schedule"] = make_schedule(**saved["schedule"])
