@@ -21,6 +21,9 @@ measured (nats per sample, forward passes from a zero state, the same pieces for
             Skipped when torch is not importable.
   --variant NAME='{"optimizer": "rmsprop", "lr": 0.002}' adds blekota runs with Trainer options.
 
+On a shared machine, --side-by-side --threads 1 runs a sound's runs at the same time, one core
+each, so that other load slows them alike (what the tables in benchmarks/README.md use on 2 cores).
+
 The sounds come from sounds.py (espeak-ng speech, synthesized plucked-string music) unless
 --sound names files.
 """
@@ -32,6 +35,7 @@ import json
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -181,6 +185,15 @@ def pytorch_quality(threads: int, sound: str, minutes: list[float]) -> dict:
                   start_loss)
 
 
+def measure_side_by_side(calls: list[tuple[str, dict]], threads: int) -> list[dict | None]:
+    """Run measure_in_subprocess for every (function, kwargs) at the same time, so that a change
+    of load on a shared machine hits all of them alike; rows in the order of calls."""
+    with ThreadPoolExecutor(len(calls)) as pool:
+        futures = [pool.submit(measure_in_subprocess, "quality", function, threads, **kwargs)
+                   for function, kwargs in calls]
+        return [future.result() for future in futures]
+
+
 def table(rows: list[dict]) -> str:
     """Held-out loss (nats per sample) at each time mark, one line per run."""
     marks = sorted({point["minutes"] for row in rows for point in row["points"]})
@@ -207,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variant", action="append", default=[], metavar="NAME=JSON",
                         help="also run blekota with these Trainer options")
     parser.add_argument("--no-pytorch", action="store_true", help="skip the PyTorch recipe")
+    parser.add_argument("--side-by-side", action="store_true",
+                        help="run a sound's runs at the same time (give each --threads 1 on 2 cores)")
     parser.add_argument("--json", type=Path, help="write the rows to this file")
     args = parser.parse_args(argv)
     minutes = args.minutes or (QUICK_MINUTES if args.quick else MINUTES)
@@ -230,14 +245,15 @@ def main(argv: list[str] | None = None) -> int:
         runs.append(("pytorch_quality", {}))
     rows = []
     for sound in sounds:
-        for function, kwargs in runs:
-            print(f"# {Path(sound).name}: {function} {kwargs.get('recipe', '')} for {max(minutes):g} min ...", flush=True)
-            row = measure_in_subprocess("quality", function, args.threads, sound=sound,
-                                        minutes=list(minutes), **kwargs)
-            if row is None:
-                print("# torch is not importable: the PyTorch recipe was skipped")
-            else:
-                rows.append(row)
+        calls = [(function, dict(sound=sound, minutes=list(minutes), **kwargs)) for function, kwargs in runs]
+        print(f"# {Path(sound).name}: {len(calls)} runs of {max(minutes):g} min"
+              + (", side by side" if args.side_by_side else ", one after the other"), flush=True)
+        found = measure_side_by_side(calls, args.threads) if args.side_by_side else [
+            measure_in_subprocess("quality", function, args.threads, **kwargs) for function, kwargs in calls
+        ]
+        if None in found:
+            print("# torch is not importable: the PyTorch recipe was skipped")
+        rows += [row for row in found if row is not None]
     print(table(rows))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1) + "\n")
