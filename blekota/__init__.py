@@ -12,7 +12,7 @@ from .onnx import export_onnx, to_onnx
 from .optim import Adagrad, Adam, RMSprop, make_optimizer
 from .repl import Session, open_session
 from .schedule import Constant, Plateau, Schedule, Step, make_schedule
-from .train import Progress, Trainer, TrainResult
+from .train import PRESETS, Progress, Trainer, TrainResult
 
 __all__ = [
     "Adagrad",
@@ -25,6 +25,7 @@ __all__ = [
     "Dataset",
     "Model",
     "ModelFileError",
+    "PRESETS",
     "PlaybackError",
     "Plateau",
     "Progress",

@@ -183,3 +183,20 @@ def test_resume_opens_an_original_pickle(tmp_path, sine_file, capsys):
     out = capsys.readouterr().out
     assert f"converted {pkl} (a model of the original blekota; nothing in it was run) to {tmp_path / 'old.npz'}" in out
     assert blekota.load(tmp_path / "old_8.npz").info["iterations"] == 8  # the original's name, beside it
+
+
+@pytest.mark.parametrize(
+    "flags, expected",
+    [
+        ([], ("adam", 4e-3, "plateau")),
+        (["--preset", "original"], ("rmsprop", 2e-3, "constant")),
+        (["--preset", "original", "--alpha", "0.001", "--schedule", "step"], ("rmsprop", 1e-3, "step")),
+        (["--optimizer", "adagrad", "--val-fraction", "0"], ("adagrad", 4e-3, "constant")),
+    ],
+)
+def test_presets_and_the_flags_that_replace_their_parts(tmp_path, sine_file, flags, expected):
+    out = tmp_path / "m"
+    assert main(["train", str(sine_file), *SMALL, "--iterations", "2", "--checkpoint-sound", "0",
+                 "--out-dir", str(out), "--quiet", *flags]) == 0
+    saved = blekota.load(out / "sine_2.npz").info["trainer"]
+    assert (saved["optimizer"], saved["lr"], saved["schedule"]["name"]) == expected
