@@ -14,26 +14,23 @@ from __future__ import annotations
 
 import math
 import os
-import re
-import signal
-import threading
 import time
 import warnings
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile
 
-from . import memory, modelfile, trainlog
+from . import memory, modelfile
 from .audio import save_wav
 from .dataset import Dataset, WindowLayout, held_out, validation_pieces
 from .errors import AudioError, BlekotaWarning, ConfigError, ModelFileError
+from .interrupts import StopRequests
 from .model import Model, _positive_int, _seed
 from .mulaw import SILENCE
 from .optim import OPTIMIZERS, make_optimizer
+from .runfiles import RunFiles
 from .schedule import Schedule, make_schedule
 
 REPORT_EVERY = 50
@@ -190,7 +187,6 @@ class Trainer:
         self._run_start = time.perf_counter()
         self._done = self._iterations = 0
         self._last_loss: float | None = None
-        self._log_failed = False
         self.val_fraction = val_fraction
         self.set_audio(audio)
         if self.schedule.name == "plateau" and not self.val_samples:
@@ -290,16 +286,15 @@ class Trainer:
             isinstance(max_seconds, bool) or not isinstance(max_seconds, (int, float)) or not max_seconds > 0
         ):
             raise ConfigError(f"max_seconds must be > 0, got {max_seconds!r}")
-        self.directory.mkdir(parents=True, exist_ok=True)
+        files = self._run_files()
         self._run_start = time.perf_counter()
         self._done, self._iterations = 0, int(iterations)
         window_losses: list[float] = []
-        self._stop = False
         interrupted = False
         pending_loss = None
-        with self._deferred_interrupts():
+        with StopRequests() as stop:
             try:
-                while self._done < iterations and not self._stop:
+                while self._done < iterations and not stop.requested:
                     if max_seconds is not None and time.perf_counter() - self._run_start >= max_seconds:
                         break
                     lr = self.optimizer.lr
@@ -316,26 +311,26 @@ class Trainer:
                         self._report("progress")
                     val_loss = None
                     if self.val_every and self.val_samples and self.iteration % self.val_every == 0:
-                        val_loss = self._validate(scheduled=True)
+                        val_loss = self._validate(files, scheduled=True)
                     if self._done == iterations and val_loss is None:
                         pending_loss = train_loss  # logged with the final validation
                     else:
-                        self._log(train_loss, val_loss)
+                        self._log(files, train_loss, val_loss)
                     if self.checkpoint_every and self.iteration % self.checkpoint_every == 0:
-                        self._save_checkpoint()
+                        self._save_checkpoint(files)
             except KeyboardInterrupt:
                 interrupted = True
-            interrupted = interrupted or self._stop
+            interrupted = interrupted or stop.requested
             train_loss = self._record_loss(window_losses) if window_losses else pending_loss
             val_loss = None
             validated = self.val_history and self.val_history[-1][0] == self.iteration
             if self.val_samples and not interrupted and not validated:
-                val_loss = self._validate(scheduled=False)
-            self._log(train_loss, val_loss)
+                val_loss = self._validate(files, scheduled=False)
+            self._log(files, train_loss, val_loss)
             path = self.checkpoint_path()
             if self._saved_iteration != self.iteration or not path.exists():
                 path = self.save(path)
-                self._prune()
+                files.prune(self.iteration)
             self._report("interrupted" if interrupted else "done", path=path)
         return TrainResult(self._done, self._last_loss, path, interrupted, self.val_loss)
 
@@ -346,7 +341,7 @@ class Trainer:
         window_losses.clear()
         return self._last_loss
 
-    def _validate(self, scheduled: bool) -> float:
+    def _validate(self, files: RunFiles, scheduled: bool) -> float:
         """Measure, record and report the validation loss; scheduled ones feed the schedule.
         A new best is saved as NAME_best.npz."""
         loss = self.validation_loss()
@@ -362,56 +357,27 @@ class Trainer:
         if self.optimizer.lr != lr:
             self._report("note", message=f"validation loss stopped improving: learning rate {lr:.3g} -> {self.optimizer.lr:.3g}")
         if improved:
-            self._save_quietly(self.best_path())
+            self._save_quietly(files, files.best_path())
         return loss
 
-    def _log(self, train_loss: float | None, val_loss: float | None) -> None:
-        if not self.log or self._log_failed or (train_loss is None and val_loss is None):
-            return
+    def _log(self, files: RunFiles, train_loss: float | None, val_loss: float | None) -> None:
         elapsed = time.perf_counter() - self._run_start
-        line = trainlog.format_line(self.iteration, elapsed, train_loss, val_loss, self.optimizer.lr)
-        try:
-            trainlog.append(self.log_path(), line)
-        except OSError as error:
-            self._log_failed = True
-            self._report("warning", message=f"{self.log_path()}: cannot write the log ({error.strerror or error}); training goes on without it")
+        files.append_log(self.iteration, elapsed, train_loss, val_loss, self.optimizer.lr)
 
-    def _save_quietly(self, path: Path) -> Path | None:
+    def _save_quietly(self, files: RunFiles, path: Path) -> Path | None:
         """Save; on failure report a warning and go on. Returns the path written or None."""
-        try:
-            written = self.save(path)
-        except ModelFileError as error:
-            self._report("warning", message=f"{error}; training goes on")
-            return None
-        self._report("checkpoint", path=written)
+        written = files.save_quietly(path, self.model, *self._file_state())
+        if written is not None:
+            self._saved_iteration = self.iteration
         return written
 
-    def _save_checkpoint(self) -> None:
+    def _save_checkpoint(self, files: RunFiles) -> None:
         """The periodic checkpoint: NAME_N.npz (+ NAME_N.wav), then pruning to `keep`."""
-        if self._save_quietly(self.checkpoint_path()) is None:
+        if self._save_quietly(files, self.checkpoint_path()) is None:
             return
         if self.checkpoint_sound > 0:
-            try:
-                self._report("checkpoint", path=self.checkpoint_wav(self.checkpoint_sound))
-            except (OSError, soundfile.SoundFileError) as error:
-                self._report("warning", message=f"could not write the checkpoint sound ({error}); training goes on")
-        self._prune()
-
-    def _prune(self) -> None:
-        """Delete all but the newest `keep` NAME_N.npz with N <= the current iteration."""
-        if not self.keep:
-            return
-        pattern = re.compile(re.escape(self.name) + r"_(\d+)" + re.escape(modelfile.EXTENSION))
-        numbered = sorted(
-            (int(match[1]), path)
-            for path in self.directory.iterdir()
-            if (match := pattern.fullmatch(path.name)) and int(match[1]) <= self.iteration
-        )
-        for _, path in numbered[: -self.keep]:
-            try:
-                path.unlink(missing_ok=True)
-            except OSError as error:
-                self._report("warning", message=f"{path}: could not delete ({error.strerror or error})")
+            files.save_sound_quietly(self.iteration, self._sound(self.checkpoint_sound), self.model.fs)
+        files.prune(self.iteration)
 
     def _report(self, kind: str, loss: float | None = None, path: Path | None = None, message: str = "") -> None:
         if self.callback is None:
@@ -425,41 +391,32 @@ class Trainer:
             )
         )
 
-    @contextmanager
-    def _deferred_interrupts(self):
-        """While training in the main thread, SIGINT and SIGTERM ask the loop to stop after the
-        current update instead of interrupting it."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def request_stop(signum, frame):
-            self._stop = True
-
-        previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+    def _run_files(self) -> RunFiles:
+        """The files of a run with the current settings (its directory created)."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        return RunFiles(self.directory, self.name, self.keep, self.log, self._report)
 
     def checkpoint_path(self) -> Path:
         """DIRECTORY/NAME_N.npz for the current iteration N."""
-        return self.directory / f"{self.name}_{self.iteration}{modelfile.EXTENSION}"
+        return RunFiles(self.directory, self.name).checkpoint_path(self.iteration)
 
     def best_path(self) -> Path:
         """DIRECTORY/NAME_best.npz: the model with the lowest validation loss so far."""
-        return self.directory / f"{self.name}_best{modelfile.EXTENSION}"
+        return RunFiles(self.directory, self.name).best_path()
 
     def log_path(self) -> Path:
         """DIRECTORY/NAME.log.jsonl: the training log (see blekota.trainlog)."""
-        return self.directory / f"{self.name}.log.jsonl"
+        return RunFiles(self.directory, self.name).log_path()
+
+    def _sound(self, samples: int) -> np.ndarray:
+        """`samples` samples generated by the model, seeded from the trainer's generator."""
+        seed = int(self.rng.integers(2**63))
+        return self.model.sample(samples, seed=seed)
 
     def checkpoint_wav(self, samples: int) -> Path:
         """Generate `samples` samples with the model and save them as DIRECTORY/NAME_N.wav."""
-        seed = int(self.rng.integers(2**63))
-        sound = self.model.sample(samples, seed=seed)
-        return save_wav(self.directory / f"{self.name}_{self.iteration}.wav", sound, self.model.fs)
+        path = RunFiles(self.directory, self.name).sound_path(self.iteration)
+        return save_wav(path, self._sound(samples), self.model.fs)
 
     def checkpoint(self, sound_samples: int | None = None) -> list[Path]:
         """Save NAME_N.npz and, when sound_samples (default checkpoint_sound) > 0, a generated
@@ -507,15 +464,20 @@ class Trainer:
             },
         }
 
-    def save(self, path: str | os.PathLike) -> Path:
-        """Save model, optimizer state, data position and hidden state to path (atomically).
-        Raises ModelFileError when it cannot (the previous file at path is then intact)."""
+    def _file_state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """What a model file of this trainer holds besides the weights: info (also set as
+        model.info) and the training arrays (carried hidden state, optimizer moments)."""
         self.model.info = self.info()
         arrays = {"h": self.h}
         for key, value in self.optimizer.state_dict().items():
             if isinstance(value, np.ndarray):
                 arrays[f"optim.{key}"] = value
-        path = modelfile.save(path, self.model, self.model.info, arrays)
+        return self.model.info, arrays
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Save model, optimizer state, data position and hidden state to path (atomically).
+        Raises ModelFileError when it cannot (the previous file at path is then intact)."""
+        path = modelfile.save(path, self.model, *self._file_state())
         self._saved_iteration = self.iteration
         return path
 
