@@ -17,7 +17,7 @@ from .errors import BlekotaError, ModelFileError
 from .fileformat import EXTENSION, FORMAT, VERSION, checksum
 from .model import DTYPES, Model, canonical_shapes
 
-__all__ = ["EXTENSION", "FORMAT", "VERSION", "ModelFile", "checksum", "load", "read", "save"]
+__all__ = ["EXTENSION", "FORMAT", "VERSION", "ModelFile", "build", "checksum", "load", "read", "save"]
 
 
 def save(
@@ -45,10 +45,11 @@ class ModelFile:
 def read(path: str | os.PathLike, threads: int | None = None) -> ModelFile:
     """Read and verify a model file. Raises ModelFileError naming the file on any problem."""
     meta, arrays = fileformat.read(path)
-    return _build(Path(path), meta, arrays, threads)
+    return build(Path(path), meta, arrays, threads)
 
 
-def _build(path: Path, meta: dict, arrays: dict[str, np.ndarray], threads) -> ModelFile:
+def build(path: Path, meta: dict, arrays: dict[str, np.ndarray], threads: int | None = None) -> ModelFile:
+    """A ModelFile from the verified contents of the file at path (see blekota.fileformat.read)."""
     try:
         arch = meta["architecture"]
         hidden, layers, fs, dtype = arch["hidden"], arch["layers"], arch["fs"], arch["dtype"]
