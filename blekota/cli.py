@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from . import modelfile, plot
+from . import modelfile, parallel, plot
 from . import schedule as blekota_schedule
 from .audio import PlaybackError, SoundStream, WavWriter, load_audio, save_wav
 from .console import NORMAL, QUIET, VERBOSE, TrainingDisplay, print_progress
@@ -99,10 +99,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--seed", type=int, default=None, help="seed for the initial weights")
 
 
-def add_threads_argument(parser: argparse.ArgumentParser) -> None:
+def add_threads_argument(parser: argparse.ArgumentParser, default: str = "OMP_NUM_THREADS or all cores") -> None:
     parser.add_argument(
-        "--threads", type=positive_int, default=None,
-        help="CPU threads for the kernels (default: OMP_NUM_THREADS or all cores)",
+        "--threads", type=positive_int, default=None, help=f"CPU threads for the kernels (default: {default})",
     )
 
 
@@ -137,7 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
     shown.add_argument("-q", "--quiet", action="store_true", help="print only warnings and errors")
     shown.add_argument("-v", "--verbose", action="store_true", help="print every report as a line, with the learning rate")
     add_model_arguments(train)
-    add_threads_argument(train)
+    add_threads_argument(
+        train, "OMP_NUM_THREADS or all cores; started by mpiexec or srun, a machine's cores divided "
+        "among its processes",
+    )
 
     sample = commands.add_parser(
         "sample", help="generate sound with a trained model",
@@ -275,29 +277,58 @@ def add_plot_parser(commands) -> None:
 
 
 def command_train(args) -> int:
-    verbosity = QUIET if args.quiet else VERBOSE if args.verbose else NORMAL
-    bar = sys.stdout.isatty() and not args.verbose
+    """Train in this process, or, started by an MPI launcher (mpiexec, srun) with others, train
+    one model together with them: rank 0 alone prints; an error found by any process is printed
+    once, by rank 0, and ends every process."""
+    try:
+        processes = parallel.from_launcher()
+    except BlekotaError:
+        if parallel.launcher_rank() != 0:
+            return 2
+        raise
+    if processes.size == 1:
+        return train(args, processes)
+    try:
+        return train(args, processes)
+    except (BlekotaError, OSError, MemoryError) as error:
+        lost = isinstance(error, parallel.ProcessLost)
+        if processes.is_root or lost:
+            print(f"blekota: error: {parallel.describe(error)}", file=sys.stderr, flush=True)
+        if lost or not processes.stopped_together():
+            processes.abort(2)  # other processes are waiting for this one: end them all
+        return 2
+    except KeyboardInterrupt:
+        if processes.is_root:
+            raise
+        return 130
+
+
+def train(args, processes: parallel.Processes) -> int:
+    root = processes.is_root
+    verbosity = QUIET if args.quiet or not root else VERBOSE if args.verbose else NORMAL
+    bar = root and sys.stdout.isatty() and not args.verbose
     display = TrainingDisplay(args.iterations, bar=bar, verbosity=verbosity)
-    options = dict(checkpoint_every=args.checkpoint_every, directory=args.out_dir, callback=display,
-                   report_steps=bar)
+    options = dict(checkpoint_every=args.checkpoint_every, directory=args.out_dir,
+                   callback=display if root else None, report_steps=bar, comm=processes)
     given = dict(keep=args.keep, val_fraction=args.val_fraction, val_every=args.val_every,
                  schedule=schedule_option(args))
     options.update({key: value for key, value in given.items() if value is not None})
     say = print if verbosity > QUIET else (lambda *_, **__: None)
+    if not args.resume and not args.files:
+        raise BlekotaError("train needs a sound FILE (or --resume MODEL)")
+    threads = args.threads or processes.default_threads()
     if args.resume:
         if args.model_name:
             options["name"] = args.model_name
-        trainer = Trainer.from_checkpoint(args.resume, audio=args.files or None, threads=args.threads, **options)
+        trainer = Trainer.from_checkpoint(args.resume, audio=args.files or None, threads=threads, **options)
         trainer.checkpoint_sound = int(args.checkpoint_sound * trainer.model.fs)
         where = "" if trainer.continues_data else " (data or its layout changed: starting at the beginning of the data)"
         say(f"resuming {args.resume} at iteration {trainer.iteration}{where}", flush=True)
     else:
-        if not args.files:
-            raise BlekotaError("train needs a sound FILE (or --resume MODEL)")
-        model = Model(
+        model = processes.together(lambda: Model(
             hidden=args.hidden, layers=args.layers, fs=args.fs, dtype=args.dtype,
-            seed=args.seed, threads=args.threads,
-        )
+            seed=args.seed, threads=threads,
+        ))
         trainer = Trainer(
             model, args.files, seq_length=args.seq_length, batch_size=args.batch_size,
             optimizer=args.optimizer, lr=args.alpha,
@@ -308,10 +339,12 @@ def command_train(args) -> int:
     fs = model.fs
     files = trainer.files
     what = files[0] if len(files) == 1 else f"{len(files)} sounds" if files else "audio"
+    threads = f"{model.threads} thread{'s' if model.threads > 1 else ''}"
+    shared = f" shared by {processes.size} processes of {threads}" if processes.size > 1 else ""
     say(
         f"training {model.layers}x{model.hidden} GRU ({model.n_params:,} parameters, "
         f"{model.dtype.name}, {fs} Hz) on {what}: {trainer.layout.samples / fs:.1f} s of sound in "
-        f"{trainer.batch_size} streams, {trainer.val_samples / fs:.1f} s held out; log {trainer.log_path()}",
+        f"{trainer.batch_size} streams{shared}, {trainer.val_samples / fs:.1f} s held out; log {trainer.log_path()}",
         flush=True,
     )
     if verbosity >= VERBOSE:
