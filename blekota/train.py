@@ -200,7 +200,7 @@ class Trainer:
         self._run_start = time.perf_counter()
         self._done = self._iterations = 0
         self._last_loss: float | None = None
-        self._stop: StopRequests | None = None
+        self._stop = StopRequests()
         self._max_seconds: float | None = None
         self._callback_stopped = self._agreed_interrupt = self._agreed_out_of_time = False
         self.val_fraction = val_fraction
@@ -310,7 +310,7 @@ class Trainer:
             self.processes.is_root and self._max_seconds is not None
             and time.perf_counter() - self._run_start >= self._max_seconds
         )
-        interrupted = self._callback_stopped or (self._stop is not None and self._stop.requested)
+        interrupted = self._callback_stopped or self._stop.requested
         self.grads *= share
         self._sums[n : n + 3] = loss * share, interrupted, out_of_time
         self.processes.sum(self._sums, failure)
@@ -390,8 +390,7 @@ class Trainer:
         pending_loss = None
         self._callback_stopped = self._agreed_interrupt = self._agreed_out_of_time = False
         self._max_seconds = max_seconds
-        with StopRequests() as stop:
-            self._stop = stop
+        with self._stop:
             try:
                 while self._done < iterations and not self._interrupted():
                     if self._out_of_time():
@@ -432,7 +431,6 @@ class Trainer:
                 if files is not None:
                     files.prune(self.iteration)
             self._report("interrupted" if interrupted else "done", path=path)
-            self._stop = None
         return TrainResult(self._done, self._last_loss, path, interrupted, self.val_loss)
 
     def _interrupted(self) -> bool:
@@ -441,7 +439,7 @@ class Trainer:
         processes stop after the same update."""
         if self.processes.size > 1:
             return self._agreed_interrupt
-        return self._stop is not None and self._stop.requested
+        return self._stop.requested
 
     def _out_of_time(self) -> bool:
         """max_seconds have passed; in a data-parallel run, in rank 0 as of the last gradient sum."""
