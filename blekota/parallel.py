@@ -37,8 +37,8 @@ OTHERS_PATIENCE_S = 600.0
 # After an error, how long a process waits for all others to come to an error too (then none is
 # left waiting in a collective call and all may simply exit).
 STOP_TOGETHER_S = 10.0
-SPIN_S = 0.05  # poll without pausing for this long (a sum usually completes within it), then
-POLL_S = 0.001  # pause this long between polls, leaving the cores to the kernels
+SPIN_S = 0.05  # poll without pausing for this long, as a blocking MPI call would (a sum usually
+POLL_S = 0.001  # completes within it), then pause this long between polls, leaving the cores free
 # Environment variables that MPI launchers (MPICH and Intel MPI mpiexec, Open MPI mpirun, Slurm srun
 # with PMI or PMIx, MVAPICH) give the processes they start.
 LAUNCHER_SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
@@ -186,7 +186,8 @@ class MPIProcesses(Processes):
                     f"{where}no word from the other processes for {waited:.0f} s (one has probably "
                     "died); ending the job"
                 )
-            time.sleep(0 if waited < SPIN_S else POLL_S)
+            if waited > SPIN_S:
+                time.sleep(POLL_S)
         self._since = time.perf_counter()
 
     def agree(self, failure: BaseException | None) -> None:
