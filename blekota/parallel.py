@@ -37,8 +37,10 @@ OTHERS_PATIENCE_S = 600.0
 # After an error, how long a process waits for all others to come to an error too (then none is
 # left waiting in a collective call and all may simply exit).
 STOP_TOGETHER_S = 10.0
-SPIN_S = 0.05  # poll without pausing for this long, as a blocking MPI call would (a sum usually
-POLL_S = 0.001  # completes within it), then pause this long between polls, leaving the cores free
+# A process waiting for a sum polls without pausing for SPIN_S, as a blocking MPI call would (a
+# sum usually completes within it), then pauses POLL_S between polls, leaving the cores free.
+SPIN_S = 0.05
+POLL_S = 0.001
 # Environment variables that MPI launchers (MPICH and Intel MPI mpiexec, Open MPI mpirun, Slurm srun
 # with PMI or PMIx, MVAPICH) give the processes they start.
 LAUNCHER_SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
