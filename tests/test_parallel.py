@@ -106,6 +106,13 @@ def test_two_processes_train_the_same_model_as_one(tmp_path, sound):
                                   "--checkpoint-sound", "0", "-q", "--out-dir", "resumed"), tmp_path)
     assert straight.returncode == 0 and resumed.returncode == 0, resumed.stderr
     assert_close(weights(tmp_path / "straight/sine_25.npz"), weights(tmp_path / "resumed/sine_25.npz"))
+    # on the same number of processes, bit for bit
+    straight = run(MPIEXEC + blekota_command("train", str(sound), *FLOAT64, "-q", "--iterations", "25", "--out-dir",
+                                             "straight2"), tmp_path)
+    resumed = run(MPIEXEC + blekota_command("train", "--resume", "two/sine_20.npz", "--iterations", "5", "--threads",
+                                            "1", "--checkpoint-sound", "0", "-q", "--out-dir", "resumed2"), tmp_path)
+    assert straight.returncode == 0 and resumed.returncode == 0, resumed.stderr
+    np.testing.assert_array_equal(weights(tmp_path / "straight2/sine_25.npz"), weights(tmp_path / "resumed2/sine_25.npz"))
 
 
 @needs_mpi
