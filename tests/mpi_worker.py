@@ -4,8 +4,10 @@
 
 exact: train a tiny float64 model 20 iterations through the Python API; rank 0 saves the weights
 of every process (DIRECTORY/params_N.npy, one row per process) and the model (DIRECTORY/t_20.npz).
-fail: process 1 runs out of memory in its 6th update; every process reports how it ended.
-hang: process 1 stops answering in its 6th update (SIGSTOP); rank 0 gives up after a few seconds.
+fail: process 1 runs out of memory in its 6th update; every process writes how it ended to
+DIRECTORY/outcome_RANK.txt.
+hang: process 1 stops answering in its 6th update (SIGSTOP); rank 0 gives up after a few seconds,
+writes how it ended and aborts the job.
 """
 
 import os
@@ -48,6 +50,11 @@ def fail_in_update(model: blekota.Model, at: int, action) -> None:
     model.window = failing
 
 
+def outcome(directory: str, rank: int, text: str) -> None:
+    with open(os.path.join(directory, f"outcome_{rank}.txt"), "w") as file:
+        file.write(text)
+
+
 def main(scenario: str, directory: str) -> int:
     comm = MPI.COMM_WORLD
     if scenario == "exact":
@@ -70,15 +77,12 @@ def main(scenario: str, directory: str) -> int:
         fail_in_update(run.model, 6, out_of_memory if scenario == "fail" else stop_answering)
     try:
         run.train(20)
-    except blekota.BlekotaError as error:
-        print(f"process {comm.rank}: {type(error).__name__}: {error}", flush=True)
+    except (blekota.BlekotaError, MemoryError) as error:
+        outcome(directory, comm.rank, f"{type(error).__name__}: {error}")
         if isinstance(error, parallel.ProcessLost):
             comm.Abort(3)
         return 2
-    except MemoryError as error:
-        print(f"process {comm.rank}: MemoryError: {error}", flush=True)
-        return 2
-    print(f"process {comm.rank}: finished", flush=True)
+    outcome(directory, comm.rank, "finished")
     return 0
 
 
