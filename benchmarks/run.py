@@ -1,7 +1,7 @@
 """Run the benchmark suite and print its table: python benchmarks/run.py [--quick] [--json OUT].
 
-Sections: training.py (always) and sampling.py (when present); each returns rows as described in
-common.py. Every measurement runs in its own subprocess. Ratios compare samples/s with the
+Sections: training.py (always), sampling.py and scaling.py (when present); each returns rows as
+described in common.py. Every measurement runs in its own subprocess. Ratios compare samples/s with the
 pytorch and reference rows of the same section, config and thread count (the reference is
 float64 only, so both blekota dtypes are compared with it). `--only quality` runs quality.py
 instead (held-out loss against training time; long, so never part of the full run).
@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-SECTIONS = ("training", "sampling")
+SECTIONS = ("training", "sampling", "scaling")
 
 
 def machine() -> dict:

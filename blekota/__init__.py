@@ -1,6 +1,6 @@
 """blekota: learn how a sound continues and generate new sound from it, sample by sample."""
 
-from . import mulaw, plot, reference, trainlog
+from . import mulaw, parallel, plot, reference, trainlog
 from .audio import PlaybackError, load_audio, play, save_wav
 from .dataset import Dataset
 from .demo import demo_sound
@@ -45,6 +45,7 @@ __all__ = [
     "make_schedule",
     "mulaw",
     "open_session",
+    "parallel",
     "play",
     "plot",
     "reference",

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from . import legacy, modelfile, plot
+from . import legacy, modelfile, parallel, plot
 from . import schedule as blekota_schedule
 from .audio import WAV_MAX_FRAMES, PlaybackError, SoundStream, WavWriter, load_audio, save_wav
 from .console import NORMAL, QUIET, VERBOSE, TrainingDisplay, print_progress
@@ -156,10 +156,9 @@ def add_training_arguments(parser: argparse.ArgumentParser, iterations: int, ite
     shown.add_argument("-v", "--verbose", action="store_true", help="print every report as a line, with the learning rate")
 
 
-def add_threads_argument(parser: argparse.ArgumentParser) -> None:
+def add_threads_argument(parser: argparse.ArgumentParser, default: str = "OMP_NUM_THREADS or all cores") -> None:
     parser.add_argument(
-        "--threads", type=positive_int, default=None,
-        help="CPU threads for the kernels (default: OMP_NUM_THREADS or all cores)",
+        "--threads", type=positive_int, default=None, help=f"CPU threads for the kernels (default: {default})",
     )
 
 
@@ -179,7 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", metavar="MODEL", default=None, help="continue training this model file (or a .pkl of the original blekota) exactly where it stopped")
     add_training_arguments(train, 10000, "iterations to run (default 10000)")
     add_model_arguments(train)
-    add_threads_argument(train)
+    add_threads_argument(
+        train, "OMP_NUM_THREADS or all cores; started by mpiexec or srun, a machine's cores divided "
+        "among its processes",
+    )
 
     sample = commands.add_parser(
         "sample", help="generate sound with a trained model",
@@ -403,38 +405,75 @@ def prepare_directory(directory: Path) -> None:
 
 
 def command_train(args) -> int:
-    shown = verbosity(args)
-    bar = sys.stdout.isatty() and not args.verbose
+    """Train in this process, or, started by an MPI launcher (mpiexec, srun) with others, train
+    one model together with them: rank 0 alone prints; an error found by any process is printed
+    once, by rank 0, and ends every process."""
+    try:
+        processes = parallel.from_launcher()
+    except BlekotaError:
+        if parallel.launcher_rank() != 0:
+            return 2
+        raise
+    if processes.size == 1:
+        return train(args, processes)
+    try:
+        return train(args, processes)
+    except (BlekotaError, OSError, MemoryError) as error:
+        lost = isinstance(error, parallel.ProcessLost)
+        if processes.is_root or lost:
+            print(f"blekota: error: {parallel.describe(error)}", file=sys.stderr, flush=True)
+        if lost or not processes.stopped_together():
+            processes.abort(2)  # other processes are waiting for this one: end them all
+        return 2
+    except KeyboardInterrupt:
+        if processes.is_root:
+            raise
+        return 130
+
+
+def prepare_resume(args, say) -> tuple[Path, dict, list]:
+    """(model file, Trainer.from_checkpoint overrides, sounds) for train --resume; converts a
+    pickle of the original once and creates the folder files will be written in."""
+    resume = model_path(args.resume, say)
+    loaded = modelfile.read(resume)
+    overrides = resume_overrides(args, resume, loaded.model)
+    audio = args.files or training_sounds(resume)
+    if not audio:
+        missing = [name for name in loaded.info.get("training_files") or [] if not Path(name).exists()]
+        if missing:
+            raise BlekotaError(
+                f"{resume}: was trained on {', '.join(missing)}, which is not here (nor beside the model); "
+                f"give the sound: python -m blekota train --resume {args.resume} SOUND"
+            )
+    folder, _ = split_name(overrides.get("name", "model"))
+    prepare_directory(Path(overrides.get("directory", resume.parent)) / folder)
+    return resume, overrides, audio
+
+
+def train(args, processes: parallel.Processes) -> int:
+    """command_train's work in one process (of one or several training together)."""
+    root = processes.is_root
+    shown = QUIET if not root else verbosity(args)
+    bar = root and sys.stdout.isatty() and not args.verbose
     display = TrainingDisplay(args.iterations, bar=bar, verbosity=shown)
     say = print if shown > QUIET else (lambda *_, **__: None)
-    options = dict(callback=display, report_steps=bar)
+    options = dict(callback=display if root else None, report_steps=bar, comm=processes)
+    if not args.resume and not args.files:
+        raise BlekotaError("train needs a sound FILE (or --resume MODEL)")
+    threads = args.threads or processes.default_threads()
     if args.resume:
-        resume = model_path(args.resume, say)
-        loaded = modelfile.read(resume)
-        overrides = resume_overrides(args, resume, loaded.model)
-        audio = args.files or training_sounds(resume)
-        if not audio:
-            missing = [name for name in loaded.info.get("training_files") or [] if not Path(name).exists()]
-            if missing:
-                raise BlekotaError(
-                    f"{resume}: was trained on {', '.join(missing)}, which is not here (nor beside the model); "
-                    f"give the sound: python -m blekota train --resume {args.resume} SOUND"
-                )
-        folder, _ = split_name(overrides.get("name", "model"))
-        prepare_directory(Path(overrides.get("directory", resume.parent)) / folder)
-        trainer = Trainer.from_checkpoint(resume, audio=audio, threads=args.threads, **overrides, **options)
+        resume, overrides, audio = processes.from_root(lambda: prepare_resume(args, say))
+        trainer = Trainer.from_checkpoint(resume, audio=audio, threads=threads, **overrides, **options)
         where = "" if trainer.continues_data else " (data or its layout changed: starting at the beginning of the data)"
         say(f"resuming {resume} at iteration {trainer.iteration}{where}", flush=True)
     else:
-        if not args.files:
-            raise BlekotaError("train needs a sound FILE (or --resume MODEL)")
         name = args.model_name or default_name(args.files)
         directory = Path(args.out_dir or ".")
-        prepare_directory(directory / split_name(name)[0])
-        model = Model(
+        processes.from_root(lambda: prepare_directory(directory / split_name(name)[0]))
+        model = processes.together(lambda: Model(
             hidden=args.hidden, layers=args.layers, fs=args.fs, dtype=args.dtype,
-            seed=args.seed, threads=args.threads,
-        )
+            seed=args.seed, threads=threads,
+        ))
         trainer = Trainer(model, args.files, name=name, directory=directory, seed=args.seed,
                           checkpoint_sound=int(args.checkpoint_sound * args.fs), **new_trainer_options(args),
                           **options)
@@ -443,10 +482,12 @@ def command_train(args) -> int:
     fs = model.fs
     files = trainer.files
     what = files[0] if len(files) == 1 else f"{len(files)} sounds" if files else "audio"
+    threads = f"{model.threads} thread{'s' if model.threads > 1 else ''}"
+    shared = f" shared by {processes.size} processes of {threads}" if processes.size > 1 else ""
     say(
         f"training {model.layers}x{model.hidden} GRU ({model.n_params:,} parameters, "
         f"{model.dtype.name}, {fs} Hz) on {what}: {trainer.layout.samples / fs:.1f} s of sound in "
-        f"{trainer.batch_size} streams, {trainer.val_samples / fs:.1f} s held out; log {trainer.log_path()}",
+        f"{trainer.batch_size} streams{shared}, {trainer.val_samples / fs:.1f} s held out; log {trainer.log_path()}",
         flush=True,
     )
     if shown >= VERBOSE:

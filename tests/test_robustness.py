@@ -16,7 +16,7 @@ import soundfile
 from legacy_pickles import GRU, write_pickle
 
 import blekota
-from blekota import fileutil, modelfile
+from blekota import fileformat, fileutil
 from blekota.cli import main
 
 SMALL = ["--layers", "1", "--hidden", "4", "--seq-length", "10", "--batch-size", "2", "--threads", "1",
@@ -279,14 +279,14 @@ def test_an_out_dir_that_cannot_be_written_is_refused_before_training(here, caps
 
 
 def test_a_failed_final_save_is_rescued(here, capsys, monkeypatch):
-    real_open_output = modelfile.open_output
+    real_open_output = fileformat.open_output
 
     def full_here(path):
         if os.path.dirname(os.path.abspath(path)) == str(here):
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         return real_open_output(path)
 
-    monkeypatch.setattr(modelfile, "open_output", full_here)
+    monkeypatch.setattr(fileformat, "open_output", full_here)
     assert main(["train", "tone.wav", *SMALL, "--iterations", "2", "--checkpoint-every", "1", "-q"]) == 2
     err = capsys.readouterr().err
     assert err.count("warning: tone_1.npz: could not save (No space left on device); training goes on") == 1
