@@ -43,8 +43,8 @@ hyperparameters:
   --batch-size   parallel streams trained at once. More is smoother and uses the cores
                  better; memory grows with batch-size * seq-length * hidden.
   --preset       a tested set of optimizer, learning rate and schedule: default (Adam at
-                 0.004, the plateau schedule: what reached the lowest held-out loss after 10
-                 and 20 minutes on speech and music), original (RMSprop at 0.002, constant:
+                 0.004 and the plateau schedule: the fastest to a low held-out loss on speech
+                 and music, see benchmarks/README.md), original (RMSprop at 0.002, constant:
                  how the original blekota trained) or pytorch (Adam at 0.002, constant).
                  --alpha, --optimizer and --schedule replace its parts.
   --alpha        learning rate (step size); the plateau schedule lowers it for you.

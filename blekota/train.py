@@ -43,7 +43,7 @@ VAL_FRACTION = 0.05
 VAL_MIN_WINDOWS = 10
 
 PRESETS: dict[str, dict] = {
-    # the lowest held-out loss after 10 and 20 minutes on speech and music (benchmarks/README.md)
+    # the fastest to a low held-out loss on speech and music (benchmarks/README.md)
     # (schedule None: plateau when there is validation, else constant)
     "default": {"optimizer": "adam", "lr": 4e-3, "schedule": None},
     # the original NumPy blekota's update rule, learning rate and fixed schedule
