@@ -39,49 +39,87 @@ cdef extern from "gates.h" nogil:
                          Py_ssize_t rows)
 
 
-cdef extern from "tile_kernel.h" nogil:
-    int bk_packed_gemm_available()
-    Py_ssize_t bk_packed16_size(Py_ssize_t K, Py_ssize_t N)
-    void bk_pack16_f(const float* src, Py_ssize_t ld, int trans, Py_ssize_t K, Py_ssize_t N,
-                   Py_ssize_t s0, Py_ssize_t s1, float* dst)
-    void bk_gemm16_f(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float* x,
-                          Py_ssize_t ldx, const float* packed, float* c, Py_ssize_t ldc)
+cdef extern from "packed_gemm.h" nogil:
+    int bk_gemm_level()
+    int bk_gemm_set_level(int level)
+    Py_ssize_t bk_packed_w_size(Py_ssize_t K, Py_ssize_t N)
+    void bk_pack_w_f(const float* src, Py_ssize_t ld, int trans, Py_ssize_t K, Py_ssize_t N,
+                     Py_ssize_t s0, Py_ssize_t s1, float* dst)
+    Py_ssize_t bk_gemm_tn_scratch(Py_ssize_t M)
+    void bk_gemm_xw_f(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float* x, Py_ssize_t ldx,
+                      const float* w, float* c, Py_ssize_t ldc)
+    void bk_gemm_tn_f(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float* a, Py_ssize_t lda,
+                      const float* b, Py_ssize_t ldb, float* c, Py_ssize_t ldc, float* sums,
+                      float* scratch)
+
+
+KERNELS = ("blas", "avx2", "avx512")  # index = bk_gemm_level()
+
+
+def float32_kernels(name=None) -> str:
+    """The instruction set of the float32 matrix products: "avx512", "avx2" or "blas" (also what
+    float64 uses). With a name, switch to it first (tests; at most what the CPU has)."""
+    if name is not None:
+        if name not in KERNELS:
+            raise ValueError(f"kernels must be one of {KERNELS}, got {name!r}")
+        if bk_gemm_set_level(KERNELS.index(name)) != KERNELS.index(name):
+            bk_gemm_set_level(len(KERNELS))
+            raise ValueError(f"this CPU cannot run the {name} kernels")
+    return KERNELS[bk_gemm_level()]
 
 
 cdef enum:
-    TILE = 16  # columns per slice of a packed operand (BK_TILE)
+    SLICE = 16  # columns per slice of a packed weight (BK_SLICE)
+    OUTPUT_BLOCK = 64  # rows of logits that stay in cache from the product to its gradient
 
 
 cdef inline Py_ssize_t slices(Py_ssize_t n) noexcept nogil:
-    return (n + TILE - 1) // TILE
+    return (n + SLICE - 1) // SLICE
 
 
 cdef inline void pack_part(const floating* src, Py_ssize_t ld, bint trans, Py_ssize_t K,
                            Py_ssize_t N, int threads, int part, float* dst) noexcept nogil:
-    """This thread's share of the slices of B (K, N) (src row-major, or its transpose if trans)
-    packed into dst for recurrent_product (float only)."""
+    """This thread's share of the slices of W (K, N) (src row-major, or its transpose if trans)
+    packed into dst for product() (float only)."""
     if floating is float:
-        bk_pack16_f(src, ld, trans, K, N, share(slices(N), threads, part),
-                  share(slices(N), threads, part + 1), dst)
+        bk_pack_w_f(src, ld, trans, K, N, share(slices(N), threads, part),
+                    share(slices(N), threads, part + 1), dst)
 
 
-cdef inline void recurrent_product(const float* packed, Py_ssize_t M, Py_ssize_t N,
-                                   Py_ssize_t K, const floating* x, Py_ssize_t ldx,
-                                   bint trans_b, const floating* b, Py_ssize_t ldb,
-                                   floating beta, floating* c, Py_ssize_t ldc) noexcept nogil:
-    """C (M, N) = X (M, K) op(B) (K, N) + beta C (beta 0 or 1). A per-step product with the
-    recurrent weights: float uses B packed once per window (packed, from pack_part) when the
-    CPU has AVX2 (packed is NULL otherwise and for double), instead of BLAS, which would pack B
-    again for every step."""
+cdef inline void product(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const floating* x,
+                         Py_ssize_t ldx, const float* packed, const floating* w, Py_ssize_t ldw,
+                         bint trans_w, floating* c, Py_ssize_t ldc,
+                         bint accumulate) noexcept nogil:
+    """C (M, N) = X (M, K) op(W) (K, N), plus C if accumulate. W is a weight matrix: float uses
+    its packed copy (packed, see pack_forward) unless packed is NULL (double, CPUs without AVX2),
+    which means BLAS (which would pack W again in every call)."""
     cdef Py_ssize_t i
     if floating is float:
         if packed != NULL:
-            if beta == 0:
+            if not accumulate:
                 for i in range(M):
                     memset(c + i * ldc, 0, N * sizeof(float))
-            bk_gemm16_f(M, N, K, x, ldx, packed, c, ldc)
+            bk_gemm_xw_f(M, N, K, x, ldx, packed, c, ldc)
             return
-    gemm(False, trans_b, M, N, K, 1, x, ldx, b, ldb, beta, c, ldc)
+    gemm(False, trans_w, M, N, K, 1, x, ldx, w, ldw, 1 if accumulate else 0, c, ldc)
+
+
+cdef inline void product_tn(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const floating* a,
+                            Py_ssize_t lda, const floating* b, Py_ssize_t ldb, floating* c,
+                            Py_ssize_t ldc, floating* sums, float* scratch) noexcept nogil:
+    """C (M, N) += A^T B for A (K, M) and B (K, N), and sums (N,) += the column sums of B unless
+    sums is NULL: a weight gradient over K rows of a window. float with scratch (room for
+    bk_gemm_tn_scratch(M) floats) uses the packed kernels, the rest BLAS."""
+    cdef Py_ssize_t i, j
+    if floating is float:
+        if scratch != NULL:
+            bk_gemm_tn_f(M, N, K, a, lda, b, ldb, c, ldc, sums, scratch)
+            return
+    gemm(True, False, M, N, K, 1, a, lda, b, ldb, 1, c, ldc)
+    if sums != NULL:
+        for i in range(K):
+            for j in range(N):
+                sums[j] = sums[j] + b[i * ldb + j]
 
 
 cdef inline void backward_zc(const floating* a, const floating* h_prev, const floating* dh_above,
@@ -153,54 +191,114 @@ cdef inline Py_ssize_t share(Py_ssize_t n, Py_ssize_t parts, Py_ssize_t k) noexc
     return k * n // parts
 
 
-cdef void column_sums(const floating* m, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t lo,
-                      Py_ssize_t hi, floating* out) noexcept nogil:
-    """out[lo:hi] = sums over the rows of columns lo..hi-1 of m (rows, cols)."""
-    cdef Py_ssize_t i, j
-    for j in range(lo, hi):
-        out[j] = 0
-    for i in range(rows):
-        for j in range(lo, hi):
-            out[j] = out[j] + m[i * cols + j]
-
-
 cdef void scatter_rows(const unsigned char* levels, const floating* m, Py_ssize_t rows,
-                       Py_ssize_t cols, Py_ssize_t lo, Py_ssize_t hi, floating* out) noexcept nogil:
-    """Columns lo..hi-1 of out (256, cols) = sum over i of onehot(levels[i]) outer m[i]: the
+                       Py_ssize_t cols, floating* out) noexcept nogil:
+    """out (256, cols) += sum over i < rows of onehot(levels[i]) outer m[i] (m (rows, cols)): the
     gradient of a row gather."""
     cdef Py_ssize_t i, j
     cdef floating* dest
     cdef const floating* src
-    for i in range(LEVELS):
-        for j in range(lo, hi):
-            out[i * cols + j] = 0
     for i in range(rows):
         dest = out + levels[i] * cols
         src = m + i * cols
-        for j in range(lo, hi):
+        for j in range(cols):
             dest[j] = dest[j] + src[j]
+
+
+# ---------------------------------------------------------------- packed weights, gradient parts
+#
+# float32 on CPUs with AVX2 runs every product with a weight matrix on a copy packed once per
+# window (see packed_gemm.h), in one buffer: per layer a region of packed_layer_size(H) floats,
+# holding [U_rz, U_c, Wx] (K = H rows each) in the forward pass and [U_rz^T, U_c^T, Wx^T] in the
+# backward pass (Wx only above layer 0), then the output's [Wy, Wy^T].
+#
+# Weight gradients are sums over the rows of the window: each thread sums its contiguous share of
+# rows into its own copy of the gradient block (thread 0 into grads itself, the others into
+# `partials`, `block` elements each), then reduce_parts adds the copies up. So every thread packs
+# only its own rows for the products, and no operand is packed twice.
+
+cdef inline Py_ssize_t packed_layer_size(Py_ssize_t H) noexcept nogil:
+    """Floats of one layer's region of the packed weights (the larger of the two passes' sets)."""
+    return max(bk_packed_w_size(H, 2 * H) + bk_packed_w_size(H, H) + bk_packed_w_size(H, 3 * H),
+               bk_packed_w_size(2 * H, H) + bk_packed_w_size(H, H) + bk_packed_w_size(3 * H, H))
+
+
+cdef inline Py_ssize_t packed_total_size(int L, Py_ssize_t H) noexcept nogil:
+    return (L * packed_layer_size(H) + bk_packed_w_size(H, LEVELS)
+            + bk_packed_w_size(LEVELS, H))
+
+
+cdef void pack_weights(const floating* params, int L, Py_ssize_t H, bint backward, float* packed,
+                       int threads, int part) noexcept nogil:
+    """This thread's share of the packed weights of one pass (layout above; float only)."""
+    cdef Py_ssize_t G = 3 * H, X
+    cdef int layer
+    cdef const floating* WxT
+    cdef const floating* UhT
+    cdef float* dst
+    for layer in range(L):
+        X = LEVELS if layer == 0 else H
+        WxT = params + layer_offset(layer, H)
+        UhT = WxT + X * G
+        dst = packed + layer * packed_layer_size(H)
+        if backward:
+            pack_part(UhT, G, True, 2 * H, H, threads, part, dst)
+            dst += bk_packed_w_size(2 * H, H)
+            pack_part(UhT + 2 * H, G, True, H, H, threads, part, dst)
+            dst += bk_packed_w_size(H, H)
+            if layer > 0:
+                pack_part(WxT, G, True, G, H, threads, part, dst)
+        else:
+            pack_part(UhT, G, False, H, 2 * H, threads, part, dst)
+            dst += bk_packed_w_size(H, 2 * H)
+            pack_part(UhT + 2 * H, G, False, H, H, threads, part, dst)
+            dst += bk_packed_w_size(H, H)
+            if layer > 0:
+                pack_part(WxT, G, False, H, G, threads, part, dst)
+    if not backward:
+        dst = packed + L * packed_layer_size(H)
+        WxT = params + layer_offset(L, H)
+        pack_part(WxT, LEVELS, False, H, LEVELS, threads, part, dst)
+        pack_part(WxT, LEVELS, True, LEVELS, H, threads, part, dst + bk_packed_w_size(H, LEVELS))
+
+
+cdef inline floating* gradient_part(floating* grads, floating* partials, Py_ssize_t block,
+                                    int part) noexcept nogil:
+    """Where thread `part` sums its rows' share of the gradient block at grads."""
+    return grads if part == 0 else partials + (part - 1) * block
+
+
+cdef void reduce_parts(floating* grads, Py_ssize_t size, const floating* partials,
+                       Py_ssize_t block, int threads, int part) noexcept nogil:
+    """Adds the other threads' copies into grads (size elements), this thread's share of them."""
+    cdef Py_ssize_t lo = share(size, threads, part), hi = share(size, threads, part + 1), i
+    cdef int other
+    cdef const floating* copy
+    for other in range(1, threads):
+        copy = partials + (other - 1) * block
+        for i in range(lo, hi):
+            grads[i] = grads[i] + copy[i]
 
 
 # ---------------------------------------------------------------- one layer, whole window
 #
 # Threading: every parallel region splits its work into `threads` contiguous parts, one per
-# OpenMP thread, and each thread calls single-threaded BLAS on its own part (the caller limits
-# BLAS to one thread). The time loops split the batch: rows of different sequences never
-# interact, so a thread runs all T steps of its rows without any barrier. A window costs
-# 2 + 2 * layers parallel regions per pass instead of a few per step.
-# The per-step products with the recurrent weights (float32 with AVX2) skip BLAS: the weights
-# are packed once per layer and pass and each step runs the tile kernel (recurrent_product).
+# OpenMP thread, each calling the packed kernels or single-threaded BLAS on its own part (the
+# caller limits BLAS to one thread). The time loops split the batch: rows of different sequences
+# never interact, so a thread runs all T steps of its rows without any barrier. Whole-window
+# products split the rows of the window. A window costs a few parallel regions per layer and
+# pass instead of a few per step.
 
 cdef void layer_forward(const floating* params, int layer, Py_ssize_t T, Py_ssize_t B,
                         Py_ssize_t H, const unsigned char* levels, const floating* h_in,
-                        floating* hs, floating* acts, floating* rh, float* packed,
+                        floating* hs, floating* acts, floating* rh, const float* packed,
                         int threads) noexcept nogil:
     """Run one layer over T steps.
 
     levels (T*B,) for layer 0, else h_in (T*B, H) is the layer below's output. hs (T+1, B, H)
     holds h0 in row 0 and receives h(1..T); acts (T, B, 3H) receives r, z, candidate; rh
-    (T, B, H) receives r * h(t-1). packed: NULL, or room for the packed recurrent weights
-    (float with AVX2, see recurrent_product)."""
+    (T, B, H) receives r * h(t-1). packed: this layer's forward region of the packed weights,
+    or NULL (BLAS)."""
     cdef Py_ssize_t G = 3 * H
     cdef Py_ssize_t X = LEVELS if layer == 0 else H
     cdef const floating* WxT = params + layer_offset(layer, H)
@@ -210,20 +308,20 @@ cdef void layer_forward(const floating* params, int layer, Py_ssize_t T, Py_ssiz
     cdef floating* a_t
     cdef floating* h_prev
     cdef floating* rh_t
-    cdef float* packed_c = NULL
+    cdef const float* packed_c = NULL
+    cdef const float* packed_x = NULL
     if packed != NULL:
-        packed_c = packed + bk_packed16_size(H, 2 * H)
+        packed_c = packed + bk_packed_w_size(H, 2 * H)
+        packed_x = packed_c + bk_packed_w_size(H, H)
     for part in prange(threads, num_threads=threads, schedule="static", chunksize=1):
-        if packed != NULL:
-            pack_part(UhT, G, False, H, 2 * H, threads, part, packed)
-            pack_part(UhT + 2 * H, G, False, H, H, threads, part, packed_c)
         lo = share(n, threads, part)
         hi = share(n, threads, part + 1)
         if layer == 0:
             for i in range(lo, hi):
                 memcpy(acts + i * G, WxT + levels[i] * G, G * sizeof(floating))
         else:
-            gemm(False, False, hi - lo, G, H, 1, h_in + lo * H, H, WxT, G, 0, acts + lo * G, G)
+            product(hi - lo, G, H, h_in + lo * H, H, packed_x, WxT, G, False, acts + lo * G, G,
+                    False)
     for part in prange(threads, num_threads=threads, schedule="static", chunksize=1):
         lo = share(B, threads, part)
         hi = share(B, threads, part + 1)
@@ -231,10 +329,10 @@ cdef void layer_forward(const floating* params, int layer, Py_ssize_t T, Py_ssiz
             a_t = acts + (t * B + lo) * G
             h_prev = hs + (t * B + lo) * H
             rh_t = rh + (t * B + lo) * H
-            recurrent_product(packed, hi - lo, 2 * H, H, h_prev, H, False, UhT, G, 1, a_t, G)
+            product(hi - lo, 2 * H, H, h_prev, H, packed, UhT, G, False, a_t, G, True)
             gates_rz_rows(a_t, G, bias, h_prev, rh_t, H, hi - lo)
-            recurrent_product(packed_c, hi - lo, H, H, rh_t, H, False, UhT + 2 * H, G, 1,
-                              a_t + 2 * H, G)
+            product(hi - lo, H, H, rh_t, H, packed_c, UhT + 2 * H, G, False, a_t + 2 * H, G,
+                    True)
             candidate_update_rows(a_t, G, bias, h_prev, h_prev + B * H, H, hi - lo)
 
 
@@ -242,31 +340,35 @@ cdef void layer_backward(const floating* params, floating* grads, int layer, Py_
                          Py_ssize_t B, Py_ssize_t H, const unsigned char* levels,
                          const floating* h_in, const floating* hs, const floating* acts,
                          const floating* rh, floating* d_acts, floating* d_hs,
-                         floating* dh_next, floating* d_rh, float* packed,
+                         floating* dh_next, floating* d_rh, const float* packed,
+                         floating* partials, Py_ssize_t block, float* scratch,
                          int threads) noexcept nogil:
     """Backward through one layer over the window.
 
     d_hs (T, B, H) holds dLoss/dh(t) from above on entry and dLoss/d(input of this layer) on exit
-    (for layers above 0). Weight gradients of this layer are written (not added) into grads."""
+    (for layers above 0). Weight gradients of this layer are written (not added) into grads.
+    packed: this layer's backward region of the packed weights, or NULL (BLAS); partials, block:
+    the other threads' gradient copies; scratch: bk_gemm_tn_scratch(H) floats per thread for the
+    packed weight-gradient products, or NULL (BLAS)."""
     cdef Py_ssize_t G = 3 * H
     cdef Py_ssize_t X = LEVELS if layer == 0 else H
-    cdef Py_ssize_t offset = layer_offset(layer, H)
+    cdef Py_ssize_t offset = layer_offset(layer, H), size = layer_size(X, H)
     cdef const floating* WxT = params + offset
     cdef const floating* UhT = WxT + X * G
-    cdef floating* dWxT = grads + offset
-    cdef floating* dUhT = dWxT + X * G
-    cdef floating* d_bias = dUhT + H * G
+    cdef floating* dWxT
+    cdef floating* dUhT
+    cdef floating* d_bias
     cdef Py_ssize_t n = T * B, part, lo, hi, nb, t
     cdef const floating* a_t
     cdef const floating* h_prev
     cdef floating* da_t
-    cdef float* packed_c = NULL
+    cdef float* tn_scratch
+    cdef const float* packed_c = NULL
+    cdef const float* packed_x = NULL
     if packed != NULL:
-        # Uh = UhT^T (3H, H): rows [0, 2H) multiply d[r, z], rows [2H, 3H) d(candidate)
-        packed_c = packed + bk_packed16_size(2 * H, H)
-        for part in prange(threads, num_threads=threads, schedule="static", chunksize=1):
-            pack_part(UhT, G, True, 2 * H, H, threads, part, packed)
-            pack_part(UhT + 2 * H, G, True, H, H, threads, part, packed_c)
+        # U_rz^T (2H, H) multiplies d[r, z], U_c^T (H, H) d(candidate)
+        packed_c = packed + bk_packed_w_size(2 * H, H)
+        packed_x = packed_c + bk_packed_w_size(H, H)
     for part in prange(threads, num_threads=threads, schedule="static", chunksize=1):
         lo = share(B, threads, part)
         hi = share(B, threads, part + 1)
@@ -277,28 +379,33 @@ cdef void layer_backward(const floating* params, floating* grads, int layer, Py_
             da_t = d_acts + (t * B + lo) * G
             h_prev = hs + (t * B + lo) * H
             backward_zc(a_t, h_prev, d_hs + (t * B + lo) * H, dh_next + lo * H, da_t, H, nb)
-            recurrent_product(packed_c, nb, H, H, da_t + 2 * H, G, True, UhT + 2 * H, G, 0,
-                              d_rh + lo * H, H)
+            product(nb, H, H, da_t + 2 * H, G, packed_c, UhT + 2 * H, G, True, d_rh + lo * H, H,
+                    False)
             backward_r(a_t, h_prev, d_rh + lo * H, dh_next + lo * H, da_t, H, nb)
-            recurrent_product(packed, nb, H, 2 * H, da_t, G, True, UhT, G, 1, dh_next + lo * H, H)
+            product(nb, H, 2 * H, da_t, G, packed, UhT, G, True, dh_next + lo * H, H, True)
     for part in prange(threads, num_threads=threads, schedule="static", chunksize=1):
-        # this thread's rows of dUhT and dWxT, columns of the bias, rows of d(input)
-        lo = share(H, threads, part)
-        hi = share(H, threads, part + 1)
-        gemm(True, False, hi - lo, 2 * H, n, 1, hs + lo, H, d_acts, G, 0, dUhT + lo * G, G)
-        gemm(True, False, hi - lo, H, n, 1, rh + lo, H, d_acts + 2 * H, G, 0,
-             dUhT + lo * G + 2 * H, G)
-        if layer > 0:
-            gemm(True, False, hi - lo, G, n, 1, h_in + lo, H, d_acts, G, 0, dWxT + lo * G, G)
-        lo = share(G, threads, part)
-        hi = share(G, threads, part + 1)
-        column_sums(d_acts, n, G, lo, hi, d_bias)
+        # this thread's rows of the window: its share of the weight gradients, rows of d(input)
+        lo = share(n, threads, part)
+        hi = share(n, threads, part + 1)
+        dWxT = gradient_part(grads + offset, partials, block, part)
+        memset(dWxT, 0, size * sizeof(floating))
+        dUhT = dWxT + X * G
+        d_bias = dUhT + H * G
+        tn_scratch = NULL if scratch == NULL else scratch + part * bk_gemm_tn_scratch(H)
+        product_tn(H, 2 * H, hi - lo, hs + lo * H, H, d_acts + lo * G, G, dUhT, G, d_bias,
+                   tn_scratch)
+        product_tn(H, H, hi - lo, rh + lo * H, H, d_acts + lo * G + 2 * H, G, dUhT + 2 * H, G,
+                   d_bias + 2 * H, tn_scratch)
         if layer == 0:
-            scatter_rows(levels, d_acts, n, G, lo, hi, dWxT)
+            scatter_rows(levels + lo, d_acts + lo * G, hi - lo, G, dWxT)
         else:
-            lo = share(n, threads, part)
-            hi = share(n, threads, part + 1)
-            gemm(False, True, hi - lo, H, G, 1, d_acts + lo * G, G, WxT, G, 0, d_hs + lo * H, H)
+            product_tn(H, G, hi - lo, h_in + lo * H, H, d_acts + lo * G, G, dWxT, G, NULL,
+                       tn_scratch)
+            product(hi - lo, H, G, d_acts + lo * G, G, packed_x, WxT, G, True, d_hs + lo * H, H,
+                    False)
+    if threads > 1:
+        for part in prange(threads, num_threads=threads, schedule="static", chunksize=1):
+            reduce_parts(grads + offset, size, partials, block, threads, part)
 
 
 # ---------------------------------------------------------------- the whole stack over a window
@@ -327,7 +434,7 @@ def window(const floating[::1] params, floating[::1] grads, const unsigned char[
     Returns the loss in mean nats per predicted sample.
     """
     cdef Py_ssize_t L = hs.shape[0], T = x.shape[0] - 1, B = x.shape[1], H = hs.shape[3]
-    cdef Py_ssize_t n = T * B, i, part, lo, hi
+    cdef Py_ssize_t n = T * B, i, j, rows, part, lo, hi, block
     cdef int layer
     cdef double[::1] partial
     cdef double* nll
@@ -338,7 +445,13 @@ def window(const floating[::1] params, floating[::1] grads, const unsigned char[
     cdef const floating* h_top
     cdef const unsigned char* levels = &x[0, 0]
     cdef floating* G = NULL
+    cdef floating* mine
+    cdef floating* partials = NULL
     cdef float* packed = NULL
+    cdef float* packed_y = NULL
+    cdef float* packed_yt = NULL
+    cdef float* scratch = NULL
+    cdef float* tn_scratch
 
     if T < 1 or B < 1 or L < 1 or H < 1:
         raise ValueError("window needs T >= 1, B >= 1, at least one layer and hidden >= 1")
@@ -363,45 +476,75 @@ def window(const floating[::1] params, floating[::1] grads, const unsigned char[
     scale = 1.0 / n
     partial = np.zeros(threads, np.float64)
     nll = &partial[0]
+    # the largest gradient block (a layer's or the output's), one copy per thread but the first
+    block = max(layer_size(max(LEVELS, H), H), (H + 1) * LEVELS)
+    if backward and threads > 1:
+        partials = <floating*> malloc((threads - 1) * block * sizeof(floating))
+        if partials == NULL:
+            raise MemoryError("window: no memory for the threads' gradient copies")
     if floating is float:
-        if bk_packed_gemm_available():
-            # the recurrent weights of one layer, packed (weight-sized; NULL falls back to BLAS)
-            packed = <float*> malloc(max(bk_packed16_size(H, 2 * H), bk_packed16_size(2 * H, H))
-                                     * sizeof(float) + bk_packed16_size(H, H) * sizeof(float))
+        if bk_gemm_level() > 0:
+            # weight-sized; without the memory the products fall back to BLAS
+            packed = <float*> malloc(packed_total_size(L, H) * sizeof(float))
+            scratch = <float*> malloc(threads * bk_gemm_tn_scratch(H) * sizeof(float))
+            if packed == NULL or scratch == NULL:
+                free(packed)
+                free(scratch)
+                packed = scratch = NULL
+            else:
+                packed_y = packed + L * packed_layer_size(H)
+                packed_yt = packed_y + bk_packed_w_size(H, LEVELS)
 
     with nogil:
+        if packed != NULL:
+            for part in prange(threads, num_threads=threads, schedule="static", chunksize=1):
+                pack_weights(P, L, H, False, packed, threads, part)
         for layer in range(L):
             memcpy(&hs[layer, 0, 0, 0], &h0[layer, 0, 0], B * H * sizeof(floating))
             layer_forward(P, layer, T, B, H, levels,
                           &hs[layer - 1, 1, 0, 0] if layer > 0 else NULL,
                           &hs[layer, 0, 0, 0], &acts[layer, 0, 0, 0], &rh[layer, 0, 0, 0],
-                          packed, threads)
+                          packed + layer * packed_layer_size(H) if packed != NULL else NULL,
+                          threads)
             memcpy(&h_last[layer, 0, 0], &hs[layer, T, 0, 0], B * H * sizeof(floating))
         h_top = &hs[L - 1, 1, 0, 0]
         for part in prange(threads, num_threads=threads, schedule="static", chunksize=1):
+            # this thread's rows: logits, softmax, their gradient in blocks that stay in cache;
+            # then its share of the output layer's weight gradient
             lo = share(n, threads, part)
             hi = share(n, threads, part + 1)
-            gemm(False, False, hi - lo, LEVELS, H, 1, h_top + lo * H, H, WyT, LEVELS, 0,
-                 &out[lo, 0], LEVELS)
-            for i in range(lo, hi):
-                nll[part] += softmax_row(&out[i, 0], by, levels[i + B], scale, backward)
+            i = lo
+            while i < hi:
+                rows = min(hi - i, OUTPUT_BLOCK if packed != NULL else hi - lo)
+                product(rows, LEVELS, H, h_top + i * H, H, packed_y, WyT, LEVELS, False,
+                        &out[i, 0], LEVELS, False)
+                for j in range(i, i + rows):
+                    nll[part] += softmax_row(&out[j, 0], by, levels[j + B], scale, backward)
+                if backward:
+                    product(rows, H, LEVELS, &out[i, 0], LEVELS, packed_yt, WyT, LEVELS, True,
+                            &d_hs[0, 0, 0] + i * H, H, False)
+                i = i + rows
             if backward:
-                gemm(False, True, hi - lo, H, LEVELS, 1, &out[lo, 0], LEVELS, WyT, LEVELS, 0,
-                     &d_hs[0, 0, 0] + lo * H, H)
+                mine = gradient_part(G + layer_offset(L, H), partials, block, part)
+                memset(mine, 0, (H + 1) * LEVELS * sizeof(floating))
+                tn_scratch = NULL if scratch == NULL else scratch + part * bk_gemm_tn_scratch(H)
+                product_tn(H, LEVELS, hi - lo, h_top + lo * H, H, &out[0, 0] + lo * LEVELS,
+                           LEVELS, mine, LEVELS, mine + H * LEVELS, tn_scratch)
         if backward:
             for part in prange(threads, num_threads=threads, schedule="static", chunksize=1):
-                lo = share(H, threads, part)
-                hi = share(H, threads, part + 1)
-                gemm(True, False, hi - lo, LEVELS, n, 1, h_top + lo, H, &out[0, 0], LEVELS, 0,
-                     G + layer_offset(L, H) + lo * LEVELS, LEVELS)
-                lo = share(LEVELS, threads, part)
-                hi = share(LEVELS, threads, part + 1)
-                column_sums(&out[0, 0], n, LEVELS, lo, hi, G + layer_offset(L, H) + H * LEVELS)
+                if packed != NULL:
+                    pack_weights(P, L, H, True, packed, threads, part)
+                if threads > 1:
+                    reduce_parts(G + layer_offset(L, H), (H + 1) * LEVELS, partials, block,
+                                 threads, part)
             for layer in range(L - 1, -1, -1):
                 layer_backward(P, G, layer, T, B, H, levels,
                                &hs[layer - 1, 1, 0, 0] if layer > 0 else NULL,
                                &hs[layer, 0, 0, 0], &acts[layer, 0, 0, 0], &rh[layer, 0, 0, 0],
                                &d_acts[0, 0, 0], &d_hs[0, 0, 0], &dh_next[0, 0], &d_rh[0, 0],
-                               packed, threads)
+                               packed + layer * packed_layer_size(H) if packed != NULL else NULL,
+                               partials, block, scratch, threads)
     free(packed)
+    free(scratch)
+    free(partials)
     return float(np.sum(partial)) / n
