@@ -47,10 +47,10 @@ cdef extern from "packed_gemm.h" nogil:
                      Py_ssize_t s0, Py_ssize_t s1, float* dst)
     Py_ssize_t bk_gemm_tn_scratch(Py_ssize_t M)
     void bk_gemm_xw_f(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float* x, Py_ssize_t ldx,
-                      const float* w, float* c, Py_ssize_t ldc)
+                      const float* w, float* c, Py_ssize_t ldc, int add)
     void bk_gemm_tn_f(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float* a, Py_ssize_t lda,
-                      const float* b, Py_ssize_t ldb, float* c, Py_ssize_t ldc, float* sums,
-                      float* scratch)
+                      const float* b, Py_ssize_t ldb, float* c, Py_ssize_t ldc, int add,
+                      float* sums, float* scratch)
 
 
 KERNELS = ("blas", "avx2", "avx512")  # index = bk_gemm_level()
@@ -93,13 +93,9 @@ cdef inline void product(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const floatin
     """C (M, N) = X (M, K) op(W) (K, N), plus C if accumulate. W is a weight matrix: float uses
     its packed copy (packed, see pack_forward) unless packed is NULL (double, CPUs without AVX2),
     which means BLAS (which would pack W again in every call)."""
-    cdef Py_ssize_t i
     if floating is float:
         if packed != NULL:
-            if not accumulate:
-                for i in range(M):
-                    memset(c + i * ldc, 0, N * sizeof(float))
-            bk_gemm_xw_f(M, N, K, x, ldx, packed, c, ldc)
+            bk_gemm_xw_f(M, N, K, x, ldx, packed, c, ldc, accumulate)
             return
     gemm(False, trans_w, M, N, K, 1, x, ldx, w, ldw, 1 if accumulate else 0, c, ldc)
 
@@ -107,16 +103,17 @@ cdef inline void product(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const floatin
 cdef inline void product_tn(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const floating* a,
                             Py_ssize_t lda, const floating* b, Py_ssize_t ldb, floating* c,
                             Py_ssize_t ldc, floating* sums, float* scratch) noexcept nogil:
-    """C (M, N) += A^T B for A (K, M) and B (K, N), and sums (N,) += the column sums of B unless
+    """C (M, N) = A^T B for A (K, M) and B (K, N), and sums (N,) = the column sums of B unless
     sums is NULL: a weight gradient over K rows of a window. float with scratch (room for
     bk_gemm_tn_scratch(M) floats) uses the packed kernels, the rest BLAS."""
     cdef Py_ssize_t i, j
     if floating is float:
         if scratch != NULL:
-            bk_gemm_tn_f(M, N, K, a, lda, b, ldb, c, ldc, sums, scratch)
+            bk_gemm_tn_f(M, N, K, a, lda, b, ldb, c, ldc, False, sums, scratch)
             return
-    gemm(True, False, M, N, K, 1, a, lda, b, ldb, 1, c, ldc)
+    gemm(True, False, M, N, K, 1, a, lda, b, ldb, 0, c, ldc)
     if sums != NULL:
+        memset(sums, 0, N * sizeof(floating))
         for i in range(K):
             for j in range(N):
                 sums[j] = sums[j] + b[i * ldb + j]
@@ -388,7 +385,6 @@ cdef void layer_backward(const floating* params, floating* grads, int layer, Py_
         lo = share(n, threads, part)
         hi = share(n, threads, part + 1)
         dWxT = gradient_part(grads + offset, partials, block, part)
-        memset(dWxT, 0, size * sizeof(floating))
         dUhT = dWxT + X * G
         d_bias = dUhT + H * G
         tn_scratch = NULL if scratch == NULL else scratch + part * bk_gemm_tn_scratch(H)
@@ -397,6 +393,7 @@ cdef void layer_backward(const floating* params, floating* grads, int layer, Py_
         product_tn(H, H, hi - lo, rh + lo * H, H, d_acts + lo * G + 2 * H, G, dUhT + 2 * H, G,
                    d_bias + 2 * H, tn_scratch)
         if layer == 0:
+            memset(dWxT, 0, X * G * sizeof(floating))
             scatter_rows(levels + lo, d_acts + lo * G, hi - lo, G, dWxT)
         else:
             product_tn(H, G, hi - lo, h_in + lo * H, H, d_acts + lo * G, G, dWxT, G, NULL,
@@ -526,7 +523,6 @@ def window(const floating[::1] params, floating[::1] grads, const unsigned char[
                 i = i + rows
             if backward:
                 mine = gradient_part(G + layer_offset(L, H), partials, block, part)
-                memset(mine, 0, (H + 1) * LEVELS * sizeof(floating))
                 tn_scratch = NULL if scratch == NULL else scratch + part * bk_gemm_tn_scratch(H)
                 product_tn(H, LEVELS, hi - lo, h_top + lo * H, H, &out[0, 0] + lo * LEVELS,
                            LEVELS, mine, LEVELS, mine + H * LEVELS, tn_scratch)

@@ -1,11 +1,11 @@
 /* Matrix products of the float32 training core on packed operands (C; AVX-512 or AVX2+FMA,
- * chosen at run time), included from csrc/_gru.pyx and csrc/_gemm.pyx.
+ * chosen at run time), included from csrc/_gru.pyx.
  *
  * Two drivers cover every matrix product of a training window:
- *   bk_gemm_xw_f  C (M, N) += X (M, K) W, W packed once per window (bk_pack_w_f): the per-step
+ *   bk_gemm_xw_f  C (M, N) (+)= X (M, K) W, W packed once per window (bk_pack_w_f): the per-step
  *                 recurrent products and the whole-window products with a weight matrix (input
  *                 projections, logits, the gradients of a layer's input and of the top h).
- *   bk_gemm_tn_f  C (M, N) += A^T B for activations A (K, M) and B (K, N), both packed block by
+ *   bk_gemm_tn_f  C (M, N) (+)= A^T B for activations A (K, M) and B (K, N), both packed block by
  *                 block into scratch: the weight gradients, sums over the rows of a window.
  * Packed W: ceil(N / 16) slices of 16 columns, each K rows of 16 contiguous floats, zero past
  * column N. Both drivers run register tiles over K: AVX-512 up to 8 rows by 32 columns (16 zmm
@@ -103,18 +103,18 @@ static int bk_gemm_set_level(int level)
 #define BK_AVX2 __attribute__((target("avx2,fma")))
 #define BK_ALWAYS_INLINE static inline __attribute__((always_inline))
 
-/* C[r, 0:16 S] += sum over k < K of X[r, k] W_s[k, 0:16] for rows r < R and slices s < S, where
- * X[r, k] = x[r * rs + k * ks], slice s of W starts at w + s * ws with rows 16 apart, and rows
- * of C are ldc apart. R and S are constants in every instance, so the accumulators live in
- * registers. */
+/* C[r, 0:16 S] = sum over k < K of X[r, k] W_s[k, 0:16] (+ C[r, 0:16 S] if add) for rows r < R
+ * and slices s < S, where X[r, k] = x[r * rs + k * ks], slice s of W starts at w + s * ws with
+ * rows 16 apart, and rows of C are ldc apart. R and S are constants in every instance, so the
+ * accumulators live in registers. */
 BK_ALWAYS_INLINE BK_AVX512 void bk_tile512(const int R, const int S, ptrdiff_t K, const float *x,
                                            ptrdiff_t rs, ptrdiff_t ks, const float *w,
-                                           ptrdiff_t ws, float *c, ptrdiff_t ldc)
+                                           ptrdiff_t ws, float *c, ptrdiff_t ldc, int add)
 {
     __m512 acc[BK_MAX_ROWS][2];
     for (int r = 0; r < R; r++)
         for (int s = 0; s < S; s++)
-            acc[r][s] = _mm512_loadu_ps(c + r * ldc + s * BK_SLICE);
+            acc[r][s] = add ? _mm512_loadu_ps(c + r * ldc + s * BK_SLICE) : _mm512_setzero_ps();
     for (ptrdiff_t k = 0; k < K; k++, x += ks, w += BK_SLICE) {
         __m512 w0 = _mm512_loadu_ps(w);
         __m512 w1 = S > 1 ? _mm512_loadu_ps(w + ws) : w0;
@@ -139,7 +139,7 @@ BK_ALWAYS_INLINE BK_AVX512 void bk_tile512(const int R, const int S, ptrdiff_t K
         b##r = _mm256_fmadd_ps(v, w1, b##r);                                                     \
     }
 #define BK_LOAD256(r)                                                                            \
-    if (R > r) {                                                                                 \
+    if (R > r && add) {                                                                          \
         a##r = _mm256_loadu_ps(c + r * ldc);                                                     \
         b##r = _mm256_loadu_ps(c + r * ldc + 8);                                                 \
     }
@@ -149,7 +149,8 @@ BK_ALWAYS_INLINE BK_AVX512 void bk_tile512(const int R, const int S, ptrdiff_t K
         _mm256_storeu_ps(c + r * ldc + 8, b##r);                                                 \
     }
 BK_ALWAYS_INLINE BK_AVX2 void bk_tile256(const int R, ptrdiff_t K, const float *x, ptrdiff_t rs,
-                                         ptrdiff_t ks, const float *w, float *c, ptrdiff_t ldc)
+                                         ptrdiff_t ks, const float *w, float *c, ptrdiff_t ldc,
+                                         int add)
 {
     __m256 zero = _mm256_setzero_ps();
     __m256 a0 = zero, a1 = zero, a2 = zero, a3 = zero, a4 = zero, a5 = zero;
@@ -166,21 +167,22 @@ BK_ALWAYS_INLINE BK_AVX2 void bk_tile256(const int R, ptrdiff_t K, const float *
 #undef BK_STORE256
 
 typedef void (*bk_tile_fn)(ptrdiff_t K, const float *x, ptrdiff_t rs, ptrdiff_t ks,
-                           const float *w, ptrdiff_t ws, float *c, ptrdiff_t ldc);
+                           const float *w, ptrdiff_t ws, float *c, ptrdiff_t ldc, int add);
 
 #define BK_DEFINE_TILE512(R, S)                                                                  \
     static BK_AVX512 void bk_tile512_##R##_##S(ptrdiff_t K, const float *x, ptrdiff_t rs,       \
                                                ptrdiff_t ks, const float *w, ptrdiff_t ws,      \
-                                               float *c, ptrdiff_t ldc)                         \
+                                               float *c, ptrdiff_t ldc, int add)                \
     {                                                                                            \
-        bk_tile512(R, S, K, x, rs, ks, w, ws, c, ldc);                                          \
+        bk_tile512(R, S, K, x, rs, ks, w, ws, c, ldc, add);                                     \
     }
 #define BK_DEFINE_TILE256(R)                                                                     \
     static BK_AVX2 void bk_tile256_##R(ptrdiff_t K, const float *x, ptrdiff_t rs, ptrdiff_t ks, \
-                                       const float *w, ptrdiff_t ws, float *c, ptrdiff_t ldc)   \
+                                       const float *w, ptrdiff_t ws, float *c, ptrdiff_t ldc,   \
+                                       int add)                                                 \
     {                                                                                            \
         (void)ws;                                                                                \
-        bk_tile256(R, K, x, rs, ks, w, c, ldc);                                                 \
+        bk_tile256(R, K, x, rs, ks, w, c, ldc, add);                                            \
     }
 
 BK_DEFINE_TILE512(1, 1) BK_DEFINE_TILE512(2, 1) BK_DEFINE_TILE512(3, 1) BK_DEFINE_TILE512(4, 1)
@@ -207,29 +209,28 @@ static inline int bk_tile_slices(int level) { return level == BK_LEVEL_AVX512 ? 
  * slices (the last one when N is not a multiple of 16) goes through a zero-padded copy of C. */
 static inline void bk_tile(int level, int R, int S, ptrdiff_t cols, ptrdiff_t K, const float *x,
                            ptrdiff_t rs, ptrdiff_t ks, const float *w, ptrdiff_t ws, float *c,
-                           ptrdiff_t ldc)
+                           ptrdiff_t ldc, int add)
 {
     bk_tile_fn run = level == BK_LEVEL_AVX512 ? bk_tiles512[S - 1][R - 1] : bk_tiles256[R - 1];
     float tmp[BK_MAX_ROWS * 2 * BK_SLICE];
     const ptrdiff_t width = (ptrdiff_t)S * BK_SLICE;
     if (cols == width) {
-        run(K, x, rs, ks, w, ws, c, ldc);
+        run(K, x, rs, ks, w, ws, c, ldc, add);
         return;
     }
-    for (int r = 0; r < R; r++) {
-        memcpy(tmp + r * width, c + r * ldc, cols * sizeof(float));
-        memset(tmp + r * width + cols, 0, (width - cols) * sizeof(float));
-    }
-    run(K, x, rs, ks, w, ws, tmp, width);
+    if (add)
+        for (int r = 0; r < R; r++)
+            memcpy(tmp + r * width, c + r * ldc, cols * sizeof(float));
+    run(K, x, rs, ks, w, ws, tmp, width, add);
     for (int r = 0; r < R; r++)
         memcpy(c + r * ldc, tmp + r * width, cols * sizeof(float));
 }
 
-/* C (M, N; rows ldc apart) += X (M, K; rows ldx apart) W, W packed by bk_pack_w_f. Rows go in
- * blocks of BK_ROW_BLOCK: a block of X stays in cache while the slices of W pass over it, and a
- * slice stays in L1 while the tiles of the block use it. Needs bk_gemm_level() > 0. */
+/* C (M, N; rows ldc apart) = X (M, K; rows ldx apart) W (+ C if add), W packed by bk_pack_w_f.
+ * Rows go in blocks of BK_ROW_BLOCK: a block of X stays in cache while the slices of W pass over
+ * it, and a slice stays in L1 while the tiles of the block use it. Needs bk_gemm_level() > 0. */
 static void bk_gemm_xw_f(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const float *x, ptrdiff_t ldx,
-                         const float *w, float *c, ptrdiff_t ldc)
+                         const float *w, float *c, ptrdiff_t ldc, int add)
 {
     const int level = bk_gemm_level(), rows = bk_tile_rows(level), most = bk_tile_slices(level);
     const ptrdiff_t slices = (N + BK_SLICE - 1) / BK_SLICE, ws = K * BK_SLICE;
@@ -241,23 +242,31 @@ static void bk_gemm_xw_f(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const float *x, 
             for (ptrdiff_t r = m0, R; r < m1; r += R) {
                 R = m1 - r < rows ? m1 - r : rows;
                 bk_tile(level, (int)R, (int)S, cols, K, x + r * ldx, ldx, 1, w + s * ws, ws,
-                        c + r * ldc + s * BK_SLICE, ldc);
+                        c + r * ldc + s * BK_SLICE, ldc, add);
             }
         }
     }
 }
 
-/* C (M, N; rows ldc apart) += A^T B for A (K, M) and B (K, N), row-major with rows lda and ldb
- * apart. If sums is not NULL, sums[j] += the sum of column j of B. scratch: bk_gemm_tn_scratch(M)
- * floats. Blocks of BK_KC rows of A and B are packed: A into tiles of `rows` columns (k-major),
- * B into slices of 16 columns; C is updated block by block. Needs bk_gemm_level() > 0. */
+/* C (M, N; rows ldc apart) = A^T B (+ C if add) for A (K, M) and B (K, N), row-major with rows
+ * lda and ldb apart; unless sums is NULL, also sums (N,) = the column sums of B (+ sums if add).
+ * scratch: bk_gemm_tn_scratch(M) floats. Blocks of BK_KC rows of A and B are packed, A into tiles
+ * of `rows` columns (k-major), B into slices of 16 columns, and C is updated block by block.
+ * Needs bk_gemm_level() > 0. */
 static void bk_gemm_tn_f(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const float *a, ptrdiff_t lda,
-                         const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc, float *sums,
-                         float *scratch)
+                         const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc, int add,
+                         float *sums, float *scratch)
 {
     const int level = bk_gemm_level(), rows = bk_tile_rows(level), most = bk_tile_slices(level);
     const ptrdiff_t tiles = (M + rows - 1) / rows;
     float *ap = scratch, *bp = scratch + BK_KC * (M + BK_MAX_ROWS);
+    if (!add) {
+        if (sums != NULL)
+            memset(sums, 0, N * sizeof(float));
+        if (K == 0)
+            for (ptrdiff_t i = 0; i < M; i++)
+                memset(c + i * ldc, 0, N * sizeof(float));
+    }
     for (ptrdiff_t k0 = 0; k0 < K; k0 += BK_KC) {
         const ptrdiff_t kc = K - k0 < BK_KC ? K - k0 : BK_KC;
         for (ptrdiff_t k = 0; k < kc; k++) {
@@ -298,7 +307,8 @@ static void bk_gemm_tn_f(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const float *a, 
                 for (ptrdiff_t t = 0; t < tiles; t++) {
                     ptrdiff_t i0 = t * rows, R = M - i0 < rows ? M - i0 : rows;
                     bk_tile(level, (int)R, (int)S, cols, kc, ap + t * kc * rows, 1, rows,
-                            bp + s * ws, ws, c + i0 * ldc + n0 + s * BK_SLICE, ldc);
+                            bp + s * ws, ws, c + i0 * ldc + n0 + s * BK_SLICE, ldc,
+                            add || k0 > 0);
                 }
             }
         }
@@ -310,10 +320,10 @@ static void bk_gemm_tn_f(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const float *a, 
 static inline int bk_gemm_level(void) { return BK_LEVEL_NONE; }
 static inline int bk_gemm_set_level(int level) { (void)level; return BK_LEVEL_NONE; }
 static inline void bk_gemm_xw_f(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const float *x,
-                                ptrdiff_t ldx, const float *w, float *c, ptrdiff_t ldc) {}
+                                ptrdiff_t ldx, const float *w, float *c, ptrdiff_t ldc, int add) {}
 static inline void bk_gemm_tn_f(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const float *a,
                                 ptrdiff_t lda, const float *b, ptrdiff_t ldb, float *c,
-                                ptrdiff_t ldc, float *sums, float *scratch) {}
+                                ptrdiff_t ldc, int add, float *sums, float *scratch) {}
 
 #endif /* BK_GEMM_X86 */
 
