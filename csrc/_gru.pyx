@@ -301,7 +301,7 @@ cdef void layer_forward(const floating* params, int layer, Py_ssize_t T, Py_ssiz
     cdef const floating* WxT = params + layer_offset(layer, H)
     cdef const floating* UhT = WxT + X * G
     cdef const floating* bias = UhT + H * G
-    cdef Py_ssize_t n = T * B, part, lo, hi, i, t
+    cdef Py_ssize_t part, lo, hi, i, t
     cdef floating* a_t
     cdef floating* h_prev
     cdef floating* rh_t
@@ -311,21 +311,18 @@ cdef void layer_forward(const floating* params, int layer, Py_ssize_t T, Py_ssiz
         packed_c = packed + bk_packed_w_size(H, 2 * H)
         packed_x = packed_c + bk_packed_w_size(H, H)
     for part in prange(threads, num_threads=threads, schedule="static", chunksize=1):
-        lo = share(n, threads, part)
-        hi = share(n, threads, part + 1)
-        if layer == 0:
-            for i in range(lo, hi):
-                memcpy(acts + i * G, WxT + levels[i] * G, G * sizeof(floating))
-        else:
-            product(hi - lo, G, H, h_in + lo * H, H, packed_x, WxT, G, False, acts + lo * G, G,
-                    False)
-    for part in prange(threads, num_threads=threads, schedule="static", chunksize=1):
         lo = share(B, threads, part)
         hi = share(B, threads, part + 1)
         for t in range(T):
             a_t = acts + (t * B + lo) * G
             h_prev = hs + (t * B + lo) * H
             rh_t = rh + (t * B + lo) * H
+            if layer == 0:
+                for i in range(hi - lo):
+                    memcpy(a_t + i * G, WxT + levels[t * B + lo + i] * G, G * sizeof(floating))
+            else:
+                product(hi - lo, G, H, h_in + (t * B + lo) * H, H, packed_x, WxT, G, False, a_t,
+                        G, False)
             product(hi - lo, 2 * H, H, h_prev, H, packed, UhT, G, False, a_t, G, True)
             gates_rz_rows(a_t, G, bias, h_prev, rh_t, H, hi - lo)
             product(hi - lo, H, H, rh_t, H, packed_c, UhT + 2 * H, G, False, a_t + 2 * H, G,
