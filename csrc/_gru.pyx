@@ -27,6 +27,7 @@ def n_parameters(int layers, int hidden) -> int:
 
 
 cdef extern from "gates.h" nogil:
+    void bk_prefetch(const void* p, Py_ssize_t bytes)
     void bk_backward_zc_f(const float* a, const float* h_prev, const float* dh_above,
                           float* dh_next, float* da, Py_ssize_t lda, Py_ssize_t H, Py_ssize_t rows)
     void bk_backward_zc_d(const double* a, const double* h_prev, const double* dh_above,
@@ -373,6 +374,10 @@ cdef void layer_backward(const floating* params, floating* grads, int layer, Py_
             da_t = d_acts + (t * B + lo) * G
             h_prev = hs + (t * B + lo) * H
             backward_zc(a_t, h_prev, d_hs + (t * B + lo) * H, dh_next + lo * H, da_t, H, nb)
+            if t > 0:
+                bk_prefetch(a_t - B * G, nb * G * sizeof(floating))
+                bk_prefetch(h_prev - B * H, nb * H * sizeof(floating))
+                bk_prefetch(d_hs + ((t - 1) * B + lo) * H, nb * H * sizeof(floating))
             product(nb, H, H, da_t + 2 * H, G, packed_c, UhT + 2 * H, G, True, d_rh + lo * H, H,
                     False)
             backward_r(a_t, h_prev, d_rh + lo * H, dh_next + lo * H, da_t, H, nb)
