@@ -46,12 +46,13 @@ cdef extern from "packed_gemm.h" nogil:
     Py_ssize_t bk_packed_w_size(Py_ssize_t K, Py_ssize_t N)
     void bk_pack_w_f(const float* src, Py_ssize_t ld, int trans, Py_ssize_t K, Py_ssize_t N,
                      Py_ssize_t s0, Py_ssize_t s1, float* dst)
-    Py_ssize_t bk_gemm_tn_scratch(Py_ssize_t M)
+    Py_ssize_t bk_gemm_tn_scratch()
     void bk_gemm_xw_f(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float* x, Py_ssize_t ldx,
                       const float* w, float* c, Py_ssize_t ldc, int add)
     void bk_gemm_tn_f(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float* a, Py_ssize_t lda,
                       const float* b, Py_ssize_t ldb, float* c, Py_ssize_t ldc, int add,
-                      float* sums, float* scratch)
+                      float* sums, const unsigned char* levels, float* scattered,
+                      Py_ssize_t lds, float* scratch)
 
 
 KERNELS = ("blas", "avx2", "avx512")  # index = bk_gemm_level()
@@ -103,21 +104,31 @@ cdef inline void product(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const floatin
 
 cdef inline void product_tn(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const floating* a,
                             Py_ssize_t lda, const floating* b, Py_ssize_t ldb, floating* c,
-                            Py_ssize_t ldc, floating* sums, float* scratch) noexcept nogil:
-    """C (M, N) = A^T B for A (K, M) and B (K, N), and sums (N,) = the column sums of B unless
-    sums is NULL: a weight gradient over K rows of a window. float with scratch (room for
-    bk_gemm_tn_scratch(M) floats) uses the packed kernels, the rest BLAS."""
+                            Py_ssize_t ldc, floating* sums, const unsigned char* levels,
+                            floating* scattered, Py_ssize_t lds, float* scratch) noexcept nogil:
+    """A weight gradient over K rows of a window: C (M, N) = A^T B for A (K, M) and B (K, N);
+    sums (N,) = the column sums of B unless sums is NULL; unless levels is NULL, scattered
+    (256, N; rows lds apart) += onehot(levels[k]) outer B[k] for every k (a row gather's
+    gradient). float with scratch (room for
+    bk_gemm_tn_scratch() floats) uses the packed kernels, reading B once; the rest BLAS."""
     cdef Py_ssize_t i, j
+    cdef floating* dest
     if floating is float:
         if scratch != NULL:
-            bk_gemm_tn_f(M, N, K, a, lda, b, ldb, c, ldc, False, sums, scratch)
+            bk_gemm_tn_f(M, N, K, a, lda, b, ldb, c, ldc, False, sums, levels, scattered, lds,
+                         scratch)
             return
     gemm(True, False, M, N, K, 1, a, lda, b, ldb, 0, c, ldc)
     if sums != NULL:
         memset(sums, 0, N * sizeof(floating))
-        for i in range(K):
+    for i in range(K):
+        if sums != NULL:
             for j in range(N):
                 sums[j] = sums[j] + b[i * ldb + j]
+        if levels != NULL:
+            dest = scattered + levels[i] * lds
+            for j in range(N):
+                dest[j] = dest[j] + b[i * ldb + j]
 
 
 cdef inline void backward_zc(const floating* a, const floating* h_prev, const floating* dh_above,
@@ -187,20 +198,6 @@ cdef inline double softmax_row(floating* y, const floating* bias, int target,
 cdef inline Py_ssize_t share(Py_ssize_t n, Py_ssize_t parts, Py_ssize_t k) noexcept nogil:
     """Start of part k when n items are split into `parts` contiguous, near-equal parts."""
     return k * n // parts
-
-
-cdef void scatter_rows(const unsigned char* levels, const floating* m, Py_ssize_t rows,
-                       Py_ssize_t cols, floating* out) noexcept nogil:
-    """out (256, cols) += sum over i < rows of onehot(levels[i]) outer m[i] (m (rows, cols)): the
-    gradient of a row gather."""
-    cdef Py_ssize_t i, j
-    cdef floating* dest
-    cdef const floating* src
-    for i in range(rows):
-        dest = out + levels[i] * cols
-        src = m + i * cols
-        for j in range(cols):
-            dest[j] = dest[j] + src[j]
 
 
 # ---------------------------------------------------------------- packed weights, gradient parts
@@ -343,7 +340,7 @@ cdef void layer_backward(const floating* params, floating* grads, int layer, Py_
     d_hs (T, B, H) holds dLoss/dh(t) from above on entry and dLoss/d(input of this layer) on exit
     (for layers above 0). Weight gradients of this layer are written (not added) into grads.
     packed: this layer's backward region of the packed weights, or NULL (BLAS); partials, block:
-    the other threads' gradient copies; scratch: bk_gemm_tn_scratch(H) floats per thread for the
+    the other threads' gradient copies; scratch: bk_gemm_tn_scratch() floats per thread for the
     packed weight-gradient products, or NULL (BLAS)."""
     cdef Py_ssize_t G = 3 * H
     cdef Py_ssize_t X = LEVELS if layer == 0 else H
@@ -389,17 +386,17 @@ cdef void layer_backward(const floating* params, floating* grads, int layer, Py_
         dWxT = gradient_part(grads + offset, partials, block, part)
         dUhT = dWxT + X * G
         d_bias = dUhT + H * G
-        tn_scratch = NULL if scratch == NULL else scratch + part * bk_gemm_tn_scratch(H)
-        product_tn(H, 2 * H, hi - lo, hs + lo * H, H, d_acts + lo * G, G, dUhT, G, d_bias,
-                   tn_scratch)
-        product_tn(H, H, hi - lo, rh + lo * H, H, d_acts + lo * G + 2 * H, G, dUhT + 2 * H, G,
-                   d_bias + 2 * H, tn_scratch)
+        tn_scratch = NULL if scratch == NULL else scratch + part * bk_gemm_tn_scratch()
         if layer == 0:
             memset(dWxT, 0, X * G * sizeof(floating))
-            scatter_rows(levels + lo, d_acts + lo * G, hi - lo, G, dWxT)
-        else:
-            product_tn(H, G, hi - lo, h_in + lo * H, H, d_acts + lo * G, G, dWxT, G, NULL,
-                       tn_scratch)
+        product_tn(H, 2 * H, hi - lo, hs + lo * H, H, d_acts + lo * G, G, dUhT, G, d_bias,
+                   levels + lo if layer == 0 else NULL, dWxT, G, tn_scratch)
+        product_tn(H, H, hi - lo, rh + lo * H, H, d_acts + lo * G + 2 * H, G, dUhT + 2 * H, G,
+                   d_bias + 2 * H, levels + lo if layer == 0 else NULL, dWxT + 2 * H, G,
+                   tn_scratch)
+        if layer > 0:
+            product_tn(H, G, hi - lo, h_in + lo * H, H, d_acts + lo * G, G, dWxT, G, NULL, NULL,
+                       NULL, 0, tn_scratch)
             product(hi - lo, H, G, d_acts + lo * G, G, packed_x, WxT, G, True, d_hs + lo * H, H,
                     False)
     if threads > 1:
@@ -485,7 +482,7 @@ def window(const floating[::1] params, floating[::1] grads, const unsigned char[
         if bk_gemm_level() > 0:
             # weight-sized; without the memory the products fall back to BLAS
             packed = <float*> malloc(packed_total_size(L, H) * sizeof(float))
-            scratch = <float*> malloc(threads * bk_gemm_tn_scratch(H) * sizeof(float))
+            scratch = <float*> malloc(threads * bk_gemm_tn_scratch() * sizeof(float))
             if packed == NULL or scratch == NULL:
                 free(packed)
                 free(scratch)
@@ -525,9 +522,9 @@ def window(const floating[::1] params, floating[::1] grads, const unsigned char[
                 i = i + rows
             if backward:
                 mine = gradient_part(G + layer_offset(L, H), partials, block, part)
-                tn_scratch = NULL if scratch == NULL else scratch + part * bk_gemm_tn_scratch(H)
+                tn_scratch = NULL if scratch == NULL else scratch + part * bk_gemm_tn_scratch()
                 product_tn(H, LEVELS, hi - lo, h_top + lo * H, H, &out[0, 0] + lo * LEVELS,
-                           LEVELS, mine, LEVELS, mine + H * LEVELS, tn_scratch)
+                           LEVELS, mine, LEVELS, mine + H * LEVELS, NULL, NULL, 0, tn_scratch)
         if backward:
             for part in prange(threads, num_threads=threads, schedule="static", chunksize=1):
                 if packed != NULL:

@@ -5,7 +5,7 @@
  *   bk_gemm_xw_f  C (M, N) (+)= X (M, K) W, W packed once per window (bk_pack_w_f): the per-step
  *                 recurrent products and the whole-window products with a weight matrix (input
  *                 projections, logits, the gradients of a layer's input and of the top h).
- *   bk_gemm_tn_f  C (M, N) (+)= A^T B for activations A (K, M) and B (K, N), both packed block by
+ *   bk_gemm_tn_f  C (M, N) (+)= A^T B for activations A (K, M) and B (K, N), B packed block by
  *                 block into scratch: the weight gradients, sums over the rows of a window.
  * Packed W: ceil(N / 16) slices of 16 columns, each K rows of 16 contiguous floats, zero past
  * column N. Both drivers run register tiles over K: AVX-512 up to 8 rows by 32 columns (16 zmm
@@ -24,10 +24,11 @@
 #include <string.h>
 
 #define BK_SLICE 16      /* columns per packed slice */
-#define BK_KC 256        /* rows of A and B that bk_gemm_tn_f packs at a time */
+#define BK_KC 256        /* rows of B that bk_gemm_tn_f packs at a time */
 #define BK_NC 256        /* columns of B that bk_gemm_tn_f packs at a time */
 #define BK_ROW_BLOCK 96  /* rows of X per block in bk_gemm_xw_f (a block stays in L2) */
 #define BK_MAX_ROWS 8    /* rows of the largest tile */
+#define BK_PREFETCH_ROWS 8  /* bk_gemm_tn_f asks for rows of B this far ahead while packing */
 
 enum { BK_LEVEL_NONE = 0, BK_LEVEL_AVX2 = 1, BK_LEVEL_AVX512 = 2 };
 
@@ -60,11 +61,8 @@ static inline void bk_pack_w_f(const float *src, ptrdiff_t ld, int trans, ptrdif
     }
 }
 
-/* Floats of scratch that bk_gemm_tn_f needs for M rows of C. */
-static inline ptrdiff_t bk_gemm_tn_scratch(ptrdiff_t M)
-{
-    return BK_KC * (M + BK_MAX_ROWS) + BK_KC * BK_NC;
-}
+/* Floats of scratch that bk_gemm_tn_f needs. */
+static inline ptrdiff_t bk_gemm_tn_scratch(void) { return BK_KC * BK_NC; }
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #define BK_GEMM_X86 1
@@ -249,17 +247,18 @@ static void bk_gemm_xw_f(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const float *x, 
 }
 
 /* C (M, N; rows ldc apart) = A^T B (+ C if add) for A (K, M) and B (K, N), row-major with rows
- * lda and ldb apart; unless sums is NULL, also sums (N,) = the column sums of B (+ sums if add).
- * scratch: bk_gemm_tn_scratch(M) floats. Blocks of BK_KC rows of A and B are packed, A into tiles
- * of `rows` columns (k-major), B into slices of 16 columns, and C is updated block by block.
- * Needs bk_gemm_level() > 0. */
+ * lda and ldb apart. Unless sums is NULL, also sums (N,) = the column sums of B (+ sums if add);
+ * unless levels is NULL, rows of B are also added to rows of `scattered` ((256, N), rows lds
+ * apart): scattered[levels[k]] += B[k] (the gradient of a row gather). scratch:
+ * bk_gemm_tn_scratch() floats. Blocks of BK_KC rows by BK_NC columns of B are packed into slices
+ * of 16 columns (the sums and the scatter read B there), and C is updated block by block; the
+ * tiles read A in place (a row of a tile's A is contiguous). Needs bk_gemm_level() > 0. */
 static void bk_gemm_tn_f(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const float *a, ptrdiff_t lda,
                          const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc, int add,
-                         float *sums, float *scratch)
+                         float *sums, const unsigned char *levels, float *scattered,
+                         ptrdiff_t lds, float *scratch)
 {
     const int level = bk_gemm_level(), rows = bk_tile_rows(level), most = bk_tile_slices(level);
-    const ptrdiff_t tiles = (M + rows - 1) / rows;
-    float *ap = scratch, *bp = scratch + BK_KC * (M + BK_MAX_ROWS);
     if (!add) {
         if (sums != NULL)
             memset(sums, 0, N * sizeof(float));
@@ -269,26 +268,16 @@ static void bk_gemm_tn_f(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const float *a, 
     }
     for (ptrdiff_t k0 = 0; k0 < K; k0 += BK_KC) {
         const ptrdiff_t kc = K - k0 < BK_KC ? K - k0 : BK_KC;
-        for (ptrdiff_t k = 0; k < kc; k++) {
-            const float *row = a + (k0 + k) * lda;
-            for (ptrdiff_t t = 0; t < tiles; t++) {
-                ptrdiff_t i0 = t * rows, R = M - i0 < rows ? M - i0 : rows;
-                float *d = ap + (t * kc + k) * rows;
-                if (R == BK_MAX_ROWS)
-                    for (int r = 0; r < BK_MAX_ROWS; r++)
-                        d[r] = row[i0 + r];
-                else
-                    for (ptrdiff_t r = 0; r < R; r++)
-                        d[r] = row[i0 + r];
-            }
-        }
         for (ptrdiff_t n0 = 0; n0 < N; n0 += BK_NC) {
             const ptrdiff_t nc = N - n0 < BK_NC ? N - n0 : BK_NC;
             const ptrdiff_t slices = (nc + BK_SLICE - 1) / BK_SLICE, ws = kc * BK_SLICE;
             for (ptrdiff_t k = 0; k < kc; k++) {
                 const float *row = b + (k0 + k) * ldb + n0;
+                if (k + BK_PREFETCH_ROWS < kc)
+                    for (ptrdiff_t j = 0; j < nc; j += BK_SLICE)
+                        __builtin_prefetch(row + BK_PREFETCH_ROWS * ldb + j);
                 for (ptrdiff_t s = 0; s < slices; s++) {
-                    float *d = bp + s * ws + k * BK_SLICE;
+                    float *d = scratch + s * ws + k * BK_SLICE;
                     ptrdiff_t cols = nc - s * BK_SLICE < BK_SLICE ? nc - s * BK_SLICE : BK_SLICE;
                     if (cols == BK_SLICE) {
                         memcpy(d, row + s * BK_SLICE, BK_SLICE * sizeof(float));
@@ -300,14 +289,19 @@ static void bk_gemm_tn_f(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const float *a, 
                 if (sums != NULL)
                     for (ptrdiff_t j = 0; j < nc; j++)
                         sums[n0 + j] += row[j];
+                if (levels != NULL) {
+                    float *dest = scattered + levels[k0 + k] * lds + n0;
+                    for (ptrdiff_t j = 0; j < nc; j++)
+                        dest[j] += row[j];
+                }
             }
             for (ptrdiff_t s = 0, S; s < slices; s += S) {
                 S = slices - s < most ? slices - s : most;
                 ptrdiff_t cols = nc - s * BK_SLICE < S * BK_SLICE ? nc - s * BK_SLICE : S * BK_SLICE;
-                for (ptrdiff_t t = 0; t < tiles; t++) {
-                    ptrdiff_t i0 = t * rows, R = M - i0 < rows ? M - i0 : rows;
-                    bk_tile(level, (int)R, (int)S, cols, kc, ap + t * kc * rows, 1, rows,
-                            bp + s * ws, ws, c + i0 * ldc + n0 + s * BK_SLICE, ldc,
+                for (ptrdiff_t i0 = 0, R; i0 < M; i0 += R) {
+                    R = M - i0 < rows ? M - i0 : rows;
+                    bk_tile(level, (int)R, (int)S, cols, kc, a + k0 * lda + i0, 1, lda,
+                            scratch + s * ws, ws, c + i0 * ldc + n0 + s * BK_SLICE, ldc,
                             add || k0 > 0);
                 }
             }
@@ -323,7 +317,8 @@ static inline void bk_gemm_xw_f(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const flo
                                 ptrdiff_t ldx, const float *w, float *c, ptrdiff_t ldc, int add) {}
 static inline void bk_gemm_tn_f(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const float *a,
                                 ptrdiff_t lda, const float *b, ptrdiff_t ldb, float *c,
-                                ptrdiff_t ldc, int add, float *sums, float *scratch) {}
+                                ptrdiff_t ldc, int add, float *sums, const unsigned char *levels,
+                                float *scattered, ptrdiff_t lds, float *scratch) {}
 
 #endif /* BK_GEMM_X86 */
 
