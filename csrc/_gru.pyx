@@ -203,19 +203,24 @@ cdef inline Py_ssize_t share(Py_ssize_t n, Py_ssize_t parts, Py_ssize_t k) noexc
 # ---------------------------------------------------------------- packed weights, gradient parts
 #
 # float32 on CPUs with AVX2 runs every product with a weight matrix on a copy packed once per
-# window (see packed_gemm.h), in one buffer: per layer a region of packed_layer_size(H) floats,
-# holding [U_rz, U_c, Wx] (K = H rows each) in the forward pass and [U_rz^T, U_c^T, Wx^T] in the
-# backward pass (Wx only above layer 0), then the output's [Wy, Wy^T].
+# window (see packed_gemm.h), in one buffer: per layer the forward set [U_rz, U_c, Wx] (K = H
+# rows each) and the backward set [U_rz^T, U_c^T, Wx^T] (Wx only above layer 0), then the
+# output's [Wy, Wy^T]. All of it is packed at the start of a window, in one parallel region.
 #
 # Weight gradients are sums over the rows of the window: each thread sums its contiguous share of
 # rows into its own copy of the gradient block (thread 0 into grads itself, the others into
 # `partials`, `block` elements each), then reduce_parts adds the copies up. So every thread packs
 # only its own rows for the products, and no operand is packed twice.
 
+cdef inline Py_ssize_t packed_forward_size(Py_ssize_t H) noexcept nogil:
+    """Floats of one layer's forward set of packed weights."""
+    return bk_packed_w_size(H, 2 * H) + bk_packed_w_size(H, H) + bk_packed_w_size(H, 3 * H)
+
+
 cdef inline Py_ssize_t packed_layer_size(Py_ssize_t H) noexcept nogil:
-    """Floats of one layer's region of the packed weights (the larger of the two passes' sets)."""
-    return max(bk_packed_w_size(H, 2 * H) + bk_packed_w_size(H, H) + bk_packed_w_size(H, 3 * H),
-               bk_packed_w_size(2 * H, H) + bk_packed_w_size(H, H) + bk_packed_w_size(3 * H, H))
+    """Floats of one layer's packed weights, both sets."""
+    return (packed_forward_size(H) + bk_packed_w_size(2 * H, H) + bk_packed_w_size(H, H)
+            + bk_packed_w_size(3 * H, H))
 
 
 cdef inline Py_ssize_t packed_total_size(int L, Py_ssize_t H) noexcept nogil:
@@ -225,7 +230,8 @@ cdef inline Py_ssize_t packed_total_size(int L, Py_ssize_t H) noexcept nogil:
 
 cdef void pack_weights(const floating* params, int L, Py_ssize_t H, bint backward, float* packed,
                        int threads, int part) noexcept nogil:
-    """This thread's share of the packed weights of one pass (layout above; float only)."""
+    """This thread's share of the packed weights (layout above; float only), the backward sets
+    only if backward."""
     cdef Py_ssize_t G = 3 * H, X
     cdef int layer
     cdef const floating* WxT
@@ -236,25 +242,24 @@ cdef void pack_weights(const floating* params, int L, Py_ssize_t H, bint backwar
         WxT = params + layer_offset(layer, H)
         UhT = WxT + X * G
         dst = packed + layer * packed_layer_size(H)
+        pack_part(UhT, G, False, H, 2 * H, threads, part, dst)
+        dst += bk_packed_w_size(H, 2 * H)
+        pack_part(UhT + 2 * H, G, False, H, H, threads, part, dst)
+        dst += bk_packed_w_size(H, H)
+        if layer > 0:
+            pack_part(WxT, G, False, H, G, threads, part, dst)
         if backward:
+            dst = packed + layer * packed_layer_size(H) + packed_forward_size(H)
             pack_part(UhT, G, True, 2 * H, H, threads, part, dst)
             dst += bk_packed_w_size(2 * H, H)
             pack_part(UhT + 2 * H, G, True, H, H, threads, part, dst)
             dst += bk_packed_w_size(H, H)
             if layer > 0:
                 pack_part(WxT, G, True, G, H, threads, part, dst)
-        else:
-            pack_part(UhT, G, False, H, 2 * H, threads, part, dst)
-            dst += bk_packed_w_size(H, 2 * H)
-            pack_part(UhT + 2 * H, G, False, H, H, threads, part, dst)
-            dst += bk_packed_w_size(H, H)
-            if layer > 0:
-                pack_part(WxT, G, False, H, G, threads, part, dst)
-    if not backward:
-        dst = packed + L * packed_layer_size(H)
-        WxT = params + layer_offset(L, H)
-        pack_part(WxT, LEVELS, False, H, LEVELS, threads, part, dst)
-        pack_part(WxT, LEVELS, True, LEVELS, H, threads, part, dst + bk_packed_w_size(H, LEVELS))
+    dst = packed + L * packed_layer_size(H)
+    WxT = params + layer_offset(L, H)
+    pack_part(WxT, LEVELS, False, H, LEVELS, threads, part, dst)
+    pack_part(WxT, LEVELS, True, LEVELS, H, threads, part, dst + bk_packed_w_size(H, LEVELS))
 
 
 cdef inline floating* gradient_part(floating* grads, floating* partials, Py_ssize_t block,
@@ -264,11 +269,15 @@ cdef inline floating* gradient_part(floating* grads, floating* partials, Py_ssiz
 
 
 cdef void reduce_parts(floating* grads, Py_ssize_t size, const floating* partials,
-                       Py_ssize_t block, int threads, int part) noexcept nogil:
-    """Adds the other threads' copies into grads (size elements), this thread's share of them."""
-    cdef Py_ssize_t lo = share(size, threads, part), hi = share(size, threads, part + 1), i
+                       Py_ssize_t block, int threads, Py_ssize_t shares,
+                       Py_ssize_t which) noexcept nogil:
+    """Adds the other threads' copies into grads (size elements): share `which` of `shares`.
+    Every element's sum runs in thread order, whoever computes it."""
+    cdef Py_ssize_t lo = share(size, shares, which), hi = share(size, shares, which + 1), i
     cdef int other
     cdef const floating* copy
+    if grads == NULL:
+        return
     for other in range(1, threads):
         copy = partials + (other - 1) * block
         for i in range(lo, hi):
@@ -277,18 +286,31 @@ cdef void reduce_parts(floating* grads, Py_ssize_t size, const floating* partial
 
 # ---------------------------------------------------------------- one layer, whole window
 #
-# Threading: every parallel region splits its work into `threads` contiguous parts, one per
-# OpenMP thread, each calling the packed kernels or single-threaded BLAS on its own part (the
-# caller limits BLAS to one thread). The time loops split the batch: rows of different sequences
-# never interact, so a thread runs all T steps of its rows without any barrier. Whole-window
-# products split the rows of the window. A window costs a few parallel regions per layer and
-# pass instead of a few per step.
+# Threading: every parallel region splits its work into contiguous parts, each calling the packed
+# kernels or single-threaded BLAS (the caller limits BLAS to one thread). The time loops split
+# the batch into chunks (batch_chunks): rows of different sequences never interact, so a chunk
+# runs all T steps of its rows without any barrier, and chunks go to whichever thread is free, so
+# a thread that the OS preempts on a busy machine holds up less of the loop. The weight
+# gradients split the rows of the window, one fixed part per thread (their sums must not depend
+# on timing). A window costs one or two parallel regions per layer and pass, not a few per step.
+
+cdef enum:
+    CHUNK_ROWS = 24  # at most about this many batch rows per chunk of a time loop
+
+
+cdef inline Py_ssize_t batch_chunks(Py_ssize_t B, int threads) noexcept nogil:
+    """Chunks of the batch in the time loops: one for one thread, else a multiple of the thread
+    count with at most about CHUNK_ROWS rows each (and at most B)."""
+    cdef Py_ssize_t per_thread = (B + threads - 1) // threads
+    if threads == 1:
+        return 1
+    return min(B, threads * ((per_thread + CHUNK_ROWS - 1) // CHUNK_ROWS))
 
 cdef void layer_forward(const floating* params, int layer, Py_ssize_t T, Py_ssize_t B,
                         Py_ssize_t H, const unsigned char* levels, const floating* h_in,
                         floating* hs, floating* acts, floating* rh, const float* packed,
-                        int threads) noexcept nogil:
-    """Run one layer over T steps.
+                        int threads, Py_ssize_t chunks) noexcept nogil:
+    """Run one layer over T steps, the batch in `chunks` chunks.
 
     levels (T*B,) for layer 0, else h_in (T*B, H) is the layer below's output. hs (T+1, B, H)
     holds h0 in row 0 and receives h(1..T); acts (T, B, 3H) receives r, z, candidate; rh
@@ -299,7 +321,7 @@ cdef void layer_forward(const floating* params, int layer, Py_ssize_t T, Py_ssiz
     cdef const floating* WxT = params + layer_offset(layer, H)
     cdef const floating* UhT = WxT + X * G
     cdef const floating* bias = UhT + H * G
-    cdef Py_ssize_t part, lo, hi, i, t
+    cdef Py_ssize_t chunk, lo, hi, i, t
     cdef floating* a_t
     cdef floating* h_prev
     cdef floating* rh_t
@@ -308,9 +330,9 @@ cdef void layer_forward(const floating* params, int layer, Py_ssize_t T, Py_ssiz
     if packed != NULL:
         packed_c = packed + bk_packed_w_size(H, 2 * H)
         packed_x = packed_c + bk_packed_w_size(H, H)
-    for part in prange(threads, num_threads=threads, schedule="static", chunksize=1):
-        lo = share(B, threads, part)
-        hi = share(B, threads, part + 1)
+    for chunk in prange(chunks, num_threads=threads, schedule="dynamic", chunksize=1):
+        lo = share(B, chunks, chunk)
+        hi = share(B, chunks, chunk + 1)
         for t in range(T):
             a_t = acts + (t * B + lo) * G
             h_prev = hs + (t * B + lo) * H
@@ -333,24 +355,27 @@ cdef void layer_backward(const floating* params, floating* grads, int layer, Py_
                          const floating* h_in, const floating* hs, const floating* acts,
                          const floating* rh, floating* d_acts, floating* d_hs,
                          floating* dh_next, floating* d_rh, const float* packed,
-                         floating* partials, Py_ssize_t block, float* scratch,
-                         int threads) noexcept nogil:
-    """Backward through one layer over the window.
+                         floating* partials, Py_ssize_t block, floating* pending,
+                         Py_ssize_t pending_size, float* scratch, int threads,
+                         Py_ssize_t chunks) noexcept nogil:
+    """Backward through one layer over the window, the batch in `chunks` chunks.
 
     d_hs (T, B, H) holds dLoss/dh(t) from above on entry and dLoss/d(input of this layer) on exit
-    (for layers above 0). Weight gradients of this layer are written (not added) into grads.
-    packed: this layer's backward region of the packed weights, or NULL (BLAS); partials, block:
-    the other threads' gradient copies; scratch: bk_gemm_tn_scratch() floats per thread for the
-    packed weight-gradient products, or NULL (BLAS)."""
+    (for layers above 0). This layer's weight gradients go to grads, thread 0's share, and to
+    the other threads' copies in partials (block elements each): the caller adds those up
+    (reduce_parts), and passes the previous block to add up here as pending (pending_size
+    elements; NULL if none). packed: this layer's backward set of the packed weights, or NULL
+    (BLAS); scratch: bk_gemm_tn_scratch() floats per thread for the packed weight-gradient
+    products, or NULL (BLAS)."""
     cdef Py_ssize_t G = 3 * H
     cdef Py_ssize_t X = LEVELS if layer == 0 else H
-    cdef Py_ssize_t offset = layer_offset(layer, H), size = layer_size(X, H)
+    cdef Py_ssize_t offset = layer_offset(layer, H)
     cdef const floating* WxT = params + offset
     cdef const floating* UhT = WxT + X * G
     cdef floating* dWxT
     cdef floating* dUhT
     cdef floating* d_bias
-    cdef Py_ssize_t n = T * B, part, lo, hi, nb, t
+    cdef Py_ssize_t n = T * B, part, chunk, lo, hi, nb, t
     cdef const floating* a_t
     cdef const floating* h_prev
     cdef floating* da_t
@@ -361,9 +386,10 @@ cdef void layer_backward(const floating* params, floating* grads, int layer, Py_
         # U_rz^T (2H, H) multiplies d[r, z], U_c^T (H, H) d(candidate)
         packed_c = packed + bk_packed_w_size(2 * H, H)
         packed_x = packed_c + bk_packed_w_size(H, H)
-    for part in prange(threads, num_threads=threads, schedule="static", chunksize=1):
-        lo = share(B, threads, part)
-        hi = share(B, threads, part + 1)
+    for chunk in prange(chunks, num_threads=threads, schedule="dynamic", chunksize=1):
+        reduce_parts(pending, pending_size, partials, block, threads, chunks, chunk)
+        lo = share(B, chunks, chunk)
+        hi = share(B, chunks, chunk + 1)
         nb = hi - lo
         memset(dh_next + lo * H, 0, nb * H * sizeof(floating))
         for t in range(T - 1, -1, -1):
@@ -399,9 +425,6 @@ cdef void layer_backward(const floating* params, floating* grads, int layer, Py_
                        NULL, 0, tn_scratch)
             product(hi - lo, H, G, d_acts + lo * G, G, packed_x, WxT, G, True, d_hs + lo * H, H,
                     False)
-    if threads > 1:
-        for part in prange(threads, num_threads=threads, schedule="static", chunksize=1):
-            reduce_parts(grads + offset, size, partials, block, threads, part)
 
 
 # ---------------------------------------------------------------- the whole stack over a window
@@ -430,7 +453,7 @@ def window(const floating[::1] params, floating[::1] grads, const unsigned char[
     Returns the loss in mean nats per predicted sample.
     """
     cdef Py_ssize_t L = hs.shape[0], T = x.shape[0] - 1, B = x.shape[1], H = hs.shape[3]
-    cdef Py_ssize_t n = T * B, i, j, rows, part, lo, hi, block
+    cdef Py_ssize_t n = T * B, i, j, rows, part, lo, hi, block, chunks, pending_size
     cdef int layer
     cdef double[::1] partial
     cdef double* nll
@@ -443,6 +466,7 @@ def window(const floating[::1] params, floating[::1] grads, const unsigned char[
     cdef floating* G = NULL
     cdef floating* mine
     cdef floating* partials = NULL
+    cdef floating* pending
     cdef float* packed = NULL
     cdef float* packed_y = NULL
     cdef float* packed_yt = NULL
@@ -491,17 +515,18 @@ def window(const floating[::1] params, floating[::1] grads, const unsigned char[
                 packed_y = packed + L * packed_layer_size(H)
                 packed_yt = packed_y + bk_packed_w_size(H, LEVELS)
 
+    chunks = batch_chunks(B, threads)
     with nogil:
         if packed != NULL:
             for part in prange(threads, num_threads=threads, schedule="static", chunksize=1):
-                pack_weights(P, L, H, False, packed, threads, part)
+                pack_weights(P, L, H, backward, packed, threads, part)
         for layer in range(L):
             memcpy(&hs[layer, 0, 0, 0], &h0[layer, 0, 0], B * H * sizeof(floating))
             layer_forward(P, layer, T, B, H, levels,
                           &hs[layer - 1, 1, 0, 0] if layer > 0 else NULL,
                           &hs[layer, 0, 0, 0], &acts[layer, 0, 0, 0], &rh[layer, 0, 0, 0],
                           packed + layer * packed_layer_size(H) if packed != NULL else NULL,
-                          threads)
+                          threads, chunks)
             memcpy(&h_last[layer, 0, 0], &hs[layer, T, 0, 0], B * H * sizeof(floating))
         h_top = &hs[L - 1, 1, 0, 0]
         for part in prange(threads, num_threads=threads, schedule="static", chunksize=1):
@@ -526,19 +551,22 @@ def window(const floating[::1] params, floating[::1] grads, const unsigned char[
                 product_tn(H, LEVELS, hi - lo, h_top + lo * H, H, &out[0, 0] + lo * LEVELS,
                            LEVELS, mine, LEVELS, mine + H * LEVELS, NULL, NULL, 0, tn_scratch)
         if backward:
-            for part in prange(threads, num_threads=threads, schedule="static", chunksize=1):
-                if packed != NULL:
-                    pack_weights(P, L, H, True, packed, threads, part)
-                if threads > 1:
-                    reduce_parts(G + layer_offset(L, H), (H + 1) * LEVELS, partials, block,
-                                 threads, part)
+            # each layer adds up the threads' copies of the block above it (the output's first)
+            pending = G + layer_offset(L, H) if threads > 1 else NULL
+            pending_size = (H + 1) * LEVELS
             for layer in range(L - 1, -1, -1):
                 layer_backward(P, G, layer, T, B, H, levels,
                                &hs[layer - 1, 1, 0, 0] if layer > 0 else NULL,
                                &hs[layer, 0, 0, 0], &acts[layer, 0, 0, 0], &rh[layer, 0, 0, 0],
                                &d_acts[0, 0, 0], &d_hs[0, 0, 0], &dh_next[0, 0], &d_rh[0, 0],
-                               packed + layer * packed_layer_size(H) if packed != NULL else NULL,
-                               partials, block, scratch, threads)
+                               packed + layer * packed_layer_size(H) + packed_forward_size(H)
+                               if packed != NULL else NULL,
+                               partials, block, pending, pending_size, scratch, threads, chunks)
+                pending = G + layer_offset(layer, H) if threads > 1 else NULL
+                pending_size = layer_size(LEVELS if layer == 0 else H, H)
+            if pending != NULL:
+                for part in prange(threads, num_threads=threads, schedule="static", chunksize=1):
+                    reduce_parts(pending, pending_size, partials, block, threads, threads, part)
     free(packed)
     free(scratch)
     free(partials)
