@@ -11,7 +11,6 @@ contiguous part per OpenMP thread, each calling single-threaded BLAS (see layer_
 
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport log
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
@@ -28,6 +27,10 @@ def n_parameters(int layers, int hidden) -> int:
 
 cdef extern from "gates.h" nogil:
     void bk_prefetch(const void* p, Py_ssize_t bytes)
+    double bk_softmax_rows_f(float* y, const float* bias, const unsigned char* targets,
+                             Py_ssize_t rows, float scale, int gradient)
+    double bk_softmax_rows_d(double* y, const double* bias, const unsigned char* targets,
+                             Py_ssize_t rows, double scale, int gradient)
     void bk_backward_zc_f(const float* a, const float* h_prev, const float* dh_above,
                           float* dh_next, float* da, Py_ssize_t lda, Py_ssize_t H, Py_ssize_t rows)
     void bk_backward_zc_d(const double* a, const double* h_prev, const double* dh_above,
@@ -152,47 +155,14 @@ cdef inline void backward_r(const floating* a, const floating* h_prev, const flo
         bk_backward_r_d(a, h_prev, d_rh, dh_next, da, 3 * H, H, rows)
 
 
-cdef enum:
-    LANES = 16  # independent partial results in reductions, so that compilers vectorize them
-
-
-cdef inline double softmax_row(floating* y, const floating* bias, int target,
-                               floating scale, bint gradient) noexcept nogil:
-    """y (256,) logits without bias -> probabilities in place, or (p - onehot) * scale if gradient.
-
-    Returns -log p[target] in nats (0 when target < 0)."""
-    cdef Py_ssize_t k, u
-    cdef floating top, total, factor
-    cdef floating part[LANES]
-    cdef double nll = 0
-    for k in range(LEVELS):
-        y[k] = y[k] + bias[k]
-    for u in range(LANES):
-        part[u] = y[u]
-    for k in range(1, LEVELS // LANES):
-        for u in range(LANES):
-            part[u] = y[k * LANES + u] if y[k * LANES + u] > part[u] else part[u]
-    top = part[0]
-    for u in range(1, LANES):
-        top = part[u] if part[u] > top else top
-    for k in range(LEVELS):
-        y[k] = exp_(y[k] - top)
-    for u in range(LANES):
-        part[u] = 0
-    for k in range(LEVELS // LANES):
-        for u in range(LANES):
-            part[u] = part[u] + y[k * LANES + u]
-    total = 0
-    for u in range(LANES):
-        total = total + part[u]
-    if target >= 0:
-        nll = log(<double> total) - log(<double> y[target])
-    factor = (scale if gradient else 1) / total
-    for k in range(LEVELS):
-        y[k] = y[k] * factor
-    if gradient:
-        y[target] = y[target] - scale
-    return nll
+cdef inline double softmax_rows(floating* y, const floating* bias, const unsigned char* targets,
+                                Py_ssize_t rows, floating scale, bint gradient) noexcept nogil:
+    """Rows of logits y (rows, 256) without bias -> probabilities in place, or, if gradient,
+    (p - onehot(target)) * scale. Returns the sum over the rows of -log p[target] in nats."""
+    if floating is float:
+        return bk_softmax_rows_f(y, bias, targets, rows, scale, gradient)
+    else:
+        return bk_softmax_rows_d(y, bias, targets, rows, scale, gradient)
 
 
 cdef inline Py_ssize_t share(Py_ssize_t n, Py_ssize_t parts, Py_ssize_t k) noexcept nogil:
@@ -453,7 +423,7 @@ def window(const floating[::1] params, floating[::1] grads, const unsigned char[
     Returns the loss in mean nats per predicted sample.
     """
     cdef Py_ssize_t L = hs.shape[0], T = x.shape[0] - 1, B = x.shape[1], H = hs.shape[3]
-    cdef Py_ssize_t n = T * B, i, j, rows, part, lo, hi, block, chunks, pending_size
+    cdef Py_ssize_t n = T * B, i, rows, part, lo, hi, block, chunks, pending_size
     cdef int layer
     cdef double[::1] partial
     cdef double* nll
@@ -539,8 +509,7 @@ def window(const floating[::1] params, floating[::1] grads, const unsigned char[
                 rows = min(hi - i, OUTPUT_BLOCK if packed != NULL else hi - lo)
                 product(rows, LEVELS, H, h_top + i * H, H, packed_y, WyT, LEVELS, False,
                         &out[i, 0], LEVELS, False)
-                for j in range(i, i + rows):
-                    nll[part] += softmax_row(&out[j, 0], by, levels[j + B], scale, backward)
+                nll[part] += softmax_rows(&out[i, 0], by, levels + i + B, rows, scale, backward)
                 if backward:
                     product(rows, H, LEVELS, &out[i, 0], LEVELS, packed_yt, WyT, LEVELS, True,
                             &d_hs[0, 0, 0] + i * H, H, False)

@@ -1,4 +1,5 @@
-/* GRU gate math over rows of a batch, for float (suffix f) and double (suffix d).
+/* GRU gate math and the output softmax over rows of a batch, for float (suffix f) and double
+ * (suffix d).
  *
  * Row layout as in gates.pxi: a row of a holds the 3H gate values [r, z, candidate]; rows of a
  * are `lda` elements apart, rows of the (rows, H) arrays H apart. With GCC on x86-64 each
@@ -9,9 +10,13 @@
 #ifndef BLEKOTA_GATES_H
 #define BLEKOTA_GATES_H
 
+#include <math.h>
 #include <stddef.h>
 
 #include "fastmath.h"
+
+#define BK_OUTPUTS 256 /* logits per row of the output layer */
+#define BK_LANES 16    /* independent partial results in reductions, so that they vectorize */
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 #define BK_CLONES __attribute__((unused, target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
@@ -25,7 +30,7 @@
  * restrict parameters: GCC trusts restrict on parameters, not on local pointers, and without it
  * two stores H apart into one row (which could overlap for H below the vector width) keep the
  * loop from being vectorized. */
-#define BK_DEFINE_GATES(T, S, SIGMOID, TANH)                                                     \
+#define BK_DEFINE_GATES(T, S, SIGMOID, TANH, EXP)                                                     \
 static inline void bk_gates_rz_row_##S(T* restrict a, const T* restrict bias,                   \
                                        const T* restrict hp, T* restrict rh, ptrdiff_t H) {     \
     for (ptrdiff_t j = 0; j < 2 * H; j++)                                                        \
@@ -97,6 +102,47 @@ BK_CLONES static void bk_backward_r_##S(const T* a, const T* h_prev, const T* d_
     for (ptrdiff_t i = 0; i < rows; i++)                                                         \
         bk_backward_r_row_##S(a + i * lda, h_prev + i * H, d_rh + i * H, dh_next + i * H,        \
                               da + i * lda, H);                                                  \
+}                                                                                                \
+                                                                                                 \
+static inline double bk_softmax_row_##S(T* restrict y, const T* restrict bias, int target,      \
+                                        T scale, int gradient) {                                 \
+    T part[BK_LANES], top, total = 0, factor;                                                    \
+    for (int k = 0; k < BK_OUTPUTS; k++)                                                         \
+        y[k] += bias[k];                                                                         \
+    for (int u = 0; u < BK_LANES; u++)                                                           \
+        part[u] = y[u];                                                                          \
+    for (int k = BK_LANES; k < BK_OUTPUTS; k += BK_LANES)                                        \
+        for (int u = 0; u < BK_LANES; u++)                                                       \
+            part[u] = y[k + u] > part[u] ? y[k + u] : part[u];                                   \
+    top = part[0];                                                                               \
+    for (int u = 1; u < BK_LANES; u++)                                                           \
+        top = part[u] > top ? part[u] : top;                                                     \
+    for (int k = 0; k < BK_OUTPUTS; k++)                                                         \
+        y[k] = EXP(y[k] - top);                                                                  \
+    for (int u = 0; u < BK_LANES; u++)                                                           \
+        part[u] = 0;                                                                             \
+    for (int k = 0; k < BK_OUTPUTS; k += BK_LANES)                                               \
+        for (int u = 0; u < BK_LANES; u++)                                                       \
+            part[u] += y[k + u];                                                                 \
+    for (int u = 0; u < BK_LANES; u++)                                                           \
+        total += part[u];                                                                        \
+    double nll = log((double)total) - log((double)y[target]);                                    \
+    factor = (gradient ? scale : (T)1) / total;                                                  \
+    for (int k = 0; k < BK_OUTPUTS; k++)                                                         \
+        y[k] *= factor;                                                                          \
+    if (gradient)                                                                                \
+        y[target] -= scale;                                                                      \
+    return nll;                                                                                  \
+}                                                                                                \
+                                                                                                 \
+/* Rows of logits y (rows, 256) without bias -> probabilities in place, or, if gradient, the    \
+ * loss gradient (p - onehot(target)) * scale. Returns the sum over the rows of -log p[target]. */\
+BK_CLONES static double bk_softmax_rows_##S(T* y, const T* bias, const unsigned char* targets,   \
+                                            ptrdiff_t rows, T scale, int gradient) {             \
+    double nll = 0;                                                                              \
+    for (ptrdiff_t i = 0; i < rows; i++)                                                         \
+        nll += bk_softmax_row_##S(y + i * BK_OUTPUTS, bias, targets[i], scale, gradient);        \
+    return nll;                                                                                  \
 }
 
 /* Ask for `bytes` from p to be brought into L2: rows that a later step will need, fetched while
@@ -112,7 +158,7 @@ static inline void bk_prefetch(const void *p, ptrdiff_t bytes)
 #endif
 }
 
-BK_DEFINE_GATES(float, f, bk_sigmoidf, bk_tanhf)
-BK_DEFINE_GATES(double, d, bk_sigmoid, bk_tanh)
+BK_DEFINE_GATES(float, f, bk_sigmoidf, bk_tanhf, bk_expf)
+BK_DEFINE_GATES(double, d, bk_sigmoid, bk_tanh, bk_exp)
 
 #endif
