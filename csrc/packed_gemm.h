@@ -8,7 +8,7 @@
  *   bk_gemm_tn_f  C (M, N) (+)= A^T B for activations A (K, M) and B (K, N), B packed block by
  *                 block into scratch: the weight gradients, sums over the rows of a window.
  * Packed W: ceil(N / 16) slices of 16 columns, each K rows of 16 contiguous floats, zero past
- * column N. Both drivers run register tiles over K: AVX-512 up to 8 rows by 32 columns (16 zmm
+ * column N. Both drivers run register tiles over K: AVX-512 up to 10 rows by 32 columns (20 zmm
  * accumulators), AVX2 up to 6 rows by 16 columns (12 ymm accumulators); per k a tile loads one
  * 16-wide vector of W per slice, used by every row, and broadcasts one X value per row.
  * Every element of C receives its K terms in order, one FMA each, so both instruction sets give
@@ -27,7 +27,7 @@
 #define BK_KC 256        /* rows of B that bk_gemm_tn_f packs at a time */
 #define BK_NC 256        /* columns of B that bk_gemm_tn_f packs at a time */
 #define BK_ROW_BLOCK 96  /* rows of X per block in bk_gemm_xw_f (a block stays in L2) */
-#define BK_MAX_ROWS 8    /* rows of the largest tile */
+#define BK_MAX_ROWS 10   /* rows of the largest tile */
 #define BK_PREFETCH_ROWS 8  /* bk_gemm_tn_f asks for rows of B this far ahead while packing */
 
 enum { BK_LEVEL_NONE = 0, BK_LEVEL_AVX2 = 1, BK_LEVEL_AVX512 = 2 };
@@ -185,23 +185,32 @@ typedef void (*bk_tile_fn)(ptrdiff_t K, const float *x, ptrdiff_t rs, ptrdiff_t 
 
 BK_DEFINE_TILE512(1, 1) BK_DEFINE_TILE512(2, 1) BK_DEFINE_TILE512(3, 1) BK_DEFINE_TILE512(4, 1)
 BK_DEFINE_TILE512(5, 1) BK_DEFINE_TILE512(6, 1) BK_DEFINE_TILE512(7, 1) BK_DEFINE_TILE512(8, 1)
+BK_DEFINE_TILE512(9, 1) BK_DEFINE_TILE512(10, 1)
 BK_DEFINE_TILE512(1, 2) BK_DEFINE_TILE512(2, 2) BK_DEFINE_TILE512(3, 2) BK_DEFINE_TILE512(4, 2)
 BK_DEFINE_TILE512(5, 2) BK_DEFINE_TILE512(6, 2) BK_DEFINE_TILE512(7, 2) BK_DEFINE_TILE512(8, 2)
+BK_DEFINE_TILE512(9, 2) BK_DEFINE_TILE512(10, 2)
 BK_DEFINE_TILE256(1) BK_DEFINE_TILE256(2) BK_DEFINE_TILE256(3)
 BK_DEFINE_TILE256(4) BK_DEFINE_TILE256(5) BK_DEFINE_TILE256(6)
 
 static const bk_tile_fn bk_tiles512[2][BK_MAX_ROWS] = {
-    {bk_tile512_1_1, bk_tile512_2_1, bk_tile512_3_1, bk_tile512_4_1,
-     bk_tile512_5_1, bk_tile512_6_1, bk_tile512_7_1, bk_tile512_8_1},
-    {bk_tile512_1_2, bk_tile512_2_2, bk_tile512_3_2, bk_tile512_4_2,
-     bk_tile512_5_2, bk_tile512_6_2, bk_tile512_7_2, bk_tile512_8_2},
+    {bk_tile512_1_1, bk_tile512_2_1, bk_tile512_3_1, bk_tile512_4_1, bk_tile512_5_1,
+     bk_tile512_6_1, bk_tile512_7_1, bk_tile512_8_1, bk_tile512_9_1, bk_tile512_10_1},
+    {bk_tile512_1_2, bk_tile512_2_2, bk_tile512_3_2, bk_tile512_4_2, bk_tile512_5_2,
+     bk_tile512_6_2, bk_tile512_7_2, bk_tile512_8_2, bk_tile512_9_2, bk_tile512_10_2},
 };
 static const bk_tile_fn bk_tiles256[6] = {bk_tile256_1, bk_tile256_2, bk_tile256_3,
                                           bk_tile256_4, bk_tile256_5, bk_tile256_6};
 
 /* Largest tile of the level: rows, and slices side by side. */
-static inline int bk_tile_rows(int level) { return level == BK_LEVEL_AVX512 ? 8 : 6; }
+static inline int bk_tile_rows(int level) { return level == BK_LEVEL_AVX512 ? 10 : 6; }
 static inline int bk_tile_slices(int level) { return level == BK_LEVEL_AVX512 ? 2 : 1; }
+
+/* Rows of the next tile when `left` rows remain: tiles of near-equal height, at most `rows`. */
+static inline ptrdiff_t bk_tile_height(ptrdiff_t left, int rows)
+{
+    ptrdiff_t tiles = (left + rows - 1) / rows;
+    return (left + tiles - 1) / tiles;
+}
 
 /* One tile of R rows by `cols` <= 16 S columns of C (see bk_tile512). A tile narrower than its
  * slices (the last one when N is not a multiple of 16) goes through a zero-padded copy of C. */
@@ -238,7 +247,7 @@ static void bk_gemm_xw_f(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const float *x, 
             S = slices - s < most ? slices - s : most;
             ptrdiff_t cols = N - s * BK_SLICE < S * BK_SLICE ? N - s * BK_SLICE : S * BK_SLICE;
             for (ptrdiff_t r = m0, R; r < m1; r += R) {
-                R = m1 - r < rows ? m1 - r : rows;
+                R = bk_tile_height(m1 - r, rows);
                 bk_tile(level, (int)R, (int)S, cols, K, x + r * ldx, ldx, 1, w + s * ws, ws,
                         c + r * ldc + s * BK_SLICE, ldc, add);
             }
@@ -299,7 +308,7 @@ static void bk_gemm_tn_f(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const float *a, 
                 S = slices - s < most ? slices - s : most;
                 ptrdiff_t cols = nc - s * BK_SLICE < S * BK_SLICE ? nc - s * BK_SLICE : S * BK_SLICE;
                 for (ptrdiff_t i0 = 0, R; i0 < M; i0 += R) {
-                    R = M - i0 < rows ? M - i0 : rows;
+                    R = bk_tile_height(M - i0, rows);
                     bk_tile(level, (int)R, (int)S, cols, kc, a + k0 * lda + i0, 1, lda,
                             scratch + s * ws, ws, c + i0 * ldc + n0 + s * BK_SLICE, ldc,
                             add || k0 > 0);
