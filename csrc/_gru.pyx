@@ -300,6 +300,12 @@ cdef void layer_forward(const floating* params, int layer, Py_ssize_t T, Py_ssiz
     if packed != NULL:
         packed_c = packed + bk_packed_w_size(H, 2 * H)
         packed_x = packed_c + bk_packed_w_size(H, H)
+    elif layer > 0:
+        # BLAS would pack Wx again for every step's input projection: one product per thread
+        for chunk in prange(threads, num_threads=threads, schedule="static", chunksize=1):
+            lo = share(T * B, threads, chunk)
+            hi = share(T * B, threads, chunk + 1)
+            product(hi - lo, G, H, h_in + lo * H, H, NULL, WxT, G, False, acts + lo * G, G, False)
     for chunk in prange(chunks, num_threads=threads, schedule="dynamic", chunksize=1):
         lo = share(B, chunks, chunk)
         hi = share(B, chunks, chunk + 1)
@@ -307,10 +313,11 @@ cdef void layer_forward(const floating* params, int layer, Py_ssize_t T, Py_ssiz
             a_t = acts + (t * B + lo) * G
             h_prev = hs + (t * B + lo) * H
             rh_t = rh + (t * B + lo) * H
+            # the input projection: a row lookup for layer 0; above, on packed weights here
             if layer == 0:
                 for i in range(hi - lo):
                     memcpy(a_t + i * G, WxT + levels[t * B + lo + i] * G, G * sizeof(floating))
-            else:
+            elif packed != NULL:
                 product(hi - lo, G, H, h_in + (t * B + lo) * H, H, packed_x, WxT, G, False, a_t,
                         G, False)
             product(hi - lo, 2 * H, H, h_prev, H, packed, UhT, G, False, a_t, G, True)
