@@ -76,6 +76,7 @@ def float32_kernels(name=None) -> str:
 cdef enum:
     SLICE = 16  # columns per slice of a packed weight (BK_SLICE)
     OUTPUT_BLOCK = 64  # rows of logits that stay in cache from the product to its gradient
+    GRADIENT_ROWS = 256  # rows of d_acts that stay in cache across a layer's gradient products
 
 
 cdef inline Py_ssize_t slices(Py_ssize_t n) noexcept nogil:
@@ -107,22 +108,22 @@ cdef inline void product(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const floatin
 
 cdef inline void product_tn(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const floating* a,
                             Py_ssize_t lda, const floating* b, Py_ssize_t ldb, floating* c,
-                            Py_ssize_t ldc, floating* sums, const unsigned char* levels,
+                            Py_ssize_t ldc, bint add, floating* sums, const unsigned char* levels,
                             floating* scattered, Py_ssize_t lds, float* scratch) noexcept nogil:
-    """A weight gradient over K rows of a window: C (M, N) = A^T B for A (K, M) and B (K, N);
-    sums (N,) = the column sums of B unless sums is NULL; unless levels is NULL, scattered
-    (256, N; rows lds apart) += onehot(levels[k]) outer B[k] for every k (a row gather's
-    gradient). float with scratch (room for
-    bk_gemm_tn_scratch() floats) uses the packed kernels, reading B once; the rest BLAS."""
+    """A weight gradient over K rows of a window: C (M, N) = A^T B (+ C if add) for A (K, M)
+    and B (K, N); sums (N,) = the column sums of B (+ sums if add) unless sums is NULL; unless
+    levels is NULL, scattered (256, N; rows lds apart) += onehot(levels[k]) outer B[k] for every
+    k (a row gather's gradient). float with scratch (room for bk_gemm_tn_scratch() floats) uses
+    the packed kernels, reading B once; the rest BLAS."""
     cdef Py_ssize_t i, j
     cdef floating* dest
     if floating is float:
         if scratch != NULL:
-            bk_gemm_tn_f(M, N, K, a, lda, b, ldb, c, ldc, False, sums, levels, scattered, lds,
+            bk_gemm_tn_f(M, N, K, a, lda, b, ldb, c, ldc, add, sums, levels, scattered, lds,
                          scratch)
             return
-    gemm(True, False, M, N, K, 1, a, lda, b, ldb, 0, c, ldc)
-    if sums != NULL:
+    gemm(True, False, M, N, K, 1, a, lda, b, ldb, 1 if add else 0, c, ldc)
+    if sums != NULL and not add:
         memset(sums, 0, N * sizeof(floating))
     for i in range(K):
         if sums != NULL:
@@ -352,7 +353,7 @@ cdef void layer_backward(const floating* params, floating* grads, int layer, Py_
     cdef floating* dWxT
     cdef floating* dUhT
     cdef floating* d_bias
-    cdef Py_ssize_t n = T * B, part, chunk, lo, hi, nb, t
+    cdef Py_ssize_t n = T * B, part, chunk, lo, hi, nb, t, r0, r1
     cdef const floating* a_t
     cdef const floating* h_prev
     cdef floating* da_t
@@ -383,7 +384,8 @@ cdef void layer_backward(const floating* params, floating* grads, int layer, Py_
             backward_r(a_t, h_prev, d_rh + lo * H, dh_next + lo * H, da_t, H, nb)
             product(nb, H, 2 * H, da_t, G, packed, UhT, G, True, dh_next + lo * H, H, True)
     for part in prange(threads, num_threads=threads, schedule="static", chunksize=1):
-        # this thread's rows of the window: its share of the weight gradients, rows of d(input)
+        # this thread's rows of the window: its share of the weight gradients, rows of d(input),
+        # in blocks of rows whose d_acts stay in cache across the products that read them
         lo = share(n, threads, part)
         hi = share(n, threads, part + 1)
         dWxT = gradient_part(grads + offset, partials, block, part)
@@ -392,16 +394,22 @@ cdef void layer_backward(const floating* params, floating* grads, int layer, Py_
         tn_scratch = NULL if scratch == NULL else scratch + part * bk_gemm_tn_scratch()
         if layer == 0:
             memset(dWxT, 0, X * G * sizeof(floating))
-        product_tn(H, 2 * H, hi - lo, hs + lo * H, H, d_acts + lo * G, G, dUhT, G, d_bias,
-                   levels + lo if layer == 0 else NULL, dWxT, G, tn_scratch)
-        product_tn(H, H, hi - lo, rh + lo * H, H, d_acts + lo * G + 2 * H, G, dUhT + 2 * H, G,
-                   d_bias + 2 * H, levels + lo if layer == 0 else NULL, dWxT + 2 * H, G,
-                   tn_scratch)
-        if layer > 0:
-            product_tn(H, G, hi - lo, h_in + lo * H, H, d_acts + lo * G, G, dWxT, G, NULL, NULL,
-                       NULL, 0, tn_scratch)
-            product(hi - lo, H, G, d_acts + lo * G, G, packed_x, WxT, G, True, d_hs + lo * H, H,
-                    False)
+        r0 = lo
+        while True:
+            r1 = min(hi, r0 + GRADIENT_ROWS) if scratch != NULL else hi
+            product_tn(H, 2 * H, r1 - r0, hs + r0 * H, H, d_acts + r0 * G, G, dUhT, G, r0 > lo,
+                       d_bias, levels + r0 if layer == 0 else NULL, dWxT, G, tn_scratch)
+            product_tn(H, H, r1 - r0, rh + r0 * H, H, d_acts + r0 * G + 2 * H, G, dUhT + 2 * H,
+                       G, r0 > lo, d_bias + 2 * H, levels + r0 if layer == 0 else NULL,
+                       dWxT + 2 * H, G, tn_scratch)
+            if layer > 0:
+                product_tn(H, G, r1 - r0, h_in + r0 * H, H, d_acts + r0 * G, G, dWxT, G, r0 > lo,
+                           NULL, NULL, NULL, 0, tn_scratch)
+                product(r1 - r0, H, G, d_acts + r0 * G, G, packed_x, WxT, G, True,
+                        d_hs + r0 * H, H, False)
+            r0 = r1
+            if r0 >= hi:
+                break
 
 
 # ---------------------------------------------------------------- the whole stack over a window
@@ -525,7 +533,8 @@ def window(const floating[::1] params, floating[::1] grads, const unsigned char[
                 mine = gradient_part(G + layer_offset(L, H), partials, block, part)
                 tn_scratch = NULL if scratch == NULL else scratch + part * bk_gemm_tn_scratch()
                 product_tn(H, LEVELS, hi - lo, h_top + lo * H, H, &out[0, 0] + lo * LEVELS,
-                           LEVELS, mine, LEVELS, mine + H * LEVELS, NULL, NULL, 0, tn_scratch)
+                           LEVELS, mine, LEVELS, False, mine + H * LEVELS, NULL, NULL, 0,
+                           tn_scratch)
         if backward:
             # each layer adds up the threads' copies of the block above it (the output's first)
             pending = G + layer_offset(L, H) if threads > 1 else NULL
