@@ -2,11 +2,13 @@
 """Compiled GRU training core: forward and backward of the whole stack over a window.
 
 The parameter layout is described in gates.pxi. All activations are row-major and time-major:
-(T, B, .). The forward pass runs layer by layer: the input projection of all T steps is one GEMM
-(a row gather for layer 0), each step adds only the recurrent products and applies the fused gate
-math (gates.h). The backward pass computes per step only the gate gradients and dh(t-1); each
-weight gradient is then one GEMM over the whole window. Every pass splits its work into one
-contiguous part per OpenMP thread, each calling single-threaded BLAS (see layer_forward).
+(T, B, .). The forward pass runs layer by layer; each step computes its input projection (a row
+gather for layer 0), adds the recurrent products and applies the fused gate math (gates.h). The
+backward pass computes per step only the gate gradients and dh(t-1); the weight gradients are
+then sums over the rows of the window. float32 on CPUs with AVX2 runs every matrix product on
+weights packed once per window, with the register-tile kernels of packed_gemm.h (AVX-512 where
+the CPU has it); double and other CPUs call single-threaded BLAS. The work is split over OpenMP
+threads (see "one layer, whole window" below).
 """
 
 from cython cimport floating
