@@ -66,11 +66,12 @@ KERNELS = ("blas", "avx2", "avx512")  # index = bk_gemm_level()
 def float32_kernels(name=None) -> str:
     """The instruction set of the float32 matrix products: "avx512", "avx2" or "blas" (also what
     float64 uses). With a name, switch to it first (tests; at most what the CPU has)."""
+    cdef int previous = bk_gemm_level()
     if name is not None:
         if name not in KERNELS:
             raise ValueError(f"kernels must be one of {KERNELS}, got {name!r}")
         if bk_gemm_set_level(KERNELS.index(name)) != KERNELS.index(name):
-            bk_gemm_set_level(len(KERNELS))
+            bk_gemm_set_level(previous)
             raise ValueError(f"this CPU cannot run the {name} kernels")
     return KERNELS[bk_gemm_level()]
 
@@ -99,7 +100,7 @@ cdef inline void product(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const floatin
                          bint trans_w, floating* c, Py_ssize_t ldc,
                          bint accumulate) noexcept nogil:
     """C (M, N) = X (M, K) op(W) (K, N), plus C if accumulate. W is a weight matrix: float uses
-    its packed copy (packed, see pack_forward) unless packed is NULL (double, CPUs without AVX2),
+    its packed copy (packed, see pack_weights) unless packed is NULL (double, CPUs without AVX2),
     which means BLAS (which would pack W again in every call)."""
     if floating is float:
         if packed != NULL:
@@ -341,10 +342,10 @@ cdef void layer_backward(const floating* params, floating* grads, int layer, Py_
     """Backward through one layer over the window, the batch in `chunks` chunks.
 
     d_hs (T, B, H) holds dLoss/dh(t) from above on entry and dLoss/d(input of this layer) on exit
-    (for layers above 0). This layer's weight gradients go to grads, thread 0's share, and to
-    the other threads' copies in partials (block elements each): the caller adds those up
-    (reduce_parts), and passes the previous block to add up here as pending (pending_size
-    elements; NULL if none). packed: this layer's backward set of the packed weights, or NULL
+    (for layers above 0). This layer's weight gradients are sums over the rows of the window:
+    thread 0's share goes to grads, the other threads' to their copies in partials (block
+    elements each), which the caller adds up later (reduce_parts); pending (pending_size
+    elements, NULL if none) is the previous block still to be added up, done here. packed: this layer's backward set of the packed weights, or NULL
     (BLAS); scratch: bk_gemm_tn_scratch() floats per thread for the packed weight-gradient
     products, or NULL (BLAS)."""
     cdef Py_ssize_t G = 3 * H
