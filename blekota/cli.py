@@ -77,6 +77,15 @@ non_negative_int = argument_type(int, lambda value: value >= 0, "an integer >= 0
 fraction = argument_type(float, lambda value: 0 <= value < 1, "a number in [0, 1)")
 positive_float = argument_type(float, lambda value: 0 < value < float("inf"), "a positive number")
 non_negative_float = argument_type(float, lambda value: 0 <= value < float("inf"), "a number >= 0")
+share = argument_type(float, lambda value: 0 < value <= 1, "a number in (0, 1]")
+unit_interval = argument_type(float, lambda value: 0 <= value <= 1, "a number in [0, 1]")
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with its errors as one line on stderr (exit status 2), like every other error."""
+
+    def error(self, message: str):
+        self.exit(2, f"blekota: error: {message} (see {self.prog} --help)\n")
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -99,6 +108,37 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--seed", type=int, default=None, help="seed for the initial weights")
 
 
+def add_sampling_arguments(parser: argparse.ArgumentParser, when: str = "") -> None:
+    """--temperature, --top-k, --top-p and --min-p: how each level is drawn."""
+    group = parser.add_argument_group(
+        "how each level is drawn" + (f" ({when})" if when else ""),
+        "The temperature reshapes the model's distribution, then top-k, top-p and min-p cut its "
+        "unlikely tail (in that order) and the rest is renormalized. A cut tail keeps generation "
+        "from wandering into hiss; cut too much and it repeats or falls silent.",
+    )
+    group.add_argument("--temperature", type=non_negative_float, default=1.0, help="higher: more varied, lower: safer; 0 always takes the likeliest level (default 1)")
+    group.add_argument("--top-k", type=non_negative_int, default=0, metavar="K", help="draw only from the K likeliest levels; lower: safer, less varied (default 0: all 256)")
+    group.add_argument("--top-p", type=share, default=1.0, metavar="P", help="draw only from the fewest likeliest levels whose probabilities sum to P; lower: safer, less varied (default 1: all)")
+    group.add_argument("--min-p", type=unit_interval, default=0.0, metavar="M", help="drop levels less likely than M times the likeliest one; higher: safer, less varied (default 0: none)")
+
+
+def sampling_options(args) -> dict:
+    """The keyword arguments of Model.sample that add_sampling_arguments parsed."""
+    return dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p)
+
+
+def describe_sampling(temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, min_p: float = 0.0) -> str:
+    """'temperature 0.9, top-p 0.95': the settings a sound was drawn with, the truncation when on."""
+    words = [f"temperature {temperature:g}"]
+    if 0 < top_k < 256:
+        words.append(f"top-k {top_k}")
+    if top_p < 1:
+        words.append(f"top-p {top_p:g}")
+    if min_p > 0:
+        words.append(f"min-p {min_p:g}")
+    return ", ".join(words)
+
+
 def add_threads_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threads", type=positive_int, default=None,
@@ -107,7 +147,7 @@ def add_threads_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m blekota",
         description="Learn how a sound continues and generate new sound from it, sample by sample.",
     )
@@ -146,12 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("model", metavar="MODEL", help="a model file (.npz) written by train")
     sample.add_argument("-n", type=non_negative_int, default=8000, help="samples to generate (default 8000)")
     sample.add_argument("-o", "--output", default=None, help="wav file to write (default: MODEL_sample.wav)")
-    sample.add_argument("--temperature", type=non_negative_float, default=1.0, help="higher: more varied, lower: safer; 0 always takes the likeliest level (default 1)")
     sample.add_argument("--hint", metavar="FILE", default=None, help="a sound to start from: it is played into the model first and the output continues it")
     sample.add_argument("--seed", type=int, default=None, help="same seed, same sound")
     sample.add_argument("--play", action="store_true", help="also play the sound")
     sample.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
     sample.add_argument("--heatmap", metavar="PNG", default=None, help=f"also draw the probabilities {HEATMAP_SAMPLES} samples were drawn from into this PNG (from just before the hint ends)")
+    add_sampling_arguments(sample)
     add_threads_argument(sample)
 
     info = commands.add_parser("info", help="describe a model file", description="Describe a model file.")
@@ -243,8 +283,8 @@ def add_plot_parser(commands) -> None:
     heatmap.add_argument("sound", metavar="SOUND", nargs="?", default=None)
     heatmap.add_argument("-n", type=positive_int, default=1000, help="samples to draw (default 1000)")
     heatmap.add_argument("--start", type=non_negative_int, default=0, help="first sample drawn; the model hears or makes all before it (default 0)")
-    heatmap.add_argument("--temperature", type=non_negative_float, default=1.0, help="when generating (default 1)")
     heatmap.add_argument("--seed", type=int, default=None, help="when generating: same seed, same sound")
+    add_sampling_arguments(heatmap, "when generating")
     add_threads_argument(heatmap)
     loss = kind("loss", "training and validation loss against iterations")
     loss.add_argument("log", metavar="MODEL_OR_LOG", help="a model file (.npz) or a training log (NAME.log.jsonl)")
@@ -321,8 +361,8 @@ def command_sample(args) -> int:
         total=args.n, unit="sample", unit_scale=True, disable=not sys.stderr.isatty(), leave=False
     ) as bar:
         done = 0
-        chunks = model.generate(args.n, chunk=SAMPLE_CHUNK, temperature=args.temperature, hint=hint,
-                                seed=args.seed, return_probs=heatmap is not None)
+        chunks = model.generate(args.n, chunk=SAMPLE_CHUNK, hint=hint, seed=args.seed,
+                                return_probs=heatmap is not None, **sampling_options(args))
         for chunk in chunks:
             sound, probs = chunk if heatmap is not None else (chunk, None)
             if probs is not None and done < window.stop and done + sound.size > window.start:
@@ -337,7 +377,7 @@ def command_sample(args) -> int:
     rate = args.n / elapsed if elapsed > 0 else float("inf")
     print(f"wrote {output}: {args.n} samples ({args.n / model.fs:.2f} s) in {elapsed:.2f} s, {rate:,.0f} samples/s")
     if heatmap is not None and kept_sound:
-        title = f"{output.name}: probability of each level"
+        title = f"{output.name}: probability of each level ({describe_sampling(**sampling_options(args))})"
         sound, probs = np.concatenate(kept_sound), np.concatenate(kept_probs)
         path = plot.heatmap(probs, model.fs, sound, title=title, out=heatmap, first=begins)
         print(f"wrote {path}")
@@ -460,8 +500,8 @@ def command_plot(args) -> int:
                 raise BlekotaError(f"{args.sound}: has {sound.size} samples at {model.fs} Hz, fewer than --start {args.start} + 1")
             probs, title = _heard(model, sound), f"{Path(args.model).name} listening to {Path(args.sound).name}"
         else:
-            sound, probs = model.sample(stop, temperature=args.temperature, seed=args.seed, return_probs=True)
-            title = f"{Path(args.model).name} generating (temperature {args.temperature:g})"
+            sound, probs = model.sample(stop, seed=args.seed, return_probs=True, **sampling_options(args))
+            title = f"{Path(args.model).name} generating ({describe_sampling(**sampling_options(args))})"
         path = plot.heatmap(probs, model.fs, sound, start=args.start, length=args.n, title=title, out=out)
     elif args.kind == "loss":
         log = args.log

@@ -138,3 +138,49 @@ def test_sample_play_without_sound_output_still_writes(tmp_path, capsys, monkeyp
     err = capsys.readouterr().err
     assert "cannot play sound" in err and err.count("\n") == 1
     assert blekota.load_audio(wav, 8000)[0].size == 100
+
+
+def test_sample_and_heatmap_take_the_truncation(tmp_path, capsys, make_model):
+    model = make_model(16, 2, "float32", scale=0.4)
+    model.threads = 1
+    path = model.save(tmp_path / "m.npz")
+    wav = tmp_path / "cut.wav"
+    assert main(["sample", str(path), "-n", "500", "-o", str(wav), "--seed", "4", "--threads", "1",
+                 "--top-k", "30", "--top-p", "0.9", "--min-p", "0.02"]) == 0
+    written, _ = blekota.load_audio(wav, 8000)
+    expected = model.sample(500, seed=4, top_k=30, top_p=0.9, min_p=0.02)
+    np.testing.assert_allclose(written, expected, atol=1 / 32767)
+    assert np.abs(expected - model.sample(500, seed=4)).max() > 0.1
+    heat = tmp_path / "heat.png"
+    assert main(["plot", "heatmap", str(path), "-n", "100", "--seed", "1", "--top-p", "0.5",
+                 "--temperature", "0.8", "-o", str(heat), "--threads", "1"]) == 0
+    assert heat.stat().st_size > 0
+
+
+def test_sample_help_gives_the_direction_of_each_truncation(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sample", "--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--top-k K draw only from the K likeliest levels; lower: safer, less varied (default 0: all 256)" in text
+    assert "sum to P; lower: safer, less varied (default 1: all)" in text
+    assert "--min-p M drop levels less likely than M times the likeliest one; higher: safer, less varied" in text
+
+
+@pytest.mark.parametrize(
+    "flag,value,expected",
+    [
+        ("--top-k", "-1", "an integer >= 0"),
+        ("--top-k", "many", "an integer >= 0"),
+        ("--top-p", "0", "a number in (0, 1]"),
+        ("--top-p", "1.5", "a number in (0, 1]"),
+        ("--min-p", "-0.1", "a number in [0, 1]"),
+        ("--min-p", "nan", "a number in [0, 1]"),
+    ],
+)
+def test_bad_truncation_is_one_line_with_status_2(tmp_path, capsys, flag, value, expected):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sample", str(tmp_path / "m.npz"), flag, value])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"argument {flag}: expected {expected}, got '{value}'" in err

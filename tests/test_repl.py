@@ -11,7 +11,7 @@ from matplotlib.image import imread
 
 import blekota
 from blekota.cli import build_parser, main
-from blekota.repl import Console, open_session, session_namespace
+from blekota.repl import Console, Session, open_session, session_namespace
 
 SMALL = ["--layers", "1", "--hidden", "12", "--seq-length", "20", "--batch-size", "4", "--threads", "1"]
 
@@ -125,3 +125,11 @@ def test_ctrl_c_stops_training_and_the_session_goes_on(tmp_path):
         process.kill()
     assert process.returncode == 0, err
     assert "stopped at iteration" in out and "still here True" in out and "Traceback" not in err
+
+
+def test_session_sample_takes_the_truncation(make_model):
+    model = make_model(12, 1, "float32", scale=0.4)
+    session = Session(model)
+    sound = session.sample(200, seed=3, temperature=0.9, top_k=5, top_p=0.8, min_p=0.1)
+    np.testing.assert_array_equal(sound, model.sample(200, seed=3, temperature=0.9, top_k=5, top_p=0.8, min_p=0.1))
+    assert ((session.last_probs > 0).sum(axis=1) <= 5).all()
