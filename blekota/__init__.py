@@ -8,6 +8,7 @@ from .errors import AudioError, BlekotaError, BlekotaWarning, ConfigError, Model
 from .legacy import convert_legacy, import_legacy
 from .model import Model
 from .modelfile import load
+from .onnx import export_onnx, to_onnx
 from .optim import Adagrad, Adam, RMSprop, make_optimizer
 from .repl import Session, open_session
 from .schedule import Constant, Plateau, Schedule, Step, make_schedule
@@ -35,6 +36,7 @@ __all__ = [
     "Trainer",
     "convert_legacy",
     "demo_sound",
+    "export_onnx",
     "import_legacy",
     "load",
     "load_audio",
@@ -46,6 +48,7 @@ __all__ = [
     "plot",
     "reference",
     "save_wav",
+    "to_onnx",
     "trainlog",
 ]
 __version__ = "0.1.0"

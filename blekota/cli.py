@@ -1,4 +1,4 @@
-"""The command line: python -m blekota train | sample | info | plot | repl | demo | import-legacy.
+"""The command line: python -m blekota train | sample | info | plot | repl | demo | import-legacy | export.
 
 Thin: parse, call the library, report. Errors are one line on stderr and exit status 2.
 """
@@ -24,7 +24,8 @@ from .legacy import convert_legacy
 from .model import Model
 from .mulaw import SILENCE, quantize
 from .repl import interact, open_session
-from .train import VAL_EVERY, VAL_FRACTION, Trainer
+from .optim import OPTIMIZERS
+from .train import PRESETS, VAL_EVERY, VAL_FRACTION, Trainer
 
 HYPERPARAMETERS = """\
 hyperparameters:
@@ -95,10 +96,15 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--hidden", type=positive_int, default=256, help="units per layer (default 256)")
     group.add_argument("--seq-length", type=positive_int, default=100, help="samples per window (default 100)")
     group.add_argument("--batch-size", type=positive_int, default=80, help="parallel streams (default 80)")
-    group.add_argument("--alpha", type=positive_float, default=2e-3, help="learning rate (default 0.002)")
     group.add_argument(
-        "--optimizer", choices=("rmsprop", "adagrad", "adam"), default="rmsprop",
-        help="update rule (default rmsprop)",
+        "--preset", choices=tuple(PRESETS), default="default",
+        help="optimizer, learning rate and schedule to start from: " + "; ".join(
+            f"{name}: {preset_text(options)}" for name, options in PRESETS.items()
+        ) + " (default: default)",
+    )
+    group.add_argument("--alpha", type=positive_float, default=None, help="learning rate (default: the preset's)")
+    group.add_argument(
+        "--optimizer", choices=tuple(OPTIMIZERS), default=None, help="update rule (default: the preset's)",
     )
     group.add_argument("--fs", type=positive_int, default=8000, help="sample rate in Hz (default 8000)")
     group.add_argument(
@@ -168,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--keep", type=non_negative_int, default=None, help="keep only the newest K NAME_N.npz checkpoints (default 0: all; NAME_best is always kept)")
     train.add_argument("--val-fraction", type=fraction, default=None, help=f"tail of every sound held out for validation (0: none; default {VAL_FRACTION})")
     train.add_argument("--val-every", type=non_negative_int, default=None, help=f"validate every N iterations and at the end (0: only at the end; default {VAL_EVERY})")
-    train.add_argument("--schedule", choices=("constant", "step", "plateau"), default=None, help="learning-rate schedule (default constant)")
+    train.add_argument("--schedule", choices=("constant", "step", "plateau"), default=None, help="learning-rate schedule (default: the preset's; plateau when validating, else constant)")
     train.add_argument("--lr-factor", type=fraction, default=0.5, help="step and plateau: multiply the lr by this (default 0.5)")
     train.add_argument("--lr-every", type=positive_int, default=1000, help="step: iterations between reductions (default 1000)")
     train.add_argument("--patience", type=non_negative_int, default=3, help="plateau: validations without improvement tolerated (default 3)")
@@ -233,7 +239,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="precision of the converted model (default float64, as the original)",
     )
     legacy.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
+    add_export_parser(commands)
     return parser
+
+
+def add_export_parser(commands) -> None:
+    """python -m blekota export MODEL -o MODEL.onnx."""
+    export = commands.add_parser(
+        "export", help="write a model as ONNX, for any ONNX runtime",
+        description="Write a model as a float32 ONNX file (standard GRU operators) that any ONNX "
+        "runtime runs: inputs the levels of a window (T, B) and the hidden state h0 "
+        "(layers, B, H); outputs probs and logits (T, B, 256) and the new state h. Needs the "
+        'onnx package (pip install "blekota[onnx]").',
+    )
+    export.add_argument("model", metavar="MODEL", help="a model file (.npz)")
+    export.add_argument("-o", "--output", default=None, help="the ONNX file to write (default: MODEL.onnx)")
+    export.add_argument(
+        "--input", choices=("level", "onehot"), default="level",
+        help="level: int64 levels (T, B) (default); onehot: float32 one-hot rows (T, B, 256)",
+    )
+    export.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
 
 
 def default_name(files: list[str]) -> str:
@@ -246,6 +271,12 @@ def default_name(files: list[str]) -> str:
     return first.stem
 
 
+def preset_text(options: dict) -> str:
+    """A preset in words: "adam lr 0.004, plateau schedule"."""
+    schedule = options["schedule"] or "plateau (constant without validation)"
+    return f"{options['optimizer']} lr {options['lr']:g}, {schedule} schedule"
+
+
 def schedule_option(args):
     """The --schedule choice with its options, or None when not given."""
     if args.schedule == "step":
@@ -253,6 +284,19 @@ def schedule_option(args):
     if args.schedule == "plateau":
         return blekota_schedule.Plateau(factor=args.lr_factor, patience=args.patience, min_lr=args.min_lr)
     return args.schedule
+
+
+def update_rule(args) -> dict:
+    """optimizer and lr: the --preset's, replaced by --optimizer and --alpha when given."""
+    preset = PRESETS[args.preset]
+    return {"optimizer": args.optimizer or preset["optimizer"], "lr": args.alpha or preset["lr"]}
+
+
+def schedule_choice(args, validating: bool):
+    """The schedule for a new training run: --schedule, else the preset's (None: plateau when
+    validating, else constant), built with --lr-factor, --lr-every, --patience and --min-lr."""
+    name = args.schedule or PRESETS[args.preset]["schedule"] or ("plateau" if validating else "constant")
+    return schedule_option(argparse.Namespace(**{**vars(args), "schedule": name}))
 
 
 def add_plot_parser(commands) -> None:
@@ -303,6 +347,9 @@ def command_train(args) -> int:
                    report_steps=bar)
     given = dict(keep=args.keep, val_fraction=args.val_fraction, val_every=args.val_every,
                  schedule=schedule_option(args))
+    if not args.resume:
+        validating = (VAL_FRACTION if args.val_fraction is None else args.val_fraction) > 0
+        given.update(update_rule(args), schedule=schedule_choice(args, validating))
     options.update({key: value for key, value in given.items() if value is not None})
     say = print if verbosity > QUIET else (lambda *_, **__: None)
     if args.resume:
@@ -321,7 +368,6 @@ def command_train(args) -> int:
         )
         trainer = Trainer(
             model, args.files, seq_length=args.seq_length, batch_size=args.batch_size,
-            optimizer=args.optimizer, lr=args.alpha,
             name=args.model_name or default_name(args.files),
             checkpoint_sound=int(args.checkpoint_sound * args.fs), seed=args.seed, **options,
         )
@@ -441,6 +487,20 @@ def command_import_legacy(args) -> int:
     return 0
 
 
+def command_export(args) -> int:
+    from .onnx import export_onnx
+
+    output = Path(args.output) if args.output else Path(args.model).with_suffix(".onnx")
+    check_output(output, args.force)
+    model = modelfile.load(args.model)
+    export_onnx(model, output, input=args.input)
+    state = f"({model.layers}, B, {model.hidden})"
+    given = "level (T, B) int64" if args.input == "level" else "onehot (T, B, 256)"
+    print(f"wrote {output}: {model.layers} GRU layers x {model.hidden} units at {model.fs} Hz, float32; "
+          f"inputs {given} and h0 {state}; outputs probs and logits (T, B, 256) and h {state}")
+    return 0
+
+
 def command_info(args) -> int:
     loaded = modelfile.read(args.model)
     model, info = loaded.model, loaded.info
@@ -520,8 +580,8 @@ def command_plot(args) -> int:
 def command_repl(args) -> int:
     model_options = dict(hidden=args.hidden, layers=args.layers, fs=args.fs, dtype=args.dtype,
                          seed=args.seed, threads=args.threads)
-    trainer_options = dict(seq_length=args.seq_length, batch_size=args.batch_size,
-                           optimizer=args.optimizer, lr=args.alpha, seed=args.seed)
+    trainer_options = dict(seq_length=args.seq_length, batch_size=args.batch_size, seed=args.seed,
+                           **update_rule(args))
     session, note = open_session(args.source, model_options, trainer_options, print_progress)
     interact(session, note)
     return 0
@@ -560,6 +620,7 @@ COMMANDS = {
     "repl": command_repl,
     "demo": command_demo,
     "import-legacy": command_import_legacy,
+    "export": command_export,
 }
 
 

@@ -230,7 +230,9 @@ class Model:
     """A stacked GRU that predicts the next mu-law level of a sound.
 
     hidden: units per layer; layers: GRU layers; fs: sample rate in Hz that the model speaks;
-    dtype: "float32" or "float64"; seed: weights initialization (None: random);
+    dtype: "float32" or "float64"; seed: weights initialization (None: random): every weight
+    and bias uniform in [-1/sqrt(hidden), 1/sqrt(hidden)], the scale PyTorch's GRU starts from
+    (the original's N(0, 0.01^2) learns slower: see benchmarks/README.md, "Time to a good model");
     threads: OpenMP threads for the kernels (None: OMP_NUM_THREADS or the CPU count).
     model.info holds what a model file carries besides weights (training files, iterations,
     hyperparameters, loss history).
@@ -260,12 +262,11 @@ class Model:
         self._workspaces: dict[tuple[int, int], _Workspace] = {}
         self.info: dict = {}
         rng = np.random.default_rng(seed)
+        bound = 1.0 / math.sqrt(self.hidden)
         state = {
-            key: rng.standard_normal(shape) * 0.01
+            key: rng.uniform(-bound, bound, shape)
             for key, shape in canonical_shapes(self.layers, self.hidden).items()
         }
-        for matrix in state.values():
-            matrix[:, -1] = 0.0
         canonical_to_flat(state, self.layers, self.hidden, self.params)
 
     def __repr__(self) -> str:

@@ -41,6 +41,17 @@ VAL_EVERY = 200
 VAL_FRACTION = 0.05
 VAL_MIN_WINDOWS = 10
 
+PRESETS: dict[str, dict] = {
+    # the lowest held-out loss after 10 and 20 minutes on speech and music (benchmarks/README.md)
+    # (schedule None: plateau when there is validation, else constant)
+    "default": {"optimizer": "adam", "lr": 4e-3, "schedule": None},
+    # the original NumPy blekota's update rule, learning rate and fixed schedule
+    "original": {"optimizer": "rmsprop", "lr": 2e-3, "schedule": "constant"},
+    # what the usual PyTorch recipe does (Adam at 2e-3, constant)
+    "pytorch": {"optimizer": "adam", "lr": 2e-3, "schedule": "constant"},
+}
+DEFAULTS = PRESETS["default"]
+
 
 @dataclass
 class Progress:
@@ -104,10 +115,13 @@ class Trainer:
 
     model: the Model to train (updated in place). audio: a sound file, a list of files, a
     directory (its sound files, sorted), a glob string, or a float array at model.fs.
-    seq_length: steps per window (T). batch_size: parallel streams (B). optimizer: "rmsprop",
-    "adagrad" or "adam"; lr: its (initial) learning rate. schedule: "constant", "step",
-    "plateau" or a blekota.schedule.Schedule. val_fraction: the tail of every sound held out for
-    validation (0: none); val_every: validate every that many iterations (0: only at the end).
+    seq_length: steps per window (T). batch_size: parallel streams (B). optimizer: "adam",
+    "rmsprop" (the original's) or "adagrad"; lr: its (initial) learning rate. schedule:
+    "constant", "step", "plateau", a blekota.schedule.Schedule, or None: plateau when there is
+    validation, else constant. The defaults are PRESETS["default"]; PRESETS holds other sets
+    (the original's RMSprop) to pass as **PRESETS[name]. val_fraction: the tail of every sound
+    held out for validation (0: none); val_every: validate every that many iterations (0: only
+    at the end).
     name: prefix of the files written. checkpoint_every: save NAME_N.npz every that many
     iterations (0: never); checkpoint_sound: also generate that many samples and save NAME_N.wav;
     keep: keep only the newest `keep` NAME_N.npz up to the current iteration (0: all; NAME_best
@@ -125,8 +139,8 @@ class Trainer:
         audio,
         seq_length: int = 100,
         batch_size: int = 80,
-        optimizer: str = "rmsprop",
-        lr: float = 2e-3,
+        optimizer: str = DEFAULTS["optimizer"],
+        lr: float = DEFAULTS["lr"],
         name: str = "unnamed_model",
         checkpoint_every: int = 1000,
         checkpoint_sound: int = 0,
@@ -136,7 +150,7 @@ class Trainer:
         seed: int | None = None,
         val_fraction: float = VAL_FRACTION,
         val_every: int = VAL_EVERY,
-        schedule: str | Schedule = "constant",
+        schedule: str | Schedule | None = None,
         keep: int = 0,
         log: bool = True,
         report_steps: bool = False,
@@ -165,6 +179,8 @@ class Trainer:
         self.keep = keep
         self.log = bool(log)
         self.report_steps = bool(report_steps)
+        if schedule is None:
+            schedule = "plateau" if val_fraction else "constant"
         self.schedule = make_schedule(schedule) if isinstance(schedule, str) else schedule
         if not isinstance(self.schedule, Schedule):
             raise ConfigError(f"schedule must be a name or a Schedule, got {schedule!r}")

@@ -41,18 +41,19 @@ def test_seed_gives_same_weights_in_both_dtypes():
     assert not np.array_equal(a.params, blekota.Model(hidden=8, layers=2, seed=6).params)
 
 
-def test_initialization_is_small_gaussian():
+def test_initialization_is_uniform_within_one_over_root_hidden():
     state = blekota.Model(hidden=64, layers=2, seed=0, dtype="float64").state_dict()
-    weights = state["gru1.W"][:, :-1]
-    assert abs(weights.std() - 0.01) < 0.001
-    assert (state["gru1.W"][:, -1] == 0).all()
+    for matrix in state.values():
+        assert np.abs(matrix).max() <= 1 / 8
+        assert abs(matrix.std() - 1 / 8 / np.sqrt(3)) < 0.005  # the std of U(-1/8, 1/8)
+    assert np.abs(state["gru0.W"][:, -1]).max() > 0.1  # biases start random too
 
 
 def test_untrained_loss_is_near_uniform():
     model = blekota.Model(hidden=16, layers=2, seed=0)
     x = np.random.default_rng(0).integers(0, 256, (11, 4))
     loss, _, _ = model.loss_and_grad(x)
-    assert loss == pytest.approx(np.log(256), rel=1e-3)
+    assert loss == pytest.approx(np.log(256), rel=1e-2)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,248 @@
+"""Time to a good model: held-out loss against training time, blekota's defaults and the PyTorch recipe.
+
+    python benchmarks/quality.py                  # speech and music, 1..20 minutes each (long)
+    python benchmarks/quality.py --quick          # the same at 15, 30 and 60 s
+    python benchmarks/quality.py --sound my.wav --minutes 1 5 10
+    python benchmarks/run.py --only quality [--quick]
+
+Each sound is split like blekota splits it: the last 10 % held out, the rest cut into windows of
+T=100 levels dealt into B=80 contiguous streams (blekota.dataset.WindowLayout). Every run starts
+from its own seed 0 in a fresh subprocess with --threads threads and trains until the last time
+mark; at each mark the training clock stops while the mean loss over the whole held-out tail is
+measured (nats per sample, forward passes from a zero state, the same pieces for both).
+
+  blekota   what a user gets: blekota.Model() and blekota.Trainer(model, sound) with their
+            defaults (optimizer, learning rate, schedule, initialization, validation every
+            val_every iterations, checkpoints: all of that counts as training time), except that
+            val_fraction is 0.1 so the held-out tail is the one measured here.
+  pytorch   nn.GRU(256, 256, num_layers=3) on one-hot input + nn.Linear(256, 256), cross-entropy,
+            torch.optim.Adam(lr=2e-3), clip_grad_norm_(5), hidden state carried from window to
+            window over the same windows in the same order (no validation inside the clock).
+            Skipped when torch is not importable.
+  --variant NAME='{"optimizer": "rmsprop", "lr": 0.002}' adds blekota runs with Trainer options.
+
+The sounds come from sounds.py (espeak-ng speech, synthesized plucked-string music) unless
+--sound names files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import Unavailable, measure_in_subprocess  # noqa: E402
+
+VAL_FRACTION = 0.1
+MINUTES = (1, 2, 5, 10, 15, 20)
+QUICK_MINUTES = (0.25, 0.5, 1)
+LEVELS = 256
+
+
+class Clock:
+    """Training time: wall time since start minus the time spent measuring."""
+
+    def __init__(self):
+        self.start = time.perf_counter()
+        self.paused = 0.0
+
+    def seconds(self) -> float:
+        return time.perf_counter() - self.start - self.paused
+
+    def measure(self, evaluate):
+        """evaluate() with the clock stopped."""
+        begin = time.perf_counter()
+        value = evaluate()
+        self.paused += time.perf_counter() - begin
+        return value
+
+
+class Marks:
+    """Records (minutes, iteration, held-out loss) as the clock passes each time mark."""
+
+    def __init__(self, minutes: list[float], clock: Clock, evaluate):
+        self.pending = sorted(minutes)
+        self.clock, self.evaluate = clock, evaluate
+        self.points: list[dict] = []
+
+    def after_iteration(self, iteration: int) -> bool:
+        """Measure at every mark passed; True when the last mark is done."""
+        while self.pending and self.clock.seconds() >= 60 * self.pending[0]:
+            minutes = self.pending.pop(0)
+            loss = self.clock.measure(self.evaluate)
+            self.points.append({"minutes": minutes, "iteration": iteration, "val_loss": loss,
+                                "train_s": self.clock.seconds()})
+        return not self.pending
+
+
+def result(impl: str, recipe: str, sound: str, threads: int, marks: Marks, iterations: int,
+           samples_per_iteration: int, start_loss: float) -> dict:
+    train_s = marks.points[-1]["train_s"] if marks.points else 0.0
+    return {"impl": impl, "recipe": recipe, "sound": sound, "threads": threads,
+            "iterations": iterations, "samples_per_s": iterations * samples_per_iteration / max(train_s, 1e-9),
+            "start_loss": start_loss, "points": marks.points}
+
+
+def blekota_quality(threads: int, sound: str, minutes: list[float], options: dict, recipe: str) -> dict:
+    """blekota with its defaults (and `options` for Trainer), measured at the time marks."""
+    import blekota
+
+    model = blekota.Model(seed=0, threads=threads)
+    with tempfile.TemporaryDirectory() as directory:
+        state: dict = {}
+
+        def callback(progress):
+            if progress.kind == "step" and state["marks"].after_iteration(progress.iteration):
+                raise KeyboardInterrupt  # Trainer.train returns cleanly
+
+        trainer = blekota.Trainer(model, sound, val_fraction=VAL_FRACTION, directory=directory,
+                                  callback=callback, report_steps=True, seed=0, **options)
+        start_loss = trainer.validation_loss()
+        clock = Clock()
+        state["marks"] = Marks(minutes, clock, trainer.validation_loss)
+        result_ = trainer.train(10**9)
+    return result("blekota", recipe, sound, threads, state["marks"], result_.iterations,
+                  trainer.samples_per_iteration, start_loss)
+
+
+def pytorch_quality(threads: int, sound: str, minutes: list[float]) -> dict:
+    """The PyTorch recipe (module docstring) on the same windows, measured at the time marks."""
+    try:
+        import torch
+    except ImportError as error:
+        raise Unavailable(f"torch is not importable: {error}") from error
+    from blekota.dataset import Dataset, WindowLayout, validation_pieces
+
+    T, B, H, L = 100, 80, 256, 3
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    data = Dataset.load(sound, 8000)
+    train_ranges, val_ranges = data.split(VAL_FRACTION)
+    layout = WindowLayout(train_ranges, T, B)
+    levels = data.levels
+    gru = torch.nn.GRU(LEVELS, H, num_layers=L)
+    linear = torch.nn.Linear(H, LEVELS)
+    parameters = [*gru.parameters(), *linear.parameters()]
+    optimizer = torch.optim.Adam(parameters, lr=2e-3)
+
+    def loss_of(x: np.ndarray, h):
+        x = torch.from_numpy(x.astype(np.int64))
+        out, h = gru(torch.nn.functional.one_hot(x[:-1], LEVELS).float(), h)
+        loss = torch.nn.functional.cross_entropy(linear(out).reshape(-1, LEVELS), x[1:].reshape(-1))
+        return loss, h
+
+    starts, length, rest = validation_pieces(val_ranges, B, 10 * T)
+
+    def evaluate() -> float:
+        total = count = 0.0
+        with torch.no_grad():
+            h_full = torch.zeros(L, starts.size, H)
+            for offset in range(0, length, T):
+                steps = min(T, length - offset)
+                loss, h_full = loss_of(levels[starts[None, :] + offset + np.arange(steps + 1)[:, None]], h_full)
+                total += loss.item() * steps * starts.size
+                count += steps * starts.size
+            for first, stop, piece in rest:
+                h = torch.zeros(L, 1, H) if piece < 0 else h_full[:, piece : piece + 1].clone()
+                for offset in range(first, stop - 1, T):
+                    end = min(offset + T, stop - 1)
+                    loss, h = loss_of(levels[offset : end + 1, None], h)
+                    total += loss.item() * (end - offset)
+                    count += end - offset
+        return total / count
+
+    start_loss = evaluate()
+    clock = Clock()
+    marks = Marks(minutes, clock, evaluate)
+    h = torch.zeros(L, B, H)
+    position = iteration = 0
+    done = False
+    while not done:
+        if position >= layout.windows_per_stream:
+            position = 0
+        h[:, torch.from_numpy(layout.reset[:, position])] = 0
+        loss, h = loss_of(layout.window(levels, position), h)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(parameters, 5.0)
+        optimizer.step()
+        h = h.detach()
+        position += 1
+        iteration += 1
+        done = marks.after_iteration(iteration)
+    return result("pytorch", "nn.GRU, Adam 2e-3, clip 5", sound, threads, marks, iteration, T * B,
+                  start_loss)
+
+
+def table(rows: list[dict]) -> str:
+    """Held-out loss (nats per sample) at each time mark, one line per run."""
+    marks = sorted({point["minutes"] for row in rows for point in row["points"]})
+    header = ("| sound | impl | recipe | " + " | ".join(f"{m:g} min" for m in marks)
+              + " | iterations | samples/s |")
+    lines = [header, "|" + "---|" * (header.count("|") - 1)]
+    for row in rows:
+        at = {point["minutes"]: point["val_loss"] for point in row["points"]}
+        cells = [Path(row["sound"]).stem, row["impl"], row["recipe"]]
+        cells += [f"{at[m]:.3f}" if m in at else "" for m in marks]
+        cells += [f"{row['iterations']:,}", f"{row['samples_per_s']:,.0f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=f"time marks {QUICK_MINUTES} minutes")
+    parser.add_argument("--minutes", type=float, nargs="+", help=f"time marks (default {MINUTES})")
+    parser.add_argument("--sound", nargs="+", help="sound files (default: speech and music from sounds.py)")
+    parser.add_argument("--sound-dir", type=Path, default=Path(tempfile.gettempdir()) / "blekota-bench-sounds",
+                        help="where sounds.py's sounds are made (default: a folder in the temp dir)")
+    parser.add_argument("--threads", type=int, default=2, help="threads per run (default 2)")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME=JSON",
+                        help="also run blekota with these Trainer options")
+    parser.add_argument("--no-pytorch", action="store_true", help="skip the PyTorch recipe")
+    parser.add_argument("--json", type=Path, help="write the rows to this file")
+    args = parser.parse_args(argv)
+    minutes = args.minutes or (QUICK_MINUTES if args.quick else MINUTES)
+
+    if args.sound:
+        sounds = args.sound
+    else:
+        import sounds as makers
+
+        sounds = []
+        for name in makers.MAKERS:
+            try:
+                sounds.append(str(makers.make(name, args.sound_dir)))
+            except makers.Unavailable as reason:
+                print(f"# no {name} sound: {reason}")
+    runs = [("blekota_quality", {"options": {}, "recipe": "defaults"})]
+    for variant in args.variant:
+        name, _, options = variant.partition("=")
+        runs.append(("blekota_quality", {"options": json.loads(options), "recipe": name}))
+    if not args.no_pytorch:
+        runs.append(("pytorch_quality", {}))
+    rows = []
+    for sound in sounds:
+        for function, kwargs in runs:
+            print(f"# {Path(sound).name}: {function} {kwargs.get('recipe', '')} for {max(minutes):g} min ...", flush=True)
+            row = measure_in_subprocess("quality", function, args.threads, sound=sound,
+                                        minutes=list(minutes), **kwargs)
+            if row is None:
+                print("# torch is not importable: the PyTorch recipe was skipped")
+            else:
+                rows.append(row)
+    print(table(rows))
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,177 @@
+"""blekota's network as a PyTorch module: train with PyTorch (on a GPU, say), sample with blekota.
+
+Optional: needs `pip install torch`; nothing else in blekota imports this module.
+
+GRUModel implements exactly blekota's cell (see blekota.reference), not torch.nn.GRU's, which
+applies the reset gate after the recurrent product:
+
+    r  = sigmoid(Wr . [x, h, 1])
+    z  = sigmoid(Wz . [x, h, 1])
+    h~ = tanh(W . [x, r*h, 1])
+    h' = (1 - z) * h + z * h~
+
+Its parameters are the canonical matrices themselves (layer l's W, Wr, Wz of shape (H, X+H+1),
+the output's Wy of shape (256, H+1)), so GRUModel.from_blekota(model) and .to_blekota() copy
+weights one to one, and gradients are those of Model.loss_and_grad.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import ConfigError
+from .model import Model
+from .mulaw import LEVELS
+
+try:
+    import torch
+    from torch import nn
+    from torch.nn import functional
+except ImportError:
+    raise ImportError(
+        "blekota.torch needs PyTorch, which is not installed: pip install torch "
+        "(blekota itself does not need it)"
+    ) from None
+
+NUMPY_DTYPES = {torch.float32: "float32", torch.float64: "float64"}
+
+
+class GRULayer(nn.Module):
+    """One layer of blekota's GRU: W, Wr, Wz of shape (hidden, inputs + hidden + 1)."""
+
+    def __init__(self, inputs: int, hidden: int, dtype: torch.dtype = torch.float32, device=None):
+        super().__init__()
+        self.inputs, self.hidden = inputs, hidden
+        for name in ("W", "Wr", "Wz"):
+            weights = torch.randn(hidden, inputs + hidden + 1, dtype=dtype, device=device) * 0.01
+            weights[:, -1] = 0.0
+            setattr(self, name, nn.Parameter(weights))
+
+    def forward(self, projected: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """projected: (T, B, 3H) input products [r | z | candidate] with biases, from project();
+        h: (B, H). Returns the hidden states after each step (T, B, H) and the last one (B, H)."""
+        X, H = self.inputs, self.hidden
+        recurrent_rz = torch.cat([self.Wr[:, X : X + H], self.Wz[:, X : X + H]]).T  # (H, 2H)
+        recurrent_candidate = self.W[:, X : X + H].T  # (H, H)
+        states = []
+        for step in projected.unbind(0):
+            gates = torch.sigmoid(step[:, : 2 * H] + h @ recurrent_rz)
+            r, z = gates[:, :H], gates[:, H:]
+            candidate = torch.tanh(step[:, 2 * H :] + (r * h) @ recurrent_candidate)
+            h = (1 - z) * h + z * candidate
+            states.append(h)
+        return torch.stack(states), h
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        """The input products of all steps at once: x (T, B) levels for the first layer (a column
+        lookup, as a one-hot product) or (T, B, X) states of the layer below -> (T, B, 3H)."""
+        X = self.inputs
+        input_weights = torch.cat([self.Wr[:, :X], self.Wz[:, :X], self.W[:, :X]])  # (3H, X)
+        bias = torch.cat([self.Wr[:, -1], self.Wz[:, -1], self.W[:, -1]])
+        if x.dtype == torch.long:
+            return functional.embedding(x, input_weights.T) + bias
+        return x @ input_weights.T + bias
+
+
+class GRUModel(nn.Module):
+    """blekota's stacked GRU over 256 mu-law levels as a torch module.
+
+    hidden: units per layer; layers: GRU layers; fs: the sample rate in Hz the model speaks
+    (carried into to_blekota); dtype, device: of the parameters. Weights start as blekota's do:
+    N(0, 0.01^2), biases zero (seed them with torch.manual_seed).
+    """
+
+    def __init__(
+        self,
+        hidden: int = 256,
+        layers: int = 3,
+        fs: int = 8000,
+        dtype: torch.dtype = torch.float32,
+        device=None,
+    ):
+        super().__init__()
+        for name, value in (("hidden", hidden), ("layers", layers), ("fs", fs)):
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        self.hidden, self.fs = hidden, fs
+        self.gru = nn.ModuleList(
+            GRULayer(LEVELS if layer == 0 else hidden, hidden, dtype, device) for layer in range(layers)
+        )
+        Wy = torch.randn(LEVELS, hidden + 1, dtype=dtype, device=device) * 0.01
+        Wy[:, -1] = 0.0
+        self.Wy = nn.Parameter(Wy)
+
+    @property
+    def layers(self) -> int:
+        return len(self.gru)
+
+    def zero_state(self, batch: int) -> torch.Tensor:
+        """An all-zero hidden state (layers, batch, hidden) on the parameters' device."""
+        return self.Wy.new_zeros(self.layers, batch, self.hidden)
+
+    def forward(self, levels: torch.Tensor, h0: torch.Tensor | None = None):
+        """levels: (T, B) integer levels 0..255; h0: (layers, B, H) or None for zeros.
+        Returns logits (T, B, 256) of the level after each input, and the last state (layers, B, H).
+        """
+        if not isinstance(levels, torch.Tensor) or levels.ndim != 2 or levels.dtype.is_floating_point:
+            raise ConfigError("levels must be a (T, B) integer tensor of levels 0..255")
+        if levels.numel() and (levels.min() < 0 or levels.max() >= LEVELS):
+            raise ConfigError("levels must lie in 0..255")
+        T, B = levels.shape
+        if h0 is None:
+            h0 = self.zero_state(B)
+        elif tuple(h0.shape) != (self.layers, B, self.hidden):
+            raise ConfigError(f"h0 must have shape {(self.layers, B, self.hidden)}, got {tuple(h0.shape)}")
+        x = levels.to(device=self.Wy.device, dtype=torch.long)
+        last = []
+        for layer, h in zip(self.gru, h0):
+            x, h = layer(layer.project(x), h)
+            last.append(h)
+        logits = x @ self.Wy[:, :-1].T + self.Wy[:, -1]
+        return logits, torch.stack(last)
+
+    def loss(self, x: torch.Tensor, h0: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean nats per predicted sample over a (T+1, B) window (rows 0..T-1 inputs, 1..T
+        targets), as Model.loss_and_grad; returns (loss, last state (layers, B, H))."""
+        logits, h = self(x[:-1], h0)
+        targets = x[1:].to(device=logits.device, dtype=torch.long)
+        return functional.cross_entropy(logits.reshape(-1, LEVELS), targets.reshape(-1)), h
+
+    def canonical_state_dict(self) -> dict[str, np.ndarray]:
+        """The weights as blekota's canonical state dictionary of float64 NumPy arrays."""
+        state = {}
+        for index, layer in enumerate(self.gru):
+            for name in ("W", "Wr", "Wz"):
+                state[f"gru{index}.{name}"] = _to_numpy(getattr(layer, name))
+        state["out.Wy"] = _to_numpy(self.Wy)
+        return state
+
+    @classmethod
+    def from_blekota(cls, model: Model, dtype: torch.dtype | None = None, device=None) -> GRUModel:
+        """A GRUModel with model's weights and fs; dtype: the model's (float32/float64) by default."""
+        if not isinstance(model, Model):
+            raise ConfigError(f"from_blekota needs a blekota Model, got {type(model).__name__}")
+        if dtype is None:
+            dtype = torch.float64 if model.dtype == np.float64 else torch.float32
+        module = cls(model.hidden, model.layers, model.fs, dtype=dtype, device=device)
+        state = model.state_dict()
+        with torch.no_grad():
+            for index, layer in enumerate(module.gru):
+                for name in ("W", "Wr", "Wz"):
+                    getattr(layer, name).copy_(torch.from_numpy(state[f"gru{index}.{name}"]))
+            module.Wy.copy_(torch.from_numpy(state["out.Wy"]))
+        return module
+
+    def to_blekota(self, fs: int | None = None, dtype: str | None = None, **kwargs) -> Model:
+        """A blekota Model with these weights: fs (default self.fs), dtype "float32"/"float64"
+        (default: the parameters' own, float32 for half precisions); kwargs go to Model."""
+        if dtype is None:
+            dtype = NUMPY_DTYPES.get(self.Wy.dtype, "float32")
+        state = self.canonical_state_dict()
+        if not all(np.isfinite(value).all() for value in state.values()):
+            raise ConfigError("the weights contain NaN or infinite values")
+        return Model.from_state_dict(state, fs=self.fs if fs is None else fs, dtype=dtype, **kwargs)
+
+
+def _to_numpy(parameter: torch.Tensor) -> np.ndarray:
+    return parameter.detach().to(device="cpu", dtype=torch.float64).numpy().copy()
