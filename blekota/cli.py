@@ -18,7 +18,7 @@ from . import modelfile, plot
 from . import schedule as blekota_schedule
 from .audio import PlaybackError, SoundStream, WavWriter, load_audio, save_wav
 from .console import NORMAL, QUIET, VERBOSE, TrainingDisplay, print_progress
-from .demo import demo_sound
+from .demo import DEMO_HINT_SECONDS, DEMO_MODEL, DEMO_SAMPLING, DEMO_SECONDS, DEMO_TRAINING, demo_sound
 from .errors import BlekotaError
 from .legacy import convert_legacy
 from .model import Model
@@ -221,7 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo", help="train a small model on the built-in sound",
         description="Synthesize the built-in sound (a sung vowel with vibrato and pauses), train a "
-        "small model on it for about a minute, save the model and a generated sound.",
+        "small model on it for about a minute, save the model and a generated sound, and draw "
+        "the generated sound beside the training sound.",
     )
     demo.add_argument("--seconds", type=positive_float, default=60.0, help="training time in seconds (default 60)")
     demo.add_argument("--out-dir", default="blekota-demo", help="where files are written (default: blekota-demo)")
@@ -594,21 +595,25 @@ def command_demo(args) -> int:
     sound = demo_sound(fs)
     sound_path = save_wav(out / "demo_sound.wav", sound, fs)
     print(f"wrote {sound_path}: the built-in training sound ({sound.size / fs:.0f} s sung vowel at {fs} Hz)")
-    model = Model(hidden=128, layers=2, fs=fs, seed=0, threads=args.threads)
+    model = Model(**DEMO_MODEL, fs=fs, seed=0, threads=args.threads)
     trainer = Trainer(
-        model, sound, seq_length=100, batch_size=32, optimizer="rmsprop", lr=2e-3, name="demo",
-        checkpoint_every=0, directory=out, callback=print_progress, seed=0,
+        model, sound, **DEMO_TRAINING, name="demo", checkpoint_every=0, directory=out,
+        callback=print_progress, seed=0,
     )
     before = trainer.validation_loss()
     print(f"training a {model.layers}x{model.hidden} GRU for {args.seconds:.0f} s; loss before: {before:.4f} nats/sample", flush=True)
     result = trainer.train(10**9, max_seconds=args.seconds)
     after = trainer.validation_loss()
-    generated = model.sample(3 * fs, seed=0, hint=sound[: fs // 2])
+    hint = sound[: round(DEMO_HINT_SECONDS * fs)]
+    generated = model.sample(round(DEMO_SECONDS * fs), seed=0, hint=hint, **DEMO_SAMPLING)
     generated_path = save_wav(out / "demo_generated.wav", generated, fs)
-    rms = float(np.sqrt(np.mean(generated[fs // 2 :] ** 2)))
+    rms = float(np.sqrt(np.mean(generated[hint.size :] ** 2)))
     print(f"held-out loss before: {before:.4f}, after {result.iterations} iterations: {after:.4f} nats/sample")
-    print(f"wrote {result.path} (the model) and {generated_path}: 3 s, the first 0.5 s from the "
-          f"training sound, the rest generated (RMS {rms:.3f})")
+    print(f"wrote {result.path} (the model) and {generated_path}: {DEMO_SECONDS:g} s, the first "
+          f"{DEMO_HINT_SECONDS:g} s from the training sound (a note and the start of a pause), the "
+          f"rest generated ({describe_sampling(**DEMO_SAMPLING)}; RMS {rms:.3f})")
+    picture = plot.compare(sound, generated, fs, out=out / "demo_compare.png")
+    print(f"wrote {picture}: the generated sound beside the training sound (waveforms, spectrograms)")
     return 0
 
 

@@ -8,6 +8,7 @@ import pytest
 
 import blekota
 from blekota.cli import main
+from blekota.mulaw import quantize, unquantize
 
 
 @pytest.fixture
@@ -111,11 +112,18 @@ def test_every_subcommand_has_help():
 def test_demo_runs_briefly(tmp_path, capsys):
     assert main(["demo", "--seconds", "2", "--out-dir", str(tmp_path / "d"), "--threads", "1"]) == 0
     printed = capsys.readouterr().out
-    assert "loss before" in printed
+    assert "loss before" in printed and "temperature 1, top-k 16" in printed
     names = {p.name for p in (tmp_path / "d").iterdir()}
-    assert {"demo_sound.wav", "demo_generated.wav"} <= names
+    assert {"demo_sound.wav", "demo_generated.wav", "demo_compare.png"} <= names
     generated, _ = blekota.load_audio(tmp_path / "d" / "demo_generated.wav", 8000)
-    assert generated.size == 24000 and np.abs(generated[4000:]).max() > 0.01
+    hint = blekota.demo_sound(8000)[:4960]
+    assert generated.size == 32000 and np.abs(generated[4960:]).max() > 0.01
+    np.testing.assert_allclose(generated[:4960], unquantize(quantize(hint)), atol=1e-4)
+    model = blekota.load(next((tmp_path / "d").glob("demo_[0-9]*.npz")))
+    trainer = model.info["trainer"]
+    assert (model.layers, model.hidden) == (2, 128)
+    assert (trainer["optimizer"], trainer["lr"], trainer["seq_length"], trainer["batch_size"]) == ("adam", 4e-3, 200, 8)
+    assert trainer["schedule"]["name"] == "constant"
 
 
 def test_sample_streams_long_sounds_in_chunks(tmp_path, capsys):
