@@ -122,9 +122,13 @@ static void BK_NAME(bk_cut)(const BK_REAL *y, BK_REAL top, double target, int by
             few[i] = value;
         }
     }
+    *ties = *equal = 0;
+    if (n == 0) { /* only when y holds NaN (weights gone bad): keep what compares */
+        *cut = 0;
+        return;
+    }
     before = by_mass ? mass_hi : count_hi; /* the weight of the elements >= hi, all kept */
     *cut = few[0];
-    *ties = 0;
     for (i = 0; i < n && before < target; i++) {
         *ties = few[i] == *cut ? *ties + 1 : 1;
         *cut = few[i];
