@@ -5,7 +5,9 @@ Default model: 3 GRU layers of 256 units, float32, 256 mu-law levels. Each imple
 one sample per stream per step and feeds it back; rates are samples per second summed over the
 streams (so 64 streams at 1,000 steps/s is 64,000 samples/s). Rows use the suite's format
 (common.py); peak_mib is the tracemalloc peak of one extra untimed run (NaN for PyTorch, whose
-memory tracemalloc does not see).
+memory tracemalloc does not see). blekota is also timed with each truncation of the sampled
+distribution (note column: min-p, top-k or top-p), so its cost reads against the plain row above it;
+the untrained model's distributions are nearly flat, the most work for top-k and top-p.
 
 Run alone: python benchmarks/sampling.py [--threads N] [--repeats R] [--quick]
 """
@@ -25,6 +27,7 @@ from common import time_runs
 SECTION = "sampling"
 HIDDEN, LAYERS, LEVELS, SILENCE = 256, 3, 256, 128
 STREAMS = (1, 64)
+TRUNCATIONS = {"min-p 0.05": dict(min_p=0.05), "top-k 40": dict(top_k=40), "top-p 0.9": dict(top_p=0.9)}
 
 
 def _steps(impl: str, streams: int, quick: bool) -> int:
@@ -48,7 +51,7 @@ def _peak_mib(run: Callable[[], object]) -> float:
 
 
 def _row(impl: str, streams: int, threads: int, steps: int, times: list[float],
-         peak: float | None) -> dict:
+         peak: float | None, note: str = "") -> dict:
     """A row in the format of common.py; peak_mib is what one run allocated (tracemalloc)."""
     median = float(np.median(times))
     return {
@@ -68,7 +71,7 @@ def _row(impl: str, streams: int, threads: int, steps: int, times: list[float],
         "times_s": list(times),
         "peak_mib": float("nan") if peak is None else peak,
         "base_mib": 0.0,
-        "note": "" if peak is None else "peak: allocated during one run",
+        "note": note or ("" if peak is None else "peak: allocated during one run"),
     }
 
 
@@ -142,7 +145,8 @@ def _torch_sampler(streams: int, steps: int, threads: int) -> Callable[[], objec
 
 def run(threads: int, repeats: int, quick: bool) -> list[dict]:
     """Benchmark rows for 1 and 64 streams: blekota at 1 and `threads` threads, PyTorch at the
-    same thread counts (when importable) and the NumPy baseline (NumPy's own BLAS threads)."""
+    same thread counts (when importable) and the NumPy baseline (NumPy's own BLAS threads).
+    blekota rows come plain and with each of TRUNCATIONS."""
     rows = []
     thread_counts = sorted({1, max(threads, 1)})
     model = blekota.Model(HIDDEN, LAYERS, dtype="float32", seed=0)
@@ -151,11 +155,13 @@ def run(threads: int, repeats: int, quick: bool) -> list[dict]:
         for count in thread_counts:
             model.threads = count
 
-            def sample() -> np.ndarray:
-                return model.sample(steps, seed=0, streams=streams)
+            for note, truncation in {"": {}, **TRUNCATIONS}.items():
 
-            rows.append(_row("blekota", streams, count, steps, time_runs(sample, repeats, warmup=1),
-                             _peak_mib(sample)))
+                def sample() -> np.ndarray:
+                    return model.sample(steps, seed=0, streams=streams, **truncation)
+
+                rows.append(_row("blekota", streams, count, steps, time_runs(sample, repeats, warmup=1),
+                                 _peak_mib(sample), note))
         steps = _steps("pytorch", streams, quick)
         for count in thread_counts:
             sampler = _torch_sampler(streams, steps, count)
@@ -171,13 +177,14 @@ def run(threads: int, repeats: int, quick: bool) -> list[dict]:
 def format_table(rows: list[dict]) -> str:
     """A plain-text table of the rows."""
     header = f"{'config':<24} {'impl':<8} {'thr':>3} {'median s':>9} {'min s':>8} {'max s':>8} " \
-             f"{'samples/s':>10} {'peak MiB':>8}"
+             f"{'samples/s':>10} {'peak MiB':>8}  note"
     lines = [header, "-" * len(header)]
     for row in rows:
         peak = "-" if row["peak_mib"] is None else f"{row['peak_mib']:.1f}"
         lines.append(
             f"{row['config']:<24} {row['impl']:<8} {row['threads']:>3} {row['median_s']:>9.4f} "
-            f"{row['min_s']:>8.4f} {row['max_s']:>8.4f} {row['samples_per_s']:>10,.0f} {peak:>8}"
+            f"{row['min_s']:>8.4f} {row['max_s']:>8.4f} {row['samples_per_s']:>10,.0f} {peak:>8}  "
+            f"{row['note']}"
         )
     return "\n".join(lines)
 

@@ -23,7 +23,7 @@ from . import legacy, modelfile, parallel, plot
 from . import schedule as blekota_schedule
 from .audio import WAV_MAX_FRAMES, PlaybackError, SoundStream, WavWriter, load_audio, save_wav
 from .console import NORMAL, QUIET, VERBOSE, TrainingDisplay, print_progress
-from .demo import demo_sound
+from .demo import DEMO_HINT_SECONDS, DEMO_MODEL, DEMO_SAMPLING, DEMO_SECONDS, DEMO_TRAINING, demo_sound
 from .errors import BlekotaError, ModelFileError
 from .fileutil import STDOUT, existing_file, is_stream
 from .model import Model
@@ -96,6 +96,8 @@ non_negative_int = argument_type(int, lambda value: value >= 0, "an integer >= 0
 fraction = argument_type(float, lambda value: 0 <= value < 1, "a number in [0, 1)")
 positive_float = argument_type(float, lambda value: 0 < value < float("inf"), "a positive number")
 non_negative_float = argument_type(float, lambda value: 0 <= value < float("inf"), "a number >= 0")
+share = argument_type(float, lambda value: 0 < value <= 1, "a number in (0, 1]")
+unit_interval = argument_type(float, lambda value: 0 <= value <= 1, "a number in [0, 1]")
 
 
 class Given(argparse.Action):
@@ -156,6 +158,37 @@ def add_training_arguments(parser: argparse.ArgumentParser, iterations: int, ite
     shown.add_argument("-v", "--verbose", action="store_true", help="print every report as a line, with the learning rate")
 
 
+def add_sampling_arguments(parser: argparse.ArgumentParser, when: str = "") -> None:
+    """--temperature, --top-k, --top-p and --min-p: how each level is drawn."""
+    group = parser.add_argument_group(
+        "how each level is drawn" + (f" ({when})" if when else ""),
+        "The temperature reshapes the model's distribution, then top-k, top-p and min-p cut its "
+        "unlikely tail (in that order) and the rest is renormalized. A cut tail keeps generation "
+        "from wandering into hiss; cut too much and it repeats or falls silent.",
+    )
+    group.add_argument("--temperature", type=non_negative_float, default=1.0, help="higher: more varied, lower: safer; 0 always takes the likeliest level (default 1)")
+    group.add_argument("--top-k", type=non_negative_int, default=0, metavar="K", help="draw only from the K likeliest levels; lower: safer, less varied (default 0: all 256)")
+    group.add_argument("--top-p", type=share, default=1.0, metavar="P", help="draw only from the fewest likeliest levels whose probabilities sum to P; lower: safer, less varied (default 1: all)")
+    group.add_argument("--min-p", type=unit_interval, default=0.0, metavar="M", help="drop levels less likely than M times the likeliest one; higher: safer, less varied (default 0: none)")
+
+
+def sampling_options(args) -> dict:
+    """The keyword arguments of Model.sample that add_sampling_arguments parsed."""
+    return dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p)
+
+
+def describe_sampling(temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, min_p: float = 0.0) -> str:
+    """'temperature 0.9, top-p 0.95': the settings a sound was drawn with, the truncation when on."""
+    words = [f"temperature {temperature:g}"]
+    if 0 < top_k < 256:
+        words.append(f"top-k {top_k}")
+    if top_p < 1:
+        words.append(f"top-p {top_p:g}")
+    if min_p > 0:
+        words.append(f"min-p {min_p:g}")
+    return ", ".join(words)
+
+
 def add_threads_argument(parser: argparse.ArgumentParser, default: str = "OMP_NUM_THREADS or all cores") -> None:
     parser.add_argument(
         "--threads", type=positive_int, default=None, help=f"CPU threads for the kernels (default: {default})",
@@ -190,12 +223,12 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("model", metavar="MODEL", help="a model file (.npz) written by train, or a .pkl of the original blekota (converted once, beside it)")
     sample.add_argument("-n", type=non_negative_int, default=8000, help="samples to generate (default 8000)")
     sample.add_argument("-o", "--output", default=None, help="wav file to write (default: MODEL_sample.wav); - writes to standard output; a device or FIFO is written as a stream")
-    sample.add_argument("--temperature", type=non_negative_float, default=1.0, help="higher: more varied, lower: safer; 0 always takes the likeliest level (default 1)")
     sample.add_argument("--hint", metavar="FILE", default=None, help="a sound to start from: it is played into the model first and the output continues it")
     sample.add_argument("--seed", type=int, default=None, help="same seed, same sound")
     sample.add_argument("--play", action="store_true", help="also play the sound")
     sample.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
     sample.add_argument("--heatmap", metavar="PNG", default=None, help=f"also draw the probabilities {HEATMAP_SAMPLES} samples were drawn from into this PNG (from just before the hint ends)")
+    add_sampling_arguments(sample)
     add_threads_argument(sample)
 
     info = commands.add_parser("info", help="describe a model file", description="Describe a model file (or a .pkl of the original blekota).")
@@ -221,7 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo", help="train a small model on the built-in sound",
         description="Synthesize the built-in sound (a sung vowel with vibrato and pauses), train a "
-        "small model on it for about a minute, save the model and a generated sound.",
+        "small model on it for about a minute, save the model and a generated sound, and draw "
+        "the generated sound beside the training sound.",
     )
     demo.add_argument("--seconds", type=positive_float, default=60.0, help="training time in seconds (default 60)")
     demo.add_argument("--out-dir", default="blekota-demo", help="where files are written (default: blekota-demo)")
@@ -325,8 +359,8 @@ def add_plot_parser(commands) -> None:
     heatmap.add_argument("sound", metavar="SOUND", nargs="?", default=None)
     heatmap.add_argument("-n", type=positive_int, default=1000, help="samples to draw (default 1000)")
     heatmap.add_argument("--start", type=non_negative_int, default=0, help="first sample drawn; the model hears or makes all before it (default 0)")
-    heatmap.add_argument("--temperature", type=non_negative_float, default=1.0, help="when generating (default 1)")
     heatmap.add_argument("--seed", type=int, default=None, help="when generating: same seed, same sound")
+    add_sampling_arguments(heatmap, "when generating")
     add_threads_argument(heatmap)
     loss = kind("loss", "training and validation loss against iterations")
     loss.add_argument("log", metavar="MODEL_OR_LOG", help="a model file (.npz) or a training log (NAME.log.jsonl)")
@@ -551,8 +585,8 @@ def command_sample(args) -> int:
         total=args.n, unit="sample", unit_scale=True, disable=not sys.stderr.isatty(), leave=False
     ) as bar:
         done = 0
-        chunks = model.generate(args.n, chunk=SAMPLE_CHUNK, temperature=args.temperature, hint=hint,
-                                seed=args.seed, return_probs=heatmap is not None)
+        chunks = model.generate(args.n, chunk=SAMPLE_CHUNK, hint=hint, seed=args.seed,
+                                return_probs=heatmap is not None, **sampling_options(args))
         for chunk in chunks:
             sound, probs = chunk if heatmap is not None else (chunk, None)
             if probs is not None and done < window.stop and done + sound.size > window.start:
@@ -568,7 +602,7 @@ def command_sample(args) -> int:
     where = "standard output" if output == STDOUT else output
     say(f"wrote {where}: {args.n} samples ({args.n / model.fs:.2f} s) in {elapsed:.2f} s, {rate:,.0f} samples/s")
     if heatmap is not None and kept_sound:
-        title = f"{Path(output).name}: probability of each level"
+        title = f"{Path(output).name}: probability of each level ({describe_sampling(**sampling_options(args))})"
         sound, probs = np.concatenate(kept_sound), np.concatenate(kept_probs)
         path = plot.heatmap(probs, model.fs, sound, title=title, out=heatmap, first=begins)
         say(f"wrote {path}")
@@ -717,8 +751,8 @@ def command_plot(args) -> int:
                 raise BlekotaError(f"{args.sound}: has {sound.size} samples at {model.fs} Hz, fewer than --start {args.start} + 1")
             probs, title = _heard(model, sound), f"{Path(args.model).name} listening to {Path(args.sound).name}"
         else:
-            sound, probs = model.sample(stop, temperature=args.temperature, seed=args.seed, return_probs=True)
-            title = f"{Path(args.model).name} generating (temperature {args.temperature:g})"
+            sound, probs = model.sample(stop, seed=args.seed, return_probs=True, **sampling_options(args))
+            title = f"{Path(args.model).name} generating ({describe_sampling(**sampling_options(args))})"
         path = plot.heatmap(probs, model.fs, sound, start=args.start, length=args.n, title=title, out=out)
     elif args.kind == "loss":
         log = args.log
@@ -767,21 +801,25 @@ def command_demo(args) -> int:
     sound = demo_sound(fs)
     sound_path = save_wav(out / "demo_sound.wav", sound, fs)
     print(f"wrote {sound_path}: the built-in training sound ({sound.size / fs:.0f} s sung vowel at {fs} Hz)")
-    model = Model(hidden=128, layers=2, fs=fs, seed=0, threads=args.threads)
+    model = Model(**DEMO_MODEL, fs=fs, seed=0, threads=args.threads)
     trainer = Trainer(
-        model, sound, seq_length=100, batch_size=32, optimizer="rmsprop", lr=2e-3, name="demo",
-        checkpoint_every=0, directory=out, callback=print_progress, seed=0,
+        model, sound, **DEMO_TRAINING, name="demo", checkpoint_every=0, directory=out,
+        callback=print_progress, seed=0,
     )
     before = trainer.validation_loss()
     print(f"training a {model.layers}x{model.hidden} GRU for {args.seconds:.0f} s; loss before: {before:.4f} nats/sample", flush=True)
     result = trainer.train(10**9, max_seconds=args.seconds)
     after = trainer.validation_loss()
-    generated = model.sample(3 * fs, seed=0, hint=sound[: fs // 2])
+    hint = sound[: round(DEMO_HINT_SECONDS * fs)]
+    generated = model.sample(round(DEMO_SECONDS * fs), seed=0, hint=hint, **DEMO_SAMPLING)
     generated_path = save_wav(out / "demo_generated.wav", generated, fs)
-    rms = float(np.sqrt(np.mean(generated[fs // 2 :] ** 2)))
+    rms = float(np.sqrt(np.mean(generated[hint.size :] ** 2)))
     print(f"held-out loss before: {before:.4f}, after {result.iterations} iterations: {after:.4f} nats/sample")
-    print(f"wrote {result.path} (the model) and {generated_path}: 3 s, the first 0.5 s from the "
-          f"training sound, the rest generated (RMS {rms:.3f})")
+    print(f"wrote {result.path} (the model) and {generated_path}: {DEMO_SECONDS:g} s, the first "
+          f"{DEMO_HINT_SECONDS:g} s from the training sound (a note and the start of a pause), the "
+          f"rest generated ({describe_sampling(**DEMO_SAMPLING)}; RMS {rms:.3f})")
+    picture = plot.compare(sound, generated, fs, out=out / "demo_compare.png")
+    print(f"wrote {picture}: the generated sound beside the training sound (waveforms, spectrograms)")
     return 0
 
 

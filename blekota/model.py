@@ -82,6 +82,21 @@ def _seed(value) -> int | None:
     return int(value)
 
 
+def _real(value) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
+
+
+def _truncation(top_k, top_p, min_p) -> tuple[int, float, float]:
+    """Checked (top_k, top_p, min_p) for the compiled sampling loop."""
+    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 0:
+        raise ConfigError(f"top_k must be an integer >= 0 (0: all levels), got {top_k!r}")
+    if not _real(top_p) or not 0 < top_p <= 1:
+        raise ConfigError(f"top_p must be a number in (0, 1] (1: all levels), got {top_p!r}")
+    if not _real(min_p) or not 0 <= min_p <= 1:
+        raise ConfigError(f"min_p must be a number in [0, 1] (0: all levels), got {min_p!r}")
+    return min(int(top_k), LEVELS), float(top_p), float(min_p)
+
+
 def _dtype(dtype) -> np.dtype:
     name = dtype
     if isinstance(dtype, (type, np.dtype)):
@@ -409,26 +424,38 @@ class Model:
         seed: int | None = None,
         return_probs: bool = False,
         streams: int = 1,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        min_p: float = 0.0,
     ):
         """Generate n samples (float in [-1, 1]) by feeding each drawn level back in.
 
         temperature divides the logits (higher: more varied; 0: always the likeliest level).
+        Then the tempered distribution is truncated and renormalized, in this order:
+        top_k keeps the k likeliest levels (lower: safer, less varied; 0 or >= 256: all);
+        top_p keeps the fewest likeliest levels whose probabilities sum to at least top_p
+        (lower: safer, less varied; 1: all); min_p drops the levels less likely than min_p
+        times the likeliest one (higher: safer, less varied; 0: none dropped). Equal
+        probabilities rank by level, lowest first; the likeliest level is always kept.
         hint: a float sound, or a list of sounds (one per stream, any lengths), that primes
         generation: its samples are used instead of draws, so the output starts with the hint;
         input before sample 0 is silence. streams: S independent voices stepped together.
         seed: the draws come from numpy.random.PCG64(seed), one uniform double u per stream per
         drawn step (steps in order, streams 0..S-1 within a step); the level is the first k
-        (0..255) whose running sum of the tempered probabilities exceeds u times their sum. The
+        (0..255) whose running sum of the tempered, truncated probabilities exceeds u times
+        their sum (blekota.reference.sampling_distribution and draw_level spell it out). The
         same seed and streams give the same sound on every run on the same machine and build,
         for any thread count; temperature 0 and hinted steps draw nothing.
         Returns (n,) float32 for one stream, (S, n) for several; with return_probs also the
         probabilities (n, 256) or (S, n, 256) in the model's dtype, all n steps (n * S * 256
-        values: ask only for short sounds): p[t] is the tempered distribution sample t was drawn
-        from (the plain softmax when temperature is 0 and for hinted steps). Memory apart from
-        the results does not grow with n.
+        values: ask only for short sounds): p[t] is the tempered, truncated and renormalized
+        distribution sample t was drawn from (for hinted steps, the one it would have been drawn
+        from; at temperature 0, the one at temperature 1, truncated). Memory apart from the
+        results does not grow with n.
         """
         n = _non_negative_int("n", n)
-        chunks = list(self.generate(n, max(n, 1), temperature, hint, seed, streams, return_probs))
+        chunks = list(self.generate(n, max(n, 1), temperature, hint, seed, streams, return_probs,
+                                    top_k, top_p, min_p))
         if not chunks:
             shape = (streams, 0) if streams > 1 else (0,)
             sound = np.empty(shape, np.float32)
@@ -444,11 +471,15 @@ class Model:
         seed: int | None = None,
         streams: int = 1,
         return_probs: bool = False,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        min_p: float = 0.0,
     ) -> Iterator[np.ndarray | tuple[np.ndarray, np.ndarray]]:
         """Stream a long sound: yield sample(n, ...) in chunks of `chunk` samples (the last one
         shorter), carrying the hidden state and the random generator between chunks.
 
-        The concatenated chunks equal sample(n, temperature, hint, seed, return_probs, streams).
+        The concatenated chunks equal sample(n, temperature, hint, seed, return_probs, streams,
+        top_k, top_p, min_p).
         Each chunk is (c,) float32 for one stream, (S, c) for several; with return_probs a
         (sound, probabilities) pair of that chunk. Memory does not grow with n.
         """
@@ -456,12 +487,9 @@ class Model:
         if n > 0:
             chunk = _positive_int("chunk", chunk)
         streams = _positive_int("streams", streams)
-        if (
-            isinstance(temperature, bool)
-            or not isinstance(temperature, (int, float, np.integer, np.floating))
-            or not 0 <= temperature < math.inf
-        ):
+        if not _real(temperature) or not 0 <= temperature < math.inf:
             raise ConfigError(f"temperature must be a finite number >= 0, got {temperature!r}")
+        truncation = _truncation(top_k, top_p, min_p)
         seed = _seed(seed)
         steps = min(n, chunk)
         memory.ensure(
@@ -471,11 +499,11 @@ class Model:
         )
         self._check_params()
         hint_levels, hint_lengths = self._hint_levels(hint, streams, n)
-        return self._generate(n, chunk, float(temperature), hint_levels, hint_lengths, seed,
-                              streams, return_probs)
+        return self._generate(n, chunk, float(temperature), truncation, hint_levels,
+                              hint_lengths, seed, streams, return_probs)
 
-    def _generate(self, n, chunk, temperature, hint_levels, hint_lengths, seed, streams,
-                  return_probs):
+    def _generate(self, n, chunk, temperature, truncation, hint_levels, hint_lengths, seed,
+                  streams, return_probs):
         """The generator behind generate(), after validation (so errors raise at the call)."""
         h = self.zero_state(streams)
         previous = np.full(streams, SILENCE, np.uint8)
@@ -489,7 +517,7 @@ class Model:
             hint = np.ascontiguousarray(hint_levels[:, start:stop])
             lengths = np.clip(hint_lengths - start, 0, hint.shape[1])
             _sample.generate(packed, h, levels, hint, lengths, previous, probs, temperature,
-                             bit_generator, self.threads)
+                             bit_generator, self.threads, *truncation)
             sound = unquantize(levels)
             if streams == 1:
                 sound, probs = sound[0], probs[0]

@@ -158,3 +158,45 @@ def _step_backward(params, grads, layer, cache, dh):
         g[:, -H - 1 : -1] += d_pre.T @ recurrent_in
         g[:, -1] += d_pre.sum(axis=0)
     return dh_prev, d_input
+
+
+def sampling_distribution(
+    probs: np.ndarray, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+    min_p: float = 0.0,
+) -> np.ndarray:
+    """The distribution a level is drawn from, given the model's p (..., 256): float64, same shape.
+
+    Tempered: p^(1 / temperature), renormalized (temperature 0 counts as 1 here; it draws the
+    argmax). Then truncated, each step on what the one before left, and renormalized:
+    top_k keeps the k likeliest levels (0 or >= 256: all); top_p keeps the fewest likeliest levels
+    whose probabilities sum to at least top_p (1: all); min_p drops the levels less likely than
+    min_p times the likeliest (0: none). Levels rank by probability, equal ones by level (lowest
+    first), so exactly the likeliest ones are kept and the likeliest always is.
+    """
+    p = np.asarray(probs, np.float64)
+    if temperature > 0:
+        p = p ** (1.0 / temperature)
+    p = p / p.sum(axis=-1, keepdims=True)
+    order = np.argsort(-p, axis=-1, kind="stable")
+    ranked = np.take_along_axis(p, order, axis=-1)
+    keep = np.ones(ranked.shape, bool)
+    if 0 < top_k < LEVELS:
+        keep[..., top_k:] = False
+    if top_p < 1:
+        left = np.where(keep, ranked, 0.0)
+        before = np.concatenate([np.zeros(left.shape[:-1] + (1,)), np.cumsum(left, axis=-1)[..., :-1]],
+                                axis=-1)
+        keep &= before < top_p * left.sum(axis=-1, keepdims=True)
+    if min_p > 0:
+        keep &= ranked >= min_p * ranked[..., :1]
+    kept = np.zeros_like(p)
+    np.put_along_axis(kept, order, np.where(keep, ranked, 0.0), axis=-1)
+    return kept / kept.sum(axis=-1, keepdims=True)
+
+
+def draw_level(p: np.ndarray, u: float) -> int:
+    """The level drawn from p (256,) with the uniform u in [0, 1): the first level whose running
+    sum of p (from level 0 up) exceeds u times the sum of p, skipping levels of probability 0."""
+    p = np.asarray(p, np.float64)
+    above = (np.cumsum(p) > u * p.sum()) & (p > 0)
+    return int(np.argmax(above)) if above.any() else int(np.flatnonzero(p > 0)[-1])

@@ -30,6 +30,7 @@ BANNER = """\
 blekota {version}: {description}
   clf.train(it)                 train it iterations (Ctrl+C stops early and saves)
   y = clf.sample(n, hint=None, temperature=1.0, seed=None)   generate n samples
+                                (also top_k=0, top_p=1.0, min_p=0.0: see help(clf.sample))
   clf.checkpoint(n)             save the model, and n generated samples as a wav
   play(y)  show(y)  spectrogram(y)  compare()   (the last sample vs the training sound)
   heatmap(start=0, length=1000) what the model expected during the last sample
@@ -104,15 +105,24 @@ class Session:
         self._need_trainer().train(iterations)
 
     def sample(
-        self, n: int = 8000, hint=None, temperature: float = 1.0, seed: int | None = None
+        self,
+        n: int = 8000,
+        hint=None,
+        temperature: float = 1.0,
+        seed: int | None = None,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        min_p: float = 0.0,
     ) -> np.ndarray:
         """Generate n samples, (n,) float32 in [-1, 1] at fs. hint: a sound (floats at fs or a
-        file path) the output starts with. Keeps the sound and the probabilities it was drawn
-        from (last_sound, last_probs (n, 256)) for heatmap()."""
+        file path) the output starts with. temperature, top_k, top_p, min_p: as Model.sample
+        (lower temperature, top_k, top_p or higher min_p: safer, less varied). Keeps the sound
+        and the probabilities it was drawn from (last_sound, last_probs (n, 256)) for heatmap()."""
         if isinstance(hint, (str, os.PathLike)):
             hint = load_audio(hint, self.fs)[0]
         sound, probs = self.model.sample(
-            n, temperature=temperature, hint=hint, seed=seed, return_probs=True
+            n, temperature=temperature, hint=hint, seed=seed, return_probs=True, top_k=top_k,
+            top_p=top_p, min_p=min_p,
         )
         self.last_sound, self.last_probs = sound, probs
         return sound

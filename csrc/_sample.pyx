@@ -6,13 +6,13 @@ inputs are one row of a table per level, every other product streams through pan
 output columns. One stream (S = 1) runs a fused matrix-vector step whose output columns are split
 over the threads inside one OpenMP region (with a tuner that falls back to one thread when the
 other cores are busy). Several streams are split into contiguous groups, one per thread, each
-stepped with small matrix-matrix tiles on the same panels. Softmax with temperature and the draw
-happen in place; everything runs without the GIL. A stream's arithmetic, hence its sound for a
+stepped with small matrix-matrix tiles on the same panels. Softmax with temperature, the
+truncation (top-k, top-p, min-p) and the draw happen in place; everything runs without the GIL. A stream's arithmetic, hence its sound for a
 given seed, does not depend on the number of threads.
 
 Drawing: one NumPy bit generator (PCG64 when blekota.Model makes it) gives one uniform double u
 in [0, 1) per stream per drawn step, steps in order and, within a step, streams 0..S-1; the level
-is the first k whose running sum of p (levels 0..255) exceeds u * sum(p). Hinted steps and
+is the first k whose running sum of the (truncated) p (levels 0..255) exceeds u * sum(p). Hinted steps and
 temperature 0 (argmax) draw nothing. The uniforms are taken BLOCK steps at a time.
 """
 
@@ -31,6 +31,12 @@ cdef extern from "sample_kernel.h" nogil:
         long pieces
         long interval
     long BK_REPROBE
+    ctypedef struct bk_sampling:
+        double temperature
+        int top_k
+        double top_p
+        double min_p
+        int truncates
     Py_ssize_t bk_packed_size(int layers, Py_ssize_t hidden)
     Py_ssize_t bk_padded(Py_ssize_t hidden)
     void bk_pack_f(const float* params, int layers, Py_ssize_t H, float* packed)
@@ -39,25 +45,25 @@ cdef extern from "sample_kernel.h" nogil:
                             float* h, float* scratch, int* level, unsigned char* out,
                             Py_ssize_t n, const unsigned char* hint, Py_ssize_t n_hint,
                             const double* uniform, float* probs, Py_ssize_t n_probs,
-                            double temperature, int threads)
+                            const bk_sampling* how, int threads)
     void bk_run_one_tuned_d(bk_tuner* tuner, const double* packed, int layers, Py_ssize_t H,
                             double* h, double* scratch, int* level, unsigned char* out,
                             Py_ssize_t n, const unsigned char* hint, Py_ssize_t n_hint,
                             const double* uniform, double* probs, Py_ssize_t n_probs,
-                            double temperature, int threads)
+                            const bk_sampling* how, int threads)
     void bk_run_streams_f(const float* packed, int layers, Py_ssize_t H, Py_ssize_t S, float* hs,
                           float* pre, float* rh, float* logits, unsigned char* previous,
                           unsigned char* levels, Py_ssize_t n, const unsigned char* hint,
                           Py_ssize_t hint_stride, const Py_ssize_t* hint_length, float* probs,
                           Py_ssize_t n_probs, const double* uniform, Py_ssize_t t0, Py_ssize_t t1,
-                          double temperature, Py_ssize_t s0, Py_ssize_t s1)
+                          const bk_sampling* how, Py_ssize_t s0, Py_ssize_t s1)
     void bk_run_streams_d(const double* packed, int layers, Py_ssize_t H, Py_ssize_t S,
                           double* hs, double* pre, double* rh, double* logits,
                           unsigned char* previous, unsigned char* levels, Py_ssize_t n,
                           const unsigned char* hint, Py_ssize_t hint_stride,
                           const Py_ssize_t* hint_length, double* probs, Py_ssize_t n_probs,
                           const double* uniform, Py_ssize_t t0, Py_ssize_t t1,
-                          double temperature, Py_ssize_t s0, Py_ssize_t s1)
+                          const bk_sampling* how, Py_ssize_t s0, Py_ssize_t s1)
 
 cdef enum:
     BLOCK = 1024  # steps per batch of uniforms and per OpenMP region
@@ -84,7 +90,7 @@ def pack(const floating[::1] params, int layers, int hidden, floating[::1] packe
 def generate(const floating[::1] packed, floating[:, :, ::1] h, unsigned char[:, ::1] levels,
              const unsigned char[:, ::1] hint, const Py_ssize_t[::1] hint_length,
              unsigned char[::1] previous, floating[:, :, ::1] probs, double temperature,
-             bit_generator, int threads):
+             bit_generator, int threads, int top_k=0, double top_p=1.0, double min_p=0.0):
     """Generate levels.shape[1] steps for S = levels.shape[0] streams.
 
     packed: pack() of the model's parameters. h (L, S, H): hidden state in, state after the
@@ -93,6 +99,8 @@ def generate(const floating[::1] packed, floating[:, :, ::1] h, unsigned char[:,
     of stream s takes hint[s, t] instead of drawing. probs (S, m, 256): the distribution of the
     first m steps is recorded (m may be 0).
     temperature: 0 for argmax. bit_generator: a numpy.random.BitGenerator, used under its lock.
+    top_k (0 or >= 256: off), top_p (1: off), min_p (0: off): the truncation applied after the
+    temperature (sample_step.h, bk_truncate); probs records the truncated, renormalized p.
     """
     cdef Py_ssize_t L = h.shape[0], S = h.shape[1], H = h.shape[2]
     cdef Py_ssize_t n = levels.shape[1], nh = hint.shape[1], n_probs = probs.shape[1]
@@ -101,6 +109,7 @@ def generate(const floating[::1] packed, floating[:, :, ::1] h, unsigned char[:,
     cdef int level
     cdef bitgen_t* rng
     cdef bk_tuner tuner
+    cdef bk_sampling how
     cdef const unsigned char* hint_ptr = &hint[0, 0] if nh > 0 else NULL
     cdef Py_ssize_t n_hint
     cdef floating* probs_ptr = &probs[0, 0, 0] if n_probs > 0 else NULL
@@ -116,8 +125,15 @@ def generate(const floating[::1] packed, floating[:, :, ::1] h, unsigned char[:,
         raise ValueError("generate: packed weights do not match the hidden state's architecture")
     if not temperature >= 0:
         raise ValueError("generate: temperature must be >= 0")
+    if top_k < 0 or not 0 < top_p <= 1 or not 0 <= min_p <= 1:
+        raise ValueError("generate: top_k must be >= 0, top_p in (0, 1] and min_p in [0, 1]")
     if n == 0:
         return
+    how.temperature = temperature
+    how.top_k = top_k
+    how.top_p = top_p
+    how.min_p = min_p
+    how.truncates = 0 < top_k < LEVELS or top_p < 1 or min_p > 0
     n_hint = hint_length[0]
     level = previous[0]
     tuner.cost[0] = tuner.cost[1] = -1
@@ -151,14 +167,14 @@ def generate(const floating[::1] packed, floating[:, :, ::1] h, unsigned char[:,
                                          &rh[0, 0], &logits[0, 0], &previous[0], &levels[0, 0],
                                          n, hint_ptr, nh, &hint_length[0], probs_ptr, n_probs,
                                          &uniform[0],
-                                         t0, t1, temperature, part * S // parts,
+                                         t0, t1, &how, part * S // parts,
                                          (part + 1) * S // parts)
                     else:
                         bk_run_streams_d(&packed[0], <int> L, H, S, &state[0, 0, 0], &pre[0, 0],
                                          &rh[0, 0], &logits[0, 0], &previous[0], &levels[0, 0],
                                          n, hint_ptr, nh, &hint_length[0], probs_ptr, n_probs,
                                          &uniform[0],
-                                         t0, t1, temperature, part * S // parts,
+                                         t0, t1, &how, part * S // parts,
                                          (part + 1) * S // parts)
             elif floating is float:
                 bk_run_one_tuned_f(&tuner, &packed[0], <int> L, H, &state[0, 0, 0], &pre[0, 0],
@@ -166,14 +182,14 @@ def generate(const floating[::1] packed, floating[:, :, ::1] h, unsigned char[:,
                                    hint_ptr + t0 if t0 < n_hint else NULL,
                                    max(0, min(n_hint, t1) - t0), &uniform[0],
                                    probs_ptr + t0 * LEVELS if t0 < n_probs else NULL,
-                                   max(0, min(n_probs, t1) - t0), temperature, threads)
+                                   max(0, min(n_probs, t1) - t0), &how, threads)
             else:
                 bk_run_one_tuned_d(&tuner, &packed[0], <int> L, H, &state[0, 0, 0], &pre[0, 0],
                                    &level, &levels[0, t0], t1 - t0,
                                    hint_ptr + t0 if t0 < n_hint else NULL,
                                    max(0, min(n_hint, t1) - t0), &uniform[0],
                                    probs_ptr + t0 * LEVELS if t0 < n_probs else NULL,
-                                   max(0, min(n_probs, t1) - t0), temperature, threads)
+                                   max(0, min(n_probs, t1) - t0), &how, threads)
             t0 = t1
     if S == 1:
         previous[0] = <unsigned char> level

@@ -20,8 +20,8 @@
  * With T threads, one OpenMP parallel region runs a whole block of steps; thread t owns a
  * contiguous range of unit panels (the same units in r, z and the candidate) and of output panels.
  * Per step and layer: [r, z] of own units, r*h; barrier; candidate and h of own units; barrier.
- * Then own logits; barrier; every thread applies softmax, temperature and the draw to its own
- * copy of the logits (2 L + 1 barriers per step).
+ * Then own logits; barrier; every thread applies softmax, temperature, truncation and the draw
+ * to its own copy of the logits (2 L + 1 barriers per step).
  * bk_run_one_tuned picks 1 or all threads block by block (see bk_tuner).
  *
  * Many streams are compute bound: each thread steps its own group of streams through the same
@@ -36,6 +36,7 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -50,6 +51,16 @@ static ptrdiff_t bk_padded(ptrdiff_t hidden)
 {
     return (hidden + BK_PANEL - 1) / BK_PANEL * BK_PANEL;
 }
+
+/* How a level is drawn from the logits y: p ~ exp((y - max y) / temperature) (temperature 0:
+ * argmax), then truncated (bk_truncate) and renormalized. */
+typedef struct {
+    double temperature;
+    int top_k;        /* keep the top_k likeliest levels; 0 or >= 256: all */
+    double top_p;     /* keep the fewest likeliest levels whose probability reaches top_p; 1: all */
+    double min_p;     /* drop levels below min_p times the likeliest one's probability; 0: none */
+    int truncates;    /* any of the three is on */
+} bk_sampling;
 
 /* Elements of the packed weights of a model with `layers` layers of `hidden` units. */
 static ptrdiff_t bk_packed_size(int layers, ptrdiff_t hidden)
@@ -198,27 +209,51 @@ __attribute__((target("avx2,fma"))) static void bk_exp_shifted_avx2(float *a, pt
     for (ptrdiff_t j = 0; j < n; j += 8)
         _mm256_storeu_ps(a + j, bk_exp8(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(a + j), t), s)));
 }
+/* The number and the total of the elements of y (256,) that are >= t, both summed in 8 lanes. */
+__attribute__((target("avx2,fma"))) static void bk_weigh_avx2(const float *y, float t,
+                                                              double *count, double *mass)
+{
+    const __m256 bound = _mm256_set1_ps(t), one = _mm256_set1_ps(1.0f);
+    __m256 n = _mm256_setzero_ps(), m = _mm256_setzero_ps();
+    float lanes_n[8], lanes_m[8];
+    for (int k = 0; k < 256; k += 8) {
+        __m256 x = _mm256_loadu_ps(y + k), in = _mm256_cmp_ps(x, bound, _CMP_GE_OQ);
+        n = _mm256_add_ps(n, _mm256_and_ps(in, one));
+        m = _mm256_add_ps(m, _mm256_and_ps(in, x));
+    }
+    _mm256_storeu_ps(lanes_n, n);
+    _mm256_storeu_ps(lanes_m, m);
+    *count = *mass = 0;
+    for (int j = 0; j < 8; j++) {
+        *count += lanes_n[j];
+        *mass += lanes_m[j];
+    }
+}
 #endif /* BK_X86 */
 
 #define BK_REAL float
+#define BK_UINT uint32_t
 #define BK_NAME(name) name##_f
 #define BK_EXP expf
 #define BK_TANH tanhf
 #define BK_IS_FLOAT 1
 #include "sample_step.h"
 #undef BK_REAL
+#undef BK_UINT
 #undef BK_NAME
 #undef BK_EXP
 #undef BK_TANH
 #undef BK_IS_FLOAT
 
 #define BK_REAL double
+#define BK_UINT uint64_t
 #define BK_NAME(name) name##_d
 #define BK_EXP exp
 #define BK_TANH tanh
 #define BK_IS_FLOAT 0
 #include "sample_step.h"
 #undef BK_REAL
+#undef BK_UINT
 #undef BK_NAME
 #undef BK_EXP
 #undef BK_TANH

@@ -46,24 +46,150 @@ static void BK_NAME(bk_tanh)(BK_REAL *a, ptrdiff_t n)
         a[j] = BK_TANH(a[j]);
 }
 
-/* y (256,) logits (plus bias unless bias is NULL) -> the drawn level.
+/* The number and the total of the elements of y (256,) that are >= t (in BK_REAL lanes). */
+static void BK_NAME(bk_weigh)(const BK_REAL *y, BK_REAL t, double *count, double *mass)
+{
+    BK_REAL lanes[8] = {0};
+    int k, j, n = 0;
+#if BK_IS_FLOAT && defined(BK_X86)
+    if (bk_use_avx2()) {
+        bk_weigh_avx2(y, t, count, mass);
+        return;
+    }
+#endif
+    for (k = 0; k < BK_LEVELS; k++)
+        n += y[k] >= t;
+    for (k = 0; k < BK_LEVELS; k += 8)
+        for (j = 0; j < 8; j++)
+            lanes[j] += y[k + j] >= t ? y[k + j] : 0;
+    *count = n;
+    *mass = 0;
+    for (j = 0; j < 8; j++)
+        *mass += lanes[j];
+}
+
+static BK_REAL BK_NAME(bk_from_bits)(BK_UINT bits)
+{
+    BK_REAL value;
+    memcpy(&value, &bits, sizeof value);
+    return value;
+}
+
+static BK_UINT BK_NAME(bk_to_bits)(BK_REAL value)
+{
+    BK_UINT bits;
+    memcpy(&bits, &value, sizeof bits);
+    return bits;
+}
+
+/* The cut of the largest elements of y (256,), all >= 0 and at most top: the kept elements are
+ * those > *cut plus the first *ties of those == *cut (in level order). Going from the largest
+ * down (equal values in level order), an element is kept while the weight of the elements before
+ * it is below target; an element weighs 1 (by_mass 0) or its value. count: the number of positive
+ * elements, which must weigh at least target. *equal: how many elements are == *cut.
  *
- * temperature 0 is argmax. Otherwise p ~ exp((y - max y) / temperature) and the level is the
- * first k whose running sum of p (levels 0..255, accumulated in double) exceeds u * sum(p), for
- * a uniform u in [0, 1). When normalize, y receives the normalized p the level is drawn from
- * (the plain softmax for temperature 0). */
-static int BK_NAME(bk_softmax_draw)(BK_REAL *y, const BK_REAL *bias, double temperature, double u,
-                                    int normalize)
+ * No sort of 256 values: the cut is the largest t whose elements >= t weigh at least target.
+ * Bisection on the bits of t (for t >= 0 they order like the values), each step one vectorized
+ * pass over y (bk_weigh), narrows [lo, hi) down to at most BK_FEW elements (about 6 steps for a
+ * trained model's distribution); those few are then sorted and walked in order. */
+#define BK_FEW 8
+static void BK_NAME(bk_cut)(const BK_REAL *y, BK_REAL top, double target, int by_mass,
+                            double count, BK_REAL *cut, int *ties, int *equal)
+{
+    BK_UINT lo = 1, hi = BK_NAME(bk_to_bits)(top) + 1, mid;
+    double count_hi = 0, mass_hi = 0, count_mid, mass_mid, before;
+    BK_REAL few[BK_LEVELS], low, high, value;
+    int k, i, n = 0;
+    while (hi - lo > 1 && count - count_hi > BK_FEW) {
+        mid = lo + (hi - lo) / 2;
+        BK_NAME(bk_weigh)(y, BK_NAME(bk_from_bits)(mid), &count_mid, &mass_mid);
+        if ((by_mass ? mass_mid : count_mid) >= target) {
+            lo = mid;
+            count = count_mid;
+        } else {
+            hi = mid;
+            count_hi = count_mid;
+            mass_hi = mass_mid;
+        }
+    }
+    low = BK_NAME(bk_from_bits)(lo);
+    high = BK_NAME(bk_from_bits)(hi);
+    for (k = 0; k < BK_LEVELS; k++) { /* the elements in [lo, hi), largest first */
+        value = y[k];
+        if (value >= low && value < high) {
+            for (i = n++; i > 0 && few[i - 1] < value; i--)
+                few[i] = few[i - 1];
+            few[i] = value;
+        }
+    }
+    *ties = *equal = 0;
+    if (n == 0) { /* only when y holds NaN (weights gone bad): keep what compares */
+        *cut = 0;
+        return;
+    }
+    before = by_mass ? mass_hi : count_hi; /* the weight of the elements >= hi, all kept */
+    *cut = few[0];
+    for (i = 0; i < n && before < target; i++) {
+        *ties = few[i] == *cut ? *ties + 1 : 1;
+        *cut = few[i];
+        before += by_mass ? (double)few[i] : 1.0;
+    }
+    for (*equal = *ties; i < n && few[i] == *cut; i++)
+        (*equal)++;
+}
+
+/* Zero the levels of y that bk_cut's (cut, ties, equal) drops. */
+static void BK_NAME(bk_keep)(BK_REAL *y, BK_REAL cut, int ties, int equal)
+{
+    int k;
+    for (k = 0; k < BK_LEVELS; k++)
+        y[k] = y[k] >= cut ? y[k] : 0;
+    if (ties < equal)
+        for (k = 0; k < BK_LEVELS; k++)
+            if (y[k] == cut && ties-- <= 0)
+                y[k] = 0;
+}
+
+/* Truncate the tempered weights y (256,) as `how` says: top_k, then top_p of what is left, then
+ * min_p (relative to y[best], the largest). Dropped levels become 0; y[best] always stays. */
+static void BK_NAME(bk_truncate)(BK_REAL *y, int best, const bk_sampling *how)
+{
+    BK_REAL cut, positive = BK_NAME(bk_from_bits)(1);
+    double count, mass;
+    int k, ties, equal;
+    if (how->top_k > 0 && how->top_k < BK_LEVELS) {
+        BK_NAME(bk_weigh)(y, positive, &count, &mass);
+        if (count > how->top_k) {
+            BK_NAME(bk_cut)(y, y[best], how->top_k, 0, count, &cut, &ties, &equal);
+            BK_NAME(bk_keep)(y, cut, ties, equal);
+        }
+    }
+    if (how->top_p < 1) {
+        BK_NAME(bk_weigh)(y, positive, &count, &mass);
+        BK_NAME(bk_cut)(y, y[best], how->top_p * mass, 1, count, &cut, &ties, &equal);
+        BK_NAME(bk_keep)(y, cut, ties, equal);
+    }
+    if (how->min_p > 0) {
+        BK_REAL floor = (BK_REAL)how->min_p * y[best];
+        for (k = 0; k < BK_LEVELS; k++)
+            y[k] = y[k] >= floor ? y[k] : 0;
+    }
+}
+
+/* y (256,) logits -> the drawn level.
+ *
+ * Temperature 0 is argmax. Otherwise p ~ exp((y - max y) / temperature), truncated by
+ * bk_truncate, and the level is the first k whose running sum of p (levels 0..255, accumulated
+ * in double) exceeds u * sum(p), for a uniform u in [0, 1). When normalize, y receives the
+ * normalized p the level is drawn from (at temperature 1 when the temperature is 0). */
+static int BK_NAME(bk_softmax_draw)(BK_REAL *y, const bk_sampling *how, double u, int normalize)
 {
     int k, best = 0;
     BK_REAL top, total = 0, inv_temp;
-    double target, acc = 0;
-    for (k = 0; k < BK_LEVELS; k++) {
-        if (bias != NULL)
-            y[k] += bias[k];
+    double target, acc = 0, temperature = how->temperature;
+    for (k = 0; k < BK_LEVELS; k++)
         if (y[k] > y[best])
             best = k;
-    }
     if (temperature == 0 && !normalize)
         return best;
     inv_temp = temperature > 0 ? (BK_REAL)(1.0 / temperature) : (BK_REAL)1;
@@ -75,6 +201,8 @@ static int BK_NAME(bk_softmax_draw)(BK_REAL *y, const BK_REAL *bias, double temp
 #endif
         for (k = 0; k < BK_LEVELS; k++)
             y[k] = BK_EXP((y[k] - top) * inv_temp);
+    if (how->truncates)
+        BK_NAME(bk_truncate)(y, best, how);
     for (k = 0; k < BK_LEVELS; k++)
         total += y[k];
     if (normalize) {
@@ -146,7 +274,7 @@ static void BK_NAME(bk_one_worker)(const BK_REAL *packed, int layers, ptrdiff_t 
                                    BK_REAL *rh, BK_REAL *z, BK_REAL *logits, int *level,
                                    unsigned char *out, ptrdiff_t n, const unsigned char *hint,
                                    ptrdiff_t n_hint, const double *uniform, BK_REAL *probs,
-                                   ptrdiff_t n_probs, double temperature, int tid, int nthreads)
+                                   ptrdiff_t n_probs, const bk_sampling *how, int tid, int nthreads)
 {
     ptrdiff_t Hp = bk_padded(H), nu = Hp / BK_PANEL, no = BK_LEVELS / BK_PANEL;
     ptrdiff_t q0 = nu * tid / nthreads, q1 = nu * (tid + 1) / nthreads;
@@ -211,9 +339,9 @@ static void BK_NAME(bk_one_worker)(const BK_REAL *packed, int layers, ptrdiff_t 
             if (t < n_hint) {
                 lvl = hint[t];
                 if (t < n_probs)
-                    BK_NAME(bk_softmax_draw)(y, NULL, temperature, 0.0, 1);
+                    BK_NAME(bk_softmax_draw)(y, how, 0.0, 1);
             } else {
-                lvl = BK_NAME(bk_softmax_draw)(y, NULL, temperature, uniform[t], t < n_probs);
+                lvl = BK_NAME(bk_softmax_draw)(y, how, uniform[t], t < n_probs);
             }
             if (tid == 0) {
                 if (t < n_probs)
@@ -228,11 +356,12 @@ static void BK_NAME(bk_one_worker)(const BK_REAL *packed, int layers, ptrdiff_t 
 
 /* n steps of one stream. h (layers, Hp): hidden state, padding zero; scratch: 2 Hp + 256
  * elements; level: the level fed before the first step, on return the last one. uniform[t] is
- * read for steps t >= n_hint when temperature > 0; probs (n_probs, 256) is filled. */
+ * read for steps t >= n_hint when how->temperature > 0; probs (n_probs, 256) is filled. */
 static void BK_NAME(bk_run_one)(const BK_REAL *packed, int layers, ptrdiff_t H, BK_REAL *h,
                                 BK_REAL *scratch, int *level, unsigned char *out, ptrdiff_t n,
                                 const unsigned char *hint, ptrdiff_t n_hint, const double *uniform,
-                                BK_REAL *probs, ptrdiff_t n_probs, double temperature, int threads)
+                                BK_REAL *probs, ptrdiff_t n_probs, const bk_sampling *how,
+                                int threads)
 {
     ptrdiff_t Hp = bk_padded(H);
     BK_REAL *rh = scratch, *z = scratch + Hp, *logits = scratch + 2 * Hp;
@@ -240,14 +369,14 @@ static void BK_NAME(bk_run_one)(const BK_REAL *packed, int layers, ptrdiff_t H, 
     if (threads > 1) {
 #pragma omp parallel num_threads(threads)
         BK_NAME(bk_one_worker)(packed, layers, H, h, rh, z, logits, level, out, n, hint, n_hint,
-                               uniform, probs, n_probs, temperature, omp_get_thread_num(),
+                               uniform, probs, n_probs, how, omp_get_thread_num(),
                                omp_get_num_threads());
         return;
     }
 #endif
     (void)threads;
     BK_NAME(bk_one_worker)(packed, layers, H, h, rh, z, logits, level, out, n, hint, n_hint,
-                           uniform, probs, n_probs, temperature, 0, 1);
+                           uniform, probs, n_probs, how, 0, 1);
 }
 
 /* bk_run_one over n steps, choosing 1 or `threads` threads piece by piece with the tuner. */
@@ -255,7 +384,7 @@ static void BK_NAME(bk_run_one_tuned)(bk_tuner *tuner, const BK_REAL *packed, in
                                       ptrdiff_t H, BK_REAL *h, BK_REAL *scratch, int *level,
                                       unsigned char *out, ptrdiff_t n, const unsigned char *hint,
                                       ptrdiff_t n_hint, const double *uniform, BK_REAL *probs,
-                                      ptrdiff_t n_probs, double temperature, int threads)
+                                      ptrdiff_t n_probs, const bk_sampling *how, int threads)
 {
     ptrdiff_t t = 0;
 #ifndef _OPENMP
@@ -278,7 +407,7 @@ static void BK_NAME(bk_run_one_tuned)(bk_tuner *tuner, const BK_REAL *packed, in
         double start = bk_now(), per_step;
         BK_NAME(bk_run_one)(packed, layers, H, h, scratch, level, out + t, len,
                             hinted ? hint + t : NULL, hinted, uniform + t,
-                            recorded ? probs + t * BK_LEVELS : NULL, recorded, temperature,
+                            recorded ? probs + t * BK_LEVELS : NULL, recorded, how,
                             use ? threads : 1);
         per_step = (bk_now() - start) / (double)len;
         if (probe >= 0 && tuner->cost[0] >= 0 && tuner->cost[1] >= 0) {
@@ -347,7 +476,8 @@ static void BK_NAME(bk_run_streams)(const BK_REAL *packed, int layers, ptrdiff_t
                                     const unsigned char *hint, ptrdiff_t hint_stride,
                                     const ptrdiff_t *hint_length, BK_REAL *probs,
                                     ptrdiff_t n_probs, const double *uniform, ptrdiff_t t0,
-                                    ptrdiff_t t1, double temperature, ptrdiff_t s0, ptrdiff_t s1)
+                                    ptrdiff_t t1, const bk_sampling *how, ptrdiff_t s0,
+                                    ptrdiff_t s1)
 {
     ptrdiff_t Hp = bk_padded(H), nu = Hp / BK_PANEL, LH = layers * Hp, M = s1 - s0, G = 3 * Hp;
     const BK_REAL *wy = packed + bk_packed_offset(layers, Hp), *by = wy + Hp * BK_LEVELS;
@@ -389,9 +519,9 @@ static void BK_NAME(bk_run_streams)(const BK_REAL *packed, int layers, ptrdiff_t
             if (t < hint_length[s]) {
                 chosen = hint[s * hint_stride + t];
                 if (t < n_probs)
-                    BK_NAME(bk_softmax_draw)(y, NULL, temperature, 0.0, 1);
+                    BK_NAME(bk_softmax_draw)(y, how, 0.0, 1);
             } else {
-                chosen = BK_NAME(bk_softmax_draw)(y, NULL, temperature, uniform[(t - t0) * S + s],
+                chosen = BK_NAME(bk_softmax_draw)(y, how, uniform[(t - t0) * S + s],
                                                   t < n_probs);
             }
             if (t < n_probs)

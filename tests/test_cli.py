@@ -8,6 +8,7 @@ import pytest
 
 import blekota
 from blekota.cli import main
+from blekota.mulaw import quantize, unquantize
 
 
 @pytest.fixture
@@ -111,11 +112,18 @@ def test_every_subcommand_has_help():
 def test_demo_runs_briefly(tmp_path, capsys):
     assert main(["demo", "--seconds", "2", "--out-dir", str(tmp_path / "d"), "--threads", "1"]) == 0
     printed = capsys.readouterr().out
-    assert "loss before" in printed
+    assert "loss before" in printed and "temperature 1, top-k 16" in printed
     names = {p.name for p in (tmp_path / "d").iterdir()}
-    assert {"demo_sound.wav", "demo_generated.wav"} <= names
+    assert {"demo_sound.wav", "demo_generated.wav", "demo_compare.png"} <= names
     generated, _ = blekota.load_audio(tmp_path / "d" / "demo_generated.wav", 8000)
-    assert generated.size == 24000 and np.abs(generated[4000:]).max() > 0.01
+    hint = blekota.demo_sound(8000)[:4960]
+    assert generated.size == 32000 and np.abs(generated[4960:]).max() > 0.01
+    np.testing.assert_allclose(generated[:4960], unquantize(quantize(hint)), atol=1e-4)
+    model = blekota.load(next((tmp_path / "d").glob("demo_[0-9]*.npz")))
+    trainer = model.info["trainer"]
+    assert (model.layers, model.hidden) == (2, 128)
+    assert (trainer["optimizer"], trainer["lr"], trainer["seq_length"], trainer["batch_size"]) == ("adam", 4e-3, 200, 8)
+    assert trainer["schedule"]["name"] == "constant"
 
 
 def test_sample_streams_long_sounds_in_chunks(tmp_path, capsys):
@@ -200,3 +208,49 @@ def test_presets_and_the_flags_that_replace_their_parts(tmp_path, sine_file, fla
                  "--out-dir", str(out), "--quiet", *flags]) == 0
     saved = blekota.load(out / "sine_2.npz").info["trainer"]
     assert (saved["optimizer"], saved["lr"], saved["schedule"]["name"]) == expected
+
+
+def test_sample_and_heatmap_take_the_truncation(tmp_path, capsys, make_model):
+    model = make_model(16, 2, "float32", scale=0.4)
+    model.threads = 1
+    path = model.save(tmp_path / "m.npz")
+    wav = tmp_path / "cut.wav"
+    assert main(["sample", str(path), "-n", "500", "-o", str(wav), "--seed", "4", "--threads", "1",
+                 "--top-k", "30", "--top-p", "0.9", "--min-p", "0.02"]) == 0
+    written, _ = blekota.load_audio(wav, 8000)
+    expected = model.sample(500, seed=4, top_k=30, top_p=0.9, min_p=0.02)
+    np.testing.assert_allclose(written, expected, atol=1 / 32767)
+    assert np.abs(expected - model.sample(500, seed=4)).max() > 0.1
+    heat = tmp_path / "heat.png"
+    assert main(["plot", "heatmap", str(path), "-n", "100", "--seed", "1", "--top-p", "0.5",
+                 "--temperature", "0.8", "-o", str(heat), "--threads", "1"]) == 0
+    assert heat.stat().st_size > 0
+
+
+def test_sample_help_gives_the_direction_of_each_truncation(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sample", "--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--top-k K draw only from the K likeliest levels; lower: safer, less varied (default 0: all 256)" in text
+    assert "sum to P; lower: safer, less varied (default 1: all)" in text
+    assert "--min-p M drop levels less likely than M times the likeliest one; higher: safer, less varied" in text
+
+
+@pytest.mark.parametrize(
+    "flag,value,expected",
+    [
+        ("--top-k", "-1", "an integer >= 0"),
+        ("--top-k", "many", "an integer >= 0"),
+        ("--top-p", "0", "a number in (0, 1]"),
+        ("--top-p", "1.5", "a number in (0, 1]"),
+        ("--min-p", "-0.1", "a number in [0, 1]"),
+        ("--min-p", "nan", "a number in [0, 1]"),
+    ],
+)
+def test_bad_truncation_is_one_line_with_status_2(tmp_path, capsys, flag, value, expected):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sample", str(tmp_path / "m.npz"), flag, value])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"argument {flag}: expected {expected}, got '{value}'" in err

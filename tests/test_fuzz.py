@@ -237,13 +237,19 @@ def test_kernel_boundary_gradients(model, x, grads):
     seed=st.none() | st.integers(-5, 2**70) | anything,
     streams=st.integers(-1, 3) | anything.filter(lambda v: not isinstance(v, int) or v < 100),
     return_probs=st.booleans(),
+    top_k=st.integers(-2, 300) | anything,
+    top_p=st.floats(allow_nan=True) | st.integers(-1, 2) | anything,
+    min_p=st.floats(allow_nan=True) | st.integers(-1, 2) | anything,
 )
-def test_kernel_boundary_sampling(model, n, temperature, hint, seed, streams, return_probs):
+def test_kernel_boundary_sampling(model, n, temperature, hint, seed, streams, return_probs, top_k, top_p,
+                                  min_p):
     result = call_ok(model.sample, n, temperature=temperature, hint=hint, seed=seed, streams=streams,
-                     return_probs=return_probs)
+                     return_probs=return_probs, top_k=top_k, top_p=top_p, min_p=min_p)
     if result is not None:
         sound = result[0] if return_probs else result
         assert sound.shape[-1] == n and np.isfinite(sound).all()
+        if return_probs and n > 0:
+            np.testing.assert_allclose(result[1].sum(axis=-1), 1, rtol=1e-4)
 
 
 @settings(FUZZ, max_examples=100 * SCALE)

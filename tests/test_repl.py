@@ -12,7 +12,7 @@ from matplotlib.image import imread
 
 import blekota
 from blekota.cli import build_parser, main
-from blekota.repl import Console, open_session, session_namespace
+from blekota.repl import Console, Session, open_session, session_namespace
 
 SMALL = ["--layers", "1", "--hidden", "12", "--seq-length", "20", "--batch-size", "4", "--threads", "1"]
 
@@ -185,3 +185,11 @@ def test_a_failed_file_operation_is_one_line_in_the_session(tmp_path, monkeypatc
     console = Console(session_namespace(open_session(None, dict(hidden=4, layers=1, threads=1), dict(seq_length=10, batch_size=2))[0]))
     console.push("save_file('missing/x.wav', np.zeros(10))")
     assert capsys.readouterr().err == "error: missing: no such directory\n"
+
+
+def test_session_sample_takes_the_truncation(make_model):
+    model = make_model(12, 1, "float32", scale=0.4)
+    session = Session(model)
+    sound = session.sample(200, seed=3, temperature=0.9, top_k=5, top_p=0.8, min_p=0.1)
+    np.testing.assert_array_equal(sound, model.sample(200, seed=3, temperature=0.9, top_k=5, top_p=0.8, min_p=0.1))
+    assert ((session.last_probs > 0).sum(axis=1) <= 5).all()
