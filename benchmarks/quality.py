@@ -19,7 +19,8 @@ measured (nats per sample, forward passes from a zero state, the same pieces for
             torch.optim.Adam(lr=2e-3), clip_grad_norm_(5), hidden state carried from window to
             window over the same windows in the same order (no validation inside the clock).
             Skipped when torch is not importable.
-  --variant NAME='{"optimizer": "rmsprop", "lr": 0.002}' adds blekota runs with Trainer options.
+  --variant NAME='{"optimizer": "rmsprop", "lr": 0.002}' adds blekota runs with Trainer options
+            (a schedule as {"name": "plateau", "patience": 1, ...}).
 
 On a shared machine, --threads 1 --clock cpu counts each run's own CPU seconds instead of wall
 time (with one thread, the time the run would take on a quiet machine), and --side-by-side runs a
@@ -114,6 +115,8 @@ def blekota_quality(threads: int, sound: str, minutes: list[float], options: dic
             if progress.kind == "step" and state["marks"].after_iteration(progress.iteration):
                 raise KeyboardInterrupt  # Trainer.train returns cleanly
 
+        if isinstance(options.get("schedule"), dict):
+            options = {**options, "schedule": blekota.make_schedule(**options["schedule"])}
         trainer = blekota.Trainer(model, sound, val_fraction=VAL_FRACTION, directory=directory,
                                   callback=callback, report_steps=True, seed=0, **options)
         start_loss = trainer.validation_loss()
@@ -228,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variant", action="append", default=[], metavar="NAME=JSON",
                         help="also run blekota with these Trainer options")
     parser.add_argument("--no-pytorch", action="store_true", help="skip the PyTorch recipe")
+    parser.add_argument("--no-defaults", action="store_true", help="skip blekota with its defaults")
     parser.add_argument("--clock", choices=tuple(CLOCKS), default="wall",
                         help="training time on the wall clock (default) or the process's CPU clock "
                         "(with --threads 1: robust to other load on the machine)")
@@ -248,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
                 sounds.append(str(makers.make(name, args.sound_dir)))
             except makers.Unavailable as reason:
                 print(f"# no {name} sound: {reason}")
-    runs = [("blekota_quality", {"options": {}, "recipe": "defaults"})]
+    runs = [] if args.no_defaults else [("blekota_quality", {"options": {}, "recipe": "defaults"})]
     for variant in args.variant:
         name, _, options = variant.partition("=")
         runs.append(("blekota_quality", {"options": json.loads(options), "recipe": name}))
