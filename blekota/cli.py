@@ -151,7 +151,7 @@ def add_training_arguments(parser: argparse.ArgumentParser, iterations: int, ite
     parser.add_argument("--schedule", action=Given, choices=("constant", "step", "plateau"), default=None, help="learning-rate schedule (default: the preset's; plateau when validating, else constant)")
     parser.add_argument("--lr-factor", action=Given, type=fraction, default=0.5, help="step and plateau: multiply the lr by this (default 0.5)")
     parser.add_argument("--lr-every", action=Given, type=positive_int, default=1000, help="step: iterations between reductions (default 1000)")
-    parser.add_argument("--patience", action=Given, type=non_negative_int, default=3, help="plateau: validations without improvement tolerated (default 3)")
+    parser.add_argument("--patience", action=Given, type=non_negative_int, default=1, help="plateau: validations without improvement tolerated (default 1)")
     parser.add_argument("--min-lr", action=Given, type=positive_float, default=1e-5, help="plateau: lowest learning rate (default 1e-5)")
     shown = parser.add_mutually_exclusive_group()
     shown.add_argument("-q", "--quiet", action="store_true", help="print only warnings and errors")

@@ -76,7 +76,7 @@ class Plateau(Schedule):
     def __init__(
         self,
         factor: float = 0.5,
-        patience: int = 3,
+        patience: int = 1,
         min_lr: float = 1e-5,
         threshold: float = 1e-4,
         best: float | None = None,
