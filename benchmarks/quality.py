@@ -21,6 +21,10 @@ measured (nats per sample, forward passes from a zero state, the same pieces for
             Skipped when torch is not importable.
   --variant NAME='{"optimizer": "rmsprop", "lr": 0.002}' adds blekota runs with Trainer options.
 
+On a shared machine, --threads 1 --clock cpu counts each run's own CPU seconds instead of wall
+time (with one thread, the time the run would take on a quiet machine), and --side-by-side runs a
+sound's runs at the same time, one core each.
+
 The sounds come from sounds.py (espeak-ng speech, synthesized plucked-string music) unless
 --sound names files.
 """
@@ -32,6 +36,7 @@ import json
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -46,21 +51,27 @@ QUICK_MINUTES = (0.25, 0.5, 1)
 LEVELS = 256
 
 
-class Clock:
-    """Training time: wall time since start minus the time spent measuring."""
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
-    def __init__(self):
-        self.start = time.perf_counter()
+
+class Clock:
+    """Training time: seconds since start minus the time spent measuring, on the wall clock or
+    on the process's CPU clock (all its threads: with one thread, the wall time the run would
+    take on a quiet machine, whatever else the machine is doing)."""
+
+    def __init__(self, kind: str = "wall"):
+        self.now = CLOCKS[kind]
+        self.start = self.now()
         self.paused = 0.0
 
     def seconds(self) -> float:
-        return time.perf_counter() - self.start - self.paused
+        return self.now() - self.start - self.paused
 
     def measure(self, evaluate):
         """evaluate() with the clock stopped."""
-        begin = time.perf_counter()
+        begin = self.now()
         value = evaluate()
-        self.paused += time.perf_counter() - begin
+        self.paused += self.now() - begin
         return value
 
 
@@ -90,7 +101,8 @@ def result(impl: str, recipe: str, sound: str, threads: int, marks: Marks, itera
             "start_loss": start_loss, "points": marks.points}
 
 
-def blekota_quality(threads: int, sound: str, minutes: list[float], options: dict, recipe: str) -> dict:
+def blekota_quality(threads: int, sound: str, minutes: list[float], options: dict, recipe: str,
+                    clock: str = "wall") -> dict:
     """blekota with its defaults (and `options` for Trainer), measured at the time marks."""
     import blekota
 
@@ -105,14 +117,13 @@ def blekota_quality(threads: int, sound: str, minutes: list[float], options: dic
         trainer = blekota.Trainer(model, sound, val_fraction=VAL_FRACTION, directory=directory,
                                   callback=callback, report_steps=True, seed=0, **options)
         start_loss = trainer.validation_loss()
-        clock = Clock()
-        state["marks"] = Marks(minutes, clock, trainer.validation_loss)
+        state["marks"] = Marks(minutes, Clock(clock), trainer.validation_loss)
         result_ = trainer.train(10**9)
     return result("blekota", recipe, sound, threads, state["marks"], result_.iterations,
                   trainer.samples_per_iteration, start_loss)
 
 
-def pytorch_quality(threads: int, sound: str, minutes: list[float]) -> dict:
+def pytorch_quality(threads: int, sound: str, minutes: list[float], clock: str = "wall") -> dict:
     """The PyTorch recipe (module docstring) on the same windows, measured at the time marks."""
     try:
         import torch
@@ -159,8 +170,7 @@ def pytorch_quality(threads: int, sound: str, minutes: list[float]) -> dict:
         return total / count
 
     start_loss = evaluate()
-    clock = Clock()
-    marks = Marks(minutes, clock, evaluate)
+    marks = Marks(minutes, Clock(clock), evaluate)
     h = torch.zeros(L, B, H)
     position = iteration = 0
     done = False
@@ -179,6 +189,15 @@ def pytorch_quality(threads: int, sound: str, minutes: list[float]) -> dict:
         done = marks.after_iteration(iteration)
     return result("pytorch", "nn.GRU, Adam 2e-3, clip 5", sound, threads, marks, iteration, T * B,
                   start_loss)
+
+
+def measure_side_by_side(calls: list[tuple[str, dict]], threads: int) -> list[dict | None]:
+    """Run measure_in_subprocess for every (function, kwargs) at the same time, so that a change
+    of load on a shared machine hits all of them alike; rows in the order of calls."""
+    with ThreadPoolExecutor(len(calls)) as pool:
+        futures = [pool.submit(measure_in_subprocess, "quality", function, threads, **kwargs)
+                   for function, kwargs in calls]
+        return [future.result() for future in futures]
 
 
 def table(rows: list[dict]) -> str:
@@ -200,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help=f"time marks {QUICK_MINUTES} minutes")
     parser.add_argument("--minutes", type=float, nargs="+", help=f"time marks (default {MINUTES})")
+    parser.add_argument("--pytorch-minutes", type=float, nargs="+",
+                        help="time marks of the PyTorch recipe (default: the same as blekota's)")
     parser.add_argument("--sound", nargs="+", help="sound files (default: speech and music from sounds.py)")
     parser.add_argument("--sound-dir", type=Path, default=Path(tempfile.gettempdir()) / "blekota-bench-sounds",
                         help="where sounds.py's sounds are made (default: a folder in the temp dir)")
@@ -207,6 +228,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variant", action="append", default=[], metavar="NAME=JSON",
                         help="also run blekota with these Trainer options")
     parser.add_argument("--no-pytorch", action="store_true", help="skip the PyTorch recipe")
+    parser.add_argument("--clock", choices=tuple(CLOCKS), default="wall",
+                        help="training time on the wall clock (default) or the process's CPU clock "
+                        "(with --threads 1: robust to other load on the machine)")
+    parser.add_argument("--side-by-side", action="store_true",
+                        help="run a sound's runs at the same time (give each --threads 1 on 2 cores)")
     parser.add_argument("--json", type=Path, help="write the rows to this file")
     args = parser.parse_args(argv)
     minutes = args.minutes or (QUICK_MINUTES if args.quick else MINUTES)
@@ -227,17 +253,19 @@ def main(argv: list[str] | None = None) -> int:
         name, _, options = variant.partition("=")
         runs.append(("blekota_quality", {"options": json.loads(options), "recipe": name}))
     if not args.no_pytorch:
-        runs.append(("pytorch_quality", {}))
+        runs.append(("pytorch_quality", {"minutes": list(args.pytorch_minutes or minutes)}))
     rows = []
     for sound in sounds:
-        for function, kwargs in runs:
-            print(f"# {Path(sound).name}: {function} {kwargs.get('recipe', '')} for {max(minutes):g} min ...", flush=True)
-            row = measure_in_subprocess("quality", function, args.threads, sound=sound,
-                                        minutes=list(minutes), **kwargs)
-            if row is None:
-                print("# torch is not importable: the PyTorch recipe was skipped")
-            else:
-                rows.append(row)
+        calls = [(function, {"sound": sound, "minutes": list(minutes), "clock": args.clock, **kwargs})
+                 for function, kwargs in runs]
+        print(f"# {Path(sound).name}: {len(calls)} runs"
+              + (", side by side" if args.side_by_side else ", one after the other"), flush=True)
+        found = measure_side_by_side(calls, args.threads) if args.side_by_side else [
+            measure_in_subprocess("quality", function, args.threads, **kwargs) for function, kwargs in calls
+        ]
+        if None in found:
+            print("# torch is not importable: the PyTorch recipe was skipped")
+        rows += [row for row in found if row is not None]
     print(table(rows))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1) + "\n")

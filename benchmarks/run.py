@@ -1,9 +1,10 @@
 """Run the benchmark suite and print its table: python benchmarks/run.py [--quick] [--json OUT].
 
-Sections: training.py (always) and sampling.py (when present); each returns rows as described in
-common.py. Every measurement runs in its own subprocess. Ratios compare samples/s with the
+Sections: training.py (always), sampling.py and scaling.py (when present); each returns rows as
+described in common.py. Every measurement runs in its own subprocess. Ratios compare samples/s with the
 pytorch and reference rows of the same section, config and thread count (the reference is
-float64 only, so both blekota dtypes are compared with it).
+float64 only, so both blekota dtypes are compared with it). `--only quality` runs quality.py
+instead (held-out loss against training time; long, so never part of the full run).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-SECTIONS = ("training", "sampling")
+SECTIONS = ("training", "sampling", "scaling")
 
 
 def machine() -> dict:
@@ -87,8 +88,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="threads per implementation")
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per measurement")
     parser.add_argument("--json", type=Path, help="write machine info and rows to this file")
-    parser.add_argument("--only", choices=SECTIONS, help="run one section")
+    parser.add_argument("--only", choices=SECTIONS + ("quality",),
+                        help="run one section; quality (held-out loss against training time, long: "
+                        "see quality.py) runs only when asked for")
     args = parser.parse_args(argv)
+    if args.only == "quality":
+        import quality
+
+        return quality.main(["--threads", str(args.threads)] + ["--quick"] * args.quick
+                            + (["--json", str(args.json)] if args.json else []))
     repeats = args.repeats or (3 if args.quick else 10)
 
     info = machine()

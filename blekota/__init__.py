@@ -1,6 +1,6 @@
 """blekota: learn how a sound continues and generate new sound from it, sample by sample."""
 
-from . import mulaw, plot, reference, trainlog
+from . import mulaw, parallel, plot, reference, trainlog
 from .audio import PlaybackError, load_audio, play, save_wav
 from .dataset import Dataset
 from .demo import demo_sound
@@ -12,7 +12,7 @@ from .onnx import export_onnx, to_onnx
 from .optim import Adagrad, Adam, RMSprop, make_optimizer
 from .repl import Session, open_session
 from .schedule import Constant, Plateau, Schedule, Step, make_schedule
-from .train import Progress, Trainer, TrainResult
+from .train import PRESETS, Progress, Trainer, TrainResult
 
 __all__ = [
     "Adagrad",
@@ -25,6 +25,7 @@ __all__ = [
     "Dataset",
     "Model",
     "ModelFileError",
+    "PRESETS",
     "PlaybackError",
     "Plateau",
     "Progress",
@@ -44,6 +45,7 @@ __all__ = [
     "make_schedule",
     "mulaw",
     "open_session",
+    "parallel",
     "play",
     "plot",
     "reference",

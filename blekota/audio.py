@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import struct
+import sys
 from math import gcd
 from pathlib import Path
 
@@ -11,9 +13,10 @@ import soundfile
 
 from . import memory
 from .errors import AudioError, ConfigError
-from .fileutil import atomic_path
+from .fileutil import input_problem, open_output, starts_with
 
 LAST_PLAYED = "last_played.wav"
+WAV_MAX_FRAMES = (2**32 - 1 - 36) // 2  # a 16-bit mono wav: the RIFF sizes are 32-bit
 
 
 def load_audio(path: str | os.PathLike, fs: int | None = 8000) -> tuple[np.ndarray, int]:
@@ -21,14 +24,14 @@ def load_audio(path: str | os.PathLike, fs: int | None = 8000) -> tuple[np.ndarr
     keeps the file's own rate).
 
     Returns (samples float32 (n,) in [-1, 1], fs). Raises AudioError naming the file when it is
-    missing, unreadable, not audio, empty, holds NaN or infinite samples, or would need more
-    memory than the machine has.
+    missing, not a regular file (a FIFO or a device), unreadable, not audio (a model file
+    says so), empty, holds NaN or infinite samples, or would need more memory than the machine
+    has.
     """
     path = Path(path)
-    if not path.exists():
-        raise AudioError(f"{path}: no such file")
-    if path.is_dir():
-        raise AudioError(f"{path}: is a directory, not a sound file")
+    problem = input_problem(path, "a sound file")
+    if problem:
+        raise AudioError(f"{path}: {problem}")
     if fs is not None and (isinstance(fs, bool) or not isinstance(fs, (int, np.integer)) or fs <= 0):
         raise ConfigError(f"fs must be a positive integer, got {fs!r}")
     header = _libsndfile(path, soundfile.info)
@@ -38,8 +41,9 @@ def load_audio(path: str | os.PathLike, fs: int | None = 8000) -> tuple[np.ndarr
     frames = max(int(header.frames), 0)
     fs = header.samplerate if fs is None else int(fs)
     memory.ensure(
-        4 * frames * header.channels + 12 * (frames * fs // header.samplerate + 1),
-        f"{path}: reading {frames / header.samplerate:.0f} s of sound",
+        4 * frames * header.channels + 12 * (frames * fs // header.samplerate + 1)
+        + resampling_bytes(header.samplerate, fs),
+        f"{path}: reading {frames / header.samplerate:.0f} s of sound at {header.samplerate} Hz",
     )
     data, file_fs = _libsndfile(path, soundfile.read, dtype="float32", always_2d=True)
     if data.size == 0:
@@ -54,14 +58,33 @@ def load_audio(path: str | os.PathLike, fs: int | None = 8000) -> tuple[np.ndarr
 def _libsndfile(path: Path, function, **options):
     """function(path, **options) with every failure turned into an AudioError naming the file."""
     try:
-        return function(str(path), **options)
+        return function(os.fsencode(path), **options)  # bytes: any name the system allows
     except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError, EOFError) as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        if starts_with(path, b"PK\x03\x04", b"PK\x05\x06"):
+            raise AudioError(
+                f"{path}: a model file (or another zip archive), not a sound; to go on training a "
+                f"model: python -m blekota train --resume {path}"
+            ) from None
+        if starts_with(path, b"\x80"):
+            raise AudioError(
+                f"{path}: a Python pickle (a model of the original blekota?), not a sound; to go on "
+                f"training such a model: python -m blekota train --resume {path}"
+            ) from None
+        reason = getattr(error, "error_string", None) or str(error).splitlines()[0] if str(error) else type(error).__name__
         raise AudioError(f"{path}: not a sound file blekota can read ({reason})") from None
     except OSError as error:
         raise AudioError(f"{path}: cannot read ({error.strerror or error})") from None
     except MemoryError:
         raise AudioError(f"{path}: not enough memory to read it") from None
+
+
+def resampling_bytes(from_fs: int, to_fs: int) -> int:
+    """About what resample_poly allocates for its filter (20 taps per step of the larger of the
+    up and down factors, float64, several temporaries), whatever the length of the sound."""
+    if from_fs == to_fs:
+        return 0
+    divisor = gcd(int(from_fs), int(to_fs))
+    return 800 * max(from_fs, to_fs) // divisor
 
 
 def to_rate(samples: np.ndarray, from_fs: int, to_fs: int) -> np.ndarray:
@@ -76,12 +99,31 @@ def to_rate(samples: np.ndarray, from_fs: int, to_fs: int) -> np.ndarray:
 
 
 def save_wav(path: str | os.PathLike, y, fs: int = 8000) -> Path:
-    """Write mono float samples in [-1, 1] as 16-bit PCM wav, atomically. Returns the path."""
-    y = np.clip(np.asarray(y, dtype=np.float32).ravel(), -1.0, 1.0)
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        soundfile.write(str(tmp), y, int(fs), subtype="PCM_16", format="WAV")
-    return path
+    """Write mono float samples in [-1, 1] as a 16-bit PCM wav (see WavWriter: a regular file
+    atomically, "-" to standard output). Returns the path."""
+    y = np.asarray(y, dtype=np.float32).ravel()
+    with WavWriter(path, fs, y.size) as out:
+        out.write(y)
+    return Path(path)
+
+
+def wav_header(fs: int, frames: int) -> bytes:
+    """The 44-byte header of a 16-bit PCM mono wav of `frames` samples at fs Hz."""
+    data = 2 * frames
+    return struct.pack(
+        "<4sI4s4sIHHIIHH4sI", b"RIFF", 36 + data, b"WAVE", b"fmt ", 16, 1, 1, fs, 2 * fs, 2, 16, b"data", data
+    )
+
+
+def pcm16(samples: np.ndarray) -> bytes:
+    """Float samples in [-1, 1] as little-endian 16-bit integers: x 32768 rounded to nearest,
+    clipped to -32768..32767 (libsndfile reads them back divided by 32768). NaN samples raise
+    ConfigError."""
+    samples = np.asarray(samples, np.float32)
+    if np.isnan(samples).any():
+        raise ConfigError("the sound to write contains NaN samples")
+    scaled = np.rint(samples * np.float32(32768))
+    return np.clip(scaled, -32768, 32767).astype("<i2").tobytes()
 
 
 class PlaybackError(AudioError):
@@ -147,25 +189,45 @@ class SoundStream:
 
 
 class WavWriter:
-    """Write a mono 16-bit wav chunk by chunk: `with WavWriter(path, fs) as out: out.write(c)`.
+    """Write a mono 16-bit wav of `frames` samples chunk by chunk:
+    `with WavWriter(path, fs, frames) as out: out.write(chunk)`.
 
-    The file appears under its name only when the block completes; until then (and if it
-    fails) any existing file at path is untouched.
+    A regular file appears under its name only when the block completes; until then (and if it
+    fails or is interrupted) any existing file at path is untouched. A link is written through
+    to its target; a device, a FIFO and "-" (standard output) are written as a stream, so the
+    header gives `frames` from the start. Raises ConfigError when frames do not fit a wav.
     """
 
-    def __init__(self, path: str | os.PathLike, fs: int):
-        self.path, self.fs = Path(path), int(fs)
+    def __init__(self, path: str | os.PathLike, fs: int, frames: int):
+        if not 0 <= frames <= WAV_MAX_FRAMES:
+            raise ConfigError(f"a 16-bit wav holds at most {WAV_MAX_FRAMES} samples (4 GiB), got {frames}")
+        if not 0 < fs < 2**31:
+            raise ConfigError(f"a wav's sample rate must be 1..{2**31 - 1} Hz, got {fs}")
+        self.path, self.fs, self.frames = path, int(fs), int(frames)
+        self.written = 0
 
     def __enter__(self) -> WavWriter:
-        self._atomic = atomic_path(self.path)
-        tmp = self._atomic.__enter__()
-        self._file = soundfile.SoundFile(str(tmp), "w", self.fs, 1, "PCM_16", format="WAV")
+        self._output = open_output(self.path)
+        self._file = self._output.__enter__()
+        try:
+            self._file.write(wav_header(self.fs, self.frames))
+        except BaseException:
+            self._output.__exit__(*sys.exc_info())
+            raise
         return self
 
     def write(self, chunk: np.ndarray) -> None:
         """Append (c,) float samples in [-1, 1]."""
-        self._file.write(np.clip(np.asarray(chunk, np.float32), -1.0, 1.0))
+        chunk = np.asarray(chunk, np.float32).ravel()
+        if self.written + chunk.size > self.frames:
+            raise ConfigError(f"{self.path}: more samples than the {self.frames} announced")
+        self._file.write(pcm16(chunk))
+        self.written += chunk.size
 
-    def __exit__(self, *exc) -> None:
-        self._file.close()
-        self._atomic.__exit__(*exc)
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        short = exc_type is None and self.written != self.frames
+        if short:
+            exc_type, exc = ConfigError, ConfigError(f"{self.path}: {self.written} samples written, {self.frames} announced")
+        self._output.__exit__(exc_type, exc, traceback)
+        if short:
+            raise exc

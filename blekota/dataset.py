@@ -34,15 +34,19 @@ AUDIO_SUFFIXES = frozenset(
 
 
 def audio_paths(audio: str | os.PathLike | list) -> list[Path]:
-    """The sound files named by a path, a directory (its audio files, sorted), a glob string
-    (its matches, sorted) or a list of those, in order."""
+    """The sound files named by a path, a directory (its audio files, sorted; hidden ones, such
+    as the ._NAME files macOS leaves, are skipped), a glob string (its matches, sorted) or a list
+    of those, in order."""
     if isinstance(audio, (list, tuple)):
         return [path for item in audio for path in audio_paths(item)]
     if not isinstance(audio, (str, os.PathLike)):
         raise AudioError(f"training audio must be a path, directory, glob, list or float array, got {type(audio).__name__}")
     path = Path(audio)
     if path.is_dir():
-        found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+        found = sorted(
+            p for p in path.iterdir()
+            if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith(".")
+        )
         if not found:
             raise AudioError(f"{path}: directory holds no sound files")
         return found

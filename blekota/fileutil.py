@@ -1,13 +1,28 @@
-"""Writing files so that nothing a user has is lost: a temporary file renamed into place."""
+"""Files in and out: what an input path is before it is opened, and writing outputs so that
+nothing a user has is lost.
+
+A regular file (or a new one) is written to a temporary file beside it and renamed into place
+only when it is complete; a symbolic link is followed, so its target is what gets replaced.
+Anything else that already exists under the name (a device such as /dev/null, a FIFO, a
+terminal) and standard output ("-") is written directly, as a stream: there is nothing there
+to lose and no directory entry to replace.
+"""
 
 from __future__ import annotations
 
 import errno
 import os
+import re
+import stat
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
+
+STDOUT = "-"  # the output name that means standard output
+DESCRIPTOR = re.compile(r"/dev/(stdout|stderr|fd/\d+)|/proc/(self|\d+)/fd/\d+")  # open files by number
 
 
 def _umask() -> int:
@@ -16,25 +31,135 @@ def _umask() -> int:
     return mask
 
 
-@contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; when the block succeeds, rename it onto `path`.
+def is_stream(path: str | os.PathLike) -> bool:
+    """Whether writing to path streams into something that is not a regular file: "-"
+    (standard output), an open descriptor (/dev/stdout, /dev/fd/N: whatever the shell connected
+    it to), or an existing device, FIFO or socket (after following links)."""
+    if str(path) == STDOUT or DESCRIPTOR.fullmatch(os.path.abspath(path)):
+        return True
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return False
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
 
-    If the block (or the rename) fails, the temporary file is removed and any existing file at
-    `path` is left untouched.
+
+def existing_file(path: str | os.PathLike) -> Path | None:
+    """The regular file that writing to path would replace (a link's target), or None."""
+    if is_stream(path):
+        return None
+    target = Path(os.path.realpath(path))
+    return target if target.is_file() else None
+
+
+def input_problem(path: str | os.PathLike, what: str) -> str | None:
+    """Why path cannot be read as `what` (e.g. "a sound file"): "no such file", "is a
+    directory, not a sound file", "is a FIFO (named pipe), not ...", "is empty (0 bytes)",
+    "cannot read (permission denied)"; None for a readable non-empty regular file. Checked
+    without opening it (opening a FIFO could wait forever)."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return "no such file"
+    except OSError as error:
+        return f"cannot read ({error.strerror or error})"
+    except ValueError:
+        return "not a usable file name"
+    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+             (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket"))
+    for test, kind in kinds:
+        if test(info.st_mode):
+            return f"is {kind}, not {what}"
+    if not stat.S_ISREG(info.st_mode):
+        return "is not a regular file"
+    if info.st_size == 0:
+        return "is empty (0 bytes)"
+    if not os.access(path, os.R_OK):
+        return "cannot read (permission denied)"
+    return None
+
+
+def starts_with(path: str | os.PathLike, *magic: bytes) -> bool:
+    """Whether the file's first bytes are one of `magic` (False when it is not a regular file
+    or cannot be read)."""
+    if not os.path.isfile(path):
+        return False
+    try:
+        with open(path, "rb") as file:
+            head = file.read(max(len(m) for m in magic))
+    except OSError:
+        return False
+    return head.startswith(magic)
+
+
+@contextmanager
+def open_output(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """A binary file to write `path` through (see the module docstring).
+
+    For a regular file: when the block succeeds, the temporary file is flushed to disk, given
+    the permissions of the file it replaces (new files: 0666 less the umask) and renamed onto
+    path (a link's target); if the block fails or is interrupted, the temporary
+    file is removed and any existing file is left untouched. Raises FileNotFoundError when
+    the folder does not exist and IsADirectoryError when path is a directory; an OSError from
+    the block that names no file is given path as its file name.
     """
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise FileNotFoundError(errno.ENOENT, "no such directory", str(path.parent))
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    try:
+        with _opened(path) as out:
+            yield out
+    except OSError as error:
+        if error.filename is None:
+            error.filename = str(path)
+        raise
+
+
+class StreamWriter:
+    """A write-only view of a stream, with no tell or seek, so that writers (zip, wav) never
+    try to go back: a device such as /dev/null accepts seeks but stays at position 0."""
+
+    def __init__(self, raw: BinaryIO):
+        self._raw = raw
+
+    def write(self, data) -> int:
+        return self._raw.write(data)
+
+    def flush(self) -> None:
+        self._raw.flush()
+
+    def read(self, *args) -> bytes:  # present so that NumPy takes this for a file object
+        raise OSError(errno.EBADF, "a stream being written cannot be read")
+
+    def seekable(self) -> bool:
+        return False
+
+    def tell(self) -> int:
+        raise OSError(errno.ESPIPE, "a stream has no position")
+
+
+@contextmanager
+def _opened(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    if str(path) == STDOUT:
+        sys.stdout.flush()
+        yield StreamWriter(sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+        return
+    if is_stream(path):
+        with open(path, "wb") as out:
+            yield StreamWriter(out)
+        return
+    target = Path(os.path.realpath(path))
+    if target.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a directory", str(path))
+    if not target.parent.is_dir():
+        raise FileNotFoundError(errno.ENOENT, "no such directory", str(Path(path).parent))
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     tmp = Path(tmp_name)
     try:
-        yield tmp
-        with open(tmp, "rb+") as written:
-            os.fsync(written.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
+        with os.fdopen(fd, "wb") as out:
+            yield out
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, stat.S_IMODE(target.stat().st_mode) if target.exists() else 0o666 & ~_umask())
+        os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

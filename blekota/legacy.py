@@ -19,10 +19,13 @@ from pathlib import Path
 import numpy as np
 
 from .errors import BlekotaError, ModelFileError
+from .fileutil import input_problem, starts_with
 from .model import Model, canonical_shapes, canonical_to_flat
-from .modelfile import ModelFile, save
+from .modelfile import EXTENSION, ModelFile, read, save
 
 DEFAULT_FS = 8000  # the original's sample rate when the pickle does not say
+PICKLE_SUFFIXES = (".pkl", ".pickle")
+SOUND_MAGIC = (b"RIFF", b"RF64", b"fLaC", b"OggS", b"FORM", b"ID3", b".snd", b"caff")
 
 
 class _Pickled:
@@ -152,8 +155,13 @@ def read_legacy(path: str | os.PathLike, dtype: str = "float64", threads: int | 
     Raises ModelFileError naming the file when it is missing, refused or not such a model.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
+    problem = input_problem(path, "a pickle")
+    if problem:
+        raise ModelFileError(f"{path}: {problem}")
+    if starts_with(path, b"PK\x03\x04", b"PK\x05\x06"):
+        raise ModelFileError(f"{path}: a blekota model file (or another zip archive), not a pickle: it needs no conversion")
+    if starts_with(path, *SOUND_MAGIC):
+        raise ModelFileError(f"{path}: a sound file, not a pickled model")
     gru = _unpickle(path)
     if not isinstance(gru, LegacyGRU):
         raise ModelFileError(f"{path}: not a blekota model (it holds a {type(gru).__name__}, not a gru.GRU)")
@@ -191,8 +199,9 @@ def _info(path: Path, gru: LegacyGRU, model: Model) -> dict:
     numeric = isinstance(alpha, (float, int, np.floating, np.integer)) and not isinstance(alpha, bool)
     if numeric and 0 < alpha < np.inf:
         trainer["lr"] = float(alpha)
-    if isinstance(fields.get("name"), str) and fields["name"] and os.sep not in fields["name"]:
-        trainer["name"] = fields["name"]
+    name = fields.get("name")
+    if isinstance(name, str) and "\0" not in name and Path(name).name not in ("", ".", ".."):
+        trainer["name"] = Path(name).name  # the original's "foo/bar" wrote foo/bar_N.pkl
     return {
         "iterations": iterations,
         "epochs": _count(gru, "epochs", 0) or 0,
@@ -214,3 +223,57 @@ def convert_legacy(path: str | os.PathLike, output: str | os.PathLike, dtype: st
     so that Trainer.from_checkpoint(output) continues its training. Returns output."""
     legacy = read_legacy(path, dtype)
     return save(output, legacy.model, legacy.info, legacy.train_arrays)
+
+
+def is_pickle(path: str | os.PathLike) -> bool:
+    """Whether path names a pickle (by its suffix, or by the PROTO opcode that pickles of
+    protocol 2 and later start with), as the original blekota saved its models."""
+    return Path(path).suffix.lower() in PICKLE_SUFFIXES or starts_with(path, b"\x80")
+
+
+def converted(path: str | os.PathLike, dtype: str = "float64") -> tuple[Path, bool]:
+    """A blekota model file holding the original pickle at path, for opening it directly.
+
+    Looks for OLD.npz, OLD-2.npz, ... beside the pickle (then in the current folder, when
+    nothing can be written beside it): the first that already holds this pickle's conversion
+    is used; else the pickle is converted into the first free name. Never overwrites a file.
+    Returns (model file, whether it was written now). Raises ModelFileError naming the file
+    when the pickle is refused or no conversion can be written.
+    """
+    path = Path(path)
+    legacy = read_legacy(path, dtype)
+    reasons = []
+    folders = [path.parent] if path.parent.resolve() == Path.cwd() else [path.parent, Path(".")]
+    for folder in folders:
+        for number in range(1, 1000):
+            candidate = folder / f"{path.stem}{'' if number == 1 else f'-{number}'}{EXTENSION}"
+            if candidate.exists():
+                if _holds(candidate, legacy):
+                    return candidate, False
+                continue
+            try:
+                save(candidate, legacy.model, legacy.info, legacy.train_arrays)
+            except ModelFileError as error:
+                reasons.append(str(error))
+                break
+            return candidate, True
+    raise ModelFileError(f"{path}: could not write its conversion to a blekota model file ({'; '.join(reasons)})")
+
+
+def _holds(candidate: Path, legacy: ModelFile) -> bool:
+    """Whether the model file at candidate is the conversion of this legacy model."""
+    try:
+        existing = read(candidate)
+    except ModelFileError:
+        return False
+    same_arrays = existing.train_arrays.keys() == legacy.train_arrays.keys() and all(
+        np.array_equal(existing.train_arrays[key], value) for key, value in legacy.train_arrays.items()
+    )
+    return (
+        existing.model.dtype == legacy.model.dtype
+        and existing.model.params.shape == legacy.model.params.shape
+        and np.array_equal(existing.model.params, legacy.model.params)
+        and same_arrays
+        and existing.info.get("iterations") == legacy.info.get("iterations")
+        and existing.model.fs == legacy.model.fs
+    )

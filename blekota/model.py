@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from . import memory
+from . import fileformat, memory
 from .errors import ConfigError
 from .mulaw import LEVELS, SILENCE, quantize, real_array, unquantize
 
@@ -275,11 +275,15 @@ class Model:
             f"dtype={self.dtype.name!r}, iterations={self.info.get('iterations', 0)})"
         )
 
-    def save(self, path) -> Path:
-        """Write the weights and self.info to a model file (atomically); see blekota.modelfile."""
-        from .modelfile import save
+    @property
+    def architecture(self) -> dict:
+        """What a model file records to rebuild this model: hidden, layers, fs, dtype (name)."""
+        return {"hidden": self.hidden, "layers": self.layers, "fs": self.fs, "dtype": self.dtype.name}
 
-        return save(path, self)
+    def save(self, path) -> Path:
+        """Write the weights and self.info to a model file (atomically); see blekota.fileformat.
+        Read it back with blekota.load."""
+        return fileformat.write(path, self.architecture, self.state_dict(), self.info)
 
     @property
     def n_params(self) -> int:

@@ -1,45 +1,25 @@
-"""The model file: a .npz of plain arrays plus JSON metadata; loading never executes code.
+"""Model files above the model: saving a Model (with training state) and reading one back.
 
-Layout of a file (format "blekota-model", version 1):
-  meta            uint8 array holding UTF-8 JSON: format, version, architecture (hidden, layers,
-                  fs, dtype), "info" (training file(s), iterations, hyperparameters, loss
-                  history) and "checksum", the SHA-256 of every other array (name, dtype, shape,
-                  bytes, in name order).
-  model/<key>     the weights in the canonical layout of Model.state_dict().
-  train/<key>     optional training state (optimizer moments, carried hidden state, ...).
-Files are written to a temporary file and renamed into place, so a failed save leaves the
-previous file intact.
+The format itself (a .npz of plain arrays plus JSON metadata, checksummed, written atomically;
+reading never executes code) is blekota.fileformat, which knows nothing of the Model.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import zipfile
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from . import fileformat
 from .errors import BlekotaError, ModelFileError
-from .fileutil import atomic_path
+from .fileformat import EXTENSION, FORMAT, VERSION, checksum, is_model_file
 from .model import DTYPES, Model, canonical_shapes
 
-FORMAT = "blekota-model"
-VERSION = 1
-EXTENSION = ".npz"
-
-
-def checksum(arrays: dict[str, np.ndarray]) -> str:
-    """SHA-256 over the arrays' names, dtypes, shapes and bytes, in name order."""
-    digest = hashlib.sha256()
-    for name in sorted(arrays):
-        array = np.ascontiguousarray(arrays[name])
-        digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
-        digest.update(array.tobytes())
-    return digest.hexdigest()
+__all__ = [
+    "EXTENSION", "FORMAT", "VERSION", "ModelFile", "build", "checksum", "is_model_file", "load", "read", "save",
+]
 
 
 def save(
@@ -48,31 +28,11 @@ def save(
     info: dict | None = None,
     train_arrays: dict[str, np.ndarray] | None = None,
 ) -> Path:
-    """Write model (+ JSON-serializable info, + training arrays) to path atomically."""
-    path = Path(path)
-    arrays = {f"model/{key}": value for key, value in model.state_dict().items()}
-    for key, value in (train_arrays or {}).items():
-        arrays[f"train/{key}"] = np.asarray(value)
-    meta = {
-        "format": FORMAT,
-        "version": VERSION,
-        "architecture": {
-            "hidden": model.hidden,
-            "layers": model.layers,
-            "fs": model.fs,
-            "dtype": model.dtype.name,
-        },
-        "info": info if info is not None else model.info,
-        "checksum": checksum(arrays),
-    }
-    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    try:
-        with atomic_path(path) as tmp, open(tmp, "wb") as out:
-            np.savez(out, **arrays)
-    except OSError as error:
-        kept = "; the previous file is intact" if path.exists() else ""
-        raise ModelFileError(f"{path}: could not save ({error.strerror or error}){kept}") from None
-    return path
+    """Write model (+ JSON-serializable info, default model.info, + training arrays) to path
+    atomically. Raises ModelFileError when it cannot (the previous file is then intact)."""
+    return fileformat.write(
+        path, model.architecture, model.state_dict(), info if info is not None else model.info, train_arrays
+    )
 
 
 @dataclass
@@ -86,69 +46,12 @@ class ModelFile:
 
 def read(path: str | os.PathLike, threads: int | None = None) -> ModelFile:
     """Read and verify a model file. Raises ModelFileError naming the file on any problem."""
-    path = Path(path)
-    if not path.exists():
-        raise ModelFileError(f"{path}: no such file")
-    if path.is_dir():
-        raise ModelFileError(f"{path}: is a directory, not a model file")
-    try:
-        loaded = np.load(path, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):
-            raise ModelFileError(f"{path}: not a blekota model file (a single array, no metadata)")
-        with loaded as npz:
-            arrays = {name: npz[name] for name in npz.files}
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error) as error:
-        raise ModelFileError(f"{path}: not a blekota model file or corrupted ({error})") from None
-    except ValueError as error:
-        if "pickled" in str(error) and _starts_like_a_pickle(path):
-            raise ModelFileError(
-                f"{path}: a Python pickle, not a blekota model file (a model of the original NumPy "
-                f"blekota converts with: python -m blekota import-legacy {path})"
-            ) from None
-        raise ModelFileError(f"{path}: not a blekota model file or corrupted ({error})") from None
-    except (EOFError, KeyError, NotImplementedError, OverflowError, RuntimeError) as error:
-        raise ModelFileError(f"{path}: not a blekota model file or corrupted ({error})") from None
-    except OSError as error:
-        raise ModelFileError(f"{path}: cannot read ({error.strerror or error})") from None
-    except MemoryError:
-        raise ModelFileError(f"{path}: corrupted (it claims an array too large for memory)") from None
-    if "meta" not in arrays:
-        raise ModelFileError(f"{path}: not a blekota model file (no blekota metadata)")
-    if not all(isinstance(value, np.ndarray) for value in arrays.values()):
-        raise ModelFileError(f"{path}: not a blekota model file (it holds members that are not arrays)")
-    meta = _parse_meta(path, arrays.pop("meta"))
-    if checksum(arrays) != meta.get("checksum"):
-        raise ModelFileError(f"{path}: corrupted (the checksum of its arrays does not match)")
-    return _build(path, meta, arrays, threads)
+    meta, arrays = fileformat.read(path)
+    return build(Path(path), meta, arrays, threads)
 
 
-def _starts_like_a_pickle(path: Path) -> bool:
-    """Pickle protocols 2 and later start with the PROTO opcode 0x80."""
-    with open(path, "rb") as file:
-        return file.read(1) == b"\x80"
-
-
-def _parse_meta(path: Path, raw: np.ndarray) -> dict:
-    if raw.dtype != np.uint8 or raw.ndim != 1:
-        raise ModelFileError(f"{path}: corrupted (its metadata is not a byte string)")
-    try:
-        meta = json.loads(raw.tobytes().decode("utf-8"))
-    except (ValueError, RecursionError):
-        raise ModelFileError(f"{path}: corrupted (its metadata is not valid JSON)") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ModelFileError(f"{path}: not a blekota model file (unknown format)")
-    version = meta.get("version")
-    if not isinstance(version, int) or version < 1:
-        raise ModelFileError(f"{path}: corrupted (bad format version {version!r})")
-    if version > VERSION:
-        raise ModelFileError(
-            f"{path}: written by a newer blekota (file format {version}; this version reads "
-            f"up to {VERSION}); upgrade blekota to load it"
-        )
-    return meta
-
-
-def _build(path: Path, meta: dict, arrays: dict[str, np.ndarray], threads) -> ModelFile:
+def build(path: Path, meta: dict, arrays: dict[str, np.ndarray], threads: int | None = None) -> ModelFile:
+    """A ModelFile from the verified contents of the file at path (see blekota.fileformat.read)."""
     try:
         arch = meta["architecture"]
         hidden, layers, fs, dtype = arch["hidden"], arch["layers"], arch["fs"], arch["dtype"]

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .errors import BlekotaError, ConfigError
-from .fileutil import atomic_path
+from .fileutil import open_output
 from .model import Model
 from .mulaw import LEVELS, MU, SILENCE
 
@@ -149,8 +149,8 @@ def export_onnx(model: Model, path: str | os.PathLike, input: str = "level") -> 
     path = Path(path)
     proto = to_onnx(model, input)
     try:
-        with atomic_path(path) as tmp:
-            tmp.write_bytes(proto.SerializeToString())
+        with open_output(path) as out:
+            out.write(proto.SerializeToString())
     except OSError as error:
         raise BlekotaError(f"{path}: could not write ({error.strerror or error})") from None
     return path

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import BlekotaError, ConfigError
-from .fileutil import atomic_path
+from .fileutil import input_problem, open_output
 from .mulaw import LEVELS, quantize
 
 DPI = 100
@@ -65,8 +65,8 @@ def _finish(figure, in_window: bool, name: str, out, block: bool) -> Path | None
         return None
     path, claimed = _claim(name, out)
     try:
-        with atomic_path(path) as tmp:
-            figure.savefig(tmp, format="png", dpi=DPI)
+        with open_output(path) as out:
+            figure.savefig(out, format="png", dpi=DPI)
     except BaseException:
         if claimed:
             path.unlink(missing_ok=True)
@@ -261,9 +261,15 @@ def _rows(rows, what: str) -> np.ndarray:
 
 def _read_jsonl(path: Path) -> list[dict]:
     """The records of a JSONL log; a last line still being written is skipped."""
-    if not path.is_file():
-        raise BlekotaError(f"{path}: no such file")
-    lines = path.read_text(encoding="utf-8").split("\n")
+    problem = input_problem(path, "a training log")
+    if problem and problem != "is empty (0 bytes)":
+        raise BlekotaError(f"{path}: {problem}")
+    try:
+        lines = path.read_bytes().decode("utf-8").split("\n")
+    except UnicodeDecodeError:
+        raise BlekotaError(f"{path}: not a training log (not text; a log is NAME.log.jsonl)") from None
+    except OSError as error:
+        raise BlekotaError(f"{path}: cannot read ({error.strerror or error})") from None
     records = []
     for number, line in enumerate(lines, 1):
         if not line.strip():

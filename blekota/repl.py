@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import modelfile, plot
+from . import legacy, modelfile, plot
 from .audio import PlaybackError, load_audio, save_wav
 from .audio import play as play_sound
 from .demo import demo_sound
@@ -43,7 +43,7 @@ class Session:
     last sound sampled with the probabilities it was drawn from.
 
     model_path: the model file it came from, if any, for set_audio; callback: the trainer's
-    progress reports.
+    progress reports; overrides: Trainer.from_checkpoint options set_audio uses with model_path.
     """
 
     def __init__(
@@ -52,11 +52,13 @@ class Session:
         trainer: Trainer | None = None,
         model_path: str | os.PathLike | None = None,
         callback: Callable[[Progress], None] | None = None,
+        overrides: dict | None = None,
     ):
         self.model = model
         self.trainer = trainer
         self.model_path = None if model_path is None else Path(model_path)
         self.callback = callback
+        self.overrides = dict(overrides or {})
         self.last_sound: np.ndarray | None = None
         self.last_probs: np.ndarray | None = None
 
@@ -91,7 +93,7 @@ class Session:
         elif self.model_path is not None:
             self.trainer = Trainer.from_checkpoint(
                 self.model_path, audio=audio, callback=self.callback, threads=self.model.threads,
-                directory=".",
+                **self.overrides,
             )
             self.model = self.trainer.model
         else:
@@ -139,37 +141,49 @@ class Session:
 
 
 def open_session(
-    source: str | None,
+    source: str | os.PathLike | None,
     model_options: dict,
     trainer_options: dict,
     callback: Callable[[Progress], None] | None = None,
+    overrides: dict | None = None,
 ) -> tuple[Session, str]:
-    """A Session from a model file (.npz), a sound file (a new model), or None (a new model on
-    the built-in demo sound), and one line saying what was opened.
+    """A Session from a model file (.npz), a model pickled by the original blekota (converted
+    once to a model file beside it, see blekota.legacy.converted), a sound file (a new model),
+    or None (a new model on the built-in demo sound), and one line saying what was opened.
 
     model_options: Model arguments (hidden, layers, fs, dtype, seed, threads); only threads is
     used for a model file. trainer_options: Trainer arguments for a new model (seq_length,
-    batch_size, optimizer, lr, seed, checkpoint_every).
+    batch_size, optimizer, lr, seed, name, directory, checkpoint_every, ...); the name defaults
+    to the sound's. overrides: Trainer.from_checkpoint options for a model file (a model file
+    goes on writing beside itself unless they give a directory).
     """
     threads = model_options.get("threads")
-    if source is not None and Path(source).suffix == modelfile.EXTENSION:
+    overrides = dict(overrides or {})
+    converted = ""
+    if source is not None and legacy.is_pickle(source):
+        path, written = legacy.converted(source)
+        converted = (f"converted {source} (a model of the original blekota; nothing in it was run) to {path}; "
+                     if written else f"{source} was converted earlier to {path}; ")
+        source = path
+    if source is not None and modelfile.is_model_file(source):
         try:
             trainer = Trainer.from_checkpoint(
-                source, audio=_training_sound(source), callback=callback, threads=threads, directory="."
+                source, audio=training_sounds(source), callback=callback, threads=threads, **overrides
             )
         except BlekotaError as error:
             model = modelfile.load(source, threads=threads)
-            note = f"loaded {source}; it samples, but cannot train here: {error}"
-            return Session(model, None, source, callback), note
+            note = f"{converted}loaded {source}; it samples, but cannot train here: {error}"
+            return Session(model, None, source, callback, overrides), note
         where = ", ".join(trainer.files)
-        note = f"loaded {source} at iteration {trainer.iteration}, training on {where}"
-        return Session(trainer.model, trainer, source, callback), note
+        note = f"{converted}loaded {source} at iteration {trainer.iteration}, training on {where}"
+        return Session(trainer.model, trainer, source, callback, overrides), note
     model = Model(**model_options)
     if source is None:
         audio, name, what = demo_sound(model.fs), "demo", "the built-in demo sound"
     else:
         audio, name, what = source, Path(source).stem, source
-    trainer = Trainer(model, audio, name=name, callback=callback, **trainer_options)
+    options = {"name": name, **trainer_options}
+    trainer = Trainer(model, audio, callback=callback, **options)
     note = (
         f"new {model.layers}x{model.hidden} GRU ({model.n_params:,} parameters, {model.fs} Hz) "
         f"on {what}: {trainer.data.levels.size / model.fs:.1f} s of sound"
@@ -177,14 +191,14 @@ def open_session(
     return Session(model, trainer, None, callback), note
 
 
-def _training_sound(model_path: str | os.PathLike) -> Path | None:
-    """The sound a model file was trained on when it is not where the file says (a path
+def training_sounds(model_path: str | os.PathLike) -> list[Path] | None:
+    """The sounds a model file was trained on when they are not where the file says (paths
     relative to where training ran) but beside the model; None: as the file says."""
     files = modelfile.read(model_path).info.get("training_files") or []
-    if not files or Path(files[0]).exists():
+    if not files or all(Path(name).exists() for name in files):
         return None
-    beside = Path(model_path).parent / files[0]
-    return beside if beside.exists() else None
+    beside = [Path(model_path).parent / name for name in files]
+    return beside if all(path.exists() for path in beside) else None
 
 
 def _report(path: Path | None) -> None:
@@ -251,12 +265,16 @@ def session_namespace(session: Session) -> dict:
 
 
 class Console(code.InteractiveConsole):
-    """The standard console, but blekota's own errors (bad input) are one line, no traceback."""
+    """The standard console, but blekota's own errors (bad input) and failed file operations
+    (a missing folder, a full disk) are one line, no traceback."""
 
     def showtraceback(self) -> None:
         error = sys.exc_info()[1]
         if isinstance(error, BlekotaError):
             self.write(f"error: {error}\n")
+        elif isinstance(error, OSError) and error.strerror:
+            where = f"{error.filename}: " if error.filename else ""
+            self.write(f"error: {where}{error.strerror}\n")
         else:
             super().showtraceback()
 

@@ -8,32 +8,33 @@ starting from the hidden state the previous window ended with. When the streams 
 epoch ends: the position and the hidden state go back to the start. Every `val_every` iterations
 and at the end, the loss on the held-out tails is measured; the best model is kept as
 NAME_best.npz.
+
+Given an MPI communicator, several processes train one model together, each on its share of the
+streams (see blekota.parallel); the window dealing stays the same in every process.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import re
-import signal
-import threading
 import time
 import warnings
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile
 
-from . import memory, modelfile, trainlog
+from . import fileformat, memory, modelfile
 from .audio import save_wav
 from .dataset import Dataset, WindowLayout, held_out, validation_pieces
 from .errors import AudioError, BlekotaWarning, ConfigError, ModelFileError
+from .interrupts import StopRequests
 from .model import Model, _positive_int, _seed
 from .mulaw import SILENCE
 from .optim import OPTIMIZERS, make_optimizer
+from .parallel import Processes, processes
+from .runfiles import RunFiles
 from .schedule import Schedule, make_schedule
 
 REPORT_EVERY = 50
@@ -42,7 +43,7 @@ VAL_FRACTION = 0.05
 VAL_MIN_WINDOWS = 10
 
 PRESETS: dict[str, dict] = {
-    # the lowest held-out loss after 10 and 20 minutes on speech and music (benchmarks/README.md)
+    # the fastest to a low held-out loss on speech and music (benchmarks/README.md)
     # (schedule None: plateau when there is validation, else constant)
     "default": {"optimizer": "adam", "lr": 4e-3, "schedule": None},
     # the original NumPy blekota's update rule, learning rate and fixed schedule
@@ -110,6 +111,14 @@ def warn_if_silent(levels: np.ndarray, files: list[str]) -> None:
         )
 
 
+def split_name(name) -> tuple[Path, str]:
+    """(folder, file name prefix) of a model name: "foo/bar" -> (foo, "bar"), "bar" -> (., "bar")."""
+    path = Path(name) if isinstance(name, str) and "\0" not in name else None
+    if path is None or name.endswith(("/", os.sep)) or path.name in ("", ".", ".."):
+        raise ConfigError(f"name must be a file name prefix, optionally after a folder (foo/bar), got {name!r}")
+    return path.parent, path.name
+
+
 class Trainer:
     """Trains a Model on sounds with truncated BPTT.
 
@@ -122,7 +131,8 @@ class Trainer:
     (the original's RMSprop) to pass as **PRESETS[name]. val_fraction: the tail of every sound
     held out for validation (0: none); val_every: validate every that many iterations (0: only
     at the end).
-    name: prefix of the files written. checkpoint_every: save NAME_N.npz every that many
+    name: prefix of the files written; "foo/bar" writes foo/bar_N.npz in `directory` (the folder
+    is created). checkpoint_every: save NAME_N.npz every that many
     iterations (0: never); checkpoint_sound: also generate that many samples and save NAME_N.wav;
     keep: keep only the newest `keep` NAME_N.npz up to the current iteration (0: all; NAME_best
     and sounds are kept). directory: where files go. log: append to NAME.log.jsonl there (see
@@ -131,6 +141,13 @@ class Trainer:
 
     A failed checkpoint or best-model save (disk full, no permission) leaves the previous file
     intact, is reported as a "warning" and training goes on; only the final save raises.
+
+    comm: an mpi4py communicator (such as MPI.COMM_WORLD) whose processes train the model
+    together (see blekota.parallel). Every process builds its Trainer with the same arguments and
+    then calls the same methods (train, step, validation_loss, save, checkpoint, set_audio)
+    together. Rank 0's weights are broadcast to the others; rank 0 alone reads the sounds, writes
+    files and calls the callback (where a KeyboardInterrupt stops training after the next update).
+    Each process carries the hidden state of its own streams (self.streams) only.
     """
 
     def __init__(
@@ -154,15 +171,22 @@ class Trainer:
         keep: int = 0,
         log: bool = True,
         report_steps: bool = False,
+        comm=None,
     ):
+        self.processes: Processes = processes(comm)
         self.model = model
         self.seq_length = _positive_int("seq_length", seq_length)
         self.batch_size = _positive_int("batch_size", batch_size)
+        if self.batch_size < self.processes.size:
+            raise ConfigError(
+                f"batch_size {self.batch_size} is smaller than the {self.processes.size} processes: "
+                "each needs at least one stream"
+            )
+        self.streams = self.processes.part(self.batch_size)
         for option, value in (("checkpoint_every", checkpoint_every), ("val_every", val_every), ("keep", keep)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(f"{option} must be an integer >= 0, got {value!r}")
-        if not isinstance(name, str) or not name or os.sep in name:
-            raise ConfigError(f"name must be a non-empty file name prefix, got {name!r}")
+        folder, name = split_name(name)
         if (
             isinstance(checkpoint_sound, bool)
             or not isinstance(checkpoint_sound, (int, np.integer))
@@ -172,7 +196,7 @@ class Trainer:
         self.name = name
         self.checkpoint_every = checkpoint_every
         self.checkpoint_sound = int(checkpoint_sound)
-        self.directory = Path(directory)
+        self.directory = Path(directory) / folder
         self.callback = callback
         self.report_every = _positive_int("report_every", report_every)
         self.val_every = val_every
@@ -184,16 +208,10 @@ class Trainer:
         self.schedule = make_schedule(schedule) if isinstance(schedule, str) else schedule
         if not isinstance(self.schedule, Schedule):
             raise ConfigError(f"schedule must be a name or a Schedule, got {schedule!r}")
-        slots = len(OPTIMIZERS[optimizer].slots) if optimizer in OPTIMIZERS else 2
-        memory.ensure(
-            memory.training_bytes(model.layers, model.hidden, self.seq_length, self.batch_size,
-                                  model.dtype.itemsize, slots),
-            f"training a {model.layers}x{model.hidden} {model.dtype.name} model with seq_length "
-            f"{self.seq_length} and batch_size {self.batch_size}",
-            "use a smaller batch_size, seq_length or hidden",
-        )
-        self.optimizer = make_optimizer(optimizer, model.n_params, model.dtype, lr)
-        self.grads = np.empty_like(model.params)
+        self.optimizer = self.processes.together(lambda: self._allocate(optimizer, lr))
+        # One Allreduce per iteration carries the gradients, the loss and three flags: see _sum_over_processes.
+        self._sums = np.empty(model.n_params + 4, model.dtype)
+        self.grads = self._sums[: model.n_params]
         self.rng = np.random.default_rng(_seed(seed))
         self.iteration = int(model.info.get("iterations", 0))
         self.epoch = int(model.info.get("epochs", 0))
@@ -206,15 +224,42 @@ class Trainer:
         self._run_start = time.perf_counter()
         self._done = self._iterations = 0
         self._last_loss: float | None = None
-        self._log_failed = False
+        self._stop = StopRequests()
+        self._max_seconds: float | None = None
+        self._callback_stopped = self._agreed_interrupt = self._agreed_out_of_time = False
         self.val_fraction = val_fraction
+        self.processes.check_same("model or trainer settings", self._settings())
+        self.processes.broadcast(model.params)
         self.set_audio(audio)
         if self.schedule.name == "plateau" and not self.val_samples:
             raise ConfigError("the plateau schedule needs validation: val_fraction must be > 0")
 
+    def _allocate(self, optimizer: str, lr: float):
+        """The optimizer, after checking that training fits in memory (this process's streams)."""
+        model = self.model
+        slots = len(OPTIMIZERS[optimizer].slots) if optimizer in OPTIMIZERS else 2
+        memory.ensure(
+            memory.training_bytes(model.layers, model.hidden, self.seq_length,
+                                  self.streams.stop - self.streams.start, model.dtype.itemsize, slots),
+            f"training a {model.layers}x{model.hidden} {model.dtype.name} model with seq_length "
+            f"{self.seq_length} and batch_size {self.batch_size}",
+            "use a smaller batch_size, seq_length or hidden",
+        )
+        return make_optimizer(optimizer, model.n_params, model.dtype, lr)
+
+    def _settings(self) -> dict:
+        """What every process of a data-parallel run must have been given alike."""
+        return {
+            "model": self.model.architecture, "iterations": self.iteration, "seq_length": self.seq_length,
+            "batch_size": self.batch_size, "optimizer": self.optimizer.name, "lr": self.optimizer.lr,
+            "schedule": self.schedule.state_dict(), "val_fraction": self.val_fraction,
+            "val_every": self.val_every, "checkpoint_every": self.checkpoint_every,
+        }
+
     def set_audio(self, audio) -> None:
-        """Train on these sounds (see the class docstring); restarts at their start."""
-        data = Dataset.load(audio, self.model.fs)
+        """Train on these sounds (see the class docstring); restarts at their start. In a
+        data-parallel run rank 0 reads them and sends them to the others."""
+        data = self.processes.from_root(lambda: Dataset.load(audio, self.model.fs))
         train_ranges, val_ranges = data.split(self.val_fraction)
         T, B = self.seq_length, self.batch_size
         try:
@@ -235,7 +280,8 @@ class Trainer:
         self._val = validation_pieces(val_ranges, B, VAL_MIN_WINDOWS * T)
         self.val_samples = sum(stop - start - 1 for start, stop in val_ranges)
         self._data_sha256 = data.sha256()
-        warn_if_silent(data.levels, data.files)
+        if self.processes.is_root:
+            warn_if_silent(data.levels, data.files)
         self.position = 0
         self.h = self.model.zero_state(B)
 
@@ -253,23 +299,72 @@ class Trainer:
         return self.layout.window(self.data.levels, self.position)
 
     def step(self) -> float:
-        """One training iteration: forward, backward, optimizer update, schedule. Returns the loss."""
+        """One training iteration: forward and backward over this process's streams of the next
+        window, the gradients summed over the processes, optimizer update, schedule. Returns the
+        loss (of the whole batch)."""
         x = self._next_window()
-        loss, h_last = self.model.window(x, self.h, self.grads)
+        loss, h_last = self._loss_and_grads(x)
         self.optimizer.step(self.model.params, self.grads)
-        self.h = h_last
+        self.h[:, self.streams] = h_last
         self.position += 1
         self.iteration += 1
         self.optimizer.lr = self.schedule.after_step(self.iteration, self.optimizer.lr)
         return loss
 
+    def _loss_and_grads(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        """Loss and gradients (into self.grads) of the whole batch of window x (T+1, B): this
+        process runs its streams, then the processes sum what they found. Returns (loss, the
+        last hidden state of this process's streams)."""
+        part = self.streams
+        loss, h_last = math.nan, None
+        with self.processes.holding_failure() as held:
+            loss, h_last = self.model.window(x[:, part], self.h[:, part], self.grads)
+        return self._sum_over_processes(loss, held.failure), h_last
+
+    def _sum_over_processes(self, loss: float, failure: BaseException | None) -> float:
+        """With several processes: sum gradients and loss, each process's weighted by its share
+        of the streams (so the sums are those of the whole batch), in one Allreduce that also
+        agrees on stopping (Ctrl+C or SIGTERM in any process, rank 0 out of time) and shares a
+        failure. Returns the loss of the whole batch."""
+        if self.processes.size == 1:
+            return loss
+        part, n = self.streams, self.grads.size
+        share = (part.stop - part.start) / self.batch_size
+        out_of_time = (
+            self.processes.is_root and self._max_seconds is not None
+            and time.perf_counter() - self._run_start >= self._max_seconds
+        )
+        interrupted = self._callback_stopped or self._stop.requested
+        self.grads *= share
+        self._sums[n : n + 3] = loss * share, interrupted, out_of_time
+        self.processes.sum(self._sums, failure)
+        self._agreed_interrupt, self._agreed_out_of_time = bool(self._sums[n + 1]), bool(self._sums[n + 2])
+        return float(self._sums[n])
+
     def validation_loss(self) -> float | None:
         """Mean nats per held-out sample (None when nothing is held out), by forward passes only.
 
         The held-out tails are cut into about batch_size pieces of at least 10 windows that run
-        side by side from a zero state, carrying their state from window to window.
+        side by side from a zero state, carrying their state from window to window. In a
+        data-parallel run the processes share out the pieces (every process must call this).
         """
         starts, L, rest = self._val
+        mine = self.processes.part(starts.size)
+        rank, size = self.processes.rank, self.processes.size
+        my_rest = [
+            (start, stop, piece - mine.start if piece >= 0 else -1)
+            for index, (start, stop, piece) in enumerate(rest)
+            if (mine.start <= piece < mine.stop) or (piece < 0 and index % size == rank)
+        ]
+        sums = np.zeros(3)  # nats, predictions, failed processes
+        with self.processes.holding_failure() as held:
+            sums[:2] = self._validation_sums(starts[mine], L, my_rest)
+        self.processes.sum(sums, held.failure)
+        total, count = sums[0], sums[1]
+        return float(total / count) if count else None
+
+    def _validation_sums(self, starts: np.ndarray, L: int, rest: list[tuple[int, int, int]]) -> tuple[float, int]:
+        """(nats, predictions) over these validation pieces (see validation_pieces)."""
         levels, T = self.data.levels, self.seq_length
         total, count = 0.0, 0
         h_full = None
@@ -289,7 +384,7 @@ class Trainer:
                 loss, h = self.model.window(levels[offset : end + 1, None], h)
                 total += float(loss) * (end - offset)
                 count += end - offset
-        return total / count if count else None
+        return total, count
 
     def train(self, iterations: int, max_seconds: float | None = None) -> TrainResult:
         """Run `iterations` iterations (or until max_seconds of wall time have passed), validate,
@@ -299,6 +394,11 @@ class Trainer:
         (without the final validation); so does a KeyboardInterrupt raised by the callback.
         Returns a TrainResult. Raises ModelFileError if the final save fails (the previous file
         of that name is intact and the trainer can save elsewhere).
+
+        In a data-parallel run every process calls train with the same arguments. A stop asked
+        of any process, and rank 0's max_seconds, stop all of them after the same update. A
+        failure in one process (bad input, out of memory) raises in all of them (blekota.parallel.
+        ProcessError in the others); when the others stop answering, ProcessLost is raised.
         """
         if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or iterations < 0:
             raise ConfigError(f"iterations must be an integer >= 0, got {iterations!r}")
@@ -306,17 +406,18 @@ class Trainer:
             isinstance(max_seconds, bool) or not isinstance(max_seconds, (int, float)) or not max_seconds > 0
         ):
             raise ConfigError(f"max_seconds must be > 0, got {max_seconds!r}")
-        self.directory.mkdir(parents=True, exist_ok=True)
+        files = self._run_files()
         self._run_start = time.perf_counter()
         self._done, self._iterations = 0, int(iterations)
         window_losses: list[float] = []
-        self._stop = False
         interrupted = False
         pending_loss = None
-        with self._deferred_interrupts():
+        self._callback_stopped = self._agreed_interrupt = self._agreed_out_of_time = False
+        self._max_seconds = max_seconds
+        with self._stop:
             try:
-                while self._done < iterations and not self._stop:
-                    if max_seconds is not None and time.perf_counter() - self._run_start >= max_seconds:
+                while self._done < iterations and not self._interrupted():
+                    if self._out_of_time():
                         break
                     lr = self.optimizer.lr
                     loss = self.step()
@@ -332,28 +433,45 @@ class Trainer:
                         self._report("progress")
                     val_loss = None
                     if self.val_every and self.val_samples and self.iteration % self.val_every == 0:
-                        val_loss = self._validate(scheduled=True)
+                        val_loss = self._validate(files, scheduled=True)
                     if self._done == iterations and val_loss is None:
                         pending_loss = train_loss  # logged with the final validation
                     else:
-                        self._log(train_loss, val_loss)
+                        self._log(files, train_loss, val_loss)
                     if self.checkpoint_every and self.iteration % self.checkpoint_every == 0:
-                        self._save_checkpoint()
+                        self._save_checkpoint(files)
             except KeyboardInterrupt:
                 interrupted = True
-            interrupted = interrupted or self._stop
+            interrupted = interrupted or self._interrupted()
             train_loss = self._record_loss(window_losses) if window_losses else pending_loss
             val_loss = None
             validated = self.val_history and self.val_history[-1][0] == self.iteration
             if self.val_samples and not interrupted and not validated:
-                val_loss = self._validate(scheduled=False)
-            self._log(train_loss, val_loss)
+                val_loss = self._validate(files, scheduled=False)
+            self._log(files, train_loss, val_loss)
             path = self.checkpoint_path()
-            if self._saved_iteration != self.iteration or not path.exists():
-                path = self.save(path)
-                self._prune()
+            if self.processes.from_root(lambda: self._saved_iteration != self.iteration or not path.exists()):
+                path = self.processes.together(lambda: self.save(path))
+                if files is not None:
+                    files.prune(self.iteration)
             self._report("interrupted" if interrupted else "done", path=path)
         return TrainResult(self._done, self._last_loss, path, interrupted, self.val_loss)
+
+    def _interrupted(self) -> bool:
+        """Ctrl+C or SIGTERM while training; in a data-parallel run, in any process (or a
+        KeyboardInterrupt from rank 0's callback) as of the last gradient sum, so that all
+        processes stop after the same update."""
+        if self.processes.size > 1:
+            return self._agreed_interrupt
+        return self._stop.requested
+
+    def _out_of_time(self) -> bool:
+        """max_seconds have passed; in a data-parallel run, in rank 0 as of the last gradient sum."""
+        if self._max_seconds is None:
+            return False
+        if self.processes.size > 1:
+            return self._agreed_out_of_time
+        return time.perf_counter() - self._run_start >= self._max_seconds
 
     def _record_loss(self, window_losses: list[float]) -> float:
         """Average the losses since the last report into the history; clears the list."""
@@ -362,7 +480,7 @@ class Trainer:
         window_losses.clear()
         return self._last_loss
 
-    def _validate(self, scheduled: bool) -> float:
+    def _validate(self, files: RunFiles | None, scheduled: bool) -> float:
         """Measure, record and report the validation loss; scheduled ones feed the schedule.
         A new best is saved as NAME_best.npz."""
         loss = self.validation_loss()
@@ -378,110 +496,91 @@ class Trainer:
         if self.optimizer.lr != lr:
             self._report("note", message=f"validation loss stopped improving: learning rate {lr:.3g} -> {self.optimizer.lr:.3g}")
         if improved:
-            self._save_quietly(self.best_path())
+            self._save_quietly(files, self.best_path())
         return loss
 
-    def _log(self, train_loss: float | None, val_loss: float | None) -> None:
-        if not self.log or self._log_failed or (train_loss is None and val_loss is None):
-            return
-        elapsed = time.perf_counter() - self._run_start
-        line = trainlog.format_line(self.iteration, elapsed, train_loss, val_loss, self.optimizer.lr)
-        try:
-            trainlog.append(self.log_path(), line)
-        except OSError as error:
-            self._log_failed = True
-            self._report("warning", message=f"{self.log_path()}: cannot write the log ({error.strerror or error}); training goes on without it")
+    def _log(self, files: RunFiles | None, train_loss: float | None, val_loss: float | None) -> None:
+        if files is not None:
+            elapsed = time.perf_counter() - self._run_start
+            files.append_log(self.iteration, elapsed, train_loss, val_loss, self.optimizer.lr)
 
-    def _save_quietly(self, path: Path) -> Path | None:
-        """Save; on failure report a warning and go on. Returns the path written or None."""
-        try:
-            written = self.save(path)
-        except ModelFileError as error:
-            self._report("warning", message=f"{error}; training goes on")
-            return None
-        self._report("checkpoint", path=written)
+    def _save_quietly(self, files: RunFiles | None, path: Path) -> Path | None:
+        """Save; on failure report a warning and go on. Returns the path written or None (also
+        in the processes other than rank 0, which only send it their part of the state)."""
+        state = self._file_state()
+        written = None if files is None else files.save_quietly(path, self.model, *state)
+        if written is not None:
+            self._saved_iteration = self.iteration
         return written
 
-    def _save_checkpoint(self) -> None:
+    def _save_checkpoint(self, files: RunFiles | None) -> None:
         """The periodic checkpoint: NAME_N.npz (+ NAME_N.wav), then pruning to `keep`."""
-        if self._save_quietly(self.checkpoint_path()) is None:
+        if self._save_quietly(files, self.checkpoint_path()) is None:
             return
         if self.checkpoint_sound > 0:
-            try:
-                self._report("checkpoint", path=self.checkpoint_wav(self.checkpoint_sound))
-            except (OSError, soundfile.SoundFileError) as error:
-                self._report("warning", message=f"could not write the checkpoint sound ({error}); training goes on")
-        self._prune()
-
-    def _prune(self) -> None:
-        """Delete all but the newest `keep` NAME_N.npz with N <= the current iteration."""
-        if not self.keep:
-            return
-        pattern = re.compile(re.escape(self.name) + r"_(\d+)" + re.escape(modelfile.EXTENSION))
-        numbered = sorted(
-            (int(match[1]), path)
-            for path in self.directory.iterdir()
-            if (match := pattern.fullmatch(path.name)) and int(match[1]) <= self.iteration
-        )
-        for _, path in numbered[: -self.keep]:
-            try:
-                path.unlink(missing_ok=True)
-            except OSError as error:
-                self._report("warning", message=f"{path}: could not delete ({error.strerror or error})")
+            files.save_sound_quietly(self.iteration, self._sound(self.checkpoint_sound), self.model.fs)
+        files.prune(self.iteration)
 
     def _report(self, kind: str, loss: float | None = None, path: Path | None = None, message: str = "") -> None:
-        if self.callback is None:
+        if self.callback is None or not self.processes.is_root:
             return
         elapsed = time.perf_counter() - self._run_start
         rate = self._done * self.samples_per_iteration / elapsed if elapsed > 0 else 0.0
-        self.callback(
-            Progress(
-                kind, self.iteration, self.epoch, self._last_loss if loss is None else loss, rate, elapsed,
-                self._iterations - self._done, path, self.val_loss, self.best_val_loss, self.optimizer.lr, message,
-            )
+        progress = Progress(
+            kind, self.iteration, self.epoch, self._last_loss if loss is None else loss, rate, elapsed,
+            self._iterations - self._done, path, self.val_loss, self.best_val_loss, self.optimizer.lr, message,
         )
-
-    @contextmanager
-    def _deferred_interrupts(self):
-        """While training in the main thread, SIGINT and SIGTERM ask the loop to stop after the
-        current update instead of interrupting it."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
+        if self.processes.size == 1:
+            self.callback(progress)
             return
-
-        def request_stop(signum, frame):
-            self._stop = True
-
-        previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+            self.callback(progress)
+        except KeyboardInterrupt:  # the others are already on their way to the next sum: stop there
+            self._callback_stopped = True
+
+    def _run_files(self) -> RunFiles | None:
+        """The files of a run with the current settings (its directory created); only rank 0
+        has them."""
+
+        def make() -> RunFiles | None:
+            if not self.processes.is_root:
+                return None
+            self.directory.mkdir(parents=True, exist_ok=True)
+            return RunFiles(self.directory, self.name, self.keep, self.log, self._report)
+
+        return self.processes.together(make)
 
     def checkpoint_path(self) -> Path:
         """DIRECTORY/NAME_N.npz for the current iteration N."""
-        return self.directory / f"{self.name}_{self.iteration}{modelfile.EXTENSION}"
+        return RunFiles(self.directory, self.name).checkpoint_path(self.iteration)
 
     def best_path(self) -> Path:
         """DIRECTORY/NAME_best.npz: the model with the lowest validation loss so far."""
-        return self.directory / f"{self.name}_best{modelfile.EXTENSION}"
+        return RunFiles(self.directory, self.name).best_path()
 
     def log_path(self) -> Path:
         """DIRECTORY/NAME.log.jsonl: the training log (see blekota.trainlog)."""
-        return self.directory / f"{self.name}.log.jsonl"
+        return RunFiles(self.directory, self.name).log_path()
+
+    def _sound(self, samples: int) -> np.ndarray:
+        """`samples` samples generated by the model, seeded from the trainer's generator."""
+        seed = int(self.rng.integers(2**63))
+        return self.model.sample(samples, seed=seed)
 
     def checkpoint_wav(self, samples: int) -> Path:
         """Generate `samples` samples with the model and save them as DIRECTORY/NAME_N.wav."""
-        seed = int(self.rng.integers(2**63))
-        sound = self.model.sample(samples, seed=seed)
-        return save_wav(self.directory / f"{self.name}_{self.iteration}.wav", sound, self.model.fs)
+        path = RunFiles(self.directory, self.name).sound_path(self.iteration)
+        return save_wav(path, self._sound(samples), self.model.fs)
 
     def checkpoint(self, sound_samples: int | None = None) -> list[Path]:
         """Save NAME_N.npz and, when sound_samples (default checkpoint_sound) > 0, a generated
-        NAME_N.wav. Returns the paths written."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        NAME_N.wav. Returns the paths written (in a data-parallel run, by rank 0; the other
+        processes, which must call it too, get an empty list)."""
+        if self.processes.is_root:
+            self.directory.mkdir(parents=True, exist_ok=True)
         paths = [self.save(self.checkpoint_path())]
+        if not self.processes.is_root:
+            return []
         samples = self.checkpoint_sound if sound_samples is None else int(sound_samples)
         if samples > 0:
             paths.append(self.checkpoint_wav(samples))
@@ -523,15 +622,26 @@ class Trainer:
             },
         }
 
-    def save(self, path: str | os.PathLike) -> Path:
-        """Save model, optimizer state, data position and hidden state to path (atomically).
-        Raises ModelFileError when it cannot (the previous file at path is then intact)."""
+    def _file_state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """What a model file of this trainer holds besides the weights: info (also set as
+        model.info) and the training arrays (carried hidden state, optimizer moments). In a
+        data-parallel run rank 0 gathers the hidden state of every stream (the others get none)."""
+        h = self.processes.gather_streams(self.h, self.streams)
         self.model.info = self.info()
-        arrays = {"h": self.h}
+        arrays = {"h": h}
         for key, value in self.optimizer.state_dict().items():
             if isinstance(value, np.ndarray):
                 arrays[f"optim.{key}"] = value
-        path = modelfile.save(path, self.model, self.model.info, arrays)
+        return self.model.info, arrays
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Save model, optimizer state, data position and hidden state to path (atomically).
+        Raises ModelFileError when it cannot (the previous file at path is then intact). In a
+        data-parallel run every process calls it and rank 0 writes."""
+        state = self._file_state()
+        if not self.processes.is_root:
+            return Path(path)
+        path = modelfile.save(path, self.model, *state)
         self._saved_iteration = self.iteration
         return path
 
@@ -542,6 +652,7 @@ class Trainer:
         audio=None,
         callback: Callable[[Progress], None] | None = None,
         threads: int | None = None,
+        comm=None,
         **overrides,
     ) -> Trainer:
         """Continue training from a model file written by Trainer.save or a checkpoint.
@@ -552,9 +663,14 @@ class Trainer:
         carried state when the data and its layout (seq_length, batch_size, val_fraction) are
         unchanged (then trainer.continues_data is True), else training starts at the data's
         beginning. N iterations, save, resume, M iterations give the same weights as N + M.
-        overrides replace saved hyperparameters (e.g. lr, schedule, name, directory, keep).
+        overrides replace saved hyperparameters (e.g. lr, schedule, name, directory, keep). Files
+        are written beside the model file unless directory says otherwise.
+        comm: train data-parallel (see Trainer); rank 0 reads the file and sends it to the others,
+        so the checkpoint continues on any number of processes.
         """
-        loaded = modelfile.read(path, threads)
+        group = processes(comm)
+        meta, arrays = group.from_root(lambda: fileformat.read(path))
+        loaded = modelfile.build(Path(path), meta, arrays, threads)
         saved = dict(loaded.info.get("trainer") or {})
         if audio is None:
             audio = list(loaded.info.get("training_files") or [])
@@ -563,13 +679,14 @@ class Trainer:
         keys = ("seq_length", "batch_size", "optimizer", "lr", "name", "checkpoint_every", "checkpoint_sound",
                 "keep", "val_fraction", "val_every")
         options = {key: saved[key] for key in keys if key in saved}
+        options["directory"] = Path(path).parent
         if "schedule" in saved and "schedule" not in overrides:
             try:
                 options["schedule"] = make_schedule(**saved["schedule"])
             except (ConfigError, TypeError) as error:
                 raise ModelFileError(f"{path}: bad learning-rate schedule state ({error})") from None
         options.update(overrides)
-        trainer = cls(loaded.model, audio, callback=callback, **options)
+        trainer = cls(loaded.model, audio, callback=callback, comm=group, **options)
         optim_state = {"name": saved.get("optimizer"), "lr": trainer.optimizer.lr,
                        "clip": saved.get("clip", trainer.optimizer.clip), "t": saved.get("t", 0)}
         for key, value in loaded.train_arrays.items():

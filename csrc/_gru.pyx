@@ -2,16 +2,17 @@
 """Compiled GRU training core: forward and backward of the whole stack over a window.
 
 The parameter layout is described in gates.pxi. All activations are row-major and time-major:
-(T, B, .). The forward pass runs layer by layer: the input projection of all T steps is one GEMM
-(a row gather for layer 0), each step adds only the recurrent products and applies the fused gate
-math (gates.h). The backward pass computes per step only the gate gradients and dh(t-1); each
-weight gradient is then one GEMM over the whole window. Every pass splits its work into one
-contiguous part per OpenMP thread, each calling single-threaded BLAS (see layer_forward).
+(T, B, .). The forward pass runs layer by layer; each step computes its input projection (a row
+gather for layer 0), adds the recurrent products and applies the fused gate math (gates.h). The
+backward pass computes per step only the gate gradients and dh(t-1); the weight gradients are
+then sums over the rows of the window. float32 on CPUs with AVX2 runs every matrix product on
+weights packed once per window, with the register-tile kernels of packed_gemm.h (AVX-512 where
+the CPU has it); double and other CPUs call single-threaded BLAS. The work is split over OpenMP
+threads (see "one layer, whole window" below).
 """
 
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport log
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
@@ -27,6 +28,11 @@ def n_parameters(int layers, int hidden) -> int:
 
 
 cdef extern from "gates.h" nogil:
+    void bk_prefetch(const void* p, Py_ssize_t bytes)
+    double bk_softmax_rows_f(float* y, const float* bias, const unsigned char* targets,
+                             Py_ssize_t rows, float scale, int gradient)
+    double bk_softmax_rows_d(double* y, const double* bias, const unsigned char* targets,
+                             Py_ssize_t rows, double scale, int gradient)
     void bk_backward_zc_f(const float* a, const float* h_prev, const float* dh_above,
                           float* dh_next, float* da, Py_ssize_t lda, Py_ssize_t H, Py_ssize_t rows)
     void bk_backward_zc_d(const double* a, const double* h_prev, const double* dh_above,
@@ -39,49 +45,97 @@ cdef extern from "gates.h" nogil:
                          Py_ssize_t rows)
 
 
-cdef extern from "tile_kernel.h" nogil:
-    int bk_packed_gemm_available()
-    Py_ssize_t bk_packed16_size(Py_ssize_t K, Py_ssize_t N)
-    void bk_pack16_f(const float* src, Py_ssize_t ld, int trans, Py_ssize_t K, Py_ssize_t N,
-                   Py_ssize_t s0, Py_ssize_t s1, float* dst)
-    void bk_gemm16_f(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float* x,
-                          Py_ssize_t ldx, const float* packed, float* c, Py_ssize_t ldc)
+cdef extern from "packed_gemm.h" nogil:
+    int bk_gemm_level()
+    int bk_gemm_set_level(int level)
+    Py_ssize_t bk_packed_w_size(Py_ssize_t K, Py_ssize_t N)
+    void bk_pack_w_f(const float* src, Py_ssize_t ld, int trans, Py_ssize_t K, Py_ssize_t N,
+                     Py_ssize_t s0, Py_ssize_t s1, float* dst)
+    Py_ssize_t bk_gemm_tn_scratch()
+    void bk_gemm_xw_f(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float* x, Py_ssize_t ldx,
+                      const float* w, float* c, Py_ssize_t ldc, int add)
+    void bk_gemm_tn_f(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float* a, Py_ssize_t lda,
+                      const float* b, Py_ssize_t ldb, float* c, Py_ssize_t ldc, int add,
+                      float* sums, const unsigned char* levels, float* scattered,
+                      Py_ssize_t lds, float* scratch)
+
+
+KERNELS = ("blas", "avx2", "avx512")  # index = bk_gemm_level()
+
+
+def float32_kernels(name=None) -> str:
+    """The instruction set of the float32 matrix products: "avx512", "avx2" or "blas" (also what
+    float64 uses). With a name, switch to it first (tests; at most what the CPU has)."""
+    cdef int previous = bk_gemm_level()
+    if name is not None:
+        if name not in KERNELS:
+            raise ValueError(f"kernels must be one of {KERNELS}, got {name!r}")
+        if bk_gemm_set_level(KERNELS.index(name)) != KERNELS.index(name):
+            bk_gemm_set_level(previous)
+            raise ValueError(f"this CPU cannot run the {name} kernels")
+    return KERNELS[bk_gemm_level()]
 
 
 cdef enum:
-    TILE = 16  # columns per slice of a packed operand (BK_TILE)
+    SLICE = 16  # columns per slice of a packed weight (BK_SLICE)
+    OUTPUT_BLOCK = 64  # rows of logits that stay in cache from the product to its gradient
+    GRADIENT_ROWS = 256  # rows of d_acts that stay in cache across a layer's gradient products
 
 
 cdef inline Py_ssize_t slices(Py_ssize_t n) noexcept nogil:
-    return (n + TILE - 1) // TILE
+    return (n + SLICE - 1) // SLICE
 
 
 cdef inline void pack_part(const floating* src, Py_ssize_t ld, bint trans, Py_ssize_t K,
                            Py_ssize_t N, int threads, int part, float* dst) noexcept nogil:
-    """This thread's share of the slices of B (K, N) (src row-major, or its transpose if trans)
-    packed into dst for recurrent_product (float only)."""
+    """This thread's share of the slices of W (K, N) (src row-major, or its transpose if trans)
+    packed into dst for product() (float only)."""
     if floating is float:
-        bk_pack16_f(src, ld, trans, K, N, share(slices(N), threads, part),
-                  share(slices(N), threads, part + 1), dst)
+        bk_pack_w_f(src, ld, trans, K, N, share(slices(N), threads, part),
+                    share(slices(N), threads, part + 1), dst)
 
 
-cdef inline void recurrent_product(const float* packed, Py_ssize_t M, Py_ssize_t N,
-                                   Py_ssize_t K, const floating* x, Py_ssize_t ldx,
-                                   bint trans_b, const floating* b, Py_ssize_t ldb,
-                                   floating beta, floating* c, Py_ssize_t ldc) noexcept nogil:
-    """C (M, N) = X (M, K) op(B) (K, N) + beta C (beta 0 or 1). A per-step product with the
-    recurrent weights: float uses B packed once per window (packed, from pack_part) when the
-    CPU has AVX2 (packed is NULL otherwise and for double), instead of BLAS, which would pack B
-    again for every step."""
-    cdef Py_ssize_t i
+cdef inline void product(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const floating* x,
+                         Py_ssize_t ldx, const float* packed, const floating* w, Py_ssize_t ldw,
+                         bint trans_w, floating* c, Py_ssize_t ldc,
+                         bint accumulate) noexcept nogil:
+    """C (M, N) = X (M, K) op(W) (K, N), plus C if accumulate. W is a weight matrix: float uses
+    its packed copy (packed, see pack_weights) unless packed is NULL (double, CPUs without AVX2),
+    which means BLAS (which would pack W again in every call)."""
     if floating is float:
         if packed != NULL:
-            if beta == 0:
-                for i in range(M):
-                    memset(c + i * ldc, 0, N * sizeof(float))
-            bk_gemm16_f(M, N, K, x, ldx, packed, c, ldc)
+            bk_gemm_xw_f(M, N, K, x, ldx, packed, c, ldc, accumulate)
             return
-    gemm(False, trans_b, M, N, K, 1, x, ldx, b, ldb, beta, c, ldc)
+    gemm(False, trans_w, M, N, K, 1, x, ldx, w, ldw, 1 if accumulate else 0, c, ldc)
+
+
+cdef inline void product_tn(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const floating* a,
+                            Py_ssize_t lda, const floating* b, Py_ssize_t ldb, floating* c,
+                            Py_ssize_t ldc, bint add, floating* sums, const unsigned char* levels,
+                            floating* scattered, Py_ssize_t lds, float* scratch) noexcept nogil:
+    """A weight gradient over K rows of a window: C (M, N) = A^T B (+ C if add) for A (K, M)
+    and B (K, N); sums (N,) = the column sums of B (+ sums if add) unless sums is NULL; unless
+    levels is NULL, scattered (256, N; rows lds apart) += onehot(levels[k]) outer B[k] for every
+    k (a row gather's gradient). float with scratch (room for bk_gemm_tn_scratch() floats) uses
+    the packed kernels, reading B once; the rest BLAS."""
+    cdef Py_ssize_t i, j
+    cdef floating* dest
+    if floating is float:
+        if scratch != NULL:
+            bk_gemm_tn_f(M, N, K, a, lda, b, ldb, c, ldc, add, sums, levels, scattered, lds,
+                         scratch)
+            return
+    gemm(True, False, M, N, K, 1, a, lda, b, ldb, 1 if add else 0, c, ldc)
+    if sums != NULL and not add:
+        memset(sums, 0, N * sizeof(floating))
+    for i in range(K):
+        if sums != NULL:
+            for j in range(N):
+                sums[j] = sums[j] + b[i * ldb + j]
+        if levels != NULL:
+            dest = scattered + levels[i] * lds
+            for j in range(N):
+                dest[j] = dest[j] + b[i * ldb + j]
 
 
 cdef inline void backward_zc(const floating* a, const floating* h_prev, const floating* dh_above,
@@ -105,47 +159,14 @@ cdef inline void backward_r(const floating* a, const floating* h_prev, const flo
         bk_backward_r_d(a, h_prev, d_rh, dh_next, da, 3 * H, H, rows)
 
 
-cdef enum:
-    LANES = 16  # independent partial results in reductions, so that compilers vectorize them
-
-
-cdef inline double softmax_row(floating* y, const floating* bias, int target,
-                               floating scale, bint gradient) noexcept nogil:
-    """y (256,) logits without bias -> probabilities in place, or (p - onehot) * scale if gradient.
-
-    Returns -log p[target] in nats (0 when target < 0)."""
-    cdef Py_ssize_t k, u
-    cdef floating top, total, factor
-    cdef floating part[LANES]
-    cdef double nll = 0
-    for k in range(LEVELS):
-        y[k] = y[k] + bias[k]
-    for u in range(LANES):
-        part[u] = y[u]
-    for k in range(1, LEVELS // LANES):
-        for u in range(LANES):
-            part[u] = y[k * LANES + u] if y[k * LANES + u] > part[u] else part[u]
-    top = part[0]
-    for u in range(1, LANES):
-        top = part[u] if part[u] > top else top
-    for k in range(LEVELS):
-        y[k] = exp_(y[k] - top)
-    for u in range(LANES):
-        part[u] = 0
-    for k in range(LEVELS // LANES):
-        for u in range(LANES):
-            part[u] = part[u] + y[k * LANES + u]
-    total = 0
-    for u in range(LANES):
-        total = total + part[u]
-    if target >= 0:
-        nll = log(<double> total) - log(<double> y[target])
-    factor = (scale if gradient else 1) / total
-    for k in range(LEVELS):
-        y[k] = y[k] * factor
-    if gradient:
-        y[target] = y[target] - scale
-    return nll
+cdef inline double softmax_rows(floating* y, const floating* bias, const unsigned char* targets,
+                                Py_ssize_t rows, floating scale, bint gradient) noexcept nogil:
+    """Rows of logits y (rows, 256) without bias -> probabilities in place, or, if gradient,
+    (p - onehot(target)) * scale. Returns the sum over the rows of -log p[target] in nats."""
+    if floating is float:
+        return bk_softmax_rows_f(y, bias, targets, rows, scale, gradient)
+    else:
+        return bk_softmax_rows_d(y, bias, targets, rows, scale, gradient)
 
 
 cdef inline Py_ssize_t share(Py_ssize_t n, Py_ssize_t parts, Py_ssize_t k) noexcept nogil:
@@ -153,88 +174,160 @@ cdef inline Py_ssize_t share(Py_ssize_t n, Py_ssize_t parts, Py_ssize_t k) noexc
     return k * n // parts
 
 
-cdef void column_sums(const floating* m, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t lo,
-                      Py_ssize_t hi, floating* out) noexcept nogil:
-    """out[lo:hi] = sums over the rows of columns lo..hi-1 of m (rows, cols)."""
-    cdef Py_ssize_t i, j
-    for j in range(lo, hi):
-        out[j] = 0
-    for i in range(rows):
-        for j in range(lo, hi):
-            out[j] = out[j] + m[i * cols + j]
+# ---------------------------------------------------------------- packed weights, gradient parts
+#
+# float32 on CPUs with AVX2 runs every product with a weight matrix on a copy packed once per
+# window (see packed_gemm.h), in one buffer: per layer the forward set [U_rz, U_c, Wx] (K = H
+# rows each) and the backward set [U_rz^T, U_c^T, Wx^T] (Wx only above layer 0), then the
+# output's [Wy, Wy^T]. All of it is packed at the start of a window, in one parallel region.
+#
+# Weight gradients are sums over the rows of the window: each thread sums its contiguous share of
+# rows into its own copy of the gradient block (thread 0 into grads itself, the others into
+# `partials`, `block` elements each), then reduce_parts adds the copies up. So every thread packs
+# only its own rows for the products, and no operand is packed twice.
+
+cdef inline Py_ssize_t packed_forward_size(Py_ssize_t H) noexcept nogil:
+    """Floats of one layer's forward set of packed weights."""
+    return bk_packed_w_size(H, 2 * H) + bk_packed_w_size(H, H) + bk_packed_w_size(H, 3 * H)
 
 
-cdef void scatter_rows(const unsigned char* levels, const floating* m, Py_ssize_t rows,
-                       Py_ssize_t cols, Py_ssize_t lo, Py_ssize_t hi, floating* out) noexcept nogil:
-    """Columns lo..hi-1 of out (256, cols) = sum over i of onehot(levels[i]) outer m[i]: the
-    gradient of a row gather."""
-    cdef Py_ssize_t i, j
-    cdef floating* dest
-    cdef const floating* src
-    for i in range(LEVELS):
-        for j in range(lo, hi):
-            out[i * cols + j] = 0
-    for i in range(rows):
-        dest = out + levels[i] * cols
-        src = m + i * cols
-        for j in range(lo, hi):
-            dest[j] = dest[j] + src[j]
+cdef inline Py_ssize_t packed_layer_size(Py_ssize_t H) noexcept nogil:
+    """Floats of one layer's packed weights, both sets."""
+    return (packed_forward_size(H) + bk_packed_w_size(2 * H, H) + bk_packed_w_size(H, H)
+            + bk_packed_w_size(3 * H, H))
+
+
+cdef inline Py_ssize_t packed_total_size(int L, Py_ssize_t H) noexcept nogil:
+    return (L * packed_layer_size(H) + bk_packed_w_size(H, LEVELS)
+            + bk_packed_w_size(LEVELS, H))
+
+
+cdef void pack_weights(const floating* params, int L, Py_ssize_t H, bint backward, float* packed,
+                       int threads, int part) noexcept nogil:
+    """This thread's share of the packed weights (layout above; float only), the backward sets
+    only if backward."""
+    cdef Py_ssize_t G = 3 * H, X
+    cdef int layer
+    cdef const floating* WxT
+    cdef const floating* UhT
+    cdef float* dst
+    for layer in range(L):
+        X = LEVELS if layer == 0 else H
+        WxT = params + layer_offset(layer, H)
+        UhT = WxT + X * G
+        dst = packed + layer * packed_layer_size(H)
+        pack_part(UhT, G, False, H, 2 * H, threads, part, dst)
+        dst += bk_packed_w_size(H, 2 * H)
+        pack_part(UhT + 2 * H, G, False, H, H, threads, part, dst)
+        dst += bk_packed_w_size(H, H)
+        if layer > 0:
+            pack_part(WxT, G, False, H, G, threads, part, dst)
+        if backward:
+            dst = packed + layer * packed_layer_size(H) + packed_forward_size(H)
+            pack_part(UhT, G, True, 2 * H, H, threads, part, dst)
+            dst += bk_packed_w_size(2 * H, H)
+            pack_part(UhT + 2 * H, G, True, H, H, threads, part, dst)
+            dst += bk_packed_w_size(H, H)
+            if layer > 0:
+                pack_part(WxT, G, True, G, H, threads, part, dst)
+    dst = packed + L * packed_layer_size(H)
+    WxT = params + layer_offset(L, H)
+    pack_part(WxT, LEVELS, False, H, LEVELS, threads, part, dst)
+    pack_part(WxT, LEVELS, True, LEVELS, H, threads, part, dst + bk_packed_w_size(H, LEVELS))
+
+
+cdef inline floating* gradient_part(floating* grads, floating* partials, Py_ssize_t block,
+                                    int part) noexcept nogil:
+    """Where thread `part` sums its rows' share of the gradient block at grads."""
+    return grads if part == 0 else partials + (part - 1) * block
+
+
+cdef void reduce_parts(floating* grads, Py_ssize_t size, const floating* partials,
+                       Py_ssize_t block, int threads, Py_ssize_t shares,
+                       Py_ssize_t which) noexcept nogil:
+    """Adds the other threads' copies into grads (size elements): share `which` of `shares`.
+    Every element's sum runs in thread order, whoever computes it."""
+    cdef Py_ssize_t lo = share(size, shares, which), hi = share(size, shares, which + 1), i
+    cdef int other
+    cdef const floating* copy
+    if grads == NULL:
+        return
+    for other in range(1, threads):
+        copy = partials + (other - 1) * block
+        for i in range(lo, hi):
+            grads[i] = grads[i] + copy[i]
 
 
 # ---------------------------------------------------------------- one layer, whole window
 #
-# Threading: every parallel region splits its work into `threads` contiguous parts, one per
-# OpenMP thread, and each thread calls single-threaded BLAS on its own part (the caller limits
-# BLAS to one thread). The time loops split the batch: rows of different sequences never
-# interact, so a thread runs all T steps of its rows without any barrier. A window costs
-# 2 + 2 * layers parallel regions per pass instead of a few per step.
-# The per-step products with the recurrent weights (float32 with AVX2) skip BLAS: the weights
-# are packed once per layer and pass and each step runs the tile kernel (recurrent_product).
+# Threading: every parallel region splits its work into contiguous parts, each calling the packed
+# kernels or single-threaded BLAS (the caller limits BLAS to one thread). The time loops split
+# the batch into chunks (batch_chunks): rows of different sequences never interact, so a chunk
+# runs all T steps of its rows without any barrier, and chunks go to whichever thread is free, so
+# a thread that the OS preempts on a busy machine holds up less of the loop. The weight
+# gradients split the rows of the window, one fixed part per thread (their sums must not depend
+# on timing). A window costs one or two parallel regions per layer and pass, not a few per step.
+
+cdef enum:
+    CHUNK_ROWS = 24  # at most about this many batch rows per chunk of a time loop
+
+
+cdef inline Py_ssize_t batch_chunks(Py_ssize_t B, int threads) noexcept nogil:
+    """Chunks of the batch in the time loops: one for one thread, else a multiple of the thread
+    count with at most about CHUNK_ROWS rows each (and at most B)."""
+    cdef Py_ssize_t per_thread = (B + threads - 1) // threads
+    if threads == 1:
+        return 1
+    return min(B, threads * ((per_thread + CHUNK_ROWS - 1) // CHUNK_ROWS))
 
 cdef void layer_forward(const floating* params, int layer, Py_ssize_t T, Py_ssize_t B,
                         Py_ssize_t H, const unsigned char* levels, const floating* h_in,
-                        floating* hs, floating* acts, floating* rh, float* packed,
-                        int threads) noexcept nogil:
-    """Run one layer over T steps.
+                        floating* hs, floating* acts, floating* rh, const float* packed,
+                        int threads, Py_ssize_t chunks) noexcept nogil:
+    """Run one layer over T steps, the batch in `chunks` chunks.
 
     levels (T*B,) for layer 0, else h_in (T*B, H) is the layer below's output. hs (T+1, B, H)
     holds h0 in row 0 and receives h(1..T); acts (T, B, 3H) receives r, z, candidate; rh
-    (T, B, H) receives r * h(t-1). packed: NULL, or room for the packed recurrent weights
-    (float with AVX2, see recurrent_product)."""
+    (T, B, H) receives r * h(t-1). packed: this layer's forward region of the packed weights,
+    or NULL (BLAS)."""
     cdef Py_ssize_t G = 3 * H
     cdef Py_ssize_t X = LEVELS if layer == 0 else H
     cdef const floating* WxT = params + layer_offset(layer, H)
     cdef const floating* UhT = WxT + X * G
     cdef const floating* bias = UhT + H * G
-    cdef Py_ssize_t n = T * B, part, lo, hi, i, t
+    cdef Py_ssize_t chunk, lo, hi, i, t
     cdef floating* a_t
     cdef floating* h_prev
     cdef floating* rh_t
-    cdef float* packed_c = NULL
+    cdef const float* packed_c = NULL
+    cdef const float* packed_x = NULL
     if packed != NULL:
-        packed_c = packed + bk_packed16_size(H, 2 * H)
-    for part in prange(threads, num_threads=threads, schedule="static", chunksize=1):
-        if packed != NULL:
-            pack_part(UhT, G, False, H, 2 * H, threads, part, packed)
-            pack_part(UhT + 2 * H, G, False, H, H, threads, part, packed_c)
-        lo = share(n, threads, part)
-        hi = share(n, threads, part + 1)
-        if layer == 0:
-            for i in range(lo, hi):
-                memcpy(acts + i * G, WxT + levels[i] * G, G * sizeof(floating))
-        else:
-            gemm(False, False, hi - lo, G, H, 1, h_in + lo * H, H, WxT, G, 0, acts + lo * G, G)
-    for part in prange(threads, num_threads=threads, schedule="static", chunksize=1):
-        lo = share(B, threads, part)
-        hi = share(B, threads, part + 1)
+        packed_c = packed + bk_packed_w_size(H, 2 * H)
+        packed_x = packed_c + bk_packed_w_size(H, H)
+    elif layer > 0:
+        # BLAS would pack Wx again for every step's input projection: one product per thread
+        for chunk in prange(threads, num_threads=threads, schedule="static", chunksize=1):
+            lo = share(T * B, threads, chunk)
+            hi = share(T * B, threads, chunk + 1)
+            product(hi - lo, G, H, h_in + lo * H, H, NULL, WxT, G, False, acts + lo * G, G, False)
+    for chunk in prange(chunks, num_threads=threads, schedule="dynamic", chunksize=1):
+        lo = share(B, chunks, chunk)
+        hi = share(B, chunks, chunk + 1)
         for t in range(T):
             a_t = acts + (t * B + lo) * G
             h_prev = hs + (t * B + lo) * H
             rh_t = rh + (t * B + lo) * H
-            recurrent_product(packed, hi - lo, 2 * H, H, h_prev, H, False, UhT, G, 1, a_t, G)
+            # the input projection: a row lookup for layer 0; above, on packed weights here
+            if layer == 0:
+                for i in range(hi - lo):
+                    memcpy(a_t + i * G, WxT + levels[t * B + lo + i] * G, G * sizeof(floating))
+            elif packed != NULL:
+                product(hi - lo, G, H, h_in + (t * B + lo) * H, H, packed_x, WxT, G, False, a_t,
+                        G, False)
+            product(hi - lo, 2 * H, H, h_prev, H, packed, UhT, G, False, a_t, G, True)
             gates_rz_rows(a_t, G, bias, h_prev, rh_t, H, hi - lo)
-            recurrent_product(packed_c, hi - lo, H, H, rh_t, H, False, UhT + 2 * H, G, 1,
-                              a_t + 2 * H, G)
+            product(hi - lo, H, H, rh_t, H, packed_c, UhT + 2 * H, G, False, a_t + 2 * H, G,
+                    True)
             candidate_update_rows(a_t, G, bias, h_prev, h_prev + B * H, H, hi - lo)
 
 
@@ -242,34 +335,42 @@ cdef void layer_backward(const floating* params, floating* grads, int layer, Py_
                          Py_ssize_t B, Py_ssize_t H, const unsigned char* levels,
                          const floating* h_in, const floating* hs, const floating* acts,
                          const floating* rh, floating* d_acts, floating* d_hs,
-                         floating* dh_next, floating* d_rh, float* packed,
-                         int threads) noexcept nogil:
-    """Backward through one layer over the window.
+                         floating* dh_next, floating* d_rh, const float* packed,
+                         floating* partials, Py_ssize_t block, floating* pending,
+                         Py_ssize_t pending_size, float* scratch, int threads,
+                         Py_ssize_t chunks) noexcept nogil:
+    """Backward through one layer over the window, the batch in `chunks` chunks.
 
     d_hs (T, B, H) holds dLoss/dh(t) from above on entry and dLoss/d(input of this layer) on exit
-    (for layers above 0). Weight gradients of this layer are written (not added) into grads."""
+    (for layers above 0). This layer's weight gradients are sums over the rows of the window:
+    thread 0's share goes to grads, the other threads' to their copies in partials (block
+    elements each), which the caller adds up later (reduce_parts); pending (pending_size
+    elements, NULL if none) is the previous block still to be added up, done here. packed: this layer's backward set of the packed weights, or NULL
+    (BLAS); scratch: bk_gemm_tn_scratch() floats per thread for the packed weight-gradient
+    products, or NULL (BLAS)."""
     cdef Py_ssize_t G = 3 * H
     cdef Py_ssize_t X = LEVELS if layer == 0 else H
     cdef Py_ssize_t offset = layer_offset(layer, H)
     cdef const floating* WxT = params + offset
     cdef const floating* UhT = WxT + X * G
-    cdef floating* dWxT = grads + offset
-    cdef floating* dUhT = dWxT + X * G
-    cdef floating* d_bias = dUhT + H * G
-    cdef Py_ssize_t n = T * B, part, lo, hi, nb, t
+    cdef floating* dWxT
+    cdef floating* dUhT
+    cdef floating* d_bias
+    cdef Py_ssize_t n = T * B, part, chunk, lo, hi, nb, t, r0, r1
     cdef const floating* a_t
     cdef const floating* h_prev
     cdef floating* da_t
-    cdef float* packed_c = NULL
+    cdef float* tn_scratch
+    cdef const float* packed_c = NULL
+    cdef const float* packed_x = NULL
     if packed != NULL:
-        # Uh = UhT^T (3H, H): rows [0, 2H) multiply d[r, z], rows [2H, 3H) d(candidate)
-        packed_c = packed + bk_packed16_size(2 * H, H)
-        for part in prange(threads, num_threads=threads, schedule="static", chunksize=1):
-            pack_part(UhT, G, True, 2 * H, H, threads, part, packed)
-            pack_part(UhT + 2 * H, G, True, H, H, threads, part, packed_c)
-    for part in prange(threads, num_threads=threads, schedule="static", chunksize=1):
-        lo = share(B, threads, part)
-        hi = share(B, threads, part + 1)
+        # U_rz^T (2H, H) multiplies d[r, z], U_c^T (H, H) d(candidate)
+        packed_c = packed + bk_packed_w_size(2 * H, H)
+        packed_x = packed_c + bk_packed_w_size(H, H)
+    for chunk in prange(chunks, num_threads=threads, schedule="dynamic", chunksize=1):
+        reduce_parts(pending, pending_size, partials, block, threads, chunks, chunk)
+        lo = share(B, chunks, chunk)
+        hi = share(B, chunks, chunk + 1)
         nb = hi - lo
         memset(dh_next + lo * H, 0, nb * H * sizeof(floating))
         for t in range(T - 1, -1, -1):
@@ -277,28 +378,41 @@ cdef void layer_backward(const floating* params, floating* grads, int layer, Py_
             da_t = d_acts + (t * B + lo) * G
             h_prev = hs + (t * B + lo) * H
             backward_zc(a_t, h_prev, d_hs + (t * B + lo) * H, dh_next + lo * H, da_t, H, nb)
-            recurrent_product(packed_c, nb, H, H, da_t + 2 * H, G, True, UhT + 2 * H, G, 0,
-                              d_rh + lo * H, H)
+            if t > 0:
+                bk_prefetch(a_t - B * G, nb * G * sizeof(floating))
+                bk_prefetch(h_prev - B * H, nb * H * sizeof(floating))
+                bk_prefetch(d_hs + ((t - 1) * B + lo) * H, nb * H * sizeof(floating))
+            product(nb, H, H, da_t + 2 * H, G, packed_c, UhT + 2 * H, G, True, d_rh + lo * H, H,
+                    False)
             backward_r(a_t, h_prev, d_rh + lo * H, dh_next + lo * H, da_t, H, nb)
-            recurrent_product(packed, nb, H, 2 * H, da_t, G, True, UhT, G, 1, dh_next + lo * H, H)
+            product(nb, H, 2 * H, da_t, G, packed, UhT, G, True, dh_next + lo * H, H, True)
     for part in prange(threads, num_threads=threads, schedule="static", chunksize=1):
-        # this thread's rows of dUhT and dWxT, columns of the bias, rows of d(input)
-        lo = share(H, threads, part)
-        hi = share(H, threads, part + 1)
-        gemm(True, False, hi - lo, 2 * H, n, 1, hs + lo, H, d_acts, G, 0, dUhT + lo * G, G)
-        gemm(True, False, hi - lo, H, n, 1, rh + lo, H, d_acts + 2 * H, G, 0,
-             dUhT + lo * G + 2 * H, G)
-        if layer > 0:
-            gemm(True, False, hi - lo, G, n, 1, h_in + lo, H, d_acts, G, 0, dWxT + lo * G, G)
-        lo = share(G, threads, part)
-        hi = share(G, threads, part + 1)
-        column_sums(d_acts, n, G, lo, hi, d_bias)
+        # this thread's rows of the window: its share of the weight gradients, rows of d(input),
+        # in blocks of rows whose d_acts stay in cache across the products that read them
+        lo = share(n, threads, part)
+        hi = share(n, threads, part + 1)
+        dWxT = gradient_part(grads + offset, partials, block, part)
+        dUhT = dWxT + X * G
+        d_bias = dUhT + H * G
+        tn_scratch = NULL if scratch == NULL else scratch + part * bk_gemm_tn_scratch()
         if layer == 0:
-            scatter_rows(levels, d_acts, n, G, lo, hi, dWxT)
-        else:
-            lo = share(n, threads, part)
-            hi = share(n, threads, part + 1)
-            gemm(False, True, hi - lo, H, G, 1, d_acts + lo * G, G, WxT, G, 0, d_hs + lo * H, H)
+            memset(dWxT, 0, X * G * sizeof(floating))
+        r0 = lo
+        while True:
+            r1 = min(hi, r0 + GRADIENT_ROWS) if scratch != NULL else hi
+            product_tn(H, 2 * H, r1 - r0, hs + r0 * H, H, d_acts + r0 * G, G, dUhT, G, r0 > lo,
+                       d_bias, levels + r0 if layer == 0 else NULL, dWxT, G, tn_scratch)
+            product_tn(H, H, r1 - r0, rh + r0 * H, H, d_acts + r0 * G + 2 * H, G, dUhT + 2 * H,
+                       G, r0 > lo, d_bias + 2 * H, levels + r0 if layer == 0 else NULL,
+                       dWxT + 2 * H, G, tn_scratch)
+            if layer > 0:
+                product_tn(H, G, r1 - r0, h_in + r0 * H, H, d_acts + r0 * G, G, dWxT, G, r0 > lo,
+                           NULL, NULL, NULL, 0, tn_scratch)
+                product(r1 - r0, H, G, d_acts + r0 * G, G, packed_x, WxT, G, True,
+                        d_hs + r0 * H, H, False)
+            r0 = r1
+            if r0 >= hi:
+                break
 
 
 # ---------------------------------------------------------------- the whole stack over a window
@@ -327,7 +441,7 @@ def window(const floating[::1] params, floating[::1] grads, const unsigned char[
     Returns the loss in mean nats per predicted sample.
     """
     cdef Py_ssize_t L = hs.shape[0], T = x.shape[0] - 1, B = x.shape[1], H = hs.shape[3]
-    cdef Py_ssize_t n = T * B, i, part, lo, hi
+    cdef Py_ssize_t n = T * B, i, rows, part, lo, hi, block, chunks, pending_size
     cdef int layer
     cdef double[::1] partial
     cdef double* nll
@@ -338,7 +452,14 @@ def window(const floating[::1] params, floating[::1] grads, const unsigned char[
     cdef const floating* h_top
     cdef const unsigned char* levels = &x[0, 0]
     cdef floating* G = NULL
+    cdef floating* mine
+    cdef floating* partials = NULL
+    cdef floating* pending
     cdef float* packed = NULL
+    cdef float* packed_y = NULL
+    cdef float* packed_yt = NULL
+    cdef float* scratch = NULL
+    cdef float* tn_scratch
 
     if T < 1 or B < 1 or L < 1 or H < 1:
         raise ValueError("window needs T >= 1, B >= 1, at least one layer and hidden >= 1")
@@ -363,45 +484,78 @@ def window(const floating[::1] params, floating[::1] grads, const unsigned char[
     scale = 1.0 / n
     partial = np.zeros(threads, np.float64)
     nll = &partial[0]
+    # the largest gradient block (a layer's or the output's), one copy per thread but the first
+    block = max(layer_size(max(LEVELS, H), H), (H + 1) * LEVELS)
+    if backward and threads > 1:
+        partials = <floating*> malloc((threads - 1) * block * sizeof(floating))
+        if partials == NULL:
+            raise MemoryError("window: no memory for the threads' gradient copies")
     if floating is float:
-        if bk_packed_gemm_available():
-            # the recurrent weights of one layer, packed (weight-sized; NULL falls back to BLAS)
-            packed = <float*> malloc(max(bk_packed16_size(H, 2 * H), bk_packed16_size(2 * H, H))
-                                     * sizeof(float) + bk_packed16_size(H, H) * sizeof(float))
+        if bk_gemm_level() > 0:
+            # weight-sized; without the memory the products fall back to BLAS
+            packed = <float*> malloc(packed_total_size(L, H) * sizeof(float))
+            scratch = <float*> malloc(threads * bk_gemm_tn_scratch() * sizeof(float))
+            if packed == NULL or scratch == NULL:
+                free(packed)
+                free(scratch)
+                packed = scratch = NULL
+            else:
+                packed_y = packed + L * packed_layer_size(H)
+                packed_yt = packed_y + bk_packed_w_size(H, LEVELS)
 
+    chunks = batch_chunks(B, threads)
     with nogil:
+        if packed != NULL:
+            for part in prange(threads, num_threads=threads, schedule="static", chunksize=1):
+                pack_weights(P, L, H, backward, packed, threads, part)
         for layer in range(L):
             memcpy(&hs[layer, 0, 0, 0], &h0[layer, 0, 0], B * H * sizeof(floating))
             layer_forward(P, layer, T, B, H, levels,
                           &hs[layer - 1, 1, 0, 0] if layer > 0 else NULL,
                           &hs[layer, 0, 0, 0], &acts[layer, 0, 0, 0], &rh[layer, 0, 0, 0],
-                          packed, threads)
+                          packed + layer * packed_layer_size(H) if packed != NULL else NULL,
+                          threads, chunks)
             memcpy(&h_last[layer, 0, 0], &hs[layer, T, 0, 0], B * H * sizeof(floating))
         h_top = &hs[L - 1, 1, 0, 0]
         for part in prange(threads, num_threads=threads, schedule="static", chunksize=1):
+            # this thread's rows: logits, softmax, their gradient in blocks that stay in cache;
+            # then its share of the output layer's weight gradient
             lo = share(n, threads, part)
             hi = share(n, threads, part + 1)
-            gemm(False, False, hi - lo, LEVELS, H, 1, h_top + lo * H, H, WyT, LEVELS, 0,
-                 &out[lo, 0], LEVELS)
-            for i in range(lo, hi):
-                nll[part] += softmax_row(&out[i, 0], by, levels[i + B], scale, backward)
+            i = lo
+            while i < hi:
+                rows = min(hi - i, OUTPUT_BLOCK if packed != NULL else hi - lo)
+                product(rows, LEVELS, H, h_top + i * H, H, packed_y, WyT, LEVELS, False,
+                        &out[i, 0], LEVELS, False)
+                nll[part] += softmax_rows(&out[i, 0], by, levels + i + B, rows, scale, backward)
+                if backward:
+                    product(rows, H, LEVELS, &out[i, 0], LEVELS, packed_yt, WyT, LEVELS, True,
+                            &d_hs[0, 0, 0] + i * H, H, False)
+                i = i + rows
             if backward:
-                gemm(False, True, hi - lo, H, LEVELS, 1, &out[lo, 0], LEVELS, WyT, LEVELS, 0,
-                     &d_hs[0, 0, 0] + lo * H, H)
+                mine = gradient_part(G + layer_offset(L, H), partials, block, part)
+                tn_scratch = NULL if scratch == NULL else scratch + part * bk_gemm_tn_scratch()
+                product_tn(H, LEVELS, hi - lo, h_top + lo * H, H, &out[0, 0] + lo * LEVELS,
+                           LEVELS, mine, LEVELS, False, mine + H * LEVELS, NULL, NULL, 0,
+                           tn_scratch)
         if backward:
-            for part in prange(threads, num_threads=threads, schedule="static", chunksize=1):
-                lo = share(H, threads, part)
-                hi = share(H, threads, part + 1)
-                gemm(True, False, hi - lo, LEVELS, n, 1, h_top + lo, H, &out[0, 0], LEVELS, 0,
-                     G + layer_offset(L, H) + lo * LEVELS, LEVELS)
-                lo = share(LEVELS, threads, part)
-                hi = share(LEVELS, threads, part + 1)
-                column_sums(&out[0, 0], n, LEVELS, lo, hi, G + layer_offset(L, H) + H * LEVELS)
+            # each layer adds up the threads' copies of the block above it (the output's first)
+            pending = G + layer_offset(L, H) if threads > 1 else NULL
+            pending_size = (H + 1) * LEVELS
             for layer in range(L - 1, -1, -1):
                 layer_backward(P, G, layer, T, B, H, levels,
                                &hs[layer - 1, 1, 0, 0] if layer > 0 else NULL,
                                &hs[layer, 0, 0, 0], &acts[layer, 0, 0, 0], &rh[layer, 0, 0, 0],
                                &d_acts[0, 0, 0], &d_hs[0, 0, 0], &dh_next[0, 0], &d_rh[0, 0],
-                               packed, threads)
+                               packed + layer * packed_layer_size(H) + packed_forward_size(H)
+                               if packed != NULL else NULL,
+                               partials, block, pending, pending_size, scratch, threads, chunks)
+                pending = G + layer_offset(layer, H) if threads > 1 else NULL
+                pending_size = layer_size(LEVELS if layer == 0 else H, H)
+            if pending != NULL:
+                for part in prange(threads, num_threads=threads, schedule="static", chunksize=1):
+                    reduce_parts(pending, pending_size, partials, block, threads, threads, part)
     free(packed)
+    free(scratch)
+    free(partials)
     return float(np.sum(partial)) / n

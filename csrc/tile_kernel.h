@@ -1,5 +1,5 @@
-/* Register-tile matrix products on pre-packed weights (C, float, AVX2+FMA), shared by the
- * sampling kernels (csrc/sample_kernel.h) and the training core (csrc/_gru.pyx).
+/* Register-tile matrix products on pre-packed weights (C, float, AVX2+FMA) for the sampling
+ * kernels (csrc/sample_kernel.h); the training core has its own (csrc/packed_gemm.h).
  *
  * The weights of a product are packed once into column slices of 16: the tile kernels keep a
  * tile of up to 6 rows by 16 columns of C in 12 ymm accumulators and run over K, loading two
@@ -165,72 +165,6 @@ static void bk_tile_avx2(int R, const float *w, ptrdiff_t K1, const float *x1, p
         bk_tile1_avx2(w, K1, x1 + r * ldx1, K2, x2 + r * ldx2, c + r * ldc, ldw);
 }
 
-
-/* Packed layout for training (bk_pack16_f): B (K, N) as ceil(N / 16) slices of 16 columns, each
- * slice K rows of 16 contiguous floats (row stride BK_TILE), zero past column N. */
-static inline ptrdiff_t bk_packed16_size(ptrdiff_t K, ptrdiff_t N)
-{
-    return K * ((N + BK_TILE - 1) / BK_TILE * BK_TILE);
-}
-
-/* Slices s0..s1-1 of B packed into dst (the whole packed array), where B[k, n] =
- * src[k * ld + n], or src[n * ld + k] if trans. */
-static inline void bk_pack16_f(const float *src, ptrdiff_t ld, int trans, ptrdiff_t K, ptrdiff_t N,
-                      ptrdiff_t s0, ptrdiff_t s1, float *dst)
-{
-    for (ptrdiff_t s = s0; s < s1; s++) {
-        float *d = dst + s * K * BK_TILE;
-        ptrdiff_t n0 = s * BK_TILE, cols = N - n0 < BK_TILE ? N - n0 : BK_TILE;
-        for (ptrdiff_t k = 0; k < K; k++, d += BK_TILE) {
-            for (ptrdiff_t j = 0; j < cols; j++)
-                d[j] = trans ? src[(n0 + j) * ld + k] : src[k * ld + n0 + j];
-            for (ptrdiff_t j = cols; j < BK_TILE; j++)
-                d[j] = 0.0f;
-        }
-    }
-}
-
-/* C (M, N; row stride ldc) += X (M, K; row stride ldx) times B packed by bk_pack16_f, in tiles
- * of up to 6 rows by 16 columns (a slice of B stays in L1 while the row tiles pass over it).
- * AVX2+FMA only: check bk_use_avx2() first. */
-static inline void bk_gemm16_f(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const float *x,
-                             ptrdiff_t ldx, const float *packed, float *c, ptrdiff_t ldc)
-{
-    float tmp[6 * BK_TILE];
-    for (ptrdiff_t n0 = 0; n0 < N; n0 += BK_TILE, packed += K * BK_TILE) {
-        ptrdiff_t cols = N - n0 < BK_TILE ? N - n0 : BK_TILE;
-        for (ptrdiff_t r = 0, R; r < M; r += R) {
-            R = M - r;
-            R = R >= 6 && R != 8 ? 6 : R >= 4 ? 4 : R;
-            const float *xr = x + r * ldx;
-            float *cr = c + r * ldc + n0;
-            if (cols == BK_TILE) {
-                bk_tile_avx2((int)R, packed, K, xr, ldx, 0, xr, ldx, cr, ldc, BK_TILE);
-                continue;
-            }
-            /* the last, partial slice: through a full-width copy of the tile */
-            for (ptrdiff_t i = 0; i < R; i++) {
-                memcpy(tmp + i * BK_TILE, cr + i * ldc, cols * sizeof(float));
-                memset(tmp + i * BK_TILE + cols, 0, (BK_TILE - cols) * sizeof(float));
-            }
-            bk_tile_avx2((int)R, packed, K, xr, ldx, 0, xr, ldx, tmp, BK_TILE, BK_TILE);
-            for (ptrdiff_t i = 0; i < R; i++)
-                memcpy(cr + i * ldc, tmp + i * BK_TILE, cols * sizeof(float));
-        }
-    }
-}
-
-static inline int bk_packed_gemm_available(void) { return bk_use_avx2(); }
-
-#else /* not x86: callers use BLAS */
-
-static inline int bk_packed_gemm_available(void) { return 0; }
-static inline ptrdiff_t bk_packed16_size(ptrdiff_t K, ptrdiff_t N) { return K * ((N + BK_TILE - 1) / BK_TILE * BK_TILE); }
-static inline void bk_pack16_f(const float *src, ptrdiff_t ld, int trans, ptrdiff_t K, ptrdiff_t N,
-                      ptrdiff_t s0, ptrdiff_t s1, float *dst) {}
-static inline void bk_gemm16_f(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const float *x,
-                             ptrdiff_t ldx, const float *packed, float *c, ptrdiff_t ldc) {}
-
-#endif /* BK_X86 */
+#endif /* BK_X86: elsewhere callers use portable code */
 
 #endif /* BLEKOTA_TILE_KERNEL_H */

@@ -70,3 +70,11 @@ def test_play_without_sound_output_saves_last_played(tmp_path, monkeypatch):
         blekota.play(tone(8000, 0.1), 8000)
     y, _ = blekota.load_audio(tmp_path / LAST_PLAYED, 8000)
     assert y.size == 800
+
+
+def test_wav_writing_refuses_nan_and_keeps_the_old_file(tmp_path):
+    path = blekota.save_wav(tmp_path / "keep.wav", np.zeros(10), 8000)
+    before = path.read_bytes()
+    with pytest.raises(blekota.ConfigError, match="the sound to write contains NaN samples"):
+        blekota.save_wav(path, np.array([0.1, np.nan]), 8000)
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["keep.wav"]

@@ -148,6 +148,68 @@ def test_sample_play_without_sound_output_still_writes(tmp_path, capsys, monkeyp
     assert blekota.load_audio(wav, 8000)[0].size == 100
 
 
+def test_a_model_name_with_a_folder(tmp_path, sine_file, monkeypatch):
+    """The original README: --model-name foo/bar saves foo/bar_N."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", str(sine_file), *SMALL, "--iterations", "2", "--model-name", "foo/bar", "-q"]) == 0
+    assert sorted(p.name for p in (tmp_path / "foo").iterdir()) == ["bar.log.jsonl", "bar_2.npz", "bar_best.npz"]
+    assert main(["train", str(sine_file), *SMALL, "--iterations", "1", "--model-name", "foo/bar", "--out-dir", "runs", "-q"]) == 0
+    assert (tmp_path / "runs" / "foo" / "bar_1.npz").exists()
+    trainer = blekota.Trainer(blekota.Model(hidden=4, layers=1), str(sine_file), seq_length=10, batch_size=2,
+                              name="a/b/c", directory=tmp_path / "lib", checkpoint_every=0)
+    assert trainer.checkpoint_path() == tmp_path / "lib" / "a" / "b" / "c_0.npz"
+    assert trainer.train(1).path == tmp_path / "lib" / "a" / "b" / "c_1.npz"
+    assert blekota.load(tmp_path / "lib" / "a" / "b" / "c_1.npz").info["trainer"]["name"] == "c"
+
+
+def test_resume_writes_beside_the_checkpoint(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    blekota.save_wav("voice.wav", 0.5 * np.sin(np.arange(8000) * 0.3), 8000)
+    assert main(["train", "voice.wav", *SMALL, "--iterations", "2", "--out-dir", "dir", "-q"]) == 0
+    assert main(["train", "--resume", "dir/voice_2.npz", "--iterations", "1", "--threads", "1", "-q"]) == 0
+    assert (tmp_path / "dir" / "voice_3.npz").exists() and not (tmp_path / "voice_3.npz").exists()
+    assert main(["train", "--resume", "dir/voice_3.npz", "--iterations", "1", "--threads", "1", "-q", "--out-dir", "."]) == 0
+    assert (tmp_path / "voice_4.npz").exists()
+    # from elsewhere: the sound, recorded relative to where training ran, is found beside the model
+    (tmp_path / "dir" / "voice.wav").write_bytes((tmp_path / "voice.wav").read_bytes())
+    monkeypatch.chdir(tmp_path / "dir")
+    assert main(["train", "--resume", "voice_3.npz", "--iterations", "1", "--threads", "1", "-q", "--model-name", "v"]) == 0
+    assert blekota.load("v_4.npz").info["training_files"] == ["voice.wav"]
+    (tmp_path / "dir" / "voice.wav").unlink()
+    monkeypatch.chdir(tmp_path / "dir" / "..")
+    (tmp_path / "voice.wav").rename(tmp_path / "moved.wav")
+    assert main(["train", "--resume", "dir/voice_3.npz", "--iterations", "1"]) == 2
+    assert ("dir/voice_3.npz: was trained on voice.wav, which is not here (nor beside the model); give the sound: "
+            "python -m blekota train --resume dir/voice_3.npz SOUND") in capsys.readouterr().err
+
+
+def test_resume_opens_an_original_pickle(tmp_path, sine_file, capsys):
+    from legacy_pickles import GRU, write_pickle
+
+    pkl = write_pickle(tmp_path / "old.pkl", GRU(h_n=4, layer_n=1, seq_length=10, batches=2, name="foo/old", iterations=7))
+    assert main(["train", "--resume", str(pkl), str(sine_file), "--iterations", "1", "--threads", "1", "--checkpoint-sound", "0"]) == 0
+    out = capsys.readouterr().out
+    assert f"converted {pkl} (a model of the original blekota; nothing in it was run) to {tmp_path / 'old.npz'}" in out
+    assert blekota.load(tmp_path / "old_8.npz").info["iterations"] == 8  # the original's name, beside it
+
+
+@pytest.mark.parametrize(
+    "flags, expected",
+    [
+        ([], ("adam", 4e-3, "plateau")),
+        (["--preset", "original"], ("rmsprop", 2e-3, "constant")),
+        (["--preset", "original", "--alpha", "0.001", "--schedule", "step"], ("rmsprop", 1e-3, "step")),
+        (["--optimizer", "adagrad", "--val-fraction", "0"], ("adagrad", 4e-3, "constant")),
+    ],
+)
+def test_presets_and_the_flags_that_replace_their_parts(tmp_path, sine_file, flags, expected):
+    out = tmp_path / "m"
+    assert main(["train", str(sine_file), *SMALL, "--iterations", "2", "--checkpoint-sound", "0",
+                 "--out-dir", str(out), "--quiet", *flags]) == 0
+    saved = blekota.load(out / "sine_2.npz").info["trainer"]
+    assert (saved["optimizer"], saved["lr"], saved["schedule"]["name"]) == expected
+
+
 def test_sample_and_heatmap_take_the_truncation(tmp_path, capsys, make_model):
     model = make_model(16, 2, "float32", scale=0.4)
     model.threads = 1

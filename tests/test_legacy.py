@@ -2,6 +2,7 @@
 
 import os
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -147,17 +148,70 @@ def test_not_a_legacy_model(tmp_path):
     with pytest.raises(blekota.ModelFileError, match=r"list.pkl: not a blekota model \(it holds a list, not a gru.GRU\)"):
         blekota.import_legacy(path)
     path.write_bytes(b"")
+    with pytest.raises(blekota.ModelFileError, match=r"list.pkl: is empty \(0 bytes\)"):
+        blekota.import_legacy(path)
+    path.write_bytes(b"\x80\x04 not really")
     with pytest.raises(blekota.ModelFileError, match="list.pkl: not a model pickled by the original blekota"):
         blekota.import_legacy(path)
     with pytest.raises(blekota.ModelFileError, match="absent.pkl: no such file"):
         blekota.import_legacy(tmp_path / "absent.pkl")
 
 
-def test_loading_a_pickle_as_a_model_file_points_to_import_legacy(tmp_path, capsys):
+def test_loading_a_pickle_as_a_model_file_points_to_import_legacy(tmp_path):
     pkl = write_pickle(tmp_path / "bety.pkl", bety())
-    assert main(["sample", str(pkl), "-o", str(tmp_path / "out.wav")]) == 2
-    err = capsys.readouterr().err
-    assert f"bety.pkl: a Python pickle, not a blekota model file (a model of the original NumPy blekota converts with: python -m blekota import-legacy {pkl})" in err
+    with pytest.raises(blekota.ModelFileError, match=(
+        "bety.pkl: a Python pickle, not a blekota model file .a model of the original NumPy blekota "
+        "converts with: python -m blekota import-legacy"
+    )):
+        blekota.load(pkl)
+
+
+def test_sample_opens_a_pickle_converting_it_once(tmp_path, capsys):
+    original = bety()
+    pkl = write_pickle(tmp_path / "bety.pkl", original)
+    assert main(["sample", str(pkl), "-n", "50", "--seed", "1", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    converted = tmp_path / "bety.npz"
+    assert out.count("converted") == 1 and f"converted {pkl} (a model of the original blekota; nothing in it was run) to {converted}" in out
+    assert f"wrote {tmp_path / 'bety_sample.wav'}: 50 samples" in out
+    levels = np.random.default_rng(0).integers(0, 256, (9, 3))
+    np.testing.assert_allclose(blekota.load(converted).probabilities(levels), original.forward(levels), rtol=1e-10, atol=1e-14)
+    before = converted.stat().st_mtime_ns
+    assert main(["sample", str(pkl), "-n", "50", "--seed", "1", "--force", "--threads", "1"]) == 0
+    assert "converted" not in capsys.readouterr().out  # the earlier conversion is used
+    assert converted.stat().st_mtime_ns == before
+    assert main(["info", str(pkl)]) == 0
+    assert "a pickle of the original blekota" in capsys.readouterr().out
+
+
+def test_a_conversion_never_replaces_another_file(tmp_path, capsys):
+    pkl = write_pickle(tmp_path / "bety.pkl", bety())
+    other = tmp_path / "bety.npz"
+    blekota.Model(hidden=4, layers=1, seed=0).save(other)
+    kept = other.read_bytes()
+    path, written = blekota.legacy.converted(pkl)
+    assert (path, written) == (tmp_path / "bety-2.npz", True)
+    assert blekota.legacy.converted(pkl) == (tmp_path / "bety-2.npz", False)
+    assert other.read_bytes() == kept
+
+
+def test_a_conversion_goes_to_the_current_folder_when_the_pickle_folder_is_read_only(tmp_path, monkeypatch):
+    folder = tmp_path / "samples"
+    folder.mkdir()
+    pkl = write_pickle(folder / "bety.pkl", bety())
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    real_save = blekota.legacy.save
+
+    def read_only_beside(path, *args):
+        if Path(path).parent == folder:
+            raise blekota.ModelFileError(f"{path}: could not save (Read-only file system)")
+        return real_save(path, *args)
+
+    monkeypatch.setattr(blekota.legacy, "save", read_only_beside)
+    assert blekota.legacy.converted(pkl) == (Path("bety.npz"), True)
+    assert blekota.load(here / "bety.npz").info["iterations"] == 1200
 
 
 def test_import_legacy_has_help(capsys):

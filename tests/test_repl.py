@@ -1,5 +1,6 @@
 """The interactive session, driven through stdin in a subprocess, headless and without sound."""
 
+import io
 import os
 import signal
 import subprocess
@@ -127,9 +128,68 @@ def test_ctrl_c_stops_training_and_the_session_goes_on(tmp_path):
     assert "stopped at iteration" in out and "still here True" in out and "Traceback" not in err
 
 
+def session(monkeypatch, argv, commands: str) -> int:
+    """Run `python -m blekota repl ...` in this process with commands on stdin."""
+    monkeypatch.setattr(sys, "stdin", io.StringIO(commands))
+    return main(["repl", *argv])
+
+
+def test_the_original_readme_session_starts(tmp_path, monkeypatch, capsys):
+    """python -i blekota.py --model-name my_model my_training_file.wav, as `repl`."""
+    monkeypatch.chdir(tmp_path)
+    blekota.save_wav("voice.wav", 0.5 * np.sin(2 * np.pi * 300 * np.arange(6000) / 8000), 8000)
+    commands = "clf.train(2)\nprint('name', clf.trainer.name)\n"
+    assert session(monkeypatch, ["voice.wav", "--model-name", "my_model", *SMALL, "--checkpoint-sound", "0"], commands) == 0
+    out = capsys.readouterr().out
+    assert "saved my_model_2.npz" in out and "name my_model" in out
+    assert session(monkeypatch, ["voice.wav", "--model-name", "foo/bar", "--out-dir", "runs", "--iterations", "1",
+                                 "--checkpoint-every", "1", "--val-fraction", "0", *SMALL], "") == 0
+    assert sorted(os.listdir(tmp_path / "runs" / "foo")) == ["bar.log.jsonl", "bar_1.npz", "bar_1.wav"]
+    assert blekota.load(tmp_path / "runs" / "foo" / "bar_1.npz").info["trainer"]["val_fraction"] == 0
+
+
+def test_a_model_goes_on_beside_itself_with_the_options_given(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    blekota.save_wav("voice.wav", 0.5 * np.sin(2 * np.pi * 300 * np.arange(6000) / 8000), 8000)
+    assert main(["train", "voice.wav", "--out-dir", "models", *SMALL, "--iterations", "1", "-q"]) == 0
+    assert session(monkeypatch, ["models/voice_1.npz", "--alpha", "0.01", "--threads", "1"], "clf.train(1)\n") == 0
+    assert blekota.load("models/voice_2.npz").info["trainer"]["lr"] == 0.01
+    assert session(monkeypatch, ["models/voice_2.npz", "--layers", "2"], "") == 2
+    assert "--layers 2 does not fit it" in capsys.readouterr().err
+
+
+def test_an_original_pickle_opens_in_the_session(tmp_path, monkeypatch, capsys):
+    """python -i blekota.py samples/bety.pkl: the pickle is converted once, beside it."""
+    from legacy_pickles import GRU, write_pickle
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "samples").mkdir()
+    original = GRU(h_n=6, layer_n=2, seed=1, file="bety.wav", name="bety", iterations=1000, seq_length=20, batches=4)
+    write_pickle(tmp_path / "samples" / "bety.pkl", original)
+    blekota.save_wav("bety.wav", 0.5 * np.sin(2 * np.pi * 300 * np.arange(6000) / 8000), 8000)
+    commands = "y2 = clf.sample(800)\nsave_file('foo.wav', y2)\nclf.train(1)\n"
+    assert session(monkeypatch, ["samples/bety.pkl", "--threads", "1"], commands) == 0
+    captured = capsys.readouterr()
+    assert captured.err.count("converted") == 1
+    assert "converted samples/bety.pkl (a model of the original blekota; nothing in it was run) to samples/bety.npz" in captured.err
+    assert "loaded samples/bety.npz at iteration 1000, training on bety.wav" in captured.err
+    assert "wrote foo.wav" in captured.out and "saved samples/bety_1001.npz" in captured.out
+    levels = np.random.default_rng(0).integers(0, 256, (9, 3))
+    np.testing.assert_allclose(blekota.load("samples/bety.npz").probabilities(levels), original.forward(levels), rtol=1e-10)
+    assert session(monkeypatch, ["samples/bety.pkl", "--threads", "1"], "") == 0
+    assert "converted" not in capsys.readouterr().err  # once
+
+
+def test_a_failed_file_operation_is_one_line_in_the_session(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    console = Console(session_namespace(open_session(None, dict(hidden=4, layers=1, threads=1), dict(seq_length=10, batch_size=2))[0]))
+    console.push("save_file('missing/x.wav', np.zeros(10))")
+    assert capsys.readouterr().err == "error: missing: no such directory\n"
+
+
 def test_session_sample_takes_the_truncation(make_model):
     model = make_model(12, 1, "float32", scale=0.4)
-    session = Session(model)
-    sound = session.sample(200, seed=3, temperature=0.9, top_k=5, top_p=0.8, min_p=0.1)
+    clf = Session(model)
+    sound = clf.sample(200, seed=3, temperature=0.9, top_k=5, top_p=0.8, min_p=0.1)
     np.testing.assert_array_equal(sound, model.sample(200, seed=3, temperature=0.9, top_k=5, top_p=0.8, min_p=0.1))
-    assert ((session.last_probs > 0).sum(axis=1) <= 5).all()
+    assert ((clf.last_probs > 0).sum(axis=1) <= 5).all()

@@ -104,3 +104,19 @@ def test_training_from_a_file_records_it(tmp_path):
     info = blekota.load(tmp_path / "t_2.npz").info
     assert info["training_files"] == [str(path)]
     assert info["trainer"]["seq_length"] == 20
+
+
+def test_defaults_are_the_default_preset(tmp_path):
+    model = blekota.Model(hidden=8, layers=1, seed=0, threads=1)
+    trainer = Trainer(model, wobbly_sine(), seq_length=20, batch_size=4, directory=tmp_path)
+    assert (trainer.optimizer.name, trainer.optimizer.lr) == ("adam", blekota.PRESETS["default"]["lr"])
+    assert trainer.schedule.name == "plateau"
+    unvalidated = Trainer(model, wobbly_sine(), seq_length=20, batch_size=4, val_fraction=0, directory=tmp_path)
+    assert unvalidated.schedule.name == "constant"  # plateau needs validation
+
+
+def test_original_preset_trains_like_the_original(tmp_path):
+    model = blekota.Model(hidden=8, layers=1, seed=0, threads=1)
+    trainer = Trainer(model, wobbly_sine(), seq_length=20, batch_size=4, directory=tmp_path,
+                      **blekota.PRESETS["original"])
+    assert (trainer.optimizer.name, trainer.optimizer.lr, trainer.schedule.name) == ("rmsprop", 2e-3, "constant")

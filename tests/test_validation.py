@@ -77,7 +77,7 @@ def test_reading_more_than_memory_says_how_much(tmp_path, monkeypatch):
     path = tmp_path / "t.wav"
     soundfile.write(str(path), tone(), 8000)
     monkeypatch.setattr(memory, "available_bytes", lambda: 1000)
-    with pytest.raises(blekota.ConfigError, match=r"t.wav: reading 0 s of sound needs about .* KiB of memory, but only 1000 bytes"):
+    with pytest.raises(blekota.ConfigError, match=r"t.wav: reading 0 s of sound at 8000 Hz needs about .* KiB of memory, but only 1000 bytes"):
         blekota.load_audio(path)
 
 
@@ -154,7 +154,10 @@ def test_model_hyperparameters(kwargs, message):
         ({"optimizer": "sgd"}, "optimizer must be one of rmsprop, adagrad, adam, got 'sgd'"),
         ({"checkpoint_every": -1}, "checkpoint_every must be an integer >= 0, got -1"),
         ({"checkpoint_sound": "1s"}, "checkpoint_sound must be an integer >= 0, got '1s'"),
-        ({"name": "a/b"}, "name must be a non-empty file name prefix, got 'a/b'"),
+        ({"name": ""}, "name must be a file name prefix, optionally after a folder (foo/bar), got ''"),
+        ({"name": "a/"}, "name must be a file name prefix, optionally after a folder (foo/bar), got 'a/'"),
+        ({"name": "a/.."}, "got 'a/..'"),
+        ({"name": 7}, "got 7"),
     ],
 )
 def test_trainer_hyperparameters(tmp_path, kwargs, message):

@@ -1,0 +1,153 @@
+"""The model file format: a .npz of plain arrays plus JSON metadata; reading never executes code.
+
+Layout of a file (format "blekota-model", version 1):
+  meta            uint8 array holding UTF-8 JSON: format, version, architecture (hidden, layers,
+                  fs, dtype), "info" (training file(s), iterations, hyperparameters, loss
+                  history) and "checksum", the SHA-256 of every other array (name, dtype, shape,
+                  bytes, in name order).
+  model/<key>     the weights in the canonical layout of Model.state_dict().
+  train/<key>     optional training state (optimizer moments, carried hidden state, ...).
+Files are written to a temporary file and renamed into place, so a failed save leaves the
+previous file intact (see blekota.fileutil: a link is written through to its target).
+
+This module writes and verifies the container and knows nothing of the Model: Model.save writes
+through it, and blekota.modelfile, above the model, builds a Model from what it reads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import zipfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ModelFileError
+from .fileutil import existing_file, input_problem, open_output, starts_with
+
+FORMAT = "blekota-model"
+VERSION = 1
+EXTENSION = ".npz"
+
+
+def checksum(arrays: dict[str, np.ndarray]) -> str:
+    """SHA-256 over the arrays' names, dtypes, shapes and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def write(
+    path: str | os.PathLike,
+    architecture: dict,
+    weights: dict[str, np.ndarray],
+    info: dict,
+    train_arrays: dict[str, np.ndarray] | None = None,
+) -> Path:
+    """Write a model file atomically: architecture (hidden, layers, fs, dtype), canonical
+    weights, JSON-serializable info and optional training arrays. Raises ModelFileError when it
+    cannot (the previous file at path is then intact)."""
+    path = Path(path)
+    arrays = {f"model/{key}": value for key, value in weights.items()}
+    for key, value in (train_arrays or {}).items():
+        arrays[f"train/{key}"] = np.asarray(value)
+    meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        "architecture": architecture,
+        "info": info,
+        "checksum": checksum(arrays),
+    }
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    try:
+        with open_output(path) as out:
+            np.savez(out, **arrays)
+    except OSError as error:
+        kept = "; the previous file is intact" if existing_file(path) else ""
+        raise ModelFileError(f"{path}: could not save ({error.strerror or error}){kept}") from None
+    return path
+
+
+def read(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
+    """Read and verify a model file: (meta, arrays without "meta"), the checksum checked.
+    Raises ModelFileError naming the file on any problem."""
+    path = Path(path)
+    problem = input_problem(path, "a model file")
+    if problem:
+        raise ModelFileError(f"{path}: {problem}")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise ModelFileError(f"{path}: not a blekota model file (a single array, no metadata)")
+        with loaded as npz:
+            arrays = {name: npz[name] for name in npz.files}
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error) as error:
+        raise ModelFileError(f"{path}: not a blekota model file or corrupted ({error})") from None
+    except ValueError as error:
+        if "pickled" in str(error) and starts_with(path, b"\x80"):
+            raise ModelFileError(
+                f"{path}: a Python pickle, not a blekota model file (a model of the original NumPy "
+                f"blekota converts with: python -m blekota import-legacy {path})"
+            ) from None
+        if _is_sound(path):
+            raise ModelFileError(
+                f"{path}: a sound file, not a model file (to train a model on it: python -m blekota "
+                f"train {path})"
+            ) from None
+        raise ModelFileError(f"{path}: not a blekota model file or corrupted ({error})") from None
+    except (EOFError, KeyError, NotImplementedError, OverflowError, RuntimeError) as error:
+        raise ModelFileError(f"{path}: not a blekota model file or corrupted ({error})") from None
+    except OSError as error:
+        raise ModelFileError(f"{path}: cannot read ({error.strerror or error})") from None
+    except MemoryError:
+        raise ModelFileError(f"{path}: corrupted (it claims an array too large for memory)") from None
+    if "meta" not in arrays:
+        raise ModelFileError(f"{path}: not a blekota model file (no blekota metadata)")
+    if not all(isinstance(value, np.ndarray) for value in arrays.values()):
+        raise ModelFileError(f"{path}: not a blekota model file (it holds members that are not arrays)")
+    meta = _parse_meta(path, arrays.pop("meta"))
+    if checksum(arrays) != meta.get("checksum"):
+        raise ModelFileError(f"{path}: corrupted (the checksum of its arrays does not match)")
+    return meta, arrays
+
+
+def _is_sound(path: Path) -> bool:
+    """Whether libsndfile reads the file as sound."""
+    import soundfile
+
+    try:
+        info = soundfile.info(os.fsencode(path))
+    except Exception:  # anything libsndfile cannot open is not a sound here
+        return False
+    return info.frames > 0 and info.channels > 0
+
+
+def is_model_file(path: str | os.PathLike) -> bool:
+    """Whether path names a model file: by its suffix, or by starting like a .npz (a zip)."""
+    return Path(path).suffix.lower() == EXTENSION or starts_with(path, b"PK\x03\x04")
+
+
+def _parse_meta(path: Path, raw: np.ndarray) -> dict:
+    if raw.dtype != np.uint8 or raw.ndim != 1:
+        raise ModelFileError(f"{path}: corrupted (its metadata is not a byte string)")
+    try:
+        meta = json.loads(raw.tobytes().decode("utf-8"))
+    except (ValueError, RecursionError):
+        raise ModelFileError(f"{path}: corrupted (its metadata is not valid JSON)") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ModelFileError(f"{path}: not a blekota model file (unknown format)")
+    version = meta.get("version")
+    if not isinstance(version, int) or version < 1:
+        raise ModelFileError(f"{path}: corrupted (bad format version {version!r})")
+    if version > VERSION:
+        raise ModelFileError(
+            f"{path}: written by a newer blekota (file format {version}; this version reads "
+            f"up to {VERSION}); upgrade blekota to load it"
+        )
+    return meta

@@ -1,0 +1,321 @@
+"""Data-parallel training over MPI (mpi4py): the processes that train one model together.
+
+Every process holds the whole model and optimizer state. The B streams of each window are split
+into contiguous ranges, one per process; each process runs the forward and backward pass over its
+range, and one in-place Allreduce on the flat gradient buffer, each process's part weighted by its
+share of the streams, leaves every process with the gradient of the whole batch, so that all apply
+the same update. Rank 0 alone reads the input, writes files and reports: what it reads reaches the
+others by broadcast. A failure in any process reaches all of them at the next collective call, so
+that all stop together instead of waiting for each other forever.
+
+mpi4py is imported only when a communicator is used: blekota runs without it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from typing import TypeVar
+
+import numpy as np
+
+from .errors import BlekotaError, ConfigError
+
+T = TypeVar("T")
+
+# Failures a process reports to the others before all stop; anything else is a bug and crashes
+# the process (and the MPI launcher then ends the job).
+SHARED_FAILURES = (BlekotaError, OSError, MemoryError)
+# How long a process waits at a gradient or validation sum before it decides that another process
+# is gone: rank 0 waits for processes doing the same work as itself (at least PATIENCE_S, or three
+# times its own share of the work since the previous sum); the others may also wait for rank 0's
+# checkpoints and sounds.
+PATIENCE_S = 30.0
+OTHERS_PATIENCE_S = 600.0
+# After an error, how long a process waits for all others to come to an error too (then none is
+# left waiting in a collective call and all may simply exit).
+STOP_TOGETHER_S = 10.0
+# A process waiting for a sum polls without pausing for SPIN_S, as a blocking MPI call would (a
+# sum usually completes within it), then pauses POLL_S between polls, leaving the cores free.
+SPIN_S = 0.05
+POLL_S = 0.001
+# Environment variables that MPI launchers (MPICH and Intel MPI mpiexec, Open MPI mpirun, Slurm srun
+# with PMI or PMIx, MVAPICH) give the processes they start.
+LAUNCHER_SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
+LAUNCHER_RANK_VARIABLES = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK", "PMIX_RANK")
+
+
+class ProcessError(BlekotaError):
+    """Another process of a data-parallel run failed; every process stops."""
+
+
+class ProcessLost(ProcessError):
+    """The other processes stopped answering (one has probably died). The job cannot go on: end it
+    with Processes.abort (MPI_Abort)."""
+
+
+class HeldFailure:
+    """A failure caught in one process, to be shared with the others at the next collective call."""
+
+    def __init__(self) -> None:
+        self.failure: BaseException | None = None
+
+
+def describe(error: BaseException) -> str:
+    """A failure as one line for the other processes."""
+    if isinstance(error, BlekotaError):
+        return str(error)
+    if isinstance(error, MemoryError):
+        return f"out of memory{f' ({error})' if str(error) else ''}"
+    if isinstance(error, OSError):
+        where = f"{error.filename}: " if error.filename else ""
+        return f"{where}{error.strerror or error}"
+    return f"{type(error).__name__}: {error}"
+
+
+class Processes:
+    """One process training alone: every collective call is trivial.
+
+    rank: this process's number, 0..size-1; size: the processes training together. Rank 0 is the
+    root: it reads the input, writes the files and reports.
+    """
+
+    rank = 0
+    size = 1
+
+    @property
+    def is_root(self) -> bool:
+        return self.rank == 0
+
+    def part(self, n: int) -> slice:
+        """This process's contiguous share of n items (streams, validation pieces); shares differ
+        by at most one item and are in rank order."""
+        base, extra = divmod(n, self.size)
+        start = self.rank * base + min(self.rank, extra)
+        return slice(start, start + base + (self.rank < extra))
+
+    @contextmanager
+    def holding_failure(self):
+        """A context for work whose failure must reach the other processes at the next sum: there
+        the failure (one of SHARED_FAILURES) is held instead of raised. One process raises at once."""
+        yield HeldFailure()
+
+    def sum(self, buffer: np.ndarray, failure: BaseException | None = None) -> None:
+        """Sum a float buffer over the processes, in place. Its last element is reserved: it
+        counts the processes that failed; when any did, every process raises (see agree)."""
+        if failure is not None:
+            raise failure
+
+    def from_root(self, work: Callable[[], T]) -> T:
+        """Run work() in rank 0 only and give every process its result. When it fails, every
+        process raises (rank 0 its own error, the others a ProcessError)."""
+        return work()
+
+    def together(self, work: Callable[[], T]) -> T:
+        """Run work() in every process; when it fails in any, every process raises."""
+        return work()
+
+    def broadcast(self, array: np.ndarray) -> None:
+        """Overwrite the array in every process with rank 0's (in place)."""
+
+    def check_same(self, what: str, value) -> None:
+        """Raise a ConfigError in every process unless all were given the same value."""
+
+    def gather_streams(self, h: np.ndarray, streams: slice) -> np.ndarray | None:
+        """The carried state of all streams (layers, B, H) in rank 0, from each process's own
+        streams (None in the other processes)."""
+        return h
+
+    def default_threads(self) -> int | None:
+        """Threads for this process's kernels by default (None: the Model's own default)."""
+        return None
+
+    def stopped_together(self) -> bool:
+        """After an error: whether every process came to an error too (so that none is left
+        waiting for this one and all may exit), waiting at most STOP_TOGETHER_S for them."""
+        return True
+
+    def abort(self, status: int) -> None:
+        """End every process of the job at once (MPI_Abort)."""
+        raise SystemExit(status)
+
+
+class MPIProcesses(Processes):
+    """The processes of an MPI communicator (mpi4py), training one model together."""
+
+    def __init__(self, comm) -> None:
+        from mpi4py import MPI
+        from mpi4py.util import pkl5
+
+        self._MPI = MPI
+        self.comm = comm
+        self._objects = pkl5.Intracomm(comm)  # pickled objects of any size, arrays out of band
+        self.rank = comm.Get_rank()
+        self.size = comm.Get_size()
+        self._errors = comm.Dup()  # for stopped_together: never mixed up with a pending collective call
+        self._since = time.perf_counter()  # the end of the last collective call
+
+    @contextmanager
+    def holding_failure(self):
+        held = HeldFailure()
+        try:
+            yield held
+        except SHARED_FAILURES as error:
+            held.failure = error
+
+    def sum(self, buffer: np.ndarray, failure: BaseException | None = None) -> None:
+        buffer[-1] = failure is not None
+        own_work = time.perf_counter() - self._since
+        request = self.comm.Iallreduce(self._MPI.IN_PLACE, buffer, op=self._MPI.SUM)
+        self._wait(request, own_work)
+        if buffer[-1] > 0:
+            self.agree(failure)
+
+    def _wait(self, request, own_work_s: float) -> None:
+        """Wait for a nonblocking collective call, raising ProcessLost when it takes too long.
+
+        Polling (instead of a blocking call) lets this process take Ctrl+C and SIGTERM while it
+        waits, and notice when a process that died leaves it waiting forever."""
+        patience = max(PATIENCE_S if self.is_root else OTHERS_PATIENCE_S, 3 * own_work_s)
+        start = time.perf_counter()
+        while not request.Test():
+            waited = time.perf_counter() - start
+            if waited > patience:
+                where = "" if self.is_root else f"process {self.rank}: "
+                raise ProcessLost(
+                    f"{where}no word from the other processes for {waited:.0f} s (one has probably "
+                    "died); ending the job"
+                )
+            if waited > SPIN_S:
+                time.sleep(POLL_S)
+        self._since = time.perf_counter()
+
+    def agree(self, failure: BaseException | None) -> None:
+        """Share each process's failure (or None) and, if any failed, raise in every process:
+        a failed process its own error, the others a ProcessError naming the first that failed."""
+        reports = self._objects.allgather(None if failure is None else describe(failure))
+        self._since = time.perf_counter()
+        failed = [(rank, report) for rank, report in enumerate(reports) if report is not None]
+        if not failed:
+            return
+        if failure is not None:
+            raise failure
+        rank, report = failed[0]
+        raise ProcessError(f"process {rank} of {self.size} failed: {report}")
+
+    def from_root(self, work: Callable[[], T]) -> T:
+        outcome = failure = None
+        if self.is_root:
+            try:
+                outcome = work()
+            except SHARED_FAILURES as error:
+                failure = error
+        report = None if failure is None else describe(failure)
+        report, outcome = self._objects.bcast((report, outcome), root=0)
+        self._since = time.perf_counter()
+        if report is not None:
+            if failure is not None:
+                raise failure
+            raise ProcessError(f"process 0 of {self.size} failed: {report}")
+        return outcome
+
+    def together(self, work: Callable[[], T]) -> T:
+        with self.holding_failure() as held:
+            result = work()
+        self.agree(held.failure)
+        return result
+
+    def broadcast(self, array: np.ndarray) -> None:
+        self.comm.Bcast(array, root=0)
+        self._since = time.perf_counter()
+
+    def check_same(self, what: str, value) -> None:
+        values = self._objects.allgather(value)
+        self._since = time.perf_counter()
+        for rank, other in enumerate(values):
+            if other != values[0]:
+                raise ConfigError(f"process {rank} was given another {what} than process 0: {other!r} instead of {values[0]!r}")
+
+    def gather_streams(self, h: np.ndarray, streams: slice) -> np.ndarray | None:
+        parts = self._objects.gather(np.ascontiguousarray(h[:, streams]), root=0)
+        self._since = time.perf_counter()
+        return np.concatenate(parts, axis=1) if self.is_root else None
+
+    def default_threads(self) -> int:
+        """OMP_NUM_THREADS when set, else this process's CPUs divided among the processes on this
+        machine that may use the same CPUs (all of them, unless the launcher bound each process to
+        its own cores), so that N processes on a machine never run more threads than it has cores."""
+        value = os.environ.get("OMP_NUM_THREADS", "")
+        if value.strip().isdigit() and int(value) > 0:
+            return int(value)
+        mine = _cpus()
+        node = self.comm.Split_type(self._MPI.COMM_TYPE_SHARED)
+        try:
+            others = node.allgather(sorted(mine))
+        finally:
+            node.Free()
+        self._since = time.perf_counter()
+        sharing = sum(1 for cpus in others if mine & set(cpus))
+        return max(1, len(mine) // max(sharing, 1))
+
+    def stopped_together(self) -> bool:
+        request = self._errors.Ibarrier()
+        deadline = time.perf_counter() + STOP_TOGETHER_S
+        while not request.Test():
+            if time.perf_counter() > deadline:
+                return False
+            time.sleep(POLL_S)
+        return True
+
+    def abort(self, status: int) -> None:
+        self.comm.Abort(status)
+
+
+def _cpus() -> set[int]:
+    try:
+        return set(os.sched_getaffinity(0))
+    except AttributeError:
+        return set(range(os.cpu_count() or 1))
+
+
+def processes(comm=None) -> Processes:
+    """The processes of an mpi4py communicator (None, or one of size 1: this process alone)."""
+    if comm is None:
+        return Processes()
+    if isinstance(comm, Processes):
+        return comm
+    if not hasattr(comm, "Get_size") or not hasattr(comm, "Iallreduce"):
+        raise ConfigError(f"comm must be an mpi4py communicator (such as MPI.COMM_WORLD) or None, got {comm!r}")
+    return MPIProcesses(comm) if comm.Get_size() > 1 else Processes()
+
+
+def launcher_rank() -> int:
+    """This process's rank as the MPI launcher's environment gives it (0 when not launched)."""
+    for name in LAUNCHER_RANK_VARIABLES:
+        value = os.environ.get(name, "")
+        if value.isdigit():
+            return int(value)
+    return 0
+
+
+def from_launcher() -> Processes:
+    """The processes this one was started with: MPI.COMM_WORLD when an MPI launcher (mpiexec,
+    mpirun, srun) started several; else this process alone. Raises ConfigError when a launcher
+    started several but mpi4py or its MPI library cannot be loaded."""
+    names = LAUNCHER_SIZE_VARIABLES + LAUNCHER_RANK_VARIABLES
+    if not any(name in os.environ for name in names):
+        return Processes()
+    try:
+        from mpi4py import MPI
+    except (ImportError, RuntimeError, OSError) as error:
+        sizes = [int(os.environ[name]) for name in LAUNCHER_SIZE_VARIABLES if os.environ.get(name, "").isdigit()]
+        if not sizes or max(sizes) <= 1:
+            return Processes()
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ConfigError(
+            f"started as one of {max(sizes)} MPI processes, but mpi4py cannot be used ({reason}); "
+            'install it with: pip install "blekota[mpi]"'
+        ) from None
+    return processes(MPI.COMM_WORLD)

@@ -1,0 +1,106 @@
+"""The files a training run writes, all named after the run: NAME_N.npz checkpoints (N: the
+iteration), NAME_N.wav sounds generated at checkpoints, NAME_best.npz (the lowest validation loss
+so far) and the log NAME.log.jsonl (see blekota.trainlog).
+
+In data-parallel training only rank 0 has a RunFiles: no other process writes a file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import soundfile
+
+from . import modelfile, trainlog
+from .audio import save_wav
+from .errors import ModelFileError
+from .model import Model
+
+Report = Callable[..., None]  # report(kind, path=None, message=""): see blekota.train.Progress
+
+
+class RunFiles:
+    """Where and how one run writes: DIRECTORY/NAME_*.
+
+    keep: keep only the newest `keep` NAME_N.npz up to the current iteration (0: all; NAME_best
+    and sounds are kept). log: append to NAME.log.jsonl. report: told of every file written
+    ("checkpoint") and of every failure ("warning"). A failed checkpoint, best-model save, sound
+    or log line leaves the previous file intact and is only reported: training goes on.
+    """
+
+    def __init__(self, directory: str | os.PathLike, name: str, keep: int = 0, log: bool = True,
+                 report: Report | None = None):
+        self.directory = Path(directory)
+        self.name = name
+        self.keep = keep
+        self.log = log
+        self.report = report or (lambda *args, **kwargs: None)
+        self._log_failed = False
+
+    def checkpoint_path(self, iteration: int) -> Path:
+        """DIRECTORY/NAME_N.npz for iteration N."""
+        return self.directory / f"{self.name}_{iteration}{modelfile.EXTENSION}"
+
+    def sound_path(self, iteration: int) -> Path:
+        """DIRECTORY/NAME_N.wav: the sound generated at the checkpoint of iteration N."""
+        return self.directory / f"{self.name}_{iteration}.wav"
+
+    def best_path(self) -> Path:
+        """DIRECTORY/NAME_best.npz: the model with the lowest validation loss so far."""
+        return self.directory / f"{self.name}_best{modelfile.EXTENSION}"
+
+    def log_path(self) -> Path:
+        """DIRECTORY/NAME.log.jsonl: the training log."""
+        return self.directory / f"{self.name}.log.jsonl"
+
+    def save_quietly(self, path: Path, model: Model, info: dict, arrays: dict[str, np.ndarray]) -> Path | None:
+        """Save a model file; on failure report a warning and go on. Returns the path written or None."""
+        try:
+            written = modelfile.save(path, model, info, arrays)
+        except ModelFileError as error:
+            self.report("warning", message=f"{error}; training goes on")
+            return None
+        self.report("checkpoint", path=written)
+        return written
+
+    def save_sound_quietly(self, iteration: int, sound: np.ndarray, fs: int) -> Path | None:
+        """Write the checkpoint sound NAME_N.wav; on failure report a warning and go on."""
+        try:
+            written = save_wav(self.sound_path(iteration), sound, fs)
+        except (OSError, soundfile.SoundFileError) as error:
+            self.report("warning", message=f"could not write the checkpoint sound ({error}); training goes on")
+            return None
+        self.report("checkpoint", path=written)
+        return written
+
+    def append_log(self, iteration: int, elapsed_s: float, train_loss: float | None, val_loss: float | None,
+                   lr: float) -> None:
+        """One log line, unless the log is off, failed before, or there is no loss to write."""
+        if not self.log or self._log_failed or (train_loss is None and val_loss is None):
+            return
+        line = trainlog.format_line(iteration, elapsed_s, train_loss, val_loss, lr)
+        try:
+            trainlog.append(self.log_path(), line)
+        except OSError as error:
+            self._log_failed = True
+            self.report("warning", message=f"{self.log_path()}: cannot write the log ({error.strerror or error}); training goes on without it")
+
+    def prune(self, iteration: int) -> None:
+        """Delete all but the newest `keep` NAME_N.npz with N <= iteration."""
+        if not self.keep:
+            return
+        pattern = re.compile(re.escape(self.name) + r"_(\d+)" + re.escape(modelfile.EXTENSION))
+        numbered = sorted(
+            (int(match[1]), path)
+            for path in self.directory.iterdir()
+            if (match := pattern.fullmatch(path.name)) and int(match[1]) <= iteration
+        )
+        for _, path in numbered[: -self.keep]:
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as error:
+                self.report("warning", message=f"{path}: could not delete ({error.strerror or error})")

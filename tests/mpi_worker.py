@@ -1,0 +1,90 @@
+"""One process of the data-parallel tests in test_parallel.py, started by mpiexec:
+
+    mpiexec -n N python tests/mpi_worker.py SCENARIO DIRECTORY
+
+exact: train a tiny float64 model 20 iterations through the Python API; rank 0 saves the weights
+of every process (DIRECTORY/params_N.npy, one row per process) and the model (DIRECTORY/t_20.npz).
+fail: process 1 runs out of memory in its 6th update; every process writes how it ended to
+DIRECTORY/outcome_RANK.txt.
+hang: process 1 stops answering in its 6th update (SIGSTOP); rank 0 gives up after a few seconds,
+writes how it ended and aborts the job.
+"""
+
+import os
+import signal
+import sys
+
+import numpy as np
+from mpi4py import MPI
+
+import blekota
+from blekota import parallel
+
+FS = 8000
+
+
+def sine(n: int = 12000) -> np.ndarray:
+    t = np.arange(n) / FS
+    return (0.6 * np.sin(2 * np.pi * 300 * t + 3 * np.sin(2 * np.pi * 2 * t))).astype(np.float32)
+
+
+def trainer(directory: str, comm, **options) -> blekota.Trainer:
+    model = blekota.Model(hidden=16, layers=2, dtype="float64", seed=0, threads=1)
+    settings = dict(seq_length=20, batch_size=8, optimizer="adam", lr=3e-3, name="t", checkpoint_every=0,
+                    val_every=10, directory=directory, comm=comm)
+    settings.update(options)
+    return blekota.Trainer(model, sine(), **settings)
+
+
+def fail_in_update(model: blekota.Model, at: int, action) -> None:
+    """Make model.window call action() on its `at`-th training call (one with gradients)."""
+    window, calls = model.window, [0]
+
+    def failing(x, h0=None, grads=None):
+        if grads is not None:
+            calls[0] += 1
+            if calls[0] == at:
+                action()
+        return window(x, h0, grads)
+
+    model.window = failing
+
+
+def outcome(directory: str, rank: int, text: str) -> None:
+    with open(os.path.join(directory, f"outcome_{rank}.txt"), "w") as file:
+        file.write(text)
+
+
+def main(scenario: str, directory: str) -> int:
+    comm = MPI.COMM_WORLD
+    if scenario == "exact":
+        run = trainer(directory, comm)
+        run.train(20)
+        params = comm.gather(run.model.params, root=0)
+        if comm.rank == 0:
+            np.save(os.path.join(directory, f"params_{comm.size}.npy"), np.array(params))
+        return 0
+    parallel.PATIENCE_S = 3.0
+    run = trainer(directory, comm, checkpoint_every=2)
+
+    def out_of_memory():
+        raise MemoryError("cannot allocate the window")
+
+    def stop_answering():
+        os.kill(os.getpid(), signal.SIGSTOP)
+
+    if comm.rank == 1:
+        fail_in_update(run.model, 6, out_of_memory if scenario == "fail" else stop_answering)
+    try:
+        run.train(20)
+    except (blekota.BlekotaError, MemoryError) as error:
+        outcome(directory, comm.rank, f"{type(error).__name__}: {error}")
+        if isinstance(error, parallel.ProcessLost):
+            comm.Abort(3)
+        return 2
+    outcome(directory, comm.rank, "finished")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1], sys.argv[2]))

@@ -1,0 +1,211 @@
+"""Data-parallel training over MPI: exact against one process, and failures that end the job.
+
+The tests start `mpiexec -n 2` (the one of the mpich wheel in this environment, else the one on the
+PATH) and skip when mpi4py, an MPI library or mpiexec is missing.
+"""
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import blekota
+from blekota import parallel
+from blekota.train import Trainer
+
+HERE = Path(__file__).parent
+FLOAT64 = ["--dtype", "float64", "--seed", "0", "--hidden", "16", "--layers", "2", "--batch-size", "8",
+           "--seq-length", "20", "--threads", "1", "--checkpoint-sound", "0", "--val-every", "10"]
+
+
+def find_mpiexec() -> list[str] | None:
+    """The mpiexec command for 2 processes on this machine, or None when MPI cannot run here."""
+    found = shutil.which("mpiexec", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    if found is None:
+        return None
+    try:
+        probe = subprocess.run([sys.executable, "-c", "from mpi4py import MPI"], capture_output=True, timeout=60)
+        version = subprocess.run([found, "--version"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if probe.returncode != 0:
+        return None
+    command = [found, "-n", "2"]
+    if re.search("Open MPI|OpenRTE|prterun", version.stdout + version.stderr):
+        command[1:1] = ["--oversubscribe", "--allow-run-as-root"]  # CI runs as root on few cores
+    return command
+
+
+MPIEXEC = find_mpiexec()
+needs_mpi = pytest.mark.skipif(MPIEXEC is None, reason="mpi4py with an MPI library and mpiexec are not installed")
+
+
+def run(command: list[str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def blekota_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "blekota", *args]
+
+
+@pytest.fixture
+def sound(tmp_path) -> Path:
+    t = np.arange(12000) / 8000
+    return blekota.save_wav(tmp_path / "sine.wav", 0.6 * np.sin(2 * np.pi * 300 * t + 3 * np.sin(4 * np.pi * t)), 8000)
+
+
+def weights(path: Path) -> np.ndarray:
+    return blekota.load(path).params
+
+
+def assert_close(a: np.ndarray, b: np.ndarray) -> None:
+    assert np.abs(a - b).max() <= 1e-9 * np.abs(a).max()
+
+
+def test_streams_are_shared_out_in_rank_order():
+    for size in (1, 2, 3, 8):
+        shares = []
+        for rank in range(size):
+            processes = parallel.Processes()
+            processes.rank, processes.size = rank, size
+            shares.append(processes.part(11) if size <= 11 else None)
+        assert [s.start for s in shares] == [0] + [s.stop for s in shares[:-1]] and shares[-1].stop == 11
+        assert max(s.stop - s.start for s in shares) - min(s.stop - s.start for s in shares) <= 1
+
+
+def test_one_process_needs_no_mpi(tmp_path):
+    trainer = Trainer(blekota.Model(hidden=8, layers=1, threads=1), np.zeros(4000, np.float32) + 0.1,
+                      seq_length=10, batch_size=4, directory=tmp_path, comm=None)
+    assert trainer.processes.size == 1 and trainer.streams == slice(0, 4)
+    with pytest.raises(blekota.ConfigError, match="comm must be an mpi4py communicator"):
+        Trainer(blekota.Model(hidden=8, layers=1), np.zeros(4000), directory=tmp_path, comm="world")
+
+
+@needs_mpi
+def test_two_processes_train_the_same_model_as_one(tmp_path, sound):
+    one = run(blekota_command("train", str(sound), *FLOAT64, "-q", "--iterations", "20", "--out-dir", "one"), tmp_path)
+    two = run(MPIEXEC + blekota_command("train", str(sound), *FLOAT64, "-q", "--iterations", "20", "--out-dir", "two"),
+              tmp_path)
+    assert one.returncode == 0 and two.returncode == 0, two.stderr
+    assert_close(weights(tmp_path / "one/sine_20.npz"), weights(tmp_path / "two/sine_20.npz"))
+    one_log = blekota.trainlog.read_log(tmp_path / "one/sine.log.jsonl")
+    two_log = blekota.trainlog.read_log(tmp_path / "two/sine.log.jsonl")
+    assert [r["iteration"] for r in one_log] == [r["iteration"] for r in two_log] == [10, 20]
+    assert two_log[-1]["val_loss"] == pytest.approx(one_log[-1]["val_loss"], rel=1e-12)
+    # the two-process checkpoint continues in one process like a straight run of 25
+    straight = run(blekota_command("train", str(sound), *FLOAT64, "-q", "--iterations", "25", "--out-dir", "straight"),
+                   tmp_path)
+    resumed = run(blekota_command("train", "--resume", "two/sine_20.npz", "--iterations", "5", "--threads", "1",
+                                  "--checkpoint-sound", "0", "-q", "--out-dir", "resumed"), tmp_path)
+    assert straight.returncode == 0 and resumed.returncode == 0, resumed.stderr
+    assert_close(weights(tmp_path / "straight/sine_25.npz"), weights(tmp_path / "resumed/sine_25.npz"))
+    # on the same number of processes, bit for bit
+    straight = run(MPIEXEC + blekota_command("train", str(sound), *FLOAT64, "-q", "--iterations", "25", "--out-dir",
+                                             "straight2"), tmp_path)
+    resumed = run(MPIEXEC + blekota_command("train", "--resume", "two/sine_20.npz", "--iterations", "5", "--threads",
+                                            "1", "--checkpoint-sound", "0", "-q", "--out-dir", "resumed2"), tmp_path)
+    assert straight.returncode == 0 and resumed.returncode == 0, resumed.stderr
+    np.testing.assert_array_equal(weights(tmp_path / "straight2/sine_25.npz"), weights(tmp_path / "resumed2/sine_25.npz"))
+
+
+@needs_mpi
+def test_every_process_holds_the_same_weights(tmp_path):
+    worker = [sys.executable, str(HERE / "mpi_worker.py"), "exact", str(tmp_path)]
+    assert run(worker, tmp_path).returncode == 0
+    result = run(MPIEXEC + worker, tmp_path)
+    assert result.returncode == 0, result.stderr
+    alone, together = np.load(tmp_path / "params_1.npy"), np.load(tmp_path / "params_2.npy")
+    np.testing.assert_array_equal(together[0], together[1])
+    assert_close(alone[0], together[0])
+
+
+@needs_mpi
+def test_bad_input_is_reported_once_by_rank_0(tmp_path):
+    result = run(MPIEXEC + blekota_command("train", "missing.wav"), tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "blekota: error: missing.wav: no such file"
+    result = run(MPIEXEC + blekota_command("train", "missing.wav", "--batch-size", "1"), tmp_path)
+    assert result.stderr.strip() == "blekota: error: batch_size 1 is smaller than the 2 processes: each needs at least one stream"
+
+
+@needs_mpi
+def test_a_failing_process_stops_every_process(tmp_path):
+    result = run(MPIEXEC + [sys.executable, str(HERE / "mpi_worker.py"), "fail", str(tmp_path)], tmp_path)
+    assert result.returncode == 2
+    assert (tmp_path / "outcome_0.txt").read_text() == (
+        "ProcessError: process 1 of 2 failed: out of memory (cannot allocate the window)")
+    assert (tmp_path / "outcome_1.txt").read_text() == "MemoryError: cannot allocate the window"
+    assert sorted(p.name for p in tmp_path.glob("t_*.npz")) == ["t_2.npz", "t_4.npz"]
+    assert blekota.load(tmp_path / "t_4.npz").info["iterations"] == 4
+
+
+@needs_mpi
+def test_a_process_that_stops_answering_ends_the_job(tmp_path):
+    start = time.monotonic()
+    result = run(MPIEXEC + [sys.executable, str(HERE / "mpi_worker.py"), "hang", str(tmp_path)], tmp_path, timeout=60)
+    assert time.monotonic() - start < 30
+    assert result.returncode != 0
+    assert (tmp_path / "outcome_0.txt").read_text().startswith("ProcessLost: no word from the other processes for 3 s")
+    assert blekota.load(tmp_path / "t_4.npz").info["iterations"] == 4
+
+
+def rank_pid(root: int, rank: int) -> int | None:
+    """The pid of the process of this MPI rank started (at any depth) by process root."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            ancestor = int(entry.name)
+            while ancestor not in (root, 0, 1):
+                ancestor = int((Path("/proc") / str(ancestor) / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if ancestor == root and {f"PMI_RANK={rank}".encode(), f"OMPI_COMM_WORLD_RANK={rank}".encode()} & set(environ):
+            return int(entry.name)
+    return None
+
+
+def start_long_run(tmp_path: Path, sound: Path) -> subprocess.Popen:
+    """mpiexec -n 2 training for a long time; returns once its first checkpoint is written."""
+    command = MPIEXEC + blekota_command("train", str(sound), *FLOAT64, "--iterations", "100000",
+                                        "--checkpoint-every", "5", "--out-dir", "run")
+    job = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "run/sine_5.npz").exists():
+        assert job.poll() is None and time.monotonic() < deadline, job.communicate()
+        time.sleep(0.1)
+    return job
+
+
+@needs_mpi
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the processes in /proc")
+def test_a_killed_process_ends_the_job_and_the_checkpoints_stay(tmp_path, sound):
+    job = start_long_run(tmp_path, sound)
+    victim = rank_pid(job.pid, 1)
+    assert victim is not None
+    os.kill(victim, signal.SIGKILL)
+    start = time.monotonic()
+    out, err = job.communicate(timeout=60)
+    assert time.monotonic() - start < 60 and job.returncode != 0
+    for path in (tmp_path / "run").glob("sine_*.npz"):
+        assert blekota.load(path).info["iterations"] % 5 == 0
+
+
+@needs_mpi
+def test_ctrl_c_stops_every_process_after_an_update_and_saves_once(tmp_path, sound):
+    job = start_long_run(tmp_path, sound)
+    job.send_signal(signal.SIGINT)
+    out, err = job.communicate(timeout=60)
+    assert job.returncode == 0, err
+    stopped = [line for line in out.splitlines() if line.startswith("stopped at iteration")]
+    assert len(stopped) == 1
+    iteration = int(stopped[0].split()[3].rstrip(";"))
+    assert blekota.load(tmp_path / f"run/sine_{iteration}.npz").info["iterations"] == iteration
