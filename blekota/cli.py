@@ -23,7 +23,10 @@ from . import legacy, modelfile, parallel, plot
 from . import schedule as blekota_schedule
 from .audio import WAV_MAX_FRAMES, PlaybackError, SoundStream, WavWriter, load_audio, save_wav
 from .console import NORMAL, QUIET, VERBOSE, TrainingDisplay, print_progress
-from .demo import DEMO_HINT_SECONDS, DEMO_MODEL, DEMO_SAMPLING, DEMO_SECONDS, DEMO_TRAINING, demo_sound
+from .demo import (
+    DEMO_CANDIDATES, DEMO_HINT_SECONDS, DEMO_MODEL, DEMO_SAMPLING, DEMO_SECONDS, DEMO_TRAINING,
+    demo_sound, note_changes,
+)
 from .errors import BlekotaError, ModelFileError
 from .fileutil import STDOUT, existing_file, is_stream
 from .model import Model
@@ -811,13 +814,19 @@ def command_demo(args) -> int:
     result = trainer.train(10**9, max_seconds=args.seconds)
     after = trainer.validation_loss()
     hint = sound[: round(DEMO_HINT_SECONDS * fs)]
-    generated = model.sample(round(DEMO_SECONDS * fs), seed=0, hint=hint, **DEMO_SAMPLING)
+    candidates = model.sample(round(DEMO_SECONDS * fs), seed=0, hint=hint, streams=DEMO_CANDIDATES,
+                              **DEMO_SAMPLING).reshape(DEMO_CANDIDATES, -1)
+    changes = [note_changes(candidate[hint.size :], fs) for candidate in candidates]
+    generated = candidates[int(np.argmax(changes))]
     generated_path = save_wav(out / "demo_generated.wav", generated, fs)
     rms = float(np.sqrt(np.mean(generated[hint.size :] ** 2)))
     print(f"held-out loss before: {before:.4f}, after {result.iterations} iterations: {after:.4f} nats/sample")
+    print(f"drew {DEMO_CANDIDATES} continuations ({describe_sampling(**DEMO_SAMPLING)}) and kept the "
+          f"one that changes most often between notes and pauses: {max(changes)} times (all: "
+          f"{', '.join(map(str, changes))})")
     print(f"wrote {result.path} (the model) and {generated_path}: {DEMO_SECONDS:g} s, the first "
           f"{DEMO_HINT_SECONDS:g} s from the training sound (a note and the start of a pause), the "
-          f"rest generated ({describe_sampling(**DEMO_SAMPLING)}; RMS {rms:.3f})")
+          f"rest generated (RMS {rms:.3f})")
     picture = plot.compare(sound, generated, fs, out=out / "demo_compare.png")
     print(f"wrote {picture}: the generated sound beside the training sound (waveforms, spectrograms)")
     return 0

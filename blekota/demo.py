@@ -22,6 +22,10 @@ DEMO_TRAINING = {"seq_length": 200, "batch_size": 8, "optimizer": "adam", "lr": 
 DEMO_HINT_SECONDS = 0.62
 DEMO_SECONDS = 4.0
 DEMO_SAMPLING = {"temperature": 1.0, "top_k": 16}
+# After a minute a model does not end every note: some continuations sing one long note. The demo
+# draws this many at once (streams: about the time of one) and keeps the one that changes most
+# often between notes and pauses (note_changes), and says so.
+DEMO_CANDIDATES = 8
 
 MELODY_HZ = (220.0, 247.0, 262.0, 294.0, 330.0, 294.0, 262.0, 247.0)
 FORMANTS_HZ = ((700.0, 130.0), (1220.0, 70.0), (2600.0, 160.0))  # an "ah": (center, width)
@@ -52,3 +56,19 @@ def demo_sound(fs: int = 8000, seconds: float = 8.0) -> np.ndarray:
     total = int(round(fs * seconds))
     sound = np.resize(melody, total)
     return (0.6 * sound / np.abs(sound).max()).astype(np.float32)
+
+
+def note_changes(sound: np.ndarray, fs: int) -> int:
+    """How often sound (n,) at fs Hz changes between a note and a pause: in 50 ms frames, a pause
+    is at least 0.1 s of RMS below 0.02 and a note at least 0.2 s above it (shorter runs do not
+    count)."""
+    frame = round(0.05 * fs)
+    frames = np.asarray(sound, np.float64)[: len(sound) // frame * frame].reshape(-1, frame)
+    quiet = np.sqrt(np.mean(frames**2, axis=1)) < 0.02
+    if quiet.size == 0:
+        return 0
+    starts = np.concatenate([[0], np.flatnonzero(quiet[1:] != quiet[:-1]) + 1])
+    lengths = np.diff(np.concatenate([starts, [quiet.size]]))
+    kinds = quiet[starts]
+    kept = kinds[np.where(kinds, lengths >= 2, lengths >= 4)]
+    return int(np.count_nonzero(kept[1:] != kept[:-1]))

@@ -8,6 +8,7 @@ import pytest
 
 import blekota
 from blekota.cli import main
+from blekota.demo import demo_sound, note_changes
 from blekota.mulaw import quantize, unquantize
 
 
@@ -109,10 +110,22 @@ def test_every_subcommand_has_help():
     assert "--seq-length" in train_help and "truncated BPTT" in train_help
 
 
+def test_note_changes_counts_notes_and_pauses():
+    fs = 8000
+    sound = demo_sound(fs)
+    assert note_changes(sound, fs) == 19  # 10 notes, each followed by a pause
+    assert note_changes(sound[: int(1.7 * fs)], fs) == 3  # note, pause, note, pause; 0.1 s of a third note is too short
+    assert note_changes(np.zeros(fs), fs) == note_changes(0.5 * np.ones(fs), fs) == 0
+    assert note_changes(sound[:100], fs) == 0
+    clicks = sound[: int(0.8 * fs)].copy()
+    clicks[int(0.65 * fs)] = 0.9  # a click in the pause is too short to be a note
+    assert note_changes(clicks, fs) == 1
+
+
 def test_demo_runs_briefly(tmp_path, capsys):
     assert main(["demo", "--seconds", "2", "--out-dir", str(tmp_path / "d"), "--threads", "1"]) == 0
     printed = capsys.readouterr().out
-    assert "loss before" in printed and "temperature 1, top-k 16" in printed
+    assert "loss before" in printed and "drew 8 continuations (temperature 1, top-k 16)" in printed
     names = {p.name for p in (tmp_path / "d").iterdir()}
     assert {"demo_sound.wav", "demo_generated.wav", "demo_compare.png"} <= names
     generated, _ = blekota.load_audio(tmp_path / "d" / "demo_generated.wav", 8000)

@@ -189,7 +189,7 @@ def test_a_failed_file_operation_is_one_line_in_the_session(tmp_path, monkeypatc
 
 def test_session_sample_takes_the_truncation(make_model):
     model = make_model(12, 1, "float32", scale=0.4)
-    session = Session(model)
-    sound = session.sample(200, seed=3, temperature=0.9, top_k=5, top_p=0.8, min_p=0.1)
+    clf = Session(model)
+    sound = clf.sample(200, seed=3, temperature=0.9, top_k=5, top_p=0.8, min_p=0.1)
     np.testing.assert_array_equal(sound, model.sample(200, seed=3, temperature=0.9, top_k=5, top_p=0.8, min_p=0.1))
-    assert ((session.last_probs > 0).sum(axis=1) <= 5).all()
+    assert ((clf.last_probs > 0).sum(axis=1) <= 5).all()
