@@ -121,8 +121,8 @@ def blekota_quality(threads: int, sound: str, minutes: list[float], options: dic
                                   callback=callback, report_steps=True, seed=0, **options)
         start_loss = trainer.validation_loss()
         state["marks"] = Marks(minutes, Clock(clock), trainer.validation_loss)
-        result_ = trainer.train(10**9)
-    return result("blekota", recipe, sound, threads, state["marks"], result_.iterations,
+        outcome = trainer.train(10**9)
+    return result("blekota", recipe, sound, threads, state["marks"], outcome.iterations,
                   trainer.samples_per_iteration, start_loss)
 
 
