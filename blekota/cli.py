@@ -45,11 +45,12 @@ hyperparameters:
                  100 samples is 12.5 ms at 8 kHz; the state itself is carried further.
   --batch-size   parallel streams trained at once. More is smoother and uses the cores
                  better; memory grows with batch-size * seq-length * hidden.
-  --preset       a tested set of optimizer, learning rate and schedule: default (Adam at
-                 0.004 and the plateau schedule: the fastest to a low held-out loss on speech
-                 and music, see benchmarks/README.md), original (RMSprop at 0.002, constant:
-                 how the original blekota trained) or pytorch (Adam at 0.002, constant).
-                 --alpha, --optimizer and --schedule replace its parts.
+  --preset       a tested set of optimizer, learning rate, schedule and random gain: default
+                 (Adam at 0.004, the plateau schedule, random gain 4 dB: the fastest to a low
+                 held-out loss on speech and music, see benchmarks/README.md), original
+                 (RMSprop at 0.002, constant, no random gain: how the original blekota
+                 trained) or pytorch (Adam at 0.002, constant, no random gain). --alpha,
+                 --optimizer, --schedule and --random-gain replace its parts.
   --alpha        learning rate (step size); the plateau schedule lowers it for you.
   --optimizer    adam, rmsprop (decay 0.9, as the original) or adagrad; gradients are
                  clipped to [-5, 5] element-wise.
@@ -63,6 +64,9 @@ data and schedule:
                  validations without improvement, down to --min-lr), which is halving the
                  learning rate by hand, done for you; constant (the default without
                  validation); step (lr times --lr-factor every --lr-every iterations).
+  --random-gain  each stream's window is trained at its own random gain within +-DB
+                 decibels, so a short recording is not learned by heart: the held-out loss
+                 keeps falling for longer. 0 trains on the sound as recorded.
 files written (in --out-dir; --model-name foo/bar writes them in its folder foo there): NAME_N.npz
 checkpoints, NAME_best.npz (lowest validation loss), NAME.log.jsonl (one JSON line per report:
 iteration, time, train_loss, val_loss, lr). A resumed model writes beside its file by default.
@@ -125,7 +129,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--batch-size", action=Given, type=positive_int, default=80, help="parallel streams (default 80)")
     group.add_argument(
         "--preset", action=Given, choices=tuple(PRESETS), default="default",
-        help="optimizer, learning rate and schedule to start from: " + "; ".join(
+        help="optimizer, learning rate, schedule and random gain to start from: " + "; ".join(
             f"{name}: {preset_text(options)}" for name, options in PRESETS.items()
         ) + " (default: default)",
     )
@@ -151,6 +155,7 @@ def add_training_arguments(parser: argparse.ArgumentParser, iterations: int, ite
     parser.add_argument("--keep", action=Given, type=non_negative_int, default=0, help="keep only the newest K NAME_N.npz checkpoints (default 0: all; NAME_best is always kept)")
     parser.add_argument("--val-fraction", action=Given, type=fraction, default=VAL_FRACTION, help=f"tail of every sound held out for validation (0: none; default {VAL_FRACTION})")
     parser.add_argument("--val-every", action=Given, type=non_negative_int, default=VAL_EVERY, help=f"validate every N iterations and at the end (0: only at the end; default {VAL_EVERY})")
+    parser.add_argument("--random-gain", action=Given, type=non_negative_float, default=None, metavar="DB", help="train each stream's window at a random gain within +-DB decibels (0: as recorded; default: the preset's)")
     parser.add_argument("--schedule", action=Given, choices=("constant", "step", "plateau"), default=None, help="learning-rate schedule (default: the preset's; plateau when validating, else constant)")
     parser.add_argument("--lr-factor", action=Given, type=fraction, default=0.5, help="step and plateau: multiply the lr by this (default 0.5)")
     parser.add_argument("--lr-every", action=Given, type=positive_int, default=1000, help="step: iterations between reductions (default 1000)")
@@ -310,9 +315,10 @@ def default_name(files: list[str]) -> str:
 
 
 def preset_text(options: dict) -> str:
-    """A preset in words: "adam lr 0.004, plateau schedule"."""
+    """A preset in words: "adam lr 0.004, plateau schedule, random gain 4 dB"."""
     schedule = options["schedule"] or "plateau (constant without validation)"
-    return f"{options['optimizer']} lr {options['lr']:g}, {schedule} schedule"
+    gain = f"random gain {options['random_gain_db']:g} dB" if options["random_gain_db"] else "no random gain"
+    return f"{options['optimizer']} lr {options['lr']:g}, {schedule} schedule, {gain}"
 
 
 def schedule_option(args, name: str | None = None):
@@ -330,8 +336,9 @@ def update_rule(args) -> dict:
     --schedule when given (a preset's schedule None: plateau when validating, else constant)."""
     preset = PRESETS[args.preset]
     schedule = args.schedule or preset["schedule"] or ("plateau" if args.val_fraction > 0 else "constant")
+    gain = preset["random_gain_db"] if args.random_gain is None else args.random_gain
     return {"optimizer": args.optimizer or preset["optimizer"], "lr": args.alpha or preset["lr"],
-            "schedule": schedule_option(args, schedule)}
+            "schedule": schedule_option(args, schedule), "random_gain_db": gain}
 
 
 def add_plot_parser(commands) -> None:
@@ -400,7 +407,7 @@ ARCHITECTURE = ("layers", "hidden", "fs", "dtype")
 RESUME_OPTIONS = {  # option dest -> Trainer argument, for options given on resuming
     "seq_length": "seq_length", "batch_size": "batch_size", "alpha": "lr", "optimizer": "optimizer",
     "checkpoint_every": "checkpoint_every", "keep": "keep", "val_fraction": "val_fraction",
-    "val_every": "val_every", "out_dir": "directory", "model_name": "name",
+    "val_every": "val_every", "out_dir": "directory", "model_name": "name", "random_gain": "random_gain_db",
 }
 
 

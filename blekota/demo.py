@@ -14,7 +14,7 @@ import numpy as np
 # streams a stream never hears a whole 0.6 s note, and the model does not learn that notes end.
 DEMO_MODEL = {"hidden": 128, "layers": 2}
 DEMO_TRAINING = {"seq_length": 200, "batch_size": 8, "optimizer": "adam", "lr": 4e-3,
-                 "schedule": "constant"}
+                 "schedule": "constant", "random_gain_db": 0.0}
 # How the demo continues the sound: primed with its first note and the start of the pause after
 # it (the model carries on the pause and sings on from there), each level drawn from the 16
 # likeliest. top-k, unlike top-p and min-p, keeps the unlikely-but-second-best levels that start

@@ -27,6 +27,7 @@ import numpy as np
 
 from . import fileformat, memory, modelfile
 from .audio import save_wav
+from .augment import check_max_db, random_gain
 from .dataset import Dataset, WindowLayout, held_out, validation_pieces
 from .errors import AudioError, BlekotaWarning, ConfigError, ModelFileError
 from .interrupts import StopRequests
@@ -45,11 +46,11 @@ VAL_MIN_WINDOWS = 10
 PRESETS: dict[str, dict] = {
     # the fastest to a low held-out loss on speech and music (benchmarks/README.md)
     # (schedule None: plateau when there is validation, else constant)
-    "default": {"optimizer": "adam", "lr": 4e-3, "schedule": None},
+    "default": {"optimizer": "adam", "lr": 4e-3, "schedule": None, "random_gain_db": 4.0},
     # the original NumPy blekota's update rule, learning rate and fixed schedule
-    "original": {"optimizer": "rmsprop", "lr": 2e-3, "schedule": "constant"},
-    # what the usual PyTorch recipe does (Adam at 2e-3, constant)
-    "pytorch": {"optimizer": "adam", "lr": 2e-3, "schedule": "constant"},
+    "original": {"optimizer": "rmsprop", "lr": 2e-3, "schedule": "constant", "random_gain_db": 0.0},
+    # what the usual PyTorch recipe does (Adam at 2e-3, constant, the windows as recorded)
+    "pytorch": {"optimizer": "adam", "lr": 2e-3, "schedule": "constant", "random_gain_db": 0.0},
 }
 DEFAULTS = PRESETS["default"]
 
@@ -127,8 +128,10 @@ class Trainer:
     seq_length: steps per window (T). batch_size: parallel streams (B). optimizer: "adam",
     "rmsprop" (the original's) or "adagrad"; lr: its (initial) learning rate. schedule:
     "constant", "step", "plateau", a blekota.schedule.Schedule, or None: plateau when there is
-    validation, else constant. The defaults are PRESETS["default"]; PRESETS holds other sets
-    (the original's RMSprop) to pass as **PRESETS[name]. val_fraction: the tail of every sound
+    validation, else constant. random_gain_db: train each stream's window at its own random gain,
+    uniform within +-random_gain_db decibels (blekota.augment; 0: as recorded), so that a short
+    recording is not learned by heart. The defaults are PRESETS["default"]; PRESETS holds other
+    sets (the original's RMSprop) to pass as **PRESETS[name]. val_fraction: the tail of every sound
     held out for validation (0: none); val_every: validate every that many iterations (0: only
     at the end).
     name: prefix of the files written; "foo/bar" writes foo/bar_N.npz in `directory` (the folder
@@ -172,6 +175,7 @@ class Trainer:
         log: bool = True,
         report_steps: bool = False,
         comm=None,
+        random_gain_db: float = DEFAULTS["random_gain_db"],
     ):
         self.processes: Processes = processes(comm)
         self.model = model
@@ -203,6 +207,7 @@ class Trainer:
         self.keep = keep
         self.log = bool(log)
         self.report_steps = bool(report_steps)
+        self.random_gain_db = check_max_db(random_gain_db)
         if schedule is None:
             schedule = "plateau" if val_fraction else "constant"
         self.schedule = make_schedule(schedule) if isinstance(schedule, str) else schedule
@@ -254,6 +259,7 @@ class Trainer:
             "batch_size": self.batch_size, "optimizer": self.optimizer.name, "lr": self.optimizer.lr,
             "schedule": self.schedule.state_dict(), "val_fraction": self.val_fraction,
             "val_every": self.val_every, "checkpoint_every": self.checkpoint_every,
+            "random_gain_db": self.random_gain_db,
         }
 
     def set_audio(self, audio) -> None:
@@ -290,13 +296,14 @@ class Trainer:
         return self.seq_length * self.batch_size
 
     def _next_window(self) -> np.ndarray:
-        """The (T+1, B) levels of the next window; zeroes the state of streams that start a new
-        sound; starts a new epoch when the streams end."""
+        """The (T+1, B) levels of the next window, each stream's at its random gain; zeroes the
+        state of streams that start a new sound; starts a new epoch when the streams end."""
         if self.position >= self.layout.windows_per_stream:
             self.epoch += 1
             self.position = 0
         self.h[:, self.layout.reset[:, self.position], :] = 0
-        return self.layout.window(self.data.levels, self.position)
+        window = self.layout.window(self.data.levels, self.position)
+        return random_gain(window, self.random_gain_db, self.iteration)
 
     def step(self) -> float:
         """One training iteration: forward and backward over this process's streams of the next
@@ -616,6 +623,7 @@ class Trainer:
                 "keep": self.keep,
                 "val_fraction": self.val_fraction,
                 "val_every": self.val_every,
+                "random_gain_db": self.random_gain_db,
                 "position": self.position,
                 "data": self._data_signature(),
                 "rng": self.rng.bit_generator.state,
@@ -679,6 +687,8 @@ class Trainer:
         keys = ("seq_length", "batch_size", "optimizer", "lr", "name", "checkpoint_every", "checkpoint_sound",
                 "keep", "val_fraction", "val_every")
         options = {key: saved[key] for key in keys if key in saved}
+        if saved:  # a file trained before random gain existed trained without it
+            options["random_gain_db"] = saved.get("random_gain_db", 0.0)
         options["directory"] = Path(path).parent
         if "schedule" in saved and "schedule" not in overrides:
             try:

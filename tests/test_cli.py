@@ -60,6 +60,17 @@ def test_resume_continues_counting(tmp_path, sine_file, capsys):
     assert blekota.load(tmp_path / "sine_8.npz").info["iterations"] == 8
 
 
+def test_resume_keeps_or_replaces_the_random_gain(tmp_path, sine_file):
+    assert main(["train", str(sine_file), *SMALL, "--iterations", "2", "--checkpoint-sound", "0",
+                 "--random-gain", "3", "--out-dir", str(tmp_path), "--quiet"]) == 0
+    assert main(["train", "--resume", str(tmp_path / "sine_2.npz"), "--iterations", "1", "--quiet",
+                 "--threads", "1", "--checkpoint-sound", "0"]) == 0
+    assert blekota.load(tmp_path / "sine_3.npz").info["trainer"]["random_gain_db"] == 3.0
+    assert main(["train", "--resume", str(tmp_path / "sine_3.npz"), "--iterations", "1", "--quiet",
+                 "--threads", "1", "--checkpoint-sound", "0", "--random-gain", "0"]) == 0
+    assert blekota.load(tmp_path / "sine_4.npz").info["trainer"]["random_gain_db"] == 0.0
+
+
 def test_sample_refuses_to_overwrite(tmp_path, capsys):
     model = blekota.Model(hidden=8, layers=1).save(tmp_path / "m.npz")
     existing = tmp_path / "keep.wav"
@@ -209,10 +220,12 @@ def test_resume_opens_an_original_pickle(tmp_path, sine_file, capsys):
 @pytest.mark.parametrize(
     "flags, expected",
     [
-        ([], ("adam", 4e-3, "plateau")),
-        (["--preset", "original"], ("rmsprop", 2e-3, "constant")),
-        (["--preset", "original", "--alpha", "0.001", "--schedule", "step"], ("rmsprop", 1e-3, "step")),
-        (["--optimizer", "adagrad", "--val-fraction", "0"], ("adagrad", 4e-3, "constant")),
+        ([], ("adam", 4e-3, "plateau", 4.0)),
+        (["--preset", "original"], ("rmsprop", 2e-3, "constant", 0.0)),
+        (["--preset", "original", "--alpha", "0.001", "--schedule", "step"], ("rmsprop", 1e-3, "step", 0.0)),
+        (["--preset", "original", "--random-gain", "2.5"], ("rmsprop", 2e-3, "constant", 2.5)),
+        (["--optimizer", "adagrad", "--val-fraction", "0"], ("adagrad", 4e-3, "constant", 4.0)),
+        (["--random-gain", "0"], ("adam", 4e-3, "plateau", 0.0)),
     ],
 )
 def test_presets_and_the_flags_that_replace_their_parts(tmp_path, sine_file, flags, expected):
@@ -220,7 +233,7 @@ def test_presets_and_the_flags_that_replace_their_parts(tmp_path, sine_file, fla
     assert main(["train", str(sine_file), *SMALL, "--iterations", "2", "--checkpoint-sound", "0",
                  "--out-dir", str(out), "--quiet", *flags]) == 0
     saved = blekota.load(out / "sine_2.npz").info["trainer"]
-    assert (saved["optimizer"], saved["lr"], saved["schedule"]["name"]) == expected
+    assert (saved["optimizer"], saved["lr"], saved["schedule"]["name"], saved["random_gain_db"]) == expected
 
 
 def test_sample_and_heatmap_take_the_truncation(tmp_path, capsys, make_model):

@@ -1,0 +1,41 @@
+"""Random gain: training windows replayed louder or softer, so that a short recording teaches
+more than its exact sequences of levels.
+
+A window's levels are turned back into samples, multiplied by a gain, clipped to [-1, 1] and
+quantized again. Each stream's window gets its own gain, uniform in decibels within +-max_db,
+drawn from a generator keyed by the iteration alone: every process of a data-parallel run and
+every resumed run draws the same gains, and there is no state to save.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .errors import ConfigError
+from .mulaw import quantize, unquantize
+
+GAIN_KEY = 0x6761696E  # "gain": keeps these draws apart from other generators keyed by small numbers
+
+
+def check_max_db(max_db) -> float:
+    """max_db as a float, or ConfigError unless it is a finite number >= 0."""
+    if isinstance(max_db, bool) or not isinstance(max_db, (int, float)) or not 0 <= max_db < math.inf:
+        raise ConfigError(f"random_gain_db must be a finite number >= 0, got {max_db!r}")
+    return float(max_db)
+
+
+def stream_gains(max_db: float, iteration: int, streams: int) -> np.ndarray:
+    """(streams,) linear gains for the window trained at `iteration` (0-based)."""
+    rng = np.random.default_rng((GAIN_KEY, iteration))
+    return 10.0 ** (rng.uniform(-max_db, max_db, streams) / 20.0)
+
+
+def random_gain(window: np.ndarray, max_db: float, iteration: int) -> np.ndarray:
+    """window (T+1, B) uint8 levels -> the same levels with column b at gain stream_gains()[b];
+    the window itself when max_db is 0."""
+    if max_db == 0:
+        return window
+    samples = unquantize(window) * stream_gains(max_db, iteration, window.shape[1]).astype(np.float32)
+    return quantize(samples)

@@ -1,0 +1,76 @@
+import numpy as np
+import pytest
+
+import blekota
+from blekota.augment import random_gain, stream_gains
+from blekota.mulaw import quantize, unquantize
+from test_train import small_trainer, wobbly_sine
+
+
+def speechlike(n: int = 101 * 6) -> np.ndarray:
+    rng = np.random.default_rng(1)
+    return quantize(0.5 * np.sin(np.arange(n) / 7.0) * rng.uniform(0.05, 1, n)).reshape(101, 6)
+
+
+def test_no_gain_is_the_window_itself():
+    window = speechlike()
+    assert random_gain(window, 0.0, 5) is window
+
+
+def test_each_stream_is_scaled_by_its_gain_within_the_range():
+    window = speechlike()
+    gains = stream_gains(4.0, 7, window.shape[1])
+    assert ((gains >= 10 ** (-4 / 20)) & (gains <= 10 ** (4 / 20))).all()
+    assert np.unique(gains).size == gains.size
+    louder = random_gain(window, 4.0, 7)
+    assert louder.dtype == np.uint8 and louder.shape == window.shape
+    expected = quantize(np.clip(unquantize(window).astype(np.float64) * gains, -1, 1))
+    assert np.abs(louder.astype(int) - expected).max() <= 1  # float32 against float64 arithmetic
+    quiet = np.abs(unquantize(window)) < 1e-3  # the samples mu-law resolves worst
+    ratios = unquantize(louder)[~quiet] / unquantize(window)[~quiet]
+    columns = np.broadcast_to(np.arange(window.shape[1]), window.shape)[~quiet]
+    for column, gain in enumerate(gains):
+        assert np.median(ratios[columns == column]) == pytest.approx(gain, rel=0.03)
+
+
+def test_gains_depend_on_the_iteration_only():
+    np.testing.assert_array_equal(stream_gains(4.0, 11, 80), stream_gains(4.0, 11, 80))
+    assert not np.array_equal(stream_gains(4.0, 11, 80), stream_gains(4.0, 12, 80))
+    np.testing.assert_array_equal(stream_gains(4.0, 11, 80)[:5], stream_gains(4.0, 11, 5))
+
+
+def test_trainer_trains_on_the_windows_at_random_gain(tmp_path):
+    plain = small_trainer(tmp_path, random_gain_db=0)
+    jittered = small_trainer(tmp_path, random_gain_db=6)
+    assert jittered.random_gain_db == 6.0
+    first, second = plain._next_window(), jittered._next_window()
+    assert not np.array_equal(first, second)
+    np.testing.assert_array_equal(second, random_gain(first, 6.0, 0))
+
+
+@pytest.mark.parametrize("value", [-1, float("nan"), float("inf"), "3", True])
+def test_bad_random_gain_is_a_config_error(tmp_path, value):
+    with pytest.raises(blekota.ConfigError, match="random_gain_db must be a finite number >= 0"):
+        small_trainer(tmp_path, random_gain_db=value)
+
+
+def test_presets_say_their_random_gain(tmp_path):
+    assert blekota.PRESETS["default"]["random_gain_db"] > 0
+    assert blekota.PRESETS["original"]["random_gain_db"] == 0
+    trainer = blekota.Trainer(blekota.Model(hidden=16, layers=1, seed=0), wobbly_sine(), directory=tmp_path)
+    assert trainer.random_gain_db == blekota.PRESETS["default"]["random_gain_db"]
+
+
+def test_resume_keeps_the_random_gain_and_continues_exactly(tmp_path):
+    straight = small_trainer(tmp_path / "a", random_gain_db=5, val_fraction=0)
+    for _ in range(6):
+        straight.step()
+    first = small_trainer(tmp_path / "b", random_gain_db=5, val_fraction=0)
+    for _ in range(3):
+        first.step()
+    path = first.save(tmp_path / "half.npz")
+    resumed = blekota.Trainer.from_checkpoint(path, wobbly_sine(), threads=1)
+    assert resumed.random_gain_db == 5.0
+    for _ in range(3):
+        resumed.step()
+    np.testing.assert_array_equal(resumed.model.params, straight.model.params)
