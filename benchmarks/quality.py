@@ -29,8 +29,8 @@ On a shared machine, --threads 1 --clock cpu counts each run's own CPU seconds i
 time (with one thread, the time the run would take on a quiet machine), and --side-by-side runs a
 sound's runs at the same time, one core each.
 
-The sounds come from sounds.py (espeak-ng speech, synthesized plucked-string music) unless
---sound names files.
+The sounds come from sounds.py (espeak-ng speech, synthesized plucked-string music; with
+--unseen its second pair, made after the defaults were chosen) unless --sound names files.
 """
 
 from __future__ import annotations
@@ -235,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pytorch-minutes", type=float, nargs="+",
                         help="time marks of the PyTorch recipe (default: the same as blekota's)")
     parser.add_argument("--sound", nargs="+", help="sound files (default: speech and music from sounds.py)")
+    parser.add_argument("--unseen", action="store_true",
+                        help="sounds.py's speech2 and music2, which the defaults were not tuned on")
     parser.add_argument("--sound-dir", type=Path, default=Path(tempfile.gettempdir()) / "blekota-bench-sounds",
                         help="where sounds.py's sounds are made (default: a folder in the temp dir)")
     parser.add_argument("--threads", type=int, default=2, help="threads per run (default 2)")
@@ -257,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         import sounds as makers
 
         sounds = []
-        for name in makers.MAKERS:
+        for name in makers.UNSEEN if args.unseen else makers.MAKERS:
             try:
                 sounds.append(str(makers.make(name, args.sound_dir)))
             except makers.Unavailable as reason:
