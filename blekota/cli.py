@@ -332,8 +332,9 @@ def schedule_option(args, name: str | None = None):
 
 
 def update_rule(args) -> dict:
-    """optimizer, lr and schedule: the --preset's, each replaced by --optimizer, --alpha or
-    --schedule when given (a preset's schedule None: plateau when validating, else constant)."""
+    """optimizer, lr, schedule and random_gain_db: the --preset's, each replaced by --optimizer,
+    --alpha, --schedule or --random-gain when given (a preset's schedule None: plateau when
+    validating, else constant)."""
     preset = PRESETS[args.preset]
     schedule = args.schedule or preset["schedule"] or ("plateau" if args.val_fraction > 0 else "constant")
     gain = preset["random_gain_db"] if args.random_gain is None else args.random_gain
@@ -715,7 +716,8 @@ def command_info(args) -> int:
     if trainer:
         print(
             f"training:    {trainer.get('optimizer')} lr {trainer.get('lr')}, seq_length "
-            f"{trainer.get('seq_length')}, batch_size {trainer.get('batch_size')}"
+            f"{trainer.get('seq_length')}, batch_size {trainer.get('batch_size')}, random gain "
+            f"{trainer.get('random_gain_db', 0.0):g} dB"
         )
     train, val = plot.loss_points(info)
     for label, rows in (("loss:       ", train), ("val loss:   ", val)):

@@ -49,6 +49,7 @@ def test_train_sample_info(tmp_path, sine_file, capsys):
     printed = capsys.readouterr().out
     assert "1 GRU layers x 16 units" in printed and "60 iterations" in printed
     assert str(sine_file) in printed and "8000 Hz" in printed
+    assert "adam lr 0.004, seq_length 20, batch_size 4, random gain 4 dB" in printed
 
 
 def test_resume_continues_counting(tmp_path, sine_file, capsys):
