@@ -41,7 +41,12 @@ def describe(report: Progress, verbosity: int = NORMAL) -> str | None:
     if report.kind == "note":
         return report.message
     state = "stopped" if report.kind == "interrupted" else "done"
-    return f"{state} at iteration {report.iteration}; saved {report.path}"
+    line = f"{state} at iteration {report.iteration}; saved {report.path}"
+    measured = None not in (report.path, report.val_loss, report.best_val_loss)
+    if report.kind == "done" and measured and report.val_loss > report.best_val_loss:
+        best = report.path.with_name(f"{report.path.stem.rsplit('_', 1)[0]}_best.npz")
+        line += f" (validation {report.val_loss:.4f}; the best, {report.best_val_loss:.4f}, is {best})"
+    return line
 
 
 def print_progress(report: Progress) -> None:

@@ -281,3 +281,16 @@ def test_bad_truncation_is_one_line_with_status_2(tmp_path, capsys, flag, value,
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"argument {flag}: expected {expected}, got '{value}'" in err
+
+
+def test_the_last_line_points_to_the_best_model_when_the_last_is_worse(tmp_path):
+    from blekota.console import describe
+
+    def done(val_loss, best):
+        return blekota.Progress("done", 400, 2, 2.5, 1000.0, 9.0, 0, tmp_path / "voice_400.npz", val_loss, best)
+
+    assert describe(done(2.61, 2.61)) == f"done at iteration 400; saved {tmp_path / 'voice_400.npz'}"
+    assert describe(done(2.75, 2.61)) == (
+        f"done at iteration 400; saved {tmp_path / 'voice_400.npz'} (validation 2.7500; the best, 2.6100, "
+        f"is {tmp_path / 'voice_best.npz'})"
+    )
