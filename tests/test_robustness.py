@@ -298,9 +298,15 @@ def test_a_failed_final_save_is_rescued(here, capsys, monkeypatch):
     os.rmdir(os.path.dirname(rescued))
 
 
+def hear_ctrl_c() -> None:
+    """In the child: SIGINT as a terminal delivers it, even when the tests run in a background
+    job, which starts with SIGINT ignored (and Python then never raises KeyboardInterrupt)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_blekota(*args, **kwargs) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "blekota", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, **kwargs)
+                            stderr=subprocess.PIPE, preexec_fn=hear_ctrl_c, **kwargs)
 
 
 def test_standard_output_gets_the_sound_and_stderr_the_words(here):

@@ -70,7 +70,8 @@ def test_resume_on_other_data_starts_at_its_beginning(tmp_path):
 def test_validation_history_best_model_and_log(tmp_path):
     sounds = write_sounds(tmp_path / "sounds")
     reports = []
-    trainer = trainer_for(tmp_path, sounds, callback=reports.append, schedule="constant")
+    # as recorded: in 7 iterations random gain would not yet take the loss below uniform's
+    trainer = trainer_for(tmp_path, sounds, callback=reports.append, schedule="constant", random_gain_db=0)
     result = trainer.train(7)
     info = blekota.load(result.path).info
     assert [row[0] for row in info["val_history"]] == [3, 6, 7]  # every 3 and at the end
