@@ -12,6 +12,9 @@ import numpy as np
 # carry their hidden state through consecutive windows, so 8 streams of the 8 s sound are ~0.95 s
 # each and every stream hears whole notes with the pauses around them. With the usual 32+
 # streams a stream never hears a whole 0.6 s note, and the model does not learn that notes end.
+# No random gain: the demo's sound loops, so learning it by heart is the point (after 60 CPU
+# seconds, 98 % of single draws changed between notes and pauses at least twice without it, 30 %
+# with +-4 dB).
 DEMO_MODEL = {"hidden": 128, "layers": 2}
 DEMO_TRAINING = {"seq_length": 200, "batch_size": 8, "optimizer": "adam", "lr": 4e-3,
                  "schedule": "constant", "random_gain_db": 0.0}
