@@ -159,18 +159,19 @@ def music2(path: Path, seconds: float = 60.0, seed: int = 7) -> Path:
 
 MAKERS = {"speech": speech, "music": music}
 UNSEEN = {"speech2": speech2, "music2": music2}
+ALL = {**MAKERS, **UNSEEN}
 
 
 def make(name: str, directory: Path) -> Path:
-    """directory/NAME.wav (a name in MAKERS or UNSEEN), made unless it is already there."""
+    """directory/NAME.wav (a name in ALL), made unless it is already there."""
     path = directory / f"{name}.wav"
     if not path.exists():
         directory.mkdir(parents=True, exist_ok=True)
-        {**MAKERS, **UNSEEN}[name](path)
+        ALL[name](path)
     return path
 
 
 if __name__ == "__main__":
     out = Path(sys.argv[1] if len(sys.argv) > 1 else ".")
-    for sound in {**MAKERS, **UNSEEN}:
+    for sound in ALL:
         print(make(sound, out))

@@ -17,6 +17,7 @@ from .errors import ConfigError
 from .mulaw import quantize, unquantize
 
 GAIN_KEY = 0x6761696E  # "gain": keeps these draws apart from other generators keyed by small numbers
+LEVEL_SAMPLES = unquantize(np.arange(256))  # (256,) float32: the sample each level stands for
 
 
 def check_max_db(max_db) -> float:
@@ -37,5 +38,4 @@ def random_gain(window: np.ndarray, max_db: float, iteration: int) -> np.ndarray
     the window itself when max_db is 0."""
     if max_db == 0:
         return window
-    samples = unquantize(window) * stream_gains(max_db, iteration, window.shape[1]).astype(np.float32)
-    return quantize(samples)
+    return quantize(LEVEL_SAMPLES[window] * stream_gains(max_db, iteration, window.shape[1]).astype(np.float32))
