@@ -1,6 +1,6 @@
 """blekota: learn how a sound continues and generate new sound from it, sample by sample."""
 
-from . import mulaw, parallel, plot, reference, trainlog
+from . import mulaw, parallel, plot, reference, soundstats, trainlog
 from .audio import PlaybackError, load_audio, play, save_wav
 from .dataset import Dataset
 from .demo import demo_sound
@@ -50,6 +50,7 @@ __all__ = [
     "plot",
     "reference",
     "save_wav",
+    "soundstats",
     "to_onnx",
     "trainlog",
 ]

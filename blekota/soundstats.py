@@ -1,0 +1,159 @@
+"""How much a made-up sound is like a real one, in numbers: log-mel Fréchet distance, the share of
+quiet frames, the spectral flatness of loud frames, and voicing and pitch by autocorrelation.
+
+All measures work on 32 ms frames with a 10 ms hop. A frame is quiet when its RMS is at most a tenth
+of the loud level: the 95th percentile of frame RMS of the reference sound (the real one), so a
+made-up sound that is quieter than its source counts as quiet, not as its own scale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import scipy.linalg
+
+FRAME_S = 0.032
+HOP_S = 0.010
+MEL_BANDS = 40
+QUIET_FRACTION = 0.1
+LOUD_PERCENTILE = 95
+PITCH_RANGE_HZ = (60.0, 500.0)
+VOICED_CORRELATION = 0.5
+
+
+def frames(sound: np.ndarray, fs: int) -> np.ndarray:
+    """(F, N) overlapping frames of sound (n,): N = 32 ms of samples, hop 10 ms; none if shorter."""
+    sound = np.asarray(sound, np.float64).ravel()
+    size, hop = round(FRAME_S * fs), round(HOP_S * fs)
+    if sound.size < size:
+        return np.empty((0, size))
+    return np.lib.stride_tricks.sliding_window_view(sound, size)[::hop]
+
+
+def frame_rms(sound: np.ndarray, fs: int) -> np.ndarray:
+    """RMS of each frame: (F,)."""
+    return np.sqrt(np.mean(frames(sound, fs) ** 2, axis=1))
+
+
+def loud_level(sound: np.ndarray, fs: int) -> float:
+    """The 95th percentile of frame RMS of sound: what "loud" means for it (0 for an empty one)."""
+    rms = frame_rms(sound, fs)
+    return float(np.percentile(rms, LOUD_PERCENTILE)) if rms.size else 0.0
+
+
+def power_spectra(sound: np.ndarray, fs: int) -> np.ndarray:
+    """Hann-windowed power spectrum of each frame: (F, N // 2 + 1)."""
+    framed = frames(sound, fs)
+    return np.abs(np.fft.rfft(framed * np.hanning(framed.shape[1]), axis=1)) ** 2
+
+
+def mel_filterbank(fs: int, size: int, bands: int = MEL_BANDS) -> np.ndarray:
+    """Triangular mel filters (bands, size // 2 + 1) from 0 Hz to fs / 2 (HTK mel scale)."""
+    mel = np.linspace(0.0, 2595.0 * np.log10(1.0 + fs / 2 / 700.0), bands + 2)
+    edges = 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
+    frequencies = np.fft.rfftfreq(size, 1.0 / fs)
+    lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    rising = (frequencies - lower) / (centre - lower)
+    falling = (upper - frequencies) / (upper - centre)
+    return np.maximum(0.0, np.minimum(rising, falling))
+
+
+def log_mel(sound: np.ndarray, fs: int, bands: int = MEL_BANDS) -> np.ndarray:
+    """Log mel energies (F, bands) of 32 ms frames every 10 ms, natural log, floored at 1e-10."""
+    spectra = power_spectra(sound, fs)
+    filters = mel_filterbank(fs, round(FRAME_S * fs), bands)
+    return np.log(np.maximum(spectra @ filters.T, 1e-10))
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Fréchet distance between Gaussians fitted to feature rows a (Fa, D) and b (Fb, D):
+    |mu_a - mu_b|^2 + tr(C_a + C_b - 2 (C_a C_b)^(1/2))."""
+    mean_a, mean_b = a.mean(axis=0), b.mean(axis=0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    root = scipy.linalg.sqrtm(cov_a @ cov_b)
+    trace = np.trace(cov_a + cov_b - 2.0 * np.real(root))
+    return float(np.sum((mean_a - mean_b) ** 2) + max(trace, 0.0))
+
+
+def mel_distance(sound: np.ndarray, reference: np.ndarray, fs: int) -> float:
+    """Log-mel Fréchet distance between two sounds at fs Hz (0: alike; see the module docstring)."""
+    return frechet_distance(log_mel(sound, fs), log_mel(reference, fs))
+
+
+def pitch_track(sound: np.ndarray, fs: int, level: float) -> np.ndarray:
+    """Pitch in Hz of each frame (F,), NaN where the frame is quiet (RMS below a tenth of level) or
+    unvoiced (its normalized autocorrelation peaks below 0.5 within 60-500 Hz). The period is the
+    shortest lag whose peak is within 10 % of the highest, refined by a parabola through its
+    neighbours."""
+    framed = frames(sound, fs)
+    framed = framed - framed.mean(axis=1, keepdims=True)
+    size = framed.shape[1]
+    spectrum = np.fft.rfft(framed, 2 * size, axis=1)
+    correlation = np.fft.irfft(np.abs(spectrum) ** 2, axis=1)[:, :size]
+    correlation /= (size - np.arange(size)) / size  # unbiased: long lags are not penalized
+    energy = np.maximum(correlation[:, :1], 1e-20)
+    lo, hi = int(fs / PITCH_RANGE_HZ[1]), min(int(fs / PITCH_RANGE_HZ[0]), size // 2)
+    normalized = correlation[:, lo : hi + 1] / energy
+    # the shortest lag among peaks within 10 % of the highest: a period's multiples peak as high
+    inner = normalized[:, 1:-1]
+    peaks = (inner >= normalized[:, :-2]) & (inner >= normalized[:, 2:])
+    peaks &= inner >= 0.9 * inner.max(axis=1, keepdims=True)
+    peak = 1 + np.argmax(peaks, axis=1)
+    rows = np.arange(len(peak))
+    before, at, after = (normalized[rows, peak + k] for k in (-1, 0, 1))
+    curvature = before - 2.0 * at + after
+    offset = np.where(curvature < 0, 0.5 * (before - after) / np.minimum(curvature, -1e-12), 0.0)
+    voiced = (at >= VOICED_CORRELATION) & (np.sqrt(np.mean(framed**2, axis=1)) > QUIET_FRACTION * level)
+    return np.where(voiced, fs / (lo + peak + np.clip(offset, -0.5, 0.5)), np.nan)
+
+
+@dataclass
+class SoundStats:
+    """A sound's measures. quiet_share: frames below a tenth of the loud level; flatness: median
+    spectral flatness (geometric / arithmetic mean of the power spectrum) of the other frames,
+    near 0 for harmonics, 1 for white noise (NaN without such frames); voiced_share: share of
+    frames with a clear period; pitch_hz: median pitch of voiced frames; pitch_spread: standard
+    deviation of their pitch in semitones; pitch_motion: median absolute change of pitch between
+    neighbouring voiced frames, semitones per 10 ms (NaN where not defined)."""
+
+    seconds: float
+    rms: float
+    quiet_share: float
+    flatness: float
+    voiced_share: float
+    pitch_hz: float
+    pitch_spread: float
+    pitch_motion: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def describe(sound: np.ndarray, fs: int, level: float | None = None) -> SoundStats:
+    """Measure sound (n,) at fs Hz; level: the loud level to judge quiet frames by (default the
+    sound's own, see loud_level; pass the real sound's to compare a made-up one with it)."""
+    sound = np.asarray(sound, np.float64).ravel()
+    level = loud_level(sound, fs) if level is None else float(level)
+    rms = frame_rms(sound, fs)
+    if rms.size == 0:
+        nan = float("nan")
+        return SoundStats(sound.size / fs, 0.0, nan, nan, nan, nan, nan, nan)
+    quiet = rms <= QUIET_FRACTION * level
+    spectra = power_spectra(sound, fs)[~quiet] + 1e-20
+    flatness = np.exp(np.mean(np.log(spectra), axis=1)) / np.mean(spectra, axis=1)
+    pitch = pitch_track(sound, fs, level)
+    voiced = ~np.isnan(pitch)
+    semitones = 12.0 * np.log2(pitch[voiced]) if voiced.any() else np.empty(0)
+    steps = 12.0 * np.abs(np.diff(np.log2(pitch)))
+    steps = steps[~np.isnan(steps)]
+    return SoundStats(
+        seconds=sound.size / fs,
+        rms=float(np.sqrt(np.mean(sound**2))),
+        quiet_share=float(quiet.mean()),
+        flatness=float(np.median(flatness)) if flatness.size else float("nan"),
+        voiced_share=float(voiced.mean()),
+        pitch_hz=float(np.median(pitch[voiced])) if voiced.any() else float("nan"),
+        pitch_spread=float(np.std(semitones)) if semitones.size > 1 else float("nan"),
+        pitch_motion=float(np.median(steps)) if steps.size else float("nan"),
+    )

@@ -1,0 +1,90 @@
+"""blekota.soundstats: each measure on sounds whose answer is known."""
+
+import numpy as np
+import pytest
+
+from blekota import soundstats
+from blekota.demo import demo_sound
+
+FS = 8000
+
+
+def tone(f0: float, seconds: float = 1.0, amplitude: float = 0.5) -> np.ndarray:
+    t = np.arange(int(seconds * FS)) / FS
+    return amplitude * sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, 6))
+
+
+def noise(seconds: float = 1.0, amplitude: float = 0.3, seed: int = 0) -> np.ndarray:
+    return amplitude * np.random.default_rng(seed).standard_normal(int(seconds * FS))
+
+
+def test_frames_are_32_ms_every_10_ms():
+    framed = soundstats.frames(np.arange(FS, dtype=float), FS)
+    assert framed.shape == ((FS - 256) // 80 + 1, 256)
+    np.testing.assert_array_equal(framed[1, :3], [80, 81, 82])
+    assert soundstats.frames(np.zeros(100), FS).shape == (0, 256)
+
+
+def test_a_harmonic_tone_is_voiced_flat_free_and_at_its_pitch():
+    stats = soundstats.describe(tone(150.0), FS)
+    assert stats.quiet_share == 0
+    assert stats.flatness < 0.01
+    assert stats.voiced_share > 0.95
+    assert stats.pitch_hz == pytest.approx(150.0, rel=0.01)
+    assert stats.pitch_spread < 0.1 and stats.pitch_motion < 0.05
+
+
+def test_white_noise_is_flat_and_unvoiced():
+    stats = soundstats.describe(noise(), FS)
+    assert stats.flatness > 0.5
+    assert stats.voiced_share < 0.05
+
+
+def test_a_glide_moves_in_pitch():
+    glide = 0.5 * np.sin(2 * np.pi * np.cumsum(np.geomspace(100.0, 200.0, FS)) / FS)
+    stats = soundstats.describe(glide, FS)
+    assert stats.pitch_motion == pytest.approx(12 / 100, rel=0.2)  # an octave in 100 hops
+    assert stats.pitch_spread == pytest.approx(12 / np.sqrt(12), rel=0.15)  # uniform over 12 semitones
+
+
+def test_quiet_frames_are_judged_by_the_reference_level():
+    half = np.concatenate([tone(200.0, 0.5), np.zeros(FS // 2)])
+    assert soundstats.describe(half, FS).quiet_share == pytest.approx(0.5, abs=0.05)
+    soft = tone(200.0, amplitude=0.01)
+    assert soundstats.describe(soft, FS).quiet_share == 0  # by its own level
+    level = soundstats.loud_level(tone(200.0), FS)
+    assert soundstats.describe(soft, FS, level).quiet_share == 1  # by a louder sound's
+
+
+def test_frechet_distance_of_gaussians():
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((20000, 3))
+    assert soundstats.frechet_distance(a, a) == pytest.approx(0, abs=1e-6)
+    shifted = a + [3.0, 0.0, 0.0]
+    assert soundstats.frechet_distance(a, shifted) == pytest.approx(9.0, rel=1e-6)
+    wider = rng.standard_normal((20000, 3)) * 2.0
+    # tr(I + 4I - 2 * 2I) = 3
+    assert soundstats.frechet_distance(a, wider) == pytest.approx(3.0, rel=0.05)
+
+
+def test_mel_distance_orders_alike_unalike_and_noise():
+    sound = demo_sound()
+    first, second = sound[: sound.size // 2], sound[sound.size // 2:]
+    alike = soundstats.mel_distance(first, second, FS)
+    unalike = soundstats.mel_distance(tone(400.0, 4.0), second, FS)
+    hiss = soundstats.mel_distance(noise(4.0), second, FS)
+    assert alike < 0.1 * unalike and alike < 0.1 * hiss
+
+
+def test_mel_filters_cover_the_band_once():
+    filters = soundstats.mel_filterbank(FS, 256)
+    assert filters.shape == (40, 129)
+    assert filters.min() >= 0 and filters.max() <= 1
+    assert (filters.max(axis=0)[1:-1] > 0).all()
+
+
+def test_too_short_or_silent_sounds_give_nan_not_errors():
+    stats = soundstats.describe(np.zeros(10), FS)
+    assert np.isnan(stats.quiet_share) and np.isnan(stats.pitch_hz)
+    silent = soundstats.describe(np.zeros(FS), FS)
+    assert silent.quiet_share == 1 and np.isnan(silent.flatness) and silent.voiced_share == 0
