@@ -106,13 +106,14 @@ def result(impl: str, recipe: str, sound: str, threads: int, marks: Marks, itera
 
 
 def blekota_quality(threads: int, sound: str, minutes: list[float], options: dict, recipe: str,
-                    clock: str = "wall") -> dict:
-    """blekota with its defaults (and `options` for Trainer), measured at the time marks."""
+                    clock: str = "wall", model_options: dict | None = None, save: str | None = None) -> dict:
+    """blekota with its defaults (and `options` for Trainer, `model_options` for Model), measured
+    at the time marks; save: write the trained model to this file."""
     import blekota
     from blekota.audio import load_audio
     from blekota.dataset import held_out
 
-    model = blekota.Model(seed=0, threads=threads)
+    model = blekota.Model(seed=0, threads=threads, **(model_options or {}))
     samples, _ = load_audio(sound, model.fs)
     seen = samples[: samples.size - held_out(samples.size, VAL_FRACTION)]
     with tempfile.TemporaryDirectory() as directory:
@@ -132,12 +133,16 @@ def blekota_quality(threads: int, sound: str, minutes: list[float], options: dic
         start_loss = tail.validation_loss()
         state["marks"] = Marks(minutes, Clock(clock), tail.validation_loss)
         outcome = trainer.train(10**9)
+    if save:
+        model.save(save)
     return result("blekota", recipe, sound, threads, state["marks"], outcome.iterations,
                   trainer.samples_per_iteration, start_loss)
 
 
-def pytorch_quality(threads: int, sound: str, minutes: list[float], clock: str = "wall") -> dict:
-    """The PyTorch recipe (module docstring) on the same windows, measured at the time marks."""
+def pytorch_quality(threads: int, sound: str, minutes: list[float], clock: str = "wall",
+                    save: str | None = None) -> dict:
+    """The PyTorch recipe (module docstring) on the same windows, measured at the time marks;
+    save: write its state (torch.save of {"gru": ..., "linear": ...}) to this file."""
     try:
         import torch
     except ImportError as error:
@@ -200,15 +205,17 @@ def pytorch_quality(threads: int, sound: str, minutes: list[float], clock: str =
         position += 1
         iteration += 1
         done = marks.after_iteration(iteration)
+    if save:
+        torch.save({"gru": gru.state_dict(), "linear": linear.state_dict()}, save)
     return result("pytorch", "nn.GRU, Adam 2e-3, clip 5", sound, threads, marks, iteration, T * B,
                   start_loss)
 
 
-def measure_side_by_side(calls: list[tuple[str, dict]], threads: int) -> list[dict | None]:
-    """Run measure_in_subprocess for every (function, kwargs) at the same time, so that a change
-    of load on a shared machine hits all of them alike; rows in the order of calls."""
+def measure_side_by_side(calls: list[tuple[str, dict]], threads: int, module: str = "quality") -> list[dict | None]:
+    """Run measure_in_subprocess for every (function, kwargs) of `module` at the same time, so that a
+    change of load on a shared machine hits all of them alike; rows in the order of calls."""
     with ThreadPoolExecutor(len(calls)) as pool:
-        futures = [pool.submit(measure_in_subprocess, "quality", function, threads, **kwargs)
+        futures = [pool.submit(measure_in_subprocess, module, function, threads, **kwargs)
                    for function, kwargs in calls]
         return [future.result() for future in futures]
 

@@ -4,7 +4,8 @@ Sections: training.py (always), sampling.py and scaling.py (when present); each 
 described in common.py. Every measurement runs in its own subprocess. Ratios compare samples/s with the
 pytorch and reference rows of the same section, config and thread count (the reference is
 float64 only, so both blekota dtypes are compared with it). `--only quality` runs quality.py
-instead (held-out loss against training time; long, so never part of the full run).
+instead (held-out loss against training time) and `--only sound` runs sound.py (what the trained
+models make up, against the real sound); both are long, so never part of the full run.
 """
 
 from __future__ import annotations
@@ -88,9 +89,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="threads per implementation")
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per measurement")
     parser.add_argument("--json", type=Path, help="write machine info and rows to this file")
-    parser.add_argument("--only", choices=SECTIONS + ("quality",),
-                        help="run one section; quality (held-out loss against training time, long: "
-                        "see quality.py) runs only when asked for")
+    parser.add_argument("--only", choices=SECTIONS + ("quality", "sound"),
+                        help="run one section; quality (held-out loss against training time) and "
+                        "sound (the made-up sound against the real one) are long (see quality.py "
+                        "and sound.py) and run only when asked for")
     args = parser.parse_args(argv)
     if args.only == "quality":
         import quality

@@ -1,0 +1,264 @@
+"""The made-up sound: what a model generates after a fixed training time, against its real source.
+
+    python benchmarks/sound.py                      # speech and music, 10 minutes each (long)
+    python benchmarks/sound.py --unseen             # speech2 and music2, which nothing was tuned on
+    python benchmarks/sound.py --minutes 2 --sound my.wav --variant long='{"seq_length": 400}'
+    python benchmarks/run.py --only sound [--quick]
+
+Each run trains as quality.py does (blekota's defaults given the sound without its last 10 %, or
+the PyTorch recipe; --clock cpu counts the run's own CPU seconds), then draws --streams
+independent sounds of --seconds each with `sample`'s defaults (temperature 1, nothing truncated;
+--sampling changes that for every run), from silence, as `python -m blekota sample MODEL` does.
+The PyTorch recipe's model is sampled the same way (blekota.reference's distribution and draw).
+
+The drawn sounds are measured against the whole real sound (blekota.soundstats):
+  fd        log-mel Fréchet distance to the real sound (40 mel bands, 32 ms frames, 10 ms hop);
+            on the same scale the table prints the floor, the median distance of --seconds x
+            --streams of real sound (excerpts at four places) to the rest of it, and the
+            ceiling, noise shaped to the real sound's average spectrum;
+  quiet     share of 32 ms frames below a tenth of the real sound's loud level;
+  flat      median spectral flatness of the other frames (0: harmonics, 1: white noise);
+  voiced    share of frames with a clear period (autocorrelation >= 0.5 within 60-500 Hz);
+  f0, spread, motion: median pitch of voiced frames (Hz), its spread (semitones) and its median
+            change between neighbouring frames (semitones per 10 ms).
+With --out DIR each run's sounds go to DIR/SOUND_RUN.wav (the streams one after another) and
+DIR/SOUND_RUN.png (a real excerpt and the first stream, waveforms and spectrograms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import Unavailable, measure_in_subprocess  # noqa: E402
+from quality import CLOCKS, blekota_quality, pytorch_quality  # noqa: E402
+
+MINUTES = 10.0
+QUICK_MINUTES = 1.0
+STREAMS = 5
+SECONDS = 4.0
+FS = 8000
+
+
+def real_sound(sound: str) -> np.ndarray:
+    from blekota.audio import load_audio
+
+    samples, _ = load_audio(sound, FS)
+    return samples
+
+
+def floor_and_ceiling(real: np.ndarray, length: int, seed: int = 0) -> tuple[float, float]:
+    """The Fréchet distance of real excerpts of `length` samples to the rest of the sound (median
+    of four places), and that of noise of the same length shaped to the sound's average spectrum."""
+    from blekota.soundstats import mel_distance
+
+    length = min(length, real.size // 2)
+    distances = []
+    for start in np.linspace(0, real.size - length, 4).astype(int):
+        rest = np.concatenate([real[:start], real[start + length:]])
+        distances.append(mel_distance(real[start:start + length], rest, FS))
+    rng = np.random.default_rng(seed)
+    pieces = real[: real.size // length * length].reshape(-1, length)
+    magnitude = np.sqrt(np.mean(np.abs(np.fft.rfft(pieces, axis=1)) ** 2, axis=0))
+    noise = np.fft.irfft(magnitude * np.exp(2j * np.pi * rng.random(magnitude.size)), length)
+    noise *= np.sqrt(np.mean(real**2) / np.mean(noise**2))
+    return float(np.median(distances)), mel_distance(noise, real, FS)
+
+
+def judge(generated: np.ndarray, real: np.ndarray) -> dict:
+    """Measures of generated (S, n) against the real sound (module docstring)."""
+    from blekota.soundstats import describe, loud_level, mel_distance
+
+    joined = generated.reshape(-1)
+    stats = describe(joined, FS, loud_level(real, FS)).as_dict()
+    return {"fd": mel_distance(joined, real, FS), **stats}
+
+
+def keep_sounds(generated: np.ndarray, real: np.ndarray, out: str | None, name: str) -> None:
+    """Write the drawn streams as one wav and a picture of the first beside a real excerpt."""
+    if not out:
+        return
+    from blekota import plot
+    from blekota.audio import save_wav
+
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_wav(folder / f"{name}.wav", generated.reshape(-1), FS)
+    start = real.size // 3
+    plot.compare(real[start:start + generated.shape[1]], generated[0], FS, out=folder / f"{name}.png")
+
+
+def blekota_sound(threads: int, sound: str, minutes: float, options: dict, recipe: str, clock: str,
+                  model_options: dict, sampling: dict, streams: int, seconds: float, out: str | None) -> dict:
+    """Train like quality.blekota_quality for `minutes`, then draw and judge `streams` sounds."""
+    import blekota
+
+    with tempfile.TemporaryDirectory() as directory:
+        path = str(Path(directory) / "model.npz")
+        row = blekota_quality(threads, sound, [minutes], options, recipe, clock, model_options, path)
+        model = blekota.load(path, threads=threads)
+    generated = model.sample(round(seconds * FS), streams=streams, seed=1, **sampling).reshape(streams, -1)
+    real = real_sound(sound)
+    keep_sounds(generated, real, out, f"{Path(sound).stem}_{recipe}")
+    return {**row, "sampling": sampling, **judge(generated, real)}
+
+
+def pytorch_sound(threads: int, sound: str, minutes: float, clock: str, sampling: dict, streams: int,
+                  seconds: float, out: str | None) -> dict:
+    """The PyTorch recipe for `minutes`, then its model sampled like blekota's and judged."""
+    try:
+        import torch
+    except ImportError as error:
+        raise Unavailable(f"torch is not importable: {error}") from error
+
+    with tempfile.TemporaryDirectory() as directory:
+        path = str(Path(directory) / "model.pt")
+        row = pytorch_quality(threads, sound, [minutes], clock, path)
+        state = torch.load(path)
+    generated = pytorch_sample(state, sampling, streams, round(seconds * FS))
+    real = real_sound(sound)
+    keep_sounds(generated, real, out, f"{Path(sound).stem}_pytorch")
+    return {**row, "sampling": sampling, **judge(generated, real)}
+
+
+def pytorch_sample(state: dict, sampling: dict, streams: int, n: int) -> np.ndarray:
+    """(streams, n) float32 samples drawn from the PyTorch recipe's model (its state dicts) from
+    silence, each level from blekota.reference.sampling_distribution with `sampling`'s options."""
+    import torch
+
+    from blekota.mulaw import SILENCE, unquantize
+    from blekota.reference import draw_level, sampling_distribution
+
+    levels, hidden = state["linear"]["weight"].shape
+    layers = sum(1 for key in state["gru"] if key.startswith("weight_ih_l"))
+    gru = torch.nn.GRU(levels, hidden, num_layers=layers)
+    linear = torch.nn.Linear(hidden, levels)
+    gru.load_state_dict(state["gru"])
+    linear.load_state_dict(state["linear"])
+    temperature = sampling.get("temperature", 1.0)
+    truncation = {key: sampling[key] for key in ("top_k", "top_p", "min_p") if key in sampling}
+    rng = np.random.Generator(np.random.PCG64(1))
+    drawn = np.empty((streams, n), np.uint8)
+    previous = np.full(streams, SILENCE)
+    h = torch.zeros(layers, streams, hidden)
+    with torch.no_grad():
+        for t in range(n):
+            x = torch.nn.functional.one_hot(torch.from_numpy(previous).long(), levels).float()[None]
+            output, h = gru(x, h)
+            p = torch.softmax(linear(output[0]).double(), dim=-1).numpy()
+            if temperature == 0:
+                previous = p.argmax(axis=-1)
+            else:
+                p = sampling_distribution(p, temperature, **truncation)
+                previous = np.array([draw_level(row, u) for row, u in zip(p, rng.random(streams))])
+            drawn[:, t] = previous
+    return unquantize(drawn)
+
+
+def table(rows: list[dict]) -> str:
+    """One line per run: held-out loss and the sound measures, with each sound's real figures."""
+    header = ("| sound | run | loss | fd (floor / noise) | quiet | flat | voiced | f0 Hz | spread | motion "
+              "| iterations |")
+    lines = [header, "|" + "---|" * (header.count("|") - 1)]
+    for row in rows:
+        loss = f"{row['points'][-1]['val_loss']:.3f}" if row.get("points") else ""
+        fd = f"{row['fd']:.0f}" + (f" ({row['floor']:.0f} / {row['ceiling']:.0f})" if "floor" in row else "")
+        cells = [Path(row["sound"]).stem, row["recipe"], loss, fd]
+        cells += [f"{row[key]:.3f}" for key in ("quiet_share", "flatness", "voiced_share")]
+        cells += [f"{row['pitch_hz']:.0f}", f"{row['pitch_spread']:.2f}", f"{row['pitch_motion']:.2f}"]
+        cells.append(f"{row['iterations']:,}" if "iterations" in row else "")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def real_row(sound: str, streams: int, seconds: float) -> dict:
+    """The real sound measured like the made-up ones: its floor and ceiling, and its own stats."""
+    from blekota.soundstats import describe
+
+    real = real_sound(sound)
+    floor, ceiling = floor_and_ceiling(real, round(streams * seconds * FS))
+    return {"sound": sound, "recipe": "real", "fd": floor, "floor": floor, "ceiling": ceiling,
+            **describe(real, FS).as_dict()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, help=f"training time of every run (default {MINUTES:g})")
+    parser.add_argument("--quick", action="store_true", help=f"train {QUICK_MINUTES:g} minute")
+    parser.add_argument("--sound", nargs="+", help="sound files (default: speech and music from sounds.py)")
+    parser.add_argument("--unseen", action="store_true", help="sounds.py's speech2 and music2")
+    parser.add_argument("--sound-dir", type=Path, default=Path(tempfile.gettempdir()) / "blekota-bench-sounds",
+                        help="where sounds.py's sounds are made (default: a folder in the temp dir)")
+    parser.add_argument("--threads", type=int, default=2, help="threads per run (default 2)")
+    parser.add_argument("--clock", choices=tuple(CLOCKS), default="wall",
+                        help="training time on the wall clock or the process's CPU clock")
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME=JSON",
+                        help='also run blekota with these options: Trainer options, and under "model" '
+                        "Model options, under \"sampling\" sample options")
+    parser.add_argument("--sampling", default="{}", metavar="JSON",
+                        help="sample options for every run (default: sample's defaults)")
+    parser.add_argument("--streams", type=int, default=STREAMS, help=f"sounds drawn per run (default {STREAMS})")
+    parser.add_argument("--seconds", type=float, default=SECONDS, help=f"seconds each (default {SECONDS:g})")
+    parser.add_argument("--no-pytorch", action="store_true", help="skip the PyTorch recipe")
+    parser.add_argument("--no-defaults", action="store_true", help="skip blekota with its defaults")
+    parser.add_argument("--side-by-side", action="store_true", help="run a sound's runs at the same time")
+    parser.add_argument("--out", help="write each run's sounds and a picture to this folder")
+    parser.add_argument("--json", type=Path, help="write the rows to this file")
+    args = parser.parse_args(argv)
+    minutes = args.minutes or (QUICK_MINUTES if args.quick else MINUTES)
+    sampling = json.loads(args.sampling)
+
+    if args.sound:
+        sounds = args.sound
+    else:
+        import sounds as makers
+
+        sounds = []
+        for name in makers.UNSEEN if args.unseen else makers.MAKERS:
+            try:
+                sounds.append(str(makers.make(name, args.sound_dir)))
+            except makers.Unavailable as reason:
+                print(f"# no {name} sound: {reason}")
+    common = {"minutes": minutes, "clock": args.clock, "streams": args.streams, "seconds": args.seconds,
+              "out": args.out}
+    runs = [] if args.no_defaults else [("blekota_sound", {"options": {}, "recipe": "defaults",
+                                                           "model_options": {}, "sampling": sampling})]
+    for variant in args.variant:
+        name, _, text = variant.partition("=")
+        options = json.loads(text)
+        runs.append(("blekota_sound", {"recipe": name, "model_options": options.pop("model", {}),
+                                       "sampling": {**sampling, **options.pop("sampling", {})},
+                                       "options": options}))
+    if not args.no_pytorch:
+        runs.append(("pytorch_sound", {"sampling": sampling}))
+    rows = []
+    for sound in sounds:
+        rows.append(real_row(sound, args.streams, args.seconds))
+        calls = [(function, {"sound": sound, **common, **kwargs}) for function, kwargs in runs]
+        print(f"# {Path(sound).name}: {len(calls)} runs of {minutes:g} minutes"
+              + (", side by side" if args.side_by_side else ", one after the other"), flush=True)
+        if args.side_by_side:
+            from quality import measure_side_by_side
+
+            found = measure_side_by_side(calls, args.threads, module="sound")
+        else:
+            found = [measure_in_subprocess("sound", function, args.threads, **kwargs)
+                     for function, kwargs in calls]
+        if None in found:
+            print("# torch is not importable: the PyTorch recipe was skipped")
+        rows += [row for row in found if row is not None]
+        print(table(rows), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
