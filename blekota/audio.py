@@ -12,6 +12,7 @@ import numpy as np
 import soundfile
 
 from . import memory
+from .checks import positive_int
 from .errors import AudioError, ConfigError
 from .fileutil import input_problem, open_output, starts_with
 
@@ -32,8 +33,8 @@ def load_audio(path: str | os.PathLike, fs: int | None = 8000) -> tuple[np.ndarr
     problem = input_problem(path, "a sound file")
     if problem:
         raise AudioError(f"{path}: {problem}")
-    if fs is not None and (isinstance(fs, bool) or not isinstance(fs, (int, np.integer)) or fs <= 0):
-        raise ConfigError(f"fs must be a positive integer, got {fs!r}")
+    if fs is not None:
+        fs = positive_int("fs", fs)
     header = _libsndfile(path, soundfile.info)
     if header.samplerate <= 0 or header.channels <= 0:
         shape = f"{header.samplerate} Hz, {header.channels} channels"

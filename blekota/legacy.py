@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .checks import is_integer, is_number
 from .errors import BlekotaError, ModelFileError
 from .fileutil import input_problem, starts_with
 from .model import Model, canonical_shapes, canonical_to_flat
@@ -123,7 +124,7 @@ def _unpickle(path: Path):
 
 def _count(gru: LegacyGRU, name: str, default=None) -> int | None:
     value = gru.__dict__.get(name, default)
-    if value is None or isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+    if not is_integer(value) or value < 0:
         return None
     return int(value)
 
@@ -196,8 +197,7 @@ def _info(path: Path, gru: LegacyGRU, model: Model) -> dict:
         if _count(gru, theirs):
             trainer[ours] = _count(gru, theirs)
     alpha = fields.get("alpha")
-    numeric = isinstance(alpha, (float, int, np.floating, np.integer)) and not isinstance(alpha, bool)
-    if numeric and 0 < alpha < np.inf:
+    if is_number(alpha) and 0 < alpha < np.inf:
         trainer["lr"] = float(alpha)
     name = fields.get("name")
     if isinstance(name, str) and "\0" not in name and Path(name).name not in ("", ".", ".."):

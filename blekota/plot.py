@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .checks import integer, positive_int
 from .errors import BlekotaError, ConfigError
 from .fileutil import input_problem, open_output
 from .mulaw import LEVELS, quantize
@@ -101,12 +102,6 @@ def _mono(sound, what: str) -> np.ndarray:
     return sound
 
 
-def _check_fs(fs) -> int:
-    if isinstance(fs, bool) or not isinstance(fs, (int, np.integer)) or fs <= 0:
-        raise ConfigError(f"fs must be a positive integer (Hz), got {fs!r}")
-    return int(fs)
-
-
 def _draw_waveform(axes, sound: np.ndarray, fs: int, title: str) -> None:
     t = np.arange(sound.size) / fs
     axes.plot(t, sound, color="tab:blue", linewidth=0.6)
@@ -151,7 +146,7 @@ def show(sound, fs: int = 8000, *, title: str = "waveform", out=None, block: boo
 
     Returns the PNG path when written to a file, None when shown in a window.
     """
-    sound, fs = _mono(sound, "sound"), _check_fs(fs)
+    sound, fs = _mono(sound, "sound"), positive_int("fs", fs)
     figure, in_window = _figure((10, 3.5), out)
     _draw_waveform(figure.add_subplot(), sound, fs, f"{title} ({sound.size / fs:.2f} s at {fs} Hz)")
     return _finish(figure, in_window, "waveform", out, block)
@@ -182,15 +177,12 @@ def heatmap(
     probs = np.asarray(probs)
     if probs.ndim != 2 or probs.shape[1] != LEVELS or probs.shape[0] == 0:
         raise ConfigError(f"probs must be an (n, {LEVELS}) array with n > 0, got shape {probs.shape}")
-    fs = _check_fs(fs)
+    fs = positive_int("fs", fs)
     n = probs.shape[0]
-    if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or not 0 <= start < n:
-        raise ConfigError(f"start must be an integer in 0..{n - 1}, got {start!r}")
-    if length is not None and (
-        isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length <= 0
-    ):
-        raise ConfigError(f"length must be a positive integer, got {length!r}")
-    stop = n if length is None else min(n, start + int(length))
+    start = integer("start", start, 0, n - 1)
+    if length is not None:
+        length = positive_int("length", length)
+    stop = n if length is None else min(n, start + length)
     window = np.asarray(probs[start:stop], dtype=np.float64)
     figure, in_window = _figure((10, 5), out)
     axes = figure.add_subplot()
@@ -315,7 +307,7 @@ def spectrogram(
 
     Returns the PNG path when written to a file, None when shown in a window.
     """
-    sound, fs = _mono(sound, "sound"), _check_fs(fs)
+    sound, fs = _mono(sound, "sound"), positive_int("fs", fs)
     frequencies, times, db = _stft_db(sound, fs)
     figure, in_window = _figure((10, 4.5), out)
     axes = figure.add_subplot()
@@ -333,7 +325,7 @@ def compare(
 
     Returns the PNG path when written to a file, None when shown in a window.
     """
-    fs = _check_fs(fs)
+    fs = positive_int("fs", fs)
     sounds = {"training": _mono(training_sound, "training_sound"),
               "generated": _mono(generated_sound, "generated_sound")}
     spectra = {name: _stft_db(sound, fs) for name, sound in sounds.items()}

@@ -25,13 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import fileformat, memory, modelfile
+from . import checks, fileformat, memory, modelfile
 from .audio import save_wav
 from .augment import check_max_db, random_gain
 from .dataset import Dataset, WindowLayout, held_out, validation_pieces
 from .errors import AudioError, BlekotaWarning, ConfigError, ModelFileError
 from .interrupts import StopRequests
-from .model import Model, _positive_int, _seed
+from .model import Model
 from .mulaw import SILENCE
 from .optim import OPTIMIZERS, make_optimizer
 from .parallel import Processes, processes
@@ -179,32 +179,22 @@ class Trainer:
     ):
         self.processes: Processes = processes(comm)
         self.model = model
-        self.seq_length = _positive_int("seq_length", seq_length)
-        self.batch_size = _positive_int("batch_size", batch_size)
+        self.seq_length = checks.positive_int("seq_length", seq_length)
+        self.batch_size = checks.positive_int("batch_size", batch_size)
         if self.batch_size < self.processes.size:
             raise ConfigError(
                 f"batch_size {self.batch_size} is smaller than the {self.processes.size} processes: "
                 "each needs at least one stream"
             )
         self.streams = self.processes.part(self.batch_size)
-        for option, value in (("checkpoint_every", checkpoint_every), ("val_every", val_every), ("keep", keep)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ConfigError(f"{option} must be an integer >= 0, got {value!r}")
-        folder, name = split_name(name)
-        if (
-            isinstance(checkpoint_sound, bool)
-            or not isinstance(checkpoint_sound, (int, np.integer))
-            or checkpoint_sound < 0
-        ):
-            raise ConfigError(f"checkpoint_sound must be an integer >= 0, got {checkpoint_sound!r}")
-        self.name = name
-        self.checkpoint_every = checkpoint_every
-        self.checkpoint_sound = int(checkpoint_sound)
+        self.checkpoint_every = checks.non_negative_int("checkpoint_every", checkpoint_every)
+        self.val_every = checks.non_negative_int("val_every", val_every)
+        self.keep = checks.non_negative_int("keep", keep)
+        folder, self.name = split_name(name)
+        self.checkpoint_sound = checks.non_negative_int("checkpoint_sound", checkpoint_sound)
         self.directory = Path(directory) / folder
         self.callback = callback
-        self.report_every = _positive_int("report_every", report_every)
-        self.val_every = val_every
-        self.keep = keep
+        self.report_every = checks.positive_int("report_every", report_every)
         self.log = bool(log)
         self.report_steps = bool(report_steps)
         self.random_gain_db = check_max_db(random_gain_db)
@@ -217,7 +207,7 @@ class Trainer:
         # One Allreduce per iteration carries the gradients, the loss and three flags: see _sum_over_processes.
         self._sums = np.empty(model.n_params + 4, model.dtype)
         self.grads = self._sums[: model.n_params]
-        self.rng = np.random.default_rng(_seed(seed))
+        self.rng = np.random.default_rng(checks.seed(seed))
         self.iteration = int(model.info.get("iterations", 0))
         self.epoch = int(model.info.get("epochs", 0))
         self.history: list[list[float]] = [list(row) for row in model.info.get("history", [])]
@@ -407,15 +397,12 @@ class Trainer:
         failure in one process (bad input, out of memory) raises in all of them (blekota.parallel.
         ProcessError in the others); when the others stop answering, ProcessLost is raised.
         """
-        if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or iterations < 0:
-            raise ConfigError(f"iterations must be an integer >= 0, got {iterations!r}")
-        if max_seconds is not None and (
-            isinstance(max_seconds, bool) or not isinstance(max_seconds, (int, float)) or not max_seconds > 0
-        ):
-            raise ConfigError(f"max_seconds must be > 0, got {max_seconds!r}")
+        iterations = checks.non_negative_int("iterations", iterations)
+        if max_seconds is not None:
+            max_seconds = checks.number("max_seconds", max_seconds, 0, low_open=True, expected="> 0")
         files = self._run_files()
         self._run_start = time.perf_counter()
-        self._done, self._iterations = 0, int(iterations)
+        self._done, self._iterations = 0, iterations
         window_losses: list[float] = []
         interrupted = False
         pending_loss = None
