@@ -24,7 +24,8 @@ from .demo import demo_sound
 from .errors import BlekotaError
 from .model import Model
 from .mulaw import unquantize
-from .train import Progress, Trainer
+from .progress import Progress
+from .train import Trainer
 
 BANNER = """\
 blekota {version}: {description}
