@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from . import legacy, modelfile, plot
+from ._version import __version__
 from .audio import PlaybackError, load_audio, save_wav
 from .audio import play as play_sound
 from .demo import demo_sound
@@ -283,8 +284,6 @@ class Console(code.InteractiveConsole):
 def interact(session: Session, note: str) -> None:
     """Run the console until end of input: IPython when installed and stdin is a terminal,
     else the standard library's console."""
-    from . import __version__
-
     namespace = session_namespace(session)
     banner = BANNER.format(version=__version__, description=note)
     if sys.stdin.isatty():
