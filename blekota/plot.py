@@ -10,7 +10,6 @@ matplotlib is imported only when a picture is drawn, and pyplot only when a wind
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
@@ -20,11 +19,11 @@ import numpy as np
 
 from .checks import integer, positive_int
 from .errors import BlekotaError, ConfigError
-from .fileutil import input_problem, open_output
+from .fileutil import open_output
 from .mulaw import LEVELS, quantize
+from .trainlog import read_log
 
 DPI = 100
-LOG_KEYS = {"iteration", "time", "train_loss", "val_loss", "lr"}
 FLOOR = 1e-4  # the heatmap's colour scale starts here: rarer levels are drawn as never drawn
 AMPLITUDE_TICKS = (-1.0, -0.1, -0.01, 0.0, 0.01, 0.1, 1.0)
 
@@ -226,7 +225,7 @@ def loss_points(log) -> tuple[np.ndarray, np.ndarray]:
         val = log.get("val_history") or []
         return _rows(train, "history"), _rows(val, "val_history")
     if isinstance(log, (str, os.PathLike)):
-        records = _read_jsonl(Path(log))
+        records = read_log(log)
     elif isinstance(log, (list, tuple)):
         records = list(log)
     else:
@@ -249,30 +248,6 @@ def _rows(rows, what: str) -> np.ndarray:
     except (TypeError, ValueError):
         raise ConfigError(f"{what}: expected rows of [iteration, loss]") from None
     return array[np.isfinite(array).all(axis=1)]
-
-
-def _read_jsonl(path: Path) -> list[dict]:
-    """The records of a JSONL log; a last line still being written is skipped."""
-    problem = input_problem(path, "a training log")
-    if problem and problem != "is empty (0 bytes)":
-        raise BlekotaError(f"{path}: {problem}")
-    try:
-        lines = path.read_bytes().decode("utf-8").split("\n")
-    except UnicodeDecodeError:
-        raise BlekotaError(f"{path}: not a training log (not text; a log is NAME.log.jsonl)") from None
-    except OSError as error:
-        raise BlekotaError(f"{path}: cannot read ({error.strerror or error})") from None
-    records = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except ValueError:
-            if number == len(lines):  # no newline after it yet: training is writing it
-                break
-            raise BlekotaError(f"{path}:{number}: not a JSON line") from None
-    return records
 
 
 def loss_curve(log, *, title: str = "loss", out=None, block: bool = True) -> Path | None:
