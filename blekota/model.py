@@ -70,6 +70,18 @@ def _truncation(top_k, top_p, min_p) -> tuple[int, float, float]:
     return min(top_k, LEVELS), top_p, min_p
 
 
+def describe_sampling(temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, min_p: float = 0.0) -> str:
+    """'temperature 0.9, top-p 0.95': the settings a sound was drawn with, the truncation when on."""
+    words = [f"temperature {temperature:g}"]
+    if 0 < top_k < 256:
+        words.append(f"top-k {top_k}")
+    if top_p < 1:
+        words.append(f"top-p {top_p:g}")
+    if min_p > 0:
+        words.append(f"min-p {min_p:g}")
+    return ", ".join(words)
+
+
 def _dtype(dtype) -> np.dtype:
     name = dtype
     if isinstance(dtype, (type, np.dtype)):
