@@ -1,6 +1,7 @@
 """blekota: learn how a sound continues and generate new sound from it, sample by sample."""
 
 from . import mulaw, parallel, plot, reference, soundstats, trainlog
+from ._version import __version__
 from .audio import PlaybackError, load_audio, play, save_wav
 from .dataset import Dataset
 from .demo import demo_sound
@@ -15,6 +16,7 @@ from .schedule import Constant, Plateau, Schedule, Step, make_schedule
 from .train import PRESETS, Progress, Trainer, TrainResult
 
 __all__ = [
+    "__version__",
     "Adagrad",
     "Adam",
     "AudioError",
@@ -54,4 +56,3 @@ __all__ = [
     "to_onnx",
     "trainlog",
 ]
-__version__ = "0.1.0"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import struct
 import sys
+from collections.abc import Callable
 from math import gcd
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import numpy as np
 import soundfile
 
 from . import memory
+from .checks import positive_int
 from .errors import AudioError, ConfigError
 from .fileutil import input_problem, open_output, starts_with
 
@@ -32,8 +34,8 @@ def load_audio(path: str | os.PathLike, fs: int | None = 8000) -> tuple[np.ndarr
     problem = input_problem(path, "a sound file")
     if problem:
         raise AudioError(f"{path}: {problem}")
-    if fs is not None and (isinstance(fs, bool) or not isinstance(fs, (int, np.integer)) or fs <= 0):
-        raise ConfigError(f"fs must be a positive integer, got {fs!r}")
+    if fs is not None:
+        fs = positive_int("fs", fs)
     header = _libsndfile(path, soundfile.info)
     if header.samplerate <= 0 or header.channels <= 0:
         shape = f"{header.samplerate} Hz, {header.channels} channels"
@@ -186,6 +188,43 @@ class SoundStream:
     def __exit__(self, *exc) -> None:
         self._stream.stop()
         self._stream.close()
+
+
+class ChunkPlayer:
+    """Plays a sound generated chunk by chunk: each chunk as it comes while generation keeps
+    ahead of real time, else what is left once generation ends. Without sound output (or when
+    not wanted) it plays nothing; warn() is told why once."""
+
+    def __init__(self, fs: int, wanted: bool, warn: Callable[[str], None]):
+        self.fs, self.wanted, self.warn = fs, wanted, warn
+        self.stream: SoundStream | None = None
+        self.pending: list[np.ndarray] = []
+
+    def __enter__(self) -> ChunkPlayer:
+        if self.wanted:
+            try:
+                self.stream = SoundStream(self.fs).__enter__()
+            except PlaybackError as error:
+                self.warn(str(error))
+        return self
+
+    def add(self, sound: np.ndarray, samples_per_s: float) -> None:
+        """Queue one generated chunk; samples_per_s is the generation speed so far."""
+        if self.stream is None:
+            return
+        self.pending.append(sound)
+        if samples_per_s >= 1.1 * self.fs:
+            for chunk in self.pending:
+                self.stream.write(chunk)
+            self.pending.clear()
+
+    def __exit__(self, *exc) -> None:
+        if self.stream is None:
+            return
+        if exc[0] is None:
+            for chunk in self.pending:
+                self.stream.write(chunk)
+        self.stream.__exit__(*exc)
 
 
 class WavWriter:

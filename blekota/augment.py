@@ -9,11 +9,9 @@ every resumed run draws the same gains, and there is no state to save.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from .errors import ConfigError
+from .checks import non_negative_float
 from .mulaw import quantize, unquantize
 
 GAIN_KEY = 0x6761696E  # "gain": keeps these draws apart from other generators keyed by small numbers
@@ -22,9 +20,7 @@ LEVEL_SAMPLES = unquantize(np.arange(256))  # (256,) float32: the sample each le
 
 def check_max_db(max_db) -> float:
     """max_db as a float, or ConfigError unless it is a finite number >= 0."""
-    if isinstance(max_db, bool) or not isinstance(max_db, (int, float)) or not 0 <= max_db < math.inf:
-        raise ConfigError(f"random_gain_db must be a finite number >= 0, got {max_db!r}")
-    return float(max_db)
+    return non_negative_float("random_gain_db", max_db)
 
 
 def stream_gains(max_db: float, iteration: int, streams: int) -> np.ndarray:

@@ -8,7 +8,7 @@ from typing import TextIO
 
 from tqdm import tqdm
 
-from .train import Progress
+from .progress import Progress
 
 QUIET, NORMAL, VERBOSE = 0, 1, 2
 

@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from .audio import load_audio
-from .errors import AudioError, ConfigError
+from .checks import fraction
+from .errors import AudioError
 from .mulaw import quantize
 
 QUANTIZE_CHUNK = 1 << 20
@@ -119,8 +120,7 @@ class Dataset:
     def split(self, val_fraction: float) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
         """(training, validation) ranges [start, stop) of levels: the last val_fraction of each
         sound (rounded down) is held out."""
-        if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0 <= val_fraction < 1:
-            raise ConfigError(f"val_fraction must be a number in [0, 1), got {val_fraction!r}")
+        val_fraction = fraction("val_fraction", val_fraction)
         train, val = [], []
         for start, stop in zip(self.offsets[:-1].tolist(), self.offsets[1:].tolist()):
             cut = stop - held_out(stop - start, val_fraction)

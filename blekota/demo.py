@@ -1,11 +1,21 @@
 """The demo: its built-in training sound (a sung vowel with vibrato, a little melody with pauses,
 made in code, so nothing is downloaded and nothing large is committed), and how the demo learns and
-continues it.
+continues it (run_demo).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import numpy as np
+
+from . import plot
+from .audio import save_wav
+from .fileutil import prepare_directory
+from .model import Model, describe_sampling
+from .progress import Progress
+from .train import Trainer
 
 # The demo's model and training, given to Model and Trainer explicitly (not their defaults).
 # Eight streams of 200-sample windows: training deals the sound into batch_size streams that each
@@ -75,3 +85,40 @@ def note_changes(sound: np.ndarray, fs: int) -> int:
     kinds = quiet[starts]
     kept = kinds[np.where(kinds, lengths >= 2, lengths >= 4)]
     return int(np.count_nonzero(kept[1:] != kept[:-1]))
+
+
+def run_demo(directory: Path, seconds: float, threads: int | None, say: Callable[[str], None],
+             callback: Callable[[Progress], None] | None = None) -> None:
+    """Write the built-in sound into directory, train a small model on it for `seconds`, save
+    the model and a generated continuation, and draw the two side by side. say() is told each
+    step in a line; callback gets the trainer's progress."""
+    prepare_directory(directory)
+    fs = 8000
+    sound = demo_sound(fs)
+    sound_path = save_wav(directory / "demo_sound.wav", sound, fs)
+    say(f"wrote {sound_path}: the built-in training sound ({sound.size / fs:.0f} s sung vowel at {fs} Hz)")
+    model = Model(**DEMO_MODEL, fs=fs, seed=0, threads=threads)
+    trainer = Trainer(
+        model, sound, **DEMO_TRAINING, name="demo", checkpoint_every=0, directory=directory,
+        callback=callback, seed=0,
+    )
+    before = trainer.validation_loss()
+    say(f"training a {model.layers}x{model.hidden} GRU for {seconds:.0f} s; loss before: {before:.4f} nats/sample")
+    result = trainer.train(10**9, max_seconds=seconds)
+    after = trainer.validation_loss()
+    hint = sound[: round(DEMO_HINT_SECONDS * fs)]
+    candidates = model.sample(round(DEMO_SECONDS * fs), seed=0, hint=hint, streams=DEMO_CANDIDATES,
+                              **DEMO_SAMPLING).reshape(DEMO_CANDIDATES, -1)
+    changes = [note_changes(candidate[hint.size :], fs) for candidate in candidates]
+    generated = candidates[int(np.argmax(changes))]
+    generated_path = save_wav(directory / "demo_generated.wav", generated, fs)
+    rms = float(np.sqrt(np.mean(generated[hint.size :] ** 2)))
+    say(f"held-out loss before: {before:.4f}, after {result.iterations} iterations: {after:.4f} nats/sample")
+    say(f"drew {DEMO_CANDIDATES} continuations ({describe_sampling(**DEMO_SAMPLING)}) and kept the "
+        f"one that changes most often between notes and pauses: {max(changes)} times (all: "
+        f"{', '.join(map(str, changes))})")
+    say(f"wrote {result.path} (the model) and {generated_path}: {DEMO_SECONDS:g} s, the first "
+        f"{DEMO_HINT_SECONDS:g} s from the training sound (a note and the start of a pause), the "
+        f"rest generated (RMS {rms:.3f})")
+    picture = plot.compare(sound, generated, fs, out=directory / "demo_compare.png")
+    say(f"wrote {picture}: the generated sound beside the training sound (waveforms, spectrograms)")

@@ -21,6 +21,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+from .errors import BlekotaError
+
 STDOUT = "-"  # the output name that means standard output
 DESCRIPTOR = re.compile(r"/dev/(stdout|stderr|fd/\d+)|/proc/(self|\d+)/fd/\d+")  # open files by number
 
@@ -163,3 +165,19 @@ def _opened(path: str | os.PathLike) -> Iterator[BinaryIO]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def prepare_directory(directory: Path) -> None:
+    """Create the folder files will be written in, and refuse before any work when it cannot be
+    written (so that a long run never ends unable to save)."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise BlekotaError(f"{directory}: is not a directory (files cannot be written in it)") from None
+    except OSError as error:
+        raise BlekotaError(f"{directory}: cannot create the folder ({error.strerror or error})") from None
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as error:
+        raise BlekotaError(f"{directory}: cannot write files in it ({error.strerror or error})") from None

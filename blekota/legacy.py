@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .checkpoint import trainer_block, training_arrays
+from .checks import is_integer, is_number
 from .errors import BlekotaError, ModelFileError
 from .fileutil import input_problem, starts_with
 from .model import Model, canonical_shapes, canonical_to_flat
@@ -123,7 +125,7 @@ def _unpickle(path: Path):
 
 def _count(gru: LegacyGRU, name: str, default=None) -> int | None:
     value = gru.__dict__.get(name, default)
-    if value is None or isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+    if not is_integer(value) or value < 0:
         return None
     return int(value)
 
@@ -184,30 +186,29 @@ def read_legacy(path: str | os.PathLike, dtype: str = "float64", threads: int | 
     m = np.empty_like(model.params)
     canonical_to_flat(moments, layers, hidden, m)
     model.info = _info(path, gru, model)
-    return ModelFile(model, model.info, {"optim.m": m})
+    return ModelFile(model, model.info, training_arrays(None, {"m": m}))
 
 
 def _info(path: Path, gru: LegacyGRU, model: Model) -> dict:
     """model.info in the shape Trainer.info() writes, from what the original recorded."""
     fields = gru.__dict__
     iterations = _count(gru, "iterations", 0) or 0
-    trainer: dict = {"optimizer": "rmsprop", "clip": 5.0, "t": iterations}
+    settings = {}
     for ours, theirs in (("seq_length", "seq_length"), ("batch_size", "batches")):
         if _count(gru, theirs):
-            trainer[ours] = _count(gru, theirs)
+            settings[ours] = _count(gru, theirs)
     alpha = fields.get("alpha")
-    numeric = isinstance(alpha, (float, int, np.floating, np.integer)) and not isinstance(alpha, bool)
-    if numeric and 0 < alpha < np.inf:
-        trainer["lr"] = float(alpha)
+    if is_number(alpha) and 0 < alpha < np.inf:
+        settings["lr"] = float(alpha)
     name = fields.get("name")
     if isinstance(name, str) and "\0" not in name and Path(name).name not in ("", ".", ".."):
-        trainer["name"] = Path(name).name  # the original's "foo/bar" wrote foo/bar_N.pkl
+        settings["name"] = Path(name).name  # the original's "foo/bar" wrote foo/bar_N.pkl
     return {
         "iterations": iterations,
         "epochs": _count(gru, "epochs", 0) or 0,
         "training_files": [fields["file"]] if isinstance(fields.get("file"), str) else [],
         "history": [],
-        "trainer": trainer,
+        "trainer": trainer_block("rmsprop", 5.0, iterations, **settings),
         "imported_from": str(path),
     }
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from . import fileformat, memory
+from . import checks, fileformat, memory
 from .errors import ConfigError
 from .mulaw import LEVELS, SILENCE, quantize, real_array, unquantize
 
@@ -55,46 +55,31 @@ def default_threads() -> int:
         return os.cpu_count() or 1
 
 
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _non_negative_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ConfigError(f"{name} must be a non-negative integer, got {value!r}")
-    return int(value)
-
-
 def _threads(value) -> int:
-    threads = _positive_int("threads", value)
+    threads = checks.positive_int("threads", value)
     if threads > MAX_THREADS:
         raise ConfigError(f"threads must be at most {MAX_THREADS}, got {value!r}")
     return threads
 
 
-def _seed(value) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ConfigError(f"seed must be None or an integer >= 0, got {value!r}")
-    return int(value)
-
-
-def _real(value) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
-
-
 def _truncation(top_k, top_p, min_p) -> tuple[int, float, float]:
     """Checked (top_k, top_p, min_p) for the compiled sampling loop."""
-    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 0:
-        raise ConfigError(f"top_k must be an integer >= 0 (0: all levels), got {top_k!r}")
-    if not _real(top_p) or not 0 < top_p <= 1:
-        raise ConfigError(f"top_p must be a number in (0, 1] (1: all levels), got {top_p!r}")
-    if not _real(min_p) or not 0 <= min_p <= 1:
-        raise ConfigError(f"min_p must be a number in [0, 1] (0: all levels), got {min_p!r}")
-    return min(int(top_k), LEVELS), float(top_p), float(min_p)
+    top_k = checks.non_negative_int("top_k", top_k, "an integer >= 0 (0: all levels)")
+    top_p = checks.number("top_p", top_p, 0, 1, low_open=True, expected="a number in (0, 1] (1: all levels)")
+    min_p = checks.number("min_p", min_p, 0, 1, expected="a number in [0, 1] (0: all levels)")
+    return min(top_k, LEVELS), top_p, min_p
+
+
+def describe_sampling(temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, min_p: float = 0.0) -> str:
+    """'temperature 0.9, top-p 0.95': the settings a sound was drawn with, the truncation when on."""
+    words = [f"temperature {temperature:g}"]
+    if 0 < top_k < 256:
+        words.append(f"top-k {top_k}")
+    if top_p < 1:
+        words.append(f"top-p {top_p:g}")
+    if min_p > 0:
+        words.append(f"min-p {min_p:g}")
+    return ", ".join(words)
 
 
 def _dtype(dtype) -> np.dtype:
@@ -247,12 +232,12 @@ class Model:
         seed: int | None = None,
         threads: int | None = None,
     ):
-        self.hidden = _positive_int("hidden", hidden)
-        self.layers = _positive_int("layers", layers)
-        self.fs = _positive_int("fs", fs)
+        self.hidden = checks.positive_int("hidden", hidden)
+        self.layers = checks.positive_int("layers", layers)
+        self.fs = checks.positive_int("fs", fs)
         self.dtype = _dtype(dtype)
         self.threads = min(default_threads(), MAX_THREADS) if threads is None else _threads(threads)
-        seed = _seed(seed)
+        seed = checks.seed(seed)
         memory.ensure(
             memory.model_bytes(self.layers, self.hidden, self.dtype.itemsize),
             f"a {self.layers}x{self.hidden} {self.dtype.name} model",
@@ -453,7 +438,7 @@ class Model:
         from; at temperature 0, the one at temperature 1, truncated). Memory apart from the
         results does not grow with n.
         """
-        n = _non_negative_int("n", n)
+        n = checks.non_negative_int("n", n, "a non-negative integer")
         chunks = list(self.generate(n, max(n, 1), temperature, hint, seed, streams, return_probs,
                                     top_k, top_p, min_p))
         if not chunks:
@@ -483,14 +468,13 @@ class Model:
         Each chunk is (c,) float32 for one stream, (S, c) for several; with return_probs a
         (sound, probabilities) pair of that chunk. Memory does not grow with n.
         """
-        n = _non_negative_int("n", n)
+        n = checks.non_negative_int("n", n, "a non-negative integer")
         if n > 0:
-            chunk = _positive_int("chunk", chunk)
-        streams = _positive_int("streams", streams)
-        if not _real(temperature) or not 0 <= temperature < math.inf:
-            raise ConfigError(f"temperature must be a finite number >= 0, got {temperature!r}")
+            chunk = checks.positive_int("chunk", chunk)
+        streams = checks.positive_int("streams", streams)
+        temperature = checks.non_negative_float("temperature", temperature)
         truncation = _truncation(top_k, top_p, min_p)
-        seed = _seed(seed)
+        seed = checks.seed(seed)
         steps = min(n, chunk)
         memory.ensure(
             streams * steps * (1 + 4 + (LEVELS * self.dtype.itemsize if return_probs else 0)),

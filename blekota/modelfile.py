@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import fileformat
+from . import checkpoint, fileformat
 from .errors import BlekotaError, ModelFileError
 from .fileformat import EXTENSION, FORMAT, VERSION, checksum, is_model_file
 from .model import DTYPES, Model, canonical_shapes
@@ -72,48 +72,12 @@ def build(path: Path, meta: dict, arrays: dict[str, np.ndarray], threads: int | 
     except (KeyError, TypeError, ValueError, BlekotaError) as error:
         raise ModelFileError(f"{path}: corrupted or inconsistent model ({error})") from None
     info = meta.get("info") or {}
-    problem = _info_problem(info)
+    problem = checkpoint.problem(info)
     if problem:
         raise ModelFileError(f"{path}: corrupted ({problem})")
     model.info = info
     train = {key[len("train/"):]: value for key, value in arrays.items() if key.startswith("train/")}
     return ModelFile(model, info, train)
-
-
-def _info_problem(info) -> str | None:
-    """What is wrong with the types of the info fields blekota reads back, or None."""
-    if not isinstance(info, dict):
-        return "info is not a mapping"
-
-    def count(value) -> bool:
-        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-    def number(value) -> bool:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-    for key in ("iterations", "epochs"):
-        if key in info and not count(info[key]):
-            return f"info.{key} is not a count"
-    files = info.get("training_files", [])
-    if not isinstance(files, list) or not all(isinstance(name, str) for name in files):
-        return "info.training_files is not a list of file names"
-    history = info.get("history", [])
-    if not isinstance(history, list) or not all(
-        isinstance(row, list) and len(row) == 2 and all(number(v) for v in row) for row in history
-    ):
-        return "info.history is not a list of [iteration, loss] pairs"
-    trainer = info.get("trainer", {})
-    if not isinstance(trainer, dict):
-        return "info.trainer is not a mapping"
-    for key in ("t", "position", "stream_length"):
-        if key in trainer and not count(trainer[key]):
-            return f"info.trainer.{key} is not a count"
-    for key in ("lr", "clip"):
-        if key in trainer and not number(trainer[key]):
-            return f"info.trainer.{key} is not a number"
-    if "rng" in trainer and not isinstance(trainer["rng"], dict):
-        return "info.trainer.rng is not a mapping"
-    return None
 
 
 def load(path: str | os.PathLike, threads: int | None = None) -> Model:

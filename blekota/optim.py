@@ -13,12 +13,8 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
+from .checks import positive_float
 from .errors import ConfigError
-
-
-def _finite_positive(value) -> bool:
-    numeric = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    return numeric and 0 < value < np.inf
 
 
 class Optimizer(ABC):
@@ -28,12 +24,8 @@ class Optimizer(ABC):
     slots: tuple[str, ...] = ()
 
     def __init__(self, size: int, dtype, lr: float, clip: float = 5.0):
-        if not _finite_positive(lr):
-            raise ConfigError(f"learning rate must be a finite number > 0, got {lr!r}")
-        if not _finite_positive(clip):
-            raise ConfigError(f"clip must be a finite number > 0, got {clip!r}")
-        self.lr = float(lr)
-        self.clip = float(clip)
+        self.lr = positive_float("learning rate", lr)
+        self.clip = positive_float("clip", clip)
         self.t = 0
         self._scratch = np.empty(size, dtype)
         for slot in self.slots:

@@ -10,7 +10,6 @@ matplotlib is imported only when a picture is drawn, and pyplot only when a wind
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
@@ -18,12 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .checks import integer, positive_int
 from .errors import BlekotaError, ConfigError
-from .fileutil import input_problem, open_output
+from .fileutil import open_output
 from .mulaw import LEVELS, quantize
+from .trainlog import read_log
 
 DPI = 100
-LOG_KEYS = {"iteration", "time", "train_loss", "val_loss", "lr"}
 FLOOR = 1e-4  # the heatmap's colour scale starts here: rarer levels are drawn as never drawn
 AMPLITUDE_TICKS = (-1.0, -0.1, -0.01, 0.0, 0.01, 0.1, 1.0)
 
@@ -101,12 +101,6 @@ def _mono(sound, what: str) -> np.ndarray:
     return sound
 
 
-def _check_fs(fs) -> int:
-    if isinstance(fs, bool) or not isinstance(fs, (int, np.integer)) or fs <= 0:
-        raise ConfigError(f"fs must be a positive integer (Hz), got {fs!r}")
-    return int(fs)
-
-
 def _draw_waveform(axes, sound: np.ndarray, fs: int, title: str) -> None:
     t = np.arange(sound.size) / fs
     axes.plot(t, sound, color="tab:blue", linewidth=0.6)
@@ -151,7 +145,7 @@ def show(sound, fs: int = 8000, *, title: str = "waveform", out=None, block: boo
 
     Returns the PNG path when written to a file, None when shown in a window.
     """
-    sound, fs = _mono(sound, "sound"), _check_fs(fs)
+    sound, fs = _mono(sound, "sound"), positive_int("fs", fs)
     figure, in_window = _figure((10, 3.5), out)
     _draw_waveform(figure.add_subplot(), sound, fs, f"{title} ({sound.size / fs:.2f} s at {fs} Hz)")
     return _finish(figure, in_window, "waveform", out, block)
@@ -182,15 +176,12 @@ def heatmap(
     probs = np.asarray(probs)
     if probs.ndim != 2 or probs.shape[1] != LEVELS or probs.shape[0] == 0:
         raise ConfigError(f"probs must be an (n, {LEVELS}) array with n > 0, got shape {probs.shape}")
-    fs = _check_fs(fs)
+    fs = positive_int("fs", fs)
     n = probs.shape[0]
-    if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or not 0 <= start < n:
-        raise ConfigError(f"start must be an integer in 0..{n - 1}, got {start!r}")
-    if length is not None and (
-        isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length <= 0
-    ):
-        raise ConfigError(f"length must be a positive integer, got {length!r}")
-    stop = n if length is None else min(n, start + int(length))
+    start = integer("start", start, 0, n - 1)
+    if length is not None:
+        length = positive_int("length", length)
+    stop = n if length is None else min(n, start + length)
     window = np.asarray(probs[start:stop], dtype=np.float64)
     figure, in_window = _figure((10, 5), out)
     axes = figure.add_subplot()
@@ -234,7 +225,7 @@ def loss_points(log) -> tuple[np.ndarray, np.ndarray]:
         val = log.get("val_history") or []
         return _rows(train, "history"), _rows(val, "val_history")
     if isinstance(log, (str, os.PathLike)):
-        records = _read_jsonl(Path(log))
+        records = read_log(log)
     elif isinstance(log, (list, tuple)):
         records = list(log)
     else:
@@ -257,30 +248,6 @@ def _rows(rows, what: str) -> np.ndarray:
     except (TypeError, ValueError):
         raise ConfigError(f"{what}: expected rows of [iteration, loss]") from None
     return array[np.isfinite(array).all(axis=1)]
-
-
-def _read_jsonl(path: Path) -> list[dict]:
-    """The records of a JSONL log; a last line still being written is skipped."""
-    problem = input_problem(path, "a training log")
-    if problem and problem != "is empty (0 bytes)":
-        raise BlekotaError(f"{path}: {problem}")
-    try:
-        lines = path.read_bytes().decode("utf-8").split("\n")
-    except UnicodeDecodeError:
-        raise BlekotaError(f"{path}: not a training log (not text; a log is NAME.log.jsonl)") from None
-    except OSError as error:
-        raise BlekotaError(f"{path}: cannot read ({error.strerror or error})") from None
-    records = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except ValueError:
-            if number == len(lines):  # no newline after it yet: training is writing it
-                break
-            raise BlekotaError(f"{path}:{number}: not a JSON line") from None
-    return records
 
 
 def loss_curve(log, *, title: str = "loss", out=None, block: bool = True) -> Path | None:
@@ -315,7 +282,7 @@ def spectrogram(
 
     Returns the PNG path when written to a file, None when shown in a window.
     """
-    sound, fs = _mono(sound, "sound"), _check_fs(fs)
+    sound, fs = _mono(sound, "sound"), positive_int("fs", fs)
     frequencies, times, db = _stft_db(sound, fs)
     figure, in_window = _figure((10, 4.5), out)
     axes = figure.add_subplot()
@@ -333,7 +300,7 @@ def compare(
 
     Returns the PNG path when written to a file, None when shown in a window.
     """
-    fs = _check_fs(fs)
+    fs = positive_int("fs", fs)
     sounds = {"training": _mono(training_sound, "training_sound"),
               "generated": _mono(generated_sound, "generated_sound")}
     spectra = {name: _stft_db(sound, fs) for name, sound in sounds.items()}

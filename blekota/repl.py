@@ -17,14 +17,16 @@ from pathlib import Path
 
 import numpy as np
 
-from . import legacy, modelfile, plot
+from . import checkpoint, legacy, modelfile, plot
+from ._version import __version__
 from .audio import PlaybackError, load_audio, save_wav
 from .audio import play as play_sound
 from .demo import demo_sound
 from .errors import BlekotaError
 from .model import Model
 from .mulaw import unquantize
-from .train import Progress, Trainer
+from .progress import Progress
+from .train import Trainer
 
 BANNER = """\
 blekota {version}: {description}
@@ -167,9 +169,8 @@ def open_session(
         source = path
     if source is not None and modelfile.is_model_file(source):
         try:
-            trainer = Trainer.from_checkpoint(
-                source, audio=training_sounds(source), callback=callback, threads=threads, **overrides
-            )
+            audio = checkpoint.training_sounds(source, modelfile.read(source).info)
+            trainer = Trainer.from_checkpoint(source, audio=audio, callback=callback, threads=threads, **overrides)
         except BlekotaError as error:
             model = modelfile.load(source, threads=threads)
             note = f"{converted}loaded {source}; it samples, but cannot train here: {error}"
@@ -189,16 +190,6 @@ def open_session(
         f"on {what}: {trainer.data.levels.size / model.fs:.1f} s of sound"
     )
     return Session(model, trainer, None, callback), note
-
-
-def training_sounds(model_path: str | os.PathLike) -> list[Path] | None:
-    """The sounds a model file was trained on when they are not where the file says (paths
-    relative to where training ran) but beside the model; None: as the file says."""
-    files = modelfile.read(model_path).info.get("training_files") or []
-    if not files or all(Path(name).exists() for name in files):
-        return None
-    beside = [Path(model_path).parent / name for name in files]
-    return beside if all(path.exists() for path in beside) else None
 
 
 def _report(path: Path | None) -> None:
@@ -282,8 +273,6 @@ class Console(code.InteractiveConsole):
 def interact(session: Session, note: str) -> None:
     """Run the console until end of input: IPython when installed and stdin is a terminal,
     else the standard library's console."""
-    from . import __version__
-
     namespace = session_namespace(session)
     banner = BANNER.format(version=__version__, description=note)
     if sys.stdin.isatty():

@@ -7,21 +7,12 @@ small JSON-serializable state, so a resumed run makes exactly the decisions the 
 
 from __future__ import annotations
 
-import math
-
+from . import checks
 from .errors import ConfigError
 
 
-def _positive(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
-        raise ConfigError(f"{name} must be a number > 0, got {value!r}")
-    return float(value)
-
-
 def _factor(value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
-        raise ConfigError(f"lr factor must be a number in (0, 1), got {value!r}")
-    return float(value)
+    return checks.number("lr factor", value, 0, 1, low_open=True, high_open=True)
 
 
 class Schedule:
@@ -51,9 +42,7 @@ class Step(Schedule):
     name = "step"
 
     def __init__(self, every: int = 1000, factor: float = 0.5):
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise ConfigError(f"step schedule: every must be an integer >= 1, got {every!r}")
-        self.every = every
+        self.every = checks.positive_int("step schedule: every", every, "an integer >= 1")
         self.factor = _factor(factor)
 
     def after_step(self, iteration: int, lr: float) -> float:
@@ -82,14 +71,10 @@ class Plateau(Schedule):
         best: float | None = None,
         bad: int = 0,
     ):
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
-            raise ConfigError(f"patience must be an integer >= 0, got {patience!r}")
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold < 1:
-            raise ConfigError(f"threshold must be a number in [0, 1), got {threshold!r}")
+        self.patience = checks.non_negative_int("patience", patience)
+        self.threshold = checks.fraction("threshold", threshold)
         self.factor = _factor(factor)
-        self.patience = patience
-        self.min_lr = _positive("min_lr", min_lr)
-        self.threshold = float(threshold)
+        self.min_lr = checks.positive_float("min_lr", min_lr)
         self.best = None if best is None else float(best)
         self.bad = int(bad)
 

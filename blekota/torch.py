@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .checks import positive_int
 from .errors import ConfigError
 from .model import Model
 from .mulaw import LEVELS
@@ -90,9 +91,7 @@ class GRUModel(nn.Module):
         device=None,
     ):
         super().__init__()
-        for name, value in (("hidden", hidden), ("layers", layers), ("fs", fs)):
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        hidden, layers, fs = (positive_int(name, value) for name, value in (("hidden", hidden), ("layers", layers), ("fs", fs)))
         self.hidden, self.fs = hidden, fs
         self.gru = nn.ModuleList(
             GRULayer(LEVELS if layer == 0 else hidden, hidden, dtype, device) for layer in range(layers)

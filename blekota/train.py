@@ -20,21 +20,21 @@ import os
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from . import fileformat, memory, modelfile
+from . import checkpoint, checks, fileformat, memory, modelfile
 from .audio import save_wav
 from .augment import check_max_db, random_gain
 from .dataset import Dataset, WindowLayout, held_out, validation_pieces
 from .errors import AudioError, BlekotaWarning, ConfigError, ModelFileError
 from .interrupts import StopRequests
-from .model import Model, _positive_int, _seed
+from .model import Model
 from .mulaw import SILENCE
 from .optim import OPTIMIZERS, make_optimizer
 from .parallel import Processes, processes
+from .progress import Progress, TrainResult
 from .runfiles import RunFiles
 from .schedule import Schedule, make_schedule
 
@@ -53,51 +53,6 @@ PRESETS: dict[str, dict] = {
     "pytorch": {"optimizer": "adam", "lr": 2e-3, "schedule": "constant", "random_gain_db": 0.0},
 }
 DEFAULTS = PRESETS["default"]
-
-
-@dataclass
-class Progress:
-    """One report from the trainer to its callback.
-
-    kind: "step" (after every iteration, only with report_steps; loss is that window's),
-    "progress" (every report_every iterations), "validation" (val_loss was just measured),
-    "checkpoint" (path was written; also NAME_best.npz), "note" (message: the learning rate
-    changed), "warning" (message: a save or the log failed; training goes on), "done" or
-    "interrupted" (train() is returning; path is the final model file).
-    loss: mean nats per sample over the iterations before the latest progress report.
-    val_loss, best_val_loss: the latest and the lowest validation loss, nats per sample.
-    lr: the learning rate in use. elapsed_s: seconds since train() started.
-    """
-
-    kind: str
-    iteration: int
-    epoch: int
-    loss: float | None
-    samples_per_s: float
-    elapsed_s: float
-    iterations_left: int
-    path: Path | None = None
-    val_loss: float | None = None
-    best_val_loss: float | None = None
-    lr: float = 0.0
-    message: str = ""
-
-    @property
-    def val_bits(self) -> float | None:
-        """The validation loss in bits per sample."""
-        return None if self.val_loss is None else self.val_loss / math.log(2)
-
-
-@dataclass
-class TrainResult:
-    """What train() did: iterations run, the last reported loss, the last validation loss, the
-    final file, interruption."""
-
-    iterations: int
-    loss: float | None
-    path: Path | None
-    interrupted: bool
-    val_loss: float | None = None
 
 
 def warn_if_silent(levels: np.ndarray, files: list[str]) -> None:
@@ -179,32 +134,22 @@ class Trainer:
     ):
         self.processes: Processes = processes(comm)
         self.model = model
-        self.seq_length = _positive_int("seq_length", seq_length)
-        self.batch_size = _positive_int("batch_size", batch_size)
+        self.seq_length = checks.positive_int("seq_length", seq_length)
+        self.batch_size = checks.positive_int("batch_size", batch_size)
         if self.batch_size < self.processes.size:
             raise ConfigError(
                 f"batch_size {self.batch_size} is smaller than the {self.processes.size} processes: "
                 "each needs at least one stream"
             )
         self.streams = self.processes.part(self.batch_size)
-        for option, value in (("checkpoint_every", checkpoint_every), ("val_every", val_every), ("keep", keep)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ConfigError(f"{option} must be an integer >= 0, got {value!r}")
-        folder, name = split_name(name)
-        if (
-            isinstance(checkpoint_sound, bool)
-            or not isinstance(checkpoint_sound, (int, np.integer))
-            or checkpoint_sound < 0
-        ):
-            raise ConfigError(f"checkpoint_sound must be an integer >= 0, got {checkpoint_sound!r}")
-        self.name = name
-        self.checkpoint_every = checkpoint_every
-        self.checkpoint_sound = int(checkpoint_sound)
+        self.checkpoint_every = checks.non_negative_int("checkpoint_every", checkpoint_every)
+        self.val_every = checks.non_negative_int("val_every", val_every)
+        self.keep = checks.non_negative_int("keep", keep)
+        folder, self.name = split_name(name)
+        self.checkpoint_sound = checks.non_negative_int("checkpoint_sound", checkpoint_sound)
         self.directory = Path(directory) / folder
         self.callback = callback
-        self.report_every = _positive_int("report_every", report_every)
-        self.val_every = val_every
-        self.keep = keep
+        self.report_every = checks.positive_int("report_every", report_every)
         self.log = bool(log)
         self.report_steps = bool(report_steps)
         self.random_gain_db = check_max_db(random_gain_db)
@@ -217,7 +162,7 @@ class Trainer:
         # One Allreduce per iteration carries the gradients, the loss and three flags: see _sum_over_processes.
         self._sums = np.empty(model.n_params + 4, model.dtype)
         self.grads = self._sums[: model.n_params]
-        self.rng = np.random.default_rng(_seed(seed))
+        self.rng = np.random.default_rng(checks.seed(seed))
         self.iteration = int(model.info.get("iterations", 0))
         self.epoch = int(model.info.get("epochs", 0))
         self.history: list[list[float]] = [list(row) for row in model.info.get("history", [])]
@@ -285,7 +230,7 @@ class Trainer:
         self.data, self.layout, self.files = data, layout, data.files
         self._val = validation_pieces(val_ranges, B, VAL_MIN_WINDOWS * T)
         self.val_samples = sum(stop - start - 1 for start, stop in val_ranges)
-        self._data_sha256 = data.sha256()
+        self.data_sha256 = data.sha256()
         if self.processes.is_root:
             warn_if_silent(data.levels, data.files)
         self.position = 0
@@ -407,15 +352,12 @@ class Trainer:
         failure in one process (bad input, out of memory) raises in all of them (blekota.parallel.
         ProcessError in the others); when the others stop answering, ProcessLost is raised.
         """
-        if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or iterations < 0:
-            raise ConfigError(f"iterations must be an integer >= 0, got {iterations!r}")
-        if max_seconds is not None and (
-            isinstance(max_seconds, bool) or not isinstance(max_seconds, (int, float)) or not max_seconds > 0
-        ):
-            raise ConfigError(f"max_seconds must be > 0, got {max_seconds!r}")
+        iterations = checks.non_negative_int("iterations", iterations)
+        if max_seconds is not None:
+            max_seconds = checks.number("max_seconds", max_seconds, 0, low_open=True, expected="> 0")
         files = self._run_files()
         self._run_start = time.perf_counter()
-        self._done, self._iterations = 0, int(iterations)
+        self._done, self._iterations = 0, iterations
         window_losses: list[float] = []
         interrupted = False
         pending_loss = None
@@ -593,42 +535,10 @@ class Trainer:
             paths.append(self.checkpoint_wav(samples))
         return paths
 
-    def _data_signature(self) -> dict:
-        """What must match for a resumed run to continue at the saved data position."""
-        return {
-            "sha256": self._data_sha256, "seq_length": self.seq_length, "batch_size": self.batch_size,
-            "val_fraction": self.val_fraction,
-        }
-
     def info(self) -> dict:
-        """The JSON metadata saved with the model: history and everything needed to resume."""
-        return {
-            "iterations": self.iteration,
-            "epochs": self.epoch,
-            "training_files": self.files,
-            "history": self.history,
-            "val_history": self.val_history,
-            "best_val_loss": self.best_val_loss,
-            "trainer": {
-                "seq_length": self.seq_length,
-                "batch_size": self.batch_size,
-                "optimizer": self.optimizer.name,
-                "lr": self.optimizer.lr,
-                "clip": self.optimizer.clip,
-                "t": self.optimizer.t,
-                "schedule": self.schedule.state_dict(),
-                "name": self.name,
-                "checkpoint_every": self.checkpoint_every,
-                "checkpoint_sound": self.checkpoint_sound,
-                "keep": self.keep,
-                "val_fraction": self.val_fraction,
-                "val_every": self.val_every,
-                "random_gain_db": self.random_gain_db,
-                "position": self.position,
-                "data": self._data_signature(),
-                "rng": self.rng.bit_generator.state,
-            },
-        }
+        """The JSON metadata saved with the model: history and everything needed to resume (see
+        blekota.checkpoint)."""
+        return checkpoint.info(self)
 
     def _file_state(self) -> tuple[dict, dict[str, np.ndarray]]:
         """What a model file of this trainer holds besides the weights: info (also set as
@@ -636,11 +546,7 @@ class Trainer:
         data-parallel run rank 0 gathers the hidden state of every stream (the others get none)."""
         h = self.processes.gather_streams(self.h, self.streams)
         self.model.info = self.info()
-        arrays = {"h": h}
-        for key, value in self.optimizer.state_dict().items():
-            if isinstance(value, np.ndarray):
-                arrays[f"optim.{key}"] = value
-        return self.model.info, arrays
+        return self.model.info, checkpoint.training_arrays(h, self.optimizer.state_dict())
 
     def save(self, path: str | os.PathLike) -> Path:
         """Save model, optimizer state, data position and hidden state to path (atomically).
@@ -679,47 +585,11 @@ class Trainer:
         group = processes(comm)
         meta, arrays = group.from_root(lambda: fileformat.read(path))
         loaded = modelfile.build(Path(path), meta, arrays, threads)
-        saved = dict(loaded.info.get("trainer") or {})
         if audio is None:
             audio = list(loaded.info.get("training_files") or [])
             if not audio:
                 raise ModelFileError(f"{path}: does not say which sound it was trained on; give one")
-        keys = ("seq_length", "batch_size", "optimizer", "lr", "name", "checkpoint_every", "checkpoint_sound",
-                "keep", "val_fraction", "val_every")
-        options = {key: saved[key] for key in keys if key in saved}
-        if saved:  # a file trained before random gain existed trained without it
-            options["random_gain_db"] = saved.get("random_gain_db", 0.0)
-        options["directory"] = Path(path).parent
-        if "schedule" in saved and "schedule" not in overrides:
-            try:
-                options["schedule"] = make_schedule(**saved["schedule"])
-            except (ConfigError, TypeError) as error:
-                raise ModelFileError(f"{path}: bad learning-rate schedule state ({error})") from None
-        options.update(overrides)
+        options = checkpoint.resume_options(path, loaded.info, overrides)
         trainer = cls(loaded.model, audio, callback=callback, comm=group, **options)
-        optim_state = {"name": saved.get("optimizer"), "lr": trainer.optimizer.lr,
-                       "clip": saved.get("clip", trainer.optimizer.clip), "t": saved.get("t", 0)}
-        for key, value in loaded.train_arrays.items():
-            if key.startswith("optim."):
-                optim_state[key[len("optim."):]] = value
-        if saved.get("optimizer") == trainer.optimizer.name:
-            try:
-                trainer.optimizer.load_state_dict(optim_state)
-            except (KeyError, ConfigError) as error:
-                raise ModelFileError(f"{path}: optimizer state does not fit the model ({error})") from None
-        h = loaded.train_arrays.get("h")
-        position = saved.get("position", 0)
-        if (
-            saved.get("data") == trainer._data_signature()
-            and h is not None and h.shape == trainer.h.shape
-            and isinstance(position, int) and 0 <= position <= trainer.layout.windows_per_stream
-        ):
-            trainer.h = np.ascontiguousarray(h, dtype=trainer.model.dtype)
-            trainer.position = position
-            trainer.continues_data = True
-        if "rng" in saved:
-            try:
-                trainer.rng.bit_generator.state = saved["rng"]
-            except (TypeError, ValueError, KeyError):
-                raise ModelFileError(f"{path}: corrupted (its random generator state)") from None
+        checkpoint.restore(trainer, path, loaded.info, loaded.train_arrays)
         return trainer

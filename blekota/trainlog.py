@@ -17,8 +17,8 @@ import math
 import os
 from pathlib import Path
 
-KEYS = ("iteration", "time", "train_loss", "val_loss", "lr")
-
+from .errors import BlekotaError
+from .fileutil import input_problem
 
 def _number(value: float | None) -> float | None:
     return float(value) if value is not None and math.isfinite(value) else None
@@ -40,11 +40,26 @@ def append(path: str | os.PathLike, line: str) -> None:
 
 
 def read_log(path: str | os.PathLike) -> list[dict]:
-    """The records of a log file; a last line cut short by a crash is skipped."""
+    """The records of a log file; a last line still being written (or cut short by a crash) is
+    skipped. Raises BlekotaError naming the file when it cannot be read or is not a log."""
+    path = Path(path)
+    problem = input_problem(path, "a training log")
+    if problem and problem != "is empty (0 bytes)":
+        raise BlekotaError(f"{path}: {problem}")
+    try:
+        lines = path.read_bytes().decode("utf-8").split("\n")
+    except UnicodeDecodeError:
+        raise BlekotaError(f"{path}: not a training log (not text; a log is NAME.log.jsonl)") from None
+    except OSError as error:
+        raise BlekotaError(f"{path}: cannot read ({error.strerror or error})") from None
     records = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
         try:
             records.append(json.loads(line))
         except ValueError:
-            continue
+            if number == len(lines):  # no newline after it yet: training is writing it
+                break
+            raise BlekotaError(f"{path}:{number}: not a JSON line") from None
     return records

@@ -1,0 +1,189 @@
+"""The training state a model file carries beside the weights: written, checked and restored here.
+
+info (JSON): iterations, epochs, training_files, history and val_history ([iteration, loss]
+rows), best_val_loss, and the trainer block: the optimizer's name, clip and step count t, the
+trainer's settings (seq_length, batch_size, lr, schedule state, name, checkpoint_every,
+checkpoint_sound, keep, val_fraction, val_every, random_gain_db), the data position with the
+signature of the data it belongs to, and the random generator state. Training arrays: h (the
+carried hidden state) and the optimizer's moments, each under OPTIM + its slot name.
+
+Trainer and the import of the original's pickles write it, every read of a model file checks
+it, and Trainer.from_checkpoint restores it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .checks import is_integer, is_number
+from .errors import BlekotaError, ConfigError, ModelFileError
+from .schedule import make_schedule
+
+OPTIM = "optim."  # the prefix of the optimizer's arrays among the training arrays
+SETTINGS = ("seq_length", "batch_size", "optimizer", "lr", "name", "checkpoint_every", "checkpoint_sound",
+            "keep", "val_fraction", "val_every")  # saved Trainer arguments that resuming passes on
+
+
+def trainer_block(optimizer: str, clip: float, t: int, **settings) -> dict:
+    """The trainer block of info: the optimizer's name, clip and step count, then the trainer's
+    settings and state (those known)."""
+    return {"optimizer": optimizer, "clip": clip, "t": t, **settings}
+
+
+def training_arrays(h: np.ndarray | None, optimizer_state: dict) -> dict[str, np.ndarray]:
+    """The training arrays of a model file: the carried state h (None: none) and the arrays of
+    an optimizer's state_dict()."""
+    arrays = {} if h is None else {"h": h}
+    for key, value in optimizer_state.items():
+        if isinstance(value, np.ndarray):
+            arrays[OPTIM + key] = value
+    return arrays
+
+
+def data_signature(trainer) -> dict:
+    """What must match for a resumed run to continue at the saved data position."""
+    return {
+        "sha256": trainer.data_sha256, "seq_length": trainer.seq_length, "batch_size": trainer.batch_size,
+        "val_fraction": trainer.val_fraction,
+    }
+
+
+def info(trainer) -> dict:
+    """The info a Trainer saves with the model: its history and everything needed to resume."""
+    optimizer = trainer.optimizer
+    return {
+        "iterations": trainer.iteration,
+        "epochs": trainer.epoch,
+        "training_files": trainer.files,
+        "history": trainer.history,
+        "val_history": trainer.val_history,
+        "best_val_loss": trainer.best_val_loss,
+        "trainer": trainer_block(
+            optimizer.name, optimizer.clip, optimizer.t,
+            seq_length=trainer.seq_length, batch_size=trainer.batch_size, lr=optimizer.lr,
+            schedule=trainer.schedule.state_dict(), name=trainer.name,
+            checkpoint_every=trainer.checkpoint_every, checkpoint_sound=trainer.checkpoint_sound,
+            keep=trainer.keep, val_fraction=trainer.val_fraction, val_every=trainer.val_every,
+            random_gain_db=trainer.random_gain_db, position=trainer.position,
+            data=data_signature(trainer), rng=trainer.rng.bit_generator.state,
+        ),
+    }
+
+
+def problem(info) -> str | None:
+    """What is wrong with the types of the info fields blekota reads back, or None."""
+    if not isinstance(info, dict):
+        return "info is not a mapping"
+
+    def count(value) -> bool:
+        return is_integer(value) and value >= 0
+
+    for key in ("iterations", "epochs"):
+        if key in info and not count(info[key]):
+            return f"info.{key} is not a count"
+    files = info.get("training_files", [])
+    if not isinstance(files, list) or not all(isinstance(name, str) for name in files):
+        return "info.training_files is not a list of file names"
+    history = info.get("history", [])
+    if not isinstance(history, list) or not all(
+        isinstance(row, list) and len(row) == 2 and all(is_number(v) for v in row) for row in history
+    ):
+        return "info.history is not a list of [iteration, loss] pairs"
+    trainer = info.get("trainer", {})
+    if not isinstance(trainer, dict):
+        return "info.trainer is not a mapping"
+    for key in ("t", "position"):
+        if key in trainer and not count(trainer[key]):
+            return f"info.trainer.{key} is not a count"
+    for key in ("lr", "clip"):
+        if key in trainer and not is_number(trainer[key]):
+            return f"info.trainer.{key} is not a number"
+    if "rng" in trainer and not isinstance(trainer["rng"], dict):
+        return "info.trainer.rng is not a mapping"
+    return None
+
+
+def check_architecture(path: str | os.PathLike, model, wanted: dict) -> None:
+    """Refuse to resume the model read from path with another architecture: wanted maps the
+    names the caller gave (say "--hidden") of layers, hidden, fs and dtype to the values asked."""
+    have = {"layers": model.layers, "hidden": model.hidden, "fs": model.fs, "dtype": model.dtype.name}
+    for given, value in wanted.items():
+        if value != have[given.lstrip("-").replace("-", "_")]:
+            raise BlekotaError(
+                f"{path}: a {model.layers}x{model.hidden} {model.dtype.name} model at {model.fs} Hz; "
+                f"{given} {value} does not fit it (a model keeps its architecture when it goes on training)"
+            )
+
+
+def training_sounds(path: str | os.PathLike, info: dict) -> list[Path] | None:
+    """The sounds the model file at path was trained on when they are not where its info says
+    (paths relative to where training ran) but beside the model; None: as the info says."""
+    files = info.get("training_files") or []
+    if not files or all(Path(name).exists() for name in files):
+        return None
+    beside = [Path(path).parent / name for name in files]
+    return beside if all(beside_path.exists() for beside_path in beside) else None
+
+
+def resume_sounds(path: str | os.PathLike, info: dict, files=(), advice: str = "give the sounds") -> list | None:
+    """The sounds to go on training on: files when given, else those the model file at path
+    was trained on, found as training_sounds() finds them (None: as its info says). Raises
+    BlekotaError, ending with advice, when they are in neither place."""
+    audio = list(files) or training_sounds(path, info)
+    if not audio:
+        missing = [name for name in info.get("training_files") or [] if not Path(name).exists()]
+        if missing:
+            raise BlekotaError(
+                f"{path}: was trained on {', '.join(missing)}, which is not here (nor beside the model); {advice}"
+            )
+    return audio
+
+
+def resume_options(path: str | os.PathLike, info: dict, overrides: dict) -> dict:
+    """The Trainer arguments (all but model and audio) that go on with the training saved at
+    path: the saved settings and schedule, files written beside it, overrides replacing them."""
+    saved = info.get("trainer") or {}
+    options = {key: saved[key] for key in SETTINGS if key in saved}
+    if saved:  # a file trained before random gain existed trained without it
+        options["random_gain_db"] = saved.get("random_gain_db", 0.0)
+    options["directory"] = Path(path).parent
+    if "schedule" in saved and "schedule" not in overrides:
+        try:
+            options["schedule"] = make_schedule(**saved["schedule"])
+        except (ConfigError, TypeError) as error:
+            raise ModelFileError(f"{path}: bad learning-rate schedule state ({error})") from None
+    return {**options, **overrides}
+
+
+def restore(trainer, path: str | os.PathLike, info: dict, arrays: dict[str, np.ndarray]) -> None:
+    """Give a Trainer built with resume_options() the saved state: the optimizer's (when it is
+    the same optimizer), the data position and carried state (when the data and its layout are
+    unchanged: then trainer.continues_data is True) and the random generator's."""
+    saved = info.get("trainer") or {}
+    optimizer = trainer.optimizer
+    state = {"name": saved.get("optimizer"), "lr": optimizer.lr, "clip": saved.get("clip", optimizer.clip),
+             "t": saved.get("t", 0)}
+    state.update({key[len(OPTIM):]: value for key, value in arrays.items() if key.startswith(OPTIM)})
+    if saved.get("optimizer") == optimizer.name:
+        try:
+            optimizer.load_state_dict(state)
+        except (KeyError, ConfigError) as error:
+            raise ModelFileError(f"{path}: optimizer state does not fit the model ({error})") from None
+    h = arrays.get("h")
+    position = saved.get("position", 0)
+    if (
+        saved.get("data") == data_signature(trainer)
+        and h is not None and h.shape == trainer.h.shape
+        and isinstance(position, int) and 0 <= position <= trainer.layout.windows_per_stream
+    ):
+        trainer.h = np.ascontiguousarray(h, dtype=trainer.model.dtype)
+        trainer.position = position
+        trainer.continues_data = True
+    if "rng" in saved:
+        try:
+            trainer.rng.bit_generator.state = saved["rng"]
+        except (TypeError, ValueError, KeyError):
+            raise ModelFileError(f"{path}: corrupted (its random generator state)") from None

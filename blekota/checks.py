@@ -1,0 +1,95 @@
+"""Checks of argument values: one rule per kind of value, for the library and the command line.
+
+Integers are Python or NumPy integers, numbers are Python or NumPy integers and floats; a bool is
+neither. Each check returns the value as a plain int or float, or raises ConfigError
+"NAME must be EXPECTED, got VALUE" (`expected` words it differently where the caller says more).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .errors import ConfigError
+
+
+def is_integer(value) -> bool:
+    """Whether value is a Python or NumPy integer (not a bool)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def is_number(value) -> bool:
+    """Whether value is a Python or NumPy integer or float (not a bool)."""
+    return is_integer(value) or isinstance(value, (float, np.floating))
+
+
+def _refuse(name: str, expected: str, value) -> ConfigError:
+    return ConfigError(f"{name} must be {expected}, got {value!r}")
+
+
+def integer(name: str, value, minimum: int | None = None, maximum: int | None = None,
+            expected: str | None = None) -> int:
+    """value as an int, when it is an integer in [minimum, maximum] (None: unbounded)."""
+    if (
+        not is_integer(value)
+        or (minimum is not None and value < minimum)
+        or (maximum is not None and value > maximum)
+    ):
+        if expected is None:
+            expected = "an integer"
+            if minimum is not None and maximum is not None:
+                expected += f" in {minimum}..{maximum}"
+            elif minimum is not None:
+                expected += f" >= {minimum}"
+            elif maximum is not None:
+                expected += f" <= {maximum}"
+        raise _refuse(name, expected, value)
+    return int(value)
+
+
+def positive_int(name: str, value, expected: str = "a positive integer") -> int:
+    """value as an int, when it is an integer > 0."""
+    return integer(name, value, 1, expected=expected)
+
+
+def non_negative_int(name: str, value, expected: str = "an integer >= 0") -> int:
+    """value as an int, when it is an integer >= 0."""
+    return integer(name, value, 0, expected=expected)
+
+
+def seed(value, name: str = "seed") -> int | None:
+    """A random seed: None, or value as an int when it is an integer >= 0."""
+    return None if value is None else non_negative_int(name, value, "None or an integer >= 0")
+
+
+def number(name: str, value, low: float = -math.inf, high: float = math.inf, *, low_open: bool = False,
+           high_open: bool = False, expected: str | None = None) -> float:
+    """value as a float, when it is a number between low and high (each end included unless
+    open; NaN never is)."""
+    inside = is_number(value) and (low < value if low_open else low <= value) and (
+        value < high if high_open else value <= high
+    )
+    if not inside:
+        if expected is None:
+            if high == math.inf and high_open:
+                expected = "a finite number" + (f" {'>' if low_open else '>='} {low:g}" if low > -math.inf else "")
+            else:
+                expected = f"a number in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise _refuse(name, expected, value)
+    return float(value)
+
+
+def positive_float(name: str, value, expected: str | None = None) -> float:
+    """value as a float, when it is a finite number > 0."""
+    return number(name, value, 0, math.inf, low_open=True, high_open=True, expected=expected)
+
+
+def non_negative_float(name: str, value, expected: str | None = None) -> float:
+    """value as a float, when it is a finite number >= 0."""
+    return number(name, value, 0, math.inf, high_open=True, expected=expected)
+
+
+def fraction(name: str, value, expected: str | None = None) -> float:
+    """value as a float, when it is a number in [0, 1)."""
+    return number(name, value, 0, 1, high_open=True, expected=expected)

@@ -1,0 +1,106 @@
+"""The command line: python -m blekota train | sample | plot | info | import-legacy | export | repl | demo.
+
+Thin: parse, call the library, report. COMMANDS maps each command to the module that holds its
+options (add_parser) and its work (run); the options several share are in blekota.cli.options.
+Errors are one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+import warnings
+from contextlib import contextmanager, nullcontext
+
+from ..errors import BlekotaError
+from . import modelfiles, plot, sample, session, train
+from .options import Parser
+
+BAD_INPUT = 2
+INTERRUPTED, TERMINATED, READER_GONE = 130, 143, 141  # 128 + the signal, as a shell reports it
+COMMANDS = {
+    "train": train,
+    "sample": sample,
+    "plot": plot,
+    "info": modelfiles,
+    "import-legacy": modelfiles,
+    "export": modelfiles,
+    "repl": session,
+    "demo": session,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of every command, in the order of COMMANDS."""
+    parser = Parser(
+        prog="python -m blekota",
+        description="Learn how a sound continues and generate new sound from it, sample by sample.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in dict.fromkeys(COMMANDS.values()):
+        module.add_parser(commands)
+    return parser
+
+
+def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one line on stderr."""
+    print(f"blekota: warning: {message}", file=sys.stderr)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl+C so that every file being written is cleaned up."""
+
+
+@contextmanager
+def terminate_as_interrupt():
+    """While a command runs in the main thread, SIGTERM raises Terminated (training defers both
+    signals to the end of the current update instead). Not for the interactive session, whose
+    console would take it for Ctrl+C at its prompt."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 ok, 2 bad input, 130 interrupted, 143
+    terminated, 141 when the reader of standard output went away)."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):  # file names that are not valid text still print
+            stream.reconfigure(errors="backslashreplace")
+    args = build_parser().parse_args(argv)
+    try:
+        with warnings.catch_warnings(), terminate_as_interrupt() if args.command != "repl" else nullcontext():
+            warnings.showwarning = show_warning
+            return COMMANDS[args.command].run(args)
+    except BlekotaError as error:
+        print(f"blekota: error: {error}", file=sys.stderr)
+        return BAD_INPUT
+    except BrokenPipeError:  # the reader went away (| head): quietly, as command-line tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # nothing more can reach the closed pipe
+        return READER_GONE
+    except OSError as error:
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"blekota: error: {where}{error.strerror or error}", file=sys.stderr)
+        return BAD_INPUT
+    except MemoryError:
+        print("blekota: error: not enough memory for this (a smaller model, batch or sound needs less)", file=sys.stderr)
+        return BAD_INPUT
+    except Terminated:
+        print("blekota: terminated", file=sys.stderr)
+        return TERMINATED
+    except KeyboardInterrupt:
+        print("blekota: interrupted", file=sys.stderr)
+        return INTERRUPTED

@@ -1,0 +1,110 @@
+"""python -m blekota info | import-legacy | export: what a model file holds, and the model in
+other formats (from the original blekota's pickles, to ONNX)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from .. import legacy, modelfile, plot
+from ..fileutil import is_stream
+from .options import check_output, read_model
+
+
+def add_parser(commands) -> None:
+    """The info, import-legacy and export commands' options."""
+    info_parser = commands.add_parser("info", help="describe a model file", description="Describe a model file (or a .pkl of the original blekota).")
+    info_parser.add_argument("model", metavar="MODEL")
+
+    legacy_parser = commands.add_parser(
+        "import-legacy", help="convert a model pickled by the original NumPy blekota",
+        description="Convert a .pkl model of the original NumPy blekota into a model file. Only "
+        "its weights and training state are read: nothing in the pickle is run. (sample, repl "
+        "and train --resume also open a .pkl directly, converting it once.)",
+    )
+    legacy_parser.add_argument("pickle", metavar="OLD.pkl", help="the original's pickled model")
+    legacy_parser.add_argument("-o", "--output", default=None, help="model file to write (default: OLD.npz)")
+    legacy_parser.add_argument(
+        "--dtype", choices=("float32", "float64"), default="float64",
+        help="precision of the converted model (default float64, as the original)",
+    )
+    legacy_parser.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
+
+    export_parser = commands.add_parser(
+        "export", help="write a model as ONNX, for any ONNX runtime",
+        description="Write a model as a float32 ONNX file (standard GRU operators) that any ONNX "
+        "runtime runs: inputs the levels of a window (T, B) and the hidden state h0 "
+        "(layers, B, H); outputs probs and logits (T, B, 256) and the new state h. Needs the "
+        'onnx package (pip install "blekota[onnx]").',
+    )
+    export_parser.add_argument("model", metavar="MODEL", help="a model file (.npz)")
+    export_parser.add_argument("-o", "--output", default=None, help="the ONNX file to write (default: MODEL.onnx)")
+    export_parser.add_argument(
+        "--input", choices=("level", "onehot"), default="level",
+        help="level: int64 levels (T, B) (default); onehot: float32 one-hot rows (T, B, 256)",
+    )
+    export_parser.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
+
+
+def run(args) -> int:
+    """Run the command args.command names."""
+    return {"info": info, "import-legacy": import_legacy, "export": export}[args.command](args)
+
+
+def import_legacy(args) -> int:
+    output = Path(args.output) if args.output else Path(args.pickle).with_suffix(modelfile.EXTENSION)
+    check_output(output, args.force)
+    converted = legacy.read_legacy(args.pickle, dtype=args.dtype)
+    model = converted.model
+    modelfile.save(output, model, converted.info, converted.train_arrays)
+    print(
+        f"wrote {output}: {model.layers} GRU layers x {model.hidden} units, {model.fs} Hz, "
+        f"{model.info.get('iterations', 0)} iterations; continue with: python -m blekota train "
+        f"--resume {output} SOUND", file=sys.stderr if is_stream(output) else sys.stdout,
+    )
+    return 0
+
+
+def export(args) -> int:
+    from ..onnx import export_onnx
+
+    output = Path(args.output) if args.output else Path(args.model).with_suffix(".onnx")
+    check_output(output, args.force)
+    model = read_model(args.model).model
+    export_onnx(model, output, input=args.input)
+    state = f"({model.layers}, B, {model.hidden})"
+    inputs = "level (T, B) int64" if args.input == "level" else "onehot (T, B, 256)"
+    print(f"wrote {output}: {model.layers} GRU layers x {model.hidden} units at {model.fs} Hz, float32; "
+          f"inputs {inputs} and h0 {state}; outputs probs and logits (T, B, 256) and h {state}")
+    return 0
+
+
+def info(args) -> int:
+    loaded = read_model(args.model)
+    model, info = loaded.model, loaded.info
+    trainer = info.get("trainer") or {}
+    if legacy.is_pickle(args.model):
+        origin = " (a pickle of the original blekota, read without running it)"
+    else:
+        origin = f" (converted from {info['imported_from']})" if isinstance(info.get("imported_from"), str) else ""
+    print(f"model file:  {args.model}{origin}")
+    print(f"network:     {model.layers} GRU layers x {model.hidden} units, {model.n_params:,} parameters, {model.dtype.name}")
+    print(f"sample rate: {model.fs} Hz")
+    print(f"trained:     {info.get('iterations', 0)} iterations, {info.get('epochs', 0)} epochs")
+    files = info.get("training_files") or []
+    print(f"trained on:  {', '.join(files) if files else 'unknown'}")
+    if trainer:
+        print(
+            f"training:    {trainer.get('optimizer')} lr {trainer.get('lr')}, seq_length "
+            f"{trainer.get('seq_length')}, batch_size {trainer.get('batch_size')}, random gain "
+            f"{trainer.get('random_gain_db', 0.0):g} dB"
+        )
+    train, val = plot.loss_points(info)
+    for label, rows in (("loss:       ", train), ("val loss:   ", val)):
+        if rows.size:
+            best = int(rows[:, 1].argmin())
+            print(
+                f"{label} first {rows[0, 1]:.4f}, last {rows[-1, 1]:.4f}, best {rows[best, 1]:.4f} "
+                f"at iteration {rows[best, 0]:.0f} (nats/sample, {len(rows)} reports)"
+            )
+    return 0

@@ -1,0 +1,296 @@
+"""The options several commands share, and what they mean for the library: argument types
+built on blekota.checks, the model, training and sampling options, the help text about them,
+and turning them into Model, Trainer and resume arguments; model and output files as arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import textwrap
+from pathlib import Path
+
+from .. import checkpoint, checks, legacy, modelfile
+from .. import schedule as blekota_schedule
+from ..audio import WAV_MAX_FRAMES
+from ..console import NORMAL, QUIET, VERBOSE
+from ..errors import BlekotaError, ConfigError
+from ..fileutil import existing_file, is_stream
+from ..model import Model
+from ..optim import OPTIMIZERS
+from ..train import PRESETS, VAL_EVERY, VAL_FRACTION, Trainer
+
+
+def preset_text(options: dict) -> str:
+    """A preset in words: "adam lr 0.004, plateau schedule, random gain 4 dB"."""
+    schedule = options["schedule"] or "plateau (constant without validation)"
+    gain = f"random gain {options['random_gain_db']:g} dB" if options["random_gain_db"] else "no random gain"
+    return f"{options['optimizer']} lr {options['lr']:g}, {schedule} schedule, {gain}"
+
+
+def presets_help() -> str:
+    """The presets, one to a paragraph, as the train and repl help lists them."""
+    return "\n".join(
+        textwrap.fill(preset_text(options), 96, initial_indent=f"{'':19}{name + ':':10}", subsequent_indent=" " * 29)
+        for name, options in PRESETS.items()
+    )
+
+
+HYPERPARAMETERS = """\
+hyperparameters:
+  --layers       GRU layers stacked on each other. More layers model longer-range structure;
+                 3 works well, 1-2 train faster.
+  --hidden       units per layer (the size of the state the network carries from sample to
+                 sample). Bigger learns more and is slower: time grows with hidden^2.
+  --seq-length   samples per training window: how far back gradients flow (truncated BPTT).
+                 100 samples is 12.5 ms at 8 kHz; the state itself is carried further.
+  --batch-size   parallel streams trained at once. More is smoother and uses the cores
+                 better; memory grows with batch-size * seq-length * hidden.
+  --preset       a tested set of optimizer, learning rate, schedule and random gain (the
+                 default is the fastest to a low held-out loss on speech and music, see
+                 benchmarks/README.md; original is how the original blekota trained);
+                 --alpha, --optimizer, --schedule and --random-gain replace its parts:
+{presets}
+  --alpha        learning rate (step size); the plateau schedule lowers it for you.
+  --optimizer    adam, rmsprop (decay 0.9, as the original) or adagrad; gradients are
+                 clipped to [-5, 5] element-wise.
+  --fs           sample rate in Hz the model hears and speaks; training audio is resampled.
+
+data and schedule:
+  FILE           sound files, directories (their sound files, sorted) or quoted globs. Each
+                 sound is mixed to mono, resampled to --fs and quantized; windows never span
+                 two sounds. The last --val-fraction of every sound is held out for validation.
+  --schedule     plateau (the default when validating: lr times --lr-factor after --patience
+                 validations without improvement, down to --min-lr), which is halving the
+                 learning rate by hand, done for you; constant (the default without
+                 validation); step (lr times --lr-factor every --lr-every iterations).
+  --random-gain  each stream's window is trained at its own random gain within +-DB
+                 decibels, so a short recording is not learned by heart: the held-out loss
+                 keeps falling for longer. 0 trains on the sound as recorded.
+files written (in --out-dir; --model-name foo/bar writes them in its folder foo there): NAME_N.npz
+checkpoints, NAME_best.npz (lowest validation loss), NAME.log.jsonl (one JSON line per report:
+iteration, time, train_loss, val_loss, lr). A resumed model writes beside its file by default.
+""".format(presets=presets_help())
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line: what is wrong and where the help is."""
+
+    def error(self, message: str):
+        self.exit(2, f"blekota: error: {message} (see: {self.prog} --help)\n")
+
+
+def argument_type(convert, check, expected: str):
+    """An argparse type: convert the text, then check(name, value) (as blekota.checks does) or
+    fail with "expected ..., got ..."."""
+
+    def parse(text: str):
+        try:
+            return check("argument", convert(text))
+        except (ValueError, ConfigError):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+
+    parse.__name__ = expected
+    return parse
+
+
+positive_int = argument_type(int, checks.positive_int, "a positive integer")
+non_negative_int = argument_type(int, checks.non_negative_int, "an integer >= 0")
+fraction = argument_type(float, checks.fraction, "a number in [0, 1)")
+positive_float = argument_type(float, checks.positive_float, "a positive number")
+non_negative_float = argument_type(float, checks.non_negative_float, "a number >= 0")
+share = argument_type(float, lambda name, value: checks.number(name, value, 0, 1, low_open=True), "a number in (0, 1]")
+unit_interval = argument_type(float, lambda name, value: checks.number(name, value, 0, 1), "a number in [0, 1]")
+
+
+class Given(argparse.Action):
+    """Store the value and remember that the option was given: given(args) holds its dest."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        setattr(namespace, self.dest, values)
+        namespace.given = {*given(namespace), self.dest}
+
+
+def given(args: argparse.Namespace) -> set[str]:
+    """The options (by dest) given on the command line with a Given action."""
+    return getattr(args, "given", set())
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The hyperparameters of a new model and its training (shared by train and repl)."""
+    group = parser.add_argument_group("model and training hyperparameters")
+    group.add_argument("--layers", action=Given, type=positive_int, default=3, help="GRU layers (default 3)")
+    group.add_argument("--hidden", action=Given, type=positive_int, default=256, help="units per layer (default 256)")
+    group.add_argument("--seq-length", action=Given, type=positive_int, default=100, help="samples per window (default 100)")
+    group.add_argument("--batch-size", action=Given, type=positive_int, default=80, help="parallel streams (default 80)")
+    group.add_argument(
+        "--preset", action=Given, choices=tuple(PRESETS), default="default",
+        help="optimizer, learning rate, schedule and random gain to start from: " + "; ".join(
+            f"{name}: {preset_text(options)}" for name, options in PRESETS.items()
+        ) + " (default: default)",
+    )
+    group.add_argument("--alpha", action=Given, type=positive_float, default=None, help="learning rate (default: the preset's)")
+    group.add_argument(
+        "--optimizer", action=Given, choices=tuple(OPTIMIZERS), default=None, help="update rule (default: the preset's)",
+    )
+    group.add_argument("--fs", action=Given, type=positive_int, default=8000, help="sample rate in Hz (default 8000)")
+    group.add_argument(
+        "--dtype", action=Given, choices=("float32", "float64"), default="float32",
+        help="precision of weights and arithmetic (default float32)",
+    )
+    group.add_argument("--seed", type=int, default=None, help="seed for the initial weights")
+
+
+def add_training_arguments(parser: argparse.ArgumentParser, iterations: int, iterations_help: str) -> None:
+    """How training runs and what it writes (shared by train and repl)."""
+    parser.add_argument("--model-name", action=Given, default=None, help="prefix of the files written; foo/bar writes foo/bar_N.npz, creating the folder foo (default: the sound's name)")
+    parser.add_argument("--iterations", type=non_negative_int, default=iterations, help=iterations_help)
+    parser.add_argument("--checkpoint-every", action=Given, type=non_negative_int, default=1000, help="save NAME_N.npz every N iterations (0: only at the end; default 1000)")
+    parser.add_argument("--checkpoint-sound", action=Given, type=non_negative_float, default=1.0, help="seconds of sound generated as NAME_N.wav at each checkpoint (0: none; default 1)")
+    parser.add_argument("--out-dir", action=Given, default=None, help="where models and sounds are written, created if missing (default: here; a resumed model's own folder)")
+    parser.add_argument("--keep", action=Given, type=non_negative_int, default=0, help="keep only the newest K NAME_N.npz checkpoints (default 0: all; NAME_best is always kept)")
+    parser.add_argument("--val-fraction", action=Given, type=fraction, default=VAL_FRACTION, help=f"tail of every sound held out for validation (0: none; default {VAL_FRACTION})")
+    parser.add_argument("--val-every", action=Given, type=non_negative_int, default=VAL_EVERY, help=f"validate every N iterations and at the end (0: only at the end; default {VAL_EVERY})")
+    parser.add_argument("--random-gain", action=Given, type=non_negative_float, default=None, metavar="DB", help="train each stream's window at a random gain within +-DB decibels (0: as recorded; default: the preset's)")
+    parser.add_argument("--schedule", action=Given, choices=("constant", "step", "plateau"), default=None, help="learning-rate schedule (default: the preset's; plateau when validating, else constant)")
+    parser.add_argument("--lr-factor", action=Given, type=fraction, default=0.5, help="step and plateau: multiply the lr by this (default 0.5)")
+    parser.add_argument("--lr-every", action=Given, type=positive_int, default=1000, help="step: iterations between reductions (default 1000)")
+    parser.add_argument("--patience", action=Given, type=non_negative_int, default=1, help="plateau: validations without improvement tolerated (default 1)")
+    parser.add_argument("--min-lr", action=Given, type=positive_float, default=1e-5, help="plateau: lowest learning rate (default 1e-5)")
+    shown = parser.add_mutually_exclusive_group()
+    shown.add_argument("-q", "--quiet", action="store_true", help="print only warnings and errors")
+    shown.add_argument("-v", "--verbose", action="store_true", help="print every report as a line, with the learning rate")
+
+
+def add_sampling_arguments(parser: argparse.ArgumentParser, when: str = "") -> None:
+    """--temperature, --top-k, --top-p and --min-p: how each level is drawn."""
+    group = parser.add_argument_group(
+        "how each level is drawn" + (f" ({when})" if when else ""),
+        "The temperature reshapes the model's distribution, then top-k, top-p and min-p cut its "
+        "unlikely tail (in that order) and the rest is renormalized. A cut tail keeps generation "
+        "from wandering into hiss; cut too much and it repeats or falls silent.",
+    )
+    group.add_argument("--temperature", type=non_negative_float, default=1.0, help="higher: more varied, lower: safer; 0 always takes the likeliest level (default 1)")
+    group.add_argument("--top-k", type=non_negative_int, default=0, metavar="K", help="draw only from the K likeliest levels; lower: safer, less varied (default 0: all 256)")
+    group.add_argument("--top-p", type=share, default=1.0, metavar="P", help="draw only from the fewest likeliest levels whose probabilities sum to P; lower: safer, less varied (default 1: all)")
+    group.add_argument("--min-p", type=unit_interval, default=0.0, metavar="M", help="drop levels less likely than M times the likeliest one; higher: safer, less varied (default 0: none)")
+
+
+def sampling_options(args) -> dict:
+    """The keyword arguments of Model.sample that add_sampling_arguments parsed."""
+    return dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p)
+
+
+def add_threads_argument(parser: argparse.ArgumentParser, default: str = "OMP_NUM_THREADS or all cores") -> None:
+    """--threads: CPU threads for the kernels."""
+    parser.add_argument(
+        "--threads", type=positive_int, default=None, help=f"CPU threads for the kernels (default: {default})",
+    )
+
+
+def schedule_option(args, name: str | None = None):
+    """The schedule `name` (default --schedule) with its options, or None when there is none."""
+    name = name or args.schedule
+    if name == "step":
+        return blekota_schedule.Step(every=args.lr_every, factor=args.lr_factor)
+    if name == "plateau":
+        return blekota_schedule.Plateau(factor=args.lr_factor, patience=args.patience, min_lr=args.min_lr)
+    return name
+
+
+def update_rule(args) -> dict:
+    """optimizer, lr, schedule and random_gain_db: the --preset's, each replaced by --optimizer,
+    --alpha, --schedule or --random-gain when given (a preset's schedule None: plateau when
+    validating, else constant)."""
+    preset = PRESETS[args.preset]
+    schedule = args.schedule or preset["schedule"] or ("plateau" if args.val_fraction > 0 else "constant")
+    gain = preset["random_gain_db"] if args.random_gain is None else args.random_gain
+    return {"optimizer": args.optimizer or preset["optimizer"], "lr": args.alpha or preset["lr"],
+            "schedule": schedule_option(args, schedule), "random_gain_db": gain}
+
+
+def verbosity(args) -> int:
+    return QUIET if args.quiet else VERBOSE if args.verbose else NORMAL
+
+
+def model_path(path: str, say) -> Path:
+    """The model file for a MODEL argument: the file itself, or for a pickle of the original
+    blekota its conversion beside it (written once; say() tells where)."""
+    if not legacy.is_pickle(path):
+        return Path(path)
+    converted, written = legacy.converted(path)
+    if written:
+        say(f"converted {path} (a model of the original blekota; nothing in it was run) to {converted}")
+    return converted
+
+
+def read_model(path: str, threads: int | None = None) -> modelfile.ModelFile:
+    """A model file, or a pickle of the original blekota read in memory (nothing written)."""
+    if legacy.is_pickle(path):
+        return legacy.read_legacy(path, threads=threads)
+    return modelfile.read(path, threads)
+
+
+ARCHITECTURE = ("layers", "hidden", "fs", "dtype")
+RESUME_OPTIONS = {  # option dest -> Trainer argument, for options given on resuming
+    "seq_length": "seq_length", "batch_size": "batch_size", "alpha": "lr", "optimizer": "optimizer",
+    "checkpoint_every": "checkpoint_every", "keep": "keep", "val_fraction": "val_fraction",
+    "val_every": "val_every", "out_dir": "directory", "model_name": "name", "random_gain": "random_gain_db",
+}
+
+
+def resume_overrides(args, path: Path, model: Model) -> dict:
+    """Trainer.from_checkpoint overrides from the options given for the model read from path;
+    the architecture options, when given, must agree with it."""
+    checkpoint.check_architecture(path, model, {f"--{option}": getattr(args, option) for option in ARCHITECTURE
+                                               if option in given(args)})
+    overrides = {key: getattr(args, dest) for dest, key in RESUME_OPTIONS.items() if dest in given(args)}
+    if "preset" in given(args):
+        overrides = {**update_rule(args), **overrides}
+    if "schedule" in given(args):
+        overrides["schedule"] = schedule_option(args)
+    if "checkpoint_sound" in given(args):
+        overrides["checkpoint_sound"] = int(args.checkpoint_sound * model.fs)
+    return overrides
+
+
+def check_checkpoint_sound(trainer: Trainer) -> None:
+    """Refuse before training a checkpoint sound too long for a wav."""
+    if trainer.checkpoint_sound > WAV_MAX_FRAMES:
+        raise BlekotaError(
+            f"--checkpoint-sound: {trainer.checkpoint_sound} samples do not fit a 16-bit wav "
+            f"(at most {WAV_MAX_FRAMES}, {WAV_MAX_FRAMES / trainer.model.fs:,.0f} s at {trainer.model.fs} Hz)"
+        )
+
+
+def new_trainer_options(args) -> dict:
+    """Trainer arguments for a new model from the training options (all but name and directory)."""
+    return dict(
+        seq_length=args.seq_length, batch_size=args.batch_size, checkpoint_every=args.checkpoint_every,
+        keep=args.keep, val_fraction=args.val_fraction, val_every=args.val_every, **update_rule(args),
+    )
+
+
+def check_output(output: str | os.PathLike, force: bool) -> None:
+    """Refuse before any work: a directory, an existing file without force, a missing folder.
+    A device, a FIFO or "-" (standard output) is written as a stream and needs no force."""
+    if is_stream(output):
+        return
+    target = Path(os.path.realpath(output))
+    if target.is_dir():
+        raise BlekotaError(f"{output}: is a directory (give a file name to write)")
+    if existing_file(output) and not force:
+        raise BlekotaError(f"{output}: already exists (use --force to overwrite)")
+    if not target.parent.is_dir():
+        folder = target.parent if Path(output).is_symlink() else Path(output).parent
+        raise BlekotaError(f"{output}: the directory {folder} does not exist")
+
+
+def output_png(name: str | None, force: bool) -> Path | None:
+    """The PNG path asked for on the command line, refusing to replace a file unless force (a
+    directory is where plot names its own file)."""
+    if name is None:
+        return None
+    if not Path(name).is_dir():
+        check_output(name, force)
+    return Path(name)

@@ -1,0 +1,99 @@
+"""python -m blekota plot waveform | spectrogram | heatmap | loss | compare."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .. import legacy, modelfile, plot
+from ..audio import load_audio
+from ..errors import BlekotaError
+from ..fileutil import is_stream
+from ..model import Model, describe_sampling
+from ..mulaw import SILENCE, quantize
+from .options import (
+    add_sampling_arguments, add_threads_argument, non_negative_int, output_png, positive_int, read_model,
+    sampling_options,
+)
+
+
+def add_parser(commands) -> None:
+    """python -m blekota plot waveform | spectrogram | heatmap | loss | compare."""
+    plot_parser = commands.add_parser(
+        "plot", help="draw a sound, a model's expectations or a loss curve",
+        description="Draw a picture: in a window when there is a display and no -o, else into "
+        "a PNG file (-o, or NAME.png, NAME-2.png, ... here, never overwriting).",
+    )
+    kinds = plot_parser.add_subparsers(dest="kind", required=True, metavar="KIND")
+
+    def kind(name: str, help_text: str) -> argparse.ArgumentParser:
+        parser = kinds.add_parser(name, help=help_text, description=help_text)
+        parser.add_argument("-o", "--output", default=None, metavar="PNG", help="the PNG file to write")
+        parser.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
+        return parser
+
+    for name, help_text in (("waveform", "the waveform of a sound file against time"),
+                            ("spectrogram", "the spectrogram of a sound file")):
+        parser = kind(name, help_text)
+        parser.add_argument("sound", metavar="SOUND")
+        parser.add_argument("--fs", type=positive_int, default=None, help="resample to this rate in Hz first (default: the file's own)")
+    heatmap = kind(
+        "heatmap", "the probabilities a model gives each of the 256 levels, sample by sample: "
+        "while it listens to SOUND, or while it generates when no SOUND is given",
+    )
+    heatmap.add_argument("model", metavar="MODEL")
+    heatmap.add_argument("sound", metavar="SOUND", nargs="?", default=None)
+    heatmap.add_argument("-n", type=positive_int, default=1000, help="samples to draw (default 1000)")
+    heatmap.add_argument("--start", type=non_negative_int, default=0, help="first sample drawn; the model hears or makes all before it (default 0)")
+    heatmap.add_argument("--seed", type=int, default=None, help="when generating: same seed, same sound")
+    add_sampling_arguments(heatmap, "when generating")
+    add_threads_argument(heatmap)
+    loss = kind("loss", "training and validation loss against iterations")
+    loss.add_argument("log", metavar="MODEL_OR_LOG", help="a model file (.npz) or a training log (NAME.log.jsonl)")
+    compare = kind("compare", "two sounds side by side: waveforms and spectrograms")
+    compare.add_argument("training", metavar="TRAINING_SOUND")
+    compare.add_argument("generated", metavar="GENERATED_SOUND")
+    compare.add_argument("--fs", type=positive_int, default=8000, help="rate both are resampled to, in Hz (default 8000)")
+
+
+def _heard(model: Model, sound: np.ndarray) -> np.ndarray:
+    """(n, 256) probabilities the model gives each sample of sound (n,) while it listens: row t
+    is its distribution for sample t, having heard samples 0..t-1 (silence before)."""
+    levels = quantize(sound)
+    inputs = np.concatenate([[SILENCE], levels[:-1]]).astype(np.uint8)
+    return model.probabilities(inputs[:, None])[:, 0]
+
+
+def run(args) -> int:
+    out = output_png(args.output, args.force)
+    if args.kind in ("waveform", "spectrogram"):
+        sound, fs = load_audio(args.sound, args.fs)
+        draw = plot.show if args.kind == "waveform" else plot.spectrogram
+        path = draw(sound, fs, title=Path(args.sound).name, out=out)
+    elif args.kind == "heatmap":
+        model = read_model(args.model, threads=args.threads).model
+        stop = args.start + args.n
+        if args.sound:
+            sound = load_audio(args.sound, model.fs)[0][:stop]
+            if sound.size <= args.start:
+                raise BlekotaError(f"{args.sound}: has {sound.size} samples at {model.fs} Hz, fewer than --start {args.start} + 1")
+            probs, title = _heard(model, sound), f"{Path(args.model).name} listening to {Path(args.sound).name}"
+        else:
+            sound, probs = model.sample(stop, seed=args.seed, return_probs=True, **sampling_options(args))
+            title = f"{Path(args.model).name} generating ({describe_sampling(**sampling_options(args))})"
+        path = plot.heatmap(probs, model.fs, sound, start=args.start, length=args.n, title=title, out=out)
+    elif args.kind == "loss":
+        log = args.log
+        if modelfile.is_model_file(log) or legacy.is_pickle(log):
+            log = read_model(log).info
+        path = plot.loss_curve(log, title=f"loss of {Path(args.log).name}", out=out)
+    else:
+        training, fs = load_audio(args.training, args.fs)
+        generated, _ = load_audio(args.generated, args.fs)
+        path = plot.compare(training, generated, fs, out=out)
+    if path is not None:
+        print(f"wrote {path}", file=sys.stderr if is_stream(path) else sys.stdout)
+    return 0

@@ -1,0 +1,88 @@
+"""python -m blekota sample: generate sound with a trained model, written (and played) as it
+is generated."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .. import modelfile, plot
+from ..audio import ChunkPlayer, WavWriter, load_audio
+from ..fileutil import STDOUT, is_stream
+from ..model import describe_sampling
+from .options import (
+    add_sampling_arguments, add_threads_argument, check_output, model_path, non_negative_int, output_png,
+    sampling_options,
+)
+
+HEATMAP_SAMPLES = 400  # drawn by sample --heatmap: 50 ms at 8 kHz, each sample visible
+SAMPLE_CHUNK = 8000  # sample writes (and plays) the sound in chunks of this many samples
+
+
+def add_parser(commands) -> None:
+    """The sample command's options."""
+    sample_parser = commands.add_parser(
+        "sample", help="generate sound with a trained model",
+        description="Generate new sound sample by sample with a trained model.",
+    )
+    sample_parser.add_argument("model", metavar="MODEL", help="a model file (.npz) written by train, or a .pkl of the original blekota (converted once, beside it)")
+    sample_parser.add_argument("-n", type=non_negative_int, default=8000, help="samples to generate (default 8000)")
+    sample_parser.add_argument("-o", "--output", default=None, help="wav file to write (default: MODEL_sample.wav); - writes to standard output; a device or FIFO is written as a stream")
+    sample_parser.add_argument("--hint", metavar="FILE", default=None, help="a sound to start from: it is played into the model first and the output continues it")
+    sample_parser.add_argument("--seed", type=int, default=None, help="same seed, same sound")
+    sample_parser.add_argument("--play", action="store_true", help="also play the sound")
+    sample_parser.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
+    sample_parser.add_argument("--heatmap", metavar="PNG", default=None, help=f"also draw the probabilities {HEATMAP_SAMPLES} samples were drawn from into this PNG (from just before the hint ends)")
+    add_sampling_arguments(sample_parser)
+    add_threads_argument(sample_parser)
+
+
+def cannot_play(message: str) -> None:
+    """Playback is not possible: one line on stderr, and the sound is still written."""
+    print(f"blekota: {message}", file=sys.stderr)
+
+
+def run(args) -> int:
+    output = args.output or str(Path(args.model).with_name(Path(args.model).stem + "_sample.wav"))
+    check_output(output, args.force)
+    heatmap = output_png(args.heatmap, args.force)
+    streaming = is_stream(output)  # perhaps into standard output: then messages go to stderr
+    say = (lambda *a, **k: print(*a, file=sys.stderr, **k)) if streaming else print
+    model = modelfile.load(model_path(args.model, say), threads=args.threads)
+    hint = load_audio(args.hint, model.fs)[0] if args.hint else None
+    begins = 0
+    if hint is not None:
+        begins = min(max(0, hint.size - HEATMAP_SAMPLES // 10), max(0, args.n - HEATMAP_SAMPLES))
+    window = slice(begins, begins + HEATMAP_SAMPLES)
+    kept_sound, kept_probs = [], []
+    start = time.perf_counter()
+    with WavWriter(output, model.fs, args.n) as wav, ChunkPlayer(model.fs, args.play, cannot_play) as player, tqdm(
+        total=args.n, unit="sample", unit_scale=True, disable=not sys.stderr.isatty(), leave=False
+    ) as bar:
+        done = 0
+        chunks = model.generate(args.n, chunk=SAMPLE_CHUNK, hint=hint, seed=args.seed,
+                                return_probs=heatmap is not None, **sampling_options(args))
+        for chunk in chunks:
+            sound, probs = chunk if heatmap is not None else (chunk, None)
+            if probs is not None and done < window.stop and done + sound.size > window.start:
+                part = slice(max(window.start - done, 0), window.stop - done)
+                kept_sound.append(sound[part])
+                kept_probs.append(probs[part])
+            done += sound.size
+            wav.write(sound)
+            player.add(sound, done / (time.perf_counter() - start))
+            bar.update(sound.size)
+    elapsed = time.perf_counter() - start
+    rate = args.n / elapsed if elapsed > 0 else float("inf")
+    where = "standard output" if output == STDOUT else output
+    say(f"wrote {where}: {args.n} samples ({args.n / model.fs:.2f} s) in {elapsed:.2f} s, {rate:,.0f} samples/s")
+    if heatmap is not None and kept_sound:
+        title = f"{Path(output).name}: probability of each level ({describe_sampling(**sampling_options(args))})"
+        sound, probs = np.concatenate(kept_sound), np.concatenate(kept_probs)
+        path = plot.heatmap(probs, model.fs, sound, title=title, out=heatmap, first=begins)
+        say(f"wrote {path}")
+    return 0

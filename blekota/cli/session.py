@@ -1,0 +1,82 @@
+"""python -m blekota repl | demo: an interactive session with a model, and the demo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .. import legacy, modelfile
+from ..console import NORMAL, TrainingDisplay, print_progress
+from ..demo import run_demo
+from ..fileutil import prepare_directory
+from ..repl import interact, open_session
+from ..train import split_name
+from .options import (
+    HYPERPARAMETERS, add_model_arguments, add_threads_argument, add_training_arguments, check_checkpoint_sound,
+    model_path, new_trainer_options, positive_float, resume_overrides, verbosity,
+)
+
+
+def add_parser(commands) -> None:
+    """The repl and demo commands' options."""
+    repl_parser = commands.add_parser(
+        "repl", help="an interactive Python session with a model",
+        description="Open a Python console with a model bound as clf: clf.train(it), "
+        "y = clf.sample(n), play(y), show(y), heatmap(), save_file('a.wav', y), ... "
+        "MODEL_OR_SOUND is a model file (.npz) to load (or a .pkl of the original blekota, "
+        "converted once, beside it), or a sound file to learn with a new model built from the "
+        "hyperparameters below; without it, a new model learns the built-in demo sound. "
+        "The training options are those of train.",
+        epilog=HYPERPARAMETERS, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    repl_parser.add_argument("source", nargs="?", metavar="MODEL_OR_SOUND", default=None)
+    add_training_arguments(repl_parser, 0, "iterations to train before the prompt (default 0)")
+    add_model_arguments(repl_parser)
+    add_threads_argument(repl_parser)
+
+    demo_parser = commands.add_parser(
+        "demo", help="train a small model on the built-in sound",
+        description="Synthesize the built-in sound (a sung vowel with vibrato and pauses), train a "
+        "small model on it for about a minute, save the model and a generated sound, and draw "
+        "the generated sound beside the training sound.",
+    )
+    demo_parser.add_argument("--seconds", type=positive_float, default=60.0, help="training time in seconds (default 60)")
+    demo_parser.add_argument("--out-dir", default="blekota-demo", help="where files are written (default: blekota-demo)")
+    add_threads_argument(demo_parser)
+
+
+def run(args) -> int:
+    """Run the command args.command names."""
+    return {"repl": repl, "demo": demo}[args.command](args)
+
+
+def repl(args) -> int:
+    model_options = dict(hidden=args.hidden, layers=args.layers, fs=args.fs, dtype=args.dtype,
+                         seed=args.seed, threads=args.threads)
+    trainer_options = dict(new_trainer_options(args), seed=args.seed, directory=args.out_dir or ".",
+                           checkpoint_sound=int(args.checkpoint_sound * args.fs))
+    overrides = {}
+    source = args.source
+    if source is not None and (legacy.is_pickle(source) or modelfile.is_model_file(source)):
+        source = model_path(source, lambda line: print(line, file=sys.stderr))
+        overrides = resume_overrides(args, source, modelfile.load(source))
+        directory = Path(overrides.get("directory", source.parent))
+    else:
+        if args.model_name:
+            trainer_options["name"] = args.model_name
+        directory = Path(trainer_options["directory"])
+    prepare_directory(directory / split_name(args.model_name or "model")[0])
+    callback = print_progress if verbosity(args) == NORMAL else TrainingDisplay(0, bar=False, verbosity=verbosity(args))
+    session, note = open_session(source, model_options, trainer_options, callback, overrides)
+    if session.trainer is not None:
+        check_checkpoint_sound(session.trainer)
+    if args.iterations:
+        session.train(args.iterations)
+    interact(session, note)
+    return 0
+
+
+def demo(args) -> int:
+    run_demo(Path(args.out_dir), args.seconds, args.threads, lambda line: print(line, flush=True), print_progress)
+    return 0

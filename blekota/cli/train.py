@@ -1,0 +1,154 @@
+"""python -m blekota train: train a model on sounds, or go on training one (--resume), in this
+process or in several that an MPI launcher started."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+from .. import checkpoint, modelfile, parallel
+from ..console import QUIET, VERBOSE, TrainingDisplay
+from ..errors import BlekotaError, ModelFileError
+from ..fileutil import prepare_directory
+from ..model import Model
+from ..train import Trainer, split_name
+from .options import (
+    HYPERPARAMETERS, add_model_arguments, add_threads_argument, add_training_arguments, check_checkpoint_sound,
+    model_path, new_trainer_options, resume_overrides, verbosity,
+)
+
+
+def add_parser(commands) -> None:
+    """The train command's options."""
+    train_parser = commands.add_parser(
+        "train", help="train a model on a sound",
+        description="Train a model on a sound file (any format libsndfile reads, any rate).",
+        epilog=HYPERPARAMETERS, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    train_parser.add_argument("files", nargs="*", metavar="FILE", help="the sounds to learn: files, directories or globs")
+    train_parser.add_argument("--resume", metavar="MODEL", default=None, help="continue training this model file (or a .pkl of the original blekota) exactly where it stopped")
+    add_training_arguments(train_parser, 10000, "iterations to run (default 10000)")
+    add_model_arguments(train_parser)
+    add_threads_argument(
+        train_parser, "OMP_NUM_THREADS or all cores; started by mpiexec or srun, a machine's cores divided "
+        "among its processes",
+    )
+
+
+def run(args) -> int:
+    """Train in this process, or, started by an MPI launcher (mpiexec, srun) with others, train
+    one model together with them: rank 0 alone prints; an error found by any process is printed
+    once, by rank 0, and ends every process."""
+    try:
+        processes = parallel.from_launcher()
+    except BlekotaError:
+        if parallel.launcher_rank() != 0:
+            return 2
+        raise
+    if processes.size == 1:
+        return train(args, processes)
+    try:
+        return train(args, processes)
+    except (BlekotaError, OSError, MemoryError) as error:
+        lost = isinstance(error, parallel.ProcessLost)
+        if processes.is_root or lost:
+            print(f"blekota: error: {parallel.describe(error)}", file=sys.stderr, flush=True)
+        if lost or not processes.stopped_together():
+            processes.abort(2)  # other processes are waiting for this one: end them all
+        return 2
+    except KeyboardInterrupt:
+        if processes.is_root:
+            raise
+        return 130
+
+
+def default_name(files: list[str]) -> str:
+    """The model name for these FILE arguments: the sound's or the directory's name."""
+    first = Path(files[0])
+    if any(char in files[0] for char in "*?[") and not first.exists():
+        first = first.parent
+    if first.is_dir() or first != Path(files[0]):
+        return first.resolve().name or "model"
+    return first.stem
+
+
+def prepare_resume(args, say) -> tuple[Path, dict, list]:
+    """(model file, Trainer.from_checkpoint overrides, sounds) for train --resume; converts a
+    pickle of the original once and creates the folder files will be written in."""
+    resume = model_path(args.resume, say)
+    loaded = modelfile.read(resume)
+    overrides = resume_overrides(args, resume, loaded.model)
+    audio = checkpoint.resume_sounds(
+        resume, loaded.info, args.files, f"give the sound: python -m blekota train --resume {args.resume} SOUND"
+    )
+    folder, _ = split_name(overrides.get("name", "model"))
+    prepare_directory(Path(overrides.get("directory", resume.parent)) / folder)
+    return resume, overrides, audio
+
+
+def train(args, processes: parallel.Processes) -> int:
+    """command_train's work in one process (of one or several training together)."""
+    root = processes.is_root
+    shown = QUIET if not root else verbosity(args)
+    bar = root and sys.stdout.isatty() and not args.verbose
+    display = TrainingDisplay(args.iterations, bar=bar, verbosity=shown)
+    say = print if shown > QUIET else (lambda *_, **__: None)
+    options = dict(callback=display if root else None, report_steps=bar, comm=processes)
+    if not args.resume and not args.files:
+        raise BlekotaError("train needs a sound FILE (or --resume MODEL)")
+    threads = args.threads or processes.default_threads()
+    if args.resume:
+        resume, overrides, audio = processes.from_root(lambda: prepare_resume(args, say))
+        trainer = Trainer.from_checkpoint(resume, audio=audio, threads=threads, **overrides, **options)
+        where = "" if trainer.continues_data else " (data or its layout changed: starting at the beginning of the data)"
+        say(f"resuming {resume} at iteration {trainer.iteration}{where}", flush=True)
+    else:
+        name = args.model_name or default_name(args.files)
+        directory = Path(args.out_dir or ".")
+        processes.from_root(lambda: prepare_directory(directory / split_name(name)[0]))
+        model = processes.together(lambda: Model(
+            hidden=args.hidden, layers=args.layers, fs=args.fs, dtype=args.dtype,
+            seed=args.seed, threads=threads,
+        ))
+        trainer = Trainer(model, args.files, name=name, directory=directory, seed=args.seed,
+                          checkpoint_sound=int(args.checkpoint_sound * args.fs), **new_trainer_options(args),
+                          **options)
+    check_checkpoint_sound(trainer)
+    model = trainer.model
+    fs = model.fs
+    files = trainer.files
+    what = files[0] if len(files) == 1 else f"{len(files)} sounds" if files else "audio"
+    threads = f"{model.threads} thread{'s' if model.threads > 1 else ''}"
+    shared = f" shared by {processes.size} processes of {threads}" if processes.size > 1 else ""
+    say(
+        f"training {model.layers}x{model.hidden} GRU ({model.n_params:,} parameters, "
+        f"{model.dtype.name}, {fs} Hz) on {what}: {trainer.layout.samples / fs:.1f} s of sound in "
+        f"{trainer.batch_size} streams{shared}, {trainer.val_samples / fs:.1f} s held out; log {trainer.log_path()}",
+        flush=True,
+    )
+    if shown >= VERBOSE:
+        for name, size in zip(files, trainer.data.sizes):
+            print(f"  {name}: {size / fs:.1f} s", flush=True)
+    started = trainer.iteration
+    try:
+        trainer.train(args.iterations)
+    except BlekotaError as error:
+        if trainer.iteration == started:
+            raise
+        raise BlekotaError(f"{error}; {rescue(trainer)}") from None
+    finally:
+        display.close()
+    return 0
+
+
+def rescue(trainer: Trainer) -> str:
+    """Save the trained model in a new folder of the system's temporary directory after training
+    stopped with an error (the final save failed); says where (or that this failed too)."""
+    try:
+        folder = Path(tempfile.mkdtemp(prefix="blekota-"))
+        path = trainer.save(folder / trainer.checkpoint_path().name)
+    except (OSError, ModelFileError) as error:
+        return f"saving it in the temporary folder failed too ({error})"
+    return f"saved it as {path} instead"

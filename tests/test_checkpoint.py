@@ -1,0 +1,103 @@
+"""blekota.checkpoint: the training state beside the weights, written, checked and restored."""
+
+import json
+
+import numpy as np
+import pytest
+
+import blekota
+from blekota import checkpoint
+from blekota.train import Trainer
+
+
+def sound() -> np.ndarray:
+    return (0.5 * np.sin(np.arange(6000) * 0.07)).astype(np.float32)
+
+
+def trained(tmp_path, iterations: int = 3) -> Trainer:
+    model = blekota.Model(hidden=6, layers=1, seed=0)
+    trainer = Trainer(model, sound(), seq_length=10, batch_size=4, name="t", directory=tmp_path,
+                      checkpoint_every=0, seed=1, log=False)
+    for _ in range(iterations):
+        trainer.step()
+    return trainer
+
+
+def test_write_check_restore_round_trip(tmp_path):
+    trainer = trained(tmp_path)
+    info = json.loads(json.dumps(checkpoint.info(trainer)))  # as a model file holds it
+    arrays = checkpoint.training_arrays(trainer.h.copy(), trainer.optimizer.state_dict())
+    assert checkpoint.problem(info) is None
+    assert set(arrays) == {"h"} | {checkpoint.OPTIM + slot for slot in trainer.optimizer.slots}
+
+    model = blekota.Model.from_state_dict(trainer.model.state_dict(), fs=trainer.model.fs)
+    model.info = info  # as reading the model file sets it: the counters and history
+    options = checkpoint.resume_options(tmp_path / "t_3.npz", info, {"log": False})
+    assert options["directory"] == tmp_path and options["name"] == "t" and options["seq_length"] == 10
+    resumed = Trainer(model, sound(), **options)
+    checkpoint.restore(resumed, tmp_path / "t_3.npz", info, arrays)
+
+    assert resumed.iteration == 3 and resumed.continues_data and resumed.position == trainer.position
+    np.testing.assert_array_equal(resumed.h, trainer.h)
+    assert resumed.optimizer.t == trainer.optimizer.t and resumed.optimizer.lr == trainer.optimizer.lr
+    for slot in trainer.optimizer.slots:
+        np.testing.assert_array_equal(getattr(resumed.optimizer, slot), getattr(trainer.optimizer, slot))
+    assert resumed.rng.bit_generator.state == trainer.rng.bit_generator.state
+    assert resumed.schedule.state_dict() == trainer.schedule.state_dict()
+    assert resumed.random_gain_db == trainer.random_gain_db
+    for _ in range(2):
+        assert resumed.step() == trainer.step()
+
+
+def test_other_data_restores_all_but_the_position(tmp_path):
+    trainer = trained(tmp_path)
+    info = checkpoint.info(trainer)
+    arrays = checkpoint.training_arrays(trainer.h, trainer.optimizer.state_dict())
+    other = Trainer(trainer.model, sound()[::-1].copy(), **checkpoint.resume_options(tmp_path / "t.npz", info, {}))
+    checkpoint.restore(other, tmp_path / "t.npz", info, arrays)
+    assert not other.continues_data and other.position == 0 and other.optimizer.t == 3
+
+
+@pytest.mark.parametrize(
+    "trainer_block,message",
+    [
+        ({"t": -1}, "info.trainer.t is not a count"),
+        ({"position": 1.5}, "info.trainer.position is not a count"),
+        ({"clip": "5"}, "info.trainer.clip is not a number"),
+        ({"rng": [1]}, "info.trainer.rng is not a mapping"),
+    ],
+)
+def test_problem_names_the_field(trainer_block, message):
+    assert checkpoint.problem({"trainer": trainer_block}) == message
+
+
+def test_bad_state_is_a_model_file_error(tmp_path):
+    trainer = trained(tmp_path)
+    info = checkpoint.info(trainer)
+    info["trainer"]["schedule"] = {"name": "step", "every": 0}
+    with pytest.raises(blekota.ModelFileError, match="m.npz: bad learning-rate schedule state"):
+        checkpoint.resume_options("m.npz", info, {})
+    info = checkpoint.info(trainer)
+    info["trainer"]["rng"] = {"bit_generator": "nope"}
+    with pytest.raises(blekota.ModelFileError, match=r"m.npz: corrupted \(its random generator state\)"):
+        checkpoint.restore(trainer, "m.npz", info, checkpoint.training_arrays(trainer.h, trainer.optimizer.state_dict()))
+
+
+def test_the_original_pickles_write_the_same_format(tmp_path):
+    block = checkpoint.trainer_block("rmsprop", 5.0, 7, lr=0.002)
+    assert block == {"optimizer": "rmsprop", "clip": 5.0, "t": 7, "lr": 0.002}
+    assert checkpoint.training_arrays(None, {"name": "rmsprop", "m": np.zeros(3)}).keys() == {"optim.m"}
+
+
+def test_resume_rules(tmp_path):
+    model = blekota.Model(hidden=4, layers=1, seed=0)
+    checkpoint.check_architecture("m.npz", model, {"--hidden": 4, "fs": 8000})
+    with pytest.raises(blekota.BlekotaError, match="m.npz: a 1x4 float32 model at 8000 Hz; --layers 2 does not fit it"):
+        checkpoint.check_architecture("m.npz", model, {"--layers": 2})
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "a.wav").touch()
+    info = {"training_files": ["a.wav"]}
+    assert checkpoint.training_sounds(tmp_path / "run" / "m.npz", info) == [tmp_path / "run" / "a.wav"]
+    assert checkpoint.resume_sounds(tmp_path / "m.npz", info, ["b.wav"]) == ["b.wav"]
+    with pytest.raises(blekota.BlekotaError, match="m.npz: was trained on a.wav, which is not here .*; give it"):
+        checkpoint.resume_sounds(tmp_path / "m.npz", info, advice="give it")

@@ -1,0 +1,93 @@
+"""blekota.checks: one rule per kind of value, NumPy numbers accepted, bools refused."""
+
+import math
+import re
+
+import numpy as np
+import pytest
+
+import blekota
+from blekota import checks
+
+
+@pytest.mark.parametrize("value", [1, 7, np.int64(3), np.uint8(2), np.int32(10**6)])
+def test_positive_int_accepts_python_and_numpy_integers(value):
+    checked = checks.positive_int("n", value)
+    assert checked == value and type(checked) is int
+
+
+@pytest.mark.parametrize("value", [0, -1, True, np.bool_(True), 1.0, np.float64(2), "3", None, [1]])
+def test_positive_int_refuses(value):
+    with pytest.raises(blekota.ConfigError, match=re.escape(f"n must be a positive integer, got {value!r}")):
+        checks.positive_int("n", value)
+
+
+@pytest.mark.parametrize("value", [0, 5, np.int16(0), np.uint64(9)])
+def test_non_negative_int_accepts(value):
+    assert checks.non_negative_int("keep", value) == value
+
+
+@pytest.mark.parametrize("value", [-1, False, 0.0, np.int8(-2)])
+def test_non_negative_int_refuses(value):
+    with pytest.raises(blekota.ConfigError, match="keep must be an integer >= 0"):
+        checks.non_negative_int("keep", value)
+
+
+def test_integer_bounds_and_own_words():
+    assert checks.integer("start", np.int64(4), 0, 4) == 4
+    with pytest.raises(blekota.ConfigError, match=r"start must be an integer in 0\.\.4, got 5"):
+        checks.integer("start", 5, 0, 4)
+    with pytest.raises(blekota.ConfigError, match="n must be a non-negative integer, got -1"):
+        checks.non_negative_int("n", -1, "a non-negative integer")
+
+
+def test_seed():
+    assert checks.seed(None) is None and checks.seed(np.int64(5)) == 5
+    with pytest.raises(blekota.ConfigError, match="seed must be None or an integer >= 0, got True"):
+        checks.seed(True)
+
+
+@pytest.mark.parametrize("value", [0.5, 3, np.float32(0.25), np.int64(2), 1e308])
+def test_positive_float_accepts_numbers(value):
+    checked = checks.positive_float("lr", value)
+    assert checked == float(value) and type(checked) is float
+
+
+@pytest.mark.parametrize("value", [0, -0.1, math.inf, math.nan, np.float64(np.nan), True, "1", None])
+def test_positive_float_refuses(value):
+    with pytest.raises(blekota.ConfigError, match="lr must be a finite number > 0"):
+        checks.positive_float("lr", value)
+
+
+def test_non_negative_float_and_fraction():
+    assert checks.non_negative_float("db", 0) == 0.0 and checks.non_negative_float("db", np.float32(4)) == 4.0
+    with pytest.raises(blekota.ConfigError, match="db must be a finite number >= 0, got inf"):
+        checks.non_negative_float("db", math.inf)
+    assert checks.fraction("f", 0) == 0.0 and checks.fraction("f", np.float64(0.5)) == 0.5
+    for bad in (1, 1.0, -0.01, math.nan, False):
+        with pytest.raises(blekota.ConfigError, match=r"f must be a number in \[0, 1\)"):
+            checks.fraction("f", bad)
+
+
+def test_number_intervals():
+    assert checks.number("p", 1, 0, 1, low_open=True) == 1.0
+    with pytest.raises(blekota.ConfigError, match=r"p must be a number in \(0, 1\], got 0"):
+        checks.number("p", 0, 0, 1, low_open=True)
+    assert checks.number("t", math.inf, 0, low_open=True) == math.inf  # an unbounded end is closed
+    with pytest.raises(blekota.ConfigError, match="t must be > 0, got 'soon'"):
+        checks.number("t", "soon", 0, low_open=True, expected="> 0")
+
+
+def test_the_library_agrees_on_numpy_integers_and_bools(tmp_path):
+    """A NumPy integer is accepted and a bool refused alike, whichever argument takes it."""
+    model = blekota.Model(hidden=4, layers=1, seed=np.int64(0))
+    sound = np.sin(np.arange(4000) / 5).astype(np.float32)
+    trainer = blekota.Trainer(model, sound, seq_length=np.int64(10), batch_size=np.int32(4),
+                              checkpoint_every=np.int64(0), checkpoint_sound=np.int64(0), keep=np.uint8(1),
+                              val_every=np.int64(5), directory=tmp_path)
+    assert type(trainer.checkpoint_every) is int and type(trainer.keep) is int
+    for option in ("checkpoint_every", "checkpoint_sound", "keep", "val_every", "seq_length"):
+        with pytest.raises(blekota.ConfigError, match=f"{option} must be"):
+            blekota.Trainer(model, sound, **{option: True}, directory=tmp_path)
+    assert blekota.Step(every=np.int64(3)).state_dict()["every"] == 3
+    assert blekota.Plateau(patience=np.int64(2)).patience == 2
