@@ -35,3 +35,23 @@ def random_gain(window: np.ndarray, max_db: float, iteration: int) -> np.ndarray
     if max_db == 0:
         return window
     return quantize(LEVEL_SAMPLES[window] * stream_gains(max_db, iteration, window.shape[1]).astype(np.float32))
+
+
+NOISE_KEY = 0x6E6F6973  # "nois"
+
+
+def check_noise(levels) -> float:
+    """levels as a float, or ConfigError unless it is a finite number >= 0."""
+    return non_negative_float("input_noise", levels)
+
+
+def input_noise(window: np.ndarray, levels: float, iteration: int) -> np.ndarray:
+    """window (T+1, B) uint8 levels -> a copy with each level moved by a rounded normal draw of
+    standard deviation `levels` (clipped to 0..255), keyed by the iteration alone; the window
+    itself when levels is 0. The model reads these noisy inputs and is taught the clean levels,
+    so it learns to carry on from levels a little off, as its own drawn ones are."""
+    if levels == 0:
+        return window
+    rng = np.random.default_rng((NOISE_KEY, iteration))
+    shift = np.rint(rng.normal(0.0, levels, window.shape)).astype(np.int16)
+    return np.clip(window + shift, 0, 255).astype(np.uint8)

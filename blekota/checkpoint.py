@@ -3,7 +3,7 @@
 info (JSON): iterations, epochs, training_files, history and val_history ([iteration, loss]
 rows), best_val_loss, and the trainer block: the optimizer's name, clip and step count t, the
 trainer's settings (seq_length, batch_size, lr, schedule state, name, checkpoint_every,
-checkpoint_sound, keep, val_fraction, val_every, random_gain_db), the data position with the
+checkpoint_sound, keep, val_fraction, val_every, random_gain_db, input_noise), the data position with the
 signature of the data it belongs to, and the random generator state. Training arrays: h (the
 carried hidden state) and the optimizer's moments, each under OPTIM + its slot name.
 
@@ -24,7 +24,7 @@ from .schedule import make_schedule
 
 OPTIM = "optim."  # the prefix of the optimizer's arrays among the training arrays
 SETTINGS = ("seq_length", "batch_size", "optimizer", "lr", "name", "checkpoint_every", "checkpoint_sound",
-            "keep", "val_fraction", "val_every")  # saved Trainer arguments that resuming passes on
+            "keep", "val_fraction", "val_every", "input_noise")  # saved Trainer arguments that resuming passes on
 
 
 def trainer_block(optimizer: str, clip: float, t: int, **settings) -> dict:
@@ -67,7 +67,7 @@ def info(trainer) -> dict:
             schedule=trainer.schedule.state_dict(), name=trainer.name,
             checkpoint_every=trainer.checkpoint_every, checkpoint_sound=trainer.checkpoint_sound,
             keep=trainer.keep, val_fraction=trainer.val_fraction, val_every=trainer.val_every,
-            random_gain_db=trainer.random_gain_db, position=trainer.position,
+            random_gain_db=trainer.random_gain_db, input_noise=trainer.input_noise, position=trainer.position,
             data=data_signature(trainer), rng=trainer.rng.bit_generator.state,
         ),
     }

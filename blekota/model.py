@@ -354,15 +354,21 @@ class Model:
             del self._workspaces[next(iter(self._workspaces))]
         return ws
 
-    def window(self, x, h0=None, grads: np.ndarray | None = None):
+    def window(self, x, h0=None, grads: np.ndarray | None = None, targets=None):
         """Run the compiled core over one window.
 
-        x: (T+1, B) levels; h0: (layers, B, H) or None. With grads (a flat array like
-        self.params) the backward pass runs and fills it. Returns (loss in mean nats per
-        predicted sample, h_last (layers, B, H)). Scratch memory is kept for the next call.
+        x: (T+1, B) levels, rows 0..T-1 inputs and 1..T targets; targets: (T, B) levels to
+        predict instead of x[1:] (then x's last row is unused); h0: (layers, B, H) or None. With
+        grads (a flat array like self.params) the backward pass runs and fills it. Returns (loss
+        in mean nats per predicted sample, h_last (layers, B, H)). Scratch memory is kept for the
+        next call.
         """
         x, h0 = self._check_window(x, h0)
         T, B = x.shape[0] - 1, x.shape[1]
+        if targets is not None:
+            targets = _levels("targets", targets, 2)
+            if targets.shape != (T, B):
+                raise ConfigError(f"targets must be shaped (T, B) = {(T, B)}, got {targets.shape}")
         backward = grads is not None
         ws = self._workspace_for(T, B, backward)
         h_last = np.empty_like(h0)
@@ -379,18 +385,19 @@ class Model:
         with single_threaded_blas():
             loss = _gru.window(
                 self.params, grads, x, h0, h_last, ws.hs, ws.acts, ws.rh, ws.out,
-                ws.d_acts, ws.d_hs, ws.dh_next, ws.d_rh, backward, self.threads,
+                ws.d_acts, ws.d_hs, ws.dh_next, ws.d_rh, backward, self.threads, targets,
             )
         return loss, h_last
 
-    def loss_and_grad(self, x, h0=None):
+    def loss_and_grad(self, x, h0=None, targets=None):
         """Loss and gradients over one window, through the compiled core.
 
-        x: (T+1, B) int levels, rows 0..T-1 inputs and 1..T targets; h0: (layers, B, H) or None.
+        x: (T+1, B) int levels, rows 0..T-1 inputs and 1..T targets unless targets (T, B) gives
+        them; h0: (layers, B, H) or None.
         Returns (loss in mean nats per predicted sample, grads as a canonical dict, h_last).
         """
         grads = np.empty_like(self.params)
-        loss, h_last = self.window(x, h0, grads)
+        loss, h_last = self.window(x, h0, grads, targets)
         return loss, flat_to_canonical(grads, self.layers, self.hidden), h_last
 
     def probabilities(self, inputs, h0=None) -> np.ndarray:

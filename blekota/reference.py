@@ -99,15 +99,16 @@ def probabilities(params: dict[str, np.ndarray], inputs: np.ndarray, h0=None) ->
     return forward(params, inputs, h0)[0]
 
 
-def loss_and_grad(params: dict[str, np.ndarray], x: np.ndarray, h0=None):
+def loss_and_grad(params: dict[str, np.ndarray], x: np.ndarray, h0=None, targets=None):
     """Loss and gradients over one window.
 
-    x: (T + 1, B) levels; rows 0..T-1 are inputs, rows 1..T the targets.
-    Returns (loss in mean nats per predicted sample, gradients keyed like params, h_last).
+    x: (T + 1, B) levels; rows 0..T-1 are inputs, rows 1..T the targets unless targets (T, B)
+    gives them. Returns (loss in mean nats per predicted sample, gradients keyed like params,
+    h_last).
     """
     params = _as_float64(params)
     x = np.asarray(x)
-    inputs, targets = x[:-1], x[1:]
+    inputs, targets = x[:-1], x[1:] if targets is None else np.asarray(targets)
     T, B = inputs.shape
     layers = layer_count(params)
     probs, h_last, caches = forward(params, inputs, h0)

@@ -26,7 +26,7 @@ import numpy as np
 
 from . import checkpoint, checks, fileformat, memory, modelfile
 from .audio import save_wav
-from .augment import check_max_db, random_gain
+from .augment import check_max_db, check_noise, input_noise, random_gain
 from .dataset import Dataset, WindowLayout, held_out, validation_pieces
 from .errors import AudioError, BlekotaWarning, ConfigError, ModelFileError
 from .interrupts import StopRequests
@@ -85,7 +85,9 @@ class Trainer:
     "constant", "step", "plateau", a blekota.schedule.Schedule, or None: plateau when there is
     validation, else constant. random_gain_db: train each stream's window at its own random gain,
     uniform within +-random_gain_db decibels (blekota.augment; 0: as recorded), so that a short
-    recording is not learned by heart. The defaults are PRESETS["default"]; PRESETS holds other
+    recording is not learned by heart. input_noise: read each window's inputs moved by a rounded
+    normal draw of this standard deviation in levels and learn to predict the clean next levels
+    (blekota.augment.input_noise; 0: off), so that generation recovers from its own draws. The defaults are PRESETS["default"]; PRESETS holds other
     sets (the original's RMSprop) to pass as **PRESETS[name]. val_fraction: the tail of every sound
     held out for validation (0: none); val_every: validate every that many iterations (0: only
     at the end).
@@ -131,6 +133,7 @@ class Trainer:
         report_steps: bool = False,
         comm=None,
         random_gain_db: float = DEFAULTS["random_gain_db"],
+        input_noise: float = 0.0,
     ):
         self.processes: Processes = processes(comm)
         self.model = model
@@ -142,6 +145,7 @@ class Trainer:
                 "each needs at least one stream"
             )
         self.streams = self.processes.part(self.batch_size)
+        self.input_noise = check_noise(input_noise)
         self.checkpoint_every = checks.non_negative_int("checkpoint_every", checkpoint_every)
         self.val_every = checks.non_negative_int("val_every", val_every)
         self.keep = checks.non_negative_int("keep", keep)
@@ -204,7 +208,7 @@ class Trainer:
             "batch_size": self.batch_size, "optimizer": self.optimizer.name, "lr": self.optimizer.lr,
             "schedule": self.schedule.state_dict(), "val_fraction": self.val_fraction,
             "val_every": self.val_every, "checkpoint_every": self.checkpoint_every,
-            "random_gain_db": self.random_gain_db,
+            "random_gain_db": self.random_gain_db, "input_noise": self.input_noise,
         }
 
     def set_audio(self, audio) -> None:
@@ -255,7 +259,8 @@ class Trainer:
         window, the gradients summed over the processes, optimizer update, schedule. Returns the
         loss (of the whole batch)."""
         x = self._next_window()
-        loss, h_last = self._loss_and_grads(x)
+        loss, h_last = self._loss_and_grads(input_noise(x, self.input_noise, self.iteration),
+                                            x[1:] if self.input_noise else None)
         self.optimizer.step(self.model.params, self.grads)
         self.h[:, self.streams] = h_last
         self.position += 1
@@ -263,14 +268,15 @@ class Trainer:
         self.optimizer.lr = self.schedule.after_step(self.iteration, self.optimizer.lr)
         return loss
 
-    def _loss_and_grads(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+    def _loss_and_grads(self, x: np.ndarray, targets: np.ndarray | None = None) -> tuple[float, np.ndarray]:
         """Loss and gradients (into self.grads) of the whole batch of window x (T+1, B): this
         process runs its streams, then the processes sum what they found. Returns (loss, the
         last hidden state of this process's streams)."""
         part = self.streams
         loss, h_last = math.nan, None
         with self.processes.holding_failure() as held:
-            loss, h_last = self.model.window(x[:, part], self.h[:, part], self.grads)
+            loss, h_last = self.model.window(x[:, part], self.h[:, part], self.grads,
+                                             None if targets is None else targets[:, part])
         return self._sum_over_processes(loss, held.failure), h_last
 
     def _sum_over_processes(self, loss: float, failure: BaseException | None) -> float:

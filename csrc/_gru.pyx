@@ -429,10 +429,12 @@ def window(const floating[::1] params, floating[::1] grads, const unsigned char[
            const floating[:, :, ::1] h0, floating[:, :, ::1] h_last,
            floating[:, :, :, ::1] hs, floating[:, :, :, ::1] acts, floating[:, :, :, ::1] rh,
            floating[:, ::1] out, floating[:, :, ::1] d_acts, floating[:, :, ::1] d_hs,
-           floating[:, ::1] dh_next, floating[:, ::1] d_rh, bint backward, int threads):
+           floating[:, ::1] dh_next, floating[:, ::1] d_rh, bint backward, int threads,
+           const unsigned char[:, ::1] targets=None):
     """Forward (and backward) pass of the whole stack over one window.
 
-    x (T+1, B) levels: rows 0..T-1 are inputs, rows 1..T targets. h0, h_last (L, B, H).
+    x (T+1, B) levels: rows 0..T-1 are inputs, rows 1..T targets, unless targets (T, B) gives the
+    levels to predict (x's last row is then unused). h0, h_last (L, B, H).
     threads: OpenMP threads; BLAS must be limited to one thread during the call (the
     kernel calls it from every thread on separate parts of the work). Scratch, reused across calls: hs (L, T+1, B, H), acts (L, T, B, 3H), rh (L, T, B, H),
     out (T*B, 256), and for the backward pass d_acts (T, B, 3H), d_hs (T, B, H), dh_next and
@@ -451,6 +453,7 @@ def window(const floating[::1] params, floating[::1] grads, const unsigned char[
     cdef const floating* by
     cdef const floating* h_top
     cdef const unsigned char* levels = &x[0, 0]
+    cdef const unsigned char* predicted = levels + x.shape[1]
     cdef floating* G = NULL
     cdef floating* mine
     cdef floating* partials = NULL
@@ -470,6 +473,10 @@ def window(const floating[::1] params, floating[::1] grads, const unsigned char[
             or shape4(hs) != (L, T + 1, B, H) or shape4(acts) != (L, T, B, 3 * H)
             or shape4(rh) != (L, T, B, H) or (out.shape[0], out.shape[1]) != (n, LEVELS)):
         raise ValueError("window: scratch or state arrays do not match (layers, T, B, hidden)")
+    if targets is not None:
+        if (targets.shape[0], targets.shape[1]) != (T, B):
+            raise ValueError("window: targets must be (T, B)")
+        predicted = &targets[0, 0]
     if backward:
         if grads.shape[0] != params.shape[0]:
             raise ValueError("window: grads must have the same length as params")
@@ -527,7 +534,7 @@ def window(const floating[::1] params, floating[::1] grads, const unsigned char[
                 rows = min(hi - i, OUTPUT_BLOCK if packed != NULL else hi - lo)
                 product(rows, LEVELS, H, h_top + i * H, H, packed_y, WyT, LEVELS, False,
                         &out[i, 0], LEVELS, False)
-                nll[part] += softmax_rows(&out[i, 0], by, levels + i + B, rows, scale, backward)
+                nll[part] += softmax_rows(&out[i, 0], by, predicted + i, rows, scale, backward)
                 if backward:
                     product(rows, H, LEVELS, &out[i, 0], LEVELS, packed_yt, WyT, LEVELS, True,
                             &d_hs[0, 0, 0] + i * H, H, False)

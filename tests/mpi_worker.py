@@ -40,12 +40,12 @@ def fail_in_update(model: blekota.Model, at: int, action) -> None:
     """Make model.window call action() on its `at`-th training call (one with gradients)."""
     window, calls = model.window, [0]
 
-    def failing(x, h0=None, grads=None):
+    def failing(x, h0=None, grads=None, targets=None):
         if grads is not None:
             calls[0] += 1
             if calls[0] == at:
                 action()
-        return window(x, h0, grads)
+        return window(x, h0, grads, targets)
 
     model.window = failing
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 import blekota
-from blekota.augment import random_gain, stream_gains
+from blekota.augment import input_noise, random_gain, stream_gains
 from blekota.mulaw import quantize, unquantize
 from test_train import small_trainer, wobbly_sine
 
@@ -71,6 +71,56 @@ def test_resume_keeps_the_random_gain_and_continues_exactly(tmp_path):
     path = first.save(tmp_path / "half.npz")
     resumed = blekota.Trainer.from_checkpoint(path, wobbly_sine(), threads=1)
     assert resumed.random_gain_db == 5.0
+    for _ in range(3):
+        resumed.step()
+    np.testing.assert_array_equal(resumed.model.params, straight.model.params)
+
+
+def test_no_input_noise_is_the_window_itself():
+    window = speechlike()
+    assert input_noise(window, 0.0, 5) is window
+
+
+def test_input_noise_moves_levels_by_rounded_normal_draws_keyed_by_the_iteration():
+    window = speechlike()
+    noisy = input_noise(window, 1.5, 7)
+    assert noisy.dtype == np.uint8 and noisy.shape == window.shape
+    moved = noisy.astype(int) - window
+    assert moved.std() == pytest.approx(1.5, rel=0.15) and abs(moved.mean()) < 0.3
+    np.testing.assert_array_equal(noisy, input_noise(window, 1.5, 7))
+    assert not np.array_equal(noisy, input_noise(window, 1.5, 8))
+    edges = np.array([[0, 255]] * 50, np.uint8)
+    clipped = input_noise(edges, 3.0, 1)
+    assert clipped[:, 0].max() > 0 and clipped[:, 1].min() < 255  # moved inwards, never wrapped
+    assert (clipped[:, 0] < 20).all() and (clipped[:, 1] > 235).all()
+
+
+def test_trainer_reads_noisy_inputs_and_predicts_the_clean_levels(tmp_path):
+    trainer = small_trainer(tmp_path, random_gain_db=0, input_noise=1.0, val_fraction=0)
+    window = trainer._next_window()
+    trainer.position = 0
+    h0 = trainer.h.copy()
+    expected, _, _ = trainer.model.loss_and_grad(input_noise(window, 1.0, 0), h0, window[1:])
+    assert trainer.step() == pytest.approx(expected, rel=1e-6)
+    assert expected != pytest.approx(trainer.model.loss_and_grad(window, h0)[0], rel=1e-6)
+
+
+@pytest.mark.parametrize("value", [-1, float("nan"), float("inf"), "3", True])
+def test_bad_input_noise_is_a_config_error(tmp_path, value):
+    with pytest.raises(blekota.ConfigError, match="input_noise"):
+        small_trainer(tmp_path, input_noise=value)
+
+
+def test_resume_keeps_the_input_noise_and_continues_exactly(tmp_path):
+    straight = small_trainer(tmp_path / "a", input_noise=1.5, val_fraction=0)
+    for _ in range(6):
+        straight.step()
+    first = small_trainer(tmp_path / "b", input_noise=1.5, val_fraction=0)
+    for _ in range(3):
+        first.step()
+    path = first.save(tmp_path / "half.npz")
+    resumed = blekota.Trainer.from_checkpoint(path, wobbly_sine(), threads=1)
+    assert resumed.input_noise == 1.5
     for _ in range(3):
         resumed.step()
     np.testing.assert_array_equal(resumed.model.params, straight.model.params)

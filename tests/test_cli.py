@@ -49,7 +49,7 @@ def test_train_sample_info(tmp_path, sine_file, capsys):
     printed = capsys.readouterr().out
     assert "1 GRU layers x 16 units" in printed and "60 iterations" in printed
     assert str(sine_file) in printed and "8000 Hz" in printed
-    assert "adam lr 0.004, seq_length 20, batch_size 4, random gain 4 dB" in printed
+    assert "adam lr 0.004, seq_length 20, batch_size 4, random gain 4 dB, input noise 0 levels" in printed
 
 
 def test_resume_continues_counting(tmp_path, sine_file, capsys):
@@ -70,6 +70,23 @@ def test_resume_keeps_or_replaces_the_random_gain(tmp_path, sine_file):
     assert main(["train", "--resume", str(tmp_path / "sine_3.npz"), "--iterations", "1", "--quiet",
                  "--threads", "1", "--checkpoint-sound", "0", "--random-gain", "0"]) == 0
     assert blekota.load(tmp_path / "sine_4.npz").info["trainer"]["random_gain_db"] == 0.0
+
+
+def test_input_noise_is_saved_shown_and_kept_or_replaced_on_resume(tmp_path, sine_file, capsys):
+    assert main(["train", str(sine_file), *SMALL, "--iterations", "2", "--checkpoint-sound", "0",
+                 "--input-noise", "1.5", "--out-dir", str(tmp_path), "--quiet"]) == 0
+    assert blekota.load(tmp_path / "sine_2.npz").info["trainer"]["input_noise"] == 1.5
+    assert main(["info", str(tmp_path / "sine_2.npz")]) == 0
+    assert "input noise 1.5 levels" in capsys.readouterr().out
+    assert main(["train", "--resume", str(tmp_path / "sine_2.npz"), "--iterations", "1", "--quiet",
+                 "--threads", "1", "--checkpoint-sound", "0"]) == 0
+    assert blekota.load(tmp_path / "sine_3.npz").info["trainer"]["input_noise"] == 1.5
+    assert main(["train", "--resume", str(tmp_path / "sine_3.npz"), "--iterations", "1", "--quiet",
+                 "--threads", "1", "--checkpoint-sound", "0", "--input-noise", "0"]) == 0
+    assert blekota.load(tmp_path / "sine_4.npz").info["trainer"]["input_noise"] == 0.0
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", str(sine_file), "--input-noise", "-1"])
+    assert exit_info.value.code == 2
 
 
 def test_sample_refuses_to_overwrite(tmp_path, capsys):
@@ -135,9 +152,10 @@ def test_note_changes_counts_notes_and_pauses():
 
 
 def test_demo_runs_briefly(tmp_path, capsys):
-    assert main(["demo", "--seconds", "2", "--out-dir", str(tmp_path / "d"), "--threads", "1"]) == 0
+    assert main(["demo", "--iterations", "20", "--out-dir", str(tmp_path / "d"), "--threads", "1"]) == 0
     printed = capsys.readouterr().out
-    assert "loss before" in printed and "drew 8 continuations (temperature 1, top-k 16)" in printed
+    assert "for 20 iterations" in printed and "after 20 iterations" in printed
+    assert "the made-up part (temperature 1, top-k 12, seed 0): spectral flatness of loud frames" in printed
     names = {p.name for p in (tmp_path / "d").iterdir()}
     assert {"demo_sound.wav", "demo_generated.wav", "demo_compare.png"} <= names
     generated, _ = blekota.load_audio(tmp_path / "d" / "demo_generated.wav", 8000)
@@ -149,6 +167,7 @@ def test_demo_runs_briefly(tmp_path, capsys):
     assert (model.layers, model.hidden) == (2, 128)
     assert (trainer["optimizer"], trainer["lr"], trainer["seq_length"], trainer["batch_size"]) == ("adam", 4e-3, 200, 8)
     assert trainer["schedule"]["name"] == "constant"
+    assert (trainer["random_gain_db"], trainer["input_noise"]) == (0.0, 1.5)
 
 
 def test_sample_streams_long_sounds_in_chunks(tmp_path, capsys):

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+import blekota
 from blekota import _gru, reference
 
 SHAPES = [  # (T, B, H, layers)
@@ -190,3 +191,22 @@ def test_results_do_not_depend_on_which_thread_runs_which_chunk(dtype, rng, make
         for key in first[1]:
             np.testing.assert_array_equal(again[1][key], first[1][key])
         np.testing.assert_array_equal(again[2], first[2])
+
+
+@pytest.mark.parametrize("dtype,tol", [("float64", 1e-9), ("float32", 1e-4)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_separate_targets_match_reference(dtype, tol, threads, rng, make_model):
+    model = make_model(12, 2, dtype)
+    model.threads = threads
+    x = rng.integers(0, 256, (9, 5))
+    targets = rng.integers(0, 256, (8, 5))
+    loss, grads, h_last = model.loss_and_grad(x, None, targets)
+    ref_loss, ref_grads, ref_h_last = reference.loss_and_grad(model.state_dict(), x, None, targets)
+    assert abs(loss - ref_loss) / ref_loss <= tol
+    for key in ref_grads:
+        assert max_rel(grads[key], ref_grads[key]) <= tol, key
+    assert max_rel(h_last, ref_h_last) <= tol
+    same, _, _ = model.loss_and_grad(x, None, x[1:])
+    assert same == model.loss_and_grad(x)[0]
+    with pytest.raises(blekota.ConfigError, match="targets must be shaped"):
+        model.loss_and_grad(x, None, targets[:-1])

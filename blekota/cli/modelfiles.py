@@ -97,7 +97,7 @@ def info(args) -> int:
         print(
             f"training:    {trainer.get('optimizer')} lr {trainer.get('lr')}, seq_length "
             f"{trainer.get('seq_length')}, batch_size {trainer.get('batch_size')}, random gain "
-            f"{trainer.get('random_gain_db', 0.0):g} dB"
+            f"{trainer.get('random_gain_db', 0.0):g} dB, input noise {trainer.get('input_noise', 0.0):g} levels"
         )
     train, val = plot.loss_points(info)
     for label, rows in (("loss:       ", train), ("val loss:   ", val)):

@@ -152,6 +152,7 @@ def add_training_arguments(parser: argparse.ArgumentParser, iterations: int, ite
     parser.add_argument("--val-fraction", action=Given, type=fraction, default=VAL_FRACTION, help=f"tail of every sound held out for validation (0: none; default {VAL_FRACTION})")
     parser.add_argument("--val-every", action=Given, type=non_negative_int, default=VAL_EVERY, help=f"validate every N iterations and at the end (0: only at the end; default {VAL_EVERY})")
     parser.add_argument("--random-gain", action=Given, type=non_negative_float, default=None, metavar="DB", help="train each stream's window at a random gain within +-DB decibels (0: as recorded; default: the preset's)")
+    parser.add_argument("--input-noise", action=Given, type=non_negative_float, default=0.0, metavar="LEVELS", help="read training inputs moved by this many mu-law levels (std) and learn to predict the clean next level, so generation recovers from its own draws (0: off, the default; the demo uses 1.5)")
     parser.add_argument("--schedule", action=Given, choices=("constant", "step", "plateau"), default=None, help="learning-rate schedule (default: the preset's; plateau when validating, else constant)")
     parser.add_argument("--lr-factor", action=Given, type=fraction, default=0.5, help="step and plateau: multiply the lr by this (default 0.5)")
     parser.add_argument("--lr-every", action=Given, type=positive_int, default=1000, help="step: iterations between reductions (default 1000)")
@@ -236,6 +237,7 @@ RESUME_OPTIONS = {  # option dest -> Trainer argument, for options given on resu
     "seq_length": "seq_length", "batch_size": "batch_size", "alpha": "lr", "optimizer": "optimizer",
     "checkpoint_every": "checkpoint_every", "keep": "keep", "val_fraction": "val_fraction",
     "val_every": "val_every", "out_dir": "directory", "model_name": "name", "random_gain": "random_gain_db",
+    "input_noise": "input_noise",
 }
 
 
@@ -267,7 +269,8 @@ def new_trainer_options(args) -> dict:
     """Trainer arguments for a new model from the training options (all but name and directory)."""
     return dict(
         seq_length=args.seq_length, batch_size=args.batch_size, checkpoint_every=args.checkpoint_every,
-        keep=args.keep, val_fraction=args.val_fraction, val_every=args.val_every, **update_rule(args),
+        keep=args.keep, val_fraction=args.val_fraction, val_every=args.val_every,
+        input_noise=args.input_noise, **update_rule(args),
     )
 
 

@@ -8,13 +8,13 @@ from pathlib import Path
 
 from .. import legacy, modelfile
 from ..console import NORMAL, TrainingDisplay, print_progress
-from ..demo import run_demo
+from ..demo import DEMO_ITERATIONS, run_demo
 from ..fileutil import prepare_directory
 from ..repl import interact, open_session
 from ..train import split_name
 from .options import (
     HYPERPARAMETERS, add_model_arguments, add_threads_argument, add_training_arguments, check_checkpoint_sound,
-    model_path, new_trainer_options, positive_float, resume_overrides, verbosity,
+    model_path, new_trainer_options, non_negative_int, positive_int, resume_overrides, verbosity,
 )
 
 
@@ -41,7 +41,8 @@ def add_parser(commands) -> None:
         "small model on it for about a minute, save the model and a generated sound, and draw "
         "the generated sound beside the training sound.",
     )
-    demo_parser.add_argument("--seconds", type=positive_float, default=60.0, help="training time in seconds (default 60)")
+    demo_parser.add_argument("--iterations", type=positive_int, default=DEMO_ITERATIONS, help=f"training iterations (default {DEMO_ITERATIONS}: about a minute on two cores; the same model on a busy machine, only later)")
+    demo_parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the generated continuation (default 0)")
     demo_parser.add_argument("--out-dir", default="blekota-demo", help="where files are written (default: blekota-demo)")
     add_threads_argument(demo_parser)
 
@@ -78,5 +79,5 @@ def repl(args) -> int:
 
 
 def demo(args) -> int:
-    run_demo(Path(args.out_dir), args.seconds, args.threads, lambda line: print(line, flush=True), print_progress)
+    run_demo(Path(args.out_dir), args.iterations, args.threads, lambda line: print(line, flush=True), print_progress, args.seed)
     return 0
