@@ -1,4 +1,5 @@
-/* Branch-free exp and tanh that compilers vectorize, for float and double.
+/* Branch-free exp, tanh and sigmoid that compilers vectorize, for float and double: the one
+ * elementwise math of every kernel (training and sampling, every CPU level).
  *
  * glibc's scalar expf/tanhf cost ~10-20 ns each and block vectorization of the gate loops; its
  * vector variants (libmvec) are only declared under -ffast-math, which also gives up NaN and
