@@ -1,7 +1,9 @@
-"""The kernels' vectorized exp, tanh and sigmoid (csrc/fastmath.h) against NumPy."""
+"""The kernels' vectorized exp, tanh and sigmoid (csrc/fastmath.h) against NumPy, at every CPU
+level (csrc/cpu.h): the one elementwise math of training and sampling."""
 
 import numpy as np
 import pytest
+from conftest import cpu_level
 
 from blekota import _vmath
 
@@ -50,7 +52,7 @@ EXP_MIN = {"float32": np.float32(-87.3365478515625), "float64": -708.39641853226
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("name", ["exp", "tanh", "sigmoid"])
-def test_accuracy_over_the_range(name, dtype):
+def test_accuracy_over_the_range(every_cpu_level, name, dtype):
     x = sweep(dtype)
     got = apply(name, x)
     want = reference(name, x)
@@ -74,7 +76,7 @@ def test_accuracy_over_the_range(name, dtype):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_special_values(dtype):
+def test_special_values(every_cpu_level, dtype):
     info = np.finfo(dtype)
     x = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1000.0, -1000.0], dtype)
     e, t, s = (apply(name, x) for name in ("exp", "tanh", "sigmoid"))
@@ -89,6 +91,25 @@ def test_special_values(dtype):
     np.testing.assert_array_equal(apply("exp", below), [0, 0])  # no subnormal results
     lowest = apply("exp", np.array([EXP_MIN[dtype]], dtype))[0]
     assert 0 < lowest and lowest == pytest.approx(np.exp(np.float64(EXP_MIN[dtype])), rel=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", ["exp", "tanh", "sigmoid"])
+def test_every_cpu_level_computes_the_same(name, dtype):
+    """With FMA (AVX2, AVX-512) the results agree bit for bit, so the sampler draws the same
+    levels at both; the portable level may differ by rounding only."""
+    x = np.ascontiguousarray(sweep(dtype)[::7])
+    results = {}
+    for level in ("portable", "avx2", "avx512"):
+        try:
+            with cpu_level(level):
+                results[level] = apply(name, x)
+        except pytest.skip.Exception:
+            continue
+    if "avx2" in results and "avx512" in results:
+        np.testing.assert_array_equal(results["avx2"], results["avx512"])
+    for got in results.values():
+        np.testing.assert_allclose(got, results["portable"], rtol=8 * np.finfo(dtype).eps, atol=0)
 
 
 def test_rejects_unknown_function():

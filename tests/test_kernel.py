@@ -175,3 +175,24 @@ def test_results_do_not_depend_on_which_thread_runs_which_chunk(dtype, rng, make
             np.testing.assert_array_equal(again[1][key], first[1][key])
         np.testing.assert_array_equal(again[2], first[2])
 
+
+def test_every_cpu_level_matches_finite_differences(every_cpu_level, rng, make_model):
+    """The compiled float64 gradients against central differences of the compiled loss."""
+    model = make_model(5, 2, "float64")
+    state = model.state_dict()
+    x = rng.integers(0, 256, (6, 3))
+    _, grads, _ = model.loss_and_grad(x)
+
+    def loss_at(key, i, j, delta):
+        shifted = {name: value.copy() for name, value in state.items()}
+        shifted[key][i, j] += delta
+        model.load_state_dict(shifted)
+        return model.loss_and_grad(x)[0]
+
+    step = 1e-4
+    for key, matrix in state.items():
+        rows, cols = matrix.shape
+        picks = [(rng.integers(rows), rng.integers(cols)) for _ in range(3)] + [(0, cols - 1)]
+        for i, j in picks:
+            numeric = (loss_at(key, i, j, step) - loss_at(key, i, j, -step)) / (2 * step)
+            assert numeric == pytest.approx(grads[key][i, j], rel=1e-5, abs=1e-9), (key, i, j)
