@@ -5,10 +5,10 @@ The parameter layout is described in gates.pxi. All activations are row-major an
 (T, B, .). The forward pass runs layer by layer; each step computes its input projection (a row
 gather for layer 0), adds the recurrent products and applies the fused gate math (gates.h). The
 backward pass computes per step only the gate gradients and dh(t-1); the weight gradients are
-then sums over the rows of the window. float32 on CPUs with AVX2 runs every matrix product on
-weights packed once per window, with the register-tile kernels of packed_gemm.h (AVX-512 where
-the CPU has it); double and other CPUs call single-threaded BLAS. The work is split over OpenMP
-threads (see "one layer, whole window" below).
+then sums over the rows of the window. float32 at the AVX2 and AVX-512 levels (cpu_level) runs
+every matrix product on weights packed once per window, with the register tiles of packed_gemm.h;
+double and the portable level call single-threaded BLAS. The work is split over OpenMP threads
+(see "one layer, whole window" below).
 """
 
 from cython cimport floating
@@ -19,6 +19,7 @@ from libc.string cimport memcpy, memset
 import numpy as np
 
 include "blas.pxi"
+include "cpu.pxi"
 include "gates.pxi"
 
 
@@ -29,6 +30,14 @@ def n_parameters(int layers, int hidden) -> int:
 
 cdef extern from "gates.h" nogil:
     void bk_prefetch(const void* p, Py_ssize_t bytes)
+    void bk_gates_rz_f(float* a, Py_ssize_t lda, const float* bias, const float* h_prev,
+                       float* rh, Py_ssize_t H, Py_ssize_t rows)
+    void bk_gates_rz_d(double* a, Py_ssize_t lda, const double* bias, const double* h_prev,
+                       double* rh, Py_ssize_t H, Py_ssize_t rows)
+    void bk_candidate_update_f(float* a, Py_ssize_t lda, const float* bias, const float* h_prev,
+                               float* h_new, Py_ssize_t H, Py_ssize_t rows)
+    void bk_candidate_update_d(double* a, Py_ssize_t lda, const double* bias,
+                               const double* h_prev, double* h_new, Py_ssize_t H, Py_ssize_t rows)
     double bk_softmax_rows_f(float* y, const float* bias, const unsigned char* targets,
                              Py_ssize_t rows, float scale, int gradient)
     double bk_softmax_rows_d(double* y, const double* bias, const unsigned char* targets,
@@ -46,8 +55,6 @@ cdef extern from "gates.h" nogil:
 
 
 cdef extern from "packed_gemm.h" nogil:
-    int bk_gemm_level()
-    int bk_gemm_set_level(int level)
     Py_ssize_t bk_packed_w_size(Py_ssize_t K, Py_ssize_t N)
     void bk_pack_w_f(const float* src, Py_ssize_t ld, int trans, Py_ssize_t K, Py_ssize_t N,
                      Py_ssize_t s0, Py_ssize_t s1, float* dst)
@@ -58,22 +65,6 @@ cdef extern from "packed_gemm.h" nogil:
                       const float* b, Py_ssize_t ldb, float* c, Py_ssize_t ldc, int add,
                       float* sums, const unsigned char* levels, float* scattered,
                       Py_ssize_t lds, float* scratch)
-
-
-KERNELS = ("blas", "avx2", "avx512")  # index = bk_gemm_level()
-
-
-def float32_kernels(name=None) -> str:
-    """The instruction set of the float32 matrix products: "avx512", "avx2" or "blas" (also what
-    float64 uses). With a name, switch to it first (tests; at most what the CPU has)."""
-    cdef int previous = bk_gemm_level()
-    if name is not None:
-        if name not in KERNELS:
-            raise ValueError(f"kernels must be one of {KERNELS}, got {name!r}")
-        if bk_gemm_set_level(KERNELS.index(name)) != KERNELS.index(name):
-            bk_gemm_set_level(previous)
-            raise ValueError(f"this CPU cannot run the {name} kernels")
-    return KERNELS[bk_gemm_level()]
 
 
 cdef enum:
@@ -100,7 +91,7 @@ cdef inline void product(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const floatin
                          bint trans_w, floating* c, Py_ssize_t ldc,
                          bint accumulate) noexcept nogil:
     """C (M, N) = X (M, K) op(W) (K, N), plus C if accumulate. W is a weight matrix: float uses
-    its packed copy (packed, see pack_weights) unless packed is NULL (double, CPUs without AVX2),
+    its packed copy (packed, see pack_weights) unless packed is NULL (double, the portable level),
     which means BLAS (which would pack W again in every call)."""
     if floating is float:
         if packed != NULL:
@@ -136,6 +127,28 @@ cdef inline void product_tn(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const floa
             dest = scattered + levels[i] * lds
             for j in range(N):
                 dest[j] = dest[j] + b[i * ldb + j]
+
+
+cdef inline void gates_rz_rows(floating* a, Py_ssize_t lda, const floating* bias,
+                               const floating* h_prev, floating* rh, Py_ssize_t H,
+                               Py_ssize_t rows) noexcept nogil:
+    """For each of `rows` rows (lda apart in a, H apart in h_prev and rh): a's [r, z]
+    pre-activations without bias become gates and rh = r * h_prev."""
+    if floating is float:
+        bk_gates_rz_f(a, lda, bias, h_prev, rh, H, rows)
+    else:
+        bk_gates_rz_d(a, lda, bias, h_prev, rh, H, rows)
+
+
+cdef inline void candidate_update_rows(floating* a, Py_ssize_t lda, const floating* bias,
+                                       const floating* h_prev, floating* h_new, Py_ssize_t H,
+                                       Py_ssize_t rows) noexcept nogil:
+    """For each row: candidate = tanh(pre-activation + bias), stored in place in a;
+    h_new = (1 - z) h_prev + z candidate."""
+    if floating is float:
+        bk_candidate_update_f(a, lda, bias, h_prev, h_new, H, rows)
+    else:
+        bk_candidate_update_d(a, lda, bias, h_prev, h_new, H, rows)
 
 
 cdef inline void backward_zc(const floating* a, const floating* h_prev, const floating* dh_above,
@@ -176,8 +189,8 @@ cdef inline Py_ssize_t share(Py_ssize_t n, Py_ssize_t parts, Py_ssize_t k) noexc
 
 # ---------------------------------------------------------------- packed weights, gradient parts
 #
-# float32 on CPUs with AVX2 runs every product with a weight matrix on a copy packed once per
-# window (see packed_gemm.h), in one buffer: per layer the forward set [U_rz, U_c, Wx] (K = H
+# float32 above the portable level runs every product with a weight matrix on a copy packed once
+# per window (see packed_gemm.h), in one buffer: per layer the forward set [U_rz, U_c, Wx] (K = H
 # rows each) and the backward set [U_rz^T, U_c^T, Wx^T] (Wx only above layer 0), then the
 # output's [Wy, Wy^T]. All of it is packed at the start of a window, in one parallel region.
 #
@@ -498,7 +511,7 @@ def window(const floating[::1] params, floating[::1] grads, const unsigned char[
         if partials == NULL:
             raise MemoryError("window: no memory for the threads' gradient copies")
     if floating is float:
-        if bk_gemm_level() > 0:
+        if bk_cpu_level() > 0:
             # weight-sized; without the memory the products fall back to BLAS
             packed = <float*> malloc(packed_total_size(L, H) * sizeof(float))
             scratch = <float*> malloc(threads * bk_gemm_tn_scratch() * sizeof(float))

@@ -23,6 +23,7 @@ from cython cimport floating
 from cython.parallel cimport prange
 from numpy.random cimport bitgen_t
 
+include "cpu.pxi"
 include "gates.pxi"
 
 cdef extern from "sample_kernel.h" nogil:
@@ -100,7 +101,7 @@ def generate(const floating[::1] packed, floating[:, :, ::1] h, unsigned char[:,
     first m steps is recorded (m may be 0).
     temperature: 0 for argmax. bit_generator: a numpy.random.BitGenerator, used under its lock.
     top_k (0 or >= 256: off), top_p (1: off), min_p (0: off): the truncation applied after the
-    temperature (sample_step.h, bk_truncate); probs records the truncated, renormalized p.
+    temperature (sample_twin.h, bk_truncate); probs records the truncated, renormalized p.
     """
     cdef Py_ssize_t L = h.shape[0], S = h.shape[1], H = h.shape[2]
     cdef Py_ssize_t n = levels.shape[1], nh = hint.shape[1], n_probs = probs.shape[1]

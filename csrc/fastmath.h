@@ -1,4 +1,5 @@
-/* Branch-free exp and tanh that compilers vectorize, for float and double.
+/* Branch-free exp, tanh and sigmoid that compilers vectorize, for float and double: the one
+ * elementwise math of every kernel (training and sampling, every CPU level).
  *
  * glibc's scalar expf/tanhf cost ~10-20 ns each and block vectorization of the gate loops; its
  * vector variants (libmvec) are only declared under -ffast-math, which also gives up NaN and
@@ -8,15 +9,22 @@
  * at any -march (SSE2 at least).
  *
  * Accuracy (tests/test_fastmath.py checks it over the whole range): exp and tanh within 2 ulp
- * of the correctly rounded result in float, 4 in double; sigmoid one ulp more. Special values follow C99: exp(NaN) = NaN,
- * exp(+inf) = +inf, exp(-inf) = 0, overflow to +inf, gradual underflow to subnormals and 0;
- * tanh(NaN) = NaN, tanh(+-inf) = +-1, tanh(-0) = -0.
+ * of the correctly rounded result in float, 4 in double; sigmoid two ulp more. Special values:
+ * exp(NaN) = NaN, exp(+inf) = +inf, exp(-inf) = 0, overflow to +inf; below BK_EXPF_MIN and
+ * BK_EXP_MIN, where e^x leaves the normal numbers, exp gives 0 (subnormal arithmetic costs x86
+ * cores about a hundred cycles per instruction and means nothing for a probability);
+ * tanh(NaN) = NaN, tanh(+-inf) = +-1, tanh(-0) = -0; sigmoid(NaN) = NaN, sigmoid(+inf) = 1, sigmoid(-inf) = 0.
  */
 #ifndef BLEKOTA_FASTMATH_H
 #define BLEKOTA_FASTMATH_H
 
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
+
+/* The natural logarithms of the smallest normal numbers: exp is 0 below them. */
+#define BK_EXPF_MIN -87.3365478515625f
+#define BK_EXP_MIN -708.39641853226408
 
 static inline float bk_bits_to_float(int32_t bits) {
     float f;
@@ -43,14 +51,15 @@ static inline int64_t bk_double_to_bits(double d) {
 }
 
 /* e^x in float. */
-static inline float bk_expf(float x) {
-    const float magic = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
-    float xc = x != x ? 0.0f : x;    /* NaN takes the finite path, restored at the end */
-    xc = xc > 89.0f ? 89.0f : xc;    /* beyond: +inf through the scaling below */
-    xc = xc < -110.0f ? -110.0f : xc; /* beyond: 0 */
-    float k = xc * 1.44269504088896341f + magic;
-    int32_t n = bk_float_to_bits(k) - bk_float_to_bits(magic);
-    k -= magic;
+static inline float bk_expf(float x)
+{
+    float xc = x != x ? 0.0f : x;           /* NaN takes the finite path, restored at the end */
+    xc = xc > 89.0f ? 89.0f : xc;           /* beyond: +inf through the scaling below */
+    xc = xc < BK_EXPF_MIN ? BK_EXPF_MIN : xc; /* beyond: 0, selected at the end */
+    /* rintf of the rounded product, not of a fused one: the result is then the same at every
+       CPU level with FMA (compilers inline it as a vector round at any level) */
+    float k = rintf(xc * 1.44269504088896341f);
+    int32_t n = (int32_t)k;
     float r = xc - k * 0.693359375f;
     r = r + k * 2.12194440e-4f;
     float p = 1.9875691500e-4f;
@@ -59,11 +68,13 @@ static inline float bk_expf(float x) {
     p = p * r + 4.1665795894e-2f;
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    /* 2^n as two normal powers of two so that n in [-159, 129] under- and overflows correctly */
+    p = p * (r * r) + (r + 1.0f);
+    /* 2^n as two powers of two, so that n = 128 (a finite result near FLT_MAX) and beyond
+       (+inf) scale correctly */
     int32_t n1 = n / 2;
     int32_t n2 = n - n1;
     p = p * bk_bits_to_float((n1 + 127) << 23) * bk_bits_to_float((n2 + 127) << 23);
+    p = x < BK_EXPF_MIN ? 0.0f : p;
     return x != x ? x : p;
 }
 
@@ -72,7 +83,7 @@ static inline double bk_exp(double x) {
     const double magic = 6755399441055744.0; /* 1.5 * 2^52 */
     double xc = x != x ? 0.0 : x;
     xc = xc > 710.0 ? 710.0 : xc;
-    xc = xc < -746.0 ? -746.0 : xc;
+    xc = xc < BK_EXP_MIN ? BK_EXP_MIN : xc;
     double k = xc * 1.4426950408889634074 + magic;
     k -= magic;
     /* n = k1 + k2 with both halves integers whose powers of two are normal doubles; the
@@ -92,6 +103,7 @@ static inline double bk_exp(double x) {
     qx = qx * rr + 2.00000000000000000009e0;
     double p = 1.0 + 2.0 * (px / (qx - px));
     p = p * bk_bits_to_double((n1 + 1023) << 52) * bk_bits_to_double((n2 + 1023) << 52);
+    p = x < BK_EXP_MIN ? 0.0 : p;
     return x != x ? x : p;
 }
 

@@ -1,9 +1,38 @@
 """Shared fixtures: small random models whose weights are large enough to exercise every gate."""
 
+import contextlib
+
 import numpy as np
 import pytest
 
 import blekota
+from blekota import _gru, _sample, _vmath
+
+CPU_MODULES = (_gru, _sample, _vmath)  # each compiled module holds its own CPU level
+
+
+@contextlib.contextmanager
+def cpu_level(name: str):
+    """Run every compiled kernel at CPU level `name` (csrc/cpu.h) inside the block; pytest.skip
+    when this CPU lacks it."""
+    previous = _gru.cpu_level()
+    try:
+        for module in CPU_MODULES:
+            module.cpu_level(name)
+    except ValueError as error:
+        pytest.skip(str(error))
+    try:
+        yield name
+    finally:
+        for module in CPU_MODULES:
+            module.cpu_level(previous)
+
+
+@pytest.fixture(params=_gru.CPU_LEVELS)
+def every_cpu_level(request):
+    """Each CPU level of the kernels that this CPU has (the others are skipped)."""
+    with cpu_level(request.param) as name:
+        yield name
 
 
 def random_model(hidden: int, layers: int, dtype: str = "float64", seed: int = 0, scale: float = 0.5):

@@ -1,15 +1,37 @@
-/* One dtype of the sampling kernel: included twice by sample_kernel.h, with BK_REAL = float and
- * double and BK_NAME adding the suffix _f or _d. See sample_kernel.h for the packed layout. */
+/* The sampling kernels: a twins.h template (see sample_kernel.h for the packed layout). Float at
+ * the AVX2 and AVX-512 levels runs its products on the register tiles of tiles_twin.h; the rest
+ * is plain C that the compiler vectorizes for the level. */
+#ifndef BK_DISPATCH
 
-static void BK_NAME(bk_panel)(const BK_REAL *w, ptrdiff_t K1, const BK_REAL *v1, ptrdiff_t K2,
+#include "tiles_twin.h"
+
+#if BK_IS_FLOAT
+#define BK_UINT uint32_t
+#define BK_EXP bk_expf
+#define BK_TANH bk_tanhf
+#define BK_SIGMOID bk_sigmoidf
+#else
+#define BK_UINT uint64_t
+#define BK_EXP bk_exp
+#define BK_TANH bk_tanh
+#define BK_SIGMOID bk_sigmoid
+#endif
+
+#if BK_IS_FLOAT && BK_LEVEL != BK_PORTABLE
+#define BK_TILES 1 /* products on the register tiles */
+#else
+#define BK_TILES 0
+#endif
+
+BK_FN void BK_NAME(bk_panel)(const BK_REAL *w, ptrdiff_t K1, const BK_REAL *v1, ptrdiff_t K2,
                                const BK_REAL *v2, BK_REAL *acc)
 {
-#if BK_IS_FLOAT && defined(BK_X86)
-    if (bk_use_avx2()) {
-        bk_panel_avx2(w, K1, v1, K2, v2, acc);
-        return;
-    }
-#endif
+#if BK_TILES
+    BK_NAME(bk_tile_fn) run = BK_NAME(bk_tiles)[BK_PANEL / 16][1];
+    if (K1 > 0)
+        run(K1, v1, 0, 1, w, BK_PANEL, 16, acc, 0, 1);
+    run(K2, v2, 0, 1, w + K1 * BK_PANEL, BK_PANEL, 16, acc, 0, 1);
+#else
     for (ptrdiff_t i = 0; i < K1; i++, w += BK_PANEL) {
         BK_REAL x = v1[i];
         for (int c = 0; c < BK_PANEL; c++)
@@ -20,62 +42,57 @@ static void BK_NAME(bk_panel)(const BK_REAL *w, ptrdiff_t K1, const BK_REAL *v1,
         for (int c = 0; c < BK_PANEL; c++)
             acc[c] += x * w[c];
     }
+#endif
 }
 
-static void BK_NAME(bk_sigmoid)(BK_REAL *a, ptrdiff_t n)
+BK_FN void BK_NAME(bk_sigmoid)(BK_REAL *a, ptrdiff_t n)
 {
-#if BK_IS_FLOAT && defined(BK_X86)
-    if (bk_use_avx2()) {
-        bk_sigmoid_avx2(a, n);
-        return;
-    }
-#endif
     for (ptrdiff_t j = 0; j < n; j++)
-        a[j] = (BK_REAL)1 / ((BK_REAL)1 + BK_EXP(-a[j]));
+        a[j] = BK_SIGMOID(a[j]);
 }
 
-static void BK_NAME(bk_tanh)(BK_REAL *a, ptrdiff_t n)
+BK_FN void BK_NAME(bk_tanh)(BK_REAL *a, ptrdiff_t n)
 {
-#if BK_IS_FLOAT && defined(BK_X86)
-    if (bk_use_avx2()) {
-        bk_tanh_avx2(a, n);
-        return;
-    }
-#endif
     for (ptrdiff_t j = 0; j < n; j++)
         a[j] = BK_TANH(a[j]);
 }
 
-/* The number and the total of the elements of y (256,) that are >= t (in BK_REAL lanes). */
-static void BK_NAME(bk_weigh)(const BK_REAL *y, BK_REAL t, double *count, double *mass)
+/* h = (1 - z) h + z c with both products rounded: the sampler's arithmetic, and so the levels
+ * it draws for a seed, stay what they were before it shared its math with training. */
+BK_FN BK_UNFUSED_FN void BK_NAME(bk_update)(BK_REAL *restrict h, const BK_REAL *restrict z,
+                                           const BK_REAL *restrict c, ptrdiff_t n)
 {
-    BK_REAL lanes[8] = {0};
-    int k, j, n = 0;
-#if BK_IS_FLOAT && defined(BK_X86)
-    if (bk_use_avx2()) {
-        bk_weigh_avx2(y, t, count, mass);
-        return;
-    }
-#endif
-    for (k = 0; k < BK_LEVELS; k++)
-        n += y[k] >= t;
-    for (k = 0; k < BK_LEVELS; k += 8)
-        for (j = 0; j < 8; j++)
-            lanes[j] += y[k + j] >= t ? y[k + j] : 0;
-    *count = n;
-    *mass = 0;
-    for (j = 0; j < 8; j++)
-        *mass += lanes[j];
+    BK_UNFUSED
+    for (ptrdiff_t j = 0; j < n; j++)
+        h[j] = ((BK_REAL)1 - z[j]) * h[j] + z[j] * c[j];
 }
 
-static BK_REAL BK_NAME(bk_from_bits)(BK_UINT bits)
+/* The number and the total of the elements of y (256,) that are >= t, both summed in 8 lanes
+ * of BK_REAL (counts are exact) in one pass. */
+BK_FN void BK_NAME(bk_weigh)(const BK_REAL *y, BK_REAL t, double *count, double *mass)
+{
+    BK_REAL number[8] = {0}, total[8] = {0};
+    for (int k = 0; k < BK_LEVELS; k += 8)
+        for (int j = 0; j < 8; j++) {
+            int in = y[k + j] >= t;
+            number[j] += in ? (BK_REAL)1 : (BK_REAL)0;
+            total[j] += in ? y[k + j] : (BK_REAL)0;
+        }
+    *count = *mass = 0;
+    for (int j = 0; j < 8; j++) {
+        *count += number[j];
+        *mass += total[j];
+    }
+}
+
+BK_FN BK_REAL BK_NAME(bk_from_bits)(BK_UINT bits)
 {
     BK_REAL value;
     memcpy(&value, &bits, sizeof value);
     return value;
 }
 
-static BK_UINT BK_NAME(bk_to_bits)(BK_REAL value)
+BK_FN BK_UINT BK_NAME(bk_to_bits)(BK_REAL value)
 {
     BK_UINT bits;
     memcpy(&bits, &value, sizeof bits);
@@ -93,7 +110,7 @@ static BK_UINT BK_NAME(bk_to_bits)(BK_REAL value)
  * pass over y (bk_weigh), narrows [lo, hi) down to at most BK_FEW elements (about 6 steps for a
  * trained model's distribution); those few are then sorted and walked in order. */
 #define BK_FEW 8
-static void BK_NAME(bk_cut)(const BK_REAL *y, BK_REAL top, double target, int by_mass,
+BK_FN void BK_NAME(bk_cut)(const BK_REAL *y, BK_REAL top, double target, int by_mass,
                             double count, BK_REAL *cut, int *ties, int *equal)
 {
     BK_UINT lo = 1, hi = BK_NAME(bk_to_bits)(top) + 1, mid;
@@ -139,7 +156,7 @@ static void BK_NAME(bk_cut)(const BK_REAL *y, BK_REAL top, double target, int by
 }
 
 /* Zero the levels of y that bk_cut's (cut, ties, equal) drops. */
-static void BK_NAME(bk_keep)(BK_REAL *y, BK_REAL cut, int ties, int equal)
+BK_FN void BK_NAME(bk_keep)(BK_REAL *y, BK_REAL cut, int ties, int equal)
 {
     int k;
     for (k = 0; k < BK_LEVELS; k++)
@@ -152,7 +169,7 @@ static void BK_NAME(bk_keep)(BK_REAL *y, BK_REAL cut, int ties, int equal)
 
 /* Truncate the tempered weights y (256,) as `how` says: top_k, then top_p of what is left, then
  * min_p (relative to y[best], the largest). Dropped levels become 0; y[best] always stays. */
-static void BK_NAME(bk_truncate)(BK_REAL *y, int best, const bk_sampling *how)
+BK_FN void BK_NAME(bk_truncate)(BK_REAL *y, int best, const bk_sampling *how)
 {
     BK_REAL cut, positive = BK_NAME(bk_from_bits)(1);
     double count, mass;
@@ -182,7 +199,7 @@ static void BK_NAME(bk_truncate)(BK_REAL *y, int best, const bk_sampling *how)
  * bk_truncate, and the level is the first k whose running sum of p (levels 0..255, accumulated
  * in double) exceeds u * sum(p), for a uniform u in [0, 1). When normalize, y receives the
  * normalized p the level is drawn from (at temperature 1 when the temperature is 0). */
-static int BK_NAME(bk_softmax_draw)(BK_REAL *y, const bk_sampling *how, double u, int normalize)
+BK_FN int BK_NAME(bk_softmax_draw)(BK_REAL *y, const bk_sampling *how, double u, int normalize)
 {
     int k, best = 0;
     BK_REAL top, total = 0, inv_temp;
@@ -194,13 +211,8 @@ static int BK_NAME(bk_softmax_draw)(BK_REAL *y, const bk_sampling *how, double u
         return best;
     inv_temp = temperature > 0 ? (BK_REAL)(1.0 / temperature) : (BK_REAL)1;
     top = y[best];
-#if BK_IS_FLOAT && defined(BK_X86)
-    if (bk_use_avx2())
-        bk_exp_shifted_avx2(y, BK_LEVELS, top, inv_temp);
-    else
-#endif
-        for (k = 0; k < BK_LEVELS; k++)
-            y[k] = BK_EXP((y[k] - top) * inv_temp);
+    for (k = 0; k < BK_LEVELS; k++)
+        y[k] = BK_EXP((y[k] - top) * inv_temp);
     if (how->truncates)
         BK_NAME(bk_truncate)(y, best, how);
     for (k = 0; k < BK_LEVELS; k++)
@@ -225,7 +237,7 @@ static int BK_NAME(bk_softmax_draw)(BK_REAL *y, const bk_sampling *how, double u
 }
 
 /* Flat core parameters (layout in gates.pxi) -> packed panels (bk_packed_size elements). */
-static void BK_NAME(bk_pack)(const BK_REAL *params, int layers, ptrdiff_t H, BK_REAL *packed)
+BK_FN void BK_NAME(bk_pack)(const BK_REAL *params, int layers, ptrdiff_t H, BK_REAL *packed)
 {
     ptrdiff_t Hp = bk_padded(H), G = 3 * H, i, j, g;
     const BK_REAL *src = params;
@@ -270,7 +282,7 @@ static void BK_NAME(bk_pack)(const BK_REAL *params, int layers, ptrdiff_t H, BK_
 
 /* The steps of one thread out of `nthreads` (see sample_kernel.h); barriers are no-ops when
  * there is no enclosing parallel region. */
-static void BK_NAME(bk_one_worker)(const BK_REAL *packed, int layers, ptrdiff_t H, BK_REAL *h,
+BK_FN void BK_NAME(bk_one_worker)(const BK_REAL *packed, int layers, ptrdiff_t H, BK_REAL *h,
                                    BK_REAL *rh, BK_REAL *z, BK_REAL *logits, int *level,
                                    unsigned char *out, ptrdiff_t n, const unsigned char *hint,
                                    ptrdiff_t n_hint, const double *uniform, BK_REAL *probs,
@@ -315,8 +327,7 @@ static void BK_NAME(bk_one_worker)(const BK_REAL *packed, int layers, ptrdiff_t 
                 memcpy(c, init + 2 * Hp + q * BK_PANEL, BK_PANEL * sizeof(BK_REAL));
                 BK_NAME(bk_panel)(cand + q * K * BK_PANEL, Kx, x, Hp, rh, c);
                 BK_NAME(bk_tanh)(c, BK_PANEL);
-                for (int j = 0; j < BK_PANEL; j++)
-                    hq[j] = ((BK_REAL)1 - zq[j]) * hq[j] + zq[j] * c[j];
+                BK_NAME(bk_update)(hq, zq, c, BK_PANEL);
             }
 #ifdef _OPENMP
 #pragma omp barrier
@@ -357,7 +368,7 @@ static void BK_NAME(bk_one_worker)(const BK_REAL *packed, int layers, ptrdiff_t 
 /* n steps of one stream. h (layers, Hp): hidden state, padding zero; scratch: 2 Hp + 256
  * elements; level: the level fed before the first step, on return the last one. uniform[t] is
  * read for steps t >= n_hint when how->temperature > 0; probs (n_probs, 256) is filled. */
-static void BK_NAME(bk_run_one)(const BK_REAL *packed, int layers, ptrdiff_t H, BK_REAL *h,
+BK_FN void BK_NAME(bk_run_one)(const BK_REAL *packed, int layers, ptrdiff_t H, BK_REAL *h,
                                 BK_REAL *scratch, int *level, unsigned char *out, ptrdiff_t n,
                                 const unsigned char *hint, ptrdiff_t n_hint, const double *uniform,
                                 BK_REAL *probs, ptrdiff_t n_probs, const bk_sampling *how,
@@ -380,7 +391,7 @@ static void BK_NAME(bk_run_one)(const BK_REAL *packed, int layers, ptrdiff_t H, 
 }
 
 /* bk_run_one over n steps, choosing 1 or `threads` threads piece by piece with the tuner. */
-static void BK_NAME(bk_run_one_tuned)(bk_tuner *tuner, const BK_REAL *packed, int layers,
+BK_FN void BK_NAME(bk_run_one_tuned)(bk_tuner *tuner, const BK_REAL *packed, int layers,
                                       ptrdiff_t H, BK_REAL *h, BK_REAL *scratch, int *level,
                                       unsigned char *out, ptrdiff_t n, const unsigned char *hint,
                                       ptrdiff_t n_hint, const double *uniform, BK_REAL *probs,
@@ -423,45 +434,38 @@ static void BK_NAME(bk_run_one_tuned)(bk_tuner *tuner, const BK_REAL *packed, in
     }
 }
 
-#define BK_TILE_COLS BK_TILE
-
-/* C[r, 0:16] += X1[r] w[0:K1] + X2[r] w[K1:K1+K2] for rows r < R (see bk_tile_rows_avx2). */
-static void BK_NAME(bk_tile)(int R, const BK_REAL *w, ptrdiff_t K1, const BK_REAL *x1,
-                             ptrdiff_t ldx1, ptrdiff_t K2, const BK_REAL *x2, ptrdiff_t ldx2,
-                             BK_REAL *c, ptrdiff_t ldc)
-{
-#if BK_IS_FLOAT && defined(BK_X86)
-    if (bk_use_avx2()) {
-        bk_tile_avx2(R, w, K1, x1, ldx1, K2, x2, ldx2, c, ldc, BK_PANEL);
-        return;
-    }
-#endif
-    for (int r = 0; r < R; r++) {
-        BK_REAL *cr = c + r * ldc;
-        const BK_REAL *wi = w;
-        for (ptrdiff_t i = 0; i < K1; i++, wi += BK_PANEL)
-            for (int j = 0; j < BK_TILE_COLS; j++)
-                cr[j] += x1[r * ldx1 + i] * wi[j];
-        for (ptrdiff_t i = 0; i < K2; i++, wi += BK_PANEL)
-            for (int j = 0; j < BK_TILE_COLS; j++)
-                cr[j] += x2[r * ldx2 + i] * wi[j];
-    }
-}
-
 /* C (M rows, stride ldc; 64 columns per panel) += [X1, X2] times `panels` consecutive packed
- * panels of K1 + K2 rows, in tiles of up to 6 rows by 16 columns. */
-static void BK_NAME(bk_product)(const BK_REAL *w, ptrdiff_t panels, ptrdiff_t M, ptrdiff_t K1,
+ * panels of K1 + K2 rows, in tiles of rows by 16 columns or more. */
+BK_FN void BK_NAME(bk_product)(const BK_REAL *w, ptrdiff_t panels, ptrdiff_t M, ptrdiff_t K1,
                                 const BK_REAL *x1, ptrdiff_t ldx1, ptrdiff_t K2,
                                 const BK_REAL *x2, ptrdiff_t ldx2, BK_REAL *c, ptrdiff_t ldc)
 {
+#if BK_TILES
+    const int rows = BK_NAME(bk_tile_rows), S = BK_NAME(bk_tile_slices);
     for (ptrdiff_t p = 0; p < panels; p++, w += (K1 + K2) * BK_PANEL)
-        for (int j = 0; j < BK_PANEL; j += BK_TILE_COLS)
+        for (int j = 0; j < BK_PANEL; j += S * 16)
             for (ptrdiff_t r = 0, R; r < M; r += R) {
-                R = M - r;
-                R = R >= 6 && R != 8 ? 6 : R >= 4 ? 4 : R;
-                BK_NAME(bk_tile)((int)R, w + j, K1, x1 + r * ldx1, ldx1, K2, x2 + r * ldx2, ldx2,
-                                 c + r * ldc + p * BK_PANEL + j, ldc);
+                R = bk_tile_height(M - r, rows);
+                BK_NAME(bk_tile_fn) run = BK_NAME(bk_tiles)[S][R];
+                float *cr = c + r * ldc + p * BK_PANEL + j;
+                if (K1 > 0)
+                    run(K1, x1 + r * ldx1, ldx1, 1, w + j, BK_PANEL, 16, cr, ldc, 1);
+                run(K2, x2 + r * ldx2, ldx2, 1, w + K1 * BK_PANEL + j, BK_PANEL, 16, cr, ldc, 1);
             }
+#else
+    for (ptrdiff_t p = 0; p < panels; p++, w += (K1 + K2) * BK_PANEL)
+        for (int j = 0; j < BK_PANEL; j += 16)
+            for (ptrdiff_t r = 0; r < M; r++) {
+                BK_REAL *cr = c + r * ldc + p * BK_PANEL + j;
+                const BK_REAL *wi = w + j;
+                for (ptrdiff_t i = 0; i < K1; i++, wi += BK_PANEL)
+                    for (int jj = 0; jj < 16; jj++)
+                        cr[jj] += x1[r * ldx1 + i] * wi[jj];
+                for (ptrdiff_t i = 0; i < K2; i++, wi += BK_PANEL)
+                    for (int jj = 0; jj < 16; jj++)
+                        cr[jj] += x2[r * ldx2 + i] * wi[jj];
+            }
+#endif
 }
 
 /* Steps t0..t1-1 of streams s0..s1-1 out of S, on the packed panels. hs (S, layers * Hp): per
@@ -470,7 +474,7 @@ static void BK_NAME(bk_product)(const BK_REAL *w, ptrdiff_t panels, ptrdiff_t M,
  * t < hint_length[s] instead of drawing; probs (S, n_probs, 256) or NULL;
  * previous (S,) the level fed into the next step. uniform[(t - t0) * S + s] is stream s's
  * draw at step t. The arithmetic of a stream does not depend on the grouping of streams. */
-static void BK_NAME(bk_run_streams)(const BK_REAL *packed, int layers, ptrdiff_t H, ptrdiff_t S,
+BK_FN void BK_NAME(bk_run_streams)(const BK_REAL *packed, int layers, ptrdiff_t H, ptrdiff_t S,
                                     BK_REAL *hs, BK_REAL *pre, BK_REAL *rh, BK_REAL *logits,
                                     unsigned char *previous, unsigned char *levels, ptrdiff_t n,
                                     const unsigned char *hint, ptrdiff_t hint_stride,
@@ -504,8 +508,7 @@ static void BK_NAME(bk_run_streams)(const BK_REAL *packed, int layers, ptrdiff_t
             for (s = s0; s < s1; s++) {
                 BK_REAL *a = pre + s * G, *h = hs + s * LH + layer * Hp;
                 BK_NAME(bk_tanh)(a + 2 * Hp, Hp);
-                for (ptrdiff_t j = 0; j < Hp; j++)
-                    h[j] = ((BK_REAL)1 - a[Hp + j]) * h[j] + a[Hp + j] * a[2 * Hp + j];
+                BK_NAME(bk_update)(h, a + Hp, a + 2 * Hp, Hp);
             }
         }
         for (ptrdiff_t s = s0; s < s1; s++)
@@ -531,3 +534,44 @@ static void BK_NAME(bk_run_streams)(const BK_REAL *packed, int layers, ptrdiff_t
         }
     }
 }
+
+#undef BK_UINT
+#undef BK_EXP
+#undef BK_TANH
+#undef BK_SIGMOID
+#undef BK_TILES
+#undef BK_FEW
+
+#else /* the dispatchers: the version of the level in use */
+
+static inline void BK_TWIN(bk_pack)(const BK_REAL *params, int layers, ptrdiff_t H, BK_REAL *packed)
+{
+    BK_PICK(BK_TWIN(bk_pack))(params, layers, H, packed);
+}
+
+static inline void BK_TWIN(bk_run_one_tuned)(bk_tuner *tuner, const BK_REAL *packed, int layers,
+                                      ptrdiff_t H, BK_REAL *h, BK_REAL *scratch, int *level,
+                                      unsigned char *out, ptrdiff_t n, const unsigned char *hint,
+                                      ptrdiff_t n_hint, const double *uniform, BK_REAL *probs,
+                                      ptrdiff_t n_probs, const bk_sampling *how, int threads)
+{
+    BK_PICK(BK_TWIN(bk_run_one_tuned))(tuner, packed, layers, H, h, scratch, level, out, n, hint,
+                                       n_hint, uniform, probs, n_probs, how, threads);
+}
+
+static inline void BK_TWIN(bk_run_streams)(const BK_REAL *packed, int layers, ptrdiff_t H,
+                                           ptrdiff_t S, BK_REAL *hs, BK_REAL *pre, BK_REAL *rh,
+                                           BK_REAL *logits, unsigned char *previous,
+                                           unsigned char *levels, ptrdiff_t n,
+                                           const unsigned char *hint, ptrdiff_t hint_stride,
+                                           const ptrdiff_t *hint_length, BK_REAL *probs,
+                                           ptrdiff_t n_probs, const double *uniform,
+                                           ptrdiff_t t0, ptrdiff_t t1, const bk_sampling *how,
+                                           ptrdiff_t s0, ptrdiff_t s1)
+{
+    BK_PICK(BK_TWIN(bk_run_streams))(packed, layers, H, S, hs, pre, rh, logits, previous, levels,
+                                     n, hint, hint_stride, hint_length, probs, n_probs, uniform,
+                                     t0, t1, how, s0, s1);
+}
+
+#endif
