@@ -61,6 +61,23 @@ def test_resume_continues_counting(tmp_path, sine_file, capsys):
     assert blekota.load(tmp_path / "sine_8.npz").info["iterations"] == 8
 
 
+def test_a_second_run_over_an_earlier_runs_files_is_refused(tmp_path, sine_file, capsys):
+    train = ["train", str(sine_file), *SMALL, "--iterations", "2", "--checkpoint-sound", "0", "--out-dir", str(tmp_path), "-q"]
+    assert main(train) == 0
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    assert main(train) == 2
+    err = capsys.readouterr().err
+    assert err == (f"blekota: error: {tmp_path}: an earlier run of sine left sine.log.jsonl, sine_best.npz, sine_2.npz "
+                   f"here; go on with it (train --resume {tmp_path / 'sine_2.npz'}), give another --model-name, or "
+                   "--force to train over it\n")
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before
+    assert main(["train", "--resume", str(tmp_path / "sine_2.npz"), "--iterations", "1", "-q", "--threads", "1"]) == 0
+    assert main([*train, "--model-name", "other"]) == 0
+    assert main([*train, "--iterations", "1", "--force"]) == 0  # a new model, and a log of its own
+    assert [row["iteration"] for row in blekota.trainlog.read_log(tmp_path / "sine.log.jsonl")] == [1]
+    assert blekota.load(tmp_path / "sine_1.npz").info["iterations"] == 1
+
+
 def test_resume_keeps_or_replaces_the_random_gain(tmp_path, sine_file):
     assert main(["train", str(sine_file), *SMALL, "--iterations", "2", "--checkpoint-sound", "0",
                  "--random-gain", "3", "--out-dir", str(tmp_path), "--quiet"]) == 0

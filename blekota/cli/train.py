@@ -13,6 +13,7 @@ from ..console import QUIET, VERBOSE, TrainingDisplay
 from ..errors import BlekotaError, ModelFileError
 from ..fileutil import prepare_directory
 from ..model import Model
+from ..runfiles import RunFiles
 from ..train import Trainer, split_name
 from .options import (
     HYPERPARAMETERS, add_model_arguments, add_threads_argument, add_training_arguments, check_checkpoint_sound,
@@ -29,6 +30,7 @@ def add_parser(commands) -> None:
     )
     train_parser.add_argument("files", nargs="*", metavar="FILE", help="the sounds to learn: files, directories or globs")
     train_parser.add_argument("--resume", metavar="MODEL", default=None, help="continue training this model file (or a .pkl of the original blekota) exactly where it stopped")
+    train_parser.add_argument("--force", action="store_true", help="train a new model even where an earlier run of the same name left its files: they are written over and the log starts afresh")
     add_training_arguments(train_parser, 10000, "iterations to run (default 10000)")
     add_model_arguments(train_parser)
     add_threads_argument(
@@ -88,6 +90,25 @@ def prepare_resume(args, say) -> tuple[Path, dict, list]:
     return resume, overrides, audio
 
 
+def start_run(directory: Path, name: str, force: bool) -> None:
+    """Create the folder a new run named name writes in; refuse to train over the files an
+    earlier run of that name left there unless force (then its log starts afresh)."""
+    folder, prefix = split_name(name)
+    prepare_directory(directory / folder)
+    files = RunFiles(directory / folder, prefix)
+    earlier = files.earlier_run()
+    if earlier and not force:
+        names = ", ".join(path.name for path in earlier[:3]) + (", ..." if len(earlier) > 3 else "")
+        models = [path for path in earlier if path.suffix == modelfile.EXTENSION]
+        resume = f"go on with it (train --resume {models[-1]}), " if models else ""
+        raise BlekotaError(
+            f"{files.directory}: an earlier run of {prefix} left {names} here; {resume}give another "
+            "--model-name, or --force to train over it"
+        )
+    if earlier:
+        files.log_path().unlink(missing_ok=True)
+
+
 def train(args, processes: parallel.Processes) -> int:
     """command_train's work in one process (of one or several training together)."""
     root = processes.is_root
@@ -107,7 +128,7 @@ def train(args, processes: parallel.Processes) -> int:
     else:
         name = args.model_name or default_name(args.files)
         directory = Path(args.out_dir or ".")
-        processes.from_root(lambda: prepare_directory(directory / split_name(name)[0]))
+        processes.from_root(lambda: start_run(directory, name, args.force))
         model = processes.together(lambda: Model(
             hidden=args.hidden, layers=args.layers, fs=args.fs, dtype=args.dtype,
             seed=args.seed, threads=threads,
