@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -76,6 +77,18 @@ def test_a_second_run_over_an_earlier_runs_files_is_refused(tmp_path, sine_file,
     assert main([*train, "--iterations", "1", "--force"]) == 0  # a new model, and a log of its own
     assert [row["iteration"] for row in blekota.trainlog.read_log(tmp_path / "sine.log.jsonl")] == [1]
     assert blekota.load(tmp_path / "sine_1.npz").info["iterations"] == 1
+
+
+def test_train_seconds_stops_in_time_and_saves(tmp_path, sine_file, capsys):
+    started = time.perf_counter()
+    assert main(["train", str(sine_file), *SMALL, "--iterations", "10000000", "--seconds", "0.5",
+                 "--checkpoint-sound", "0", "--out-dir", str(tmp_path)]) == 0
+    assert time.perf_counter() - started < 30
+    done = blekota.load(next(tmp_path.glob("sine_[0-9]*.npz"))).info["iterations"]
+    assert 0 < done < 10000000 and f"done at iteration {done}; saved" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["train", str(sine_file), "--seconds", "0"])
+    assert "expected a positive number, got '0'" in capsys.readouterr().err
 
 
 def test_resume_keeps_or_replaces_the_random_gain(tmp_path, sine_file):

@@ -17,7 +17,7 @@ from ..runfiles import RunFiles
 from ..train import Trainer, split_name
 from .options import (
     HYPERPARAMETERS, add_model_arguments, add_threads_argument, add_training_arguments, check_checkpoint_sound,
-    model_path, new_trainer_options, resume_overrides, verbosity,
+    model_path, new_trainer_options, positive_float, resume_overrides, verbosity,
 )
 
 
@@ -32,6 +32,7 @@ def add_parser(commands) -> None:
     train_parser.add_argument("--resume", metavar="MODEL", default=None, help="continue training this model file (or a .pkl of the original blekota) exactly where it stopped")
     train_parser.add_argument("--force", action="store_true", help="train a new model even where an earlier run of the same name left its files: they are written over and the log starts afresh")
     add_training_arguments(train_parser, 10000, "iterations to run (default 10000)")
+    train_parser.add_argument("--seconds", type=positive_float, default=None, help="stop after this many seconds of training and save, if --iterations are not done sooner (the default model does about 2-3 iterations a second on two cores)")
     add_model_arguments(train_parser)
     add_threads_argument(
         train_parser, "OMP_NUM_THREADS or all cores; started by mpiexec or srun, a machine's cores divided "
@@ -154,7 +155,7 @@ def train(args, processes: parallel.Processes) -> int:
             print(f"  {name}: {size / fs:.1f} s", flush=True)
     started = trainer.iteration
     try:
-        trainer.train(args.iterations)
+        trainer.train(args.iterations, max_seconds=args.seconds)
     except BlekotaError as error:
         if trainer.iteration == started:
             raise
