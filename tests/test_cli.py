@@ -181,6 +181,29 @@ def test_demo_runs_briefly(tmp_path, capsys):
     assert trainer["schedule"]["name"] == "constant"
 
 
+def test_sample_n_counts_the_samples_generated_after_the_hint(tmp_path, capsys, monkeypatch):
+    model = blekota.Model(hidden=8, layers=1, seed=3, threads=1).save(tmp_path / "m.npz")
+    hint = blekota.save_wav(tmp_path / "hint.wav", 0.5 * np.sin(np.arange(3000) / 5), 8000)
+    titles = []
+    monkeypatch.setattr("blekota.cli.sample.plot.heatmap", lambda *args, title, **kwargs: titles.append(title))
+    out = tmp_path / "cont.wav"
+    assert main(["sample", str(model), "--hint", str(hint), "-n", "500", "-o", str(out), "--heatmap",
+                 str(tmp_path / "h.png"), "--seed", "1"]) == 0
+    assert blekota.load_audio(out, 8000)[0].size == 3500
+    assert capsys.readouterr().out.startswith("wrote " + str(out) + ": the hint (0.38 s), then 500 samples (0.06 s) generated, in ")
+    assert titles[-1] == "cont.wav: hearing the hint until 0.375 s, then drawing (temperature 1)"
+    assert main(["sample", str(model), "--hint", str(hint), "-n", "0", "-o", str(out), "--force", "--heatmap",
+                 str(tmp_path / "h.png"), "--force"]) == 0
+    assert blekota.load_audio(out, 8000)[0].size == 3000
+    assert "wrote " + str(out) + ": the hint (0.38 s), then nothing generated (-n 0), in " in capsys.readouterr().out
+    assert titles[-1] == "cont.wav: the model hearing the hint (nothing drawn)"
+    assert main(["sample", str(model), "-n", "500", "-o", str(out), "--force", "--heatmap", str(tmp_path / "h.png"),
+                 "--force", "--top-k", "3"]) == 0
+    assert titles[-1] == "cont.wav: probability of each level (temperature 1, top-k 3)"
+    help_text = subprocess.run([sys.executable, "-m", "blekota", "sample", "--help"], capture_output=True, text=True).stdout
+    assert "samples to generate, after the hint" in " ".join(help_text.split())
+
+
 def test_sample_streams_long_sounds_in_chunks(tmp_path, capsys):
     model = blekota.Model(hidden=8, layers=2, seed=3, threads=1)
     path = model.save(tmp_path / "m.npz")
