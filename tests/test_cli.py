@@ -1,5 +1,6 @@
 """The command line end to end, in a temporary directory."""
 
+import argparse
 import subprocess
 import sys
 import time
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 
 import blekota
-from blekota.cli import main
+from blekota.cli import build_parser, main
 from blekota.demo import demo_sound, note_changes
 from blekota.mulaw import quantize, unquantize
 
@@ -125,6 +126,25 @@ def test_errors_are_one_line_with_status_2(tmp_path, monkeypatch, capsys, argv, 
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_version_and_help_texts(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0 and capsys.readouterr().out == f"blekota {blekota.__version__}\n"
+
+    def parsers(parser):
+        yield parser
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for child in dict.fromkeys(action.choices.values()):
+                    yield from parsers(child)
+
+    for parser in parsers(build_parser()):
+        assert parser.description and parser.description[0].isupper(), parser.prog
+        for action in parser._actions:
+            if not action.option_strings and not isinstance(action, argparse._SubParsersAction):
+                assert action.help, f"{parser.prog} {action.metavar}"
 
 
 def test_bad_numbers_exit_2(capsys):

@@ -14,7 +14,7 @@ from .options import check_output, read_model
 def add_parser(commands) -> None:
     """The info, import-legacy and export commands' options."""
     info_parser = commands.add_parser("info", help="describe a model file", description="Describe a model file (or a .pkl of the original blekota).")
-    info_parser.add_argument("model", metavar="MODEL")
+    info_parser.add_argument("model", metavar="MODEL", help="a model file (.npz), or a .pkl of the original blekota (read without converting)")
 
     legacy_parser = commands.add_parser(
         "import-legacy", help="convert a model pickled by the original NumPy blekota",
