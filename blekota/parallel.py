@@ -22,7 +22,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from .errors import BlekotaError, ConfigError
+from .errors import BlekotaError, ConfigError, install_hint
 
 T = TypeVar("T")
 
@@ -332,7 +332,7 @@ def from_launcher() -> Processes:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ConfigError(
             f"started as one of {size} MPI processes, but mpi4py cannot be used ({reason}); "
-            'install it with: pip install "blekota[mpi]"'
+            f"install it with: {install_hint('mpi')}"
         ) from None
     if size > 1 and world == 1:
         raise ConfigError(
