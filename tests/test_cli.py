@@ -92,6 +92,17 @@ def test_train_seconds_stops_in_time_and_saves(tmp_path, sine_file, capsys):
     assert "expected a positive number, got '0'" in capsys.readouterr().err
 
 
+def test_the_end_of_a_run_validates_then_saves_once(tmp_path, sine_file, capsys):
+    assert main(["train", str(sine_file), *SMALL, "--iterations", "60", "--checkpoint-every", "30", "--val-every", "25",
+                 "--checkpoint-sound", "0.01", "--out-dir", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    end = lines[[n for n, line in enumerate(lines) if line.startswith("iteration      60")][0] + 1:]
+    assert [line.split(":")[0].split(";")[0] for line in end] == [
+        "validation at 60", f"wrote {tmp_path / 'sine_60.wav'}", "done at iteration 60"]
+    assert end[-1].endswith(f"saved {tmp_path / 'sine_60.npz'}") and f"wrote {tmp_path / 'sine_30.npz'}" in lines
+    assert blekota.load(tmp_path / "sine_60.npz").info["val_history"][-1][0] == 60  # saved after the validation
+
+
 def test_resume_keeps_or_replaces_the_random_gain(tmp_path, sine_file):
     assert main(["train", str(sine_file), *SMALL, "--iterations", "2", "--checkpoint-sound", "0",
                  "--random-gain", "3", "--out-dir", str(tmp_path), "--quiet"]) == 0
