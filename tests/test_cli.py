@@ -99,8 +99,24 @@ def test_the_end_of_a_run_validates_then_saves_once(tmp_path, sine_file, capsys)
     end = lines[[n for n, line in enumerate(lines) if line.startswith("iteration      60")][0] + 1:]
     assert [line.split(":")[0].split(";")[0] for line in end] == [
         "validation at 60", f"wrote {tmp_path / 'sine_60.wav'}", "done at iteration 60"]
-    assert end[-1].endswith(f"saved {tmp_path / 'sine_60.npz'}") and f"wrote {tmp_path / 'sine_30.npz'}" in lines
+    assert f"saved {tmp_path / 'sine_60.npz'}" in end[-1] and f"wrote {tmp_path / 'sine_30.npz'}" in lines
     assert blekota.load(tmp_path / "sine_60.npz").info["val_history"][-1][0] == 60  # saved after the validation
+
+
+def test_train_says_what_it_leaves_out_and_why_validation_reads_lower(tmp_path, sine_file, capsys):
+    assert main(["train", str(sine_file), *SMALL, "--iterations", "1", "--checkpoint-sound", "0", "--out-dir",
+                 str(tmp_path)]) == 0
+    first, second = capsys.readouterr().out.splitlines()[:2]
+    # 8000 samples at 8 kHz, 400 held out: 7599 of the 7600 left can be predicted, by 379 windows of 20;
+    # 4 streams take 94 each, predicting 7520: 79 left out
+    assert "in 4 streams (0.0099 s at the ends left out: the streams take whole windows)" in first
+    assert second.startswith("random gain 4 dB: the training loss is taken on louder and softer copies")
+    assert main(["train", str(sine_file), *SMALL[:-4], "--batch-size", "7", "--threads", "1", "--iterations", "1",
+                 "--checkpoint-sound", "0", "--out-dir", str(tmp_path), "--model-name", "b", "--random-gain", "0"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    # 7 streams of 54 windows predict 7560: 39 left out
+    assert "in 7 streams (0.0049 s at the ends left out: the streams take whole windows)" in lines[0]
+    assert not lines[1].startswith("random gain")
 
 
 def test_resume_keeps_or_replaces_the_random_gain(tmp_path, sine_file):

@@ -144,12 +144,18 @@ def train(args, processes: parallel.Processes) -> int:
     what = files[0] if len(files) == 1 else f"{len(files)} sounds" if files else "audio"
     threads = f"{model.threads} thread{'s' if model.threads > 1 else ''}"
     shared = f" shared by {processes.size} processes of {threads}" if processes.size > 1 else ""
+    unused = trainer.layout.unused
+    unused = f" ({unused / fs:.2g} s at the ends left out: the streams take whole windows)" if unused else ""
     say(
         f"training {model.layers}x{model.hidden} GRU ({model.n_params:,} parameters, "
         f"{model.dtype.name}, {fs} Hz) on {what}: {trainer.layout.samples / fs:.1f} s of sound in "
-        f"{trainer.batch_size} streams{shared}, {trainer.val_samples / fs:.1f} s held out; log {trainer.log_path()}",
+        f"{trainer.batch_size} streams{shared}{unused}, {trainer.val_samples / fs:.1f} s held out; log "
+        f"{trainer.log_path()}",
         flush=True,
     )
+    if trainer.random_gain_db and trainer.val_samples:
+        say(f"random gain {trainer.random_gain_db:g} dB: the training loss is taken on louder and softer copies of the "
+            "sound, the validation loss on the sound as recorded, so validation often reads lower", flush=True)
     if shown >= VERBOSE:
         for name, size in zip(files, trainer.data.sizes):
             print(f"  {name}: {size / fs:.1f} s", flush=True)
