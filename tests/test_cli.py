@@ -83,7 +83,7 @@ def test_a_second_run_over_an_earlier_runs_files_is_refused(tmp_path, sine_file,
 def test_train_seconds_stops_in_time_and_saves(tmp_path, sine_file, capsys):
     started = time.perf_counter()
     assert main(["train", str(sine_file), *SMALL, "--iterations", "10000000", "--seconds", "0.5",
-                 "--checkpoint-sound", "0", "--out-dir", str(tmp_path)]) == 0
+                 "--checkpoint-every", "0", "--out-dir", str(tmp_path)]) == 0
     assert time.perf_counter() - started < 30
     done = blekota.load(next(tmp_path.glob("sine_[0-9]*.npz"))).info["iterations"]
     assert 0 < done < 10000000 and f"done at iteration {done}; saved" in capsys.readouterr().out
