@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         rows += importlib.import_module(section).run(args.threads, repeats, args.quick)
     if not any(row["impl"] == "pytorch" for row in rows):
         print("# torch is not importable: the PyTorch comparison was skipped "
-              "(pip install 'blekota[bench]' to include it)")
+              "(pip install -e '.[bench]' to include it)")
     print(table(rows))
     if args.json:
         args.json.write_text(json.dumps({"machine": info, "rows": rows}, indent=1) + "\n")

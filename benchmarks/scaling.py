@@ -126,7 +126,7 @@ def run(threads: int, repeats: int, quick: bool) -> list[dict]:
         rows.append(measure_in_job(1, threads, repeats, warmup, mpiexec))
         if mpiexec is None:
             print("# mpi4py or mpiexec is missing: the scaling section has no multi-process row "
-                  "(pip install 'blekota[mpi]')")
+                  "(pip install -e '.[mpi]')")
         else:
             rows.append(measure_in_job(threads, 1, repeats, warmup, mpiexec))
     single = rows[0]["samples_per_s"]

@@ -14,7 +14,7 @@ import soundfile
 
 from . import memory
 from .checks import positive_int
-from .errors import AudioError, ConfigError
+from .errors import AudioError, ConfigError, install_hint
 from .fileutil import input_problem, open_output, starts_with
 
 LAST_PLAYED = "last_played.wav"
@@ -137,7 +137,7 @@ def _sounddevice():
     try:
         import sounddevice
     except ImportError:
-        raise PlaybackError("cannot play sound: sounddevice is not installed (pip install 'blekota[play]')") from None
+        raise PlaybackError(f"cannot play sound: sounddevice is not installed ({install_hint('play')})") from None
     except OSError:
         raise PlaybackError(
             "cannot play sound: the PortAudio library is not installed (Debian: apt-get install libportaudio2)"

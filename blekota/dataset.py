@@ -135,6 +135,9 @@ class WindowLayout:
 
     starts: int64 (B, S) start of each window in the levels; reset: bool (B, S), True where a
     stream's window does not continue the one before it (the hidden state must be zeroed).
+    unused: levels of the ranges that no window predicts (each range's first level, heard but
+    never predicted, aside): the ends of ranges shorter than a window, and the windows left
+    over when they do not deal evenly into the streams.
     """
 
     def __init__(self, ranges: list[tuple[int, int]], seq_length: int, batch_size: int):
@@ -147,6 +150,7 @@ class WindowLayout:
             raise ValueError(f"{starts.size} windows for {B} streams")
         self.seq_length = T
         self.starts = starts[: B * per_stream].reshape(B, per_stream)
+        self.unused = sum(max(stop - start - 1, 0) for start, stop in ranges) - self.samples
         self.reset = np.ones(self.starts.shape, bool)
         self.reset[:, 1:] = self.starts[:, 1:] != self.starts[:, :-1] + T
 

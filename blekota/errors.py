@@ -1,4 +1,5 @@
-"""The exceptions blekota raises for bad input: one line that names the file or parameter."""
+"""The exceptions blekota raises for bad input (one line that names the file or parameter), and the
+install hint they give when an optional part is missing."""
 
 
 class BlekotaError(Exception):
@@ -15,6 +16,12 @@ class AudioError(BlekotaError):
 
 class ModelFileError(BlekotaError):
     """A model file is missing, not a blekota model, corrupted, or from a newer version."""
+
+
+def install_hint(extra: str) -> str:
+    """How to install one of blekota's optional parts (pyproject.toml's extras): from a package
+    index, or in a clone of the repository, as README.md installs it."""
+    return f'pip install "blekota[{extra}]", or in a clone of blekota: pip install -e ".[{extra}]"'
 
 
 class BlekotaWarning(UserWarning):

@@ -16,6 +16,7 @@ through it, and blekota.modelfile, above the model, builds a Model from what it 
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import os
@@ -31,6 +32,10 @@ from .fileutil import existing_file, input_problem, open_output, starts_with
 FORMAT = "blekota-model"
 VERSION = 1
 EXTENSION = ".npz"
+ZIP = b"PK\x03\x04"  # how a zip archive, and so a .npz, starts
+# What zipfile raises for an archive it cannot list (broken, foreign, from a newer zip)
+ZIP_ERRORS = (OSError, EOFError, ValueError, KeyError, NotImplementedError, OverflowError, RuntimeError,
+              zipfile.BadZipFile, zipfile.LargeZipFile)
 
 
 def checksum(arrays: dict[str, np.ndarray]) -> str:
@@ -81,6 +86,8 @@ def read(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
     problem = input_problem(path, "a model file")
     if problem:
         raise ModelFileError(f"{path}: {problem}")
+    if starts_with(path, ZIP) and not _holds_arrays(path):
+        raise ModelFileError(f"{path}: {seems(path)}")
     try:
         loaded = np.load(path, allow_pickle=False)
         if not isinstance(loaded, np.lib.npyio.NpzFile):
@@ -90,17 +97,13 @@ def read(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
     except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error) as error:
         raise ModelFileError(f"{path}: not a blekota model file or corrupted ({error})") from None
     except ValueError as error:
-        if "pickled" in str(error) and starts_with(path, b"\x80"):
+        if "pickle" not in str(error):
+            raise ModelFileError(f"{path}: not a blekota model file or corrupted ({error})") from None
+        if starts_with(path, ZIP):  # NumPy found an object array, which would be unpickled
             raise ModelFileError(
-                f"{path}: a Python pickle, not a blekota model file (a model of the original NumPy "
-                f"blekota converts with: python -m blekota import-legacy {path})"
+                f"{path}: not a blekota model file (it holds Python objects, which blekota never loads)"
             ) from None
-        if _is_sound(path):
-            raise ModelFileError(
-                f"{path}: a sound file, not a model file (to train a model on it: python -m blekota "
-                f"train {path})"
-            ) from None
-        raise ModelFileError(f"{path}: not a blekota model file or corrupted ({error})") from None
+        raise ModelFileError(f"{path}: {seems(path)}") from None
     except (EOFError, KeyError, NotImplementedError, OverflowError, RuntimeError) as error:
         raise ModelFileError(f"{path}: not a blekota model file or corrupted ({error})") from None
     except OSError as error:
@@ -117,6 +120,50 @@ def read(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
     return meta, arrays
 
 
+def _holds_arrays(path: Path) -> bool:
+    """Whether the zip archive at path has a NumPy array member (True when it cannot be listed:
+    then reading it says what is wrong)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(name.endswith(".npy") for name in archive.namelist())
+    except ZIP_ERRORS:
+        return True
+
+
+def seems(path: Path) -> str:
+    """What a file that is not a model file seems to be, in a few words for an error line."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(4096)
+    except OSError as error:
+        return f"cannot read ({error.strerror or error})"
+    if head.startswith(b"\x80"):
+        return (f"a Python pickle, not a blekota model file (a model of the original NumPy blekota "
+                f"converts with: python -m blekota import-legacy {path})")
+    if head.startswith(ZIP):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                torch = any(name.endswith("data.pkl") for name in archive.namelist())
+        except ZIP_ERRORS:
+            return "a zip archive that cannot be read, not a blekota model file"
+        return ("a PyTorch file (torch.save), not a blekota model file (a blekota.torch GRUModel converts "
+                "with .to_blekota().save(path))" if torch else "a zip archive, not a blekota model file")
+    if path.suffix.lower() == ".onnx" or (head[:1] == b"\x08" and head[2:3] == b"\x12"):  # ir_version, producer
+        return "an ONNX file, not a blekota model file (blekota writes ONNX but reads only its own .npz files)"
+    if head.startswith(b"\x89HDF\r\n\x1a\n"):
+        return "an HDF5 file (as Keras and h5py write), not a blekota model file"
+    if _is_sound(path):
+        return f"a sound file, not a model file (to train a model on it: python -m blekota train {path})"
+    try:  # a character cut at the end of the head is no sign of binary data
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=len(head) < 4096)
+        text = b"\0" not in head
+    except UnicodeDecodeError:
+        text = False
+    if text:
+        return "a text file, not a blekota model file"
+    return "not a blekota model file (nor any format blekota knows)"
+
+
 def _is_sound(path: Path) -> bool:
     """Whether libsndfile reads the file as sound."""
     import soundfile
@@ -130,7 +177,7 @@ def _is_sound(path: Path) -> bool:
 
 def is_model_file(path: str | os.PathLike) -> bool:
     """Whether path names a model file: by its suffix, or by starting like a .npz (a zip)."""
-    return Path(path).suffix.lower() == EXTENSION or starts_with(path, b"PK\x03\x04")
+    return Path(path).suffix.lower() == EXTENSION or starts_with(path, ZIP)
 
 
 def _parse_meta(path: Path, raw: np.ndarray) -> dict:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import BlekotaError, ConfigError
+from .errors import BlekotaError, ConfigError, install_hint
 from .fileutil import open_output
 from .model import Model
 from .mulaw import LEVELS, MU, SILENCE
@@ -39,7 +39,6 @@ OPSET = 17  # GRU, Gather, Softmax(axis=-1), Squeeze with axes as input: all in 
 IR_VERSION = 8  # the IR version of opset 17, so older runtimes read the file too
 INPUTS = ("level", "onehot")
 MAX_BYTES = 2**31 - 2**24  # protobuf's 2 GiB limit on one message, less room for the graph itself
-INSTALL = 'pip install onnx (or pip install "blekota[onnx]")'
 
 
 def import_onnx():
@@ -47,7 +46,7 @@ def import_onnx():
     try:
         import onnx
     except ImportError:
-        raise BlekotaError(f"exporting to ONNX needs the onnx package: {INSTALL}") from None
+        raise BlekotaError(f"exporting to ONNX needs the onnx package: {install_hint('onnx')}") from None
     return onnx
 
 

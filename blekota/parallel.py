@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Callable
 from contextlib import contextmanager
 from typing import TypeVar
 
 import numpy as np
 
-from .errors import BlekotaError, ConfigError
+from .errors import BlekotaError, ConfigError, install_hint
 
 T = TypeVar("T")
 
@@ -42,8 +43,11 @@ STOP_TOGETHER_S = 10.0
 SPIN_S = 0.05
 POLL_S = 0.001
 # Environment variables that MPI launchers (MPICH and Intel MPI mpiexec, Open MPI mpirun, Slurm srun
-# with PMI or PMIx, MVAPICH) give the processes they start.
-LAUNCHER_SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
+# with PMI or PMIx, MVAPICH) give the processes they start: how many they started (MPI_LOCALNRANKS:
+# MPICH's on this machine; SLURM_STEP_NUM_TASKS: srun's, which a batch script alone does not have)
+# and this process's number.
+LAUNCHER_SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE", "MPI_LOCALNRANKS",
+                           "SLURM_STEP_NUM_TASKS")
 LAUNCHER_RANK_VARIABLES = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK", "PMIX_RANK")
 
 
@@ -300,22 +304,43 @@ def launcher_rank() -> int:
     return 0
 
 
+def launcher_size() -> tuple[int, str]:
+    """(the number of processes the launcher's environment says it started, the variable that
+    says so): (1, "") when not launched."""
+    sizes = [(int(os.environ[name]), name) for name in LAUNCHER_SIZE_VARIABLES if os.environ.get(name, "").isdigit()]
+    return max(sizes, default=(1, ""))
+
+
 def from_launcher() -> Processes:
     """The processes this one was started with: MPI.COMM_WORLD when an MPI launcher (mpiexec,
     mpirun, srun) started several; else this process alone. Raises ConfigError when a launcher
-    started several but mpi4py or its MPI library cannot be loaded."""
-    names = LAUNCHER_SIZE_VARIABLES + LAUNCHER_RANK_VARIABLES
-    if not any(name in os.environ for name in names):
+    started several but mpi4py or its MPI library cannot be loaded, or MPI sees this process alone
+    (then mpi4py loaded another MPI library than the launcher's, and each process would train
+    its own copy over the same files)."""
+    size, variable = launcher_size()
+    if size == 1 and not any(name in os.environ for name in LAUNCHER_RANK_VARIABLES):
         return Processes()
     try:
-        from mpi4py import MPI
+        with warnings.catch_warnings(record=True) as caught:  # mpi4py's "suspicious MPI execution environment"
+            warnings.simplefilter("always")
+            from mpi4py import MPI
+
+            world = MPI.COMM_WORLD.Get_size()
     except (ImportError, RuntimeError, OSError) as error:
-        sizes = [int(os.environ[name]) for name in LAUNCHER_SIZE_VARIABLES if os.environ.get(name, "").isdigit()]
-        if not sizes or max(sizes) <= 1:
+        if size <= 1:
             return Processes()
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ConfigError(
-            f"started as one of {max(sizes)} MPI processes, but mpi4py cannot be used ({reason}); "
-            'install it with: pip install "blekota[mpi]"'
+            f"started as one of {size} MPI processes, but mpi4py cannot be used ({reason}); "
+            f"install it with: {install_hint('mpi')}"
         ) from None
+    if size > 1 and world == 1:
+        raise ConfigError(
+            f"started as one of {size} MPI processes ({variable}={size}), but MPI sees this process alone: "
+            "mpi4py probably loaded another MPI library than the launcher's (python -m mpi4py "
+            "--mpi-lib-version names it; start with that library's mpiexec, or see README.md, "
+            '"Training on a cluster"); nothing was trained'
+        )
+    for warning in caught:
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     return processes(MPI.COMM_WORLD)

@@ -89,16 +89,25 @@ class RunFiles:
             self._log_failed = True
             self.report("warning", message=f"{self.log_path()}: cannot write the log ({error.strerror or error}); training goes on without it")
 
+    def checkpoints(self) -> list[tuple[int, Path]]:
+        """The NAME_N.npz checkpoints in the directory as (N, path), by N."""
+        pattern = re.compile(re.escape(self.name) + r"_(\d+)" + re.escape(modelfile.EXTENSION))
+        if not self.directory.is_dir():
+            return []
+        return sorted((int(match[1]), path) for path in self.directory.iterdir()
+                      if (match := pattern.fullmatch(path.name)))
+
+    def earlier_run(self) -> list[Path]:
+        """The files an earlier run of this name left in the directory: its log, NAME_best.npz and
+        the NAME_N.npz checkpoints (the newest last)."""
+        named = [path for path in (self.log_path(), self.best_path()) if path.exists()]
+        return named + [path for _, path in self.checkpoints()]
+
     def prune(self, iteration: int) -> None:
         """Delete all but the newest `keep` NAME_N.npz with N <= iteration."""
         if not self.keep:
             return
-        pattern = re.compile(re.escape(self.name) + r"_(\d+)" + re.escape(modelfile.EXTENSION))
-        numbered = sorted(
-            (int(match[1]), path)
-            for path in self.directory.iterdir()
-            if (match := pattern.fullmatch(path.name)) and int(match[1]) <= iteration
-        )
+        numbered = [(n, path) for n, path in self.checkpoints() if n <= iteration]
         for _, path in numbered[: -self.keep]:
             try:
                 path.unlink(missing_ok=True)

@@ -365,7 +365,7 @@ class Trainer:
         self._run_start = time.perf_counter()
         self._done, self._iterations = 0, iterations
         window_losses: list[float] = []
-        interrupted = False
+        interrupted = sound_due = False
         pending_loss = None
         self._callback_stopped = self._agreed_interrupt = self._agreed_out_of_time = False
         self._max_seconds = max_seconds
@@ -393,8 +393,10 @@ class Trainer:
                         pending_loss = train_loss  # logged with the final validation
                     else:
                         self._log(files, train_loss, val_loss)
-                    if self.checkpoint_every and self.iteration % self.checkpoint_every == 0:
+                    due = self.checkpoint_every and self.iteration % self.checkpoint_every == 0
+                    if due and self._done < iterations:  # the last is the final save, after the final validation
                         self._save_checkpoint(files)
+                    sound_due = due and self._done == iterations and self.checkpoint_sound > 0
             except KeyboardInterrupt:
                 interrupted = True
             interrupted = interrupted or self._interrupted()
@@ -405,9 +407,12 @@ class Trainer:
                 val_loss = self._validate(files, scheduled=False)
             self._log(files, train_loss, val_loss)
             path = self.checkpoint_path()
-            if self.processes.from_root(lambda: self._saved_iteration != self.iteration or not path.exists()):
+            saved = self.processes.from_root(lambda: self._saved_iteration == self.iteration and path.exists())
+            if not saved or val_loss is not None:  # the file is to hold the final validation too
                 path = self.processes.together(lambda: self.save(path))
                 if files is not None:
+                    if sound_due:
+                        files.save_sound_quietly(self.iteration, self._sound(self.checkpoint_sound), self.model.fs)
                     files.prune(self.iteration)
             self._report("interrupted" if interrupted else "done", path=path)
         return TrainResult(self._done, self._last_loss, path, interrupted, self.val_loss)

@@ -1,13 +1,15 @@
 """The command line end to end, in a temporary directory."""
 
+import argparse
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 
 import blekota
-from blekota.cli import main
+from blekota.cli import build_parser, main
 from blekota.demo import demo_sound, note_changes
 from blekota.mulaw import quantize, unquantize
 
@@ -61,6 +63,62 @@ def test_resume_continues_counting(tmp_path, sine_file, capsys):
     assert blekota.load(tmp_path / "sine_8.npz").info["iterations"] == 8
 
 
+def test_a_second_run_over_an_earlier_runs_files_is_refused(tmp_path, sine_file, capsys):
+    train = ["train", str(sine_file), *SMALL, "--iterations", "2", "--checkpoint-sound", "0", "--out-dir", str(tmp_path), "-q"]
+    assert main(train) == 0
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    assert main(train) == 2
+    err = capsys.readouterr().err
+    assert err == (f"blekota: error: {tmp_path}: an earlier run of sine left sine.log.jsonl, sine_best.npz, sine_2.npz "
+                   f"here; go on with it (train --resume {tmp_path / 'sine_2.npz'}), give another --model-name, or "
+                   "--force to train over it\n")
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before
+    assert main(["train", "--resume", str(tmp_path / "sine_2.npz"), "--iterations", "1", "-q", "--threads", "1"]) == 0
+    assert main([*train, "--model-name", "other"]) == 0
+    assert main([*train, "--iterations", "1", "--force"]) == 0  # a new model, and a log of its own
+    assert [row["iteration"] for row in blekota.trainlog.read_log(tmp_path / "sine.log.jsonl")] == [1]
+    assert blekota.load(tmp_path / "sine_1.npz").info["iterations"] == 1
+
+
+def test_train_seconds_stops_in_time_and_saves(tmp_path, sine_file, capsys):
+    started = time.perf_counter()
+    assert main(["train", str(sine_file), *SMALL, "--iterations", "10000000", "--seconds", "0.5",
+                 "--checkpoint-every", "0", "--out-dir", str(tmp_path)]) == 0
+    assert time.perf_counter() - started < 30
+    done = blekota.load(next(tmp_path.glob("sine_[0-9]*.npz"))).info["iterations"]
+    assert 0 < done < 10000000 and f"done at iteration {done}; saved" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["train", str(sine_file), "--seconds", "0"])
+    assert "expected a positive number, got '0'" in capsys.readouterr().err
+
+
+def test_the_end_of_a_run_validates_then_saves_once(tmp_path, sine_file, capsys):
+    assert main(["train", str(sine_file), *SMALL, "--iterations", "60", "--checkpoint-every", "30", "--val-every", "25",
+                 "--checkpoint-sound", "0.01", "--out-dir", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    end = lines[[n for n, line in enumerate(lines) if line.startswith("iteration      60")][0] + 1:]
+    assert [line.split(":")[0].split(";")[0] for line in end] == [
+        "validation at 60", f"wrote {tmp_path / 'sine_60.wav'}", "done at iteration 60"]
+    assert f"saved {tmp_path / 'sine_60.npz'}" in end[-1] and f"wrote {tmp_path / 'sine_30.npz'}" in lines
+    assert blekota.load(tmp_path / "sine_60.npz").info["val_history"][-1][0] == 60  # saved after the validation
+
+
+def test_train_says_what_it_leaves_out_and_why_validation_reads_lower(tmp_path, sine_file, capsys):
+    assert main(["train", str(sine_file), *SMALL, "--iterations", "1", "--checkpoint-sound", "0", "--out-dir",
+                 str(tmp_path)]) == 0
+    first, second = capsys.readouterr().out.splitlines()[:2]
+    # 8000 samples at 8 kHz, 400 held out: 7599 of the 7600 left can be predicted, by 379 windows of 20;
+    # 4 streams take 94 each, predicting 7520: 79 left out
+    assert "in 4 streams (0.0099 s at the ends left out: the streams take whole windows)" in first
+    assert second.startswith("random gain 4 dB: the training loss is taken on louder and softer copies")
+    assert main(["train", str(sine_file), *SMALL[:-4], "--batch-size", "7", "--threads", "1", "--iterations", "1",
+                 "--checkpoint-sound", "0", "--out-dir", str(tmp_path), "--model-name", "b", "--random-gain", "0"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    # 7 streams of 54 windows predict 7560: 39 left out
+    assert "in 7 streams (0.0049 s at the ends left out: the streams take whole windows)" in lines[0]
+    assert not lines[1].startswith("random gain")
+
+
 def test_resume_keeps_or_replaces_the_random_gain(tmp_path, sine_file):
     assert main(["train", str(sine_file), *SMALL, "--iterations", "2", "--checkpoint-sound", "0",
                  "--random-gain", "3", "--out-dir", str(tmp_path), "--quiet"]) == 0
@@ -112,6 +170,25 @@ def test_errors_are_one_line_with_status_2(tmp_path, monkeypatch, capsys, argv, 
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_version_and_help_texts(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0 and capsys.readouterr().out == f"blekota {blekota.__version__}\n"
+
+    def parsers(parser):
+        yield parser
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for child in dict.fromkeys(action.choices.values()):
+                    yield from parsers(child)
+
+    for parser in parsers(build_parser()):
+        assert parser.description and parser.description[0].isupper(), parser.prog
+        for action in parser._actions:
+            if not action.option_strings and not isinstance(action, argparse._SubParsersAction):
+                assert action.help, f"{parser.prog} {action.metavar}"
 
 
 def test_bad_numbers_exit_2(capsys):
@@ -170,6 +247,29 @@ def test_demo_runs_briefly(tmp_path, capsys):
     assert (trainer["random_gain_db"], trainer["input_noise"]) == (0.0, 1.5)
 
 
+def test_sample_n_counts_the_samples_generated_after_the_hint(tmp_path, capsys, monkeypatch):
+    model = blekota.Model(hidden=8, layers=1, seed=3, threads=1).save(tmp_path / "m.npz")
+    hint = blekota.save_wav(tmp_path / "hint.wav", 0.5 * np.sin(np.arange(3000) / 5), 8000)
+    titles = []
+    monkeypatch.setattr("blekota.cli.sample.plot.heatmap", lambda *args, title, **kwargs: titles.append(title))
+    out = tmp_path / "cont.wav"
+    assert main(["sample", str(model), "--hint", str(hint), "-n", "500", "-o", str(out), "--heatmap",
+                 str(tmp_path / "h.png"), "--seed", "1"]) == 0
+    assert blekota.load_audio(out, 8000)[0].size == 3500
+    assert capsys.readouterr().out.startswith("wrote " + str(out) + ": the hint (0.38 s), then 500 samples (0.06 s) generated, in ")
+    assert titles[-1] == "cont.wav: hearing the hint until 0.375 s, then drawing (temperature 1)"
+    assert main(["sample", str(model), "--hint", str(hint), "-n", "0", "-o", str(out), "--force", "--heatmap",
+                 str(tmp_path / "h.png"), "--force"]) == 0
+    assert blekota.load_audio(out, 8000)[0].size == 3000
+    assert "wrote " + str(out) + ": the hint (0.38 s), then nothing generated (-n 0), in " in capsys.readouterr().out
+    assert titles[-1] == "cont.wav: the model hearing the hint (nothing drawn)"
+    assert main(["sample", str(model), "-n", "500", "-o", str(out), "--force", "--heatmap", str(tmp_path / "h.png"),
+                 "--force", "--top-k", "3"]) == 0
+    assert titles[-1] == "cont.wav: probability of each level (temperature 1, top-k 3)"
+    help_text = subprocess.run([sys.executable, "-m", "blekota", "sample", "--help"], capture_output=True, text=True).stdout
+    assert "samples to generate, after the hint" in " ".join(help_text.split())
+
+
 def test_sample_streams_long_sounds_in_chunks(tmp_path, capsys):
     model = blekota.Model(hidden=8, layers=2, seed=3, threads=1)
     path = model.save(tmp_path / "m.npz")
@@ -188,7 +288,8 @@ def test_sample_play_without_sound_output_still_writes(tmp_path, capsys, monkeyp
     wav = tmp_path / "played.wav"
     assert main(["sample", str(path), "-n", "100", "-o", str(wav), "--play", "--threads", "1"]) == 0
     err = capsys.readouterr().err
-    assert "cannot play sound" in err and err.count("\n") == 1
+    assert "cannot play sound: sounddevice is not installed (pip install \"blekota[play]\", or in a clone" in err
+    assert err.count("\n") == 1
     assert blekota.load_audio(wav, 8000)[0].size == 100
 
 

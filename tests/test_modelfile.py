@@ -1,4 +1,5 @@
 import json
+import pickle
 import re
 
 import numpy as np
@@ -165,7 +166,7 @@ def test_object_arrays_are_refused_without_running_them(tmp_path, good):
     with np.load(good, allow_pickle=False) as npz:
         contents = {name: npz[name] for name in npz.files}
     np.savez(path, payload=np.array([Exploit()], dtype=object), **contents)
-    with pytest.raises(blekota.ModelFileError, match="exploit.npz: not a blekota model file or corrupted .*allow_pickle"):
+    with pytest.raises(blekota.ModelFileError, match=r"exploit.npz: not a blekota model file \(it holds Python objects, which blekota never loads\)"):
         blekota.load(path)
     assert not Exploit.marker.exists()
 
@@ -245,5 +246,42 @@ def test_a_save_failing_midway_keeps_the_previous_file(tmp_path, monkeypatch):
 def test_text_is_not_called_a_pickle(tmp_path):
     text = tmp_path / "notes.npz"
     text.write_text("some notes")
-    with pytest.raises(blekota.ModelFileError, match="notes.npz: not a blekota model file or corrupted"):
+    with pytest.raises(blekota.ModelFileError, match="notes.npz: a text file, not a blekota model file"):
         blekota.load(text)
+
+
+def _onnx_export(path):
+    from blekota.onnx import export_onnx
+
+    pytest.importorskip("onnx")
+    export_onnx(blekota.Model(hidden=4, layers=1), path)
+
+
+def _zip(path, member):
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(member, b"x")
+
+
+@pytest.mark.parametrize("name,write,seems", [
+    ("voice.onnx", _onnx_export, "an ONNX file"),
+    ("voice.npz", _onnx_export, "an ONNX file"),  # known by its content too
+    ("model.npz", lambda path: path.write_bytes(pickle.dumps({"weights": 1})), "a Python pickle"),
+    ("model.pt", lambda path: _zip(path, "archive/data.pkl"), "a PyTorch file"),
+    ("songs.npz", lambda path: _zip(path, "a.txt"), "a zip archive"),
+    ("model.h5", lambda path: path.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(100)), "an HDF5 file"),
+    ("notes.npz", lambda path: path.write_text("\u00e9" * 3000), "a text file"),
+    ("noise.npz", lambda path: path.write_bytes(bytes(range(256)) * 4), "not a blekota model file \\(nor any format blekota knows\\)"),
+])
+def test_a_file_that_is_not_a_model_is_named_in_our_words(tmp_path, capsys, name, write, seems):
+    from blekota.cli import main
+
+    path = tmp_path / name
+    write(path)
+    with pytest.raises(blekota.ModelFileError, match=f"{name}: {seems}") as error:
+        blekota.load(path)
+    assert "allow_pickle" not in str(error.value)
+    assert main(["info", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{name}: " in err and "allow_pickle" not in err  # a pickle: read as the original's

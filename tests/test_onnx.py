@@ -148,7 +148,7 @@ def test_cli_export_errors_are_one_line(make_model, tmp_path, capsys, monkeypatc
     text = tmp_path / "notes.npz"
     text.write_text("not a model")
     assert main(["export", str(text)]) == 2
-    assert "notes.npz: not a blekota model file" in one_line_error(capsys)
+    assert "notes.npz: a text file, not a blekota model file" in one_line_error(capsys)
     assert main(["export", str(text), "-o", str(tmp_path / "no" / "such.onnx")]) == 2
     assert "the directory" in one_line_error(capsys)
 
@@ -156,7 +156,8 @@ def test_cli_export_errors_are_one_line(make_model, tmp_path, capsys, monkeypatc
     monkeypatch.setitem(sys.modules, "onnx", None)
     assert main(["export", str(model_path)]) == 2
     error = one_line_error(capsys)
-    assert "exporting to ONNX needs the onnx package: pip install onnx" in error
+    assert error.rstrip().endswith('exporting to ONNX needs the onnx package: pip install "blekota[onnx]", or in a clone of '
+                          'blekota: pip install -e ".[onnx]"')
     assert not (tmp_path / "voice.onnx").exists()
 
 

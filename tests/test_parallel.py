@@ -89,6 +89,23 @@ def test_one_process_needs_no_mpi(tmp_path):
 
 
 @needs_mpi
+@pytest.mark.parametrize("variable", ["PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MPI_LOCALNRANKS", "SLURM_STEP_NUM_TASKS"])
+def test_a_launcher_of_another_mpi_is_refused_before_anything_is_written(tmp_path, sound, variable):
+    """mpiexec of one MPI library starting processes whose mpi4py loaded another: each would see
+    itself alone and train its own copy over the same files."""
+    launchers = parallel.LAUNCHER_SIZE_VARIABLES + parallel.LAUNCHER_RANK_VARIABLES
+    env = {name: value for name, value in os.environ.items() if name not in launchers}
+    result = subprocess.run(blekota_command("train", str(sound), "--hidden", "8", "--layers", "1", "--iterations", "2",
+                                            "--out-dir", "out"),
+                            cwd=tmp_path, env={**env, variable: "2"}, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith(f"blekota: error: started as one of 2 MPI processes ({variable}=2), but MPI sees "
+                                    "this process alone: mpi4py probably loaded another MPI library than the launcher's")
+    assert result.stderr.count("\n") == 1
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["sine.wav"]
+
+
+@needs_mpi
 def test_two_processes_train_the_same_model_as_one(tmp_path, sound):
     one = run(blekota_command("train", str(sound), *FLOAT64, "-q", "--iterations", "20", "--out-dir", "one"), tmp_path)
     two = run(MPIEXEC + blekota_command("train", str(sound), *FLOAT64, "-q", "--iterations", "20", "--out-dir", "two"),

@@ -15,6 +15,7 @@ import threading
 import warnings
 from contextlib import contextmanager, nullcontext
 
+from .._version import __version__
 from ..errors import BlekotaError
 from . import modelfiles, plot, sample, session, train
 from .options import Parser
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m blekota",
         description="Learn how a sound continues and generate new sound from it, sample by sample.",
     )
+    parser.add_argument("--version", action="version", version=f"blekota {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in dict.fromkeys(COMMANDS.values()):
         module.add_parser(commands)

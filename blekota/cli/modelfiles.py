@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from .. import legacy, modelfile, plot
+from ..errors import install_hint
 from ..fileutil import is_stream
 from .options import check_output, read_model
 
@@ -14,7 +15,7 @@ from .options import check_output, read_model
 def add_parser(commands) -> None:
     """The info, import-legacy and export commands' options."""
     info_parser = commands.add_parser("info", help="describe a model file", description="Describe a model file (or a .pkl of the original blekota).")
-    info_parser.add_argument("model", metavar="MODEL")
+    info_parser.add_argument("model", metavar="MODEL", help="a model file (.npz), or a .pkl of the original blekota (read without converting)")
 
     legacy_parser = commands.add_parser(
         "import-legacy", help="convert a model pickled by the original NumPy blekota",
@@ -35,7 +36,7 @@ def add_parser(commands) -> None:
         description="Write a model as a float32 ONNX file (standard GRU operators) that any ONNX "
         "runtime runs: inputs the levels of a window (T, B) and the hidden state h0 "
         "(layers, B, H); outputs probs and logits (T, B, 256) and the new state h. Needs the "
-        'onnx package (pip install "blekota[onnx]").',
+        f"onnx package ({install_hint('onnx')}).",
     )
     export_parser.add_argument("model", metavar="MODEL", help="a model file (.npz)")
     export_parser.add_argument("-o", "--output", default=None, help="the ONNX file to write (default: MODEL.onnx)")

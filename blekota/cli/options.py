@@ -66,10 +66,12 @@ data and schedule:
                  validation); step (lr times --lr-factor every --lr-every iterations).
   --random-gain  each stream's window is trained at its own random gain within +-DB
                  decibels, so a short recording is not learned by heart: the held-out loss
-                 keeps falling for longer. 0 trains on the sound as recorded.
+                 keeps falling for longer. 0 trains on the sound as recorded. Validation is
+                 on the sound as recorded, so its loss often reads below the training loss.
 files written (in --out-dir; --model-name foo/bar writes them in its folder foo there): NAME_N.npz
 checkpoints, NAME_best.npz (lowest validation loss), NAME.log.jsonl (one JSON line per report:
 iteration, time, train_loss, val_loss, lr). A resumed model writes beside its file by default.
+train refuses to start a new model over an earlier run's files of the same name (unless --force).
 """.format(presets=presets_help())
 
 

@@ -30,9 +30,9 @@ def add_parser(commands) -> None:
         description="Generate new sound sample by sample with a trained model.",
     )
     sample_parser.add_argument("model", metavar="MODEL", help="a model file (.npz) written by train, or a .pkl of the original blekota (converted once, beside it)")
-    sample_parser.add_argument("-n", type=non_negative_int, default=8000, help="samples to generate (default 8000)")
+    sample_parser.add_argument("-n", type=non_negative_int, default=8000, help="samples to generate, after the hint when there is one (default 8000: 1 s at 8 kHz)")
     sample_parser.add_argument("-o", "--output", default=None, help="wav file to write (default: MODEL_sample.wav); - writes to standard output; a device or FIFO is written as a stream")
-    sample_parser.add_argument("--hint", metavar="FILE", default=None, help="a sound to start from: it is played into the model first and the output continues it")
+    sample_parser.add_argument("--hint", metavar="FILE", default=None, help="a sound to start from: it is played into the model first, and the output is the hint (as the model hears it, mu-law quantized at its rate) followed by the -n samples that continue it")
     sample_parser.add_argument("--seed", type=int, default=None, help="same seed, same sound")
     sample_parser.add_argument("--play", action="store_true", help="also play the sound")
     sample_parser.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
@@ -54,17 +54,17 @@ def run(args) -> int:
     say = (lambda *a, **k: print(*a, file=sys.stderr, **k)) if streaming else print
     model = modelfile.load(model_path(args.model, say), threads=args.threads)
     hint = load_audio(args.hint, model.fs)[0] if args.hint else None
-    begins = 0
-    if hint is not None:
-        begins = min(max(0, hint.size - HEATMAP_SAMPLES // 10), max(0, args.n - HEATMAP_SAMPLES))
+    hinted = 0 if hint is None else hint.size
+    total = hinted + args.n
+    begins = min(max(0, hinted - HEATMAP_SAMPLES // 10), max(0, total - HEATMAP_SAMPLES))
     window = slice(begins, begins + HEATMAP_SAMPLES)
     kept_sound, kept_probs = [], []
     start = time.perf_counter()
-    with WavWriter(output, model.fs, args.n) as wav, ChunkPlayer(model.fs, args.play, cannot_play) as player, tqdm(
-        total=args.n, unit="sample", unit_scale=True, disable=not sys.stderr.isatty(), leave=False
+    with WavWriter(output, model.fs, total) as wav, ChunkPlayer(model.fs, args.play, cannot_play) as player, tqdm(
+        total=total, unit="sample", unit_scale=True, disable=not sys.stderr.isatty(), leave=False
     ) as bar:
         done = 0
-        chunks = model.generate(args.n, chunk=SAMPLE_CHUNK, hint=hint, seed=args.seed,
+        chunks = model.generate(total, chunk=SAMPLE_CHUNK, hint=hint, seed=args.seed,
                                 return_probs=heatmap is not None, **sampling_options(args))
         for chunk in chunks:
             sound, probs = chunk if heatmap is not None else (chunk, None)
@@ -77,12 +77,28 @@ def run(args) -> int:
             player.add(sound, done / (time.perf_counter() - start))
             bar.update(sound.size)
     elapsed = time.perf_counter() - start
-    rate = args.n / elapsed if elapsed > 0 else float("inf")
+    rate = total / elapsed if elapsed > 0 else float("inf")
     where = "standard output" if output == STDOUT else output
-    say(f"wrote {where}: {args.n} samples ({args.n / model.fs:.2f} s) in {elapsed:.2f} s, {rate:,.0f} samples/s")
+    made = f"{args.n} samples ({args.n / model.fs:.2f} s) generated" if args.n else "nothing generated (-n 0)"
+    if hint is not None:
+        made = f"the hint ({hinted / model.fs:.2f} s), then {made}"
+    say(f"wrote {where}: {made}, in {elapsed:.2f} s ({rate:,.0f} samples/s)")
     if heatmap is not None and kept_sound:
-        title = f"{Path(output).name}: probability of each level ({describe_sampling(**sampling_options(args))})"
         sound, probs = np.concatenate(kept_sound), np.concatenate(kept_probs)
-        path = plot.heatmap(probs, model.fs, sound, title=title, out=heatmap, first=begins)
+        path = plot.heatmap(probs, model.fs, sound, title=heatmap_title(output, args, begins, hinted, model.fs),
+                            out=heatmap, first=begins)
         say(f"wrote {path}")
     return 0
+
+
+def heatmap_title(output: str, args, begins: int, hinted: int, fs: int) -> str:
+    """The title of sample's heatmap from sample `begins` on: the levels drawn, the model hearing
+    the hint, or both."""
+    sampling = describe_sampling(**sampling_options(args))
+    if begins >= hinted:
+        what = f"probability of each level ({sampling})"
+    elif begins + HEATMAP_SAMPLES <= hinted or not args.n:
+        what = "the model hearing the hint (nothing drawn)"
+    else:
+        what = f"hearing the hint until {hinted / fs:.3f} s, then drawing ({sampling})"
+    return f"{Path(output).name}: {what}"

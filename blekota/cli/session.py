@@ -30,7 +30,7 @@ def add_parser(commands) -> None:
         "The training options are those of train.",
         epilog=HYPERPARAMETERS, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    repl_parser.add_argument("source", nargs="?", metavar="MODEL_OR_SOUND", default=None)
+    repl_parser.add_argument("source", nargs="?", metavar="MODEL_OR_SOUND", default=None, help="a model file to go on with, or a sound for a new model to learn (default: the built-in demo sound)")
     add_training_arguments(repl_parser, 0, "iterations to train before the prompt (default 0)")
     add_model_arguments(repl_parser)
     add_threads_argument(repl_parser)

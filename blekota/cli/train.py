@@ -13,10 +13,11 @@ from ..console import QUIET, VERBOSE, TrainingDisplay
 from ..errors import BlekotaError, ModelFileError
 from ..fileutil import prepare_directory
 from ..model import Model
+from ..runfiles import RunFiles
 from ..train import Trainer, split_name
 from .options import (
     HYPERPARAMETERS, add_model_arguments, add_threads_argument, add_training_arguments, check_checkpoint_sound,
-    model_path, new_trainer_options, resume_overrides, verbosity,
+    model_path, new_trainer_options, positive_float, resume_overrides, verbosity,
 )
 
 
@@ -29,7 +30,9 @@ def add_parser(commands) -> None:
     )
     train_parser.add_argument("files", nargs="*", metavar="FILE", help="the sounds to learn: files, directories or globs")
     train_parser.add_argument("--resume", metavar="MODEL", default=None, help="continue training this model file (or a .pkl of the original blekota) exactly where it stopped")
+    train_parser.add_argument("--force", action="store_true", help="train a new model even where an earlier run of the same name left its files: they are written over and the log starts afresh")
     add_training_arguments(train_parser, 10000, "iterations to run (default 10000)")
+    train_parser.add_argument("--seconds", type=positive_float, default=None, help="stop after this many seconds of training and save, if --iterations are not done sooner (the default model does about 2-3 iterations a second on two cores)")
     add_model_arguments(train_parser)
     add_threads_argument(
         train_parser, "OMP_NUM_THREADS or all cores; started by mpiexec or srun, a machine's cores divided "
@@ -88,6 +91,25 @@ def prepare_resume(args, say) -> tuple[Path, dict, list]:
     return resume, overrides, audio
 
 
+def start_run(directory: Path, name: str, force: bool) -> None:
+    """Create the folder a new run named name writes in; refuse to train over the files an
+    earlier run of that name left there unless force (then its log starts afresh)."""
+    folder, prefix = split_name(name)
+    prepare_directory(directory / folder)
+    files = RunFiles(directory / folder, prefix)
+    earlier = files.earlier_run()
+    if earlier and not force:
+        names = ", ".join(path.name for path in earlier[:3]) + (", ..." if len(earlier) > 3 else "")
+        models = [path for path in earlier if path.suffix == modelfile.EXTENSION]
+        resume = f"go on with it (train --resume {models[-1]}), " if models else ""
+        raise BlekotaError(
+            f"{files.directory}: an earlier run of {prefix} left {names} here; {resume}give another "
+            "--model-name, or --force to train over it"
+        )
+    if earlier:
+        files.log_path().unlink(missing_ok=True)
+
+
 def train(args, processes: parallel.Processes) -> int:
     """command_train's work in one process (of one or several training together)."""
     root = processes.is_root
@@ -107,7 +129,7 @@ def train(args, processes: parallel.Processes) -> int:
     else:
         name = args.model_name or default_name(args.files)
         directory = Path(args.out_dir or ".")
-        processes.from_root(lambda: prepare_directory(directory / split_name(name)[0]))
+        processes.from_root(lambda: start_run(directory, name, args.force))
         model = processes.together(lambda: Model(
             hidden=args.hidden, layers=args.layers, fs=args.fs, dtype=args.dtype,
             seed=args.seed, threads=threads,
@@ -122,18 +144,24 @@ def train(args, processes: parallel.Processes) -> int:
     what = files[0] if len(files) == 1 else f"{len(files)} sounds" if files else "audio"
     threads = f"{model.threads} thread{'s' if model.threads > 1 else ''}"
     shared = f" shared by {processes.size} processes of {threads}" if processes.size > 1 else ""
+    unused = trainer.layout.unused
+    unused = f" ({unused / fs:.2g} s at the ends left out: the streams take whole windows)" if unused else ""
     say(
         f"training {model.layers}x{model.hidden} GRU ({model.n_params:,} parameters, "
         f"{model.dtype.name}, {fs} Hz) on {what}: {trainer.layout.samples / fs:.1f} s of sound in "
-        f"{trainer.batch_size} streams{shared}, {trainer.val_samples / fs:.1f} s held out; log {trainer.log_path()}",
+        f"{trainer.batch_size} streams{shared}{unused}, {trainer.val_samples / fs:.1f} s held out; log "
+        f"{trainer.log_path()}",
         flush=True,
     )
+    if trainer.random_gain_db and trainer.val_samples:
+        say(f"random gain {trainer.random_gain_db:g} dB: the training loss is taken on louder and softer copies of the "
+            "sound, the validation loss on the sound as recorded, so validation often reads lower", flush=True)
     if shown >= VERBOSE:
         for name, size in zip(files, trainer.data.sizes):
             print(f"  {name}: {size / fs:.1f} s", flush=True)
     started = trainer.iteration
     try:
-        trainer.train(args.iterations)
+        trainer.train(args.iterations, max_seconds=args.seconds)
     except BlekotaError as error:
         if trainer.iteration == started:
             raise
