@@ -21,6 +21,11 @@ The drawn sounds are measured against the whole real sound (blekota.soundstats):
   voiced    share of frames with a clear period (autocorrelation >= 0.5 within 60-500 Hz);
   f0, spread, motion: median pitch of voiced frames (Hz), its spread (semitones) and its median
             change between neighbouring frames (semitones per 10 ms).
+--demo instead trains the demo's model as `python -m blekota demo` does (its sound, model, training
+and iterations) and draws its continuation with --demo-seeds seeds: for each, the flatness of
+loud frames and the quiet share of the made-up part against the demo sound's, and whether it
+meets the bar (flatness <= 0.02, quiet share within 0.15 of the sound's).
+
 With --out DIR each run's sounds go to DIR/SOUND_RUN.wav (the streams one after another) and
 DIR/SOUND_RUN.png (a real excerpt and the first stream, waveforms and spectrograms).
 """
@@ -162,6 +167,46 @@ def pytorch_sample(state: dict, sampling: dict, streams: int, n: int) -> np.ndar
     return unquantize(drawn)
 
 
+def demo_draws(threads: int, iterations: int, seeds: int) -> dict:
+    """The demo's model after `iterations`, its continuation drawn with seeds 0..seeds-1, judged."""
+    import blekota
+    from blekota import demo
+    from blekota.soundstats import describe, loud_level
+
+    sound = demo.demo_sound(FS)
+    model = blekota.Model(**demo.DEMO_MODEL, fs=FS, seed=0, threads=threads)
+    with tempfile.TemporaryDirectory() as directory:
+        trainer = blekota.Trainer(model, sound, **demo.DEMO_TRAINING, checkpoint_every=0,
+                                  directory=directory, seed=0, log=False)
+        trainer.train(iterations)
+        val_loss = trainer.validation_loss()
+    source = describe(sound, FS)
+    hint = sound[: round(demo.DEMO_HINT_SECONDS * FS)]
+    draws = []
+    for seed in range(seeds):
+        made_up = model.sample(round(demo.DEMO_SECONDS * FS), seed=seed, hint=hint,
+                               **demo.DEMO_SAMPLING)[hint.size:]
+        stats = describe(made_up, FS, loud_level(sound, FS))
+        draws.append({"seed": seed, "flatness": stats.flatness, "quiet_share": stats.quiet_share,
+                      "note_changes": demo.note_changes(made_up, FS),
+                      "good": bool(stats.flatness <= 0.02
+                                   and abs(stats.quiet_share - source.quiet_share) <= 0.15)})
+    return {"iterations": iterations, "threads": threads, "val_loss": val_loss,
+            "source_quiet_share": source.quiet_share, "source_flatness": source.flatness, "draws": draws}
+
+
+def demo_table(row: dict) -> str:
+    lines = [f"# the demo after {row['iterations']} iterations ({row['threads']} threads): validation loss "
+             f"{row['val_loss']:.3f}; the sound's quiet share {row['source_quiet_share']:.3f}, flatness "
+             f"{row['source_flatness']:.3f}",
+             "| seed | flatness | quiet | note changes | meets the bar |", "|---|---|---|---|---|"]
+    for draw in row["draws"]:
+        lines.append(f"| {draw['seed']} | {draw['flatness']:.3f} | {draw['quiet_share']:.2f} | "
+                     f"{draw['note_changes']} | {'yes' if draw['good'] else 'no'} |")
+    good = sum(draw["good"] for draw in row["draws"])
+    return "\n".join(lines + [f"{good} of {len(row['draws'])} draws meet the bar"])
+
+
 def table(rows: list[dict]) -> str:
     """One line per run: held-out loss and the sound measures, with each sound's real figures."""
     header = ("| sound | run | loss | fd (floor / noise) | quiet | flat | voiced | f0 Hz | spread | motion "
@@ -210,10 +255,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-defaults", action="store_true", help="skip blekota with its defaults")
     parser.add_argument("--side-by-side", action="store_true", help="run a sound's runs at the same time")
     parser.add_argument("--out", help="write each run's sounds and a picture to this folder")
+    parser.add_argument("--demo", action="store_true", help="measure the demo's single draws instead")
+    parser.add_argument("--demo-iterations", type=int, help="the demo's training iterations (default: the demo's)")
+    parser.add_argument("--demo-seeds", type=int, default=10, help="draws of the demo's continuation (default 10)")
     parser.add_argument("--json", type=Path, help="write the rows to this file")
     args = parser.parse_args(argv)
     minutes = args.minutes or (QUICK_MINUTES if args.quick else MINUTES)
     sampling = json.loads(args.sampling)
+    if args.demo:
+        from blekota.demo import DEMO_ITERATIONS
+
+        row = measure_in_subprocess("sound", "demo_draws", args.threads,
+                                    iterations=args.demo_iterations or DEMO_ITERATIONS, seeds=args.demo_seeds)
+        print(demo_table(row))
+        if args.json:
+            args.json.write_text(json.dumps(row, indent=1) + "\n")
+        return 0
 
     if args.sound:
         sounds = args.sound
