@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checks import non_negative_float
+from .checks import number
 from .mulaw import quantize, unquantize
 
 GAIN_KEY = 0x6761696E  # "gain": keeps these draws apart from other generators keyed by small numbers
 LEVEL_SAMPLES = unquantize(np.arange(256))  # (256,) float32: the sample each level stands for
+MAX_DB = 96.0  # the range of 16-bit sound: a larger gain turns every window into silence or clipping
 
 
 def check_max_db(max_db) -> float:
-    """max_db as a float, or ConfigError unless it is a finite number >= 0."""
-    return non_negative_float("random_gain_db", max_db)
+    """max_db as a float, or ConfigError unless it is a number in [0, MAX_DB]."""
+    return number("random_gain_db", max_db, 0, MAX_DB)
 
 
 def stream_gains(max_db: float, iteration: int, streams: int) -> np.ndarray:

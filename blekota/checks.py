@@ -8,6 +8,7 @@ neither. Each check returns the value as a plain int or float, or raises ConfigE
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 
@@ -22,6 +23,19 @@ def is_integer(value) -> bool:
 def is_number(value) -> bool:
     """Whether value is a Python or NumPy integer or float (not a bool)."""
     return is_integer(value) or isinstance(value, (float, np.floating))
+
+
+MAX_NAME_BYTES = 200  # a run name: room left in a 255-byte file name for _N.npz, _best.npz, .log.jsonl
+
+
+def is_plain_name(value) -> bool:
+    """Whether value is a file name prefix that stays in its folder: a str with no folder part
+    (no separator, not "." or ".."), no NUL and at most MAX_NAME_BYTES bytes encoded."""
+    if not isinstance(value, str) or value in ("", ".", "..") or "\0" in value:
+        return False
+    if any(sep and sep in value for sep in ("/", os.sep, os.altsep)):
+        return False
+    return len(os.fsencode(value)) <= MAX_NAME_BYTES
 
 
 def _refuse(name: str, expected: str, value) -> ConfigError:

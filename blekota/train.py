@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint, checks, fileformat, memory, modelfile
-from .audio import save_wav
+from .audio import WAV_MAX_FRAMES, save_wav
 from .augment import check_max_db, random_gain
 from .dataset import Dataset, WindowLayout, held_out, validation_pieces
 from .errors import AudioError, BlekotaWarning, ConfigError, ModelFileError
@@ -70,8 +70,11 @@ def warn_if_silent(levels: np.ndarray, files: list[str]) -> None:
 def split_name(name) -> tuple[Path, str]:
     """(folder, file name prefix) of a model name: "foo/bar" -> (foo, "bar"), "bar" -> (., "bar")."""
     path = Path(name) if isinstance(name, str) and "\0" not in name else None
-    if path is None or name.endswith(("/", os.sep)) or path.name in ("", ".", ".."):
-        raise ConfigError(f"name must be a file name prefix, optionally after a folder (foo/bar), got {name!r}")
+    if path is None or name.endswith(("/", os.sep)) or not checks.is_plain_name(path.name):
+        raise ConfigError(
+            f"name must be a file name prefix of at most {checks.MAX_NAME_BYTES} bytes, optionally after a "
+            f"folder (foo/bar), got {name!r}"
+        )
     return path.parent, path.name
 
 
@@ -146,7 +149,7 @@ class Trainer:
         self.val_every = checks.non_negative_int("val_every", val_every)
         self.keep = checks.non_negative_int("keep", keep)
         folder, self.name = split_name(name)
-        self.checkpoint_sound = checks.non_negative_int("checkpoint_sound", checkpoint_sound)
+        self.checkpoint_sound = checks.integer("checkpoint_sound", checkpoint_sound, 0, WAV_MAX_FRAMES)
         self.directory = Path(directory) / folder
         self.callback = callback
         self.report_every = checks.positive_int("report_every", report_every)

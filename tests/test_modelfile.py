@@ -122,7 +122,10 @@ def test_malformed_meta_is_rejected(tmp_path, good, meta_bytes, message):
         ({"training_files": "a.wav"}, "info.training_files is not a list of file names"),
         ({"history": [[1, "x"]]}, r"info.history is not a list of \[iteration, loss\] pairs"),
         ({"trainer": {"position": -3}}, "info.trainer.position is not a count"),
-        ({"trainer": {"lr": "fast"}}, "info.trainer.lr is not a number"),
+        ({"trainer": {"lr": "fast"}}, "info.trainer.lr is not a positive number"),
+        ({"val_history": None}, r"info.val_history is not a list of \[iteration, loss\] pairs"),
+        ({"best_val_loss": "low"}, "info.best_val_loss is not a number"),
+        ({"training_files": ["a\0.wav"]}, "info.training_files is not a list of file names"),
         ([1, 2], "info is not a mapping"),
     ],
 )
