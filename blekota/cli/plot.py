@@ -15,9 +15,12 @@ from ..fileutil import is_stream
 from ..model import Model, describe_sampling
 from ..mulaw import SILENCE, quantize
 from .options import (
-    add_sampling_arguments, add_threads_argument, non_negative_int, output_png, positive_int, read_model,
+    add_sampling_arguments, add_threads_argument, check_distinct, non_negative_int, output_png, positive_int, read_model,
     sampling_options,
 )
+
+INPUTS = {"sound": "SOUND", "model": "MODEL", "log": "MODEL_OR_LOG", "training": "TRAINING_SOUND",
+          "generated": "GENERATED_SOUND"}  # the files the kinds of plot read, by dest
 
 
 def add_parser(commands) -> None:
@@ -69,6 +72,8 @@ def _heard(model: Model, sound: np.ndarray) -> np.ndarray:
 
 def run(args) -> int:
     out = output_png(args.output, args.force)
+    inputs = {metavar: getattr(args, dest) for dest, metavar in INPUTS.items() if hasattr(args, dest)}
+    check_distinct({"-o": None if out is None or out.is_dir() else out}, inputs)
     if args.kind in ("waveform", "spectrogram"):
         sound, fs = load_audio(args.sound, args.fs)
         draw = plot.show if args.kind == "waveform" else plot.spectrogram

@@ -15,7 +15,7 @@ from ..audio import ChunkPlayer, WavWriter, load_audio
 from ..fileutil import STDOUT, is_stream
 from ..model import describe_sampling
 from .options import (
-    add_sampling_arguments, add_threads_argument, check_output, model_path, non_negative_int, output_png,
+    add_sampling_arguments, add_threads_argument, check_distinct, check_output, model_path, non_negative_int, output_png,
     sampling_options,
 )
 
@@ -50,6 +50,8 @@ def run(args) -> int:
     output = args.output or str(Path(args.model).with_name(Path(args.model).stem + "_sample.wav"))
     check_output(output, args.force)
     heatmap = output_png(args.heatmap, args.force)
+    check_distinct({"-o": output, "--heatmap": None if heatmap is None or heatmap.is_dir() else heatmap},
+                   {"MODEL": args.model, "--hint": args.hint})
     streaming = is_stream(output)  # perhaps into standard output: then messages go to stderr
     say = (lambda *a, **k: print(*a, file=sys.stderr, **k)) if streaming else print
     model = modelfile.load(model_path(args.model, say), threads=args.threads)

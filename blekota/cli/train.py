@@ -15,7 +15,7 @@ from ..fileutil import prepare_directory
 from ..model import Model
 from ..train import Trainer, split_name
 from .options import (
-    HYPERPARAMETERS, add_model_arguments, add_threads_argument, add_training_arguments, check_checkpoint_sound,
+    HYPERPARAMETERS, add_model_arguments, add_threads_argument, add_training_arguments, checkpoint_sound,
     model_path, new_trainer_options, resume_overrides, verbosity,
 )
 
@@ -113,9 +113,8 @@ def train(args, processes: parallel.Processes) -> int:
             seed=args.seed, threads=threads,
         ))
         trainer = Trainer(model, args.files, name=name, directory=directory, seed=args.seed,
-                          checkpoint_sound=int(args.checkpoint_sound * args.fs), **new_trainer_options(args),
+                          checkpoint_sound=checkpoint_sound(args, args.fs), **new_trainer_options(args),
                           **options)
-    check_checkpoint_sound(trainer)
     model = trainer.model
     fs = model.fs
     files = trainer.files

@@ -1,0 +1,95 @@
+"""A third round of bad input and faults (issue 19, item 11): names read from files, paths that
+collide, numbers at the edges, metadata of every wrong type, diverging runs, faults mid-write.
+Each ends in one line and exit status 2, or works; nothing blekota did not write is replaced."""
+
+import os
+
+import numpy as np
+import pytest
+from test_modelfile import rewrite
+from test_robustness import SMALL, one_line, tone
+
+import blekota
+from blekota.cli import main
+
+
+@pytest.fixture
+def here(tmp_path, monkeypatch):
+    """tmp_path as the current folder, with tone.wav and t_1.npz, a tiny model trained on it."""
+    monkeypatch.chdir(tmp_path)
+    blekota.save_wav("tone.wav", tone(), 8000)
+    assert main(["train", "tone.wav", *SMALL, "--model-name", "t", "-q"]) == 0
+    return tmp_path
+
+
+def status(argv: list[str]) -> int:
+    """main's exit status, also when argparse refuses the arguments."""
+    try:
+        return main(argv)
+    except SystemExit as exit_info:
+        return exit_info.code
+
+
+def with_info(path, out, **changes):
+    """Copy the model file at path to out with info.trainer's fields changed."""
+    return rewrite(path, out, lambda meta: meta["info"]["trainer"].update(changes))
+
+
+# -- names read from files --------------------------------------------------------------------------
+
+
+def test_a_stored_name_never_leads_out_of_the_folder(here, capsys):
+    os.mkdir("run")
+    with_info("t_1.npz", "run/evil.npz", name="../escaped/evil")
+    assert main(["train", "--resume", "run/evil.npz", "tone.wav", "--iterations", "1", "-q"]) == 2
+    one_line(capsys.readouterr().err, "run/evil.npz: corrupted (info.trainer.name is not a plain file name (no folder))")
+    assert not os.path.exists("escaped") and sorted(os.listdir("run")) == ["evil.npz"]
+
+
+# -- paths that collide -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["sample", "t_1.npz", "-o", "x.wav", "--heatmap", "x.wav"], "x.wav: given as both -o and --heatmap; each needs its own file"),
+        (["sample", "t_1.npz", "-o", "x.wav", "--heatmap", "./x.wav"], "x.wav: given as both -o and --heatmap"),
+        (["sample", "t_1.npz", "-o", "link.wav", "--heatmap", "x.wav"], "link.wav (-o) and x.wav (--heatmap) are one file; each needs its own"),
+        (["sample", "t_1.npz", "-o", "t_1.npz", "--force"], "t_1.npz: is the MODEL this reads; give -o another file"),
+        (["sample", "t_1.npz", "--hint", "tone.wav", "-o", "tone.wav", "--force"], "tone.wav: is the --hint this reads"),
+        (["plot", "loss", "t_1.npz", "-o", "t_1.npz", "--force"], "t_1.npz: is the MODEL_OR_LOG this reads"),
+        (["plot", "compare", "tone.wav", "tone.wav", "-o", "hard.wav", "--force"], "hard.wav: is the TRAINING_SOUND this reads"),
+        (["export", "t_1.npz", "-o", "t_1.npz", "--force"], "t_1.npz: is the MODEL this reads"),
+    ],
+)
+def test_two_uses_of_one_file_are_refused(here, capsys, argv, message):
+    os.symlink("x.wav", "link.wav")
+    os.link("tone.wav", "hard.wav")
+    before = {name: os.lstat(name).st_mtime_ns for name in os.listdir(here)}
+    assert main(argv) == 2
+    one_line(capsys.readouterr().err, message)
+    assert {name: os.lstat(name).st_mtime_ns for name in os.listdir(here)} == before
+
+
+# -- numbers at the edges ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--checkpoint-sound", "1e308"], "--checkpoint-sound: 1e+308 s at 8000 Hz do not fit a 16-bit wav"),
+        (["--random-gain", "1e308"], "argument --random-gain: expected a number of decibels in [0, 96], got '1e308'"),
+        (["--random-gain", "inf"], "argument --random-gain: expected a number of decibels in [0, 96]"),
+    ],
+)
+def test_options_at_the_edge_of_the_float_range(here, capsys, argv, message):
+    assert status(["train", "tone.wav", *SMALL, *argv]) == 2
+    one_line(capsys.readouterr().err, message)
+
+
+def test_a_step_schedule_that_underflows_stays_resumable(here):
+    argv = ["--schedule", "step", "--lr-every", "1", "--lr-factor", "1e-300", "--iterations", "3", "-q"]
+    assert main(["train", "tone.wav", *SMALL, "--model-name", "s", "--val-fraction", "0", *argv]) == 0
+    assert blekota.load("s_3.npz").info["trainer"]["lr"] == 1e-5
+    assert main(["train", "--resume", "s_3.npz", "--iterations", "1", "-q"]) == 0
+    assert blekota.load("s_4.npz").info["iterations"] == 4
