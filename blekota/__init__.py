@@ -5,7 +5,7 @@ from ._version import __version__
 from .audio import PlaybackError, load_audio, play, save_wav
 from .dataset import Dataset
 from .demo import demo_sound
-from .errors import AudioError, BlekotaError, BlekotaWarning, ConfigError, ModelFileError
+from .errors import AudioError, BlekotaError, BlekotaWarning, ConfigError, ModelFileError, TrainingDiverged
 from .legacy import convert_legacy, import_legacy
 from .model import Model
 from .modelfile import load
@@ -36,6 +36,7 @@ __all__ = [
     "Session",
     "Step",
     "TrainResult",
+    "TrainingDiverged",
     "Trainer",
     "convert_legacy",
     "demo_sound",

@@ -17,5 +17,9 @@ class ModelFileError(BlekotaError):
     """A model file is missing, not a blekota model, corrupted, or from a newer version."""
 
 
+class TrainingDiverged(BlekotaError):
+    """Training stopped because the loss or the weights became NaN or infinite."""
+
+
 class BlekotaWarning(UserWarning):
     """Input blekota accepts but the user should know about (e.g. a silent training sound)."""

@@ -52,8 +52,11 @@ def write(
 ) -> Path:
     """Write a model file atomically: architecture (hidden, layers, fs, dtype), canonical
     weights, JSON-serializable info and optional training arrays. Raises ModelFileError when it
-    cannot (the previous file at path is then intact)."""
+    cannot (the previous file at path is then intact), and writes nothing when the weights hold
+    NaN or infinite values (read refuses them)."""
     path = Path(path)
+    if not all(np.isfinite(value).all() for value in weights.values()):
+        raise ModelFileError(f"{path}: not saved: the model's weights hold NaN or infinite values")
     arrays = {f"model/{key}": value for key, value in weights.items()}
     for key, value in (train_arrays or {}).items():
         arrays[f"train/{key}"] = np.asarray(value)

@@ -15,12 +15,23 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from . import modelfile, trainlog
+from . import checks, modelfile, trainlog
 from .audio import save_wav
-from .errors import ModelFileError
+from .errors import ConfigError, ModelFileError
 from .model import Model
 
 Report = Callable[..., None]  # report(kind, path=None, message=""): see blekota.train.Progress
+
+
+def split_name(name) -> tuple[Path, str]:
+    """(folder, file name prefix) of a model name: "foo/bar" -> (foo, "bar"), "bar" -> (., "bar")."""
+    path = Path(name) if isinstance(name, str) and "\0" not in name else None
+    if path is None or name.endswith(("/", os.sep)) or not checks.is_plain_name(path.name):
+        raise ConfigError(
+            f"name must be a file name prefix of at most {checks.MAX_NAME_BYTES} bytes, optionally after a "
+            f"folder (foo/bar), got {name!r}"
+        )
+    return path.parent, path.name
 
 
 class RunFiles:

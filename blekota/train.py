@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 import os
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,15 +26,14 @@ import numpy as np
 from . import checkpoint, checks, fileformat, memory, modelfile
 from .audio import WAV_MAX_FRAMES, save_wav
 from .augment import check_max_db, random_gain
-from .dataset import Dataset, WindowLayout, held_out, validation_pieces
-from .errors import AudioError, BlekotaWarning, ConfigError, ModelFileError
+from .dataset import Dataset, WindowLayout, held_out, validation_pieces, warn_if_silent
+from .errors import AudioError, ConfigError, ModelFileError, TrainingDiverged
 from .interrupts import StopRequests
 from .model import Model
-from .mulaw import SILENCE
 from .optim import OPTIMIZERS, make_optimizer
 from .parallel import Processes, processes
 from .progress import Progress, TrainResult
-from .runfiles import RunFiles
+from .runfiles import RunFiles, split_name
 from .schedule import Schedule, make_schedule
 
 REPORT_EVERY = 50
@@ -53,29 +51,6 @@ PRESETS: dict[str, dict] = {
     "pytorch": {"optimizer": "adam", "lr": 2e-3, "schedule": "constant", "random_gain_db": 0.0},
 }
 DEFAULTS = PRESETS["default"]
-
-
-def warn_if_silent(levels: np.ndarray, files: list[str]) -> None:
-    """Warn (BlekotaWarning) when every level is silence: the model would learn only silence."""
-    if levels.size and (levels == SILENCE).all():
-        where = f"{', '.join(files)}: " if files else ""
-        warnings.warn(
-            f"{where}the training sound is silent (every sample quantizes to silence); "
-            "the model will learn silence",
-            BlekotaWarning,
-            stacklevel=3,
-        )
-
-
-def split_name(name) -> tuple[Path, str]:
-    """(folder, file name prefix) of a model name: "foo/bar" -> (foo, "bar"), "bar" -> (., "bar")."""
-    path = Path(name) if isinstance(name, str) and "\0" not in name else None
-    if path is None or name.endswith(("/", os.sep)) or not checks.is_plain_name(path.name):
-        raise ConfigError(
-            f"name must be a file name prefix of at most {checks.MAX_NAME_BYTES} bytes, optionally after a "
-            f"folder (foo/bar), got {name!r}"
-        )
-    return path.parent, path.name
 
 
 class Trainer:
@@ -174,6 +149,7 @@ class Trainer:
         self.val_loss: float | None = self.val_history[-1][1] if self.val_history else None
         self.continues_data = False
         self._saved_iteration = -1
+        self.last_saved: Path | None = None  # the last model file written, by rank 0
         self._run_start = time.perf_counter()
         self._done = self._iterations = 0
         self._last_loss: float | None = None
@@ -256,15 +232,29 @@ class Trainer:
     def step(self) -> float:
         """One training iteration: forward and backward over this process's streams of the next
         window, the gradients summed over the processes, optimizer update, schedule. Returns the
-        loss (of the whole batch)."""
+        loss (of the whole batch). Raises TrainingDiverged when the loss or the updated weights
+        are NaN or infinite (then the weights in memory are unusable; no file is written)."""
         x = self._next_window()
         loss, h_last = self._loss_and_grads(x)
+        if not math.isfinite(loss):
+            raise self._diverged("the loss")
         self.optimizer.step(self.model.params, self.grads)
+        if not np.isfinite(self.model.params).all():
+            raise self._diverged("the weights")
         self.h[:, self.streams] = h_last
         self.position += 1
         self.iteration += 1
         self.optimizer.lr = self.schedule.after_step(self.iteration, self.optimizer.lr)
         return loss
+
+    def _diverged(self, what: str) -> TrainingDiverged:
+        """The error for a run whose loss or weights (`what`) became NaN or infinite in the
+        update after self.iteration."""
+        kept = f"; {self.last_saved}, the last file saved, is kept" if self.last_saved else "; nothing was saved in this run"
+        return TrainingDiverged(
+            f"training diverged at iteration {self.iteration + 1}: {what} became NaN or infinite at learning "
+            f"rate {self.optimizer.lr:g}{kept}"
+        )
 
     def _loss_and_grads(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         """Loss and gradients (into self.grads) of the whole batch of window x (T+1, B): this
@@ -463,6 +453,7 @@ class Trainer:
         written = None if files is None else files.save_quietly(path, self.model, *state)
         if written is not None:
             self._saved_iteration = self.iteration
+            self.last_saved = written
         return written
 
     def _save_checkpoint(self, files: RunFiles | None) -> None:
@@ -560,6 +551,7 @@ class Trainer:
             return Path(path)
         path = modelfile.save(path, self.model, *state)
         self._saved_iteration = self.iteration
+        self.last_saved = path
         return path
 
     @classmethod

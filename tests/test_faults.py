@@ -93,3 +93,30 @@ def test_a_step_schedule_that_underflows_stays_resumable(here):
     assert blekota.load("s_3.npz").info["trainer"]["lr"] == 1e-5
     assert main(["train", "--resume", "s_3.npz", "--iterations", "1", "-q"]) == 0
     assert blekota.load("s_4.npz").info["iterations"] == 4
+
+
+# -- a diverging run --------------------------------------------------------------------------------
+
+
+def test_a_diverging_run_stops_in_one_line_and_keeps_the_last_good_file(here, capsys, monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(here / "tmp"))  # where a rescue save would go: it must not happen
+    os.mkdir("tmp")
+    argv = ["train", "tone.wav", *SMALL, "--model-name", "d", "--val-fraction", "0", "--checkpoint-every", "1"]
+    assert main([*argv, "--iterations", "5", "--alpha", "1e30", "-q"]) == 2
+    one_line(capsys.readouterr().err, "training diverged at iteration 2: the loss became NaN or infinite at "
+             "learning rate 1e+30; d_1.npz, the last file saved, is kept; a lower --alpha may help")
+    assert sorted(name for name in os.listdir(here) if name.startswith("d")) == ["d_1.npz"]
+    assert main(["info", "d_1.npz"]) == 0 and os.listdir("tmp") == []
+    assert main([*argv, "--iterations", "3", "--alpha", "1e38", "--model-name", "e", "--checkpoint-every", "0", "-q"]) == 2
+    assert "nothing was saved in this run" in capsys.readouterr().err
+
+
+def test_weights_that_are_not_finite_are_never_saved(here):
+    model = blekota.load("t_1.npz")
+    model.params[0] = np.inf
+    with pytest.raises(blekota.ModelFileError, match="bad.npz: not saved: the model's weights hold NaN or infinite values"):
+        model.save("bad.npz")
+    trainer = blekota.Trainer.from_checkpoint("t_1.npz", lr=1e38, checkpoint_every=0)
+    with pytest.raises(blekota.TrainingDiverged, match="training diverged at iteration"):
+        trainer.train(20)
+    assert not os.path.exists("bad.npz") and not os.path.exists("t_2.npz")

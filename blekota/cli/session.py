@@ -11,7 +11,7 @@ from ..console import NORMAL, TrainingDisplay, print_progress
 from ..demo import run_demo
 from ..fileutil import prepare_directory
 from ..repl import interact, open_session
-from ..train import split_name
+from ..runfiles import split_name
 from .options import (
     HYPERPARAMETERS, add_model_arguments, add_threads_argument, add_training_arguments, checkpoint_sound,
     model_path, new_trainer_options, positive_float, resume_overrides, verbosity,

@@ -10,10 +10,11 @@ from pathlib import Path
 
 from .. import checkpoint, modelfile, parallel
 from ..console import QUIET, VERBOSE, TrainingDisplay
-from ..errors import BlekotaError, ModelFileError
+from ..errors import BlekotaError, ModelFileError, TrainingDiverged
 from ..fileutil import prepare_directory
 from ..model import Model
-from ..train import Trainer, split_name
+from ..runfiles import split_name
+from ..train import Trainer
 from .options import (
     HYPERPARAMETERS, add_model_arguments, add_threads_argument, add_training_arguments, checkpoint_sound,
     model_path, new_trainer_options, resume_overrides, verbosity,
@@ -133,6 +134,8 @@ def train(args, processes: parallel.Processes) -> int:
     started = trainer.iteration
     try:
         trainer.train(args.iterations)
+    except TrainingDiverged as error:
+        raise BlekotaError(f"{error}; a lower --alpha may help") from None
     except BlekotaError as error:
         if trainer.iteration == started:
             raise
