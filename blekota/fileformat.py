@@ -131,6 +131,21 @@ def _is_sound(path: Path) -> bool:
     return info.frames > 0 and info.channels > 0
 
 
+def written_by_blekota(path: str | os.PathLike) -> bool:
+    """Whether the file at path is a blekota model file, by its metadata (the arrays are not
+    read or checked): one that blekota may replace."""
+    if not os.path.isfile(path):
+        return False
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open("meta.npy") as member:
+            raw = np.lib.format.read_array(member, allow_pickle=False)
+        meta = json.loads(raw.tobytes().decode("utf-8"))
+    except (OSError, EOFError, KeyError, ValueError, RecursionError, RuntimeError, NotImplementedError,
+            zipfile.BadZipFile, zlib.error):
+        return False
+    return isinstance(meta, dict) and meta.get("format") == FORMAT
+
+
 def is_model_file(path: str | os.PathLike) -> bool:
     """Whether path names a model file: by its suffix, or by starting like a .npz (a zip)."""
     return Path(path).suffix.lower() == EXTENSION or starts_with(path, b"PK\x03\x04")

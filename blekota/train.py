@@ -348,7 +348,7 @@ class Trainer:
         iterations = checks.non_negative_int("iterations", iterations)
         if max_seconds is not None:
             max_seconds = checks.number("max_seconds", max_seconds, 0, low_open=True, expected="> 0")
-        files = self._run_files()
+        files = self._run_files(iterations)
         self._run_start = time.perf_counter()
         self._done, self._iterations = 0, iterations
         window_losses: list[float] = []
@@ -392,7 +392,9 @@ class Trainer:
                 val_loss = self._validate(files, scheduled=False)
             self._log(files, train_loss, val_loss)
             path = self.checkpoint_path()
-            if self.processes.from_root(lambda: self._saved_iteration != self.iteration or not path.exists()):
+            saved = (self.last_saved, self._saved_iteration) == (path, self.iteration) and path.exists()
+            if not self.processes.from_root(lambda: saved):
+                self.processes.together(lambda: files is None or files.claim(path))
                 path = self.processes.together(lambda: self.save(path))
                 if files is not None:
                     files.prune(self.iteration)
@@ -481,15 +483,18 @@ class Trainer:
         except KeyboardInterrupt:  # the others are already on their way to the next sum: stop there
             self._callback_stopped = True
 
-    def _run_files(self) -> RunFiles | None:
-        """The files of a run with the current settings (its directory created); only rank 0
-        has them."""
+    def _run_files(self, iterations: int) -> RunFiles | None:
+        """The files of a run of `iterations` with the current settings (its directory created;
+        refused when a file blekota did not write is in its way); only rank 0 has them."""
 
         def make() -> RunFiles | None:
             if not self.processes.is_root:
                 return None
             self.directory.mkdir(parents=True, exist_ok=True)
-            return RunFiles(self.directory, self.name, self.keep, self.log, self._report)
+            files = RunFiles(self.directory, self.name, self.keep, self.log, self._report)
+            files.check_way(self.iteration, iterations, self.checkpoint_every, self.checkpoint_sound > 0,
+                            bool(self.val_samples))
+            return files
 
         return self.processes.together(make)
 
@@ -510,23 +515,28 @@ class Trainer:
         seed = int(self.rng.integers(2**63))
         return self.model.sample(samples, seed=seed)
 
-    def checkpoint_wav(self, samples: int) -> Path:
-        """Generate `samples` samples with the model and save them as DIRECTORY/NAME_N.wav."""
-        path = RunFiles(self.directory, self.name).sound_path(self.iteration)
-        return save_wav(path, self._sound(samples), self.model.fs)
-
     def checkpoint(self, sound_samples: int | None = None) -> list[Path]:
         """Save NAME_N.npz and, when sound_samples (default checkpoint_sound) > 0, a generated
         NAME_N.wav. Returns the paths written (in a data-parallel run, by rank 0; the other
-        processes, which must call it too, get an empty list)."""
-        if self.processes.is_root:
-            self.directory.mkdir(parents=True, exist_ok=True)
+        processes, which must call it too, get an empty list). Raises BlekotaError, writing
+        nothing, when a file blekota did not write is under either name."""
+        samples = self.checkpoint_sound if sound_samples is None else checks.integer(
+            "sound_samples", sound_samples, 0, WAV_MAX_FRAMES)
+        files = RunFiles(self.directory, self.name)
+        sound = files.sound_path(self.iteration)
+
+        def prepare() -> None:
+            if self.processes.is_root:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                for path in [self.checkpoint_path()] + [sound] * (samples > 0):
+                    files.claim(path)
+
+        self.processes.together(prepare)
         paths = [self.save(self.checkpoint_path())]
         if not self.processes.is_root:
             return []
-        samples = self.checkpoint_sound if sound_samples is None else int(sound_samples)
         if samples > 0:
-            paths.append(self.checkpoint_wav(samples))
+            paths.append(save_wav(sound, self._sound(samples), self.model.fs, mark=True))
         return paths
 
     def info(self) -> dict:

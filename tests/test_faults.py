@@ -2,6 +2,8 @@
 collide, numbers at the edges, metadata of every wrong type, diverging runs, faults mid-write.
 Each ends in one line and exit status 2, or works; nothing blekota did not write is replaced."""
 
+import errno
+import io
 import os
 
 import numpy as np
@@ -120,3 +122,96 @@ def test_weights_that_are_not_finite_are_never_saved(here):
     with pytest.raises(blekota.TrainingDiverged, match="training diverged at iteration"):
         trainer.train(20)
     assert not os.path.exists("bad.npz") and not os.path.exists("t_2.npz")
+
+
+# -- lost user data ---------------------------------------------------------------------------------
+
+
+def user_sound(path, seconds: float = 2.0) -> bytes:
+    blekota.save_wav(path, tone(int(8000 * seconds)), 8000)
+    return open(path, "rb").read()
+
+
+@pytest.mark.parametrize(
+    "name,content",
+    [("take_1.wav", None), ("take_2.npz", b"my notes"), ("take_best.npz", b"PK\x03\x04 some zip"),
+     ("take.log.jsonl", b"my own lines\n")],
+)
+def test_a_run_never_replaces_what_blekota_did_not_write(here, capsys, name, content):
+    """The case of train takes --model-name take --out-dir takes --checkpoint-every 1, which
+    replaced a user's takes/take_1.wav with a checkpoint sound."""
+    os.mkdir("takes")
+    user_sound("takes/a.wav")
+    path = os.path.join("takes", name)
+    kept = user_sound(path) if content is None else content
+    if content is not None:
+        open(path, "wb").write(content)
+    before = sorted(os.listdir("takes"))
+    argv = ["train", "takes", *SMALL, "--model-name", "take", "--out-dir", "takes", "--iterations", "2"]
+    assert main([*argv, "--checkpoint-every", "1", "--checkpoint-sound", "0.01"]) == 2
+    one_line(capsys.readouterr().err, f"{path}: not a file blekota wrote, and this run would write there")
+    assert sorted(os.listdir("takes")) == before and open(path, "rb").read() == kept
+
+
+def test_files_blekota_wrote_are_recognised(here):
+    argv = ["train", "tone.wav", *SMALL, "--model-name", "t", "--checkpoint-every", "1", "--checkpoint-sound", "0.01"]
+    assert main([*argv, "--iterations", "2", "--keep", "1", "-q"]) == 0  # over t_1.npz, t_best and the log
+    assert blekota.audio.is_marked("t_2.wav") and blekota.load("t_2.npz").info["iterations"] == 2
+    assert not os.path.exists("t_1.npz")  # pruned: it was blekota's
+    open("t_0.npz", "wb").write(b"not a model")
+    assert main(["train", "--resume", "t_2.npz", "--iterations", "1", "--keep", "1", "-q"]) == 0
+    assert open("t_0.npz", "rb").read() == b"not a model"  # never pruned
+
+
+def test_a_file_that_appears_during_a_run_is_left_alone(here, capsys):
+    user = user_sound("user.wav")
+
+    def intrude(progress):
+        for name in ("t_2.wav", "t_3.npz"):
+            if not os.path.exists(name):
+                open(name, "wb").write(user)
+
+    trainer = blekota.Trainer.from_checkpoint("t_1.npz", callback=intrude, checkpoint_every=1, checkpoint_sound=80)
+    with pytest.raises(blekota.BlekotaError, match=r"t_3.npz: not a file blekota wrote, so it is left as it is"):
+        trainer.train(2)
+    assert open("t_2.wav", "rb").read() == open("t_3.npz", "rb").read() == user
+    with pytest.raises(blekota.BlekotaError, match="t_3.npz: not a file blekota wrote"):  # nor a sound written
+        trainer.checkpoint(10)
+
+
+def test_playback_without_a_device_keeps_a_users_last_played(here, monkeypatch):
+    def no_device():
+        raise blekota.PlaybackError("cannot play sound: no sound output device (test)")
+
+    monkeypatch.setattr(blekota.audio, "_sounddevice", no_device)
+    with pytest.raises(blekota.PlaybackError, match="wrote it to last_played.wav"):
+        blekota.play(tone(100))
+    with pytest.raises(blekota.PlaybackError, match="wrote it to last_played.wav"):
+        blekota.play(tone(200))  # its own: replaced
+    os.replace("tone.wav", "last_played.wav")
+    with pytest.raises(blekota.PlaybackError, match="last_played.wav here is not blekota's, so the sound was not saved"):
+        blekota.play(tone(300))
+    assert blekota.load_audio("last_played.wav")[0].size == 4000
+
+
+# -- faults mid-write -------------------------------------------------------------------------------
+
+
+def test_the_log_never_holds_half_a_line_before_a_whole_one(here, monkeypatch):
+    log = here / "t.log.jsonl"
+    whole = log.read_bytes()
+    log.write_bytes(whole + b'{"iteration": 7, "ti')  # a crash while writing a line
+    blekota.trainlog.append(log, blekota.trainlog.format_line(8, 1.0, 5.0, None, 0.004))
+    records = blekota.trainlog.read_log(log)
+    assert [record["iteration"] for record in records][-1] == 8 and log.read_bytes().startswith(whole)
+
+    class Full(io.FileIO):
+        def write(self, data):
+            super().write(data[:5])
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    before = log.read_bytes()
+    monkeypatch.setattr(blekota.trainlog, "open", lambda path, mode, buffering: Full(path, "a+"), raising=False)
+    with pytest.raises(OSError):
+        blekota.trainlog.append(log, blekota.trainlog.format_line(9, 1.0, 5.0, None, 0.004))
+    assert log.read_bytes() == before

@@ -151,7 +151,7 @@ def test_bad_numbers_are_one_line(here, capsys, argv, message):
          "m.npz: a 1x4 float32 model at 8000 Hz; --hidden 16 does not fit it (a model keeps its architecture"),
         (["train", "--resume", "m.npz", "--dtype", "float64"], "--dtype float64 does not fit it"),
         (["train", "tone.wav", *SMALL, "--checkpoint-sound", "1e9"], "--checkpoint-sound: 1e+09 s at 8000 Hz do not fit a 16-bit wav"),
-        (["sample", "m.npz", "-n", str(2**31)], "a 16-bit wav holds at most 2147483629 samples (4 GiB), got 2147483648"),
+        (["sample", "m.npz", "-n", str(2**31)], "a 16-bit wav holds at most 2147483615 samples (4 GiB), got 2147483648"),
         (["sample", "m.npz", "--hint", "absent.wav"], "absent.wav: no such file"),
         (["sample", "tone.wav"], "tone.wav: a sound file, not a model file (to train a model on it: python -m blekota train tone.wav)"),
         (["info", "tone.wav"], "tone.wav: a sound file, not a model file"),
