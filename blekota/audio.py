@@ -13,9 +13,10 @@ import numpy as np
 import soundfile
 
 from . import memory
-from .checks import positive_int
+from .checks import file_name, is_integer, positive_int
 from .errors import AudioError, ConfigError
 from .fileutil import input_problem, open_output, starts_with
+from .mulaw import real_array
 
 LAST_PLAYED = "last_played.wav"
 WAV_MAX_FRAMES = (2**32 - 1 - 36 - 28) // 2  # a 16-bit mono wav (with the mark): the RIFF sizes are 32-bit
@@ -106,7 +107,7 @@ def to_rate(samples: np.ndarray, from_fs: int, to_fs: int) -> np.ndarray:
 def save_wav(path: str | os.PathLike, y, fs: int = 8000, mark: bool = False) -> Path:
     """Write mono float samples in [-1, 1] as a 16-bit PCM wav (see WavWriter: a regular file
     atomically, "-" to standard output), with blekota's MARK when mark. Returns the path."""
-    y = np.asarray(y, dtype=np.float32).ravel()
+    y = real_array(y, "the sound to write must be an array of float samples").astype(np.float32).ravel()
     with WavWriter(path, fs, y.size, mark) as out:
         out.write(y)
     return Path(path)
@@ -166,7 +167,8 @@ def play(y, fs: int = 8000, blocking: bool = True) -> None:
     Without PortAudio or a sound card this writes the sound to last_played.wav in the current
     directory (unless a file blekota did not write is there) and raises PlaybackError saying so.
     """
-    y = np.clip(np.asarray(y, dtype=np.float32).ravel(), -1.0, 1.0)
+    y = np.clip(real_array(y, "the sound to play must be an array of float samples").astype(np.float32).ravel(), -1, 1)
+    fs = positive_int("fs", fs)
     try:
         sounddevice = _sounddevice()
         try:
@@ -256,10 +258,11 @@ class WavWriter:
     """
 
     def __init__(self, path: str | os.PathLike, fs: int, frames: int, mark: bool = False):
+        file_name("the wav's path", path)
         if not 0 <= frames <= WAV_MAX_FRAMES:
             raise ConfigError(f"a 16-bit wav holds at most {WAV_MAX_FRAMES} samples (4 GiB), got {frames}")
-        if not 0 < fs < 2**31:
-            raise ConfigError(f"a wav's sample rate must be 1..{2**31 - 1} Hz, got {fs}")
+        if not is_integer(fs) or not 0 < fs < 2**31:
+            raise ConfigError(f"a wav's sample rate must be 1..{2**31 - 1} Hz, got {fs!r}")
         self.path, self.fs, self.frames, self.mark = path, int(fs), int(frames), mark
         self.written = 0
 

@@ -72,6 +72,13 @@ def non_negative_int(name: str, value, expected: str = "an integer >= 0") -> int
     return integer(name, value, 0, expected=expected)
 
 
+def file_name(name: str, value) -> str | os.PathLike:
+    """value, when it is a file name: a str or a path object."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise _refuse(name, "a file name (a str or a path)", value)
+    return value
+
+
 def seed(value, name: str = "seed") -> int | None:
     """A random seed: None, or value as an int when it is an integer >= 0."""
     return None if value is None else non_negative_int(name, value, "None or an integer >= 0")

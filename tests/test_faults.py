@@ -215,3 +215,40 @@ def test_the_log_never_holds_half_a_line_before_a_whole_one(here, monkeypatch):
     with pytest.raises(OSError):
         blekota.trainlog.append(log, blekota.trainlog.format_line(9, 1.0, 5.0, None, 0.004))
     assert log.read_bytes() == before
+
+
+# -- the interactive session ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "call,message",
+    [
+        ("clf.checkpoint('nope')", "sound_samples must be an integer in 0..2147483615, got 'nope'"),
+        ("loaded.checkpoint('nope')", "n must be an integer in 0..2147483615, got 'nope'"),
+        ("save_file(123, y)", "the wav's path must be a file name (a str or a path), got 123"),
+        ("save_file('x.wav', 'y')", "the sound to write must be an array of float samples"),
+        ("save_file('x.wav', y, fs='a')", "a wav's sample rate must be 1..2147483647 Hz, got 'a'"),
+        ("show(out=123)", "out must be a file name (a str or a path), got 123"),
+        ("show('abc')", "sound must be a sound: an array of float samples"),
+        ("play('x')", "the sound to play must be an array of float samples"),
+        ("play(fs='x')", "fs must be a positive integer, got 'x'"),
+    ],
+)
+def test_the_session_answers_bad_calls_in_one_line(here, call, message):
+    """What the console shows as one line (a BlekotaError), never a traceback."""
+    session, _ = blekota.open_session("tone.wav", dict(hidden=4, layers=1, threads=1),
+                                      dict(seq_length=10, batch_size=2, checkpoint_every=0))
+    namespace = blekota.repl.session_namespace(session)
+    namespace["y"] = session.sample(50)
+    namespace["loaded"] = blekota.Session(blekota.load("t_1.npz"), model_path="t_1.npz")
+    with pytest.raises(blekota.BlekotaError) as error:
+        eval(call, namespace)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_session_checkpoint_without_a_trainer_leaves_a_users_file(here):
+    user = user_sound("t_1_1.wav")  # where a session of t_1.npz at iteration 1 writes its sound
+    session = blekota.Session(blekota.load("t_1.npz"), model_path="t_1.npz")
+    with pytest.raises(blekota.BlekotaError, match="t_1_1.wav: not a file blekota wrote"):
+        session.checkpoint(10)
+    assert open("t_1_1.wav", "rb").read() == user and not os.path.exists("t_1_1.npz")
