@@ -224,5 +224,5 @@ def restore(trainer, path: str | os.PathLike, info: dict, arrays: dict[str, np.n
     if "rng" in saved:
         try:
             trainer.rng.bit_generator.state = saved["rng"]
-        except (TypeError, ValueError, KeyError):
+        except (TypeError, ValueError, KeyError, OverflowError):
             raise ModelFileError(f"{path}: corrupted (its random generator state)") from None

@@ -238,7 +238,8 @@ class Trainer:
         loss, h_last = self._loss_and_grads(x)
         if not math.isfinite(loss):
             raise self._diverged("the loss")
-        self.optimizer.step(self.model.params, self.grads)
+        with np.errstate(over="ignore", invalid="ignore"):  # what overflows is found just below
+            self.optimizer.step(self.model.params, self.grads)
         if not np.isfinite(self.model.params).all():
             raise self._diverged("the weights")
         self.h[:, self.streams] = h_last
@@ -248,8 +249,7 @@ class Trainer:
         return loss
 
     def _diverged(self, what: str) -> TrainingDiverged:
-        """The error for a run whose loss or weights (`what`) became NaN or infinite in the
-        update after self.iteration."""
+        """The error for a run whose loss or weights (`what`) became NaN or infinite."""
         kept = f"; {self.last_saved}, the last file saved, is kept" if self.last_saved else "; nothing was saved in this run"
         return TrainingDiverged(
             f"training diverged at iteration {self.iteration + 1}: {what} became NaN or infinite at learning "
@@ -492,8 +492,7 @@ class Trainer:
                 return None
             self.directory.mkdir(parents=True, exist_ok=True)
             files = RunFiles(self.directory, self.name, self.keep, self.log, self._report)
-            files.check_way(self.iteration, iterations, self.checkpoint_every, self.checkpoint_sound > 0,
-                            bool(self.val_samples))
+            files.check_way(self.iteration, iterations, self.checkpoint_every, self.checkpoint_sound > 0, bool(self.val_samples))
             return files
 
         return self.processes.together(make)

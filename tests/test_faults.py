@@ -4,6 +4,7 @@ Each ends in one line and exit status 2, or works; nothing blekota did not write
 
 import errno
 import io
+import json
 import os
 
 import numpy as np
@@ -252,3 +253,57 @@ def test_a_session_checkpoint_without_a_trainer_leaves_a_users_file(here):
     with pytest.raises(blekota.BlekotaError, match="t_1_1.wav: not a file blekota wrote"):
         session.checkpoint(10)
     assert open("t_1_1.wav", "rb").read() == user and not os.path.exists("t_1_1.npz")
+
+
+# -- metadata of every wrong type -------------------------------------------------------------------
+
+WRONG = [None, "x", [], {}, 10**30, -1, float("nan"), 1e308, True, "../x", [[1, None]]]
+
+
+def meta_keys(meta: dict, prefix: tuple = ()) -> list[tuple]:
+    """The path of every field of a model file's metadata (but those the format itself checks)."""
+    keys = []
+    for key, value in meta.items():
+        if key not in ("format", "version", "checksum"):
+            keys.append(prefix + (key,))
+            if isinstance(value, dict):
+                keys += meta_keys(value, prefix + (key,))
+    return keys
+
+
+def set_key(meta: dict, key: tuple, value) -> None:
+    for part in key[:-1]:
+        meta = meta[part]
+    meta[key[-1]] = value
+
+
+def one_line_or_works(argv, capsys) -> int:
+    status = main(argv)
+    err = capsys.readouterr().err
+    assert status in (0, 2) and "Traceback" not in err, (argv, err)
+    if status == 2:
+        assert err.count("\n") == 1 and err.startswith("blekota: error: "), (argv, err)
+    return status
+
+
+def test_every_metadata_field_of_every_wrong_type(here, capsys):
+    """Each field of a trained model's metadata (architecture, info, the trainer block, schedule,
+    data signature, random state) set to null, text, a list, a mapping, huge, negative, NaN, a
+    bool or a path: info, sample and train --resume work or give one line (exit 2)."""
+    assert main(["train", "tone.wav", *SMALL, "--model-name", "p", "--schedule", "plateau", "-q"]) == 0
+    meta = json.loads(np.load("p_1.npz")["meta"].tobytes())
+    keys = meta_keys(meta)
+    assert len(keys) > 40 and ("info", "trainer", "rng", "state", "inc") in keys
+    refused = 0
+    for key in keys:
+        for value in WRONG:
+            rewrite("p_1.npz", "f.npz", lambda meta: set_key(meta, key, value))
+            refused += one_line_or_works(["info", "f.npz"], capsys) == 2
+            if set(key) & {"lr", "rng", "seq_length", "name", "history", "schedule", "fs"} or value is None:
+                one_line_or_works(["sample", "f.npz", "-n", "10", "-o", "o.wav", "--force", "--threads", "1"], capsys)
+                one_line_or_works(["train", "--resume", "f.npz", "--model-name", "r", "--iterations", "1",
+                                   "--threads", "1", "-q"], capsys)
+                for name in os.listdir(here):
+                    if name.startswith(("r_", "r.")):
+                        os.unlink(name)
+    assert refused > len(keys) * 3
