@@ -13,7 +13,7 @@ import numpy as np
 import soundfile
 
 from . import memory
-from .checks import file_name, is_integer, positive_int
+from .checks import MAX_FS, file_name, is_integer, positive_int, sample_rate
 from .errors import AudioError, ConfigError
 from .fileutil import input_problem, open_output, starts_with
 from .mulaw import real_array
@@ -39,7 +39,7 @@ def load_audio(path: str | os.PathLike, fs: int | None = 8000) -> tuple[np.ndarr
     if problem:
         raise AudioError(f"{path}: {problem}")
     if fs is not None:
-        fs = positive_int("fs", fs)
+        fs = sample_rate("fs", fs)
     header = _libsndfile(path, soundfile.info)
     if header.samplerate <= 0 or header.channels <= 0:
         shape = f"{header.samplerate} Hz, {header.channels} channels"
@@ -261,8 +261,8 @@ class WavWriter:
         file_name("the wav's path", path)
         if not 0 <= frames <= WAV_MAX_FRAMES:
             raise ConfigError(f"a 16-bit wav holds at most {WAV_MAX_FRAMES} samples (4 GiB), got {frames}")
-        if not is_integer(fs) or not 0 < fs < 2**31:
-            raise ConfigError(f"a wav's sample rate must be 1..{2**31 - 1} Hz, got {fs!r}")
+        if not is_integer(fs) or not 0 < fs <= MAX_FS:
+            raise ConfigError(f"a wav's sample rate must be 1..{MAX_FS} Hz, got {fs!r}")
         self.path, self.fs, self.frames, self.mark = path, int(fs), int(frames), mark
         self.written = 0
 

@@ -72,6 +72,14 @@ def non_negative_int(name: str, value, expected: str = "an integer >= 0") -> int
     return integer(name, value, 0, expected=expected)
 
 
+MAX_FS = 2**31 - 1  # the highest sample rate: a wav stores it in 32 bits
+
+
+def sample_rate(name: str, value) -> int:
+    """value as an int, when it is a sample rate in Hz: an integer in 1..MAX_FS."""
+    return integer(name, value, 1, MAX_FS, expected=f"a sample rate in 1..{MAX_FS} Hz")
+
+
 def file_name(name: str, value) -> str | os.PathLike:
     """value, when it is a file name: a str or a path object."""
     if not isinstance(value, (str, os.PathLike)):

@@ -83,6 +83,10 @@ def test_two_uses_of_one_file_are_refused(here, capsys, argv, message):
         (["--checkpoint-sound", "1e308"], "--checkpoint-sound: 1e+308 s at 8000 Hz do not fit a 16-bit wav"),
         (["--random-gain", "1e308"], "argument --random-gain: expected a number of decibels in [0, 96], got '1e308'"),
         (["--random-gain", "inf"], "argument --random-gain: expected a number of decibels in [0, 96]"),
+        (["--fs", str(2**63)], "argument --fs: expected a sample rate in 1..2147483647 Hz, got '9223372036854775808'"),
+        (["--lr-factor", "0"], "argument --lr-factor: expected a number in (0, 1), got '0'"),
+        (["--seed", "1e308"], "argument --seed: expected an integer >= 0, got '1e308'"),
+        (["--seed", "-1"], "argument --seed: expected an integer >= 0, got '-1'"),
     ],
 )
 def test_options_at_the_edge_of_the_float_range(here, capsys, argv, message):

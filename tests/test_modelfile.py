@@ -142,7 +142,7 @@ def test_inconsistent_files_are_rejected(tmp_path, good):
         "ints.npz": ({"model/out.Wy": np.zeros((256, 3), np.int32)}, None, "out.Wy is int32"),
         "layers.npz": ({}, lambda m: m["architecture"].update(layers=10**9), "1000000000 layers of 2 units do not fit its 4 weight arrays"),
         "dtype.npz": ({}, lambda m: m["architecture"].update(dtype="float16"), "dtype 'float16'"),
-        "fs.npz": ({}, lambda m: m["architecture"].update(fs=-1), "fs must be a positive integer"),
+        "fs.npz": ({}, lambda m: m["architecture"].update(fs=-1), "fs must be a sample rate in 1..2147483647 Hz"),
     }
     for name, (arrays, change, message) in cases.items():
         path = rewrite(good, tmp_path / name, change, **arrays)

@@ -103,6 +103,10 @@ positive_float = argument_type(float, checks.positive_float, "a positive number"
 non_negative_float = argument_type(float, checks.non_negative_float, "a number >= 0")
 share = argument_type(float, lambda name, value: checks.number(name, value, 0, 1, low_open=True), "a number in (0, 1]")
 unit_interval = argument_type(float, lambda name, value: checks.number(name, value, 0, 1), "a number in [0, 1]")
+rate = argument_type(int, checks.sample_rate, f"a sample rate in 1..{checks.MAX_FS} Hz")
+seed = argument_type(int, checks.non_negative_int, "an integer >= 0")
+factor = argument_type(float, lambda name, value: checks.number(name, value, 0, 1, low_open=True, high_open=True),
+                       "a number in (0, 1)")
 decibels = argument_type(float, lambda name, value: check_max_db(value), f"a number of decibels in [0, {MAX_DB:g}]")
 
 
@@ -136,12 +140,12 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--optimizer", action=Given, choices=tuple(OPTIMIZERS), default=None, help="update rule (default: the preset's)",
     )
-    group.add_argument("--fs", action=Given, type=positive_int, default=8000, help="sample rate in Hz (default 8000)")
+    group.add_argument("--fs", action=Given, type=rate, default=8000, help="sample rate in Hz (default 8000)")
     group.add_argument(
         "--dtype", action=Given, choices=("float32", "float64"), default="float32",
         help="precision of weights and arithmetic (default float32)",
     )
-    group.add_argument("--seed", type=int, default=None, help="seed for the initial weights")
+    group.add_argument("--seed", type=seed, default=None, help="seed for the initial weights")
 
 
 def add_training_arguments(parser: argparse.ArgumentParser, iterations: int, iterations_help: str) -> None:
@@ -156,7 +160,7 @@ def add_training_arguments(parser: argparse.ArgumentParser, iterations: int, ite
     parser.add_argument("--val-every", action=Given, type=non_negative_int, default=VAL_EVERY, help=f"validate every N iterations and at the end (0: only at the end; default {VAL_EVERY})")
     parser.add_argument("--random-gain", action=Given, type=decibels, default=None, metavar="DB", help="train each stream's window at a random gain within +-DB decibels (0: as recorded; default: the preset's)")
     parser.add_argument("--schedule", action=Given, choices=("constant", "step", "plateau"), default=None, help="learning-rate schedule (default: the preset's; plateau when validating, else constant)")
-    parser.add_argument("--lr-factor", action=Given, type=fraction, default=0.5, help="step and plateau: multiply the lr by this (default 0.5)")
+    parser.add_argument("--lr-factor", action=Given, type=factor, default=0.5, help="step and plateau: multiply the lr by this (default 0.5)")
     parser.add_argument("--lr-every", action=Given, type=positive_int, default=1000, help="step: iterations between reductions (default 1000)")
     parser.add_argument("--patience", action=Given, type=non_negative_int, default=1, help="plateau: validations without improvement tolerated (default 1)")
     parser.add_argument("--min-lr", action=Given, type=positive_float, default=blekota_schedule.MIN_LR, help=f"step and plateau: lowest learning rate (default {blekota_schedule.MIN_LR:g})")

@@ -15,8 +15,8 @@ from ..fileutil import is_stream
 from ..model import Model, describe_sampling
 from ..mulaw import SILENCE, quantize
 from .options import (
-    add_sampling_arguments, add_threads_argument, check_distinct, non_negative_int, output_png, positive_int, read_model,
-    sampling_options,
+    add_sampling_arguments, add_threads_argument, check_distinct, non_negative_int, output_png, positive_int, rate,
+    read_model, sampling_options, seed,
 )
 
 INPUTS = {"sound": "SOUND", "model": "MODEL", "log": "MODEL_OR_LOG", "training": "TRAINING_SOUND",
@@ -42,7 +42,7 @@ def add_parser(commands) -> None:
                             ("spectrogram", "the spectrogram of a sound file")):
         parser = kind(name, help_text)
         parser.add_argument("sound", metavar="SOUND")
-        parser.add_argument("--fs", type=positive_int, default=None, help="resample to this rate in Hz first (default: the file's own)")
+        parser.add_argument("--fs", type=rate, default=None, help="resample to this rate in Hz first (default: the file's own)")
     heatmap = kind(
         "heatmap", "the probabilities a model gives each of the 256 levels, sample by sample: "
         "while it listens to SOUND, or while it generates when no SOUND is given",
@@ -51,7 +51,7 @@ def add_parser(commands) -> None:
     heatmap.add_argument("sound", metavar="SOUND", nargs="?", default=None)
     heatmap.add_argument("-n", type=positive_int, default=1000, help="samples to draw (default 1000)")
     heatmap.add_argument("--start", type=non_negative_int, default=0, help="first sample drawn; the model hears or makes all before it (default 0)")
-    heatmap.add_argument("--seed", type=int, default=None, help="when generating: same seed, same sound")
+    heatmap.add_argument("--seed", type=seed, default=None, help="when generating: same seed, same sound")
     add_sampling_arguments(heatmap, "when generating")
     add_threads_argument(heatmap)
     loss = kind("loss", "training and validation loss against iterations")
@@ -59,7 +59,7 @@ def add_parser(commands) -> None:
     compare = kind("compare", "two sounds side by side: waveforms and spectrograms")
     compare.add_argument("training", metavar="TRAINING_SOUND")
     compare.add_argument("generated", metavar="GENERATED_SOUND")
-    compare.add_argument("--fs", type=positive_int, default=8000, help="rate both are resampled to, in Hz (default 8000)")
+    compare.add_argument("--fs", type=rate, default=8000, help="rate both are resampled to, in Hz (default 8000)")
 
 
 def _heard(model: Model, sound: np.ndarray) -> np.ndarray:

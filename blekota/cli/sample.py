@@ -16,7 +16,7 @@ from ..fileutil import STDOUT, is_stream
 from ..model import describe_sampling
 from .options import (
     add_sampling_arguments, add_threads_argument, check_distinct, check_output, model_path, non_negative_int, output_png,
-    sampling_options,
+    sampling_options, seed,
 )
 
 HEATMAP_SAMPLES = 400  # drawn by sample --heatmap: 50 ms at 8 kHz, each sample visible
@@ -33,7 +33,7 @@ def add_parser(commands) -> None:
     sample_parser.add_argument("-n", type=non_negative_int, default=8000, help="samples to generate (default 8000)")
     sample_parser.add_argument("-o", "--output", default=None, help="wav file to write (default: MODEL_sample.wav); - writes to standard output; a device or FIFO is written as a stream")
     sample_parser.add_argument("--hint", metavar="FILE", default=None, help="a sound to start from: it is played into the model first and the output continues it")
-    sample_parser.add_argument("--seed", type=int, default=None, help="same seed, same sound")
+    sample_parser.add_argument("--seed", type=seed, default=None, help="same seed, same sound")
     sample_parser.add_argument("--play", action="store_true", help="also play the sound")
     sample_parser.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
     sample_parser.add_argument("--heatmap", metavar="PNG", default=None, help=f"also draw the probabilities {HEATMAP_SAMPLES} samples were drawn from into this PNG (from just before the hint ends)")
