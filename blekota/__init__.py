@@ -5,15 +5,16 @@ from ._version import __version__
 from .audio import PlaybackError, load_audio, play, save_wav
 from .dataset import Dataset
 from .demo import demo_sound
-from .errors import AudioError, BlekotaError, BlekotaWarning, ConfigError, ModelFileError
+from .errors import AudioError, BlekotaError, BlekotaWarning, ConfigError, ModelFileError, TrainingDiverged
 from .legacy import convert_legacy, import_legacy
 from .model import Model
 from .modelfile import load
 from .onnx import export_onnx, to_onnx
 from .optim import Adagrad, Adam, RMSprop, make_optimizer
+from .presets import PRESETS
 from .repl import Session, open_session
 from .schedule import Constant, Plateau, Schedule, Step, make_schedule
-from .train import PRESETS, Progress, Trainer, TrainResult
+from .train import Progress, Trainer, TrainResult
 
 __all__ = [
     "__version__",
@@ -36,6 +37,7 @@ __all__ = [
     "Session",
     "Step",
     "TrainResult",
+    "TrainingDiverged",
     "Trainer",
     "convert_legacy",
     "demo_sound",

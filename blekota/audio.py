@@ -13,12 +13,16 @@ import numpy as np
 import soundfile
 
 from . import memory
-from .checks import positive_int
+from .checks import MAX_FS, file_name, is_integer, positive_int, sample_rate
 from .errors import AudioError, ConfigError, install_hint
 from .fileutil import input_problem, open_output, starts_with
+from .mulaw import real_array
 
 LAST_PLAYED = "last_played.wav"
-WAV_MAX_FRAMES = (2**32 - 1 - 36) // 2  # a 16-bit mono wav: the RIFF sizes are 32-bit
+WAV_MAX_FRAMES = (2**32 - 1 - 36 - 28) // 2  # a 16-bit mono wav (with the mark): the RIFF sizes are 32-bit
+# blekota's mark on the sounds it names itself (checkpoint sounds): a LIST INFO chunk, software
+# "blekota", after the fmt chunk. A file that has it is blekota's to replace.
+MARK = b"LIST" + struct.pack("<I", 20) + b"INFOISFT" + struct.pack("<I", 8) + b"blekota\0"
 
 
 def load_audio(path: str | os.PathLike, fs: int | None = 8000) -> tuple[np.ndarray, int]:
@@ -35,7 +39,7 @@ def load_audio(path: str | os.PathLike, fs: int | None = 8000) -> tuple[np.ndarr
     if problem:
         raise AudioError(f"{path}: {problem}")
     if fs is not None:
-        fs = positive_int("fs", fs)
+        fs = sample_rate("fs", fs)
     header = _libsndfile(path, soundfile.info)
     if header.samplerate <= 0 or header.channels <= 0:
         shape = f"{header.samplerate} Hz, {header.channels} channels"
@@ -100,21 +104,33 @@ def to_rate(samples: np.ndarray, from_fs: int, to_fs: int) -> np.ndarray:
     return np.clip(samples, -1.0, 1.0)
 
 
-def save_wav(path: str | os.PathLike, y, fs: int = 8000) -> Path:
+def save_wav(path: str | os.PathLike, y, fs: int = 8000, mark: bool = False) -> Path:
     """Write mono float samples in [-1, 1] as a 16-bit PCM wav (see WavWriter: a regular file
-    atomically, "-" to standard output). Returns the path."""
-    y = np.asarray(y, dtype=np.float32).ravel()
-    with WavWriter(path, fs, y.size) as out:
+    atomically, "-" to standard output), with blekota's MARK when mark. Returns the path."""
+    y = real_array(y, "the sound to write must be an array of float samples").astype(np.float32).ravel()
+    with WavWriter(path, fs, y.size, mark) as out:
         out.write(y)
     return Path(path)
 
 
-def wav_header(fs: int, frames: int) -> bytes:
-    """The 44-byte header of a 16-bit PCM mono wav of `frames` samples at fs Hz."""
-    data = 2 * frames
-    return struct.pack(
-        "<4sI4s4sIHHIIHH4sI", b"RIFF", 36 + data, b"WAVE", b"fmt ", 16, 1, 1, fs, 2 * fs, 2, 16, b"data", data
-    )
+def wav_header(fs: int, frames: int, mark: bool = False) -> bytes:
+    """The header of a 16-bit PCM mono wav of `frames` samples at fs Hz: 44 bytes, or 72 with
+    blekota's MARK."""
+    data, extra = 2 * frames, MARK if mark else b""
+    fmt = struct.pack("<4sI4s4sIHHIIHH", b"RIFF", 36 + len(extra) + data, b"WAVE", b"fmt ", 16, 1, 1, fs, 2 * fs, 2, 16)
+    return fmt + extra + struct.pack("<4sI", b"data", data)
+
+
+def is_marked(path: str | os.PathLike) -> bool:
+    """Whether the file at path is a wav carrying blekota's MARK (False when it cannot be read)."""
+    if not os.path.isfile(path):
+        return False
+    try:
+        with open(path, "rb") as file:
+            head = file.read(36 + len(MARK))
+    except OSError:
+        return False
+    return head[:4] == b"RIFF" and head[8:16] == b"WAVEfmt " and head[36:] == MARK
 
 
 def pcm16(samples: np.ndarray) -> bytes:
@@ -149,9 +165,10 @@ def play(y, fs: int = 8000, blocking: bool = True) -> None:
     """Play mono samples through sounddevice.
 
     Without PortAudio or a sound card this writes the sound to last_played.wav in the current
-    directory and raises PlaybackError saying so.
+    directory (unless a file blekota did not write is there) and raises PlaybackError saying so.
     """
-    y = np.clip(np.asarray(y, dtype=np.float32).ravel(), -1.0, 1.0)
+    y = np.clip(real_array(y, "the sound to play must be an array of float samples").astype(np.float32).ravel(), -1, 1)
+    fs = positive_int("fs", fs)
     try:
         sounddevice = _sounddevice()
         try:
@@ -159,7 +176,9 @@ def play(y, fs: int = 8000, blocking: bool = True) -> None:
         except Exception as error:  # sounddevice.PortAudioError and friends: no device here
             raise PlaybackError(f"cannot play sound: no sound output device ({str(error).splitlines()[0]})") from None
     except PlaybackError as error:
-        save_wav(LAST_PLAYED, y, fs)
+        if os.path.lexists(LAST_PLAYED) and not is_marked(LAST_PLAYED):
+            raise PlaybackError(f"{error}; {LAST_PLAYED} here is not blekota's, so the sound was not saved") from None
+        save_wav(LAST_PLAYED, y, fs, mark=True)
         raise PlaybackError(f"{error}; wrote it to {LAST_PLAYED}") from None
 
 
@@ -234,22 +253,24 @@ class WavWriter:
     A regular file appears under its name only when the block completes; until then (and if it
     fails or is interrupted) any existing file at path is untouched. A link is written through
     to its target; a device, a FIFO and "-" (standard output) are written as a stream, so the
-    header gives `frames` from the start. Raises ConfigError when frames do not fit a wav.
+    header gives `frames` from the start. mark: carry blekota's MARK. Raises ConfigError when
+    frames do not fit a wav.
     """
 
-    def __init__(self, path: str | os.PathLike, fs: int, frames: int):
+    def __init__(self, path: str | os.PathLike, fs: int, frames: int, mark: bool = False):
+        file_name("the wav's path", path)
         if not 0 <= frames <= WAV_MAX_FRAMES:
             raise ConfigError(f"a 16-bit wav holds at most {WAV_MAX_FRAMES} samples (4 GiB), got {frames}")
-        if not 0 < fs < 2**31:
-            raise ConfigError(f"a wav's sample rate must be 1..{2**31 - 1} Hz, got {fs}")
-        self.path, self.fs, self.frames = path, int(fs), int(frames)
+        if not is_integer(fs) or not 0 < fs <= MAX_FS:
+            raise ConfigError(f"a wav's sample rate must be 1..{MAX_FS} Hz, got {fs!r}")
+        self.path, self.fs, self.frames, self.mark = path, int(fs), int(frames), mark
         self.written = 0
 
     def __enter__(self) -> WavWriter:
         self._output = open_output(self.path)
         self._file = self._output.__enter__()
         try:
-            self._file.write(wav_header(self.fs, self.frames))
+            self._file.write(wav_header(self.fs, self.frames, self.mark))
         except BaseException:
             self._output.__exit__(*sys.exc_info())
             raise

@@ -1,5 +1,6 @@
-"""Random gain: training windows replayed louder or softer, so that a short recording teaches
-more than its exact sequences of levels.
+"""Training windows changed on the way in. Random gain: windows replayed louder or softer, so
+that a short recording teaches more than its exact sequences of levels. Input noise: the inputs
+read a few levels off while the clean levels are the targets (input_noise).
 
 A window's levels are turned back into samples, multiplied by a gain, clipped to [-1, 1] and
 quantized again. Each stream's window gets its own gain, uniform in decibels within +-max_db,
@@ -11,16 +12,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checks import non_negative_float
+from .checks import number
 from .mulaw import quantize, unquantize
 
 GAIN_KEY = 0x6761696E  # "gain": keeps these draws apart from other generators keyed by small numbers
 LEVEL_SAMPLES = unquantize(np.arange(256))  # (256,) float32: the sample each level stands for
+MAX_DB = 96.0  # the range of 16-bit sound: a larger gain turns every window into silence or clipping
 
 
 def check_max_db(max_db) -> float:
-    """max_db as a float, or ConfigError unless it is a finite number >= 0."""
-    return non_negative_float("random_gain_db", max_db)
+    """max_db as a float, or ConfigError unless it is a number in [0, MAX_DB]."""
+    return number("random_gain_db", max_db, 0, MAX_DB)
 
 
 def stream_gains(max_db: float, iteration: int, streams: int) -> np.ndarray:
@@ -41,8 +43,8 @@ NOISE_KEY = 0x6E6F6973  # "nois"
 
 
 def check_noise(levels) -> float:
-    """levels as a float, or ConfigError unless it is a finite number >= 0."""
-    return non_negative_float("input_noise", levels)
+    """levels as a float, or ConfigError unless it is a number of levels in [0, 255]."""
+    return number("input_noise", levels, 0, 255)
 
 
 def input_noise(window: np.ndarray, levels: float, iteration: int) -> np.ndarray:

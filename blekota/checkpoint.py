@@ -14,10 +14,14 @@ it, and Trainer.from_checkpoint restores it.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from . import checks
+from .audio import WAV_MAX_FRAMES
+from .augment import MAX_DB, check_max_db, check_noise
 from .checks import is_integer, is_number
 from .errors import BlekotaError, ConfigError, ModelFileError
 from .schedule import make_schedule
@@ -73,36 +77,72 @@ def info(trainer) -> dict:
     }
 
 
+def _passes(check) -> Callable[[object], bool]:
+    """A test of a value by a blekota.checks function: whether it accepts it."""
+
+    def test(value) -> bool:
+        try:
+            check("value", value)
+        except ConfigError:
+            return False
+        return True
+
+    return test
+
+
+def _is_count(value) -> bool:
+    return is_integer(value) and value >= 0
+
+
+def _is_pairs(value) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(row, list) and len(row) == 2 and all(is_number(v) for v in row) for row in value
+    )
+
+
+def _is_file_names(value) -> bool:
+    return isinstance(value, list) and all(isinstance(name, str) and "\0" not in name for name in value)
+
+
+INFO_FIELDS: dict[str, tuple[Callable[[object], bool], str]] = {  # what each info field must be
+    "iterations": (_is_count, "a count"),
+    "epochs": (_is_count, "a count"),
+    "training_files": (_is_file_names, "a list of file names"),
+    "history": (_is_pairs, "a list of [iteration, loss] pairs"),
+    "val_history": (_is_pairs, "a list of [iteration, loss] pairs"),
+    "best_val_loss": (lambda value: value is None or is_number(value), "a number"),
+    "trainer": (lambda value: isinstance(value, dict), "a mapping"),
+}
+TRAINER_FIELDS: dict[str, tuple[Callable[[object], bool], str]] = {  # ... and each of its trainer block
+    "optimizer": (lambda value: isinstance(value, str), "a name"),
+    "clip": (_passes(checks.positive_float), "a positive number"),
+    "t": (_is_count, "a count"),
+    "position": (_is_count, "a count"),
+    "lr": (_passes(checks.positive_float), "a positive number"),
+    "seq_length": (_passes(checks.positive_int), "a positive integer"),
+    "batch_size": (_passes(checks.positive_int), "a positive integer"),
+    "checkpoint_every": (_is_count, "a count"),
+    "checkpoint_sound": (lambda value: _is_count(value) and value <= WAV_MAX_FRAMES, "a count of samples a wav holds"),
+    "keep": (_is_count, "a count"),
+    "val_every": (_is_count, "a count"),
+    "val_fraction": (_passes(checks.fraction), "a number in [0, 1)"),
+    "random_gain_db": (_passes(lambda name, value: check_max_db(value)), f"a number of decibels in [0, {MAX_DB:g}]"),
+    "input_noise": (_passes(lambda name, value: check_noise(value)), "a number of levels in [0, 255]"),
+    "name": (checks.is_plain_name, "a plain file name (no folder)"),
+    "schedule": (lambda value: isinstance(value, dict), "a mapping"),
+    "data": (lambda value: isinstance(value, dict), "a mapping"),
+    "rng": (lambda value: isinstance(value, dict), "a mapping"),
+}
+
+
 def problem(info) -> str | None:
-    """What is wrong with the types of the info fields blekota reads back, or None."""
+    """What is wrong with the info fields blekota reads back (their types and ranges), or None."""
     if not isinstance(info, dict):
         return "info is not a mapping"
-
-    def count(value) -> bool:
-        return is_integer(value) and value >= 0
-
-    for key in ("iterations", "epochs"):
-        if key in info and not count(info[key]):
-            return f"info.{key} is not a count"
-    files = info.get("training_files", [])
-    if not isinstance(files, list) or not all(isinstance(name, str) for name in files):
-        return "info.training_files is not a list of file names"
-    history = info.get("history", [])
-    if not isinstance(history, list) or not all(
-        isinstance(row, list) and len(row) == 2 and all(is_number(v) for v in row) for row in history
-    ):
-        return "info.history is not a list of [iteration, loss] pairs"
-    trainer = info.get("trainer", {})
-    if not isinstance(trainer, dict):
-        return "info.trainer is not a mapping"
-    for key in ("t", "position"):
-        if key in trainer and not count(trainer[key]):
-            return f"info.trainer.{key} is not a count"
-    for key in ("lr", "clip"):
-        if key in trainer and not is_number(trainer[key]):
-            return f"info.trainer.{key} is not a number"
-    if "rng" in trainer and not isinstance(trainer["rng"], dict):
-        return "info.trainer.rng is not a mapping"
+    for fields, where, block in ((INFO_FIELDS, "info", info), (TRAINER_FIELDS, "info.trainer", info.get("trainer", {}))):
+        for key, (test, what) in fields.items():
+            if key in block and not test(block[key]):
+                return f"{where}.{key} is not {what}"
     return None
 
 
@@ -153,7 +193,7 @@ def resume_options(path: str | os.PathLike, info: dict, overrides: dict) -> dict
     if "schedule" in saved and "schedule" not in overrides:
         try:
             options["schedule"] = make_schedule(**saved["schedule"])
-        except (ConfigError, TypeError) as error:
+        except (ConfigError, TypeError, ValueError) as error:
             raise ModelFileError(f"{path}: bad learning-rate schedule state ({error})") from None
     return {**options, **overrides}
 
@@ -185,5 +225,5 @@ def restore(trainer, path: str | os.PathLike, info: dict, arrays: dict[str, np.n
     if "rng" in saved:
         try:
             trainer.rng.bit_generator.state = saved["rng"]
-        except (TypeError, ValueError, KeyError):
+        except (TypeError, ValueError, KeyError, OverflowError):
             raise ModelFileError(f"{path}: corrupted (its random generator state)") from None

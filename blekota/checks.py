@@ -8,6 +8,7 @@ neither. Each check returns the value as a plain int or float, or raises ConfigE
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 
@@ -22,6 +23,19 @@ def is_integer(value) -> bool:
 def is_number(value) -> bool:
     """Whether value is a Python or NumPy integer or float (not a bool)."""
     return is_integer(value) or isinstance(value, (float, np.floating))
+
+
+MAX_NAME_BYTES = 200  # a run name: room left in a 255-byte file name for _N.npz, _best.npz, .log.jsonl
+
+
+def is_plain_name(value) -> bool:
+    """Whether value is a file name prefix that stays in its folder: a str with no folder part
+    (no separator, not "." or ".."), no NUL and at most MAX_NAME_BYTES bytes encoded."""
+    if not isinstance(value, str) or value in ("", ".", "..") or "\0" in value:
+        return False
+    if any(sep and sep in value for sep in ("/", os.sep, os.altsep)):
+        return False
+    return len(os.fsencode(value)) <= MAX_NAME_BYTES
 
 
 def _refuse(name: str, expected: str, value) -> ConfigError:
@@ -56,6 +70,21 @@ def positive_int(name: str, value, expected: str = "a positive integer") -> int:
 def non_negative_int(name: str, value, expected: str = "an integer >= 0") -> int:
     """value as an int, when it is an integer >= 0."""
     return integer(name, value, 0, expected=expected)
+
+
+MAX_FS = 2**31 - 1  # the highest sample rate: a wav stores it in 32 bits
+
+
+def sample_rate(name: str, value) -> int:
+    """value as an int, when it is a sample rate in Hz: an integer in 1..MAX_FS."""
+    return integer(name, value, 1, MAX_FS, expected=f"a sample rate in 1..{MAX_FS} Hz")
+
+
+def file_name(name: str, value) -> str | os.PathLike:
+    """value, when it is a file name: a str or a path object."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise _refuse(name, "a file name (a str or a path)", value)
+    return value
 
 
 def seed(value, name: str = "seed") -> int | None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,8 +25,8 @@ import numpy as np
 
 from .audio import load_audio
 from .checks import fraction
-from .errors import AudioError
-from .mulaw import quantize
+from .errors import AudioError, BlekotaWarning
+from .mulaw import SILENCE, quantize
 
 QUANTIZE_CHUNK = 1 << 20
 GLOB_CHARS = frozenset("*?[")
@@ -192,3 +193,15 @@ def validation_pieces(
         if n % L:
             rest.append((start + full * L, stop, len(starts) - 1 if full else -1))
     return np.array(starts, dtype=np.int64), L, rest
+
+
+def warn_if_silent(levels: np.ndarray, files: list[str]) -> None:
+    """Warn (BlekotaWarning) when every level is silence: the model would learn only silence."""
+    if levels.size and (levels == SILENCE).all():
+        where = f"{', '.join(files)}: " if files else ""
+        warnings.warn(
+            f"{where}the training sound is silent (every sample quantizes to silence); "
+            "the model will learn silence",
+            BlekotaWarning,
+            stacklevel=3,
+        )

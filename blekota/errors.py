@@ -24,5 +24,9 @@ def install_hint(extra: str) -> str:
     return f'pip install "blekota[{extra}]", or in a clone of blekota: pip install -e ".[{extra}]"'
 
 
+class TrainingDiverged(BlekotaError):
+    """Training stopped because the loss or the weights became NaN or infinite."""
+
+
 class BlekotaWarning(UserWarning):
     """Input blekota accepts but the user should know about (e.g. a silent training sound)."""

@@ -57,8 +57,11 @@ def write(
 ) -> Path:
     """Write a model file atomically: architecture (hidden, layers, fs, dtype), canonical
     weights, JSON-serializable info and optional training arrays. Raises ModelFileError when it
-    cannot (the previous file at path is then intact)."""
+    cannot (the previous file at path is then intact), and writes nothing when the weights hold
+    NaN or infinite values (read refuses them)."""
     path = Path(path)
+    if not all(np.isfinite(value).all() for value in weights.values()):
+        raise ModelFileError(f"{path}: not saved: the model's weights hold NaN or infinite values")
     arrays = {f"model/{key}": value for key, value in weights.items()}
     for key, value in (train_arrays or {}).items():
         arrays[f"train/{key}"] = np.asarray(value)
@@ -173,6 +176,21 @@ def _is_sound(path: Path) -> bool:
     except Exception:  # anything libsndfile cannot open is not a sound here
         return False
     return info.frames > 0 and info.channels > 0
+
+
+def written_by_blekota(path: str | os.PathLike) -> bool:
+    """Whether the file at path is a blekota model file, by its metadata (the arrays are not
+    read or checked): one that blekota may replace."""
+    if not os.path.isfile(path):
+        return False
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open("meta.npy") as member:
+            raw = np.lib.format.read_array(member, allow_pickle=False)
+        meta = json.loads(raw.tobytes().decode("utf-8"))
+    except (OSError, EOFError, KeyError, ValueError, RecursionError, RuntimeError, NotImplementedError,
+            zipfile.BadZipFile, zlib.error):
+        return False
+    return isinstance(meta, dict) and meta.get("format") == FORMAT
 
 
 def is_model_file(path: str | os.PathLike) -> bool:

@@ -54,6 +54,17 @@ def existing_file(path: str | os.PathLike) -> Path | None:
     return target if target.is_file() else None
 
 
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether the names a and b lead to one file: the same path once links are followed, or
+    one existing file under two names (a hard link)."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return False
+
+
 def input_problem(path: str | os.PathLike, what: str) -> str | None:
     """Why path cannot be read as `what` (e.g. "a sound file"): "no such file", "is a
     directory, not a sound file", "is a FIFO (named pipe), not ...", "is empty (0 bytes)",

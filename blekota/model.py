@@ -234,7 +234,7 @@ class Model:
     ):
         self.hidden = checks.positive_int("hidden", hidden)
         self.layers = checks.positive_int("layers", layers)
-        self.fs = checks.positive_int("fs", fs)
+        self.fs = checks.sample_rate("fs", fs)
         self.dtype = _dtype(dtype)
         self.threads = min(default_threads(), MAX_THREADS) if threads is None else _threads(threads)
         seed = checks.seed(seed)

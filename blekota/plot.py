@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .checks import integer, positive_int
+from .checks import file_name, integer, positive_int
 from .errors import BlekotaError, ConfigError
 from .fileutil import open_output
-from .mulaw import LEVELS, quantize
+from .mulaw import LEVELS, quantize, real_array
 from .trainlog import read_log
 
 DPI = 100
@@ -42,6 +42,8 @@ def display_available() -> bool:
 
 def _figure(figsize: tuple[float, float], out) -> tuple[object, bool]:
     """A new figure (width, height in inches at DPI) and whether it lives in a window."""
+    if out is not None:
+        file_name("out", out)
     if out is None and display_available():
         import matplotlib.pyplot as plt
 
@@ -95,7 +97,7 @@ def _claim(name: str, out) -> tuple[Path, bool]:
 
 
 def _mono(sound, what: str) -> np.ndarray:
-    sound = np.asarray(sound, dtype=np.float64)
+    sound = real_array(sound, f"{what} must be a sound: an array of float samples").astype(np.float64)
     if sound.ndim != 1 or sound.size == 0:
         raise ConfigError(f"{what} must be a non-empty 1-D sound, got shape {sound.shape}")
     return sound

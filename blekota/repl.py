@@ -17,15 +17,16 @@ from pathlib import Path
 
 import numpy as np
 
-from . import checkpoint, legacy, modelfile, plot
+from . import checkpoint, checks, legacy, modelfile, plot
 from ._version import __version__
-from .audio import PlaybackError, load_audio, save_wav
+from .audio import WAV_MAX_FRAMES, PlaybackError, load_audio, save_wav
 from .audio import play as play_sound
 from .demo import demo_sound
 from .errors import BlekotaError
 from .model import Model
 from .mulaw import unquantize
 from .progress import Progress
+from .runfiles import RunFiles
 from .train import Trainer
 
 BANNER = """\
@@ -131,14 +132,19 @@ class Session:
 
     def checkpoint(self, n: int = 0) -> list[Path]:
         """Save the model as NAME_N.npz and, when n > 0, n generated samples as NAME_N.wav.
-        Returns the paths written."""
+        Returns the paths written. Raises BlekotaError, writing nothing, when a file blekota did
+        not write is under either name."""
         if self.trainer is not None:
             return self.trainer.checkpoint(n)
-        stem = self.model_path.stem if self.model_path else "session"
-        name = f"{stem}_{self.model.info.get('iterations', 0)}"
-        paths = [self.model.save(f"{name}{modelfile.EXTENSION}")]
+        n = checks.integer("n", n, 0, WAV_MAX_FRAMES)
+        files = RunFiles(".", self.model_path.stem if self.model_path else "session")
+        iterations = self.model.info.get("iterations", 0)
+        model_path, sound_path = files.checkpoint_path(iterations), files.sound_path(iterations)
+        for path in [model_path] + [sound_path] * (n > 0):
+            files.claim(path)
+        paths = [self.model.save(model_path)]
         if n > 0:
-            paths.append(save_wav(f"{name}.wav", self.model.sample(n), self.fs))
+            paths.append(save_wav(sound_path, self.model.sample(n), self.fs, mark=True))
         return paths
 
 

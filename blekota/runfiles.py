@@ -2,6 +2,10 @@
 iteration), NAME_N.wav sounds generated at checkpoints, NAME_best.npz (the lowest validation loss
 so far) and the log NAME.log.jsonl (see blekota.trainlog).
 
+Nothing blekota did not write is replaced, appended to or deleted: a run writes a name only where
+there is no file, or a file blekota wrote (a model file, a sound carrying blekota's mark, a
+training log); it refuses to start when such a file of someone else's is in its way.
+
 In data-parallel training only rank 0 has a RunFiles: no other process writes a file.
 """
 
@@ -15,12 +19,23 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from . import modelfile, trainlog
-from .audio import save_wav
-from .errors import ModelFileError
+from . import checks, fileformat, modelfile, trainlog
+from .audio import is_marked, save_wav
+from .errors import BlekotaError, ConfigError, ModelFileError
 from .model import Model
 
 Report = Callable[..., None]  # report(kind, path=None, message=""): see blekota.train.Progress
+
+
+def split_name(name) -> tuple[Path, str]:
+    """(folder, file name prefix) of a model name: "foo/bar" -> (foo, "bar"), "bar" -> (., "bar")."""
+    path = Path(name) if isinstance(name, str) and "\0" not in name else None
+    if path is None or name.endswith(("/", os.sep)) or not checks.is_plain_name(path.name):
+        raise ConfigError(
+            f"name must be a file name prefix of at most {checks.MAX_NAME_BYTES} bytes, optionally after a "
+            f"folder (foo/bar), got {name!r}"
+        )
+    return path.parent, path.name
 
 
 class RunFiles:
@@ -39,7 +54,7 @@ class RunFiles:
         self.keep = keep
         self.log = log
         self.report = report or (lambda *args, **kwargs: None)
-        self._log_failed = False
+        self._log_failed = self._log_checked = False
 
     def checkpoint_path(self, iteration: int) -> Path:
         """DIRECTORY/NAME_N.npz for iteration N."""
@@ -57,8 +72,52 @@ class RunFiles:
         """DIRECTORY/NAME.log.jsonl: the training log."""
         return self.directory / f"{self.name}.log.jsonl"
 
+    def in_the_way(self, path: Path) -> bool:
+        """Whether a file blekota did not write is at path (see the module docstring)."""
+        if not os.path.lexists(path):
+            return False
+        if path.name.endswith(".log.jsonl"):
+            return not trainlog.is_log(path)
+        if path.suffix == ".wav":
+            return not is_marked(path)
+        return not fileformat.written_by_blekota(path)
+
+    def claim(self, path: Path) -> None:
+        """Raise BlekotaError when a file blekota did not write is at path."""
+        if self.in_the_way(path):
+            raise BlekotaError(f"{path}: not a file blekota wrote, so it is left as it is")
+
+    def _left(self, path: Path) -> bool:
+        """Whether a file blekota did not write is at path; if so, warn that it is left as it is."""
+        if not self.in_the_way(path):
+            return False
+        self.report("warning", message=f"{path}: not a file blekota wrote, so it is left as it is; training goes on")
+        return True
+
+    def check_way(self, iteration: int, iterations: int, checkpoint_every: int, sound: bool, best: bool) -> None:
+        """Refuse (BlekotaError) before a run from `iteration` for `iterations` more when a file
+        blekota did not write is where it may write: NAME_N.npz (N in the run), NAME_N.wav (at
+        checkpoints, when sound), NAME_best.npz (when best) and the log."""
+        pattern = re.compile(re.escape(self.name) + r"_(\d+)(\.npz|\.wav)")
+        planned = [self.best_path()] if best else []
+        planned += [self.log_path()] if self.log else []
+        for path in self.directory.iterdir():
+            match = pattern.fullmatch(path.name)
+            if match and iteration < int(match[1]) <= iteration + iterations:
+                checkpoint = checkpoint_every and int(match[1]) % checkpoint_every == 0
+                if match[2] == modelfile.EXTENSION or (sound and checkpoint):
+                    planned.append(path)
+        for path in planned:
+            if self.in_the_way(path):
+                raise BlekotaError(
+                    f"{path}: not a file blekota wrote, and this run would write there; give the run another "
+                    "name or folder, or move the file"
+                )
+
     def save_quietly(self, path: Path, model: Model, info: dict, arrays: dict[str, np.ndarray]) -> Path | None:
         """Save a model file; on failure report a warning and go on. Returns the path written or None."""
+        if self._left(path):
+            return None
         try:
             written = modelfile.save(path, model, info, arrays)
         except ModelFileError as error:
@@ -69,8 +128,11 @@ class RunFiles:
 
     def save_sound_quietly(self, iteration: int, sound: np.ndarray, fs: int) -> Path | None:
         """Write the checkpoint sound NAME_N.wav; on failure report a warning and go on."""
+        path = self.sound_path(iteration)
+        if self._left(path):
+            return None
         try:
-            written = save_wav(self.sound_path(iteration), sound, fs)
+            written = save_wav(path, sound, fs, mark=True)
         except (OSError, soundfile.SoundFileError) as error:
             self.report("warning", message=f"could not write the checkpoint sound ({error}); training goes on")
             return None
@@ -83,11 +145,17 @@ class RunFiles:
         if not self.log or self._log_failed or (train_loss is None and val_loss is None):
             return
         line = trainlog.format_line(iteration, elapsed_s, train_loss, val_loss, lr)
+        path = self.log_path()
+        if not self._log_checked and self.in_the_way(path):
+            self._log_failed = True
+            self.report("warning", message=f"{path}: not a training log, so it is left as it is; training goes on without a log")
+            return
+        self._log_checked = True
         try:
-            trainlog.append(self.log_path(), line)
+            trainlog.append(path, line)
         except OSError as error:
             self._log_failed = True
-            self.report("warning", message=f"{self.log_path()}: cannot write the log ({error.strerror or error}); training goes on without it")
+            self.report("warning", message=f"{path}: cannot write the log ({error.strerror or error}); training goes on without it")
 
     def checkpoints(self) -> list[tuple[int, Path]]:
         """The NAME_N.npz checkpoints in the directory as (N, path), by N."""
@@ -99,15 +167,15 @@ class RunFiles:
 
     def earlier_run(self) -> list[Path]:
         """The files an earlier run of this name left in the directory: its log, NAME_best.npz and
-        the NAME_N.npz checkpoints (the newest last)."""
-        named = [path for path in (self.log_path(), self.best_path()) if path.exists()]
-        return named + [path for _, path in self.checkpoints()]
+        the NAME_N.npz checkpoints (the newest last), those that blekota wrote."""
+        named = [self.log_path(), self.best_path()] + [path for _, path in self.checkpoints()]
+        return [path for path in named if path.exists() and not self.in_the_way(path)]
 
     def prune(self, iteration: int) -> None:
         """Delete all but the newest `keep` NAME_N.npz with N <= iteration."""
         if not self.keep:
             return
-        numbered = [(n, path) for n, path in self.checkpoints() if n <= iteration]
+        numbered = [(n, path) for n, path in self.checkpoints() if n <= iteration and not self.in_the_way(path)]
         for _, path in numbered[: -self.keep]:
             try:
                 path.unlink(missing_ok=True)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from . import checks
 from .errors import ConfigError
 
+MIN_LR = 1e-5  # the step and plateau schedules' lowest learning rate by default
+
 
 def _factor(value) -> float:
     return checks.number("lr factor", value, 0, 1, low_open=True, high_open=True)
@@ -36,20 +38,27 @@ class Schedule:
 Constant = Schedule
 
 
+def _lower(lr: float, factor: float, min_lr: float) -> float:
+    """lr times factor, but not below min_lr (nor above lr, when lr was already below it)."""
+    return max(lr * factor, min(lr, min_lr))
+
+
 class Step(Schedule):
-    """Multiply the lr by `factor` every `every` iterations."""
+    """Multiply the lr by `factor` every `every` iterations, but not below min_lr (so that the
+    lr never underflows to 0 and a long run stays resumable)."""
 
     name = "step"
 
-    def __init__(self, every: int = 1000, factor: float = 0.5):
+    def __init__(self, every: int = 1000, factor: float = 0.5, min_lr: float = MIN_LR):
         self.every = checks.positive_int("step schedule: every", every, "an integer >= 1")
         self.factor = _factor(factor)
+        self.min_lr = checks.positive_float("min_lr", min_lr)
 
     def after_step(self, iteration: int, lr: float) -> float:
-        return lr * self.factor if iteration % self.every == 0 else lr
+        return _lower(lr, self.factor, self.min_lr) if iteration % self.every == 0 else lr
 
     def state_dict(self) -> dict:
-        return {"name": self.name, "every": self.every, "factor": self.factor}
+        return {"name": self.name, "every": self.every, "factor": self.factor, "min_lr": self.min_lr}
 
 
 class Plateau(Schedule):
@@ -66,7 +75,7 @@ class Plateau(Schedule):
         self,
         factor: float = 0.5,
         patience: int = 1,
-        min_lr: float = 1e-5,
+        min_lr: float = MIN_LR,
         threshold: float = 1e-4,
         best: float | None = None,
         bad: int = 0,
@@ -75,8 +84,8 @@ class Plateau(Schedule):
         self.threshold = checks.fraction("threshold", threshold)
         self.factor = _factor(factor)
         self.min_lr = checks.positive_float("min_lr", min_lr)
-        self.best = None if best is None else float(best)
-        self.bad = int(bad)
+        self.best = None if best is None else checks.number("best", best)
+        self.bad = checks.non_negative_int("bad", bad)
 
     def observe(self, val_loss: float, lr: float) -> float:
         if self.best is None or val_loss < self.best * (1.0 - self.threshold):
@@ -86,7 +95,7 @@ class Plateau(Schedule):
         self.bad += 1
         if self.bad > self.patience:
             self.bad = 0
-            return max(lr * self.factor, min(lr, self.min_lr))
+            return _lower(lr, self.factor, self.min_lr)
         return lr
 
     def state_dict(self) -> dict:

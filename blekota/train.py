@@ -18,24 +18,23 @@ from __future__ import annotations
 import math
 import os
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from . import checkpoint, checks, fileformat, memory, modelfile
-from .audio import save_wav
+from .audio import WAV_MAX_FRAMES, save_wav
 from .augment import check_max_db, check_noise, input_noise, random_gain
-from .dataset import Dataset, WindowLayout, held_out, validation_pieces
-from .errors import AudioError, BlekotaWarning, ConfigError, ModelFileError
+from .dataset import Dataset, WindowLayout, held_out, validation_pieces, warn_if_silent
+from .errors import AudioError, ConfigError, ModelFileError, TrainingDiverged
 from .interrupts import StopRequests
 from .model import Model
-from .mulaw import SILENCE
 from .optim import OPTIMIZERS, make_optimizer
 from .parallel import Processes, processes
+from .presets import DEFAULTS
 from .progress import Progress, TrainResult
-from .runfiles import RunFiles
+from .runfiles import RunFiles, split_name
 from .schedule import Schedule, make_schedule
 
 REPORT_EVERY = 50
@@ -43,36 +42,6 @@ VAL_EVERY = 200
 VAL_FRACTION = 0.05
 VAL_MIN_WINDOWS = 10
 
-PRESETS: dict[str, dict] = {
-    # the fastest to a low held-out loss on speech and music (benchmarks/README.md)
-    # (schedule None: plateau when there is validation, else constant)
-    "default": {"optimizer": "adam", "lr": 4e-3, "schedule": None, "random_gain_db": 4.0},
-    # the original NumPy blekota's update rule, learning rate and fixed schedule
-    "original": {"optimizer": "rmsprop", "lr": 2e-3, "schedule": "constant", "random_gain_db": 0.0},
-    # what the usual PyTorch recipe does (Adam at 2e-3, constant, the windows as recorded)
-    "pytorch": {"optimizer": "adam", "lr": 2e-3, "schedule": "constant", "random_gain_db": 0.0},
-}
-DEFAULTS = PRESETS["default"]
-
-
-def warn_if_silent(levels: np.ndarray, files: list[str]) -> None:
-    """Warn (BlekotaWarning) when every level is silence: the model would learn only silence."""
-    if levels.size and (levels == SILENCE).all():
-        where = f"{', '.join(files)}: " if files else ""
-        warnings.warn(
-            f"{where}the training sound is silent (every sample quantizes to silence); "
-            "the model will learn silence",
-            BlekotaWarning,
-            stacklevel=3,
-        )
-
-
-def split_name(name) -> tuple[Path, str]:
-    """(folder, file name prefix) of a model name: "foo/bar" -> (foo, "bar"), "bar" -> (., "bar")."""
-    path = Path(name) if isinstance(name, str) and "\0" not in name else None
-    if path is None or name.endswith(("/", os.sep)) or path.name in ("", ".", ".."):
-        raise ConfigError(f"name must be a file name prefix, optionally after a folder (foo/bar), got {name!r}")
-    return path.parent, path.name
 
 
 class Trainer:
@@ -85,10 +54,10 @@ class Trainer:
     "constant", "step", "plateau", a blekota.schedule.Schedule, or None: plateau when there is
     validation, else constant. random_gain_db: train each stream's window at its own random gain,
     uniform within +-random_gain_db decibels (blekota.augment; 0: as recorded), so that a short
-    recording is not learned by heart. input_noise: read each window's inputs moved by a rounded
-    normal draw of this standard deviation in levels and learn to predict the clean next levels
-    (blekota.augment.input_noise; 0: off), so that generation recovers from its own draws. The defaults are PRESETS["default"]; PRESETS holds other
-    sets (the original's RMSprop) to pass as **PRESETS[name]. val_fraction: the tail of every sound
+    recording is not learned by heart. input_noise: inputs moved by a rounded normal draw of this
+    many levels, the clean levels predicted (blekota.augment.input_noise; 0: off), so generation
+    recovers from its own draws. The defaults are blekota.presets.PRESETS["default"], which holds
+    other sets (the original's RMSprop) to pass as **PRESETS[name]. val_fraction: the tail of every sound
     held out for validation (0: none); val_every: validate every that many iterations (0: only
     at the end).
     name: prefix of the files written; "foo/bar" writes foo/bar_N.npz in `directory` (the folder
@@ -150,7 +119,7 @@ class Trainer:
         self.val_every = checks.non_negative_int("val_every", val_every)
         self.keep = checks.non_negative_int("keep", keep)
         folder, self.name = split_name(name)
-        self.checkpoint_sound = checks.non_negative_int("checkpoint_sound", checkpoint_sound)
+        self.checkpoint_sound = checks.integer("checkpoint_sound", checkpoint_sound, 0, WAV_MAX_FRAMES)
         self.directory = Path(directory) / folder
         self.callback = callback
         self.report_every = checks.positive_int("report_every", report_every)
@@ -175,6 +144,7 @@ class Trainer:
         self.val_loss: float | None = self.val_history[-1][1] if self.val_history else None
         self.continues_data = False
         self._saved_iteration = -1
+        self.last_saved: Path | None = None  # the last model file written, by rank 0
         self._run_start = time.perf_counter()
         self._done = self._iterations = 0
         self._last_loss: float | None = None
@@ -257,16 +227,30 @@ class Trainer:
     def step(self) -> float:
         """One training iteration: forward and backward over this process's streams of the next
         window, the gradients summed over the processes, optimizer update, schedule. Returns the
-        loss (of the whole batch)."""
+        loss (of the whole batch). Raises TrainingDiverged when the loss or the updated weights
+        are NaN or infinite (then the weights in memory are unusable; no file is written)."""
         x = self._next_window()
         loss, h_last = self._loss_and_grads(input_noise(x, self.input_noise, self.iteration),
                                             x[1:] if self.input_noise else None)
-        self.optimizer.step(self.model.params, self.grads)
+        if not math.isfinite(loss):
+            raise self._diverged("the loss")
+        with np.errstate(over="ignore", invalid="ignore"):  # what overflows is found just below
+            self.optimizer.step(self.model.params, self.grads)
+        if not np.isfinite(self.model.params).all():
+            raise self._diverged("the weights")
         self.h[:, self.streams] = h_last
         self.position += 1
         self.iteration += 1
         self.optimizer.lr = self.schedule.after_step(self.iteration, self.optimizer.lr)
         return loss
+
+    def _diverged(self, what: str) -> TrainingDiverged:
+        """The error for a run whose loss or weights (`what`) became NaN or infinite."""
+        kept = f"; {self.last_saved}, the last file saved, is kept" if self.last_saved else "; nothing was saved in this run"
+        return TrainingDiverged(
+            f"training diverged at iteration {self.iteration + 1}: {what} became NaN or infinite at learning "
+            f"rate {self.optimizer.lr:g}{kept}"
+        )
 
     def _loss_and_grads(self, x: np.ndarray, targets: np.ndarray | None = None) -> tuple[float, np.ndarray]:
         """Loss and gradients (into self.grads) of the whole batch of window x (T+1, B): this
@@ -361,7 +345,7 @@ class Trainer:
         iterations = checks.non_negative_int("iterations", iterations)
         if max_seconds is not None:
             max_seconds = checks.number("max_seconds", max_seconds, 0, low_open=True, expected="> 0")
-        files = self._run_files()
+        files = self._run_files(iterations)
         self._run_start = time.perf_counter()
         self._done, self._iterations = 0, iterations
         window_losses: list[float] = []
@@ -407,8 +391,9 @@ class Trainer:
                 val_loss = self._validate(files, scheduled=False)
             self._log(files, train_loss, val_loss)
             path = self.checkpoint_path()
-            saved = self.processes.from_root(lambda: self._saved_iteration == self.iteration and path.exists())
-            if not saved or val_loss is not None:  # the file is to hold the final validation too
+            saved = (self.last_saved, self._saved_iteration) == (path, self.iteration) and path.exists()
+            if not self.processes.from_root(lambda: saved) or val_loss is not None:  # to hold the final validation too
+                self.processes.together(lambda: files is None or files.claim(path))
                 path = self.processes.together(lambda: self.save(path))
                 if files is not None:
                     if sound_due:
@@ -471,6 +456,7 @@ class Trainer:
         written = None if files is None else files.save_quietly(path, self.model, *state)
         if written is not None:
             self._saved_iteration = self.iteration
+            self.last_saved = written
         return written
 
     def _save_checkpoint(self, files: RunFiles | None) -> None:
@@ -498,15 +484,17 @@ class Trainer:
         except KeyboardInterrupt:  # the others are already on their way to the next sum: stop there
             self._callback_stopped = True
 
-    def _run_files(self) -> RunFiles | None:
-        """The files of a run with the current settings (its directory created); only rank 0
-        has them."""
+    def _run_files(self, iterations: int) -> RunFiles | None:
+        """The files of a run of `iterations` with the current settings (its directory created;
+        refused when a file blekota did not write is in its way); only rank 0 has them."""
 
         def make() -> RunFiles | None:
             if not self.processes.is_root:
                 return None
             self.directory.mkdir(parents=True, exist_ok=True)
-            return RunFiles(self.directory, self.name, self.keep, self.log, self._report)
+            files = RunFiles(self.directory, self.name, self.keep, self.log, self._report)
+            files.check_way(self.iteration, iterations, self.checkpoint_every, self.checkpoint_sound > 0, bool(self.val_samples))
+            return files
 
         return self.processes.together(make)
 
@@ -527,23 +515,28 @@ class Trainer:
         seed = int(self.rng.integers(2**63))
         return self.model.sample(samples, seed=seed)
 
-    def checkpoint_wav(self, samples: int) -> Path:
-        """Generate `samples` samples with the model and save them as DIRECTORY/NAME_N.wav."""
-        path = RunFiles(self.directory, self.name).sound_path(self.iteration)
-        return save_wav(path, self._sound(samples), self.model.fs)
-
     def checkpoint(self, sound_samples: int | None = None) -> list[Path]:
         """Save NAME_N.npz and, when sound_samples (default checkpoint_sound) > 0, a generated
         NAME_N.wav. Returns the paths written (in a data-parallel run, by rank 0; the other
-        processes, which must call it too, get an empty list)."""
-        if self.processes.is_root:
-            self.directory.mkdir(parents=True, exist_ok=True)
+        processes, which must call it too, get an empty list). Raises BlekotaError, writing
+        nothing, when a file blekota did not write is under either name."""
+        samples = self.checkpoint_sound if sound_samples is None else checks.integer(
+            "sound_samples", sound_samples, 0, WAV_MAX_FRAMES)
+        files = RunFiles(self.directory, self.name)
+        sound = files.sound_path(self.iteration)
+
+        def prepare() -> None:
+            if self.processes.is_root:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                for path in [self.checkpoint_path()] + [sound] * (samples > 0):
+                    files.claim(path)
+
+        self.processes.together(prepare)
         paths = [self.save(self.checkpoint_path())]
         if not self.processes.is_root:
             return []
-        samples = self.checkpoint_sound if sound_samples is None else int(sound_samples)
         if samples > 0:
-            paths.append(self.checkpoint_wav(samples))
+            paths.append(save_wav(sound, self._sound(samples), self.model.fs, mark=True))
         return paths
 
     def info(self) -> dict:
@@ -568,6 +561,7 @@ class Trainer:
             return Path(path)
         path = modelfile.save(path, self.model, *state)
         self._saved_iteration = self.iteration
+        self.last_saved = path
         return path
 
     @classmethod

@@ -12,6 +12,7 @@ Non-finite losses are written as null.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -20,23 +21,39 @@ from pathlib import Path
 from .errors import BlekotaError
 from .fileutil import input_problem
 
+FIELDS = ("iteration", "time", "train_loss", "val_loss", "lr")
+
+
 def _number(value: float | None) -> float | None:
     return float(value) if value is not None and math.isfinite(value) else None
 
 
 def format_line(iteration: int, time: float, train_loss: float | None, val_loss: float | None, lr: float) -> str:
     """One log line (with its newline)."""
-    record = {
-        "iteration": int(iteration), "time": round(float(time), 3), "train_loss": _number(train_loss),
-        "val_loss": _number(val_loss), "lr": float(lr),
-    }
-    return json.dumps(record) + "\n"
+    values = (int(iteration), round(float(time), 3), _number(train_loss), _number(val_loss), float(lr))
+    return json.dumps(dict(zip(FIELDS, values))) + "\n"
 
 
 def append(path: str | os.PathLike, line: str) -> None:
-    """Append a line to the log and flush it to the OS, so a crash loses at most this line."""
-    with open(path, "a", encoding="utf-8") as log:
-        log.write(line)
+    """Append a line to the log, straight to the OS, so a crash loses at most this line. A line
+    an earlier crash cut short is dropped first, and a write that fails (a full disk) is undone:
+    the log never holds half a line before a whole one."""
+    data = line.encode("utf-8")
+    with open(path, "a+b", buffering=0) as log:
+        end = log.seek(0, os.SEEK_END)
+        if end:
+            log.seek(end - 1)
+            if log.read(1) != b"\n":
+                log.seek(0)
+                end = log.read().rfind(b"\n") + 1
+                log.truncate(end)
+        try:
+            while data:
+                data = data[log.write(data):]
+        except OSError:
+            with contextlib.suppress(OSError):
+                log.truncate(end)
+            raise
 
 
 def read_log(path: str | os.PathLike) -> list[dict]:
@@ -63,3 +80,13 @@ def read_log(path: str | os.PathLike) -> list[dict]:
                 break
             raise BlekotaError(f"{path}:{number}: not a JSON line") from None
     return records
+
+
+def is_log(path: str | os.PathLike) -> bool:
+    """Whether the file at path is a training log: empty, or every complete line a record with
+    the log's keys (one that training may append to)."""
+    try:
+        records = read_log(path)
+    except BlekotaError:
+        return False
+    return all(isinstance(record, dict) and sorted(record) == sorted(FIELDS) for record in records)

@@ -63,8 +63,16 @@ def test_other_data_restores_all_but_the_position(tmp_path):
     [
         ({"t": -1}, "info.trainer.t is not a count"),
         ({"position": 1.5}, "info.trainer.position is not a count"),
-        ({"clip": "5"}, "info.trainer.clip is not a number"),
+        ({"clip": "5"}, "info.trainer.clip is not a positive number"),
         ({"rng": [1]}, "info.trainer.rng is not a mapping"),
+        ({"lr": 0.0}, "info.trainer.lr is not a positive number"),
+        ({"seq_length": None}, "info.trainer.seq_length is not a positive integer"),
+        ({"val_fraction": float("nan")}, "info.trainer.val_fraction is not a number in [0, 1)"),
+        ({"random_gain_db": 1e308}, "info.trainer.random_gain_db is not a number of decibels in [0, 96]"),
+        ({"checkpoint_sound": 10**12}, "info.trainer.checkpoint_sound is not a count of samples a wav holds"),
+        ({"name": "../escaped/evil"}, "info.trainer.name is not a plain file name (no folder)"),
+        ({"name": "x" * 201}, "info.trainer.name is not a plain file name (no folder)"),
+        ({"schedule": None}, "info.trainer.schedule is not a mapping"),
     ],
 )
 def test_problem_names_the_field(trainer_block, message):

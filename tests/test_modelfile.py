@@ -123,7 +123,10 @@ def test_malformed_meta_is_rejected(tmp_path, good, meta_bytes, message):
         ({"training_files": "a.wav"}, "info.training_files is not a list of file names"),
         ({"history": [[1, "x"]]}, r"info.history is not a list of \[iteration, loss\] pairs"),
         ({"trainer": {"position": -3}}, "info.trainer.position is not a count"),
-        ({"trainer": {"lr": "fast"}}, "info.trainer.lr is not a number"),
+        ({"trainer": {"lr": "fast"}}, "info.trainer.lr is not a positive number"),
+        ({"val_history": None}, r"info.val_history is not a list of \[iteration, loss\] pairs"),
+        ({"best_val_loss": "low"}, "info.best_val_loss is not a number"),
+        ({"training_files": ["a\0.wav"]}, "info.training_files is not a list of file names"),
         ([1, 2], "info is not a mapping"),
     ],
 )
@@ -140,7 +143,7 @@ def test_inconsistent_files_are_rejected(tmp_path, good):
         "ints.npz": ({"model/out.Wy": np.zeros((256, 3), np.int32)}, None, "out.Wy is int32"),
         "layers.npz": ({}, lambda m: m["architecture"].update(layers=10**9), "1000000000 layers of 2 units do not fit its 4 weight arrays"),
         "dtype.npz": ({}, lambda m: m["architecture"].update(dtype="float16"), "dtype 'float16'"),
-        "fs.npz": ({}, lambda m: m["architecture"].update(fs=-1), "fs must be a positive integer"),
+        "fs.npz": ({}, lambda m: m["architecture"].update(fs=-1), "fs must be a sample rate in 1..2147483647 Hz"),
     }
     for name, (arrays, change, message) in cases.items():
         path = rewrite(good, tmp_path / name, change, **arrays)

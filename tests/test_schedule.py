@@ -48,8 +48,22 @@ def test_state_round_trips():
     assert again.observe(3.6, 1e-3) == schedule.observe(3.6, 1e-3) == 2.5e-4
 
 
+def test_step_stops_at_its_floor_and_never_reaches_zero():
+    """A step schedule whose rate would underflow to 0.0 stays at min_lr (issue 19: such a run
+    could not be resumed)."""
+    step = Step(every=1, factor=1e-300)
+    lr = 4e-3
+    for iteration in range(1, 5):
+        lr = step.after_step(iteration, lr)
+    assert lr == 1e-5
+    assert Step(every=1, factor=0.5, min_lr=1e-3).after_step(1, 1e-4) == 1e-4  # already below: kept
+    assert make_schedule(name="step", every=2, factor=0.5).min_lr == 1e-5  # a state saved before min_lr
+
+
 @pytest.mark.parametrize("name,options", [("cosine", {}), ("step", {"every": 0}), ("plateau", {"factor": 1.5}),
-                                          ("plateau", {"patience": -1}), ("step", {"bogus": 1})])
+                                          ("plateau", {"patience": -1}), ("step", {"bogus": 1}),
+                                          ("plateau", {"best": "x"}), ("plateau", {"bad": None}),
+                                          ("plateau", {"best": float("nan")}), ("step", {"min_lr": 0.0})])
 def test_bad_schedules_are_config_errors(name, options):
     with pytest.raises(blekota.ConfigError):
         make_schedule(name, **options)

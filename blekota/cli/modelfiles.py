@@ -9,7 +9,7 @@ from pathlib import Path
 from .. import legacy, modelfile, plot
 from ..errors import install_hint
 from ..fileutil import is_stream
-from .options import check_output, read_model
+from .options import check_distinct, check_output, read_model
 
 
 def add_parser(commands) -> None:
@@ -55,6 +55,7 @@ def run(args) -> int:
 def import_legacy(args) -> int:
     output = Path(args.output) if args.output else Path(args.pickle).with_suffix(modelfile.EXTENSION)
     check_output(output, args.force)
+    check_distinct({"-o": output}, {"OLD.pkl": args.pickle})
     converted = legacy.read_legacy(args.pickle, dtype=args.dtype)
     model = converted.model
     modelfile.save(output, model, converted.info, converted.train_arrays)
@@ -71,6 +72,7 @@ def export(args) -> int:
 
     output = Path(args.output) if args.output else Path(args.model).with_suffix(".onnx")
     check_output(output, args.force)
+    check_distinct({"-o": output}, {"MODEL": args.model})
     model = read_model(args.model).model
     export_onnx(model, output, input=args.input)
     state = f"({model.layers}, B, {model.hidden})"

@@ -13,12 +13,14 @@ from pathlib import Path
 from .. import checkpoint, checks, legacy, modelfile
 from .. import schedule as blekota_schedule
 from ..audio import WAV_MAX_FRAMES
+from ..augment import MAX_DB, check_max_db
 from ..console import NORMAL, QUIET, VERBOSE
 from ..errors import BlekotaError, ConfigError
-from ..fileutil import existing_file, is_stream
+from ..fileutil import existing_file, is_stream, same_file
 from ..model import Model
 from ..optim import OPTIMIZERS
-from ..train import PRESETS, VAL_EVERY, VAL_FRACTION, Trainer
+from ..presets import PRESETS
+from ..train import VAL_EVERY, VAL_FRACTION
 
 
 def preset_text(options: dict) -> str:
@@ -63,7 +65,8 @@ data and schedule:
   --schedule     plateau (the default when validating: lr times --lr-factor after --patience
                  validations without improvement, down to --min-lr), which is halving the
                  learning rate by hand, done for you; constant (the default without
-                 validation); step (lr times --lr-factor every --lr-every iterations).
+                 validation); step (lr times --lr-factor every --lr-every iterations, down
+                 to --min-lr).
   --random-gain  each stream's window is trained at its own random gain within +-DB
                  decibels, so a short recording is not learned by heart: the held-out loss
                  keeps falling for longer. 0 trains on the sound as recorded. Validation is
@@ -103,6 +106,11 @@ positive_float = argument_type(float, checks.positive_float, "a positive number"
 non_negative_float = argument_type(float, checks.non_negative_float, "a number >= 0")
 share = argument_type(float, lambda name, value: checks.number(name, value, 0, 1, low_open=True), "a number in (0, 1]")
 unit_interval = argument_type(float, lambda name, value: checks.number(name, value, 0, 1), "a number in [0, 1]")
+rate = argument_type(int, checks.sample_rate, f"a sample rate in 1..{checks.MAX_FS} Hz")
+seed = argument_type(int, checks.non_negative_int, "an integer >= 0")
+factor = argument_type(float, lambda name, value: checks.number(name, value, 0, 1, low_open=True, high_open=True),
+                       "a number in (0, 1)")
+decibels = argument_type(float, lambda name, value: check_max_db(value), f"a number of decibels in [0, {MAX_DB:g}]")
 
 
 class Given(argparse.Action):
@@ -135,12 +143,12 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--optimizer", action=Given, choices=tuple(OPTIMIZERS), default=None, help="update rule (default: the preset's)",
     )
-    group.add_argument("--fs", action=Given, type=positive_int, default=8000, help="sample rate in Hz (default 8000)")
+    group.add_argument("--fs", action=Given, type=rate, default=8000, help="sample rate in Hz (default 8000)")
     group.add_argument(
         "--dtype", action=Given, choices=("float32", "float64"), default="float32",
         help="precision of weights and arithmetic (default float32)",
     )
-    group.add_argument("--seed", type=int, default=None, help="seed for the initial weights")
+    group.add_argument("--seed", type=seed, default=None, help="seed for the initial weights")
 
 
 def add_training_arguments(parser: argparse.ArgumentParser, iterations: int, iterations_help: str) -> None:
@@ -153,13 +161,13 @@ def add_training_arguments(parser: argparse.ArgumentParser, iterations: int, ite
     parser.add_argument("--keep", action=Given, type=non_negative_int, default=0, help="keep only the newest K NAME_N.npz checkpoints (default 0: all; NAME_best is always kept)")
     parser.add_argument("--val-fraction", action=Given, type=fraction, default=VAL_FRACTION, help=f"tail of every sound held out for validation (0: none; default {VAL_FRACTION})")
     parser.add_argument("--val-every", action=Given, type=non_negative_int, default=VAL_EVERY, help=f"validate every N iterations and at the end (0: only at the end; default {VAL_EVERY})")
-    parser.add_argument("--random-gain", action=Given, type=non_negative_float, default=None, metavar="DB", help="train each stream's window at a random gain within +-DB decibels (0: as recorded; default: the preset's)")
+    parser.add_argument("--random-gain", action=Given, type=decibels, default=None, metavar="DB", help="train each stream's window at a random gain within +-DB decibels (0: as recorded; default: the preset's)")
     parser.add_argument("--input-noise", action=Given, type=non_negative_float, default=0.0, metavar="LEVELS", help="read training inputs moved by this many mu-law levels (std) and learn to predict the clean next level, so generation recovers from its own draws (0: off, the default; the demo uses 1.5)")
     parser.add_argument("--schedule", action=Given, choices=("constant", "step", "plateau"), default=None, help="learning-rate schedule (default: the preset's; plateau when validating, else constant)")
-    parser.add_argument("--lr-factor", action=Given, type=fraction, default=0.5, help="step and plateau: multiply the lr by this (default 0.5)")
+    parser.add_argument("--lr-factor", action=Given, type=factor, default=0.5, help="step and plateau: multiply the lr by this (default 0.5)")
     parser.add_argument("--lr-every", action=Given, type=positive_int, default=1000, help="step: iterations between reductions (default 1000)")
     parser.add_argument("--patience", action=Given, type=non_negative_int, default=1, help="plateau: validations without improvement tolerated (default 1)")
-    parser.add_argument("--min-lr", action=Given, type=positive_float, default=1e-5, help="plateau: lowest learning rate (default 1e-5)")
+    parser.add_argument("--min-lr", action=Given, type=positive_float, default=blekota_schedule.MIN_LR, help=f"step and plateau: lowest learning rate (default {blekota_schedule.MIN_LR:g})")
     shown = parser.add_mutually_exclusive_group()
     shown.add_argument("-q", "--quiet", action="store_true", help="print only warnings and errors")
     shown.add_argument("-v", "--verbose", action="store_true", help="print every report as a line, with the learning rate")
@@ -195,7 +203,7 @@ def schedule_option(args, name: str | None = None):
     """The schedule `name` (default --schedule) with its options, or None when there is none."""
     name = name or args.schedule
     if name == "step":
-        return blekota_schedule.Step(every=args.lr_every, factor=args.lr_factor)
+        return blekota_schedule.Step(every=args.lr_every, factor=args.lr_factor, min_lr=args.min_lr)
     if name == "plateau":
         return blekota_schedule.Plateau(factor=args.lr_factor, patience=args.patience, min_lr=args.min_lr)
     return name
@@ -254,17 +262,19 @@ def resume_overrides(args, path: Path, model: Model) -> dict:
     if "schedule" in given(args):
         overrides["schedule"] = schedule_option(args)
     if "checkpoint_sound" in given(args):
-        overrides["checkpoint_sound"] = int(args.checkpoint_sound * model.fs)
+        overrides["checkpoint_sound"] = checkpoint_sound(args, model.fs)
     return overrides
 
 
-def check_checkpoint_sound(trainer: Trainer) -> None:
-    """Refuse before training a checkpoint sound too long for a wav."""
-    if trainer.checkpoint_sound > WAV_MAX_FRAMES:
+def checkpoint_sound(args, fs: int) -> int:
+    """--checkpoint-sound in samples at fs; refused when they do not fit a 16-bit wav."""
+    samples = args.checkpoint_sound * fs
+    if samples > WAV_MAX_FRAMES:
         raise BlekotaError(
-            f"--checkpoint-sound: {trainer.checkpoint_sound} samples do not fit a 16-bit wav "
-            f"(at most {WAV_MAX_FRAMES}, {WAV_MAX_FRAMES / trainer.model.fs:,.0f} s at {trainer.model.fs} Hz)"
+            f"--checkpoint-sound: {args.checkpoint_sound:g} s at {fs} Hz do not fit a 16-bit wav "
+            f"(at most {WAV_MAX_FRAMES} samples, {WAV_MAX_FRAMES / fs:,.0f} s)"
         )
+    return int(samples)
 
 
 def new_trainer_options(args) -> dict:
@@ -289,6 +299,23 @@ def check_output(output: str | os.PathLike, force: bool) -> None:
     if not target.parent.is_dir():
         folder = target.parent if Path(output).is_symlink() else Path(output).parent
         raise BlekotaError(f"{output}: the directory {folder} does not exist")
+
+
+def check_distinct(outputs: dict[str, str | os.PathLike | None],
+                   inputs: dict[str, str | os.PathLike | None] | None = None) -> None:
+    """Refuse before any work two outputs of one command that are one file (the second would
+    replace the first), and an output that is one of the files it reads. Keys name the
+    arguments (say "-o", "--heatmap", "MODEL"); None values and streams are left out."""
+    written = [(what, path) for what, path in outputs.items() if path is not None and not is_stream(path)]
+    for number, (what, path) in enumerate(written):
+        for other, other_path in written[:number]:
+            if same_file(path, other_path):
+                if str(path) == str(other_path):
+                    raise BlekotaError(f"{path}: given as both {other} and {what}; each needs its own file")
+                raise BlekotaError(f"{other_path} ({other}) and {path} ({what}) are one file; each needs its own")
+        for read, read_path in (inputs or {}).items():
+            if read_path is not None and same_file(path, read_path):
+                raise BlekotaError(f"{path}: is the {read} this reads; give {what} another file")
 
 
 def output_png(name: str | None, force: bool) -> Path | None:

@@ -15,9 +15,12 @@ from ..fileutil import is_stream
 from ..model import Model, describe_sampling
 from ..mulaw import SILENCE, quantize
 from .options import (
-    add_sampling_arguments, add_threads_argument, non_negative_int, output_png, positive_int, read_model,
-    sampling_options,
+    add_sampling_arguments, add_threads_argument, check_distinct, non_negative_int, output_png, positive_int, rate,
+    read_model, sampling_options, seed,
 )
+
+INPUTS = {"sound": "SOUND", "model": "MODEL", "log": "MODEL_OR_LOG", "training": "TRAINING_SOUND",
+          "generated": "GENERATED_SOUND"}  # the files the kinds of plot read, by dest
 
 
 def add_parser(commands) -> None:
@@ -39,7 +42,7 @@ def add_parser(commands) -> None:
                             ("spectrogram", "the spectrogram of a sound file")):
         parser = kind(name, help_text)
         parser.add_argument("sound", metavar="SOUND", help="a sound file (any format libsndfile reads)")
-        parser.add_argument("--fs", type=positive_int, default=None, help="resample to this rate in Hz first (default: the file's own)")
+        parser.add_argument("--fs", type=rate, default=None, help="resample to this rate in Hz first (default: the file's own)")
     heatmap = kind(
         "heatmap", "the probabilities a model gives each of the 256 levels, sample by sample: "
         "while it listens to SOUND, or while it generates when no SOUND is given",
@@ -48,7 +51,7 @@ def add_parser(commands) -> None:
     heatmap.add_argument("sound", metavar="SOUND", nargs="?", default=None, help="a sound file for the model to listen to (default: it generates)")
     heatmap.add_argument("-n", type=positive_int, default=1000, help="samples to draw (default 1000)")
     heatmap.add_argument("--start", type=non_negative_int, default=0, help="first sample drawn; the model hears or makes all before it (default 0)")
-    heatmap.add_argument("--seed", type=int, default=None, help="when generating: same seed, same sound")
+    heatmap.add_argument("--seed", type=seed, default=None, help="when generating: same seed, same sound")
     add_sampling_arguments(heatmap, "when generating")
     add_threads_argument(heatmap)
     loss = kind("loss", "training and validation loss against iterations")
@@ -56,7 +59,7 @@ def add_parser(commands) -> None:
     compare = kind("compare", "two sounds side by side: waveforms and spectrograms")
     compare.add_argument("training", metavar="TRAINING_SOUND", help="the sound a model learned from")
     compare.add_argument("generated", metavar="GENERATED_SOUND", help="a sound it generated")
-    compare.add_argument("--fs", type=positive_int, default=8000, help="rate both are resampled to, in Hz (default 8000)")
+    compare.add_argument("--fs", type=rate, default=8000, help="rate both are resampled to, in Hz (default 8000)")
 
 
 def _heard(model: Model, sound: np.ndarray) -> np.ndarray:
@@ -69,6 +72,8 @@ def _heard(model: Model, sound: np.ndarray) -> np.ndarray:
 
 def run(args) -> int:
     out = output_png(args.output, args.force)
+    inputs = {metavar: getattr(args, dest) for dest, metavar in INPUTS.items() if hasattr(args, dest)}
+    check_distinct({"-o": None if out is None or out.is_dir() else out}, inputs)
     if args.kind in ("waveform", "spectrogram"):
         sound, fs = load_audio(args.sound, args.fs)
         draw = plot.show if args.kind == "waveform" else plot.spectrogram

@@ -15,8 +15,8 @@ from ..audio import ChunkPlayer, WavWriter, load_audio
 from ..fileutil import STDOUT, is_stream
 from ..model import describe_sampling
 from .options import (
-    add_sampling_arguments, add_threads_argument, check_output, model_path, non_negative_int, output_png,
-    sampling_options,
+    add_sampling_arguments, add_threads_argument, check_distinct, check_output, model_path, non_negative_int, output_png,
+    sampling_options, seed,
 )
 
 HEATMAP_SAMPLES = 400  # drawn by sample --heatmap: 50 ms at 8 kHz, each sample visible
@@ -33,7 +33,7 @@ def add_parser(commands) -> None:
     sample_parser.add_argument("-n", type=non_negative_int, default=8000, help="samples to generate, after the hint when there is one (default 8000: 1 s at 8 kHz)")
     sample_parser.add_argument("-o", "--output", default=None, help="wav file to write (default: MODEL_sample.wav); - writes to standard output; a device or FIFO is written as a stream")
     sample_parser.add_argument("--hint", metavar="FILE", default=None, help="a sound to start from: it is played into the model first, and the output is the hint (as the model hears it, mu-law quantized at its rate) followed by the -n samples that continue it")
-    sample_parser.add_argument("--seed", type=int, default=None, help="same seed, same sound")
+    sample_parser.add_argument("--seed", type=seed, default=None, help="same seed, same sound")
     sample_parser.add_argument("--play", action="store_true", help="also play the sound")
     sample_parser.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
     sample_parser.add_argument("--heatmap", metavar="PNG", default=None, help=f"also draw the probabilities {HEATMAP_SAMPLES} samples were drawn from into this PNG (from just before the hint ends)")
@@ -50,6 +50,8 @@ def run(args) -> int:
     output = args.output or str(Path(args.model).with_name(Path(args.model).stem + "_sample.wav"))
     check_output(output, args.force)
     heatmap = output_png(args.heatmap, args.force)
+    check_distinct({"-o": output, "--heatmap": None if heatmap is None or heatmap.is_dir() else heatmap},
+                   {"MODEL": args.model, "--hint": args.hint})
     streaming = is_stream(output)  # perhaps into standard output: then messages go to stderr
     say = (lambda *a, **k: print(*a, file=sys.stderr, **k)) if streaming else print
     model = modelfile.load(model_path(args.model, say), threads=args.threads)

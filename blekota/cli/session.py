@@ -11,9 +11,9 @@ from ..console import NORMAL, TrainingDisplay, print_progress
 from ..demo import DEMO_ITERATIONS, run_demo
 from ..fileutil import prepare_directory
 from ..repl import interact, open_session
-from ..train import split_name
+from ..runfiles import split_name
 from .options import (
-    HYPERPARAMETERS, add_model_arguments, add_threads_argument, add_training_arguments, check_checkpoint_sound,
+    HYPERPARAMETERS, add_model_arguments, add_threads_argument, add_training_arguments, checkpoint_sound,
     model_path, new_trainer_options, non_negative_int, positive_int, resume_overrides, verbosity,
 )
 
@@ -56,7 +56,7 @@ def repl(args) -> int:
     model_options = dict(hidden=args.hidden, layers=args.layers, fs=args.fs, dtype=args.dtype,
                          seed=args.seed, threads=args.threads)
     trainer_options = dict(new_trainer_options(args), seed=args.seed, directory=args.out_dir or ".",
-                           checkpoint_sound=int(args.checkpoint_sound * args.fs))
+                           checkpoint_sound=checkpoint_sound(args, args.fs))
     overrides = {}
     source = args.source
     if source is not None and (legacy.is_pickle(source) or modelfile.is_model_file(source)):
@@ -70,8 +70,6 @@ def repl(args) -> int:
     prepare_directory(directory / split_name(args.model_name or "model")[0])
     callback = print_progress if verbosity(args) == NORMAL else TrainingDisplay(0, bar=False, verbosity=verbosity(args))
     session, note = open_session(source, model_options, trainer_options, callback, overrides)
-    if session.trainer is not None:
-        check_checkpoint_sound(session.trainer)
     if args.iterations:
         session.train(args.iterations)
     interact(session, note)

@@ -10,13 +10,13 @@ from pathlib import Path
 
 from .. import checkpoint, modelfile, parallel
 from ..console import QUIET, VERBOSE, TrainingDisplay
-from ..errors import BlekotaError, ModelFileError
+from ..errors import BlekotaError, ModelFileError, TrainingDiverged
 from ..fileutil import prepare_directory
 from ..model import Model
-from ..runfiles import RunFiles
-from ..train import Trainer, split_name
+from ..runfiles import RunFiles, split_name
+from ..train import Trainer
 from .options import (
-    HYPERPARAMETERS, add_model_arguments, add_threads_argument, add_training_arguments, check_checkpoint_sound,
+    HYPERPARAMETERS, add_model_arguments, add_threads_argument, add_training_arguments, checkpoint_sound,
     model_path, new_trainer_options, positive_float, resume_overrides, verbosity,
 )
 
@@ -135,9 +135,8 @@ def train(args, processes: parallel.Processes) -> int:
             seed=args.seed, threads=threads,
         ))
         trainer = Trainer(model, args.files, name=name, directory=directory, seed=args.seed,
-                          checkpoint_sound=int(args.checkpoint_sound * args.fs), **new_trainer_options(args),
+                          checkpoint_sound=checkpoint_sound(args, args.fs), **new_trainer_options(args),
                           **options)
-    check_checkpoint_sound(trainer)
     model = trainer.model
     fs = model.fs
     files = trainer.files
@@ -162,6 +161,8 @@ def train(args, processes: parallel.Processes) -> int:
     started = trainer.iteration
     try:
         trainer.train(args.iterations, max_seconds=args.seconds)
+    except TrainingDiverged as error:
+        raise BlekotaError(f"{error}; a lower --alpha may help") from None
     except BlekotaError as error:
         if trainer.iteration == started:
             raise

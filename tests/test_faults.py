@@ -1,0 +1,314 @@
+"""A third round of bad input and faults (issue 19, item 11): names read from files, paths that
+collide, numbers at the edges, metadata of every wrong type, diverging runs, faults mid-write.
+Each ends in one line and exit status 2, or works; nothing blekota did not write is replaced."""
+
+import errno
+import io
+import json
+import os
+
+import numpy as np
+import pytest
+from test_modelfile import rewrite
+from test_robustness import SMALL, one_line, tone
+
+import blekota
+from blekota.cli import main
+
+
+@pytest.fixture
+def here(tmp_path, monkeypatch):
+    """tmp_path as the current folder, with tone.wav and t_1.npz, a tiny model trained on it."""
+    monkeypatch.chdir(tmp_path)
+    blekota.save_wav("tone.wav", tone(), 8000)
+    assert main(["train", "tone.wav", *SMALL, "--model-name", "t", "-q"]) == 0
+    return tmp_path
+
+
+def status(argv: list[str]) -> int:
+    """main's exit status, also when argparse refuses the arguments."""
+    try:
+        return main(argv)
+    except SystemExit as exit_info:
+        return exit_info.code
+
+
+def with_info(path, out, **changes):
+    """Copy the model file at path to out with info.trainer's fields changed."""
+    return rewrite(path, out, lambda meta: meta["info"]["trainer"].update(changes))
+
+
+# -- names read from files --------------------------------------------------------------------------
+
+
+def test_a_stored_name_never_leads_out_of_the_folder(here, capsys):
+    os.mkdir("run")
+    with_info("t_1.npz", "run/evil.npz", name="../escaped/evil")
+    assert main(["train", "--resume", "run/evil.npz", "tone.wav", "--iterations", "1", "-q"]) == 2
+    one_line(capsys.readouterr().err, "run/evil.npz: corrupted (info.trainer.name is not a plain file name (no folder))")
+    assert not os.path.exists("escaped") and sorted(os.listdir("run")) == ["evil.npz"]
+
+
+# -- paths that collide -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["sample", "t_1.npz", "-o", "x.wav", "--heatmap", "x.wav"], "x.wav: given as both -o and --heatmap; each needs its own file"),
+        (["sample", "t_1.npz", "-o", "x.wav", "--heatmap", "./x.wav"], "x.wav: given as both -o and --heatmap"),
+        (["sample", "t_1.npz", "-o", "link.wav", "--heatmap", "x.wav"], "link.wav (-o) and x.wav (--heatmap) are one file; each needs its own"),
+        (["sample", "t_1.npz", "-o", "t_1.npz", "--force"], "t_1.npz: is the MODEL this reads; give -o another file"),
+        (["sample", "t_1.npz", "--hint", "tone.wav", "-o", "tone.wav", "--force"], "tone.wav: is the --hint this reads"),
+        (["plot", "loss", "t_1.npz", "-o", "t_1.npz", "--force"], "t_1.npz: is the MODEL_OR_LOG this reads"),
+        (["plot", "compare", "tone.wav", "tone.wav", "-o", "hard.wav", "--force"], "hard.wav: is the TRAINING_SOUND this reads"),
+        (["export", "t_1.npz", "-o", "t_1.npz", "--force"], "t_1.npz: is the MODEL this reads"),
+    ],
+)
+def test_two_uses_of_one_file_are_refused(here, capsys, argv, message):
+    os.symlink("x.wav", "link.wav")
+    os.link("tone.wav", "hard.wav")
+    before = {name: os.lstat(name).st_mtime_ns for name in os.listdir(here)}
+    assert main(argv) == 2
+    one_line(capsys.readouterr().err, message)
+    assert {name: os.lstat(name).st_mtime_ns for name in os.listdir(here)} == before
+
+
+# -- numbers at the edges ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--checkpoint-sound", "1e308"], "--checkpoint-sound: 1e+308 s at 8000 Hz do not fit a 16-bit wav"),
+        (["--random-gain", "1e308"], "argument --random-gain: expected a number of decibels in [0, 96], got '1e308'"),
+        (["--random-gain", "inf"], "argument --random-gain: expected a number of decibels in [0, 96]"),
+        (["--fs", str(2**63)], "argument --fs: expected a sample rate in 1..2147483647 Hz, got '9223372036854775808'"),
+        (["--lr-factor", "0"], "argument --lr-factor: expected a number in (0, 1), got '0'"),
+        (["--seed", "1e308"], "argument --seed: expected an integer >= 0, got '1e308'"),
+        (["--seed", "-1"], "argument --seed: expected an integer >= 0, got '-1'"),
+    ],
+)
+def test_options_at_the_edge_of_the_float_range(here, capsys, argv, message):
+    assert status(["train", "tone.wav", *SMALL, *argv]) == 2
+    one_line(capsys.readouterr().err, message)
+
+
+def test_a_step_schedule_that_underflows_stays_resumable(here):
+    argv = ["--schedule", "step", "--lr-every", "1", "--lr-factor", "1e-300", "--iterations", "3", "-q"]
+    assert main(["train", "tone.wav", *SMALL, "--model-name", "s", "--val-fraction", "0", *argv]) == 0
+    assert blekota.load("s_3.npz").info["trainer"]["lr"] == 1e-5
+    assert main(["train", "--resume", "s_3.npz", "--iterations", "1", "-q"]) == 0
+    assert blekota.load("s_4.npz").info["iterations"] == 4
+
+
+# -- a diverging run --------------------------------------------------------------------------------
+
+
+def test_a_diverging_run_stops_in_one_line_and_keeps_the_last_good_file(here, capsys, monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(here / "tmp"))  # where a rescue save would go: it must not happen
+    os.mkdir("tmp")
+    argv = ["train", "tone.wav", *SMALL, "--model-name", "d", "--val-fraction", "0", "--checkpoint-every", "1"]
+    assert main([*argv, "--iterations", "5", "--alpha", "1e30", "-q"]) == 2
+    one_line(capsys.readouterr().err, "training diverged at iteration 2: the loss became NaN or infinite at "
+             "learning rate 1e+30; d_1.npz, the last file saved, is kept; a lower --alpha may help")
+    assert sorted(name for name in os.listdir(here) if name.startswith("d")) == ["d_1.npz"]
+    assert main(["info", "d_1.npz"]) == 0 and os.listdir("tmp") == []
+    assert main([*argv, "--iterations", "3", "--alpha", "1e38", "--model-name", "e", "--checkpoint-every", "0", "-q"]) == 2
+    assert "nothing was saved in this run" in capsys.readouterr().err
+
+
+def test_weights_that_are_not_finite_are_never_saved(here):
+    model = blekota.load("t_1.npz")
+    model.params[0] = np.inf
+    with pytest.raises(blekota.ModelFileError, match="bad.npz: not saved: the model's weights hold NaN or infinite values"):
+        model.save("bad.npz")
+    trainer = blekota.Trainer.from_checkpoint("t_1.npz", lr=1e38, checkpoint_every=0)
+    with pytest.raises(blekota.TrainingDiverged, match="training diverged at iteration"):
+        trainer.train(20)
+    assert not os.path.exists("bad.npz") and not os.path.exists("t_2.npz")
+
+
+# -- lost user data ---------------------------------------------------------------------------------
+
+
+def user_sound(path, seconds: float = 2.0) -> bytes:
+    blekota.save_wav(path, tone(int(8000 * seconds)), 8000)
+    return open(path, "rb").read()
+
+
+@pytest.mark.parametrize(
+    "name,content",
+    [("take_1.wav", None), ("take_2.npz", b"my notes"), ("take_best.npz", b"PK\x03\x04 some zip"),
+     ("take.log.jsonl", b"my own lines\n")],
+)
+def test_a_run_never_replaces_what_blekota_did_not_write(here, capsys, name, content):
+    """The case of train takes --model-name take --out-dir takes --checkpoint-every 1, which
+    replaced a user's takes/take_1.wav with a checkpoint sound."""
+    os.mkdir("takes")
+    user_sound("takes/a.wav")
+    path = os.path.join("takes", name)
+    kept = user_sound(path) if content is None else content
+    if content is not None:
+        open(path, "wb").write(content)
+    before = sorted(os.listdir("takes"))
+    argv = ["train", "takes", *SMALL, "--model-name", "take", "--out-dir", "takes", "--iterations", "2"]
+    assert main([*argv, "--checkpoint-every", "1", "--checkpoint-sound", "0.01"]) == 2
+    one_line(capsys.readouterr().err, f"{path}: not a file blekota wrote, and this run would write there")
+    assert sorted(os.listdir("takes")) == before and open(path, "rb").read() == kept
+
+
+def test_files_blekota_wrote_are_recognised(here):
+    argv = ["train", "tone.wav", *SMALL, "--model-name", "t", "--checkpoint-every", "1", "--checkpoint-sound", "0.01"]
+    assert main([*argv, "--iterations", "2", "--keep", "1", "-q"]) == 2  # an earlier run's files are here
+    assert main([*argv, "--iterations", "2", "--keep", "1", "-q", "--force"]) == 0  # over t_1.npz, t_best, the log
+    assert blekota.audio.is_marked("t_2.wav") and blekota.load("t_2.npz").info["iterations"] == 2
+    assert not os.path.exists("t_1.npz")  # pruned: it was blekota's
+    open("t_0.npz", "wb").write(b"not a model")
+    assert main(["train", "--resume", "t_2.npz", "--iterations", "1", "--keep", "1", "-q"]) == 0
+    assert open("t_0.npz", "rb").read() == b"not a model"  # never pruned
+
+
+def test_a_file_that_appears_during_a_run_is_left_alone(here, capsys):
+    user = user_sound("user.wav")
+
+    def intrude(progress):
+        for name in ("t_2.wav", "t_3.npz"):
+            if not os.path.exists(name):
+                open(name, "wb").write(user)
+
+    trainer = blekota.Trainer.from_checkpoint("t_1.npz", callback=intrude, checkpoint_every=1, checkpoint_sound=80)
+    with pytest.raises(blekota.BlekotaError, match=r"t_3.npz: not a file blekota wrote, so it is left as it is"):
+        trainer.train(2)
+    assert open("t_2.wav", "rb").read() == open("t_3.npz", "rb").read() == user
+    with pytest.raises(blekota.BlekotaError, match="t_3.npz: not a file blekota wrote"):  # nor a sound written
+        trainer.checkpoint(10)
+
+
+def test_playback_without_a_device_keeps_a_users_last_played(here, monkeypatch):
+    def no_device():
+        raise blekota.PlaybackError("cannot play sound: no sound output device (test)")
+
+    monkeypatch.setattr(blekota.audio, "_sounddevice", no_device)
+    with pytest.raises(blekota.PlaybackError, match="wrote it to last_played.wav"):
+        blekota.play(tone(100))
+    with pytest.raises(blekota.PlaybackError, match="wrote it to last_played.wav"):
+        blekota.play(tone(200))  # its own: replaced
+    os.replace("tone.wav", "last_played.wav")
+    with pytest.raises(blekota.PlaybackError, match="last_played.wav here is not blekota's, so the sound was not saved"):
+        blekota.play(tone(300))
+    assert blekota.load_audio("last_played.wav")[0].size == 4000
+
+
+# -- faults mid-write -------------------------------------------------------------------------------
+
+
+def test_the_log_never_holds_half_a_line_before_a_whole_one(here, monkeypatch):
+    log = here / "t.log.jsonl"
+    whole = log.read_bytes()
+    log.write_bytes(whole + b'{"iteration": 7, "ti')  # a crash while writing a line
+    blekota.trainlog.append(log, blekota.trainlog.format_line(8, 1.0, 5.0, None, 0.004))
+    records = blekota.trainlog.read_log(log)
+    assert [record["iteration"] for record in records][-1] == 8 and log.read_bytes().startswith(whole)
+
+    class Full(io.FileIO):
+        def write(self, data):
+            super().write(data[:5])
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    before = log.read_bytes()
+    monkeypatch.setattr(blekota.trainlog, "open", lambda path, mode, buffering: Full(path, "a+"), raising=False)
+    with pytest.raises(OSError):
+        blekota.trainlog.append(log, blekota.trainlog.format_line(9, 1.0, 5.0, None, 0.004))
+    assert log.read_bytes() == before
+
+
+# -- the interactive session ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "call,message",
+    [
+        ("clf.checkpoint('nope')", "sound_samples must be an integer in 0..2147483615, got 'nope'"),
+        ("loaded.checkpoint('nope')", "n must be an integer in 0..2147483615, got 'nope'"),
+        ("save_file(123, y)", "the wav's path must be a file name (a str or a path), got 123"),
+        ("save_file('x.wav', 'y')", "the sound to write must be an array of float samples"),
+        ("save_file('x.wav', y, fs='a')", "a wav's sample rate must be 1..2147483647 Hz, got 'a'"),
+        ("show(out=123)", "out must be a file name (a str or a path), got 123"),
+        ("show('abc')", "sound must be a sound: an array of float samples"),
+        ("play('x')", "the sound to play must be an array of float samples"),
+        ("play(fs='x')", "fs must be a positive integer, got 'x'"),
+    ],
+)
+def test_the_session_answers_bad_calls_in_one_line(here, call, message):
+    """What the console shows as one line (a BlekotaError), never a traceback."""
+    session, _ = blekota.open_session("tone.wav", dict(hidden=4, layers=1, threads=1),
+                                      dict(seq_length=10, batch_size=2, checkpoint_every=0))
+    namespace = blekota.repl.session_namespace(session)
+    namespace["y"] = session.sample(50)
+    namespace["loaded"] = blekota.Session(blekota.load("t_1.npz"), model_path="t_1.npz")
+    with pytest.raises(blekota.BlekotaError) as error:
+        eval(call, namespace)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_session_checkpoint_without_a_trainer_leaves_a_users_file(here):
+    user = user_sound("t_1_1.wav")  # where a session of t_1.npz at iteration 1 writes its sound
+    session = blekota.Session(blekota.load("t_1.npz"), model_path="t_1.npz")
+    with pytest.raises(blekota.BlekotaError, match="t_1_1.wav: not a file blekota wrote"):
+        session.checkpoint(10)
+    assert open("t_1_1.wav", "rb").read() == user and not os.path.exists("t_1_1.npz")
+
+
+# -- metadata of every wrong type -------------------------------------------------------------------
+
+WRONG = [None, "x", [], {}, 10**30, -1, float("nan"), 1e308, True, "../x", [[1, None]]]
+
+
+def meta_keys(meta: dict, prefix: tuple = ()) -> list[tuple]:
+    """The path of every field of a model file's metadata (but those the format itself checks)."""
+    keys = []
+    for key, value in meta.items():
+        if key not in ("format", "version", "checksum"):
+            keys.append(prefix + (key,))
+            if isinstance(value, dict):
+                keys += meta_keys(value, prefix + (key,))
+    return keys
+
+
+def set_key(meta: dict, key: tuple, value) -> None:
+    for part in key[:-1]:
+        meta = meta[part]
+    meta[key[-1]] = value
+
+
+def one_line_or_works(argv, capsys) -> int:
+    status = main(argv)
+    err = capsys.readouterr().err
+    assert status in (0, 2) and "Traceback" not in err, (argv, err)
+    if status == 2:
+        assert err.count("\n") == 1 and err.startswith("blekota: error: "), (argv, err)
+    return status
+
+
+def test_every_metadata_field_of_every_wrong_type(here, capsys):
+    """Each field of a trained model's metadata (architecture, info, the trainer block, schedule,
+    data signature, random state) set to null, text, a list, a mapping, huge, negative, NaN, a
+    bool or a path: info, sample and train --resume work or give one line (exit 2)."""
+    assert main(["train", "tone.wav", *SMALL, "--model-name", "p", "--schedule", "plateau", "-q"]) == 0
+    meta = json.loads(np.load("p_1.npz")["meta"].tobytes())
+    keys = meta_keys(meta)
+    assert len(keys) > 40 and ("info", "trainer", "rng", "state", "inc") in keys
+    refused = 0
+    for key in keys:
+        for value in WRONG:
+            rewrite("p_1.npz", "f.npz", lambda meta: set_key(meta, key, value))
+            refused += one_line_or_works(["info", "f.npz"], capsys) == 2
+            if set(key) & {"lr", "rng", "seq_length", "name", "history", "schedule", "fs"} or value is None:
+                one_line_or_works(["sample", "f.npz", "-n", "10", "-o", "o.wav", "--force", "--threads", "1"], capsys)
+                one_line_or_works(["train", "--resume", "f.npz", "--model-name", "r", "--iterations", "1",
+                                   "--threads", "1", "-q"], capsys)
+                for name in os.listdir(here):
+                    if name.startswith(("r_", "r.")):
+                        os.unlink(name)
+    assert refused > len(keys) * 3
