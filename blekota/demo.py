@@ -12,9 +12,11 @@ import numpy as np
 
 from . import plot
 from .audio import save_wav
+from .errors import BlekotaError
 from .fileutil import prepare_directory
 from .model import Model, describe_sampling
 from .progress import Progress
+from .runfiles import RunFiles
 from .soundstats import describe, loud_level
 from .train import Trainer
 
@@ -95,9 +97,15 @@ def run_demo(directory: Path, iterations: int, threads: int | None, say: Callabl
     the model and a generated continuation (drawn with `seed`), and draw the two side by side.
     say() is told each step in a line; callback gets the trainer's progress."""
     prepare_directory(directory)
+    files = RunFiles(directory, "demo")
+    outputs = [directory / name for name in ("demo_sound.wav", "demo_generated.wav", "demo_compare.png")]
+    for path in outputs + [files.checkpoint_path(iterations), files.best_path(), files.log_path()]:
+        if files.in_the_way(path):
+            raise BlekotaError(f"{path}: not a file blekota wrote, and the demo would write there; "
+                               "give the demo another --out-dir")
     fs = 8000
     sound = demo_sound(fs)
-    sound_path = save_wav(directory / "demo_sound.wav", sound, fs)
+    sound_path = save_wav(outputs[0], sound, fs, mark=True)
     say(f"wrote {sound_path}: the built-in training sound ({sound.size / fs:.0f} s sung vowel at {fs} Hz)")
     model = Model(**DEMO_MODEL, fs=fs, seed=0, threads=threads)
     trainer = Trainer(
@@ -111,7 +119,7 @@ def run_demo(directory: Path, iterations: int, threads: int | None, say: Callabl
     after = trainer.validation_loss()
     hint = sound[: round(DEMO_HINT_SECONDS * fs)]
     generated = model.sample(round(DEMO_SECONDS * fs), seed=seed, hint=hint, **DEMO_SAMPLING)
-    generated_path = save_wav(directory / "demo_generated.wav", generated, fs)
+    generated_path = save_wav(outputs[1], generated, fs, mark=True)
     made_up = describe(generated[hint.size :], fs, loud_level(sound, fs))
     source = describe(sound, fs)
     say(f"held-out loss before: {before:.4f}, after {result.iterations} iterations: {after:.4f} nats/sample")
@@ -122,5 +130,5 @@ def run_demo(directory: Path, iterations: int, threads: int | None, say: Callabl
     say(f"wrote {result.path} (the model) and {generated_path}: {DEMO_SECONDS:g} s, the first "
         f"{DEMO_HINT_SECONDS:g} s from the training sound (a note and the start of a pause), the "
         f"rest generated (RMS {made_up.rms:.3f})")
-    picture = plot.compare(sound, generated, fs, out=directory / "demo_compare.png")
+    picture = plot.compare(sound, generated, fs, out=outputs[2])
     say(f"wrote {picture}: the generated sound beside the training sound (waveforms, spectrograms)")

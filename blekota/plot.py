@@ -56,6 +56,32 @@ def _figure(figsize: tuple[float, float], out) -> tuple[object, bool]:
     return Figure(figsize=figsize, dpi=DPI, layout="constrained"), False
 
 
+PNG_MARK = ("Software", "blekota")  # a tEXt chunk in every picture blekota saves: its mark
+
+
+def is_marked_png(path: str | os.PathLike) -> bool:
+    """Whether the file at path is a PNG that carries blekota's mark (a picture it saved)."""
+    wanted = PNG_MARK[0].encode() + b"\0" + PNG_MARK[1].encode()
+    try:
+        with open(path, "rb") as file:
+            if file.read(8) != b"\x89PNG\r\n\x1a\n":
+                return False
+            while header := file.read(8):
+                if len(header) < 8:
+                    return False
+                size, kind = int.from_bytes(header[:4], "big"), header[4:]
+                if kind == b"tEXt" and file.read(size) == wanted:
+                    return True
+                if kind == b"IDAT" or kind == b"IEND":
+                    return False
+                if kind != b"tEXt":
+                    file.seek(size, os.SEEK_CUR)
+                file.seek(4, os.SEEK_CUR)  # the chunk's CRC
+    except OSError:
+        return False
+    return False
+
+
 def _finish(figure, in_window: bool, name: str, out, block: bool) -> Path | None:
     """Show the figure in its window, or save it as PNG; returns the path written."""
     if in_window:
@@ -68,7 +94,7 @@ def _finish(figure, in_window: bool, name: str, out, block: bool) -> Path | None
     path, claimed = _claim(name, out)
     try:
         with open_output(path) as out:
-            figure.savefig(out, format="png", dpi=DPI)
+            figure.savefig(out, format="png", dpi=DPI, metadata=dict([PNG_MARK]))
     except BaseException:
         if claimed:
             path.unlink(missing_ok=True)

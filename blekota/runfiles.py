@@ -23,6 +23,7 @@ from . import checks, fileformat, modelfile, trainlog
 from .audio import is_marked, save_wav
 from .errors import BlekotaError, ConfigError, ModelFileError
 from .model import Model
+from .plot import is_marked_png
 
 Report = Callable[..., None]  # report(kind, path=None, message=""): see blekota.train.Progress
 
@@ -80,6 +81,8 @@ class RunFiles:
             return not trainlog.is_log(path)
         if path.suffix == ".wav":
             return not is_marked(path)
+        if path.suffix == ".png":
+            return not is_marked_png(path)
         return not fileformat.written_by_blekota(path)
 
     def claim(self, path: Path) -> None:

@@ -312,3 +312,24 @@ def test_every_metadata_field_of_every_wrong_type(here, capsys):
                     if name.startswith(("r_", "r.")):
                         os.unlink(name)
     assert refused > len(keys) * 3
+
+
+@pytest.mark.parametrize("name", ["demo_sound.wav", "demo_generated.wav", "demo_compare.png", "demo_3.npz",
+                                  "demo.log.jsonl"])
+def test_the_demo_never_replaces_what_blekota_did_not_write(tmp_path, capsys, name):
+    folder = tmp_path / "d"
+    assert main(["demo", "--iterations", "3", "--out-dir", str(folder), "--threads", "1"]) == 0
+    assert main(["demo", "--iterations", "3", "--out-dir", str(folder), "--threads", "1"]) == 0  # its own files
+    capsys.readouterr()
+    (folder / name).write_bytes(b"the user's own\n")
+    assert main(["demo", "--iterations", "3", "--out-dir", str(folder), "--threads", "1"]) == 2
+    one_line(capsys.readouterr().err, f"{folder / name}: not a file blekota wrote, and the demo would write there")
+    assert (folder / name).read_bytes() == b"the user's own\n"
+
+
+def test_pictures_carry_blekotas_mark(tmp_path):
+    picture = blekota.plot.spectrogram(tone(), 8000, out=tmp_path / "s.png")
+    assert blekota.plot.is_marked_png(picture)
+    (tmp_path / "other.png").write_bytes(picture.read_bytes().replace(b"blekota", b"someone"))
+    assert not blekota.plot.is_marked_png(tmp_path / "other.png")
+    assert not blekota.plot.is_marked_png(tmp_path / "missing.png")
