@@ -106,6 +106,19 @@ def test_seed_reproduces_sound_for_any_thread_count(dtype, streams, make_model):
         assert not np.array_equal(first[0], first[1])
 
 
+@pytest.mark.parametrize("threads", [2, 3])
+def test_one_stream_split_over_unit_panels_draws_what_one_thread_draws(threads, make_model):
+    # hidden 130: three panels of 64 units, split unevenly over 2 threads and one each over 3
+    # (the model above has a single panel); 200 steps run past the tuner's probes of both choices
+    model = make_model(130, 3, "float32", scale=0.3)
+    model.threads = 1
+    sound, probs = model.sample(200, seed=5, return_probs=True, top_k=40)
+    model.threads = threads
+    again, probs_again = model.sample(200, seed=5, return_probs=True, top_k=40)
+    np.testing.assert_array_equal(sound, again)
+    np.testing.assert_array_equal(probs, probs_again)
+
+
 @pytest.mark.parametrize("streams", [1, 3])
 def test_temperature_zero_is_the_argmax_of_the_teacher_forced_pass(streams, make_model):
     model = make_model(20, 2)
