@@ -265,12 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         import sounds as makers
 
-        sounds = []
-        for name in makers.UNSEEN if args.unseen else makers.MAKERS:
-            try:
-                sounds.append(str(makers.make(name, args.sound_dir)))
-            except makers.Unavailable as reason:
-                print(f"# no {name} sound: {reason}")
+        sounds = makers.pair(args.unseen, args.sound_dir)
     runs = [] if args.no_defaults else [("blekota_quality", {"options": {}, "recipe": "defaults"})]
     for variant in args.variant:
         name, _, options = variant.partition("=")

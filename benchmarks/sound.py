@@ -277,12 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         import sounds as makers
 
-        sounds = []
-        for name in makers.UNSEEN if args.unseen else makers.MAKERS:
-            try:
-                sounds.append(str(makers.make(name, args.sound_dir)))
-            except makers.Unavailable as reason:
-                print(f"# no {name} sound: {reason}")
+        sounds = makers.pair(args.unseen, args.sound_dir)
     common = {"minutes": minutes, "clock": args.clock, "streams": args.streams, "seconds": args.seconds,
               "out": args.out}
     runs = [] if args.no_defaults else [("blekota_sound", {"options": {}, "recipe": "defaults",

@@ -171,6 +171,18 @@ def make(name: str, directory: Path) -> Path:
     return path
 
 
+def pair(unseen: bool, directory: Path) -> list[str]:
+    """The tuning pair (or with unseen the unseen pair) made in directory, as paths; a sound that
+    cannot be made here is left out with a line saying why."""
+    paths = []
+    for name in UNSEEN if unseen else MAKERS:
+        try:
+            paths.append(str(make(name, directory)))
+        except Unavailable as reason:
+            print(f"# no {name} sound: {reason}")
+    return paths
+
+
 if __name__ == "__main__":
     out = Path(sys.argv[1] if len(sys.argv) > 1 else ".")
     for sound in ALL:

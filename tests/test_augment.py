@@ -61,16 +61,17 @@ def test_presets_say_their_random_gain(tmp_path):
     assert trainer.random_gain_db == blekota.PRESETS["default"]["random_gain_db"]
 
 
-def test_resume_keeps_the_random_gain_and_continues_exactly(tmp_path):
-    straight = small_trainer(tmp_path / "a", random_gain_db=5, val_fraction=0)
+@pytest.mark.parametrize("option,value", [("random_gain_db", 5.0), ("input_noise", 1.5)])
+def test_resume_keeps_the_augmentation_and_continues_exactly(tmp_path, option, value):
+    straight = small_trainer(tmp_path / "a", val_fraction=0, **{option: value})
     for _ in range(6):
         straight.step()
-    first = small_trainer(tmp_path / "b", random_gain_db=5, val_fraction=0)
+    first = small_trainer(tmp_path / "b", val_fraction=0, **{option: value})
     for _ in range(3):
         first.step()
     path = first.save(tmp_path / "half.npz")
     resumed = blekota.Trainer.from_checkpoint(path, wobbly_sine(), threads=1)
-    assert resumed.random_gain_db == 5.0
+    assert getattr(resumed, option) == value
     for _ in range(3):
         resumed.step()
     np.testing.assert_array_equal(resumed.model.params, straight.model.params)
@@ -109,18 +110,3 @@ def test_trainer_reads_noisy_inputs_and_predicts_the_clean_levels(tmp_path):
 def test_bad_input_noise_is_a_config_error(tmp_path, value):
     with pytest.raises(blekota.ConfigError, match="input_noise"):
         small_trainer(tmp_path, input_noise=value)
-
-
-def test_resume_keeps_the_input_noise_and_continues_exactly(tmp_path):
-    straight = small_trainer(tmp_path / "a", input_noise=1.5, val_fraction=0)
-    for _ in range(6):
-        straight.step()
-    first = small_trainer(tmp_path / "b", input_noise=1.5, val_fraction=0)
-    for _ in range(3):
-        first.step()
-    path = first.save(tmp_path / "half.npz")
-    resumed = blekota.Trainer.from_checkpoint(path, wobbly_sine(), threads=1)
-    assert resumed.input_noise == 1.5
-    for _ in range(3):
-        resumed.step()
-    np.testing.assert_array_equal(resumed.model.params, straight.model.params)
