@@ -7,6 +7,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from threadpoolctl import ThreadpoolController
@@ -14,6 +15,9 @@ from threadpoolctl import ThreadpoolController
 from . import checks, fileformat, memory
 from .errors import ConfigError
 from .mulaw import LEVELS, SILENCE, quantize, real_array, unquantize
+
+if TYPE_CHECKING:
+    from .stream import Stream
 
 try:
     from . import _gru, _sample
@@ -209,6 +213,35 @@ class _Workspace:
         self.d_hs = np.empty(shape + (H,), dtype)
         self.dh_next = np.empty((shape[1], H), dtype)
         self.d_rh = np.empty((shape[1], H), dtype)
+
+
+class _Sampler:
+    """The compiled sampling loop and the state it carries, for S streams of one model.
+
+    The weights are packed once, when it is made; each run() continues where the last one
+    stopped. h (layers, S, H): the hidden state; previous (S,): each stream's last level (fed
+    next); bit_generator: where the draws come from; tuning: what the kernel learned about using
+    one thread or all for one stream (so short runs do not time both again each time). The one
+    place that packs the weights and picks the kernel: generate() and blekota.stream.Stream both
+    run through it.
+    """
+
+    def __init__(self, model: Model, streams: int, seed: int | None):
+        self.threads = model.threads
+        self.h = model.zero_state(streams)
+        self.previous = np.full(streams, SILENCE, np.uint8)
+        self.bit_generator = np.random.PCG64(seed)
+        self.packed = np.empty(_sample.packed_size(model.layers, model.hidden), model.dtype)
+        _sample.pack(model.params, model.layers, model.hidden, self.packed)
+        self.tuning = _sample.new_tuning()
+
+    def run(self, levels: np.ndarray, hint: np.ndarray, hint_lengths: np.ndarray, probs: np.ndarray,
+            temperature: float, truncation: tuple[int, float, float]) -> None:
+        """Fill levels (S, n) with the next n steps; hint (S, nh) levels, hint_lengths (S,): steps
+        t < hint_lengths[s] take the hint instead of a draw; probs (S, m, 256): the first m
+        distributions (m may be 0)."""
+        _sample.generate(self.packed, self.h, levels, hint, hint_lengths, self.previous, probs,
+                         temperature, self.bit_generator, self.threads, *truncation, self.tuning)
 
 
 class Model:
@@ -493,22 +526,25 @@ class Model:
         return self._generate(n, chunk, float(temperature), truncation, hint_levels,
                               hint_lengths, seed, streams, return_probs)
 
+    def stream(self, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, min_p: float = 0.0,
+               seed: int | None = None, hint=None) -> Stream:
+        """A live source of this model's sound: stream.process(n) gives the next n samples, and
+        stream.set(...) changes how they are drawn from the next call on. See blekota.stream.Stream."""
+        from .stream import Stream
+
+        return Stream(self, temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p, seed=seed, hint=hint)
+
     def _generate(self, n, chunk, temperature, truncation, hint_levels, hint_lengths, seed,
                   streams, return_probs):
         """The generator behind generate(), after validation (so errors raise at the call)."""
-        h = self.zero_state(streams)
-        previous = np.full(streams, SILENCE, np.uint8)
-        bit_generator = np.random.PCG64(seed)
-        packed = np.empty(_sample.packed_size(self.layers, self.hidden), self.dtype)
-        _sample.pack(self.params, self.layers, self.hidden, packed)
+        sampler = _Sampler(self, streams, seed)
         for start in range(0, n, chunk):
             stop = min(n, start + chunk)
             levels = np.empty((streams, stop - start), np.uint8)
             probs = np.empty((streams, stop - start if return_probs else 0, LEVELS), self.dtype)
             hint = np.ascontiguousarray(hint_levels[:, start:stop])
             lengths = np.clip(hint_lengths - start, 0, hint.shape[1])
-            _sample.generate(packed, h, levels, hint, lengths, previous, probs, temperature,
-                             bit_generator, self.threads, *truncation)
+            sampler.run(levels, hint, lengths, probs, temperature, truncation)
             sound = unquantize(levels)
             if streams == 1:
                 sound, probs = sound[0], probs[0]

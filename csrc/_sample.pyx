@@ -88,10 +88,16 @@ def pack(const floating[::1] params, int layers, int hidden, floating[::1] packe
             bk_pack_d(&params[0], layers, hidden, &packed[0])
 
 
+def new_tuning():
+    """What the one-stream tuner knows before timing anything, for generate's `tuning`."""
+    return np.array([-1.0, -1.0, 0.0, BK_REPROBE], dtype=np.float64)
+
+
 def generate(const floating[::1] packed, floating[:, :, ::1] h, unsigned char[:, ::1] levels,
              const unsigned char[:, ::1] hint, const Py_ssize_t[::1] hint_length,
              unsigned char[::1] previous, floating[:, :, ::1] probs, double temperature,
-             bit_generator, int threads, int top_k=0, double top_p=1.0, double min_p=0.0):
+             bit_generator, int threads, int top_k=0, double top_p=1.0, double min_p=0.0,
+             double[::1] tuning=None):
     """Generate levels.shape[1] steps for S = levels.shape[0] streams.
 
     packed: pack() of the model's parameters. h (L, S, H): hidden state in, state after the
@@ -102,6 +108,10 @@ def generate(const floating[::1] packed, floating[:, :, ::1] h, unsigned char[:,
     temperature: 0 for argmax. bit_generator: a numpy.random.BitGenerator, used under its lock.
     top_k (0 or >= 256: off), top_p (1: off), min_p (0: off): the truncation applied after the
     temperature (sample_twin.h, bk_truncate); probs records the truncated, renormalized p.
+    tuning: None, or new_tuning()'s 4 values (seconds per step on 1 thread and on all, < 0 before
+    timing; pieces since the last probe; pieces between probes), read at the start and written
+    back at the end, so that one stream generated in many short calls keeps what the tuner
+    learned instead of probing again in every call (S = 1 only; the sound does not depend on it).
     """
     cdef Py_ssize_t L = h.shape[0], S = h.shape[1], H = h.shape[2]
     cdef Py_ssize_t n = levels.shape[1], nh = hint.shape[1], n_probs = probs.shape[1]
@@ -128,6 +138,8 @@ def generate(const floating[::1] packed, floating[:, :, ::1] h, unsigned char[:,
         raise ValueError("generate: temperature must be >= 0")
     if top_k < 0 or not 0 < top_p <= 1 or not 0 <= min_p <= 1:
         raise ValueError("generate: top_k must be >= 0, top_p in (0, 1] and min_p in [0, 1]")
+    if tuning is not None and tuning.shape[0] != 4:
+        raise ValueError("generate: tuning must hold the 4 values of new_tuning()")
     if n == 0:
         return
     how.temperature = temperature
@@ -140,6 +152,9 @@ def generate(const floating[::1] packed, floating[:, :, ::1] h, unsigned char[:,
     tuner.cost[0] = tuner.cost[1] = -1
     tuner.pieces = 0
     tuner.interval = BK_REPROBE
+    if tuning is not None:
+        tuner.cost[0], tuner.cost[1] = tuning[0], tuning[1]
+        tuner.pieces, tuner.interval = <long> tuning[2], <long> tuning[3]
     dtype = np.asarray(packed).dtype
     state_array = np.zeros((S, L, Hp), dtype=dtype)
     state_array[:, :, :H] = np.asarray(h).transpose(1, 0, 2)
@@ -194,4 +209,6 @@ def generate(const floating[::1] packed, floating[:, :, ::1] h, unsigned char[:,
             t0 = t1
     if S == 1:
         previous[0] = <unsigned char> level
+    if tuning is not None:
+        tuning[0], tuning[1], tuning[2], tuning[3] = tuner.cost[0], tuner.cost[1], tuner.pieces, tuner.interval
     np.asarray(h)[...] = state_array[:, :, :H].transpose(1, 0, 2)
