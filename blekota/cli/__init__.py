@@ -1,4 +1,4 @@
-"""The command line: python -m blekota train | sample | plot | info | import-legacy | export | repl | demo.
+"""The command line: python -m blekota train | sample | play | plot | info | import-legacy | export | repl | demo.
 
 Thin: parse, call the library, report. COMMANDS maps each command to the module that holds its
 options (add_parser) and its work (run); the options several share are in blekota.cli.options.
@@ -17,7 +17,7 @@ from contextlib import contextmanager, nullcontext
 
 from .._version import __version__
 from ..errors import BlekotaError
-from . import modelfiles, plot, sample, session, train
+from . import modelfiles, play, plot, sample, session, train
 from .options import Parser
 
 BAD_INPUT = 2
@@ -25,6 +25,7 @@ INTERRUPTED, TERMINATED, READER_GONE = 130, 143, 141  # 128 + the signal, as a s
 COMMANDS = {
     "train": train,
     "sample": sample,
+    "play": play,
     "plot": plot,
     "info": modelfiles,
     "import-legacy": modelfiles,

@@ -1,0 +1,131 @@
+"""python -m blekota play: generate straight to the sound device in real time, with temperature and
+top-k on keys of the terminal."""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from .. import live, modelfile
+from ..audio import load_audio
+from ..keys import KEYS_HELP, Controls, KeyReader, apply_key
+from ..stream import Stream
+from .options import (
+    add_sampling_arguments, add_threads_argument, argument_type, model_path, positive_float, sampling_options, seed,
+)
+
+TICK_S = 0.05  # how often keys are read and the status line is redrawn
+block_size = argument_type(int, lambda name, value: live.block_size(value, name),
+                           f"an integer in {live.MIN_BLOCK}..{live.MAX_BLOCK}")
+blocks_ahead = argument_type(int, lambda name, value: live.blocks_ahead(value, name), f"an integer in 1..{live.MAX_AHEAD}")
+
+
+def add_parser(commands) -> None:
+    """The play command's options."""
+    parser = commands.add_parser(
+        "play", help="play a model live through the sound device",
+        description="Generate sound with a trained model straight to the sound device, in real time, until q, Ctrl+C or "
+                    f"--seconds. Keys change it while it plays ({KEYS_HELP.removeprefix('keys: ')}).",
+    )
+    parser.add_argument("model", metavar="MODEL", help="a model file (.npz) written by train, or a .pkl of the original blekota (converted once, beside it)")
+    parser.add_argument("--block", type=block_size, default=256, help=f"samples per block the device takes, {live.MIN_BLOCK}..{live.MAX_BLOCK} (default 256: 32 ms at 8 kHz); smaller: keys are heard sooner, gaps are likelier")
+    parser.add_argument("--ahead", type=blocks_ahead, default=2, help="blocks kept ready before the device needs them (default 2); more: fewer gaps on a busy machine, keys heard later")
+    parser.add_argument("--seconds", type=positive_float, default=None, help="stop after this many seconds of sound (default: until q or Ctrl+C)")
+    parser.add_argument("--hint", metavar="FILE", default=None, help="a sound the model hears first, without playing it: the sound starts where the hint leaves off, and r goes back there")
+    parser.add_argument("--seed", type=seed, default=None, help="same seed, same sound (until a key changes it)")
+    add_sampling_arguments(parser, "at the start: the keys change temperature and top-k")
+    add_threads_argument(parser)
+
+
+class StatusLine:
+    """The settings and progress on one line that is redrawn, on a terminal; elsewhere a line
+    each time the settings change."""
+
+    def __init__(self, out: TextIO):
+        self.out = out
+        self.terminal = out.isatty()
+        self.settings: str | None = None
+        self.drawn = False
+
+    def show(self, settings: str, progress: str) -> None:
+        if self.terminal:
+            self.out.write(f"\r{settings}  {progress}\x1b[K")
+            self.out.flush()
+            self.drawn = True
+        elif settings != self.settings:
+            print(settings, file=self.out, flush=True)
+        self.settings = settings
+
+    def say(self, line: str) -> None:
+        """A line of its own, above the status line."""
+        self.close()
+        print(line, file=self.out, flush=True)
+
+    def close(self) -> None:
+        if self.drawn:
+            self.out.write("\n")
+            self.out.flush()
+            self.drawn = False
+
+
+def run(args) -> int:
+    open_device = live.output_stream_class()  # before anything else: no sounddevice, no play
+    model = modelfile.load(model_path(args.model, print), threads=args.threads)
+    hint = load_audio(args.hint, model.fs)[0] if args.hint else None
+    stream = model.stream(seed=args.seed, hint=hint, **sampling_options(args))
+    limit = None if args.seconds is None else max(1, round(args.seconds * model.fs))
+    player = live.LivePlayer(stream, args.block, args.ahead, limit, output_stream=open_device)
+    status = StatusLine(sys.stdout)
+    try:
+        with player:
+            print(f"playing {args.model} at {model.fs} Hz: blocks of {args.block} samples "
+                  f"({1000 * player.block_latency_s:.1f} ms), {args.ahead} ready ahead, device latency "
+                  f"{1000 * player.device_latency_s:.1f} ms; a key is heard after about "
+                  f"{1000 * player.change_latency_s:.0f} ms", flush=True)
+            with KeyReader() as keys:
+                print(KEYS_HELP if keys.interactive else f"{KEYS_HELP} (standard input is not a terminal: "
+                      "type them and Enter)", flush=True)
+                perform(player, stream, keys, status)
+    finally:
+        status.close()
+        if player.played:
+            print(summary(player))
+    return 0
+
+
+def perform(player: live.LivePlayer, stream: Stream, keys: KeyReader, status: StatusLine) -> None:
+    """Play until q or the --seconds are over: apply the keys, show the settings, and say once when
+    the model cannot keep up with real time."""
+    fs = stream.fs
+    controls = Controls(stream.settings["temperature"], stream.settings["top_k"])
+    top_p, min_p = stream.settings["top_p"], stream.settings["min_p"]  # no key changes these
+    cuts = (f", top-p {top_p:g}" if top_p < 1 else "") + (f", min-p {min_p:g}" if min_p > 0 else "")
+    warned = False
+    while True:
+        player.check()
+        rate = player.samples_per_s
+        if not warned and rate is not None and player.generated >= fs // 2 and rate < fs:
+            status.say(f"this machine makes {rate:,.0f} samples/s with this model, below the {fs:,} real time "
+                       "needs: expect gaps (try --threads, a larger --ahead, or a smaller model)")
+            warned = True
+        status.show(f"{controls}{cuts}", f"{player.played / fs:7.1f} s  underruns {player.underruns.total}")
+        if player.finished.is_set():
+            return
+        for key in keys.read(TICK_S):
+            controls, action = apply_key(key, controls)
+            if action == "quit":
+                return
+            if action == "reset":
+                stream.reset()
+            stream.set(temperature=controls.temperature, top_k=controls.top_k)
+
+
+def summary(player: live.LivePlayer) -> str:
+    """The closing line: how long it played, how fast the model made sound, and the gaps."""
+    fs = player.stream.fs
+    rate = player.samples_per_s or 0.0
+    gaps = player.underruns
+    slow = ": too slow, expect gaps" if rate < fs else ""
+    return (f"played {player.played / fs:.1f} s; the model made {rate:,.0f} samples/s ({rate / fs:.1f}x real "
+            f"time{slow}); underruns: {gaps.total} ({gaps.device} reported by the device, {gaps.late} blocks not "
+            "ready in time)")

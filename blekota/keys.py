@@ -1,0 +1,144 @@
+"""Keys typed while sound plays, and what they change: temperature and top-k, start again, quit.
+
+apply_key is the whole meaning of the keys, as a pure function; KeyReader reads them from a
+terminal one by one (cbreak mode, restored however the block is left), or line by line when
+standard input is not a terminal.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import select
+import sys
+import threading
+import time
+from dataclasses import dataclass, replace
+from typing import TextIO
+
+try:
+    import termios
+    import tty
+except ImportError:  # pragma: no cover - not on POSIX: keys come line by line
+    termios = tty = None
+
+from .mulaw import LEVELS
+
+TEMPERATURE_STEP = 0.05
+KEYS_HELP = ("keys: up/+ and down/- temperature (higher: more varied); ]/right and [/left top-k (more, fewer "
+             "levels); r start again; q quit")
+ESCAPES = {"[A": "up", "[B": "down", "[C": "right", "[D": "left", "OA": "up", "OB": "down", "OC": "right", "OD": "left"}
+ESCAPE = re.compile(r"\x1b(\[[0-9;?]*[@-~]|O.)?")  # an escape sequence a terminal sends for a key
+
+
+@dataclass(frozen=True)
+class Controls:
+    """What the keys change: temperature (>= 0) and top_k (0: all levels)."""
+
+    temperature: float = 1.0
+    top_k: int = 0
+
+    def __str__(self) -> str:
+        top_k = f"top-k {self.top_k}" if 0 < self.top_k < LEVELS else "top-k off"
+        return f"temperature {self.temperature:.2f}, {top_k}"
+
+
+def apply_key(key: str, controls: Controls) -> tuple[Controls, str | None]:
+    """What one key does: (the controls after it, the action it asks for: "reset", "quit" or None).
+
+    up, + or =: temperature up by TEMPERATURE_STEP; down or -: down (not below 0). ] or right:
+    twice the top-k levels (from 128 up: all, top-k off); [ or left: half as many (at least 1;
+    from off: 128). r: start again; q (or Q): quit. Other keys change nothing.
+    """
+    if key in ("up", "+", "="):
+        return replace(controls, temperature=round(controls.temperature + TEMPERATURE_STEP, 2)), None
+    if key in ("down", "-"):
+        return replace(controls, temperature=max(0.0, round(controls.temperature - TEMPERATURE_STEP, 2))), None
+    top_k = controls.top_k if 0 < controls.top_k < LEVELS else 0
+    if key in ("]", "right"):
+        return replace(controls, top_k=0 if not top_k or 2 * top_k >= LEVELS else 2 * top_k), None
+    if key in ("[", "left"):
+        return replace(controls, top_k=LEVELS // 2 if not top_k else max(1, top_k // 2)), None
+    if key in ("r", "R"):
+        return controls, "reset"
+    if key in ("q", "Q"):
+        return controls, "quit"
+    return controls, None
+
+
+def split_keys(text: str) -> list[str]:
+    """Typed text -> keys: an arrow's escape sequence is "up", "down", "left" or "right", another
+    escape sequence (or a lone Escape) is dropped, every other character is a key."""
+    keys = []
+    at = 0
+    while at < len(text):
+        escape = ESCAPE.match(text, at)
+        if escape:
+            sequence = escape.group(1)
+            if sequence in ESCAPES:
+                keys.append(ESCAPES[sequence])
+            at = escape.end()
+        else:
+            keys.append(text[at])
+            at += 1
+    return keys
+
+
+class KeyReader:
+    """Keys typed on standard input: `with KeyReader() as keys: keys.read(timeout_s)`.
+
+    On a terminal (POSIX), each key arrives as it is typed, without echo (cbreak mode: Ctrl+C
+    still interrupts); the terminal's settings come back when the block is left, however it is
+    left. Otherwise (a pipe, a file, no termios) a thread reads lines and each character is a
+    key; the end of the input is not a key. `interactive` says which.
+    """
+
+    def __init__(self, stdin: TextIO | None = None):
+        self.stdin = stdin if stdin is not None else sys.stdin
+        self.interactive = False
+        self._fd: int | None = None
+        self._saved = None
+        self._lines: queue.Queue[list[str]] = queue.Queue()
+
+    def __enter__(self) -> KeyReader:
+        try:
+            fd = self.stdin.fileno()
+            terminal = termios is not None and os.isatty(fd)
+        except (AttributeError, OSError, ValueError):
+            terminal = False
+        if terminal:
+            self._fd, self._saved = fd, termios.tcgetattr(fd)
+            tty.setcbreak(fd)
+            self.interactive = True
+        else:
+            threading.Thread(target=self._read_lines, name="blekota-keys", daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._saved is not None:
+            termios.tcsetattr(self._fd, termios.TCSADRAIN, self._saved)
+            self._saved = None
+
+    def read(self, timeout_s: float) -> list[str]:
+        """The keys typed since the last call, waiting up to timeout_s seconds for one."""
+        if self.interactive:
+            ready, _, _ = select.select([self._fd], [], [], timeout_s)
+            typed = os.read(self._fd, 64) if ready else b""
+            if ready and not typed:  # the terminal hung up: nothing more will come
+                time.sleep(timeout_s)
+            return split_keys(typed.decode(errors="ignore"))
+        try:
+            keys = self._lines.get(timeout=timeout_s)
+        except queue.Empty:
+            return []
+        while not self._lines.empty():
+            keys += self._lines.get_nowait()
+        return keys
+
+    def _read_lines(self) -> None:
+        try:
+            for line in self.stdin:
+                self._lines.put(split_keys(line.rstrip("\r\n")))
+        except (OSError, ValueError):  # closed, or not readable here (as under pytest)
+            return

@@ -1,0 +1,191 @@
+"""Live play: a Stream generated ahead of the sound device and played through it in real time.
+
+A worker thread keeps a few blocks ready in a queue; the device's callback only copies the next
+one out, so it never computes. Gaps are counted: the device saying its buffer ran dry, and blocks
+that were not ready when the device asked for them (played as silence).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import checks
+from .audio import PlaybackError, _sounddevice
+from .stream import Stream
+
+MIN_BLOCK, MAX_BLOCK = 64, 512  # samples per block the device asks for
+MAX_AHEAD = 64  # blocks kept ready
+WAIT_S = 0.05  # how long the worker waits for room in the queue before looking at the stop flag
+
+
+def block_size(value, name: str = "block") -> int:
+    """value as an int, when it is a block size in MIN_BLOCK..MAX_BLOCK samples."""
+    return checks.integer(name, value, MIN_BLOCK, MAX_BLOCK)
+
+
+def blocks_ahead(value, name: str = "ahead") -> int:
+    """value as an int, when it is a number of blocks to keep ready: 1..MAX_AHEAD."""
+    return checks.integer(name, value, 1, MAX_AHEAD)
+
+
+def output_stream_class():
+    """sounddevice.OutputStream, or PlaybackError saying why sound cannot be played here. Tests
+    replace this with a class that calls the callback as sounddevice does, without a device."""
+    return _sounddevice().OutputStream
+
+
+@dataclass
+class Underruns:
+    """Gaps in the sound: `device`, callbacks whose status said the device's buffer had run dry
+    (output underflow); `late`, callbacks for which the next block was not ready (the generator
+    fell behind real time; silence was played instead)."""
+
+    device: int = 0
+    late: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.device + self.late
+
+
+class LivePlayer:
+    """Plays a Stream through the sound device: `with LivePlayer(stream) as player: ...`.
+
+    block: samples per block (MIN_BLOCK..MAX_BLOCK), the size the device is asked to take; ahead:
+    blocks kept ready before the device needs them (a change of the stream's settings is heard
+    after about ahead + 1 blocks plus the device's latency). limit: stop after this many samples
+    played (None: until the block ends); `finished` is set then. latency: the device latency asked
+    for ("low", "high" or seconds, as sounddevice takes it). output_stream: the class that opens
+    the device, called like sounddevice.OutputStream (None: output_stream_class()).
+    Entering starts the worker, waits until `ahead` blocks are ready and starts the device;
+    PlaybackError when there is no device. Leaving stops the device, then the worker. check()
+    raises an error the worker met.
+    """
+
+    def __init__(self, stream: Stream, block: int = 256, ahead: int = 2, limit: int | None = None,
+                 latency="low", output_stream=None):
+        self.stream = stream
+        self.block = block_size(block)
+        self.ahead = blocks_ahead(ahead)
+        self.limit = None if limit is None else checks.positive_int("limit", limit)
+        self.latency = latency
+        self.output_stream = output_stream
+        self.underruns = Underruns()
+        self.played = 0  # samples handed to the device (silence of gaps included)
+        self.generated = 0  # samples the worker made
+        self.compute_s = 0.0  # seconds the worker spent making them
+        self.finished = threading.Event()
+        self.error: BaseException | None = None
+        self._ready: queue.Queue[np.ndarray] = queue.Queue(self.ahead)
+        self._left = np.empty(0, np.float32)  # what is left of the block being played
+        self._stopping = threading.Event()
+        self._filled = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._device = None
+
+    @property
+    def block_latency_s(self) -> float:
+        """Seconds of sound in one block."""
+        return self.block / self.stream.fs
+
+    @property
+    def device_latency_s(self) -> float:
+        """The output latency the device reports, in seconds (0 before it is open)."""
+        latency = getattr(self._device, "latency", 0.0)
+        return float(latency) if isinstance(latency, (int, float)) else 0.0
+
+    @property
+    def change_latency_s(self) -> float:
+        """About how long until a change of settings is heard: the blocks ahead, the one being
+        made, and the device's latency."""
+        return (self.ahead + 1) * self.block_latency_s + self.device_latency_s
+
+    @property
+    def samples_per_s(self) -> float | None:
+        """How fast the worker makes sound (samples per second of its compute time), None before
+        it made any."""
+        return self.generated / self.compute_s if self.generated and self.compute_s > 0 else None
+
+    def __enter__(self) -> LivePlayer:
+        open_device = self.output_stream or output_stream_class()
+        self._worker = threading.Thread(target=self._fill, name="blekota-live", daemon=True)
+        self._worker.start()
+        try:
+            while not self._filled.wait(WAIT_S):
+                self.check()
+            self.check()
+            try:
+                self._device = open_device(samplerate=self.stream.fs, blocksize=self.block, channels=1,
+                                           dtype="float32", latency=self.latency, callback=self._callback)
+                self._device.start()
+            except Exception as error:  # sounddevice.PortAudioError and friends: no device here
+                why = str(error).splitlines()[0]
+                raise PlaybackError(f"cannot play sound: no sound output device ({why})") from None
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._device is not None:
+            try:
+                self._device.stop()
+            finally:
+                self._device.close()
+                self._device = None
+        self._stopping.set()
+        if self._worker is not None:
+            self._worker.join()
+
+    def check(self) -> None:
+        """Raise the error that stopped the worker, if one did."""
+        if self.error is not None:
+            raise self.error
+
+    def _fill(self) -> None:
+        """The worker: make blocks and queue them until told to stop."""
+        try:
+            while not self._stopping.is_set():
+                start = time.perf_counter()
+                block = self.stream.process(self.block)
+                self.compute_s += time.perf_counter() - start
+                self.generated += block.size
+                while not self._stopping.is_set():
+                    try:
+                        self._ready.put(block, timeout=WAIT_S)
+                        break
+                    except queue.Full:
+                        self._filled.set()
+                if self._ready.full():
+                    self._filled.set()
+        except BaseException as error:  # handed to the main thread by check()
+            self.error = error
+            self._filled.set()
+
+    def _callback(self, outdata: np.ndarray, frames: int, when, status) -> None:
+        """Called by the device for the next `frames` samples: outdata (frames, 1) float32."""
+        if getattr(status, "output_underflow", False):
+            self.underruns.device += 1
+        out = outdata[:, 0]
+        wanted = frames if self.limit is None else max(0, min(frames, self.limit - self.played))
+        filled = 0
+        while filled < wanted:
+            if not self._left.size:
+                try:
+                    self._left = self._ready.get_nowait()
+                except queue.Empty:
+                    self.underruns.late += 1
+                    break
+            take = min(wanted - filled, self._left.size)
+            out[filled : filled + take] = self._left[:take]
+            self._left = self._left[take:]
+            filled += take
+        out[filled:] = 0.0
+        self.played += wanted
+        if self.limit is not None and self.played >= self.limit:
+            self.finished.set()

@@ -1,0 +1,330 @@
+"""Live play without a sound device: a fake output stream calls the callback as sounddevice does."""
+
+import io
+import os
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import blekota
+from blekota import keys as keys_module
+from blekota import live
+from blekota.cli import main
+from blekota.errors import ConfigError
+from blekota.keys import Controls, KeyReader, apply_key, split_keys
+
+
+class Flags:
+    """The status sounddevice passes to a callback (only what the player reads)."""
+
+    def __init__(self, output_underflow: bool):
+        self.output_underflow = output_underflow
+
+
+class FakeDevice:
+    """Stands for sounddevice.OutputStream: from start() to stop() a thread asks the callback for
+    one block every `pace` times a block's duration (0: as fast as it can), and keeps what it got."""
+
+    pace = 0.25
+    underflow_every = 0  # the status reports an output underflow on every Nth call (0: never)
+    opened: list = []
+
+    def __init__(self, samplerate, blocksize, channels, dtype, latency, callback):
+        assert channels == 1 and dtype == "float32" and latency == "low"
+        self.samplerate, self.blocksize, self.callback = samplerate, blocksize, callback
+        self.latency = 0.0125
+        self.blocks, self.calls = [], 0
+        self.stopped = self.closed = False
+        self._stop = threading.Event()
+        type(self).opened.append(self)
+
+    def start(self):
+        self._thread = threading.Thread(target=self._run)
+        self._thread.start()
+
+    def _run(self):
+        due = time.perf_counter()
+        while not self._stop.is_set():
+            self.calls += 1
+            outdata = np.full((self.blocksize, 1), np.nan, np.float32)
+            underflow = bool(self.underflow_every) and self.calls % self.underflow_every == 0
+            self.callback(outdata, self.blocksize, None, Flags(underflow))
+            self.blocks.append(outdata[:, 0].copy())
+            due += self.pace * self.blocksize / self.samplerate
+            time.sleep(max(0.0, due - time.perf_counter()))
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join()
+        self.stopped = True
+
+    def close(self):
+        self.closed = True
+
+    @property
+    def sound(self) -> np.ndarray:
+        return np.concatenate(self.blocks) if self.blocks else np.empty(0, np.float32)
+
+
+@pytest.fixture
+def device(monkeypatch):
+    """FakeDevice as the player's sound device; each test gets its own class attributes."""
+    fake = type("Device", (FakeDevice,), {"opened": []})
+    monkeypatch.setattr(live, "output_stream_class", lambda: fake)
+    return fake
+
+
+@pytest.fixture(scope="module")
+def model():
+    return blekota.Model(hidden=16, layers=1, seed=2, threads=1)
+
+
+def check_played(sound: np.ndarray, played: int, block: int, late: int, expected: np.ndarray) -> None:
+    """What the device got: the model's sound in order, silence for each late block, then silence.
+    (A mu-law level is never exactly 0.0, so silence is told apart from sound.)"""
+    assert not np.isnan(sound).any()
+    heard = sound[:played]
+    assert np.count_nonzero(heard == 0) == late * block
+    assert not sound[played:].any()
+    made = heard[heard != 0]
+    assert np.array_equal(made, expected[: made.size])
+
+
+def test_plays_the_streams_sound_until_the_limit(model, device):
+    stream = model.stream(seed=5, top_k=40)
+    with live.LivePlayer(stream, block=128, ahead=3, limit=20 * 128) as player:
+        assert player.finished.wait(30)
+        assert player.device_latency_s == 0.0125 and player.block_latency_s == 128 / 8000
+        assert player.change_latency_s == pytest.approx(4 * 128 / 8000 + 0.0125)
+    fake = device.opened[0]
+    assert fake.stopped and fake.closed and not player._worker.is_alive()
+    assert player.played == 20 * 128 and player.samples_per_s > 0
+    check_played(fake.sound, player.played, 128, player.underruns.late, model.sample(40 * 128, seed=5, top_k=40))
+
+
+def test_blocks_not_ready_in_time_are_counted_and_played_as_silence(model, device):
+    device.pace = 0  # the device asks far faster than real time: the generator falls behind
+    stream = model.stream(seed=1)
+    with live.LivePlayer(stream, block=64, ahead=1, limit=300 * 64) as player:
+        assert player.finished.wait(60)
+    assert player.underruns.late > 0 and player.underruns.device == 0
+    check_played(device.opened[0].sound, player.played, 64, player.underruns.late, model.sample(300 * 64, seed=1))
+
+
+def test_the_devices_underflows_are_counted(model, device):
+    device.underflow_every = 3
+    with live.LivePlayer(model.stream(seed=0), block=64, limit=12 * 64) as player:
+        assert player.finished.wait(30)
+    assert player.underruns.device == device.opened[0].calls // 3 >= 4
+    assert player.underruns.total == player.underruns.device + player.underruns.late
+
+
+def test_no_device_is_a_playback_error_and_stops_the_worker(model, monkeypatch):
+    def no_device(**options):
+        raise RuntimeError("Error querying device -1\nmore lines")
+
+    player = live.LivePlayer(model.stream(), output_stream=no_device)
+    with pytest.raises(blekota.PlaybackError, match=r"^cannot play sound: no sound output device \(Error querying device -1\)$"):
+        player.__enter__()
+    assert not player._worker.is_alive()
+    monkeypatch.setitem(sys.modules, "sounddevice", None)  # import fails as without sounddevice
+    with pytest.raises(blekota.PlaybackError, match="sounddevice is not installed"):
+        live.LivePlayer(model.stream()).__enter__()
+
+
+def test_an_error_of_the_generator_reaches_the_caller(device):
+    class Broken:
+        fs = 8000
+
+        def process(self, n):
+            raise ConfigError("broken stream")
+
+    player = live.LivePlayer(Broken())
+    with pytest.raises(ConfigError, match="broken stream"):
+        player.__enter__()
+    assert not device.opened and not player._worker.is_alive()
+
+
+def test_block_and_ahead_are_checked(model):
+    with pytest.raises(ConfigError, match=r"block must be an integer in 64\.\.512, got 32"):
+        live.LivePlayer(model.stream(), block=32)
+    with pytest.raises(ConfigError, match=r"ahead must be an integer in 1\.\.64, got 0"):
+        live.LivePlayer(model.stream(), ahead=0)
+
+
+@pytest.mark.parametrize("key,before,after,action", [
+    ("+", Controls(1.0, 0), Controls(1.05, 0), None),
+    ("up", Controls(0.9, 16), Controls(0.95, 16), None),
+    ("=", Controls(0.0, 0), Controls(0.05, 0), None),
+    ("-", Controls(0.85, 0), Controls(0.8, 0), None),
+    ("down", Controls(0.03, 4), Controls(0.0, 4), None),
+    ("down", Controls(0.0, 4), Controls(0.0, 4), None),
+    ("[", Controls(1.0, 0), Controls(1.0, 128), None),
+    ("left", Controls(1.0, 12), Controls(1.0, 6), None),
+    ("[", Controls(1.0, 1), Controls(1.0, 1), None),
+    ("]", Controls(1.0, 12), Controls(1.0, 24), None),
+    ("right", Controls(1.0, 128), Controls(1.0, 0), None),
+    ("]", Controls(1.0, 0), Controls(1.0, 0), None),
+    ("]", Controls(1.0, 256), Controls(1.0, 0), None),
+    ("r", Controls(0.7, 8), Controls(0.7, 8), "reset"),
+    ("q", Controls(0.7, 8), Controls(0.7, 8), "quit"),
+    ("Q", Controls(0.7, 8), Controls(0.7, 8), "quit"),
+    ("x", Controls(0.7, 8), Controls(0.7, 8), None),
+])
+def test_keys(key, before, after, action):
+    assert apply_key(key, before) == (after, action)
+
+
+def test_many_presses_land_on_round_temperatures():
+    controls = Controls(1.0, 0)
+    for _ in range(7):
+        controls, _ = apply_key("-", controls)
+    assert controls.temperature == 0.65 and str(controls) == "temperature 0.65, top-k off"
+    assert str(Controls(1.2, 16)) == "temperature 1.20, top-k 16"
+
+
+def test_typed_text_splits_into_keys():
+    assert split_keys("+\x1b[A\x1b[B\x1bOC\x1b[D]q") == ["+", "up", "down", "right", "left", "]", "q"]
+    assert split_keys("\x1b[1;5A\x1b[15~\x1br") == ["r"]  # other sequences and a lone Escape are dropped
+
+
+def test_a_terminal_gets_its_settings_back_however_the_block_is_left():
+    termios = pytest.importorskip("termios")
+    controller, terminal = os.openpty()
+    try:
+        with os.fdopen(os.dup(terminal), "r") as stdin:
+            before = termios.tcgetattr(terminal)
+            with KeyReader(stdin) as keys:
+                assert keys.interactive
+                assert not termios.tcgetattr(terminal)[3] & (termios.ICANON | termios.ECHO)
+                os.write(controller, b"+\x1b[B]")
+                assert keys.read(2.0) == ["+", "down", "]"]
+                assert keys.read(0.01) == []
+            assert termios.tcgetattr(terminal) == before
+            with pytest.raises(KeyboardInterrupt):
+                with KeyReader(stdin):
+                    raise KeyboardInterrupt
+            assert termios.tcgetattr(terminal) == before
+    finally:
+        os.close(controller)
+        os.close(terminal)
+
+
+def test_without_a_terminal_keys_come_line_by_line():
+    with KeyReader(io.StringIO("+]\n\nq\n")) as keys:
+        assert not keys.interactive
+        typed = []
+        deadline = time.monotonic() + 10
+        while len(typed) < 3 and time.monotonic() < deadline:
+            typed += keys.read(0.1)
+    assert typed == ["+", "]", "q"]
+
+
+@pytest.fixture
+def model_file(tmp_path, model):
+    return str(model.save(tmp_path / "voice.npz"))
+
+
+def test_play_command_plays_and_reports(model, model_file, device, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    assert main(["play", model_file, "--seconds", "0.5", "--seed", "3", "--block", "128", "--threads", "1"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == (f"playing {model_file} at 8000 Hz: blocks of 128 samples (16.0 ms), 2 ready ahead, device "
+                      "latency 12.5 ms; a key is heard after about 60 ms")
+    assert out[1].startswith("keys: up/+ and down/- temperature") and out[1].endswith("(standard input is not a terminal: type them and Enter)")
+    assert out[2] == "temperature 1.00, top-k off"
+    assert out[-1].startswith("played 0.5 s; the model made ") and "underruns: " in out[-1]
+    fake = device.opened[0]
+    late = int(out[-1].split(", ")[-1].split(" blocks")[0])
+    check_played(fake.sound, 4000, 128, late, model.sample(8000, seed=3))
+
+
+def test_keys_change_the_sound_while_it_plays(model_file, device, monkeypatch, capsys):
+    device.pace = 1.0  # real time: the keys are read while it plays
+    monkeypatch.setattr(sys, "stdin", io.StringIO("--\n[[\nr\n"))
+    assert main(["play", model_file, "--seconds", "0.4", "--top-k", "64", "--top-p", "0.9", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "temperature 1.00, top-k 64, top-p 0.9\n" in out
+    assert "temperature 0.90, top-k 16, top-p 0.9\n" in out
+
+
+def test_q_quits(model_file, device, monkeypatch, capsys):
+    device.pace = 1.0
+    monkeypatch.setattr(sys, "stdin", io.StringIO("q\n"))
+    start = time.monotonic()
+    assert main(["play", model_file, "--threads", "1"]) == 0
+    assert time.monotonic() - start < 20
+    assert "played " in capsys.readouterr().out
+    assert device.opened[0].closed
+
+
+def test_ctrl_c_stops_cleanly(model_file, device, monkeypatch, capsys):
+    calls = []
+
+    def read(self, timeout_s):
+        calls.append(timeout_s)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        time.sleep(timeout_s)
+        return []
+
+    monkeypatch.setattr(keys_module.KeyReader, "read", read)
+    threads = threading.active_count()
+    assert main(["play", model_file, "--threads", "1"]) == 130
+    captured = capsys.readouterr()
+    assert "played " in captured.out and captured.err == "blekota: interrupted\n"
+    assert device.opened[0].stopped and device.opened[0].closed
+    assert threading.active_count() <= threads + 1  # the worker is gone (a line reader may wait on stdin)
+
+
+def test_a_model_too_slow_for_real_time_is_told(tmp_path, device, monkeypatch, capsys):
+    slow = blekota.Model(hidden=8, layers=1, fs=1000, seed=0, threads=1).save(tmp_path / "slow.npz")
+    process = blekota.Stream.process
+
+    def half_real_time(self, n):
+        time.sleep(2 * n / self.fs)
+        return process(self, n)
+
+    monkeypatch.setattr(blekota.Stream, "process", half_real_time)
+    device.pace = 1.0
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    assert main(["play", str(slow), "--block", "64", "--ahead", "1", "--seconds", "1.2", "--threads", "1"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("this machine makes ") and line.endswith(
+        " samples/s with this model, below the 1,000 real time needs: expect gaps (try --threads, a larger --ahead, "
+        "or a smaller model)") for line in out)
+    assert "x real time: too slow, expect gaps); underruns: " in out[-1]
+    assert int(out[-1].split("underruns: ")[1].split(" ")[0]) > 0
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--block", "32"], "argument --block: expected an integer in 64..512, got '32'"),
+    (["--block", "1024"], "argument --block: expected an integer in 64..512, got '1024'"),
+    (["--ahead", "0"], "argument --ahead: expected an integer in 1..64, got '0'"),
+    (["--seconds", "0"], "argument --seconds: expected a positive number, got '0'"),
+])
+def test_bad_options_exit_2(model_file, capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["play", model_file, *argv])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_errors_are_one_line(tmp_path, model_file, device, monkeypatch, capsys):
+    text = tmp_path / "notes.wav"
+    text.write_text("not a model")
+    assert main(["play", str(text)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"blekota: error: {text}: ") and err.count("\n") == 1
+    assert main(["play", str(tmp_path / "missing.npz")]) == 2
+    assert "missing.npz: no such file" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "sounddevice", None)
+    monkeypatch.setattr(live, "output_stream_class", lambda: blekota.audio._sounddevice().OutputStream)
+    assert main(["play", model_file]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("blekota: error: cannot play sound: sounddevice is not installed (pip install \"blekota[play]\"")
+    assert err.count("\n") == 1
