@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from . import checks, fileformat, memory
+from . import checks, fileformat, memory, sampler
 from .errors import ConfigError
 from .mulaw import LEVELS, SILENCE, quantize, real_array, unquantize
 
@@ -271,6 +271,18 @@ class Model:
         return fileformat.write(path, self.architecture, self.state_dict(), self.info)
 
     @property
+    def int8(self) -> bool:
+        """Whether one stream is sampled with int8 weights (blekota.sampler); kept in model.info,
+        so a saved model file remembers it."""
+        return self.info.get("int8") is True
+
+    @int8.setter
+    def int8(self, value: bool) -> None:
+        if not isinstance(value, (bool, np.bool_)):
+            raise ConfigError(f"int8 must be True or False, got {value!r}")
+        self.info["int8"] = bool(value)
+
+    @property
     def n_params(self) -> int:
         """Number of trainable parameters."""
         return self.params.size
@@ -496,20 +508,20 @@ class Model:
     def _generate(self, n, chunk, temperature, truncation, hint_levels, hint_lengths, seed,
                   streams, return_probs):
         """The generator behind generate(), after validation (so errors raise at the call)."""
-        h = self.zero_state(streams)
+        packed = sampler.pack(self.params, self.layers, self.hidden, streams, self.int8)
+        h = self.zero_state(streams).astype(packed.dense.dtype)
         previous = np.full(streams, SILENCE, np.uint8)
         bit_generator = np.random.PCG64(seed)
-        packed = np.empty(_sample.packed_size(self.layers, self.hidden), self.dtype)
-        _sample.pack(self.params, self.layers, self.hidden, packed)
         for start in range(0, n, chunk):
             stop = min(n, start + chunk)
             levels = np.empty((streams, stop - start), np.uint8)
-            probs = np.empty((streams, stop - start if return_probs else 0, LEVELS), self.dtype)
+            probs = np.empty((streams, stop - start if return_probs else 0, LEVELS), h.dtype)
             hint = np.ascontiguousarray(hint_levels[:, start:stop])
             lengths = np.clip(hint_lengths - start, 0, hint.shape[1])
-            _sample.generate(packed, h, levels, hint, lengths, previous, probs, temperature,
-                             bit_generator, self.threads, *truncation)
+            _sample.generate(packed.dense, h, levels, hint, lengths, previous, probs, temperature,
+                             bit_generator, self.threads, *truncation, sparse=packed.sparse)
             sound = unquantize(levels)
+            probs = probs.astype(self.dtype, copy=False)
             if streams == 1:
                 sound, probs = sound[0], probs[0]
             yield (sound, probs) if return_probs else sound
