@@ -171,3 +171,19 @@ def test_a_bad_index_is_refused(sparse_model):
                          np.empty((1, 0), np.uint8), np.zeros(1, np.intp), np.zeros(1, np.uint8),
                          np.empty((1, 0, 256), np.float32), 1.0, np.random.PCG64(0), 1,
                          sparse=(index, packed.sparse[1][:-32], *packed.sparse[2:]))
+
+
+def test_sample_and_info_say_which_kernel(tmp_path, capsys):
+    from blekota.cli import main
+
+    path = tmp_path / "sparse.npz"
+    prune(blekota.Model(hidden=32, layers=2, seed=0), 0.1).save(path)
+    assert main(["info", str(path)]) == 0
+    assert "one stream on the sparse kernel" in capsys.readouterr().out
+    wav = tmp_path / "out.wav"
+    assert main(["sample", str(path), "-n", "300", "-o", str(wav), "--seed", "1"]) == 0
+    assert "sparse kernel, 1 thread" in capsys.readouterr().out
+    float_sound = blekota.audio.load_audio(wav, 8000)[0]
+    assert main(["sample", str(path), "-n", "300", "-o", str(wav), "--seed", "1", "--int8", "--force"]) == 0
+    assert "int8 kernel" in capsys.readouterr().out
+    assert blekota.audio.load_audio(wav, 8000)[0].shape == float_sound.shape
