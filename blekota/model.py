@@ -508,7 +508,7 @@ class Model:
     def _generate(self, n, chunk, temperature, truncation, hint_levels, hint_lengths, seed,
                   streams, return_probs):
         """The generator behind generate(), after validation (so errors raise at the call)."""
-        packed = sampler.pack(self.params, self.layers, self.hidden, streams, self.int8)
+        packed = sampler.pack(self, streams)
         h = self.zero_state(streams).astype(packed.dense.dtype)
         previous = np.full(streams, SILENCE, np.uint8)
         bit_generator = np.random.PCG64(seed)

@@ -107,19 +107,21 @@ def kept_share(params: np.ndarray, layers: int, hidden: int) -> float:
     return kept / total
 
 
-def kernel_for(params: np.ndarray, layers: int, hidden: int, streams: int, int8: bool = False) -> str:
-    """The kernel that samples `streams` streams: int8 for one stream when asked, sparse for one
-    stream when at most SPARSE_BELOW of the blocks are kept, else dense."""
-    if streams == 1 and int8:
+def kernel_for(model, streams: int) -> str:
+    """The kernel that samples `streams` streams of a blekota.Model: int8 for one stream when
+    model.int8, sparse for one stream when at most SPARSE_BELOW of the blocks are kept, else
+    dense."""
+    if streams == 1 and model.int8:
         return "int8"
-    if streams == 1 and kept_share(params, layers, hidden) <= SPARSE_BELOW:
+    if streams == 1 and kept_share(model.params, model.layers, model.hidden) <= SPARSE_BELOW:
         return "sparse"
     return "dense"
 
 
-def pack(params: np.ndarray, layers: int, hidden: int, streams: int, int8: bool = False) -> Packed:
-    """Pack the flat parameters (model.params) for `streams` streams, for kernel_for's kernel."""
-    kernel = kernel_for(params, layers, hidden, streams, int8)
+def pack(model, streams: int) -> Packed:
+    """Pack a blekota.Model's weights for `streams` streams, for kernel_for's kernel."""
+    kernel = kernel_for(model, streams)
+    params, layers, hidden = model.params, model.layers, model.hidden
     values = params.astype(np.float32) if kernel == "int8" else params
     dense = np.empty(_sample.packed_size(layers, hidden), values.dtype)
     _sample.pack(values, layers, hidden, dense)

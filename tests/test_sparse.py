@@ -63,13 +63,14 @@ def dense_kernel(model, **options):
 def test_kept_share_and_the_kernel_chosen(sparse_model):
     dense = blekota.Model(hidden=64, layers=2, seed=0)
     assert sampler.kept_share(dense.params, 2, 64) == 1.0
-    assert sampler.pack(dense.params, 2, 64, streams=1).kernel == "dense"
+    assert sampler.pack(dense, streams=1).kernel == "dense"
     model = sparse_model(64, 2, "float32", density=0.1)
     assert 0.05 < sampler.kept_share(model.params, 2, 64) < 0.15
-    assert sampler.pack(model.params, 2, 64, streams=1).kernel == "sparse"
-    assert sampler.pack(model.params, 2, 64, streams=3).kernel == "dense"
-    assert sampler.pack(model.params, 2, 64, streams=1, int8=True).kernel == "int8"
-    assert sampler.pack(model.params, 2, 64, streams=2, int8=True).kernel == "dense"
+    assert sampler.pack(model, streams=1).kernel == "sparse"
+    assert sampler.pack(model, streams=3).kernel == "dense"
+    model.int8 = True
+    assert sampler.pack(model, streams=1).kernel == "int8"
+    assert sampler.pack(model, streams=2).kernel == "dense"
 
 
 @pytest.mark.parametrize("hidden,layers", SHAPES)
@@ -79,7 +80,7 @@ def test_sparse_kernel_draws_the_dense_levels(every_cpu_level, sparse_model, dty
                                               temperature, top_k, top_p):
     model = sparse_model(hidden, layers, dtype)
     options = dict(n=500, seed=7, temperature=temperature, top_k=top_k, top_p=top_p)
-    assert sampler.pack(model.params, layers, hidden, 1).kernel == "sparse"
+    assert sampler.pack(model, 1).kernel == "sparse"
     np.testing.assert_array_equal(model.sample(**options), dense_kernel(model, **options))
 
 
@@ -156,7 +157,7 @@ def test_int8_is_saved_with_the_model(tmp_path):
 
 def test_a_bad_index_is_refused(sparse_model):
     model = sparse_model(33, 2, "float32")
-    packed = sampler.pack(model.params, 2, 33, streams=1)
+    packed = sampler.pack(model, streams=1)
     index = packed.sparse[0]
     blocks = _sample.walk_blocks(index, 2, 33, False)
     assert blocks * 32 == packed.sparse[1].size

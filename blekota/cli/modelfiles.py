@@ -103,7 +103,7 @@ def info(args) -> int:
             f"{trainer.get('random_gain_db', 0.0):g} dB, input noise {trainer.get('input_noise', 0.0):g} levels"
         )
     share = sampler.kept_share(model.params, model.layers, model.hidden)
-    kernel = sampler.kernel_for(model.params, model.layers, model.hidden, 1, model.int8)
+    kernel = sampler.kernel_for(model, 1)
     print(f"sampling:    one stream on the {kernel} kernel; {share:.1%} of the 8x4 weight blocks are nonzero"
           + ("; int8 weights (saved with the model)" if model.int8 else ""))
     train, val = plot.loss_points(info)

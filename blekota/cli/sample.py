@@ -87,7 +87,7 @@ def run(args) -> int:
     made = f"{args.n} samples ({args.n / model.fs:.2f} s) generated" if args.n else "nothing generated (-n 0)"
     if hint is not None:
         made = f"the hint ({hinted / model.fs:.2f} s), then {made}"
-    kernel = sampler.kernel_for(model.params, model.layers, model.hidden, 1, model.int8)
+    kernel = sampler.kernel_for(model, 1)
     threads = "1 thread" if kernel != "dense" or model.threads == 1 else f"{model.threads} threads"
     say(f"wrote {where}: {made}, in {elapsed:.2f} s ({rate:,.0f} samples/s, {kernel} kernel, {threads})")
     if heatmap is not None and kept_sound:
