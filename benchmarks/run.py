@@ -1,6 +1,6 @@
 """Run the benchmark suite and print its table: python benchmarks/run.py [--quick] [--json OUT].
 
-Sections: training.py (always), sampling.py and scaling.py (when present); each returns rows as
+Sections: training.py (always), sampling.py, sparse.py and scaling.py (when present); each returns rows as
 described in common.py. Every measurement runs in its own subprocess. Ratios compare samples/s with the
 pytorch and reference rows of the same section, config and thread count (the reference is
 float64 only, so both blekota dtypes are compared with it). `--only quality` runs quality.py
@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-SECTIONS = ("training", "sampling", "scaling")
+SECTIONS = ("training", "sampling", "sparse", "scaling")
 
 
 def machine() -> dict:

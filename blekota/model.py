@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from . import checks, fileformat, memory
+from . import checks, fileformat, memory, sampler
 from .errors import ConfigError
 from .mulaw import LEVELS, SILENCE, quantize, real_array, unquantize
 
@@ -223,25 +223,25 @@ class _Sampler:
     next); bit_generator: where the draws come from; tuning: what the kernel learned about using
     one thread or all for one stream (so short runs do not time both again each time). The one
     place that packs the weights and picks the kernel: generate() and blekota.stream.Stream both
-    run through it.
+    run through it. blekota.sampler picks the kernel: dense, sparse or int8.
     """
 
     def __init__(self, model: Model, streams: int, seed: int | None):
         self.threads = model.threads
-        self.h = model.zero_state(streams)
+        self.packed = sampler.pack(model, streams)
+        self.h = model.zero_state(streams).astype(self.packed.dense.dtype)  # float32 for int8
         self.previous = np.full(streams, SILENCE, np.uint8)
         self.bit_generator = np.random.PCG64(seed)
-        self.packed = np.empty(_sample.packed_size(model.layers, model.hidden), model.dtype)
-        _sample.pack(model.params, model.layers, model.hidden, self.packed)
         self.tuning = _sample.new_tuning()
 
     def run(self, levels: np.ndarray, hint: np.ndarray, hint_lengths: np.ndarray, probs: np.ndarray,
             temperature: float, truncation: tuple[int, float, float]) -> None:
         """Fill levels (S, n) with the next n steps; hint (S, nh) levels, hint_lengths (S,): steps
         t < hint_lengths[s] take the hint instead of a draw; probs (S, m, 256): the first m
-        distributions (m may be 0)."""
-        _sample.generate(self.packed, self.h, levels, hint, hint_lengths, self.previous, probs,
-                         temperature, self.bit_generator, self.threads, *truncation, self.tuning)
+        distributions (m may be 0), in the kernel's dtype (h's)."""
+        _sample.generate(self.packed.dense, self.h, levels, hint, hint_lengths, self.previous, probs,
+                         temperature, self.bit_generator, self.threads, *truncation, self.tuning,
+                         self.packed.sparse)
 
 
 class Model:
@@ -302,6 +302,18 @@ class Model:
         """Write the weights and self.info to a model file (atomically); see blekota.fileformat.
         Read it back with blekota.load."""
         return fileformat.write(path, self.architecture, self.state_dict(), self.info)
+
+    @property
+    def int8(self) -> bool:
+        """Whether one stream is sampled with int8 weights (blekota.sampler); kept in model.info,
+        so a saved model file remembers it."""
+        return self.info.get("int8") is True
+
+    @int8.setter
+    def int8(self, value: bool) -> None:
+        if not isinstance(value, (bool, np.bool_)):
+            raise ConfigError(f"int8 must be True or False, got {value!r}")
+        self.info["int8"] = bool(value)
 
     @property
     def n_params(self) -> int:
@@ -537,15 +549,16 @@ class Model:
     def _generate(self, n, chunk, temperature, truncation, hint_levels, hint_lengths, seed,
                   streams, return_probs):
         """The generator behind generate(), after validation (so errors raise at the call)."""
-        sampler = _Sampler(self, streams, seed)
+        stepper = _Sampler(self, streams, seed)
         for start in range(0, n, chunk):
             stop = min(n, start + chunk)
             levels = np.empty((streams, stop - start), np.uint8)
-            probs = np.empty((streams, stop - start if return_probs else 0, LEVELS), self.dtype)
+            probs = np.empty((streams, stop - start if return_probs else 0, LEVELS), stepper.h.dtype)
             hint = np.ascontiguousarray(hint_levels[:, start:stop])
             lengths = np.clip(hint_lengths - start, 0, hint.shape[1])
-            sampler.run(levels, hint, lengths, probs, temperature, truncation)
+            stepper.run(levels, hint, lengths, probs, temperature, truncation)
             sound = unquantize(levels)
+            probs = probs.astype(self.dtype, copy=False)
             if streams == 1:
                 sound, probs = sound[0], probs[0]
             yield (sound, probs) if return_probs else sound

@@ -190,12 +190,27 @@ def open_session(
     else:
         audio, name, what = source, Path(source).stem, source
     options = {"name": name, **trainer_options}
+    wanted = options["name"]
+    options["name"] = fresh_name(Path(options.get("directory", ".")), wanted)
     trainer = Trainer(model, audio, callback=callback, **options)
     note = (
         f"new {model.layers}x{model.hidden} GRU ({model.n_params:,} parameters, {model.fs} Hz) "
         f"on {what}: {trainer.data.levels.size / model.fs:.1f} s of sound"
     )
+    if options["name"] != wanted:
+        note += f"; an earlier run of {wanted} left its files here, so this one is {options['name']}"
     return Session(model, trainer, None, callback), note
+
+
+def fresh_name(directory: Path, name: str) -> str:
+    """name, or else name-2, name-3, ...: the first under which no earlier run left files in
+    directory (see RunFiles.earlier_run), so a new session never trains over them."""
+    folder, _, prefix = name.rpartition("/")
+    candidate, number = prefix, 1
+    while RunFiles(directory / folder, candidate).earlier_run():
+        number += 1
+        candidate = f"{prefix}-{number}"
+    return f"{folder}/{candidate}" if folder else candidate
 
 
 def _report(path: Path | None) -> None:

@@ -59,8 +59,8 @@ class Stream:
         self.position = 0  # samples given by process() since the start or the last reset
         self._lock = threading.Lock()
         self._no_hint = (np.empty((1, 0), np.uint8), np.zeros(1, np.intp))
-        self._no_probs = np.empty((1, 0, LEVELS), model.dtype)
         self._sampler = _Sampler(model, 1, seed)
+        self._no_probs = np.empty((1, 0, LEVELS), self._sampler.h.dtype)
         if self.hinted:
             self._sampler.run(np.empty((1, self.hinted), np.uint8), hint_levels, hint_lengths, self._no_probs,
                               self._sampling.temperature, self._truncation(self._sampling))

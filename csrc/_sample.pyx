@@ -21,6 +21,7 @@ import numpy as np
 from cpython.pycapsule cimport PyCapsule_GetPointer
 from cython cimport floating
 from cython.parallel cimport prange
+from libc.stdint cimport int8_t, int32_t
 from numpy.random cimport bitgen_t
 
 include "cpu.pxi"
@@ -66,6 +67,31 @@ cdef extern from "sample_kernel.h" nogil:
                           const double* uniform, Py_ssize_t t0, Py_ssize_t t1,
                           const bk_sampling* how, Py_ssize_t s0, Py_ssize_t s1)
 
+cdef extern from "sparse_kernel.h" nogil:
+    ctypedef struct bk_walk_f:
+        const int32_t* index
+        const float* weights
+        const int8_t* bytes
+        const float* scale
+        const int32_t* offset
+    ctypedef struct bk_walk_d:
+        const int32_t* index
+        const double* weights
+        const int8_t* bytes
+        const float* scale
+        const int32_t* offset
+    const char* bk_int8_path()
+    void bk_run_sparse_f(const bk_walk_f* start, const float* packed, int layers, Py_ssize_t H,
+                         float* h, float* scratch, unsigned char* bytes, int* level,
+                         unsigned char* out, Py_ssize_t n, const unsigned char* hint,
+                         Py_ssize_t n_hint, const double* uniform, float* probs,
+                         Py_ssize_t n_probs, const bk_sampling* how)
+    void bk_run_sparse_d(const bk_walk_d* start, const double* packed, int layers, Py_ssize_t H,
+                         double* h, double* scratch, unsigned char* bytes, int* level,
+                         unsigned char* out, Py_ssize_t n, const unsigned char* hint,
+                         Py_ssize_t n_hint, const double* uniform, double* probs,
+                         Py_ssize_t n_probs, const bk_sampling* how)
+
 cdef enum:
     BLOCK = 1024  # steps per batch of uniforms and per OpenMP region
 
@@ -93,11 +119,44 @@ def new_tuning():
     return np.array([-1.0, -1.0, 0.0, BK_REPROBE], dtype=np.float64)
 
 
+def int8_path() -> str:
+    """The int8 products in use at this CPU level: "vnni" (AVX-512 VNNI), "avx2" or "portable"."""
+    return bk_int8_path().decode()
+
+
+def walk_blocks(const int32_t[::1] index, int layers, int hidden, bint output) -> int:
+    """Check a sparse index (sparse_kernel.h) for this architecture, with the output layer's
+    product or without: the number of its blocks, padding included. ValueError when a count or
+    a row is out of place (the kernel trusts the index)."""
+    cdef Py_ssize_t Hp = bk_padded(hidden), at = 0, blocks = 0, count, b, row, g, columns, rows
+    cdef int layer, product
+    for layer in range(layers + output):
+        rows = Hp if layer == 0 or layer == layers else 2 * Hp
+        for product in range(1 if layer == layers else 2):
+            columns = LEVELS if layer == layers else 2 * Hp if product == 0 else Hp
+            for g in range(0, columns, 32):
+                if at >= index.shape[0]:
+                    raise ValueError("sparse index: too short for the architecture")
+                count = 4 * index[at]
+                at += 1
+                if count < 0 or at + count > index.shape[0]:
+                    raise ValueError("sparse index: a block count is out of range")
+                for b in range(count):
+                    row = index[at + b]
+                    if row % 4 != 0 or row < 0 or row + 4 > rows:
+                        raise ValueError("sparse index: a block row is out of range")
+                at += count
+                blocks += count
+    if at != index.shape[0]:
+        raise ValueError("sparse index: longer than the architecture needs")
+    return blocks
+
+
 def generate(const floating[::1] packed, floating[:, :, ::1] h, unsigned char[:, ::1] levels,
              const unsigned char[:, ::1] hint, const Py_ssize_t[::1] hint_length,
              unsigned char[::1] previous, floating[:, :, ::1] probs, double temperature,
              bit_generator, int threads, int top_k=0, double top_p=1.0, double min_p=0.0,
-             double[::1] tuning=None):
+             double[::1] tuning=None, sparse=None):
     """Generate levels.shape[1] steps for S = levels.shape[0] streams.
 
     packed: pack() of the model's parameters. h (L, S, H): hidden state in, state after the
@@ -112,6 +171,9 @@ def generate(const floating[::1] packed, floating[:, :, ::1] h, unsigned char[:,
     timing; pieces since the last probe; pieces between probes), read at the start and written
     back at the end, so that one stream generated in many short calls keeps what the tuner
     learned instead of probing again in every call (S = 1 only; the sound does not depend on it).
+    sparse: for one stream, the block-sparse products (sparse_kernel.h) as (index, float
+    weights of packed's dtype, int8 bytes, scales, offsets), run on one thread; float when the
+    bytes are empty (then the scales and offsets are too), else int8 (float32 models only).
     """
     cdef Py_ssize_t L = h.shape[0], S = h.shape[1], H = h.shape[2]
     cdef Py_ssize_t n = levels.shape[1], nh = hint.shape[1], n_probs = probs.shape[1]
@@ -140,6 +202,40 @@ def generate(const floating[::1] packed, floating[:, :, ::1] h, unsigned char[:,
         raise ValueError("generate: top_k must be >= 0, top_p in (0, 1] and min_p in [0, 1]")
     if tuning is not None and tuning.shape[0] != 4:
         raise ValueError("generate: tuning must hold the 4 values of new_tuning()")
+    cdef bk_walk_f walk_f
+    cdef bk_walk_d walk_d
+    cdef const int32_t[::1] sparse_index
+    cdef const floating[::1] sparse_weights
+    cdef const int8_t[::1] sparse_bytes
+    cdef const float[::1] sparse_scale
+    cdef const int32_t[::1] sparse_offset
+    cdef unsigned char[::1] quantized
+    cdef bint int8 = False
+    if sparse is not None:
+        sparse_index, sparse_weights, sparse_bytes, sparse_scale, sparse_offset = sparse
+        int8 = sparse_bytes.shape[0] > 0
+        blocks = walk_blocks(sparse_index, <int> L, <int> H, int8)
+        if S != 1:
+            raise ValueError("generate: the sparse kernel runs one stream")
+        if int8 and (floating is double or sparse_bytes.shape[0] != 32 * blocks
+                     or sparse_scale.shape[0] != 3 * Hp * L + LEVELS
+                     or sparse_offset.shape[0] != 3 * Hp * L + LEVELS):
+            raise ValueError("generate: int8 blocks, scales or offsets do not match the index")
+        if not int8 and sparse_weights.shape[0] != 32 * blocks:
+            raise ValueError("generate: sparse weights do not match the index")
+        quantized = np.zeros(4 * Hp, np.uint8)
+        if floating is float:
+            walk_f.index = &sparse_index[0]
+            walk_f.weights = &sparse_weights[0] if not int8 and blocks > 0 else NULL
+            walk_f.bytes = &sparse_bytes[0] if int8 else NULL
+            walk_f.scale = &sparse_scale[0] if int8 else NULL
+            walk_f.offset = &sparse_offset[0] if int8 else NULL
+        else:
+            walk_d.index = &sparse_index[0]
+            walk_d.weights = &sparse_weights[0] if blocks > 0 else NULL
+            walk_d.bytes = NULL
+            walk_d.scale = NULL
+            walk_d.offset = NULL
     if n == 0:
         return
     how.temperature = temperature
@@ -159,7 +255,7 @@ def generate(const floating[::1] packed, floating[:, :, ::1] h, unsigned char[:,
     state_array = np.zeros((S, L, Hp), dtype=dtype)
     state_array[:, :, :H] = np.asarray(h).transpose(1, 0, 2)
     cdef floating[:, :, ::1] state = state_array
-    cdef floating[:, ::1] pre = np.empty((S, 3 * Hp + LEVELS), dtype=dtype)  # rows of 3Hp for S > 1
+    cdef floating[:, ::1] pre = np.empty((S, 5 * Hp + LEVELS), dtype=dtype)  # rows of 3Hp for S > 1
     cdef floating[:, ::1] rh = np.empty((S, Hp), dtype=dtype)
     cdef floating[:, ::1] logits = np.empty((S, LEVELS), dtype=dtype)
     cdef double[::1] uniform = np.zeros(BLOCK * S, dtype=np.float64)
@@ -192,6 +288,21 @@ def generate(const floating[::1] packed, floating[:, :, ::1] h, unsigned char[:,
                                          &uniform[0],
                                          t0, t1, &how, part * S // parts,
                                          (part + 1) * S // parts)
+            elif sparse is not None:
+                if floating is float:
+                    bk_run_sparse_f(&walk_f, &packed[0], <int> L, H, &state[0, 0, 0], &pre[0, 0],
+                                    &quantized[0], &level, &levels[0, t0], t1 - t0,
+                                    hint_ptr + t0 if t0 < n_hint else NULL,
+                                    max(0, min(n_hint, t1) - t0), &uniform[0],
+                                    probs_ptr + t0 * LEVELS if t0 < n_probs else NULL,
+                                    max(0, min(n_probs, t1) - t0), &how)
+                else:
+                    bk_run_sparse_d(&walk_d, &packed[0], <int> L, H, &state[0, 0, 0], &pre[0, 0],
+                                    &quantized[0], &level, &levels[0, t0], t1 - t0,
+                                    hint_ptr + t0 if t0 < n_hint else NULL,
+                                    max(0, min(n_hint, t1) - t0), &uniform[0],
+                                    probs_ptr + t0 * LEVELS if t0 < n_probs else NULL,
+                                    max(0, min(n_probs, t1) - t0), &how)
             elif floating is float:
                 bk_run_one_tuned_f(&tuner, &packed[0], <int> L, H, &state[0, 0, 0], &pre[0, 0],
                                    &level, &levels[0, t0], t1 - t0,

@@ -74,6 +74,11 @@ def test_session_on_a_sound_then_on_its_model_when_the_sound_is_gone(tmp_path, m
     assert "at iteration 2, training on tone.wav" in note
     session.train(1)
     assert blekota.load("tone_3.npz").info["iterations"] == 3
+    again, note = open_session("tone.wav", model_options, trainer_options)  # a new session
+    assert note.endswith("an earlier run of tone left its files here, so this one is tone-2")
+    again.train(2)
+    assert blekota.load("tone_3.npz").info["iterations"] == 3  # untouched
+    assert blekota.load("tone-2_2.npz").info["iterations"] == 2
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)  # "tone.wav" as recorded is not here, but beside the model

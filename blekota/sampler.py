@@ -1,0 +1,161 @@
+"""The sampling kernels' packed weights, and the choice among the kernels: dense, sparse, int8.
+
+Dense (csrc/sample_kernel.h) runs any number of streams on any number of threads. For one
+stream, a block-sparse model (blekota.sparsity) runs the sparse kernel (csrc/sparse_kernel.h) on
+one thread: it reads only the kept blocks of 8 units by 4 inputs, and draws exactly the levels
+the dense kernel would for the same seed. The int8 kernel runs the same blocks with int8
+weights (one scale per output column) and unsigned byte activations: about a quarter of the
+memory, probabilities within about 1e-2 of the float ones (tests/test_sparse.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _sample
+
+BLOCK_UNITS = 8  # output units of one gate per block
+BLOCK_INPUTS = 4  # input rows per block
+GROUPS = 4  # groups of 8 output columns stepped together by the sparse kernels
+SPARSE_BELOW = 0.5  # the share of kept blocks under which one stream runs the sparse kernel
+KERNELS = ("dense", "sparse", "int8")
+_EMPTY_BYTES = np.empty(0, np.int8)
+_EMPTY_FLOATS = np.empty(0, np.float32)
+_EMPTY_INTS = np.empty(0, np.int32)
+
+
+@dataclass
+class Packed:
+    """A model's weights packed for one generation.
+
+    kernel: "dense", "sparse" or "int8"; dense: _sample.pack of the weights (the sparse
+    kernels read layer 0's table, the biases and the output layer from it; float32 for int8);
+    sparse: _sample.generate's `sparse` argument (None for dense).
+    """
+
+    kernel: str
+    dense: np.ndarray
+    sparse: tuple | None
+
+
+def _padded(hidden: int) -> int:
+    return -(-hidden // 64) * 64
+
+
+def _products(params: np.ndarray, layers: int, hidden: int) -> list[np.ndarray]:
+    """The step's products as padded dense matrices (K rows of [x, h], columns), in kernel order:
+    per layer [r, z] (2 Hp columns) then the candidate (Hp columns); layer 0 has no x rows."""
+    H, Hp, G = hidden, _padded(hidden), 3 * hidden
+    out, at = [], 0
+    for layer in range(layers):
+        X = 256 if layer == 0 else H
+        WxT = params[at : at + X * G].reshape(X, G)
+        UhT = params[at + X * G : at + (X + H) * G].reshape(H, G)
+        at += (X + H + 1) * G
+        Kx = 0 if layer == 0 else Hp
+        for gates in ((0, 1), (2,)):
+            matrix = np.zeros((Kx + Hp, len(gates) * Hp), params.dtype)
+            for slot, gate in enumerate(gates):
+                columns = slice(slot * Hp, slot * Hp + H)
+                if layer > 0:
+                    matrix[:H, columns] = WxT[:, gate * H : (gate + 1) * H]
+                matrix[Kx : Kx + H, columns] = UhT[:, gate * H : (gate + 1) * H]
+            out.append(matrix)
+    return out
+
+
+def _blocks(matrix: np.ndarray) -> np.ndarray:
+    """(K, C) -> (C / 8, K / 4, 4, 8): block [g, k] is rows 4k..4k+3 of columns 8g..8g+7."""
+    K, C = matrix.shape
+    return matrix.reshape(K // BLOCK_INPUTS, BLOCK_INPUTS, C // BLOCK_UNITS, BLOCK_UNITS).transpose(2, 0, 1, 3)
+
+
+def _sets(kept: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Kept blocks (groups, row blocks) -> per set of 4 groups: the row blocks (n, 4) of each
+    group's kept blocks in increasing order, padded to the longest list n, and (n, 4) which of
+    them are real (the padding reads row block 0 with zero weights)."""
+    sets = []
+    for first in range(0, kept.shape[0], GROUPS):
+        lists = [np.flatnonzero(row) for row in kept[first : first + GROUPS]]
+        n = max(len(found) for found in lists)
+        row_blocks = np.zeros((n, GROUPS), np.intp)
+        real = np.zeros((n, GROUPS), bool)
+        for k, found in enumerate(lists):
+            row_blocks[: len(found), k] = found
+            real[: len(found), k] = True
+        sets.append((row_blocks, real))
+    return sets
+
+
+def kept_share(params: np.ndarray, layers: int, hidden: int) -> float:
+    """The share of blocks (8 units of one gate by 4 inputs) with a nonzero weight, over the
+    hidden-sized matrices of the stack (every layer's recurrent weights and the input weights
+    of layers above the first): 1 for a dense model, about the density for a sparse one."""
+    kept = total = 0
+    H, Hp = hidden, _padded(hidden)
+    for number, matrix in enumerate(_products(params, layers, hidden)):
+        blocks = _blocks(matrix)
+        gates = 2 if number % 2 == 0 else 1
+        real_groups = np.concatenate([np.arange(-(-H // BLOCK_UNITS)) + g * Hp // BLOCK_UNITS for g in range(gates)])
+        Kx = matrix.shape[0] - Hp
+        real_rows = np.concatenate([np.arange(-(-H // BLOCK_INPUTS)) + k * Kx // BLOCK_INPUTS for k in ([0, 1] if Kx else [0])])
+        grid = np.abs(blocks[np.ix_(real_groups, real_rows)]).sum(axis=(2, 3)) > 0
+        kept += int(grid.sum())
+        total += grid.size
+    return kept / total
+
+
+def kernel_for(model, streams: int) -> str:
+    """The kernel that samples `streams` streams of a blekota.Model: int8 for one stream when
+    model.int8, sparse for one stream when at most SPARSE_BELOW of the blocks are kept, else
+    dense."""
+    if streams == 1 and model.int8:
+        return "int8"
+    if streams == 1 and kept_share(model.params, model.layers, model.hidden) <= SPARSE_BELOW:
+        return "sparse"
+    return "dense"
+
+
+def pack(model, streams: int) -> Packed:
+    """Pack a blekota.Model's weights for `streams` streams, for kernel_for's kernel."""
+    kernel = kernel_for(model, streams)
+    params, layers, hidden = model.params, model.layers, model.hidden
+    values = params.astype(np.float32) if kernel == "int8" else params
+    dense = np.empty(_sample.packed_size(layers, hidden), values.dtype)
+    _sample.pack(values, layers, hidden, dense)
+    if kernel == "dense":
+        return Packed(kernel, dense, None)
+    index, weights, scales, offsets, bytes_ = [], [], [], [], []
+    products = _products(values, layers, hidden)
+    if kernel == "int8":
+        Hp, WyT = _padded(hidden), values[-(hidden + 1) * 256 : -256].reshape(hidden, 256)
+        products.append(np.concatenate([WyT, np.zeros((Hp - hidden, 256), values.dtype)]))
+    for matrix in products:
+        blocks = _blocks(matrix)
+        if kernel == "int8":
+            top = np.abs(matrix).max(axis=0)
+            step = np.where(top > 0, top / 127, 1).astype(np.float32)
+            quantized = np.clip(np.rint(matrix / step), -127, 127).astype(np.int8)
+            offsets.append((127 * quantized.sum(axis=0, dtype=np.int64)).astype(np.int32))
+            scales.append(np.where(top > 0, step / 127, 0).astype(np.float32))
+            quantized_blocks = _blocks(quantized)
+        for number, (row_blocks, real) in enumerate(_sets(np.abs(blocks).sum(axis=(2, 3)) > 0)):
+            groups = number * GROUPS + np.arange(GROUPS)
+            index += [[row_blocks.shape[0]], (row_blocks * BLOCK_INPUTS).ravel()]
+            if kernel == "sparse":
+                weights.append((blocks[groups, row_blocks] * real[..., None, None]).ravel())
+            else:
+                picked = quantized_blocks[groups, row_blocks] * real[..., None, None]
+                bytes_.append(picked.transpose(0, 1, 3, 2).ravel())
+    index = np.concatenate(index).astype(np.int32)
+    if kernel == "sparse":
+        return Packed(kernel, dense, (index, np.concatenate(weights), _EMPTY_BYTES, _EMPTY_FLOATS, _EMPTY_INTS))
+    return Packed(kernel, dense, (index, np.empty(0, np.float32), np.concatenate(bytes_).astype(np.int8),
+                                  np.concatenate(scales), np.concatenate(offsets)))
+
+
+def int8_path() -> str:
+    """The int8 products this CPU runs: "vnni" (AVX-512 VNNI), "avx2" or "portable"."""
+    return _sample.int8_path()
