@@ -30,6 +30,7 @@ try:
 except ImportError:
     torch = None
 needs_torch = pytest.mark.skipif(torch is None, reason="PyTorch is not installed")
+needs_cuda = pytest.mark.skipif(torch is None or not torch.cuda.is_available(), reason="no CUDA GPU")
 
 LAYERS, HIDDEN, T, B = 2, 12, 9, 4
 FLOAT32 = dict(loss=1e-5, state=1e-5, weights=1e-4)  # float32 tolerances, relative to the largest value
@@ -55,36 +56,63 @@ def core_step(model, optimizer, x, targets, h0):
     return loss, h_last, grads
 
 
+def check_steps_against_the_core(make_model, rng, name: str, dtype: str, where: str, windows=(T, T, T, T)):
+    """Steps of a TorchStep on `where` against the core's: loss, clipped gradients, carried state,
+    updated weights and moments, window after window (of windows' lengths)."""
+    core, on_torch = (make_model(HIDDEN, LAYERS, dtype, seed=7, scale=0.3) for _ in range(2))
+    core_optimizer, torch_optimizer = (make_optimizer(name, core.n_params, core.dtype, 0.01) for _ in range(2))
+    step = torchstep.TorchStep(on_torch, torch_optimizer, where)
+    h_core = h_torch = rng.standard_normal((LAYERS, B, HIDDEN)).astype(dtype) * 0.5
+    tolerance = dict(loss=1e-9, state=1e-9, weights=1e-9) if dtype == "float64" else FLOAT32
+    for index, steps in enumerate(windows):
+        x = rng.integers(0, 256, (steps + 1, B)).astype(np.uint8)
+        targets = rng.integers(0, 256, (steps, B)).astype(np.uint8) if index % 2 else None
+        loss, h_core, grads = core_step(core, core_optimizer, x, targets, h_core)
+        torch_loss, h_torch, finite = step.run(x, targets, h_torch)
+        assert finite
+        assert abs(torch_loss - loss) <= tolerance["loss"] * loss
+        assert relative(h_torch, h_core) <= tolerance["state"]
+        core_grads = flat_to_canonical(grads, LAYERS, HIDDEN)
+        for key, param in step.net.canonical_parameters().items():
+            assert relative(param.grad.double().cpu().numpy(), core_grads[key]) <= tolerance["loss"], key
+    assert relative(on_torch.params, core.params) > 1e-3  # the host's weights are not yet the device's
+    step.download()
+    assert torch_optimizer.t == core_optimizer.t == len(windows)
+    assert relative(on_torch.params, core.params) <= tolerance["weights"]
+    for slot in core_optimizer.slots:
+        assert relative(getattr(torch_optimizer, slot), getattr(core_optimizer, slot)) <= tolerance["weights"]
+    return step
+
+
 @needs_torch
 @pytest.mark.parametrize("name", ["adam", "rmsprop", "adagrad"])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_a_step_equals_the_compiled_core(make_model, rng, name, dtype):
-    """Loss, clipped gradients, carried state, updated weights and moments, step after step."""
-    core, on_torch = (make_model(HIDDEN, LAYERS, dtype, seed=7, scale=0.3) for _ in range(2))
-    core_optimizer, torch_optimizer = (make_optimizer(name, core.n_params, core.dtype, 0.01) for _ in range(2))
-    step = torchstep.TorchStep(on_torch, torch_optimizer, "cpu")
+    step = check_steps_against_the_core(make_model, rng, name, dtype, "cpu")
     assert not step.graphs and str(step) == "torch's cpu device"
-    h_core = h_torch = rng.standard_normal((LAYERS, B, HIDDEN)).astype(dtype) * 0.5
-    for index in range(4):
-        x = rng.integers(0, 256, (T + 1, B)).astype(np.uint8)
-        targets = rng.integers(0, 256, (T, B)).astype(np.uint8) if index % 2 else None
-        loss, h_core, grads = core_step(core, core_optimizer, x, targets, h_core)
-        torch_loss, h_torch, finite = step.run(x, targets, h_torch)
-        assert finite
-        tolerance = 1e-9 if dtype == "float64" else FLOAT32["loss"]
-        assert abs(torch_loss - loss) <= tolerance * loss
-        assert relative(h_torch, h_core) <= (1e-9 if dtype == "float64" else FLOAT32["state"])
-        core_grads = flat_to_canonical(grads, LAYERS, HIDDEN)
-        for key, param in step.net.canonical_parameters().items():
-            scale = 1e-9 if dtype == "float64" else FLOAT32["loss"]
-            assert relative(param.grad.double().numpy(), core_grads[key]) <= scale, key
-    assert relative(on_torch.params, core.params) > 1e-3  # the host's weights are not yet the device's
-    step.download()
-    assert torch_optimizer.t == core_optimizer.t == 4
-    tolerance = 1e-9 if dtype == "float64" else FLOAT32["weights"]
-    assert relative(on_torch.params, core.params) <= tolerance
-    for slot in core_optimizer.slots:
-        assert relative(getattr(torch_optimizer, slot), getattr(core_optimizer, slot)) <= max(tolerance, 1e-9)
+
+
+@needs_cuda
+@pytest.mark.parametrize("name", ["adam", "rmsprop"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_a_cuda_graph_step_equals_the_compiled_core(make_model, rng, name, dtype):
+    """On a GPU (skipped elsewhere): each window shape captured in its own CUDA graph, without a
+    warning (a failed capture would warn and run eagerly), the steps equal to the core's."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", BlekotaWarning)
+        step = check_steps_against_the_core(make_model, rng, name, dtype, "cuda", windows=(T, T, 3, T, 3))
+    assert step.graphs and set(step.windows) == {(T, B), (3, B)} and str(step).startswith("cuda:")
+
+
+@needs_cuda
+def test_a_run_resumed_across_cpu_and_gpu_equals_an_unbroken_one(tmp_path):
+    """On a GPU (skipped elsewhere): cpu core -> CUDA graph steps -> cpu core (float64: 1e-9)."""
+    unbroken = small_trainer(tmp_path / "unbroken", "cpu")
+    unbroken.train(9)
+    path = small_trainer(tmp_path, "cpu").train(3).path
+    for device_name in ("cuda", "cpu"):
+        path = Trainer.from_checkpoint(path, audio=noisy_sine(), device=device_name).train(3).path
+    assert relative(blekota.load(path).params, unbroken.model.params) <= 1e-9
 
 
 @needs_torch
@@ -144,12 +172,13 @@ def test_a_run_resumed_across_devices_equals_an_unbroken_one(tmp_path, optimizer
 @needs_torch
 def test_a_float32_run_on_the_torch_step_follows_the_core(tmp_path):
     """float32, 20 iterations with validation, plateau schedule, random gain and input noise:
-    the weights stay within 1e-3 of the largest weight of the core's, the losses within 1e-4."""
+    the weights stay within 1e-4 of the largest weight of the core's (3e-6 measured with Adam),
+    the losses within 1e-6 (1e-8 measured)."""
     runs = [small_trainer(tmp_path / name, name, dtype="float32") for name in ("cpu", "torch-cpu")]
     results = [trainer.train(20) for trainer in runs]
-    assert relative(runs[1].model.params, runs[0].model.params) <= 1e-3
-    assert abs(results[1].val_loss - results[0].val_loss) <= 1e-4 * results[0].val_loss
-    assert abs(results[1].loss - results[0].loss) <= 1e-4 * results[0].loss
+    assert relative(runs[1].model.params, runs[0].model.params) <= 1e-4
+    assert abs(results[1].val_loss - results[0].val_loss) <= 1e-6 * results[0].val_loss
+    assert abs(results[1].loss - results[0].loss) <= 1e-6 * results[0].loss
 
 
 @needs_torch
