@@ -24,11 +24,7 @@ def check(name: str, device: str, processes: int = 1) -> str:
     """device when training can run there, else ConfigError in one line: a bad name, PyTorch
     missing or without a GPU, a GPU index that is not there, or several processes (MPI). name:
     what the caller calls the option ("device", "--device")."""
-    if device == TORCH_CPU:
-        import_torch(name, device)
-        return device
-    checks.device(name, device)
-    if device == CPU:
+    if device != TORCH_CPU and checks.device(name, device) == CPU:
         return device
     if processes > 1:
         raise ConfigError(
@@ -36,6 +32,8 @@ def check(name: str, device: str, processes: int = 1) -> str:
             f"({processes} processes here): start it without mpiexec or srun"
         )
     torch = import_torch(name, device)
+    if device == TORCH_CPU:
+        return device
     if not torch.cuda.is_available():
         build = " (a CPU-only build)" if torch.version.cuda is None else ""
         raise ConfigError(f"{name} {device}: PyTorch {torch.__version__}{build} sees no CUDA GPU here")

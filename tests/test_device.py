@@ -22,6 +22,7 @@ from blekota.errors import BlekotaWarning, ConfigError
 from blekota.model import flat_to_canonical
 from blekota.optim import make_optimizer
 from blekota.train import Trainer
+from test_parallel import MPIEXEC, needs_mpi
 
 try:
     import torch
@@ -289,6 +290,21 @@ def test_a_gpu_is_refused_with_mpi():
     with pytest.raises(ConfigError, match="--device cuda trains in one process with one GPU; it cannot be combined "
                                           r"with MPI \(4 processes here\): start it without mpiexec or srun"):
         device.check("--device", "cuda", processes=4)
+    with pytest.raises(ConfigError, match="device torch-cpu trains in one process"):
+        device.check("device", "torch-cpu", processes=2)
+    assert device.check("device", "cpu", processes=2) == "cpu"
+
+
+@needs_mpi
+def test_train_device_cuda_under_mpiexec_is_refused_once(tmp_path):
+    blekota.save_wav(tmp_path / "s.wav", noisy_sine(), 8000)
+    env = {**os.environ, "PYTHONPATH": str(Path(blekota.__file__).parent.parent)}
+    result = subprocess.run(MPIEXEC + [sys.executable, "-m", "blekota", "train", "s.wav", "--device", "cuda"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr == ("blekota: error: --device cuda trains in one process with one GPU; it cannot be combined "
+                             "with MPI (2 processes here): start it without mpiexec or srun\n")
+    assert [path.name for path in tmp_path.iterdir()] == ["s.wav"]
 
 
 @needs_torch
