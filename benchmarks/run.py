@@ -5,7 +5,8 @@ described in common.py. Every measurement runs in its own subprocess. Ratios com
 pytorch and reference rows of the same section, config and thread count (the reference is
 float64 only, so both blekota dtypes are compared with it). `--only quality` runs quality.py
 instead (held-out loss against training time) and `--only sound` runs sound.py (what the trained
-models make up, against the real sound); both are long, so never part of the full run.
+models make up, against the real sound); both are long, so never part of the full run. `--only gpu`
+runs gpu.py (training steps on a CUDA GPU against cuDNN's GRU; refused without one).
 """
 
 from __future__ import annotations
@@ -89,11 +90,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="threads per implementation")
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per measurement")
     parser.add_argument("--json", type=Path, help="write machine info and rows to this file")
-    parser.add_argument("--only", choices=SECTIONS + ("quality", "sound"),
+    parser.add_argument("--only", choices=SECTIONS + ("quality", "sound", "gpu"),
                         help="run one section; quality (held-out loss against training time) and "
                         "sound (the made-up sound against the real one) are long (see quality.py "
-                        "and sound.py) and run only when asked for")
+                        "and sound.py) and run only when asked for; gpu needs a CUDA GPU (see gpu.py)")
     args = parser.parse_args(argv)
+    if args.only == "gpu":
+        import gpu
+
+        return gpu.main(["--quick"] * args.quick + (["--json", str(args.json)] if args.json else [])
+                        + (["--repeats", str(args.repeats)] if args.repeats else []))
     if args.only == "quality":
         import quality
 

@@ -122,3 +122,15 @@ def non_negative_float(name: str, value, expected: str | None = None) -> float:
 def fraction(name: str, value, expected: str | None = None) -> float:
     """value as a float, when it is a number in [0, 1)."""
     return number(name, value, 0, 1, high_open=True, expected=expected)
+
+
+DEVICES = "cpu, cuda or cuda:N"  # where training steps run (blekota.device)
+
+
+def device(name: str, value) -> str:
+    """value, when it names where training steps run: "cpu", "cuda" or "cuda:N" (N an index)."""
+    if isinstance(value, str) and (value in ("cpu", "cuda") or (
+        value.startswith("cuda:") and value[5:].isascii() and value[5:].isdigit()
+    )):
+        return value
+    raise _refuse(name, DEVICES, value)

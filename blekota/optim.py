@@ -116,6 +116,13 @@ class Adam(Optimizer):
         super().__init__(size, dtype, lr, clip)
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
 
+    def corrected(self) -> tuple[float, float]:
+        """(step size, eps) of step t with the bias corrections folded in: the update is
+        step_size * m / (sqrt(v) + eps). Python floats, not NumPy float64 scalars: those would
+        promote float32 arrays to a float64 temporary as large as the model on every step."""
+        correction = math.sqrt(1.0 - self.beta2**self.t)
+        return self.lr * correction / (1.0 - self.beta1**self.t), self.eps * correction
+
     def _update(self, params, grads, scratch):
         self.m *= self.beta1
         np.multiply(grads, 1.0 - self.beta1, out=scratch)
@@ -124,11 +131,9 @@ class Adam(Optimizer):
         np.multiply(grads, grads, out=scratch)
         scratch *= 1.0 - self.beta2
         self.v += scratch
-        # Python floats, not NumPy float64 scalars: those would promote float32 arrays to a
-        # float64 temporary as large as the model on every step
-        step_size = self.lr * math.sqrt(1.0 - self.beta2**self.t) / (1.0 - self.beta1**self.t)
+        step_size, eps = self.corrected()
         np.sqrt(self.v, out=scratch)
-        scratch += self.eps * math.sqrt(1.0 - self.beta2**self.t)
+        scratch += eps
         np.divide(self.m, scratch, out=scratch)
         scratch *= step_size
         params -= scratch

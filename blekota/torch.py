@@ -121,8 +121,13 @@ class GRUModel(nn.Module):
             h0 = self.zero_state(B)
         elif tuple(h0.shape) != (self.layers, B, self.hidden):
             raise ConfigError(f"h0 must have shape {(self.layers, B, self.hidden)}, got {tuple(h0.shape)}")
-        x = levels.to(device=self.Wy.device, dtype=torch.long)
-        last = []
+        return self.unchecked_forward(levels.to(device=self.Wy.device, dtype=torch.long), h0)
+
+    def unchecked_forward(self, levels: torch.Tensor, h0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """forward() without its checks, which read the levels back to the host: levels (T, B)
+        long tensor of 0..255 on the parameters' device, h0 (layers, B, H). For callers that
+        checked their input, such as a training step captured in a CUDA graph (blekota.torchstep)."""
+        x, last = levels, []
         for layer, h in zip(self.gru, h0):
             x, h = layer(layer.project(x), h)
             last.append(h)
@@ -136,14 +141,22 @@ class GRUModel(nn.Module):
         targets = x[1:].to(device=logits.device, dtype=torch.long)
         return functional.cross_entropy(logits.reshape(-1, LEVELS), targets.reshape(-1)), h
 
+    def canonical_parameters(self) -> dict[str, nn.Parameter]:
+        """The parameters keyed as blekota's canonical state dictionary (gru{l}.W, .Wr, .Wz, out.Wy)."""
+        named = {f"gru{index}.{name}": getattr(layer, name) for index, layer in enumerate(self.gru)
+                 for name in ("W", "Wr", "Wz")}
+        named["out.Wy"] = self.Wy
+        return named
+
     def canonical_state_dict(self) -> dict[str, np.ndarray]:
         """The weights as blekota's canonical state dictionary of float64 NumPy arrays."""
-        state = {}
-        for index, layer in enumerate(self.gru):
-            for name in ("W", "Wr", "Wz"):
-                state[f"gru{index}.{name}"] = _to_numpy(getattr(layer, name))
-        state["out.Wy"] = _to_numpy(self.Wy)
-        return state
+        return {key: _to_numpy(parameter) for key, parameter in self.canonical_parameters().items()}
+
+    def load_canonical_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Copy the weights of a canonical state dictionary (Model.state_dict()) into the parameters."""
+        with torch.no_grad():
+            for key, parameter in self.canonical_parameters().items():
+                parameter.copy_(torch.from_numpy(np.asarray(state[key])))
 
     @classmethod
     def from_blekota(cls, model: Model, dtype: torch.dtype | None = None, device=None) -> GRUModel:
@@ -153,12 +166,7 @@ class GRUModel(nn.Module):
         if dtype is None:
             dtype = torch.float64 if model.dtype == np.float64 else torch.float32
         module = cls(model.hidden, model.layers, model.fs, dtype=dtype, device=device)
-        state = model.state_dict()
-        with torch.no_grad():
-            for index, layer in enumerate(module.gru):
-                for name in ("W", "Wr", "Wz"):
-                    getattr(layer, name).copy_(torch.from_numpy(state[f"gru{index}.{name}"]))
-            module.Wy.copy_(torch.from_numpy(state["out.Wy"]))
+        module.load_canonical_state_dict(model.state_dict())
         return module
 
     def to_blekota(self, fs: int | None = None, dtype: str | None = None, **kwargs) -> Model:

@@ -26,7 +26,8 @@ import numpy as np
 from . import checkpoint, checks, fileformat, memory, modelfile
 from .audio import WAV_MAX_FRAMES, save_wav
 from .augment import check_max_db, check_noise, input_noise, random_gain
-from .dataset import Dataset, WindowLayout, held_out, validation_pieces, warn_if_silent
+from .dataset import Dataset, WindowLayout, held_out, validation_pieces, validation_sums, warn_if_silent
+from .device import CPU, training_step
 from .errors import AudioError, ConfigError, ModelFileError, TrainingDiverged
 from .interrupts import StopRequests
 from .model import Model
@@ -77,6 +78,11 @@ class Trainer:
     together. Rank 0's weights are broadcast to the others; rank 0 alone reads the sounds, writes
     files and calls the callback (where a KeyboardInterrupt stops training after the next update).
     Each process carries the hidden state of its own streams (self.streams) only.
+
+    device: where each step's forward, backward and update run: "cpu" (the compiled core), or
+    "cuda"/"cuda:N" through PyTorch (blekota.device; the rest stays on the CPU, files are alike).
+    model.params follows the device's weights at validations, sounds and saves (sooner:
+    trainer.device_step.download()).
     """
 
     def __init__(
@@ -103,6 +109,7 @@ class Trainer:
         comm=None,
         random_gain_db: float = DEFAULTS["random_gain_db"],
         input_noise: float = 0.0,
+        device: str = CPU,
     ):
         self.processes: Processes = processes(comm)
         self.model = model
@@ -131,7 +138,7 @@ class Trainer:
         self.schedule = make_schedule(schedule) if isinstance(schedule, str) else schedule
         if not isinstance(self.schedule, Schedule):
             raise ConfigError(f"schedule must be a name or a Schedule, got {schedule!r}")
-        self.optimizer = self.processes.together(lambda: self._allocate(optimizer, lr))
+        self.optimizer = self.processes.together(lambda: self._allocate(optimizer, lr, device))
         # One Allreduce per iteration carries the gradients, the loss and three flags: see _sum_over_processes.
         self._sums = np.empty(model.n_params + 4, model.dtype)
         self.grads = self._sums[: model.n_params]
@@ -154,17 +161,18 @@ class Trainer:
         self.val_fraction = val_fraction
         self.processes.check_same("model or trainer settings", self._settings())
         self.processes.broadcast(model.params)
+        self.device_step = training_step(device, model, self.optimizer, self.processes.size)
         self.set_audio(audio)
         if self.schedule.name == "plateau" and not self.val_samples:
             raise ConfigError("the plateau schedule needs validation: val_fraction must be > 0")
 
-    def _allocate(self, optimizer: str, lr: float):
-        """The optimizer, after checking that training fits in memory (this process's streams)."""
-        model = self.model
+    def _allocate(self, optimizer: str, lr: float, device: str = CPU):
+        """The optimizer, after checking that training fits in memory (this process's streams;
+        on another device than the CPU, the windows are there: only the weight vectors here)."""
+        model, streams = self.model, self.streams.stop - self.streams.start if device == CPU else 0
         slots = len(OPTIMIZERS[optimizer].slots) if optimizer in OPTIMIZERS else 2
         memory.ensure(
-            memory.training_bytes(model.layers, model.hidden, self.seq_length,
-                                  self.streams.stop - self.streams.start, model.dtype.itemsize, slots),
+            memory.training_bytes(model.layers, model.hidden, self.seq_length, streams, model.dtype.itemsize, slots),
             f"training a {model.layers}x{model.hidden} {model.dtype.name} model with seq_length "
             f"{self.seq_length} and batch_size {self.batch_size}",
             "use a smaller batch_size, seq_length or hidden",
@@ -230,13 +238,18 @@ class Trainer:
         loss (of the whole batch). Raises TrainingDiverged when the loss or the updated weights
         are NaN or infinite (then the weights in memory are unusable; no file is written)."""
         x = self._next_window()
-        loss, h_last = self._loss_and_grads(input_noise(x, self.input_noise, self.iteration),
-                                            x[1:] if self.input_noise else None)
+        inputs, targets = input_noise(x, self.input_noise, self.iteration), x[1:] if self.input_noise else None
+        if self.device_step is not None:  # forward, backward and update in one (blekota.torchstep)
+            loss, h_last, finite = self.device_step.run(inputs, targets, self.h)
+        else:
+            loss, h_last = self._loss_and_grads(inputs, targets)
         if not math.isfinite(loss):
             raise self._diverged("the loss")
-        with np.errstate(over="ignore", invalid="ignore"):  # what overflows is found just below
-            self.optimizer.step(self.model.params, self.grads)
-        if not np.isfinite(self.model.params).all():
+        if self.device_step is None:
+            with np.errstate(over="ignore", invalid="ignore"):  # what overflows is found just below
+                self.optimizer.step(self.model.params, self.grads)
+            finite = np.isfinite(self.model.params).all()
+        if not finite:
             raise self._diverged("the weights")
         self.h[:, self.streams] = h_last
         self.position += 1
@@ -298,35 +311,14 @@ class Trainer:
             for index, (start, stop, piece) in enumerate(rest)
             if (mine.start <= piece < mine.stop) or (piece < 0 and index % size == rank)
         ]
+        if self.device_step is not None:
+            self.device_step.download()
         sums = np.zeros(3)  # nats, predictions, failed processes
         with self.processes.holding_failure() as held:
-            sums[:2] = self._validation_sums(starts[mine], L, my_rest)
+            sums[:2] = validation_sums(self.model, self.data.levels, self.seq_length, starts[mine], L, my_rest)
         self.processes.sum(sums, held.failure)
         total, count = sums[0], sums[1]
         return float(total / count) if count else None
-
-    def _validation_sums(self, starts: np.ndarray, L: int, rest: list[tuple[int, int, int]]) -> tuple[float, int]:
-        """(nats, predictions) over these validation pieces (see validation_pieces)."""
-        levels, T = self.data.levels, self.seq_length
-        total, count = 0.0, 0
-        h_full = None
-        if starts.size:
-            h = self.model.zero_state(starts.size)
-            for offset in range(0, L, T):
-                steps = min(T, L - offset)
-                x = levels[starts[None, :] + offset + np.arange(steps + 1)[:, None]]
-                loss, h = self.model.window(x, h)
-                total += float(loss) * steps * starts.size
-                count += steps * starts.size
-            h_full = h
-        for start, stop, piece in rest:
-            h = self.model.zero_state(1) if piece < 0 else h_full[:, piece : piece + 1]
-            for offset in range(start, stop - 1, T):
-                end = min(offset + T, stop - 1)
-                loss, h = self.model.window(levels[offset : end + 1, None], h)
-                total += float(loss) * (end - offset)
-                count += end - offset
-        return total, count
 
     def train(self, iterations: int, max_seconds: float | None = None) -> TrainResult:
         """Run `iterations` iterations (or until max_seconds of wall time have passed), validate,
@@ -513,6 +505,8 @@ class Trainer:
     def _sound(self, samples: int) -> np.ndarray:
         """`samples` samples generated by the model, seeded from the trainer's generator."""
         seed = int(self.rng.integers(2**63))
+        if self.device_step is not None:
+            self.device_step.download()
         return self.model.sample(samples, seed=seed)
 
     def checkpoint(self, sound_samples: int | None = None) -> list[Path]:
@@ -549,6 +543,8 @@ class Trainer:
         model.info) and the training arrays (carried hidden state, optimizer moments). In a
         data-parallel run rank 0 gathers the hidden state of every stream (the others get none)."""
         h = self.processes.gather_streams(self.h, self.streams)
+        if self.device_step is not None:
+            self.device_step.download()
         self.model.info = self.info()
         return self.model.info, checkpoint.training_arrays(h, self.optimizer.state_dict())
 

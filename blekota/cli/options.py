@@ -111,6 +111,7 @@ seed = argument_type(int, checks.non_negative_int, "an integer >= 0")
 factor = argument_type(float, lambda name, value: checks.number(name, value, 0, 1, low_open=True, high_open=True),
                        "a number in (0, 1)")
 decibels = argument_type(float, lambda name, value: check_max_db(value), f"a number of decibels in [0, {MAX_DB:g}]")
+device_name = argument_type(str, checks.device, checks.DEVICES)
 
 
 class Given(argparse.Action):

@@ -8,7 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .. import checkpoint, modelfile, parallel
+from .. import checkpoint, device, modelfile, parallel
 from ..console import QUIET, VERBOSE, TrainingDisplay
 from ..errors import BlekotaError, ModelFileError, TrainingDiverged
 from ..fileutil import prepare_directory
@@ -17,7 +17,7 @@ from ..runfiles import RunFiles, split_name
 from ..train import Trainer
 from .options import (
     HYPERPARAMETERS, add_model_arguments, add_threads_argument, add_training_arguments, checkpoint_sound,
-    model_path, new_trainer_options, positive_float, resume_overrides, verbosity,
+    device_name, model_path, new_trainer_options, positive_float, resume_overrides, verbosity,
 )
 
 
@@ -33,6 +33,7 @@ def add_parser(commands) -> None:
     train_parser.add_argument("--force", action="store_true", help="train a new model even where an earlier run of the same name left its files: they are written over and the log starts afresh")
     add_training_arguments(train_parser, 10000, "iterations to run (default 10000)")
     train_parser.add_argument("--seconds", type=positive_float, default=None, help="stop after this many seconds of training and save, if --iterations are not done sooner (the default model does about 2-3 iterations a second on two cores)")
+    train_parser.add_argument("--device", type=device_name, default=device.CPU, help="where each step's forward, backward and update run: cpu (the compiled core, the default) or cuda, cuda:N (a GPU, through PyTorch: pip install torch); data, validation, files and sampling stay on the CPU")
     add_model_arguments(train_parser)
     add_threads_argument(
         train_parser, "OMP_NUM_THREADS or all cores; started by mpiexec or srun, a machine's cores divided "
@@ -117,9 +118,10 @@ def train(args, processes: parallel.Processes) -> int:
     bar = root and sys.stdout.isatty() and not args.verbose
     display = TrainingDisplay(args.iterations, bar=bar, verbosity=shown)
     say = print if shown > QUIET else (lambda *_, **__: None)
-    options = dict(callback=display if root else None, report_steps=bar, comm=processes)
+    options = dict(callback=display if root else None, report_steps=bar, comm=processes, device=args.device)
     if not args.resume and not args.files:
         raise BlekotaError("train needs a sound FILE (or --resume MODEL)")
+    device.check("--device", args.device, processes.size)
     threads = args.threads or processes.default_threads()
     if args.resume:
         resume, overrides, audio = processes.from_root(lambda: prepare_resume(args, say))
@@ -143,6 +145,7 @@ def train(args, processes: parallel.Processes) -> int:
     what = files[0] if len(files) == 1 else f"{len(files)} sounds" if files else "audio"
     threads = f"{model.threads} thread{'s' if model.threads > 1 else ''}"
     shared = f" shared by {processes.size} processes of {threads}" if processes.size > 1 else ""
+    shared += f", each step on {trainer.device_step}" if trainer.device_step is not None else ""
     unused = trainer.layout.unused
     unused = f" ({unused / fs:.2g} s at the ends left out: the streams take whole windows)" if unused else ""
     say(

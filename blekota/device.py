@@ -1,0 +1,64 @@
+"""Where the Trainer's steps run: "cpu", the compiled core, or a CUDA GPU through PyTorch.
+
+On "cuda" (or "cuda:N") each step's forward pass, backward pass and optimizer update run on the
+GPU (blekota.torchstep, one captured CUDA graph per window shape); everything else (the data,
+random gain, input noise, the schedule, validation, checkpoints, sampling) stays on the CPU, and
+model files are the same. PyTorch is optional: this module imports it only when a GPU is asked
+for, and refuses in one line when it is missing or sees no GPU.
+
+TORCH_CPU ("torch-cpu") runs that same torch step on torch's CPU device, eagerly (no graph):
+slow, and not offered on the command line; it is how the step is checked where there is no GPU.
+"""
+
+from __future__ import annotations
+
+from . import checks
+from .errors import ConfigError
+
+CPU = "cpu"
+TORCH_CPU = "torch-cpu"
+TORCH_HINT = "pip install torch (blekota itself does not need it)"
+
+
+def check(name: str, device: str, processes: int = 1) -> str:
+    """device when training can run there, else ConfigError in one line: a bad name, PyTorch
+    missing or without a GPU, a GPU index that is not there, or several processes (MPI). name:
+    what the caller calls the option ("device", "--device")."""
+    if device != TORCH_CPU and checks.device(name, device) == CPU:
+        return device
+    if processes > 1:
+        raise ConfigError(
+            f"{name} {device} trains in one process with one GPU; it cannot be combined with MPI "
+            f"({processes} processes here): start it without mpiexec or srun"
+        )
+    torch = import_torch(name, device)
+    if device == TORCH_CPU:
+        return device
+    if not torch.cuda.is_available():
+        build = " (a CPU-only build)" if torch.version.cuda is None else ""
+        raise ConfigError(f"{name} {device}: PyTorch {torch.__version__}{build} sees no CUDA GPU here")
+    index = int(device[5:]) if ":" in device else 0
+    count = torch.cuda.device_count()
+    if index >= count:
+        raise ConfigError(f"{name} {device}: there {'is' if count == 1 else 'are'} {count} CUDA GPU{'s' * (count != 1)} "
+                          f"here (cuda:0..cuda:{count - 1})")
+    return device
+
+
+def import_torch(name: str, device: str):
+    """The torch module, or ConfigError saying how to install it."""
+    try:
+        import torch
+    except ImportError:
+        raise ConfigError(f"{name} {device} trains through PyTorch, which is not installed: {TORCH_HINT}") from None
+    return torch
+
+
+def training_step(device: str, model, optimizer, processes: int = 1):
+    """The step that runs forward, backward and update on `device` for a Trainer (a
+    blekota.torchstep.TorchStep), or None for "cpu" (the Trainer's own compiled step)."""
+    if check("device", device, processes) == CPU:
+        return None
+    from .torchstep import TorchStep
+
+    return TorchStep(model, optimizer, CPU if device == TORCH_CPU else device)
