@@ -105,6 +105,11 @@ def main(argv: list[str] | None = None) -> int:
 
         return quality.main(["--threads", str(args.threads)] + ["--quick"] * args.quick
                             + (["--json", str(args.json)] if args.json else []))
+    if args.only == "sound":
+        import sound
+
+        return sound.main(["--threads", str(args.threads)] + ["--quick"] * args.quick
+                          + (["--json", str(args.json)] if args.json else []))
     repeats = args.repeats or (3 if args.quick else 10)
 
     info = machine()
