@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -218,7 +218,9 @@ class Model:
     dtype: "float32" or "float64"; seed: weights initialization (None: random): every weight
     and bias uniform in [-1/sqrt(hidden), 1/sqrt(hidden)], the scale PyTorch's GRU starts from
     (the original's N(0, 0.01^2) learns slower: see benchmarks/README.md, "Time to a good model");
-    threads: OpenMP threads for the kernels (None: OMP_NUM_THREADS or the CPU count).
+    threads: OpenMP threads for the kernels (None: OMP_NUM_THREADS or the CPU count, divided
+    among the processes of a data-parallel Trainer on the same machine; threads_by_default says
+    that it was None).
     model.info holds what a model file carries besides weights (training files, iterations,
     hyperparameters, loss history).
     """
@@ -237,6 +239,7 @@ class Model:
         self.fs = checks.sample_rate("fs", fs)
         self.dtype = _dtype(dtype)
         self.threads = min(default_threads(), MAX_THREADS) if threads is None else _threads(threads)
+        self.threads_by_default = threads is None
         seed = checks.seed(seed)
         memory.ensure(
             memory.model_bytes(self.layers, self.hidden, self.dtype.itemsize),
@@ -274,6 +277,11 @@ class Model:
     def n_params(self) -> int:
         """Number of trainable parameters."""
         return self.params.size
+
+    def gradient_blocks(self) -> list[tuple[int, int]]:
+        """[(start, stop), ...]: the blocks of the flat gradient (like self.params) in the order the
+        backward pass finishes them: the output layer's, then each layer's from the top down."""
+        return _gru.gradient_blocks(self.layers, self.hidden)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Copies of the weights in the canonical layout (see blekota.reference)."""
@@ -354,14 +362,17 @@ class Model:
             del self._workspaces[next(iter(self._workspaces))]
         return ws
 
-    def window(self, x, h0=None, grads: np.ndarray | None = None, targets=None):
+    def window(self, x, h0=None, grads: np.ndarray | None = None, targets=None,
+               ready: Callable[[int, int], None] | None = None):
         """Run the compiled core over one window.
 
         x: (T+1, B) levels, rows 0..T-1 inputs and 1..T targets; targets: (T, B) levels to
         predict instead of x[1:] (then x's last row is unused); h0: (layers, B, H) or None. With
-        grads (a flat array like self.params) the backward pass runs and fills it. Returns (loss
-        in mean nats per predicted sample, h_last (layers, B, H)). Scratch memory is kept for the
-        next call.
+        grads (a flat array like self.params) the backward pass runs and fills it; ready, when
+        given, is called as ready(start, stop) as soon as grads[start:stop] is final, block by
+        block in the order of gradient_blocks() (so that a data-parallel sum can start while the
+        pass goes on; see blekota.parallel). Returns (loss in mean nats per predicted sample,
+        h_last (layers, B, H)). Scratch memory is kept for the next call.
         """
         x, h0 = self._check_window(x, h0)
         T, B = x.shape[0] - 1, x.shape[1]
@@ -385,7 +396,7 @@ class Model:
         with single_threaded_blas():
             loss = _gru.window(
                 self.params, grads, x, h0, h_last, ws.hs, ws.acts, ws.rh, ws.out,
-                ws.d_acts, ws.d_hs, ws.dh_next, ws.d_rh, backward, self.threads, targets,
+                ws.d_acts, ws.d_hs, ws.dh_next, ws.d_rh, backward, self.threads, targets, ready,
             )
         return loss, h_last
 
