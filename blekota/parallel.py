@@ -6,8 +6,9 @@ range, and in-place Allreduces on the flat gradient buffer, each process's part 
 share of the streams, leave every process with the gradient of the whole batch, so that all apply
 the same update. The gradient is summed block by block (a layer's weights) while the backward pass
 goes on, as PyTorch's DistributedDataParallel does with its buckets: one nonblocking Allreduce per
-block as soon as the pass has finished it (see GradientSum), all waited for before the update. Rank 0 alone reads the input, writes files and reports: what it reads reaches the
-others by broadcast. A failure in any process reaches all of them at the next collective call, so
+block as soon as the pass has finished it (see BlockSum), all waited for before the update.
+Rank 0 alone reads the input, writes files and reports: what it reads reaches the others by
+broadcast. A failure in any process reaches all of them at the next collective call, so
 that all stop together instead of waiting for each other forever.
 
 mpi4py is imported only when a communicator is used: blekota runs without it.
@@ -48,7 +49,7 @@ POLL_S = 0.001
 # While the backward pass computes, a thread of each process tests the gradient blocks' pending
 # Allreduces every PROGRESS_S: MPI libraries move a nonblocking call on only inside MPI calls (see
 # Progress).
-PROGRESS_S = 0.001
+PROGRESS_S = 0.002
 # Environment variables that MPI launchers (MPICH and Intel MPI mpiexec, Open MPI mpirun, Slurm srun
 # with PMI or PMIx, MVAPICH) give the processes they start: how many they started (MPI_LOCALNRANKS:
 # MPICH's on this machine; SLURM_STEP_NUM_TASKS: srun's, which a batch script alone does not have)
