@@ -240,7 +240,7 @@ def allreduce_note(trainer, times: dict, seen: dict) -> str:
     return (
         f"mpiexec -n {group.size}, {share} streams in rank 0; per process (median, min-max over processes) "
         f"with the gradient summed during the backward pass: {balance([p[True] for p in every])}; after it: "
-        f"{ms(off)} ms per iteration ({on / off:.3f}x the time with), {balance([p[False] for p in every])}; "
+        f"{ms(off)} ms per iteration (with it {on / off:.3f}x that), {balance([p[False] for p in every])}; "
         f"Allreduce of the {trainer.grads.nbytes / 1e6:.1f} MB gradient alone {ms(statistics.median(alone))} ms "
         f"(blocking MPI_Allreduce {ms(statistics.median(blocking))} ms)"
     )

@@ -4,8 +4,9 @@
 
 exact: train a tiny float64 model 20 iterations through the Python API; rank 0 saves the weights
 of every process (DIRECTORY/params_N.npy, one row per process) and the model (DIRECTORY/t_20.npz).
-overlap: the same twice, summing the gradient during the backward pass and after it; rank 0 saves
-both weights (DIRECTORY/overlap.npy: [overlapped, after]) and every process the threads its model,
+overlap: the same three times, summing the gradient during the backward pass (kept moving by the
+progress thread, then without it) and after it; rank 0 saves the weights (DIRECTORY/overlap.npy:
+[overlapped, overlapped without the thread, after]) and every process the threads its model,
 built without threads, was given (DIRECTORY/threads_RANK.txt).
 fail: process 1 runs out of memory in its 6th update; every process writes how it ended to
 DIRECTORY/outcome_RANK.txt.
@@ -92,9 +93,9 @@ def main(scenario: str, directory: str) -> int:
         return 0
     if scenario == "overlap":
         results = []
-        for overlap in (True, False):
+        for overlap, threaded in ((True, True), (True, False), (False, True)):
             group = parallel.processes(comm)
-            group.overlap = overlap
+            group.overlap, group._progress.threaded = overlap, threaded
             run = trainer(directory, group, model=blekota.Model(hidden=16, layers=3, dtype="float64", seed=0))
             run.train(12)
             results.append(run.model.params)

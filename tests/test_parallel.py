@@ -160,8 +160,9 @@ def test_summing_during_the_backward_pass_is_exact(tmp_path):
     result = subprocess.run(MPIEXEC + [sys.executable, str(HERE / "mpi_worker.py"), "overlap", str(tmp_path)],
                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    overlapped, after = np.load(tmp_path / "overlap.npy")
+    overlapped, unthreaded, after = np.load(tmp_path / "overlap.npy")
     np.testing.assert_array_equal(overlapped, after)
+    np.testing.assert_array_equal(unthreaded, after)
     share = max(1, len(os.sched_getaffinity(0)) // 2) if hasattr(os, "sched_getaffinity") else None
     for rank in (0, 1):
         threads = int((tmp_path / f"threads_{rank}.txt").read_text())
