@@ -220,7 +220,7 @@ class Model:
     (the original's N(0, 0.01^2) learns slower: see benchmarks/README.md, "Time to a good model");
     threads: OpenMP threads for the kernels (None: OMP_NUM_THREADS or the CPU count, divided
     among the processes of a data-parallel Trainer on the same machine; threads_by_default says
-    that it was None).
+    that it was None and model.threads was not set since).
     model.info holds what a model file carries besides weights (training files, iterations,
     hyperparameters, loss history).
     """
@@ -238,7 +238,7 @@ class Model:
         self.layers = checks.positive_int("layers", layers)
         self.fs = checks.sample_rate("fs", fs)
         self.dtype = _dtype(dtype)
-        self.threads = min(default_threads(), MAX_THREADS) if threads is None else _threads(threads)
+        self.threads = min(default_threads(), MAX_THREADS) if threads is None else threads
         self.threads_by_default = threads is None
         seed = checks.seed(seed)
         memory.ensure(
@@ -272,6 +272,16 @@ class Model:
         """Write the weights and self.info to a model file (atomically); see blekota.fileformat.
         Read it back with blekota.load."""
         return fileformat.write(path, self.architecture, self.state_dict(), self.info)
+
+    @property
+    def threads(self) -> int:
+        """OpenMP threads for the kernels."""
+        return self._threads
+
+    @threads.setter
+    def threads(self, value: int) -> None:
+        self._threads = _threads(value)
+        self.threads_by_default = False
 
     @property
     def n_params(self) -> int:

@@ -80,6 +80,23 @@ def test_streams_are_shared_out_in_rank_order():
         assert max(s.stop - s.start for s in shares) - min(s.stop - s.start for s in shares) <= 1
 
 
+def test_only_a_model_left_to_the_default_threads_is_given_its_share():
+    class ThreeCoresEach:
+        def default_threads(self) -> int:
+            return 3
+
+    defaulted, chosen = blekota.Model(hidden=4, layers=1), blekota.Model(hidden=4, layers=1, threads=5)
+    set_later = blekota.Model(hidden=4, layers=1)
+    set_later.threads = 7
+    for model in (defaulted, chosen, set_later):
+        parallel.MPIProcesses.fit_threads(ThreeCoresEach(), model)
+    assert (defaulted.threads, chosen.threads, set_later.threads) == (3, 5, 7)
+    parallel.Processes().fit_threads(chosen)  # one process: the model keeps its own
+    assert chosen.threads == 5
+    with pytest.raises(blekota.ConfigError, match="threads"):
+        chosen.threads = 0
+
+
 def test_one_process_needs_no_mpi(tmp_path):
     trainer = Trainer(blekota.Model(hidden=8, layers=1, threads=1), np.zeros(4000, np.float32) + 0.1,
                       seq_length=10, batch_size=4, directory=tmp_path, comm=None)
