@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from . import checks, fileformat, memory, sampler
+from . import checks, fileformat, memory
 from .errors import ConfigError
 from .mulaw import LEVELS, SILENCE, quantize, real_array, unquantize
 
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from .stream import Stream
 
 try:
-    from . import _gru, _sample
+    from . import _gru, sampler  # sampler imports the compiled sampling loop
 except ImportError as error:  # pragma: no cover - depends on how the package was installed
     raise ImportError(
         f"blekota's compiled core is missing from {Path(__file__).parent} ({error}). Build it with "
@@ -215,35 +215,6 @@ class _Workspace:
         self.d_rh = np.empty((shape[1], H), dtype)
 
 
-class _Sampler:
-    """The compiled sampling loop and the state it carries, for S streams of one model.
-
-    The weights are packed once, when it is made; each run() continues where the last one
-    stopped. h (layers, S, H): the hidden state; previous (S,): each stream's last level (fed
-    next); bit_generator: where the draws come from; tuning: what the kernel learned about using
-    one thread or all for one stream (so short runs do not time both again each time). The one
-    place that packs the weights and picks the kernel: generate() and blekota.stream.Stream both
-    run through it. blekota.sampler picks the kernel: dense, sparse or int8.
-    """
-
-    def __init__(self, model: Model, streams: int, seed: int | None):
-        self.threads = model.threads
-        self.packed = sampler.pack(model, streams)
-        self.h = model.zero_state(streams).astype(self.packed.dense.dtype)  # float32 for int8
-        self.previous = np.full(streams, SILENCE, np.uint8)
-        self.bit_generator = np.random.PCG64(seed)
-        self.tuning = _sample.new_tuning()
-
-    def run(self, levels: np.ndarray, hint: np.ndarray, hint_lengths: np.ndarray, probs: np.ndarray,
-            temperature: float, truncation: tuple[int, float, float]) -> None:
-        """Fill levels (S, n) with the next n steps; hint (S, nh) levels, hint_lengths (S,): steps
-        t < hint_lengths[s] take the hint instead of a draw; probs (S, m, 256): the first m
-        distributions (m may be 0), in the kernel's dtype (h's)."""
-        _sample.generate(self.packed.dense, self.h, levels, hint, hint_lengths, self.previous, probs,
-                         temperature, self.bit_generator, self.threads, *truncation, self.tuning,
-                         self.packed.sparse)
-
-
 class Model:
     """A stacked GRU that predicts the next mu-law level of a sound.
 
@@ -251,7 +222,9 @@ class Model:
     dtype: "float32" or "float64"; seed: weights initialization (None: random): every weight
     and bias uniform in [-1/sqrt(hidden), 1/sqrt(hidden)], the scale PyTorch's GRU starts from
     (the original's N(0, 0.01^2) learns slower: see benchmarks/README.md, "Time to a good model");
-    threads: OpenMP threads for the kernels (None: OMP_NUM_THREADS or the CPU count).
+    threads: OpenMP threads for the kernels (None: OMP_NUM_THREADS or the CPU count, divided
+    among the processes of a data-parallel Trainer on the same machine; threads_by_default says
+    that it was None and model.threads was not set since).
     model.info holds what a model file carries besides weights (training files, iterations,
     hyperparameters, loss history).
     """
@@ -269,7 +242,8 @@ class Model:
         self.layers = checks.positive_int("layers", layers)
         self.fs = checks.sample_rate("fs", fs)
         self.dtype = _dtype(dtype)
-        self.threads = min(default_threads(), MAX_THREADS) if threads is None else _threads(threads)
+        self.threads = min(default_threads(), MAX_THREADS) if threads is None else threads
+        self.threads_by_default = threads is None
         seed = checks.seed(seed)
         memory.ensure(
             memory.model_bytes(self.layers, self.hidden, self.dtype.itemsize),
@@ -316,9 +290,24 @@ class Model:
         self.info["int8"] = bool(value)
 
     @property
+    def threads(self) -> int:
+        """OpenMP threads for the kernels."""
+        return self._threads
+
+    @threads.setter
+    def threads(self, value: int) -> None:
+        self._threads = _threads(value)
+        self.threads_by_default = False
+
+    @property
     def n_params(self) -> int:
         """Number of trainable parameters."""
         return self.params.size
+
+    def gradient_blocks(self) -> list[tuple[int, int]]:
+        """[(start, stop), ...]: the blocks of the flat gradient (like self.params) in the order the
+        backward pass finishes them: the output layer's, then each layer's from the top down."""
+        return _gru.gradient_blocks(self.layers, self.hidden)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Copies of the weights in the canonical layout (see blekota.reference)."""
@@ -399,14 +388,17 @@ class Model:
             del self._workspaces[next(iter(self._workspaces))]
         return ws
 
-    def window(self, x, h0=None, grads: np.ndarray | None = None, targets=None):
+    def window(self, x, h0=None, grads: np.ndarray | None = None, targets=None,
+               ready: Callable[[int, int], None] | None = None):
         """Run the compiled core over one window.
 
         x: (T+1, B) levels, rows 0..T-1 inputs and 1..T targets; targets: (T, B) levels to
         predict instead of x[1:] (then x's last row is unused); h0: (layers, B, H) or None. With
-        grads (a flat array like self.params) the backward pass runs and fills it. Returns (loss
-        in mean nats per predicted sample, h_last (layers, B, H)). Scratch memory is kept for the
-        next call.
+        grads (a flat array like self.params) the backward pass runs and fills it; ready, when
+        given, is called as ready(start, stop) as soon as grads[start:stop] is final, block by
+        block in the order of gradient_blocks() (so that a data-parallel sum can start while the
+        pass goes on; see blekota.parallel). Returns (loss in mean nats per predicted sample,
+        h_last (layers, B, H)). Scratch memory is kept for the next call.
         """
         x, h0 = self._check_window(x, h0)
         T, B = x.shape[0] - 1, x.shape[1]
@@ -430,7 +422,7 @@ class Model:
         with single_threaded_blas():
             loss = _gru.window(
                 self.params, grads, x, h0, h_last, ws.hs, ws.acts, ws.rh, ws.out,
-                ws.d_acts, ws.d_hs, ws.dh_next, ws.d_rh, backward, self.threads, targets,
+                ws.d_acts, ws.d_hs, ws.dh_next, ws.d_rh, backward, self.threads, targets, ready,
             )
         return loss, h_last
 
@@ -549,7 +541,7 @@ class Model:
     def _generate(self, n, chunk, temperature, truncation, hint_levels, hint_lengths, seed,
                   streams, return_probs):
         """The generator behind generate(), after validation (so errors raise at the call)."""
-        stepper = _Sampler(self, streams, seed)
+        stepper = sampler.Sampler(self, streams, seed)
         for start in range(0, n, chunk):
             stop = min(n, start + chunk)
             levels = np.empty((streams, stop - start), np.uint8)

@@ -2,10 +2,13 @@
 
 Every process holds the whole model and optimizer state. The B streams of each window are split
 into contiguous ranges, one per process; each process runs the forward and backward pass over its
-range, and one in-place Allreduce on the flat gradient buffer, each process's part weighted by its
-share of the streams, leaves every process with the gradient of the whole batch, so that all apply
-the same update. Rank 0 alone reads the input, writes files and reports: what it reads reaches the
-others by broadcast. A failure in any process reaches all of them at the next collective call, so
+range, and in-place Allreduces on the flat gradient buffer, each process's part weighted by its
+share of the streams, leave every process with the gradient of the whole batch, so that all apply
+the same update. The gradient is summed block by block (a layer's weights) while the backward pass
+goes on, as PyTorch's DistributedDataParallel does with its buckets: one nonblocking Allreduce per
+block as soon as the pass has finished it (see BlockSum), all waited for before the update.
+Rank 0 alone reads the input, writes files and reports: what it reads reaches the others by
+broadcast. A failure in any process reaches all of them at the next collective call, so
 that all stop together instead of waiting for each other forever.
 
 mpi4py is imported only when a communicator is used: blekota runs without it.
@@ -14,6 +17,7 @@ mpi4py is imported only when a communicator is used: blekota runs without it.
 from __future__ import annotations
 
 import os
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -42,6 +46,10 @@ STOP_TOGETHER_S = 10.0
 # sum usually completes within it), then pauses POLL_S between polls, leaving the cores free.
 SPIN_S = 0.05
 POLL_S = 0.001
+# While the backward pass computes, a thread of each process tests the gradient blocks' pending
+# Allreduces every PROGRESS_S: MPI libraries move a nonblocking call on only inside MPI calls (see
+# Progress).
+PROGRESS_S = 0.002
 # Environment variables that MPI launchers (MPICH and Intel MPI mpiexec, Open MPI mpirun, Slurm srun
 # with PMI or PMIx, MVAPICH) give the processes they start: how many they started (MPI_LOCALNRANKS:
 # MPICH's on this machine; SLURM_STEP_NUM_TASKS: srun's, which a batch script alone does not have)
@@ -79,6 +87,20 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+class GradientSum:
+    """The sum over the processes of one iteration's gradient, started before the backward pass.
+
+    ready: what to give Model.window as its ready (None: nothing to start early); finish(failure)
+    completes the sum, sharing a failure like Processes.sum. This one is for a process alone:
+    there is nothing to sum."""
+
+    ready: Callable[[int, int], None] | None = None
+
+    def finish(self, failure: BaseException | None = None) -> None:
+        if failure is not None:
+            raise failure
+
+
 class Processes:
     """One process training alone: every collective call is trivial.
 
@@ -112,6 +134,10 @@ class Processes:
         if failure is not None:
             raise failure
 
+    def gradient_sum(self, buffer: np.ndarray, blocks: list[tuple[int, int]], weight: float) -> GradientSum:
+        """Start summing buffer over the processes (see MPIProcesses.gradient_sum)."""
+        return GradientSum()
+
     def from_root(self, work: Callable[[], T]) -> T:
         """Run work() in rank 0 only and give every process its result. When it fails, every
         process raises (rank 0 its own error, the others a ProcessError)."""
@@ -136,6 +162,10 @@ class Processes:
         """Threads for this process's kernels by default (None: the Model's own default)."""
         return None
 
+    def fit_threads(self, model) -> None:
+        """A model whose threads were left to the default runs on this process's share of the
+        machine's cores (default_threads), not on all of them. Called alike in every process."""
+
     def stopped_together(self) -> bool:
         """After an error: whether every process came to an error too (so that none is left
         waiting for this one and all may exit), waiting at most STOP_TOGETHER_S for them."""
@@ -147,9 +177,12 @@ class Processes:
 
 
 class MPIProcesses(Processes):
-    """The processes of an MPI communicator (mpi4py), training one model together."""
+    """The processes of an MPI communicator (mpi4py), training one model together.
 
-    def __init__(self, comm) -> None:
+    overlap: sum the gradient block by block while the backward pass goes on (True), or in one
+    Allreduce after it (False); it must be alike in every process."""
+
+    def __init__(self, comm, overlap: bool = True) -> None:
         from mpi4py import MPI
         from mpi4py.util import pkl5
 
@@ -160,6 +193,8 @@ class MPIProcesses(Processes):
         self.size = comm.Get_size()
         self._errors = comm.Dup()  # for stopped_together: never mixed up with a pending collective call
         self._since = time.perf_counter()  # the end of the last collective call
+        self.overlap = overlap
+        self._progress = Progress(MPI.Query_thread() >= MPI.THREAD_SERIALIZED)
 
     @contextmanager
     def holding_failure(self):
@@ -173,18 +208,30 @@ class MPIProcesses(Processes):
         buffer[-1] = failure is not None
         own_work = time.perf_counter() - self._since
         request = self.comm.Iallreduce(self._MPI.IN_PLACE, buffer, op=self._MPI.SUM)
-        self._wait(request, own_work)
+        self._wait([request], own_work)
         if buffer[-1] > 0:
             self.agree(failure)
 
-    def _wait(self, request, own_work_s: float) -> None:
-        """Wait for a nonblocking collective call, raising ProcessLost when it takes too long.
+    def gradient_sum(self, buffer: np.ndarray, blocks: list[tuple[int, int]], weight: float) -> GradientSum:
+        """Start summing buffer over the processes, in place: buffer[:n] is the gradient (n: where
+        the last of blocks ends), which every process weights by its `weight` (its share of the
+        batch) before the sum; buffer[n:] is summed as it is when finish is called, its last
+        element reserved as in sum(). blocks: [(start, stop), ...] covering buffer[:n], in the
+        order Model.window finishes them (Model.gradient_blocks). With overlap, each block's
+        Allreduce starts as soon as the backward pass hands it over (ready); finish starts those it
+        did not hand over (after a failure), sums the tail and waits for all of them."""
+        if self.overlap:
+            return BlockSum(self, buffer, blocks, weight)
+        return SumAfter(self, buffer, max(stop for _, stop in blocks), weight)
+
+    def _wait(self, requests: list, own_work_s: float) -> None:
+        """Wait for nonblocking collective calls, raising ProcessLost when they take too long.
 
         Polling (instead of a blocking call) lets this process take Ctrl+C and SIGTERM while it
         waits, and notice when a process that died leaves it waiting forever."""
         patience = max(PATIENCE_S if self.is_root else OTHERS_PATIENCE_S, 3 * own_work_s)
         start = time.perf_counter()
-        while not request.Test():
+        while not self._MPI.Request.Testall(requests):
             waited = time.perf_counter() - start
             if waited > patience:
                 where = "" if self.is_root else f"process {self.rank}: "
@@ -247,6 +294,11 @@ class MPIProcesses(Processes):
         self._since = time.perf_counter()
         return np.concatenate(parts, axis=1) if self.is_root else None
 
+    def fit_threads(self, model) -> None:
+        threads = self.default_threads()
+        if model.threads_by_default:
+            model.threads = threads
+
     def default_threads(self) -> int:
         """OMP_NUM_THREADS when set, else this process's CPUs divided among the processes on this
         machine that may use the same CPUs (all of them, unless the launcher bound each process to
@@ -275,6 +327,105 @@ class MPIProcesses(Processes):
 
     def abort(self, status: int) -> None:
         self.comm.Abort(status)
+
+
+class Progress:
+    """Keeps nonblocking collective calls moving while this process computes.
+
+    MPI libraries without an asynchronous progress engine (MPICH's and Open MPI's defaults) move a
+    nonblocking Allreduce on only inside MPI calls from its process, and the compiled kernels make
+    none: a block handed over at the start of the backward pass would wait for its end. A thread
+    that tests the pending calls every PROGRESS_S, sleeping in between, moves them on (the kernels
+    run without the GIL). Every MPI call of it and of `start` runs under one lock, so MPI needs
+    only MPI_THREAD_SERIALIZED; where the library gives less (threaded=False) the calls are tested
+    only when a block is handed over."""
+
+    def __init__(self, threaded: bool) -> None:
+        self.threaded = threaded
+        self._lock = threading.Condition()
+        self._requests: list = []
+        self._thread: threading.Thread | None = None
+
+    def start(self, call: Callable[[], object]) -> object:
+        """Make a nonblocking MPI call (call() returns its request) and keep it moving."""
+        from mpi4py import MPI
+
+        with self._lock:
+            request = call()
+            self._requests.append(request)
+            if not self.threaded:
+                MPI.Request.Testall(self._requests)
+                return request
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="blekota-mpi-progress", daemon=True)
+                self._thread.start()
+            self._lock.notify()
+        return request
+
+    def release(self) -> None:
+        """Stop testing the calls started so far: from now on the caller waits for them."""
+        with self._lock:
+            self._requests = []
+
+    def _run(self) -> None:
+        from mpi4py import MPI
+
+        while True:
+            with self._lock:
+                while not self._requests:
+                    self._lock.wait()
+                if MPI.Request.Testall(self._requests):
+                    self._requests = []
+            time.sleep(PROGRESS_S)
+
+
+class SumAfter(GradientSum):
+    """The gradient summed in one Allreduce with the tail after the backward pass (no overlap)."""
+
+    def __init__(self, processes: MPIProcesses, buffer: np.ndarray, n: int, weight: float) -> None:
+        self._processes, self._buffer, self._n, self._weight = processes, buffer, n, weight
+
+    def finish(self, failure: BaseException | None = None) -> None:
+        self._buffer[: self._n] *= self._weight
+        self._processes.sum(self._buffer, failure)
+
+
+class BlockSum(GradientSum):
+    """The gradient summed block by block while the backward pass goes on: one nonblocking
+    Allreduce per block as soon as the pass hands it over (ready), moved on by a Progress thread;
+    finish adds one for the tail and waits for all. Every process starts the same calls in the
+    same order (those of blocks, then the tail), also one that failed before handing any over."""
+
+    def __init__(self, processes: MPIProcesses, buffer: np.ndarray, blocks: list[tuple[int, int]], weight: float) -> None:
+        self._processes, self._buffer, self._blocks, self._weight = processes, buffer, list(blocks), weight
+        self._n = max(stop for _, stop in self._blocks)
+        self._requests: list = []
+
+    def ready(self, start: int, stop: int) -> None:
+        """Weight block buffer[start:stop] and start its Allreduce (called by Model.window)."""
+        expected = self._blocks[len(self._requests)] if len(self._requests) < len(self._blocks) else None
+        if (start, stop) != expected:
+            raise RuntimeError(f"gradient block {(start, stop)} handed over where {expected} was expected")
+        self._start(self._buffer[start:stop], weighted=True)
+
+    def _start(self, part: np.ndarray, weighted: bool) -> None:
+        MPI = self._processes._MPI
+        if weighted:
+            part *= self._weight
+        comm = self._processes.comm
+        self._requests.append(self._processes._progress.start(lambda: comm.Iallreduce(MPI.IN_PLACE, part, op=MPI.SUM)))
+
+    def finish(self, failure: BaseException | None = None) -> None:
+        processes, buffer = self._processes, self._buffer
+        own_work = time.perf_counter() - processes._since
+        for start, stop in self._blocks[len(self._requests) :]:
+            self._start(buffer[start:stop], weighted=True)
+        buffer[-1] = failure is not None
+        self._start(buffer[self._n :], weighted=False)
+        processes._progress.release()
+        processes._wait(self._requests, own_work)
+        if buffer[-1] > 0:
+            processes.agree(failure)
 
 
 def _cpus() -> set[int]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _sample
+from .mulaw import SILENCE
 
 BLOCK_UNITS = 8  # output units of one gate per block
 BLOCK_INPUTS = 4  # input rows per block
@@ -159,3 +160,32 @@ def pack(model, streams: int) -> Packed:
 def int8_path() -> str:
     """The int8 products this CPU runs: "vnni" (AVX-512 VNNI), "avx2" or "portable"."""
     return _sample.int8_path()
+
+
+class Sampler:
+    """The compiled sampling loop and the state it carries, for S streams of one model.
+
+    The weights are packed once, when it is made; each run() continues where the last one
+    stopped. h (layers, S, H): the hidden state; previous (S,): each stream's last level (fed
+    next); bit_generator: where the draws come from; tuning: what the kernel learned about using
+    one thread or all for one stream (so short runs do not time both again each time). The one
+    place that packs the weights and picks the kernel (dense, sparse or int8) for a blekota.Model:
+    Model.generate() and blekota.stream.Stream both run through it.
+    """
+
+    def __init__(self, model, streams: int, seed: int | None):
+        self.threads = model.threads
+        self.packed = pack(model, streams)
+        self.h = model.zero_state(streams).astype(self.packed.dense.dtype)  # float32 for int8
+        self.previous = np.full(streams, SILENCE, np.uint8)
+        self.bit_generator = np.random.PCG64(seed)
+        self.tuning = _sample.new_tuning()
+
+    def run(self, levels: np.ndarray, hint: np.ndarray, hint_lengths: np.ndarray, probs: np.ndarray,
+            temperature: float, truncation: tuple[int, float, float]) -> None:
+        """Fill levels (S, n) with the next n steps; hint (S, nh) levels, hint_lengths (S,): steps
+        t < hint_lengths[s] take the hint instead of a draw; probs (S, m, 256): the first m
+        distributions (m may be 0), in the kernel's dtype (h's)."""
+        _sample.generate(self.packed.dense, self.h, levels, hint, hint_lengths, self.previous, probs,
+                         temperature, self.bit_generator, self.threads, *truncation, self.tuning,
+                         self.packed.sparse)

@@ -9,7 +9,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from . import checks, memory
-from .model import MAX_WINDOW, Model, _Sampler, _truncation, describe_sampling
+from .model import MAX_WINDOW, Model, _truncation, describe_sampling
+from .sampler import Sampler
 from .mulaw import LEVELS, unquantize
 
 SOUND_OF_LEVEL = unquantize(np.arange(LEVELS))  # float32 sample of each level, as unquantize gives it
@@ -59,7 +60,7 @@ class Stream:
         self.position = 0  # samples given by process() since the start or the last reset
         self._lock = threading.Lock()
         self._no_hint = (np.empty((1, 0), np.uint8), np.zeros(1, np.intp))
-        self._sampler = _Sampler(model, 1, seed)
+        self._sampler = Sampler(model, 1, seed)
         self._no_probs = np.empty((1, 0, LEVELS), self._sampler.h.dtype)
         if self.hinted:
             self._sampler.run(np.empty((1, self.hinted), np.uint8), hint_levels, hint_lengths, self._no_probs,

@@ -44,7 +44,6 @@ VAL_FRACTION = 0.05
 VAL_MIN_WINDOWS = 10
 
 
-
 class Trainer:
     """Trains a Model on sounds with truncated BPTT.
 
@@ -121,6 +120,7 @@ class Trainer:
                 "each needs at least one stream"
             )
         self.streams = self.processes.part(self.batch_size)
+        self.processes.fit_threads(model)
         self.input_noise = check_noise(input_noise)
         self.checkpoint_every = checks.non_negative_int("checkpoint_every", checkpoint_every)
         self.val_every = checks.non_negative_int("val_every", val_every)
@@ -269,30 +269,29 @@ class Trainer:
         """Loss and gradients (into self.grads) of the whole batch of window x (T+1, B): this
         process runs its streams, then the processes sum what they found. Returns (loss, the
         last hidden state of this process's streams)."""
-        part = self.streams
-        loss, h_last = math.nan, None
+        part, loss, h_last = self.streams, math.nan, None
+        share = (part.stop - part.start) / self.batch_size
+        summing = self.processes.gradient_sum(self._sums, self.model.gradient_blocks(), share)
         with self.processes.holding_failure() as held:
             loss, h_last = self.model.window(x[:, part], self.h[:, part], self.grads,
-                                             None if targets is None else targets[:, part])
-        return self._sum_over_processes(loss, held.failure), h_last
+                                             None if targets is None else targets[:, part], summing.ready)
+        return self._sum_over_processes(loss, held.failure, summing, share), h_last
 
-    def _sum_over_processes(self, loss: float, failure: BaseException | None) -> float:
-        """With several processes: sum gradients and loss, each process's weighted by its share
-        of the streams (so the sums are those of the whole batch), in one Allreduce that also
-        agrees on stopping (Ctrl+C or SIGTERM in any process, rank 0 out of time) and shares a
-        failure. Returns the loss of the whole batch."""
+    def _sum_over_processes(self, loss: float, failure: BaseException | None, summing, share: float) -> float:
+        """With several processes: sum gradients (summing, started during the backward pass: see
+        blekota.parallel) and loss, each process's weighted by its share of the streams (so the
+        sums are those of the whole batch); the sum also agrees on stopping (Ctrl+C or SIGTERM in
+        any process, rank 0 out of time) and shares a failure. Returns the loss of the whole batch."""
         if self.processes.size == 1:
             return loss
-        part, n = self.streams, self.grads.size
-        share = (part.stop - part.start) / self.batch_size
+        n = self.grads.size
         out_of_time = (
             self.processes.is_root and self._max_seconds is not None
             and time.perf_counter() - self._run_start >= self._max_seconds
         )
         interrupted = self._callback_stopped or self._stop.requested
-        self.grads *= share
         self._sums[n : n + 3] = loss * share, interrupted, out_of_time
-        self.processes.sum(self._sums, failure)
+        summing.finish(failure)
         self._agreed_interrupt, self._agreed_out_of_time = bool(self._sums[n + 1]), bool(self._sums[n + 2])
         return float(self._sums[n])
 

@@ -28,6 +28,16 @@ def n_parameters(int layers, int hidden) -> int:
     return parameter_count(layers, hidden)
 
 
+def gradient_blocks(int layers, int hidden) -> list:
+    """[(start, stop), ...]: the blocks of the flat gradient in the order in which window()'s
+    backward pass finishes them (and announces them to its `ready`): the output layer's, then
+    each layer's from the top down. Together they cover the whole vector."""
+    blocks = [(layer_offset(layers, hidden), parameter_count(layers, hidden))]
+    for layer in range(layers - 1, -1, -1):
+        blocks.append((layer_offset(layer, hidden), layer_offset(layer + 1, hidden)))
+    return blocks
+
+
 cdef extern from "gates.h" nogil:
     void bk_prefetch(const void* p, Py_ssize_t bytes)
     void bk_gates_rz_f(float* a, Py_ssize_t lda, const float* bias, const float* h_prev,
@@ -187,88 +197,7 @@ cdef inline Py_ssize_t share(Py_ssize_t n, Py_ssize_t parts, Py_ssize_t k) noexc
     return k * n // parts
 
 
-# ---------------------------------------------------------------- packed weights, gradient parts
-#
-# float32 above the portable level runs every product with a weight matrix on a copy packed once
-# per window (see packed_gemm.h), in one buffer: per layer the forward set [U_rz, U_c, Wx] (K = H
-# rows each) and the backward set [U_rz^T, U_c^T, Wx^T] (Wx only above layer 0), then the
-# output's [Wy, Wy^T]. All of it is packed at the start of a window, in one parallel region.
-#
-# Weight gradients are sums over the rows of the window: each thread sums its contiguous share of
-# rows into its own copy of the gradient block (thread 0 into grads itself, the others into
-# `partials`, `block` elements each), then reduce_parts adds the copies up. So every thread packs
-# only its own rows for the products, and no operand is packed twice.
-
-cdef inline Py_ssize_t packed_forward_size(Py_ssize_t H) noexcept nogil:
-    """Floats of one layer's forward set of packed weights."""
-    return bk_packed_w_size(H, 2 * H) + bk_packed_w_size(H, H) + bk_packed_w_size(H, 3 * H)
-
-
-cdef inline Py_ssize_t packed_layer_size(Py_ssize_t H) noexcept nogil:
-    """Floats of one layer's packed weights, both sets."""
-    return (packed_forward_size(H) + bk_packed_w_size(2 * H, H) + bk_packed_w_size(H, H)
-            + bk_packed_w_size(3 * H, H))
-
-
-cdef inline Py_ssize_t packed_total_size(int L, Py_ssize_t H) noexcept nogil:
-    return (L * packed_layer_size(H) + bk_packed_w_size(H, LEVELS)
-            + bk_packed_w_size(LEVELS, H))
-
-
-cdef void pack_weights(const floating* params, int L, Py_ssize_t H, bint backward, float* packed,
-                       int threads, int part) noexcept nogil:
-    """This thread's share of the packed weights (layout above; float only), the backward sets
-    only if backward."""
-    cdef Py_ssize_t G = 3 * H, X
-    cdef int layer
-    cdef const floating* WxT
-    cdef const floating* UhT
-    cdef float* dst
-    for layer in range(L):
-        X = LEVELS if layer == 0 else H
-        WxT = params + layer_offset(layer, H)
-        UhT = WxT + X * G
-        dst = packed + layer * packed_layer_size(H)
-        pack_part(UhT, G, False, H, 2 * H, threads, part, dst)
-        dst += bk_packed_w_size(H, 2 * H)
-        pack_part(UhT + 2 * H, G, False, H, H, threads, part, dst)
-        dst += bk_packed_w_size(H, H)
-        if layer > 0:
-            pack_part(WxT, G, False, H, G, threads, part, dst)
-        if backward:
-            dst = packed + layer * packed_layer_size(H) + packed_forward_size(H)
-            pack_part(UhT, G, True, 2 * H, H, threads, part, dst)
-            dst += bk_packed_w_size(2 * H, H)
-            pack_part(UhT + 2 * H, G, True, H, H, threads, part, dst)
-            dst += bk_packed_w_size(H, H)
-            if layer > 0:
-                pack_part(WxT, G, True, G, H, threads, part, dst)
-    dst = packed + L * packed_layer_size(H)
-    WxT = params + layer_offset(L, H)
-    pack_part(WxT, LEVELS, False, H, LEVELS, threads, part, dst)
-    pack_part(WxT, LEVELS, True, LEVELS, H, threads, part, dst + bk_packed_w_size(H, LEVELS))
-
-
-cdef inline floating* gradient_part(floating* grads, floating* partials, Py_ssize_t block,
-                                    int part) noexcept nogil:
-    """Where thread `part` sums its rows' share of the gradient block at grads."""
-    return grads if part == 0 else partials + (part - 1) * block
-
-
-cdef void reduce_parts(floating* grads, Py_ssize_t size, const floating* partials,
-                       Py_ssize_t block, int threads, Py_ssize_t shares,
-                       Py_ssize_t which) noexcept nogil:
-    """Adds the other threads' copies into grads (size elements): share `which` of `shares`.
-    Every element's sum runs in thread order, whoever computes it."""
-    cdef Py_ssize_t lo = share(size, shares, which), hi = share(size, shares, which + 1), i
-    cdef int other
-    cdef const floating* copy
-    if grads == NULL:
-        return
-    for other in range(1, threads):
-        copy = partials + (other - 1) * block
-        for i in range(lo, hi):
-            grads[i] = grads[i] + copy[i]
+include "packed_weights.pxi"
 
 
 # ---------------------------------------------------------------- one layer, whole window
@@ -344,42 +273,29 @@ cdef void layer_forward(const floating* params, int layer, Py_ssize_t T, Py_ssiz
             candidate_update_rows(a_t, G, bias, h_prev, h_prev + B * H, H, hi - lo)
 
 
-cdef void layer_backward(const floating* params, floating* grads, int layer, Py_ssize_t T,
-                         Py_ssize_t B, Py_ssize_t H, const unsigned char* levels,
-                         const floating* h_in, const floating* hs, const floating* acts,
-                         const floating* rh, floating* d_acts, floating* d_hs,
-                         floating* dh_next, floating* d_rh, const float* packed,
-                         floating* partials, Py_ssize_t block, floating* pending,
-                         Py_ssize_t pending_size, float* scratch, int threads,
-                         Py_ssize_t chunks) noexcept nogil:
-    """Backward through one layer over the window, the batch in `chunks` chunks.
-
-    d_hs (T, B, H) holds dLoss/dh(t) from above on entry and dLoss/d(input of this layer) on exit
-    (for layers above 0). This layer's weight gradients are sums over the rows of the window:
-    thread 0's share goes to grads, the other threads' to their copies in partials (block
-    elements each), which the caller adds up later (reduce_parts); pending (pending_size
-    elements, NULL if none) is the previous block still to be added up, done here. packed: this layer's backward set of the packed weights, or NULL
-    (BLAS); scratch: bk_gemm_tn_scratch() floats per thread for the packed weight-gradient
-    products, or NULL (BLAS)."""
+cdef void layer_backward_steps(const floating* params, int layer, Py_ssize_t T, Py_ssize_t B,
+                               Py_ssize_t H, const floating* hs, const floating* acts,
+                               floating* d_acts, const floating* d_hs, floating* dh_next,
+                               floating* d_rh, const float* packed, const floating* partials,
+                               Py_ssize_t block, floating* pending, Py_ssize_t pending_size,
+                               int threads, Py_ssize_t chunks) noexcept nogil:
+    """Backward through one layer's time steps over the window, the batch in `chunks` chunks:
+    d_acts (T, B, 3H) receives the gate gradients from d_hs (T, B, H), dLoss/dh(t) from above.
+    pending (pending_size elements, NULL if none) is the gradient block of the layer above (or
+    the output's) whose threads' copies in partials (block elements each) are still to be added
+    up: done here, so it is final when this returns. packed: this layer's backward set of the
+    packed weights, or NULL (BLAS)."""
     cdef Py_ssize_t G = 3 * H
     cdef Py_ssize_t X = LEVELS if layer == 0 else H
-    cdef Py_ssize_t offset = layer_offset(layer, H)
-    cdef const floating* WxT = params + offset
-    cdef const floating* UhT = WxT + X * G
-    cdef floating* dWxT
-    cdef floating* dUhT
-    cdef floating* d_bias
-    cdef Py_ssize_t n = T * B, part, chunk, lo, hi, nb, t, r0, r1
+    cdef const floating* UhT = params + layer_offset(layer, H) + X * G
+    cdef Py_ssize_t chunk, lo, hi, nb, t
     cdef const floating* a_t
     cdef const floating* h_prev
     cdef floating* da_t
-    cdef float* tn_scratch
     cdef const float* packed_c = NULL
-    cdef const float* packed_x = NULL
     if packed != NULL:
         # U_rz^T (2H, H) multiplies d[r, z], U_c^T (H, H) d(candidate)
         packed_c = packed + bk_packed_w_size(2 * H, H)
-        packed_x = packed_c + bk_packed_w_size(H, H)
     for chunk in prange(chunks, num_threads=threads, schedule="dynamic", chunksize=1):
         reduce_parts(pending, pending_size, partials, block, threads, chunks, chunk)
         lo = share(B, chunks, chunk)
@@ -399,6 +315,33 @@ cdef void layer_backward(const floating* params, floating* grads, int layer, Py_
                     False)
             backward_r(a_t, h_prev, d_rh + lo * H, dh_next + lo * H, da_t, H, nb)
             product(nb, H, 2 * H, da_t, G, packed, UhT, G, True, dh_next + lo * H, H, True)
+
+
+cdef void layer_weight_gradients(const floating* params, floating* grads, int layer,
+                                 Py_ssize_t T, Py_ssize_t B, Py_ssize_t H,
+                                 const unsigned char* levels, const floating* h_in,
+                                 const floating* hs, const floating* rh, const floating* d_acts,
+                                 floating* d_hs, const float* packed, floating* partials,
+                                 Py_ssize_t block, float* scratch, int threads) noexcept nogil:
+    """One layer's weight gradients from its gate gradients d_acts (T, B, 3H), and for layers
+    above 0 dLoss/d(input of this layer) into d_hs (T, B, H). The gradients are sums over the
+    rows of the window: thread 0's share goes to grads, the other threads' to their copies in
+    partials (block elements each), which the caller adds up later (reduce_parts). packed: this
+    layer's backward set of the packed weights, or NULL (BLAS); scratch:
+    bk_gemm_tn_scratch() floats per thread for the packed weight-gradient products, or NULL
+    (BLAS)."""
+    cdef Py_ssize_t G = 3 * H
+    cdef Py_ssize_t X = LEVELS if layer == 0 else H
+    cdef Py_ssize_t offset = layer_offset(layer, H)
+    cdef const floating* WxT = params + offset
+    cdef floating* dWxT
+    cdef floating* dUhT
+    cdef floating* d_bias
+    cdef Py_ssize_t n = T * B, part, lo, hi, r0, r1
+    cdef float* tn_scratch
+    cdef const float* packed_x = NULL
+    if packed != NULL:
+        packed_x = packed + bk_packed_w_size(2 * H, H) + bk_packed_w_size(H, H)
     for part in prange(threads, num_threads=threads, schedule="static", chunksize=1):
         # this thread's rows of the window: its share of the weight gradients, rows of d(input),
         # in blocks of rows whose d_acts stay in cache across the products that read them
@@ -443,7 +386,7 @@ def window(const floating[::1] params, floating[::1] grads, const unsigned char[
            floating[:, :, :, ::1] hs, floating[:, :, :, ::1] acts, floating[:, :, :, ::1] rh,
            floating[:, ::1] out, floating[:, :, ::1] d_acts, floating[:, :, ::1] d_hs,
            floating[:, ::1] dh_next, floating[:, ::1] d_rh, bint backward, int threads,
-           const unsigned char[:, ::1] targets=None):
+           const unsigned char[:, ::1] targets=None, ready=None):
     """Forward (and backward) pass of the whole stack over one window.
 
     x (T+1, B) levels: rows 0..T-1 are inputs, rows 1..T targets, unless targets (T, B) gives the
@@ -453,10 +396,15 @@ def window(const floating[::1] params, floating[::1] grads, const unsigned char[
     out (T*B, 256), and for the backward pass d_acts (T, B, 3H), d_hs (T, B, H), dh_next and
     d_rh (B, H). Without backward, out receives the probabilities p[t*B + b] of the next level;
     with it, out receives dLoss/dlogits and grads the full gradient (same layout as params).
+    ready: None, or a callable that the backward pass calls as ready(start, stop), holding the
+    GIL between two parallel regions, as soon as grads[start:stop] is final (the blocks of
+    gradient_blocks(), in that order); the kernel neither reads nor writes that block again, so
+    ready may start sending it (a nonblocking MPI Allreduce) while the pass goes on. An exception
+    it raises ends the pass and propagates.
     Returns the loss in mean nats per predicted sample.
     """
     cdef Py_ssize_t L = hs.shape[0], T = x.shape[0] - 1, B = x.shape[1], H = hs.shape[3]
-    cdef Py_ssize_t n = T * B, i, rows, part, lo, hi, block, chunks, pending_size
+    cdef Py_ssize_t n = T * B, i, rows, part, lo, hi, block, chunks, pending_size, finished
     cdef int layer
     cdef double[::1] partial
     cdef double* nll
@@ -476,6 +424,7 @@ def window(const floating[::1] params, floating[::1] grads, const unsigned char[
     cdef float* packed_yt = NULL
     cdef float* scratch = NULL
     cdef float* tn_scratch
+    cdef bint announce = backward and ready is not None
 
     if T < 1 or B < 1 or L < 1 or H < 1:
         raise ValueError("window needs T >= 1, B >= 1, at least one layer and hidden >= 1")
@@ -524,58 +473,80 @@ def window(const floating[::1] params, floating[::1] grads, const unsigned char[
                 packed_yt = packed_y + bk_packed_w_size(H, LEVELS)
 
     chunks = batch_chunks(B, threads)
-    with nogil:
-        if packed != NULL:
-            for part in prange(threads, num_threads=threads, schedule="static", chunksize=1):
-                pack_weights(P, L, H, backward, packed, threads, part)
-        for layer in range(L):
-            memcpy(&hs[layer, 0, 0, 0], &h0[layer, 0, 0], B * H * sizeof(floating))
-            layer_forward(P, layer, T, B, H, levels,
-                          &hs[layer - 1, 1, 0, 0] if layer > 0 else NULL,
-                          &hs[layer, 0, 0, 0], &acts[layer, 0, 0, 0], &rh[layer, 0, 0, 0],
-                          packed + layer * packed_layer_size(H) if packed != NULL else NULL,
-                          threads, chunks)
-            memcpy(&h_last[layer, 0, 0], &hs[layer, T, 0, 0], B * H * sizeof(floating))
-        h_top = &hs[L - 1, 1, 0, 0]
-        for part in prange(threads, num_threads=threads, schedule="static", chunksize=1):
-            # this thread's rows: logits, softmax, their gradient in blocks that stay in cache;
-            # then its share of the output layer's weight gradient
-            lo = share(n, threads, part)
-            hi = share(n, threads, part + 1)
-            i = lo
-            while i < hi:
-                rows = min(hi - i, OUTPUT_BLOCK if packed != NULL else hi - lo)
-                product(rows, LEVELS, H, h_top + i * H, H, packed_y, WyT, LEVELS, False,
-                        &out[i, 0], LEVELS, False)
-                nll[part] += softmax_rows(&out[i, 0], by, predicted + i, rows, scale, backward)
-                if backward:
-                    product(rows, H, LEVELS, &out[i, 0], LEVELS, packed_yt, WyT, LEVELS, True,
-                            &d_hs[0, 0, 0] + i * H, H, False)
-                i = i + rows
-            if backward:
-                mine = gradient_part(G + layer_offset(L, H), partials, block, part)
-                tn_scratch = NULL if scratch == NULL else scratch + part * bk_gemm_tn_scratch()
-                product_tn(H, LEVELS, hi - lo, h_top + lo * H, H, &out[0, 0] + lo * LEVELS,
-                           LEVELS, mine, LEVELS, False, mine + H * LEVELS, NULL, NULL, 0,
-                           tn_scratch)
-        if backward:
-            # each layer adds up the threads' copies of the block above it (the output's first)
-            pending = G + layer_offset(L, H) if threads > 1 else NULL
-            pending_size = (H + 1) * LEVELS
-            for layer in range(L - 1, -1, -1):
-                layer_backward(P, G, layer, T, B, H, levels,
-                               &hs[layer - 1, 1, 0, 0] if layer > 0 else NULL,
-                               &hs[layer, 0, 0, 0], &acts[layer, 0, 0, 0], &rh[layer, 0, 0, 0],
-                               &d_acts[0, 0, 0], &d_hs[0, 0, 0], &dh_next[0, 0], &d_rh[0, 0],
-                               packed + layer * packed_layer_size(H) + packed_forward_size(H)
-                               if packed != NULL else NULL,
-                               partials, block, pending, pending_size, scratch, threads, chunks)
-                pending = G + layer_offset(layer, H) if threads > 1 else NULL
-                pending_size = layer_size(LEVELS if layer == 0 else H, H)
-            if pending != NULL:
+    try:
+        with nogil:
+            if packed != NULL:
                 for part in prange(threads, num_threads=threads, schedule="static", chunksize=1):
-                    reduce_parts(pending, pending_size, partials, block, threads, threads, part)
-    free(packed)
-    free(scratch)
-    free(partials)
+                    pack_weights(P, L, H, backward, packed, threads, part)
+            for layer in range(L):
+                memcpy(&hs[layer, 0, 0, 0], &h0[layer, 0, 0], B * H * sizeof(floating))
+                layer_forward(P, layer, T, B, H, levels,
+                              &hs[layer - 1, 1, 0, 0] if layer > 0 else NULL,
+                              &hs[layer, 0, 0, 0], &acts[layer, 0, 0, 0], &rh[layer, 0, 0, 0],
+                              packed + layer * packed_layer_size(H) if packed != NULL else NULL,
+                              threads, chunks)
+                memcpy(&h_last[layer, 0, 0], &hs[layer, T, 0, 0], B * H * sizeof(floating))
+            h_top = &hs[L - 1, 1, 0, 0]
+            for part in prange(threads, num_threads=threads, schedule="static", chunksize=1):
+                # this thread's rows: logits, softmax, their gradient in blocks that stay in
+                # cache; then its share of the output layer's weight gradient
+                lo = share(n, threads, part)
+                hi = share(n, threads, part + 1)
+                i = lo
+                while i < hi:
+                    rows = min(hi - i, OUTPUT_BLOCK if packed != NULL else hi - lo)
+                    product(rows, LEVELS, H, h_top + i * H, H, packed_y, WyT, LEVELS, False,
+                            &out[i, 0], LEVELS, False)
+                    nll[part] += softmax_rows(&out[i, 0], by, predicted + i, rows, scale, backward)
+                    if backward:
+                        product(rows, H, LEVELS, &out[i, 0], LEVELS, packed_yt, WyT, LEVELS, True,
+                                &d_hs[0, 0, 0] + i * H, H, False)
+                    i = i + rows
+                if backward:
+                    mine = gradient_part(G + layer_offset(L, H), partials, block, part)
+                    tn_scratch = NULL if scratch == NULL else scratch + part * bk_gemm_tn_scratch()
+                    product_tn(H, LEVELS, hi - lo, h_top + lo * H, H, &out[0, 0] + lo * LEVELS,
+                               LEVELS, mine, LEVELS, False, mine + H * LEVELS, NULL, NULL, 0,
+                               tn_scratch)
+            if backward:
+                # A block is final once the threads' copies are added up: with one thread at
+                # once, else inside the next layer's time loop (the output's first). `finished`
+                # is the offset of the last block computed, not yet announced (-1: none).
+                finished = layer_offset(L, H)
+                pending_size = (H + 1) * LEVELS
+                for layer in range(L - 1, -1, -1):
+                    if threads == 1 and announce:
+                        with gil:
+                            ready(finished, finished + pending_size)
+                    layer_backward_steps(P, layer, T, B, H, &hs[layer, 0, 0, 0],
+                                         &acts[layer, 0, 0, 0], &d_acts[0, 0, 0], &d_hs[0, 0, 0],
+                                         &dh_next[0, 0], &d_rh[0, 0],
+                                         packed + layer * packed_layer_size(H)
+                                         + packed_forward_size(H) if packed != NULL else NULL,
+                                         partials, block,
+                                         G + finished if threads > 1 else NULL, pending_size,
+                                         threads, chunks)
+                    if threads > 1 and announce:
+                        with gil:
+                            ready(finished, finished + pending_size)
+                    layer_weight_gradients(P, G, layer, T, B, H, levels,
+                                           &hs[layer - 1, 1, 0, 0] if layer > 0 else NULL,
+                                           &hs[layer, 0, 0, 0], &rh[layer, 0, 0, 0],
+                                           &d_acts[0, 0, 0], &d_hs[0, 0, 0],
+                                           packed + layer * packed_layer_size(H)
+                                           + packed_forward_size(H) if packed != NULL else NULL,
+                                           partials, block, scratch, threads)
+                    finished = layer_offset(layer, H)
+                    pending_size = layer_size(LEVELS if layer == 0 else H, H)
+                if threads > 1:
+                    for part in prange(threads, num_threads=threads, schedule="static",
+                                       chunksize=1):
+                        reduce_parts(G, pending_size, partials, block, threads, threads, part)
+                if announce:
+                    with gil:
+                        ready(finished, finished + pending_size)
+    finally:
+        free(packed)
+        free(scratch)
+        free(partials)
     return float(np.sum(partial)) / n

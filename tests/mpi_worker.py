@@ -4,8 +4,13 @@
 
 exact: train a tiny float64 model 20 iterations through the Python API; rank 0 saves the weights
 of every process (DIRECTORY/params_N.npy, one row per process) and the model (DIRECTORY/t_20.npz).
+overlap: the same three times, summing the gradient during the backward pass (kept moving by the
+progress thread, then without it) and after it; rank 0 saves the weights (DIRECTORY/overlap.npy:
+[overlapped, overlapped without the thread, after]) and every process the threads its model,
+built without threads, was given (DIRECTORY/threads_RANK.txt).
 fail: process 1 runs out of memory in its 6th update; every process writes how it ended to
 DIRECTORY/outcome_RANK.txt.
+fail-midway: the same, but in its backward pass, after it has handed over two gradient blocks.
 hang: process 1 stops answering in its 6th update (SIGSTOP); rank 0 gives up after a few seconds,
 writes how it ended and aborts the job.
 """
@@ -28,8 +33,8 @@ def sine(n: int = 12000) -> np.ndarray:
     return (0.6 * np.sin(2 * np.pi * 300 * t + 3 * np.sin(2 * np.pi * 2 * t))).astype(np.float32)
 
 
-def trainer(directory: str, comm, **options) -> blekota.Trainer:
-    model = blekota.Model(hidden=16, layers=2, dtype="float64", seed=0, threads=1)
+def trainer(directory: str, comm, model: blekota.Model | None = None, **options) -> blekota.Trainer:
+    model = model or blekota.Model(hidden=16, layers=2, dtype="float64", seed=0, threads=1)
     settings = dict(seq_length=20, batch_size=8, optimizer="adam", lr=3e-3, name="t", checkpoint_every=0,
                     val_every=10, directory=directory, comm=comm)
     settings.update(options)
@@ -40,12 +45,34 @@ def fail_in_update(model: blekota.Model, at: int, action) -> None:
     """Make model.window call action() on its `at`-th training call (one with gradients)."""
     window, calls = model.window, [0]
 
-    def failing(x, h0=None, grads=None, targets=None):
+    def failing(x, h0=None, grads=None, targets=None, ready=None):
         if grads is not None:
             calls[0] += 1
             if calls[0] == at:
                 action()
-        return window(x, h0, grads, targets)
+        return window(x, h0, grads, targets, ready)
+
+    model.window = failing
+
+
+def fail_in_backward(model: blekota.Model, at: int, action) -> None:
+    """Make model.window call action() in its `at`-th training call, after its backward pass has
+    handed over two gradient blocks."""
+    window, calls = model.window, [0]
+
+    def failing(x, h0=None, grads=None, targets=None, ready=None):
+        if grads is None:
+            return window(x, h0, grads, targets, ready)
+        calls[0] += 1
+        handed = [0]
+
+        def handing(start, stop):
+            ready(start, stop)
+            handed[0] += 1
+            if calls[0] == at and handed[0] == 2:
+                action()
+
+        return window(x, h0, grads, targets, handing)
 
     model.window = failing
 
@@ -64,6 +91,19 @@ def main(scenario: str, directory: str) -> int:
         if comm.rank == 0:
             np.save(os.path.join(directory, f"params_{comm.size}.npy"), np.array(params))
         return 0
+    if scenario == "overlap":
+        results = []
+        for overlap, threaded in ((True, True), (True, False), (False, True)):
+            group = parallel.processes(comm)
+            group.overlap, group._progress.threaded = overlap, threaded
+            run = trainer(directory, group, model=blekota.Model(hidden=16, layers=3, dtype="float64", seed=0))
+            run.train(12)
+            results.append(run.model.params)
+        with open(os.path.join(directory, f"threads_{comm.rank}.txt"), "w") as file:
+            file.write(str(run.model.threads))
+        if comm.rank == 0:
+            np.save(os.path.join(directory, "overlap.npy"), np.array(results))
+        return 0
     parallel.PATIENCE_S = 3.0
     run = trainer(directory, comm, checkpoint_every=2)
 
@@ -73,7 +113,9 @@ def main(scenario: str, directory: str) -> int:
     def stop_answering():
         os.kill(os.getpid(), signal.SIGSTOP)
 
-    if comm.rank == 1:
+    if comm.rank == 1 and scenario == "fail-midway":
+        fail_in_backward(run.model, 6, out_of_memory)
+    elif comm.rank == 1:
         fail_in_update(run.model, 6, out_of_memory if scenario == "fail" else stop_answering)
     try:
         run.train(20)

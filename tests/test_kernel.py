@@ -216,3 +216,58 @@ def test_every_cpu_level_matches_finite_differences(every_cpu_level, rng, make_m
         for i, j in picks:
             numeric = (loss_at(key, i, j, step) - loss_at(key, i, j, -step)) / (2 * step)
             assert numeric == pytest.approx(grads[key][i, j], rel=1e-5, abs=1e-9), (key, i, j)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype,tol", [("float64", 1e-9), ("float32", 1e-4)])
+def test_gradient_blocks_are_handed_over_final_in_order(every_cpu_level, dtype, tol, threads, rng, make_model):
+    """Model.window(ready=...) calls ready(start, stop) once per block of gradient_blocks(), in
+    that order, when the block holds its final values; the results equal a pass without it and
+    the reference."""
+    model = make_model(37, 3, dtype, scale=0.2)
+    model.threads = threads
+    x = rng.integers(0, 256, (9, 50))
+    h0 = rng.standard_normal((3, 50, 37)) * 0.5
+    blocks = model.gradient_blocks()
+    assert blocks[0] == (blocks[1][1], model.n_params) and blocks[-1][0] == 0
+    assert all(upper[0] == lower[1] for upper, lower in zip(blocks[1:], blocks[2:]))
+    plain = np.empty_like(model.params)
+    loss_plain, h_plain = model.window(x, h0, plain)
+    grads, handed = np.full_like(model.params, np.nan), []
+
+    def ready(start, stop):
+        handed.append((start, stop, grads[start:stop].copy()))
+
+    loss, h_last = model.window(x, h0, grads, ready=ready)
+    assert [(start, stop) for start, stop, _ in handed] == blocks
+    for start, stop, values in handed:
+        np.testing.assert_array_equal(values, grads[start:stop])
+    assert loss == loss_plain
+    np.testing.assert_array_equal(grads, plain)
+    np.testing.assert_array_equal(h_last, h_plain)
+    ref_loss, ref_grads, _ = reference.loss_and_grad(model.state_dict(), x, h0)
+    assert abs(loss - ref_loss) / ref_loss <= tol / 10
+    canonical = blekota.model.flat_to_canonical(grads, 3, 37)
+    for key in ref_grads:
+        assert max_rel(canonical[key], ref_grads[key]) <= tol, key
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_failing_ready_ends_the_pass(threads, rng, make_model):
+    model = make_model(8, 2, "float64")
+    model.threads = threads
+    x = rng.integers(0, 256, (5, 4))
+    calls = []
+
+    def ready(start, stop):
+        calls.append(start)
+        if len(calls) == 2:
+            raise MemoryError("no room to send")
+
+    with pytest.raises(MemoryError, match="no room to send"):
+        model.window(x, None, np.empty_like(model.params), ready=ready)
+    assert len(calls) == 2
+    loss, _ = model.window(x)  # the model still works
+    assert np.isfinite(loss)
+    assert model.window(x, None, None, ready=lambda start, stop: calls.append(start))[0] == loss
+    assert len(calls) == 2  # no backward pass, nothing handed over

@@ -80,6 +80,23 @@ def test_streams_are_shared_out_in_rank_order():
         assert max(s.stop - s.start for s in shares) - min(s.stop - s.start for s in shares) <= 1
 
 
+def test_only_a_model_left_to_the_default_threads_is_given_its_share():
+    class ThreeCoresEach:
+        def default_threads(self) -> int:
+            return 3
+
+    defaulted, chosen = blekota.Model(hidden=4, layers=1), blekota.Model(hidden=4, layers=1, threads=5)
+    set_later = blekota.Model(hidden=4, layers=1)
+    set_later.threads = 7
+    for model in (defaulted, chosen, set_later):
+        parallel.MPIProcesses.fit_threads(ThreeCoresEach(), model)
+    assert (defaulted.threads, chosen.threads, set_later.threads) == (3, 5, 7)
+    parallel.Processes().fit_threads(chosen)  # one process: the model keeps its own
+    assert chosen.threads == 5
+    with pytest.raises(blekota.ConfigError, match="threads"):
+        chosen.threads = 0
+
+
 def test_one_process_needs_no_mpi(tmp_path):
     trainer = Trainer(blekota.Model(hidden=8, layers=1, threads=1), np.zeros(4000, np.float32) + 0.1,
                       seq_length=10, batch_size=4, directory=tmp_path, comm=None)
@@ -153,8 +170,26 @@ def test_bad_input_is_reported_once_by_rank_0(tmp_path):
 
 
 @needs_mpi
-def test_a_failing_process_stops_every_process(tmp_path):
-    result = run(MPIEXEC + [sys.executable, str(HERE / "mpi_worker.py"), "fail", str(tmp_path)], tmp_path)
+def test_summing_during_the_backward_pass_is_exact(tmp_path):
+    """The gradient blocks summed while the backward pass goes on give the same weights, bit for
+    bit, as one sum after it; a model built without threads gets this process's share of the cores."""
+    env = {name: value for name, value in os.environ.items() if name != "OMP_NUM_THREADS"}
+    result = subprocess.run(MPIEXEC + [sys.executable, str(HERE / "mpi_worker.py"), "overlap", str(tmp_path)],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    overlapped, unthreaded, after = np.load(tmp_path / "overlap.npy")
+    np.testing.assert_array_equal(overlapped, after)
+    np.testing.assert_array_equal(unthreaded, after)
+    share = max(1, len(os.sched_getaffinity(0)) // 2) if hasattr(os, "sched_getaffinity") else None
+    for rank in (0, 1):
+        threads = int((tmp_path / f"threads_{rank}.txt").read_text())
+        assert threads == share or (share is None and threads >= 1)
+
+
+@needs_mpi
+@pytest.mark.parametrize("scenario", ["fail", "fail-midway"])
+def test_a_failing_process_stops_every_process(tmp_path, scenario):
+    result = run(MPIEXEC + [sys.executable, str(HERE / "mpi_worker.py"), scenario, str(tmp_path)], tmp_path)
     assert result.returncode == 2
     assert (tmp_path / "outcome_0.txt").read_text() == (
         "ProcessError: process 1 of 2 failed: out of memory (cannot allocate the window)")
