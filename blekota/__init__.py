@@ -14,6 +14,7 @@ from .optim import Adagrad, Adam, RMSprop, make_optimizer
 from .presets import PRESETS
 from .repl import Session, open_session
 from .schedule import Constant, Plateau, Schedule, Step, make_schedule
+from .tensorboard import TensorBoard
 from .train import Progress, Trainer, TrainResult
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "Schedule",
     "Session",
     "Step",
+    "TensorBoard",
     "TrainResult",
     "TrainingDiverged",
     "Trainer",

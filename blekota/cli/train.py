@@ -6,9 +6,10 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from contextlib import nullcontext
 from pathlib import Path
 
-from .. import checkpoint, modelfile, parallel
+from .. import checkpoint, modelfile, parallel, tensorboard
 from ..console import QUIET, VERBOSE, TrainingDisplay
 from ..errors import BlekotaError, ModelFileError, TrainingDiverged
 from ..fileutil import prepare_directory
@@ -33,6 +34,7 @@ def add_parser(commands) -> None:
     train_parser.add_argument("--force", action="store_true", help="train a new model even where an earlier run of the same name left its files: they are written over and the log starts afresh")
     add_training_arguments(train_parser, 10000, "iterations to run (default 10000)")
     train_parser.add_argument("--seconds", type=positive_float, default=None, help="stop after this many seconds of training and save, if --iterations are not done sooner (the default model does about 2-3 iterations a second on two cores)")
+    train_parser.add_argument("--tensorboard", metavar="DIR", default=None, help="also write the run for TensorBoard in this folder (created): losses, learning rate and samples/s, and at each checkpoint its sound, loss curve and spectrogram; a resumed run appends (needs blekota[tensorboard]; watch with: tensorboard --logdir DIR)")
     add_model_arguments(train_parser)
     add_threads_argument(
         train_parser, "OMP_NUM_THREADS or all cores; started by mpiexec or srun, a machine's cores divided "
@@ -120,6 +122,8 @@ def train(args, processes: parallel.Processes) -> int:
     options = dict(callback=display if root else None, report_steps=bar, comm=processes)
     if not args.resume and not args.files:
         raise BlekotaError("train needs a sound FILE (or --resume MODEL)")
+    if args.tensorboard:
+        processes.from_root(lambda: tensorboard.check_folder(args.tensorboard, new_run=not args.resume))
     threads = args.threads or processes.default_threads()
     if args.resume:
         resume, overrides, audio = processes.from_root(lambda: prepare_resume(args, say))
@@ -159,8 +163,12 @@ def train(args, processes: parallel.Processes) -> int:
         for name, size in zip(files, trainer.data.sizes):
             print(f"  {name}: {size / fs:.1f} s", flush=True)
     started = trainer.iteration
+    board = tensorboard.TensorBoard(args.tensorboard, trainer) if args.tensorboard else nullcontext()
+    if args.tensorboard:
+        say(f"TensorBoard events in {args.tensorboard}: watch with tensorboard --logdir {args.tensorboard}", flush=True)
     try:
-        trainer.train(args.iterations, max_seconds=args.seconds)
+        with board:
+            trainer.train(args.iterations, max_seconds=args.seconds)
     except TrainingDiverged as error:
         raise BlekotaError(f"{error}; a lower --alpha may help") from None
     except BlekotaError as error:
