@@ -15,6 +15,7 @@ from .presets import PRESETS
 from .repl import Session, open_session
 from .schedule import Constant, Plateau, Schedule, Step, make_schedule
 from .stream import Stream
+from .tensorboard import TensorBoard
 from .train import Progress, Trainer, TrainResult
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "Session",
     "Step",
     "Stream",
+    "TensorBoard",
     "TrainResult",
     "TrainingDiverged",
     "Trainer",

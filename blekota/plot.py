@@ -4,7 +4,9 @@ Every function draws one figure. With `out=None` and a display it opens a window
 returns at once, for interactive sessions); otherwise it writes a PNG with matplotlib's Agg
 renderer and returns its path. `out` may be a file name or a directory; without one (or in a
 directory) the file is named after the picture (`heatmap.png`, `heatmap-2.png`, ...) and an
-existing file is never overwritten. A file name given explicitly is written as asked.
+existing file is never overwritten. A file name given explicitly is written as asked. `out` may
+also be a binary file object (io.BytesIO for the PNG's bytes in memory): the PNG is written into
+it and None returned.
 matplotlib is imported only when a picture is drawn, and pyplot only when a window can open.
 """
 
@@ -42,7 +44,7 @@ def display_available() -> bool:
 
 def _figure(figsize: tuple[float, float], out) -> tuple[object, bool]:
     """A new figure (width, height in inches at DPI) and whether it lives in a window."""
-    if out is not None:
+    if out is not None and not _is_file_object(out):
         file_name("out", out)
     if out is None and display_available():
         import matplotlib.pyplot as plt
@@ -54,6 +56,11 @@ def _figure(figsize: tuple[float, float], out) -> tuple[object, bool]:
     from matplotlib.figure import Figure
 
     return Figure(figsize=figsize, dpi=DPI, layout="constrained"), False
+
+
+def _is_file_object(out) -> bool:
+    """Whether out is a binary file object to write the PNG into (not a name)."""
+    return hasattr(out, "write")
 
 
 PNG_MARK = ("Software", "blekota")  # a tEXt chunk in every picture blekota saves: its mark
@@ -83,13 +90,17 @@ def is_marked_png(path: str | os.PathLike) -> bool:
 
 
 def _finish(figure, in_window: bool, name: str, out, block: bool) -> Path | None:
-    """Show the figure in its window, or save it as PNG; returns the path written."""
+    """Show the figure in its window, or save it as PNG; returns the path written (None for a
+    window or a file object)."""
     if in_window:
         import matplotlib.pyplot as plt
 
         plt.show(block=block)
         if not block:
             plt.pause(0.001)  # let the window draw itself before returning
+        return None
+    if _is_file_object(out):
+        figure.savefig(out, format="png", dpi=DPI, metadata=dict([PNG_MARK]))
         return None
     path, claimed = _claim(name, out)
     try:

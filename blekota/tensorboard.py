@@ -1,113 +1,236 @@
-"""A training run as TensorBoard sees it: a Trainer callback that writes event files.
+"""A training run in TensorBoard: what a Trainer reports, written as TensorBoard event files.
 
-Scalars against the iteration: loss/train and loss/validation (nats per sample),
-loss/best_validation, lr, samples_per_s and epoch. At each numbered checkpoint the sound the
-trainer wrote beside it (NAME_N.wav) as audio at the model's rate, and two pictures: that
-sound's spectrogram and the loss curve so far. Written through tensorboardX (the optional extra
-`blekota[tensorboard]`); read with `tensorboard --logdir DIR`.
+    with TensorBoard("runs/voice", trainer):
+        trainer.train(5000)
+
+Against the iteration (TensorBoard's step): the scalars loss/train and loss/validation (nats per
+sample), train/learning_rate, train/samples_per_second (since train() started, all processes'
+streams) and train/epoch; at each checkpoint NAME_N.npz and the final model the picture loss/curve
+(blekota.plot's loss curve over the whole history); at each checkpoint sound NAME_N.wav that sound itself,
+generated/sound (at the model's rate), and its picture generated/spectrogram.
+
+The events go through tensorboardX (the optional extra blekota[tensorboard]), written and flushed
+in the training thread as each report comes, so TensorBoard shows them at once and a failure (a
+full disk) is a "warning" report after which training goes on without TensorBoard (tensorboardX's
+SummaryWriter writes from a thread of its own, whose failure would be lost and then block training).
+
+Each TensorBoard writes an event file of its own; a resumed run's goes beside the earlier ones.
+Its first event is a purge mark at the step after the trainer's iteration, so that TensorBoard
+drops what an earlier run wrote past that point (a run that went on after its last checkpoint, or a
+resume from an older checkpoint). Its Rust reader (the default) ignores the mark, but drops a
+series' points from a step on when that step comes again: each tag is written at increasing steps
+only, so it shows the same once this run writes the series at or before a dropped point. In a
+folder with no events yet, the loss history the trainer brings (a model trained before without
+TensorBoard) is written first.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
-import re
-import tempfile
-from collections.abc import Callable
+import struct
+import time
+from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
+import soundfile
 
 from . import plot
-from .audio import load_audio
 from .errors import BlekotaError, install_hint
+from .fileutil import prepare_directory
 from .progress import Progress
+from .runfiles import RunFiles
+
+RGBA = 4  # the colour space of matplotlib's PNGs, as TensorBoard's Image proto numbers it
+DT_STRING = 7  # TensorFlow's string dtype (types.proto)
+WAV = b"\x10\x0b"  # TensorBoard's AudioPluginData(encoding=WAV) serialized: field 2, value 11
 
 
-def summary_writer():
-    """tensorboardX's SummaryWriter class; BlekotaError saying how to install it when missing."""
+def _tensorboardx():
+    """tensorboardX's event file writer and protos; BlekotaError with how to install it when missing."""
     try:
-        from tensorboardX import SummaryWriter
+        from tensorboardX.event_file_writer import EventsWriter
+        from tensorboardX.proto.event_pb2 import Event, SessionLog
+        from tensorboardX.proto.summary_pb2 import Summary, SummaryMetadata
+        from tensorboardX.proto.tensor_pb2 import TensorProto
+        from tensorboardX.proto.tensor_shape_pb2 import TensorShapeProto
     except ImportError:
-        raise BlekotaError(f"--tensorboard needs tensorboardX: {install_hint('tensorboard')}") from None
-    return SummaryWriter
+        raise BlekotaError(f"TensorBoard needs the tensorboardX package: {install_hint('tensorboard')}") from None
+    return EventsWriter, Event, SessionLog, Summary, SummaryMetadata, TensorProto, TensorShapeProto
 
 
-class TensorBoardLog:
-    """Writes a run's reports to TensorBoard event files in `directory`, then passes each report
-    on to `then` (the display, say).
+def event_files(directory: str | os.PathLike) -> list[Path]:
+    """The TensorBoard event files in a folder (none when it does not exist), by name."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    return sorted(path for path in directory.iterdir() if "tfevents" in path.name and path.is_file())
 
-    fs: the model's sample rate in Hz; log: the run's NAME.log.jsonl (for the loss curve);
-    start: the iteration the run starts from: a resumed run drops whatever an earlier one wrote
-    after it (TensorBoard's purge), so the curves never run backwards.
+
+def check_folder(directory: str | os.PathLike, new_run: bool) -> None:
+    """Refuse (BlekotaError, one line) before any training when TensorBoard events cannot be
+    written in directory: tensorboardX missing, the folder not creatable or writable, or, for a
+    new run, events of an earlier run already there. Creates the folder."""
+    _tensorboardx()
+    directory = Path(directory)
+    prepare_directory(directory)
+    if new_run and event_files(directory):
+        raise BlekotaError(
+            f"{directory}: holds the TensorBoard events of an earlier run; give another folder (TensorBoard "
+            "shows each folder as a run of its own), go on with that run (--resume), or remove them"
+        )
+
+
+class TensorBoard:
+    """Writes what `trainer` reports as TensorBoard events in `directory` (created) and passes
+    every report on to the trainer's callback, taking its place until close() or the end of a
+    with block (see the module docstring for what is written).
+
+    Raises BlekotaError when tensorboardX is missing (saying how to install it) or the folder
+    cannot be written. In a data-parallel run every process creates it, together, like the
+    Trainer's methods; rank 0 alone writes.
     """
 
-    def __init__(self, directory: str | os.PathLike, fs: int, log: str | os.PathLike, start: int = 0,
-                 then: Callable[[Progress], None] | None = None):
+    def __init__(self, directory: str | os.PathLike, trainer):
         self.directory = Path(directory)
-        writer = summary_writer()
+        self.trainer = trainer
+        self._writer = None
+        self._first = trainer.iteration + 1  # the first step this run writes
+        self._steps: dict[str, int] = {}  # the last step written of each tag
+        trainer.processes.from_root(self._open)
+        self._callback = trainer.callback
+        trainer.callback = self
+
+    def _open(self) -> None:
+        """Open this run's event file; write the purge mark and, in a new folder, the history."""
+        EventsWriter, self._Event, SessionLog, self._Summary, *self._audio_protos = _tensorboardx()
+        prepare_directory(self.directory)
+        earlier = event_files(self.directory)
+        prefix = str(self.directory.resolve() / "events")  # absolute: never taken for gs: or s3:
         try:
-            self.writer = writer(str(self.directory), purge_step=start + 1 if start else None)
+            # events.out.tfevents.SECONDS.HOST.NANOSECONDS.PID: sorts after the earlier files, and is new
+            self._writer = EventsWriter(prefix, f".{time.time_ns()}.{os.getpid()}")
+            self._writer.write_event(self._Event(wall_time=time.time(), step=self._first,
+                                                 session_log=SessionLog(status=SessionLog.START)))
+            if not earlier:
+                self._write_history()
+            self._writer.flush()
         except OSError as error:
-            raise BlekotaError(f"{self.directory}: cannot write TensorBoard files here ({error.strerror or error})") from None
-        self.fs, self.log, self.then = fs, Path(log), then
-        self._drawn = -1  # the iteration of the last loss curve
+            self._stop()
+            raise BlekotaError(f"{self.directory}: cannot write TensorBoard events ({error.strerror or error})") from None
 
-    def __call__(self, progress: Progress) -> None:
-        step = progress.iteration
-        if progress.kind == "progress" and progress.loss is not None:
-            self.writer.add_scalar("loss/train", progress.loss, step)
-            self.writer.add_scalar("lr", progress.lr, step)
-            self.writer.add_scalar("samples_per_s", progress.samples_per_s, step)
-            self.writer.add_scalar("epoch", progress.epoch, step)
-        elif progress.kind == "validation" and progress.val_loss is not None:
-            self.writer.add_scalar("loss/validation", progress.val_loss, step)
-            if progress.best_val_loss is not None:
-                self.writer.add_scalar("loss/best_validation", progress.best_val_loss, step)
-        elif progress.kind == "checkpoint" and progress.path is not None and _numbered(progress.path):
-            if progress.path.suffix == ".wav":
-                self._sound(progress.path, step)
-            else:
-                self._loss_curve(step)
-        elif progress.kind in ("done", "interrupted"):
-            if progress.path is not None and _numbered(progress.path):
-                self._loss_curve(step)
-            self.writer.flush()
-        if self.then is not None:
-            self.then(progress)
+    def _write_history(self) -> None:
+        """The losses the trainer brings from earlier training, at their iterations."""
+        for tag, rows in (("loss/train", self.trainer.history), ("loss/validation", self.trainer.val_history)):
+            for step, loss in rows:
+                if self._steps.get(tag, -1) < step < self._first:
+                    self._writer.write_event(self._event(int(step), [self._scalar(tag, loss)]))
+                    self._steps[tag] = int(step)
 
-    def _sound(self, path: Path, step: int) -> None:
-        """The checkpoint's sound NAME_N.wav, and its spectrogram."""
-        sound = load_audio(path, self.fs)[0]
-        self.writer.add_audio("sound", sound, step, sample_rate=self.fs)
-        with tempfile.TemporaryDirectory() as folder:
-            picture = plot.spectrogram(sound, self.fs, title=path.name, out=Path(folder) / "picture.png")
-            self.writer.add_image("spectrogram", _pixels(picture), step, dataformats="HWC")
-        self.writer.flush()
+    def __call__(self, report: Progress) -> None:
+        """The trainer's callback: write what the report holds, then pass it on."""
+        if self._writer is not None:
+            try:
+                self._write(report.iteration, self._values(report))
+                self._writer.flush()
+            except OSError as error:
+                self._stop()
+                self._warn(report, f"{self.directory}: cannot write TensorBoard events ({error.strerror or error}); "
+                                   "training goes on without TensorBoard")
+        if self._callback is not None:
+            self._callback(report)
 
-    def _loss_curve(self, step: int) -> None:
-        """The loss curve so far, from the run's log (once per iteration: the final save may
-        write the last checkpoint again)."""
-        if step == self._drawn or not self.log.is_file() or not any(rows.size for rows in plot.loss_points(self.log)):
-            return
-        self._drawn = step
-        with tempfile.TemporaryDirectory() as folder:
-            picture = plot.loss_curve(self.log, title=f"loss at iteration {step}", out=Path(folder) / "picture.png")
-            self.writer.add_image("loss_curve", _pixels(picture), step, dataformats="HWC")
-        self.writer.flush()
+    def _values(self, report: Progress) -> list:
+        """The summary values of one report."""
+        values = []
+        if report.kind in ("progress", "done", "interrupted") and report.loss is not None:
+            values.append(self._scalar("loss/train", report.loss))  # done, interrupted: when not written yet
+        if report.kind == "progress":
+            values += [self._scalar("train/learning_rate", report.lr),
+                       self._scalar("train/samples_per_second", report.samples_per_s),
+                       self._scalar("train/epoch", report.epoch)]
+        if report.kind == "validation" and report.val_loss is not None:
+            values.append(self._scalar("loss/validation", report.val_loss))
+        if report.kind == "checkpoint" and report.path is not None:
+            trainer = self.trainer
+            if report.path.name == trainer.checkpoint_path().name:
+                values += self._loss_curve(report.iteration)
+            elif report.path.name == RunFiles(trainer.directory, trainer.name).sound_path(report.iteration).name:
+                values += self._sound(report)
+        if report.kind in ("done", "interrupted"):  # the final model file
+            values += self._loss_curve(report.iteration)
+        return values
+
+    def _loss_curve(self, step: int) -> list:
+        history = {"history": self.trainer.history, "val_history": self.trainer.val_history}
+        if not any(points.size for points in plot.loss_points(history)):
+            return []
+        png = io.BytesIO()
+        plot.loss_curve(history, title=f"{self.trainer.name}: loss at iteration {step}", out=png)
+        return [self._image("loss/curve", png.getvalue())]
+
+    def _sound(self, report: Progress) -> list:
+        """The checkpoint's sound file as it is (a 16-bit wav at the model's rate) and its spectrogram."""
+        try:
+            data = report.path.read_bytes()
+            sound, fs = soundfile.read(io.BytesIO(data), dtype="float64")
+        except (OSError, soundfile.SoundFileError) as error:
+            why = error.strerror if isinstance(error, OSError) and error.strerror else error
+            self._warn(report, f"{report.path}: cannot read the checkpoint sound for TensorBoard ({why}); "
+                               "training goes on")
+            return []
+        png = io.BytesIO()
+        plot.spectrogram(sound, fs, title=f"generated at iteration {report.iteration}", out=png)
+        return [self._audio("generated/sound", data), self._image("generated/spectrogram", png.getvalue())]
+
+    def _scalar(self, tag: str, value: float):
+        return self._Summary.Value(tag=tag, simple_value=float(value))
+
+    def _audio(self, tag: str, wav: bytes):
+        """A wav file as tf.summary.audio writes it: a (1, 2) string tensor of clip and label, with
+        the audio plugin's metadata saying WAV (so that both of TensorBoard's readers serve it as
+        audio/wav; its older Audio proto gets a generic type from the newer one)."""
+        SummaryMetadata, TensorProto, TensorShapeProto = self._audio_protos
+        shape = TensorShapeProto(dim=[TensorShapeProto.Dim(size=1), TensorShapeProto.Dim(size=2)])
+        metadata = SummaryMetadata(plugin_data=SummaryMetadata.PluginData(plugin_name="audio", content=WAV))
+        tensor = TensorProto(dtype=DT_STRING, tensor_shape=shape, string_val=[wav, b""])
+        return self._Summary.Value(tag=tag, tensor=tensor, metadata=metadata)
+
+    def _image(self, tag: str, png: bytes):
+        width, height = struct.unpack(">II", png[16:24])  # from the PNG's IHDR chunk
+        image = self._Summary.Image(height=height, width=width, colorspace=RGBA, encoded_image_string=png)
+        return self._Summary.Value(tag=tag, image=image)
+
+    def _event(self, step: int, values: list):
+        return self._Event(wall_time=time.time(), step=step, summary=self._Summary(value=values))
+
+    def _write(self, step: int, values: list) -> None:
+        """One event of the values whose tag this run has not written at this step or a later one."""
+        values = [value for value in values if self._steps.get(value.tag, self._first - 1) < step]
+        if values:
+            self._writer.write_event(self._event(step, values))
+            self._steps.update((value.tag, step) for value in values)
+
+    def _warn(self, report: Progress, message: str) -> None:
+        if self._callback is not None:
+            self._callback(replace(report, kind="warning", path=None, message=message))
+
+    def _stop(self) -> None:
+        """Close the event file; what was flushed before stays readable."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            with contextlib.suppress(OSError):  # every report was flushed already: nothing is lost
+                writer.close()
 
     def close(self) -> None:
-        """Write everything out and close the event file."""
-        self.writer.close()
+        """Close the event file and give the trainer its own callback back."""
+        self._stop()
+        if self.trainer.callback is self:
+            self.trainer.callback = self._callback
 
+    def __enter__(self) -> TensorBoard:
+        return self
 
-def _numbered(path: Path) -> bool:
-    """Whether path is a numbered checkpoint, NAME_N.npz (not NAME_best.npz)."""
-    return re.fullmatch(r".*_[0-9]+", path.stem) is not None
-
-
-def _pixels(path: Path) -> np.ndarray:
-    """A PNG file as (height, width, 3) uint8 RGB."""
-    from matplotlib.image import imread
-
-    image = imread(path)
-    return (np.clip(image[..., :3], 0, 1) * 255).round().astype(np.uint8)
+    def __exit__(self, *exc) -> None:
+        self.close()

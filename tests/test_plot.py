@@ -1,5 +1,6 @@
 """Pictures, headless: every plot writes a PNG of the planned size and never needs a display."""
 
+import io
 import json
 import os
 import subprocess
@@ -60,6 +61,15 @@ def test_without_display_files_are_numbered_never_overwritten(tmp_path):
     assert (tmp_path / "waveform.png").read_bytes() == b"keep me"
     named = plot.show(tone(), FS, out=tmp_path / "mine.png")
     assert named == tmp_path / "mine.png" and named.stat().st_size > 1000
+
+
+def test_a_picture_into_a_file_object_writes_no_file(tmp_path):
+    png = io.BytesIO()
+    assert plot.spectrogram(tone(), FS, out=png) is None
+    assert list(tmp_path.iterdir()) == []
+    assert imread(io.BytesIO(png.getvalue())).shape[:2] == (450, 1000)
+    (tmp_path / "spectrogram.png").write_bytes(png.getvalue())
+    assert plot.is_marked_png(tmp_path / "spectrogram.png")
 
 
 @pytest.mark.parametrize("env,expected", [

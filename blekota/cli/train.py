@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from contextlib import nullcontext
 from pathlib import Path
 
 from .. import checkpoint, device, modelfile, parallel, tensorboard
@@ -34,7 +35,7 @@ def add_parser(commands) -> None:
     add_training_arguments(train_parser, 10000, "iterations to run (default 10000)")
     train_parser.add_argument("--seconds", type=positive_float, default=None, help="stop after this many seconds of training and save, if --iterations are not done sooner (the default model does about 2-3 iterations a second on two cores)")
     train_parser.add_argument("--device", type=device_name, default=device.CPU, help="where each step's forward, backward and update run: cpu (the compiled core, the default) or cuda, cuda:N (a GPU, through PyTorch: pip install torch); data, validation, files and sampling stay on the CPU")
-    train_parser.add_argument("--tensorboard", metavar="DIR", default=None, help="also write the run for TensorBoard into DIR: the losses, learning rate and speed, and at each checkpoint its sound and pictures (needs the tensorboard extra; open with: tensorboard --logdir DIR)")
+    train_parser.add_argument("--tensorboard", metavar="DIR", default=None, help="also write the run for TensorBoard in this folder (created): losses, learning rate and samples/s, and at each checkpoint its sound, loss curve and spectrogram; a resumed run appends (needs blekota[tensorboard]; watch with: tensorboard --logdir DIR)")
     add_model_arguments(train_parser)
     add_threads_argument(
         train_parser, "OMP_NUM_THREADS or all cores; started by mpiexec or srun, a machine's cores divided "
@@ -123,8 +124,8 @@ def train(args, processes: parallel.Processes) -> int:
     if not args.resume and not args.files:
         raise BlekotaError("train needs a sound FILE (or --resume MODEL)")
     device.check("--device", args.device, processes.size)
-    if args.tensorboard and root:
-        tensorboard.summary_writer()  # refuse before anything is written when tensorboardX is missing
+    if args.tensorboard:
+        processes.from_root(lambda: tensorboard.check_folder(args.tensorboard, new_run=not args.resume))
     threads = args.threads or processes.default_threads()
     if args.resume:
         resume, overrides, audio = processes.from_root(lambda: prepare_resume(args, say))
@@ -165,14 +166,12 @@ def train(args, processes: parallel.Processes) -> int:
         for name, size in zip(files, trainer.data.sizes):
             print(f"  {name}: {size / fs:.1f} s", flush=True)
     started = trainer.iteration
-    board = None
-    if args.tensorboard and root:
-        board = tensorboard.TensorBoardLog(args.tensorboard, fs, trainer.log_path(), start=started,
-                                           then=trainer.callback)
-        trainer.callback = board
-        say(f"TensorBoard files in {args.tensorboard}: tensorboard --logdir {args.tensorboard}", flush=True)
+    board = tensorboard.TensorBoard(args.tensorboard, trainer) if args.tensorboard else nullcontext()
+    if args.tensorboard:
+        say(f"TensorBoard events in {args.tensorboard}: watch with tensorboard --logdir {args.tensorboard}", flush=True)
     try:
-        trainer.train(args.iterations, max_seconds=args.seconds)
+        with board:
+            trainer.train(args.iterations, max_seconds=args.seconds)
     except TrainingDiverged as error:
         raise BlekotaError(f"{error}; a lower --alpha may help") from None
     except BlekotaError as error:
@@ -181,8 +180,6 @@ def train(args, processes: parallel.Processes) -> int:
         raise BlekotaError(f"{error}; {rescue(trainer)}") from None
     finally:
         display.close()
-        if board is not None:
-            board.close()
     return 0
 
 
