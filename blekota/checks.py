@@ -122,3 +122,8 @@ def non_negative_float(name: str, value, expected: str | None = None) -> float:
 def fraction(name: str, value, expected: str | None = None) -> float:
     """value as a float, when it is a number in [0, 1)."""
     return number(name, value, 0, 1, high_open=True, expected=expected)
+
+
+def density(name: str, value) -> float:
+    """value as a float, when it is a share of weights kept: a number in (0, 1] (1: dense)."""
+    return number(name, value, 0, 1, low_open=True, expected="a number in (0, 1] (1: dense)")

@@ -195,6 +195,31 @@ def validation_pieces(
     return np.array(starts, dtype=np.int64), L, rest
 
 
+def validation_sums(model, levels: np.ndarray, T: int, starts: np.ndarray, L: int,
+                    rest: list[tuple[int, int, int]]) -> tuple[float, int]:
+    """(nats, predictions) of model (a blekota Model) over the validation pieces of levels that
+    validation_pieces() cut (starts, L, rest), in windows of T steps by forward passes."""
+    total, count = 0.0, 0
+    h_full = None
+    if starts.size:
+        h = model.zero_state(starts.size)
+        for offset in range(0, L, T):
+            steps = min(T, L - offset)
+            x = levels[starts[None, :] + offset + np.arange(steps + 1)[:, None]]
+            loss, h = model.window(x, h)
+            total += float(loss) * steps * starts.size
+            count += steps * starts.size
+        h_full = h
+    for start, stop, piece in rest:
+        h = model.zero_state(1) if piece < 0 else h_full[:, piece : piece + 1]
+        for offset in range(start, stop - 1, T):
+            end = min(offset + T, stop - 1)
+            loss, h = model.window(levels[offset : end + 1, None], h)
+            total += float(loss) * (end - offset)
+            count += end - offset
+    return total, count
+
+
 def warn_if_silent(levels: np.ndarray, files: list[str]) -> None:
     """Warn (BlekotaWarning) when every level is silence: the model would learn only silence."""
     if levels.size and (levels == SILENCE).all():

@@ -26,7 +26,7 @@ import numpy as np
 from . import checkpoint, checks, fileformat, memory, modelfile
 from .audio import WAV_MAX_FRAMES, save_wav
 from .augment import check_max_db, check_noise, input_noise, random_gain
-from .dataset import Dataset, WindowLayout, held_out, validation_pieces, warn_if_silent
+from .dataset import Dataset, WindowLayout, held_out, validation_pieces, validation_sums, warn_if_silent
 from .errors import AudioError, ConfigError, ModelFileError, TrainingDiverged
 from .interrupts import StopRequests
 from .model import Model
@@ -36,6 +36,7 @@ from .presets import DEFAULTS
 from .progress import Progress, TrainResult
 from .runfiles import RunFiles, split_name
 from .schedule import Schedule, make_schedule
+from .sparsity import PRUNE_EVERY, Pruning
 
 REPORT_EVERY = 50
 VAL_EVERY = 200
@@ -59,7 +60,10 @@ class Trainer:
     recovers from its own draws. The defaults are blekota.presets.PRESETS["default"], which holds
     other sets (the original's RMSprop) to pass as **PRESETS[name]. val_fraction: the tail of every sound
     held out for validation (0: none); val_every: validate every that many iterations (0: only
-    at the end).
+    at the end). density: train block-sparse, keeping this share of the recurrent matrices' blocks
+    (1: dense); prune_start, prune_end: the iterations it falls between (None: from a tenth to half
+    of the first train() call's iterations, see blekota.sparsity); prune_every: iterations between
+    mask updates.
     name: prefix of the files written; "foo/bar" writes foo/bar_N.npz in `directory` (the folder
     is created). checkpoint_every: save NAME_N.npz every that many
     iterations (0: never); checkpoint_sound: also generate that many samples and save NAME_N.wav;
@@ -103,6 +107,10 @@ class Trainer:
         comm=None,
         random_gain_db: float = DEFAULTS["random_gain_db"],
         input_noise: float = 0.0,
+        density: float = 1.0,
+        prune_start: int | None = None,
+        prune_end: int | None = None,
+        prune_every: int = PRUNE_EVERY,
     ):
         self.processes: Processes = processes(comm)
         self.model = model
@@ -132,6 +140,7 @@ class Trainer:
         if not isinstance(self.schedule, Schedule):
             raise ConfigError(f"schedule must be a name or a Schedule, got {schedule!r}")
         self.optimizer = self.processes.together(lambda: self._allocate(optimizer, lr))
+        self.pruning = Pruning(model.layers, model.hidden, density, prune_start, prune_end, prune_every)
         # One Allreduce per iteration carries the gradients, the loss and three flags: see _sum_over_processes.
         self._sums = np.empty(model.n_params + 4, model.dtype)
         self.grads = self._sums[: model.n_params]
@@ -179,6 +188,7 @@ class Trainer:
             "schedule": self.schedule.state_dict(), "val_fraction": self.val_fraction,
             "val_every": self.val_every, "checkpoint_every": self.checkpoint_every,
             "random_gain_db": self.random_gain_db, "input_noise": self.input_noise,
+            "sparsity": self.pruning.settings(),
         }
 
     def set_audio(self, audio) -> None:
@@ -234,6 +244,7 @@ class Trainer:
                                             x[1:] if self.input_noise else None)
         if not math.isfinite(loss):
             raise self._diverged("the loss")
+        self.pruning.before_update(self.grads)
         with np.errstate(over="ignore", invalid="ignore"):  # what overflows is found just below
             self.optimizer.step(self.model.params, self.grads)
         if not np.isfinite(self.model.params).all():
@@ -241,6 +252,7 @@ class Trainer:
         self.h[:, self.streams] = h_last
         self.position += 1
         self.iteration += 1
+        self.pruning.after_update(self.model.params, self.iteration, self.optimizer)
         self.optimizer.lr = self.schedule.after_step(self.iteration, self.optimizer.lr)
         return loss
 
@@ -300,33 +312,10 @@ class Trainer:
         ]
         sums = np.zeros(3)  # nats, predictions, failed processes
         with self.processes.holding_failure() as held:
-            sums[:2] = self._validation_sums(starts[mine], L, my_rest)
+            sums[:2] = validation_sums(self.model, self.data.levels, self.seq_length, starts[mine], L, my_rest)
         self.processes.sum(sums, held.failure)
         total, count = sums[0], sums[1]
         return float(total / count) if count else None
-
-    def _validation_sums(self, starts: np.ndarray, L: int, rest: list[tuple[int, int, int]]) -> tuple[float, int]:
-        """(nats, predictions) over these validation pieces (see validation_pieces)."""
-        levels, T = self.data.levels, self.seq_length
-        total, count = 0.0, 0
-        h_full = None
-        if starts.size:
-            h = self.model.zero_state(starts.size)
-            for offset in range(0, L, T):
-                steps = min(T, L - offset)
-                x = levels[starts[None, :] + offset + np.arange(steps + 1)[:, None]]
-                loss, h = self.model.window(x, h)
-                total += float(loss) * steps * starts.size
-                count += steps * starts.size
-            h_full = h
-        for start, stop, piece in rest:
-            h = self.model.zero_state(1) if piece < 0 else h_full[:, piece : piece + 1]
-            for offset in range(start, stop - 1, T):
-                end = min(offset + T, stop - 1)
-                loss, h = self.model.window(levels[offset : end + 1, None], h)
-                total += float(loss) * (end - offset)
-                count += end - offset
-        return total, count
 
     def train(self, iterations: int, max_seconds: float | None = None) -> TrainResult:
         """Run `iterations` iterations (or until max_seconds of wall time have passed), validate,
@@ -346,6 +335,7 @@ class Trainer:
         if max_seconds is not None:
             max_seconds = checks.number("max_seconds", max_seconds, 0, low_open=True, expected="> 0")
         files = self._run_files(iterations)
+        self.pruning.plan(self.iteration, iterations)
         self._run_start = time.perf_counter()
         self._done, self._iterations = 0, iterations
         window_losses: list[float] = []
@@ -550,7 +540,7 @@ class Trainer:
         data-parallel run rank 0 gathers the hidden state of every stream (the others get none)."""
         h = self.processes.gather_streams(self.h, self.streams)
         self.model.info = self.info()
-        return self.model.info, checkpoint.training_arrays(h, self.optimizer.state_dict())
+        return self.model.info, checkpoint.training_arrays(h, self.optimizer.state_dict(), self.pruning.arrays())
 
     def save(self, path: str | os.PathLike) -> Path:
         """Save model, optimizer state, data position and hidden state to path (atomically).

@@ -4,6 +4,7 @@
 
 exact: train a tiny float64 model 20 iterations through the Python API; rank 0 saves the weights
 of every process (DIRECTORY/params_N.npy, one row per process) and the model (DIRECTORY/t_20.npz).
+sparse: the same with block-sparse training (density 0.25), into DIRECTORY/sparse_N.npy.
 fail: process 1 runs out of memory in its 6th update; every process writes how it ended to
 DIRECTORY/outcome_RANK.txt.
 hang: process 1 stops answering in its 6th update (SIGSTOP); rank 0 gives up after a few seconds,
@@ -57,12 +58,14 @@ def outcome(directory: str, rank: int, text: str) -> None:
 
 def main(scenario: str, directory: str) -> int:
     comm = MPI.COMM_WORLD
-    if scenario == "exact":
-        run = trainer(directory, comm)
+    if scenario in ("exact", "sparse"):
+        sparse = dict(density=0.25, prune_start=2, prune_end=12, prune_every=3) if scenario == "sparse" else {}
+        run = trainer(directory, comm, **sparse)
         run.train(20)
         params = comm.gather(run.model.params, root=0)
         if comm.rank == 0:
-            np.save(os.path.join(directory, f"params_{comm.size}.npy"), np.array(params))
+            name = "params" if scenario == "exact" else "sparse"
+            np.save(os.path.join(directory, f"{name}_{comm.size}.npy"), np.array(params))
         return 0
     parallel.PATIENCE_S = 3.0
     run = trainer(directory, comm, checkpoint_every=2)

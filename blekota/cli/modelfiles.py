@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .. import legacy, modelfile, plot
+from .. import legacy, modelfile, plot, sparsity
 from ..errors import install_hint
 from ..fileutil import is_stream
 from .options import check_distinct, check_output, read_model
@@ -102,6 +102,9 @@ def info(args) -> int:
             f"{trainer.get('seq_length')}, batch_size {trainer.get('batch_size')}, random gain "
             f"{trainer.get('random_gain_db', 0.0):g} dB, input noise {trainer.get('input_noise', 0.0):g} levels"
         )
+    target = sparsity.describe(info)
+    if target:
+        print(f"sparsity:    {target}; {sparsity.block_density(model):.3f} of the blocks hold weights now")
     train, val = plot.loss_points(info)
     for label, rows in (("loss:       ", train), ("val loss:   ", val)):
         if rows.size:
