@@ -169,14 +169,15 @@ class Pruning:
     def __init__(self, layers: int, hidden: int, density: float = 1.0, start: int | None = None,
                  end: int | None = None, every: int = PRUNE_EVERY):
         self.density, self.start, self.end, self.every = check_settings(density, start, end, every)
-        self.layers, self.hidden = layers, hidden
+        self.hidden = hidden
         self.initial = 1.0  # the density the schedule falls from
         self.updated: int | None = None  # the iteration of the last mask update (None: none yet)
         self.matrices = pruned_matrices(layers, hidden)
         self._diagonal = diagonal_blocks(hidden)
         self.kept: list[np.ndarray] | None = None  # per matrix, its kept blocks (None: all)
-        self._span = slice(self.matrices[0].offset, self.matrices[-1].offset + hidden * 3 * hidden) if self.matrices else slice(0, 0)
-        self._pruned: np.ndarray | None = None  # bools over the span: weights pruned
+        # the part of the flat vector from the first pruned matrix to the end of the last
+        self._span = slice(self.matrices[0].offset, self.matrices[-1].offset + hidden * 3 * hidden)
+        self._pruned: np.ndarray | None = None  # bools over the span: the weights pruned
 
     @property
     def active(self) -> bool:
@@ -210,7 +211,7 @@ class Pruning:
 
     def due(self, iteration: int) -> bool:
         """Whether the masks are updated after the step that ends at `iteration`."""
-        if not self.active or self.start is None or iteration < self.start:
+        if not self.active or self.start is None or self.end is None or iteration < self.start:
             return False
         if self.updated is None or (iteration >= self.end and self.updated < self.end):
             return True

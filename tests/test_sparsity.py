@@ -212,3 +212,32 @@ def test_cli_trains_sparse_and_info_shows_it(tmp_path, capsys):
     resumed = blekota.load(tmp_path / "sine_14.npz")
     assert resumed.info["sparsity"] == {**model.info["sparsity"]}
     assert block_density(resumed) == block_density(model)
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"block": [16, 1]}, "pruned in blocks of [16, 1]; this version of blekota prunes 8x4 blocks"),
+    ({"density": 2}, "bad pruning settings (density must be a number in (0, 1] (1: dense), got 2)"),
+    ({"start": "soon"}, "bad pruning settings (prune_start must be None or an integer >= 0, got 'soon')"),
+    ({"updated": -1}, "bad pruning state (updated must be an integer >= 0, got -1)"),
+])
+def test_a_bad_pruning_record_is_refused_naming_the_file(tmp_path, change, message):
+    trainer = sparse_trainer(tmp_path)
+    for _ in range(4):
+        trainer.step()
+    saved = blekota.modelfile.read(trainer.save(tmp_path / "good.npz"))
+    info = {**saved.info, "sparsity": {**saved.info["sparsity"], **change}}
+    bad = blekota.modelfile.save(tmp_path / "bad.npz", saved.model, info, saved.train_arrays)
+    with pytest.raises(blekota.ModelFileError) as error:
+        blekota.Trainer.from_checkpoint(bad, wobbly_sine(), threads=1)
+    assert str(error.value) == f"{bad}: {message}"
+
+
+def test_missing_masks_are_refused(tmp_path):
+    trainer = sparse_trainer(tmp_path)
+    for _ in range(4):
+        trainer.step()
+    saved = blekota.modelfile.read(trainer.save(tmp_path / "good.npz"))
+    arrays = {key: value for key, value in saved.train_arrays.items() if not key.startswith("sparsity.")}
+    bad = blekota.modelfile.save(tmp_path / "bad.npz", saved.model, saved.info, arrays)
+    with pytest.raises(blekota.ModelFileError, match="bad pruning state"):
+        blekota.Trainer.from_checkpoint(bad, wobbly_sine(), threads=1)
