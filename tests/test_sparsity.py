@@ -241,3 +241,11 @@ def test_missing_masks_are_refused(tmp_path):
     bad = blekota.modelfile.save(tmp_path / "bad.npz", saved.model, saved.info, arrays)
     with pytest.raises(blekota.ModelFileError, match="bad pruning state"):
         blekota.Trainer.from_checkpoint(bad, wobbly_sine(), threads=1)
+
+
+def test_a_dense_model_goes_sparse_on_resume(tmp_path):
+    path = sparse_trainer(tmp_path, density=1.0, prune_start=None, prune_end=None).train(4).path
+    resumed = blekota.Trainer.from_checkpoint(path, wobbly_sine(), threads=1, density=0.5)
+    resumed.train(10)
+    assert (resumed.pruning.start, resumed.pruning.end, resumed.pruning.initial) == (5, 9, 1.0)
+    assert resumed.pruning.kept_share() < 1 and block_density(resumed.model) == resumed.pruning.kept_share()
