@@ -23,7 +23,10 @@ measured (nats per sample, forward passes from a zero state, the same pieces for
             window over the same windows in the same order (no validation inside the clock).
             Skipped when torch is not importable.
   --variant NAME='{"optimizer": "rmsprop", "lr": 0.002}' adds blekota runs with Trainer options
-            (a schedule as {"name": "plateau", "patience": 1, ...}).
+            (a schedule as {"name": "plateau", "patience": 1, ...}; block-sparse training as
+            {"density": 0.1, "prune_start": 50, "prune_end": 350, "prune_every": 25}: give the
+            schedule in iterations, since a run stopped by the clock has no iteration count to
+            place it by, see blekota.sparsity).
 
 On a shared machine, --threads 1 --clock cpu counts each run's own CPU seconds instead of wall
 time (with one thread, the time the run would take on a quiet machine), and --side-by-side runs a

@@ -1,6 +1,6 @@
 """blekota: learn how a sound continues and generate new sound from it, sample by sample."""
 
-from . import mulaw, parallel, plot, reference, soundstats, trainlog
+from . import mulaw, parallel, plot, reference, soundstats, sparsity, trainlog
 from ._version import __version__
 from .audio import PlaybackError, load_audio, play, save_wav
 from .dataset import Dataset
@@ -59,6 +59,7 @@ __all__ = [
     "reference",
     "save_wav",
     "soundstats",
+    "sparsity",
     "to_onnx",
     "trainlog",
 ]

@@ -4,8 +4,10 @@ info (JSON): iterations, epochs, training_files, history and val_history ([itera
 rows), best_val_loss, and the trainer block: the optimizer's name, clip and step count t, the
 trainer's settings (seq_length, batch_size, lr, schedule state, name, checkpoint_every,
 checkpoint_sound, keep, val_fraction, val_every, random_gain_db, input_noise), the data position with the
-signature of the data it belongs to, and the random generator state. Training arrays: h (the
-carried hidden state) and the optimizer's moments, each under OPTIM + its slot name.
+signature of the data it belongs to, and the random generator state; for block-sparse training
+(blekota.sparsity) sparsity: the target density, the block shape and the pruning schedule's state.
+Training arrays: h (the carried hidden state), the optimizer's moments, each under OPTIM + its
+slot name, and the pruning masks under SPARSITY + "kept".
 
 Trainer and the import of the original's pickles write it, every read of a model file checks
 it, and Trainer.from_checkpoint restores it.
@@ -25,8 +27,10 @@ from .augment import MAX_DB, check_max_db, check_noise
 from .checks import is_integer, is_number
 from .errors import BlekotaError, ConfigError, ModelFileError
 from .schedule import make_schedule
+from .sparsity import BLOCK_INPUTS, BLOCK_UNITS, PRUNE_EVERY, check_settings
 
 OPTIM = "optim."  # the prefix of the optimizer's arrays among the training arrays
+SPARSITY = "sparsity."  # ... and of the pruning's
 SETTINGS = ("seq_length", "batch_size", "optimizer", "lr", "name", "checkpoint_every", "checkpoint_sound",
             "keep", "val_fraction", "val_every", "input_noise")  # saved Trainer arguments that resuming passes on
 
@@ -37,13 +41,15 @@ def trainer_block(optimizer: str, clip: float, t: int, **settings) -> dict:
     return {"optimizer": optimizer, "clip": clip, "t": t, **settings}
 
 
-def training_arrays(h: np.ndarray | None, optimizer_state: dict) -> dict[str, np.ndarray]:
-    """The training arrays of a model file: the carried state h (None: none) and the arrays of
-    an optimizer's state_dict()."""
+def training_arrays(h: np.ndarray | None, optimizer_state: dict,
+                    pruning: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """The training arrays of a model file: the carried state h (None: none), the arrays of
+    an optimizer's state_dict() and those of blekota.sparsity.Pruning.arrays()."""
     arrays = {} if h is None else {"h": h}
     for key, value in optimizer_state.items():
         if isinstance(value, np.ndarray):
             arrays[OPTIM + key] = value
+    arrays.update({SPARSITY + key: value for key, value in (pruning or {}).items()})
     return arrays
 
 
@@ -58,7 +64,9 @@ def data_signature(trainer) -> dict:
 def info(trainer) -> dict:
     """The info a Trainer saves with the model: its history and everything needed to resume."""
     optimizer = trainer.optimizer
+    sparsity = trainer.pruning.settings()
     return {
+        **({"sparsity": sparsity} if sparsity else {}),
         "iterations": trainer.iteration,
         "epochs": trainer.epoch,
         "training_files": trainer.files,
@@ -112,6 +120,7 @@ INFO_FIELDS: dict[str, tuple[Callable[[object], bool], str]] = {  # what each in
     "val_history": (_is_pairs, "a list of [iteration, loss] pairs"),
     "best_val_loss": (lambda value: value is None or is_number(value), "a number"),
     "trainer": (lambda value: isinstance(value, dict), "a mapping"),
+    "sparsity": (lambda value: isinstance(value, dict), "a mapping"),
 }
 TRAINER_FIELDS: dict[str, tuple[Callable[[object], bool], str]] = {  # ... and each of its trainer block
     "optimizer": (lambda value: isinstance(value, str), "a name"),
@@ -190,6 +199,19 @@ def resume_options(path: str | os.PathLike, info: dict, overrides: dict) -> dict
     if saved:  # a file trained before random gain existed trained without it
         options["random_gain_db"] = saved.get("random_gain_db", 0.0)
     options["directory"] = Path(path).parent
+    sparsity = info.get("sparsity") or {}
+    if sparsity:
+        if sparsity.get("block", [BLOCK_UNITS, BLOCK_INPUTS]) != [BLOCK_UNITS, BLOCK_INPUTS]:
+            raise ModelFileError(f"{path}: pruned in blocks of {sparsity['block']}; this version of blekota "
+                                 f"prunes {BLOCK_UNITS}x{BLOCK_INPUTS} blocks")
+        options.update(density=sparsity.get("density", 1.0), prune_start=sparsity.get("start"),
+                       prune_end=sparsity.get("end"), prune_every=sparsity.get("every", PRUNE_EVERY))
+        try:
+            check_settings(options["density"], options["prune_start"], options["prune_end"], options["prune_every"])
+        except ConfigError as error:
+            raise ModelFileError(f"{path}: bad pruning settings ({error})") from None
+        if overrides.get("density", options["density"]) != options["density"]:  # a new target: a new schedule
+            options.update(prune_start=None, prune_end=None)
     if "schedule" in saved and "schedule" not in overrides:
         try:
             options["schedule"] = make_schedule(**saved["schedule"])
@@ -222,6 +244,13 @@ def restore(trainer, path: str | os.PathLike, info: dict, arrays: dict[str, np.n
         trainer.h = np.ascontiguousarray(h, dtype=trainer.model.dtype)
         trainer.position = position
         trainer.continues_data = True
+    sparsity = info.get("sparsity") or {}
+    if sparsity:
+        try:
+            trainer.pruning.restore(sparsity, {key[len(SPARSITY):]: value for key, value in arrays.items()
+                                               if key.startswith(SPARSITY)})
+        except (ConfigError, ValueError) as error:
+            raise ModelFileError(f"{path}: bad pruning state ({error})") from None
     if "rng" in saved:
         try:
             trainer.rng.bit_generator.state = saved["rng"]

@@ -134,3 +134,8 @@ def device(name: str, value) -> str:
     )):
         return value
     raise _refuse(name, DEVICES, value)
+
+
+def density(name: str, value) -> float:
+    """value as a float, when it is a share of weights kept: a number in (0, 1] (1: dense)."""
+    return number(name, value, 0, 1, low_open=True, expected="a number in (0, 1] (1: dense)")

@@ -195,11 +195,10 @@ def validation_pieces(
     return np.array(starts, dtype=np.int64), L, rest
 
 
-
 def validation_sums(model, levels: np.ndarray, T: int, starts: np.ndarray, L: int,
                     rest: list[tuple[int, int, int]]) -> tuple[float, int]:
-    """(nats, predictions) of model, a blekota Model, over the validation pieces of levels that
-    validation_pieces() returned (starts, L, rest), by forward passes of at most T steps."""
+    """(nats, predictions) of model (a blekota Model) over the validation pieces of levels that
+    validation_pieces() cut (starts, L, rest), in windows of T steps by forward passes."""
     total, count = 0.0, 0
     h_full = None
     if starts.size:
@@ -219,6 +218,8 @@ def validation_sums(model, levels: np.ndarray, T: int, starts: np.ndarray, L: in
             total += float(loss) * (end - offset)
             count += end - offset
     return total, count
+
+
 
 def warn_if_silent(levels: np.ndarray, files: list[str]) -> None:
     """Warn (BlekotaWarning) when every level is silence: the model would learn only silence."""

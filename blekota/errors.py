@@ -1,6 +1,8 @@
 """The exceptions blekota raises for bad input (one line that names the file or parameter), and the
 install hint they give when an optional part is missing."""
 
+from __future__ import annotations
+
 
 class BlekotaError(Exception):
     """Base class of every error blekota reports to its user."""
@@ -26,6 +28,14 @@ def install_hint(extra: str) -> str:
 
 class TrainingDiverged(BlekotaError):
     """Training stopped because the loss or the weights became NaN or infinite."""
+
+    @classmethod
+    def at(cls, iteration: int, what: str, lr: float, last_saved) -> TrainingDiverged:
+        """The error for `what` (the loss, the weights) gone bad at `iteration` and learning rate
+        lr; last_saved: the run's last file saved, kept (None: none)."""
+        kept = f"; {last_saved}, the last file saved, is kept" if last_saved else "; nothing was saved in this run"
+        return cls(f"training diverged at iteration {iteration}: {what} became NaN or infinite at learning "
+                   f"rate {lr:g}{kept}")
 
 
 class BlekotaWarning(UserWarning):

@@ -44,6 +44,18 @@ def training_bytes(layers: int, hidden: int, T: int, B: int, itemsize: int, slot
     )
 
 
+def ensure_training(model, T: int, batch_size: int, streams: int, slots: int) -> None:
+    """Raise ConfigError when training model (a blekota Model) with windows of T steps does not
+    fit: `streams` of the run's batch_size streams in this process (0 when the windows live on
+    another device), an optimizer with `slots` moment vectors."""
+    ensure(
+        training_bytes(model.layers, model.hidden, T, streams, model.dtype.itemsize, slots),
+        f"training a {model.layers}x{model.hidden} {model.dtype.name} model with seq_length {T} and "
+        f"batch_size {batch_size}",
+        "use a smaller batch_size, seq_length or hidden",
+    )
+
+
 def available_bytes() -> int | None:
     """Memory this process can still get: MemAvailable of /proc/meminfo, else the free physical
     pages (os.sysconf); None when the system does not say."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _sample
+from . import _sample, sparsity
 from .mulaw import SILENCE
 
 BLOCK_UNITS = 8  # output units of one gate per block
@@ -90,31 +90,13 @@ def _sets(kept: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     return sets
 
 
-def kept_share(params: np.ndarray, layers: int, hidden: int) -> float:
-    """The share of blocks (8 units of one gate by 4 inputs) with a nonzero weight, over the
-    hidden-sized matrices of the stack (every layer's recurrent weights and the input weights
-    of layers above the first): 1 for a dense model, about the density for a sparse one."""
-    kept = total = 0
-    H, Hp = hidden, _padded(hidden)
-    for number, matrix in enumerate(_products(params, layers, hidden)):
-        blocks = _blocks(matrix)
-        gates = 2 if number % 2 == 0 else 1
-        real_groups = np.concatenate([np.arange(-(-H // BLOCK_UNITS)) + g * Hp // BLOCK_UNITS for g in range(gates)])
-        Kx = matrix.shape[0] - Hp
-        real_rows = np.concatenate([np.arange(-(-H // BLOCK_INPUTS)) + k * Kx // BLOCK_INPUTS for k in ([0, 1] if Kx else [0])])
-        grid = np.abs(blocks[np.ix_(real_groups, real_rows)]).sum(axis=(2, 3)) > 0
-        kept += int(grid.sum())
-        total += grid.size
-    return kept / total
-
-
 def kernel_for(model, streams: int) -> str:
     """The kernel that samples `streams` streams of a blekota.Model: int8 for one stream when
     model.int8, sparse for one stream when at most SPARSE_BELOW of the blocks are kept, else
     dense."""
     if streams == 1 and model.int8:
         return "int8"
-    if streams == 1 and kept_share(model.params, model.layers, model.hidden) <= SPARSE_BELOW:
+    if streams == 1 and sparsity.block_density(model) <= SPARSE_BELOW:
         return "sparse"
     return "dense"
 

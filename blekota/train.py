@@ -37,6 +37,7 @@ from .presets import DEFAULTS
 from .progress import Progress, TrainResult
 from .runfiles import RunFiles, split_name
 from .schedule import Schedule, make_schedule
+from .sparsity import PRUNE_EVERY, Pruning
 
 REPORT_EVERY = 50
 VAL_EVERY = 200
@@ -59,7 +60,10 @@ class Trainer:
     recovers from its own draws. The defaults are blekota.presets.PRESETS["default"], which holds
     other sets (the original's RMSprop) to pass as **PRESETS[name]. val_fraction: the tail of every sound
     held out for validation (0: none); val_every: validate every that many iterations (0: only
-    at the end).
+    at the end). density: train block-sparse, keeping this share of the recurrent matrices' blocks
+    (1: dense); prune_start, prune_end: the iterations it falls between (None: from a tenth to half
+    of the first train() call's iterations, see blekota.sparsity); prune_every: iterations between
+    mask updates.
     name: prefix of the files written; "foo/bar" writes foo/bar_N.npz in `directory` (the folder
     is created). checkpoint_every: save NAME_N.npz every that many
     iterations (0: never); checkpoint_sound: also generate that many samples and save NAME_N.wav;
@@ -109,6 +113,10 @@ class Trainer:
         random_gain_db: float = DEFAULTS["random_gain_db"],
         input_noise: float = 0.0,
         device: str = CPU,
+        density: float = 1.0,
+        prune_start: int | None = None,
+        prune_end: int | None = None,
+        prune_every: int = PRUNE_EVERY,
     ):
         self.processes: Processes = processes(comm)
         self.model = model
@@ -139,6 +147,9 @@ class Trainer:
         if not isinstance(self.schedule, Schedule):
             raise ConfigError(f"schedule must be a name or a Schedule, got {schedule!r}")
         self.optimizer = self.processes.together(lambda: self._allocate(optimizer, lr, device))
+        self.pruning = Pruning(model.layers, model.hidden, density, prune_start, prune_end, prune_every)
+        if self.pruning.active and device != CPU:
+            raise ConfigError(f"density {density:g} trains on the CPU only: the pruning is not on {device}")
         # One Allreduce per iteration carries the gradients, the loss and three flags: see _sum_over_processes.
         self._sums = np.empty(model.n_params + 4, model.dtype)
         self.grads = self._sums[: model.n_params]
@@ -169,15 +180,10 @@ class Trainer:
     def _allocate(self, optimizer: str, lr: float, device: str = CPU):
         """The optimizer, after checking that training fits in memory (this process's streams;
         on another device than the CPU, the windows are there: only the weight vectors here)."""
-        model, streams = self.model, self.streams.stop - self.streams.start if device == CPU else 0
+        streams = self.streams.stop - self.streams.start if device == CPU else 0
         slots = len(OPTIMIZERS[optimizer].slots) if optimizer in OPTIMIZERS else 2
-        memory.ensure(
-            memory.training_bytes(model.layers, model.hidden, self.seq_length, streams, model.dtype.itemsize, slots),
-            f"training a {model.layers}x{model.hidden} {model.dtype.name} model with seq_length "
-            f"{self.seq_length} and batch_size {self.batch_size}",
-            "use a smaller batch_size, seq_length or hidden",
-        )
-        return make_optimizer(optimizer, model.n_params, model.dtype, lr)
+        memory.ensure_training(self.model, self.seq_length, self.batch_size, streams, slots)
+        return make_optimizer(optimizer, self.model.n_params, self.model.dtype, lr)
 
     def _settings(self) -> dict:
         """What every process of a data-parallel run must have been given alike."""
@@ -187,6 +193,7 @@ class Trainer:
             "schedule": self.schedule.state_dict(), "val_fraction": self.val_fraction,
             "val_every": self.val_every, "checkpoint_every": self.checkpoint_every,
             "random_gain_db": self.random_gain_db, "input_noise": self.input_noise,
+            "sparsity": self.pruning.settings(),
         }
 
     def set_audio(self, audio) -> None:
@@ -244,26 +251,20 @@ class Trainer:
         else:
             loss, h_last = self._loss_and_grads(inputs, targets)
         if not math.isfinite(loss):
-            raise self._diverged("the loss")
+            raise TrainingDiverged.at(self.iteration + 1, "the loss", self.optimizer.lr, self.last_saved)
         if self.device_step is None:
+            self.pruning.before_update(self.grads)
             with np.errstate(over="ignore", invalid="ignore"):  # what overflows is found just below
                 self.optimizer.step(self.model.params, self.grads)
             finite = np.isfinite(self.model.params).all()
         if not finite:
-            raise self._diverged("the weights")
+            raise TrainingDiverged.at(self.iteration + 1, "the weights", self.optimizer.lr, self.last_saved)
         self.h[:, self.streams] = h_last
         self.position += 1
         self.iteration += 1
+        self.pruning.after_update(self.model.params, self.iteration, self.optimizer)
         self.optimizer.lr = self.schedule.after_step(self.iteration, self.optimizer.lr)
         return loss
-
-    def _diverged(self, what: str) -> TrainingDiverged:
-        """The error for a run whose loss or weights (`what`) became NaN or infinite."""
-        kept = f"; {self.last_saved}, the last file saved, is kept" if self.last_saved else "; nothing was saved in this run"
-        return TrainingDiverged(
-            f"training diverged at iteration {self.iteration + 1}: {what} became NaN or infinite at learning "
-            f"rate {self.optimizer.lr:g}{kept}"
-        )
 
     def _loss_and_grads(self, x: np.ndarray, targets: np.ndarray | None = None) -> tuple[float, np.ndarray]:
         """Loss and gradients (into self.grads) of the whole batch of window x (T+1, B): this
@@ -337,6 +338,7 @@ class Trainer:
         if max_seconds is not None:
             max_seconds = checks.number("max_seconds", max_seconds, 0, low_open=True, expected="> 0")
         files = self._run_files(iterations)
+        self.pruning.plan(self.iteration, iterations)
         self._run_start = time.perf_counter()
         self._done, self._iterations = 0, iterations
         window_losses: list[float] = []
@@ -545,7 +547,7 @@ class Trainer:
         if self.device_step is not None:
             self.device_step.download()
         self.model.info = self.info()
-        return self.model.info, checkpoint.training_arrays(h, self.optimizer.state_dict())
+        return self.model.info, checkpoint.training_arrays(h, self.optimizer.state_dict(), self.pruning.arrays())
 
     def save(self, path: str | os.PathLike) -> Path:
         """Save model, optimizer state, data position and hidden state to path (atomically).

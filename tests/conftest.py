@@ -1,12 +1,21 @@
-"""Shared fixtures: small random models whose weights are large enough to exercise every gate."""
+"""Shared fixtures: small random models whose weights are large enough to exercise every gate;
+subprocesses import the blekota under test."""
 
 import contextlib
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import blekota
 from blekota import _gru, _sample, _vmath
+
+# Subprocesses (python -m blekota, the mpiexec workers) import the blekota under test, not another
+# checkout that an editable install in the environment points to
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    filter(None, [str(Path(blekota.__file__).resolve().parent.parent), os.environ.get("PYTHONPATH")])
+)
 
 CPU_MODULES = (_gru, _sample, _vmath)  # each compiled module holds its own CPU level
 

@@ -8,6 +8,7 @@ overlap: the same three times, summing the gradient during the backward pass (ke
 progress thread, then without it) and after it; rank 0 saves the weights (DIRECTORY/overlap.npy:
 [overlapped, overlapped without the thread, after]) and every process the threads its model,
 built without threads, was given (DIRECTORY/threads_RANK.txt).
+sparse: the same with block-sparse training (density 0.25), into DIRECTORY/sparse_N.npy.
 fail: process 1 runs out of memory in its 6th update; every process writes how it ended to
 DIRECTORY/outcome_RANK.txt.
 fail-midway: the same, but in its backward pass, after it has handed over two gradient blocks.
@@ -84,12 +85,14 @@ def outcome(directory: str, rank: int, text: str) -> None:
 
 def main(scenario: str, directory: str) -> int:
     comm = MPI.COMM_WORLD
-    if scenario == "exact":
-        run = trainer(directory, comm)
+    if scenario in ("exact", "sparse"):
+        sparse = dict(density=0.25, prune_start=2, prune_end=12, prune_every=3) if scenario == "sparse" else {}
+        run = trainer(directory, comm, **sparse)
         run.train(20)
         params = comm.gather(run.model.params, root=0)
         if comm.rank == 0:
-            np.save(os.path.join(directory, f"params_{comm.size}.npy"), np.array(params))
+            name = "params" if scenario == "exact" else "sparse"
+            np.save(os.path.join(directory, f"{name}_{comm.size}.npy"), np.array(params))
         return 0
     if scenario == "overlap":
         results = []

@@ -161,6 +161,21 @@ def test_every_process_holds_the_same_weights(tmp_path):
 
 
 @needs_mpi
+def test_every_process_prunes_the_same_blocks(tmp_path):
+    worker = [sys.executable, str(HERE / "mpi_worker.py"), "sparse", str(tmp_path)]
+    assert run(worker, tmp_path).returncode == 0
+    result = run(MPIEXEC + worker, tmp_path)
+    assert result.returncode == 0, result.stderr
+    alone, together = np.load(tmp_path / "sparse_1.npy"), np.load(tmp_path / "sparse_2.npy")
+    np.testing.assert_array_equal(together[0], together[1])
+    zeros = alone[0] == 0
+    # at 16 units the diagonal is half of the blocks: half of both UhT pruned, 3/4 of layer 1's WxT
+    assert zeros.sum() == 2 * 16 * 48 // 2 + 16 * 48 * 3 // 4
+    np.testing.assert_array_equal(together[0] == 0, zeros)
+    assert_close(alone[0], together[0])
+
+
+@needs_mpi
 def test_bad_input_is_reported_once_by_rank_0(tmp_path):
     result = run(MPIEXEC + blekota_command("train", "missing.wav"), tmp_path)
     assert result.returncode == 2

@@ -7,7 +7,7 @@ import pytest
 from conftest import cpu_level
 
 import blekota
-from blekota import _sample, reference, sampler
+from blekota import _sample, reference, sampler, sparsity
 from blekota.mulaw import quantize, unquantize
 from test_sample import fed_inputs
 
@@ -60,17 +60,28 @@ def dense_kernel(model, **options):
         sampler.SPARSE_BELOW = previous
 
 
-def test_kept_share_and_the_kernel_chosen(sparse_model):
+def test_block_density_and_the_kernel_chosen(sparse_model):
     dense = blekota.Model(hidden=64, layers=2, seed=0)
-    assert sampler.kept_share(dense.params, 2, 64) == 1.0
+    assert sparsity.block_density(dense) == 1.0
     assert sampler.pack(dense, streams=1).kernel == "dense"
     model = sparse_model(64, 2, "float32", density=0.1)
-    assert 0.05 < sampler.kept_share(model.params, 2, 64) < 0.15
+    assert 0.05 < sparsity.block_density(model) < 0.15
     assert sampler.pack(model, streams=1).kernel == "sparse"
     assert sampler.pack(model, streams=3).kernel == "dense"
     model.int8 = True
     assert sampler.pack(model, streams=1).kernel == "int8"
     assert sampler.pack(model, streams=2).kernel == "dense"
+
+
+@pytest.mark.parametrize("density", [0.1, 0.3])
+def test_prune_at_once_keeps_the_strongest_blocks(density):
+    model = blekota.Model(hidden=128, layers=2, seed=0)  # diagonal blocks: 8 / 128 of each Uh
+    before = model.params.copy()
+    sparsity.prune(model, density)
+    assert sparsity.block_density(model) == pytest.approx(density, abs=0.01)
+    kept = model.params != 0
+    np.testing.assert_array_equal(model.params[kept], before[kept])  # kept weights untouched
+    assert sampler.kernel_for(model, 1) == "sparse"
 
 
 @pytest.mark.parametrize("hidden,layers", SHAPES)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .. import legacy, modelfile, plot, sampler
+from .. import legacy, modelfile, plot, sampler, sparsity
 from ..errors import install_hint
 from ..fileutil import is_stream
 from .options import check_distinct, check_output, read_model
@@ -102,10 +102,11 @@ def info(args) -> int:
             f"{trainer.get('seq_length')}, batch_size {trainer.get('batch_size')}, random gain "
             f"{trainer.get('random_gain_db', 0.0):g} dB, input noise {trainer.get('input_noise', 0.0):g} levels"
         )
-    share = sampler.kept_share(model.params, model.layers, model.hidden)
+    target = sparsity.describe(info)
+    if target:
+        print(f"sparsity:    {target}; {sparsity.block_density(model):.3f} of the blocks hold weights now")
     kernel = sampler.kernel_for(model, 1)
-    print(f"sampling:    one stream on the {kernel} kernel; {share:.1%} of the 8x4 weight blocks are nonzero"
-          + ("; int8 weights (saved with the model)" if model.int8 else ""))
+    print(f"sampling:    one stream on the {kernel} kernel" + ("; int8 weights (saved with the model)" if model.int8 else ""))
     train, val = plot.loss_points(info)
     for label, rows in (("loss:       ", train), ("val loss:   ", val)):
         if rows.size:

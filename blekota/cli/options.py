@@ -20,6 +20,7 @@ from ..fileutil import existing_file, is_stream, same_file
 from ..model import Model
 from ..optim import OPTIMIZERS
 from ..presets import PRESETS
+from ..sparsity import PRUNE_EVERY
 from ..train import VAL_EVERY, VAL_FRACTION
 
 
@@ -67,6 +68,13 @@ data and schedule:
                  learning rate by hand, done for you; constant (the default without
                  validation); step (lr times --lr-factor every --lr-every iterations, down
                  to --min-lr).
+  --density      train block-sparse: keep this share (0-1] of every recurrent matrix's blocks
+                 of 8 units x 4 inputs (the diagonal kept), the rest exactly zero, for fast
+                 sampling. The share falls gradually from 1 between --prune-start and
+                 --prune-end (default: a tenth and half of --iterations), the weakest blocks
+                 (by energy) pruned every --prune-every iterations; the rest of the run
+                 trains at the final density. Stopped sooner (--seconds), the saved model
+                 may hold more. 0.1 keeps a tenth.
   --random-gain  each stream's window is trained at its own random gain within +-DB
                  decibels, so a short recording is not learned by heart: the held-out loss
                  keeps falling for longer. 0 trains on the sound as recorded. Validation is
@@ -110,6 +118,7 @@ rate = argument_type(int, checks.sample_rate, f"a sample rate in 1..{checks.MAX_
 seed = argument_type(int, checks.non_negative_int, "an integer >= 0")
 factor = argument_type(float, lambda name, value: checks.number(name, value, 0, 1, low_open=True, high_open=True),
                        "a number in (0, 1)")
+density = argument_type(float, checks.density, "a number in (0, 1]")
 decibels = argument_type(float, lambda name, value: check_max_db(value), f"a number of decibels in [0, {MAX_DB:g}]")
 device_name = argument_type(str, checks.device, checks.DEVICES)
 
@@ -164,6 +173,10 @@ def add_training_arguments(parser: argparse.ArgumentParser, iterations: int, ite
     parser.add_argument("--val-every", action=Given, type=non_negative_int, default=VAL_EVERY, help=f"validate every N iterations and at the end (0: only at the end; default {VAL_EVERY})")
     parser.add_argument("--random-gain", action=Given, type=decibels, default=None, metavar="DB", help="train each stream's window at a random gain within +-DB decibels (0: as recorded; default: the preset's)")
     parser.add_argument("--input-noise", action=Given, type=non_negative_float, default=0.0, metavar="LEVELS", help="read training inputs moved by this many mu-law levels (std) and learn to predict the clean next level, so generation recovers from its own draws (0: off, the default; the demo uses 1.5)")
+    parser.add_argument("--density", action=Given, type=density, default=1.0, metavar="D", help="keep this share of the recurrent weights' 8x4 blocks, pruned gradually (default 1: dense)")
+    parser.add_argument("--prune-start", action=Given, type=non_negative_int, default=None, metavar="N", help="--density: the iteration the pruning starts (default: a tenth of --iterations in, at most 2000)")
+    parser.add_argument("--prune-end", action=Given, type=non_negative_int, default=None, metavar="N", help="--density: the iteration it reaches D (default: half of --iterations in, at most 20000)")
+    parser.add_argument("--prune-every", action=Given, type=positive_int, default=PRUNE_EVERY, metavar="N", help=f"--density: iterations between choices of the blocks kept (default {PRUNE_EVERY})")
     parser.add_argument("--schedule", action=Given, choices=("constant", "step", "plateau"), default=None, help="learning-rate schedule (default: the preset's; plateau when validating, else constant)")
     parser.add_argument("--lr-factor", action=Given, type=factor, default=0.5, help="step and plateau: multiply the lr by this (default 0.5)")
     parser.add_argument("--lr-every", action=Given, type=positive_int, default=1000, help="step: iterations between reductions (default 1000)")
@@ -248,7 +261,8 @@ RESUME_OPTIONS = {  # option dest -> Trainer argument, for options given on resu
     "seq_length": "seq_length", "batch_size": "batch_size", "alpha": "lr", "optimizer": "optimizer",
     "checkpoint_every": "checkpoint_every", "keep": "keep", "val_fraction": "val_fraction",
     "val_every": "val_every", "out_dir": "directory", "model_name": "name", "random_gain": "random_gain_db",
-    "input_noise": "input_noise",
+    "input_noise": "input_noise", "density": "density", "prune_start": "prune_start", "prune_end": "prune_end",
+    "prune_every": "prune_every",
 }
 
 
@@ -283,7 +297,8 @@ def new_trainer_options(args) -> dict:
     return dict(
         seq_length=args.seq_length, batch_size=args.batch_size, checkpoint_every=args.checkpoint_every,
         keep=args.keep, val_fraction=args.val_fraction, val_every=args.val_every,
-        input_noise=args.input_noise, **update_rule(args),
+        input_noise=args.input_noise, density=args.density, prune_start=args.prune_start,
+        prune_end=args.prune_end, prune_every=args.prune_every, **update_rule(args),
     )
 
 

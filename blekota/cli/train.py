@@ -15,6 +15,7 @@ from ..errors import BlekotaError, ModelFileError, TrainingDiverged
 from ..fileutil import prepare_directory
 from ..model import Model
 from ..runfiles import RunFiles, split_name
+from ..sparsity import BLOCK_INPUTS, BLOCK_UNITS
 from ..train import Trainer
 from .options import (
     HYPERPARAMETERS, add_model_arguments, add_threads_argument, add_training_arguments, checkpoint_sound,
@@ -165,6 +166,12 @@ def train(args, processes: parallel.Processes) -> int:
     if shown >= VERBOSE:
         for name, size in zip(files, trainer.data.sizes):
             print(f"  {name}: {size / fs:.1f} s", flush=True)
+    pruning = trainer.pruning
+    if pruning.active:
+        pruning.plan(trainer.iteration, args.iterations)
+        say(f"block-sparse: density {pruning.density:g} of the recurrent weights' {BLOCK_UNITS}x{BLOCK_INPUTS} "
+            f"blocks, reached from iteration {pruning.start} to {pruning.end}, blocks chosen every {pruning.every}",
+            flush=True)
     started = trainer.iteration
     board = tensorboard.TensorBoard(args.tensorboard, trainer) if args.tensorboard else nullcontext()
     if args.tensorboard:
