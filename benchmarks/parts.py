@@ -9,6 +9,8 @@ iteration are its share of the samples times the iteration's median CPU time (al
 together); its floor is its float32 multiply-adds at one core's FMA peak (blekota._vmath.fma_peak,
 at the CPU level in use), so "of floor" is how close the part runs to the FMA rate. Needs Linux
 `perf` (package linux-perf or linux-tools); without it the script says so and exits with status 3.
+run.py prints this breakdown after the training table (blekota's threads as given there), with
+the most a float32 FMA kernel could beat PyTorch by on the CPU.
 """
 
 from __future__ import annotations
@@ -162,6 +164,8 @@ def profile(threads: int, config: str, warmup: int, iterations: int) -> dict:
     c = CONFIGS[config]
     cpu = statistics.median(result["cpu"])
     total = sum(counts.values())
+    if total == 0:
+        raise RuntimeError("perf recorded no samples")
     seconds = {part: cpu * counts[part] / total for part in PARTS}
     return {"cpu_s": cpu, "wall_s": statistics.median(result["wall"]), "peak": result["peak"],
             "level": result["level"], "samples": total, "seconds": seconds,
@@ -194,6 +198,27 @@ def report(found: dict, threads: int, config: str) -> str:
     return "\n".join(lines)
 
 
+def breakdown(threads: int, config: str = "default", iterations: int = 10,
+              pytorch_s: float | None = None) -> str:
+    """The parts report for run.py and main(), or one line saying why there is none. With
+    pytorch_s (PyTorch's seconds per iteration, same threads), also the most any float32 FMA
+    kernel could beat it by on this CPU: PyTorch's time over the floor spread on the threads."""
+    if shutil.which("perf") is None:
+        return "# parts: no breakdown, Linux perf is not installed (apt-get install linux-perf)"
+    try:
+        found = profile(threads, config, 2, iterations)
+    except (subprocess.CalledProcessError, RuntimeError, ValueError, ZeroDivisionError) as error:
+        return f"# parts: no breakdown, perf could not sample the iteration ({error})"
+    text = report(found, threads, config)
+    if pytorch_s is not None:
+        floor = sum(found["floors"].values()) / threads
+        text += (f"\n\nPyTorch {pytorch_s:.4f} s per iteration on {threads} thread(s): at the FMA "
+                 f"floor ({floor:.4f} s on {threads} core(s)) a float32 kernel would be "
+                 f"{pytorch_s / floor:.2f}x PyTorch; blekota is "
+                 f"{pytorch_s / found['wall_s']:.2f}x in this run (wall).")
+    return text
+
+
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         child(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
@@ -203,12 +228,9 @@ def main() -> int:
     parser.add_argument("--iterations", type=int, default=10, help="timed iterations (10)")
     parser.add_argument("--config", choices=sorted(CONFIGS), default="default")
     args = parser.parse_args()
-    if shutil.which("perf") is None:
-        print("parts.py needs Linux perf (apt-get install linux-perf)", file=sys.stderr)
-        return 3
-    found = profile(args.threads, args.config, 2, args.iterations)
-    print(report(found, args.threads, args.config))
-    return 0
+    text = breakdown(args.threads, args.config, args.iterations)
+    print(text)
+    return 3 if text.startswith("# parts: no breakdown") else 0
 
 
 if __name__ == "__main__":

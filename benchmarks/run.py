@@ -5,7 +5,8 @@ described in common.py. Every measurement runs in its own subprocess. Ratios com
 pytorch and reference rows of the same section, config and thread count (the reference is
 float64 only, so both blekota dtypes are compared with it). `--only quality` runs quality.py
 instead (held-out loss against training time) and `--only sound` runs sound.py (what the trained
-models make up, against the real sound); both are long, so never part of the full run.
+models make up, against the real sound); both are long, so never part of the full run. After the
+training table, parts.py's breakdown of blekota's float32 iteration (needs Linux perf).
 """
 
 from __future__ import annotations
@@ -117,6 +118,14 @@ def main(argv: list[str] | None = None) -> int:
         print("# torch is not importable: the PyTorch comparison was skipped "
               "(pip install -e '.[bench]' to include it)")
     print(table(rows))
+    if any(row["section"] == "training" for row in rows):
+        import parts
+
+        peers = [row["median_s"] for row in rows if row["section"] == "training"
+                 and row["impl"] == "pytorch" and row["config"] == "default"
+                 and row["dtype"] == "float32"]
+        print("\n# where blekota's float32 iteration goes (benchmarks/parts.py)\n")
+        print(parts.breakdown(args.threads, pytorch_s=peers[0] if peers else None))
     if args.json:
         args.json.write_text(json.dumps({"machine": info, "rows": rows}, indent=1) + "\n")
     return 0

@@ -9,8 +9,9 @@
  *                 block into scratch: the weight gradients, sums over the rows of a window.
  * Packed W: ceil(N / 16) slices of 16 columns, each K rows of 16 contiguous floats, zero past
  * column N. Both drivers run the register tiles of tiles_twin.h over K: AVX-512 up to 10 rows by
- * 32 columns, AVX2 up to 6 rows by 16 columns; both levels give bit-identical results. Callers
- * keep a BLAS path for the portable level and for double.
+ * 32 columns (bk_gemm_tn_f 6 rows by 64), AVX2 up to 6 rows by 16 columns; every tile shape and
+ * both levels give bit-identical results. Callers keep a BLAS path for the portable level and
+ * for double.
  */
 #ifndef BLEKOTA_PACKED_GEMM_H
 #define BLEKOTA_PACKED_GEMM_H
