@@ -56,13 +56,16 @@ BK_FN void BK_NAME(bk_gemm_xw)(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const floa
  * apart): scattered[levels[k]] += B[k] (the gradient of a row gather). scratch:
  * bk_gemm_tn_scratch() floats. Blocks of BK_KC rows by BK_NC columns of B are packed into slices
  * of 16 columns (the sums and the scatter read B there), and C is updated block by block by the
- * level's wide tiles, which read A in place (a row of a tile's A is contiguous). */
+ * level's tiles (its wide ones if bk_gemm_tn_wide), which read A in place (a row of a tile's A is
+ * contiguous). */
 BK_FN void BK_NAME(bk_gemm_tn)(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const float *a,
                                ptrdiff_t lda, const float *b, ptrdiff_t ldb, float *c,
                                ptrdiff_t ldc, int add, float *sums, const unsigned char *levels,
                                float *scattered, ptrdiff_t lds, float *scratch)
 {
-    const int rows = BK_NAME(bk_tile_wide_rows), most = BK_NAME(bk_tile_wide_slices);
+    const int wide = bk_gemm_tn_wide(-1);
+    const int rows = wide ? BK_NAME(bk_tile_wide_rows) : BK_NAME(bk_tile_rows);
+    const int most = wide ? BK_NAME(bk_tile_wide_slices) : BK_NAME(bk_tile_slices);
     if (!add) {
         if (sums != NULL)
             memset(sums, 0, N * sizeof(float));

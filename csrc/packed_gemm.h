@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "cpu.h"
+
 #define BK_SLICE 16      /* columns per packed slice */
 #define BK_KC 256        /* rows of B that bk_gemm_tn_f packs at a time */
 #define BK_NC 256        /* columns of B that bk_gemm_tn_f packs at a time */
@@ -52,6 +54,21 @@ static inline void bk_pack_w_f(const float *src, ptrdiff_t ld, int trans, ptrdif
                 d[j] = 0.0f;
         }
     }
+}
+
+/* Whether bk_gemm_tn_f runs on the level's wide tiles (see tiles_twin.h): -1 until chosen, then
+ * by default on Intel CPUs, where they are faster (benchmarks/README.md); elsewhere the products
+ * keep the tiles they were tuned with on AMD Zen. Either way every result is the same. */
+static int bk_tn_wide = -1;
+
+/* Use the wide tiles if wide is 1, not if 0; -1 keeps the choice. Returns the choice in use. */
+static inline int bk_gemm_tn_wide(int wide)
+{
+    if (wide >= 0)
+        bk_tn_wide = wide != 0;
+    else if (bk_tn_wide < 0)
+        bk_tn_wide = bk_cpu_intel();
+    return bk_tn_wide;
 }
 
 /* Floats of scratch that bk_gemm_tn_f needs. */

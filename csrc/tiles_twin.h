@@ -113,9 +113,10 @@ BK_TILE(2, 4) BK_TILE(3, 4) BK_TILE(4, 4) BK_TILE(5, 4) BK_TILE(6, 4)
 /* Largest tile of the level: rows, and slices side by side. */
 static const int BK_NAME(bk_tile_rows) = BK_TILE_MAX_ROWS;
 static const int BK_NAME(bk_tile_slices) = BK_TILE_MAX_SLICES;
-/* The wide tile of the weight gradients (bk_gemm_tn): at AVX-512 6 rows by 4 slices, 24
- * accumulators fed by 6 broadcasts and 4 loads per k (10 rows by 2 slices need 12 loads for 20):
- * on the Intel Xeon of benchmarks/README.md it runs those products 14 % faster. */
+/* The wide tile of the weight gradients (bk_gemm_tn, on Intel CPUs: bk_gemm_tn_wide): at
+ * AVX-512 6 rows by 4 slices, 24 accumulators fed by 6 broadcasts and 4 loads per k (10 rows by 2
+ * slices need 12 loads for 20); on the Intel Xeon of benchmarks/README.md it runs those products
+ * about 14 % faster. */
 static const int BK_NAME(bk_tile_wide_rows) = BK_TILE_WIDE_ROWS;
 static const int BK_NAME(bk_tile_wide_slices) = BK_TILE_WIDE_SLICES;
 
