@@ -6,7 +6,8 @@ pytorch and reference rows of the same section, config and thread count (the ref
 float64 only, so both blekota dtypes are compared with it). `--only quality` runs quality.py
 instead (held-out loss against training time) and `--only sound` runs sound.py (what the trained
 models make up, against the real sound); both are long, so never part of the full run. `--only gpu`
-runs gpu.py (training steps on a CUDA GPU against cuDNN's GRU; refused without one).
+runs gpu.py (training steps on a CUDA GPU against cuDNN's GRU; refused without one). After the
+training table, parts.py's breakdown of blekota's float32 iteration (needs Linux perf).
 """
 
 from __future__ import annotations
@@ -128,6 +129,14 @@ def main(argv: list[str] | None = None) -> int:
         print("# torch is not importable: the PyTorch comparison was skipped "
               "(pip install -e '.[bench]' to include it)")
     print(table(rows))
+    if any(row["section"] == "training" for row in rows):
+        import parts
+
+        peers = [row["median_s"] for row in rows if row["section"] == "training"
+                 and row["impl"] == "pytorch" and row["config"] == "default"
+                 and row["dtype"] == "float32"]
+        print("\n# where blekota's float32 iteration goes (benchmarks/parts.py)\n")
+        print(parts.breakdown(args.threads, pytorch_s=peers[0] if peers else None))
     if args.json:
         args.json.write_text(json.dumps({"machine": info, "rows": rows}, indent=1) + "\n")
     return 0

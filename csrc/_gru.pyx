@@ -69,12 +69,20 @@ cdef extern from "packed_gemm.h" nogil:
     void bk_pack_w_f(const float* src, Py_ssize_t ld, int trans, Py_ssize_t K, Py_ssize_t N,
                      Py_ssize_t s0, Py_ssize_t s1, float* dst)
     Py_ssize_t bk_gemm_tn_scratch()
+    int bk_gemm_tn_wide(int wide)
     void bk_gemm_xw_f(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float* x, Py_ssize_t ldx,
                       const float* w, float* c, Py_ssize_t ldc, int add)
     void bk_gemm_tn_f(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float* a, Py_ssize_t lda,
                       const float* b, Py_ssize_t ldb, float* c, Py_ssize_t ldc, int add,
                       float* sums, const unsigned char* levels, float* scattered,
                       Py_ssize_t lds, float* scratch)
+
+
+def wide_gradient_tiles(wide=None) -> bool:
+    """Whether the float32 weight-gradient products run on the wide AVX-512 register tiles (6 rows
+    by 64 columns; chosen on Intel CPUs, where they are faster) instead of the 10 by 32 tiles of
+    the other products. With wide, choose first (tests, benchmarks). The results are the same."""
+    return bool(bk_gemm_tn_wide(-1 if wide is None else int(bool(wide))))
 
 
 cdef enum:

@@ -2,7 +2,8 @@
 """The kernels' elementwise math (csrc/fastmath.h) over whole arrays: for tests and timing.
 
 apply(name, x, out) writes exp, tanh or sigmoid of x (1-D, float32 or float64) into out, with
-the code of the CPU level in use (cpu_level).
+the code of the CPU level in use (cpu_level); fma_peak() measures the float32 FMA rate of one
+core at that level, the benchmarks' floor.
 """
 
 from cython cimport floating
@@ -12,6 +13,9 @@ include "cpu.pxi"
 cdef extern from "gates.h" nogil:
     void bk_vmath_f(int which, const float* x, float* out, Py_ssize_t n)
     void bk_vmath_d(int which, const double* x, double* out, Py_ssize_t n)
+
+cdef extern from "fmapeak.h" nogil:
+    double bk_fma_peak(long n)
 
 FUNCTIONS = ("exp", "tanh", "sigmoid")
 
@@ -32,3 +36,17 @@ def apply(str name, const floating[::1] x, floating[::1] out) -> None:
             bk_vmath_f(which, &x[0], &out[0], n)
         else:
             bk_vmath_d(which, &x[0], &out[0], n)
+
+
+def fma_peak(long rounds=20_000_000) -> float:
+    """Float32 GFLOP/s of one core at the CPU level in use: `rounds` rounds of 12 independent
+    vector FMAs (2 FLOP per lane), CPU time of this process (the best of three runs); 0.0 at the
+    portable level, whose products are BLAS's."""
+    cdef double best = 0
+    cdef int run
+    if rounds < 1:
+        raise ValueError("rounds must be at least 1")
+    with nogil:
+        for run in range(3):
+            best = max(best, bk_fma_peak(rounds))
+    return best

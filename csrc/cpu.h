@@ -34,6 +34,13 @@ static inline int bk_cpu_best(void)
     return BK_AVX2;
 }
 
+/* Whether the CPU is Intel's (tile shapes tuned on one vendor's caches, see gemm_twin.h). */
+static inline int bk_cpu_intel(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_is("intel");
+}
+
 /* The version of a function for the level in use: name##_avx512, _avx2 or _portable. */
 #define BK_PICK(name)                                                                            \
     (bk_cpu_level() == BK_AVX512 ? BK_PASTE(name, _avx512)                                      \
@@ -41,6 +48,7 @@ static inline int bk_cpu_best(void)
                                  : BK_PASTE(name, _portable))
 #else
 static inline int bk_cpu_best(void) { return BK_PORTABLE; }
+static inline int bk_cpu_intel(void) { return 0; }
 #define BK_PICK(name) BK_PASTE(name, _portable)
 #endif
 

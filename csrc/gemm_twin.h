@@ -14,7 +14,7 @@ BK_FN inline void BK_NAME(bk_tile_padded)(int R, int S, ptrdiff_t cols, ptrdiff_
                                           int add)
 {
     BK_NAME(bk_tile_fn) run = BK_NAME(bk_tiles)[S][R];
-    float tmp[10 * 2 * BK_SLICE];
+    float tmp[24 * BK_SLICE];  /* the largest tiles: 10 rows by 2 slices, 6 by 4 */
     const ptrdiff_t width = (ptrdiff_t)S * BK_SLICE;
     if (cols == width) {
         run(K, x, rs, ks, w, BK_SLICE, ws, c, ldc, add);
@@ -55,14 +55,17 @@ BK_FN void BK_NAME(bk_gemm_xw)(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const floa
  * unless levels is NULL, rows of B are also added to rows of `scattered` ((256, N), rows lds
  * apart): scattered[levels[k]] += B[k] (the gradient of a row gather). scratch:
  * bk_gemm_tn_scratch() floats. Blocks of BK_KC rows by BK_NC columns of B are packed into slices
- * of 16 columns (the sums and the scatter read B there), and C is updated block by block; the
- * tiles read A in place (a row of a tile's A is contiguous). */
+ * of 16 columns (the sums and the scatter read B there), and C is updated block by block by the
+ * level's tiles (its wide ones if bk_gemm_tn_wide), which read A in place (a row of a tile's A is
+ * contiguous). */
 BK_FN void BK_NAME(bk_gemm_tn)(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const float *a,
                                ptrdiff_t lda, const float *b, ptrdiff_t ldb, float *c,
                                ptrdiff_t ldc, int add, float *sums, const unsigned char *levels,
                                float *scattered, ptrdiff_t lds, float *scratch)
 {
-    const int rows = BK_NAME(bk_tile_rows), most = BK_NAME(bk_tile_slices);
+    const int wide = bk_gemm_tn_wide(-1);
+    const int rows = wide ? BK_NAME(bk_tile_wide_rows) : BK_NAME(bk_tile_rows);
+    const int most = wide ? BK_NAME(bk_tile_wide_slices) : BK_NAME(bk_tile_slices);
     if (!add) {
         if (sums != NULL)
             memset(sums, 0, N * sizeof(float));
@@ -100,7 +103,7 @@ BK_FN void BK_NAME(bk_gemm_tn)(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const floa
                 }
             }
             for (ptrdiff_t s = 0, S; s < slices; s += S) {
-                S = slices - s < most ? slices - s : most;
+                S = slices - s >= most ? most : slices - s >= 2 ? 2 : 1;  /* tiles of 4, 2, 1 */
                 ptrdiff_t cols = nc - s * BK_SLICE < S * BK_SLICE ? nc - s * BK_SLICE : S * BK_SLICE;
                 for (ptrdiff_t i0 = 0, R; i0 < M; i0 += R) {
                     R = bk_tile_height(M - i0, rows);

@@ -9,14 +9,17 @@
  *                 block into scratch: the weight gradients, sums over the rows of a window.
  * Packed W: ceil(N / 16) slices of 16 columns, each K rows of 16 contiguous floats, zero past
  * column N. Both drivers run the register tiles of tiles_twin.h over K: AVX-512 up to 10 rows by
- * 32 columns, AVX2 up to 6 rows by 16 columns; both levels give bit-identical results. Callers
- * keep a BLAS path for the portable level and for double.
+ * 32 columns (bk_gemm_tn_f 6 rows by 64), AVX2 up to 6 rows by 16 columns; every tile shape and
+ * both levels give bit-identical results. Callers keep a BLAS path for the portable level and
+ * for double.
  */
 #ifndef BLEKOTA_PACKED_GEMM_H
 #define BLEKOTA_PACKED_GEMM_H
 
 #include <stddef.h>
 #include <string.h>
+
+#include "cpu.h"
 
 #define BK_SLICE 16      /* columns per packed slice */
 #define BK_KC 256        /* rows of B that bk_gemm_tn_f packs at a time */
@@ -51,6 +54,21 @@ static inline void bk_pack_w_f(const float *src, ptrdiff_t ld, int trans, ptrdif
                 d[j] = 0.0f;
         }
     }
+}
+
+/* Whether bk_gemm_tn_f runs on the level's wide tiles (see tiles_twin.h): -1 until chosen, then
+ * by default on Intel CPUs, where they are faster (benchmarks/README.md); elsewhere the products
+ * keep the tiles they were tuned with on AMD Zen. Either way every result is the same. */
+static int bk_tn_wide = -1;
+
+/* Use the wide tiles if wide is 1, not if 0; -1 keeps the choice. Returns the choice in use. */
+static inline int bk_gemm_tn_wide(int wide)
+{
+    if (wide >= 0)
+        bk_tn_wide = wide != 0;
+    else if (bk_tn_wide < 0)
+        bk_tn_wide = bk_cpu_intel();
+    return bk_tn_wide;
 }
 
 /* Floats of scratch that bk_gemm_tn_f needs. */

@@ -116,3 +116,17 @@ def test_rejects_unknown_function():
     x = np.zeros(3)
     with pytest.raises(ValueError):
         _vmath.apply("log", x, x)
+
+
+@pytest.mark.parametrize("level", ["portable", "avx2", "avx512"])
+def test_fma_peak_is_measured_at_each_simd_level(level):
+    """The benchmarks' floor: a positive float32 rate where the level has FMA kernels, 0 at the
+    portable level (whose products are BLAS's)."""
+    with cpu_level(level):
+        peak = _vmath.fma_peak(200_000)
+    if level == "portable":
+        assert peak == 0.0
+    else:
+        assert np.isfinite(peak) and peak > 1.0  # GFLOP/s: any FMA unit does more than one
+    with pytest.raises(ValueError, match="rounds"):
+        _vmath.fma_peak(0)

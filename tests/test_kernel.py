@@ -162,6 +162,27 @@ def test_avx2_and_avx512_agree_bit_for_bit(rng, make_model):
     np.testing.assert_array_equal(results[0][2], results[1][2])
 
 
+@pytest.mark.parametrize("H,threads", [(37, 1), (37, 2), (90, 3), (8, 1)])
+def test_wide_gradient_tiles_change_no_result(H, threads, rng, make_model):
+    """The weight gradients on the wide AVX-512 tiles (Intel) and on the 10 by 32 ones (the
+    others) sum every element's terms in the same order: bit for bit the same, with column counts
+    that leave 1, 2 and 3 slices of 16 after the groups of 4."""
+    model = make_model(H, 2, "float32", scale=0.2)
+    model.threads = threads
+    x = rng.integers(0, 256, (13, 50))
+    chosen = _gru.wide_gradient_tiles()
+    results = []
+    try:
+        for wide in (True, False):
+            _gru.wide_gradient_tiles(wide)
+            results.append(model.loss_and_grad(x))
+    finally:
+        _gru.wide_gradient_tiles(chosen)
+    assert results[0][0] == results[1][0]
+    for key in results[0][1]:
+        np.testing.assert_array_equal(results[0][1][key], results[1][1][key])
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_results_do_not_depend_on_which_thread_runs_which_chunk(dtype, rng, make_model):
     """The time loops hand out batch chunks dynamically; every sum must still come out the same."""

@@ -1,0 +1,88 @@
+/* The float32 FMA peak of one core at the CPU level in use (cpu.h), for the benchmarks' floors:
+ * independent chains of fused multiply-adds, enough of them to cover the latency of two FMA
+ * units (12 chains of 4 cycles), timed with the process's CPU clock. */
+#ifndef BLEKOTA_FMAPEAK_H
+#define BLEKOTA_FMAPEAK_H
+
+#include <time.h>
+
+#include "cpu.h"
+
+#define BK_PEAK_CHAINS(M) M(0) M(1) M(2) M(3) M(4) M(5) M(6) M(7) M(8) M(9) M(10) M(11)
+#define BK_PEAK_DECLARE(i) BK_PEAK_VEC a##i = BK_PEAK_SET1((float)(i));
+#define BK_PEAK_FMA(i) a##i = BK_PEAK_FMADD(a##i, b, c);
+#define BK_PEAK_SUM(i) sum = BK_PEAK_ADD(sum, a##i);
+#define BK_PEAK_LOOP                                                                             \
+    BK_PEAK_VEC b = BK_PEAK_SET1(1.0000001f), c = BK_PEAK_SET1(1e-7f), sum = BK_PEAK_SET1(0.0f); \
+    BK_PEAK_CHAINS(BK_PEAK_DECLARE)                                                              \
+    for (long k = 0; k < n; k++) {                                                               \
+        BK_PEAK_CHAINS(BK_PEAK_FMA)                                                              \
+    }                                                                                            \
+    BK_PEAK_CHAINS(BK_PEAK_SUM)
+
+/* Each runs n rounds of 12 vector FMAs and returns a value that depends on all of them. */
+#ifdef BK_X86
+#define BK_PEAK_VEC __m512
+#define BK_PEAK_SET1 _mm512_set1_ps
+#define BK_PEAK_FMADD _mm512_fmadd_ps
+#define BK_PEAK_ADD _mm512_add_ps
+BK_TARGET_AVX512 static float bk_peak_avx512(long n)
+{
+    BK_PEAK_LOOP
+    return _mm512_reduce_add_ps(sum);
+}
+#undef BK_PEAK_VEC
+#undef BK_PEAK_SET1
+#undef BK_PEAK_FMADD
+#undef BK_PEAK_ADD
+
+#define BK_PEAK_VEC __m256
+#define BK_PEAK_SET1 _mm256_set1_ps
+#define BK_PEAK_FMADD _mm256_fmadd_ps
+#define BK_PEAK_ADD _mm256_add_ps
+BK_TARGET_AVX2 static float bk_peak_avx2(long n)
+{
+    BK_PEAK_LOOP
+    return _mm256_cvtss_f32(sum);
+}
+#undef BK_PEAK_VEC
+#undef BK_PEAK_SET1
+#undef BK_PEAK_FMADD
+#undef BK_PEAK_ADD
+#endif
+
+static double bk_cpu_seconds(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return t.tv_sec + 1e-9 * t.tv_nsec;
+}
+
+/* Float32 GFLOP/s (2 per FMA lane) of n rounds at the level in use; 0 at the portable level,
+ * whose products are BLAS's. The chains' sum goes to a volatile, so that the loop is neither
+ * left out nor moved past the clock. */
+static double bk_fma_peak(long n)
+{
+    volatile float sink;
+    double start = bk_cpu_seconds(), lanes;
+#ifdef BK_X86
+    if (bk_cpu_level() == BK_AVX512) {
+        sink = bk_peak_avx512(n);
+        lanes = 16;
+    } else if (bk_cpu_level() == BK_AVX2) {
+        sink = bk_peak_avx2(n);
+        lanes = 8;
+    } else
+#endif
+        return 0.0;
+    (void)sink;
+    return 12.0 * 2 * lanes * n / (bk_cpu_seconds() - start) / 1e9;
+}
+
+#undef BK_PEAK_CHAINS
+#undef BK_PEAK_DECLARE
+#undef BK_PEAK_FMA
+#undef BK_PEAK_SUM
+#undef BK_PEAK_LOOP
+
+#endif /* BLEKOTA_FMAPEAK_H */
