@@ -191,7 +191,8 @@ def test_sample_and_info_say_which_kernel(tmp_path, capsys):
     path = tmp_path / "sparse.npz"
     prune(blekota.Model(hidden=32, layers=2, seed=0), 0.1).save(path)
     assert main(["info", str(path)]) == 0
-    assert "one stream on the sparse kernel" in capsys.readouterr().out
+    shown = capsys.readouterr().out
+    assert "one stream on the sparse kernel" in shown and "of the 8x4 blocks hold weights now" in shown
     wav = tmp_path / "out.wav"
     assert main(["sample", str(path), "-n", "300", "-o", str(wav), "--seed", "1"]) == 0
     assert "sparse kernel, 1 thread" in capsys.readouterr().out

@@ -206,7 +206,7 @@ def test_cli_trains_sparse_and_info_shows_it(tmp_path, capsys):
     assert model.info["sparsity"]["start"] == 1 and model.info["sparsity"]["end"] == 6
     assert main(["info", str(tmp_path / "sine_12.npz")]) == 0
     shown = capsys.readouterr().out
-    assert f"sparsity:    density 0.25 (8x4 blocks); {block_density(model):.3f} of the blocks hold weights now" in shown
+    assert f"sparsity:    density 0.25 (8x4 blocks); {block_density(model):.3f} of the 8x4 blocks hold weights now" in shown
     assert main(["train", "--resume", str(tmp_path / "sine_12.npz"), "--iterations", "2", "--threads", "1",
                  "-q"]) == 0
     resumed = blekota.load(tmp_path / "sine_14.npz")

@@ -102,9 +102,9 @@ def info(args) -> int:
             f"{trainer.get('seq_length')}, batch_size {trainer.get('batch_size')}, random gain "
             f"{trainer.get('random_gain_db', 0.0):g} dB, input noise {trainer.get('input_noise', 0.0):g} levels"
         )
-    target = sparsity.describe(info)
-    if target:
-        print(f"sparsity:    {target}; {sparsity.block_density(model):.3f} of the blocks hold weights now")
+    target, share = sparsity.describe(info), sparsity.block_density(model)
+    if target or share < 1:
+        print(f"sparsity:    {target + '; ' if target else ''}{share:.3f} of the 8x4 blocks hold weights now")
     kernel = sampler.kernel_for(model, 1)
     print(f"sampling:    one stream on the {kernel} kernel" + ("; int8 weights (saved with the model)" if model.int8 else ""))
     train, val = plot.loss_points(info)
