@@ -15,7 +15,6 @@ import soundfile
 
 import blekota
 from blekota.cli import main
-from blekota.tensorboard import TensorBoard
 from test_parallel import MPIEXEC, blekota_command, needs_mpi
 
 tensorboardX = pytest.importorskip("tensorboardX")
