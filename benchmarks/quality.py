@@ -23,6 +23,7 @@ measured (nats per sample, forward passes from a zero state, the same pieces for
             window over the same windows in the same order (no validation inside the clock).
             Skipped when torch is not importable.
   --variant NAME='{"optimizer": "rmsprop", "lr": 0.002}' adds blekota runs with Trainer options
+            (and Model options under "model": '{"model": {"frame": 20}}')
             (a schedule as {"name": "plateau", "patience": 1, ...}; block-sparse training as
             {"density": 0.1, "prune_start": 50, "prune_end": 350, "prune_every": 25}: give the
             schedule in iterations, since a run stopped by the clock has no iteration count to
@@ -271,8 +272,10 @@ def main(argv: list[str] | None = None) -> int:
         sounds = makers.pair(args.unseen, args.sound_dir)
     runs = [] if args.no_defaults else [("blekota_quality", {"options": {}, "recipe": "defaults"})]
     for variant in args.variant:
-        name, _, options = variant.partition("=")
-        runs.append(("blekota_quality", {"options": json.loads(options), "recipe": name}))
+        name, _, text = variant.partition("=")
+        options = json.loads(text)
+        runs.append(("blekota_quality", {"model_options": options.pop("model", {}), "options": options,
+                                         "recipe": name}))
     if not args.no_pytorch:
         runs.append(("pytorch_quality", {"minutes": list(args.pytorch_minutes or minutes)}))
     rows = []

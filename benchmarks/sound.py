@@ -167,16 +167,19 @@ def pytorch_sample(state: dict, sampling: dict, streams: int, n: int) -> np.ndar
     return unquantize(drawn)
 
 
-def demo_draws(threads: int, iterations: int, seeds: int) -> dict:
-    """The demo's model after `iterations`, its continuation drawn with seeds 0..seeds-1, judged."""
+def demo_draws(threads: int, iterations: int, seeds: int, model_options: dict | None = None,
+               training_options: dict | None = None) -> dict:
+    """The demo's model after `iterations`, its continuation drawn with seeds 0..seeds-1, judged;
+    model_options and training_options replace parts of the demo's model and training."""
     import blekota
     from blekota import demo
     from blekota.soundstats import describe, loud_level
 
     sound = demo.demo_sound(FS)
-    model = blekota.Model(**demo.DEMO_MODEL, fs=FS, seed=0, threads=threads)
+    model = blekota.Model(**{**demo.DEMO_MODEL, **(model_options or {})}, fs=FS, seed=0, threads=threads)
     with tempfile.TemporaryDirectory() as directory:
-        trainer = blekota.Trainer(model, sound, **demo.DEMO_TRAINING, checkpoint_every=0,
+        trainer = blekota.Trainer(model, sound, **{**demo.DEMO_TRAINING, **(training_options or {})},
+                                  checkpoint_every=0,
                                   directory=directory, seed=0, log=False)
         trainer.train(iterations)
         val_loss = trainer.validation_loss()
@@ -191,12 +194,15 @@ def demo_draws(threads: int, iterations: int, seeds: int) -> dict:
                       "note_changes": demo.note_changes(made_up, FS),
                       "good": bool(stats.flatness <= 0.02
                                    and abs(stats.quiet_share - source.quiet_share) <= 0.15)})
-    return {"iterations": iterations, "threads": threads, "val_loss": val_loss,
+    return {"iterations": iterations, "threads": threads, "val_loss": val_loss, "model": model_options or {},
+            "training": training_options or {},
             "source_quiet_share": source.quiet_share, "source_flatness": source.flatness, "draws": draws}
 
 
 def demo_table(row: dict) -> str:
-    lines = [f"# the demo after {row['iterations']} iterations ({row['threads']} threads): validation loss "
+    changes = json.dumps({key: row[key] for key in ("model", "training") if row.get(key)})
+    lines = [f"# the demo{' with ' + changes if changes != '{}' else ''} after {row['iterations']} iterations "
+             f"({row['threads']} threads): validation loss "
              f"{row['val_loss']:.3f}; the sound's quiet share {row['source_quiet_share']:.3f}, flatness "
              f"{row['source_flatness']:.3f}",
              "| seed | flatness | quiet | note changes | meets the bar |", "|---|---|---|---|---|"]
@@ -258,6 +264,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--demo", action="store_true", help="measure the demo's single draws instead")
     parser.add_argument("--demo-iterations", type=int, help="the demo's training iterations (default: the demo's)")
     parser.add_argument("--demo-seeds", type=int, default=10, help="draws of the demo's continuation (default 10)")
+    parser.add_argument("--demo-variant", default="{}", metavar="JSON",
+                        help='with --demo: Model options under "model", Trainer options under "training" '
+                        "replacing the demo's")
     parser.add_argument("--json", type=Path, help="write the rows to this file")
     args = parser.parse_args(argv)
     minutes = args.minutes or (QUICK_MINUTES if args.quick else MINUTES)
@@ -265,8 +274,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.demo:
         from blekota.demo import DEMO_ITERATIONS
 
+        variant = json.loads(args.demo_variant)
         row = measure_in_subprocess("sound", "demo_draws", args.threads,
-                                    iterations=args.demo_iterations or DEMO_ITERATIONS, seeds=args.demo_seeds)
+                                    iterations=args.demo_iterations or DEMO_ITERATIONS, seeds=args.demo_seeds,
+                                    model_options=variant.get("model", {}),
+                                    training_options=variant.get("training", {}))
         print(demo_table(row))
         if args.json:
             args.json.write_text(json.dumps(row, indent=1) + "\n")

@@ -171,18 +171,19 @@ class WindowLayout:
 
 
 def validation_pieces(
-    ranges: list[tuple[int, int]], streams: int, min_length: int
+    ranges: list[tuple[int, int]], streams: int, min_length: int, multiple: int = 1
 ) -> tuple[np.ndarray, int, list[tuple[int, int, int]]]:
     """Cut held-out ranges into pieces for batched evaluation.
 
     Returns (starts, L, rest). starts: int64 (P,), the first level of each full piece of L
     predictions (L + 1 levels), evaluated side by side from a zero state. L is at least min_length
-    and large enough for about `streams` full pieces. rest: the shorter end of each range as
+    and large enough for about `streams` full pieces, a multiple of `multiple`. rest: the shorter end of each range as
     (start, stop, piece), where piece is the full piece it continues (its state carries on) or -1.
     Every held-out prediction is in exactly one piece.
     """
     predictions = sum(max(stop - start - 1, 0) for start, stop in ranges)
     L = max(min_length, -(-predictions // streams), 1)
+    L = -(-L // multiple) * multiple
     starts, rest = [], []
     for start, stop in ranges:
         n = stop - start - 1

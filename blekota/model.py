@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from . import checks, fileformat, memory
+from . import checks, fileformat, frames, memory
 from .errors import ConfigError
 from .mulaw import LEVELS, SILENCE, quantize, real_array, unquantize
 
@@ -146,8 +146,9 @@ class _Layout:
         return _gru.n_parameters(self.layers, self.hidden)
 
 
-def flat_to_canonical(flat: np.ndarray, layers: int, hidden: int) -> dict[str, np.ndarray]:
-    """Flat core vector -> canonical dict: gru{l}.W/Wr/Wz (H, X+H+1), out.Wy (256, H+1)."""
+def flat_to_canonical(flat: np.ndarray, layers: int, hidden: int, frame: int = 0) -> dict[str, np.ndarray]:
+    """Flat vector -> canonical dict: gru{l}.W/Wr/Wz (H, X+H+1), out.Wy (256, H+1), and with a
+    frame tier (frame > 0) frame.W/Wr/Wz (H, F+H+1), frame.Cr/Cz/C (H, H) (see blekota.frames)."""
     layout = _Layout(layers, hidden)
     H, G = hidden, 3 * hidden
     state = {}
@@ -163,11 +164,20 @@ def flat_to_canonical(flat: np.ndarray, layers: int, hidden: int) -> dict[str, n
             )
     wy_s, by_s = layout.output_slices()
     state["out.Wy"] = np.concatenate([flat[wy_s].reshape(H, LEVELS).T, flat[by_s][:, None]], axis=1)
+    if frame:
+        tier = frames.FrameTier(flat[layout.size :], frame, hidden)
+        for block, (name, condition) in enumerate(zip(frames.GATES, frames.CONDITIONS)):
+            cols = slice(block * H, (block + 1) * H)
+            state[f"frame.{name}"] = np.concatenate(
+                [tier.WxT[:, cols].T, tier.UhT[:, cols].T, tier.b[cols, None]], axis=1
+            )
+            state[f"frame.{condition}"] = tier.CT[:, cols].T.copy()
     return state
 
 
-def canonical_to_flat(state: dict[str, np.ndarray], layers: int, hidden: int, out: np.ndarray) -> None:
-    """Canonical dict -> the flat core vector `out` (written in place, in out's dtype)."""
+def canonical_to_flat(state: dict[str, np.ndarray], layers: int, hidden: int, out: np.ndarray,
+                      frame: int = 0) -> None:
+    """Canonical dict -> the flat vector `out` (written in place, in out's dtype)."""
     layout = _Layout(layers, hidden)
     H, G = hidden, 3 * hidden
     for layer in range(layers):
@@ -185,17 +195,38 @@ def canonical_to_flat(state: dict[str, np.ndarray], layers: int, hidden: int, ou
     wy_s, by_s = layout.output_slices()
     out[wy_s].reshape(H, LEVELS)[:] = state["out.Wy"][:, :H].T
     out[by_s] = state["out.Wy"][:, H]
+    if frame:
+        tier = frames.FrameTier(out[layout.size :], frame, hidden)
+        for block, (name, condition) in enumerate(zip(frames.GATES, frames.CONDITIONS)):
+            cols = slice(block * H, (block + 1) * H)
+            matrix = state[f"frame.{name}"]
+            tier.WxT[:, cols] = matrix[:, :frame].T
+            tier.UhT[:, cols] = matrix[:, frame : frame + H].T
+            tier.b[cols] = matrix[:, -1]
+            tier.CT[:, cols] = state[f"frame.{condition}"].T
 
 
-def canonical_shapes(layers: int, hidden: int) -> dict[str, tuple[int, int]]:
-    """The shape of every matrix of the canonical state dictionary."""
+def canonical_shapes(layers: int, hidden: int, frame: int = 0) -> dict[str, tuple[int, int]]:
+    """The shape of every matrix of the canonical state dictionary (frame > 0: with a frame tier)."""
     shapes = {}
     for layer in range(layers):
         inputs = LEVELS if layer == 0 else hidden
         for name in ("W", "Wr", "Wz"):
             shapes[f"gru{layer}.{name}"] = (hidden, inputs + hidden + 1)
     shapes["out.Wy"] = (LEVELS, hidden + 1)
+    if frame:
+        for name, condition in zip(frames.GATES, frames.CONDITIONS):
+            shapes[f"frame.{name}"] = (hidden, frame + hidden + 1)
+            shapes[f"frame.{condition}"] = (hidden, hidden)
     return shapes
+
+
+def frame_of(state: dict[str, np.ndarray]) -> int:
+    """The frame length of a canonical state dictionary's frame tier (0: none)."""
+    if "frame.W" not in state:
+        return 0
+    shape = np.shape(state["frame.W"])
+    return int(shape[1]) - int(shape[0]) - 1 if len(shape) == 2 else -1
 
 
 class _Workspace:
@@ -224,7 +255,8 @@ class Model:
     (the original's N(0, 0.01^2) learns slower: see benchmarks/README.md, "Time to a good model");
     threads: OpenMP threads for the kernels (None: OMP_NUM_THREADS or the CPU count, divided
     among the processes of a data-parallel Trainer on the same machine; threads_by_default says
-    that it was None and model.threads was not set since).
+    that it was None and model.threads was not set since); frame: samples per frame of a frame
+    tier that conditions the first layer (blekota.frames; 0: none).
     model.info holds what a model file carries besides weights (training files, iterations,
     hyperparameters, loss history).
     """
@@ -237,8 +269,10 @@ class Model:
         dtype: str = "float32",
         seed: int | None = None,
         threads: int | None = None,
+        frame: int = 0,
     ):
         self.hidden = checks.positive_int("hidden", hidden)
+        self.frame = checks.integer("frame", frame, 0, frames.MAX_FRAME)
         self.layers = checks.positive_int("layers", layers)
         self.fs = checks.sample_rate("fs", fs)
         self.dtype = _dtype(dtype)
@@ -250,27 +284,41 @@ class Model:
             f"a {self.layers}x{self.hidden} {self.dtype.name} model",
             "use fewer layers or a smaller hidden",
         )
-        self.params = np.zeros(_Layout(self.layers, self.hidden).size, self.dtype)
+        self.params = np.zeros(self._size, self.dtype)
         self._workspaces: dict[tuple[int, int], _Workspace] = {}
         self.info: dict = {}
         rng = np.random.default_rng(seed)
         bound = 1.0 / math.sqrt(self.hidden)
         state = {
             key: rng.uniform(-bound, bound, shape)
-            for key, shape in canonical_shapes(self.layers, self.hidden).items()
+            for key, shape in canonical_shapes(self.layers, self.hidden, self.frame).items()
         }
-        canonical_to_flat(state, self.layers, self.hidden, self.params)
+        canonical_to_flat(state, self.layers, self.hidden, self.params, self.frame)
 
     def __repr__(self) -> str:
+        frame = f", frame={self.frame}" if self.frame else ""
         return (
             f"Model(hidden={self.hidden}, layers={self.layers}, fs={self.fs}, "
-            f"dtype={self.dtype.name!r}, iterations={self.info.get('iterations', 0)})"
+            f"dtype={self.dtype.name!r}{frame}, iterations={self.info.get('iterations', 0)})"
         )
 
     @property
+    def _size(self) -> int:
+        return _Layout(self.layers, self.hidden).size + frames.frame_size(self.frame, self.hidden)
+
+    @property
     def architecture(self) -> dict:
-        """What a model file records to rebuild this model: hidden, layers, fs, dtype (name)."""
-        return {"hidden": self.hidden, "layers": self.layers, "fs": self.fs, "dtype": self.dtype.name}
+        """What a model file records to rebuild this model: hidden, layers, fs, dtype (name), and
+        frame when the model has a frame tier."""
+        arch = {"hidden": self.hidden, "layers": self.layers, "fs": self.fs, "dtype": self.dtype.name}
+        if self.frame:
+            arch["frame"] = self.frame
+        return arch
+
+    @property
+    def state_rows(self) -> int:
+        """Rows of the hidden state (rows, B, H): one per layer, and the frame tier's last."""
+        return self.layers + (1 if self.frame else 0)
 
     def save(self, path) -> Path:
         """Write the weights and self.info to a model file (atomically); see blekota.fileformat.
@@ -300,28 +348,37 @@ class Model:
         self.threads_by_default = False
 
     @property
+    def core_params(self) -> np.ndarray:
+        """The stack's part of self.params (all of it without a frame tier), a view."""
+        return self.params[: _Layout(self.layers, self.hidden).size]
+
+    @property
     def n_params(self) -> int:
         """Number of trainable parameters."""
         return self.params.size
 
     def gradient_blocks(self) -> list[tuple[int, int]]:
         """[(start, stop), ...]: the blocks of the flat gradient (like self.params) in the order the
-        backward pass finishes them: the output layer's, then each layer's from the top down."""
-        return _gru.gradient_blocks(self.layers, self.hidden)
+        backward pass finishes them: the output layer's, then each layer's from the top down, then
+        the frame tier's."""
+        blocks = _gru.gradient_blocks(self.layers, self.hidden)
+        if self.frame:
+            blocks.append((_Layout(self.layers, self.hidden).size, self._size))
+        return blocks
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Copies of the weights in the canonical layout (see blekota.reference)."""
-        return flat_to_canonical(self.params, self.layers, self.hidden)
+        return flat_to_canonical(self.params, self.layers, self.hidden, self.frame)
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         """Replace the weights with a canonical dict of this model's architecture."""
-        expected = canonical_shapes(self.layers, self.hidden)
+        expected = canonical_shapes(self.layers, self.hidden, self.frame)
         if set(state) != set(expected):
             raise ConfigError(f"state dict keys {sorted(state)} do not match {sorted(expected)}")
         for key, shape in expected.items():
             if np.shape(state[key]) != shape:
                 raise ConfigError(f"{key} has shape {np.shape(state[key])}, expected {shape}")
-        canonical_to_flat(state, self.layers, self.hidden, self.params)
+        canonical_to_flat(state, self.layers, self.hidden, self.params, self.frame)
 
     @classmethod
     def from_state_dict(
@@ -331,19 +388,22 @@ class Model:
         if "gru0.W" not in state or "out.Wy" not in state:
             raise ConfigError("state dict needs at least gru0.W and out.Wy")
         hidden = int(np.shape(state["gru0.W"])[0])
-        layers = sum(1 for key in state if key.endswith(".Wr"))
-        model = cls(hidden=hidden, layers=layers, fs=fs, dtype=dtype, **kwargs)
+        layers = sum(1 for key in state if key.startswith("gru") and key.endswith(".Wr"))
+        frame = frame_of(state)
+        if frame < 0:
+            raise ConfigError(f"frame.W has shape {np.shape(state['frame.W'])}, expected (H, F + H + 1)")
+        model = cls(hidden=hidden, layers=layers, fs=fs, dtype=dtype, frame=frame, **kwargs)
         model.load_state_dict(state)
         return model
 
     def zero_state(self, batch: int) -> np.ndarray:
-        """An all-zero hidden state (layers, batch, hidden)."""
-        return np.zeros((self.layers, batch, self.hidden), self.dtype)
+        """An all-zero hidden state (state_rows, batch, hidden)."""
+        return np.zeros((self.state_rows, batch, self.hidden), self.dtype)
 
     def _check_params(self) -> None:
         """model.params may have been replaced: it must still fit the architecture and dtype."""
         params = self.params
-        size = memory.parameter_count(self.layers, self.hidden)
+        size = self._size
         if not (
             isinstance(params, np.ndarray)
             and params.shape == (size,)
@@ -363,8 +423,8 @@ class Model:
         B = x.shape[1]
         if h0 is None:
             return x, self.zero_state(B)
-        if np.shape(h0) != (self.layers, B, self.hidden):
-            raise ConfigError(f"h0 must have shape {(self.layers, B, self.hidden)}, got {np.shape(h0)}")
+        if np.shape(h0) != (self.state_rows, B, self.hidden):
+            raise ConfigError(f"h0 must have shape {(self.state_rows, B, self.hidden)}, got {np.shape(h0)}")
         try:
             h0 = np.ascontiguousarray(h0, dtype=self.dtype)
         except (ValueError, TypeError) as error:
@@ -398,7 +458,8 @@ class Model:
         given, is called as ready(start, stop) as soon as grads[start:stop] is final, block by
         block in the order of gradient_blocks() (so that a data-parallel sum can start while the
         pass goes on; see blekota.parallel). Returns (loss in mean nats per predicted sample,
-        h_last (layers, B, H)). Scratch memory is kept for the next call.
+        h_last (state_rows, B, H)). Scratch memory is kept for the next call. A frame tier's
+        part runs in NumPy around the compiled core (blekota.frames).
         """
         x, h0 = self._check_window(x, h0)
         T, B = x.shape[0] - 1, x.shape[1]
@@ -419,11 +480,27 @@ class Model:
             or not grads.flags.writeable
         ):
             raise ConfigError("grads must be a writable contiguous array shaped and typed like model.params")
+        if not self.frame:
+            with single_threaded_blas():
+                loss = _gru.window(
+                    self.params, grads, x, h0, h_last, ws.hs, ws.acts, ws.rh, ws.out,
+                    ws.d_acts, ws.d_hs, ws.dh_next, ws.d_rh, backward, self.threads, targets, ready,
+                )
+            return loss, h_last
+        L, core = self.layers, _Layout(self.layers, self.hidden).size
+        tier = frames.FrameTier(self.params[core:], self.frame, self.hidden)
+        cond, h_last[L], steps = tier.forward(x[:-1], h0[L])
         with single_threaded_blas():
             loss = _gru.window(
-                self.params, grads, x, h0, h_last, ws.hs, ws.acts, ws.rh, ws.out,
-                ws.d_acts, ws.d_hs, ws.dh_next, ws.d_rh, backward, self.threads, targets, ready,
+                self.params[:core], grads[:core] if backward else grads, x, h0[:L], h_last[:L],
+                ws.hs, ws.acts, ws.rh, ws.out, ws.d_acts, ws.d_hs, ws.dh_next, ws.d_rh, backward,
+                self.threads, targets, ready, cond, self.frame,
             )
+        if backward:
+            d_cond = frames.frame_sums(ws.d_acts, self.frame)
+            tier.backward(d_cond, h0[L], steps, frames.FrameTier(grads[core:], self.frame, self.hidden))
+            if ready is not None:
+                ready(core, self._size)
         return loss, h_last
 
     def loss_and_grad(self, x, h0=None, targets=None):
@@ -435,7 +512,7 @@ class Model:
         """
         grads = np.empty_like(self.params)
         loss, h_last = self.window(x, h0, grads, targets)
-        return loss, flat_to_canonical(grads, self.layers, self.hidden), h_last
+        return loss, flat_to_canonical(grads, self.layers, self.hidden, self.frame), h_last
 
     def probabilities(self, inputs, h0=None) -> np.ndarray:
         """Teacher-forced distributions: inputs (T, B) levels -> (T, B, 256) p of the next level."""

@@ -15,6 +15,7 @@ import numpy as np
 from . import checkpoint, fileformat
 from .errors import BlekotaError, ModelFileError
 from .fileformat import EXTENSION, FORMAT, VERSION, checksum, is_model_file
+from .frames import MAX_FRAME
 from .model import DTYPES, Model, canonical_shapes
 
 __all__ = [
@@ -55,13 +56,17 @@ def build(path: Path, meta: dict, arrays: dict[str, np.ndarray], threads: int | 
     try:
         arch = meta["architecture"]
         hidden, layers, fs, dtype = arch["hidden"], arch["layers"], arch["fs"], arch["dtype"]
+        frame = arch.get("frame", 0)
         if dtype not in DTYPES:
             raise ValueError(f"dtype {dtype!r}")
+        if not isinstance(frame, int) or isinstance(frame, bool) or not 0 <= frame <= MAX_FRAME:
+            raise ValueError(f"frame {frame!r}")
         n_weights = sum(1 for key in arrays if key.startswith("model/"))
-        if not all(isinstance(n, int) and n > 0 for n in (hidden, layers)) or 3 * layers + 1 != n_weights:
+        if (not all(isinstance(n, int) and n > 0 for n in (hidden, layers))
+                or 3 * layers + 1 + (6 if frame else 0) != n_weights):
             raise ValueError(f"{layers!r} layers of {hidden!r} units do not fit its {n_weights} weight arrays")
         state = {}
-        for key, shape in canonical_shapes(layers, hidden).items():
+        for key, shape in canonical_shapes(layers, hidden, frame).items():
             value = arrays[f"model/{key}"]
             if value.shape != shape or value.dtype.kind != "f":
                 raise ValueError(f"{key} is {value.dtype} {value.shape}, expected float {shape}")

@@ -69,6 +69,8 @@ def to_onnx(model: Model, input: str = "level") -> onnx.ModelProto:
         raise ConfigError(f"to_onnx needs a blekota Model, got {type(model).__name__}")
     if input not in INPUTS:
         raise ConfigError(f"input must be one of {', '.join(INPUTS)}, got {input!r}")
+    if model.frame:
+        raise ConfigError("a model with a frame tier has no ONNX export yet: only the stack's graph is written")
     weight_bytes = 4 * (model.n_params + LEVELS * LEVELS)
     if weight_bytes > MAX_BYTES:
         raise ConfigError(

@@ -14,6 +14,12 @@ Parameters are the canonical state dictionary: ``gru{l}.W``, ``gru{l}.Wr``, ``gr
 (H, X + H + 1) with columns [x, h, 1] (X = 256 for layer 0, H above) and ``out.Wy`` of shape
 (256, H + 1). Arrays are time-major: a window is (T + 1, B) levels, hidden states are (B, H).
 Layer 0's one-hot input is used as an index (a column of the weight matrix), never materialized.
+
+A frame tier (blekota.frames; forward only here, its gradients are checked by finite differences)
+is ``frame.W``, ``frame.Wr``, ``frame.Wz`` (H, F + H + 1), a GRU over the F levels of each frame
+as numbers level / 127.5 - 1, and ``frame.Cr``, ``frame.Cz``, ``frame.C`` (H, H): its state h_f
+adds Cr . h_f, Cz . h_f, C . h_f to layer 0's r, z and candidate inputs. Frames start at step 0;
+the state h_f of frame k has consumed the inputs of frames 0..k-1, and is row `layers` of h.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ def sigmoid(a: np.ndarray) -> np.ndarray:
 
 def layer_count(params: dict[str, np.ndarray]) -> int:
     """Number of GRU layers in a canonical state dictionary."""
-    return sum(1 for key in params if key.endswith(".Wr"))
+    return sum(1 for key in params if key.startswith("gru") and key.endswith(".Wr"))
 
 
 def _input_part(weights: np.ndarray, inp: np.ndarray, layer: int) -> np.ndarray:
@@ -39,19 +45,31 @@ def _input_part(weights: np.ndarray, inp: np.ndarray, layer: int) -> np.ndarray:
     return inp @ weights[:, : inp.shape[1]].T
 
 
-def _step(params, layer, inp, h):
-    """One GRU step of one layer; returns h' and what the backward pass needs."""
+def _step(params, layer, inp, h, cond=(0.0, 0.0, 0.0)):
+    """One GRU step of one layer, cond added to its r, z and candidate inputs; returns h' and
+    what the backward pass needs."""
     W, Wr, Wz = (params[f"gru{layer}.{name}"] for name in ("W", "Wr", "Wz"))
     H = h.shape[1]
-    r = sigmoid(_input_part(Wr, inp, layer) + h @ Wr[:, -H - 1 : -1].T + Wr[:, -1])
-    z = sigmoid(_input_part(Wz, inp, layer) + h @ Wz[:, -H - 1 : -1].T + Wz[:, -1])
-    candidate = np.tanh(_input_part(W, inp, layer) + (r * h) @ W[:, -H - 1 : -1].T + W[:, -1])
+    r = sigmoid(_input_part(Wr, inp, layer) + h @ Wr[:, -H - 1 : -1].T + Wr[:, -1] + cond[0])
+    z = sigmoid(_input_part(Wz, inp, layer) + h @ Wz[:, -H - 1 : -1].T + Wz[:, -1] + cond[1])
+    candidate = np.tanh(_input_part(W, inp, layer) + (r * h) @ W[:, -H - 1 : -1].T + W[:, -1] + cond[2])
     h_new = (1.0 - z) * h + z * candidate
     return h_new, (inp, h, r, z, candidate)
 
 
+def frame_step(params: dict[str, np.ndarray], levels: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """The frame tier's next state from the levels (B, F) of one frame and its state h (B, H)."""
+    W, Wr, Wz = (params[f"frame.{name}"] for name in ("W", "Wr", "Wz"))
+    H, F = h.shape[1], W.shape[1] - h.shape[1] - 1
+    u = np.asarray(levels, np.float64) / 127.5 - 1.0
+    r = sigmoid(u @ Wr[:, :F].T + h @ Wr[:, F:-1].T + Wr[:, -1])
+    z = sigmoid(u @ Wz[:, :F].T + h @ Wz[:, F:-1].T + Wz[:, -1])
+    candidate = np.tanh(u @ W[:, :F].T + (r * h) @ W[:, F:-1].T + W[:, -1])
+    return (1.0 - z) * h + z * candidate
+
+
 def _initial_state(params, batch: int, h0) -> list[np.ndarray]:
-    layers = layer_count(params)
+    layers = layer_count(params) + ("frame.W" in params)
     hidden = params["gru0.W"].shape[0]
     if h0 is None:
         return [np.zeros((batch, hidden)) for _ in range(layers)]
@@ -70,9 +88,10 @@ def _as_float64(params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 def forward(params: dict[str, np.ndarray], inputs: np.ndarray, h0=None):
     """Teacher-forced forward pass.
 
-    inputs: (T, B) levels fed to the network. h0: (layers, B, H) or None for zeros.
-    Returns (probs (T, B, 256), h_last (layers, B, H), caches for the backward pass: per step,
-    the per-layer step caches and the top layer's output (B, H)).
+    inputs: (T, B) levels fed to the network. h0: (layers, B, H) (with a frame tier,
+    (layers + 1, B, H)) or None for zeros.
+    Returns (probs (T, B, 256), h_last like h0, caches for the backward pass: per step, the
+    per-layer step caches and the top layer's output (B, H)).
     """
     params = _as_float64(params)
     inputs = np.asarray(inputs)
@@ -82,15 +101,23 @@ def forward(params: dict[str, np.ndarray], inputs: np.ndarray, h0=None):
     h = _initial_state(params, B, h0)
     probs = np.empty((T, B, LEVELS))
     caches = []
+    frame = params["frame.W"].shape[1] - params["frame.W"].shape[0] - 1 if "frame.W" in params else 0
     for t in range(T):
         inp = inputs[t]
         step_caches = []
+        cond = (0.0, 0.0, 0.0)
+        if frame:
+            if t and t % frame == 0:
+                h[layers] = frame_step(params, inputs[t - frame : t].T, h[layers])
+            cond = tuple(h[layers] @ params[f"frame.{name}"].T for name in ("Cr", "Cz", "C"))
         for layer in range(layers):
-            h[layer], cache = _step(params, layer, inp, h[layer])
+            h[layer], cache = _step(params, layer, inp, h[layer], cond if layer == 0 else (0.0, 0.0, 0.0))
             step_caches.append(cache)
             inp = h[layer]
         probs[t] = _softmax(inp @ Wy[:, :-1].T + Wy[:, -1])
         caches.append((step_caches, inp))
+    if frame and T % frame == 0:
+        h[layers] = frame_step(params, inputs[T - frame :].T, h[layers])
     return probs, np.stack(h), caches
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _sample, sparsity
+from . import _sample, frames, sparsity
 from .mulaw import SILENCE
 
 BLOCK_UNITS, BLOCK_INPUTS = sparsity.BLOCK_UNITS, sparsity.BLOCK_INPUTS  # 8 units by 4 inputs
@@ -103,7 +103,7 @@ def kernel_for(model, streams: int) -> str:
 def pack(model, streams: int) -> Packed:
     """Pack a blekota.Model's weights for `streams` streams, for kernel_for's kernel."""
     kernel = kernel_for(model, streams)
-    params, layers, hidden = model.params, model.layers, model.hidden
+    params, layers, hidden = model.core_params, model.layers, model.hidden
     values = params.astype(np.float32) if kernel == "int8" else params
     dense = np.empty(_sample.packed_size(layers, hidden), values.dtype)
     _sample.pack(values, layers, hidden, dense)
@@ -147,26 +147,71 @@ class Sampler:
     """The compiled sampling loop and the state it carries, for S streams of one model.
 
     The weights are packed once, when it is made; each run() continues where the last one
-    stopped. h (layers, S, H): the hidden state; previous (S,): each stream's last level (fed
+    stopped. h (state_rows, S, H): the hidden state; previous (S,): each stream's last level (fed
     next); bit_generator: where the draws come from; tuning: what the kernel learned about using
     one thread or all for one stream (so short runs do not time both again each time). The one
     place that packs the weights and picks the kernel (dense, sparse or int8) for a blekota.Model:
     Model.generate() and blekota.stream.Stream both run through it.
+
+    With a frame tier (blekota.frames), the compiled loop runs a frame at a time with the
+    conditioning of the frame tier's state (h's last row), which steps in NumPy between frames on
+    the levels fed during the frame (fed (S, F), of which `position` are filled).
     """
 
     def __init__(self, model, streams: int, seed: int | None):
         self.threads = model.threads
         self.packed = pack(model, streams)
-        self.h = model.zero_state(streams).astype(self.packed.dense.dtype)  # float32 for int8
+        dtype = self.packed.dense.dtype  # float32 for int8
+        self.h = model.zero_state(streams).astype(dtype)
         self.previous = np.full(streams, SILENCE, np.uint8)
         self.bit_generator = np.random.PCG64(seed)
         self.tuning = _sample.new_tuning()
+        self.layers, self.frame = model.layers, model.frame
+        if self.frame:
+            weights = model.params[model.core_params.size :].astype(dtype)
+            self.tier = frames.FrameTier(weights, self.frame, model.hidden)
+            self.fed = np.full((streams, self.frame), SILENCE, np.uint8)
+            self.position = 0
+
+    def state(self) -> tuple:
+        """Copies of what run() carries from call to call (for restore())."""
+        frame_state = (self.fed.copy(), self.position) if self.frame else ()
+        return (self.h.copy(), self.previous.copy()) + frame_state
+
+    def restore(self, state: tuple) -> None:
+        """Go back to a state() (the draws go on from the bit generator)."""
+        self.h[...], self.previous[...] = state[0], state[1]
+        if self.frame:
+            self.fed[...], self.position = state[2], state[3]
 
     def run(self, levels: np.ndarray, hint: np.ndarray, hint_lengths: np.ndarray, probs: np.ndarray,
             temperature: float, truncation: tuple[int, float, float]) -> None:
         """Fill levels (S, n) with the next n steps; hint (S, nh) levels, hint_lengths (S,): steps
         t < hint_lengths[s] take the hint instead of a draw; probs (S, m, 256): the first m
         distributions (m may be 0), in the kernel's dtype (h's)."""
-        _sample.generate(self.packed.dense, self.h, levels, hint, hint_lengths, self.previous, probs,
-                         temperature, self.bit_generator, self.threads, *truncation, self.tuning,
-                         self.packed.sparse)
+        if not self.frame:
+            _sample.generate(self.packed.dense, self.h, levels, hint, hint_lengths, self.previous, probs,
+                             temperature, self.bit_generator, self.threads, *truncation, self.tuning,
+                             self.packed.sparse)
+            return
+        n, m, start = levels.shape[1], probs.shape[1], 0
+        while start < n:
+            stop = min(n, start + self.frame - self.position)
+            part = np.empty((levels.shape[0], stop - start), np.uint8)
+            part_probs = np.empty((levels.shape[0], max(0, min(m, stop) - start), probs.shape[2]), probs.dtype)
+            self.fed[:, self.position] = self.previous
+            cond = np.ascontiguousarray(self.h[self.layers] @ self.tier.CT)
+            part_hint = np.ascontiguousarray(hint[:, start:stop])
+            _sample.generate(self.packed.dense, self.h[: self.layers], part, part_hint,
+                             np.clip(hint_lengths - start, 0, part_hint.shape[1]), self.previous, part_probs,
+                             temperature, self.bit_generator, self.threads, *truncation, self.tuning,
+                             self.packed.sparse, cond=cond)
+            levels[:, start:stop] = part
+            probs[:, start : start + part_probs.shape[1]] = part_probs
+            self.fed[:, self.position + 1 : self.position + stop - start] = part[:, :-1]
+            self.position += stop - start
+            if self.position == self.frame:
+                inputs = frames.frame_inputs(self.fed, self.h.dtype)
+                self.h[self.layers] = self.tier.step(self.h[self.layers], inputs)[0]
+                self.position = 0
+            start = stop

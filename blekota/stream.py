@@ -65,7 +65,7 @@ class Stream:
         if self.hinted:
             self._sampler.run(np.empty((1, self.hinted), np.uint8), hint_levels, hint_lengths, self._no_probs,
                               self._sampling.temperature, self._truncation(self._sampling))
-        self._start = (self._sampler.h.copy(), self._sampler.previous.copy())
+        self._start = self._sampler.state()
 
     def __repr__(self) -> str:
         return f"Stream(fs={self.fs}, {self._sampling}, position={self.position})"
@@ -90,9 +90,7 @@ class Stream:
         numpy.random.PCG64(seed) (None: fresh ones); the settings stay."""
         seed = checks.seed(seed)
         with self._lock:
-            h, previous = self._start
-            self._sampler.h[...] = h
-            self._sampler.previous[...] = previous
+            self._sampler.restore(self._start)
             self._sampler.bit_generator = np.random.PCG64(seed)
             self.position = 0
 

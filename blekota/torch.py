@@ -163,6 +163,8 @@ class GRUModel(nn.Module):
         """A GRUModel with model's weights and fs; dtype: the model's (float32/float64) by default."""
         if not isinstance(model, Model):
             raise ConfigError(f"from_blekota needs a blekota Model, got {type(model).__name__}")
+        if model.frame:
+            raise ConfigError("a model with a frame tier has no PyTorch twin: GRUModel is the stack alone")
         if dtype is None:
             dtype = torch.float64 if model.dtype == np.float64 else torch.float32
         module = cls(model.hidden, model.layers, model.fs, dtype=dtype, device=device)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import checkpoint, checks, fileformat, memory, modelfile
+from . import checkpoint, checks, fileformat, frames, memory, modelfile
 from .audio import WAV_MAX_FRAMES, save_wav
 from .augment import check_max_db, check_noise, input_noise, random_gain
 from .dataset import Dataset, WindowLayout, held_out, validation_pieces, validation_sums, warn_if_silent
@@ -128,6 +128,7 @@ class Trainer:
                 "each needs at least one stream"
             )
         self.streams = self.processes.part(self.batch_size)
+        frames.check_training(model, self.seq_length, device)
         self.processes.fit_threads(model)
         self.input_noise = check_noise(input_noise)
         self.checkpoint_every = checks.non_negative_int("checkpoint_every", checkpoint_every)
@@ -217,7 +218,7 @@ class Trainer:
         if self.val_fraction and not any(stop - start >= 2 for start, stop in val_ranges):
             raise AudioError(f"the sound is too short to hold out {self.val_fraction:.0%} for validation")
         self.data, self.layout, self.files = data, layout, data.files
-        self._val = validation_pieces(val_ranges, B, VAL_MIN_WINDOWS * T)
+        self._val = validation_pieces(val_ranges, B, VAL_MIN_WINDOWS * T, T if self.model.frame else 1)
         self.val_samples = sum(stop - start - 1 for start, stop in val_ranges)
         self.data_sha256 = data.sha256()
         if self.processes.is_root:

@@ -147,6 +147,13 @@ cdef inline void product_tn(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const floa
                 dest[j] = dest[j] + b[i * ldb + j]
 
 
+cdef inline void add_rows(floating* a, const floating* b, Py_ssize_t n) noexcept nogil:
+    """a[i] += b[i] for i < n."""
+    cdef Py_ssize_t i
+    for i in range(n):
+        a[i] = a[i] + b[i]
+
+
 cdef inline void gates_rz_rows(floating* a, Py_ssize_t lda, const floating* bias,
                                const floating* h_prev, floating* rh, Py_ssize_t H,
                                Py_ssize_t rows) noexcept nogil:
@@ -233,10 +240,13 @@ cdef inline Py_ssize_t batch_chunks(Py_ssize_t B, int threads) noexcept nogil:
 cdef void layer_forward(const floating* params, int layer, Py_ssize_t T, Py_ssize_t B,
                         Py_ssize_t H, const unsigned char* levels, const floating* h_in,
                         floating* hs, floating* acts, floating* rh, const float* packed,
-                        int threads, Py_ssize_t chunks) noexcept nogil:
+                        int threads, Py_ssize_t chunks, const floating* cond,
+                        Py_ssize_t frame) noexcept nogil:
     """Run one layer over T steps, the batch in `chunks` chunks.
 
-    levels (T*B,) for layer 0, else h_in (T*B, H) is the layer below's output. hs (T+1, B, H)
+    levels (T*B,) for layer 0, else h_in (T*B, H) is the layer below's output. cond (NULL, or
+    (ceil(T / frame), B, 3H) for layer 0): added to the gate inputs of step t from row t // frame.
+    hs (T+1, B, H)
     holds h0 in row 0 and receives h(1..T); acts (T, B, 3H) receives r, z, candidate; rh
     (T, B, H) receives r * h(t-1). packed: this layer's forward region of the packed weights,
     or NULL (BLAS)."""
@@ -271,6 +281,8 @@ cdef void layer_forward(const floating* params, int layer, Py_ssize_t T, Py_ssiz
             if layer == 0:
                 for i in range(hi - lo):
                     memcpy(a_t + i * G, WxT + levels[t * B + lo + i] * G, G * sizeof(floating))
+                if cond != NULL:
+                    add_rows(a_t, cond + ((t // frame) * B + lo) * G, (hi - lo) * G)
             elif packed != NULL:
                 product(hi - lo, G, H, h_in + (t * B + lo) * H, H, packed_x, WxT, G, False, a_t,
                         G, False)
@@ -394,7 +406,8 @@ def window(const floating[::1] params, floating[::1] grads, const unsigned char[
            floating[:, :, :, ::1] hs, floating[:, :, :, ::1] acts, floating[:, :, :, ::1] rh,
            floating[:, ::1] out, floating[:, :, ::1] d_acts, floating[:, :, ::1] d_hs,
            floating[:, ::1] dh_next, floating[:, ::1] d_rh, bint backward, int threads,
-           const unsigned char[:, ::1] targets=None, ready=None):
+           const unsigned char[:, ::1] targets=None, ready=None,
+           const floating[:, :, ::1] cond=None, Py_ssize_t frame=0):
     """Forward (and backward) pass of the whole stack over one window.
 
     x (T+1, B) levels: rows 0..T-1 are inputs, rows 1..T targets, unless targets (T, B) gives the
@@ -409,6 +422,10 @@ def window(const floating[::1] params, floating[::1] grads, const unsigned char[
     gradient_blocks(), in that order); the kernel neither reads nor writes that block again, so
     ready may start sending it (a nonblocking MPI Allreduce) while the pass goes on. An exception
     it raises ends the pass and propagates.
+    cond: None, or (ceil(T / frame), B, 3H) added to layer 0's gate inputs (gate blocks [r, z,
+    candidate]) of steps t in [k frame, (k+1) frame) from row k: a frame tier's conditioning
+    (blekota.frames). With backward, d_acts then holds layer 0's gate gradients, which are also
+    dLoss/dcond per step.
     Returns the loss in mean nats per predicted sample.
     """
     cdef Py_ssize_t L = hs.shape[0], T = x.shape[0] - 1, B = x.shape[1], H = hs.shape[3]
@@ -433,6 +450,7 @@ def window(const floating[::1] params, floating[::1] grads, const unsigned char[
     cdef float* scratch = NULL
     cdef float* tn_scratch
     cdef bint announce = backward and ready is not None
+    cdef const floating* cond_ptr = NULL
 
     if T < 1 or B < 1 or L < 1 or H < 1:
         raise ValueError("window needs T >= 1, B >= 1, at least one layer and hidden >= 1")
@@ -447,6 +465,10 @@ def window(const floating[::1] params, floating[::1] grads, const unsigned char[
         if (targets.shape[0], targets.shape[1]) != (T, B):
             raise ValueError("window: targets must be (T, B)")
         predicted = &targets[0, 0]
+    if cond is not None:
+        if frame < 1 or shape3(cond) != ((T + frame - 1) // frame, B, 3 * H):
+            raise ValueError("window: cond must be (ceil(T / frame), B, 3 * hidden) with frame >= 1")
+        cond_ptr = &cond[0, 0, 0]
     if backward:
         if grads.shape[0] != params.shape[0]:
             raise ValueError("window: grads must have the same length as params")
@@ -492,7 +514,7 @@ def window(const floating[::1] params, floating[::1] grads, const unsigned char[
                               &hs[layer - 1, 1, 0, 0] if layer > 0 else NULL,
                               &hs[layer, 0, 0, 0], &acts[layer, 0, 0, 0], &rh[layer, 0, 0, 0],
                               packed + layer * packed_layer_size(H) if packed != NULL else NULL,
-                              threads, chunks)
+                              threads, chunks, cond_ptr if layer == 0 else NULL, frame)
                 memcpy(&h_last[layer, 0, 0], &hs[layer, T, 0, 0], B * H * sizeof(floating))
             h_top = &hs[L - 1, 1, 0, 0]
             for part in prange(threads, num_threads=threads, schedule="static", chunksize=1):

@@ -92,6 +92,9 @@ def info(args) -> int:
         origin = f" (converted from {info['imported_from']})" if isinstance(info.get("imported_from"), str) else ""
     print(f"model file:  {args.model}{origin}")
     print(f"network:     {model.layers} GRU layers x {model.hidden} units, {model.n_params:,} parameters, {model.dtype.name}")
+    if model.frame:
+        print(f"frame tier:  a GRU of {model.hidden} units over frames of {model.frame} samples "
+              f"({1000 * model.frame / model.fs:.3g} ms) conditioning the first layer")
     print(f"sample rate: {model.fs} Hz")
     print(f"trained:     {info.get('iterations', 0)} iterations, {info.get('epochs', 0)} epochs")
     files = info.get("training_files") or []

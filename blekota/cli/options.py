@@ -17,6 +17,7 @@ from ..augment import MAX_DB, check_max_db
 from ..console import NORMAL, QUIET, VERBOSE
 from ..errors import BlekotaError, ConfigError
 from ..fileutil import existing_file, is_stream, same_file
+from ..frames import MAX_FRAME
 from ..model import Model
 from ..optim import OPTIMIZERS
 from ..presets import PRESETS
@@ -45,6 +46,10 @@ hyperparameters:
                  3 works well, 1-2 train faster.
   --hidden       units per layer (the size of the state the network carries from sample to
                  sample). Bigger learns more and is slower: time grows with hidden^2.
+  --frame        samples per frame of a frame tier: a GRU over whole frames whose state
+                 conditions the first layer at every sample of the next frame (SampleRNN's
+                 frame tier), for structure longer than a window. 0 (default): none.
+                 --seq-length must be a multiple of it.
   --seq-length   samples per training window: how far back gradients flow (truncated BPTT).
                  100 samples is 12.5 ms at 8 kHz; the state itself is carried further.
   --batch-size   parallel streams trained at once. More is smoother and uses the cores
@@ -119,6 +124,8 @@ seed = argument_type(int, checks.non_negative_int, "an integer >= 0")
 factor = argument_type(float, lambda name, value: checks.number(name, value, 0, 1, low_open=True, high_open=True),
                        "a number in (0, 1)")
 density = argument_type(float, checks.density, "a number in (0, 1]")
+frame_length = argument_type(int, lambda name, value: checks.integer(name, value, 0, MAX_FRAME),
+                             f"an integer in 0..{MAX_FRAME}")
 decibels = argument_type(float, lambda name, value: check_max_db(value), f"a number of decibels in [0, {MAX_DB:g}]")
 device_name = argument_type(str, checks.device, checks.DEVICES)
 
@@ -141,6 +148,10 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model and training hyperparameters")
     group.add_argument("--layers", action=Given, type=positive_int, default=3, help="GRU layers (default 3)")
     group.add_argument("--hidden", action=Given, type=positive_int, default=256, help="units per layer (default 256)")
+    group.add_argument(
+        "--frame", action=Given, type=frame_length, default=0,
+        help="samples per frame of a frame tier conditioning the first layer (default 0: none)",
+    )
     group.add_argument("--seq-length", action=Given, type=positive_int, default=100, help="samples per window (default 100)")
     group.add_argument("--batch-size", action=Given, type=positive_int, default=80, help="parallel streams (default 80)")
     group.add_argument(
@@ -256,7 +267,7 @@ def read_model(path: str, threads: int | None = None) -> modelfile.ModelFile:
     return modelfile.read(path, threads)
 
 
-ARCHITECTURE = ("layers", "hidden", "fs", "dtype")
+ARCHITECTURE = ("layers", "hidden", "fs", "dtype", "frame")
 RESUME_OPTIONS = {  # option dest -> Trainer argument, for options given on resuming
     "seq_length": "seq_length", "batch_size": "batch_size", "alpha": "lr", "optimizer": "optimizer",
     "checkpoint_every": "checkpoint_every", "keep": "keep", "val_fraction": "val_fraction",
