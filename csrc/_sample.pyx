@@ -8,7 +8,8 @@ over the threads inside one OpenMP region (with a tuner that falls back to one t
 other cores are busy). Several streams are split into contiguous groups, one per thread, each
 stepped with small matrix-matrix tiles on the same panels. Softmax with temperature, the
 truncation (top-k, top-p, min-p) and the draw happen in place; everything runs without the GIL. A stream's arithmetic, hence its sound for a
-given seed, does not depend on the number of threads.
+given seed, does not depend on the number of threads. A conditioning vector per stream (cond,
+from a frame tier) may be added to layer 0's gate pre-activations on every path.
 
 Drawing: one NumPy bit generator (PCG64 when blekota.Model makes it) gives one uniform double u
 in [0, 1) per stream per drawn step, steps in order and, within a step, streams 0..S-1; the level
@@ -44,23 +45,24 @@ cdef extern from "sample_kernel.h" nogil:
     void bk_pack_f(const float* params, int layers, Py_ssize_t H, float* packed)
     void bk_pack_d(const double* params, int layers, Py_ssize_t H, double* packed)
     void bk_run_one_tuned_f(bk_tuner* tuner, const float* packed, int layers, Py_ssize_t H,
-                            float* h, float* scratch, int* level, unsigned char* out,
-                            Py_ssize_t n, const unsigned char* hint, Py_ssize_t n_hint,
-                            const double* uniform, float* probs, Py_ssize_t n_probs,
-                            const bk_sampling* how, int threads)
+                            const float* cond, float* h, float* scratch, int* level,
+                            unsigned char* out, Py_ssize_t n, const unsigned char* hint,
+                            Py_ssize_t n_hint, const double* uniform, float* probs,
+                            Py_ssize_t n_probs, const bk_sampling* how, int threads)
     void bk_run_one_tuned_d(bk_tuner* tuner, const double* packed, int layers, Py_ssize_t H,
-                            double* h, double* scratch, int* level, unsigned char* out,
-                            Py_ssize_t n, const unsigned char* hint, Py_ssize_t n_hint,
-                            const double* uniform, double* probs, Py_ssize_t n_probs,
-                            const bk_sampling* how, int threads)
-    void bk_run_streams_f(const float* packed, int layers, Py_ssize_t H, Py_ssize_t S, float* hs,
-                          float* pre, float* rh, float* logits, unsigned char* previous,
-                          unsigned char* levels, Py_ssize_t n, const unsigned char* hint,
-                          Py_ssize_t hint_stride, const Py_ssize_t* hint_length, float* probs,
-                          Py_ssize_t n_probs, const double* uniform, Py_ssize_t t0, Py_ssize_t t1,
+                            const double* cond, double* h, double* scratch, int* level,
+                            unsigned char* out, Py_ssize_t n, const unsigned char* hint,
+                            Py_ssize_t n_hint, const double* uniform, double* probs,
+                            Py_ssize_t n_probs, const bk_sampling* how, int threads)
+    void bk_run_streams_f(const float* packed, int layers, Py_ssize_t H, Py_ssize_t S,
+                          const float* cond, float* hs, float* pre, float* rh, float* logits,
+                          unsigned char* previous, unsigned char* levels, Py_ssize_t n,
+                          const unsigned char* hint, Py_ssize_t hint_stride,
+                          const Py_ssize_t* hint_length, float* probs, Py_ssize_t n_probs,
+                          const double* uniform, Py_ssize_t t0, Py_ssize_t t1,
                           const bk_sampling* how, Py_ssize_t s0, Py_ssize_t s1)
     void bk_run_streams_d(const double* packed, int layers, Py_ssize_t H, Py_ssize_t S,
-                          double* hs, double* pre, double* rh, double* logits,
+                          const double* cond, double* hs, double* pre, double* rh, double* logits,
                           unsigned char* previous, unsigned char* levels, Py_ssize_t n,
                           const unsigned char* hint, Py_ssize_t hint_stride,
                           const Py_ssize_t* hint_length, double* probs, Py_ssize_t n_probs,
@@ -82,13 +84,13 @@ cdef extern from "sparse_kernel.h" nogil:
         const int32_t* offset
     const char* bk_int8_path()
     void bk_run_sparse_f(const bk_walk_f* start, const float* packed, int layers, Py_ssize_t H,
-                         float* h, float* scratch, unsigned char* bytes, int* level,
-                         unsigned char* out, Py_ssize_t n, const unsigned char* hint,
+                         const float* cond, float* h, float* scratch, unsigned char* bytes,
+                         int* level, unsigned char* out, Py_ssize_t n, const unsigned char* hint,
                          Py_ssize_t n_hint, const double* uniform, float* probs,
                          Py_ssize_t n_probs, const bk_sampling* how)
     void bk_run_sparse_d(const bk_walk_d* start, const double* packed, int layers, Py_ssize_t H,
-                         double* h, double* scratch, unsigned char* bytes, int* level,
-                         unsigned char* out, Py_ssize_t n, const unsigned char* hint,
+                         const double* cond, double* h, double* scratch, unsigned char* bytes,
+                         int* level, unsigned char* out, Py_ssize_t n, const unsigned char* hint,
                          Py_ssize_t n_hint, const double* uniform, double* probs,
                          Py_ssize_t n_probs, const bk_sampling* how)
 
@@ -152,11 +154,19 @@ def walk_blocks(const int32_t[::1] index, int layers, int hidden, bint output) -
     return blocks
 
 
+def _described(value) -> str:
+    """What a wrong argument is, for an error message: shape, dtype and layout of an array."""
+    if not isinstance(value, np.ndarray):
+        return type(value).__name__
+    layout = "C-contiguous" if value.flags.c_contiguous else "non-contiguous"
+    return f"a {layout} {value.shape} array of {value.dtype}"
+
+
 def generate(const floating[::1] packed, floating[:, :, ::1] h, unsigned char[:, ::1] levels,
              const unsigned char[:, ::1] hint, const Py_ssize_t[::1] hint_length,
              unsigned char[::1] previous, floating[:, :, ::1] probs, double temperature,
              bit_generator, int threads, int top_k=0, double top_p=1.0, double min_p=0.0,
-             double[::1] tuning=None, sparse=None):
+             double[::1] tuning=None, sparse=None, cond=None):
     """Generate levels.shape[1] steps for S = levels.shape[0] streams.
 
     packed: pack() of the model's parameters. h (L, S, H): hidden state in, state after the
@@ -174,6 +184,10 @@ def generate(const floating[::1] packed, floating[:, :, ::1] h, unsigned char[:,
     sparse: for one stream, the block-sparse products (sparse_kernel.h) as (index, float
     weights of packed's dtype, int8 bytes, scales, offsets), run on one thread; float when the
     bytes are empty (then the scales and offsets are too), else int8 (float32 models only).
+    cond: None, or an (S, 3H) C-contiguous array of packed's dtype, gate blocks [r, z, candidate]
+    (blekota.model.GATES): at every step of this call, stream s's layer 0 gate pre-activations
+    get + cond[s], as if layer 0's bias were b + cond[s] (equal up to rounding). Any path: dense,
+    sparse, int8, one stream or several. None adds nothing.
     """
     cdef Py_ssize_t L = h.shape[0], S = h.shape[1], H = h.shape[2]
     cdef Py_ssize_t n = levels.shape[1], nh = hint.shape[1], n_probs = probs.shape[1]
@@ -202,6 +216,22 @@ def generate(const floating[::1] packed, floating[:, :, ::1] h, unsigned char[:,
         raise ValueError("generate: top_k must be >= 0, top_p in (0, 1] and min_p in [0, 1]")
     if tuning is not None and tuning.shape[0] != 4:
         raise ValueError("generate: tuning must hold the 4 values of new_tuning()")
+    dtype = np.asarray(packed).dtype
+    cdef const floating[:, ::1] shift
+    cdef const floating* cond_ptr = NULL
+    if cond is not None:
+        if not (isinstance(cond, np.ndarray) and cond.dtype == dtype and cond.shape == (S, 3 * H)
+                and cond.flags.c_contiguous):
+            raise ValueError(f"generate: cond must be None or a C-contiguous ({S}, {3 * H}) array "
+                             f"of {dtype} (streams, 3 x hidden; packed's dtype), got "
+                             f"{_described(cond)}")
+        if Hp == H:
+            shift = cond
+        else:
+            padded = np.zeros((S, 3, Hp), dtype)  # the padded units' entries stay 0
+            padded[:, :, :H] = cond.reshape(S, 3, H)
+            shift = padded.reshape(S, 3 * Hp)
+        cond_ptr = &shift[0, 0]
     cdef bk_walk_f walk_f
     cdef bk_walk_d walk_d
     cdef const int32_t[::1] sparse_index
@@ -251,11 +281,11 @@ def generate(const floating[::1] packed, floating[:, :, ::1] h, unsigned char[:,
     if tuning is not None:
         tuner.cost[0], tuner.cost[1] = tuning[0], tuning[1]
         tuner.pieces, tuner.interval = <long> tuning[2], <long> tuning[3]
-    dtype = np.asarray(packed).dtype
     state_array = np.zeros((S, L, Hp), dtype=dtype)
     state_array[:, :, :H] = np.asarray(h).transpose(1, 0, 2)
     cdef floating[:, :, ::1] state = state_array
-    cdef floating[:, ::1] pre = np.empty((S, 5 * Hp + LEVELS), dtype=dtype)  # rows of 3Hp for S > 1
+    # one stream: its scratch (7 Hp + 256 for the sparse kernel); S > 1: a row of 3Hp per stream
+    cdef floating[:, ::1] pre = np.empty((S, 7 * Hp + LEVELS), dtype=dtype)
     cdef floating[:, ::1] rh = np.empty((S, Hp), dtype=dtype)
     cdef floating[:, ::1] logits = np.empty((S, LEVELS), dtype=dtype)
     cdef double[::1] uniform = np.zeros(BLOCK * S, dtype=np.float64)
@@ -275,44 +305,46 @@ def generate(const floating[::1] packed, floating[:, :, ::1] h, unsigned char[:,
             if S > 1:
                 for part in prange(parts, num_threads=parts, schedule="static", chunksize=1):
                     if floating is float:
-                        bk_run_streams_f(&packed[0], <int> L, H, S, &state[0, 0, 0], &pre[0, 0],
-                                         &rh[0, 0], &logits[0, 0], &previous[0], &levels[0, 0],
+                        bk_run_streams_f(&packed[0], <int> L, H, S, cond_ptr, &state[0, 0, 0],
+                                         &pre[0, 0], &rh[0, 0], &logits[0, 0], &previous[0],
+                                         &levels[0, 0],
                                          n, hint_ptr, nh, &hint_length[0], probs_ptr, n_probs,
                                          &uniform[0],
                                          t0, t1, &how, part * S // parts,
                                          (part + 1) * S // parts)
                     else:
-                        bk_run_streams_d(&packed[0], <int> L, H, S, &state[0, 0, 0], &pre[0, 0],
-                                         &rh[0, 0], &logits[0, 0], &previous[0], &levels[0, 0],
+                        bk_run_streams_d(&packed[0], <int> L, H, S, cond_ptr, &state[0, 0, 0],
+                                         &pre[0, 0], &rh[0, 0], &logits[0, 0], &previous[0],
+                                         &levels[0, 0],
                                          n, hint_ptr, nh, &hint_length[0], probs_ptr, n_probs,
                                          &uniform[0],
                                          t0, t1, &how, part * S // parts,
                                          (part + 1) * S // parts)
             elif sparse is not None:
                 if floating is float:
-                    bk_run_sparse_f(&walk_f, &packed[0], <int> L, H, &state[0, 0, 0], &pre[0, 0],
-                                    &quantized[0], &level, &levels[0, t0], t1 - t0,
+                    bk_run_sparse_f(&walk_f, &packed[0], <int> L, H, cond_ptr, &state[0, 0, 0],
+                                    &pre[0, 0], &quantized[0], &level, &levels[0, t0], t1 - t0,
                                     hint_ptr + t0 if t0 < n_hint else NULL,
                                     max(0, min(n_hint, t1) - t0), &uniform[0],
                                     probs_ptr + t0 * LEVELS if t0 < n_probs else NULL,
                                     max(0, min(n_probs, t1) - t0), &how)
                 else:
-                    bk_run_sparse_d(&walk_d, &packed[0], <int> L, H, &state[0, 0, 0], &pre[0, 0],
-                                    &quantized[0], &level, &levels[0, t0], t1 - t0,
+                    bk_run_sparse_d(&walk_d, &packed[0], <int> L, H, cond_ptr, &state[0, 0, 0],
+                                    &pre[0, 0], &quantized[0], &level, &levels[0, t0], t1 - t0,
                                     hint_ptr + t0 if t0 < n_hint else NULL,
                                     max(0, min(n_hint, t1) - t0), &uniform[0],
                                     probs_ptr + t0 * LEVELS if t0 < n_probs else NULL,
                                     max(0, min(n_probs, t1) - t0), &how)
             elif floating is float:
-                bk_run_one_tuned_f(&tuner, &packed[0], <int> L, H, &state[0, 0, 0], &pre[0, 0],
-                                   &level, &levels[0, t0], t1 - t0,
+                bk_run_one_tuned_f(&tuner, &packed[0], <int> L, H, cond_ptr, &state[0, 0, 0],
+                                   &pre[0, 0], &level, &levels[0, t0], t1 - t0,
                                    hint_ptr + t0 if t0 < n_hint else NULL,
                                    max(0, min(n_hint, t1) - t0), &uniform[0],
                                    probs_ptr + t0 * LEVELS if t0 < n_probs else NULL,
                                    max(0, min(n_probs, t1) - t0), &how, threads)
             else:
-                bk_run_one_tuned_d(&tuner, &packed[0], <int> L, H, &state[0, 0, 0], &pre[0, 0],
-                                   &level, &levels[0, t0], t1 - t0,
+                bk_run_one_tuned_d(&tuner, &packed[0], <int> L, H, cond_ptr, &state[0, 0, 0],
+                                   &pre[0, 0], &level, &levels[0, t0], t1 - t0,
                                    hint_ptr + t0 if t0 < n_hint else NULL,
                                    max(0, min(n_hint, t1) - t0), &uniform[0],
                                    probs_ptr + t0 * LEVELS if t0 < n_probs else NULL,

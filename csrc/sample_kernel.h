@@ -17,6 +17,11 @@
  *   output:    Wy  (256 / P panels of (Hp, P)), by (256)
  * Zero padding keeps padded hidden units exactly 0 (z = 1/2, candidate = tanh 0 = 0).
  *
+ * Conditioning: every kernel takes cond, NULL or per stream a vector (3Hp, gate blocks
+ * [r, z, candidate], padding zero) added to the emb row of the level fed, before the products,
+ * at every step: as if layer 0's bias were b + cond, up to rounding ((input row + b) + cond
+ * instead of input row + (b + cond)). NULL adds nothing.
+ *
  * With T threads, one OpenMP parallel region runs a whole block of steps; thread t owns a
  * contiguous range of unit panels (the same units in r, z and the candidate) and of output panels.
  * Per step and layer: [r, z] of own units, r*h; barrier; candidate and h of own units; barrier.

@@ -57,6 +57,13 @@ BK_FN void BK_NAME(bk_tanh)(BK_REAL *a, ptrdiff_t n)
         a[j] = BK_TANH(a[j]);
 }
 
+/* a += b, n elements: layer 0's pre-activations plus a stream's conditioning vector. */
+BK_FN void BK_NAME(bk_add)(BK_REAL *restrict a, const BK_REAL *restrict b, ptrdiff_t n)
+{
+    for (ptrdiff_t j = 0; j < n; j++)
+        a[j] += b[j];
+}
+
 /* h = (1 - z) h + z c with both products rounded: the sampler's arithmetic, and so the levels
  * it draws for a seed, stay what they were before it shared its math with training. */
 BK_FN BK_UNFUSED_FN void BK_NAME(bk_update)(BK_REAL *restrict h, const BK_REAL *restrict z,
@@ -282,8 +289,9 @@ BK_FN void BK_NAME(bk_pack)(const BK_REAL *params, int layers, ptrdiff_t H, BK_R
 
 /* The steps of one thread out of `nthreads` (see sample_kernel.h); barriers are no-ops when
  * there is no enclosing parallel region. */
-BK_FN void BK_NAME(bk_one_worker)(const BK_REAL *packed, int layers, ptrdiff_t H, BK_REAL *h,
-                                   BK_REAL *rh, BK_REAL *z, BK_REAL *logits, int *level,
+BK_FN void BK_NAME(bk_one_worker)(const BK_REAL *packed, int layers, ptrdiff_t H,
+                                   const BK_REAL *cond, BK_REAL *h, BK_REAL *rh, BK_REAL *z,
+                                   BK_REAL *logits, int *level,
                                    unsigned char *out, ptrdiff_t n, const unsigned char *hint,
                                    ptrdiff_t n_hint, const double *uniform, BK_REAL *probs,
                                    ptrdiff_t n_probs, const bk_sampling *how, int tid, int nthreads)
@@ -299,6 +307,7 @@ BK_FN void BK_NAME(bk_one_worker)(const BK_REAL *packed, int layers, ptrdiff_t H
             const BK_REAL *x = layer == 0 ? NULL : h + (layer - 1) * Hp;
             ptrdiff_t Kx = layer == 0 ? 0 : Hp, K = Kx + Hp;
             BK_REAL *hl = h + layer * Hp;
+            const BK_REAL *shift = layer == 0 ? cond : NULL;
             if (layer == 0) {
                 init = base + (ptrdiff_t)lvl * 3 * Hp;
                 rz = base + BK_LEVELS * 3 * Hp;
@@ -311,6 +320,10 @@ BK_FN void BK_NAME(bk_one_worker)(const BK_REAL *packed, int layers, ptrdiff_t H
                 BK_REAL *r = rh + q * BK_PANEL, *zq = z + q * BK_PANEL;
                 memcpy(r, init + q * BK_PANEL, BK_PANEL * sizeof(BK_REAL));
                 memcpy(zq, init + Hp + q * BK_PANEL, BK_PANEL * sizeof(BK_REAL));
+                if (shift) {
+                    BK_NAME(bk_add)(r, shift + q * BK_PANEL, BK_PANEL);
+                    BK_NAME(bk_add)(zq, shift + Hp + q * BK_PANEL, BK_PANEL);
+                }
                 BK_NAME(bk_panel)(rz + q * K * BK_PANEL, Kx, x, Hp, hl, r);
                 BK_NAME(bk_panel)(rz + (nu + q) * K * BK_PANEL, Kx, x, Hp, hl, zq);
                 BK_NAME(bk_sigmoid)(r, BK_PANEL);
@@ -325,6 +338,8 @@ BK_FN void BK_NAME(bk_one_worker)(const BK_REAL *packed, int layers, ptrdiff_t H
                 BK_REAL c[BK_PANEL];
                 BK_REAL *hq = hl + q * BK_PANEL, *zq = z + q * BK_PANEL;
                 memcpy(c, init + 2 * Hp + q * BK_PANEL, BK_PANEL * sizeof(BK_REAL));
+                if (shift)
+                    BK_NAME(bk_add)(c, shift + 2 * Hp + q * BK_PANEL, BK_PANEL);
                 BK_NAME(bk_panel)(cand + q * K * BK_PANEL, Kx, x, Hp, rh, c);
                 BK_NAME(bk_tanh)(c, BK_PANEL);
                 BK_NAME(bk_update)(hq, zq, c, BK_PANEL);
@@ -365,11 +380,14 @@ BK_FN void BK_NAME(bk_one_worker)(const BK_REAL *packed, int layers, ptrdiff_t H
         *level = lvl;
 }
 
-/* n steps of one stream. h (layers, Hp): hidden state, padding zero; scratch: 2 Hp + 256
- * elements; level: the level fed before the first step, on return the last one. uniform[t] is
- * read for steps t >= n_hint when how->temperature > 0; probs (n_probs, 256) is filled. */
-BK_FN void BK_NAME(bk_run_one)(const BK_REAL *packed, int layers, ptrdiff_t H, BK_REAL *h,
-                                BK_REAL *scratch, int *level, unsigned char *out, ptrdiff_t n,
+/* n steps of one stream. cond (3Hp) or NULL: added to layer 0's gate pre-activations at every
+ * step (as if layer 0's bias were b + cond), padding zero. h (layers, Hp): hidden state, padding
+ * zero; scratch: 2 Hp + 256 elements; level: the level fed before the first step, on return the
+ * last one. uniform[t] is read for steps t >= n_hint when how->temperature > 0; probs
+ * (n_probs, 256) is filled. */
+BK_FN void BK_NAME(bk_run_one)(const BK_REAL *packed, int layers, ptrdiff_t H,
+                                const BK_REAL *cond, BK_REAL *h, BK_REAL *scratch, int *level,
+                                unsigned char *out, ptrdiff_t n,
                                 const unsigned char *hint, ptrdiff_t n_hint, const double *uniform,
                                 BK_REAL *probs, ptrdiff_t n_probs, const bk_sampling *how,
                                 int threads)
@@ -379,20 +397,21 @@ BK_FN void BK_NAME(bk_run_one)(const BK_REAL *packed, int layers, ptrdiff_t H, B
 #ifdef _OPENMP
     if (threads > 1) {
 #pragma omp parallel num_threads(threads)
-        BK_NAME(bk_one_worker)(packed, layers, H, h, rh, z, logits, level, out, n, hint, n_hint,
-                               uniform, probs, n_probs, how, omp_get_thread_num(),
+        BK_NAME(bk_one_worker)(packed, layers, H, cond, h, rh, z, logits, level, out, n, hint,
+                               n_hint, uniform, probs, n_probs, how, omp_get_thread_num(),
                                omp_get_num_threads());
         return;
     }
 #endif
     (void)threads;
-    BK_NAME(bk_one_worker)(packed, layers, H, h, rh, z, logits, level, out, n, hint, n_hint,
-                           uniform, probs, n_probs, how, 0, 1);
+    BK_NAME(bk_one_worker)(packed, layers, H, cond, h, rh, z, logits, level, out, n, hint,
+                           n_hint, uniform, probs, n_probs, how, 0, 1);
 }
 
 /* bk_run_one over n steps, choosing 1 or `threads` threads piece by piece with the tuner. */
 BK_FN void BK_NAME(bk_run_one_tuned)(bk_tuner *tuner, const BK_REAL *packed, int layers,
-                                      ptrdiff_t H, BK_REAL *h, BK_REAL *scratch, int *level,
+                                      ptrdiff_t H, const BK_REAL *cond, BK_REAL *h,
+                                      BK_REAL *scratch, int *level,
                                       unsigned char *out, ptrdiff_t n, const unsigned char *hint,
                                       ptrdiff_t n_hint, const double *uniform, BK_REAL *probs,
                                       ptrdiff_t n_probs, const bk_sampling *how, int threads)
@@ -416,7 +435,7 @@ BK_FN void BK_NAME(bk_run_one_tuned)(bk_tuner *tuner, const BK_REAL *packed, int
         ptrdiff_t hinted = n_hint <= t ? 0 : n_hint < t + len ? n_hint - t : len;
         ptrdiff_t recorded = n_probs <= t ? 0 : n_probs < t + len ? n_probs - t : len;
         double start = bk_now(), per_step;
-        BK_NAME(bk_run_one)(packed, layers, H, h, scratch, level, out + t, len,
+        BK_NAME(bk_run_one)(packed, layers, H, cond, h, scratch, level, out + t, len,
                             hinted ? hint + t : NULL, hinted, uniform + t,
                             recorded ? probs + t * BK_LEVELS : NULL, recorded, how,
                             use ? threads : 1);
@@ -468,14 +487,16 @@ BK_FN void BK_NAME(bk_product)(const BK_REAL *w, ptrdiff_t panels, ptrdiff_t M, 
 #endif
 }
 
-/* Steps t0..t1-1 of streams s0..s1-1 out of S, on the packed panels. hs (S, layers * Hp): per
- * stream the hidden states of all layers (padding zero); pre (S, 3Hp), rh (S, Hp), logits
- * (S, 256) scratch. levels (S, n) out; hint (S, hint_stride): stream s takes hint[s, t] for
- * t < hint_length[s] instead of drawing; probs (S, n_probs, 256) or NULL;
+/* Steps t0..t1-1 of streams s0..s1-1 out of S, on the packed panels. cond (S, 3Hp) or NULL:
+ * stream s's layer 0 gate pre-activations get + cond[s] at every step (padding zero).
+ * hs (S, layers * Hp): per stream the hidden states of all layers (padding zero); pre (S, 3Hp),
+ * rh (S, Hp), logits (S, 256) scratch. levels (S, n) out; hint (S, hint_stride): stream s takes
+ * hint[s, t] for t < hint_length[s] instead of drawing; probs (S, n_probs, 256) or NULL;
  * previous (S,) the level fed into the next step. uniform[(t - t0) * S + s] is stream s's
  * draw at step t. The arithmetic of a stream does not depend on the grouping of streams. */
 BK_FN void BK_NAME(bk_run_streams)(const BK_REAL *packed, int layers, ptrdiff_t H, ptrdiff_t S,
-                                    BK_REAL *hs, BK_REAL *pre, BK_REAL *rh, BK_REAL *logits,
+                                    const BK_REAL *cond, BK_REAL *hs, BK_REAL *pre, BK_REAL *rh,
+                                    BK_REAL *logits,
                                     unsigned char *previous, unsigned char *levels, ptrdiff_t n,
                                     const unsigned char *hint, ptrdiff_t hint_stride,
                                     const ptrdiff_t *hint_length, BK_REAL *probs,
@@ -495,6 +516,9 @@ BK_FN void BK_NAME(bk_run_streams)(const BK_REAL *packed, int layers, ptrdiff_t 
             for (s = s0; s < s1; s++)
                 memcpy(pre + s * G, layer == 0 ? base + (ptrdiff_t)previous[s] * G : base,
                        G * sizeof(BK_REAL));
+            if (layer == 0 && cond)
+                for (s = s0; s < s1; s++)
+                    BK_NAME(bk_add)(pre + s * G, cond + s * G, G);
             const BK_REAL *x = layer == 0 ? hl : hl - Hp;
             BK_NAME(bk_product)(rz, 2 * nu, M, Kx, x, LH, Hp, hl, LH, pre + s0 * G, G);
             for (s = s0; s < s1; s++) {
@@ -550,17 +574,19 @@ static inline void BK_TWIN(bk_pack)(const BK_REAL *params, int layers, ptrdiff_t
 }
 
 static inline void BK_TWIN(bk_run_one_tuned)(bk_tuner *tuner, const BK_REAL *packed, int layers,
-                                      ptrdiff_t H, BK_REAL *h, BK_REAL *scratch, int *level,
+                                      ptrdiff_t H, const BK_REAL *cond, BK_REAL *h,
+                                      BK_REAL *scratch, int *level,
                                       unsigned char *out, ptrdiff_t n, const unsigned char *hint,
                                       ptrdiff_t n_hint, const double *uniform, BK_REAL *probs,
                                       ptrdiff_t n_probs, const bk_sampling *how, int threads)
 {
-    BK_PICK(BK_TWIN(bk_run_one_tuned))(tuner, packed, layers, H, h, scratch, level, out, n, hint,
-                                       n_hint, uniform, probs, n_probs, how, threads);
+    BK_PICK(BK_TWIN(bk_run_one_tuned))(tuner, packed, layers, H, cond, h, scratch, level, out, n,
+                                       hint, n_hint, uniform, probs, n_probs, how, threads);
 }
 
 static inline void BK_TWIN(bk_run_streams)(const BK_REAL *packed, int layers, ptrdiff_t H,
-                                           ptrdiff_t S, BK_REAL *hs, BK_REAL *pre, BK_REAL *rh,
+                                           ptrdiff_t S, const BK_REAL *cond, BK_REAL *hs,
+                                           BK_REAL *pre, BK_REAL *rh,
                                            BK_REAL *logits, unsigned char *previous,
                                            unsigned char *levels, ptrdiff_t n,
                                            const unsigned char *hint, ptrdiff_t hint_stride,
@@ -569,9 +595,9 @@ static inline void BK_TWIN(bk_run_streams)(const BK_REAL *packed, int layers, pt
                                            ptrdiff_t t0, ptrdiff_t t1, const bk_sampling *how,
                                            ptrdiff_t s0, ptrdiff_t s1)
 {
-    BK_PICK(BK_TWIN(bk_run_streams))(packed, layers, H, S, hs, pre, rh, logits, previous, levels,
-                                     n, hint, hint_stride, hint_length, probs, n_probs, uniform,
-                                     t0, t1, how, s0, s1);
+    BK_PICK(BK_TWIN(bk_run_streams))(packed, layers, H, S, cond, hs, pre, rh, logits, previous,
+                                     levels, n, hint, hint_stride, hint_length, probs, n_probs,
+                                     uniform, t0, t1, how, s0, s1);
 }
 
 #endif

@@ -23,6 +23,8 @@
  *       of the column's w8, s = max |w| of the column / 127^2).
  *   Int8 adds a last product, the output layer (h of the top layer -> 256 logits), with all
  *   its blocks; float runs the output layer on the dense sampler's panels.
+ *   Layer 0's table row (plus cond, when given, as in sample_kernel.h) and the biases are read
+ *   from the dense sampler's packed weights.
  *
  * The float kernel adds each column's terms in the dense kernel's order (input rows ascending,
  * one multiply-add each), skipping zero blocks: it draws the same levels as the dense kernel

@@ -78,11 +78,12 @@ BK_FN void BK_NAME(bk_sparse_product)(BK_TWIN(bk_walk) *walk, ptrdiff_t columns,
     }
 }
 
-/* n steps of one stream on one thread, as bk_run_one (sample_twin.h) with the same arguments,
- * the products read from `start` (the walk's beginning: float weights, or int8 when its bytes
- * are set). scratch: 5 Hp + 256 elements; bytes: 4 Hp. */
+/* n steps of one stream on one thread, as bk_run_one (sample_twin.h) with the same arguments
+ * (cond included), the products read from `start` (the walk's beginning: float weights, or int8
+ * when its bytes are set). scratch: 7 Hp + 256 elements; bytes: 4 Hp. */
 BK_FN void BK_NAME(bk_run_sparse)(const BK_TWIN(bk_walk) *start, const BK_REAL *packed,
-                                   int layers, ptrdiff_t H, BK_REAL *h, BK_REAL *scratch,
+                                   int layers, ptrdiff_t H, const BK_REAL *cond, BK_REAL *h,
+                                   BK_REAL *scratch,
                                    uint8_t *bytes, int *level, unsigned char *out, ptrdiff_t n,
                                    const unsigned char *hint, ptrdiff_t n_hint,
                                    const double *uniform, BK_REAL *probs, ptrdiff_t n_probs,
@@ -90,6 +91,7 @@ BK_FN void BK_NAME(bk_run_sparse)(const BK_TWIN(bk_walk) *start, const BK_REAL *
 {
     ptrdiff_t Hp = bk_padded(H);
     BK_REAL *a = scratch, *rh = a + 2 * Hp, *c = rh + Hp, *logits = c + Hp;
+    BK_REAL *shifted = logits + BK_LEVELS; /* layer 0's table row plus cond (3 Hp) */
     uint8_t *q_xh = bytes, *q_xrh = bytes + 2 * Hp; /* [q(x), q(h)] and [q(x), q(r h)] */
     const BK_REAL *wy = packed + bk_packed_offset(layers, Hp), *by = wy + Hp * BK_LEVELS;
     int lvl = *level, int8 = start->bytes != NULL;
@@ -98,6 +100,11 @@ BK_FN void BK_NAME(bk_run_sparse)(const BK_TWIN(bk_walk) *start, const BK_REAL *
         for (int layer = 0; layer < layers; layer++) {
             const BK_REAL *base = packed + bk_packed_offset(layer, Hp);
             const BK_REAL *init = layer == 0 ? base + (ptrdiff_t)lvl * 3 * Hp : base;
+            if (layer == 0 && cond) {
+                memcpy(shifted, init, (size_t)(3 * Hp) * sizeof(BK_REAL));
+                BK_NAME(bk_add)(shifted, cond, 3 * Hp);
+                init = shifted;
+            }
             const BK_REAL *x = layer == 0 ? NULL : h + (layer - 1) * Hp;
             ptrdiff_t Kx = layer == 0 ? 0 : Hp;
             BK_REAL *hl = h + layer * Hp;
@@ -154,15 +161,16 @@ BK_FN void BK_NAME(bk_run_sparse)(const BK_TWIN(bk_walk) *start, const BK_REAL *
 #else /* the dispatchers: the version of the level in use */
 
 static inline void BK_TWIN(bk_run_sparse)(const BK_TWIN(bk_walk) *start, const BK_REAL *packed,
-                                          int layers, ptrdiff_t H, BK_REAL *h, BK_REAL *scratch,
+                                          int layers, ptrdiff_t H, const BK_REAL *cond,
+                                          BK_REAL *h, BK_REAL *scratch,
                                           uint8_t *bytes, int *level, unsigned char *out,
                                           ptrdiff_t n, const unsigned char *hint,
                                           ptrdiff_t n_hint, const double *uniform,
                                           BK_REAL *probs, ptrdiff_t n_probs,
                                           const bk_sampling *how)
 {
-    BK_PICK(BK_TWIN(bk_run_sparse))(start, packed, layers, H, h, scratch, bytes, level, out, n,
-                                    hint, n_hint, uniform, probs, n_probs, how);
+    BK_PICK(BK_TWIN(bk_run_sparse))(start, packed, layers, H, cond, h, scratch, bytes, level, out,
+                                    n, hint, n_hint, uniform, probs, n_probs, how);
 }
 
 #endif
