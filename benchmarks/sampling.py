@@ -7,7 +7,9 @@ streams (so 64 streams at 1,000 steps/s is 64,000 samples/s). Rows use the suite
 (common.py); peak_mib is the tracemalloc peak of one extra untimed run (NaN for PyTorch, whose
 memory tracemalloc does not see). blekota is also timed with each truncation of the sampled
 distribution (note column: min-p, top-k or top-p), so its cost reads against the plain row above it;
-the untrained model's distributions are nearly flat, the most work for top-k and top-p.
+the untrained model's distributions are nearly flat, the most work for top-k and top-p. The
+"frame tier" rows are the same model with a frame tier of FRAME samples (blekota.frames): the
+compiled loop runs a frame at a time, the frame tier steps in NumPy between frames.
 
 Run alone: python benchmarks/sampling.py [--threads N] [--repeats R] [--quick]
 """
@@ -27,6 +29,7 @@ from common import time_runs
 SECTION = "sampling"
 HIDDEN, LAYERS, LEVELS, SILENCE = 256, 3, 256, 128
 STREAMS = (1, 64)
+FRAME = 20  # the frame tier's frame length in the "frame tier" rows
 TRUNCATIONS = {"min-p 0.05": dict(min_p=0.05), "top-k 40": dict(top_k=40), "top-p 0.9": dict(top_p=0.9)}
 
 
@@ -150,6 +153,7 @@ def run(threads: int, repeats: int, quick: bool) -> list[dict]:
     rows = []
     thread_counts = sorted({1, max(threads, 1)})
     model = blekota.Model(HIDDEN, LAYERS, dtype="float32", seed=0)
+    framed = blekota.Model(HIDDEN, LAYERS, dtype="float32", seed=0, frame=FRAME)
     for streams in STREAMS:
         steps = _steps("blekota", streams, quick)
         for count in thread_counts:
@@ -162,6 +166,13 @@ def run(threads: int, repeats: int, quick: bool) -> list[dict]:
 
                 rows.append(_row("blekota", streams, count, steps, time_runs(sample, repeats, warmup=1),
                                  _peak_mib(sample), note))
+            framed.threads = count
+
+            def sample_framed() -> np.ndarray:
+                return framed.sample(steps, seed=0, streams=streams)
+
+            rows.append(_row("blekota", streams, count, steps, time_runs(sample_framed, repeats, warmup=1),
+                             _peak_mib(sample_framed), f"frame tier, F = {FRAME}"))
         steps = _steps("pytorch", streams, quick)
         for count in thread_counts:
             sampler = _torch_sampler(streams, steps, count)

@@ -9,6 +9,7 @@ from blekota import reference
 from blekota.cli import main
 from blekota.errors import ConfigError
 from blekota.frames import frame_size
+from blekota.mulaw import quantize
 from blekota.model import Model, canonical_shapes
 
 from conftest import cpu_level
@@ -159,7 +160,7 @@ def test_training_lowers_the_loss_and_resumes_exactly(tmp_path):
     np.testing.assert_array_equal(resumed.model.params, trainer.model.params)
 
 
-def teacher_forced(model, levels, hint_free_start=0):
+def teacher_forced(model, levels):
     """The model's distributions along levels (n,) from silence, as training computes them."""
     inputs = np.concatenate([[128], levels[:-1]]).astype(np.uint8)[:, None]
     return model.probabilities(inputs)[:, 0]
@@ -169,7 +170,7 @@ def teacher_forced(model, levels, hint_free_start=0):
 def test_sampling_draws_from_the_distributions_training_computes(dtype):
     model = frame_model(frame=5, dtype=dtype, scale=0.3)
     sound, probs = model.sample(37, seed=3, return_probs=True)
-    levels = blekota.quantize(sound)
+    levels = quantize(sound)
     expected = teacher_forced(model, levels)
     np.testing.assert_allclose(probs, expected, rtol=0, atol=1e-12 if dtype == "float64" else 2e-5)
 
