@@ -60,7 +60,7 @@ def _step(params, layer, inp, h, cond=(0.0, 0.0, 0.0)):
 def frame_step(params: dict[str, np.ndarray], levels: np.ndarray, h: np.ndarray) -> np.ndarray:
     """The frame tier's next state from the levels (B, F) of one frame and its state h (B, H)."""
     W, Wr, Wz = (params[f"frame.{name}"] for name in ("W", "Wr", "Wz"))
-    H, F = h.shape[1], W.shape[1] - h.shape[1] - 1
+    F = W.shape[1] - h.shape[1] - 1
     u = np.asarray(levels, np.float64) / 127.5 - 1.0
     r = sigmoid(u @ Wr[:, :F].T + h @ Wr[:, F:-1].T + Wr[:, -1])
     z = sigmoid(u @ Wz[:, :F].T + h @ Wz[:, F:-1].T + Wz[:, -1])
