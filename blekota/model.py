@@ -256,7 +256,8 @@ class Model:
     threads: OpenMP threads for the kernels (None: OMP_NUM_THREADS or the CPU count, divided
     among the processes of a data-parallel Trainer on the same machine; threads_by_default says
     that it was None and model.threads was not set since); frame: samples per frame of a frame
-    tier that conditions the first layer (blekota.frames; 0: none).
+    tier that conditions the first layer (blekota.frames; 0: none; its conditioning matrices
+    start at zero, so a new model with a frame tier computes what the stack alone does).
     model.info holds what a model file carries besides weights (training files, iterations,
     hyperparameters, loss history).
     """
@@ -293,6 +294,8 @@ class Model:
             key: rng.uniform(-bound, bound, shape)
             for key, shape in canonical_shapes(self.layers, self.hidden, self.frame).items()
         }
+        for condition in frames.CONDITIONS if self.frame else ():
+            state[f"frame.{condition}"][...] = 0  # a new frame tier starts by changing nothing
         canonical_to_flat(state, self.layers, self.hidden, self.params, self.frame)
 
     def __repr__(self) -> str:

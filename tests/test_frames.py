@@ -52,6 +52,17 @@ def test_float32_forward_is_close_to_the_reference():
     np.testing.assert_allclose(probs, expected, rtol=0, atol=2e-5)
 
 
+def test_a_new_frame_model_computes_what_the_stack_alone_does():
+    x, _ = window_and_state(frame_model(), 12)
+    plain = Model(hidden=8, layers=2, dtype="float64", seed=3)
+    framed = Model(hidden=8, layers=2, dtype="float64", seed=3, frame=4)
+    np.testing.assert_array_equal(framed.core_params, plain.core_params)
+    np.testing.assert_array_equal(framed.probabilities(x[:-1]), plain.probabilities(x[:-1]))
+    grads = np.zeros_like(framed.params)
+    framed.window(x, None, grads)
+    assert np.abs(grads[framed.core_params.size :]).max() > 0  # the conditioning starts learning at once
+
+
 def test_frame_state_is_the_frame_tier_after_the_full_frames():
     model = frame_model(frame=4)
     x, h0 = window_and_state(model, 10)
