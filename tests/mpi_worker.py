@@ -9,6 +9,7 @@ progress thread, then without it) and after it; rank 0 saves the weights (DIRECT
 [overlapped, overlapped without the thread, after]) and every process the threads its model,
 built without threads, was given (DIRECTORY/threads_RANK.txt).
 sparse: the same with block-sparse training (density 0.25), into DIRECTORY/sparse_N.npy.
+frame: the same with a frame tier of 5 samples, into DIRECTORY/frame_N.npy.
 fail: process 1 runs out of memory in its 6th update; every process writes how it ended to
 DIRECTORY/outcome_RANK.txt.
 fail-midway: the same, but in its backward pass, after it has handed over two gradient blocks.
@@ -85,13 +86,14 @@ def outcome(directory: str, rank: int, text: str) -> None:
 
 def main(scenario: str, directory: str) -> int:
     comm = MPI.COMM_WORLD
-    if scenario in ("exact", "sparse"):
+    if scenario in ("exact", "sparse", "frame"):
         sparse = dict(density=0.25, prune_start=2, prune_end=12, prune_every=3) if scenario == "sparse" else {}
-        run = trainer(directory, comm, **sparse)
+        model = blekota.Model(hidden=16, layers=2, dtype="float64", seed=0, threads=1, frame=5) if scenario == "frame" else None
+        run = trainer(directory, comm, model=model, **sparse)
         run.train(20)
         params = comm.gather(run.model.params, root=0)
         if comm.rank == 0:
-            name = "params" if scenario == "exact" else "sparse"
+            name = "params" if scenario == "exact" else scenario
             np.save(os.path.join(directory, f"{name}_{comm.size}.npy"), np.array(params))
         return 0
     if scenario == "overlap":

@@ -176,6 +176,18 @@ def test_every_process_prunes_the_same_blocks(tmp_path):
 
 
 @needs_mpi
+def test_a_frame_model_trains_the_same_over_two_processes(tmp_path):
+    worker = [sys.executable, str(HERE / "mpi_worker.py"), "frame", str(tmp_path)]
+    assert run(worker, tmp_path).returncode == 0
+    result = run(MPIEXEC + worker, tmp_path)
+    assert result.returncode == 0, result.stderr
+    alone, together = np.load(tmp_path / "frame_1.npy"), np.load(tmp_path / "frame_2.npy")
+    np.testing.assert_array_equal(together[0], together[1])
+    assert_close(alone[0], together[0])
+    assert not np.allclose(together[0][-16 * 48 :], 0)  # the conditioning, started at zero, learned
+
+
+@needs_mpi
 def test_bad_input_is_reported_once_by_rank_0(tmp_path):
     result = run(MPIEXEC + blekota_command("train", "missing.wav"), tmp_path)
     assert result.returncode == 2
