@@ -28,8 +28,7 @@ import numpy as np
 from .errors import ConfigError
 from .mulaw import LEVELS
 
-GATES = ("Wr", "Wz", "W")
-CONDITIONS = ("Cr", "Cz", "C")
+CONDITIONS = ("Cr", "Cz", "C")  # the conditioning of the gates blekota.model.GATES names, in order
 MAX_FRAME = 4096
 
 

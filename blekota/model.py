@@ -166,7 +166,7 @@ def flat_to_canonical(flat: np.ndarray, layers: int, hidden: int, frame: int = 0
     state["out.Wy"] = np.concatenate([flat[wy_s].reshape(H, LEVELS).T, flat[by_s][:, None]], axis=1)
     if frame:
         tier = frames.FrameTier(flat[layout.size :], frame, hidden)
-        for block, (name, condition) in enumerate(zip(frames.GATES, frames.CONDITIONS)):
+        for block, (name, condition) in enumerate(zip(GATES, frames.CONDITIONS)):
             cols = slice(block * H, (block + 1) * H)
             state[f"frame.{name}"] = np.concatenate(
                 [tier.WxT[:, cols].T, tier.UhT[:, cols].T, tier.b[cols, None]], axis=1
@@ -197,7 +197,7 @@ def canonical_to_flat(state: dict[str, np.ndarray], layers: int, hidden: int, ou
     out[by_s] = state["out.Wy"][:, H]
     if frame:
         tier = frames.FrameTier(out[layout.size :], frame, hidden)
-        for block, (name, condition) in enumerate(zip(frames.GATES, frames.CONDITIONS)):
+        for block, (name, condition) in enumerate(zip(GATES, frames.CONDITIONS)):
             cols = slice(block * H, (block + 1) * H)
             matrix = state[f"frame.{name}"]
             tier.WxT[:, cols] = matrix[:, :frame].T
@@ -215,7 +215,7 @@ def canonical_shapes(layers: int, hidden: int, frame: int = 0) -> dict[str, tupl
             shapes[f"gru{layer}.{name}"] = (hidden, inputs + hidden + 1)
     shapes["out.Wy"] = (LEVELS, hidden + 1)
     if frame:
-        for name, condition in zip(frames.GATES, frames.CONDITIONS):
+        for name, condition in zip(GATES, frames.CONDITIONS):
             shapes[f"frame.{name}"] = (hidden, frame + hidden + 1)
             shapes[f"frame.{condition}"] = (hidden, hidden)
     return shapes
