@@ -483,23 +483,18 @@ class Model:
             or not grads.flags.writeable
         ):
             raise ConfigError("grads must be a writable contiguous array shaped and typed like model.params")
-        if not self.frame:
-            with single_threaded_blas():
-                loss = _gru.window(
-                    self.params, grads, x, h0, h_last, ws.hs, ws.acts, ws.rh, ws.out,
-                    ws.d_acts, ws.d_hs, ws.dh_next, ws.d_rh, backward, self.threads, targets, ready,
-                )
-            return loss, h_last
         L, core = self.layers, _Layout(self.layers, self.hidden).size
-        tier = frames.FrameTier(self.params[core:], self.frame, self.hidden)
-        cond, h_last[L], steps = tier.forward(x[:-1], h0[L])
+        tier = cond = None
+        if self.frame:
+            tier = frames.FrameTier(self.params[core:], self.frame, self.hidden)
+            cond, h_last[L], steps = tier.forward(x[:-1], h0[L])
         with single_threaded_blas():
             loss = _gru.window(
                 self.params[:core], grads[:core] if backward else grads, x, h0[:L], h_last[:L],
                 ws.hs, ws.acts, ws.rh, ws.out, ws.d_acts, ws.d_hs, ws.dh_next, ws.d_rh, backward,
                 self.threads, targets, ready, cond, self.frame,
             )
-        if backward:
+        if tier is not None and backward:
             d_cond = frames.frame_sums(ws.d_acts, self.frame)
             tier.backward(d_cond, h0[L], steps, frames.FrameTier(grads[core:], self.frame, self.hidden))
             if ready is not None:
