@@ -16,6 +16,7 @@ import re
 import stat
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import BinaryIO
 from .errors import BlekotaError
 
 STDOUT = "-"  # the output name that means standard output
+STALE_S = 3600  # a temporary file of an earlier write left this long is one a killed process left
 DESCRIPTOR = re.compile(r"/dev/(stdout|stderr|fd/\d+)|/proc/(self|\d+)/fd/\d+")  # open files by number
 
 
@@ -176,6 +178,23 @@ def _opened(path: str | os.PathLike) -> Iterator[BinaryIO]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    _remove_stale_temporaries(target)
+
+
+def _remove_stale_temporaries(target: Path) -> None:
+    """Remove the temporary files (.NAME.XXXXXXXX.tmp) that writes of target killed before their
+    rename left behind (SIGKILL, power loss): those older than STALE_S, so never one that another
+    process is writing now."""
+    pattern = re.compile(re.escape(f".{target.name}.") + r"[A-Za-z0-9_]{8}\.tmp")
+    now = time.time()
+    for leftover in target.parent.iterdir():
+        if not pattern.fullmatch(leftover.name):
+            continue
+        try:
+            if leftover.is_file() and not leftover.is_symlink() and now - leftover.stat().st_mtime > STALE_S:
+                leftover.unlink()
+        except OSError:
+            pass
 
 
 def prepare_directory(directory: Path) -> None:

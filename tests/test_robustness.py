@@ -385,3 +385,19 @@ def test_a_replaced_file_keeps_its_permissions(here):
     os.chmod("m.npz", 0o640)
     blekota.Model(hidden=4, layers=1, seed=3).save("m.npz")
     assert os.stat("m.npz").st_mode & 0o777 == 0o640
+
+
+def test_a_save_removes_what_a_killed_save_left_and_nothing_else(tmp_path):
+    model = blekota.Model(hidden=8, layers=1, seed=0)
+    old = time.time() - 2 * fileutil.STALE_S
+    stale = tmp_path / ".voice.npz.k3j_9x0q.tmp"  # mkstemp's name for a write of voice.npz
+    fresh = tmp_path / ".voice.npz.ab12cd34.tmp"  # another process writing voice.npz now
+    others = [tmp_path / ".other.npz.k3j_9x0q.tmp", tmp_path / ".voice.npz.notours.tmp", tmp_path / "voice.npz.tmp"]
+    for path in [stale, fresh, *others]:
+        path.write_bytes(b"partial")
+    for path in [stale, *others]:
+        os.utime(path, (old, old))
+    model.save(tmp_path / "voice.npz")
+    assert not stale.exists()
+    assert fresh.exists() and all(path.exists() for path in others)
+    assert blekota.load(tmp_path / "voice.npz").n_params == model.n_params
