@@ -229,7 +229,13 @@ class Pruning:
         return self.updated < self.end and iteration - self.updated >= self.every
 
     def before_update(self, grads: np.ndarray) -> None:
-        """Zero the gradients of pruned weights (flat, in place)."""
+        """Zero the gradients of pruned weights (flat, in place). A schedule with no start or end
+        (planned by Trainer.train) is a ConfigError: the training would never prune."""
+        if self.density < 1 and (self.start is None or self.end is None):
+            raise ConfigError(
+                f"density {self.density:g}: the pruning has no schedule; call train(), or give prune_start and "
+                "prune_end to step() the trainer yourself"
+            )
         if self._pruned is not None:
             np.copyto(grads[self._span], 0, where=self._pruned)
 

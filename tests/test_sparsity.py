@@ -255,3 +255,17 @@ def test_sparse_training_stays_on_the_cpu():
     model = blekota.Model(hidden=16, layers=2, seed=0, threads=1)
     with pytest.raises(ConfigError, match="density 0.5 trains on the CPU only"):
         blekota.Trainer(model, wobbly_sine(), seq_length=10, batch_size=2, density=0.5, device="cuda")
+
+
+def test_stepping_a_sparse_trainer_without_a_schedule_is_refused(tmp_path):
+    sound = np.sin(np.arange(12000) * 0.05).astype(np.float32)
+    model = blekota.Model(hidden=16, layers=1, seed=0, threads=1)
+    trainer = blekota.Trainer(model, sound, seq_length=20, batch_size=4, directory=tmp_path, density=0.5)
+    with pytest.raises(ConfigError, match="density 0.5: the pruning has no schedule"):
+        trainer.step()
+    scheduled = blekota.Trainer(blekota.Model(hidden=16, layers=1, seed=0, threads=1), sound, seq_length=20,
+                                batch_size=4, directory=tmp_path, density=0.5, prune_start=0, prune_end=2,
+                                prune_every=1)
+    for _ in range(3):
+        scheduled.step()
+    assert blekota.sparsity.block_density(scheduled.model) < 1
