@@ -11,6 +11,7 @@ import os
 import queue
 import re
 import select
+import signal
 import sys
 import threading
 import time
@@ -90,7 +91,8 @@ class KeyReader:
 
     On a terminal (POSIX), each key arrives as it is typed, without echo (cbreak mode: Ctrl+C
     still interrupts); the terminal's settings come back when the block is left, however it is
-    left. Otherwise (a pipe, a file, no termios) a thread reads lines and each character is a
+    left, and while the program is suspended (Ctrl+Z: the shell gets its terminal as it was;
+    fg: cbreak again). Otherwise (a pipe, a file, no termios) a thread reads lines and each character is a
     key; the end of the input is not a key. `interactive` says which.
     """
 
@@ -100,6 +102,7 @@ class KeyReader:
         self._fd: int | None = None
         self._saved = None
         self._lines: queue.Queue[list[str]] = queue.Queue()
+        self._handlers: dict[int, object] = {}
 
     def __enter__(self) -> KeyReader:
         try:
@@ -111,14 +114,32 @@ class KeyReader:
             self._fd, self._saved = fd, termios.tcgetattr(fd)
             tty.setcbreak(fd)
             self.interactive = True
+            if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGTSTP"):
+                self._handlers = {
+                    signal.SIGTSTP: signal.signal(signal.SIGTSTP, self._suspend),
+                    signal.SIGCONT: signal.signal(signal.SIGCONT, self._resume),
+                }
         else:
             threading.Thread(target=self._read_lines, name="blekota-keys", daemon=True).start()
         return self
 
     def __exit__(self, *exc) -> None:
+        for number, handler in self._handlers.items():
+            signal.signal(number, handler)
+        self._handlers = {}
         if self._saved is not None:
             termios.tcsetattr(self._fd, termios.TCSADRAIN, self._saved)
             self._saved = None
+
+    def _suspend(self, number, frame) -> None:
+        """Ctrl+Z: give the terminal back as it was, then stop as the default action would."""
+        termios.tcsetattr(self._fd, termios.TCSADRAIN, self._saved)
+        os.kill(os.getpid(), signal.SIGSTOP)
+
+    def _resume(self, number, frame) -> None:
+        """Continued (fg): keys one by one again."""
+        if self._saved is not None:
+            tty.setcbreak(self._fd)
 
     def read(self, timeout_s: float) -> list[str]:
         """The keys typed since the last call, waiting up to timeout_s seconds for one."""

@@ -2,6 +2,7 @@
 
 import io
 import os
+import signal
 import sys
 import threading
 import time
@@ -328,3 +329,27 @@ def test_errors_are_one_line(tmp_path, model_file, device, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert err.startswith("blekota: error: cannot play sound: sounddevice is not installed (pip install \"blekota[play]\"")
     assert err.count("\n") == 1
+
+
+def test_ctrl_z_gives_the_terminal_back_and_fg_takes_it_again(monkeypatch):
+    termios = pytest.importorskip("termios")
+    if not hasattr(signal, "SIGTSTP"):
+        pytest.skip("no job control signals here")
+    stops = []
+    monkeypatch.setattr(keys_module.os, "kill", lambda pid, number: stops.append(number))
+    controller, terminal = os.openpty()
+    try:
+        with os.fdopen(os.dup(terminal), "r") as stdin:
+            before = termios.tcgetattr(terminal)
+            handlers = signal.getsignal(signal.SIGTSTP), signal.getsignal(signal.SIGCONT)
+            with KeyReader(stdin):
+                signal.getsignal(signal.SIGTSTP)(signal.SIGTSTP, None)
+                assert stops == [signal.SIGSTOP]
+                assert termios.tcgetattr(terminal) == before
+                signal.getsignal(signal.SIGCONT)(signal.SIGCONT, None)
+                assert not termios.tcgetattr(terminal)[3] & (termios.ICANON | termios.ECHO)
+            assert (signal.getsignal(signal.SIGTSTP), signal.getsignal(signal.SIGCONT)) == handlers
+            assert termios.tcgetattr(terminal) == before
+    finally:
+        os.close(controller)
+        os.close(terminal)
