@@ -72,21 +72,36 @@ def _blocks(matrix: np.ndarray) -> np.ndarray:
     return matrix.reshape(K // BLOCK_INPUTS, BLOCK_INPUTS, C // BLOCK_UNITS, BLOCK_UNITS).transpose(2, 0, 1, 3)
 
 
-def _sets(kept: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Kept blocks (groups, row blocks) -> per set of 4 groups: the row blocks (n, 4) of each
-    group's kept blocks in increasing order, padded to the longest list n, and (n, 4) which of
-    them are real (the padding reads row block 0 with zero weights)."""
+def _sets(kept: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Kept blocks (groups, row blocks) -> per set of 4 groups: the groups (4,), the row blocks
+    (n, 4) of each group's kept blocks in increasing order, padded to the longest list n, and
+    (n, 4) which of them are real (the padding reads row block 0 with zero weights). The sets
+    take the groups in order of their kept-block count (ties by group), so that a set's lists
+    are near the same length and little padding is needed."""
+    counts = kept.sum(axis=1)
+    order = np.argsort(counts, kind="stable")
     sets = []
     for first in range(0, kept.shape[0], GROUPS):
-        lists = [np.flatnonzero(row) for row in kept[first : first + GROUPS]]
-        n = max(len(found) for found in lists)
+        groups = order[first : first + GROUPS]
+        lists = [np.flatnonzero(kept[group]) for group in groups]
+        n = int(counts[groups].max())
         row_blocks = np.zeros((n, GROUPS), np.intp)
         real = np.zeros((n, GROUPS), bool)
         for k, found in enumerate(lists):
             row_blocks[: len(found), k] = found
             real[: len(found), k] = True
-        sets.append((row_blocks, real))
+        sets.append((groups, row_blocks, real))
     return sets
+
+
+def _aligned(values: np.ndarray) -> np.ndarray:
+    """A copy of a 1-D array that starts on a 64-byte boundary (a cache line), so that no 32-byte
+    block the sparse kernels load straddles two lines (numpy aligns to 16 bytes only)."""
+    raw = np.empty(values.nbytes + 64, np.uint8)
+    start = -raw.ctypes.data % 64
+    out = raw[start : start + values.nbytes].view(values.dtype)
+    out[...] = values
+    return out
 
 
 def kernel_for(model, streams: int) -> str:
@@ -120,21 +135,24 @@ def pack(model, streams: int) -> Packed:
             top = np.abs(matrix).max(axis=0)
             step = np.where(top > 0, top / 127, 1).astype(np.float32)
             quantized = np.clip(np.rint(matrix / step), -127, 127).astype(np.int8)
-            offsets.append((127 * quantized.sum(axis=0, dtype=np.int64)).astype(np.int32))
-            scales.append(np.where(top > 0, step / 127, 0).astype(np.float32))
+            column_offsets = (127 * quantized.sum(axis=0, dtype=np.int64)).astype(np.int32)
+            column_scales = np.where(top > 0, step / 127, 0).astype(np.float32)
             quantized_blocks = _blocks(quantized)
-        for number, (row_blocks, real) in enumerate(_sets(np.abs(blocks).sum(axis=(2, 3)) > 0)):
-            groups = number * GROUPS + np.arange(GROUPS)
-            index += [[row_blocks.shape[0]], (row_blocks * BLOCK_INPUTS).ravel()]
+        for groups, row_blocks, real in _sets(np.abs(blocks).sum(axis=(2, 3)) > 0):
+            index += [[row_blocks.shape[0]], groups * BLOCK_UNITS, (row_blocks * BLOCK_INPUTS).ravel()]
             if kernel == "sparse":
                 weights.append((blocks[groups, row_blocks] * real[..., None, None]).ravel())
             else:
                 picked = quantized_blocks[groups, row_blocks] * real[..., None, None]
                 bytes_.append(picked.transpose(0, 1, 3, 2).ravel())
+                columns = (groups[:, None] * BLOCK_UNITS + np.arange(BLOCK_UNITS)).ravel()
+                offsets.append(column_offsets[columns])
+                scales.append(column_scales[columns])
     index = np.concatenate(index).astype(np.int32)
     if kernel == "sparse":
-        return Packed(kernel, dense, (index, np.concatenate(weights), _EMPTY_BYTES, _EMPTY_FLOATS, _EMPTY_INTS))
-    return Packed(kernel, dense, (index, np.empty(0, np.float32), np.concatenate(bytes_).astype(np.int8),
+        return Packed(kernel, dense, (index, _aligned(np.concatenate(weights)), _EMPTY_BYTES, _EMPTY_FLOATS,
+                                      _EMPTY_INTS))
+    return Packed(kernel, dense, (index, np.empty(0, np.float32), _aligned(np.concatenate(bytes_).astype(np.int8)),
                                   np.concatenate(scales), np.concatenate(offsets)))
 
 

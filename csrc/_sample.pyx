@@ -128,19 +128,26 @@ def int8_path() -> str:
 
 def walk_blocks(const int32_t[::1] index, int layers, int hidden, bint output) -> int:
     """Check a sparse index (sparse_kernel.h) for this architecture, with the output layer's
-    product or without: the number of its blocks, padding included. ValueError when a count or
-    a row is out of place (the kernel trusts the index)."""
-    cdef Py_ssize_t Hp = bk_padded(hidden), at = 0, blocks = 0, count, b, row, g, columns, rows
+    product or without: the number of its blocks, padding included. ValueError when a count, a
+    group's column or a row is out of place (the kernel trusts the index)."""
+    cdef Py_ssize_t Hp = bk_padded(hidden), at = 0, blocks = 0, count, b, k, row, g, column, columns, rows
     cdef int layer, product
+    cdef unsigned char[::1] written  # per group of the product: named by a set already
     for layer in range(layers + output):
         rows = Hp if layer == 0 or layer == layers else 2 * Hp
         for product in range(1 if layer == layers else 2):
             columns = LEVELS if layer == layers else 2 * Hp if product == 0 else Hp
+            written = np.zeros(columns // 8, np.uint8)
             for g in range(0, columns, 32):
-                if at >= index.shape[0]:
+                if at + 5 > index.shape[0]:
                     raise ValueError("sparse index: too short for the architecture")
                 count = 4 * index[at]
-                at += 1
+                for k in range(4):
+                    column = index[at + 1 + k]
+                    if column % 8 != 0 or column < 0 or column >= columns or written[column // 8]:
+                        raise ValueError("sparse index: a group's column is out of range or repeated")
+                    written[column // 8] = 1
+                at += 5
                 if count < 0 or at + count > index.shape[0]:
                     raise ValueError("sparse index: a block count is out of range")
                 for b in range(count):

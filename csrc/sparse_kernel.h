@@ -10,15 +10,20 @@
  *   "c" ([x, r*h] -> candidate, Hp columns); x, the layer below's state, is absent for layer 0
  *   (Kx = 0 rows), else Kx = Hp rows before the h rows. Hp = H rounded up to 64 (as the dense
  *   sampler's); padding units stay exactly 0.
- *   The output columns are taken in sets of four groups of 8 (BK_GROUPS below); each group's
- *   kept blocks are listed in increasing row order and padded with zero blocks at the end to
- *   the set's longest list, n.
- *   index (int32): per product, per set: n, then (n, 4) the first input row (a multiple of 4,
- *       rows of [x, h] counted from 0) of block b of each group.
+ *   The output columns are taken in groups of 8, and the groups in sets of four (BK_GROUPS
+ *   below): a product's groups ordered by their number of kept blocks (ties by column), and
+ *   each four in that order a set, so that the lists of a set are near the same length. Each
+ *   group's kept blocks are listed in increasing row order and padded with zero blocks at the
+ *   end to the set's longest list, n.
+ *   index (int32): per product, per set: n, then the first output column of each of its 4
+ *       groups (a multiple of 8, counted from the product's first column; each group of the
+ *       product in exactly one set), then (n, 4) the first input row (a multiple of 4, rows of
+ *       [x, h] counted from 0) of block b of each group.
  *   float weights: per block in index order, 4 rows of 8 columns (row-major).
  *   int8 weights: per block in index order, 8 columns of 4 rows (column-major: the 4 bytes of
- *       column j are one 32-bit lane, as VNNI's vpdpbusd reads them), and per output column a scale s
- *       and an offset o: the product is (sum of q(v) w8 - o) s, where q(v) = round(127 v) + 127
+ *       column j are one 32-bit lane, as VNNI's vpdpbusd reads them), and per output column, in
+ *       the sets' column order (32 per set), a scale s and an offset o: the product is
+ *       (sum of q(v) w8 - o) s, where q(v) = round(127 v) + 127
  *       in [0, 254] is the activation v in [-1, 1] as an unsigned byte (o = 127 times the sum
  *       of the column's w8, s = max |w| of the column / 127^2).
  *   Int8 adds a last product, the output layer (h of the top layer -> 256 logits), with all

@@ -41,9 +41,9 @@ BK_FN inline __attribute__((always_inline)) void BK_NAME(bk_sparse_set)(const in
 #endif
 }
 
-/* out (columns) = init + one product over [x (Kx rows), v], in sets of 32 columns, advancing
- * the walk. Float: v and x as they are. Int8 (walk->bytes set): q holds q(x) in its first Kx
- * bytes and q(v) after them. */
+/* out (columns) = init + one product over [x (Kx rows), v], in sets of four groups of 8
+ * columns (each set's groups at the columns its index names), advancing the walk. Float: v and
+ * x as they are. Int8 (walk->bytes set): q holds q(x) in its first Kx bytes and q(v) after them. */
 BK_FN void BK_NAME(bk_sparse_product)(BK_TWIN(bk_walk) *walk, ptrdiff_t columns,
                                        const BK_REAL *init, ptrdiff_t Kx, const BK_REAL *x,
                                        const BK_REAL *v, const uint8_t *q, BK_REAL *out)
@@ -54,14 +54,26 @@ BK_FN void BK_NAME(bk_sparse_product)(BK_TWIN(bk_walk) *walk, ptrdiff_t columns,
 #endif
     for (ptrdiff_t g = 0; g < columns; g += width) {
         ptrdiff_t n = *walk->index++;
-        const int32_t *rows = walk->index;
-        walk->index += BK_GROUPS * n;
+        const int32_t *first = walk->index, *rows = first + BK_GROUPS;
+        walk->index += BK_GROUPS * (n + 1);
 #if BK_IS_FLOAT
         if (set) {
             int32_t sum[BK_GROUPS * BK_BLOCK_COLUMNS];
             set(rows, n, q, walk->bytes, sum);
-            for (int j = 0; j < width; j++)
-                out[g + j] = init[g + j] + (float)(sum[j] - walk->offset[j]) * walk->scale[j];
+            for (int k = 0; k < BK_GROUPS; k++) {
+                const int32_t *group_sum = sum + BK_BLOCK_COLUMNS * k;
+                const int32_t *offset = walk->offset + BK_BLOCK_COLUMNS * k;
+                const float *scale = walk->scale + BK_BLOCK_COLUMNS * k;
+#if BK_LEVEL != BK_PORTABLE
+                __m256i terms = _mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)group_sum),
+                                                 _mm256_loadu_si256((const __m256i *)offset));
+                _mm256_storeu_ps(out + first[k], _mm256_fmadd_ps(_mm256_cvtepi32_ps(terms), _mm256_loadu_ps(scale),
+                                                                 _mm256_loadu_ps(init + first[k])));
+#else
+                for (int j = 0; j < BK_BLOCK_COLUMNS; j++)
+                    out[first[k] + j] = init[first[k] + j] + (float)(group_sum[j] - offset[j]) * scale[j];
+#endif
+            }
             walk->bytes += BK_GROUPS * n * block;
             walk->scale += width;
             walk->offset += width;
@@ -71,9 +83,11 @@ BK_FN void BK_NAME(bk_sparse_product)(BK_TWIN(bk_walk) *walk, ptrdiff_t columns,
         (void)q;
 #endif
         BK_REAL acc[BK_GROUPS][BK_BLOCK_COLUMNS];
-        memcpy(acc, init + g, sizeof acc);
+        for (int k = 0; k < BK_GROUPS; k++)
+            memcpy(acc[k], init + first[k], sizeof acc[k]);
         BK_NAME(bk_sparse_set)(rows, n, walk->weights, Kx, x, v, acc);
-        memcpy(out + g, acc, sizeof acc);
+        for (int k = 0; k < BK_GROUPS; k++)
+            memcpy(out + first[k], acc[k], sizeof acc[k]);
         walk->weights += BK_GROUPS * n * block;
     }
 }

@@ -166,15 +166,72 @@ def test_int8_is_saved_with_the_model(tmp_path):
         model.int8 = "yes"
 
 
+def index_sets(index: np.ndarray, products: list[int]) -> list[list[tuple[int, np.ndarray, np.ndarray]]]:
+    """A sparse index (sparse_kernel.h) -> per product (its column count given), per set: the
+    place in the index, the first columns (4,) of its groups and the rows (n, 4)."""
+    out, at = [], 0
+    for columns in products:
+        sets = []
+        for _ in range(columns // 32):
+            n = index[at]
+            sets.append((at, index[at + 1 : at + 5], index[at + 5 : at + 5 + 4 * n].reshape(n, 4)))
+            at += 5 + 4 * n
+        out.append(sets)
+    assert at == index.size
+    return out
+
+
+def product_columns(model, int8: bool) -> list[int]:
+    Hp = sampler._padded(model.hidden)
+    return [2 * Hp, Hp] * model.layers + ([256] if int8 else [])
+
+
+@pytest.mark.parametrize("int8", [False, True])
+def test_sets_group_by_kept_count_so_padding_is_least(int8):
+    model = blekota.Model(hidden=128, layers=3, seed=0)
+    sparsity.prune(model, 0.1)
+    model.int8 = int8
+    packed = sampler.pack(model, streams=1)
+    index, padded, neighbours, real = packed.sparse[0], 0, 0, 0
+    matrices = sampler._products(model.core_params, 3, 128)
+    if int8:  # the output layer's blocks are all kept
+        matrices.append(np.ones((sampler._padded(128), 256)))
+    sets = index_sets(index, product_columns(model, int8))
+    for matrix, product in zip(matrices, sets):
+        kept = np.abs(sampler._blocks(matrix)).sum(axis=(2, 3)) > 0  # (groups, row blocks)
+        counts = kept.sum(axis=1)
+        real += counts.sum()
+        padded += 4 * np.sort(counts).reshape(-1, 4).max(axis=1).sum()
+        neighbours += 4 * counts.reshape(-1, 4).max(axis=1).sum()
+        firsts = np.concatenate([first for _, first, _ in product])
+        assert sorted(firsts) == list(range(0, matrix.shape[1], 8))  # each group in one set
+        assert (np.diff(counts[firsts // 8]) >= 0).all()  # taken in order of their counts
+        for _, first, rows in product:  # each group's kept row blocks, in order, then padding
+            for k in range(4):
+                found = np.flatnonzero(kept[first[k] // 8])
+                assert list(rows[: len(found), k] // 4) == list(found) and not rows[len(found) :, k].any()
+    assert _sample.walk_blocks(index, 3, 128, int8) == padded
+    assert packed.sparse[2 if int8 else 1].ctypes.data % 64 == 0  # blocks on cache lines
+    assert padded < neighbours and padded / real < 1.1
+
+
 def test_a_bad_index_is_refused(sparse_model):
     model = sparse_model(33, 2, "float32")
     packed = sampler.pack(model, streams=1)
     index = packed.sparse[0]
     blocks = _sample.walk_blocks(index, 2, 33, False)
     assert blocks * 32 == packed.sparse[1].size
+    row = next(at + 5 for product in index_sets(index, product_columns(model, False))
+               for at, _, rows in product if rows.size)
+
+    def changed(at: int, value: int) -> np.ndarray:
+        return np.where(np.arange(index.size) == at, value, index).astype(np.int32)
+
+    first_column = 1  # of the first set's first group
     for broken, message in [(index[:-1], "too short|out of range"), (np.append(index, 0).astype(np.int32), "longer"),
-                            (np.where(np.arange(index.size) == 1, 2, index).astype(np.int32), "row"),
-                            (np.where(np.arange(index.size) == 0, 10**6, index).astype(np.int32), "count")]:
+                            (changed(row, 2), "row"), (changed(first_column, 3), "column"),
+                            (changed(first_column, 10**4), "column"), (changed(2, index[1]), "repeated"),
+                            (changed(0, 10**6), "count")]:
         with pytest.raises(ValueError, match=message):
             _sample.walk_blocks(np.ascontiguousarray(broken), 2, 33, False)
     with pytest.raises(ValueError, match="weights"):
