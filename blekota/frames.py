@@ -28,7 +28,7 @@ import numpy as np
 from .errors import ConfigError
 from .mulaw import LEVELS
 
-CONDITIONS = ("Cr", "Cz", "C")  # the conditioning of the gates blekota.model.GATES names, in order
+CONDITIONS = ("Cr", "Cz", "C")  # the conditioning of the gates blekota.layout.GATES names, in order
 MAX_FRAME = 4096
 
 

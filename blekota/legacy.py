@@ -22,7 +22,8 @@ from .checkpoint import trainer_block, training_arrays
 from .checks import is_integer, is_number
 from .errors import BlekotaError, ModelFileError
 from .fileutil import input_problem, starts_with
-from .model import Model, canonical_shapes, canonical_to_flat
+from .layout import canonical_shapes, canonical_to_flat
+from .model import Model
 from .modelfile import EXTENSION, ModelFile, read, save
 
 DEFAULT_FS = 8000  # the original's sample rate when the pickle does not say

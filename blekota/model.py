@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,6 +13,7 @@ from threadpoolctl import ThreadpoolController
 
 from . import checks, fileformat, frames, memory
 from .errors import ConfigError
+from .layout import Layout, canonical_shapes, canonical_to_flat, flat_to_canonical, frame_of
 from .mulaw import LEVELS, SILENCE, quantize, real_array, unquantize
 
 if TYPE_CHECKING:
@@ -28,7 +28,6 @@ except ImportError as error:  # pragma: no cover - depends on how the package wa
     ) from error
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
-GATES = ("Wr", "Wz", "W")  # the order of the gate blocks inside the compiled core
 MAX_THREADS = 1024
 MAX_WINDOW = 2**31 - 1  # levels in a window: the BLAS calls in the compiled core take 32-bit sizes
 
@@ -120,115 +119,6 @@ def _sound(value) -> np.ndarray:
     return real_array(value, "hint must be a sound: an array of float samples").astype(np.float64)
 
 
-@dataclass(frozen=True)
-class _Layout:
-    """Where each matrix lives in the flat parameter vector (see csrc/gates.pxi)."""
-
-    layers: int
-    hidden: int
-
-    def layer_slices(self, layer: int) -> tuple[slice, slice, slice]:
-        """Slices of WxT (X, 3H), UhT (H, 3H) and b (3H,) of one layer."""
-        H, G = self.hidden, 3 * self.hidden
-        inputs = LEVELS if layer == 0 else H
-        start = 0 if layer == 0 else (LEVELS + H + 1) * G + (layer - 1) * (2 * H + 1) * G
-        wx = slice(start, start + inputs * G)
-        uh = slice(wx.stop, wx.stop + H * G)
-        return wx, uh, slice(uh.stop, uh.stop + G)
-
-    def output_slices(self) -> tuple[slice, slice]:
-        """Slices of WyT (H, 256) and by (256,)."""
-        start = self.layer_slices(self.layers - 1)[2].stop
-        return slice(start, start + self.hidden * LEVELS), slice(start + self.hidden * LEVELS, self.size)
-
-    @property
-    def size(self) -> int:
-        return _gru.n_parameters(self.layers, self.hidden)
-
-
-def flat_to_canonical(flat: np.ndarray, layers: int, hidden: int, frame: int = 0) -> dict[str, np.ndarray]:
-    """Flat vector -> canonical dict: gru{l}.W/Wr/Wz (H, X+H+1), out.Wy (256, H+1), and with a
-    frame tier (frame > 0) frame.W/Wr/Wz (H, F+H+1), frame.Cr/Cz/C (H, H) (see blekota.frames)."""
-    layout = _Layout(layers, hidden)
-    H, G = hidden, 3 * hidden
-    state = {}
-    for layer in range(layers):
-        wx_s, uh_s, b_s = layout.layer_slices(layer)
-        wx = flat[wx_s].reshape(-1, G)
-        uh = flat[uh_s].reshape(H, G)
-        bias = flat[b_s]
-        for block, name in enumerate(GATES):
-            cols = slice(block * H, (block + 1) * H)
-            state[f"gru{layer}.{name}"] = np.concatenate(
-                [wx[:, cols].T, uh[:, cols].T, bias[cols, None]], axis=1
-            )
-    wy_s, by_s = layout.output_slices()
-    state["out.Wy"] = np.concatenate([flat[wy_s].reshape(H, LEVELS).T, flat[by_s][:, None]], axis=1)
-    if frame:
-        tier = frames.FrameTier(flat[layout.size :], frame, hidden)
-        for block, (name, condition) in enumerate(zip(GATES, frames.CONDITIONS)):
-            cols = slice(block * H, (block + 1) * H)
-            state[f"frame.{name}"] = np.concatenate(
-                [tier.WxT[:, cols].T, tier.UhT[:, cols].T, tier.b[cols, None]], axis=1
-            )
-            state[f"frame.{condition}"] = tier.CT[:, cols].T.copy()
-    return state
-
-
-def canonical_to_flat(state: dict[str, np.ndarray], layers: int, hidden: int, out: np.ndarray,
-                      frame: int = 0) -> None:
-    """Canonical dict -> the flat vector `out` (written in place, in out's dtype)."""
-    layout = _Layout(layers, hidden)
-    H, G = hidden, 3 * hidden
-    for layer in range(layers):
-        wx_s, uh_s, b_s = layout.layer_slices(layer)
-        inputs = LEVELS if layer == 0 else H
-        wx = out[wx_s].reshape(inputs, G)
-        uh = out[uh_s].reshape(H, G)
-        bias = out[b_s]
-        for block, name in enumerate(GATES):
-            matrix = state[f"gru{layer}.{name}"]
-            cols = slice(block * H, (block + 1) * H)
-            wx[:, cols] = matrix[:, :inputs].T
-            uh[:, cols] = matrix[:, inputs : inputs + H].T
-            bias[cols] = matrix[:, -1]
-    wy_s, by_s = layout.output_slices()
-    out[wy_s].reshape(H, LEVELS)[:] = state["out.Wy"][:, :H].T
-    out[by_s] = state["out.Wy"][:, H]
-    if frame:
-        tier = frames.FrameTier(out[layout.size :], frame, hidden)
-        for block, (name, condition) in enumerate(zip(GATES, frames.CONDITIONS)):
-            cols = slice(block * H, (block + 1) * H)
-            matrix = state[f"frame.{name}"]
-            tier.WxT[:, cols] = matrix[:, :frame].T
-            tier.UhT[:, cols] = matrix[:, frame : frame + H].T
-            tier.b[cols] = matrix[:, -1]
-            tier.CT[:, cols] = state[f"frame.{condition}"].T
-
-
-def canonical_shapes(layers: int, hidden: int, frame: int = 0) -> dict[str, tuple[int, int]]:
-    """The shape of every matrix of the canonical state dictionary (frame > 0: with a frame tier)."""
-    shapes = {}
-    for layer in range(layers):
-        inputs = LEVELS if layer == 0 else hidden
-        for name in ("W", "Wr", "Wz"):
-            shapes[f"gru{layer}.{name}"] = (hidden, inputs + hidden + 1)
-    shapes["out.Wy"] = (LEVELS, hidden + 1)
-    if frame:
-        for name, condition in zip(GATES, frames.CONDITIONS):
-            shapes[f"frame.{name}"] = (hidden, frame + hidden + 1)
-            shapes[f"frame.{condition}"] = (hidden, hidden)
-    return shapes
-
-
-def frame_of(state: dict[str, np.ndarray]) -> int:
-    """The frame length of a canonical state dictionary's frame tier (0: none)."""
-    if "frame.W" not in state:
-        return 0
-    shape = np.shape(state["frame.W"])
-    return int(shape[1]) - int(shape[0]) - 1 if len(shape) == 2 else -1
-
-
 class _Workspace:
     """Scratch arrays for one (T, B): allocated once, reused by every window of that shape."""
 
@@ -307,7 +197,7 @@ class Model:
 
     @property
     def _size(self) -> int:
-        return _Layout(self.layers, self.hidden).size + frames.frame_size(self.frame, self.hidden)
+        return Layout(self.layers, self.hidden).size + frames.frame_size(self.frame, self.hidden)
 
     @property
     def architecture(self) -> dict:
@@ -353,7 +243,7 @@ class Model:
     @property
     def core_params(self) -> np.ndarray:
         """The stack's part of self.params (all of it without a frame tier), a view."""
-        return self.params[: _Layout(self.layers, self.hidden).size]
+        return self.params[: Layout(self.layers, self.hidden).size]
 
     @property
     def n_params(self) -> int:
@@ -366,7 +256,7 @@ class Model:
         the frame tier's."""
         blocks = _gru.gradient_blocks(self.layers, self.hidden)
         if self.frame:
-            blocks.append((_Layout(self.layers, self.hidden).size, self._size))
+            blocks.append((Layout(self.layers, self.hidden).size, self._size))
         return blocks
 
     def state_dict(self) -> dict[str, np.ndarray]:
@@ -483,7 +373,7 @@ class Model:
             or not grads.flags.writeable
         ):
             raise ConfigError("grads must be a writable contiguous array shaped and typed like model.params")
-        L, core = self.layers, _Layout(self.layers, self.hidden).size
+        L, core = self.layers, Layout(self.layers, self.hidden).size
         tier = cond = None
         if self.frame:
             tier = frames.FrameTier(self.params[core:], self.frame, self.hidden)

@@ -16,7 +16,8 @@ from . import checkpoint, fileformat
 from .errors import BlekotaError, ModelFileError
 from .fileformat import EXTENSION, FORMAT, VERSION, checksum, is_model_file
 from .frames import MAX_FRAME
-from .model import DTYPES, Model, canonical_shapes
+from .layout import canonical_shapes
+from .model import DTYPES, Model
 
 __all__ = [
     "EXTENSION", "FORMAT", "VERSION", "ModelFile", "build", "checksum", "is_model_file", "load", "read", "save",

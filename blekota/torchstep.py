@@ -33,7 +33,8 @@ import torch
 from torch.nn import functional
 
 from .errors import BlekotaWarning, ConfigError
-from .model import Model, canonical_to_flat, flat_to_canonical
+from .layout import canonical_to_flat, flat_to_canonical
+from .model import Model
 from .mulaw import LEVELS
 from .optim import Optimizer
 from .torch import NUMPY_DTYPES, GRUModel

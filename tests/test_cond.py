@@ -19,7 +19,7 @@ from test_sparse import distance, int8_model, prune
 
 import blekota
 from blekota import _sample, reference, sampler
-from blekota.model import GATES
+from blekota.layout import GATES
 from blekota.mulaw import SILENCE
 
 COND_SCALE = 0.5  # conditioning vectors N(0, 0.5^2): they change every distribution noticeably

@@ -19,7 +19,7 @@ import blekota
 from blekota import device, memory
 from blekota.cli import main
 from blekota.errors import BlekotaWarning, ConfigError
-from blekota.model import flat_to_canonical
+from blekota.layout import flat_to_canonical
 from blekota.optim import make_optimizer
 from blekota.train import Trainer
 from test_parallel import MPIEXEC, needs_mpi

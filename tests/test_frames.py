@@ -10,7 +10,8 @@ from blekota.cli import main
 from blekota.errors import ConfigError
 from blekota.frames import frame_size
 from blekota.mulaw import quantize
-from blekota.model import Model, canonical_shapes
+from blekota.layout import canonical_shapes
+from blekota.model import Model
 
 from conftest import cpu_level
 

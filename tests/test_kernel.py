@@ -268,7 +268,7 @@ def test_gradient_blocks_are_handed_over_final_in_order(every_cpu_level, dtype, 
     np.testing.assert_array_equal(h_last, h_plain)
     ref_loss, ref_grads, _ = reference.loss_and_grad(model.state_dict(), x, h0)
     assert abs(loss - ref_loss) / ref_loss <= tol / 10
-    canonical = blekota.model.flat_to_canonical(grads, 3, 37)
+    canonical = blekota.layout.flat_to_canonical(grads, 3, 37)
     for key in ref_grads:
         assert max_rel(canonical[key], ref_grads[key]) <= tol, key
 

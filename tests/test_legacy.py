@@ -11,7 +11,7 @@ from legacy_pickles import GRU, original_modules, write_pickle
 import blekota
 from blekota import reference
 from blekota.cli import main
-from blekota.model import canonical_to_flat
+from blekota.layout import canonical_to_flat
 from blekota.train import Trainer
 
 

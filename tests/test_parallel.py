@@ -150,14 +150,18 @@ def test_two_processes_train_the_same_model_as_one(tmp_path, sound):
 
 
 @needs_mpi
-def test_every_process_holds_the_same_weights(tmp_path):
-    worker = [sys.executable, str(HERE / "mpi_worker.py"), "exact", str(tmp_path)]
+@pytest.mark.parametrize("scenario, name", [("exact", "params"), ("frame", "frame")])
+def test_every_process_holds_the_same_weights(tmp_path, scenario, name):
+    """The stack alone, and with a frame tier (its gradient block handed over last)."""
+    worker = [sys.executable, str(HERE / "mpi_worker.py"), scenario, str(tmp_path)]
     assert run(worker, tmp_path).returncode == 0
     result = run(MPIEXEC + worker, tmp_path)
     assert result.returncode == 0, result.stderr
-    alone, together = np.load(tmp_path / "params_1.npy"), np.load(tmp_path / "params_2.npy")
+    alone, together = np.load(tmp_path / f"{name}_1.npy"), np.load(tmp_path / f"{name}_2.npy")
     np.testing.assert_array_equal(together[0], together[1])
     assert_close(alone[0], together[0])
+    if scenario == "frame":
+        assert not np.allclose(together[0][-16 * 48 :], 0)  # the conditioning, started at zero, learned
 
 
 @needs_mpi
@@ -173,18 +177,6 @@ def test_every_process_prunes_the_same_blocks(tmp_path):
     assert zeros.sum() == 2 * 16 * 48 // 2 + 16 * 48 * 3 // 4
     np.testing.assert_array_equal(together[0] == 0, zeros)
     assert_close(alone[0], together[0])
-
-
-@needs_mpi
-def test_a_frame_model_trains_the_same_over_two_processes(tmp_path):
-    worker = [sys.executable, str(HERE / "mpi_worker.py"), "frame", str(tmp_path)]
-    assert run(worker, tmp_path).returncode == 0
-    result = run(MPIEXEC + worker, tmp_path)
-    assert result.returncode == 0, result.stderr
-    alone, together = np.load(tmp_path / "frame_1.npy"), np.load(tmp_path / "frame_2.npy")
-    np.testing.assert_array_equal(together[0], together[1])
-    assert_close(alone[0], together[0])
-    assert not np.allclose(together[0][-16 * 48 :], 0)  # the conditioning, started at zero, learned
 
 
 @needs_mpi

@@ -8,7 +8,7 @@ import blekota
 from blekota import sparsity
 from blekota.cli import main
 from blekota.errors import ConfigError
-from blekota.model import _Layout
+from blekota.layout import Layout
 from blekota.sparsity import Pruning, block_density, block_energy, choose_blocks, scheduled_density
 
 from test_train import wobbly_sine
@@ -49,7 +49,7 @@ def test_schedule_falls_from_one_to_the_density_as_lpcnet():
 
 @pytest.mark.parametrize("layers,hidden", [(1, 8), (2, 12), (3, 256)])
 def test_which_matrices_are_pruned(layers, hidden):
-    layout = _Layout(layers, hidden)
+    layout = Layout(layers, hidden)
     matrices = sparsity.pruned_matrices(layers, hidden)
     expected = []
     for layer in range(layers):
@@ -88,7 +88,7 @@ def test_blocks_are_chosen_by_energy_keeping_the_given_ones():
 def test_pruned_blocks_are_exactly_zero_after_every_step(tmp_path):
     trainer = sparse_trainer(tmp_path)
     pruning, model = trainer.pruning, trainer.model
-    layout = _Layout(model.layers, model.hidden)
+    layout = Layout(model.layers, model.hidden)
     dense_part = np.concatenate([model.params[layout.layer_slices(0)[0]],
                                  *(model.params[layout.layer_slices(l)[2]] for l in range(model.layers)),
                                  *(model.params[s] for s in layout.output_slices())])
