@@ -1,6 +1,6 @@
 """blekota: learn how a sound continues and generate new sound from it, sample by sample."""
 
-from . import mulaw, parallel, plot, reference, soundstats, sparsity, trainlog
+from . import emphasis, mulaw, parallel, plot, reference, soundstats, sparsity, trainlog
 from ._version import __version__
 from .audio import PlaybackError, load_audio, play, save_wav
 from .dataset import Dataset
@@ -45,6 +45,7 @@ __all__ = [
     "Trainer",
     "convert_legacy",
     "demo_sound",
+    "emphasis",
     "export_onnx",
     "import_legacy",
     "load",

@@ -159,7 +159,7 @@ def check_architecture(path: str | os.PathLike, model, wanted: dict) -> None:
     """Refuse to resume the model read from path with another architecture: wanted maps the
     names the caller gave (say "--hidden") of layers, hidden, fs and dtype to the values asked."""
     have = {"layers": model.layers, "hidden": model.hidden, "fs": model.fs, "dtype": model.dtype.name,
-            "frame": model.frame}
+            "frame": model.frame, "preemphasis": model.preemphasis}
     for given, value in wanted.items():
         if value != have[given.lstrip("-").replace("-", "_")]:
             raise BlekotaError(

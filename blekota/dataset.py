@@ -25,6 +25,7 @@ import numpy as np
 
 from .audio import load_audio
 from .checks import fraction
+from .emphasis import emphasize
 from .errors import AudioError, BlekotaWarning
 from .mulaw import SILENCE, quantize
 
@@ -60,11 +61,15 @@ def audio_paths(audio: str | os.PathLike | list) -> list[Path]:
     return [path]
 
 
-def quantize_chunked(samples: np.ndarray) -> np.ndarray:
-    """quantize() in chunks, so no float64 copy of a long sound is ever made."""
+def quantize_chunked(samples: np.ndarray, preemphasis: float = 0.0) -> np.ndarray:
+    """quantize() of the sound as a model with this preemphasis hears it (blekota.emphasis), in
+    chunks, so no float64 copy of a long sound is ever made."""
     levels = np.empty(samples.size, np.uint8)
     for start in range(0, samples.size, QUANTIZE_CHUNK):
-        levels[start : start + QUANTIZE_CHUNK] = quantize(samples[start : start + QUANTIZE_CHUNK])
+        part = samples[start : start + QUANTIZE_CHUNK]
+        if preemphasis:
+            part = emphasize(part, preemphasis, float(samples[start - 1]) if start else 0.0)
+        levels[start : start + QUANTIZE_CHUNK] = quantize(part)
     return levels
 
 
@@ -85,8 +90,9 @@ class Dataset:
     files: list[str]
 
     @classmethod
-    def load(cls, audio, fs: int) -> Dataset:
-        """Read audio (see audio_paths, or a 1-D float array at fs) as levels at fs Hz."""
+    def load(cls, audio, fs: int, preemphasis: float = 0.0) -> Dataset:
+        """Read audio (see audio_paths, or a 1-D float array at fs) as levels at fs Hz, each sound
+        pre-emphasized with this coefficient first (blekota.emphasis; 0: as it is)."""
         if isinstance(audio, (str, os.PathLike, list, tuple)):
             paths = audio_paths(audio)
             if not paths:
@@ -94,7 +100,7 @@ class Dataset:
             parts = []
             for path in paths:
                 samples, _ = load_audio(path, fs)
-                parts.append(quantize_chunked(samples))
+                parts.append(quantize_chunked(samples, preemphasis))
                 del samples
             files = [str(path) for path in paths]
         else:
@@ -103,7 +109,7 @@ class Dataset:
                 raise AudioError(f"training audio must be a path or a 1-D float array, got shape {samples.shape}")
             if not np.isfinite(samples).all():
                 raise AudioError("training audio contains NaN or infinite samples")
-            parts, files = [quantize_chunked(samples)], []
+            parts, files = [quantize_chunked(samples, preemphasis)], []
         offsets = np.concatenate([[0], np.cumsum([part.size for part in parts])]).astype(np.int64)
         return cls(np.concatenate(parts), offsets, files)
 

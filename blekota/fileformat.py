@@ -2,7 +2,7 @@
 
 Layout of a file (format "blekota-model", version 1):
   meta            uint8 array holding UTF-8 JSON: format, version, architecture (hidden, layers,
-                  fs, dtype), "info" (training file(s), iterations, hyperparameters, loss
+                  fs, dtype; frame and preemphasis when the model has them), "info" (training file(s), iterations, hyperparameters, loss
                   history) and "checksum", the SHA-256 of every other array (name, dtype, shape,
                   bytes, in name order).
   model/<key>     the weights in the canonical layout of Model.state_dict().

@@ -12,6 +12,7 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from . import checks, fileformat, frames, memory
+from .emphasis import Deemphasis, check_preemphasis, emphasize
 from .errors import ConfigError
 from .layout import Layout, canonical_shapes, canonical_to_flat, flat_to_canonical, frame_of
 from .mulaw import LEVELS, SILENCE, quantize, real_array, unquantize
@@ -147,7 +148,9 @@ class Model:
     among the processes of a data-parallel Trainer on the same machine; threads_by_default says
     that it was None and model.threads was not set since); frame: samples per frame of a frame
     tier that conditions the first layer (blekota.frames; 0: none; its conditioning matrices
-    start at zero, so a new model with a frame tier computes what the stack alone does).
+    start at zero, so a new model with a frame tier computes what the stack alone does);
+    preemphasis: the model hears the sound through y[t] = x[t] - a * x[t-1] and what it draws is
+    turned back (blekota.emphasis; 0: it hears the sound as it is).
     model.info holds what a model file carries besides weights (training files, iterations,
     hyperparameters, loss history).
     """
@@ -161,8 +164,10 @@ class Model:
         seed: int | None = None,
         threads: int | None = None,
         frame: int = 0,
+        preemphasis: float = 0.0,
     ):
         self.hidden = checks.positive_int("hidden", hidden)
+        self.preemphasis = check_preemphasis(preemphasis)
         self.frame = checks.integer("frame", frame, 0, frames.MAX_FRAME)
         self.layers = checks.positive_int("layers", layers)
         self.fs = checks.sample_rate("fs", fs)
@@ -190,6 +195,7 @@ class Model:
 
     def __repr__(self) -> str:
         frame = f", frame={self.frame}" if self.frame else ""
+        frame += f", preemphasis={self.preemphasis:g}" if self.preemphasis else ""
         return (
             f"Model(hidden={self.hidden}, layers={self.layers}, fs={self.fs}, "
             f"dtype={self.dtype.name!r}{frame}, iterations={self.info.get('iterations', 0)})"
@@ -201,11 +207,13 @@ class Model:
 
     @property
     def architecture(self) -> dict:
-        """What a model file records to rebuild this model: hidden, layers, fs, dtype (name), and
-        frame when the model has a frame tier."""
+        """What a model file records to rebuild this model: hidden, layers, fs, dtype (name),
+        frame when the model has a frame tier and preemphasis when it has one."""
         arch = {"hidden": self.hidden, "layers": self.layers, "fs": self.fs, "dtype": self.dtype.name}
         if self.frame:
             arch["frame"] = self.frame
+        if self.preemphasis:
+            arch["preemphasis"] = self.preemphasis
         return arch
 
     @property
@@ -491,7 +499,7 @@ class Model:
             "generate fewer samples at a time",
         )
         self._check_params()
-        hint_levels, hint_lengths = self._hint_levels(hint, streams, n)
+        hint_levels, hint_lengths = self.hint_levels(hint, streams, n)
         return self._generate(n, chunk, float(temperature), truncation, hint_levels,
                               hint_lengths, seed, streams, return_probs)
 
@@ -507,6 +515,7 @@ class Model:
                   streams, return_probs):
         """The generator behind generate(), after validation (so errors raise at the call)."""
         stepper = sampler.Sampler(self, streams, seed)
+        deemphasis = Deemphasis(self.preemphasis, streams) if self.preemphasis else None
         for start in range(0, n, chunk):
             stop = min(n, start + chunk)
             levels = np.empty((streams, stop - start), np.uint8)
@@ -514,15 +523,15 @@ class Model:
             hint = np.ascontiguousarray(hint_levels[:, start:stop])
             lengths = np.clip(hint_lengths - start, 0, hint.shape[1])
             stepper.run(levels, hint, lengths, probs, temperature, truncation)
-            sound = unquantize(levels)
+            sound = deemphasis(unquantize(levels)) if deemphasis else unquantize(levels)
             probs = probs.astype(self.dtype, copy=False)
             if streams == 1:
                 sound, probs = sound[0], probs[0]
             yield (sound, probs) if return_probs else sound
 
-    @staticmethod
-    def _hint_levels(hint, streams: int, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """Hint sound(s) -> levels (streams, nh) and each stream's hint length (streams,), cut to n.
+    def hint_levels(self, hint, streams: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Hint sound(s) -> the levels the model hears (streams, nh) and each stream's hint
+        length (streams,), cut to n.
 
         One sound primes every stream; a list or tuple of sounds gives one per stream (any
         lengths); a list of numbers is one sound.
@@ -543,5 +552,10 @@ class Model:
         lengths = np.array([min(h.size, n) for h in hints], np.intp)
         levels = np.zeros((streams, int(lengths.max())), np.uint8)
         for row, h in zip(levels, hints):
-            row[: min(h.size, n)] = quantize(h[:n])
+            row[: min(h.size, n)] = quantize(self.heard(h[:n]))
         return levels, lengths
+
+    def heard(self, sound: np.ndarray) -> np.ndarray:
+        """(n,) float sound -> the sound as the model hears it before quantizing: the sound
+        itself, or its pre-emphasis (blekota.emphasis), silence before sample 0."""
+        return emphasize(sound, self.preemphasis) if self.preemphasis else sound

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint, fileformat
+from .checks import is_number
+from .emphasis import MAX_PREEMPHASIS
 from .errors import BlekotaError, ModelFileError
 from .fileformat import EXTENSION, FORMAT, VERSION, checksum, is_model_file
 from .frames import MAX_FRAME
@@ -57,11 +59,13 @@ def build(path: Path, meta: dict, arrays: dict[str, np.ndarray], threads: int | 
     try:
         arch = meta["architecture"]
         hidden, layers, fs, dtype = arch["hidden"], arch["layers"], arch["fs"], arch["dtype"]
-        frame = arch.get("frame", 0)
+        frame, preemphasis = arch.get("frame", 0), arch.get("preemphasis", 0.0)
         if dtype not in DTYPES:
             raise ValueError(f"dtype {dtype!r}")
         if not isinstance(frame, int) or isinstance(frame, bool) or not 0 <= frame <= MAX_FRAME:
             raise ValueError(f"frame {frame!r}")
+        if not is_number(preemphasis) or not 0 <= preemphasis <= MAX_PREEMPHASIS:
+            raise ValueError(f"preemphasis {preemphasis!r}")
         n_weights = sum(1 for key in arrays if key.startswith("model/"))
         if (not all(isinstance(n, int) and n > 0 for n in (hidden, layers))
                 or 3 * layers + 1 + (6 if frame else 0) != n_weights):
@@ -74,7 +78,7 @@ def build(path: Path, meta: dict, arrays: dict[str, np.ndarray], threads: int | 
             if not np.isfinite(value).all():
                 raise ValueError(f"{key} holds NaN or infinite weights")
             state[key] = value
-        model = Model.from_state_dict(state, fs=fs, dtype=dtype, threads=threads)
+        model = Model.from_state_dict(state, fs=fs, dtype=dtype, threads=threads, preemphasis=preemphasis)
     except (KeyError, TypeError, ValueError, BlekotaError) as error:
         raise ModelFileError(f"{path}: corrupted or inconsistent model ({error})") from None
     info = meta.get("info") or {}

@@ -15,8 +15,9 @@ standard GRU operator with linear_before_reset=0, which applies the reset gate b
 recurrent product as our cell does. ONNX's update gate runs the other way round (it is the share
 of the old state: h' = (1 - z) h~ + z h), so its z weights and biases are ours negated:
 sigmoid(-a) = 1 - sigmoid(a). The export is float32 whatever the model's dtype: onnxruntime's
-GRU runs float32 only. The model's metadata_props hold fs, layers, hidden, levels and the
-silence level, so a program using the file needs nothing else.
+GRU runs float32 only. The model's metadata_props hold fs, layers, hidden, levels, the
+silence level and the pre-emphasis (0: none; else the drawn samples are to be filtered back, see
+blekota.emphasis), so a program using the file needs nothing else.
 """
 
 from __future__ import annotations
@@ -130,7 +131,9 @@ def to_onnx(model: Model, input: str = "level") -> onnx.ModelProto:
     graph = helper.make_graph(
         nodes, "blekota", [graph_input, h0], outputs, initializers,
         doc_string=f"A {layers}x{H} blekota GRU over {LEVELS} mu-law levels at {model.fs} Hz: "
-        "feed each drawn level back in as the next input and h back as h0.",
+        "feed each drawn level back in as the next input and h back as h0."
+        + (f" The levels are of the pre-emphasized sound y[t] = x[t] - {model.preemphasis:g} x[t-1]: "
+           f"turn drawn samples back with x[t] = y[t] + {model.preemphasis:g} x[t-1]." if model.preemphasis else ""),
     )
     proto = helper.make_model(
         graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="blekota",
@@ -139,7 +142,7 @@ def to_onnx(model: Model, input: str = "level") -> onnx.ModelProto:
     proto.ir_version = IR_VERSION
     helper.set_model_props(proto, {
         "fs": str(model.fs), "layers": str(layers), "hidden": str(H), "levels": str(LEVELS),
-        "mu": str(MU), "silence": str(SILENCE), "input": input,
+        "mu": str(MU), "silence": str(SILENCE), "input": input, "preemphasis": repr(model.preemphasis),
     })
     onnx.checker.check_model(proto)
     return proto

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .checks import file_name, integer, positive_int
+from .emphasis import emphasize
 from .errors import BlekotaError, ConfigError
 from .fileutil import open_output
 from .mulaw import LEVELS, quantize, real_array
@@ -201,14 +202,17 @@ def heatmap(
     out=None,
     block: bool = True,
     first: int = 0,
+    preemphasis: float = 0.0,
 ) -> Path | None:
     """What the model expected: probs (n, 256), row t the distribution sample t was drawn
     from, drawn over the 256 mu-law levels against time in seconds (log colour scale).
 
     samples: the sound actually drawn, (n,) floats in [-1, 1], overlaid as dots. start, length:
     the slice of samples to draw (default: from start to the end). first: the index of probs[0]
-    in the whole sound, where the time axis counts from (0: probs starts the sound). Returns the
-    PNG path when written to a file, None in a window.
+    in the whole sound, where the time axis counts from (0: probs starts the sound).
+    preemphasis: the model's (blekota.emphasis): the dots are then the levels it heard, and the
+    amplitudes on the right those of the pre-emphasized sound. Returns the PNG path when written
+    to a file, None in a window.
     """
     from matplotlib.colors import LogNorm
 
@@ -236,7 +240,8 @@ def heatmap(
             raise ConfigError(f"samples has {drawn.size} values but probs has {n} rows")
         t = np.arange(first + start, first + stop) / fs
         size = float(np.clip(4000 / (stop - start), 1, 16))  # in points^2: big when few
-        axes.scatter(t, quantize(drawn[start:stop]), s=size, color="#35d0ff", linewidths=0,
+        heard = emphasize(drawn, preemphasis)[start:stop] if preemphasis else drawn[start:stop]
+        axes.scatter(t, quantize(heard), s=size, color="#35d0ff", linewidths=0,
                      label="drawn sample")
         axes.legend(loc="upper right", fontsize="small", markerscale=max(1.0, 3 / np.sqrt(size)),
                     framealpha=0.8)
@@ -246,7 +251,7 @@ def heatmap(
     axes.set_title(f"{title} (samples {first + start}-{first + stop - 1} at {fs} Hz)")
     amplitude = axes.secondary_yaxis("right")
     amplitude.set_yticks(quantize(AMPLITUDE_TICKS), [f"{a:g}" for a in AMPLITUDE_TICKS])
-    amplitude.set_ylabel("amplitude")
+    amplitude.set_ylabel("amplitude, pre-emphasized" if preemphasis else "amplitude")
     figure.colorbar(image, ax=axes, label="probability", pad=0.02)
     return _finish(figure, in_window, "heatmap", out, block)
 

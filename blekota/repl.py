@@ -22,6 +22,7 @@ from ._version import __version__
 from .audio import WAV_MAX_FRAMES, PlaybackError, load_audio, save_wav
 from .audio import play as play_sound
 from .demo import demo_sound
+from .emphasis import deemphasize
 from .errors import BlekotaError
 from .model import Model
 from .mulaw import unquantize
@@ -79,8 +80,14 @@ class Session:
 
     @property
     def training_sound(self) -> np.ndarray:
-        """The sound being learned, (n,) floats at fs (as quantized for training)."""
-        return unquantize(self._need_trainer().data.levels)
+        """The sound being learned, (n,) floats at fs (as quantized for training, and filtered
+        back when the model hears it pre-emphasized)."""
+        data = self._need_trainer().data
+        sound = unquantize(data.levels)
+        if self.model.preemphasis:
+            for start, stop in zip(data.offsets[:-1].tolist(), data.offsets[1:].tolist()):
+                sound[start:stop] = deemphasize(sound[start:stop], self.model.preemphasis)
+        return sound
 
     def _need_trainer(self) -> Trainer:
         if self.trainer is None:
@@ -257,7 +264,8 @@ def session_namespace(session: Session) -> dict:
         if session.last_probs is None:
             raise BlekotaError("nothing sampled yet: y = clf.sample(8000)")
         _report(plot.heatmap(session.last_probs, session.fs, session.last_sound,
-                             start=start, length=length, out=out, block=False))
+                             start=start, length=length, out=out, block=False,
+                             preemphasis=session.model.preemphasis))
 
     def loss_curve(log=None, out=None) -> None:
         """Loss against iterations: of this session's training, or of a log/model info given."""

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from . import checks, memory
+from .emphasis import Deemphasis
 from .model import MAX_WINDOW, Model, _truncation, describe_sampling
 from .sampler import Sampler
 from .mulaw import LEVELS, unquantize
@@ -54,7 +55,7 @@ class Stream:
         self._sampling = Sampling.checked(temperature, top_k, top_p, min_p)
         seed = checks.seed(seed)
         model._check_params()
-        hint_levels, hint_lengths = model._hint_levels(hint, 1, MAX_WINDOW)
+        hint_levels, hint_lengths = model.hint_levels(hint, 1, MAX_WINDOW)
         self.fs = model.fs
         self.hinted = int(hint_lengths[0])  # samples of hint heard before the first process()
         self.position = 0  # samples given by process() since the start or the last reset
@@ -65,7 +66,10 @@ class Stream:
         if self.hinted:
             self._sampler.run(np.empty((1, self.hinted), np.uint8), hint_levels, hint_lengths, self._no_probs,
                               self._sampling.temperature, self._truncation(self._sampling))
-        self._start = self._sampler.state()
+        self._deemphasis = Deemphasis(model.preemphasis, 1) if model.preemphasis else None
+        if self._deemphasis:
+            self._deemphasis(SOUND_OF_LEVEL[hint_levels[:, : self.hinted]])
+        self._start = self._sampler.state(), self._deemphasis.last.copy() if self._deemphasis else None
 
     def __repr__(self) -> str:
         return f"Stream(fs={self.fs}, {self._sampling}, position={self.position})"
@@ -90,7 +94,10 @@ class Stream:
         numpy.random.PCG64(seed) (None: fresh ones); the settings stay."""
         seed = checks.seed(seed)
         with self._lock:
-            self._sampler.restore(self._start)
+            state, last = self._start
+            self._sampler.restore(state)
+            if self._deemphasis:
+                self._deemphasis.last[...] = last
             self._sampler.bit_generator = np.random.PCG64(seed)
             self.position = 0
 
@@ -104,7 +111,8 @@ class Stream:
             self._sampler.run(levels, *self._no_hint, self._no_probs, sampling.temperature,
                               self._truncation(sampling))
             self.position += n
-        return SOUND_OF_LEVEL[levels[0]]
+            sound = SOUND_OF_LEVEL[levels]
+            return (self._deemphasis(sound) if self._deemphasis else sound)[0]
 
     @staticmethod
     def _truncation(sampling: Sampling) -> tuple[int, float, float]:

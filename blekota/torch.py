@@ -93,6 +93,7 @@ class GRUModel(nn.Module):
         super().__init__()
         hidden, layers, fs = (positive_int(name, value) for name, value in (("hidden", hidden), ("layers", layers), ("fs", fs)))
         self.hidden, self.fs = hidden, fs
+        self.preemphasis = 0.0  # of the sound whose levels it predicts (blekota.emphasis); from_blekota sets it
         self.gru = nn.ModuleList(
             GRULayer(LEVELS if layer == 0 else hidden, hidden, dtype, device) for layer in range(layers)
         )
@@ -169,16 +170,19 @@ class GRUModel(nn.Module):
             dtype = torch.float64 if model.dtype == np.float64 else torch.float32
         module = cls(model.hidden, model.layers, model.fs, dtype=dtype, device=device)
         module.load_canonical_state_dict(model.state_dict())
+        module.preemphasis = model.preemphasis
         return module
 
     def to_blekota(self, fs: int | None = None, dtype: str | None = None, **kwargs) -> Model:
         """A blekota Model with these weights: fs (default self.fs), dtype "float32"/"float64"
-        (default: the parameters' own, float32 for half precisions); kwargs go to Model."""
+        (default: the parameters' own, float32 for half precisions); kwargs go to Model
+        (preemphasis: default self.preemphasis)."""
         if dtype is None:
             dtype = NUMPY_DTYPES.get(self.Wy.dtype, "float32")
         state = self.canonical_state_dict()
         if not all(np.isfinite(value).all() for value in state.values()):
             raise ConfigError("the weights contain NaN or infinite values")
+        kwargs.setdefault("preemphasis", self.preemphasis)
         return Model.from_state_dict(state, fs=self.fs if fs is None else fs, dtype=dtype, **kwargs)
 
 

@@ -200,7 +200,7 @@ class Trainer:
     def set_audio(self, audio) -> None:
         """Train on these sounds (see the class docstring); restarts at their start. In a
         data-parallel run rank 0 reads them and sends them to the others."""
-        data = self.processes.from_root(lambda: Dataset.load(audio, self.model.fs))
+        data = self.processes.from_root(lambda: Dataset.load(audio, self.model.fs, self.model.preemphasis))
         train_ranges, val_ranges = data.split(self.val_fraction)
         T, B = self.seq_length, self.batch_size
         try:

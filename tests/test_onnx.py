@@ -96,7 +96,7 @@ def test_the_graph_uses_standard_gru_operators_and_dynamic_shapes(make_model):
                     "logits": ["time", "batch", 256], "h": [3, "batch", 8]}
     meta = {prop.key: prop.value for prop in proto.metadata_props}
     assert meta == {"fs": "16000", "layers": "3", "hidden": "8", "levels": "256", "mu": "255",
-                    "silence": "128", "input": "level"}
+                    "silence": "128", "input": "level", "preemphasis": "0.0"}
     assert proto.opset_import[0].version == blekota_onnx.OPSET and proto.ir_version == blekota_onnx.IR_VERSION
 
 

@@ -95,6 +95,8 @@ def info(args) -> int:
     if model.frame:
         print(f"frame tier:  a GRU of {model.hidden} units over frames of {model.frame} samples "
               f"({1000 * model.frame / model.fs:.3g} ms) conditioning the first layer")
+    if model.preemphasis:
+        print(f"emphasis:    hears x[t] - {model.preemphasis:g} x[t-1]; its draws are filtered back")
     print(f"sample rate: {model.fs} Hz")
     print(f"trained:     {info.get('iterations', 0)} iterations, {info.get('epochs', 0)} epochs")
     files = info.get("training_files") or []

@@ -17,6 +17,7 @@ from ..augment import MAX_DB, check_max_db
 from ..console import NORMAL, QUIET, VERBOSE
 from ..errors import BlekotaError, ConfigError
 from ..fileutil import existing_file, is_stream, same_file
+from ..emphasis import MAX_PREEMPHASIS, check_preemphasis
 from ..frames import MAX_FRAME
 from ..model import Model
 from ..optim import OPTIMIZERS
@@ -50,6 +51,9 @@ hyperparameters:
                  conditions the first layer at every sample of the next frame (SampleRNN's
                  frame tier), for structure longer than a window. 0 (default): none.
                  --seq-length must be a multiple of it.
+  --preemphasis  the model hears y[t] = x[t] - a*x[t-1] and what it draws is filtered back
+                 (LPCNet does this with 0.85): the error of each drawn sample is then heard
+                 as low rumble, not as hiss over the whole band. 0 (default): none.
   --seq-length   samples per training window: how far back gradients flow (truncated BPTT).
                  100 samples is 12.5 ms at 8 kHz; the state itself is carried further.
   --batch-size   parallel streams trained at once. More is smoother and uses the cores
@@ -126,6 +130,7 @@ factor = argument_type(float, lambda name, value: checks.number(name, value, 0, 
 density = argument_type(float, checks.density, "a number in (0, 1]")
 frame_length = argument_type(int, lambda name, value: checks.integer(name, value, 0, MAX_FRAME),
                              f"an integer in 0..{MAX_FRAME}")
+preemphasis = argument_type(float, lambda name, value: check_preemphasis(value), f"a number in [0, {MAX_PREEMPHASIS:g}]")
 decibels = argument_type(float, lambda name, value: check_max_db(value), f"a number of decibels in [0, {MAX_DB:g}]")
 device_name = argument_type(str, checks.device, checks.DEVICES)
 
@@ -151,6 +156,10 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--frame", action=Given, type=frame_length, default=0,
         help="samples per frame of a frame tier conditioning the first layer (default 0: none)",
+    )
+    group.add_argument(
+        "--preemphasis", action=Given, type=preemphasis, default=0.0,
+        help="the model hears x[t] - A*x[t-1], its draws are filtered back (default 0: none; LPCNet: 0.85)",
     )
     group.add_argument("--seq-length", action=Given, type=positive_int, default=100, help="samples per window (default 100)")
     group.add_argument("--batch-size", action=Given, type=positive_int, default=80, help="parallel streams (default 80)")
@@ -267,7 +276,7 @@ def read_model(path: str, threads: int | None = None) -> modelfile.ModelFile:
     return modelfile.read(path, threads)
 
 
-ARCHITECTURE = ("layers", "hidden", "fs", "dtype", "frame")
+ARCHITECTURE = ("layers", "hidden", "fs", "dtype", "frame", "preemphasis")
 RESUME_OPTIONS = {  # option dest -> Trainer argument, for options given on resuming
     "seq_length": "seq_length", "batch_size": "batch_size", "alpha": "lr", "optimizer": "optimizer",
     "checkpoint_every": "checkpoint_every", "keep": "keep", "val_fraction": "val_fraction",

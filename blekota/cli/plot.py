@@ -65,7 +65,7 @@ def add_parser(commands) -> None:
 def _heard(model: Model, sound: np.ndarray) -> np.ndarray:
     """(n, 256) probabilities the model gives each sample of sound (n,) while it listens: row t
     is its distribution for sample t, having heard samples 0..t-1 (silence before)."""
-    levels = quantize(sound)
+    levels = quantize(model.heard(sound))
     inputs = np.concatenate([[SILENCE], levels[:-1]]).astype(np.uint8)
     return model.probabilities(inputs[:, None])[:, 0]
 
@@ -89,7 +89,8 @@ def run(args) -> int:
         else:
             sound, probs = model.sample(stop, seed=args.seed, return_probs=True, **sampling_options(args))
             title = f"{Path(args.model).name} generating ({describe_sampling(**sampling_options(args))})"
-        path = plot.heatmap(probs, model.fs, sound, start=args.start, length=args.n, title=title, out=out)
+        path = plot.heatmap(probs, model.fs, sound, start=args.start, length=args.n, title=title, out=out,
+                            preemphasis=model.preemphasis)
     elif args.kind == "loss":
         log = args.log
         if modelfile.is_model_file(log) or legacy.is_pickle(log):

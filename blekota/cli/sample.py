@@ -93,7 +93,7 @@ def run(args) -> int:
     if heatmap is not None and kept_sound:
         sound, probs = np.concatenate(kept_sound), np.concatenate(kept_probs)
         path = plot.heatmap(probs, model.fs, sound, title=heatmap_title(output, args, begins, hinted, model.fs),
-                            out=heatmap, first=begins)
+                            out=heatmap, first=begins, preemphasis=model.preemphasis)
         say(f"wrote {path}")
     return 0
 

@@ -54,7 +54,8 @@ def run(args) -> int:
 
 def repl(args) -> int:
     model_options = dict(hidden=args.hidden, layers=args.layers, fs=args.fs, dtype=args.dtype,
-                         seed=args.seed, threads=args.threads, frame=args.frame)
+                         seed=args.seed, threads=args.threads, frame=args.frame,
+                         preemphasis=args.preemphasis)
     trainer_options = dict(new_trainer_options(args), seed=args.seed, directory=args.out_dir or ".",
                            checkpoint_sound=checkpoint_sound(args, args.fs))
     overrides = {}

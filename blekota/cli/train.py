@@ -13,6 +13,7 @@ from .. import checkpoint, device, modelfile, parallel, tensorboard
 from ..console import QUIET, VERBOSE, TrainingDisplay
 from ..errors import BlekotaError, ModelFileError, TrainingDiverged
 from ..fileutil import prepare_directory
+from ..emphasis import emphasis_words
 from ..frames import frame_words
 from ..model import Model
 from ..runfiles import RunFiles, split_name
@@ -140,7 +141,7 @@ def train(args, processes: parallel.Processes) -> int:
         processes.from_root(lambda: start_run(directory, name, args.force))
         model = processes.together(lambda: Model(
             hidden=args.hidden, layers=args.layers, fs=args.fs, dtype=args.dtype,
-            seed=args.seed, threads=threads, frame=args.frame,
+            seed=args.seed, threads=threads, frame=args.frame, preemphasis=args.preemphasis,
         ))
         trainer = Trainer(model, args.files, name=name, directory=directory, seed=args.seed,
                           checkpoint_sound=checkpoint_sound(args, args.fs), **new_trainer_options(args),
@@ -155,7 +156,7 @@ def train(args, processes: parallel.Processes) -> int:
     unused = trainer.layout.unused
     unused = f" ({unused / fs:.2g} s at the ends left out: the streams take whole windows)" if unused else ""
     say(
-        f"training {model.layers}x{model.hidden} GRU{frame_words(model)} ({model.n_params:,} parameters, "
+        f"training {model.layers}x{model.hidden} GRU{frame_words(model)}{emphasis_words(model)} ({model.n_params:,} parameters, "
         f"{model.dtype.name}, {fs} Hz) on {what}: {trainer.layout.samples / fs:.1f} s of sound in "
         f"{trainer.batch_size} streams{shared}{unused}, {trainer.val_samples / fs:.1f} s held out; log "
         f"{trainer.log_path()}",
