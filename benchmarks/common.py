@@ -42,6 +42,23 @@ from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+CHECKOUT = HERE.parent
+
+
+def use_this_checkout() -> None:
+    """Make this process and the processes it starts import the blekota of the checkout these
+    benchmarks sit in when its compiled core is built there (pip install -e ., or setup.py
+    build_ext --inplace), so that they time this code and not another installed copy."""
+    if not any((CHECKOUT / "blekota").glob("_gru.*")):
+        return
+    path = str(CHECKOUT)
+    if path not in sys.path[:1]:
+        sys.path.insert(0, path)
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != path]
+    os.environ["PYTHONPATH"] = os.pathsep.join([path, *paths])
+
+
+use_this_checkout()
 
 ROW_KEYS = (
     "section", "config", "shape", "impl", "dtype", "threads", "unit", "samples", "repeats",

@@ -23,8 +23,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from common import time_runs  # before blekota: it picks this checkout's
 import blekota
-from common import time_runs
 
 SECTION = "sampling"
 HIDDEN, LAYERS, LEVELS, SILENCE = 256, 3, 256, 128

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+from common import time_runs  # before blekota: it picks this checkout's
 import blekota
 from blekota import _sample, sampler, sparsity
-from common import time_runs
 
 SECTION = "sparse"
 DENSITY = 0.1

@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 
+import common  # noqa: F401  (before blekota: it picks this checkout's)
 import blekota
 
 
