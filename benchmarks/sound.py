@@ -11,6 +11,11 @@ independent sounds of --seconds each with `sample`'s defaults (temperature 1, no
 --sampling changes that for every run), from silence, as `python -m blekota sample MODEL` does.
 The PyTorch recipe's model is sampled the same way (blekota.reference's distribution and draw).
 
+Besides the held-out loss on levels (what training reports), blekota's rows give the continuous
+loss: nats per sample of the held-out tail with each level's probability spread evenly over the
+samples it stands for (blekota.mulaw.level_log_widths). Pre-emphasis changes what the levels stand
+for, so only the continuous loss compares a model with it and one without.
+
 The drawn sounds are measured against the whole real sound (blekota.soundstats):
   fd        log-mel Fréchet distance to the real sound (40 mel bands, 32 ms frames, 10 ms hop);
             on the same scale the table prints the floor, the median distance of --seconds x
@@ -43,13 +48,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import Unavailable, measure_in_subprocess  # noqa: E402
-from quality import CLOCKS, blekota_quality, pytorch_quality  # noqa: E402
+from quality import CLOCKS, VAL_FRACTION, blekota_quality, pytorch_quality  # noqa: E402
 
 MINUTES = 10.0
 QUICK_MINUTES = 1.0
 STREAMS = 5
 SECONDS = 4.0
 FS = 8000
+CONTINUOUS_SAMPLES = 40_000  # of the held-out tail, for the continuous loss: 5 s at 8 kHz
 
 
 def real_sound(sound: str) -> np.ndarray:
@@ -112,7 +118,21 @@ def blekota_sound(threads: int, sound: str, minutes: float, options: dict, recip
     generated = model.sample(round(seconds * FS), streams=streams, seed=1, **sampling).reshape(streams, -1)
     real = real_sound(sound)
     keep_sounds(generated, real, out, f"{Path(sound).stem}_{recipe}")
-    return {**row, "sampling": sampling, **judge(generated, real)}
+    return {**row, "sampling": sampling, "continuous_loss": continuous_loss(model, real), **judge(generated, real)}
+
+
+def continuous_loss(model, real: np.ndarray) -> float:
+    """Nats per sample of the held-out tail (its first CONTINUOUS_SAMPLES, from a zero state) under
+    the density that spreads each level's probability evenly over the samples it stands for: unlike
+    the loss on levels, comparable between models with and without pre-emphasis."""
+    from blekota.dataset import held_out
+    from blekota.mulaw import level_log_widths, quantize
+
+    heard = quantize(model.heard(real))[real.size - held_out(real.size, VAL_FRACTION):][: CONTINUOUS_SAMPLES + 1]
+    probs = model.probabilities(heard[:-1, None])[:, 0]
+    targets = heard[1:]
+    chosen = probs[np.arange(targets.size), targets].astype(np.float64)
+    return float(np.mean(level_log_widths()[targets] - np.log(chosen)))
 
 
 def pytorch_sound(threads: int, sound: str, minutes: float, clock: str, sampling: dict, streams: int,
@@ -215,13 +235,14 @@ def demo_table(row: dict) -> str:
 
 def table(rows: list[dict]) -> str:
     """One line per run: held-out loss and the sound measures, with each sound's real figures."""
-    header = ("| sound | run | loss | fd (floor / noise) | quiet | flat | voiced | f0 Hz | spread | motion "
-              "| iterations |")
+    header = ("| sound | run | loss | continuous | fd (floor / noise) | quiet | flat | voiced | f0 Hz | spread "
+              "| motion | iterations |")
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     for row in rows:
         loss = f"{row['points'][-1]['val_loss']:.3f}" if row.get("points") else ""
         fd = f"{row['fd']:.0f}" + (f" ({row['floor']:.0f} / {row['ceiling']:.0f})" if "floor" in row else "")
-        cells = [Path(row["sound"]).stem, row["recipe"], loss, fd]
+        continuous = f"{row['continuous_loss']:.3f}" if "continuous_loss" in row else ""
+        cells = [Path(row["sound"]).stem, row["recipe"], loss, continuous, fd]
         cells += [f"{row[key]:.3f}" for key in ("quiet_share", "flatness", "voiced_share")]
         cells += [f"{row['pitch_hz']:.0f}", f"{row['pitch_spread']:.2f}", f"{row['pitch_motion']:.2f}"]
         cells.append(f"{row['iterations']:,}" if "iterations" in row else "")
