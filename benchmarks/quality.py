@@ -110,14 +110,16 @@ def result(impl: str, recipe: str, sound: str, threads: int, marks: Marks, itera
 
 
 def blekota_quality(threads: int, sound: str, minutes: list[float], options: dict, recipe: str,
-                    clock: str = "wall", model_options: dict | None = None, save: str | None = None) -> dict:
+                    clock: str = "wall", model_options: dict | None = None, save: str | None = None,
+                    seed: int = 0) -> dict:
     """blekota with its defaults (and `options` for Trainer, `model_options` for Model), measured
-    at the time marks; save: write the trained model to this file."""
+    at the time marks; save: write the trained model to this file; seed: of the weights and the
+    trainer."""
     import blekota
     from blekota.audio import load_audio
     from blekota.dataset import held_out
 
-    model = blekota.Model(seed=0, threads=threads, **(model_options or {}))
+    model = blekota.Model(seed=seed, threads=threads, **(model_options or {}))
     samples, _ = load_audio(sound, model.fs)
     seen = samples[: samples.size - held_out(samples.size, VAL_FRACTION)]
     with tempfile.TemporaryDirectory() as directory:
@@ -130,7 +132,7 @@ def blekota_quality(threads: int, sound: str, minutes: list[float], options: dic
         if isinstance(options.get("schedule"), dict):
             options = {**options, "schedule": blekota.make_schedule(**options["schedule"])}
         trainer = blekota.Trainer(model, seen, directory=directory, callback=callback, report_steps=True,
-                                  seed=0, **options)
+                                  seed=seed, **options)
         # measures the model on the whole sound's last 10 % (the pieces the PyTorch recipe uses);
         # it is never trained
         tail = blekota.Trainer(model, samples, val_fraction=VAL_FRACTION, directory=directory, log=False)
@@ -144,9 +146,9 @@ def blekota_quality(threads: int, sound: str, minutes: list[float], options: dic
 
 
 def pytorch_quality(threads: int, sound: str, minutes: list[float], clock: str = "wall",
-                    save: str | None = None) -> dict:
+                    save: str | None = None, seed: int = 0) -> dict:
     """The PyTorch recipe (module docstring) on the same windows, measured at the time marks;
-    save: write its state (torch.save of {"gru": ..., "linear": ...}) to this file."""
+    save: write its state (torch.save of {"gru": ..., "linear": ...}) to this file; seed: torch's."""
     try:
         import torch
     except ImportError as error:
@@ -155,7 +157,7 @@ def pytorch_quality(threads: int, sound: str, minutes: list[float], clock: str =
 
     T, B, H, L = 100, 80, 256, 3
     torch.set_num_threads(threads)
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     data = Dataset.load(sound, 8000)
     train_ranges, val_ranges = data.split(VAL_FRACTION)
     layout = WindowLayout(train_ranges, T, B)

@@ -3,6 +3,7 @@
     python benchmarks/sound.py                      # speech and music, 10 minutes each (long)
     python benchmarks/sound.py --unseen             # speech2 and music2, which nothing was tuned on
     python benchmarks/sound.py --minutes 2 --sound my.wav --variant long='{"seq_length": 400}'
+    python benchmarks/sound.py --unseen --train-seeds 3 --variant pe='{"model": {"preemphasis": 0.85}}'
     python benchmarks/run.py --only sound [--quick]
 
 Each run trains as quality.py does (blekota's defaults given the sound without its last 10 %, or
@@ -107,18 +108,20 @@ def keep_sounds(generated: np.ndarray, real: np.ndarray, out: str | None, name: 
 
 
 def blekota_sound(threads: int, sound: str, minutes: float, options: dict, recipe: str, clock: str,
-                  model_options: dict, sampling: dict, streams: int, seconds: float, out: str | None) -> dict:
-    """Train like quality.blekota_quality for `minutes`, then draw and judge `streams` sounds."""
+                  model_options: dict, sampling: dict, streams: int, seconds: float, out: str | None,
+                  seed: int = 0) -> dict:
+    """Train like quality.blekota_quality for `minutes` from `seed`, then draw and judge `streams`
+    sounds."""
     import blekota
 
     with tempfile.TemporaryDirectory() as directory:
         path = str(Path(directory) / "model.npz")
-        row = blekota_quality(threads, sound, [minutes], options, recipe, clock, model_options, path)
+        row = blekota_quality(threads, sound, [minutes], options, recipe, clock, model_options, path, seed)
         model = blekota.load(path, threads=threads)
     generated = model.sample(round(seconds * FS), streams=streams, seed=1, **sampling).reshape(streams, -1)
     real = real_sound(sound)
-    keep_sounds(generated, real, out, f"{Path(sound).stem}_{recipe}")
-    return {**row, "sampling": sampling, "continuous_loss": continuous_loss(model, real), **judge(generated, real)}
+    keep_sounds(generated, real, out, f"{Path(sound).stem}_{recipe}" + (f"_seed{seed}" if seed else ""))
+    return {**row, "seed": seed, "sampling": sampling, "continuous_loss": continuous_loss(model, real), **judge(generated, real)}
 
 
 def continuous_loss(model, real: np.ndarray) -> float:
@@ -136,8 +139,8 @@ def continuous_loss(model, real: np.ndarray) -> float:
 
 
 def pytorch_sound(threads: int, sound: str, minutes: float, clock: str, sampling: dict, streams: int,
-                  seconds: float, out: str | None) -> dict:
-    """The PyTorch recipe for `minutes`, then its model sampled like blekota's and judged."""
+                  seconds: float, out: str | None, seed: int = 0) -> dict:
+    """The PyTorch recipe for `minutes` from `seed`, then its model sampled like blekota's and judged."""
     try:
         import torch
     except ImportError as error:
@@ -145,12 +148,12 @@ def pytorch_sound(threads: int, sound: str, minutes: float, clock: str, sampling
 
     with tempfile.TemporaryDirectory() as directory:
         path = str(Path(directory) / "model.pt")
-        row = pytorch_quality(threads, sound, [minutes], clock, path)
+        row = pytorch_quality(threads, sound, [minutes], clock, path, seed)
         state = torch.load(path)
     generated = pytorch_sample(state, sampling, streams, round(seconds * FS))
     real = real_sound(sound)
-    keep_sounds(generated, real, out, f"{Path(sound).stem}_pytorch")
-    return {**row, "sampling": sampling, **judge(generated, real)}
+    keep_sounds(generated, real, out, f"{Path(sound).stem}_pytorch" + (f"_seed{seed}" if seed else ""))
+    return {**row, "seed": seed, "sampling": sampling, **judge(generated, real)}
 
 
 def pytorch_sample(state: dict, sampling: dict, streams: int, n: int) -> np.ndarray:
@@ -242,10 +245,29 @@ def table(rows: list[dict]) -> str:
         loss = f"{row['points'][-1]['val_loss']:.3f}" if row.get("points") else ""
         fd = f"{row['fd']:.0f}" + (f" ({row['floor']:.0f} / {row['ceiling']:.0f})" if "floor" in row else "")
         continuous = f"{row['continuous_loss']:.3f}" if "continuous_loss" in row else ""
-        cells = [Path(row["sound"]).stem, row["recipe"], loss, continuous, fd]
+        recipe = row["recipe"] + (f" (seed {row['seed']})" if row.get("seed") else "")
+        cells = [Path(row["sound"]).stem, recipe, loss, continuous, fd]
         cells += [f"{row[key]:.3f}" for key in ("quiet_share", "flatness", "voiced_share")]
         cells += [f"{row['pitch_hz']:.0f}", f"{row['pitch_spread']:.2f}", f"{row['pitch_motion']:.2f}"]
         cells.append(f"{row['iterations']:,}" if "iterations" in row else "")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def median_table(rows: list[dict]) -> str:
+    """One line per sound and run: the medians over its training seeds."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for row in rows:
+        if row["recipe"] != "real":
+            groups.setdefault((Path(row["sound"]).stem, row["recipe"]), []).append(row)
+    keys = ("continuous_loss", "fd", "quiet_share", "flatness", "voiced_share")
+    lines = ["| sound | run | seeds | loss | continuous | fd | quiet | flat | voiced |", "|---|---|---|---|---|---|---|---|---|"]
+    for (sound, recipe), group in groups.items():
+        loss = np.median([row["points"][-1]["val_loss"] for row in group])
+        medians = [np.median([row[key] for row in group]) if all(key in row for row in group) else None for key in keys]
+        cells = [sound, recipe, str(len(group)), f"{loss:.3f}"]
+        cells += ["" if value is None else f"{value:.0f}" if key == "fd" else f"{value:.3f}"
+                  for key, value in zip(keys, medians)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -288,6 +310,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--demo-variant", default="{}", metavar="JSON",
                         help='with --demo: Model options under "model", Trainer options under "training" '
                         "replacing the demo's")
+    parser.add_argument("--train-seeds", type=int, default=1, metavar="N",
+                        help="train every run from seeds 0..N-1 (one 10-minute run is a draw) and add "
+                        "a table of the medians over the seeds (default 1)")
     parser.add_argument("--json", type=Path, help="write the rows to this file")
     args = parser.parse_args(argv)
     minutes = args.minutes or (QUICK_MINUTES if args.quick else MINUTES)
@@ -323,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
                                        "options": options}))
     if not args.no_pytorch:
         runs.append(("pytorch_sound", {"sampling": sampling}))
+    runs = [(function, {**kwargs, "seed": seed}) for seed in range(args.train_seeds) for function, kwargs in runs]
     rows = []
     for sound in sounds:
         rows.append(real_row(sound, args.streams, args.seconds))
@@ -340,6 +366,8 @@ def main(argv: list[str] | None = None) -> int:
             print("# torch is not importable: the PyTorch recipe was skipped")
         rows += [row for row in found if row is not None]
         print(table(rows), flush=True)
+    if args.train_seeds > 1:
+        print(median_table(rows), flush=True)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1) + "\n")
     return 0
