@@ -2,9 +2,10 @@
 
     python -m blekota repl [MODEL_OR_SOUND] [hyperparameters]
 
-Binds clf (a Session), play, show, heatmap, spectrogram, compare, loss_curve, save_file and np,
-as the original blekota did at its Python prompt. Nothing here breaks the session for lack of
-a display or a sound card: pictures go to PNG files and playback to last_played.wav instead.
+Binds clf (a Session), play, live, show, heatmap, spectrogram, compare, loss_curve, save_file
+and np, as the original blekota did at its Python prompt (live: as the play command). Nothing here
+breaks the session for lack of a display or a sound card: pictures go to PNG files and playback to
+last_played.wav instead (live says in one line that it cannot play).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint, checks, legacy, modelfile, plot
+from .live import LivePlayer
 from ._version import __version__
 from .audio import WAV_MAX_FRAMES, PlaybackError, load_audio, save_wav
 from .audio import play as play_sound
@@ -37,6 +39,8 @@ blekota {version}: {description}
                                 (also top_k=0, top_p=1.0, min_p=0.0: see help(clf.sample))
   clf.checkpoint(n)             save the model, and n generated samples as a wav
   play(y)  show(y)  spectrogram(y)  compare()   (the last sample vs the training sound)
+  live(seconds=None, block=256, ahead=2)   play the model as it generates (Ctrl+C stops)
+                                (also temperature, top_k, top_p, min_p, seed, hint: as clf.sample)
   heatmap(start=0, length=1000) what the model expected during the last sample
   loss_curve()                  training (and validation) loss so far
   save_file("name.wav", y)      clf.model, clf.trainer, np are here too"""
@@ -227,7 +231,7 @@ def _report(path: Path | None) -> None:
 
 def session_namespace(session: Session) -> dict:
     """The names the console binds: clf, the pictures (defaulting to the last sample), play,
-    save_file and np."""
+    live, save_file and np."""
 
     def pick(sound):
         if sound is not None:
@@ -242,6 +246,40 @@ def session_namespace(session: Session) -> dict:
             play_sound(pick(sound), fs or session.fs, blocking=False)
         except PlaybackError as error:
             print(error)
+
+    def live(
+        seconds: float | None = None,
+        block: int = 256,
+        ahead: int = 2,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        min_p: float = 0.0,
+        seed: int | None = None,
+        hint=None,
+    ) -> None:
+        """Play the model through the sound device as it generates, for `seconds` of sound or until
+        Ctrl+C, then say how long it played, the underruns and the latency (as the play command,
+        without keys). block: samples per block the device takes (64..512); ahead: blocks kept
+        ready. temperature, top_k, top_p, min_p, seed, hint: as clf.sample. Without a sound device
+        it says so in one line."""
+        limit = None if seconds is None else max(1, round(checks.positive_float("seconds", seconds) * session.fs))
+        if isinstance(hint, (str, os.PathLike)):
+            hint = load_audio(hint, session.fs)[0]
+        stream = session.model.stream(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
+                                      seed=seed, hint=hint)
+        player = LivePlayer(stream, block, ahead, limit)
+        try:
+            with player:
+                player.wait()
+        except PlaybackError as error:
+            print(error)
+        except KeyboardInterrupt:
+            pass
+        if player.played:
+            print(f"{player.summary()}; latency about {1000 * player.change_latency_s:.0f} ms ({player.ahead} blocks "
+                  f"of {player.block} samples ready ahead, the one being made, the device's "
+                  f"{1000 * player.device_latency_s:.1f} ms)")
 
     def show(sound=None, fs: int | None = None, out=None) -> None:
         """The waveform of a sound (default: the last sample)."""
@@ -278,7 +316,7 @@ def session_namespace(session: Session) -> dict:
         _report(save_wav(file, pick(sound), fs or session.fs))
 
     return {
-        "clf": session, "play": play, "show": show, "spectrogram": spectrogram,
+        "clf": session, "play": play, "live": live, "show": show, "spectrogram": spectrogram,
         "compare": compare, "heatmap": heatmap, "loss_curve": loss_curve,
         "save_file": save_file, "np": np,
     }

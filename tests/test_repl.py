@@ -36,6 +36,7 @@ def test_session_on_the_demo_sound(tmp_path):
         "save_file('new.wav', y)",
         "show(y)",
         "play(y)",
+        "live(0.2, seed=1)",
         "loss_curve()",
         "compare()",
         "clf.checkpoint(100)",
@@ -44,12 +45,12 @@ def test_session_on_the_demo_sound(tmp_path):
     ])
     result = repl(tmp_path, SMALL, commands)
     out, err = result.stdout, result.stderr
-    assert "clf.train(it)" in err and "heatmap(start=0, length=1000)" in err  # the banner
+    assert "clf.train(it)" in err and "heatmap(start=0, length=1000)" in err and "live(seconds=None" in err  # the banner
     assert "on the built-in demo sound" in err
     assert "done at iteration 3; saved demo_3.npz" in out
     assert "samples (400,) (400, 256)" in out
     assert "wrote heatmap.png" in out and "wrote heatmap-2.png" in out and "wrote new.wav" in out
-    assert "cannot play sound" in out and (tmp_path / "last_played.wav").exists()
+    assert out.count("cannot play sound") == 2 and (tmp_path / "last_played.wav").exists()  # play(y), live()
     assert "error: start must be an integer in 0..399, got 5000" in err  # one line, session goes on
     sizes = {"heatmap.png": (500, 1000), "heatmap-2.png": (500, 1000), "waveform.png": (350, 1000),
              "loss.png": (450, 800), "compare.png": (650, 1200)}

@@ -23,7 +23,8 @@ def add_parser(commands) -> None:
     repl_parser = commands.add_parser(
         "repl", help="an interactive Python session with a model",
         description="Open a Python console with a model bound as clf: clf.train(it), "
-        "y = clf.sample(n), play(y), show(y), heatmap(), save_file('a.wav', y), ... "
+        "y = clf.sample(n), play(y), live() (the model played as it generates, as the play command), "
+        "show(y), heatmap(), save_file('a.wav', y), ... "
         "MODEL_OR_SOUND is a model file (.npz) to load (or a .pkl of the original blekota, "
         "converted once, beside it), or a sound file to learn with a new model built from the "
         "hyperparameters below; without it, a new model learns the built-in demo sound. "
