@@ -172,9 +172,9 @@ def open_session(
 
     model_options: Model arguments (hidden, layers, fs, dtype, seed, threads); only threads is
     used for a model file. trainer_options: Trainer arguments for a new model (seq_length,
-    batch_size, optimizer, lr, seed, name, directory, checkpoint_every, ...); the name defaults
-    to the sound's. overrides: Trainer.from_checkpoint options for a model file (a model file
-    goes on writing beside itself unless they give a directory).
+    batch_size, optimizer, lr, seed, name, directory, checkpoint_every, device, ...); the name
+    defaults to the sound's. overrides: Trainer.from_checkpoint options for a model file (device,
+    lr, ...; a model file goes on writing beside itself unless they give a directory).
     """
     threads = model_options.get("threads")
     overrides = dict(overrides or {})
@@ -193,7 +193,7 @@ def open_session(
             note = f"{converted}loaded {source}; it samples, but cannot train here: {error}"
             return Session(model, None, source, callback, overrides), note
         where = ", ".join(trainer.files)
-        note = f"{converted}loaded {source} at iteration {trainer.iteration}, training on {where}"
+        note = f"{converted}loaded {source} at iteration {trainer.iteration}, training on {where}{step_words(trainer)}"
         return Session(trainer.model, trainer, source, callback, overrides), note
     model = Model(**model_options)
     if source is None:
@@ -206,11 +206,17 @@ def open_session(
     trainer = Trainer(model, audio, callback=callback, **options)
     note = (
         f"new {model.layers}x{model.hidden} GRU ({model.n_params:,} parameters, {model.fs} Hz) "
-        f"on {what}: {trainer.data.levels.size / model.fs:.1f} s of sound"
+        f"on {what}: {trainer.data.levels.size / model.fs:.1f} s of sound{step_words(trainer)}"
     )
     if options["name"] != wanted:
         note += f"; an earlier run of {wanted} left its files here, so this one is {options['name']}"
     return Session(model, trainer, None, callback), note
+
+
+def step_words(trainer: Trainer) -> str:
+    """Where the trainer's steps run, as the end of a sentence: "" on the CPU, else
+    ", each step on DEVICE"."""
+    return "" if trainer.device_step is None else f", each step on {trainer.device_step}"
 
 
 def fresh_name(directory: Path, name: str) -> str:
