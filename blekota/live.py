@@ -64,7 +64,7 @@ class LivePlayer:
     the device, called like sounddevice.OutputStream (None: output_stream_class()).
     Entering starts the worker, waits until `ahead` blocks are ready and starts the device;
     PlaybackError when there is no device. Leaving stops the device, then the worker. check()
-    raises an error the worker met.
+    raises an error the worker met; wait() waits for `finished`; summary() says how it went.
     """
 
     def __init__(self, stream: Stream, block: int = 256, ahead: int = 2, limit: int | None = None,
@@ -87,6 +87,7 @@ class LivePlayer:
         self._filled = threading.Event()
         self._worker: threading.Thread | None = None
         self._device = None
+        self._device_latency_s = 0.0
 
     @property
     def block_latency_s(self) -> float:
@@ -95,9 +96,8 @@ class LivePlayer:
 
     @property
     def device_latency_s(self) -> float:
-        """The output latency the device reports, in seconds (0 before it is open)."""
-        latency = getattr(self._device, "latency", 0.0)
-        return float(latency) if isinstance(latency, (int, float)) else 0.0
+        """The output latency the device reported when it opened, in seconds (0 before)."""
+        return self._device_latency_s
 
     @property
     def change_latency_s(self) -> float:
@@ -123,6 +123,8 @@ class LivePlayer:
                 self._device = open_device(samplerate=self.stream.fs, blocksize=self.block, channels=1,
                                            dtype="float32", latency=self.latency, callback=self._callback)
                 self._device.start()
+                latency = getattr(self._device, "latency", 0.0)
+                self._device_latency_s = float(latency) if isinstance(latency, (int, float)) else 0.0
             except Exception as error:  # sounddevice.PortAudioError and friends: no device here
                 why = str(error).splitlines()[0]
                 raise PlaybackError(f"cannot play sound: no sound output device ({why})") from None
@@ -146,6 +148,23 @@ class LivePlayer:
         """Raise the error that stopped the worker, if one did."""
         if self.error is not None:
             raise self.error
+
+    def wait(self) -> None:
+        """Return when `finished` (without a limit: never; Ctrl+C raises KeyboardInterrupt here),
+        raising an error that stopped the worker meanwhile."""
+        while not self.finished.wait(WAIT_S):
+            self.check()
+        self.check()
+
+    def summary(self) -> str:
+        """One line: how long it played, how fast the model made sound, and the gaps."""
+        fs = self.stream.fs
+        rate = self.samples_per_s or 0.0
+        gaps = self.underruns
+        slow = ": too slow, expect gaps" if rate < fs else ""
+        return (f"played {self.played / fs:.1f} s; the model made {rate:,.0f} samples/s ({rate / fs:.1f}x real "
+                f"time{slow}); underruns: {gaps.total} ({gaps.device} reported by the device, {gaps.late} blocks "
+                "not ready in time)")
 
     def _fill(self) -> None:
         """The worker: make blocks and queue them until told to stop."""

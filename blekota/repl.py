@@ -2,9 +2,10 @@
 
     python -m blekota repl [MODEL_OR_SOUND] [hyperparameters]
 
-Binds clf (a Session), play, show, heatmap, spectrogram, compare, loss_curve, save_file and np,
-as the original blekota did at its Python prompt. Nothing here breaks the session for lack of
-a display or a sound card: pictures go to PNG files and playback to last_played.wav instead.
+Binds clf (a Session), play, live, show, heatmap, spectrogram, compare, loss_curve, save_file
+and np, as the original blekota did at its Python prompt (live: as the play command). Nothing here
+breaks the session for lack of a display or a sound card: pictures go to PNG files and playback to
+last_played.wav instead (live says in one line that it cannot play).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint, checks, legacy, modelfile, plot
+from .live import LivePlayer
 from ._version import __version__
 from .audio import WAV_MAX_FRAMES, PlaybackError, load_audio, save_wav
 from .audio import play as play_sound
@@ -37,6 +39,8 @@ blekota {version}: {description}
                                 (also top_k=0, top_p=1.0, min_p=0.0: see help(clf.sample))
   clf.checkpoint(n)             save the model, and n generated samples as a wav
   play(y)  show(y)  spectrogram(y)  compare()   (the last sample vs the training sound)
+  live(seconds=None, block=256, ahead=2)   play the model as it generates (Ctrl+C stops)
+                                (also temperature, top_k, top_p, min_p, seed, hint: as clf.sample)
   heatmap(start=0, length=1000) what the model expected during the last sample
   loss_curve()                  training (and validation) loss so far
   save_file("name.wav", y)      clf.model, clf.trainer, np are here too"""
@@ -168,9 +172,9 @@ def open_session(
 
     model_options: Model arguments (hidden, layers, fs, dtype, seed, threads); only threads is
     used for a model file. trainer_options: Trainer arguments for a new model (seq_length,
-    batch_size, optimizer, lr, seed, name, directory, checkpoint_every, ...); the name defaults
-    to the sound's. overrides: Trainer.from_checkpoint options for a model file (a model file
-    goes on writing beside itself unless they give a directory).
+    batch_size, optimizer, lr, seed, name, directory, checkpoint_every, device, ...); the name
+    defaults to the sound's. overrides: Trainer.from_checkpoint options for a model file (device,
+    lr, ...; a model file goes on writing beside itself unless they give a directory).
     """
     threads = model_options.get("threads")
     overrides = dict(overrides or {})
@@ -189,7 +193,7 @@ def open_session(
             note = f"{converted}loaded {source}; it samples, but cannot train here: {error}"
             return Session(model, None, source, callback, overrides), note
         where = ", ".join(trainer.files)
-        note = f"{converted}loaded {source} at iteration {trainer.iteration}, training on {where}"
+        note = f"{converted}loaded {source} at iteration {trainer.iteration}, training on {where}{step_words(trainer)}"
         return Session(trainer.model, trainer, source, callback, overrides), note
     model = Model(**model_options)
     if source is None:
@@ -202,11 +206,17 @@ def open_session(
     trainer = Trainer(model, audio, callback=callback, **options)
     note = (
         f"new {model.layers}x{model.hidden} GRU ({model.n_params:,} parameters, {model.fs} Hz) "
-        f"on {what}: {trainer.data.levels.size / model.fs:.1f} s of sound"
+        f"on {what}: {trainer.data.levels.size / model.fs:.1f} s of sound{step_words(trainer)}"
     )
     if options["name"] != wanted:
         note += f"; an earlier run of {wanted} left its files here, so this one is {options['name']}"
     return Session(model, trainer, None, callback), note
+
+
+def step_words(trainer: Trainer) -> str:
+    """Where the trainer's steps run, as the end of a sentence: "" on the CPU, else
+    ", each step on DEVICE"."""
+    return "" if trainer.device_step is None else f", each step on {trainer.device_step}"
 
 
 def fresh_name(directory: Path, name: str) -> str:
@@ -227,7 +237,7 @@ def _report(path: Path | None) -> None:
 
 def session_namespace(session: Session) -> dict:
     """The names the console binds: clf, the pictures (defaulting to the last sample), play,
-    save_file and np."""
+    live, save_file and np."""
 
     def pick(sound):
         if sound is not None:
@@ -242,6 +252,40 @@ def session_namespace(session: Session) -> dict:
             play_sound(pick(sound), fs or session.fs, blocking=False)
         except PlaybackError as error:
             print(error)
+
+    def live(
+        seconds: float | None = None,
+        block: int = 256,
+        ahead: int = 2,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        min_p: float = 0.0,
+        seed: int | None = None,
+        hint=None,
+    ) -> None:
+        """Play the model through the sound device as it generates, for `seconds` of sound or until
+        Ctrl+C, then say how long it played, the underruns and the latency (as the play command,
+        without keys). block: samples per block the device takes (64..512); ahead: blocks kept
+        ready. temperature, top_k, top_p, min_p, seed, hint: as clf.sample. Without a sound device
+        it says so in one line."""
+        limit = None if seconds is None else max(1, round(checks.positive_float("seconds", seconds) * session.fs))
+        if isinstance(hint, (str, os.PathLike)):
+            hint = load_audio(hint, session.fs)[0]
+        stream = session.model.stream(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
+                                      seed=seed, hint=hint)
+        player = LivePlayer(stream, block, ahead, limit)
+        try:
+            with player:
+                player.wait()
+        except PlaybackError as error:
+            print(error)
+        except KeyboardInterrupt:
+            pass
+        if player.played:
+            print(f"{player.summary()}; latency about {1000 * player.change_latency_s:.0f} ms ({player.ahead} blocks "
+                  f"of {player.block} samples ready ahead, the one being made, the device's "
+                  f"{1000 * player.device_latency_s:.1f} ms)")
 
     def show(sound=None, fs: int | None = None, out=None) -> None:
         """The waveform of a sound (default: the last sample)."""
@@ -278,7 +322,7 @@ def session_namespace(session: Session) -> dict:
         _report(save_wav(file, pick(sound), fs or session.fs))
 
     return {
-        "clf": session, "play": play, "show": show, "spectrogram": spectrogram,
+        "clf": session, "play": play, "live": live, "show": show, "spectrogram": spectrogram,
         "compare": compare, "heatmap": heatmap, "loss_curve": loss_curve,
         "save_file": save_file, "np": np,
     }

@@ -1,5 +1,6 @@
 """Live play without a sound device: a fake output stream calls the callback as sounddevice does."""
 
+import _thread
 import io
 import os
 import signal
@@ -16,6 +17,7 @@ from blekota import live
 from blekota.cli import main
 from blekota.errors import ConfigError
 from blekota.keys import Controls, KeyReader, apply_key, split_keys
+from blekota.repl import Console, Session, session_namespace
 
 
 class Flags:
@@ -353,3 +355,68 @@ def test_ctrl_z_gives_the_terminal_back_and_fg_takes_it_again(monkeypatch):
     finally:
         os.close(controller)
         os.close(terminal)
+
+
+def repl_live(model):
+    """The REPL's live() for a session with this model."""
+    return session_namespace(Session(model))["live"]
+
+
+def test_the_repl_plays_the_models_stream_for_the_seconds_given(model, device, capsys):
+    repl_live(model)(seconds=0.5, block=128, ahead=3, seed=4, top_k=40, top_p=0.9)
+    out = capsys.readouterr().out
+    assert out.startswith("played 0.5 s; the model made ") and out.count("\n") == 1
+    assert out.endswith("; latency about 76 ms (3 blocks of 128 samples ready ahead, the one being made, the device's "
+                        "12.5 ms)\n")
+    fake = device.opened[0]
+    assert fake.stopped and fake.closed
+    late = int(out.split("reported by the device, ")[1].split(" ")[0])
+    expected = model.stream(seed=4, top_k=40, top_p=0.9).process(8000)
+    check_played(fake.sound, 4000, 128, late, expected)
+
+
+def test_ctrl_c_stops_the_repls_live_play_and_cleans_up(model, device, monkeypatch, capsys):
+    calls = []
+
+    class Interrupting(device):
+        """Ctrl+C while the fifth block plays."""
+
+        def __init__(self, *args, callback, **options):
+            def interrupting(outdata, frames, when, status):
+                callback(outdata, frames, when, status)
+                calls.append(frames)
+                if len(calls) == 5:
+                    _thread.interrupt_main()
+
+            super().__init__(*args, callback=interrupting, **options)
+
+    monkeypatch.setattr(live, "output_stream_class", lambda: Interrupting)
+    threads = threading.active_count()
+    repl_live(model)(seed=1)  # no seconds: until Ctrl+C, which does not leave live()
+    out = capsys.readouterr().out
+    assert out.startswith("played ") and "underruns: " in out and out.count("\n") == 1
+    fake = Interrupting.opened[0]
+    assert fake.stopped and fake.closed and len(calls) >= 5
+    assert threading.active_count() == threads
+    assert not any(thread.name == "blekota-live" for thread in threading.enumerate())
+
+
+def test_the_repls_live_play_without_a_sound_device_is_one_line(model, monkeypatch, capsys):
+    monkeypatch.setattr(live, "output_stream_class", lambda: blekota.audio._sounddevice().OutputStream)
+    monkeypatch.setitem(sys.modules, "sounddevice", None)
+    threads = threading.active_count()
+    console = Console(session_namespace(Session(model)))
+    console.push("live(1)")
+    captured = capsys.readouterr()
+    assert captured.out.startswith("cannot play sound: sounddevice is not installed (pip install \"blekota[play]\"")
+    assert captured.out.count("\n") == 1 and captured.err == ""
+
+    def no_device(**options):
+        raise RuntimeError("Error querying device -1\nmore lines")
+
+    monkeypatch.setattr(live, "output_stream_class", lambda: no_device)
+    console.push("live(1)")
+    assert capsys.readouterr().out == "cannot play sound: no sound output device (Error querying device -1)\n"
+    console.push("live(0)")
+    assert capsys.readouterr().err == "error: seconds must be a finite number > 0, got 0\n"
+    assert threading.active_count() == threads

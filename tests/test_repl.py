@@ -36,6 +36,7 @@ def test_session_on_the_demo_sound(tmp_path):
         "save_file('new.wav', y)",
         "show(y)",
         "play(y)",
+        "live(0.2, seed=1)",
         "loss_curve()",
         "compare()",
         "clf.checkpoint(100)",
@@ -44,12 +45,12 @@ def test_session_on_the_demo_sound(tmp_path):
     ])
     result = repl(tmp_path, SMALL, commands)
     out, err = result.stdout, result.stderr
-    assert "clf.train(it)" in err and "heatmap(start=0, length=1000)" in err  # the banner
+    assert "clf.train(it)" in err and "heatmap(start=0, length=1000)" in err and "live(seconds=None" in err  # the banner
     assert "on the built-in demo sound" in err
     assert "done at iteration 3; saved demo_3.npz" in out
     assert "samples (400,) (400, 256)" in out
     assert "wrote heatmap.png" in out and "wrote heatmap-2.png" in out and "wrote new.wav" in out
-    assert "cannot play sound" in out and (tmp_path / "last_played.wav").exists()
+    assert out.count("cannot play sound") == 2 and (tmp_path / "last_played.wav").exists()  # play(y), live()
     assert "error: start must be an integer in 0..399, got 5000" in err  # one line, session goes on
     sizes = {"heatmap.png": (500, 1000), "heatmap-2.png": (500, 1000), "waveform.png": (350, 1000),
              "loss.png": (450, 800), "compare.png": (650, 1200)}
@@ -198,3 +199,62 @@ def test_session_sample_takes_the_truncation(make_model):
     sound = clf.sample(200, seed=3, temperature=0.9, top_k=5, top_p=0.8, min_p=0.1)
     np.testing.assert_array_equal(sound, model.sample(200, seed=3, temperature=0.9, top_k=5, top_p=0.8, min_p=0.1))
     assert ((clf.last_probs > 0).sum(axis=1) <= 5).all()
+
+
+@pytest.mark.parametrize("torch_here", [False, True], ids=["without torch", "torch without a GPU"])
+def test_repl_device_cuda_is_refused_as_train_refuses_it(tmp_path, monkeypatch, capsys, torch_here):
+    if torch_here:
+        torch = pytest.importorskip("torch")
+        if torch.cuda.is_available():
+            pytest.skip("a CUDA GPU is here")
+    else:
+        monkeypatch.setitem(sys.modules, "torch", None)
+    monkeypatch.chdir(tmp_path)
+    blekota.save_wav("voice.wav", 0.5 * np.sin(2 * np.pi * 300 * np.arange(6000) / 8000), 8000)
+    assert main(["train", "voice.wav", "--device", "cuda", "--iterations", "1"]) == 2
+    refusal = capsys.readouterr().err
+    assert refusal.startswith("blekota: error: --device cuda") and refusal.count("\n") == 1
+    for source in ([], ["voice.wav"]):
+        assert session(monkeypatch, [*source, "--device", "cuda"], "print('opened')\n") == 2
+        captured = capsys.readouterr()
+        assert captured.err == refusal and "opened" not in captured.out
+    assert os.listdir(tmp_path) == ["voice.wav"]
+    with pytest.raises(SystemExit) as exit_:
+        main(["repl", "--device", "gpu"])
+    assert exit_.value.code == 2
+    assert "argument --device: expected cpu, cuda or cuda:N, got 'gpu'" in capsys.readouterr().err
+
+
+def test_repl_device_cpu_trains_in_the_compiled_core(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    blekota.save_wav("voice.wav", 0.5 * np.sin(2 * np.pi * 300 * np.arange(6000) / 8000), 8000)
+    commands = "clf.train(1)\nprint('steps on', clf.trainer.device_step)\n"
+    for source in ("voice.wav", "voice_1.npz"):  # a new session, then a resumed one
+        assert session(monkeypatch, [source, "--device", "cpu", *SMALL, "--checkpoint-sound", "0"], commands) == 0
+        captured = capsys.readouterr()
+        assert "steps on None" in captured.out and "each step on" not in captured.err
+    assert blekota.load("voice_2.npz").info["iterations"] == 2
+
+
+def test_repl_device_reaches_the_trainer_of_new_and_resumed_sessions(tmp_path, monkeypatch, capsys):
+    """A GPU stood in for by torch's CPU, as in test_device.py."""
+    pytest.importorskip("torch")
+    from blekota import device, torchstep
+
+    monkeypatch.setattr(device, "check", lambda name, value, processes=1: value)
+    made = []
+
+    def on_torch_cpu(device_name, model, optimizer, processes=1):
+        if device_name == "cpu":
+            return None
+        made.append(device_name)
+        return torchstep.TorchStep(model, optimizer, "cpu")
+
+    monkeypatch.setattr("blekota.train.training_step", on_torch_cpu)
+    monkeypatch.chdir(tmp_path)
+    blekota.save_wav("voice.wav", 0.5 * np.sin(2 * np.pi * 300 * np.arange(6000) / 8000), 8000)
+    assert session(monkeypatch, ["voice.wav", "--device", "cuda", *SMALL, "--checkpoint-sound", "0"], "clf.train(2)\n") == 0
+    assert "on voice.wav: 0.8 s of sound, each step on torch's cpu device" in capsys.readouterr().err
+    assert session(monkeypatch, ["voice_2.npz", "--device", "cuda:0", "--threads", "1"], "clf.train(1)\n") == 0
+    assert "at iteration 2, training on voice.wav, each step on torch's cpu device" in capsys.readouterr().err
+    assert made == ["cuda", "cuda:0"] and blekota.load("voice_3.npz").info["iterations"] == 3

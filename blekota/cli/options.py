@@ -10,7 +10,7 @@ import os
 import textwrap
 from pathlib import Path
 
-from .. import checkpoint, checks, legacy, modelfile
+from .. import checkpoint, checks, device, legacy, modelfile
 from .. import schedule as blekota_schedule
 from ..audio import WAV_MAX_FRAMES
 from ..augment import MAX_DB, check_max_db
@@ -230,6 +230,15 @@ def add_threads_argument(parser: argparse.ArgumentParser, default: str = "OMP_NU
     """--threads: CPU threads for the kernels."""
     parser.add_argument(
         "--threads", type=positive_int, default=None, help=f"CPU threads for the kernels (default: {default})",
+    )
+
+
+def add_device_argument(parser: argparse.ArgumentParser) -> None:
+    """--device: where each training step runs (blekota.device)."""
+    parser.add_argument(
+        "--device", type=device_name, default=device.CPU,
+        help="where each step's forward, backward and update run: cpu (the compiled core, the default) or cuda, "
+             "cuda:N (a GPU, through PyTorch: pip install torch); data, validation, files and sampling stay on the CPU",
     )
 
 

@@ -89,7 +89,7 @@ def run(args) -> int:
     finally:
         status.close()
         if player.played:
-            print(summary(player))
+            print(player.summary())
     return 0
 
 
@@ -119,13 +119,3 @@ def perform(player: live.LivePlayer, stream: Stream, keys: KeyReader, status: St
                 stream.reset()
             stream.set(temperature=controls.temperature, top_k=controls.top_k)
 
-
-def summary(player: live.LivePlayer) -> str:
-    """The closing line: how long it played, how fast the model made sound, and the gaps."""
-    fs = player.stream.fs
-    rate = player.samples_per_s or 0.0
-    gaps = player.underruns
-    slow = ": too slow, expect gaps" if rate < fs else ""
-    return (f"played {player.played / fs:.1f} s; the model made {rate:,.0f} samples/s ({rate / fs:.1f}x real "
-            f"time{slow}); underruns: {gaps.total} ({gaps.device} reported by the device, {gaps.late} blocks not "
-            "ready in time)")

@@ -6,15 +6,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from .. import legacy, modelfile
+from .. import device, legacy, modelfile
 from ..console import NORMAL, TrainingDisplay, print_progress
 from ..demo import DEMO_ITERATIONS, run_demo
 from ..fileutil import prepare_directory
 from ..repl import interact, open_session
 from ..runfiles import split_name
 from .options import (
-    HYPERPARAMETERS, add_model_arguments, add_threads_argument, add_training_arguments, checkpoint_sound,
-    model_path, new_trainer_options, non_negative_int, positive_int, resume_overrides, verbosity,
+    HYPERPARAMETERS, add_device_argument, add_model_arguments, add_threads_argument, add_training_arguments,
+    checkpoint_sound, model_path, new_trainer_options, non_negative_int, positive_int, resume_overrides, verbosity,
 )
 
 
@@ -23,7 +23,8 @@ def add_parser(commands) -> None:
     repl_parser = commands.add_parser(
         "repl", help="an interactive Python session with a model",
         description="Open a Python console with a model bound as clf: clf.train(it), "
-        "y = clf.sample(n), play(y), show(y), heatmap(), save_file('a.wav', y), ... "
+        "y = clf.sample(n), play(y), live() (the model played as it generates, as the play command), "
+        "show(y), heatmap(), save_file('a.wav', y), ... "
         "MODEL_OR_SOUND is a model file (.npz) to load (or a .pkl of the original blekota, "
         "converted once, beside it), or a sound file to learn with a new model built from the "
         "hyperparameters below; without it, a new model learns the built-in demo sound. "
@@ -32,6 +33,7 @@ def add_parser(commands) -> None:
     )
     repl_parser.add_argument("source", nargs="?", metavar="MODEL_OR_SOUND", default=None, help="a model file to go on with, or a sound for a new model to learn (default: the built-in demo sound)")
     add_training_arguments(repl_parser, 0, "iterations to train before the prompt (default 0)")
+    add_device_argument(repl_parser)
     add_model_arguments(repl_parser)
     add_threads_argument(repl_parser)
 
@@ -53,16 +55,17 @@ def run(args) -> int:
 
 
 def repl(args) -> int:
+    device.check("--device", args.device)
     model_options = dict(hidden=args.hidden, layers=args.layers, fs=args.fs, dtype=args.dtype,
                          seed=args.seed, threads=args.threads, frame=args.frame,
                          preemphasis=args.preemphasis)
     trainer_options = dict(new_trainer_options(args), seed=args.seed, directory=args.out_dir or ".",
-                           checkpoint_sound=checkpoint_sound(args, args.fs))
+                           checkpoint_sound=checkpoint_sound(args, args.fs), device=args.device)
     overrides = {}
     source = args.source
     if source is not None and (legacy.is_pickle(source) or modelfile.is_model_file(source)):
         source = model_path(source, lambda line: print(line, file=sys.stderr))
-        overrides = resume_overrides(args, source, modelfile.load(source))
+        overrides = dict(resume_overrides(args, source, modelfile.load(source)), device=args.device)
         directory = Path(overrides.get("directory", source.parent))
     else:
         if args.model_name:

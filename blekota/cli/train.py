@@ -20,8 +20,8 @@ from ..runfiles import RunFiles, split_name
 from ..sparsity import BLOCK_INPUTS, BLOCK_UNITS
 from ..train import Trainer
 from .options import (
-    HYPERPARAMETERS, add_model_arguments, add_threads_argument, add_training_arguments, checkpoint_sound,
-    device_name, model_path, new_trainer_options, positive_float, resume_overrides, verbosity,
+    HYPERPARAMETERS, add_device_argument, add_model_arguments, add_threads_argument, add_training_arguments,
+    checkpoint_sound, model_path, new_trainer_options, positive_float, resume_overrides, verbosity,
 )
 
 
@@ -37,7 +37,7 @@ def add_parser(commands) -> None:
     train_parser.add_argument("--force", action="store_true", help="train a new model even where an earlier run of the same name left its files: they are written over and the log starts afresh")
     add_training_arguments(train_parser, 10000, "iterations to run (default 10000)")
     train_parser.add_argument("--seconds", type=positive_float, default=None, help="stop after this many seconds of training and save, if --iterations are not done sooner (the default model does about 2-3 iterations a second on two cores)")
-    train_parser.add_argument("--device", type=device_name, default=device.CPU, help="where each step's forward, backward and update run: cpu (the compiled core, the default) or cuda, cuda:N (a GPU, through PyTorch: pip install torch); data, validation, files and sampling stay on the CPU")
+    add_device_argument(train_parser)
     train_parser.add_argument("--tensorboard", metavar="DIR", default=None, help="also write the run for TensorBoard in this folder (created): losses, learning rate and samples/s, and at each checkpoint its sound, loss curve and spectrogram; a resumed run appends (needs blekota[tensorboard]; watch with: tensorboard --logdir DIR)")
     add_model_arguments(train_parser)
     add_threads_argument(
