@@ -2,8 +2,8 @@
 
 A dataset is one or more sounds (files, a directory, a glob, or a float array), each mixed to mono,
 resampled to the model's rate, pre-emphasized for a model that hears it so (blekota.emphasis) and
-quantized one file at a time, so only one byte per sample of the whole collection stays in memory. The last `val_fraction` of every sound is held out for
-validation and never trained on.
+quantized one file at a time, so only one byte per sample of the whole collection stays in memory.
+The last `val_fraction` of every sound is held out for validation and never trained on.
 
 Training windows never span two sounds: each sound's training part is cut into windows of T+1
 levels (consecutive windows share one level, so T predictions each), the windows of all sounds are

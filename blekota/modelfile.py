@@ -13,8 +13,6 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint, fileformat
-from .checks import is_number
-from .emphasis import MAX_PREEMPHASIS
 from .errors import BlekotaError, ModelFileError
 from .fileformat import EXTENSION, FORMAT, VERSION, checksum, is_model_file
 from .frames import MAX_FRAME
@@ -64,8 +62,6 @@ def build(path: Path, meta: dict, arrays: dict[str, np.ndarray], threads: int | 
             raise ValueError(f"dtype {dtype!r}")
         if not isinstance(frame, int) or isinstance(frame, bool) or not 0 <= frame <= MAX_FRAME:
             raise ValueError(f"frame {frame!r}")
-        if not is_number(preemphasis) or not 0 <= preemphasis <= MAX_PREEMPHASIS:
-            raise ValueError(f"preemphasis {preemphasis!r}")
         n_weights = sum(1 for key in arrays if key.startswith("model/"))
         if (not all(isinstance(n, int) and n > 0 for n in (hidden, layers))
                 or 3 * layers + 1 + (6 if frame else 0) != n_weights):
