@@ -111,10 +111,11 @@ def result(impl: str, recipe: str, sound: str, threads: int, marks: Marks, itera
 
 def blekota_quality(threads: int, sound: str, minutes: list[float], options: dict, recipe: str,
                     clock: str = "wall", model_options: dict | None = None, save: str | None = None,
-                    seed: int = 0) -> dict:
+                    seed: int = 0, save_trained: str | None = None) -> dict:
     """blekota with its defaults (and `options` for Trainer, `model_options` for Model), measured
     at the time marks; save: write the trained model to this file; seed: of the weights and the
-    trainer."""
+    trainer; save_trained: with weight averaging, also write the model with the weights as last
+    updated to this file, and give their final held-out loss as "trained_val_loss"."""
     import blekota
     from blekota.audio import load_audio
     from blekota.dataset import held_out
@@ -137,12 +138,24 @@ def blekota_quality(threads: int, sound: str, minutes: list[float], options: dic
         # it is never trained
         tail = blekota.Trainer(model, samples, val_fraction=VAL_FRACTION, directory=directory, log=False)
         start_loss = tail.validation_loss()
-        state["marks"] = Marks(minutes, Clock(clock), tail.validation_loss)
+
+        def held_out_loss() -> float:
+            trainer.use_average()  # the weights a model file holds (with the defaults, their average)
+            return tail.validation_loss()
+
+        state["marks"] = Marks(minutes, Clock(clock), held_out_loss)
         outcome = trainer.train(10**9)
-    if save:
-        model.save(save)
-    return result("blekota", recipe, sound, threads, state["marks"], outcome.iterations,
-                  trainer.samples_per_iteration, start_loss)
+        if save:
+            model.save(save)
+        extra = {}
+        if save_trained and trainer.average is not None:
+            averaged = model.params.copy()
+            model.params[:] = trainer.trained_weights()
+            extra["trained_val_loss"] = tail.validation_loss()
+            model.save(save_trained)
+            model.params[:] = averaged
+    return {**result("blekota", recipe, sound, threads, state["marks"], outcome.iterations,
+                     trainer.samples_per_iteration, start_loss), **extra}
 
 
 def pytorch_quality(threads: int, sound: str, minutes: list[float], clock: str = "wall",

@@ -4,6 +4,7 @@
     python benchmarks/sound.py --unseen             # speech2 and music2, which nothing was tuned on
     python benchmarks/sound.py --minutes 2 --sound my.wav --variant long='{"seq_length": 400}'
     python benchmarks/sound.py --unseen --train-seeds 3 --variant pe='{"model": {"preemphasis": 0.85}}'
+    python benchmarks/sound.py --unseen --train-seeds 2 --trained-too   # each run with and without its average
     python benchmarks/run.py --only sound [--quick]
 
 Each run trains as quality.py does (blekota's defaults given the sound without its last 10 %, or
@@ -109,19 +110,32 @@ def keep_sounds(generated: np.ndarray, real: np.ndarray, out: str | None, name: 
 
 def blekota_sound(threads: int, sound: str, minutes: float, options: dict, recipe: str, clock: str,
                   model_options: dict, sampling: dict, streams: int, seconds: float, out: str | None,
-                  seed: int = 0) -> dict:
+                  seed: int = 0, trained_too: bool = False) -> dict:
     """Train like quality.blekota_quality for `minutes` from `seed`, then draw and judge `streams`
-    sounds."""
+    sounds. trained_too: with weight averaging, also draw and judge the run's weights as last
+    updated (the row's "as_trained": a row of its own, recipe "RECIPE, as trained")."""
     import blekota
 
-    with tempfile.TemporaryDirectory() as directory:
-        path = str(Path(directory) / "model.npz")
-        row = blekota_quality(threads, sound, [minutes], options, recipe, clock, model_options, path, seed)
-        model = blekota.load(path, threads=threads)
-    generated = model.sample(round(seconds * FS), streams=streams, seed=1, **sampling).reshape(streams, -1)
     real = real_sound(sound)
-    keep_sounds(generated, real, out, f"{Path(sound).stem}_{recipe}" + (f"_seed{seed}" if seed else ""))
-    return {**row, "seed": seed, "sampling": sampling, "continuous_loss": continuous_loss(model, real), **judge(generated, real)}
+    with tempfile.TemporaryDirectory() as directory:
+        path, trained_path = Path(directory) / "model.npz", Path(directory) / "trained.npz"
+        row = blekota_quality(threads, sound, [minutes], options, recipe, clock, model_options, str(path), seed,
+                              str(trained_path) if trained_too else None)
+        judged = {}
+        for name, file in ((recipe, path), (f"{recipe}, as trained", trained_path)):
+            if file.exists():
+                model = blekota.load(file, threads=threads)
+                generated = model.sample(round(seconds * FS), streams=streams, seed=1, **sampling).reshape(streams, -1)
+                keep_sounds(generated, real, out, f"{Path(sound).stem}_{name.replace(', ', '_').replace(' ', '_')}"
+                            + (f"_seed{seed}" if seed else ""))
+                judged[name] = {"seed": seed, "sampling": sampling, "continuous_loss": continuous_loss(model, real),
+                                **judge(generated, real)}
+    averaged = {**row, **judged[recipe]}
+    if len(judged) == 2:
+        points = [{**row["points"][-1], "val_loss": row.pop("trained_val_loss")}]
+        averaged["as_trained"] = {**row, "recipe": f"{recipe}, as trained", "points": points,
+                                  **judged[f"{recipe}, as trained"]}
+    return averaged
 
 
 def continuous_loss(model, real: np.ndarray) -> float:
@@ -313,6 +327,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-seeds", type=int, default=1, metavar="N",
                         help="train every run from seeds 0..N-1 (one 10-minute run is a draw) and add "
                         "a table of the medians over the seeds (default 1)")
+    parser.add_argument("--trained-too", action="store_true",
+                        help="also judge each averaging run's weights as last updated (a paired row, "
+                        "'RECIPE, as trained': the same run without its average)")
     parser.add_argument("--json", type=Path, help="write the rows to this file")
     args = parser.parse_args(argv)
     minutes = args.minutes or (QUICK_MINUTES if args.quick else MINUTES)
@@ -346,6 +363,8 @@ def main(argv: list[str] | None = None) -> int:
         runs.append(("blekota_sound", {"recipe": name, "model_options": options.pop("model", {}),
                                        "sampling": {**sampling, **options.pop("sampling", {})},
                                        "options": options}))
+    if args.trained_too:
+        runs = [(function, {**kwargs, "trained_too": True}) for function, kwargs in runs]
     if not args.no_pytorch:
         runs.append(("pytorch_sound", {"sampling": sampling}))
     runs = [(function, {**kwargs, "seed": seed}) for seed in range(args.train_seeds) for function, kwargs in runs]
@@ -364,7 +383,9 @@ def main(argv: list[str] | None = None) -> int:
                      for function, kwargs in calls]
         if None in found:
             print("# torch is not importable: the PyTorch recipe was skipped")
-        rows += [row for row in found if row is not None]
+        for row in found:
+            if row is not None:
+                rows += [row] + ([row.pop("as_trained")] if "as_trained" in row else [])
         print(table(rows), flush=True)
     if args.train_seeds > 1:
         print(median_table(rows), flush=True)

@@ -1,8 +1,9 @@
 """blekota: learn how a sound continues and generate new sound from it, sample by sample."""
 
-from . import emphasis, mulaw, parallel, plot, reference, soundstats, sparsity, trainlog
+from . import averaging, emphasis, mulaw, parallel, plot, reference, soundstats, sparsity, trainlog
 from ._version import __version__
 from .audio import PlaybackError, load_audio, play, save_wav
+from .averaging import WeightAverage
 from .dataset import Dataset
 from .demo import demo_sound
 from .errors import AudioError, BlekotaError, BlekotaWarning, ConfigError, ModelFileError, TrainingDiverged
@@ -43,6 +44,8 @@ __all__ = [
     "TrainResult",
     "TrainingDiverged",
     "Trainer",
+    "WeightAverage",
+    "averaging",
     "convert_legacy",
     "demo_sound",
     "emphasis",

@@ -3,11 +3,14 @@
 info (JSON): iterations, epochs, training_files, history and val_history ([iteration, loss]
 rows), best_val_loss, and the trainer block: the optimizer's name, clip and step count t, the
 trainer's settings (seq_length, batch_size, lr, schedule state, name, checkpoint_every,
-checkpoint_sound, keep, val_fraction, val_every, random_gain_db, input_noise), the data position with the
-signature of the data it belongs to, and the random generator state; for block-sparse training
-(blekota.sparsity) sparsity: the target density, the block shape and the pruning schedule's state.
+checkpoint_sound, keep, val_fraction, val_every, random_gain_db, input_noise, ema and, once averaging,
+ema_total), the data position with the signature of the data it belongs to, and the random
+generator state; for block-sparse training (blekota.sparsity) sparsity: the target density, the
+block shape and the pruning schedule's state.
 Training arrays: h (the carried hidden state), the optimizer's moments, each under OPTIM + its
-slot name, and the pruning masks under SPARSITY + "kept".
+slot name, the pruning masks under SPARSITY + "kept", and with weight averaging (blekota.averaging:
+then the file's weights are the average) the weights as trained and the average's uncorrected
+sum under AVERAGE + "trained" and "sum".
 
 Trainer and the import of the original's pickles write it, every read of a model file checks
 it, and Trainer.from_checkpoint restores it.
@@ -24,6 +27,7 @@ import numpy as np
 from . import checks
 from .audio import WAV_MAX_FRAMES
 from .augment import MAX_DB, check_max_db, check_noise
+from .averaging import check_decay
 from .checks import is_integer, is_number
 from .errors import BlekotaError, ConfigError, ModelFileError
 from .schedule import make_schedule
@@ -31,6 +35,7 @@ from .sparsity import BLOCK_INPUTS, BLOCK_UNITS, PRUNE_EVERY, check_settings
 
 OPTIM = "optim."  # the prefix of the optimizer's arrays among the training arrays
 SPARSITY = "sparsity."  # ... and of the pruning's
+AVERAGE = "ema."  # ... and of the weight averaging's
 SETTINGS = ("seq_length", "batch_size", "optimizer", "lr", "name", "checkpoint_every", "checkpoint_sound",
             "keep", "val_fraction", "val_every", "input_noise")  # saved Trainer arguments that resuming passes on
 
@@ -41,15 +46,17 @@ def trainer_block(optimizer: str, clip: float, t: int, **settings) -> dict:
     return {"optimizer": optimizer, "clip": clip, "t": t, **settings}
 
 
-def training_arrays(h: np.ndarray | None, optimizer_state: dict,
-                    pruning: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+def training_arrays(h: np.ndarray | None, optimizer_state: dict, pruning: dict[str, np.ndarray] | None = None,
+                    averaged: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """The training arrays of a model file: the carried state h (None: none), the arrays of
-    an optimizer's state_dict() and those of blekota.sparsity.Pruning.arrays()."""
+    an optimizer's state_dict(), those of blekota.sparsity.Pruning.arrays() and the weight
+    averaging's ("trained", "sum")."""
     arrays = {} if h is None else {"h": h}
     for key, value in optimizer_state.items():
         if isinstance(value, np.ndarray):
             arrays[OPTIM + key] = value
     arrays.update({SPARSITY + key: value for key, value in (pruning or {}).items()})
+    arrays.update({AVERAGE + key: value for key, value in (averaged or {}).items()})
     return arrays
 
 
@@ -79,7 +86,9 @@ def info(trainer) -> dict:
             schedule=trainer.schedule.state_dict(), name=trainer.name,
             checkpoint_every=trainer.checkpoint_every, checkpoint_sound=trainer.checkpoint_sound,
             keep=trainer.keep, val_fraction=trainer.val_fraction, val_every=trainer.val_every,
-            random_gain_db=trainer.random_gain_db, input_noise=trainer.input_noise, position=trainer.position,
+            random_gain_db=trainer.random_gain_db, input_noise=trainer.input_noise, ema=trainer.ema,
+            **({"ema_total": trainer.average.total} if trainer.average and trainer.average.total else {}),
+            position=trainer.position,
             data=data_signature(trainer), rng=trainer.rng.bit_generator.state,
         ),
     }
@@ -137,6 +146,8 @@ TRAINER_FIELDS: dict[str, tuple[Callable[[object], bool], str]] = {  # ... and e
     "val_fraction": (_passes(checks.fraction), "a number in [0, 1)"),
     "random_gain_db": (_passes(lambda name, value: check_max_db(value)), f"a number of decibels in [0, {MAX_DB:g}]"),
     "input_noise": (_passes(lambda name, value: check_noise(value)), "a number of levels in [0, 255]"),
+    "ema": (_passes(lambda name, value: check_decay(value)), "a decay in [0, 1)"),
+    "ema_total": (lambda value: is_number(value) and 0 < value <= 1, "a number in (0, 1]"),
     "name": (checks.is_plain_name, "a plain file name (no folder)"),
     "schedule": (lambda value: isinstance(value, dict), "a mapping"),
     "data": (lambda value: isinstance(value, dict), "a mapping"),
@@ -197,8 +208,9 @@ def resume_options(path: str | os.PathLike, info: dict, overrides: dict) -> dict
     path: the saved settings and schedule, files written beside it, overrides replacing them."""
     saved = info.get("trainer") or {}
     options = {key: saved[key] for key in SETTINGS if key in saved}
-    if saved:  # a file trained before random gain existed trained without it
+    if saved:  # a file trained before random gain or weight averaging existed trained without them
         options["random_gain_db"] = saved.get("random_gain_db", 0.0)
+        options["ema"] = saved.get("ema", 0.0)
     options["directory"] = Path(path).parent
     sparsity = info.get("sparsity") or {}
     if sparsity:
@@ -252,8 +264,22 @@ def restore(trainer, path: str | os.PathLike, info: dict, arrays: dict[str, np.n
                                                if key.startswith(SPARSITY)})
         except (ConfigError, ValueError) as error:
             raise ModelFileError(f"{path}: bad pruning state ({error})") from None
+    _restore_average(trainer, path, saved, arrays)
     if "rng" in saved:
         try:
             trainer.rng.bit_generator.state = saved["rng"]
         except (TypeError, ValueError, KeyError, OverflowError):
             raise ModelFileError(f"{path}: corrupted (its random generator state)") from None
+
+
+def _restore_average(trainer, path: str | os.PathLike, saved: dict, arrays: dict[str, np.ndarray]) -> None:
+    """The weight averaging's state, when the file has one: its weights are then the average,
+    and the weights as trained are among its arrays (see Trainer.restore_average)."""
+    trained, total_sum = arrays.get(AVERAGE + "trained"), arrays.get(AVERAGE + "sum")
+    if trained is None and total_sum is None:
+        return
+    shape = trainer.model.params.shape
+    if trained is None or total_sum is None or trained.shape != shape or total_sum.shape != shape \
+            or "ema_total" not in saved:
+        raise ModelFileError(f"{path}: corrupted (its weight averaging's state does not fit the model)")
+    trainer.restore_average(trained, total_sum, saved["ema_total"])

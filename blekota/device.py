@@ -54,11 +54,12 @@ def import_torch(name: str, device: str):
     return torch
 
 
-def training_step(device: str, model, optimizer, processes: int = 1):
+def training_step(device: str, model, optimizer, processes: int = 1, average=None):
     """The step that runs forward, backward and update on `device` for a Trainer (a
-    blekota.torchstep.TorchStep), or None for "cpu" (the Trainer's own compiled step)."""
+    blekota.torchstep.TorchStep, which also keeps the weights' moving average when average, a
+    blekota.averaging.WeightAverage, is given), or None for "cpu" (the Trainer's own compiled step)."""
     if check("device", device, processes) == CPU:
         return None
     from .torchstep import TorchStep
 
-    return TorchStep(model, optimizer, CPU if device == TORCH_CPU else device)
+    return TorchStep(model, optimizer, CPU if device == TORCH_CPU else device, average=average)

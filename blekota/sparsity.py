@@ -246,6 +246,10 @@ class Pruning:
             self.update(params, iteration)
             for slot in optimizer.slots:
                 np.copyto(getattr(optimizer, slot)[self._span], 0, where=self._pruned)
+        self.zero_pruned(params)
+
+    def zero_pruned(self, params: np.ndarray) -> None:
+        """Zero the weights the masks prune in params (n_params,) (nothing when dense)."""
         if self._pruned is not None:
             np.copyto(params[self._span], 0, where=self._pruned)
 

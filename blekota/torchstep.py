@@ -6,8 +6,9 @@ Optional: needs `pip install torch`; the Trainer imports this module only for de
 the update blekota.optim's rules written again for torch tensors, operation for operation, so a
 float64 step equals the compiled core's to rounding and the optimizer's state converts both ways.
 
-The host stays the keeper of record: the Trainer's Model and Optimizer. The device copies their
-weights and moments before its first step, and while it trains it holds newer ones; download()
+The host stays the keeper of record: the Trainer's Model and Optimizer (and its weight average,
+blekota.averaging, which the device updates after each step as the host would). The device copies
+their weights and moments before its first step, and while it trains it holds newer ones; download()
 brings them back (the Trainer calls it before it validates, samples or saves), and the next step
 copies the host's again, so whatever the host did in between is what the device continues from.
 Each step sends the window and the carried state (layers, B, H) to the device and brings back the
@@ -36,6 +37,7 @@ from .errors import BlekotaWarning, ConfigError
 from .layout import canonical_to_flat, flat_to_canonical
 from .model import Model
 from .mulaw import LEVELS
+from .averaging import WeightAverage
 from .optim import Optimizer
 from .torch import NUMPY_DTYPES, GRUModel
 
@@ -48,39 +50,51 @@ class DeviceOptimizer:
     or Adam) on torch tensors, in place, in the order of the NumPy operations.
 
     host: the Trainer's Optimizer, which keeps the name, hyperparameters, lr and step count t;
-    parameters: the canonical parameters (GRUModel.canonical_parameters()). The moments live here
-    in the canonical layout; load() and store() convert them from and to the host's flat arrays.
+    parameters: the canonical parameters (GRUModel.canonical_parameters()); average: the
+    Trainer's WeightAverage (None: none), whose sum is updated after each update. The moments and
+    the average's sum live here in the canonical layout; load() and store() convert them from and
+    to the host's flat arrays.
     What changes from step to step (clip, lr, Adam's corrected step size and eps) sits in 0-dim
     tensors that prepare() sets before each step, so a captured graph reads the current values.
     """
 
-    def __init__(self, host: Optimizer, parameters: dict[str, torch.Tensor], layers: int, hidden: int):
+    def __init__(self, host: Optimizer, parameters: dict[str, torch.Tensor], layers: int, hidden: int,
+                 average: WeightAverage | None = None):
         if host.name not in RULES:
             raise ConfigError(f"the {host.name!r} optimizer has no rule on a torch device (those are {', '.join(RULES)})")
-        self.host, self.layers, self.hidden = host, layers, hidden
+        self.host, self.layers, self.hidden, self.average = host, layers, hidden, average
         self.keys, self.params = list(parameters), list(parameters.values())
         self.slots = {slot: [torch.zeros_like(param) for param in self.params] for slot in host.slots}
+        self.sums = [torch.zeros_like(param) for param in self.params] if average else []
         like = self.params[0]
         self.clip, self.lr, self.step_size, self.eps = (like.new_zeros(()) for _ in range(4))
         self.rounding = np.dtype(NUMPY_DTYPES[like.dtype]).type
 
+    def _host_arrays(self) -> list[tuple[np.ndarray, list[torch.Tensor]]]:
+        """Each flat host array (the optimizer's moments, the average's sum) with its tensors."""
+        pairs = [(getattr(self.host, slot), tensors) for slot, tensors in self.slots.items()]
+        return pairs + ([(self.average.total_sum, self.sums)] if self.average else [])
+
     def load(self) -> None:
-        """Copy the host optimizer's moments (flat, the core's layout) into the device's."""
-        for slot, tensors in self.slots.items():
-            state = flat_to_canonical(getattr(self.host, slot), self.layers, self.hidden)
+        """Copy the host's moments and average (flat, the core's layout) into the device's."""
+        for flat, tensors in self._host_arrays():
+            state = flat_to_canonical(flat, self.layers, self.hidden)
             for key, tensor in zip(self.keys, tensors):
                 tensor.copy_(torch.from_numpy(state[key]))
 
     def store(self) -> None:
-        """Copy the device's moments into the host optimizer's flat arrays."""
-        for slot, tensors in self.slots.items():
+        """Copy the device's moments and average into the host's flat arrays."""
+        for flat, tensors in self._host_arrays():
             state = {key: tensor.cpu().numpy() for key, tensor in zip(self.keys, tensors)}
-            canonical_to_flat(state, self.layers, self.hidden, getattr(self.host, slot))
+            canonical_to_flat(state, self.layers, self.hidden, flat)
 
     def prepare(self) -> None:
-        """Count the step on the host (as Optimizer.step does) and set this step's scalars."""
+        """Count the step on the host (as Optimizer.step and WeightAverage.update do) and set this
+        step's scalars."""
         host = self.host
         host.t += 1
+        if self.average:
+            self.average.total = self.average.decay * self.average.total + (1.0 - self.average.decay)
         values = {self.clip: host.clip}
         if host.name == "adam":
             values[self.step_size], values[self.eps] = host.corrected()
@@ -109,6 +123,8 @@ class DeviceOptimizer:
                 else:
                     m.add_(grad * grad)
                 param.sub_(grad / (m + host.eps).sqrt() * self.lr)
+            if self.average:
+                self.sums[index].mul_(self.average.decay).add_(param * (1.0 - self.average.decay))
             finite.append(torch.isfinite(param).all())
         return torch.stack(finite).all()
 
@@ -147,11 +163,12 @@ class TorchStep:
     torch device: "cuda", "cuda:N", or "cpu" (torch's CPU, eagerly: how the tests check it).
 
     graphs: capture each window shape in a CUDA graph (default: on CUDA devices); a capture
-    that fails is reported as a warning and that shape runs eagerly.
+    that fails is reported as a warning and that shape runs eagerly. average: the Trainer's
+    WeightAverage, updated on the device after each step (None: no averaging).
     """
 
     def __init__(self, model: Model, optimizer: Optimizer, device: str | torch.device = "cuda",
-                 graphs: bool | None = None):
+                 graphs: bool | None = None, average: WeightAverage | None = None):
         self.model = model
         self.device = torch.device(device)
         if self.device.type == "cuda" and self.device.index is None:
@@ -161,7 +178,7 @@ class TorchStep:
             dtype = torch.float64 if model.dtype == np.float64 else torch.float32
             self.net = GRUModel.from_blekota(model, dtype=dtype, device=self.device)
             parameters = self.net.canonical_parameters()
-            self.optimizer = DeviceOptimizer(optimizer, parameters, model.layers, model.hidden)
+            self.optimizer = DeviceOptimizer(optimizer, parameters, model.layers, model.hidden, average)
         self.windows: dict[tuple[int, int], _Window] = {}
         self.ahead = False  # whether the device holds newer weights and moments than the host
 

@@ -26,6 +26,7 @@ import numpy as np
 from . import checkpoint, checks, fileformat, frames, memory, modelfile
 from .audio import WAV_MAX_FRAMES, save_wav
 from .augment import check_max_db, check_noise, input_noise, random_gain
+from .averaging import WeightAverage
 from .dataset import Dataset, WindowLayout, held_out, validation_pieces, validation_sums, warn_if_silent
 from .device import CPU, training_step
 from .errors import AudioError, ConfigError, ModelFileError, TrainingDiverged
@@ -57,7 +58,10 @@ class Trainer:
     uniform within +-random_gain_db decibels (blekota.augment; 0: as recorded), so that a short
     recording is not learned by heart. input_noise: inputs moved by a rounded normal draw of this
     many levels, the clean levels predicted (blekota.augment.input_noise; 0: off), so generation
-    recovers from its own draws. The defaults are blekota.presets.PRESETS["default"], which holds
+    recovers from its own draws. ema: the model files, validation and checkpoint sounds use the
+    weights' exponential moving average with this decay over iterations (blekota.averaging; 0:
+    the weights as last updated); model.params holds that average whenever training is not in a
+    step (after train(), use_average()). The defaults are blekota.presets.PRESETS["default"], which holds
     other sets (the original's RMSprop) to pass as **PRESETS[name]. val_fraction: the tail of every sound
     held out for validation (0: none); val_every: validate every that many iterations (0: only
     at the end). density: train block-sparse, keeping this share of the recurrent matrices' blocks
@@ -112,6 +116,7 @@ class Trainer:
         comm=None,
         random_gain_db: float = DEFAULTS["random_gain_db"],
         input_noise: float = 0.0,
+        ema: float = DEFAULTS["ema"],
         device: str = CPU,
         density: float = 1.0,
         prune_start: int | None = None,
@@ -147,6 +152,9 @@ class Trainer:
         self.schedule = make_schedule(schedule) if isinstance(schedule, str) else schedule
         if not isinstance(self.schedule, Schedule):
             raise ConfigError(f"schedule must be a name or a Schedule, got {schedule!r}")
+        self.average = WeightAverage(ema, model.n_params, model.dtype) if ema else None
+        self._trained = np.empty_like(model.params) if ema else None  # the weights as trained ...
+        self._holding_average = False  # ... while model.params holds their average
         self.optimizer = self.processes.together(lambda: self._allocate(optimizer, lr, device))
         self.pruning = Pruning(model.layers, model.hidden, density, prune_start, prune_end, prune_every)
         if self.pruning.active and device != CPU:
@@ -173,7 +181,7 @@ class Trainer:
         self.val_fraction = val_fraction
         self.processes.check_same("model or trainer settings", self._settings())
         self.processes.broadcast(model.params)
-        self.device_step = training_step(device, model, self.optimizer, self.processes.size)
+        self.device_step = training_step(device, model, self.optimizer, self.processes.size, self.average)
         self.set_audio(audio)
         if self.schedule.name == "plateau" and not self.val_samples:
             raise ConfigError("the plateau schedule needs validation: val_fraction must be > 0")
@@ -183,6 +191,7 @@ class Trainer:
         on another device than the CPU, the windows are there: only the weight vectors here)."""
         streams = self.streams.stop - self.streams.start if device == CPU else 0
         slots = len(OPTIMIZERS[optimizer].slots) if optimizer in OPTIMIZERS else 2
+        slots += 2 if self.average else 0  # the average and the trained weights beside it
         memory.ensure_training(self.model, self.seq_length, self.batch_size, streams, slots)
         return make_optimizer(optimizer, self.model.n_params, self.model.dtype, lr)
 
@@ -194,7 +203,7 @@ class Trainer:
             "schedule": self.schedule.state_dict(), "val_fraction": self.val_fraction,
             "val_every": self.val_every, "checkpoint_every": self.checkpoint_every,
             "random_gain_db": self.random_gain_db, "input_noise": self.input_noise,
-            "sparsity": self.pruning.settings(),
+            "ema": self.ema, "sparsity": self.pruning.settings(),
         }
 
     def set_audio(self, audio) -> None:
@@ -227,6 +236,46 @@ class Trainer:
         self.h = self.model.zero_state(B)
 
     @property
+    def ema(self) -> float:
+        """The decay of the weights' moving average (0: none)."""
+        return self.average.decay if self.average else 0.0
+
+    def use_average(self) -> None:
+        """Put in model.params the weights the model files hold: with ema, the average (once
+        there was an update), else the weights as trained; fetched from the device first. The
+        next step takes the trained weights back."""
+        if self.device_step is not None:
+            self.device_step.download()
+        if self.average is None or not self.average.total or self._holding_average:
+            return
+        self._trained[:] = self.model.params
+        self.average.weights(self.model.params)
+        self.pruning.zero_pruned(self.model.params)
+        self._holding_average = True
+
+    def trained_weights(self) -> np.ndarray:
+        """(n_params,) the weights as the last update left them (model.params may hold their
+        average: use_average)."""
+        return self._trained if self._holding_average else self.model.params
+
+    def restore_average(self, trained: np.ndarray, total_sum: np.ndarray, total: float) -> None:
+        """Go on from a saved run whose model.params are its average: trained (n_params,), the
+        weights as trained; total_sum and total, the average's state (blekota.averaging). Without
+        averaging now, training goes on from the trained weights alone."""
+        if self.average is None:
+            self.model.params[:] = trained
+            return
+        self.average.total_sum[:] = total_sum
+        self.average.total = total
+        self._trained[:] = trained
+        self._holding_average = True
+
+    def _use_trained(self) -> None:
+        if self._holding_average:
+            self.model.params[:] = self._trained
+            self._holding_average = False
+
+    @property
     def samples_per_iteration(self) -> int:
         return self.seq_length * self.batch_size
 
@@ -245,6 +294,7 @@ class Trainer:
         window, the gradients summed over the processes, optimizer update, schedule. Returns the
         loss (of the whole batch). Raises TrainingDiverged when the loss or the updated weights
         are NaN or infinite (then the weights in memory are unusable; no file is written)."""
+        self._use_trained()
         x = self._next_window()
         inputs, targets = input_noise(x, self.input_noise, self.iteration), x[1:] if self.input_noise else None
         if self.device_step is not None:  # forward, backward and update in one (blekota.torchstep)
@@ -264,6 +314,8 @@ class Trainer:
         self.position += 1
         self.iteration += 1
         self.pruning.after_update(self.model.params, self.iteration, self.optimizer)
+        if self.average is not None and self.device_step is None:  # a device averages there
+            self.average.update(self.model.params)
         self.optimizer.lr = self.schedule.after_step(self.iteration, self.optimizer.lr)
         return loss
 
@@ -312,8 +364,7 @@ class Trainer:
             for index, (start, stop, piece) in enumerate(rest)
             if (mine.start <= piece < mine.stop) or (piece < 0 and index % size == rank)
         ]
-        if self.device_step is not None:
-            self.device_step.download()
+        self.use_average()
         sums = np.zeros(3)  # nats, predictions, failed processes
         with self.processes.holding_failure() as held:
             sums[:2] = validation_sums(self.model, self.data.levels, self.seq_length, starts[mine], L, my_rest)
@@ -393,6 +444,7 @@ class Trainer:
                     if sound_due:
                         files.save_sound_quietly(self.iteration, self._sound(self.checkpoint_sound), self.model.fs)
                     files.prune(self.iteration)
+            self.use_average()
             self._report("interrupted" if interrupted else "done", path=path)
         return TrainResult(self._done, self._last_loss, path, interrupted, self.val_loss)
 
@@ -507,8 +559,7 @@ class Trainer:
     def _sound(self, samples: int) -> np.ndarray:
         """`samples` samples generated by the model, seeded from the trainer's generator."""
         seed = int(self.rng.integers(2**63))
-        if self.device_step is not None:
-            self.device_step.download()
+        self.use_average()
         return self.model.sample(samples, seed=seed)
 
     def checkpoint(self, sound_samples: int | None = None) -> list[Path]:
@@ -545,10 +596,12 @@ class Trainer:
         model.info) and the training arrays (carried hidden state, optimizer moments). In a
         data-parallel run rank 0 gathers the hidden state of every stream (the others get none)."""
         h = self.processes.gather_streams(self.h, self.streams)
-        if self.device_step is not None:
-            self.device_step.download()
+        self.use_average()
         self.model.info = self.info()
-        return self.model.info, checkpoint.training_arrays(h, self.optimizer.state_dict(), self.pruning.arrays())
+        averaged = {} if self.average is None or not self.average.total else {
+            "trained": self.trained_weights(), "sum": self.average.total_sum}
+        return self.model.info, checkpoint.training_arrays(h, self.optimizer.state_dict(), self.pruning.arrays(),
+                                                           averaged)
 
     def save(self, path: str | os.PathLike) -> Path:
         """Save model, optimizer state, data position and hidden state to path (atomically).

@@ -194,7 +194,9 @@ def test_sampling_and_checkpoints_read_the_device_weights(tmp_path):
         trainer.step()
         twin.step()
     assert [path.name for path in trainer.checkpoint(40)] == ["d_7.npz", "d_7.wav"]
-    assert relative(trainer.model.params, twin.model.params) <= 1e-9  # checkpoint() copied them back
+    assert relative(trainer.trained_weights(), twin.trained_weights()) <= 1e-9  # checkpoint() copied them back
+    twin.use_average()
+    assert relative(trainer.model.params, twin.model.params) <= 1e-9  # ... and their average
 
 
 @needs_torch
@@ -341,10 +343,10 @@ def test_train_device_cuda_end_to_end(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(device, "check", lambda name, value, processes=1: value)
     made = []
 
-    def on_torch_cpu(device_name, model, optimizer, processes=1):
+    def on_torch_cpu(device_name, model, optimizer, processes=1, average=None):
         if device_name == "cpu":
             return None
-        made.append(torchstep.TorchStep(model, optimizer, "cpu"))
+        made.append(torchstep.TorchStep(model, optimizer, "cpu", average=average))
         return made[-1]
 
     monkeypatch.setattr("blekota.train.training_step", on_torch_cpu)

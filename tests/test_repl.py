@@ -244,11 +244,11 @@ def test_repl_device_reaches_the_trainer_of_new_and_resumed_sessions(tmp_path, m
     monkeypatch.setattr(device, "check", lambda name, value, processes=1: value)
     made = []
 
-    def on_torch_cpu(device_name, model, optimizer, processes=1):
+    def on_torch_cpu(device_name, model, optimizer, processes=1, average=None):
         if device_name == "cpu":
             return None
         made.append(device_name)
-        return torchstep.TorchStep(model, optimizer, "cpu")
+        return torchstep.TorchStep(model, optimizer, "cpu", average=average)
 
     monkeypatch.setattr("blekota.train.training_step", on_torch_cpu)
     monkeypatch.chdir(tmp_path)

@@ -177,7 +177,7 @@ def test_train_arguments(tmp_path):
 
 def test_training_memory_is_estimated_before_allocating(tmp_path, monkeypatch):
     model = tiny_model(hidden=8)
-    need = memory.training_bytes(1, 8, 100, 80, 4, 1)
+    need = memory.training_bytes(1, 8, 100, 80, 4, 3)  # rmsprop's moment, the weights' average and the trained weights
     monkeypatch.setattr(memory, "available_bytes", lambda: need - 1)
     with pytest.raises(blekota.ConfigError, match=(
         r"training a 1x8 float32 model with seq_length 100 and batch_size 80 needs about "

@@ -105,7 +105,8 @@ def info(args) -> int:
         print(
             f"training:    {trainer.get('optimizer')} lr {trainer.get('lr')}, seq_length "
             f"{trainer.get('seq_length')}, batch_size {trainer.get('batch_size')}, random gain "
-            f"{trainer.get('random_gain_db', 0.0):g} dB, input noise {trainer.get('input_noise', 0.0):g} levels"
+            f"{trainer.get('random_gain_db', 0.0):g} dB, input noise {trainer.get('input_noise', 0.0):g} levels, "
+            + (f"weights averaged (ema {trainer['ema']:g})" if trainer.get("ema") else "weights as trained")
         )
     target, share = sparsity.describe(info), sparsity.block_density(model)
     if target or share < 1:

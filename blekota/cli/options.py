@@ -14,6 +14,7 @@ from .. import checkpoint, checks, device, legacy, modelfile
 from .. import schedule as blekota_schedule
 from ..audio import WAV_MAX_FRAMES
 from ..augment import MAX_DB, check_max_db
+from ..averaging import check_decay
 from ..console import NORMAL, QUIET, VERBOSE
 from ..errors import BlekotaError, ConfigError
 from ..fileutil import existing_file, is_stream, same_file
@@ -27,10 +28,12 @@ from ..train import VAL_EVERY, VAL_FRACTION
 
 
 def preset_text(options: dict) -> str:
-    """A preset in words: "adam lr 0.004, plateau schedule, random gain 4 dB"."""
+    """A preset in words: "adam lr 0.004, plateau schedule, random gain 4 dB, weights averaged
+    (ema 0.99)"."""
     schedule = options["schedule"] or "plateau (constant without validation)"
     gain = f"random gain {options['random_gain_db']:g} dB" if options["random_gain_db"] else "no random gain"
-    return f"{options['optimizer']} lr {options['lr']:g}, {schedule} schedule, {gain}"
+    average = f"weights averaged (ema {options['ema']:g})" if options["ema"] else "weights as trained"
+    return f"{options['optimizer']} lr {options['lr']:g}, {schedule} schedule, {gain}, {average}"
 
 
 def presets_help() -> str:
@@ -58,10 +61,11 @@ hyperparameters:
                  100 samples is 12.5 ms at 8 kHz; the state itself is carried further.
   --batch-size   parallel streams trained at once. More is smoother and uses the cores
                  better; memory grows with batch-size * seq-length * hidden.
-  --preset       a tested set of optimizer, learning rate, schedule and random gain (the
-                 default is the fastest to a low held-out loss on speech and music, see
-                 benchmarks/README.md; original is how the original blekota trained);
-                 --alpha, --optimizer, --schedule and --random-gain replace its parts:
+  --preset       a tested set of optimizer, learning rate, schedule, random gain and weight
+                 averaging (the default is the fastest to a low held-out loss on speech and
+                 music, see benchmarks/README.md; original is how the original blekota
+                 trained); --alpha, --optimizer, --schedule, --random-gain and --ema replace
+                 its parts:
 {presets}
   --alpha        learning rate (step size); the plateau schedule lowers it for you.
   --optimizer    adam, rmsprop (decay 0.9, as the original) or adagrad; gradients are
@@ -88,6 +92,13 @@ data and schedule:
                  decibels, so a short recording is not learned by heart: the held-out loss
                  keeps falling for longer. 0 trains on the sound as recorded. Validation is
                  on the sound as recorded, so its loss often reads below the training loss.
+  --ema          the model files (checkpoints, NAME_best, the final one), validation and the
+                 checkpoint sounds use the weights averaged over about the last 1/(1-DECAY)
+                 iterations (an exponential moving average), not the weights as last updated,
+                 which jitter with every step: the average predicts unseen sound better and
+                 its made-up sound is nearer the source (benchmarks/README.md, "Weight
+                 averaging"). 0 saves the weights as trained. A checkpoint keeps both, so a
+                 resumed run goes on exactly.
 files written (in --out-dir; --model-name foo/bar writes them in its folder foo there): NAME_N.npz
 checkpoints, NAME_best.npz (lowest validation loss), NAME.log.jsonl (one JSON line per report:
 iteration, time, train_loss, val_loss, lr). A resumed model writes beside its file by default.
@@ -132,6 +143,7 @@ frame_length = argument_type(int, lambda name, value: checks.integer(name, value
                              f"an integer in 0..{MAX_FRAME}")
 preemphasis = argument_type(float, lambda name, value: check_preemphasis(value), f"a number in [0, {MAX_PREEMPHASIS:g}]")
 decibels = argument_type(float, lambda name, value: check_max_db(value), f"a number of decibels in [0, {MAX_DB:g}]")
+ema_decay = argument_type(float, lambda name, value: check_decay(value), "a decay in [0, 1)")
 device_name = argument_type(str, checks.device, checks.DEVICES)
 
 
@@ -192,6 +204,7 @@ def add_training_arguments(parser: argparse.ArgumentParser, iterations: int, ite
     parser.add_argument("--val-fraction", action=Given, type=fraction, default=VAL_FRACTION, help=f"tail of every sound held out for validation (0: none; default {VAL_FRACTION})")
     parser.add_argument("--val-every", action=Given, type=non_negative_int, default=VAL_EVERY, help=f"validate every N iterations and at the end (0: only at the end; default {VAL_EVERY})")
     parser.add_argument("--random-gain", action=Given, type=decibels, default=None, metavar="DB", help="train each stream's window at a random gain within +-DB decibels (0: as recorded; default: the preset's)")
+    parser.add_argument("--ema", action=Given, type=ema_decay, default=None, metavar="DECAY", help="the model files hold the weights' moving average with this decay per iteration, over about 1/(1-DECAY) iterations (0: the weights as last updated; default: the preset's)")
     parser.add_argument("--input-noise", action=Given, type=non_negative_float, default=0.0, metavar="LEVELS", help="read training inputs moved by this many mu-law levels (std) and learn to predict the clean next level, so generation recovers from its own draws (0: off, the default; the demo uses 1.5)")
     parser.add_argument("--density", action=Given, type=density, default=1.0, metavar="D", help="keep this share of the recurrent weights' 8x4 blocks, pruned gradually (default 1: dense)")
     parser.add_argument("--prune-start", action=Given, type=non_negative_int, default=None, metavar="N", help="--density: the iteration the pruning starts (default: a tenth of --iterations in, at most 2000)")
@@ -253,14 +266,15 @@ def schedule_option(args, name: str | None = None):
 
 
 def update_rule(args) -> dict:
-    """optimizer, lr, schedule and random_gain_db: the --preset's, each replaced by --optimizer,
-    --alpha, --schedule or --random-gain when given (a preset's schedule None: plateau when
-    validating, else constant)."""
+    """optimizer, lr, schedule, random_gain_db and ema: the --preset's, each replaced by
+    --optimizer, --alpha, --schedule, --random-gain or --ema when given (a preset's schedule None:
+    plateau when validating, else constant)."""
     preset = PRESETS[args.preset]
     schedule = args.schedule or preset["schedule"] or ("plateau" if args.val_fraction > 0 else "constant")
     gain = preset["random_gain_db"] if args.random_gain is None else args.random_gain
     return {"optimizer": args.optimizer or preset["optimizer"], "lr": args.alpha or preset["lr"],
-            "schedule": schedule_option(args, schedule), "random_gain_db": gain}
+            "schedule": schedule_option(args, schedule), "random_gain_db": gain,
+            "ema": preset["ema"] if args.ema is None else args.ema}
 
 
 def verbosity(args) -> int:
@@ -290,7 +304,7 @@ RESUME_OPTIONS = {  # option dest -> Trainer argument, for options given on resu
     "seq_length": "seq_length", "batch_size": "batch_size", "alpha": "lr", "optimizer": "optimizer",
     "checkpoint_every": "checkpoint_every", "keep": "keep", "val_fraction": "val_fraction",
     "val_every": "val_every", "out_dir": "directory", "model_name": "name", "random_gain": "random_gain_db",
-    "input_noise": "input_noise", "density": "density", "prune_start": "prune_start", "prune_end": "prune_end",
+    "input_noise": "input_noise", "ema": "ema", "density": "density", "prune_start": "prune_start", "prune_end": "prune_end",
     "prune_every": "prune_every",
 }
 
