@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import secrets
 import stat
 import sys
 import tempfile
@@ -166,9 +167,15 @@ def _opened(path: str | os.PathLike) -> Iterator[BinaryIO]:
         raise IsADirectoryError(errno.EISDIR, "is a directory", str(path))
     if not target.parent.is_dir():
         raise FileNotFoundError(errno.ENOENT, "no such directory", str(Path(path).parent))
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    tmp = Path(tmp_name)
+    tmp = None
     try:
+        while True:  # the name is known before the file exists, so a Ctrl+C at any point cleans up
+            tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
+                break
+            except FileExistsError:
+                continue
         with os.fdopen(fd, "wb") as out:
             yield out
             out.flush()
@@ -176,7 +183,8 @@ def _opened(path: str | os.PathLike) -> Iterator[BinaryIO]:
         os.chmod(tmp, stat.S_IMODE(target.stat().st_mode) if target.exists() else 0o666 & ~_umask())
         os.replace(tmp, target)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
         raise
     _remove_stale_temporaries(target)
 

@@ -390,7 +390,7 @@ def test_a_replaced_file_keeps_its_permissions(here):
 def test_a_save_removes_what_a_killed_save_left_and_nothing_else(tmp_path):
     model = blekota.Model(hidden=8, layers=1, seed=0)
     old = time.time() - 2 * fileutil.STALE_S
-    stale = tmp_path / ".voice.npz.k3j_9x0q.tmp"  # mkstemp's name for a write of voice.npz
+    stale = tmp_path / ".voice.npz.k3j_9x0q.tmp"  # a temporary file's name for a write of voice.npz
     fresh = tmp_path / ".voice.npz.ab12cd34.tmp"  # another process writing voice.npz now
     others = [tmp_path / ".other.npz.k3j_9x0q.tmp", tmp_path / ".voice.npz.notours.tmp", tmp_path / "voice.npz.tmp"]
     for path in [stale, fresh, *others]:
@@ -401,3 +401,27 @@ def test_a_save_removes_what_a_killed_save_left_and_nothing_else(tmp_path):
     assert not stale.exists()
     assert fresh.exists() and all(path.exists() for path in others)
     assert blekota.load(tmp_path / "voice.npz").n_params == model.n_params
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_just_after_the_temporary_file_is_made_leaves_no_file(tmp_path, monkeypatch, sig):
+    made = os.open
+
+    def made_then_signalled(path, *args, **kwargs):
+        result = made(path, *args, **kwargs)
+        if str(path).endswith(".tmp"):
+            os.kill(os.getpid(), sig)
+        return result
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "open", made_then_signalled)
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with fileutil.open_output(tmp_path / "out.wav") as out:
+                out.write(b"never")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert os.listdir(tmp_path) == []
