@@ -148,7 +148,7 @@ def blekota_quality(threads: int, sound: str, minutes: list[float], options: dic
         if save:
             model.save(save)
         extra = {}
-        if save_trained and trainer.average is not None:
+        if save_trained and trainer.averaging:
             averaged = model.params.copy()
             model.params[:] = trainer.trained_weights()
             extra["trained_val_loss"] = tail.validation_loss()

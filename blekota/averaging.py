@@ -44,3 +44,51 @@ class WeightAverage:
         if self.total > 0:
             np.divide(self.total_sum, self.total, out=out, casting="unsafe")
         return out
+
+
+class TrainingAverage:
+    """The average of a model's weights while a Trainer updates them: model.params holds the
+    weights as trained during steps and, once hold_average() is called, their average (what the
+    model files hold) until hold_trained() puts the trained weights back."""
+
+    def __init__(self, model, decay: float):
+        self.model = model
+        self.average = WeightAverage(decay, model.n_params, model.dtype)
+        self._trained = np.empty_like(model.params)
+        self.holding = False  # whether model.params holds the average (and _trained the weights)
+
+    def update(self) -> None:
+        """Take in model.params after an update (they are the trained weights then)."""
+        self.average.update(self.model.params)
+
+    def hold_average(self, zero_pruned) -> None:
+        """Put the average in model.params (nothing before the first update), its pruned
+        weights zeroed by zero_pruned(params)."""
+        if self.holding or not self.average.total:
+            return
+        self._trained[:] = self.model.params
+        self.average.weights(self.model.params)
+        zero_pruned(self.model.params)
+        self.holding = True
+
+    def hold_trained(self) -> None:
+        """Put the trained weights back in model.params."""
+        if self.holding:
+            self.model.params[:] = self._trained
+            self.holding = False
+
+    def trained_weights(self) -> np.ndarray:
+        """(n_params,) the weights as the last update left them."""
+        return self._trained if self.holding else self.model.params
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """What a model file keeps of it: the trained weights and the average's sum (none
+        before the first update)."""
+        return {"trained": self.trained_weights(), "sum": self.average.total_sum} if self.average.total else {}
+
+    def restore(self, trained: np.ndarray, total_sum: np.ndarray, total: float) -> None:
+        """Go on from a saved run whose model.params are its average (see arrays)."""
+        self.average.total_sum[:] = total_sum
+        self.average.total = total
+        self._trained[:] = trained
+        self.holding = True

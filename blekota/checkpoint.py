@@ -87,7 +87,8 @@ def info(trainer) -> dict:
             checkpoint_every=trainer.checkpoint_every, checkpoint_sound=trainer.checkpoint_sound,
             keep=trainer.keep, val_fraction=trainer.val_fraction, val_every=trainer.val_every,
             random_gain_db=trainer.random_gain_db, input_noise=trainer.input_noise, ema=trainer.ema,
-            **({"ema_total": trainer.average.total} if trainer.average and trainer.average.total else {}),
+            **({"ema_total": trainer.averaging.average.total} if trainer.averaging and trainer.averaging.average.total
+               else {}),
             position=trainer.position,
             data=data_signature(trainer), rng=trainer.rng.bit_generator.state,
         ),
@@ -203,6 +204,14 @@ def resume_sounds(path: str | os.PathLike, info: dict, files=(), advice: str = "
     return audio
 
 
+def recorded_sounds(path: str | os.PathLike, info: dict) -> list[str]:
+    """The sounds the model file at path says it was trained on; ModelFileError when it says none."""
+    files = list(info.get("training_files") or [])
+    if not files:
+        raise ModelFileError(f"{path}: does not say which sound it was trained on; give one")
+    return files
+
+
 def resume_options(path: str | os.PathLike, info: dict, overrides: dict) -> dict:
     """The Trainer arguments (all but model and audio) that go on with the training saved at
     path: the saved settings and schedule, files written beside it, overrides replacing them."""
@@ -274,7 +283,7 @@ def restore(trainer, path: str | os.PathLike, info: dict, arrays: dict[str, np.n
 
 def _restore_average(trainer, path: str | os.PathLike, saved: dict, arrays: dict[str, np.ndarray]) -> None:
     """The weight averaging's state, when the file has one: its weights are then the average,
-    and the weights as trained are among its arrays (see Trainer.restore_average)."""
+    and the weights as trained are among its arrays (blekota.averaging.TrainingAverage)."""
     trained, total_sum = arrays.get(AVERAGE + "trained"), arrays.get(AVERAGE + "sum")
     if trained is None and total_sum is None:
         return
@@ -282,4 +291,7 @@ def _restore_average(trainer, path: str | os.PathLike, saved: dict, arrays: dict
     if trained is None or total_sum is None or trained.shape != shape or total_sum.shape != shape \
             or "ema_total" not in saved:
         raise ModelFileError(f"{path}: corrupted (its weight averaging's state does not fit the model)")
-    trainer.restore_average(trained, total_sum, saved["ema_total"])
+    if trainer.averaging:
+        trainer.averaging.restore(trained, total_sum, saved["ema_total"])
+    else:  # without averaging now, training goes on from the trained weights alone
+        trainer.model.params[:] = trained

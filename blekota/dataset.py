@@ -176,6 +176,28 @@ class WindowLayout:
         return levels[self.starts[:, position][None, :] + steps]
 
 
+def training_layout(data: Dataset, val_fraction: float, T: int, B: int,
+                    fs: int) -> tuple[WindowLayout, list[tuple[int, int]]]:
+    """The training windows of data (B streams of windows of T steps) and the held-out ranges,
+    split off by val_fraction; AudioError, in one line, when the sounds are too short for them."""
+    train_ranges, val_ranges = data.split(val_fraction)
+    try:
+        layout = WindowLayout(train_ranges, T, B)
+    except ValueError:
+        need = B * T + 1
+        while need - held_out(need, val_fraction) < B * T + 1:
+            need += 1
+        where = f"{data.files[0]}: " if len(data.files) == 1 else ""
+        raise AudioError(
+            f"{where}the sound is too short: {data.levels.size} samples, need at least {need} "
+            f"({need / fs:.2f} s at {fs} Hz) for batch_size {B} windows of "
+            f"seq_length {T} plus the {val_fraction:.0%} held out for validation"
+        ) from None
+    if val_fraction and not any(stop - start >= 2 for start, stop in val_ranges):
+        raise AudioError(f"the sound is too short to hold out {val_fraction:.0%} for validation")
+    return layout, val_ranges
+
+
 def validation_pieces(
     ranges: list[tuple[int, int]], streams: int, min_length: int, multiple: int = 1
 ) -> tuple[np.ndarray, int, list[tuple[int, int, int]]]:

@@ -122,6 +122,13 @@ class Processes:
         start = self.rank * base + min(self.rank, extra)
         return slice(start, start + base + (self.rank < extra))
 
+    def streams(self, batch_size: int) -> slice:
+        """This process's streams of batch_size (part); ConfigError when some process would get none."""
+        if batch_size < self.size:
+            raise ConfigError(f"batch_size {batch_size} is smaller than the {self.size} processes: "
+                              "each needs at least one stream")
+        return self.part(batch_size)
+
     @contextmanager
     def holding_failure(self):
         """A context for work whose failure must reach the other processes at the next sum: there

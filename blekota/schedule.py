@@ -108,6 +108,18 @@ class Plateau(Schedule):
 SCHEDULES = {cls.name: cls for cls in (Schedule, Step, Plateau)}
 
 
+def schedule_for(schedule, validating: bool) -> Schedule:
+    """The Trainer's schedule: a Schedule as given, a name made with its defaults, or None:
+    plateau when validating, else constant."""
+    if schedule is None:
+        schedule = "plateau" if validating else "constant"
+    if isinstance(schedule, str):
+        return make_schedule(schedule)
+    if not isinstance(schedule, Schedule):
+        raise ConfigError(f"schedule must be a name or a Schedule, got {schedule!r}")
+    return schedule
+
+
 def make_schedule(name: str = "constant", **options) -> Schedule:
     """A schedule by name ("constant", "step" or "plateau") with its options (see each class)."""
     if name not in SCHEDULES:

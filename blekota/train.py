@@ -26,10 +26,10 @@ import numpy as np
 from . import checkpoint, checks, fileformat, frames, memory, modelfile
 from .audio import WAV_MAX_FRAMES, save_wav
 from .augment import check_max_db, check_noise, input_noise, random_gain
-from .averaging import WeightAverage
-from .dataset import Dataset, WindowLayout, held_out, validation_pieces, validation_sums, warn_if_silent
+from .averaging import TrainingAverage
+from .dataset import Dataset, training_layout, validation_pieces, validation_sums, warn_if_silent
 from .device import CPU, training_step
-from .errors import AudioError, ConfigError, ModelFileError, TrainingDiverged
+from .errors import ConfigError, TrainingDiverged
 from .interrupts import StopRequests
 from .model import Model
 from .optim import OPTIMIZERS, make_optimizer
@@ -37,7 +37,7 @@ from .parallel import Processes, processes
 from .presets import DEFAULTS
 from .progress import Progress, TrainResult
 from .runfiles import RunFiles, split_name
-from .schedule import Schedule, make_schedule
+from .schedule import Schedule, schedule_for
 from .sparsity import PRUNE_EVERY, Pruning
 
 REPORT_EVERY = 50
@@ -49,47 +49,45 @@ VAL_MIN_WINDOWS = 10
 class Trainer:
     """Trains a Model on sounds with truncated BPTT.
 
-    model: the Model to train (updated in place). audio: a sound file, a list of files, a
-    directory (its sound files, sorted), a glob string, or a float array at model.fs.
-    seq_length: steps per window (T). batch_size: parallel streams (B). optimizer: "adam",
-    "rmsprop" (the original's) or "adagrad"; lr: its (initial) learning rate. schedule:
-    "constant", "step", "plateau", a blekota.schedule.Schedule, or None: plateau when there is
-    validation, else constant. random_gain_db: train each stream's window at its own random gain,
-    uniform within +-random_gain_db decibels (blekota.augment; 0: as recorded), so that a short
-    recording is not learned by heart. input_noise: inputs moved by a rounded normal draw of this
-    many levels, the clean levels predicted (blekota.augment.input_noise; 0: off), so generation
-    recovers from its own draws. ema: the model files, validation and checkpoint sounds use the
-    weights' exponential moving average with this decay over iterations (blekota.averaging; 0:
-    the weights as last updated); model.params holds that average whenever training is not in a
-    step (after train(), use_average()). The defaults are blekota.presets.PRESETS["default"], which holds
-    other sets (the original's RMSprop) to pass as **PRESETS[name]. val_fraction: the tail of every sound
-    held out for validation (0: none); val_every: validate every that many iterations (0: only
-    at the end). density: train block-sparse, keeping this share of the recurrent matrices' blocks
-    (1: dense); prune_start, prune_end: the iterations it falls between (None: from a tenth to half
-    of the first train() call's iterations, see blekota.sparsity); prune_every: iterations between
-    mask updates.
-    name: prefix of the files written; "foo/bar" writes foo/bar_N.npz in `directory` (the folder
-    is created). checkpoint_every: save NAME_N.npz every that many
-    iterations (0: never); checkpoint_sound: also generate that many samples and save NAME_N.wav;
-    keep: keep only the newest `keep` NAME_N.npz up to the current iteration (0: all; NAME_best
-    and sounds are kept). directory: where files go. log: append to NAME.log.jsonl there (see
-    blekota.trainlog). callback: called with a Progress at reports, validations and files written
-    (and after every iteration when report_steps). seed: seeds the sounds generated at checkpoints.
+    model: the Model to train (updated in place). audio: a sound file, a list of files, a directory
+    (its sound files, sorted), a glob string, or a float array at model.fs. seq_length: steps per
+    window (T). batch_size: parallel streams (B). optimizer: "adam", "rmsprop" (the original's) or
+    "adagrad"; lr: its (initial) learning rate. schedule: "constant", "step", "plateau", a
+    blekota.schedule.Schedule, or None: plateau when there is validation, else constant.
+    random_gain_db: train each stream's window at its own random gain, uniform within
+    +-random_gain_db decibels (blekota.augment; 0: as recorded), so that a short recording is not
+    learned by heart. input_noise: inputs moved by a rounded normal draw of this many levels, the
+    clean levels predicted (blekota.augment.input_noise; 0: off), so generation recovers from its
+    own draws. ema: the model files, validation and checkpoint sounds use the weights' exponential
+    moving average with this decay over iterations (blekota.averaging; 0: the weights as last
+    updated); model.params holds that average whenever training is not in a step (after train(),
+    use_average()). The defaults are blekota.presets.PRESETS["default"], which holds other sets (the
+    original's RMSprop) to pass as **PRESETS[name]. val_fraction: the tail of every sound held out
+    for validation (0: none); val_every: validate every that many iterations (0: only at the end).
+    density: train block-sparse, keeping this share of the recurrent matrices' blocks (1: dense);
+    prune_start, prune_end: the iterations it falls between (None: from a tenth to half of the first
+    train() call's iterations, see blekota.sparsity); prune_every: iterations between mask updates.
+    name: prefix of the files written; "foo/bar" writes foo/bar_N.npz in `directory` (the folder is
+    created). checkpoint_every: save NAME_N.npz every that many iterations (0: never);
+    checkpoint_sound: also generate that many samples and save NAME_N.wav; keep: keep only the
+    newest `keep` NAME_N.npz up to the current iteration (0: all; NAME_best and sounds are kept).
+    directory: where files go. log: append to NAME.log.jsonl there (see blekota.trainlog). callback:
+    called with a Progress at reports, validations and files written (and after every iteration when
+    report_steps). seed: seeds the sounds generated at checkpoints.
 
     A failed checkpoint or best-model save (disk full, no permission) leaves the previous file
     intact, is reported as a "warning" and training goes on; only the final save raises.
 
-    comm: an mpi4py communicator (such as MPI.COMM_WORLD) whose processes train the model
-    together (see blekota.parallel). Every process builds its Trainer with the same arguments and
-    then calls the same methods (train, step, validation_loss, save, checkpoint, set_audio)
-    together. Rank 0's weights are broadcast to the others; rank 0 alone reads the sounds, writes
-    files and calls the callback (where a KeyboardInterrupt stops training after the next update).
-    Each process carries the hidden state of its own streams (self.streams) only.
+    comm: an mpi4py communicator (such as MPI.COMM_WORLD) whose processes train the model together
+    (see blekota.parallel). Every process builds its Trainer with the same arguments and then calls
+    the same methods (train, step, validation_loss, save, checkpoint, set_audio) together. Rank 0's
+    weights are broadcast to the others; rank 0 alone reads the sounds, writes files and calls the
+    callback (where a KeyboardInterrupt stops training after the next update). Each process carries
+    the hidden state of its own streams (self.streams) only.
 
     device: where each step's forward, backward and update run: "cpu" (the compiled core), or
-    "cuda"/"cuda:N" through PyTorch (blekota.device; the rest stays on the CPU, files are alike).
-    model.params follows the device's weights at validations, sounds and saves (sooner:
-    trainer.device_step.download()).
+    "cuda"/"cuda:N" through PyTorch (blekota.device; the rest stays on the CPU, files are alike);
+    model.params follows the device's weights at validations, sounds, saves and use_average().
     """
 
     def __init__(
@@ -127,12 +125,7 @@ class Trainer:
         self.model = model
         self.seq_length = checks.positive_int("seq_length", seq_length)
         self.batch_size = checks.positive_int("batch_size", batch_size)
-        if self.batch_size < self.processes.size:
-            raise ConfigError(
-                f"batch_size {self.batch_size} is smaller than the {self.processes.size} processes: "
-                "each needs at least one stream"
-            )
-        self.streams = self.processes.part(self.batch_size)
+        self.streams = self.processes.streams(self.batch_size)
         frames.check_training(model, self.seq_length, device)
         self.processes.fit_threads(model)
         self.input_noise = check_noise(input_noise)
@@ -147,14 +140,8 @@ class Trainer:
         self.log = bool(log)
         self.report_steps = bool(report_steps)
         self.random_gain_db = check_max_db(random_gain_db)
-        if schedule is None:
-            schedule = "plateau" if val_fraction else "constant"
-        self.schedule = make_schedule(schedule) if isinstance(schedule, str) else schedule
-        if not isinstance(self.schedule, Schedule):
-            raise ConfigError(f"schedule must be a name or a Schedule, got {schedule!r}")
-        self.average = WeightAverage(ema, model.n_params, model.dtype) if ema else None
-        self._trained = np.empty_like(model.params) if ema else None  # the weights as trained ...
-        self._holding_average = False  # ... while model.params holds their average
+        self.schedule = schedule_for(schedule, bool(val_fraction))
+        self.averaging = TrainingAverage(model, ema) if ema else None
         self.optimizer = self.processes.together(lambda: self._allocate(optimizer, lr, device))
         self.pruning = Pruning(model.layers, model.hidden, density, prune_start, prune_end, prune_every)
         if self.pruning.active and device != CPU:
@@ -181,7 +168,8 @@ class Trainer:
         self.val_fraction = val_fraction
         self.processes.check_same("model or trainer settings", self._settings())
         self.processes.broadcast(model.params)
-        self.device_step = training_step(device, model, self.optimizer, self.processes.size, self.average)
+        self.device_step = training_step(device, model, self.optimizer, self.processes.size,
+                                         self.averaging and self.averaging.average)
         self.set_audio(audio)
         if self.schedule.name == "plateau" and not self.val_samples:
             raise ConfigError("the plateau schedule needs validation: val_fraction must be > 0")
@@ -191,7 +179,7 @@ class Trainer:
         on another device than the CPU, the windows are there: only the weight vectors here)."""
         streams = self.streams.stop - self.streams.start if device == CPU else 0
         slots = len(OPTIMIZERS[optimizer].slots) if optimizer in OPTIMIZERS else 2
-        slots += 2 if self.average else 0  # the average and the trained weights beside it
+        slots += 2 if self.averaging else 0  # the average and the trained weights beside it
         memory.ensure_training(self.model, self.seq_length, self.batch_size, streams, slots)
         return make_optimizer(optimizer, self.model.n_params, self.model.dtype, lr)
 
@@ -210,22 +198,8 @@ class Trainer:
         """Train on these sounds (see the class docstring); restarts at their start. In a
         data-parallel run rank 0 reads them and sends them to the others."""
         data = self.processes.from_root(lambda: Dataset.load(audio, self.model.fs, self.model.preemphasis))
-        train_ranges, val_ranges = data.split(self.val_fraction)
         T, B = self.seq_length, self.batch_size
-        try:
-            layout = WindowLayout(train_ranges, T, B)
-        except ValueError:
-            need = B * T + 1
-            while need - held_out(need, self.val_fraction) < B * T + 1:
-                need += 1
-            where = f"{data.files[0]}: " if len(data.files) == 1 else ""
-            raise AudioError(
-                f"{where}the sound is too short: {data.levels.size} samples, need at least {need} "
-                f"({need / self.model.fs:.2f} s at {self.model.fs} Hz) for batch_size {B} windows of "
-                f"seq_length {T} plus the {self.val_fraction:.0%} held out for validation"
-            ) from None
-        if self.val_fraction and not any(stop - start >= 2 for start, stop in val_ranges):
-            raise AudioError(f"the sound is too short to hold out {self.val_fraction:.0%} for validation")
+        layout, val_ranges = training_layout(data, self.val_fraction, T, B, self.model.fs)
         self.data, self.layout, self.files = data, layout, data.files
         self._val = validation_pieces(val_ranges, B, VAL_MIN_WINDOWS * T, T if self.model.frame else 1)
         self.val_samples = sum(stop - start - 1 for start, stop in val_ranges)
@@ -238,7 +212,7 @@ class Trainer:
     @property
     def ema(self) -> float:
         """The decay of the weights' moving average (0: none)."""
-        return self.average.decay if self.average else 0.0
+        return self.averaging.average.decay if self.averaging else 0.0
 
     def use_average(self) -> None:
         """Put in model.params the weights the model files hold: with ema, the average (once
@@ -246,34 +220,13 @@ class Trainer:
         next step takes the trained weights back."""
         if self.device_step is not None:
             self.device_step.download()
-        if self.average is None or not self.average.total or self._holding_average:
-            return
-        self._trained[:] = self.model.params
-        self.average.weights(self.model.params)
-        self.pruning.zero_pruned(self.model.params)
-        self._holding_average = True
+        if self.averaging:
+            self.averaging.hold_average(self.pruning.zero_pruned)
 
     def trained_weights(self) -> np.ndarray:
         """(n_params,) the weights as the last update left them (model.params may hold their
         average: use_average)."""
-        return self._trained if self._holding_average else self.model.params
-
-    def restore_average(self, trained: np.ndarray, total_sum: np.ndarray, total: float) -> None:
-        """Go on from a saved run whose model.params are its average: trained (n_params,), the
-        weights as trained; total_sum and total, the average's state (blekota.averaging). Without
-        averaging now, training goes on from the trained weights alone."""
-        if self.average is None:
-            self.model.params[:] = trained
-            return
-        self.average.total_sum[:] = total_sum
-        self.average.total = total
-        self._trained[:] = trained
-        self._holding_average = True
-
-    def _use_trained(self) -> None:
-        if self._holding_average:
-            self.model.params[:] = self._trained
-            self._holding_average = False
+        return self.averaging.trained_weights() if self.averaging else self.model.params
 
     @property
     def samples_per_iteration(self) -> int:
@@ -294,7 +247,8 @@ class Trainer:
         window, the gradients summed over the processes, optimizer update, schedule. Returns the
         loss (of the whole batch). Raises TrainingDiverged when the loss or the updated weights
         are NaN or infinite (then the weights in memory are unusable; no file is written)."""
-        self._use_trained()
+        if self.averaging:
+            self.averaging.hold_trained()
         x = self._next_window()
         inputs, targets = input_noise(x, self.input_noise, self.iteration), x[1:] if self.input_noise else None
         if self.device_step is not None:  # forward, backward and update in one (blekota.torchstep)
@@ -314,8 +268,8 @@ class Trainer:
         self.position += 1
         self.iteration += 1
         self.pruning.after_update(self.model.params, self.iteration, self.optimizer)
-        if self.average is not None and self.device_step is None:  # a device averages there
-            self.average.update(self.model.params)
+        if self.averaging and self.device_step is None:  # a device averages there
+            self.averaging.update()
         self.optimizer.lr = self.schedule.after_step(self.iteration, self.optimizer.lr)
         return loss
 
@@ -598,10 +552,8 @@ class Trainer:
         h = self.processes.gather_streams(self.h, self.streams)
         self.use_average()
         self.model.info = self.info()
-        averaged = {} if self.average is None or not self.average.total else {
-            "trained": self.trained_weights(), "sum": self.average.total_sum}
-        return self.model.info, checkpoint.training_arrays(h, self.optimizer.state_dict(), self.pruning.arrays(),
-                                                           averaged)
+        return self.model.info, checkpoint.training_arrays(
+            h, self.optimizer.state_dict(), self.pruning.arrays(), self.averaging.arrays() if self.averaging else {})
 
     def save(self, path: str | os.PathLike) -> Path:
         """Save model, optimizer state, data position and hidden state to path (atomically).
@@ -641,10 +593,7 @@ class Trainer:
         group = processes(comm)
         meta, arrays = group.from_root(lambda: fileformat.read(path))
         loaded = modelfile.build(Path(path), meta, arrays, threads)
-        if audio is None:
-            audio = list(loaded.info.get("training_files") or [])
-            if not audio:
-                raise ModelFileError(f"{path}: does not say which sound it was trained on; give one")
+        audio = checkpoint.recorded_sounds(path, loaded.info) if audio is None else audio
         options = checkpoint.resume_options(path, loaded.info, overrides)
         trainer = cls(loaded.model, audio, callback=callback, comm=group, **options)
         checkpoint.restore(trainer, path, loaded.info, loaded.train_arrays)
