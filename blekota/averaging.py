@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checks import fraction, number
+from .checks import fraction
 
 
 def check_decay(decay) -> float:
@@ -28,15 +28,19 @@ class WeightAverage:
     total_sum: (size,) the uncorrected sum, of `dtype`.
     """
 
-    def __init__(self, decay: float, size: int, dtype, total: float = 0.0):
+    def __init__(self, decay: float, size: int, dtype):
         self.decay = check_decay(decay)
-        self.total = number("ema total", total, 0, 1)
+        self.total = 0.0
         self.total_sum = np.zeros(size, dtype)
 
     def update(self, weights: np.ndarray) -> None:
         """Take in the weights (size,) after an update."""
         self.total_sum *= self.decay
         self.total_sum += (1.0 - self.decay) * weights
+        self.count()
+
+    def count(self) -> None:
+        """Count an update whose weights were taken into total_sum elsewhere (on a device)."""
         self.total = self.decay * self.total + (1.0 - self.decay)
 
     def weights(self, out: np.ndarray) -> np.ndarray:

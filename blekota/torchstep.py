@@ -33,11 +33,11 @@ import numpy as np
 import torch
 from torch.nn import functional
 
+from .averaging import WeightAverage
 from .errors import BlekotaWarning, ConfigError
 from .layout import canonical_to_flat, flat_to_canonical
 from .model import Model
 from .mulaw import LEVELS
-from .averaging import WeightAverage
 from .optim import Optimizer
 from .torch import NUMPY_DTYPES, GRUModel
 
@@ -94,7 +94,7 @@ class DeviceOptimizer:
         host = self.host
         host.t += 1
         if self.average:
-            self.average.total = self.average.decay * self.average.total + (1.0 - self.average.decay)
+            self.average.count()
         values = {self.clip: host.clip}
         if host.name == "adam":
             values[self.step_size], values[self.eps] = host.corrected()
