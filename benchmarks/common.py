@@ -141,11 +141,12 @@ def thread_env(threads: int) -> dict[str, str]:
     return env
 
 
-def measure_in_subprocess(module: str, function: str, threads: int, **kwargs) -> dict | None:
+def measure_in_subprocess(module: str, function: str, threads: int, **kwargs) -> dict | list | None:
     """Call benchmarks/<module>.py's function(threads=threads, **kwargs) in a fresh Python.
 
-    The function must return one row. Returns the row, or None when the implementation is not
-    available there (the child exits with status 3, e.g. torch is not installed)."""
+    The function must return its row (a dict) or rows (a list of them) as JSON values. Returns
+    them, or None when the implementation is not available there (the child exits with status 3,
+    e.g. torch is not installed)."""
     args = json.dumps({"threads": threads, **kwargs})
     result = subprocess.run(
         [sys.executable, str(HERE / "common.py"), module, function, args],

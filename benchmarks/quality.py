@@ -84,11 +84,12 @@ class Clock:
 
 
 class Marks:
-    """Records (minutes, iteration, held-out loss) as the clock passes each time mark."""
+    """Records (minutes, iteration, held-out loss) as the clock passes each time mark; at_mark, if
+    given, is called with the mark's minutes after each measurement, the clock still stopped."""
 
-    def __init__(self, minutes: list[float], clock: Clock, evaluate):
+    def __init__(self, minutes: list[float], clock: Clock, evaluate, at_mark=None):
         self.pending = sorted(minutes)
-        self.clock, self.evaluate = clock, evaluate
+        self.clock, self.evaluate, self.at_mark = clock, evaluate, at_mark
         self.points: list[dict] = []
 
     def after_iteration(self, iteration: int) -> bool:
@@ -98,7 +99,14 @@ class Marks:
             loss = self.clock.measure(self.evaluate)
             self.points.append({"minutes": minutes, "iteration": iteration, "val_loss": loss,
                                 "train_s": self.clock.seconds()})
+            if self.at_mark:
+                self.clock.measure(lambda: self.at_mark(minutes))
         return not self.pending
+
+
+def at_marks(minutes: float) -> str:
+    """How a time mark fills "{minutes}" in a file name: 10.0 -> "10", 0.5 -> "0.5"."""
+    return f"{minutes:g}"
 
 
 def result(impl: str, recipe: str, sound: str, threads: int, marks: Marks, iterations: int,
@@ -113,9 +121,10 @@ def blekota_quality(threads: int, sound: str, minutes: list[float], options: dic
                     clock: str = "wall", model_options: dict | None = None, save: str | None = None,
                     seed: int = 0, save_trained: str | None = None) -> dict:
     """blekota with its defaults (and `options` for Trainer, `model_options` for Model), measured
-    at the time marks; save: write the trained model to this file; seed: of the weights and the
-    trainer; save_trained: with weight averaging, also write the model with the weights as last
-    updated to this file, and give their final held-out loss as "trained_val_loss"."""
+    at the time marks; save: write the trained model to this file (a name with "{minutes}" in it:
+    the model at every mark, see at_marks); seed: of the weights and the trainer; save_trained:
+    with weight averaging, also write the model with the weights as last updated to this file (or
+    files), and give their held-out loss as "trained_val_loss" (with "{minutes}": in each point)."""
     import blekota
     from blekota.audio import load_audio
     from blekota.dataset import held_out
@@ -143,17 +152,31 @@ def blekota_quality(threads: int, sound: str, minutes: list[float], options: dic
             trainer.use_average()  # the weights a model file holds (with the defaults, their average)
             return tail.validation_loss()
 
-        state["marks"] = Marks(minutes, Clock(clock), held_out_loss)
-        outcome = trainer.train(10**9)
-        if save:
-            model.save(save)
-        extra = {}
-        if save_trained and trainer.averaging:
+        def keep(fill: dict) -> float | None:
+            """Save the model (and with save_trained its trained twin); the twin's held-out loss."""
+            model.save(save.format(**fill))
+            if not (save_trained and trainer.averaging):
+                return None
             averaged = model.params.copy()
             model.params[:] = trainer.trained_weights()
-            extra["trained_val_loss"] = tail.validation_loss()
-            model.save(save_trained)
+            loss = tail.validation_loss()
+            model.save(save_trained.format(**fill))
             model.params[:] = averaged
+            return loss
+
+        def keep_at_mark(minutes: float) -> None:
+            loss = keep({"minutes": at_marks(minutes)})
+            if loss is not None:
+                state["marks"].points[-1]["trained_val_loss"] = loss
+
+        per_mark = bool(save) and "{minutes}" in save
+        state["marks"] = Marks(minutes, Clock(clock), held_out_loss, keep_at_mark if per_mark else None)
+        outcome = trainer.train(10**9)
+        extra = {}
+        if save and not per_mark:
+            loss = keep({})
+            if loss is not None:
+                extra["trained_val_loss"] = loss
     return {**result("blekota", recipe, sound, threads, state["marks"], outcome.iterations,
                      trainer.samples_per_iteration, start_loss), **extra}
 
@@ -161,7 +184,8 @@ def blekota_quality(threads: int, sound: str, minutes: list[float], options: dic
 def pytorch_quality(threads: int, sound: str, minutes: list[float], clock: str = "wall",
                     save: str | None = None, seed: int = 0) -> dict:
     """The PyTorch recipe (module docstring) on the same windows, measured at the time marks;
-    save: write its state (torch.save of {"gru": ..., "linear": ...}) to this file; seed: torch's."""
+    save: write its state (torch.save of {"gru": ..., "linear": ...}) to this file (a name with
+    "{minutes}" in it: the state at every mark, see at_marks); seed: torch's."""
     try:
         import torch
     except ImportError as error:
@@ -206,8 +230,13 @@ def pytorch_quality(threads: int, sound: str, minutes: list[float], clock: str =
                     count += end - offset
         return total / count
 
+    def keep(path: str) -> None:
+        torch.save({"gru": gru.state_dict(), "linear": linear.state_dict()}, path)
+
     start_loss = evaluate()
-    marks = Marks(minutes, Clock(clock), evaluate)
+    per_mark = bool(save) and "{minutes}" in save
+    marks = Marks(minutes, Clock(clock), evaluate,
+                  (lambda m: keep(save.format(minutes=at_marks(m)))) if per_mark else None)
     h = torch.zeros(L, B, H)
     position = iteration = 0
     done = False
@@ -224,8 +253,8 @@ def pytorch_quality(threads: int, sound: str, minutes: list[float], clock: str =
         position += 1
         iteration += 1
         done = marks.after_iteration(iteration)
-    if save:
-        torch.save({"gru": gru.state_dict(), "linear": linear.state_dict()}, save)
+    if save and not per_mark:
+        keep(save)
     return result("pytorch", "nn.GRU, Adam 2e-3, clip 5", sound, threads, marks, iteration, T * B,
                   start_loss)
 

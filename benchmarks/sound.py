@@ -5,6 +5,7 @@
     python benchmarks/sound.py --minutes 2 --sound my.wav --variant long='{"seq_length": 400}'
     python benchmarks/sound.py --unseen --train-seeds 3 --variant pe='{"model": {"preemphasis": 0.85}}'
     python benchmarks/sound.py --unseen --train-seeds 2 --trained-too   # each run with and without its average
+    python benchmarks/sound.py --unseen --minutes 10 20 40   # the sound against training time
     python benchmarks/run.py --only sound [--quick]
 
 Each run trains as quality.py does (blekota's defaults given the sound without its last 10 %, or
@@ -50,7 +51,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import Unavailable, measure_in_subprocess  # noqa: E402
-from quality import CLOCKS, VAL_FRACTION, blekota_quality, pytorch_quality  # noqa: E402
+from quality import CLOCKS, VAL_FRACTION, at_marks, blekota_quality, pytorch_quality  # noqa: E402
 
 MINUTES = 10.0
 QUICK_MINUTES = 1.0
@@ -108,34 +109,39 @@ def keep_sounds(generated: np.ndarray, real: np.ndarray, out: str | None, name: 
     plot.compare(real[start:start + generated.shape[1]], generated[0], FS, out=folder / f"{name}.png")
 
 
-def blekota_sound(threads: int, sound: str, minutes: float, options: dict, recipe: str, clock: str,
+def blekota_sound(threads: int, sound: str, minutes: list[float], options: dict, recipe: str, clock: str,
                   model_options: dict, sampling: dict, streams: int, seconds: float, out: str | None,
-                  seed: int = 0, trained_too: bool = False) -> dict:
-    """Train like quality.blekota_quality for `minutes` from `seed`, then draw and judge `streams`
-    sounds. trained_too: with weight averaging, also draw and judge the run's weights as last
-    updated (the row's "as_trained": a row of its own, recipe "RECIPE, as trained")."""
+                  seed: int = 0, trained_too: bool = False) -> list[dict]:
+    """Train like quality.blekota_quality from `seed` to the last time mark, then draw and judge
+    `streams` sounds from the model at every mark: a row per mark (recipe "RECIPE, M min" when
+    there are several). trained_too: with weight averaging, also draw and judge the weights as
+    last updated (rows of their own, recipe "RECIPE, as trained")."""
     import blekota
 
     real = real_sound(sound)
+    rows = []
     with tempfile.TemporaryDirectory() as directory:
-        path, trained_path = Path(directory) / "model.npz", Path(directory) / "trained.npz"
-        row = blekota_quality(threads, sound, [minutes], options, recipe, clock, model_options, str(path), seed,
-                              str(trained_path) if trained_too else None)
-        judged = {}
-        for name, file in ((recipe, path), (f"{recipe}, as trained", trained_path)):
-            if file.exists():
+        path, trained_path = str(Path(directory) / "model_{minutes}.npz"), str(Path(directory) / "trained_{minutes}.npz")
+        row = blekota_quality(threads, sound, minutes, options, recipe, clock, model_options, path, seed,
+                              trained_path if trained_too else None)
+        for index, point in enumerate(row["points"]):
+            name = recipe + (f", {point['minutes']:g} min" if len(minutes) > 1 else "")
+            at_mark = {**row, "iterations": point["iteration"], "points": row["points"][: index + 1]}
+            trained_loss = point.pop("trained_val_loss", None)
+            for judged_name, file in ((name, path), (f"{name}, as trained", trained_path)):
+                file = Path(file.format(minutes=at_marks(point["minutes"])))
+                if not file.exists():
+                    continue
                 model = blekota.load(file, threads=threads)
                 generated = model.sample(round(seconds * FS), streams=streams, seed=1, **sampling).reshape(streams, -1)
-                keep_sounds(generated, real, out, f"{Path(sound).stem}_{name.replace(', ', '_').replace(' ', '_')}"
+                keep_sounds(generated, real, out, f"{Path(sound).stem}_{judged_name.replace(', ', '_').replace(' ', '_')}"
                             + (f"_seed{seed}" if seed else ""))
-                judged[name] = {"seed": seed, "sampling": sampling, "continuous_loss": continuous_loss(model, real),
-                                **judge(generated, real)}
-    averaged = {**row, **judged[recipe]}
-    if len(judged) == 2:
-        points = [{**row["points"][-1], "val_loss": row.pop("trained_val_loss")}]
-        averaged["as_trained"] = {**row, "recipe": f"{recipe}, as trained", "points": points,
-                                  **judged[f"{recipe}, as trained"]}
-    return averaged
+                judged = {**at_mark, "recipe": judged_name, "seed": seed, "sampling": sampling,
+                          "continuous_loss": continuous_loss(model, real), **judge(generated, real)}
+                if judged_name != name:
+                    judged["points"] = [*at_mark["points"][:-1], {**point, "val_loss": trained_loss}]
+                rows.append(judged)
+    return rows
 
 
 def continuous_loss(model, real: np.ndarray) -> float:
@@ -152,22 +158,29 @@ def continuous_loss(model, real: np.ndarray) -> float:
     return float(np.mean(level_log_widths()[targets] - np.log(chosen)))
 
 
-def pytorch_sound(threads: int, sound: str, minutes: float, clock: str, sampling: dict, streams: int,
-                  seconds: float, out: str | None, seed: int = 0) -> dict:
-    """The PyTorch recipe for `minutes` from `seed`, then its model sampled like blekota's and judged."""
+def pytorch_sound(threads: int, sound: str, minutes: list[float], clock: str, sampling: dict, streams: int,
+                  seconds: float, out: str | None, seed: int = 0) -> list[dict]:
+    """The PyTorch recipe to the last time mark from `seed`, its model at every mark sampled like
+    blekota's and judged: a row per mark."""
     try:
         import torch
     except ImportError as error:
         raise Unavailable(f"torch is not importable: {error}") from error
 
-    with tempfile.TemporaryDirectory() as directory:
-        path = str(Path(directory) / "model.pt")
-        row = pytorch_quality(threads, sound, [minutes], clock, path, seed)
-        state = torch.load(path)
-    generated = pytorch_sample(state, sampling, streams, round(seconds * FS))
     real = real_sound(sound)
-    keep_sounds(generated, real, out, f"{Path(sound).stem}_pytorch" + (f"_seed{seed}" if seed else ""))
-    return {**row, "seed": seed, "sampling": sampling, **judge(generated, real)}
+    rows = []
+    with tempfile.TemporaryDirectory() as directory:
+        path = str(Path(directory) / "model_{minutes}.pt")
+        row = pytorch_quality(threads, sound, minutes, clock, path, seed)
+        for index, point in enumerate(row["points"]):
+            state = torch.load(path.format(minutes=at_marks(point["minutes"])))
+            generated = pytorch_sample(state, sampling, streams, round(seconds * FS))
+            mark = f"_{point['minutes']:g}_min" if len(minutes) > 1 else ""
+            keep_sounds(generated, real, out, f"{Path(sound).stem}_pytorch{mark}" + (f"_seed{seed}" if seed else ""))
+            rows.append({**row, "recipe": row["recipe"] + (f", {point['minutes']:g} min" if len(minutes) > 1 else ""),
+                         "iterations": point["iteration"], "points": row["points"][: index + 1], "seed": seed,
+                         "sampling": sampling, **judge(generated, real)})
+    return rows
 
 
 def pytorch_sample(state: dict, sampling: dict, streams: int, n: int) -> np.ndarray:
@@ -298,7 +311,9 @@ def real_row(sound: str, streams: int, seconds: float) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--minutes", type=float, help=f"training time of every run (default {MINUTES:g})")
+    parser.add_argument("--minutes", type=float, nargs="+",
+                        help=f"training time of every run (default {MINUTES:g}); several: each run trains "
+                        "to the last, and the model at every mark is drawn and judged")
     parser.add_argument("--quick", action="store_true", help=f"train {QUICK_MINUTES:g} minute")
     parser.add_argument("--sound", nargs="+", help="sound files (default: speech and music from sounds.py)")
     parser.add_argument("--unseen", action="store_true", help="sounds.py's speech2 and music2")
@@ -332,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
                         "'RECIPE, as trained': the same run without its average)")
     parser.add_argument("--json", type=Path, help="write the rows to this file")
     args = parser.parse_args(argv)
-    minutes = args.minutes or (QUICK_MINUTES if args.quick else MINUTES)
+    minutes = sorted(args.minutes or [QUICK_MINUTES if args.quick else MINUTES])
     sampling = json.loads(args.sampling)
     if args.demo:
         from blekota.demo import DEMO_ITERATIONS
@@ -372,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     for sound in sounds:
         rows.append(real_row(sound, args.streams, args.seconds))
         calls = [(function, {"sound": sound, **common, **kwargs}) for function, kwargs in runs]
-        print(f"# {Path(sound).name}: {len(calls)} runs of {minutes:g} minutes"
+        print(f"# {Path(sound).name}: {len(calls)} runs of {', '.join(f'{m:g}' for m in minutes)} minutes"
               + (", side by side" if args.side_by_side else ", one after the other"), flush=True)
         if args.side_by_side:
             from quality import measure_side_by_side
@@ -383,9 +398,8 @@ def main(argv: list[str] | None = None) -> int:
                      for function, kwargs in calls]
         if None in found:
             print("# torch is not importable: the PyTorch recipe was skipped")
-        for row in found:
-            if row is not None:
-                rows += [row] + ([row.pop("as_trained")] if "as_trained" in row else [])
+        for found_rows in found:
+            rows += found_rows or []
         print(table(rows), flush=True)
     if args.train_seeds > 1:
         print(median_table(rows), flush=True)
