@@ -104,7 +104,7 @@ class Marks:
         return not self.pending
 
 
-def at_marks(minutes: float) -> str:
+def mark_text(minutes: float) -> str:
     """How a time mark fills "{minutes}" in a file name: 10.0 -> "10", 0.5 -> "0.5"."""
     return f"{minutes:g}"
 
@@ -122,7 +122,7 @@ def blekota_quality(threads: int, sound: str, minutes: list[float], options: dic
                     seed: int = 0, save_trained: str | None = None) -> dict:
     """blekota with its defaults (and `options` for Trainer, `model_options` for Model), measured
     at the time marks; save: write the trained model to this file (a name with "{minutes}" in it:
-    the model at every mark, see at_marks); seed: of the weights and the trainer; save_trained:
+    the model at every mark, see mark_text); seed: of the weights and the trainer; save_trained:
     with weight averaging, also write the model with the weights as last updated to this file (or
     files), and give their held-out loss as "trained_val_loss" (with "{minutes}": in each point)."""
     import blekota
@@ -165,7 +165,7 @@ def blekota_quality(threads: int, sound: str, minutes: list[float], options: dic
             return loss
 
         def keep_at_mark(minutes: float) -> None:
-            loss = keep({"minutes": at_marks(minutes)})
+            loss = keep({"minutes": mark_text(minutes)})
             if loss is not None:
                 state["marks"].points[-1]["trained_val_loss"] = loss
 
@@ -185,7 +185,7 @@ def pytorch_quality(threads: int, sound: str, minutes: list[float], clock: str =
                     save: str | None = None, seed: int = 0) -> dict:
     """The PyTorch recipe (module docstring) on the same windows, measured at the time marks;
     save: write its state (torch.save of {"gru": ..., "linear": ...}) to this file (a name with
-    "{minutes}" in it: the state at every mark, see at_marks); seed: torch's."""
+    "{minutes}" in it: the state at every mark, see mark_text); seed: torch's."""
     try:
         import torch
     except ImportError as error:
@@ -236,7 +236,7 @@ def pytorch_quality(threads: int, sound: str, minutes: list[float], clock: str =
     start_loss = evaluate()
     per_mark = bool(save) and "{minutes}" in save
     marks = Marks(minutes, Clock(clock), evaluate,
-                  (lambda m: keep(save.format(minutes=at_marks(m)))) if per_mark else None)
+                  (lambda m: keep(save.format(minutes=mark_text(m)))) if per_mark else None)
     h = torch.zeros(L, B, H)
     position = iteration = 0
     done = False

@@ -51,7 +51,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import Unavailable, measure_in_subprocess  # noqa: E402
-from quality import CLOCKS, VAL_FRACTION, at_marks, blekota_quality, pytorch_quality  # noqa: E402
+from quality import CLOCKS, VAL_FRACTION, mark_text, blekota_quality, pytorch_quality  # noqa: E402
 
 MINUTES = 10.0
 QUICK_MINUTES = 1.0
@@ -109,6 +109,21 @@ def keep_sounds(generated: np.ndarray, real: np.ndarray, out: str | None, name: 
     plot.compare(real[start:start + generated.shape[1]], generated[0], FS, out=folder / f"{name}.png")
 
 
+def mark_label(minutes: float, several: bool) -> str:
+    """What a run's name gets for a time mark when there are several: ", 10 min"."""
+    return f", {minutes:g} min" if several else ""
+
+
+def file_part(name: str) -> str:
+    """A run's name as part of a file name: "defaults, 10 min" -> "defaults_10_min"."""
+    return name.replace(", ", "_").replace(" ", "_")
+
+
+def seed_part(seed: int) -> str:
+    """A training seed in a file name: nothing for seed 0, "_seed1" for 1."""
+    return f"_seed{seed}" if seed else ""
+
+
 def blekota_sound(threads: int, sound: str, minutes: list[float], options: dict, recipe: str, clock: str,
                   model_options: dict, sampling: dict, streams: int, seconds: float, out: str | None,
                   seed: int = 0, trained_too: bool = False) -> list[dict]:
@@ -121,21 +136,20 @@ def blekota_sound(threads: int, sound: str, minutes: list[float], options: dict,
     real = real_sound(sound)
     rows = []
     with tempfile.TemporaryDirectory() as directory:
-        path, trained_path = str(Path(directory) / "model_{minutes}.npz"), str(Path(directory) / "trained_{minutes}.npz")
+        path, trained_path = (str(Path(directory) / f"{kind}_{{minutes}}.npz") for kind in ("model", "trained"))
         row = blekota_quality(threads, sound, minutes, options, recipe, clock, model_options, path, seed,
                               trained_path if trained_too else None)
         for index, point in enumerate(row["points"]):
-            name = recipe + (f", {point['minutes']:g} min" if len(minutes) > 1 else "")
+            name = recipe + mark_label(point["minutes"], len(minutes) > 1)
             at_mark = {**row, "iterations": point["iteration"], "points": row["points"][: index + 1]}
             trained_loss = point.pop("trained_val_loss", None)
             for judged_name, file in ((name, path), (f"{name}, as trained", trained_path)):
-                file = Path(file.format(minutes=at_marks(point["minutes"])))
+                file = Path(file.format(minutes=mark_text(point["minutes"])))
                 if not file.exists():
                     continue
                 model = blekota.load(file, threads=threads)
                 generated = model.sample(round(seconds * FS), streams=streams, seed=1, **sampling).reshape(streams, -1)
-                keep_sounds(generated, real, out, f"{Path(sound).stem}_{judged_name.replace(', ', '_').replace(' ', '_')}"
-                            + (f"_seed{seed}" if seed else ""))
+                keep_sounds(generated, real, out, f"{Path(sound).stem}_{file_part(judged_name)}{seed_part(seed)}")
                 judged = {**at_mark, "recipe": judged_name, "seed": seed, "sampling": sampling,
                           "continuous_loss": continuous_loss(model, real), **judge(generated, real)}
                 if judged_name != name:
@@ -173,11 +187,11 @@ def pytorch_sound(threads: int, sound: str, minutes: list[float], clock: str, sa
         path = str(Path(directory) / "model_{minutes}.pt")
         row = pytorch_quality(threads, sound, minutes, clock, path, seed)
         for index, point in enumerate(row["points"]):
-            state = torch.load(path.format(minutes=at_marks(point["minutes"])))
+            state = torch.load(path.format(minutes=mark_text(point["minutes"])))
             generated = pytorch_sample(state, sampling, streams, round(seconds * FS))
-            mark = f"_{point['minutes']:g}_min" if len(minutes) > 1 else ""
-            keep_sounds(generated, real, out, f"{Path(sound).stem}_pytorch{mark}" + (f"_seed{seed}" if seed else ""))
-            rows.append({**row, "recipe": row["recipe"] + (f", {point['minutes']:g} min" if len(minutes) > 1 else ""),
+            mark = mark_label(point["minutes"], len(minutes) > 1)
+            keep_sounds(generated, real, out, f"{Path(sound).stem}_pytorch{file_part(mark)}{seed_part(seed)}")
+            rows.append({**row, "recipe": row["recipe"] + mark,
                          "iterations": point["iteration"], "points": row["points"][: index + 1], "seed": seed,
                          "sampling": sampling, **judge(generated, real)})
     return rows
