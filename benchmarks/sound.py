@@ -22,8 +22,10 @@ for, so only the continuous loss compares a model with it and one without.
 The drawn sounds are measured against the whole real sound (blekota.soundstats):
   fd        log-mel Fréchet distance to the real sound (40 mel bands, 32 ms frames, 10 ms hop);
             on the same scale the table prints the floor, the median distance of --seconds x
-            --streams of real sound (excerpts at four places) to the rest of it, and the
-            ceiling, noise shaped to the real sound's average spectrum;
+            --streams of real sound (excerpts at four places) to the rest of it, the levels
+            floor, the same excerpts written in the model's 256 mu-law levels (what a perfect
+            model of the levels would score), and the ceiling, noise shaped to the real sound's
+            average spectrum;
   quiet     share of 32 ms frames below a tenth of the real sound's loud level;
   flat      median spectral flatness of the other frames (0: harmonics, 1: white noise);
   voiced    share of frames with a clear period (autocorrelation >= 0.5 within 60-500 Hz);
@@ -68,22 +70,27 @@ def real_sound(sound: str) -> np.ndarray:
     return samples
 
 
-def floor_and_ceiling(real: np.ndarray, length: int, seed: int = 0) -> tuple[float, float]:
-    """The Fréchet distance of real excerpts of `length` samples to the rest of the sound (median
-    of four places), and that of noise of the same length shaped to the sound's average spectrum."""
+def floor_and_ceiling(real: np.ndarray, length: int, seed: int = 0) -> tuple[float, float, float]:
+    """(floor, levels floor, ceiling): the Fréchet distance of real excerpts of `length` samples to
+    the rest of the sound (median of four places); that of the same excerpts written in the
+    model's 256 mu-law levels (the best a model that draws levels can do); and that of noise of
+    the same length shaped to the sound's average spectrum."""
+    from blekota.mulaw import quantize, unquantize
     from blekota.soundstats import mel_distance
 
     length = min(length, real.size // 2)
-    distances = []
+    distances, levels_distances = [], []
     for start in np.linspace(0, real.size - length, 4).astype(int):
+        excerpt = real[start:start + length]
         rest = np.concatenate([real[:start], real[start + length:]])
-        distances.append(mel_distance(real[start:start + length], rest, FS))
+        distances.append(mel_distance(excerpt, rest, FS))
+        levels_distances.append(mel_distance(unquantize(quantize(excerpt)), rest, FS))
     rng = np.random.default_rng(seed)
     pieces = real[: real.size // length * length].reshape(-1, length)
     magnitude = np.sqrt(np.mean(np.abs(np.fft.rfft(pieces, axis=1)) ** 2, axis=0))
     noise = np.fft.irfft(magnitude * np.exp(2j * np.pi * rng.random(magnitude.size)), length)
     noise *= np.sqrt(np.mean(real**2) / np.mean(noise**2))
-    return float(np.median(distances)), mel_distance(noise, real, FS)
+    return float(np.median(distances)), float(np.median(levels_distances)), mel_distance(noise, real, FS)
 
 
 def judge(generated: np.ndarray, real: np.ndarray) -> dict:
@@ -279,12 +286,13 @@ def demo_table(row: dict) -> str:
 
 def table(rows: list[dict]) -> str:
     """One line per run: held-out loss and the sound measures, with each sound's real figures."""
-    header = ("| sound | run | loss | continuous | fd (floor / noise) | quiet | flat | voiced | f0 Hz | spread "
+    header = ("| sound | run | loss | continuous | fd (floor / levels / noise) | quiet | flat | voiced | f0 Hz | spread "
               "| motion | iterations |")
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     for row in rows:
         loss = f"{row['points'][-1]['val_loss']:.3f}" if row.get("points") else ""
-        fd = f"{row['fd']:.0f}" + (f" ({row['floor']:.0f} / {row['ceiling']:.0f})" if "floor" in row else "")
+        fd = f"{row['fd']:.0f}" + (f" ({row['floor']:.0f} / {row['levels_floor']:.0f} / {row['ceiling']:.0f})"
+                                       if "floor" in row else "")
         continuous = f"{row['continuous_loss']:.3f}" if "continuous_loss" in row else ""
         recipe = row["recipe"] + (f" (seed {row['seed']})" if row.get("seed") else "")
         cells = [Path(row["sound"]).stem, recipe, loss, continuous, fd]
@@ -318,8 +326,9 @@ def real_row(sound: str, streams: int, seconds: float) -> dict:
     from blekota.soundstats import describe
 
     real = real_sound(sound)
-    floor, ceiling = floor_and_ceiling(real, round(streams * seconds * FS))
-    return {"sound": sound, "recipe": "real", "fd": floor, "floor": floor, "ceiling": ceiling,
+    floor, levels_floor, ceiling = floor_and_ceiling(real, round(streams * seconds * FS))
+    return {"sound": sound, "recipe": "real", "fd": floor, "floor": floor, "levels_floor": levels_floor,
+            "ceiling": ceiling,
             **describe(real, FS).as_dict()}
 
 
