@@ -12,7 +12,12 @@ speech2: another text (SPEECH2_TEXT) in another voice (espeak-ng en-gb-x-rp, a l
 music2:  a minute of organ-like melody (additive partials, legato, vibrato) over a bass line in
          a minor key, with noise-burst percussion on the beats and rests: nothing plucked.
 
-    python benchmarks/sounds.py OUT_DIR      # writes the four to OUT_DIR
+LONG holds one longer sound, to tell what more data does (the others are about a minute each):
+
+speech_long: speech2's voice and pace reading SPEECH2_TEXT, SPEECH_TEXT and LONG_TEXT: about 3.5
+             minutes, its held-out last 10 % from LONG_TEXT.
+
+    python benchmarks/sounds.py OUT_DIR      # writes the five to OUT_DIR
 """
 
 from __future__ import annotations
@@ -51,6 +56,28 @@ SPEECH2_TEXT = (
     "have one of his notebooks. It lists the weather, the flowers in bloom, and the weight of "
     "each hive, in a careful hand, with a small drawing of a bee at the top of every page, "
     "including the last one, which is otherwise empty."
+)
+LONG_TEXT = (
+    "The night train to the north leaves at ten, from the last platform, where the roof ends and "
+    "the rain comes in sideways. Most of the passengers are asleep before the suburbs are behind "
+    "them. A conductor in a faded blue jacket walks the corridor with a torch, checking tickets "
+    "by its light and humming a tune nobody else seems to know. In the dining car two engineers "
+    "argue about a bridge they built twenty years ago, drawing its arches on a paper napkin, "
+    "crossing them out, drawing them again. Outside, the lights of small stations flash past: a "
+    "water tower, a closed kiosk, a dog asleep under a bench. Around two in the morning the train "
+    "stops in the middle of a forest for no reason anyone explains. The engine ticks as it cools. "
+    "Somebody opens a window and the smell of pine and wet earth fills the carriage. An owl calls, "
+    "and from far away another answers. After twenty minutes the brakes sigh, the couplings clank "
+    "one after another down the whole length of the train, and the forest begins to move again. "
+    "By dawn the fields are white with frost and the rivers run fast and brown with melted snow. "
+    "A woman in the third carriage unpacks a loaf of dark bread, a jar of pickled mushrooms and "
+    "a thermos of sweet tea, and offers them to everyone in the compartment without a word. The "
+    "students by the door accept, then the soldier, then at last the old man who has been reading "
+    "the same page of his newspaper since midnight. They eat in silence, watching the mountains "
+    "rise at the edge of the plain, blue at first, then grey, then white at the top. When the "
+    "train finally arrives, late by three hours, nobody complains. They step down onto the "
+    "platform into air so cold it makes them laugh, and for a moment, before they scatter into "
+    "the town, they stand together as if they had travelled much further than they have."
 )
 CHORDS = ((48, 52, 55), (45, 48, 52), (41, 45, 48), (43, 47, 50), (50, 53, 57), (52, 55, 59))
 MELODY = (60, 62, 64, 65, 67, 69, 71, 72, 74, 76)
@@ -113,6 +140,12 @@ def speech2(path: Path) -> Path:
     return speech(path, voice="en-gb-x-rp", words_per_minute=165, text=SPEECH2_TEXT)
 
 
+def speech_long(path: Path) -> Path:
+    """speech2's voice and pace reading SPEECH2_TEXT, SPEECH_TEXT and LONG_TEXT: about 3.5 minutes."""
+    text = " ".join((SPEECH2_TEXT, SPEECH_TEXT, LONG_TEXT))
+    return speech(path, voice="en-gb-x-rp", words_per_minute=165, text=text)
+
+
 def organ_note(frequency: float, seconds: float) -> np.ndarray:
     """A sustained organ-like tone with slow vibrato, soft attack and release: float64, peak <= 1."""
     t = np.arange(int(round(seconds * FS))) / FS
@@ -159,7 +192,8 @@ def music2(path: Path, seconds: float = 60.0, seed: int = 7) -> Path:
 
 MAKERS = {"speech": speech, "music": music}
 UNSEEN = {"speech2": speech2, "music2": music2}
-ALL = {**MAKERS, **UNSEEN}
+LONG = {"speech_long": speech_long}
+ALL = {**MAKERS, **UNSEEN, **LONG}
 
 
 def make(name: str, directory: Path) -> Path:
