@@ -228,6 +228,14 @@ def test_note_changes_counts_notes_and_pauses():
     assert note_changes(clicks, fs) == 1
 
 
+def test_demo_sound_fades_through_every_note_and_dies_away_in_its_pause():
+    fs = 8000
+    notes = demo_sound(fs)[: 8 * 6400].reshape(8, 16, 400)  # its 8 notes of 0.8 s in 50 ms frames
+    rms = np.sqrt(np.mean(notes.astype(np.float64) ** 2, axis=2))
+    assert (np.diff(rms[:, 1:], axis=1) < 0).all()  # after the attack, each frame softer than the last
+    assert (rms[:, -1] < 0.01 * rms.max(axis=1)).all()  # more than 40 dB down before the next note
+
+
 def test_demo_runs_briefly(tmp_path, capsys):
     assert main(["demo", "--iterations", "20", "--out-dir", str(tmp_path / "d"), "--threads", "1"]) == 0
     printed = capsys.readouterr().out
