@@ -130,7 +130,8 @@ def run_demo(directory: Path, iterations: int, threads: int | None, say: Callabl
     say(f"the made-up part ({describe_sampling(**DEMO_SAMPLING)}, seed {seed}): spectral flatness of loud "
         f"frames {made_up.flatness:.3f} (training sound {source.flatness:.3f}; white noise 1), quiet "
         f"frames {made_up.quiet_share:.0%} (training sound {source.quiet_share:.0%}), "
-        f"{note_changes(generated[hint.size :], fs)} changes between notes and pauses")
+        f"{note_changes(generated[hint.size :], fs)} changes between notes and pauses (the training sound "
+        f"goes on with {note_changes(sound[hint.size : generated.size], fs)})")
     say(f"wrote {result.path} (the model) and {generated_path}: {DEMO_SECONDS:g} s, the first "
         f"{DEMO_HINT_SECONDS:g} s from the training sound (a note and the start of a pause), the "
         f"rest generated (RMS {made_up.rms:.3f})")

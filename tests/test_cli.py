@@ -241,6 +241,7 @@ def test_demo_runs_briefly(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "for 20 iterations" in printed and "after 20 iterations" in printed
     assert "the made-up part (temperature 1, top-k 12, seed 0): spectral flatness of loud frames" in printed
+    assert "changes between notes and pauses (the training sound goes on with 8)" in printed
     names = {p.name for p in (tmp_path / "d").iterdir()}
     assert {"demo_sound.wav", "demo_generated.wav", "demo_compare.png"} <= names
     generated, _ = blekota.load_audio(tmp_path / "d" / "demo_generated.wav", 8000)
