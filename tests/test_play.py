@@ -379,13 +379,16 @@ def test_ctrl_c_stops_the_repls_live_play_and_cleans_up(model, device, monkeypat
     calls = []
 
     class Interrupting(device):
-        """Ctrl+C while the fifth block plays."""
+        """Ctrl+C while the fifth block plays, and again every 250 blocks (2 s) while it still plays:
+        an interrupt that lands while the main thread runs a finalizer (__del__, a weakref
+        callback) is dropped there, and a user would press Ctrl+C again (once, in a full test
+        run, the test waited for ever)."""
 
         def __init__(self, *args, callback, **options):
             def interrupting(outdata, frames, when, status):
                 callback(outdata, frames, when, status)
                 calls.append(frames)
-                if len(calls) == 5:
+                if len(calls) == 5 or len(calls) % 250 == 0:
                     _thread.interrupt_main()
 
             super().__init__(*args, callback=interrupting, **options)
