@@ -29,7 +29,7 @@ from .train import Trainer
 # levels: a model taught only on the exact sound drifts into hiss once it hears its own draws
 # (loud-frame flatness 0.021-0.024 in 20 of 20 draws on a version of this sound; 0.1-0.27 on the
 # earlier one of steady notes); read with noise, it learns to come back (0.011-0.018 in 20 of 20:
-# benchmarks/README.md, "The made-up sound").
+# benchmarks/README.md, "The demo's sound").
 DEMO_MODEL = {"hidden": 128, "layers": 2}
 DEMO_TRAINING = {"seq_length": 200, "batch_size": 8, "optimizer": "adam", "lr": 4e-3,
                  "schedule": "constant", "random_gain_db": 0.0, "input_noise": 1.5}
