@@ -1,8 +1,8 @@
 """Sparse and int8 sampling (issue 18): one stream on one thread, against the dense float kernel
 of the same model in the same run.
 
-Models: the default 3x256 and a 3x512, float32, pruned to density 0.1 in one shot by
-blekota.sparsity.prune (blocks of 8 units by 4 inputs; the speed does not depend on which blocks
+Models: the default 3x256 and a 3x512, float32, pruned to density 0.1 (or each of --density) in
+one shot by blekota.sparsity.prune (blocks of 8 units by 4 inputs; the speed does not depend on which blocks
 are kept, only on how many). Rows: the dense float kernel on 1 and 2 threads (the dense model),
 the sparse float kernel, int8 on the dense and on the sparse model, and the sparse float and int8
 kernels at each CPU level this machine has (portable, AVX2, AVX-512; int8 runs VNNI at the
@@ -10,7 +10,7 @@ AVX-512 level when the CPU has it). Each note gives the rate over the dense kern
 in the same run. The last row times the whole command a user runs, process start included:
 `python -m blekota sample MODEL --threads 1 -n 441000` (10 s of sound at 44.1 kHz).
 
-Run alone: python benchmarks/sparse.py [--repeats R] [--quick]
+Run alone: python benchmarks/sparse.py [--repeats R] [--quick] [--density D [D ...]]
 """
 
 from __future__ import annotations
@@ -77,15 +77,13 @@ def _command_seconds(model: blekota.Model, repeats: int) -> list[float]:
     return times
 
 
-def run(threads: int, repeats: int, quick: bool) -> list[dict]:
-    """The rows described in the module docstring, for each of SHAPES."""
+def run(threads: int, repeats: int, quick: bool, densities: tuple[float, ...] = (DENSITY,)) -> list[dict]:
+    """The rows described in the module docstring, for each of SHAPES; the sparse rows for each
+    of `densities`."""
     rows = []
     for hidden, layers in SHAPES:
         shape = f"{layers}x{hidden}"
         dense = blekota.Model(hidden, layers, seed=0)
-        sparse = blekota.Model(hidden, layers, seed=0)
-        sparsity.prune(sparse, DENSITY)
-        kept = sparsity.block_density(sparse)
         steps = (4000 if quick else 20000) * 256 // hidden
 
         def rate_of(model: blekota.Model, count: int, int8: bool) -> list[float]:
@@ -93,33 +91,51 @@ def run(threads: int, repeats: int, quick: bool) -> list[dict]:
             return time_runs(lambda: model.sample(steps, seed=0), repeats, warmup=1)
 
         base = float(np.median(rate_of(dense, 1, False)))
-        cases = [("dense", dense, 1, False), ("sparse", sparse, 1, False),
-                 ("int8 dense", dense, 1, True), ("int8 sparse", sparse, 1, True)]
+        cases = [("dense", dense, 1, False), ("int8 dense", dense, 1, True)]
         if threads > 1:
             cases.insert(1, ("dense", dense, threads, False))
         for name, model, count, int8 in cases:
             times = rate_of(model, count, int8)
-            kernel = sampler.kernel_for(model, 1)
-            note = f"{kernel} kernel, {float(base / np.median(times)):.2f}x dense 1 thread"
-            config = f"{shape} {name}" + (f" d={kept:.2f}" if model is sparse else "")
-            rows.append(_row(config, f"{shape}, {steps} steps", count, steps, times, note))
-        if hidden != 256:
-            continue
-        for level in LEVELS:
-            for name, int8 in (("sparse", False), ("int8 sparse", True)):
-                times = _at_level(level, lambda: rate_of(sparse, 1, int8))
-                if times is None:
-                    continue
-                path = _at_level(level, _sample.int8_path) if int8 else level
-                note = f"{path} path, {float(base / np.median(times)):.2f}x dense 1 thread"
-                rows.append(_row(f"{shape} {name} d={kept:.2f} {level}", f"{shape}, {steps} steps", 1,
-                                 steps, times, note))
-        for int8 in (False, True):
-            sparse.int8 = int8
-            times = _command_seconds(sparse, 1 if quick else 3)
-            rows.append(_row(f"{shape} {'int8 ' if int8 else ''}sparse d={kept:.2f} command",
-                             f"sample -n {COMMAND_SAMPLES} --threads 1", 1, COMMAND_SAMPLES, times,
-                             "whole command, process start included"))
+            note = f"{sampler.kernel_for(model, 1)} kernel, {float(base / np.median(times)):.2f}x dense 1 thread"
+            rows.append(_row(f"{shape} {name}", f"{shape}, {steps} steps", count, steps, times, note))
+        for density in densities:
+            rows += _sparse_rows(shape, hidden, layers, density, steps, base, rate_of, quick)
+    return rows
+
+
+def _sparse_rows(shape: str, hidden: int, layers: int, density: float, steps: int, base: float, rate_of,
+                 quick: bool) -> list[dict]:
+    """The rows of one model pruned to `density`: its float and int8 kernels, and for the 3x256
+    each kernel at each CPU level and the whole command; base: the dense float kernel's median
+    seconds for `steps` steps; rate_of(model, threads, int8): the seconds of each repeat."""
+    rows = []
+    sparse = blekota.Model(hidden, layers, seed=0)
+    sparsity.prune(sparse, density)
+    kept = f"d={sparsity.block_density(sparse):.2f}"
+
+    def speed_note(what: str, times: list[float]) -> str:
+        return f"{what}, {float(base / np.median(times)):.2f}x dense 1 thread"
+
+    for name, int8 in (("sparse", False), ("int8 sparse", True)):
+        times = rate_of(sparse, 1, int8)
+        note = speed_note(f"{sampler.kernel_for(sparse, 1)} kernel", times)
+        rows.append(_row(f"{shape} {name} {kept}", f"{shape}, {steps} steps", 1, steps, times, note))
+    if hidden != 256:
+        return rows
+    for level in LEVELS:
+        for name, int8 in (("sparse", False), ("int8 sparse", True)):
+            times = _at_level(level, lambda: rate_of(sparse, 1, int8))
+            if times is None:
+                continue
+            path = _at_level(level, _sample.int8_path) if int8 else level
+            rows.append(_row(f"{shape} {name} {kept} {level}", f"{shape}, {steps} steps", 1, steps, times,
+                             speed_note(f"{path} path", times)))
+    for int8 in (False, True):
+        sparse.int8 = int8
+        times = _command_seconds(sparse, 1 if quick else 3)
+        rows.append(_row(f"{shape} {'int8 ' if int8 else ''}sparse {kept} command",
+                         f"sample -n {COMMAND_SAMPLES} --threads 1", 1, COMMAND_SAMPLES, times,
+                         "whole command, process start included"))
     return rows
 
 
@@ -128,8 +144,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="threads of the dense two-thread row")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="fewer steps per run")
+    parser.add_argument("--density", type=float, nargs="+", default=[DENSITY],
+                        help=f"densities of the sparse models (default {DENSITY})")
     args = parser.parse_args()
-    for row in run(args.threads, args.repeats, args.quick):
+    for row in run(args.threads, args.repeats, args.quick, tuple(args.density)):
         print(f"{row['config']:<40} {row['threads']:>3} thr {row['samples_per_s']:>10,.0f} samples/s  "
               f"{row['median_s']:8.3f} s  {row['note']}")
 
