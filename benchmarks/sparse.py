@@ -46,6 +46,12 @@ def _row(config: str, shape: str, threads: int, steps: int, times: list[float], 
     }
 
 
+def _speed_note(what: str, base: float, times: list[float]) -> str:
+    """A row's note: what ran and its rate over the dense float kernel's on one thread (base:
+    that kernel's median seconds for the same steps)."""
+    return f"{what}, {float(base / np.median(times)):.2f}x dense 1 thread"
+
+
 def _at_level(level: str, work):
     """work() with every compiled module at CPU level `level`; None when the CPU lacks it."""
     modules = [blekota.model._gru, _sample]
@@ -96,7 +102,7 @@ def run(threads: int, repeats: int, quick: bool, densities: tuple[float, ...] = 
             cases.insert(1, ("dense", dense, threads, False))
         for name, model, count, int8 in cases:
             times = rate_of(model, count, int8)
-            note = f"{sampler.kernel_for(model, 1)} kernel, {float(base / np.median(times)):.2f}x dense 1 thread"
+            note = _speed_note(f"{sampler.kernel_for(model, 1)} kernel", base, times)
             rows.append(_row(f"{shape} {name}", f"{shape}, {steps} steps", count, steps, times, note))
         for density in densities:
             rows += _sparse_rows(shape, hidden, layers, density, steps, base, rate_of, quick)
@@ -113,12 +119,9 @@ def _sparse_rows(shape: str, hidden: int, layers: int, density: float, steps: in
     sparsity.prune(sparse, density)
     kept = f"d={sparsity.block_density(sparse):.2f}"
 
-    def speed_note(what: str, times: list[float]) -> str:
-        return f"{what}, {float(base / np.median(times)):.2f}x dense 1 thread"
-
     for name, int8 in (("sparse", False), ("int8 sparse", True)):
         times = rate_of(sparse, 1, int8)
-        note = speed_note(f"{sampler.kernel_for(sparse, 1)} kernel", times)
+        note = _speed_note(f"{sampler.kernel_for(sparse, 1)} kernel", base, times)
         rows.append(_row(f"{shape} {name} {kept}", f"{shape}, {steps} steps", 1, steps, times, note))
     if hidden != 256:
         return rows
@@ -129,7 +132,7 @@ def _sparse_rows(shape: str, hidden: int, layers: int, density: float, steps: in
                 continue
             path = _at_level(level, _sample.int8_path) if int8 else level
             rows.append(_row(f"{shape} {name} {kept} {level}", f"{shape}, {steps} steps", 1, steps, times,
-                             speed_note(f"{path} path", times)))
+                             _speed_note(f"{path} path", base, times)))
     for int8 in (False, True):
         sparse.int8 = int8
         times = _command_seconds(sparse, 1 if quick else 3)
