@@ -64,11 +64,11 @@ def classify(stack: list[str]) -> str:
     if any(leaf.startswith(p) for p in PRODUCTS):
         if "layer_forward" in frames:
             return "forward products"
-        if "layer_backward._omp_fn.0" in frames:
+        if "layer_backward_steps" in frames:
             return "backward products (time loop)"
         if "bk_gemm_tn" in frames:
             return "weight-gradient products"
-        if "layer_backward" in frames:
+        if "layer_weight_gradients" in frames:
             return "input-gradient products"
     if "libgomp" in leaf:
         return "OpenMP waits"
@@ -108,6 +108,7 @@ def child(threads: int, config: str, warmup: int, iterations: int) -> None:
     for _ in range(warmup):
         _, h = model.window(x, h, grads)
         optimizer.step(model.params, grads)
+    peak = _vmath.fma_peak()  # before the go: perf records only the timed iterations
     print("ready", flush=True)
     sys.stdin.readline()
     cpu, wall = [], []
@@ -117,7 +118,7 @@ def child(threads: int, config: str, warmup: int, iterations: int) -> None:
         optimizer.step(model.params, grads)
         cpu.append(time.process_time() - start)
         wall.append(time.perf_counter() - start_wall)
-    print(json.dumps({"cpu": cpu, "wall": wall, "peak": _vmath.fma_peak(),
+    print(json.dumps({"cpu": cpu, "wall": wall, "peak": peak,
                       "level": _vmath.cpu_level()}), flush=True)
 
 
@@ -150,7 +151,7 @@ def profile(threads: int, config: str, warmup: int, iterations: int) -> dict:
         if proc.stdout.readline().strip() != "ready":
             raise RuntimeError("the measured process failed before its timed iterations")
         recorder = subprocess.Popen(
-            ["perf", "record", "-q", "--call-graph", "dwarf,4096", "-F", "500", "-o", perf_data,
+            ["perf", "record", "-q", "--call-graph", "dwarf,16384", "-F", "500", "-o", perf_data,
              "-p", str(proc.pid)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(0.5)  # perf attaches
