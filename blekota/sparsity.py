@@ -10,6 +10,12 @@ UhT the blocks holding a diagonal weight (unit i from its own previous state i) 
 count toward the density, so a density below their share (8 / H of the blocks, 3.1 % for H = 256)
 keeps just them.
 
+In a run that stops by time (Trainer.train's max_seconds) without a schedule given, the planned
+schedule also follows the clock: the pruning starts when a tenth of the time has passed (if the
+iterations do not get there first), with its end where the speed so far reaches half of the
+time, and reaches the density at the latest when half has passed. So the saved model has its
+density however fast the machine is.
+
 The schedule (LPCNet's gradual magnitude pruning): the density falls from `initial` (1 for a new
 run) to the target D as D + (initial - D) r^3, r = 1 - (iteration - start) / (end - start) clamped
 to [0, 1]. Masks are chosen every `every` iterations from `start` on, and at `end`, by block
@@ -180,6 +186,8 @@ class Pruning:
     def __init__(self, layers: int, hidden: int, density: float = 1.0, start: int | None = None,
                  end: int | None = None, every: int = PRUNE_EVERY):
         self.density, self.start, self.end, self.every = check_settings(density, start, end, every)
+        self.given = start is not None and end is not None  # a schedule given: the clock never moves it
+        self.clock: tuple[int, float] | None = None  # (first iteration, seconds) of a run that stops by time
         self.hidden = hidden
         self.initial = 1.0  # the density the schedule falls from
         self.updated: int | None = None  # the iteration of the last mask update (None: none yet)
@@ -202,17 +210,46 @@ class Pruning:
         return {"density": self.density, "block": [BLOCK_UNITS, BLOCK_INPUTS], "start": self.start,
                 "end": self.end, "every": self.every, "initial": self.initial, "updated": self.updated}
 
-    def plan(self, iteration: int, iterations: int) -> None:
+    def plan(self, iteration: int, iterations: int, seconds: float | None = None) -> None:
         """Fix start and end where not given, for a run of `iterations` from `iteration`: start a
         tenth of the way (at most 2000 iterations in), end half way (at most 20000 in), so the
-        second half trains at the final density. The density falls from the current one."""
-        if not self.active or (self.start is not None and self.end is not None):
+        second half trains at the final density. The density falls from the current one. With
+        seconds (the run also stops by time) and no schedule given, follow_clock may bring the
+        schedule forward."""
+        if not self.active:
+            return
+        if not self.given:
+            self.clock = None if seconds is None else (iteration, float(seconds))
+        if self.start is not None and self.end is not None:
             return
         if self.start is None:
             self.start = iteration + min(int(iterations * START_SHARE), START_MAX)
         if self.end is None:
             self.end = max(self.start, iteration + max(1, min(int(iterations * END_SHARE), END_MAX)))
         self.initial = self.kept_share()
+
+    def follow_clock(self, iteration: int, elapsed: float) -> str | None:
+        """After the step that ends at `iteration`, `elapsed` seconds into a run planned with
+        seconds: start the pruning once START_SHARE of the seconds have passed, its end where the
+        speed so far reaches END_SHARE of them, and reach the density by the step after END_SHARE
+        have passed. Returns what changed, in words (None: nothing)."""
+        if self.clock is None or self.start is None or self.end is None:
+            return None
+        first, seconds = self.clock
+        share = elapsed / seconds
+        if self.updated is None and iteration < self.start and share >= START_SHARE:
+            per_iteration = elapsed / max(1, iteration - first)
+            self.start = iteration
+            self.end = min(self.end, iteration + max(1, round((END_SHARE - START_SHARE) * seconds / per_iteration)))
+            return (f"pruning starts at iteration {self.start}, {START_SHARE:.0%} of the time in; density "
+                    f"{self.density:g} by iteration {self.end} at this speed")
+        if iteration + 1 < self.end and share >= END_SHARE:
+            self.end = iteration + 1
+            self.clock = None
+            return f"pruning reaches density {self.density:g} at iteration {self.end}, {END_SHARE:.0%} of the time in"
+        if iteration >= self.end:
+            self.clock = None
+        return None
 
     def kept_share(self) -> float:
         """The share of blocks the current masks keep (1 before the first update)."""

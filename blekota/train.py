@@ -66,7 +66,8 @@ class Trainer:
     for validation (0: none); val_every: validate every that many iterations (0: only at the end).
     density: train block-sparse, keeping this share of the recurrent matrices' blocks (1: dense);
     prune_start, prune_end: the iterations it falls between (None: from a tenth to half of the first
-    train() call's iterations, see blekota.sparsity); prune_every: iterations between mask updates.
+    train() call's iterations, or of its max_seconds if those pass first, see blekota.sparsity);
+    prune_every: iterations between mask updates.
     name: prefix of the files written; "foo/bar" writes foo/bar_N.npz in `directory` (the folder is
     created). checkpoint_every: save NAME_N.npz every that many iterations (0: never);
     checkpoint_sound: also generate that many samples and save NAME_N.wav; keep: keep only the
@@ -146,8 +147,9 @@ class Trainer:
         self.pruning = Pruning(model.layers, model.hidden, density, prune_start, prune_end, prune_every)
         if self.pruning.active and device != CPU:
             raise ConfigError(f"density {density:g} trains on the CPU only: the pruning is not on {device}")
-        # One Allreduce per iteration carries the gradients, the loss and three flags: see _sum_over_processes.
-        self._sums = np.empty(model.n_params + 4, model.dtype)
+        # One Allreduce per iteration carries the gradients, the loss, two flags, rank 0's clock and
+        # the failure flag of blekota.parallel: see _sum_over_processes.
+        self._sums = np.empty(model.n_params + 5, model.dtype)
         self.grads = self._sums[: model.n_params]
         self.rng = np.random.default_rng(checks.seed(seed))
         self.iteration = int(model.info.get("iterations", 0))
@@ -165,6 +167,7 @@ class Trainer:
         self._stop = StopRequests()
         self._max_seconds: float | None = None
         self._callback_stopped = self._agreed_interrupt = self._agreed_out_of_time = False
+        self._agreed_elapsed = 0.0
         self.val_fraction = val_fraction
         self.processes.check_same("model or trainer settings", self._settings())
         self.processes.broadcast(model.params)
@@ -289,7 +292,8 @@ class Trainer:
         """With several processes: sum gradients (summing, started during the backward pass: see
         blekota.parallel) and loss, each process's weighted by its share of the streams (so the
         sums are those of the whole batch); the sum also agrees on stopping (Ctrl+C or SIGTERM in
-        any process, rank 0 out of time) and shares a failure. Returns the loss of the whole batch."""
+        any process, rank 0 out of time), carries rank 0's clock (_elapsed) and shares a failure.
+        Returns the loss of the whole batch."""
         if self.processes.size == 1:
             return loss
         n = self.grads.size
@@ -298,9 +302,11 @@ class Trainer:
             and time.perf_counter() - self._run_start >= self._max_seconds
         )
         interrupted = self._callback_stopped or self._stop.requested
-        self._sums[n : n + 3] = loss * share, interrupted, out_of_time
+        elapsed = time.perf_counter() - self._run_start if self.processes.is_root else 0.0
+        self._sums[n : n + 4] = loss * share, interrupted, out_of_time, elapsed
         summing.finish(failure)
         self._agreed_interrupt, self._agreed_out_of_time = bool(self._sums[n + 1]), bool(self._sums[n + 2])
+        self._agreed_elapsed = float(self._sums[n + 3])
         return float(self._sums[n])
 
     def validation_loss(self) -> float | None:
@@ -344,7 +350,7 @@ class Trainer:
         if max_seconds is not None:
             max_seconds = checks.number("max_seconds", max_seconds, 0, low_open=True, expected="> 0")
         files = self._run_files(iterations)
-        self.pruning.plan(self.iteration, iterations)
+        self.pruning.plan(self.iteration, iterations, max_seconds)
         self._run_start = time.perf_counter()
         self._done, self._iterations = 0, iterations
         window_losses: list[float] = []
@@ -361,6 +367,9 @@ class Trainer:
                     loss = self.step()
                     window_losses.append(loss)
                     self._done += 1
+                    moved = self.pruning.follow_clock(self.iteration, self._elapsed())
+                    if moved:
+                        self._report("note", message=moved)
                     if self.report_steps:
                         self._report("step", loss=loss)
                     if self.optimizer.lr != lr:
@@ -409,6 +418,13 @@ class Trainer:
         if self.processes.size > 1:
             return self._agreed_interrupt
         return self._stop.requested
+
+    def _elapsed(self) -> float:
+        """Seconds since this train() call started; in a data-parallel run, rank 0's as of the
+        last gradient sum, so that every process takes the same decisions from it."""
+        if self.processes.size > 1:
+            return self._agreed_elapsed
+        return time.perf_counter() - self._run_start
 
     def _out_of_time(self) -> bool:
         """max_seconds have passed; in a data-parallel run, in rank 0 as of the last gradient sum."""

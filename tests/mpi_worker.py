@@ -10,6 +10,9 @@ progress thread, then without it) and after it; rank 0 saves the weights (DIRECT
 built without threads, was given (DIRECTORY/threads_RANK.txt).
 sparse: the same with block-sparse training (density 0.25), into DIRECTORY/sparse_N.npy.
 frame: the same with a frame tier of 5 samples, into DIRECTORY/frame_N.npy.
+clock: block-sparse with no schedule, stopped by time on clocks that tick 0.1 s a reading in
+rank 0 and 0.37 s in the others: rank 0 saves every process's weights (DIRECTORY/clock.npy) and
+schedule ([start, end, iterations] per process, DIRECTORY/clock_schedule.npy).
 fail: process 1 runs out of memory in its 6th update; every process writes how it ended to
 DIRECTORY/outcome_RANK.txt.
 fail-midway: the same, but in its backward pass, after it has handed over two gradient blocks.
@@ -20,6 +23,7 @@ writes how it ended and aborts the job.
 import os
 import signal
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 from mpi4py import MPI
@@ -95,6 +99,17 @@ def main(scenario: str, directory: str) -> int:
         if comm.rank == 0:
             name = "params" if scenario == "exact" else scenario
             np.save(os.path.join(directory, f"{name}_{comm.size}.npy"), np.array(params))
+        return 0
+    if scenario == "clock":
+        readings = iter(np.arange(0.0, 1e5, 0.1 if comm.rank == 0 else 0.37))
+        blekota.train.time = SimpleNamespace(perf_counter=lambda: float(next(readings)))
+        run = trainer(directory, comm, density=0.25, prune_every=3, val_every=0)
+        run.train(10000, max_seconds=30.0)
+        params = comm.gather(run.model.params, root=0)
+        schedules = comm.gather([run.pruning.start, run.pruning.end, run.iteration], root=0)
+        if comm.rank == 0:
+            np.save(os.path.join(directory, "clock.npy"), np.array(params))
+            np.save(os.path.join(directory, "clock_schedule.npy"), np.array(schedules))
         return 0
     if scenario == "overlap":
         results = []

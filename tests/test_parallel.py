@@ -180,6 +180,17 @@ def test_every_process_prunes_the_same_blocks(tmp_path):
 
 
 @needs_mpi
+def test_a_run_stopped_by_time_prunes_by_rank_0s_clock_in_every_process(tmp_path):
+    result = run(MPIEXEC + [sys.executable, str(HERE / "mpi_worker.py"), "clock", str(tmp_path)], tmp_path)
+    assert result.returncode == 0, result.stderr
+    params, schedules = np.load(tmp_path / "clock.npy"), np.load(tmp_path / "clock_schedule.npy")
+    np.testing.assert_array_equal(params[0], params[1])
+    np.testing.assert_array_equal(schedules[0], schedules[1])
+    start, end, iterations = schedules[0]
+    assert 0 < start < end < iterations < 1000  # 10,000 asked: the clock planned and stopped it
+
+
+@needs_mpi
 def test_bad_input_is_reported_once_by_rank_0(tmp_path):
     result = run(MPIEXEC + blekota_command("train", "missing.wav"), tmp_path)
     assert result.returncode == 2

@@ -1,6 +1,8 @@
 """Block-sparse training (blekota.sparsity): the schedule, which blocks are pruned, exact zeros,
 the final density, the model file and exact resume."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -140,6 +142,54 @@ def test_train_reaches_the_density_before_its_last_iteration(tmp_path, hidden, d
     assert sparsity.describe(loaded.info) == f"density {density:.2f} (8x4 blocks)"
     kept = sparsity.kept_blocks(loaded)
     assert [kept[m.name].tolist() for m in trainer.pruning.matrices] == [b.tolist() for b in trainer.pruning.kept]
+
+
+def test_the_clock_brings_a_planned_schedule_forward():
+    pruning = Pruning(2, 32, density=0.1)
+    pruning.plan(0, 10000, seconds=100.0)
+    assert (pruning.start, pruning.end, pruning.clock) == (1000, 5000, (0, 100.0))
+    assert pruning.follow_clock(5, 5.0) is None  # 5 % of the time
+    message = pruning.follow_clock(20, 10.0)  # a tenth of the time, at 0.5 s an iteration
+    assert (pruning.start, pruning.end) == (20, 100) and "iteration 20" in message  # 40 s more: 80
+    pruning.updated = 20
+    assert pruning.follow_clock(60, 40.0) is None  # slower than planned, half the time not yet over
+    message = pruning.follow_clock(70, 50.0)
+    assert (pruning.end, pruning.clock) == (71, None) and "iteration 71" in message
+    assert pruning.due(71)
+    pruning.updated = 71
+    assert not pruning.due(72)
+
+
+def test_the_clock_never_moves_a_given_schedule_nor_an_iteration_plan_it_lags():
+    given = Pruning(2, 32, density=0.1, start=2, end=8)
+    given.plan(0, 100, seconds=10.0)
+    assert given.clock is None and given.follow_clock(5, 9.0) is None and (given.start, given.end) == (2, 8)
+    fast = Pruning(2, 32, density=0.1)
+    fast.plan(0, 100, seconds=1000.0)
+    assert fast.follow_clock(10, 1.0) is None  # the iterations reach the start first
+    fast.updated = 10
+    assert fast.follow_clock(49, 5.0) is None and fast.follow_clock(50, 6.0) is None
+    assert (fast.start, fast.end, fast.clock) == (10, 50, None)
+
+
+def test_a_run_stopped_by_time_reaches_its_density(tmp_path, monkeypatch):
+    """Without a schedule, 10,000 iterations would prune from 1,000 to 5,000; a run that
+    stops after 30 s of a clock ticking 0.1 s a reading still saves its final density."""
+    readings = iter(np.arange(0.0, 1e4, 0.1))
+    monkeypatch.setattr(blekota.train, "time", SimpleNamespace(perf_counter=lambda: float(next(readings))))
+    trainer = sparse_trainer(tmp_path, hidden=32, density=0.1, prune_start=None, prune_end=None,
+                             prune_every=3)
+    notes = []
+    trainer.callback = lambda progress: notes.append(progress.message) if progress.kind == "note" else None
+    result = trainer.train(10000, max_seconds=30.0)
+    assert not result.interrupted and result.iterations < 1000
+    assert trainer.pruning.start < trainer.pruning.end < trainer.iteration
+    assert any("pruning starts" in note for note in notes)
+    loaded = blekota.load(result.path)
+    for matrix, blocks in zip(trainer.pruning.matrices, trainer.pruning.kept):
+        diagonal = int(sparsity.diagonal_blocks(32).sum()) if matrix.recurrent else 0
+        assert blocks.sum() == max(1, diagonal, int(0.1 * blocks.size + 0.5))
+    assert block_density(loaded) == pytest.approx(trainer.pruning.kept_share())
 
 
 def test_a_dense_model_records_no_sparsity(tmp_path):

@@ -86,8 +86,9 @@ data and schedule:
                  sampling. The share falls gradually from 1 between --prune-start and
                  --prune-end (default: a tenth and half of --iterations), the weakest blocks
                  (by energy) pruned every --prune-every iterations; the rest of the run
-                 trains at the final density. Stopped sooner (--seconds), the saved model
-                 may hold more. 0.1 keeps a tenth.
+                 trains at the final density. With --seconds, the same shares of the time
+                 if they pass first, so the saved model has its density on any machine.
+                 0.1 keeps a tenth.
   --random-gain  each stream's window is trained at its own random gain within +-DB
                  decibels, so a short recording is not learned by heart: the held-out loss
                  keeps falling for longer. 0 trains on the sound as recorded. Validation is

@@ -17,7 +17,7 @@ from ..emphasis import emphasis_words
 from ..frames import frame_words
 from ..model import Model
 from ..runfiles import RunFiles, split_name
-from ..sparsity import BLOCK_INPUTS, BLOCK_UNITS
+from ..sparsity import BLOCK_INPUTS, BLOCK_UNITS, END_SHARE, START_SHARE
 from ..train import Trainer
 from .options import (
     HYPERPARAMETERS, add_device_argument, add_model_arguments, add_threads_argument, add_training_arguments,
@@ -170,10 +170,12 @@ def train(args, processes: parallel.Processes) -> int:
             print(f"  {name}: {size / fs:.1f} s", flush=True)
     pruning = trainer.pruning
     if pruning.active:
-        pruning.plan(trainer.iteration, args.iterations)
+        pruning.plan(trainer.iteration, args.iterations, args.seconds)
+        sooner = (f" (sooner if {START_SHARE:.0%} and {END_SHARE:.0%} of --seconds pass first)"
+                  if pruning.clock else "")
         say(f"block-sparse: density {pruning.density:g} of the recurrent weights' {BLOCK_UNITS}x{BLOCK_INPUTS} "
-            f"blocks, reached from iteration {pruning.start} to {pruning.end}, blocks chosen every {pruning.every}",
-            flush=True)
+            f"blocks, reached from iteration {pruning.start} to {pruning.end}{sooner}, blocks chosen every "
+            f"{pruning.every}", flush=True)
     started = trainer.iteration
     board = tensorboard.TensorBoard(args.tensorboard, trainer) if args.tensorboard else nullcontext()
     if args.tensorboard:
