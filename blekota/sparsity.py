@@ -18,7 +18,9 @@ density however fast the machine is.
 
 The schedule (LPCNet's gradual magnitude pruning): the density falls from `initial` (1 for a new
 run) to the target D as D + (initial - D) r^3, r = 1 - (iteration - start) / (end - start) clamped
-to [0, 1]. Masks are chosen every `every` iterations from `start` on, and at `end`, by block
+to [0, 1]. Masks are chosen every `every` iterations from `start` on (in a planned schedule at
+most a tenth of the way from start to end, so that the density falls in ten steps or more, not
+one), and at `end`, by block
 energy (the sum of squares of its weights; ties go to the block that comes first); in between and
 after `end` they stay. The gradients of pruned weights are zeroed before every optimizer step, the
 optimizer's moments of newly pruned weights at each mask update (so Adam, RMSprop and Adagrad
@@ -42,6 +44,7 @@ BLOCK_INPUTS = 4  # input columns per block
 PRUNE_EVERY = 200  # iterations between mask updates (default)
 START_SHARE, START_MAX = 0.1, 2000  # default start: after a tenth of the iterations asked, at most 2000
 END_SHARE, END_MAX = 0.5, 20000  # default end: after half of them, at most 20000 after the run's start
+PLANNED_UPDATES = 10  # a planned schedule chooses the blocks at least this often on the way down
 
 
 @dataclass(frozen=True)
@@ -227,6 +230,7 @@ class Pruning:
         if self.end is None:
             self.end = max(self.start, iteration + max(1, min(int(iterations * END_SHARE), END_MAX)))
         self.initial = self.kept_share()
+        self._space_updates()
 
     def follow_clock(self, iteration: int, elapsed: float) -> str | None:
         """After the step that ends at `iteration`, `elapsed` seconds into a run planned with
@@ -241,8 +245,9 @@ class Pruning:
             per_iteration = elapsed / max(1, iteration - first)
             self.start = iteration
             self.end = min(self.end, iteration + max(1, round((END_SHARE - START_SHARE) * seconds / per_iteration)))
+            self._space_updates()
             return (f"pruning starts at iteration {self.start}, {START_SHARE:.0%} of the time in; density "
-                    f"{self.density:g} by iteration {self.end} at this speed")
+                    f"{self.density:g} by iteration {self.end} at this speed, blocks chosen every {self.every}")
         if iteration + 1 < self.end and share >= END_SHARE:
             self.end = iteration + 1
             self.clock = None
@@ -250,6 +255,10 @@ class Pruning:
         if iteration >= self.end:
             self.clock = None
         return None
+
+    def _space_updates(self) -> None:
+        """In a planned schedule, choose the blocks at least PLANNED_UPDATES times from start to end."""
+        self.every = min(self.every, max(1, (self.end - self.start) // PLANNED_UPDATES))
 
     def kept_share(self) -> float:
         """The share of blocks the current masks keep (1 before the first update)."""

@@ -133,6 +133,7 @@ def test_train_reaches_the_density_before_its_last_iteration(tmp_path, hidden, d
                              prune_every=3)
     result = trainer.train(20)
     assert (trainer.pruning.start, trainer.pruning.end) == (2, 10)  # a tenth and half of 20
+    assert trainer.pruning.every == 1  # at least ten choices from 2 to 10
     for matrix, blocks in zip(trainer.pruning.matrices, trainer.pruning.kept):
         diagonal = int(sparsity.diagonal_blocks(hidden).sum()) if matrix.recurrent else 0
         assert blocks.sum() == max(1, diagonal, int(density * blocks.size + 0.5))
@@ -151,6 +152,7 @@ def test_the_clock_brings_a_planned_schedule_forward():
     assert pruning.follow_clock(5, 5.0) is None  # 5 % of the time
     message = pruning.follow_clock(20, 10.0)  # a tenth of the time, at 0.5 s an iteration
     assert (pruning.start, pruning.end) == (20, 100) and "iteration 20" in message  # 40 s more: 80
+    assert pruning.every == 8  # ten choices on the way down, not one every 200
     pruning.updated = 20
     assert pruning.follow_clock(60, 40.0) is None  # slower than planned, half the time not yet over
     message = pruning.follow_clock(70, 50.0)

@@ -210,7 +210,7 @@ def add_training_arguments(parser: argparse.ArgumentParser, iterations: int, ite
     parser.add_argument("--density", action=Given, type=density, default=1.0, metavar="D", help="keep this share of the recurrent weights' 8x4 blocks, pruned gradually (default 1: dense)")
     parser.add_argument("--prune-start", action=Given, type=non_negative_int, default=None, metavar="N", help="--density: the iteration the pruning starts (default: a tenth of --iterations in, at most 2000)")
     parser.add_argument("--prune-end", action=Given, type=non_negative_int, default=None, metavar="N", help="--density: the iteration it reaches D (default: half of --iterations in, at most 20000)")
-    parser.add_argument("--prune-every", action=Given, type=positive_int, default=PRUNE_EVERY, metavar="N", help=f"--density: iterations between choices of the blocks kept (default {PRUNE_EVERY})")
+    parser.add_argument("--prune-every", action=Given, type=positive_int, default=PRUNE_EVERY, metavar="N", help=f"--density: iterations between choices of the blocks kept (default {PRUNE_EVERY}; a planned schedule chooses at least ten times on the way down)")
     parser.add_argument("--schedule", action=Given, choices=("constant", "step", "plateau"), default=None, help="learning-rate schedule (default: the preset's; plateau when validating, else constant)")
     parser.add_argument("--lr-factor", action=Given, type=factor, default=0.5, help="step and plateau: multiply the lr by this (default 0.5)")
     parser.add_argument("--lr-every", action=Given, type=positive_int, default=1000, help="step: iterations between reductions (default 1000)")
