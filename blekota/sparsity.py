@@ -12,8 +12,8 @@ keeps just them.
 
 In a run that stops by time (Trainer.train's max_seconds) without a schedule given, the planned
 schedule also follows the clock: the pruning starts when a tenth of the time has passed (if the
-iterations do not get there first), with its end where the speed so far reaches half of the
-time, and reaches the density at the latest when half has passed. So the saved model has its
+iterations do not get there first), with its end where the speed so far reaches three quarters
+of the time, and reaches the density at the latest when three quarters have passed. So the saved model has its
 density however fast the machine is.
 
 The schedule (LPCNet's gradual magnitude pruning): the density falls from `initial` (1 for a new
@@ -43,7 +43,7 @@ BLOCK_UNITS = 8  # output units of one gate per block
 BLOCK_INPUTS = 4  # input columns per block
 PRUNE_EVERY = 200  # iterations between mask updates (default)
 START_SHARE, START_MAX = 0.1, 2000  # default start: after a tenth of the iterations asked, at most 2000
-END_SHARE, END_MAX = 0.5, 20000  # default end: after half of them, at most 20000 after the run's start
+END_SHARE, END_MAX = 0.75, 20000  # default end: after three quarters of them, at most 20000 after the run's start
 PLANNED_UPDATES = 10  # a planned schedule chooses the blocks at least this often on the way down
 
 
@@ -215,8 +215,8 @@ class Pruning:
 
     def plan(self, iteration: int, iterations: int, seconds: float | None = None) -> None:
         """Fix start and end where not given, for a run of `iterations` from `iteration`: start a
-        tenth of the way (at most 2000 iterations in), end half way (at most 20000 in), so the
-        second half trains at the final density. The density falls from the current one. With
+        tenth of the way (at most 2000 iterations in), end three quarters of the way (at most 20000
+        in), so the last quarter trains at the final density. The density falls from the current one. With
         seconds (the run also stops by time) and no schedule given, follow_clock may bring the
         schedule forward."""
         if not self.active:

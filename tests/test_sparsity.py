@@ -132,8 +132,8 @@ def test_train_reaches_the_density_before_its_last_iteration(tmp_path, hidden, d
     trainer = sparse_trainer(tmp_path, hidden=hidden, density=density, prune_start=None, prune_end=None,
                              prune_every=3)
     result = trainer.train(20)
-    assert (trainer.pruning.start, trainer.pruning.end) == (2, 10)  # a tenth and half of 20
-    assert trainer.pruning.every == 1  # at least ten choices from 2 to 10
+    assert (trainer.pruning.start, trainer.pruning.end) == (2, 15)  # a tenth and three quarters of 20
+    assert trainer.pruning.every == 1  # at least ten choices from 2 to 15
     for matrix, blocks in zip(trainer.pruning.matrices, trainer.pruning.kept):
         diagonal = int(sparsity.diagonal_blocks(hidden).sum()) if matrix.recurrent else 0
         assert blocks.sum() == max(1, diagonal, int(density * blocks.size + 0.5))
@@ -148,18 +148,18 @@ def test_train_reaches_the_density_before_its_last_iteration(tmp_path, hidden, d
 def test_the_clock_brings_a_planned_schedule_forward():
     pruning = Pruning(2, 32, density=0.1)
     pruning.plan(0, 10000, seconds=100.0)
-    assert (pruning.start, pruning.end, pruning.clock) == (1000, 5000, (0, 100.0))
+    assert (pruning.start, pruning.end, pruning.clock) == (1000, 7500, (0, 100.0))
     assert pruning.follow_clock(5, 5.0) is None  # 5 % of the time
     message = pruning.follow_clock(20, 10.0)  # a tenth of the time, at 0.5 s an iteration
-    assert (pruning.start, pruning.end) == (20, 100) and "iteration 20" in message  # 40 s more: 80
-    assert pruning.every == 8  # ten choices on the way down, not one every 200
+    assert (pruning.start, pruning.end) == (20, 150) and "iteration 20" in message  # 65 s more: 130
+    assert pruning.every == 13  # ten choices on the way down, not one every 200
     pruning.updated = 20
-    assert pruning.follow_clock(60, 40.0) is None  # slower than planned, half the time not yet over
-    message = pruning.follow_clock(70, 50.0)
-    assert (pruning.end, pruning.clock) == (71, None) and "iteration 71" in message
-    assert pruning.due(71)
-    pruning.updated = 71
-    assert not pruning.due(72)
+    assert pruning.follow_clock(90, 70.0) is None  # slower than planned, 3/4 of the time not yet over
+    message = pruning.follow_clock(100, 75.0)
+    assert (pruning.end, pruning.clock) == (101, None) and "iteration 101" in message
+    assert pruning.due(101)
+    pruning.updated = 101
+    assert not pruning.due(102)
 
 
 def test_the_clock_never_moves_a_given_schedule_nor_an_iteration_plan_it_lags():
@@ -170,12 +170,12 @@ def test_the_clock_never_moves_a_given_schedule_nor_an_iteration_plan_it_lags():
     fast.plan(0, 100, seconds=1000.0)
     assert fast.follow_clock(10, 1.0) is None  # the iterations reach the start first
     fast.updated = 10
-    assert fast.follow_clock(49, 5.0) is None and fast.follow_clock(50, 6.0) is None
-    assert (fast.start, fast.end, fast.clock) == (10, 50, None)
+    assert fast.follow_clock(74, 5.0) is None and fast.follow_clock(75, 6.0) is None
+    assert (fast.start, fast.end, fast.clock) == (10, 75, None)
 
 
 def test_a_run_stopped_by_time_reaches_its_density(tmp_path, monkeypatch):
-    """Without a schedule, 10,000 iterations would prune from 1,000 to 5,000; a run that
+    """Without a schedule, 10,000 iterations would prune from 1,000 to 7,500; a run that
     stops after 30 s of a clock ticking 0.1 s a reading still saves its final density."""
     readings = iter(np.arange(0.0, 1e4, 0.1))
     monkeypatch.setattr(blekota.train, "time", SimpleNamespace(perf_counter=lambda: float(next(readings))))
@@ -225,7 +225,7 @@ def test_a_new_density_on_resume_plans_a_new_schedule_from_the_current_one(tmp_p
     share = first.pruning.kept_share()
     resumed = blekota.Trainer.from_checkpoint(path, wobbly_sine(), threads=1, density=0.25)
     resumed.train(20)
-    assert (resumed.pruning.start, resumed.pruning.end, resumed.pruning.initial) == (12, 20, share)
+    assert (resumed.pruning.start, resumed.pruning.end, resumed.pruning.initial) == (12, 25, share)
     assert resumed.pruning.kept_share() < share
 
 
@@ -255,7 +255,7 @@ def test_cli_trains_sparse_and_info_shows_it(tmp_path, capsys):
                  "--batch-size", "4", "--threads", "1", "--iterations", "12", "--density", "0.25",
                  "--prune-every", "2", "--checkpoint-sound", "0", "-q", "--out-dir", str(tmp_path)]) == 0
     model = blekota.load(tmp_path / "sine_12.npz")
-    assert model.info["sparsity"]["start"] == 1 and model.info["sparsity"]["end"] == 6
+    assert model.info["sparsity"]["start"] == 1 and model.info["sparsity"]["end"] == 9
     assert main(["info", str(tmp_path / "sine_12.npz")]) == 0
     shown = capsys.readouterr().out
     assert f"sparsity:    density 0.25 (8x4 blocks); {block_density(model):.3f} of the 8x4 blocks hold weights now" in shown
@@ -299,7 +299,7 @@ def test_a_dense_model_goes_sparse_on_resume(tmp_path):
     path = sparse_trainer(tmp_path, density=1.0, prune_start=None, prune_end=None).train(4).path
     resumed = blekota.Trainer.from_checkpoint(path, wobbly_sine(), threads=1, density=0.5)
     resumed.train(10)
-    assert (resumed.pruning.start, resumed.pruning.end, resumed.pruning.initial) == (5, 9, 1.0)
+    assert (resumed.pruning.start, resumed.pruning.end, resumed.pruning.initial) == (5, 11, 1.0)
     assert resumed.pruning.kept_share() < 1 and block_density(resumed.model) == resumed.pruning.kept_share()
 
 

@@ -84,7 +84,7 @@ data and schedule:
   --density      train block-sparse: keep this share (0-1] of every recurrent matrix's blocks
                  of 8 units x 4 inputs (the diagonal kept), the rest exactly zero, for fast
                  sampling. The share falls gradually from 1 between --prune-start and
-                 --prune-end (default: a tenth and half of --iterations), the weakest blocks
+                 --prune-end (default: a tenth and 3/4 of --iterations), the weakest blocks
                  (by energy) pruned every --prune-every iterations; the rest of the run
                  trains at the final density. With --seconds, the same shares of the time
                  if they pass first, so the saved model has its density on any machine.
@@ -209,7 +209,7 @@ def add_training_arguments(parser: argparse.ArgumentParser, iterations: int, ite
     parser.add_argument("--input-noise", action=Given, type=non_negative_float, default=0.0, metavar="LEVELS", help="read training inputs moved by this many mu-law levels (std) and learn to predict the clean next level, so generation recovers from its own draws (0: off, the default; the demo uses 1.5)")
     parser.add_argument("--density", action=Given, type=density, default=1.0, metavar="D", help="keep this share of the recurrent weights' 8x4 blocks, pruned gradually (default 1: dense)")
     parser.add_argument("--prune-start", action=Given, type=non_negative_int, default=None, metavar="N", help="--density: the iteration the pruning starts (default: a tenth of --iterations in, at most 2000)")
-    parser.add_argument("--prune-end", action=Given, type=non_negative_int, default=None, metavar="N", help="--density: the iteration it reaches D (default: half of --iterations in, at most 20000)")
+    parser.add_argument("--prune-end", action=Given, type=non_negative_int, default=None, metavar="N", help="--density: the iteration it reaches D (default: three quarters of --iterations in, at most 20000)")
     parser.add_argument("--prune-every", action=Given, type=positive_int, default=PRUNE_EVERY, metavar="N", help=f"--density: iterations between choices of the blocks kept (default {PRUNE_EVERY}; a planned schedule chooses at least ten times on the way down)")
     parser.add_argument("--schedule", action=Given, choices=("constant", "step", "plateau"), default=None, help="learning-rate schedule (default: the preset's; plateau when validating, else constant)")
     parser.add_argument("--lr-factor", action=Given, type=factor, default=0.5, help="step and plateau: multiply the lr by this (default 0.5)")
