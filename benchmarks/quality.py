@@ -26,8 +26,8 @@ measured (nats per sample, forward passes from a zero state, the same pieces for
             (and Model options under "model": '{"model": {"frame": 20}}')
             (a schedule as {"name": "plateau", "patience": 1, ...}; block-sparse training as
             {"density": 0.1, "prune_start": 50, "prune_end": 350, "prune_every": 25}: give the
-            schedule in iterations, since a run stopped by the clock has no iteration count to
-            place it by, see blekota.sparsity).
+            schedule in iterations, since these runs stop by the benchmark's own clock, not by
+            Trainer.train's max_seconds, which would plan it by the time; see blekota.sparsity).
 
 On a shared machine, --threads 1 --clock cpu counts each run's own CPU seconds instead of wall
 time (with one thread, the time the run would take on a quiet machine), and --side-by-side runs a
