@@ -13,18 +13,18 @@ keeps just them.
 In a run that stops by time (Trainer.train's max_seconds) without a schedule given, the planned
 schedule also follows the clock: the pruning starts when a tenth of the time has passed (if the
 iterations do not get there first), with its end where the speed so far reaches three quarters
-of the time, and reaches the density at the latest when three quarters have passed. So the saved model has its
-density however fast the machine is.
+of the time, and reaches the density at the latest when three quarters have passed. So the
+saved model has its density however fast the machine is.
 
 The schedule (LPCNet's gradual magnitude pruning): the density falls from `initial` (1 for a new
 run) to the target D as D + (initial - D) r^3, r = 1 - (iteration - start) / (end - start) clamped
 to [0, 1]. Masks are chosen every `every` iterations from `start` on (in a planned schedule at
 most a tenth of the way from start to end, so that the density falls in ten steps or more, not
-one), and at `end`, by block
-energy (the sum of squares of its weights; ties go to the block that comes first); in between and
-after `end` they stay. The gradients of pruned weights are zeroed before every optimizer step, the
-optimizer's moments of newly pruned weights at each mask update (so Adam, RMSprop and Adagrad
-never move them), and the pruned weights set to 0.0 after every step. Masks follow from the
+one), and at `end`, by block energy (the sum of squares of its weights; ties go to the block
+that comes first); in between and after `end` they stay. The gradients of pruned weights are
+zeroed before every optimizer step, the optimizer's moments of newly pruned weights at each mask
+update (so Adam, RMSprop and Adagrad never move them), and the pruned weights set to 0.0 after
+every step. Masks follow from the
 weights alone, which every process of a data-parallel run holds alike, so all apply the same.
 """
 
@@ -189,7 +189,7 @@ class Pruning:
     def __init__(self, layers: int, hidden: int, density: float = 1.0, start: int | None = None,
                  end: int | None = None, every: int = PRUNE_EVERY):
         self.density, self.start, self.end, self.every = check_settings(density, start, end, every)
-        self.given = start is not None and end is not None  # a schedule given: the clock never moves it
+        self.given = start is not None or end is not None  # a schedule given: the clock never moves it
         self.clock: tuple[int, float] | None = None  # (first iteration, seconds) of a run that stops by time
         self.hidden = hidden
         self.initial = 1.0  # the density the schedule falls from
@@ -216,9 +216,9 @@ class Pruning:
     def plan(self, iteration: int, iterations: int, seconds: float | None = None) -> None:
         """Fix start and end where not given, for a run of `iterations` from `iteration`: start a
         tenth of the way (at most 2000 iterations in), end three quarters of the way (at most 20000
-        in), so the last quarter trains at the final density. The density falls from the current one. With
-        seconds (the run also stops by time) and no schedule given, follow_clock may bring the
-        schedule forward."""
+        in), so the last quarter trains at the final density. The density falls from the current
+        one. With seconds (the run also stops by time) and no schedule given, follow_clock may
+        bring the schedule forward."""
         if not self.active:
             return
         if not self.given:
