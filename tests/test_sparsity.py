@@ -166,6 +166,9 @@ def test_the_clock_never_moves_a_given_schedule_nor_an_iteration_plan_it_lags():
     given = Pruning(2, 32, density=0.1, start=2, end=8)
     given.plan(0, 100, seconds=10.0)
     assert given.clock is None and given.follow_clock(5, 9.0) is None and (given.start, given.end) == (2, 8)
+    start_given = Pruning(2, 32, density=0.1, start=50)
+    start_given.plan(0, 100, seconds=10.0)
+    assert start_given.clock is None and (start_given.start, start_given.end) == (50, 75)
     fast = Pruning(2, 32, density=0.1)
     fast.plan(0, 100, seconds=1000.0)
     assert fast.follow_clock(10, 1.0) is None  # the iterations reach the start first
