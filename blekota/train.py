@@ -17,20 +17,19 @@ from __future__ import annotations
 
 import math
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from . import checkpoint, checks, fileformat, frames, memory, modelfile
+from .agreement import TAIL, RunAgreement
 from .audio import WAV_MAX_FRAMES, save_wav
 from .augment import check_max_db, check_noise, input_noise, random_gain
 from .averaging import TrainingAverage
 from .dataset import Dataset, training_layout, validation_pieces, validation_sums, warn_if_silent
 from .device import CPU, training_step
 from .errors import ConfigError, TrainingDiverged
-from .interrupts import StopRequests
 from .model import Model
 from .optim import OPTIMIZERS, make_optimizer
 from .parallel import Processes, processes
@@ -147,9 +146,9 @@ class Trainer:
         self.pruning = Pruning(model.layers, model.hidden, density, prune_start, prune_end, prune_every)
         if self.pruning.active and device != CPU:
             raise ConfigError(f"density {density:g} trains on the CPU only: the pruning is not on {device}")
-        # One Allreduce per iteration carries the gradients, the loss, two flags, rank 0's clock and
-        # the failure flag of blekota.parallel: see _sum_over_processes.
-        self._sums = np.empty(model.n_params + 5, model.dtype)
+        # One Allreduce per iteration carries the gradients, the loss, the run's agreement (TAIL
+        # values) and the failure flag of blekota.parallel: see _sum_over_processes.
+        self._sums = np.empty(model.n_params + 2 + TAIL, model.dtype)
         self.grads = self._sums[: model.n_params]
         self.rng = np.random.default_rng(checks.seed(seed))
         self.iteration = int(model.info.get("iterations", 0))
@@ -161,13 +160,9 @@ class Trainer:
         self.continues_data = False
         self._saved_iteration = -1
         self.last_saved: Path | None = None  # the last model file written, by rank 0
-        self._run_start = time.perf_counter()
         self._done = self._iterations = 0
         self._last_loss: float | None = None
-        self._stop = StopRequests()
-        self._max_seconds: float | None = None
-        self._callback_stopped = self._agreed_interrupt = self._agreed_out_of_time = False
-        self._agreed_elapsed = 0.0
+        self.agreement = RunAgreement(self.processes)  # when to stop, and the run's clock
         self.val_fraction = val_fraction
         self.processes.check_same("model or trainer settings", self._settings())
         self.processes.broadcast(model.params)
@@ -291,22 +286,16 @@ class Trainer:
     def _sum_over_processes(self, loss: float, failure: BaseException | None, summing, share: float) -> float:
         """With several processes: sum gradients (summing, started during the backward pass: see
         blekota.parallel) and loss, each process's weighted by its share of the streams (so the
-        sums are those of the whole batch); the sum also agrees on stopping (Ctrl+C or SIGTERM in
-        any process, rank 0 out of time), carries rank 0's clock (_elapsed) and shares a failure.
-        Returns the loss of the whole batch."""
+        sums are those of the whole batch); the sum also carries the run's agreement (when to
+        stop, rank 0's clock: blekota.agreement) and shares a failure. Returns the loss of the
+        whole batch."""
         if self.processes.size == 1:
             return loss
         n = self.grads.size
-        out_of_time = (
-            self.processes.is_root and self._max_seconds is not None
-            and time.perf_counter() - self._run_start >= self._max_seconds
-        )
-        interrupted = self._callback_stopped or self._stop.requested
-        elapsed = time.perf_counter() - self._run_start if self.processes.is_root else 0.0
-        self._sums[n : n + 4] = loss * share, interrupted, out_of_time, elapsed
+        self._sums[n] = loss * share
+        self._sums[n + 1 : n + 1 + TAIL] = self.agreement.tail()
         summing.finish(failure)
-        self._agreed_interrupt, self._agreed_out_of_time = bool(self._sums[n + 1]), bool(self._sums[n + 2])
-        self._agreed_elapsed = float(self._sums[n + 3])
+        self.agreement.take(self._sums[n + 1 : n + 1 + TAIL])
         return float(self._sums[n])
 
     def validation_loss(self) -> float | None:
@@ -351,23 +340,21 @@ class Trainer:
             max_seconds = checks.number("max_seconds", max_seconds, 0, low_open=True, expected="> 0")
         files = self._run_files(iterations)
         self.pruning.plan(self.iteration, iterations, max_seconds)
-        self._run_start = time.perf_counter()
+        self.agreement.start(max_seconds)
         self._done, self._iterations = 0, iterations
         window_losses: list[float] = []
         interrupted = sound_due = False
         pending_loss = None
-        self._callback_stopped = self._agreed_interrupt = self._agreed_out_of_time = False
-        self._max_seconds = max_seconds
-        with self._stop:
+        with self.agreement:
             try:
-                while self._done < iterations and not self._interrupted():
-                    if self._out_of_time():
+                while self._done < iterations and not self.agreement.interrupted():
+                    if self.agreement.out_of_time():
                         break
                     lr = self.optimizer.lr
                     loss = self.step()
                     window_losses.append(loss)
                     self._done += 1
-                    moved = self.pruning.follow_clock(self.iteration, self._elapsed())
+                    moved = self.pruning.follow_clock(self.iteration, self.agreement.elapsed())
                     if moved:
                         self._report("note", message=moved)
                     if self.report_steps:
@@ -391,7 +378,7 @@ class Trainer:
                     sound_due = due and self._done == iterations and self.checkpoint_sound > 0
             except KeyboardInterrupt:
                 interrupted = True
-            interrupted = interrupted or self._interrupted()
+            interrupted = interrupted or self.agreement.interrupted()
             train_loss = self._record_loss(window_losses) if window_losses else pending_loss
             val_loss = None
             validated = self.val_history and self.val_history[-1][0] == self.iteration
@@ -410,29 +397,6 @@ class Trainer:
             self.use_average()
             self._report("interrupted" if interrupted else "done", path=path)
         return TrainResult(self._done, self._last_loss, path, interrupted, self.val_loss)
-
-    def _interrupted(self) -> bool:
-        """Ctrl+C or SIGTERM while training; in a data-parallel run, in any process (or a
-        KeyboardInterrupt from rank 0's callback) as of the last gradient sum, so that all
-        processes stop after the same update."""
-        if self.processes.size > 1:
-            return self._agreed_interrupt
-        return self._stop.requested
-
-    def _elapsed(self) -> float:
-        """Seconds since this train() call started; in a data-parallel run, rank 0's as of the
-        last gradient sum, so that every process takes the same decisions from it."""
-        if self.processes.size > 1:
-            return self._agreed_elapsed
-        return time.perf_counter() - self._run_start
-
-    def _out_of_time(self) -> bool:
-        """max_seconds have passed; in a data-parallel run, in rank 0 as of the last gradient sum."""
-        if self._max_seconds is None:
-            return False
-        if self.processes.size > 1:
-            return self._agreed_out_of_time
-        return time.perf_counter() - self._run_start >= self._max_seconds
 
     def _record_loss(self, window_losses: list[float]) -> float:
         """Average the losses since the last report into the history; clears the list."""
@@ -462,7 +426,7 @@ class Trainer:
 
     def _log(self, files: RunFiles | None, train_loss: float | None, val_loss: float | None) -> None:
         if files is not None:
-            elapsed = time.perf_counter() - self._run_start
+            elapsed = self.agreement.seconds()
             files.append_log(self.iteration, elapsed, train_loss, val_loss, self.optimizer.lr)
 
     def _save_quietly(self, files: RunFiles | None, path: Path) -> Path | None:
@@ -486,7 +450,7 @@ class Trainer:
     def _report(self, kind: str, loss: float | None = None, path: Path | None = None, message: str = "") -> None:
         if self.callback is None or not self.processes.is_root:
             return
-        elapsed = time.perf_counter() - self._run_start
+        elapsed = self.agreement.seconds()
         rate = self._done * self.samples_per_iteration / elapsed if elapsed > 0 else 0.0
         progress = Progress(
             kind, self.iteration, self.epoch, self._last_loss if loss is None else loss, rate, elapsed,
@@ -498,7 +462,7 @@ class Trainer:
         try:
             self.callback(progress)
         except KeyboardInterrupt:  # the others are already on their way to the next sum: stop there
-            self._callback_stopped = True
+            self.agreement.callback_stopped = True
 
     def _run_files(self, iterations: int) -> RunFiles | None:
         """The files of a run of `iterations` with the current settings (its directory created;

@@ -29,7 +29,7 @@ import numpy as np
 from mpi4py import MPI
 
 import blekota
-from blekota import parallel
+from blekota import agreement, parallel
 
 FS = 8000
 
@@ -102,7 +102,7 @@ def main(scenario: str, directory: str) -> int:
         return 0
     if scenario == "clock":
         readings = iter(np.arange(0.0, 1e5, 0.1 if comm.rank == 0 else 0.37))
-        blekota.train.time = SimpleNamespace(perf_counter=lambda: float(next(readings)))
+        agreement.time = SimpleNamespace(perf_counter=lambda: float(next(readings)))
         run = trainer(directory, comm, density=0.25, prune_every=3, val_every=0)
         run.train(10000, max_seconds=30.0)
         params = comm.gather(run.model.params, root=0)

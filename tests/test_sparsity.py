@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import blekota
-from blekota import sparsity
+from blekota import agreement, sparsity
 from blekota.cli import main
 from blekota.errors import ConfigError
 from blekota.layout import Layout
@@ -181,7 +181,7 @@ def test_a_run_stopped_by_time_reaches_its_density(tmp_path, monkeypatch):
     """Without a schedule, 10,000 iterations would prune from 1,000 to 7,500; a run that
     stops after 30 s of a clock ticking 0.1 s a reading still saves its final density."""
     readings = iter(np.arange(0.0, 1e4, 0.1))
-    monkeypatch.setattr(blekota.train, "time", SimpleNamespace(perf_counter=lambda: float(next(readings))))
+    monkeypatch.setattr(agreement, "time", SimpleNamespace(perf_counter=lambda: float(next(readings))))
     trainer = sparse_trainer(tmp_path, hidden=32, density=0.1, prune_start=None, prune_end=None,
                              prune_every=3)
     notes = []
