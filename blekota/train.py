@@ -64,9 +64,9 @@ class Trainer:
     original's RMSprop) to pass as **PRESETS[name]. val_fraction: the tail of every sound held out
     for validation (0: none); val_every: validate every that many iterations (0: only at the end).
     density: train block-sparse, keeping this share of the recurrent matrices' blocks (1: dense);
-    prune_start, prune_end: the iterations it falls between (None: from a tenth to three quarters of the first
-    train() call's iterations, or of its max_seconds if those pass first, see blekota.sparsity);
-    prune_every: iterations between mask updates.
+    prune_start, prune_end: the iterations it falls between (None: from a tenth to three quarters
+    of the first train() call's iterations, or of its max_seconds if those pass first, see
+    blekota.sparsity); prune_every: iterations between mask updates.
     name: prefix of the files written; "foo/bar" writes foo/bar_N.npz in `directory` (the folder is
     created). checkpoint_every: save NAME_N.npz every that many iterations (0: never);
     checkpoint_sound: also generate that many samples and save NAME_N.wav; keep: keep only the
