@@ -350,7 +350,7 @@ class Model:
         return ws
 
     def window(self, x, h0=None, grads: np.ndarray | None = None, targets=None,
-               ready: Callable[[int, int], None] | None = None):
+               ready: Callable[[int, int], None] | None = None, bf16: bool = False):
         """Run the compiled core over one window.
 
         x: (T+1, B) levels, rows 0..T-1 inputs and 1..T targets; targets: (T, B) levels to
@@ -360,7 +360,8 @@ class Model:
         block in the order of gradient_blocks() (so that a data-parallel sum can start while the
         pass goes on; see blekota.parallel). Returns (loss in mean nats per predicted sample,
         h_last (state_rows, B, H)). Scratch memory is kept for the next call. A frame tier's
-        part runs in NumPy around the compiled core (blekota.frames).
+        part runs in NumPy around the compiled core (blekota.frames). bf16: the core's matrix
+        products with bfloat16 operands and float32 sums (blekota.device.check_bf16).
         """
         x, h0 = self._check_window(x, h0)
         T, B = x.shape[0] - 1, x.shape[1]
@@ -390,7 +391,7 @@ class Model:
             loss = _gru.window(
                 self.params[:core], grads[:core] if backward else grads, x, h0[:L], h_last[:L],
                 ws.hs, ws.acts, ws.rh, ws.out, ws.d_acts, ws.d_hs, ws.dh_next, ws.d_rh, backward,
-                self.threads, targets, ready, cond, self.frame,
+                self.threads, targets, ready, cond, self.frame, bf16,
             )
         if tier is not None and backward:
             d_cond = frames.frame_sums(ws.d_acts, self.frame)

@@ -24,6 +24,7 @@ from ._version import __version__
 from .audio import WAV_MAX_FRAMES, PlaybackError, load_audio, save_wav
 from .audio import play as play_sound
 from .demo import demo_sound
+from .device import step_words
 from .emphasis import deemphasize
 from .errors import BlekotaError
 from .model import Model
@@ -211,12 +212,6 @@ def open_session(
     if options["name"] != wanted:
         note += f"; an earlier run of {wanted} left its files here, so this one is {options['name']}"
     return Session(model, trainer, None, callback), note
-
-
-def step_words(trainer: Trainer) -> str:
-    """Where the trainer's steps run, as the end of a sentence: "" on the CPU, else
-    ", each step on DEVICE"."""
-    return "" if trainer.device_step is None else f", each step on {trainer.device_step}"
 
 
 def fresh_name(directory: Path, name: str) -> str:

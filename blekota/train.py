@@ -28,7 +28,7 @@ from .audio import WAV_MAX_FRAMES, save_wav
 from .augment import check_max_db, check_noise, input_noise, random_gain
 from .averaging import TrainingAverage
 from .dataset import Dataset, training_layout, validation_pieces, validation_sums, warn_if_silent
-from .device import CPU, training_step
+from .device import CPU, check_bf16, training_step
 from .errors import ConfigError, TrainingDiverged
 from .model import Model
 from .optim import OPTIMIZERS, make_optimizer
@@ -88,6 +88,8 @@ class Trainer:
     device: where each step's forward, backward and update run: "cpu" (the compiled core), or
     "cuda"/"cuda:N" through PyTorch (blekota.device; the rest stays on the CPU, files are alike);
     model.params follows the device's weights at validations, sounds, saves and use_average().
+    bf16: the CPU core's training products in bfloat16 with float32 sums (blekota.device.check_bf16;
+    validation stays float32). Like device, a setting of this run that resuming does not keep.
     """
 
     def __init__(
@@ -120,6 +122,7 @@ class Trainer:
         prune_start: int | None = None,
         prune_end: int | None = None,
         prune_every: int = PRUNE_EVERY,
+        bf16: bool = False,
     ):
         self.processes: Processes = processes(comm)
         self.model = model
@@ -143,6 +146,7 @@ class Trainer:
         self.schedule = schedule_for(schedule, bool(val_fraction))
         self.averaging = TrainingAverage(model, ema) if ema else None
         self.optimizer = self.processes.together(lambda: self._allocate(optimizer, lr, device))
+        self.bf16 = self.processes.together(lambda: check_bf16("bf16", bf16, device, model))
         self.pruning = Pruning(model.layers, model.hidden, density, prune_start, prune_end, prune_every)
         if self.pruning.active and device != CPU:
             raise ConfigError(f"density {density:g} trains on the CPU only: the pruning is not on {device}")
@@ -189,7 +193,7 @@ class Trainer:
             "schedule": self.schedule.state_dict(), "val_fraction": self.val_fraction,
             "val_every": self.val_every, "checkpoint_every": self.checkpoint_every,
             "random_gain_db": self.random_gain_db, "input_noise": self.input_noise,
-            "ema": self.ema, "sparsity": self.pruning.settings(),
+            "ema": self.ema, "sparsity": self.pruning.settings(), "bf16": self.bf16,
         }
 
     def set_audio(self, audio) -> None:
@@ -280,7 +284,8 @@ class Trainer:
         summing = self.processes.gradient_sum(self._sums, self.model.gradient_blocks(), share)
         with self.processes.holding_failure() as held:
             loss, h_last = self.model.window(x[:, part], self.h[:, part], self.grads,
-                                             None if targets is None else targets[:, part], summing.ready)
+                                             None if targets is None else targets[:, part], summing.ready,
+                                             self.bf16)
         return self._sum_over_processes(loss, held.failure, summing, share), h_last
 
     def _sum_over_processes(self, loss: float, failure: BaseException | None, summing, share: float) -> float:

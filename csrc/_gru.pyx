@@ -78,6 +78,72 @@ cdef extern from "packed_gemm.h" nogil:
                       Py_ssize_t lds, float* scratch)
 
 
+cdef extern from "bf16_gemm.h" nogil:
+    int bk_cpu_bf16()
+    void bk_pack_w_bf(const float* src, Py_ssize_t ld, int trans, Py_ssize_t K, Py_ssize_t N,
+                      Py_ssize_t s0, Py_ssize_t s1, float* dst)
+    void bk_gemm_xw_bf(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float* x, Py_ssize_t ldx,
+                       const float* w, float* c, Py_ssize_t ldc, int add)
+    void bk_gemm_tn_bf(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float* a, Py_ssize_t lda,
+                       const float* b, Py_ssize_t ldb, float* c, Py_ssize_t ldc, int add,
+                       float* sums, const unsigned char* levels, float* scattered,
+                       Py_ssize_t lds, float* scratch)
+
+# bf16 products round rows of X into a stack buffer of 16384 pairs (bf16_gemm.h)
+BF16_MAX_HIDDEN = 2 * 16384 // 3
+
+
+def bf16_products() -> bool:
+    """Whether window(bf16=True) can run here: float32 at the AVX-512 level (cpu_level) on a CPU
+    with AVX512_BF16 (AMD Zen 4 and later, Intel Cooper Lake and Sapphire Rapids and later)."""
+    return bool(bk_cpu_bf16())
+
+
+def bf16_product(const float[:, ::1] x, const float[:, ::1] w, bint trans=False,
+                 float[:, ::1] c=None) -> np.ndarray:
+    """bf16(X) (M, K) bf16(op(W)) (K, N) in float32 sums, op(W) = W.T if trans, plus c if given
+    (then returned): the kernel of window(bf16=True)'s products with a weight matrix, for
+    tests. Needs bf16_products()."""
+    cdef Py_ssize_t M = x.shape[0], K = x.shape[1]
+    cdef Py_ssize_t N = w.shape[0] if trans else w.shape[1]
+    cdef float[:, ::1] packed
+    if not bk_cpu_bf16():
+        raise ValueError("bf16_product needs a CPU with AVX512_BF16 (bf16_products())")
+    if (w.shape[1] if trans else w.shape[0]) != K or M < 1 or N < 1 or K < 1:
+        raise ValueError("bf16_product: x (M, K) and w (K, N) (or (N, K) if trans), none empty")
+    if K > 2 * BF16_MAX_HIDDEN:
+        raise ValueError(f"bf16_product: K must be at most {2 * BF16_MAX_HIDDEN}")
+    out = np.zeros((M, N), np.float32) if c is None else c
+    if out.shape != (M, N):
+        raise ValueError("bf16_product: c must be (M, N)")
+    cdef float[:, ::1] result = out
+    packed = np.empty((1, bk_packed_w_size(K, N)), np.float32)
+    with nogil:
+        bk_pack_w_bf(&w[0, 0], w.shape[1], trans, K, N, 0, slices(N), &packed[0, 0])
+        bk_gemm_xw_bf(M, N, K, &x[0, 0], K, &packed[0, 0], &result[0, 0], N, c is not None)
+    return np.asarray(out)
+
+
+def bf16_product_tn(const float[:, ::1] a, const float[:, ::1] b) -> tuple:
+    """(bf16(A)^T bf16(B) (M, N), the column sums of B (N,)) for A (K, M) and B (K, N), in
+    float32 sums: the kernel of window(bf16=True)'s weight gradients, for tests."""
+    cdef Py_ssize_t K = a.shape[0], M = a.shape[1], N = b.shape[1]
+    if not bk_cpu_bf16():
+        raise ValueError("bf16_product_tn needs a CPU with AVX512_BF16 (bf16_products())")
+    if b.shape[0] != K or M < 1 or N < 1:
+        raise ValueError("bf16_product_tn: a (K, M) and b (K, N), M and N at least 1")
+    c = np.zeros((M, N), np.float32)
+    sums = np.zeros(N, np.float32)
+    scratch = np.empty(bk_gemm_tn_scratch(), np.float32)
+    cdef float[:, ::1] cv = c
+    cdef float[::1] sv = sums
+    cdef float[::1] scratch_view = scratch
+    with nogil:
+        bk_gemm_tn_bf(M, N, K, &a[0, 0] if K > 0 else NULL, M, &b[0, 0] if K > 0 else NULL, N,
+                      &cv[0, 0], N, 0, &sv[0], NULL, NULL, 0, &scratch_view[0])
+    return c, sums
+
+
 def wide_gradient_tiles(wide=None) -> bool:
     """Whether the float32 weight-gradient products run on the wide AVX-512 register tiles (6 rows
     by 64 columns; chosen on Intel CPUs, where they are faster) instead of the 10 by 32 tiles of
@@ -96,24 +162,26 @@ cdef inline Py_ssize_t slices(Py_ssize_t n) noexcept nogil:
 
 
 cdef inline void pack_part(const floating* src, Py_ssize_t ld, bint trans, Py_ssize_t K,
-                           Py_ssize_t N, int threads, int part, float* dst) noexcept nogil:
+                           Py_ssize_t N, int threads, int part, float* dst,
+                           bint bf16) noexcept nogil:
     """This thread's share of the slices of W (K, N) (src row-major, or its transpose if trans)
-    packed into dst for product() (float only)."""
+    packed into dst for product() (float only; in bf16 pairs if bf16)."""
     if floating is float:
-        bk_pack_w_f(src, ld, trans, K, N, share(slices(N), threads, part),
-                    share(slices(N), threads, part + 1), dst)
+        (bk_pack_w_bf if bf16 else bk_pack_w_f)(src, ld, trans, K, N,
+                                                share(slices(N), threads, part),
+                                                share(slices(N), threads, part + 1), dst)
 
 
 cdef inline void product(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const floating* x,
                          Py_ssize_t ldx, const float* packed, const floating* w, Py_ssize_t ldw,
-                         bint trans_w, floating* c, Py_ssize_t ldc,
-                         bint accumulate) noexcept nogil:
+                         bint trans_w, floating* c, Py_ssize_t ldc, bint accumulate,
+                         bint bf16) noexcept nogil:
     """C (M, N) = X (M, K) op(W) (K, N), plus C if accumulate. W is a weight matrix: float uses
-    its packed copy (packed, see pack_weights) unless packed is NULL (double, the portable level),
-    which means BLAS (which would pack W again in every call)."""
+    its packed copy (packed, see pack_weights; its bf16 pairs if bf16) unless packed is NULL
+    (double, the portable level), which means BLAS (which would pack W again in every call)."""
     if floating is float:
         if packed != NULL:
-            bk_gemm_xw_f(M, N, K, x, ldx, packed, c, ldc, accumulate)
+            (bk_gemm_xw_bf if bf16 else bk_gemm_xw_f)(M, N, K, x, ldx, packed, c, ldc, accumulate)
             return
     gemm(False, trans_w, M, N, K, 1, x, ldx, w, ldw, 1 if accumulate else 0, c, ldc)
 
@@ -121,18 +189,19 @@ cdef inline void product(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const floatin
 cdef inline void product_tn(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const floating* a,
                             Py_ssize_t lda, const floating* b, Py_ssize_t ldb, floating* c,
                             Py_ssize_t ldc, bint add, floating* sums, const unsigned char* levels,
-                            floating* scattered, Py_ssize_t lds, float* scratch) noexcept nogil:
+                            floating* scattered, Py_ssize_t lds, float* scratch,
+                            bint bf16) noexcept nogil:
     """A weight gradient over K rows of a window: C (M, N) = A^T B (+ C if add) for A (K, M)
     and B (K, N); sums (N,) = the column sums of B (+ sums if add) unless sums is NULL; unless
     levels is NULL, scattered (256, N; rows lds apart) += onehot(levels[k]) outer B[k] for every
     k (a row gather's gradient). float with scratch (room for bk_gemm_tn_scratch() floats) uses
-    the packed kernels, reading B once; the rest BLAS."""
+    the packed kernels, reading B once (with A and B rounded to bf16 if bf16); the rest BLAS."""
     cdef Py_ssize_t i, j
     cdef floating* dest
     if floating is float:
         if scratch != NULL:
-            bk_gemm_tn_f(M, N, K, a, lda, b, ldb, c, ldc, add, sums, levels, scattered, lds,
-                         scratch)
+            (bk_gemm_tn_bf if bf16 else bk_gemm_tn_f)(M, N, K, a, lda, b, ldb, c, ldc, add, sums,
+                                                      levels, scattered, lds, scratch)
             return
     gemm(True, False, M, N, K, 1, a, lda, b, ldb, 1 if add else 0, c, ldc)
     if sums != NULL and not add:
@@ -241,7 +310,7 @@ cdef void layer_forward(const floating* params, int layer, Py_ssize_t T, Py_ssiz
                         Py_ssize_t H, const unsigned char* levels, const floating* h_in,
                         floating* hs, floating* acts, floating* rh, const float* packed,
                         int threads, Py_ssize_t chunks, const floating* cond,
-                        Py_ssize_t frame) noexcept nogil:
+                        Py_ssize_t frame, bint bf16) noexcept nogil:
     """Run one layer over T steps, the batch in `chunks` chunks.
 
     levels (T*B,) for layer 0, else h_in (T*B, H) is the layer below's output. cond (NULL, or
@@ -249,7 +318,7 @@ cdef void layer_forward(const floating* params, int layer, Py_ssize_t T, Py_ssiz
     hs (T+1, B, H)
     holds h0 in row 0 and receives h(1..T); acts (T, B, 3H) receives r, z, candidate; rh
     (T, B, H) receives r * h(t-1). packed: this layer's forward region of the packed weights,
-    or NULL (BLAS)."""
+    or NULL (BLAS); bf16: its products in bf16 (pack_weights)."""
     cdef Py_ssize_t G = 3 * H
     cdef Py_ssize_t X = LEVELS if layer == 0 else H
     cdef const floating* WxT = params + layer_offset(layer, H)
@@ -269,7 +338,8 @@ cdef void layer_forward(const floating* params, int layer, Py_ssize_t T, Py_ssiz
         for chunk in prange(threads, num_threads=threads, schedule="static", chunksize=1):
             lo = share(T * B, threads, chunk)
             hi = share(T * B, threads, chunk + 1)
-            product(hi - lo, G, H, h_in + lo * H, H, NULL, WxT, G, False, acts + lo * G, G, False)
+            product(hi - lo, G, H, h_in + lo * H, H, NULL, WxT, G, False, acts + lo * G, G, False,
+                    False)
     for chunk in prange(chunks, num_threads=threads, schedule="dynamic", chunksize=1):
         lo = share(B, chunks, chunk)
         hi = share(B, chunks, chunk + 1)
@@ -285,11 +355,11 @@ cdef void layer_forward(const floating* params, int layer, Py_ssize_t T, Py_ssiz
                     add_rows(a_t, cond + ((t // frame) * B + lo) * G, (hi - lo) * G)
             elif packed != NULL:
                 product(hi - lo, G, H, h_in + (t * B + lo) * H, H, packed_x, WxT, G, False, a_t,
-                        G, False)
-            product(hi - lo, 2 * H, H, h_prev, H, packed, UhT, G, False, a_t, G, True)
+                        G, False, bf16)
+            product(hi - lo, 2 * H, H, h_prev, H, packed, UhT, G, False, a_t, G, True, bf16)
             gates_rz_rows(a_t, G, bias, h_prev, rh_t, H, hi - lo)
             product(hi - lo, H, H, rh_t, H, packed_c, UhT + 2 * H, G, False, a_t + 2 * H, G,
-                    True)
+                    True, bf16)
             candidate_update_rows(a_t, G, bias, h_prev, h_prev + B * H, H, hi - lo)
 
 
@@ -298,13 +368,13 @@ cdef void layer_backward_steps(const floating* params, int layer, Py_ssize_t T, 
                                floating* d_acts, const floating* d_hs, floating* dh_next,
                                floating* d_rh, const float* packed, const floating* partials,
                                Py_ssize_t block, floating* pending, Py_ssize_t pending_size,
-                               int threads, Py_ssize_t chunks) noexcept nogil:
+                               int threads, Py_ssize_t chunks, bint bf16) noexcept nogil:
     """Backward through one layer's time steps over the window, the batch in `chunks` chunks:
     d_acts (T, B, 3H) receives the gate gradients from d_hs (T, B, H), dLoss/dh(t) from above.
     pending (pending_size elements, NULL if none) is the gradient block of the layer above (or
     the output's) whose threads' copies in partials (block elements each) are still to be added
     up: done here, so it is final when this returns. packed: this layer's backward set of the
-    packed weights, or NULL (BLAS)."""
+    packed weights, or NULL (BLAS); bf16: its products in bf16."""
     cdef Py_ssize_t G = 3 * H
     cdef Py_ssize_t X = LEVELS if layer == 0 else H
     cdef const floating* UhT = params + layer_offset(layer, H) + X * G
@@ -332,9 +402,9 @@ cdef void layer_backward_steps(const floating* params, int layer, Py_ssize_t T, 
                 bk_prefetch(h_prev - B * H, nb * H * sizeof(floating))
                 bk_prefetch(d_hs + ((t - 1) * B + lo) * H, nb * H * sizeof(floating))
             product(nb, H, H, da_t + 2 * H, G, packed_c, UhT + 2 * H, G, True, d_rh + lo * H, H,
-                    False)
+                    False, bf16)
             backward_r(a_t, h_prev, d_rh + lo * H, dh_next + lo * H, da_t, H, nb)
-            product(nb, H, 2 * H, da_t, G, packed, UhT, G, True, dh_next + lo * H, H, True)
+            product(nb, H, 2 * H, da_t, G, packed, UhT, G, True, dh_next + lo * H, H, True, bf16)
 
 
 cdef void layer_weight_gradients(const floating* params, floating* grads, int layer,
@@ -342,14 +412,15 @@ cdef void layer_weight_gradients(const floating* params, floating* grads, int la
                                  const unsigned char* levels, const floating* h_in,
                                  const floating* hs, const floating* rh, const floating* d_acts,
                                  floating* d_hs, const float* packed, floating* partials,
-                                 Py_ssize_t block, float* scratch, int threads) noexcept nogil:
+                                 Py_ssize_t block, float* scratch, int threads,
+                                 bint bf16) noexcept nogil:
     """One layer's weight gradients from its gate gradients d_acts (T, B, 3H), and for layers
     above 0 dLoss/d(input of this layer) into d_hs (T, B, H). The gradients are sums over the
     rows of the window: thread 0's share goes to grads, the other threads' to their copies in
     partials (block elements each), which the caller adds up later (reduce_parts). packed: this
     layer's backward set of the packed weights, or NULL (BLAS); scratch:
     bk_gemm_tn_scratch() floats per thread for the packed weight-gradient products, or NULL
-    (BLAS)."""
+    (BLAS); bf16: those products in bf16."""
     cdef Py_ssize_t G = 3 * H
     cdef Py_ssize_t X = LEVELS if layer == 0 else H
     cdef Py_ssize_t offset = layer_offset(layer, H)
@@ -377,15 +448,15 @@ cdef void layer_weight_gradients(const floating* params, floating* grads, int la
         while True:
             r1 = min(hi, r0 + GRADIENT_ROWS) if scratch != NULL else hi
             product_tn(H, 2 * H, r1 - r0, hs + r0 * H, H, d_acts + r0 * G, G, dUhT, G, r0 > lo,
-                       d_bias, levels + r0 if layer == 0 else NULL, dWxT, G, tn_scratch)
+                       d_bias, levels + r0 if layer == 0 else NULL, dWxT, G, tn_scratch, bf16)
             product_tn(H, H, r1 - r0, rh + r0 * H, H, d_acts + r0 * G + 2 * H, G, dUhT + 2 * H,
                        G, r0 > lo, d_bias + 2 * H, levels + r0 if layer == 0 else NULL,
-                       dWxT + 2 * H, G, tn_scratch)
+                       dWxT + 2 * H, G, tn_scratch, bf16)
             if layer > 0:
                 product_tn(H, G, r1 - r0, h_in + r0 * H, H, d_acts + r0 * G, G, dWxT, G, r0 > lo,
-                           NULL, NULL, NULL, 0, tn_scratch)
+                           NULL, NULL, NULL, 0, tn_scratch, bf16)
                 product(r1 - r0, H, G, d_acts + r0 * G, G, packed_x, WxT, G, True,
-                        d_hs + r0 * H, H, False)
+                        d_hs + r0 * H, H, False, bf16)
             r0 = r1
             if r0 >= hi:
                 break
@@ -407,7 +478,7 @@ def window(const floating[::1] params, floating[::1] grads, const unsigned char[
            floating[:, ::1] out, floating[:, :, ::1] d_acts, floating[:, :, ::1] d_hs,
            floating[:, ::1] dh_next, floating[:, ::1] d_rh, bint backward, int threads,
            const unsigned char[:, ::1] targets=None, ready=None,
-           const floating[:, :, ::1] cond=None, Py_ssize_t frame=0):
+           const floating[:, :, ::1] cond=None, Py_ssize_t frame=0, bint bf16=False):
     """Forward (and backward) pass of the whole stack over one window.
 
     x (T+1, B) levels: rows 0..T-1 are inputs, rows 1..T targets, unless targets (T, B) gives the
@@ -426,6 +497,9 @@ def window(const floating[::1] params, floating[::1] grads, const unsigned char[
     candidate]) of steps t in [k frame, (k+1) frame) from row k: a frame tier's conditioning
     (blekota.frames). With backward, d_acts then holds layer 0's gate gradients, which are also
     dLoss/dcond per step.
+    bf16: every matrix product with both operands rounded to bfloat16 and float32 sums
+    (bf16_gemm.h), twice the multiply-adds per cycle where the CPU has them (bf16_products(): a
+    ValueError otherwise); float32 only, hidden at most BF16_MAX_HIDDEN.
     Returns the loss in mean nats per predicted sample.
     """
     cdef Py_ssize_t L = hs.shape[0], T = x.shape[0] - 1, B = x.shape[1], H = hs.shape[3]
@@ -469,6 +543,11 @@ def window(const floating[::1] params, floating[::1] grads, const unsigned char[
         if frame < 1 or shape3(cond) != ((T + frame - 1) // frame, B, 3 * H):
             raise ValueError("window: cond must be (ceil(T / frame), B, 3 * hidden) with frame >= 1")
         cond_ptr = &cond[0, 0, 0]
+    if bf16 and (sizeof(floating) != sizeof(float) or not bk_cpu_bf16()):
+        raise ValueError("window: bf16 products need float32 and a CPU with AVX512_BF16 "
+                         "(bf16_products())")
+    if bf16 and H > BF16_MAX_HIDDEN:
+        raise ValueError(f"window: bf16 products need hidden <= {BF16_MAX_HIDDEN}")
     if backward:
         if grads.shape[0] != params.shape[0]:
             raise ValueError("window: grads must have the same length as params")
@@ -507,14 +586,14 @@ def window(const floating[::1] params, floating[::1] grads, const unsigned char[
         with nogil:
             if packed != NULL:
                 for part in prange(threads, num_threads=threads, schedule="static", chunksize=1):
-                    pack_weights(P, L, H, backward, packed, threads, part)
+                    pack_weights(P, L, H, backward, packed, threads, part, bf16)
             for layer in range(L):
                 memcpy(&hs[layer, 0, 0, 0], &h0[layer, 0, 0], B * H * sizeof(floating))
                 layer_forward(P, layer, T, B, H, levels,
                               &hs[layer - 1, 1, 0, 0] if layer > 0 else NULL,
                               &hs[layer, 0, 0, 0], &acts[layer, 0, 0, 0], &rh[layer, 0, 0, 0],
                               packed + layer * packed_layer_size(H) if packed != NULL else NULL,
-                              threads, chunks, cond_ptr if layer == 0 else NULL, frame)
+                              threads, chunks, cond_ptr if layer == 0 else NULL, frame, bf16)
                 memcpy(&h_last[layer, 0, 0], &hs[layer, T, 0, 0], B * H * sizeof(floating))
             h_top = &hs[L - 1, 1, 0, 0]
             for part in prange(threads, num_threads=threads, schedule="static", chunksize=1):
@@ -526,18 +605,18 @@ def window(const floating[::1] params, floating[::1] grads, const unsigned char[
                 while i < hi:
                     rows = min(hi - i, OUTPUT_BLOCK if packed != NULL else hi - lo)
                     product(rows, LEVELS, H, h_top + i * H, H, packed_y, WyT, LEVELS, False,
-                            &out[i, 0], LEVELS, False)
+                            &out[i, 0], LEVELS, False, bf16)
                     nll[part] += softmax_rows(&out[i, 0], by, predicted + i, rows, scale, backward)
                     if backward:
                         product(rows, H, LEVELS, &out[i, 0], LEVELS, packed_yt, WyT, LEVELS, True,
-                                &d_hs[0, 0, 0] + i * H, H, False)
+                                &d_hs[0, 0, 0] + i * H, H, False, bf16)
                     i = i + rows
                 if backward:
                     mine = gradient_part(G + layer_offset(L, H), partials, block, part)
                     tn_scratch = NULL if scratch == NULL else scratch + part * bk_gemm_tn_scratch()
                     product_tn(H, LEVELS, hi - lo, h_top + lo * H, H, &out[0, 0] + lo * LEVELS,
                                LEVELS, mine, LEVELS, False, mine + H * LEVELS, NULL, NULL, 0,
-                               tn_scratch)
+                               tn_scratch, bf16)
             if backward:
                 # A block is final once the threads' copies are added up: with one thread at
                 # once, else inside the next layer's time loop (the output's first). `finished`
@@ -555,7 +634,7 @@ def window(const floating[::1] params, floating[::1] grads, const unsigned char[
                                          + packed_forward_size(H) if packed != NULL else NULL,
                                          partials, block,
                                          G + finished if threads > 1 else NULL, pending_size,
-                                         threads, chunks)
+                                         threads, chunks, bf16)
                     if threads > 1 and announce:
                         with gil:
                             ready(finished, finished + pending_size)
@@ -565,7 +644,7 @@ def window(const floating[::1] params, floating[::1] grads, const unsigned char[
                                            &d_acts[0, 0, 0], &d_hs[0, 0, 0],
                                            packed + layer * packed_layer_size(H)
                                            + packed_forward_size(H) if packed != NULL else NULL,
-                                           partials, block, scratch, threads)
+                                           partials, block, scratch, threads, bf16)
                     finished = layer_offset(layer, H)
                     pending_size = layer_size(LEVELS if layer == 0 else H, H)
                 if threads > 1:

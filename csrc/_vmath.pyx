@@ -3,7 +3,7 @@
 
 apply(name, x, out) writes exp, tanh or sigmoid of x (1-D, float32 or float64) into out, with
 the code of the CPU level in use (cpu_level); fma_peak() measures the float32 FMA rate of one
-core at that level, the benchmarks' floor.
+core at that level, the benchmarks' floor, and bf16_peak() the rate of the bfloat16 products.
 """
 
 from cython cimport floating
@@ -16,6 +16,7 @@ cdef extern from "gates.h" nogil:
 
 cdef extern from "fmapeak.h" nogil:
     double bk_fma_peak(long n)
+    double bk_bf16_peak(long n)
 
 FUNCTIONS = ("exp", "tanh", "sigmoid")
 
@@ -49,4 +50,18 @@ def fma_peak(long rounds=20_000_000) -> float:
     with nogil:
         for run in range(3):
             best = max(best, bk_fma_peak(rounds))
+    return best
+
+
+def bf16_peak(long rounds=20_000_000) -> float:
+    """GFLOP/s of one core's bfloat16 pair multiply-adds (vdpbf16ps, 4 FLOP per float32 lane),
+    measured like fma_peak: the floor of the bf16 training products; 0.0 on CPUs without
+    AVX512_BF16 at the AVX-512 level."""
+    cdef double best = 0
+    cdef int run
+    if rounds < 1:
+        raise ValueError("rounds must be at least 1")
+    with nogil:
+        for run in range(3):
+            best = max(best, bk_bf16_peak(rounds))
     return best

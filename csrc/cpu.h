@@ -2,10 +2,11 @@
  * attributes that compile a function for a level.
  *
  * Levels: portable (plain C for the baseline of the platform: SSE2 on x86-64), AVX2 with FMA,
- * AVX-512 (F, VL, BW, DQ). Code for each level is compiled from one source with target
- * attributes (twins.h), so the default build needs no -march flag; callers pick a version with
- * BK_PICK, which reads the level: the best the CPU has, or what bk_cpu_set_level chose (tests,
- * the BLEKOTA_CPU environment variable read by csrc/cpu.pxi).
+ * AVX-512 (F, VL, BW, DQ), with AVX512_BF16 where the CPU has it (bk_cpu_bf16). Code for each
+ * level is compiled from one source with target attributes (twins.h), so the default build
+ * needs no -march flag; callers pick a version with BK_PICK, which reads the level: the best
+ * the CPU has, or what bk_cpu_set_level chose (tests, the BLEKOTA_CPU environment variable read
+ * by csrc/cpu.pxi).
  */
 #ifndef BLEKOTA_CPU_H
 #define BLEKOTA_CPU_H
@@ -81,5 +82,21 @@ static inline int bk_cpu_set_level(int level)
     bk_cpu_chosen = level < BK_PORTABLE ? BK_PORTABLE : level > best ? best : level;
     return bk_cpu_chosen;
 }
+
+/* AVX512_BF16 (the bf16 training products, bf16_gemm.h): BK_HAVE_BF16 where the compiler can
+ * target it, and bk_cpu_bf16() whether they run here: the AVX-512 level in use and the CPU has it. */
+#if defined(BK_X86) && (defined(__clang__) || __GNUC__ >= 10)
+#define BK_HAVE_BF16 1
+#define BK_TARGET_BF16                                                                           \
+    __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx512bf16,avx2,fma")))
+
+static inline int bk_cpu_bf16(void)
+{
+    __builtin_cpu_init();
+    return bk_cpu_level() == BK_AVX512 && __builtin_cpu_supports("avx512bf16");
+}
+#else
+static inline int bk_cpu_bf16(void) { return 0; }
+#endif
 
 #endif /* BLEKOTA_CPU_H */

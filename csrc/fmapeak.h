@@ -79,6 +79,40 @@ static double bk_fma_peak(long n)
     return 12.0 * 2 * lanes * n / (bk_cpu_seconds() - start) / 1e9;
 }
 
+/* The same for bfloat16 pairs (vdpbf16ps: 2 multiply-adds per float32 lane, 4 FLOP), the rate
+ * of the bf16 training products (bf16_gemm.h); 0 where bk_cpu_bf16() is not. */
+#ifdef BK_HAVE_BF16
+#define BK_PEAK_VEC __m512
+#define BK_PEAK_SET1 _mm512_set1_ps
+#define BK_PEAK_FMADD(a, b, c) _mm512_dpbf16_ps(a, (__m512bh)_mm512_castps_si512(b), (__m512bh)_mm512_castps_si512(c))
+#define BK_PEAK_ADD _mm512_add_ps
+BK_TARGET_BF16 static float bk_peak_bf16(long n)
+{
+    BK_PEAK_LOOP
+    return _mm512_reduce_add_ps(sum);
+}
+#undef BK_PEAK_VEC
+#undef BK_PEAK_SET1
+#undef BK_PEAK_FMADD
+#undef BK_PEAK_ADD
+#endif
+
+static double bk_bf16_peak(long n)
+{
+    volatile float sink;
+    double start = bk_cpu_seconds();
+#ifdef BK_HAVE_BF16
+    if (bk_cpu_bf16()) {
+        sink = bk_peak_bf16(n);
+        (void)sink;
+        return 12.0 * 4 * 16 * n / (bk_cpu_seconds() - start) / 1e9;
+    }
+#endif
+    (void)sink;
+    (void)start;
+    return 0.0;
+}
+
 #undef BK_PEAK_CHAINS
 #undef BK_PEAK_DECLARE
 #undef BK_PEAK_FMA

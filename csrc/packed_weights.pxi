@@ -30,9 +30,9 @@ cdef inline Py_ssize_t packed_total_size(int L, Py_ssize_t H) noexcept nogil:
 
 
 cdef void pack_weights(const floating* params, int L, Py_ssize_t H, bint backward, float* packed,
-                       int threads, int part) noexcept nogil:
+                       int threads, int part, bint bf16) noexcept nogil:
     """This thread's share of the packed weights (layout above; float only), the backward sets
-    only if backward."""
+    only if backward, each slice in bf16 pairs if bf16 (bf16_gemm.h: the same offsets)."""
     cdef Py_ssize_t G = 3 * H, X
     cdef int layer
     cdef const floating* WxT
@@ -43,24 +43,25 @@ cdef void pack_weights(const floating* params, int L, Py_ssize_t H, bint backwar
         WxT = params + layer_offset(layer, H)
         UhT = WxT + X * G
         dst = packed + layer * packed_layer_size(H)
-        pack_part(UhT, G, False, H, 2 * H, threads, part, dst)
+        pack_part(UhT, G, False, H, 2 * H, threads, part, dst, bf16)
         dst += bk_packed_w_size(H, 2 * H)
-        pack_part(UhT + 2 * H, G, False, H, H, threads, part, dst)
+        pack_part(UhT + 2 * H, G, False, H, H, threads, part, dst, bf16)
         dst += bk_packed_w_size(H, H)
         if layer > 0:
-            pack_part(WxT, G, False, H, G, threads, part, dst)
+            pack_part(WxT, G, False, H, G, threads, part, dst, bf16)
         if backward:
             dst = packed + layer * packed_layer_size(H) + packed_forward_size(H)
-            pack_part(UhT, G, True, 2 * H, H, threads, part, dst)
+            pack_part(UhT, G, True, 2 * H, H, threads, part, dst, bf16)
             dst += bk_packed_w_size(2 * H, H)
-            pack_part(UhT + 2 * H, G, True, H, H, threads, part, dst)
+            pack_part(UhT + 2 * H, G, True, H, H, threads, part, dst, bf16)
             dst += bk_packed_w_size(H, H)
             if layer > 0:
-                pack_part(WxT, G, True, G, H, threads, part, dst)
+                pack_part(WxT, G, True, G, H, threads, part, dst, bf16)
     dst = packed + L * packed_layer_size(H)
     WxT = params + layer_offset(L, H)
-    pack_part(WxT, LEVELS, False, H, LEVELS, threads, part, dst)
-    pack_part(WxT, LEVELS, True, LEVELS, H, threads, part, dst + bk_packed_w_size(H, LEVELS))
+    pack_part(WxT, LEVELS, False, H, LEVELS, threads, part, dst, bf16)
+    pack_part(WxT, LEVELS, True, LEVELS, H, threads, part, dst + bk_packed_w_size(H, LEVELS),
+              bf16)
 
 
 cdef inline floating* gradient_part(floating* grads, floating* partials, Py_ssize_t block,

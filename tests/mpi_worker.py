@@ -51,12 +51,12 @@ def fail_in_update(model: blekota.Model, at: int, action) -> None:
     """Make model.window call action() on its `at`-th training call (one with gradients)."""
     window, calls = model.window, [0]
 
-    def failing(x, h0=None, grads=None, targets=None, ready=None):
+    def failing(x, h0=None, grads=None, targets=None, ready=None, bf16=False):
         if grads is not None:
             calls[0] += 1
             if calls[0] == at:
                 action()
-        return window(x, h0, grads, targets, ready)
+        return window(x, h0, grads, targets, ready, bf16)
 
     model.window = failing
 
@@ -66,9 +66,9 @@ def fail_in_backward(model: blekota.Model, at: int, action) -> None:
     handed over two gradient blocks."""
     window, calls = model.window, [0]
 
-    def failing(x, h0=None, grads=None, targets=None, ready=None):
+    def failing(x, h0=None, grads=None, targets=None, ready=None, bf16=False):
         if grads is None:
-            return window(x, h0, grads, targets, ready)
+            return window(x, h0, grads, targets, ready, bf16)
         calls[0] += 1
         handed = [0]
 
@@ -78,7 +78,7 @@ def fail_in_backward(model: blekota.Model, at: int, action) -> None:
             if calls[0] == at and handed[0] == 2:
                 action()
 
-        return window(x, h0, grads, targets, handing)
+        return window(x, h0, grads, targets, handing, bf16)
 
     model.window = failing
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from conftest import cpu_level
 
-from blekota import _vmath
+from blekota import _gru, _vmath
 
 ULPS = {"float32": 2, "float64": 4}  # sigmoid: two more (it rounds an exp, a sum and a quotient)
 
@@ -130,3 +130,17 @@ def test_fma_peak_is_measured_at_each_simd_level(level):
         assert np.isfinite(peak) and peak > 1.0  # GFLOP/s: any FMA unit does more than one
     with pytest.raises(ValueError, match="rounds"):
         _vmath.fma_peak(0)
+
+
+@pytest.mark.parametrize("level", ["avx2", "avx512"])
+def test_bf16_peak_is_measured_where_the_bf16_products_run(level):
+    """The floor of the bf16 training products: positive only where window(bf16=True) runs."""
+    with cpu_level(level):
+        peak = _vmath.bf16_peak(200_000)
+        runs = _gru.bf16_products()
+    if runs:
+        assert np.isfinite(peak) and peak > 1.0
+    else:
+        assert peak == 0.0
+    with pytest.raises(ValueError, match="rounds"):
+        _vmath.bf16_peak(0)

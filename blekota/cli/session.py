@@ -60,12 +60,14 @@ def repl(args) -> int:
                          seed=args.seed, threads=args.threads, frame=args.frame,
                          preemphasis=args.preemphasis)
     trainer_options = dict(new_trainer_options(args), seed=args.seed, directory=args.out_dir or ".",
-                           checkpoint_sound=checkpoint_sound(args, args.fs), device=args.device)
+                           checkpoint_sound=checkpoint_sound(args, args.fs), device=args.device,
+                           bf16=args.bf16)
     overrides = {}
     source = args.source
     if source is not None and (legacy.is_pickle(source) or modelfile.is_model_file(source)):
         source = model_path(source, lambda line: print(line, file=sys.stderr))
-        overrides = dict(resume_overrides(args, source, modelfile.load(source)), device=args.device)
+        overrides = dict(resume_overrides(args, source, modelfile.load(source)), device=args.device,
+                         bf16=args.bf16)
         directory = Path(overrides.get("directory", source.parent))
     else:
         if args.model_name:

@@ -123,7 +123,8 @@ def train(args, processes: parallel.Processes) -> int:
     bar = root and sys.stdout.isatty() and not args.verbose
     display = TrainingDisplay(args.iterations, bar=bar, verbosity=shown)
     say = print if shown > QUIET else (lambda *_, **__: None)
-    options = dict(callback=display if root else None, report_steps=bar, comm=processes, device=args.device)
+    options = dict(callback=display if root else None, report_steps=bar, comm=processes, device=args.device,
+                   bf16=args.bf16)
     if not args.resume and not args.files:
         raise BlekotaError("train needs a sound FILE (or --resume MODEL)")
     device.check("--device", args.device, processes.size)
@@ -152,7 +153,7 @@ def train(args, processes: parallel.Processes) -> int:
     what = files[0] if len(files) == 1 else f"{len(files)} sounds" if files else "audio"
     threads = f"{model.threads} thread{'s' if model.threads > 1 else ''}"
     shared = f" shared by {processes.size} processes of {threads}" if processes.size > 1 else ""
-    shared += f", each step on {trainer.device_step}" if trainer.device_step is not None else ""
+    shared += device.step_words(trainer)
     unused = trainer.layout.unused
     unused = f" ({unused / fs:.2g} s at the ends left out: the streams take whole windows)" if unused else ""
     say(
