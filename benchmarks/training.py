@@ -6,6 +6,8 @@ Three implementations of the same model, each measured in its own subprocess:
              it is slow, so it runs a shorter window (reference_T) and its samples/s is per sample
   pytorch    torch.nn.GRU(256, H, num_layers=L) on one-hot input + nn.Linear(H, 256) +
              cross-entropy + torch.optim.Adam, when torch is importable
+dtype "bfloat16" is a float32 model trained with bfloat16 products: blekota's window(bf16=True)
+(only where the CPU has AVX512_BF16), PyTorch's step under torch.autocast("cpu", torch.bfloat16).
 The hidden state is carried from window to window (truncated BPTT), as in real training.
 """
 
@@ -21,7 +23,7 @@ CONFIGS = {  # name: layers, hidden, T, B, and the window length used for the re
     "default": {"layers": 3, "hidden": 256, "T": 100, "B": 80, "reference_T": 10},
     "small": {"layers": 1, "hidden": 100, "T": 100, "B": 80, "reference_T": 25},
 }
-DTYPES = ("float32", "float64")
+DTYPES = ("float32", "float64", "bfloat16")
 
 
 def shape_name(config: str) -> str:
@@ -48,14 +50,16 @@ def blekota_training(threads: int, config: str, dtype: str, repeats: int, warmup
     c = CONFIGS[config]
     x = synthetic_levels(c["T"], c["B"])
     base = rss_mib()
-    model = blekota.Model(hidden=c["hidden"], layers=c["layers"], dtype=dtype, seed=0,
-                          threads=threads)
+    if dtype == "bfloat16" and not blekota._gru.bf16_products():
+        raise Unavailable("this CPU has no AVX512_BF16: no bfloat16 products")
+    model = blekota.Model(hidden=c["hidden"], layers=c["layers"],
+                          dtype="float32" if dtype == "bfloat16" else dtype, seed=0, threads=threads)
     grads = np.empty_like(model.params)
     optimizer = Adam(model.params.size, model.dtype, lr=1e-3)
     state = {"h": None}
 
     def iteration():
-        _, state["h"] = model.window(x, state["h"], grads)
+        _, state["h"] = model.window(x, state["h"], grads, bf16=dtype == "bfloat16")
         optimizer.step(model.params, grads)
 
     times = time_runs(iteration, repeats, warmup)
@@ -106,7 +110,7 @@ def pytorch_training(threads: int, config: str, dtype: str, repeats: int, warmup
     c = CONFIGS[config]
     x = torch.from_numpy(synthetic_levels(c["T"], c["B"]).astype(np.int64))
     base = rss_mib()
-    torch_dtype = torch.float32 if dtype == "float32" else torch.float64
+    torch_dtype = torch.float64 if dtype == "float64" else torch.float32
     gru = torch.nn.GRU(LEVELS, c["hidden"], num_layers=c["layers"]).to(torch_dtype)
     linear = torch.nn.Linear(c["hidden"], LEVELS).to(torch_dtype)
     optimizer = torch.optim.Adam([*gru.parameters(), *linear.parameters()], lr=1e-3)
@@ -114,13 +118,14 @@ def pytorch_training(threads: int, config: str, dtype: str, repeats: int, warmup
 
     def iteration():
         inputs = torch.nn.functional.one_hot(x[:-1], LEVELS).to(torch_dtype)
-        out, h = gru(inputs, state["h"])
-        logits = linear(out).reshape(-1, LEVELS)
-        loss = torch.nn.functional.cross_entropy(logits, x[1:].reshape(-1))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bfloat16"):
+            out, h = gru(inputs, state["h"])
+            logits = linear(out).reshape(-1, LEVELS)
+        loss = torch.nn.functional.cross_entropy(logits.float(), x[1:].reshape(-1))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        state["h"] = h.detach()
+        state["h"] = h.detach().to(torch_dtype)
 
     times = time_runs(iteration, repeats, warmup)
     return make_row(section=SECTION, config=config, shape=shape_name(config), impl="pytorch",
