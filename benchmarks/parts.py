@@ -109,6 +109,7 @@ def child(threads: int, config: str, warmup: int, iterations: int) -> None:
         _, h = model.window(x, h, grads)
         optimizer.step(model.params, grads)
     peak = _vmath.fma_peak()  # before the go: perf records only the timed iterations
+    bf16_peak = _vmath.bf16_peak()
     print("ready", flush=True)
     sys.stdin.readline()
     cpu, wall = [], []
@@ -118,7 +119,7 @@ def child(threads: int, config: str, warmup: int, iterations: int) -> None:
         optimizer.step(model.params, grads)
         cpu.append(time.process_time() - start)
         wall.append(time.perf_counter() - start_wall)
-    print(json.dumps({"cpu": cpu, "wall": wall, "peak": peak,
+    print(json.dumps({"cpu": cpu, "wall": wall, "peak": peak, "bf16_peak": bf16_peak,
                       "level": _vmath.cpu_level()}), flush=True)
 
 
@@ -168,6 +169,7 @@ def profile(threads: int, config: str, warmup: int, iterations: int) -> dict:
         raise RuntimeError("perf recorded no samples")
     seconds = {part: cpu * counts[part] / total for part in PARTS}
     return {"cpu_s": cpu, "wall_s": statistics.median(result["wall"]), "peak": result["peak"],
+            "bf16_peak": result["bf16_peak"],
             "level": result["level"], "samples": total, "seconds": seconds,
             "floors": floors(c["layers"], c["hidden"], c["T"] * c["B"], result["peak"])}
 
@@ -202,7 +204,8 @@ def breakdown(threads: int, config: str = "default", iterations: int = 10,
               pytorch_s: float | None = None) -> str:
     """The parts report for run.py and main(), or one line saying why there is none. With
     pytorch_s (PyTorch's seconds per iteration, same threads), also the most any float32 FMA
-    kernel could beat it by on this CPU: PyTorch's time over the floor spread on the threads."""
+    kernel could beat it by on this CPU: PyTorch's time over the floor spread on the threads, and
+    where the CPU has AVX512_BF16 the same for the bf16 products (blekota._vmath.bf16_peak)."""
     if shutil.which("perf") is None:
         return "# parts: no breakdown, Linux perf is not installed (apt-get install linux-perf)"
     try:
@@ -216,6 +219,11 @@ def breakdown(threads: int, config: str = "default", iterations: int = 10,
                  f"floor ({floor:.4f} s on {threads} core(s)) a float32 kernel would be "
                  f"{pytorch_s / floor:.2f}x PyTorch; blekota is "
                  f"{pytorch_s / found['wall_s']:.2f}x in this run (wall).")
+        if found["bf16_peak"]:
+            bf16_floor = floor * found["peak"] / found["bf16_peak"]
+            text += (f" With bfloat16 products (--bf16; {found['bf16_peak']:.0f} GFLOP/s per core) "
+                     f"the products' floor is {bf16_floor:.4f} s: {pytorch_s / bf16_floor:.2f}x "
+                     "PyTorch's float32 step.")
     return text
 
 
