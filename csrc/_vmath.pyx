@@ -15,8 +15,8 @@ cdef extern from "gates.h" nogil:
     void bk_vmath_d(int which, const double* x, double* out, Py_ssize_t n)
 
 cdef extern from "fmapeak.h" nogil:
-    double bk_fma_peak(long n)
-    double bk_bf16_peak(long n)
+    double bk_fma_peak(long n) noexcept
+    double bk_bf16_peak(long n) noexcept
 
 FUNCTIONS = ("exp", "tanh", "sigmoid")
 
@@ -39,29 +39,27 @@ def apply(str name, const floating[::1] x, floating[::1] out) -> None:
             bk_vmath_d(which, &x[0], &out[0], n)
 
 
-def fma_peak(long rounds=20_000_000) -> float:
-    """Float32 GFLOP/s of one core at the CPU level in use: `rounds` rounds of 12 independent
-    vector FMAs (2 FLOP per lane), CPU time of this process (the best of three runs); 0.0 at the
-    portable level, whose products are BLAS's."""
+cdef double best_of_three(double (*peak)(long) noexcept nogil, long rounds) except -1:
+    """The best of three runs of a peak loop of `rounds` rounds, in GFLOP/s."""
     cdef double best = 0
     cdef int run
     if rounds < 1:
         raise ValueError("rounds must be at least 1")
     with nogil:
         for run in range(3):
-            best = max(best, bk_fma_peak(rounds))
+            best = max(best, peak(rounds))
     return best
+
+
+def fma_peak(long rounds=20_000_000) -> float:
+    """Float32 GFLOP/s of one core at the CPU level in use: `rounds` rounds of 12 independent
+    vector FMAs (2 FLOP per lane), CPU time of this process (the best of three runs); 0.0 at the
+    portable level, whose products are BLAS's."""
+    return best_of_three(bk_fma_peak, rounds)
 
 
 def bf16_peak(long rounds=20_000_000) -> float:
     """GFLOP/s of one core's bfloat16 pair multiply-adds (vdpbf16ps, 4 FLOP per float32 lane),
     measured like fma_peak: the floor of the bf16 training products; 0.0 on CPUs without
     AVX512_BF16 at the AVX-512 level."""
-    cdef double best = 0
-    cdef int run
-    if rounds < 1:
-        raise ValueError("rounds must be at least 1")
-    with nogil:
-        for run in range(3):
-            best = max(best, bk_bf16_peak(rounds))
-    return best
+    return best_of_three(bk_bf16_peak, rounds)

@@ -226,13 +226,7 @@ BK_TARGET_BF16 static void bk_gemm_tn_bf(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, 
 {
     uint32_t *b_pairs = (uint32_t *)scratch;
     uint32_t *a_pairs = b_pairs + BK_KC / 2 * BK_NC;
-    if (!add) {
-        if (sums != NULL)
-            memset(sums, 0, N * sizeof(float));
-        if (K == 0)
-            for (ptrdiff_t i = 0; i < M; i++)
-                memset(c + i * ldc, 0, N * sizeof(float));
-    }
+    bk_gemm_tn_start(M, N, K, c, ldc, add, sums);
     for (ptrdiff_t k0 = 0; k0 < K; k0 += BK_KC) {
         const ptrdiff_t kc = K - k0 < BK_KC ? K - k0 : BK_KC, P = (kc + 1) / 2;
         for (ptrdiff_t m0 = 0; m0 < M; m0 += BK_BF_A_COLUMNS) {

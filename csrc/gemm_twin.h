@@ -66,13 +66,7 @@ BK_FN void BK_NAME(bk_gemm_tn)(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const floa
     const int wide = bk_gemm_tn_wide(-1);
     const int rows = wide ? BK_NAME(bk_tile_wide_rows) : BK_NAME(bk_tile_rows);
     const int most = wide ? BK_NAME(bk_tile_wide_slices) : BK_NAME(bk_tile_slices);
-    if (!add) {
-        if (sums != NULL)
-            memset(sums, 0, N * sizeof(float));
-        if (K == 0)
-            for (ptrdiff_t i = 0; i < M; i++)
-                memset(c + i * ldc, 0, N * sizeof(float));
-    }
+    bk_gemm_tn_start(M, N, K, c, ldc, add, sums);
     for (ptrdiff_t k0 = 0; k0 < K; k0 += BK_KC) {
         const ptrdiff_t kc = K - k0 < BK_KC ? K - k0 : BK_KC;
         for (ptrdiff_t n0 = 0; n0 < N; n0 += BK_NC) {

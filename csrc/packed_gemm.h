@@ -71,6 +71,20 @@ static inline int bk_gemm_tn_wide(int wide)
     return bk_tn_wide;
 }
 
+/* What bk_gemm_tn_f (and bk_gemm_tn_bf) do before the first block of rows: without add, zero
+ * the sums, and C when there are no rows (K == 0) to write it. */
+static inline void bk_gemm_tn_start(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, float *c, ptrdiff_t ldc,
+                                    int add, float *sums)
+{
+    if (add)
+        return;
+    if (sums != NULL)
+        memset(sums, 0, N * sizeof(float));
+    if (K == 0)
+        for (ptrdiff_t i = 0; i < M; i++)
+            memset(c + i * ldc, 0, N * sizeof(float));
+}
+
 /* Floats of scratch that bk_gemm_tn_f needs. */
 static inline ptrdiff_t bk_gemm_tn_scratch(void) { return BK_KC * BK_NC; }
 
