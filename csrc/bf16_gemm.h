@@ -240,14 +240,8 @@ BK_TARGET_BF16 static void bk_gemm_tn_bf(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, 
                 const ptrdiff_t slices = (nc + BK_SLICE - 1) / BK_SLICE, ws = P * BK_SLICE;
                 for (ptrdiff_t k = 0; k < kc && m0 == 0; k++) {
                     const float *row = b + (k0 + k) * ldb + n0;
-                    if (sums != NULL)
-                        for (ptrdiff_t j = 0; j < nc; j++)
-                            sums[n0 + j] += row[j];
-                    if (levels != NULL) {
-                        float *dest = scattered + levels[k0 + k] * lds + n0;
-                        for (ptrdiff_t j = 0; j < nc; j++)
-                            dest[j] += row[j];
-                    }
+                    bk_gemm_tn_row(row, nc, sums == NULL ? NULL : sums + n0,
+                                   levels == NULL ? NULL : scattered + levels[k0 + k] * lds + n0);
                 }
                 for (ptrdiff_t p = 0; p < P; p++) {
                     const float *lo = b + (k0 + 2 * p) * ldb + n0;

@@ -87,14 +87,8 @@ BK_FN void BK_NAME(bk_gemm_tn)(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const floa
                     memcpy(d, row + s * BK_SLICE, cols * sizeof(float));
                     memset(d + cols, 0, (BK_SLICE - cols) * sizeof(float));
                 }
-                if (sums != NULL)
-                    for (ptrdiff_t j = 0; j < nc; j++)
-                        sums[n0 + j] += row[j];
-                if (levels != NULL) {
-                    float *dest = scattered + levels[k0 + k] * lds + n0;
-                    for (ptrdiff_t j = 0; j < nc; j++)
-                        dest[j] += row[j];
-                }
+                bk_gemm_tn_row(row, nc, sums == NULL ? NULL : sums + n0,
+                               levels == NULL ? NULL : scattered + levels[k0 + k] * lds + n0);
             }
             for (ptrdiff_t s = 0, S; s < slices; s += S) {
                 S = slices - s >= most ? most : slices - s >= 2 ? 2 : 1;  /* tiles of 4, 2, 1 */

@@ -85,6 +85,18 @@ static inline void bk_gemm_tn_start(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, float
             memset(c + i * ldc, 0, N * sizeof(float));
 }
 
+/* What the weight-gradient products add for one row of B (nc floats): the row to sums (nc,)
+ * unless NULL, and to `scattered` (the scatter row it goes to) unless NULL. */
+static inline void bk_gemm_tn_row(const float *row, ptrdiff_t nc, float *sums, float *scattered)
+{
+    if (sums != NULL)
+        for (ptrdiff_t j = 0; j < nc; j++)
+            sums[j] += row[j];
+    if (scattered != NULL)
+        for (ptrdiff_t j = 0; j < nc; j++)
+            scattered[j] += row[j];
+}
+
 /* Floats of scratch that bk_gemm_tn_f needs. */
 static inline ptrdiff_t bk_gemm_tn_scratch(void) { return BK_KC * BK_NC; }
 
