@@ -89,8 +89,8 @@ cdef extern from "bf16_gemm.h" nogil:
                        float* sums, const unsigned char* levels, float* scattered,
                        Py_ssize_t lds, float* scratch)
 
-# bf16 products round rows of X into a stack buffer of 16384 pairs (bf16_gemm.h)
-BF16_MAX_HIDDEN = 2 * 16384 // 3
+# bf16 products round rows of X into a stack buffer of 12288 pairs (bf16_gemm.h)
+BF16_MAX_HIDDEN = 2 * 12288 // 3
 
 
 def bf16_products() -> bool:

@@ -7,7 +7,8 @@
  *   bk_gemm_xw_bf  C (M, N) (+)= bf16(X) (M, K) bf16(W): rows of X rounded block by block.
  *   bk_gemm_tn_bf  C (M, N) (+)= bf16(A)^T bf16(B) for A (K, M), B (K, N): blocks of A and B
  *                  rounded into pairs in scratch (bk_gemm_tn_scratch() floats, as the float
- *                  kernel); the column sums and the scatter of B stay float.
+ *                  kernel); the column sums and the scatter of B stay float, taken as
+ *                  its rows are rounded.
  * Rounding is to nearest even (denormals to zero, as VCVTNEPS2BF16 does); every product of two
  * bf16 is exact in float32, and vdpbf16ps adds a pair of them per lane. A tile of R rows by V
  * vectors of 16 columns sums a row's pairs in order, so every tile shape gives the same result.
@@ -21,65 +22,40 @@
 
 #include "packed_gemm.h"
 
-#define BK_BF_ROW_WORDS 16384  /* 32-bit pairs of rounded rows of X that bk_gemm_xw_bf keeps */
+/* 32-bit pairs of rounded rows of X that bk_gemm_xw_bf keeps: 48 KB of stack, so that perf's
+ * 64 KB copies of the stack (benchmarks/parts.py) still reach its callers. */
+#define BK_BF_ROW_WORDS 12288
 #define BK_BF_A_COLUMNS 256    /* columns of A that bk_gemm_tn_bf rounds at a time */
-
-/* bf16(f) to nearest even, as the instruction rounds: denormals to signed zero, NaN stays NaN. */
-static inline uint16_t bk_bf16_round(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    if ((u & 0x7f800000u) == 0)
-        return (uint16_t)((u >> 16) & 0x8000u);
-    if ((u & 0x7fffffffu) > 0x7f800000u)
-        return (uint16_t)((u >> 16) | 0x40u);
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return (uint16_t)(u >> 16);
-}
-
-/* The pair (W[k, n], W[k + 1, n]) rounded, W[k + 1, n] = 0 past the last row. */
-static inline uint32_t bk_bf16_pair(const float *src, ptrdiff_t ld, int trans, ptrdiff_t K,
-                                    ptrdiff_t k, ptrdiff_t n)
-{
-    float lo = trans ? src[n * ld + k] : src[k * ld + n];
-    float hi = k + 1 >= K ? 0.0f : trans ? src[n * ld + k + 1] : src[(k + 1) * ld + n];
-    return (uint32_t)bk_bf16_round(lo) | (uint32_t)bk_bf16_round(hi) << 16;
-}
-
-/* Slices s0..s1-1 of W (K, N) packed into dst in pairs (layout above), where W[k, n] =
- * src[k * ld + n], or src[n * ld + k] if trans. */
-static inline void bk_pack_w_bf(const float *src, ptrdiff_t ld, int trans, ptrdiff_t K,
-                                ptrdiff_t N, ptrdiff_t s0, ptrdiff_t s1, float *dst)
-{
-    for (ptrdiff_t s = s0; s < s1; s++) {
-        uint32_t *d = (uint32_t *)(dst + s * K * BK_SLICE);
-        ptrdiff_t n0 = s * BK_SLICE, cols = N - n0 < BK_SLICE ? N - n0 : BK_SLICE;
-        for (ptrdiff_t k = 0; k < K; k += 2, d += BK_SLICE)
-            for (ptrdiff_t j = 0; j < BK_SLICE; j++)
-                d[j] = j < cols ? bk_bf16_pair(src, ld, trans, K, k, n0 + j) : 0;
-    }
-}
 
 #ifdef BK_HAVE_BF16
 
-/* 16 floats (the first `n` of p, zeros after) rounded to bf16 and widened to 32-bit lanes. */
-BK_TARGET_BF16 static inline __m512i bk_bf16_lanes(const float *p, ptrdiff_t n)
-{
-    __mmask16 mask = n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1);
-    __m256bh half = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mask, p));
-    return _mm512_cvtepu16_epi32((__m256i)half);
-}
-
-/* Pairs (lo[j], hi[j]) for j < n rounded into out (n 32-bit words); hi NULL: zeros. */
+/* Pairs (lo[j], hi[j]) for j < n rounded into out (n 32-bit words); hi NULL: zeros. On the way,
+ * unless NULL, sums[j] += lo[j] then hi[j], scatter_lo[j] += lo[j] and then scatter_hi[j] +=
+ * hi[j] (in float, in that order, so the two may be the same row): bk_gemm_tn_row's sums. */
 BK_TARGET_BF16 static inline void bk_bf16_pairs(const float *lo, const float *hi, ptrdiff_t n,
-                                                uint32_t *out)
+                                                uint32_t *out, float *sums, float *scatter_lo,
+                                                float *scatter_hi)
 {
     for (ptrdiff_t j = 0; j < n; j += 16) {
         ptrdiff_t left = n - j;
         __mmask16 mask = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
-        __m512i pair = bk_bf16_lanes(lo + j, left);
+        __m512 low = _mm512_maskz_loadu_ps(mask, lo + j);
+        __m512 high = hi != NULL ? _mm512_maskz_loadu_ps(mask, hi + j) : _mm512_setzero_ps();
+        if (sums != NULL) {
+            __m512 sum = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, sums + j), low);
+            _mm512_mask_storeu_ps(sums + j, mask,
+                                  hi != NULL ? _mm512_add_ps(sum, high) : sum);
+        }
+        if (scatter_lo != NULL)
+            _mm512_mask_storeu_ps(scatter_lo + j, mask,
+                                  _mm512_add_ps(_mm512_maskz_loadu_ps(mask, scatter_lo + j), low));
+        if (scatter_hi != NULL)
+            _mm512_mask_storeu_ps(scatter_hi + j, mask,
+                                  _mm512_add_ps(_mm512_maskz_loadu_ps(mask, scatter_hi + j), high));
+        __m512i pair = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(low));
         if (hi != NULL)
-            pair = _mm512_or_si512(pair, _mm512_slli_epi32(bk_bf16_lanes(hi + j, left), 16));
+            pair = _mm512_or_si512(pair, _mm512_slli_epi32(
+                                             _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(high)), 16));
         _mm512_mask_storeu_epi32(out + j, mask, pair);
     }
 }
@@ -99,6 +75,36 @@ BK_TARGET_BF16 static inline void bk_bf16_row(const float *x, ptrdiff_t K, uint3
         _mm512_mask_storeu_epi32(out + k / 2, words >= 16 ? (__mmask16)0xffff
                                                           : (__mmask16)((1u << words) - 1),
                                  both);
+    }
+}
+
+/* Slices s0..s1-1 of W (K, N) packed into dst in pairs (layout above), where W[k, n] =
+ * src[k * ld + n], or src[n * ld + k] if trans (then a pair is two adjacent floats). */
+BK_TARGET_BF16 static inline void bk_pack_w_bf(const float *src, ptrdiff_t ld, int trans,
+                                               ptrdiff_t K, ptrdiff_t N, ptrdiff_t s0,
+                                               ptrdiff_t s1, float *dst)
+{
+    const ptrdiff_t P = (K + 1) / 2;
+    for (ptrdiff_t s = s0; s < s1; s++) {
+        uint32_t *d = (uint32_t *)(dst + s * K * BK_SLICE);
+        ptrdiff_t n0 = s * BK_SLICE, cols = N - n0 < BK_SLICE ? N - n0 : BK_SLICE;
+        for (ptrdiff_t p = 0; p < P; p++) {
+            if (!trans) {
+                const float *lo = src + 2 * p * ld + n0;
+                bk_bf16_pairs(lo, 2 * p + 1 < K ? lo + ld : NULL, cols, d + p * BK_SLICE, NULL,
+                              NULL, NULL);
+            }
+            for (ptrdiff_t j = trans ? 0 : cols; j < BK_SLICE; j++)
+                d[p * BK_SLICE + j] = 0;
+        }
+        for (ptrdiff_t j = 0; trans && j < cols; j++) {
+            uint32_t words[16];
+            for (ptrdiff_t k = 0; k < K; k += 32) {
+                bk_bf16_row(src + (n0 + j) * ld + k, K - k < 32 ? K - k : 32, words);
+                for (ptrdiff_t q = 0; q < 16 && k / 2 + q < P; q++)
+                    d[(k / 2 + q) * BK_SLICE + j] = words[q];
+            }
+        }
     }
 }
 
@@ -233,24 +239,31 @@ BK_TARGET_BF16 static void bk_gemm_tn_bf(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, 
             const ptrdiff_t mc = M - m0 < BK_BF_A_COLUMNS ? M - m0 : BK_BF_A_COLUMNS;
             for (ptrdiff_t p = 0; p < P; p++) {
                 const float *lo = a + (k0 + 2 * p) * lda + m0;
-                bk_bf16_pairs(lo, 2 * p + 1 < kc ? lo + lda : NULL, mc, a_pairs + p * mc);
+                bk_bf16_pairs(lo, 2 * p + 1 < kc ? lo + lda : NULL, mc, a_pairs + p * mc, NULL,
+                              NULL, NULL);
             }
             for (ptrdiff_t n0 = 0; n0 < N; n0 += BK_NC) {
                 const ptrdiff_t nc = N - n0 < BK_NC ? N - n0 : BK_NC;
                 const ptrdiff_t slices = (nc + BK_SLICE - 1) / BK_SLICE, ws = P * BK_SLICE;
-                for (ptrdiff_t k = 0; k < kc && m0 == 0; k++) {
-                    const float *row = b + (k0 + k) * ldb + n0;
-                    bk_gemm_tn_row(row, nc, sums == NULL ? NULL : sums + n0,
-                                   levels == NULL ? NULL : scattered + levels[k0 + k] * lds + n0);
-                }
                 for (ptrdiff_t p = 0; p < P; p++) {
-                    const float *lo = b + (k0 + 2 * p) * ldb + n0;
+                    const ptrdiff_t k = k0 + 2 * p;
+                    const float *lo = b + k * ldb + n0;
                     const float *hi = 2 * p + 1 < kc ? lo + ldb : NULL;
+                    /* the first block of A's columns also takes B's sums and scatter */
+                    const int first = m0 == 0;
+                    float *sum = first && sums != NULL ? sums + n0 : NULL;
+                    float *scatter_lo = first && levels != NULL
+                                            ? scattered + levels[k] * lds + n0 : NULL;
+                    float *scatter_hi = first && levels != NULL && hi != NULL
+                                            ? scattered + levels[k + 1] * lds + n0 : NULL;
                     for (ptrdiff_t s = 0; s < slices; s++) {
-                        ptrdiff_t cols = nc - s * BK_SLICE < BK_SLICE ? nc - s * BK_SLICE : BK_SLICE;
+                        const ptrdiff_t j0 = s * BK_SLICE;
+                        ptrdiff_t cols = nc - j0 < BK_SLICE ? nc - j0 : BK_SLICE;
                         uint32_t *d = b_pairs + s * ws + p * BK_SLICE;
-                        bk_bf16_pairs(lo + s * BK_SLICE, hi == NULL ? NULL : hi + s * BK_SLICE,
-                                      cols, d);
+                        bk_bf16_pairs(lo + j0, hi == NULL ? NULL : hi + j0, cols, d,
+                                      sum == NULL ? NULL : sum + j0,
+                                      scatter_lo == NULL ? NULL : scatter_lo + j0,
+                                      scatter_hi == NULL ? NULL : scatter_hi + j0);
                         for (ptrdiff_t j = cols; j < BK_SLICE; j++)
                             d[j] = 0;
                     }
@@ -281,6 +294,11 @@ BK_TARGET_BF16 static void bk_gemm_tn_bf(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, 
 #undef BK_BF_REFS
 
 #else /* no AVX512_BF16 code: bk_cpu_bf16() is 0 and the drivers are never called */
+
+static inline void bk_pack_w_bf(const float *src, ptrdiff_t ld, int trans, ptrdiff_t K,
+                                ptrdiff_t N, ptrdiff_t s0, ptrdiff_t s1, float *dst)
+{
+}
 
 static inline void bk_gemm_xw_bf(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const float *x,
                                  ptrdiff_t ldx, const float *w, float *c, ptrdiff_t ldc, int add)
