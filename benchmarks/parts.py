@@ -1,6 +1,6 @@
 """Where a float32 training iteration's time goes, against the FMA floor of each part.
 
-    python benchmarks/parts.py [--threads N] [--iterations N] [--config default|small]
+    python benchmarks/parts.py [--threads N] [--iterations N] [--config default|small] [--bf16]
 
 Runs blekota's training iteration (training.py's, default model) in a child process; after
 warm-up, `perf record` samples it (CPU clock, call stacks from DWARF) for the timed iterations, and every
@@ -10,7 +10,9 @@ together); its floor is its float32 multiply-adds at one core's FMA peak (blekot
 at the CPU level in use), so "of floor" is how close the part runs to the FMA rate. Needs Linux
 `perf` (package linux-perf or linux-tools); without it the script says so and exits with status 3.
 run.py prints this breakdown after the training table (blekota's threads as given there), with
-the most a float32 FMA kernel could beat PyTorch by on the CPU.
+the most a float32 FMA kernel could beat PyTorch by on the CPU. With --bf16 the iteration
+uses the bfloat16 products (`train --bf16`) and the product parts' floors are at one core's
+bf16 peak (blekota._vmath.bf16_peak).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from common import thread_env  # noqa: E402
 from run import machine  # noqa: E402
 from training import CONFIGS, LEVELS, synthetic_levels  # noqa: E402
 
-PRODUCTS = ("bk_tile_", "bk_gemm_xw", "bk_gemm_tn")  # the leaf functions of the products
+PRODUCTS = ("bk_tile_", "bk_bf_tile_", "bk_gemm_xw", "bk_gemm_tn")  # the products' leaf functions
 GATES = ("bk_gates_rz", "bk_candidate", "bk_backward_zc", "bk_backward_r")
 ROW_COPIES = ("memcpy", "memmove", "memset")
 PARTS = (
@@ -90,7 +92,7 @@ def floors(layers: int, hidden: int, samples: int, peak_gflops: float) -> dict[s
     return {part: 2 * mac * samples / (peak_gflops * 1e9) for part, mac in macs.items()}
 
 
-def child(threads: int, config: str, warmup: int, iterations: int) -> None:
+def child(threads: int, config: str, warmup: int, iterations: int, bf16: bool) -> None:
     """The measured process: warm up, say so, wait for the go, then time `iterations`."""
     import numpy as np
 
@@ -106,7 +108,7 @@ def child(threads: int, config: str, warmup: int, iterations: int) -> None:
     optimizer = Adam(model.params.size, model.dtype, lr=1e-3)
     h = None
     for _ in range(warmup):
-        _, h = model.window(x, h, grads)
+        _, h = model.window(x, h, grads, bf16=bf16)
         optimizer.step(model.params, grads)
     peak = _vmath.fma_peak()  # before the go: perf records only the timed iterations
     bf16_peak = _vmath.bf16_peak()
@@ -115,7 +117,7 @@ def child(threads: int, config: str, warmup: int, iterations: int) -> None:
     cpu, wall = [], []
     for _ in range(iterations):
         start, start_wall = time.process_time(), time.perf_counter()
-        _, h = model.window(x, h, grads)
+        _, h = model.window(x, h, grads, bf16=bf16)
         optimizer.step(model.params, grads)
         cpu.append(time.process_time() - start)
         wall.append(time.perf_counter() - start_wall)
@@ -140,19 +142,19 @@ def stacks(perf_data: str) -> list[list[str]]:
     return [stack for stack in found if stack]
 
 
-def profile(threads: int, config: str, warmup: int, iterations: int) -> dict:
+def profile(threads: int, config: str, warmup: int, iterations: int, bf16: bool = False) -> dict:
     """Run the child under perf for the timed iterations; parts, times and floors."""
     with tempfile.TemporaryDirectory() as tmp:
         perf_data = str(Path(tmp) / "perf.data")
         proc = subprocess.Popen(
             [sys.executable, __file__, "--child", str(threads), config, str(warmup),
-             str(iterations)],
+             str(iterations), str(int(bf16))],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=thread_env(threads))
         assert proc.stdout is not None and proc.stdin is not None
         if proc.stdout.readline().strip() != "ready":
             raise RuntimeError("the measured process failed before its timed iterations")
         recorder = subprocess.Popen(
-            ["perf", "record", "-q", "--call-graph", "dwarf,16384", "-F", "500", "-o", perf_data,
+            ["perf", "record", "-q", "--call-graph", "dwarf,65528", "-F", "500", "-o", perf_data,
              "-p", str(proc.pid)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(0.5)  # perf attaches
@@ -168,10 +170,11 @@ def profile(threads: int, config: str, warmup: int, iterations: int) -> dict:
     if total == 0:
         raise RuntimeError("perf recorded no samples")
     seconds = {part: cpu * counts[part] / total for part in PARTS}
+    peak = result["bf16_peak"] if bf16 else result["peak"]
     return {"cpu_s": cpu, "wall_s": statistics.median(result["wall"]), "peak": result["peak"],
-            "bf16_peak": result["bf16_peak"],
+            "bf16_peak": result["bf16_peak"], "bf16": bf16,
             "level": result["level"], "samples": total, "seconds": seconds,
-            "floors": floors(c["layers"], c["hidden"], c["T"] * c["B"], result["peak"])}
+            "floors": floors(c["layers"], c["hidden"], c["T"] * c["B"], peak)}
 
 
 def report(found: dict, threads: int, config: str) -> str:
@@ -181,13 +184,16 @@ def report(found: dict, threads: int, config: str) -> str:
     lines = [
         f"CPU: {info['cpu']}, {info['cores']} cores; {threads} thread(s); {config} model "
         f"({CONFIGS[config]['layers']}x{CONFIGS[config]['hidden']}, "
-        f"T={CONFIGS[config]['T']}, B={CONFIGS[config]['B']}), float32, {found['level']} kernels",
-        f"FMA peak of one core: {found['peak']:.0f} GFLOP/s; iteration: {found['cpu_s']:.4f} s CPU "
+        f"T={CONFIGS[config]['T']}, B={CONFIGS[config]['B']}), "
+        f"{'bfloat16 products' if found['bf16'] else 'float32'}, {found['level']} kernels",
+        f"{'bf16' if found['bf16'] else 'FMA'} peak of one core: "
+        f"{found['bf16_peak'] if found['bf16'] else found['peak']:.0f} GFLOP/s; iteration: {found['cpu_s']:.4f} s CPU "
         f"(all threads), {found['wall_s']:.4f} s wall (medians); whole floor "
         f"{floor_total:.4f} s CPU = {floor_total / found['cpu_s']:.0%} of the CPU time; "
         f"{found['samples']} perf samples",
         "",
-        "| part | s CPU per iteration | share | FMA floor s | of floor |",
+        f"| part | s CPU per iteration | share | {'bf16' if found['bf16'] else 'FMA'} floor s "
+        "| of floor |",
         "|---|---|---|---|---|",
     ]
     for part in PARTS:
@@ -201,26 +207,28 @@ def report(found: dict, threads: int, config: str) -> str:
 
 
 def breakdown(threads: int, config: str = "default", iterations: int = 10,
-              pytorch_s: float | None = None) -> str:
+              pytorch_s: float | None = None, bf16: bool = False) -> str:
     """The parts report for run.py and main(), or one line saying why there is none. With
     pytorch_s (PyTorch's seconds per iteration, same threads), also the most any float32 FMA
     kernel could beat it by on this CPU: PyTorch's time over the floor spread on the threads, and
-    where the CPU has AVX512_BF16 the same for the bf16 products (blekota._vmath.bf16_peak)."""
+    where the CPU has AVX512_BF16 the same for the bf16 products (blekota._vmath.bf16_peak).
+    With bf16, the iteration measured is the one with bfloat16 products."""
     if shutil.which("perf") is None:
         return "# parts: no breakdown, Linux perf is not installed (apt-get install linux-perf)"
     try:
-        found = profile(threads, config, 2, iterations)
+        found = profile(threads, config, 2, iterations, bf16)
     except (subprocess.CalledProcessError, RuntimeError, ValueError, ZeroDivisionError) as error:
         return f"# parts: no breakdown, perf could not sample the iteration ({error})"
     text = report(found, threads, config)
     if pytorch_s is not None:
         floor = sum(found["floors"].values()) / threads
+        fma_floor = floor * found["bf16_peak"] / found["peak"] if bf16 else floor
         text += (f"\n\nPyTorch {pytorch_s:.4f} s per iteration on {threads} thread(s): at the FMA "
-                 f"floor ({floor:.4f} s on {threads} core(s)) a float32 kernel would be "
-                 f"{pytorch_s / floor:.2f}x PyTorch; blekota is "
+                 f"floor ({fma_floor:.4f} s on {threads} core(s)) a float32 kernel would be "
+                 f"{pytorch_s / fma_floor:.2f}x PyTorch; blekota is "
                  f"{pytorch_s / found['wall_s']:.2f}x in this run (wall).")
         if found["bf16_peak"]:
-            bf16_floor = floor * found["peak"] / found["bf16_peak"]
+            bf16_floor = floor if bf16 else floor * found["peak"] / found["bf16_peak"]
             text += (f" With bfloat16 products (--bf16; {found['bf16_peak']:.0f} GFLOP/s per core) "
                      f"the products' floor is {bf16_floor:.4f} s: {pytorch_s / bf16_floor:.2f}x "
                      "PyTorch's float32 step.")
@@ -229,14 +237,17 @@ def breakdown(threads: int, config: str = "default", iterations: int = 10,
 
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        child(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
+        child(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5]),
+              bool(int(sys.argv[6])))
         return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--iterations", type=int, default=10, help="timed iterations (10)")
     parser.add_argument("--config", choices=sorted(CONFIGS), default="default")
+    parser.add_argument("--bf16", action="store_true",
+                        help="measure the iteration with bfloat16 products (needs AVX512_BF16)")
     args = parser.parse_args()
-    text = breakdown(args.threads, args.config, args.iterations)
+    text = breakdown(args.threads, args.config, args.iterations, bf16=args.bf16)
     print(text)
     return 3 if text.startswith("# parts: no breakdown") else 0
 
