@@ -28,7 +28,8 @@ def relative_to_magnitudes(got: np.ndarray, want: np.ndarray, magnitudes: np.nda
 
 
 @needs_bf16
-@pytest.mark.parametrize("M,K,N", [(1, 1, 1), (3, 5, 7), (80, 256, 512), (97, 255, 33), (10, 768, 256), (200, 3, 17)])
+@pytest.mark.parametrize("M,K,N", [(1, 1, 1), (3, 5, 7), (80, 256, 512), (97, 255, 33), (10, 768, 256), (200, 3, 17),
+                                   (13, 64, 112)])
 def test_product_equals_rounded_operands_summed(M, K, N, rng):
     x = rng.standard_normal((M, K)).astype(np.float32)
     w = rng.standard_normal((K, N)).astype(np.float32)
@@ -45,7 +46,8 @@ def test_product_equals_rounded_operands_summed(M, K, N, rng):
 
 
 @needs_bf16
-@pytest.mark.parametrize("K,M,N", [(1, 1, 1), (7, 3, 40), (256, 256, 768), (600, 300, 270), (513, 1, 600)])
+@pytest.mark.parametrize("K,M,N", [(1, 1, 1), (7, 3, 40), (256, 256, 768), (600, 300, 270), (513, 1, 600),
+                                   (37, 64, 176)])
 def test_weight_gradient_product_equals_rounded_operands_summed(K, M, N, rng):
     a = rng.standard_normal((K, M)).astype(np.float32)
     b = rng.standard_normal((K, N)).astype(np.float32)
@@ -53,6 +55,19 @@ def test_weight_gradient_product_equals_rounded_operands_summed(K, M, N, rng):
     want = bf16(a).T @ bf16(b)
     assert relative_to_magnitudes(got, want, np.abs(bf16(a)).T @ np.abs(bf16(b))) < 1e-6
     assert np.allclose(sums, b.astype(np.float64).sum(0), rtol=1e-5, atol=1e-4)
+
+
+@needs_bf16
+def test_every_tile_shape_gives_the_same_bits(rng):
+    """Rows alone (one-row tiles) and 16-column strips (one-vector tiles) against the whole
+    product, which runs on tiles up to 6 rows by 64 columns: a row's pairs are summed in order."""
+    x = rng.standard_normal((23, 37)).astype(np.float32)
+    w = rng.standard_normal((37, 112)).astype(np.float32)
+    whole = _gru.bf16_product(x, w)
+    rows = np.concatenate([_gru.bf16_product(x[i:i + 1], w) for i in range(23)])
+    strips = np.concatenate([_gru.bf16_product(x, np.ascontiguousarray(w[:, j:j + 16]))
+                             for j in range(0, 112, 16)], axis=1)
+    assert np.array_equal(rows, whole) and np.array_equal(strips, whole)
 
 
 def rounded_forward(state: dict, x: np.ndarray, h0: np.ndarray) -> np.ndarray:
