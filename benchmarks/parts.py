@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -123,6 +124,7 @@ def child(threads: int, config: str, warmup: int, iterations: int, bf16: bool) -
         wall.append(time.perf_counter() - start_wall)
     print(json.dumps({"cpu": cpu, "wall": wall, "peak": peak, "bf16_peak": bf16_peak,
                       "level": _vmath.cpu_level()}), flush=True)
+    sys.stdin.readline()  # perf stops before this process exits: its exit is not sampled
 
 
 def stacks(perf_data: str) -> list[list[str]]:
@@ -161,8 +163,11 @@ def profile(threads: int, config: str, warmup: int, iterations: int, bf16: bool 
         proc.stdin.write("go\n")
         proc.stdin.flush()
         result = json.loads(proc.stdout.readline())
-        proc.wait()
+        recorder.send_signal(signal.SIGINT)
         recorder.wait()
+        proc.stdin.write("done\n")
+        proc.stdin.flush()
+        proc.wait()
         counts = Counter(classify(stack) for stack in stacks(perf_data))
     c = CONFIGS[config]
     cpu = statistics.median(result["cpu"])
