@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import blekota
+from blekota import _gru
 from blekota.cli import build_parser, main
 from blekota.demo import demo_sound, note_changes
 from blekota.mulaw import quantize, unquantize
@@ -175,7 +176,10 @@ def test_errors_are_one_line_with_status_2(tmp_path, monkeypatch, capsys, argv, 
 def test_version_and_help_texts(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--version"])
-    assert exit_info.value.code == 0 and capsys.readouterr().out == f"blekota {blekota.__version__}\n"
+    level = _gru.cpu_level()
+    extra = ", bfloat16 products (--bf16)" if _gru.bf16_products() else ""
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out == f"blekota {blekota.__version__} ({level} kernels{extra})\n"
 
     def parsers(parser):
         yield parser

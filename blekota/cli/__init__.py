@@ -15,6 +15,7 @@ import threading
 import warnings
 from contextlib import contextmanager, nullcontext
 
+from .. import _gru
 from .._version import __version__
 from ..errors import BlekotaError
 from . import modelfiles, play, plot, sample, session, train
@@ -35,13 +36,20 @@ COMMANDS = {
 }
 
 
+def version_line() -> str:
+    """The version and what the compiled core runs here: its CPU level and whether the CPU has
+    the bfloat16 products of `train --bf16`."""
+    extra = ", bfloat16 products (--bf16)" if _gru.bf16_products() else ""
+    return f"blekota {__version__} ({_gru.cpu_level()} kernels{extra})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every command, in the order of COMMANDS."""
     parser = Parser(
         prog="python -m blekota",
         description="Learn how a sound continues and generate new sound from it, sample by sample.",
     )
-    parser.add_argument("--version", action="version", version=f"blekota {__version__}")
+    parser.add_argument("--version", action="version", version=version_line())
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in dict.fromkeys(COMMANDS.values()):
         module.add_parser(commands)
