@@ -174,3 +174,17 @@ def test_train_bf16_on_the_command_line(tmp_path, capsys):
     assert main(args + ["--dtype", "float64", "--force"]) == 2
     err = capsys.readouterr().err
     assert "float32 model" in err and len(err.strip().splitlines()) == 1
+
+
+def test_repl_refuses_bf16_on_a_model_file_where_it_cannot_run(tmp_path, capsys):
+    """As train --resume does (exit 2, one line), instead of opening the model for sampling only."""
+    model = blekota.Model(hidden=8, layers=1, dtype="float64")
+    model.save(tmp_path / "m.npz")
+    assert main(["repl", str(tmp_path / "m.npz"), "--bf16"]) == 2
+    err = capsys.readouterr().err
+    assert "--bf16" in err and "float32 model" in err and len(err.strip().splitlines()) == 1
+    blekota.Model(hidden=8, layers=1).save(tmp_path / "f.npz")
+    with cpu_level("avx2"):
+        assert main(["repl", str(tmp_path / "f.npz"), "--bf16"]) == 2
+    err = capsys.readouterr().err
+    assert "AVX512_BF16" in err and "Traceback" not in err

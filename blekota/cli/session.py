@@ -66,8 +66,10 @@ def repl(args) -> int:
     source = args.source
     if source is not None and (legacy.is_pickle(source) or modelfile.is_model_file(source)):
         source = model_path(source, lambda line: print(line, file=sys.stderr))
-        overrides = dict(resume_overrides(args, source, modelfile.load(source)), device=args.device,
-                         bf16=args.bf16)
+        loaded = modelfile.load(source)
+        # refused as train refuses it, not opened for sampling only
+        device.check_bf16("--bf16", args.bf16, args.device, loaded)
+        overrides = dict(resume_overrides(args, source, loaded), device=args.device, bf16=args.bf16)
         directory = Path(overrides.get("directory", source.parent))
     else:
         if args.model_name:
