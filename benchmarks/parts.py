@@ -1,4 +1,4 @@
-"""Where a float32 training iteration's time goes, against the FMA floor of each part.
+"""Where a training iteration's time goes, against the floor of each part (FMA, or bf16 with --bf16).
 
     python benchmarks/parts.py [--threads N] [--iterations N] [--config default|small] [--bf16]
 
@@ -186,19 +186,18 @@ def report(found: dict, threads: int, config: str) -> str:
     """The parts as a Markdown table."""
     info = machine()
     floor_total = sum(found["floors"].values())
+    kind, peak = ("bf16", found["bf16_peak"]) if found["bf16"] else ("FMA", found["peak"])
     lines = [
         f"CPU: {info['cpu']}, {info['cores']} cores; {threads} thread(s); {config} model "
         f"({CONFIGS[config]['layers']}x{CONFIGS[config]['hidden']}, "
         f"T={CONFIGS[config]['T']}, B={CONFIGS[config]['B']}), "
         f"{'bfloat16 products' if found['bf16'] else 'float32'}, {found['level']} kernels",
-        f"{'bf16' if found['bf16'] else 'FMA'} peak of one core: "
-        f"{found['bf16_peak'] if found['bf16'] else found['peak']:.0f} GFLOP/s; iteration: {found['cpu_s']:.4f} s CPU "
+        f"{kind} peak of one core: {peak:.0f} GFLOP/s; iteration: {found['cpu_s']:.4f} s CPU "
         f"(all threads), {found['wall_s']:.4f} s wall (medians); whole floor "
         f"{floor_total:.4f} s CPU = {floor_total / found['cpu_s']:.0%} of the CPU time; "
         f"{found['samples']} perf samples",
         "",
-        f"| part | s CPU per iteration | share | {'bf16' if found['bf16'] else 'FMA'} floor s "
-        "| of floor |",
+        f"| part | s CPU per iteration | share | {kind} floor s | of floor |",
         "|---|---|---|---|---|",
     ]
     for part in PARTS:
@@ -217,7 +216,8 @@ def breakdown(threads: int, config: str = "default", iterations: int = 10,
     pytorch_s (PyTorch's seconds per iteration, same threads), also the most any float32 FMA
     kernel could beat it by on this CPU: PyTorch's time over the floor spread on the threads, and
     where the CPU has AVX512_BF16 the same for the bf16 products (blekota._vmath.bf16_peak).
-    With bf16, the iteration measured is the one with bfloat16 products."""
+    With bf16, the iteration measured is the one with bfloat16 products (and pytorch_s is not
+    used)."""
     if shutil.which("perf") is None:
         return "# parts: no breakdown, Linux perf is not installed (apt-get install linux-perf)"
     try:
@@ -225,15 +225,14 @@ def breakdown(threads: int, config: str = "default", iterations: int = 10,
     except (subprocess.CalledProcessError, RuntimeError, ValueError, ZeroDivisionError) as error:
         return f"# parts: no breakdown, perf could not sample the iteration ({error})"
     text = report(found, threads, config)
-    if pytorch_s is not None:
+    if pytorch_s is not None and not bf16:
         floor = sum(found["floors"].values()) / threads
-        fma_floor = floor * found["bf16_peak"] / found["peak"] if bf16 else floor
         text += (f"\n\nPyTorch {pytorch_s:.4f} s per iteration on {threads} thread(s): at the FMA "
-                 f"floor ({fma_floor:.4f} s on {threads} core(s)) a float32 kernel would be "
-                 f"{pytorch_s / fma_floor:.2f}x PyTorch; blekota is "
+                 f"floor ({floor:.4f} s on {threads} core(s)) a float32 kernel would be "
+                 f"{pytorch_s / floor:.2f}x PyTorch; blekota is "
                  f"{pytorch_s / found['wall_s']:.2f}x in this run (wall).")
         if found["bf16_peak"]:
-            bf16_floor = floor if bf16 else floor * found["peak"] / found["bf16_peak"]
+            bf16_floor = floor * found["peak"] / found["bf16_peak"]
             text += (f" With bfloat16 products (--bf16; {found['bf16_peak']:.0f} GFLOP/s per core) "
                      f"the products' floor is {bf16_floor:.4f} s: {pytorch_s / bf16_floor:.2f}x "
                      "PyTorch's float32 step.")
