@@ -177,7 +177,8 @@ def blekota_quality(threads: int, sound: str, minutes: list[float], options: dic
             loss = keep({})
             if loss is not None:
                 extra["trained_val_loss"] = loss
-    return {**result("blekota", recipe, sound, threads, state["marks"], outcome.iterations,
+    impl = "blekota, bf16 products" if trainer.bf16 else "blekota"  # the default where the CPU has them
+    return {**result(impl, recipe, sound, threads, state["marks"], outcome.iterations,
                      trainer.samples_per_iteration, start_loss), **extra}
 
 

@@ -296,7 +296,8 @@ def table(rows: list[dict]) -> str:
         fd = f"{row['fd']:.0f}" + (f" ({row['floor']:.0f} / {row['levels_floor']:.0f} / {row['ceiling']:.0f})"
                                        if "floor" in row else "")
         continuous = f"{row['continuous_loss']:.3f}" if "continuous_loss" in row else ""
-        recipe = row["recipe"] + (f" (seed {row['seed']})" if row.get("seed") else "")
+        recipe = row["recipe"] + (", bf16 products" if "bf16" in row.get("impl", "") else "")
+        recipe += f" (seed {row['seed']})" if row.get("seed") else ""
         cells = [Path(row["sound"]).stem, recipe, loss, continuous, fd]
         cells += [f"{row[key]:.3f}" for key in ("quiet_share", "flatness", "voiced_share")]
         cells += [f"{row['pitch_hz']:.0f}", f"{row['pitch_spread']:.2f}", f"{row['pitch_motion']:.2f}"]

@@ -4,7 +4,8 @@ info (JSON): iterations, epochs, training_files, history and val_history ([itera
 rows), best_val_loss, and the trainer block: the optimizer's name, clip and step count t, the
 trainer's settings (seq_length, batch_size, lr, schedule state, name, checkpoint_every,
 checkpoint_sound, keep, val_fraction, val_every, random_gain_db, input_noise, ema and, once averaging,
-ema_total), the data position with the signature of the data it belongs to, and the random
+ema_total; bf16, the choice of products: true, false or "auto", and products, what the last run's
+steps used: "bfloat16" or "float32"), the data position with the signature of the data it belongs to, and the random
 generator state; for block-sparse training (blekota.sparsity) sparsity: the target density, the
 block shape and the pruning schedule's state.
 Training arrays: h (the carried hidden state), the optimizer's moments, each under OPTIM + its
@@ -29,6 +30,7 @@ from .audio import WAV_MAX_FRAMES
 from .augment import MAX_DB, check_max_db, check_noise
 from .averaging import check_decay
 from .checks import is_integer, is_number
+from .device import AUTO
 from .errors import BlekotaError, ConfigError, ModelFileError
 from .schedule import make_schedule
 from .sparsity import BLOCK_INPUTS, BLOCK_UNITS, PRUNE_EVERY, check_settings
@@ -36,6 +38,7 @@ from .sparsity import BLOCK_INPUTS, BLOCK_UNITS, PRUNE_EVERY, check_settings
 OPTIM = "optim."  # the prefix of the optimizer's arrays among the training arrays
 SPARSITY = "sparsity."  # ... and of the pruning's
 AVERAGE = "ema."  # ... and of the weight averaging's
+PRODUCTS = {True: "bfloat16", False: "float32"}  # the products' precision by Trainer.bf16
 SETTINGS = ("seq_length", "batch_size", "optimizer", "lr", "name", "checkpoint_every", "checkpoint_sound",
             "keep", "val_fraction", "val_every", "input_noise")  # saved Trainer arguments that resuming passes on
 
@@ -87,6 +90,7 @@ def info(trainer) -> dict:
             checkpoint_every=trainer.checkpoint_every, checkpoint_sound=trainer.checkpoint_sound,
             keep=trainer.keep, val_fraction=trainer.val_fraction, val_every=trainer.val_every,
             random_gain_db=trainer.random_gain_db, input_noise=trainer.input_noise, ema=trainer.ema,
+            bf16=trainer.bf16_choice, products=PRODUCTS[trainer.bf16],
             **({"ema_total": trainer.averaging.average.total} if trainer.averaging and trainer.averaging.average.total
                else {}),
             position=trainer.position,
@@ -149,6 +153,8 @@ TRAINER_FIELDS: dict[str, tuple[Callable[[object], bool], str]] = {  # ... and e
     "input_noise": (_passes(lambda name, value: check_noise(value)), "a number of levels in [0, 255]"),
     "ema": (_passes(lambda name, value: check_decay(value)), "a decay in [0, 1)"),
     "ema_total": (lambda value: is_number(value) and 0 < value <= 1, "a number in (0, 1]"),
+    "bf16": (lambda value: value in (True, False, AUTO) and not is_number(value), f"true, false or {AUTO!r}"),
+    "products": (lambda value: value in PRODUCTS.values(), " or ".join(map(repr, PRODUCTS.values()))),
     "name": (checks.is_plain_name, "a plain file name (no folder)"),
     "schedule": (lambda value: isinstance(value, dict), "a mapping"),
     "data": (lambda value: isinstance(value, dict), "a mapping"),
@@ -220,6 +226,8 @@ def resume_options(path: str | os.PathLike, info: dict, overrides: dict) -> dict
     if saved:  # a file trained before random gain or weight averaging existed trained without them
         options["random_gain_db"] = saved.get("random_gain_db", 0.0)
         options["ema"] = saved.get("ema", 0.0)
+    if "bf16" in saved:  # True goes on as AUTO: the run may go on on a CPU without bf16
+        options["bf16"] = False if saved["bf16"] is False else AUTO
     options["directory"] = Path(path).parent
     sparsity = info.get("sparsity") or {}
     if sparsity:

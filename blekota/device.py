@@ -11,7 +11,8 @@ slow, and not offered on the command line; it is how the step is checked where t
 
 bf16 (check_bf16) runs the compiled core's matrix products with bfloat16 operands and float32
 sums on CPUs with AVX512_BF16 (AMD Zen 4 and later, Intel Cooper Lake and Sapphire Rapids and
-later), which do twice the multiply-adds per instruction: faster training, rounded products.
+later), which do twice the multiply-adds per instruction: faster training, rounded products. By
+default (AUTO) a float32 model trains with them wherever they can run, and in float32 elsewhere.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .errors import ConfigError
 CPU = "cpu"
 TORCH_CPU = "torch-cpu"
 TORCH_HINT = "pip install torch (blekota itself does not need it)"
+AUTO = "auto"  # bf16: the bfloat16 products wherever they can run
 
 
 def check(name: str, device: str, processes: int = 1) -> str:
@@ -51,22 +53,34 @@ def check(name: str, device: str, processes: int = 1) -> str:
     return device
 
 
-def check_bf16(name: str, bf16: bool, device: str, model) -> bool:
-    """Whether training runs the bf16 products; ConfigError in one line when asked for where they
-    cannot run: another device than the CPU, a float64 model, or a CPU without AVX512_BF16."""
-    if not bf16:
+def check_bf16(name: str, bf16: bool | str, device: str, model) -> bool:
+    """Whether training runs the bf16 products. bf16: AUTO (where they can run: the default), True
+    (ConfigError in one line where they cannot) or False (float32 products)."""
+    asked = bf16 != AUTO
+    if asked and bf16 not in (True, False):
+        raise ConfigError(f"{name} is true, false or {AUTO!r}, not {bf16!r}")
+    if asked and not bf16:
         return False
+    reason = bf16_obstacle(device, model)
+    if reason is not None and asked:
+        raise ConfigError(f"{name}: {reason}")
+    return reason is None
+
+
+def bf16_obstacle(device: str, model) -> str | None:
+    """Why the bf16 products cannot train this model on this device, or None where they can:
+    another device than the CPU, a float64 model, a CPU without AVX512_BF16, or too many units."""
     from . import _gru
 
     if device != CPU:
-        raise ConfigError(f"{name}: bfloat16 products are the CPU core's; {device} trains in float32")
+        return f"bfloat16 products are the CPU core's; {device} trains in float32"
     if model.dtype != np.float32:
-        raise ConfigError(f"{name}: bfloat16 products need a float32 model, this one is {model.dtype.name}")
+        return f"bfloat16 products need a float32 model, this one is {model.dtype.name}"
     if not _gru.bf16_products():
-        raise ConfigError(f"{name}: this CPU has no AVX512_BF16 (or BLEKOTA_CPU chose a lower level)")
+        return "this CPU has no AVX512_BF16 (or BLEKOTA_CPU chose a lower level)"
     if model.hidden > _gru.BF16_MAX_HIDDEN:
-        raise ConfigError(f"{name}: bfloat16 products need hidden <= {_gru.BF16_MAX_HIDDEN}")
-    return True
+        return f"bfloat16 products need hidden <= {_gru.BF16_MAX_HIDDEN}"
+    return None
 
 
 def step_words(trainer) -> str:

@@ -154,6 +154,10 @@ class Processes:
         """Run work() in every process; when it fails in any, every process raises."""
         return work()
 
+    def everywhere(self, flag: bool) -> bool:
+        """Whether flag is true in every process."""
+        return bool(flag)
+
     def broadcast(self, array: np.ndarray) -> None:
         """Overwrite the array in every process with rank 0's (in place)."""
 
@@ -284,6 +288,11 @@ class MPIProcesses(Processes):
             result = work()
         self.agree(held.failure)
         return result
+
+    def everywhere(self, flag: bool) -> bool:
+        flags = self._objects.allgather(bool(flag))
+        self._since = time.perf_counter()
+        return all(flags)
 
     def broadcast(self, array: np.ndarray) -> None:
         self.comm.Bcast(array, root=0)

@@ -28,7 +28,7 @@ from .audio import WAV_MAX_FRAMES, save_wav
 from .augment import check_max_db, check_noise, input_noise, random_gain
 from .averaging import TrainingAverage
 from .dataset import Dataset, training_layout, validation_pieces, validation_sums, warn_if_silent
-from .device import CPU, check_bf16, training_step
+from .device import AUTO, CPU, check_bf16, training_step
 from .errors import ConfigError, TrainingDiverged
 from .model import Model
 from .optim import OPTIMIZERS, make_optimizer
@@ -88,8 +88,11 @@ class Trainer:
     device: where each step's forward, backward and update run: "cpu" (the compiled core), or
     "cuda"/"cuda:N" through PyTorch (blekota.device; the rest stays on the CPU, files are alike);
     model.params follows the device's weights at validations, sounds, saves and use_average().
-    bf16: the CPU core's training products in bfloat16 with float32 sums (blekota.device.check_bf16;
-    validation stays float32). Like device, a setting of this run that resuming does not keep.
+    bf16: "auto" (the default) trains a float32 model with the CPU core's products in bfloat16 and
+    float32 sums wherever the CPU has AVX512_BF16 (in every process), in float32 elsewhere; True
+    insists (ConfigError where they cannot run), False keeps float32 products (blekota.device.
+    check_bf16; validation stays float32). self.bf16 says whether they run. Resuming keeps the
+    choice, True as "auto" (a run may go on on another machine).
     """
 
     def __init__(
@@ -122,7 +125,7 @@ class Trainer:
         prune_start: int | None = None,
         prune_end: int | None = None,
         prune_every: int = PRUNE_EVERY,
-        bf16: bool = False,
+        bf16: bool | str = AUTO,
     ):
         self.processes: Processes = processes(comm)
         self.model = model
@@ -146,7 +149,9 @@ class Trainer:
         self.schedule = schedule_for(schedule, bool(val_fraction))
         self.averaging = TrainingAverage(model, ema) if ema else None
         self.optimizer = self.processes.together(lambda: self._allocate(optimizer, lr, device))
-        self.bf16 = self.processes.together(lambda: check_bf16("bf16", bf16, device, model))
+        can_bf16 = self.processes.together(lambda: check_bf16("bf16", bf16, device, model))
+        self.bf16_choice = bf16 if bf16 == AUTO else bool(bf16)
+        self.bf16 = self.processes.everywhere(can_bf16)
         self.pruning = Pruning(model.layers, model.hidden, density, prune_start, prune_end, prune_every)
         if self.pruning.active and device != CPU:
             raise ConfigError(f"density {density:g} trains on the CPU only: the pruning is not on {device}")

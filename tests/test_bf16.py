@@ -1,6 +1,7 @@
-"""The bfloat16 training products (csrc/bf16_gemm.h, Trainer(bf16=True), train --bf16): each
+"""The bfloat16 training products (csrc/bf16_gemm.h, Trainer(bf16=...), train --bf16): each
 product against NumPy with the same rounding, the window against a float64 forward pass that
-rounds where the kernel does, and the refusals where they cannot run."""
+rounds where the kernel does, the refusals where they cannot run, and the default ("auto": where
+they can), kept by resuming."""
 
 import numpy as np
 import pytest
@@ -154,6 +155,33 @@ def test_bf16_is_refused_where_it_cannot_run(tmp_path, rng):
             blekota.Model(hidden=8, layers=1).window(np.zeros((3, 2), np.uint8), bf16=True)
 
 
+def test_auto_takes_bf16_wherever_it_can_run(tmp_path, rng):
+    sound = rng.standard_normal(4000).astype(np.float32) * 0.1
+    options = dict(directory=tmp_path, log=False, val_fraction=0, seq_length=10, batch_size=4)
+    assert blekota.Trainer(blekota.Model(hidden=8, layers=1), sound, **options).bf16 is _gru.bf16_products()
+    assert blekota.Trainer(blekota.Model(hidden=8, layers=1), sound, bf16=False, **options).bf16 is False
+    assert blekota.Trainer(blekota.Model(hidden=8, layers=1, dtype="float64"), sound, **options).bf16 is False
+    with cpu_level("avx2"):
+        assert blekota.Trainer(blekota.Model(hidden=8, layers=1), sound, **options).bf16 is False
+    with pytest.raises(ConfigError, match="bf16 is true, false or 'auto', not 'on'"):
+        blekota.Trainer(blekota.Model(hidden=8, layers=1), sound, bf16="on", **options)
+
+
+@pytest.mark.parametrize("choice,resumed", [("auto", "auto"), (False, False), (True, "auto")])
+def test_resuming_keeps_the_choice(tmp_path, rng, choice, resumed):
+    """A run with --no-bf16 goes on in float32; --bf16 goes on as "auto", on whatever CPU resumes it."""
+    if choice is True and not _gru.bf16_products():
+        pytest.skip("this CPU has no AVX512_BF16")
+    sound = rng.standard_normal(4000).astype(np.float32) * 0.1
+    trainer = blekota.Trainer(blekota.Model(hidden=8, layers=1, seed=0), sound, directory=tmp_path, name="m",
+                              log=False, val_fraction=0, seq_length=10, batch_size=4, checkpoint_every=0, bf16=choice)
+    trainer.train(2)
+    saved = blekota.load(tmp_path / "m_2.npz").info["trainer"]
+    assert saved["bf16"] == choice and saved["products"] == ("bfloat16" if trainer.bf16 else "float32")
+    again = blekota.Trainer.from_checkpoint(tmp_path / "m_2.npz", sound, log=False)
+    assert again.bf16_choice == resumed and again.bf16 is (resumed == "auto" and _gru.bf16_products())
+
+
 def test_train_bf16_on_the_command_line(tmp_path, capsys):
     import soundfile
 
@@ -174,6 +202,24 @@ def test_train_bf16_on_the_command_line(tmp_path, capsys):
     assert main(args + ["--dtype", "float64", "--force"]) == 2
     err = capsys.readouterr().err
     assert "float32 model" in err and len(err.strip().splitlines()) == 1
+
+
+def test_no_bf16_on_the_command_line_and_info(tmp_path, capsys):
+    import soundfile
+
+    sound = tmp_path / "sine.wav"
+    soundfile.write(str(sound), 0.5 * np.sin(np.arange(8000) * 2 * np.pi * 330 / 8000), 8000)
+    args = ["train", str(sound), "--iterations", "2", "--hidden", "16", "--layers", "1", "--checkpoint-every", "0",
+            "--seq-length", "20", "--batch-size", "4", "--threads", "1", "--out-dir", str(tmp_path)]
+    assert main(args + ["--model-name", "f", "--no-bf16"]) == 0
+    assert "bfloat16" not in capsys.readouterr().out
+    assert main(["info", str(tmp_path / "f_2.npz")]) == 0
+    assert "products:    float32 in the last run (--no-bf16)" in capsys.readouterr().out
+    assert main(args + ["--model-name", "a"]) == 0
+    assert ("products in bfloat16" in capsys.readouterr().out) is _gru.bf16_products()
+    assert main(["info", str(tmp_path / "a_2.npz")]) == 0
+    products = "bfloat16" if _gru.bf16_products() else "float32"
+    assert f"products:    {products} in the last run (chosen by the CPU)" in capsys.readouterr().out
 
 
 def test_repl_refuses_bf16_on_a_model_file_where_it_cannot_run(tmp_path, capsys):

@@ -73,6 +73,9 @@ def test_other_data_restores_all_but_the_position(tmp_path):
         ({"name": "../escaped/evil"}, "info.trainer.name is not a plain file name (no folder)"),
         ({"name": "x" * 201}, "info.trainer.name is not a plain file name (no folder)"),
         ({"schedule": None}, "info.trainer.schedule is not a mapping"),
+        ({"bf16": 1}, "info.trainer.bf16 is not true, false or 'auto'"),
+        ({"bf16": "yes"}, "info.trainer.bf16 is not true, false or 'auto'"),
+        ({"products": "int8"}, "info.trainer.products is not 'bfloat16' or 'float32'"),
     ],
 )
 def test_problem_names_the_field(trainer_block, message):

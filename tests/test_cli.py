@@ -177,7 +177,7 @@ def test_version_and_help_texts(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--version"])
     level = _gru.cpu_level()
-    extra = ", bfloat16 products (--bf16)" if _gru.bf16_products() else ""
+    extra = ", bfloat16 products in training" if _gru.bf16_products() else ""
     assert exit_info.value.code == 0
     assert capsys.readouterr().out == f"blekota {blekota.__version__} ({level} kernels{extra})\n"
 

@@ -38,8 +38,8 @@ COMMANDS = {
 
 def version_line() -> str:
     """The version and what the compiled core runs here: its CPU level and whether the CPU has
-    the bfloat16 products of `train --bf16`."""
-    extra = ", bfloat16 products (--bf16)" if _gru.bf16_products() else ""
+    the bfloat16 products that training takes by default where it can (`train --no-bf16`: float32)."""
+    extra = ", bfloat16 products in training" if _gru.bf16_products() else ""
     return f"blekota {__version__} ({_gru.cpu_level()} kernels{extra})"
 
 

@@ -108,6 +108,9 @@ def info(args) -> int:
             f"{trainer.get('random_gain_db', 0.0):g} dB, input noise {trainer.get('input_noise', 0.0):g} levels, "
             + (f"weights averaged (ema {trainer['ema']:g})" if trainer.get("ema") else "weights as trained")
         )
+    if trainer.get("products"):
+        choice = {True: "--bf16", False: "--no-bf16"}.get(trainer.get("bf16"), "chosen by the CPU")
+        print(f"products:    {trainer['products']} in the last run ({choice})")
     target, share = sparsity.describe(info), sparsity.block_density(model)
     if target or share < 1:
         print(f"sparsity:    {target + '; ' if target else ''}{share:.3f} of the 8x4 blocks hold weights now")

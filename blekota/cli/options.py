@@ -255,11 +255,19 @@ def add_device_argument(parser: argparse.ArgumentParser) -> None:
              "cuda:N (a GPU, through PyTorch: pip install torch); data, validation, files and sampling stay on the CPU",
     )
     parser.add_argument(
-        "--bf16", action="store_true",
-        help="on the CPU, train with the matrix products' operands rounded to bfloat16 (float32 sums): faster on CPUs "
-             "with AVX512_BF16 (AMD Zen 4 and later, recent Intel Xeons; 1.7x the iterations on a Zen 4), refused on "
-             "others (python -m blekota --version says); given again on resuming",
+        "--bf16", action=argparse.BooleanOptionalAction, default=None,
+        help="on the CPU, the matrix products' operands rounded to bfloat16 (float32 sums): the default for a float32 "
+             "model on CPUs with AVX512_BF16 (AMD Zen 4 and later, recent Intel Xeons; 1.7x the iterations on a Zen 4 "
+             "and a lower loss in the same time), float32 elsewhere (python -m blekota --version says which); --bf16 "
+             "insists (refused where it cannot run), --no-bf16 trains in float32 on any CPU; a resumed run keeps the "
+             "choice",
     )
+
+
+def bf16_option(args) -> dict:
+    """Trainer's bf16 argument when --bf16 or --no-bf16 was given, else nothing: the default, or on
+    resuming the model file's choice."""
+    return {} if args.bf16 is None else {"bf16": args.bf16}
 
 
 def schedule_option(args, name: str | None = None):

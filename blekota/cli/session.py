@@ -14,7 +14,8 @@ from ..repl import interact, open_session
 from ..runfiles import split_name
 from .options import (
     HYPERPARAMETERS, add_device_argument, add_model_arguments, add_threads_argument, add_training_arguments,
-    checkpoint_sound, model_path, new_trainer_options, non_negative_int, positive_int, resume_overrides, verbosity,
+    bf16_option, checkpoint_sound, model_path, new_trainer_options, non_negative_int, positive_int, resume_overrides,
+    verbosity,
 )
 
 
@@ -61,15 +62,15 @@ def repl(args) -> int:
                          preemphasis=args.preemphasis)
     trainer_options = dict(new_trainer_options(args), seed=args.seed, directory=args.out_dir or ".",
                            checkpoint_sound=checkpoint_sound(args, args.fs), device=args.device,
-                           bf16=args.bf16)
+                           **bf16_option(args))
     overrides = {}
     source = args.source
     if source is not None and (legacy.is_pickle(source) or modelfile.is_model_file(source)):
         source = model_path(source, lambda line: print(line, file=sys.stderr))
         loaded = modelfile.load(source)
         # refused as train refuses it, not opened for sampling only
-        device.check_bf16("--bf16", args.bf16, args.device, loaded)
-        overrides = dict(resume_overrides(args, source, loaded), device=args.device, bf16=args.bf16)
+        device.check_bf16("--bf16", bool(args.bf16), args.device, loaded)
+        overrides = dict(resume_overrides(args, source, loaded), device=args.device, **bf16_option(args))
         directory = Path(overrides.get("directory", source.parent))
     else:
         if args.model_name:

@@ -21,7 +21,7 @@ from ..sparsity import BLOCK_INPUTS, BLOCK_UNITS, END_SHARE, START_SHARE
 from ..train import Trainer
 from .options import (
     HYPERPARAMETERS, add_device_argument, add_model_arguments, add_threads_argument, add_training_arguments,
-    checkpoint_sound, model_path, new_trainer_options, positive_float, resume_overrides, verbosity,
+    bf16_option, checkpoint_sound, model_path, new_trainer_options, positive_float, resume_overrides, verbosity,
 )
 
 
@@ -124,7 +124,7 @@ def train(args, processes: parallel.Processes) -> int:
     display = TrainingDisplay(args.iterations, bar=bar, verbosity=shown)
     say = print if shown > QUIET else (lambda *_, **__: None)
     options = dict(callback=display if root else None, report_steps=bar, comm=processes, device=args.device,
-                   bf16=args.bf16)
+                   **bf16_option(args))
     if not args.resume and not args.files:
         raise BlekotaError("train needs a sound FILE (or --resume MODEL)")
     device.check("--device", args.device, processes.size)
@@ -153,13 +153,12 @@ def train(args, processes: parallel.Processes) -> int:
     what = files[0] if len(files) == 1 else f"{len(files)} sounds" if files else "audio"
     threads = f"{model.threads} thread{'s' if model.threads > 1 else ''}"
     shared = f" shared by {processes.size} processes of {threads}" if processes.size > 1 else ""
-    shared += device.step_words(trainer)
     unused = trainer.layout.unused
     unused = f" ({unused / fs:.2g} s at the ends left out: the streams take whole windows)" if unused else ""
     say(
         f"training {model.layers}x{model.hidden} GRU{frame_words(model)}{emphasis_words(model)} ({model.n_params:,} parameters, "
         f"{model.dtype.name}, {fs} Hz) on {what}: {trainer.layout.samples / fs:.1f} s of sound in "
-        f"{trainer.batch_size} streams{shared}{unused}, {trainer.val_samples / fs:.1f} s held out; log "
+        f"{trainer.batch_size} streams{shared}{unused}, {trainer.val_samples / fs:.1f} s held out{device.step_words(trainer)}; log "
         f"{trainer.log_path()}",
         flush=True,
     )
