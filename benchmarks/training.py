@@ -7,7 +7,8 @@ Three implementations of the same model, each measured in its own subprocess:
   pytorch    torch.nn.GRU(256, H, num_layers=L) on one-hot input + nn.Linear(H, 256) +
              cross-entropy + torch.optim.Adam, when torch is importable
 dtype "bfloat16" is a float32 model trained with bfloat16 products: blekota's window(bf16=True)
-(only where the CPU has AVX512_BF16), PyTorch's step under torch.autocast("cpu", torch.bfloat16).
+(only where the CPU has AVX512_BF16; what `train` and Trainer run there by default), PyTorch's
+step under torch.autocast("cpu", torch.bfloat16).
 The hidden state is carried from window to window (truncated BPTT), as in real training.
 """
 
