@@ -5,8 +5,8 @@ rows), best_val_loss, and the trainer block: the optimizer's name, clip and step
 trainer's settings (seq_length, batch_size, lr, schedule state, name, checkpoint_every,
 checkpoint_sound, keep, val_fraction, val_every, random_gain_db, input_noise, ema and, once averaging,
 ema_total; bf16, the choice of products: true, false or "auto", and products, what the last run's
-steps used: "bfloat16" or "float32"), the data position with the signature of the data it belongs to, and the random
-generator state; for block-sparse training (blekota.sparsity) sparsity: the target density, the
+steps used: "bfloat16" or "float32"), the data position with the signature of the data it
+belongs to, and the random generator state; for block-sparse training (blekota.sparsity) sparsity: the target density, the
 block shape and the pruning schedule's state.
 Training arrays: h (the carried hidden state), the optimizer's moments, each under OPTIM + its
 slot name, the pruning masks under SPARSITY + "kept", and with weight averaging (blekota.averaging:

@@ -158,8 +158,8 @@ def train(args, processes: parallel.Processes) -> int:
     say(
         f"training {model.layers}x{model.hidden} GRU{frame_words(model)}{emphasis_words(model)} ({model.n_params:,} parameters, "
         f"{model.dtype.name}, {fs} Hz) on {what}: {trainer.layout.samples / fs:.1f} s of sound in "
-        f"{trainer.batch_size} streams{shared}{unused}, {trainer.val_samples / fs:.1f} s held out{device.step_words(trainer)}; log "
-        f"{trainer.log_path()}",
+        f"{trainer.batch_size} streams{shared}{unused}, {trainer.val_samples / fs:.1f} s held out"
+        f"{device.step_words(trainer)}; log {trainer.log_path()}",
         flush=True,
     )
     if trainer.random_gain_db and trainer.val_samples:
