@@ -16,6 +16,8 @@ schedule ([start, end, iterations] per process, DIRECTORY/clock_schedule.npy).
 fail: process 1 runs out of memory in its 6th update; every process writes how it ended to
 DIRECTORY/outcome_RANK.txt.
 fail-midway: the same, but in its backward pass, after it has handed over two gradient blocks.
+bf16: a float32 model with the default bf16 ("auto"), where process 1 runs at the avx2 level
+(no bfloat16 products): every process writes whether it trains with them to DIRECTORY/bf16_RANK.txt.
 hang: process 1 stops answering in its 6th update (SIGSTOP); rank 0 gives up after a few seconds,
 writes how it ended and aborts the job.
 """
@@ -29,7 +31,7 @@ import numpy as np
 from mpi4py import MPI
 
 import blekota
-from blekota import agreement, parallel
+from blekota import _gru, _sample, _vmath, agreement, parallel
 
 FS = 8000
 
@@ -110,6 +112,15 @@ def main(scenario: str, directory: str) -> int:
         if comm.rank == 0:
             np.save(os.path.join(directory, "clock.npy"), np.array(params))
             np.save(os.path.join(directory, "clock_schedule.npy"), np.array(schedules))
+        return 0
+    if scenario == "bf16":
+        if comm.rank == 1:
+            for module in (_gru, _sample, _vmath):
+                module.cpu_level("avx2")
+        run = trainer(directory, comm, model=blekota.Model(hidden=16, layers=2, seed=0, threads=1))
+        run.train(2)
+        with open(os.path.join(directory, f"bf16_{comm.rank}.txt"), "w") as file:
+            file.write(str(run.bf16))
         return 0
     if scenario == "overlap":
         results = []

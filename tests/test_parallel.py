@@ -180,6 +180,15 @@ def test_every_process_prunes_the_same_blocks(tmp_path):
 
 
 @needs_mpi
+def test_bf16_runs_only_where_every_process_has_it(tmp_path):
+    """One process without AVX512_BF16: the default ("auto") trains in float32 in all of them, so
+    their gradients are the same kind and the settings agree."""
+    result = run(MPIEXEC + [sys.executable, str(HERE / "mpi_worker.py"), "bf16", str(tmp_path)], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert [(tmp_path / f"bf16_{rank}.txt").read_text() for rank in range(2)] == ["False", "False"]
+
+
+@needs_mpi
 def test_a_run_stopped_by_time_prunes_by_rank_0s_clock_in_every_process(tmp_path):
     result = run(MPIEXEC + [sys.executable, str(HERE / "mpi_worker.py"), "clock", str(tmp_path)], tmp_path)
     assert result.returncode == 0, result.stderr
