@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import plot
+from . import device, plot
 from .audio import save_wav
 from .errors import BlekotaError
 from .fileutil import prepare_directory
@@ -96,10 +96,12 @@ def note_changes(sound: np.ndarray, fs: int) -> int:
 
 
 def run_demo(directory: Path, iterations: int, threads: int | None, say: Callable[[str], None],
-             callback: Callable[[Progress], None] | None = None, seed: int = 0) -> None:
+             callback: Callable[[Progress], None] | None = None, seed: int = 0,
+             bf16: bool | str = device.AUTO) -> None:
     """Write the built-in sound into directory, train a small model on it for `iterations`, save
     the model and a generated continuation (drawn with `seed`), and draw the two side by side.
-    say() is told each step in a line; callback gets the trainer's progress."""
+    say() is told each step in a line; callback gets the trainer's progress; bf16 is Trainer's
+    (the products' precision: "auto", True or False)."""
     prepare_directory(directory)
     files = RunFiles(directory, "demo")
     outputs = [directory / name for name in ("demo_sound.wav", "demo_generated.wav", "demo_compare.png")]
@@ -109,16 +111,17 @@ def run_demo(directory: Path, iterations: int, threads: int | None, say: Callabl
                                "give the demo another --out-dir")
     fs = 8000
     sound = demo_sound(fs)
-    sound_path = save_wav(outputs[0], sound, fs, mark=True)
-    say(f"wrote {sound_path}: the built-in training sound ({sound.size / fs:.0f} s sung vowel at {fs} Hz)")
     model = Model(**DEMO_MODEL, fs=fs, seed=0, threads=threads)
     trainer = Trainer(
         model, sound, **DEMO_TRAINING, name="demo", checkpoint_every=0, directory=directory,
-        callback=callback, seed=0,
+        callback=callback, seed=0, bf16=bf16,
     )
+    sound_path = save_wav(outputs[0], sound, fs, mark=True)
+    say(f"wrote {sound_path}: the built-in training sound ({sound.size / fs:.0f} s sung vowel at {fs} Hz)")
     before = trainer.validation_loss()
+    products = "bfloat16" if trainer.bf16 else "float32"
     say(f"training a {model.layers}x{model.hidden} GRU for {iterations} iterations (about a minute on "
-        f"two cores); loss before: {before:.4f} nats/sample")
+        f"two cores), products in {products}; loss before: {before:.4f} nats/sample")
     result = trainer.train(iterations)
     after = trainer.validation_loss()
     hint = sound[: round(DEMO_HINT_SECONDS * fs)]

@@ -234,3 +234,18 @@ def test_repl_refuses_bf16_on_a_model_file_where_it_cannot_run(tmp_path, capsys)
         assert main(["repl", str(tmp_path / "f.npz"), "--bf16"]) == 2
     err = capsys.readouterr().err
     assert "AVX512_BF16" in err and "Traceback" not in err
+
+
+def test_demo_takes_the_default_and_both_flags(tmp_path, capsys):
+    products = "bfloat16" if _gru.bf16_products() else "float32"
+    for flag, name, want in (([], "auto", products), (["--no-bf16"], "off", "float32")):
+        directory = tmp_path / name
+        assert main(["demo", "--iterations", "2", "--out-dir", str(directory), "--threads", "1", *flag]) == 0
+        assert f"for 2 iterations (about a minute on two cores), products in {want}; " in capsys.readouterr().out
+        trainer = blekota.load(directory / "demo_2.npz").info["trainer"]
+        assert (trainer["bf16"], trainer["products"]) == ({"auto": "auto", "off": False}[name], want)
+    with cpu_level("avx2"):
+        assert main(["demo", "--iterations", "2", "--out-dir", str(tmp_path / "refused"), "--bf16"]) == 2
+    err = capsys.readouterr().err
+    assert "AVX512_BF16" in err and len(err.strip().splitlines()) == 1
+    assert not list((tmp_path / "refused").glob("*"))  # refused before anything is written

@@ -48,6 +48,11 @@ def add_parser(commands) -> None:
     demo_parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the generated continuation (default 0)")
     demo_parser.add_argument("--out-dir", default="blekota-demo", help="where files are written (default: blekota-demo)")
     add_threads_argument(demo_parser)
+    demo_parser.add_argument(
+        "--bf16", action=argparse.BooleanOptionalAction, default=None,
+        help="the training products' operands rounded to bfloat16, as train does by default where the CPU has "
+             "AVX512_BF16; --no-bf16 trains in float32 (the same model on every CPU)",
+    )
 
 
 def run(args) -> int:
@@ -86,5 +91,6 @@ def repl(args) -> int:
 
 
 def demo(args) -> int:
-    run_demo(Path(args.out_dir), args.iterations, args.threads, lambda line: print(line, flush=True), print_progress, args.seed)
+    run_demo(Path(args.out_dir), args.iterations, args.threads, lambda line: print(line, flush=True), print_progress,
+             args.seed, **bf16_option(args))
     return 0
