@@ -119,9 +119,8 @@ def run_demo(directory: Path, iterations: int, threads: int | None, say: Callabl
     sound_path = save_wav(outputs[0], sound, fs, mark=True)
     say(f"wrote {sound_path}: the built-in training sound ({sound.size / fs:.0f} s sung vowel at {fs} Hz)")
     before = trainer.validation_loss()
-    products = "bfloat16" if trainer.bf16 else "float32"
     say(f"training a {model.layers}x{model.hidden} GRU for {iterations} iterations (about a minute on "
-        f"two cores), products in {products}; loss before: {before:.4f} nats/sample")
+        f"two cores){device.step_words(trainer)}; loss before: {before:.4f} nats/sample")
     result = trainer.train(iterations)
     after = trainer.validation_loss()
     hint = sound[: round(DEMO_HINT_SECONDS * fs)]
