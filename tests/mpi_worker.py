@@ -31,7 +31,8 @@ import numpy as np
 from mpi4py import MPI
 
 import blekota
-from blekota import _gru, _sample, _vmath, agreement, parallel
+from blekota import agreement, parallel
+from conftest import CPU_MODULES
 
 FS = 8000
 
@@ -115,7 +116,7 @@ def main(scenario: str, directory: str) -> int:
         return 0
     if scenario == "bf16":
         if comm.rank == 1:
-            for module in (_gru, _sample, _vmath):
+            for module in CPU_MODULES:
                 module.cpu_level("avx2")
         run = trainer(directory, comm, model=blekota.Model(hidden=16, layers=2, seed=0, threads=1))
         run.train(2)
