@@ -24,25 +24,29 @@ try:
 except ImportError:  # pragma: no cover - not on POSIX: keys come line by line
     termios = tty = None
 
+from .model import SMOOTH
 from .mulaw import LEVELS
 
 TEMPERATURE_STEP = 0.05
+SMOOTH_STEP = 0.1
 KEYS_HELP = ("keys: up/+ and down/- temperature (higher: more varied); ]/right and [/left top-k (more, fewer "
-             "levels); r start again; q quit")
+             "levels); . and , smoothing (less hiss, more of the drawn levels); r start again; q quit")
 ESCAPES = {"[A": "up", "[B": "down", "[C": "right", "[D": "left", "OA": "up", "OB": "down", "OC": "right", "OD": "left"}
 ESCAPE = re.compile(r"\x1b(\[[0-9;?]*[@-~]|O.)?")  # an escape sequence a terminal sends for a key
 
 
 @dataclass(frozen=True)
 class Controls:
-    """What the keys change: temperature (>= 0) and top_k (0: all levels)."""
+    """What the keys change: temperature (>= 0), top_k (0: all levels) and smooth (0..1, as
+    Model.sample's)."""
 
     temperature: float = 1.0
     top_k: int = 0
+    smooth: float = SMOOTH
 
     def __str__(self) -> str:
         top_k = f"top-k {self.top_k}" if 0 < self.top_k < LEVELS else "top-k off"
-        return f"temperature {self.temperature:.2f}, {top_k}"
+        return f"temperature {self.temperature:.2f}, {top_k}, smooth {self.smooth:.1f}"
 
 
 def apply_key(key: str, controls: Controls) -> tuple[Controls, str | None]:
@@ -50,7 +54,8 @@ def apply_key(key: str, controls: Controls) -> tuple[Controls, str | None]:
 
     up, + or =: temperature up by TEMPERATURE_STEP; down or -: down (not below 0). ] or right:
     twice the top-k levels (from 128 up: all, top-k off); [ or left: half as many (at least 1;
-    from off: 128). r: start again; q (or Q): quit. Other keys change nothing.
+    from off: 128). . (or >): smooth up by SMOOTH_STEP (at most 1); , (or <): down (not below 0).
+    r: start again; q (or Q): quit. Other keys change nothing.
     """
     if key in ("up", "+", "="):
         return replace(controls, temperature=round(controls.temperature + TEMPERATURE_STEP, 2)), None
@@ -61,6 +66,10 @@ def apply_key(key: str, controls: Controls) -> tuple[Controls, str | None]:
         return replace(controls, top_k=0 if not top_k or 2 * top_k >= LEVELS else 2 * top_k), None
     if key in ("[", "left"):
         return replace(controls, top_k=LEVELS // 2 if not top_k else max(1, top_k // 2)), None
+    if key in (".", ">"):
+        return replace(controls, smooth=min(1.0, round(controls.smooth + SMOOTH_STEP, 2))), None
+    if key in (",", "<"):
+        return replace(controls, smooth=max(0.0, round(controls.smooth - SMOOTH_STEP, 2))), None
     if key in ("r", "R"):
         return controls, "reset"
     if key in ("q", "Q"):

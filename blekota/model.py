@@ -31,6 +31,7 @@ except ImportError as error:  # pragma: no cover - depends on how the package wa
 DTYPES = {"float32": np.float32, "float64": np.float64}
 MAX_THREADS = 1024
 MAX_WINDOW = 2**31 - 1  # levels in a window: the BLAS calls in the compiled core take 32-bit sizes
+SMOOTH = 0.3  # sample's default: each sample written 0.3 of the way from the drawn level to the step's mean
 
 
 _blas_controller: ThreadpoolController | None = None
@@ -74,8 +75,23 @@ def _truncation(top_k, top_p, min_p) -> tuple[int, float, float]:
     return min(top_k, LEVELS), top_p, min_p
 
 
-def describe_sampling(temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, min_p: float = 0.0) -> str:
-    """'temperature 0.9, top-p 0.95': the settings a sound was drawn with, the truncation when on."""
+def _smooth(smooth) -> float:
+    """Checked smooth (Model.sample's)."""
+    return checks.number("smooth", smooth, 0, 1, expected="a number in [0, 1] (0: the drawn levels)")
+
+
+def smoothed(drawn: np.ndarray, means: np.ndarray, smooth: float) -> np.ndarray:
+    """The sound written for drawn samples and their steps' means (same shapes): each sample
+    `smooth` of the way from the drawn one to the mean, float32 (smooth 0: drawn, exactly)."""
+    if smooth == 0:
+        return drawn
+    return (drawn + smooth * (means - drawn)).astype(np.float32)
+
+
+def describe_sampling(temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, min_p: float = 0.0,
+                      smooth: float = SMOOTH) -> str:
+    """'temperature 0.9, top-p 0.95, smooth 0.3': the settings a sound was drawn with, the
+    truncation and the smoothing when on."""
     words = [f"temperature {temperature:g}"]
     if 0 < top_k < 256:
         words.append(f"top-k {top_k}")
@@ -83,6 +99,8 @@ def describe_sampling(temperature: float = 1.0, top_k: int = 0, top_p: float = 1
         words.append(f"top-p {top_p:g}")
     if min_p > 0:
         words.append(f"min-p {min_p:g}")
+    if smooth > 0:
+        words.append(f"smooth {smooth:g}")
     return ", ".join(words)
 
 
@@ -430,6 +448,7 @@ class Model:
         top_k: int = 0,
         top_p: float = 1.0,
         min_p: float = 0.0,
+        smooth: float = SMOOTH,
     ):
         """Generate n samples (float in [-1, 1]) by feeding each drawn level back in.
 
@@ -449,6 +468,11 @@ class Model:
         their sum (blekota.reference.sampling_distribution and draw_level spell it out). The
         same seed and streams give the same sound on every run on the same machine and build,
         for any thread count; temperature 0 and hinted steps draw nothing.
+        smooth: each sample is written `smooth` of the way from the drawn level's sample to the
+        mean of the distribution it was drawn from (the sample the model expected; at
+        temperature 0 the drawn one). The model still hears the drawn level, so the sound goes
+        where it would have gone, with less of the model's uncertainty in it as hiss. 0: the
+        drawn levels exactly; 1: the means. Hinted steps are the hint.
         Returns (n,) float32 for one stream, (S, n) for several; with return_probs also the
         probabilities (n, 256) or (S, n, 256) in the model's dtype, all n steps (n * S * 256
         values: ask only for short sounds): p[t] is the tempered, truncated and renormalized
@@ -458,7 +482,7 @@ class Model:
         """
         n = checks.non_negative_int("n", n, "a non-negative integer")
         chunks = list(self.generate(n, max(n, 1), temperature, hint, seed, streams, return_probs,
-                                    top_k, top_p, min_p))
+                                    top_k, top_p, min_p, smooth))
         if not chunks:
             shape = (streams, 0) if streams > 1 else (0,)
             sound = np.empty(shape, np.float32)
@@ -477,12 +501,13 @@ class Model:
         top_k: int = 0,
         top_p: float = 1.0,
         min_p: float = 0.0,
+        smooth: float = SMOOTH,
     ) -> Iterator[np.ndarray | tuple[np.ndarray, np.ndarray]]:
         """Stream a long sound: yield sample(n, ...) in chunks of `chunk` samples (the last one
         shorter), carrying the hidden state and the random generator between chunks.
 
         The concatenated chunks equal sample(n, temperature, hint, seed, return_probs, streams,
-        top_k, top_p, min_p).
+        top_k, top_p, min_p, smooth).
         Each chunk is (c,) float32 for one stream, (S, c) for several; with return_probs a
         (sound, probabilities) pair of that chunk. Memory does not grow with n.
         """
@@ -492,27 +517,29 @@ class Model:
         streams = checks.positive_int("streams", streams)
         temperature = checks.non_negative_float("temperature", temperature)
         truncation = _truncation(top_k, top_p, min_p)
+        smooth = _smooth(smooth)
         seed = checks.seed(seed)
         steps = min(n, chunk)
         memory.ensure(
-            streams * steps * (1 + 4 + (LEVELS * self.dtype.itemsize if return_probs else 0)),
+            streams * steps * (1 + 4 + self.dtype.itemsize + (LEVELS * self.dtype.itemsize if return_probs else 0)),
             f"{steps} samples x {streams} streams" + (" with probabilities" if return_probs else ""),
             "generate fewer samples at a time",
         )
         self._check_params()
         hint_levels, hint_lengths = self.hint_levels(hint, streams, n)
-        return self._generate(n, chunk, float(temperature), truncation, hint_levels,
+        return self._generate(n, chunk, float(temperature), truncation, smooth, hint_levels,
                               hint_lengths, seed, streams, return_probs)
 
     def stream(self, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, min_p: float = 0.0,
-               seed: int | None = None, hint=None) -> Stream:
+               seed: int | None = None, hint=None, smooth: float = SMOOTH) -> Stream:
         """A live source of this model's sound: stream.process(n) gives the next n samples, and
         stream.set(...) changes how they are drawn from the next call on. See blekota.stream.Stream."""
         from .stream import Stream
 
-        return Stream(self, temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p, seed=seed, hint=hint)
+        return Stream(self, temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p, seed=seed, hint=hint,
+                      smooth=smooth)
 
-    def _generate(self, n, chunk, temperature, truncation, hint_levels, hint_lengths, seed,
+    def _generate(self, n, chunk, temperature, truncation, smooth, hint_levels, hint_lengths, seed,
                   streams, return_probs):
         """The generator behind generate(), after validation (so errors raise at the call)."""
         stepper = sampler.Sampler(self, streams, seed)
@@ -520,11 +547,13 @@ class Model:
         for start in range(0, n, chunk):
             stop = min(n, start + chunk)
             levels = np.empty((streams, stop - start), np.uint8)
+            means = np.empty((streams, stop - start), stepper.h.dtype)
             probs = np.empty((streams, stop - start if return_probs else 0, LEVELS), stepper.h.dtype)
             hint = np.ascontiguousarray(hint_levels[:, start:stop])
             lengths = np.clip(hint_lengths - start, 0, hint.shape[1])
-            stepper.run(levels, hint, lengths, probs, temperature, truncation)
-            sound = deemphasis(unquantize(levels)) if deemphasis else unquantize(levels)
+            stepper.run(levels, hint, lengths, probs, temperature, truncation, means)
+            sound = smoothed(unquantize(levels), means, smooth)
+            sound = deemphasis(sound) if deemphasis else sound
             probs = probs.astype(self.dtype, copy=False)
             if streams == 1:
                 sound, probs = sound[0], probs[0]

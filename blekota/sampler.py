@@ -203,19 +203,23 @@ class Sampler:
             self.fed[...], self.position = state[2], state[3]
 
     def run(self, levels: np.ndarray, hint: np.ndarray, hint_lengths: np.ndarray, probs: np.ndarray,
-            temperature: float, truncation: tuple[int, float, float]) -> None:
+            temperature: float, truncation: tuple[int, float, float], means: np.ndarray | None = None) -> None:
         """Fill levels (S, n) with the next n steps; hint (S, nh) levels, hint_lengths (S,): steps
         t < hint_lengths[s] take the hint instead of a draw; probs (S, m, 256): the first m
-        distributions (m may be 0), in the kernel's dtype (h's)."""
+        distributions (m may be 0), in the kernel's dtype (h's); means (S, n) in that dtype, or
+        None: the mean sample of each step's distribution (_sample.generate's means)."""
+        if means is None:
+            means = np.empty(levels.shape, self.h.dtype)
         if not self.frame:
             _sample.generate(self.packed.dense, self.h, levels, hint, hint_lengths, self.previous, probs,
                              temperature, self.bit_generator, self.threads, *truncation, self.tuning,
-                             self.packed.sparse)
+                             self.packed.sparse, means=means)
             return
         n, m, start = levels.shape[1], probs.shape[1], 0
         while start < n:
             stop = min(n, start + self.frame - self.position)
             part = np.empty((levels.shape[0], stop - start), np.uint8)
+            part_means = np.empty(part.shape, means.dtype)
             part_probs = np.empty((levels.shape[0], max(0, min(m, stop) - start), probs.shape[2]), probs.dtype)
             self.fed[:, self.position] = self.previous
             cond = np.ascontiguousarray(self.h[self.layers] @ self.tier.CT)
@@ -223,8 +227,9 @@ class Sampler:
             _sample.generate(self.packed.dense, self.h[: self.layers], part, part_hint,
                              np.clip(hint_lengths - start, 0, part_hint.shape[1]), self.previous, part_probs,
                              temperature, self.bit_generator, self.threads, *truncation, self.tuning,
-                             self.packed.sparse, cond=cond)
+                             self.packed.sparse, cond=cond, means=part_means)
             levels[:, start:stop] = part
+            means[:, start:stop] = part_means
             probs[:, start : start + part_probs.shape[1]] = part_probs
             self.fed[:, self.position + 1 : self.position + stop - start] = part[:, :-1]
             self.position += stop - start

@@ -10,7 +10,7 @@ import numpy as np
 
 from . import checks, memory
 from .emphasis import Deemphasis
-from .model import MAX_WINDOW, Model, _truncation, describe_sampling
+from .model import MAX_WINDOW, SMOOTH, Model, _smooth, _truncation, describe_sampling, smoothed
 from .sampler import Sampler
 from .mulaw import LEVELS, unquantize
 
@@ -19,18 +19,19 @@ SOUND_OF_LEVEL = unquantize(np.arange(LEVELS))  # float32 sample of each level, 
 
 @dataclass(frozen=True)
 class Sampling:
-    """How each level is drawn (the meaning of Model.sample's options of the same names)."""
+    """How each level is drawn and written (the meaning of Model.sample's options of the same names)."""
 
     temperature: float = 1.0
     top_k: int = 0
     top_p: float = 1.0
     min_p: float = 0.0
+    smooth: float = SMOOTH
 
     @classmethod
-    def checked(cls, temperature, top_k, top_p, min_p) -> Sampling:
+    def checked(cls, temperature, top_k, top_p, min_p, smooth) -> Sampling:
         """Settings checked as Model.sample checks them (ConfigError naming the option)."""
         temperature = checks.non_negative_float("temperature", temperature)
-        return cls(temperature, *_truncation(top_k, top_p, min_p))
+        return cls(temperature, *_truncation(top_k, top_p, min_p), _smooth(smooth))
 
     def __str__(self) -> str:
         return describe_sampling(**asdict(self))
@@ -44,15 +45,16 @@ class Stream:
     model.sample(a + b, seed=seed), and with a hint, what model.sample(hint.size + a + b,
     hint=hint, seed=seed) draws after the hint. The hint (a float sound at the model's rate) is
     heard when the stream is made, drawing nothing, so the first samples continue it.
-    set(temperature=, top_k=, top_p=, min_p=) changes how levels are drawn from the next call on;
+    set(temperature=, top_k=, top_p=, min_p=, smooth=) changes how levels are drawn and written
+    from the next call on;
     reset(seed) goes back to the start (silence, or just after the hint) with new draws.
     The weights are the model's when the stream is made (packed once). set() and reset() may be
     called from another thread while process() runs: they apply from the next call.
     """
 
     def __init__(self, model: Model, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-                 min_p: float = 0.0, seed: int | None = None, hint=None):
-        self._sampling = Sampling.checked(temperature, top_k, top_p, min_p)
+                 min_p: float = 0.0, seed: int | None = None, hint=None, smooth: float = SMOOTH):
+        self._sampling = Sampling.checked(temperature, top_k, top_p, min_p, smooth)
         seed = checks.seed(seed)
         model._check_params()
         hint_levels, hint_lengths = model.hint_levels(hint, 1, MAX_WINDOW)
@@ -76,17 +78,19 @@ class Stream:
 
     @property
     def settings(self) -> dict:
-        """The current temperature, top_k, top_p and min_p."""
+        """The current temperature, top_k, top_p, min_p and smooth."""
         return asdict(self._sampling)
 
     def set(self, *, temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
-            min_p: float | None = None) -> None:
-        """Change how levels are drawn from the next process() on; None keeps a setting. Checked
-        as Model.sample checks them; nothing changes when one is refused (ConfigError)."""
+            min_p: float | None = None, smooth: float | None = None) -> None:
+        """Change how levels are drawn and written from the next process() on; None keeps a
+        setting. Checked as Model.sample checks them; nothing changes when one is refused
+        (ConfigError)."""
         now = self._sampling
         self._sampling = Sampling.checked(
             now.temperature if temperature is None else temperature, now.top_k if top_k is None else top_k,
             now.top_p if top_p is None else top_p, now.min_p if min_p is None else min_p,
+            now.smooth if smooth is None else smooth,
         )
 
     def reset(self, seed: int | None = None) -> None:
@@ -104,14 +108,15 @@ class Stream:
     def process(self, n: int) -> np.ndarray:
         """The next n samples, (n,) float32 in [-1, 1]."""
         n = checks.non_negative_int("n", n)
-        memory.ensure(5 * n, f"{n} samples", "process fewer samples at a time")
+        memory.ensure((5 + self._no_probs.itemsize) * n, f"{n} samples", "process fewer samples at a time")
         levels = np.empty((1, n), np.uint8)
+        means = np.empty((1, n), self._no_probs.dtype)
         with self._lock:
             sampling = self._sampling
             self._sampler.run(levels, *self._no_hint, self._no_probs, sampling.temperature,
-                              self._truncation(sampling))
+                              self._truncation(sampling), means)
             self.position += n
-            sound = SOUND_OF_LEVEL[levels]
+            sound = smoothed(SOUND_OF_LEVEL[levels], means, sampling.smooth)
             return (self._deemphasis(sound) if self._deemphasis else sound)[0]
 
     @staticmethod

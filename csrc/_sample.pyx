@@ -19,6 +19,8 @@ temperature 0 (argmax) draw nothing. The uniforms are taken BLOCK steps at a tim
 
 import numpy as np
 
+from .mulaw import unquantize
+
 from cpython.pycapsule cimport PyCapsule_GetPointer
 from cython cimport floating
 from cython.parallel cimport prange
@@ -40,31 +42,34 @@ cdef extern from "sample_kernel.h" nogil:
         double top_p
         double min_p
         int truncates
+        const double* values
     Py_ssize_t bk_packed_size(int layers, Py_ssize_t hidden)
     Py_ssize_t bk_padded(Py_ssize_t hidden)
     void bk_pack_f(const float* params, int layers, Py_ssize_t H, float* packed)
     void bk_pack_d(const double* params, int layers, Py_ssize_t H, double* packed)
     void bk_run_one_tuned_f(bk_tuner* tuner, const float* packed, int layers, Py_ssize_t H,
                             const float* cond, float* h, float* scratch, int* level,
-                            unsigned char* out, Py_ssize_t n, const unsigned char* hint,
+                            unsigned char* out, float* means, Py_ssize_t n,
+                            const unsigned char* hint,
                             Py_ssize_t n_hint, const double* uniform, float* probs,
                             Py_ssize_t n_probs, const bk_sampling* how, int threads)
     void bk_run_one_tuned_d(bk_tuner* tuner, const double* packed, int layers, Py_ssize_t H,
                             const double* cond, double* h, double* scratch, int* level,
-                            unsigned char* out, Py_ssize_t n, const unsigned char* hint,
+                            unsigned char* out, double* means, Py_ssize_t n,
+                            const unsigned char* hint,
                             Py_ssize_t n_hint, const double* uniform, double* probs,
                             Py_ssize_t n_probs, const bk_sampling* how, int threads)
     void bk_run_streams_f(const float* packed, int layers, Py_ssize_t H, Py_ssize_t S,
                           const float* cond, float* hs, float* pre, float* rh, float* logits,
-                          unsigned char* previous, unsigned char* levels, Py_ssize_t n,
-                          const unsigned char* hint, Py_ssize_t hint_stride,
+                          unsigned char* previous, unsigned char* levels, float* means,
+                          Py_ssize_t n, const unsigned char* hint, Py_ssize_t hint_stride,
                           const Py_ssize_t* hint_length, float* probs, Py_ssize_t n_probs,
                           const double* uniform, Py_ssize_t t0, Py_ssize_t t1,
                           const bk_sampling* how, Py_ssize_t s0, Py_ssize_t s1)
     void bk_run_streams_d(const double* packed, int layers, Py_ssize_t H, Py_ssize_t S,
                           const double* cond, double* hs, double* pre, double* rh, double* logits,
-                          unsigned char* previous, unsigned char* levels, Py_ssize_t n,
-                          const unsigned char* hint, Py_ssize_t hint_stride,
+                          unsigned char* previous, unsigned char* levels, double* means,
+                          Py_ssize_t n, const unsigned char* hint, Py_ssize_t hint_stride,
                           const Py_ssize_t* hint_length, double* probs, Py_ssize_t n_probs,
                           const double* uniform, Py_ssize_t t0, Py_ssize_t t1,
                           const bk_sampling* how, Py_ssize_t s0, Py_ssize_t s1)
@@ -85,17 +90,22 @@ cdef extern from "sparse_kernel.h" nogil:
     const char* bk_int8_path()
     void bk_run_sparse_f(const bk_walk_f* start, const float* packed, int layers, Py_ssize_t H,
                          const float* cond, float* h, float* scratch, unsigned char* bytes,
-                         int* level, unsigned char* out, Py_ssize_t n, const unsigned char* hint,
+                         int* level, unsigned char* out, float* means, Py_ssize_t n,
+                         const unsigned char* hint,
                          Py_ssize_t n_hint, const double* uniform, float* probs,
                          Py_ssize_t n_probs, const bk_sampling* how)
     void bk_run_sparse_d(const bk_walk_d* start, const double* packed, int layers, Py_ssize_t H,
                          const double* cond, double* h, double* scratch, unsigned char* bytes,
-                         int* level, unsigned char* out, Py_ssize_t n, const unsigned char* hint,
+                         int* level, unsigned char* out, double* means, Py_ssize_t n,
+                         const unsigned char* hint,
                          Py_ssize_t n_hint, const double* uniform, double* probs,
                          Py_ssize_t n_probs, const bk_sampling* how)
 
 cdef enum:
     BLOCK = 1024  # steps per batch of uniforms and per OpenMP region
+
+# the sample each level stands for, in double: what a step's mean (generate's means) adds up
+cdef const double[::1] SAMPLE_OF_LEVEL = unquantize(np.arange(LEVELS)).astype(np.float64)
 
 
 def packed_size(int layers, int hidden) -> int:
@@ -173,7 +183,7 @@ def generate(const floating[::1] packed, floating[:, :, ::1] h, unsigned char[:,
              const unsigned char[:, ::1] hint, const Py_ssize_t[::1] hint_length,
              unsigned char[::1] previous, floating[:, :, ::1] probs, double temperature,
              bit_generator, int threads, int top_k=0, double top_p=1.0, double min_p=0.0,
-             double[::1] tuning=None, sparse=None, cond=None):
+             double[::1] tuning=None, sparse=None, cond=None, means=None):
     """Generate levels.shape[1] steps for S = levels.shape[0] streams.
 
     packed: pack() of the model's parameters. h (L, S, H): hidden state in, state after the
@@ -195,6 +205,10 @@ def generate(const floating[::1] packed, floating[:, :, ::1] h, unsigned char[:,
     (blekota.model.GATES): at every step of this call, stream s's layer 0 gate pre-activations
     get + cond[s], as if layer 0's bias were b + cond[s] (equal up to rounding). Any path: dense,
     sparse, int8, one stream or several. None adds nothing.
+    means: None, or an (S, n) array of packed's dtype that receives the mean sample of each step's
+    distribution (the tempered, truncated one it draws from; at temperature 0 the likeliest
+    level's, on a hinted step its hint's): sum over levels of p times the sample the level
+    stands for (blekota.mulaw.unquantize), in double.
     """
     cdef Py_ssize_t L = h.shape[0], S = h.shape[1], H = h.shape[2]
     cdef Py_ssize_t n = levels.shape[1], nh = hint.shape[1], n_probs = probs.shape[1]
@@ -221,6 +235,11 @@ def generate(const floating[::1] packed, floating[:, :, ::1] h, unsigned char[:,
         raise ValueError("generate: temperature must be >= 0")
     if top_k < 0 or not 0 < top_p <= 1 or not 0 <= min_p <= 1:
         raise ValueError("generate: top_k must be >= 0, top_p in (0, 1] and min_p in [0, 1]")
+    if means is None:
+        means = np.empty((S, n), dtype=np.asarray(packed).dtype)
+    cdef floating[:, ::1] means_out = means
+    if means_out.shape[0] != S or means_out.shape[1] != n:
+        raise ValueError("generate: means must be (streams, n), as levels")
     if tuning is not None and tuning.shape[0] != 4:
         raise ValueError("generate: tuning must hold the 4 values of new_tuning()")
     dtype = np.asarray(packed).dtype
@@ -280,6 +299,7 @@ def generate(const floating[::1] packed, floating[:, :, ::1] h, unsigned char[:,
     how.top_p = top_p
     how.min_p = min_p
     how.truncates = 0 < top_k < LEVELS or top_p < 1 or min_p > 0
+    how.values = &SAMPLE_OF_LEVEL[0]
     n_hint = hint_length[0]
     level = previous[0]
     tuner.cost[0] = tuner.cost[1] = -1
@@ -314,7 +334,7 @@ def generate(const floating[::1] packed, floating[:, :, ::1] h, unsigned char[:,
                     if floating is float:
                         bk_run_streams_f(&packed[0], <int> L, H, S, cond_ptr, &state[0, 0, 0],
                                          &pre[0, 0], &rh[0, 0], &logits[0, 0], &previous[0],
-                                         &levels[0, 0],
+                                         &levels[0, 0], &means_out[0, 0],
                                          n, hint_ptr, nh, &hint_length[0], probs_ptr, n_probs,
                                          &uniform[0],
                                          t0, t1, &how, part * S // parts,
@@ -322,7 +342,7 @@ def generate(const floating[::1] packed, floating[:, :, ::1] h, unsigned char[:,
                     else:
                         bk_run_streams_d(&packed[0], <int> L, H, S, cond_ptr, &state[0, 0, 0],
                                          &pre[0, 0], &rh[0, 0], &logits[0, 0], &previous[0],
-                                         &levels[0, 0],
+                                         &levels[0, 0], &means_out[0, 0],
                                          n, hint_ptr, nh, &hint_length[0], probs_ptr, n_probs,
                                          &uniform[0],
                                          t0, t1, &how, part * S // parts,
@@ -330,28 +350,32 @@ def generate(const floating[::1] packed, floating[:, :, ::1] h, unsigned char[:,
             elif sparse is not None:
                 if floating is float:
                     bk_run_sparse_f(&walk_f, &packed[0], <int> L, H, cond_ptr, &state[0, 0, 0],
-                                    &pre[0, 0], &quantized[0], &level, &levels[0, t0], t1 - t0,
+                                    &pre[0, 0], &quantized[0], &level, &levels[0, t0],
+                                    &means_out[0, t0], t1 - t0,
                                     hint_ptr + t0 if t0 < n_hint else NULL,
                                     max(0, min(n_hint, t1) - t0), &uniform[0],
                                     probs_ptr + t0 * LEVELS if t0 < n_probs else NULL,
                                     max(0, min(n_probs, t1) - t0), &how)
                 else:
                     bk_run_sparse_d(&walk_d, &packed[0], <int> L, H, cond_ptr, &state[0, 0, 0],
-                                    &pre[0, 0], &quantized[0], &level, &levels[0, t0], t1 - t0,
+                                    &pre[0, 0], &quantized[0], &level, &levels[0, t0],
+                                    &means_out[0, t0], t1 - t0,
                                     hint_ptr + t0 if t0 < n_hint else NULL,
                                     max(0, min(n_hint, t1) - t0), &uniform[0],
                                     probs_ptr + t0 * LEVELS if t0 < n_probs else NULL,
                                     max(0, min(n_probs, t1) - t0), &how)
             elif floating is float:
                 bk_run_one_tuned_f(&tuner, &packed[0], <int> L, H, cond_ptr, &state[0, 0, 0],
-                                   &pre[0, 0], &level, &levels[0, t0], t1 - t0,
+                                   &pre[0, 0], &level, &levels[0, t0], &means_out[0, t0],
+                                   t1 - t0,
                                    hint_ptr + t0 if t0 < n_hint else NULL,
                                    max(0, min(n_hint, t1) - t0), &uniform[0],
                                    probs_ptr + t0 * LEVELS if t0 < n_probs else NULL,
                                    max(0, min(n_probs, t1) - t0), &how, threads)
             else:
                 bk_run_one_tuned_d(&tuner, &packed[0], <int> L, H, cond_ptr, &state[0, 0, 0],
-                                   &pre[0, 0], &level, &levels[0, t0], t1 - t0,
+                                   &pre[0, 0], &level, &levels[0, t0], &means_out[0, t0],
+                                   t1 - t0,
                                    hint_ptr + t0 if t0 < n_hint else NULL,
                                    max(0, min(n_hint, t1) - t0), &uniform[0],
                                    probs_ptr + t0 * LEVELS if t0 < n_probs else NULL,

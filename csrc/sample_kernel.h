@@ -58,13 +58,15 @@ static ptrdiff_t bk_padded(ptrdiff_t hidden)
 }
 
 /* How a level is drawn from the logits y: p ~ exp((y - max y) / temperature) (temperature 0:
- * argmax), then truncated (bk_truncate) and renormalized. */
+ * argmax), then truncated (bk_truncate) and renormalized; and what the levels stand for, so that
+ * every step also gives the mean of the distribution it drew from (the sample it expected). */
 typedef struct {
     double temperature;
     int top_k;        /* keep the top_k likeliest levels; 0 or >= 256: all */
     double top_p;     /* keep the fewest likeliest levels whose probability reaches top_p; 1: all */
     double min_p;     /* drop levels below min_p times the likeliest one's probability; 0: none */
     int truncates;    /* any of the three is on */
+    const double *values; /* (256,) the sample each level stands for, to take the mean */
 } bk_sampling;
 
 /* Elements of the packed weights of a model with `layers` layers of `hidden` units. */

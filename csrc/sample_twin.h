@@ -205,8 +205,11 @@ BK_FN void BK_NAME(bk_truncate)(BK_REAL *y, int best, const bk_sampling *how)
  * Temperature 0 is argmax. Otherwise p ~ exp((y - max y) / temperature), truncated by
  * bk_truncate, and the level is the first k whose running sum of p (levels 0..255, accumulated
  * in double) exceeds u * sum(p), for a uniform u in [0, 1). When normalize, y receives the
- * normalized p the level is drawn from (at temperature 1 when the temperature is 0). */
-BK_FN int BK_NAME(bk_softmax_draw)(BK_REAL *y, const bk_sampling *how, double u, int normalize)
+ * normalized p the level is drawn from (at temperature 1 when the temperature is 0). *mean
+ * receives sum(p how->values) / sum(p) (in double), the mean of what it draws from; at
+ * temperature 0 the likeliest level's value. */
+BK_FN int BK_NAME(bk_softmax_draw)(BK_REAL *y, const bk_sampling *how, double u, int normalize,
+                                   double *mean)
 {
     int k, best = 0;
     BK_REAL top, total = 0, inv_temp;
@@ -214,6 +217,7 @@ BK_FN int BK_NAME(bk_softmax_draw)(BK_REAL *y, const bk_sampling *how, double u,
     for (k = 0; k < BK_LEVELS; k++)
         if (y[k] > y[best])
             best = k;
+    *mean = how->values[best];
     if (temperature == 0 && !normalize)
         return best;
     inv_temp = temperature > 0 ? (BK_REAL)(1.0 / temperature) : (BK_REAL)1;
@@ -224,6 +228,13 @@ BK_FN int BK_NAME(bk_softmax_draw)(BK_REAL *y, const bk_sampling *how, double u,
         BK_NAME(bk_truncate)(y, best, how);
     for (k = 0; k < BK_LEVELS; k++)
         total += y[k];
+    if (temperature > 0) {
+        double part[4] = {0, 0, 0, 0}; /* four sums, so that the adds need not wait on each other */
+        for (k = 0; k < BK_LEVELS; k += 4)
+            for (int j = 0; j < 4; j++)
+                part[j] += (double)y[k + j] * how->values[k + j];
+        *mean = ((part[0] + part[1]) + (part[2] + part[3])) / (double)total;
+    }
     if (normalize) {
         for (k = 0; k < BK_LEVELS; k++)
             y[k] /= total;
@@ -292,7 +303,8 @@ BK_FN void BK_NAME(bk_pack)(const BK_REAL *params, int layers, ptrdiff_t H, BK_R
 BK_FN void BK_NAME(bk_one_worker)(const BK_REAL *packed, int layers, ptrdiff_t H,
                                    const BK_REAL *cond, BK_REAL *h, BK_REAL *rh, BK_REAL *z,
                                    BK_REAL *logits, int *level,
-                                   unsigned char *out, ptrdiff_t n, const unsigned char *hint,
+                                   unsigned char *out, BK_REAL *means, ptrdiff_t n,
+                                   const unsigned char *hint,
                                    ptrdiff_t n_hint, const double *uniform, BK_REAL *probs,
                                    ptrdiff_t n_probs, const bk_sampling *how, int tid, int nthreads)
 {
@@ -361,18 +373,21 @@ BK_FN void BK_NAME(bk_one_worker)(const BK_REAL *packed, int layers, ptrdiff_t H
          * step's first barrier. */
         {
             BK_REAL y[BK_LEVELS];
+            double mean, unused;
             memcpy(y, logits, BK_LEVELS * sizeof(BK_REAL));
             if (t < n_hint) {
                 lvl = hint[t];
+                mean = how->values[lvl];
                 if (t < n_probs)
-                    BK_NAME(bk_softmax_draw)(y, how, 0.0, 1);
+                    BK_NAME(bk_softmax_draw)(y, how, 0.0, 1, &unused);
             } else {
-                lvl = BK_NAME(bk_softmax_draw)(y, how, uniform[t], t < n_probs);
+                lvl = BK_NAME(bk_softmax_draw)(y, how, uniform[t], t < n_probs, &mean);
             }
             if (tid == 0) {
                 if (t < n_probs)
                     memcpy(probs + t * BK_LEVELS, y, BK_LEVELS * sizeof(BK_REAL));
                 out[t] = (unsigned char)lvl;
+                means[t] = (BK_REAL)mean;
             }
         }
     }
@@ -383,11 +398,12 @@ BK_FN void BK_NAME(bk_one_worker)(const BK_REAL *packed, int layers, ptrdiff_t H
 /* n steps of one stream. cond (3Hp) or NULL: added to layer 0's gate pre-activations at every
  * step (as if layer 0's bias were b + cond), padding zero. h (layers, Hp): hidden state, padding
  * zero; scratch: 2 Hp + 256 elements; level: the level fed before the first step, on return the
- * last one. uniform[t] is read for steps t >= n_hint when how->temperature > 0; probs
- * (n_probs, 256) is filled. */
+ * last one. out (n,) receives the levels, means (n,) the mean of each step's distribution
+ * (bk_softmax_draw; a hinted step's: its level's value). uniform[t] is read for steps
+ * t >= n_hint when how->temperature > 0; probs (n_probs, 256) is filled. */
 BK_FN void BK_NAME(bk_run_one)(const BK_REAL *packed, int layers, ptrdiff_t H,
                                 const BK_REAL *cond, BK_REAL *h, BK_REAL *scratch, int *level,
-                                unsigned char *out, ptrdiff_t n,
+                                unsigned char *out, BK_REAL *means, ptrdiff_t n,
                                 const unsigned char *hint, ptrdiff_t n_hint, const double *uniform,
                                 BK_REAL *probs, ptrdiff_t n_probs, const bk_sampling *how,
                                 int threads)
@@ -397,14 +413,14 @@ BK_FN void BK_NAME(bk_run_one)(const BK_REAL *packed, int layers, ptrdiff_t H,
 #ifdef _OPENMP
     if (threads > 1) {
 #pragma omp parallel num_threads(threads)
-        BK_NAME(bk_one_worker)(packed, layers, H, cond, h, rh, z, logits, level, out, n, hint,
-                               n_hint, uniform, probs, n_probs, how, omp_get_thread_num(),
+        BK_NAME(bk_one_worker)(packed, layers, H, cond, h, rh, z, logits, level, out, means, n,
+                               hint, n_hint, uniform, probs, n_probs, how, omp_get_thread_num(),
                                omp_get_num_threads());
         return;
     }
 #endif
     (void)threads;
-    BK_NAME(bk_one_worker)(packed, layers, H, cond, h, rh, z, logits, level, out, n, hint,
+    BK_NAME(bk_one_worker)(packed, layers, H, cond, h, rh, z, logits, level, out, means, n, hint,
                            n_hint, uniform, probs, n_probs, how, 0, 1);
 }
 
@@ -412,7 +428,8 @@ BK_FN void BK_NAME(bk_run_one)(const BK_REAL *packed, int layers, ptrdiff_t H,
 BK_FN void BK_NAME(bk_run_one_tuned)(bk_tuner *tuner, const BK_REAL *packed, int layers,
                                       ptrdiff_t H, const BK_REAL *cond, BK_REAL *h,
                                       BK_REAL *scratch, int *level,
-                                      unsigned char *out, ptrdiff_t n, const unsigned char *hint,
+                                      unsigned char *out, BK_REAL *means, ptrdiff_t n,
+                                      const unsigned char *hint,
                                       ptrdiff_t n_hint, const double *uniform, BK_REAL *probs,
                                       ptrdiff_t n_probs, const bk_sampling *how, int threads)
 {
@@ -435,7 +452,7 @@ BK_FN void BK_NAME(bk_run_one_tuned)(bk_tuner *tuner, const BK_REAL *packed, int
         ptrdiff_t hinted = n_hint <= t ? 0 : n_hint < t + len ? n_hint - t : len;
         ptrdiff_t recorded = n_probs <= t ? 0 : n_probs < t + len ? n_probs - t : len;
         double start = bk_now(), per_step;
-        BK_NAME(bk_run_one)(packed, layers, H, cond, h, scratch, level, out + t, len,
+        BK_NAME(bk_run_one)(packed, layers, H, cond, h, scratch, level, out + t, means + t, len,
                             hinted ? hint + t : NULL, hinted, uniform + t,
                             recorded ? probs + t * BK_LEVELS : NULL, recorded, how,
                             use ? threads : 1);
@@ -490,14 +507,16 @@ BK_FN void BK_NAME(bk_product)(const BK_REAL *w, ptrdiff_t panels, ptrdiff_t M, 
 /* Steps t0..t1-1 of streams s0..s1-1 out of S, on the packed panels. cond (S, 3Hp) or NULL:
  * stream s's layer 0 gate pre-activations get + cond[s] at every step (padding zero).
  * hs (S, layers * Hp): per stream the hidden states of all layers (padding zero); pre (S, 3Hp),
- * rh (S, Hp), logits (S, 256) scratch. levels (S, n) out; hint (S, hint_stride): stream s takes
+ * rh (S, Hp), logits (S, 256) scratch. levels (S, n) out, means (S, n) the mean of each step's
+ * distribution (as bk_run_one's); hint (S, hint_stride): stream s takes
  * hint[s, t] for t < hint_length[s] instead of drawing; probs (S, n_probs, 256) or NULL;
  * previous (S,) the level fed into the next step. uniform[(t - t0) * S + s] is stream s's
  * draw at step t. The arithmetic of a stream does not depend on the grouping of streams. */
 BK_FN void BK_NAME(bk_run_streams)(const BK_REAL *packed, int layers, ptrdiff_t H, ptrdiff_t S,
                                     const BK_REAL *cond, BK_REAL *hs, BK_REAL *pre, BK_REAL *rh,
                                     BK_REAL *logits,
-                                    unsigned char *previous, unsigned char *levels, ptrdiff_t n,
+                                    unsigned char *previous, unsigned char *levels,
+                                    BK_REAL *means, ptrdiff_t n,
                                     const unsigned char *hint, ptrdiff_t hint_stride,
                                     const ptrdiff_t *hint_length, BK_REAL *probs,
                                     ptrdiff_t n_probs, const double *uniform, ptrdiff_t t0,
@@ -543,17 +562,20 @@ BK_FN void BK_NAME(bk_run_streams)(const BK_REAL *packed, int layers, ptrdiff_t 
         for (ptrdiff_t s = s0; s < s1; s++) {
             BK_REAL *y = logits + s * BK_LEVELS;
             int chosen;
+            double mean, unused;
             if (t < hint_length[s]) {
                 chosen = hint[s * hint_stride + t];
+                mean = how->values[chosen];
                 if (t < n_probs)
-                    BK_NAME(bk_softmax_draw)(y, how, 0.0, 1);
+                    BK_NAME(bk_softmax_draw)(y, how, 0.0, 1, &unused);
             } else {
                 chosen = BK_NAME(bk_softmax_draw)(y, how, uniform[(t - t0) * S + s],
-                                                  t < n_probs);
+                                                  t < n_probs, &mean);
             }
             if (t < n_probs)
                 memcpy(probs + (s * n_probs + t) * BK_LEVELS, y, BK_LEVELS * sizeof(BK_REAL));
             levels[s * n + t] = (unsigned char)chosen;
+            means[s * n + t] = (BK_REAL)mean;
             previous[s] = (unsigned char)chosen;
         }
     }
@@ -576,19 +598,21 @@ static inline void BK_TWIN(bk_pack)(const BK_REAL *params, int layers, ptrdiff_t
 static inline void BK_TWIN(bk_run_one_tuned)(bk_tuner *tuner, const BK_REAL *packed, int layers,
                                       ptrdiff_t H, const BK_REAL *cond, BK_REAL *h,
                                       BK_REAL *scratch, int *level,
-                                      unsigned char *out, ptrdiff_t n, const unsigned char *hint,
+                                      unsigned char *out, BK_REAL *means, ptrdiff_t n,
+                                      const unsigned char *hint,
                                       ptrdiff_t n_hint, const double *uniform, BK_REAL *probs,
                                       ptrdiff_t n_probs, const bk_sampling *how, int threads)
 {
-    BK_PICK(BK_TWIN(bk_run_one_tuned))(tuner, packed, layers, H, cond, h, scratch, level, out, n,
-                                       hint, n_hint, uniform, probs, n_probs, how, threads);
+    BK_PICK(BK_TWIN(bk_run_one_tuned))(tuner, packed, layers, H, cond, h, scratch, level, out,
+                                       means, n, hint, n_hint, uniform, probs, n_probs, how,
+                                       threads);
 }
 
 static inline void BK_TWIN(bk_run_streams)(const BK_REAL *packed, int layers, ptrdiff_t H,
                                            ptrdiff_t S, const BK_REAL *cond, BK_REAL *hs,
                                            BK_REAL *pre, BK_REAL *rh,
                                            BK_REAL *logits, unsigned char *previous,
-                                           unsigned char *levels, ptrdiff_t n,
+                                           unsigned char *levels, BK_REAL *means, ptrdiff_t n,
                                            const unsigned char *hint, ptrdiff_t hint_stride,
                                            const ptrdiff_t *hint_length, BK_REAL *probs,
                                            ptrdiff_t n_probs, const double *uniform,
@@ -596,7 +620,7 @@ static inline void BK_TWIN(bk_run_streams)(const BK_REAL *packed, int layers, pt
                                            ptrdiff_t s0, ptrdiff_t s1)
 {
     BK_PICK(BK_TWIN(bk_run_streams))(packed, layers, H, S, cond, hs, pre, rh, logits, previous,
-                                     levels, n, hint, hint_stride, hint_length, probs, n_probs,
+                                     levels, means, n, hint, hint_stride, hint_length, probs, n_probs,
                                      uniform, t0, t1, how, s0, s1);
 }
 

@@ -98,7 +98,8 @@ BK_FN void BK_NAME(bk_sparse_product)(BK_TWIN(bk_walk) *walk, ptrdiff_t columns,
 BK_FN void BK_NAME(bk_run_sparse)(const BK_TWIN(bk_walk) *start, const BK_REAL *packed,
                                    int layers, ptrdiff_t H, const BK_REAL *cond, BK_REAL *h,
                                    BK_REAL *scratch,
-                                   uint8_t *bytes, int *level, unsigned char *out, ptrdiff_t n,
+                                   uint8_t *bytes, int *level, unsigned char *out,
+                                   BK_REAL *means, ptrdiff_t n,
                                    const unsigned char *hint, ptrdiff_t n_hint,
                                    const double *uniform, BK_REAL *probs, ptrdiff_t n_probs,
                                    const bk_sampling *how)
@@ -154,16 +155,19 @@ BK_FN void BK_NAME(bk_run_sparse)(const BK_TWIN(bk_walk) *start, const BK_REAL *
             memcpy(y, by + o * BK_PANEL, BK_PANEL * sizeof(BK_REAL));
             BK_NAME(bk_panel)(wy + o * Hp * BK_PANEL, 0, NULL, Hp, h + (layers - 1) * Hp, y);
         }
+        double mean, unused;
         if (t < n_hint) {
             lvl = hint[t];
+            mean = how->values[lvl];
             if (t < n_probs)
-                BK_NAME(bk_softmax_draw)(logits, how, 0.0, 1);
+                BK_NAME(bk_softmax_draw)(logits, how, 0.0, 1, &unused);
         } else {
-            lvl = BK_NAME(bk_softmax_draw)(logits, how, uniform[t], t < n_probs);
+            lvl = BK_NAME(bk_softmax_draw)(logits, how, uniform[t], t < n_probs, &mean);
         }
         if (t < n_probs)
             memcpy(probs + t * BK_LEVELS, logits, BK_LEVELS * sizeof(BK_REAL));
         out[t] = (unsigned char)lvl;
+        means[t] = (BK_REAL)mean;
     }
     *level = lvl;
 #if !BK_IS_FLOAT
@@ -178,13 +182,13 @@ static inline void BK_TWIN(bk_run_sparse)(const BK_TWIN(bk_walk) *start, const B
                                           int layers, ptrdiff_t H, const BK_REAL *cond,
                                           BK_REAL *h, BK_REAL *scratch,
                                           uint8_t *bytes, int *level, unsigned char *out,
-                                          ptrdiff_t n, const unsigned char *hint,
+                                          BK_REAL *means, ptrdiff_t n, const unsigned char *hint,
                                           ptrdiff_t n_hint, const double *uniform,
                                           BK_REAL *probs, ptrdiff_t n_probs,
                                           const bk_sampling *how)
 {
     BK_PICK(BK_TWIN(bk_run_sparse))(start, packed, layers, H, cond, h, scratch, bytes, level, out,
-                                    n, hint, n_hint, uniform, probs, n_probs, how);
+                                    means, n, hint, n_hint, uniform, probs, n_probs, how);
 }
 
 #endif

@@ -131,6 +131,20 @@ def test_int8_probabilities_near_float_on_every_path(every_cpu_level, sparse_mod
     assert free.shape == (400,) and np.isfinite(free).all()
 
 
+@pytest.mark.parametrize("int8", [False, True])
+def test_sparse_and_int8_smooth_towards_their_own_means(sparse_model, make_model, int8):
+    """Each kernel writes its sample towards the mean of the distribution it drew from."""
+    model = int8_model(make_model, 33, 2) if int8 else sparse_model(33, 2, "float32")
+    if int8:
+        prune(model, 0.3)
+        model.int8 = True
+    assert sampler.pack(model, 1).kernel == ("int8" if int8 else "sparse")
+    drawn, probs = model.sample(400, seed=3, smooth=0, return_probs=True, temperature=0.9)
+    means = probs.astype(np.float64) @ unquantize(np.arange(256)).astype(np.float64)
+    np.testing.assert_allclose(model.sample(400, seed=3, smooth=0.4, temperature=0.9),
+                               drawn + 0.4 * (means - drawn), rtol=0, atol=1e-6)
+
+
 def test_int8_paths_sum_the_same(make_model, rng):
     """The integer sums of VNNI, AVX2 and plain C are exact, so their logits agree to the
     rounding of the level's transcendentals."""

@@ -20,7 +20,7 @@ from ..errors import BlekotaError, ConfigError
 from ..fileutil import existing_file, is_stream, same_file
 from ..emphasis import MAX_PREEMPHASIS, check_preemphasis
 from ..frames import MAX_FRAME
-from ..model import Model
+from ..model import SMOOTH, Model
 from ..optim import OPTIMIZERS
 from ..presets import PRESETS
 from ..sparsity import PRUNE_EVERY
@@ -222,22 +222,25 @@ def add_training_arguments(parser: argparse.ArgumentParser, iterations: int, ite
 
 
 def add_sampling_arguments(parser: argparse.ArgumentParser, when: str = "") -> None:
-    """--temperature, --top-k, --top-p and --min-p: how each level is drawn."""
+    """--temperature, --top-k, --top-p, --min-p and --smooth: how each level is drawn and written."""
     group = parser.add_argument_group(
         "how each level is drawn" + (f" ({when})" if when else ""),
         "The temperature reshapes the model's distribution, then top-k, top-p and min-p cut its "
         "unlikely tail (in that order) and the rest is renormalized. A cut tail keeps generation "
-        "from wandering into hiss; cut too much and it repeats or falls silent.",
+        "from wandering into hiss; cut too much and it repeats or falls silent. --smooth takes "
+        "hiss out of what is written without changing what the model hears.",
     )
     group.add_argument("--temperature", type=non_negative_float, default=1.0, help="higher: more varied, lower: safer; 0 always takes the likeliest level (default 1)")
     group.add_argument("--top-k", type=non_negative_int, default=0, metavar="K", help="draw only from the K likeliest levels; lower: safer, less varied (default 0: all 256)")
     group.add_argument("--top-p", type=share, default=1.0, metavar="P", help="draw only from the fewest likeliest levels whose probabilities sum to P; lower: safer, less varied (default 1: all)")
     group.add_argument("--min-p", type=unit_interval, default=0.0, metavar="M", help="drop levels less likely than M times the likeliest one; higher: safer, less varied (default 0: none)")
+    group.add_argument("--smooth", type=unit_interval, default=SMOOTH, metavar="S", help=f"write each sample S of the way from the level drawn to the mean of the distribution it was drawn from; the model still hears the drawn level (0: the drawn levels; default {SMOOTH:g})")
 
 
 def sampling_options(args) -> dict:
     """The keyword arguments of Model.sample that add_sampling_arguments parsed."""
-    return dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p)
+    return dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p,
+                smooth=args.smooth)
 
 
 def add_threads_argument(parser: argparse.ArgumentParser, default: str = "OMP_NUM_THREADS or all cores") -> None:

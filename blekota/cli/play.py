@@ -1,5 +1,5 @@
-"""python -m blekota play: generate straight to the sound device in real time, with temperature and
-top-k on keys of the terminal."""
+"""python -m blekota play: generate straight to the sound device in real time, with temperature,
+top-k and smoothing on keys of the terminal."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def add_parser(commands) -> None:
     parser.add_argument("--seconds", type=positive_float, default=None, help="stop after this many seconds of sound (default: until q or Ctrl+C)")
     parser.add_argument("--hint", metavar="FILE", default=None, help="a sound the model hears first, without playing it: the sound starts where the hint leaves off, and r goes back there")
     parser.add_argument("--seed", type=seed, default=None, help="same seed, same sound (until a key changes it)")
-    add_sampling_arguments(parser, "at the start: the keys change temperature and top-k")
+    add_sampling_arguments(parser, "at the start: the keys change temperature, top-k and smoothing")
     add_threads_argument(parser)
 
 
@@ -97,7 +97,7 @@ def perform(player: live.LivePlayer, stream: Stream, keys: KeyReader, status: St
     """Play until q or the --seconds are over: apply the keys, show the settings, and say once when
     the model cannot keep up with real time."""
     fs = stream.fs
-    controls = Controls(stream.settings["temperature"], stream.settings["top_k"])
+    controls = Controls(stream.settings["temperature"], stream.settings["top_k"], stream.settings["smooth"])
     top_p, min_p = stream.settings["top_p"], stream.settings["min_p"]  # no key changes these
     cuts = (f", top-p {top_p:g}" if top_p < 1 else "") + (f", min-p {min_p:g}" if min_p > 0 else "")
     warned = False
@@ -117,5 +117,5 @@ def perform(player: live.LivePlayer, stream: Stream, keys: KeyReader, status: St
                 return
             if action == "reset":
                 stream.reset()
-            stream.set(temperature=controls.temperature, top_k=controls.top_k)
+            stream.set(temperature=controls.temperature, top_k=controls.top_k, smooth=controls.smooth)
 
