@@ -7,7 +7,9 @@ streams (so 64 streams at 1,000 steps/s is 64,000 samples/s). Rows use the suite
 (common.py); peak_mib is the tracemalloc peak of one extra untimed run (NaN for PyTorch, whose
 memory tracemalloc does not see). blekota is also timed with each truncation of the sampled
 distribution (note column: min-p, top-k or top-p), so its cost reads against the plain row above it;
-the untrained model's distributions are nearly flat, the most work for top-k and top-p. The
+the untrained model's distributions are nearly flat, the most work for top-k and top-p. The plain
+row writes each sample 0.3 of the way to its step's mean (sample's default smooth); "smooth 0" writes
+the drawn levels, so the difference is what smoothing costs. The
 "frame tier" rows are the same model with a frame tier of FRAME samples (blekota.frames): the
 compiled loop runs a frame at a time, the frame tier steps in NumPy between frames.
 
@@ -30,7 +32,8 @@ SECTION = "sampling"
 HIDDEN, LAYERS, LEVELS, SILENCE = 256, 3, 256, 128
 STREAMS = (1, 64)
 FRAME = 20  # the frame tier's frame length in the "frame tier" rows
-TRUNCATIONS = {"min-p 0.05": dict(min_p=0.05), "top-k 40": dict(top_k=40), "top-p 0.9": dict(top_p=0.9)}
+VARIANTS = {"min-p 0.05": dict(min_p=0.05), "top-k 40": dict(top_k=40), "top-p 0.9": dict(top_p=0.9),
+               "smooth 0": dict(smooth=0)}
 
 
 def _steps(impl: str, streams: int, quick: bool) -> int:
@@ -149,7 +152,7 @@ def _torch_sampler(streams: int, steps: int, threads: int) -> Callable[[], objec
 def run(threads: int, repeats: int, quick: bool) -> list[dict]:
     """Benchmark rows for 1 and 64 streams: blekota at 1 and `threads` threads, PyTorch at the
     same thread counts (when importable) and the NumPy baseline (NumPy's own BLAS threads).
-    blekota rows come plain and with each of TRUNCATIONS."""
+    blekota rows come plain and with each of VARIANTS."""
     rows = []
     thread_counts = sorted({1, max(threads, 1)})
     model = blekota.Model(HIDDEN, LAYERS, dtype="float32", seed=0)
@@ -159,10 +162,10 @@ def run(threads: int, repeats: int, quick: bool) -> list[dict]:
         for count in thread_counts:
             model.threads = count
 
-            for note, truncation in {"": {}, **TRUNCATIONS}.items():
+            for note, variant in {"": {}, **VARIANTS}.items():
 
                 def sample() -> np.ndarray:
-                    return model.sample(steps, seed=0, streams=streams, **truncation)
+                    return model.sample(steps, seed=0, streams=streams, **variant)
 
                 rows.append(_row("blekota", streams, count, steps, time_runs(sample, repeats, warmup=1),
                                  _peak_mib(sample), note))

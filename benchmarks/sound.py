@@ -6,13 +6,16 @@
     python benchmarks/sound.py --unseen --train-seeds 3 --variant pe='{"model": {"preemphasis": 0.85}}'
     python benchmarks/sound.py --unseen --train-seeds 2 --trained-too   # each run with and without its average
     python benchmarks/sound.py --unseen --minutes 10 20 40   # the sound against training time
+    python benchmarks/sound.py --unseen --also-sampling drawn='{"smooth": 0}'   # also the drawn levels
     python benchmarks/run.py --only sound [--quick]
 
 Each run trains as quality.py does (blekota's defaults given the sound without its last 10 %, or
 the PyTorch recipe; --clock cpu counts the run's own CPU seconds), then draws --streams
-independent sounds of --seconds each with `sample`'s defaults (temperature 1, nothing truncated;
---sampling changes that for every run), from silence, as `python -m blekota sample MODEL` does.
-The PyTorch recipe's model is sampled the same way (blekota.reference's distribution and draw).
+independent sounds of --seconds each with `sample`'s defaults (temperature 1, nothing truncated,
+each sample written 0.3 of the way to its step's mean; --sampling changes that for every run, e.g.
+'{"smooth": 0}' for the drawn levels), from silence, as `python -m blekota sample MODEL` does.
+The PyTorch recipe's model is sampled the same way (blekota.reference's distribution and draw,
+smoothed as Model.sample smooths).
 
 Besides the held-out loss on levels (what training reports), blekota's rows give the continuous
 loss: nats per sample of the held-out tail with each level's probability spread evenly over the
@@ -133,11 +136,13 @@ def seed_part(seed: int) -> str:
 
 def blekota_sound(threads: int, sound: str, minutes: list[float], options: dict, recipe: str, clock: str,
                   model_options: dict, sampling: dict, streams: int, seconds: float, out: str | None,
-                  seed: int = 0, trained_too: bool = False) -> list[dict]:
+                  seed: int = 0, trained_too: bool = False, also_sampling: dict | None = None) -> list[dict]:
     """Train like quality.blekota_quality from `seed` to the last time mark, then draw and judge
     `streams` sounds from the model at every mark: a row per mark (recipe "RECIPE, M min" when
     there are several). trained_too: with weight averaging, also draw and judge the weights as
-    last updated (rows of their own, recipe "RECIPE, as trained")."""
+    last updated (rows of their own, recipe "RECIPE, as trained"). also_sampling {NAME: sample
+    options}: also draw and judge every model with `sampling` updated by these, the same draws
+    (rows "RECIPE, NAME")."""
     import blekota
 
     real = real_sound(sound)
@@ -155,13 +160,19 @@ def blekota_sound(threads: int, sound: str, minutes: list[float], options: dict,
                 if not file.exists():
                     continue
                 model = blekota.load(file, threads=threads)
-                generated = model.sample(round(seconds * FS), streams=streams, seed=1, **sampling).reshape(streams, -1)
-                keep_sounds(generated, real, out, f"{Path(sound).stem}_{file_part(judged_name)}{seed_part(seed)}")
-                judged = {**at_mark, "recipe": judged_name, "seed": seed, "sampling": sampling,
-                          "continuous_loss": continuous_loss(model, real), **judge(generated, real)}
-                if judged_name != name:
-                    judged["points"] = [*at_mark["points"][:-1], {**point, "val_loss": trained_loss}]
-                rows.append(judged)
+                loss = continuous_loss(model, real)
+                samplings = {judged_name: sampling}
+                samplings.update({f"{judged_name}, {extra}": {**sampling, **options}
+                                  for extra, options in (also_sampling or {}).items()})
+                for drawn_name, drawn_with in samplings.items():
+                    generated = model.sample(round(seconds * FS), streams=streams, seed=1,
+                                             **drawn_with).reshape(streams, -1)
+                    keep_sounds(generated, real, out, f"{Path(sound).stem}_{file_part(drawn_name)}{seed_part(seed)}")
+                    judged = {**at_mark, "recipe": drawn_name, "seed": seed, "sampling": drawn_with,
+                              "continuous_loss": loss, **judge(generated, real)}
+                    if judged_name != name:
+                        judged["points"] = [*at_mark["points"][:-1], {**point, "val_loss": trained_loss}]
+                    rows.append(judged)
     return rows
 
 
@@ -206,9 +217,11 @@ def pytorch_sound(threads: int, sound: str, minutes: list[float], clock: str, sa
 
 def pytorch_sample(state: dict, sampling: dict, streams: int, n: int) -> np.ndarray:
     """(streams, n) float32 samples drawn from the PyTorch recipe's model (its state dicts) from
-    silence, each level from blekota.reference.sampling_distribution with `sampling`'s options."""
+    silence, each level from blekota.reference.sampling_distribution with `sampling`'s options,
+    written `smooth` of the way to the mean of that distribution (blekota.model.smoothed)."""
     import torch
 
+    from blekota.model import SMOOTH, smoothed
     from blekota.mulaw import SILENCE, unquantize
     from blekota.reference import draw_level, sampling_distribution
 
@@ -220,8 +233,11 @@ def pytorch_sample(state: dict, sampling: dict, streams: int, n: int) -> np.ndar
     linear.load_state_dict(state["linear"])
     temperature = sampling.get("temperature", 1.0)
     truncation = {key: sampling[key] for key in ("top_k", "top_p", "min_p") if key in sampling}
+    smooth = sampling.get("smooth", SMOOTH)
+    sample_of_level = unquantize(np.arange(levels)).astype(np.float64)
     rng = np.random.Generator(np.random.PCG64(1))
     drawn = np.empty((streams, n), np.uint8)
+    means = np.empty((streams, n))
     previous = np.full(streams, SILENCE)
     h = torch.zeros(layers, streams, hidden)
     with torch.no_grad():
@@ -231,11 +247,13 @@ def pytorch_sample(state: dict, sampling: dict, streams: int, n: int) -> np.ndar
             p = torch.softmax(linear(output[0]).double(), dim=-1).numpy()
             if temperature == 0:
                 previous = p.argmax(axis=-1)
+                means[:, t] = sample_of_level[previous]
             else:
                 p = sampling_distribution(p, temperature, **truncation)
                 previous = np.array([draw_level(row, u) for row, u in zip(p, rng.random(streams))])
+                means[:, t] = p @ sample_of_level
             drawn[:, t] = previous
-    return unquantize(drawn)
+    return smoothed(unquantize(drawn), means, smooth)
 
 
 def demo_draws(threads: int, iterations: int, seeds: int, model_options: dict | None = None,
@@ -372,6 +390,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trained-too", action="store_true",
                         help="also judge each averaging run's weights as last updated (a paired row, "
                         "'RECIPE, as trained': the same run without its average)")
+    parser.add_argument("--also-sampling", action="append", default=[], metavar="NAME=JSON",
+                        help="also draw and judge every blekota model with these sample options over "
+                        "--sampling (a paired row 'RECIPE, NAME': the same model and draws), e.g. "
+                        "drawn='{\"smooth\": 0}'")
     parser.add_argument("--json", type=Path, help="write the rows to this file")
     args = parser.parse_args(argv)
     minutes = sorted(args.minutes or [QUICK_MINUTES if args.quick else MINUTES])
@@ -413,6 +435,9 @@ def main(argv: list[str] | None = None) -> int:
                                        "options": options}))
     if args.trained_too:
         runs = [(function, {**kwargs, "trained_too": True}) for function, kwargs in runs]
+    if args.also_sampling:
+        also = {name: json.loads(text) for name, _, text in (item.partition("=") for item in args.also_sampling)}
+        runs = [(function, {**kwargs, "also_sampling": also}) for function, kwargs in runs]
     if not args.no_pytorch:
         runs.append(("pytorch_sound", {"sampling": sampling}))
     runs = [(function, {**kwargs, "seed": seed}) for seed in range(args.train_seeds) for function, kwargs in runs]
