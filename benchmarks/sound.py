@@ -7,6 +7,7 @@
     python benchmarks/sound.py --unseen --train-seeds 2 --trained-too   # each run with and without its average
     python benchmarks/sound.py --unseen --minutes 10 20 40   # the sound against training time
     python benchmarks/sound.py --unseen --also-sampling drawn='{"smooth": 0}'   # also the drawn levels
+    python benchmarks/sound.py --unseen --draw-sets 5      # medians over 5 sets of draws per model
     python benchmarks/run.py --only sound [--quick]
 
 Each run trains as quality.py does (blekota's defaults given the sound without its last 10 %, or
@@ -96,6 +97,22 @@ def floor_and_ceiling(real: np.ndarray, length: int, seed: int = 0) -> tuple[flo
     return float(np.median(distances)), float(np.median(levels_distances)), mel_distance(noise, real, FS)
 
 
+def judged_sets(draw, real: np.ndarray, sets: int, keep) -> dict:
+    """judge() of `sets` sets of draws, draw(seed) (S, n) for seeds 1..sets, as one: the median of
+    every measure, and with several sets each set's fd under "fd_sets". keep(generated) is
+    given the first set (to write it)."""
+    judgements = []
+    for seed in range(1, sets + 1):
+        generated = draw(seed)
+        if seed == 1:
+            keep(generated)
+        judgements.append(judge(generated, real))
+    if sets == 1:
+        return judgements[0]
+    medians = {key: float(np.median([found[key] for found in judgements])) for key in judgements[0]}
+    return {**medians, "fd_sets": [found["fd"] for found in judgements]}
+
+
 def judge(generated: np.ndarray, real: np.ndarray) -> dict:
     """Measures of generated (S, n) against the real sound (module docstring)."""
     from blekota.soundstats import describe, loud_level, mel_distance
@@ -136,13 +153,15 @@ def seed_part(seed: int) -> str:
 
 def blekota_sound(threads: int, sound: str, minutes: list[float], options: dict, recipe: str, clock: str,
                   model_options: dict, sampling: dict, streams: int, seconds: float, out: str | None,
-                  seed: int = 0, trained_too: bool = False, also_sampling: dict | None = None) -> list[dict]:
+                  seed: int = 0, trained_too: bool = False, also_sampling: dict | None = None,
+                  draw_sets: int = 1) -> list[dict]:
     """Train like quality.blekota_quality from `seed` to the last time mark, then draw and judge
     `streams` sounds from the model at every mark: a row per mark (recipe "RECIPE, M min" when
     there are several). trained_too: with weight averaging, also draw and judge the weights as
     last updated (rows of their own, recipe "RECIPE, as trained"). also_sampling {NAME: sample
     options}: also draw and judge every model with `sampling` updated by these, the same draws
-    (rows "RECIPE, NAME")."""
+    (rows "RECIPE, NAME"). draw_sets: judge that many sets of draws (seeds 1..draw_sets), the
+    medians (judged_sets)."""
     import blekota
 
     real = real_sound(sound)
@@ -165,11 +184,15 @@ def blekota_sound(threads: int, sound: str, minutes: list[float], options: dict,
                 samplings.update({f"{judged_name}, {extra}": {**sampling, **options}
                                   for extra, options in (also_sampling or {}).items()})
                 for drawn_name, drawn_with in samplings.items():
-                    generated = model.sample(round(seconds * FS), streams=streams, seed=1,
-                                             **drawn_with).reshape(streams, -1)
-                    keep_sounds(generated, real, out, f"{Path(sound).stem}_{file_part(drawn_name)}{seed_part(seed)}")
+                    def draw(draw_seed: int) -> np.ndarray:
+                        return model.sample(round(seconds * FS), streams=streams, seed=draw_seed,
+                                            **drawn_with).reshape(streams, -1)
+
+                    name_part = f"{Path(sound).stem}_{file_part(drawn_name)}{seed_part(seed)}"
+                    judgement = judged_sets(draw, real, draw_sets,
+                                            lambda generated: keep_sounds(generated, real, out, name_part))
                     judged = {**at_mark, "recipe": drawn_name, "seed": seed, "sampling": drawn_with,
-                              "continuous_loss": loss, **judge(generated, real)}
+                              "continuous_loss": loss, **judgement}
                     if judged_name != name:
                         judged["points"] = [*at_mark["points"][:-1], {**point, "val_loss": trained_loss}]
                     rows.append(judged)
@@ -191,9 +214,9 @@ def continuous_loss(model, real: np.ndarray) -> float:
 
 
 def pytorch_sound(threads: int, sound: str, minutes: list[float], clock: str, sampling: dict, streams: int,
-                  seconds: float, out: str | None, seed: int = 0) -> list[dict]:
+                  seconds: float, out: str | None, seed: int = 0, draw_sets: int = 1) -> list[dict]:
     """The PyTorch recipe to the last time mark from `seed`, its model at every mark sampled like
-    blekota's and judged: a row per mark."""
+    blekota's and judged (draw_sets as blekota_sound's): a row per mark."""
     try:
         import torch
     except ImportError as error:
@@ -206,19 +229,22 @@ def pytorch_sound(threads: int, sound: str, minutes: list[float], clock: str, sa
         row = pytorch_quality(threads, sound, minutes, clock, path, seed)
         for index, point in enumerate(row["points"]):
             state = torch.load(path.format(minutes=mark_text(point["minutes"])))
-            generated = pytorch_sample(state, sampling, streams, round(seconds * FS))
             mark = mark_label(point["minutes"], len(minutes) > 1)
-            keep_sounds(generated, real, out, f"{Path(sound).stem}_pytorch{file_part(mark)}{seed_part(seed)}")
+            name_part = f"{Path(sound).stem}_pytorch{file_part(mark)}{seed_part(seed)}"
+            judgement = judged_sets(lambda draw_seed: pytorch_sample(state, sampling, streams, round(seconds * FS),
+                                                                     draw_seed),
+                                    real, draw_sets, lambda generated: keep_sounds(generated, real, out, name_part))
             rows.append({**row, "recipe": row["recipe"] + mark,
                          "iterations": point["iteration"], "points": row["points"][: index + 1], "seed": seed,
-                         "sampling": sampling, **judge(generated, real)})
+                         "sampling": sampling, **judgement})
     return rows
 
 
-def pytorch_sample(state: dict, sampling: dict, streams: int, n: int) -> np.ndarray:
+def pytorch_sample(state: dict, sampling: dict, streams: int, n: int, seed: int = 1) -> np.ndarray:
     """(streams, n) float32 samples drawn from the PyTorch recipe's model (its state dicts) from
     silence, each level from blekota.reference.sampling_distribution with `sampling`'s options,
-    written `smooth` of the way to the mean of that distribution (blekota.model.smoothed)."""
+    written `smooth` of the way to the mean of that distribution (blekota.model.smoothed); the
+    draws from numpy.random.PCG64(seed)."""
     import torch
 
     from blekota.model import SMOOTH, smoothed
@@ -235,7 +261,7 @@ def pytorch_sample(state: dict, sampling: dict, streams: int, n: int) -> np.ndar
     truncation = {key: sampling[key] for key in ("top_k", "top_p", "min_p") if key in sampling}
     smooth = sampling.get("smooth", SMOOTH)
     sample_of_level = unquantize(np.arange(levels)).astype(np.float64)
-    rng = np.random.Generator(np.random.PCG64(1))
+    rng = np.random.Generator(np.random.PCG64(seed))
     drawn = np.empty((streams, n), np.uint8)
     means = np.empty((streams, n))
     previous = np.full(streams, SILENCE)
@@ -313,6 +339,8 @@ def table(rows: list[dict]) -> str:
         loss = f"{row['points'][-1]['val_loss']:.3f}" if row.get("points") else ""
         fd = f"{row['fd']:.0f}" + (f" ({row['floor']:.0f} / {row['levels_floor']:.0f} / {row['ceiling']:.0f})"
                                        if "floor" in row else "")
+        if "fd_sets" in row:
+            fd += f" [{min(row['fd_sets']):.0f}-{max(row['fd_sets']):.0f}]"
         continuous = f"{row['continuous_loss']:.3f}" if "continuous_loss" in row else ""
         recipe = row["recipe"] + (", bf16 products" if "bf16" in row.get("impl", "") else "")
         recipe += f" (seed {row['seed']})" if row.get("seed") else ""
@@ -394,6 +422,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="also draw and judge every blekota model with these sample options over "
                         "--sampling (a paired row 'RECIPE, NAME': the same model and draws), e.g. "
                         "drawn='{\"smooth\": 0}'")
+    parser.add_argument("--draw-sets", type=int, default=1, metavar="K",
+                        help="judge K sets of draws of every model (seeds 1..K) and print the medians, "
+                        "fd with its [min-max] over the sets: one set of a model that falls silent "
+                        "now and then is a lottery (default 1)")
     parser.add_argument("--json", type=Path, help="write the rows to this file")
     args = parser.parse_args(argv)
     minutes = sorted(args.minutes or [QUICK_MINUTES if args.quick else MINUTES])
@@ -424,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
 
         sounds = makers.pair(args.unseen, args.sound_dir)
     common = {"minutes": minutes, "clock": args.clock, "streams": args.streams, "seconds": args.seconds,
-              "out": args.out}
+              "out": args.out, "draw_sets": args.draw_sets}
     runs = [] if args.no_defaults else [("blekota_sound", {"options": {}, "recipe": "defaults",
                                                            "model_options": {}, "sampling": sampling})]
     for variant in args.variant:
