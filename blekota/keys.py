@@ -46,7 +46,7 @@ class Controls:
 
     def __str__(self) -> str:
         top_k = f"top-k {self.top_k}" if 0 < self.top_k < LEVELS else "top-k off"
-        return f"temperature {self.temperature:.2f}, {top_k}, smooth {self.smooth:.1f}"
+        return f"temperature {self.temperature:.2f}, {top_k}, smooth {self.smooth:.2f}"
 
 
 def apply_key(key: str, controls: Controls) -> tuple[Controls, str | None]:

@@ -189,8 +189,8 @@ def test_many_presses_land_on_round_temperatures():
     controls = Controls(1.0, 0)
     for _ in range(7):
         controls, _ = apply_key("-", controls)
-    assert controls.temperature == 0.65 and str(controls) == "temperature 0.65, top-k off, smooth 0.3"
-    assert str(Controls(1.2, 16, 0.0)) == "temperature 1.20, top-k 16, smooth 0.0"
+    assert controls.temperature == 0.65 and str(controls) == "temperature 0.65, top-k off, smooth 0.30"
+    assert str(Controls(1.2, 16, 0.0)) == "temperature 1.20, top-k 16, smooth 0.00"
     for _ in range(3):
         controls, _ = apply_key(",", controls)
     assert controls.smooth == 0.0
@@ -245,7 +245,7 @@ def test_play_command_plays_and_reports(model, model_file, device, monkeypatch, 
     assert out[0] == (f"playing {model_file} at 8000 Hz: blocks of 128 samples (16.0 ms), 2 ready ahead, device "
                       "latency 12.5 ms; a key is heard after about 60 ms")
     assert out[1].startswith("keys: up/+ and down/- temperature") and out[1].endswith("(standard input is not a terminal: type them and Enter)")
-    assert out[2] == "temperature 1.00, top-k off, smooth 0.3"
+    assert out[2] == "temperature 1.00, top-k off, smooth 0.30"
     assert out[-1].startswith("played 0.5 s; the model made ") and "underruns: " in out[-1]
     fake = device.opened[0]
     late = int(out[-1].split(", ")[-1].split(" blocks")[0])
@@ -257,8 +257,8 @@ def test_keys_change_the_sound_while_it_plays(model_file, device, monkeypatch, c
     monkeypatch.setattr(sys, "stdin", io.StringIO("--\n[[\n..\nr\n"))
     assert main(["play", model_file, "--seconds", "0.4", "--top-k", "64", "--top-p", "0.9", "--threads", "1"]) == 0
     out = capsys.readouterr().out
-    assert "temperature 1.00, top-k 64, smooth 0.3, top-p 0.9\n" in out
-    assert "temperature 0.90, top-k 16, smooth 0.5, top-p 0.9\n" in out
+    assert "temperature 1.00, top-k 64, smooth 0.30, top-p 0.9\n" in out
+    assert "temperature 0.90, top-k 16, smooth 0.50, top-p 0.9\n" in out
 
 
 def test_q_quits(model_file, device, monkeypatch, capsys):
