@@ -13,10 +13,12 @@ import numpy as np
 import soundfile
 
 from . import memory
-from .checks import MAX_FS, file_name, is_integer, positive_int, sample_rate
-from .errors import AudioError, ConfigError, install_hint
-from .fileutil import input_problem, open_output, starts_with
+from .checks import MAX_FS, file_name, is_integer, non_negative_int, positive_int, sample_rate
+from .devices import PlaybackError, default_rate, open_device, sounddevice_module
+from .errors import AudioError, ConfigError
+from .fileutil import input_problem, is_stream, open_output, starts_with
 from .mulaw import real_array
+from .resampling import StreamResampler
 
 LAST_PLAYED = "last_played.wav"
 WAV_MAX_FRAMES = (2**32 - 1 - 36 - 28) // 2  # a 16-bit mono wav (with the mark): the RIFF sizes are 32-bit
@@ -144,25 +146,9 @@ def pcm16(samples: np.ndarray) -> bytes:
     return np.clip(scaled, -32768, 32767).astype("<i2").tobytes()
 
 
-class PlaybackError(AudioError):
-    """Sound could not be played here (no PortAudio or no output device)."""
-
-
-def _sounddevice():
-    """The sounddevice module, or PlaybackError saying why sound cannot be played here."""
-    try:
-        import sounddevice
-    except ImportError:
-        raise PlaybackError(f"cannot play sound: sounddevice is not installed ({install_hint('play')})") from None
-    except OSError:
-        raise PlaybackError(
-            "cannot play sound: the PortAudio library is not installed (Debian: apt-get install libportaudio2)"
-        ) from None
-    return sounddevice
-
-
 def play(y, fs: int = 8000, blocking: bool = True) -> None:
-    """Play mono samples through sounddevice.
+    """Play mono samples through sounddevice, on the default output device: at fs, or resampled to
+    the device's default rate where it does not take fs.
 
     Without PortAudio or a sound card this writes the sound to last_played.wav in the current
     directory (unless a file blekota did not write is there) and raises PlaybackError saying so.
@@ -170,11 +156,18 @@ def play(y, fs: int = 8000, blocking: bool = True) -> None:
     y = np.clip(real_array(y, "the sound to play must be an array of float samples").astype(np.float32).ravel(), -1, 1)
     fs = positive_int("fs", fs)
     try:
-        sounddevice = _sounddevice()
+        sounddevice = sounddevice_module()
         try:
             sounddevice.play(y, int(fs), blocking=blocking)
-        except Exception as error:  # sounddevice.PortAudioError and friends: no device here
-            raise PlaybackError(f"cannot play sound: no sound output device ({str(error).splitlines()[0]})") from None
+        except Exception as error:  # sounddevice.PortAudioError and friends
+            why, rate = str(error).splitlines()[0], default_rate()
+            if rate is None or rate == fs:
+                raise PlaybackError(f"cannot play sound: no sound output device ({why})") from None
+            try:
+                sounddevice.play(to_rate(y, fs, rate), rate, blocking=blocking)
+            except Exception as error:
+                why = str(error).splitlines()[0]
+                raise PlaybackError(f"cannot play sound: the device takes neither {fs} Hz nor {rate} Hz ({why})") from None
     except PlaybackError as error:
         if os.path.lexists(LAST_PLAYED) and not is_marked(LAST_PLAYED):
             raise PlaybackError(f"{error}; {LAST_PLAYED} here is not blekota's, so the sound was not saved") from None
@@ -185,24 +178,30 @@ def play(y, fs: int = 8000, blocking: bool = True) -> None:
 class SoundStream:
     """Play mono float chunks as they come: `with SoundStream(fs) as out: out.write(chunk)`.
 
-    Raises PlaybackError on entry when there is no PortAudio or no output device.
+    device: the output device (its number or a part of its name; None: the default); a device
+    that does not take fs gets the sound resampled to its default rate. Raises PlaybackError on
+    entry when there is no PortAudio or no output device.
     """
 
-    def __init__(self, fs: int):
-        self.fs = int(fs)
+    def __init__(self, fs: int, device: int | str | None = None):
+        self.fs, self.device = int(fs), device
 
     def __enter__(self) -> SoundStream:
-        sounddevice = _sounddevice()
+        self._stream, rate = open_device(sounddevice_module().OutputStream, self.fs, self.device)
+        self._resampler = StreamResampler(self.fs, rate) if rate != self.fs else None
         try:
-            self._stream = sounddevice.OutputStream(samplerate=self.fs, channels=1, dtype="float32")
             self._stream.start()
-        except Exception as error:
-            raise PlaybackError(f"cannot play sound: no sound output device ({str(error).splitlines()[0]})") from None
+        except Exception as error:  # sounddevice.PortAudioError
+            self._stream.close()
+            raise PlaybackError(f"cannot play sound: the device did not start ({str(error).splitlines()[0]})") from None
         return self
 
     def write(self, chunk: np.ndarray) -> None:
         """Queue (c,) samples; blocks while the device's buffer is full."""
-        self._stream.write(np.clip(np.asarray(chunk, np.float32), -1.0, 1.0).reshape(-1, 1))
+        chunk = np.clip(np.asarray(chunk, np.float32), -1.0, 1.0)
+        if self._resampler is not None:
+            chunk = self._resampler.process(chunk)
+        self._stream.write(chunk.reshape(-1, 1))
 
     def __exit__(self, *exc) -> None:
         self._stream.stop()
@@ -214,15 +213,15 @@ class ChunkPlayer:
     ahead of real time, else what is left once generation ends. Without sound output (or when
     not wanted) it plays nothing; warn() is told why once."""
 
-    def __init__(self, fs: int, wanted: bool, warn: Callable[[str], None]):
-        self.fs, self.wanted, self.warn = fs, wanted, warn
+    def __init__(self, fs: int, wanted: bool, warn: Callable[[str], None], device: int | str | None = None):
+        self.fs, self.wanted, self.warn, self.device = fs, wanted, warn, device
         self.stream: SoundStream | None = None
         self.pending: list[np.ndarray] = []
 
     def __enter__(self) -> ChunkPlayer:
         if self.wanted:
             try:
-                self.stream = SoundStream(self.fs).__enter__()
+                self.stream = SoundStream(self.fs, self.device).__enter__()
             except PlaybackError as error:
                 self.warn(str(error))
         return self
@@ -291,3 +290,77 @@ class WavWriter:
         self._output.__exit__(exc_type, exc, traceback)
         if short:
             raise exc
+
+
+class _Discarded(Exception):
+    """Handed to open_output to remove a recording's temporary file."""
+
+
+class WavRecorder:
+    """Record a mono 16-bit wav whose length is known only at the end:
+    `with WavRecorder(path, fs) as out: out.write(chunk); ...; out.keep(n)`.
+
+    Written to a temporary file beside path and renamed into place when the block ends, also
+    when it ends by Ctrl+C or an error, as long as samples were kept: the file then holds the
+    first n samples written (keep(n); all of them without it). When none were kept, or writing
+    itself failed, the temporary file is removed and any file at path is untouched. A regular
+    file only: the header, written last, needs a file to go back to (ConfigError otherwise).
+    """
+
+    def __init__(self, path: str | os.PathLike, fs: int):
+        file_name("the recording's path", path)
+        if is_stream(path):
+            raise ConfigError(f"{path}: a recording is written to a file, not a stream (its length is known only at the end)")
+        if not is_integer(fs) or not 0 < fs <= MAX_FS:
+            raise ConfigError(f"a wav's sample rate must be 1..{MAX_FS} Hz, got {fs!r}")
+        self.path, self.fs = path, int(fs)
+        self.written = 0
+        self.kept: int | None = None
+        self._failed = False
+
+    def __enter__(self) -> WavRecorder:
+        self._output = open_output(self.path)
+        self._file = self._output.__enter__()
+        try:
+            self._file.write(wav_header(self.fs, 0))
+        except BaseException:
+            self._output.__exit__(*sys.exc_info())
+            raise
+        return self
+
+    def write(self, chunk: np.ndarray) -> None:
+        """Append (c,) float samples in [-1, 1]; ConfigError past WAV_MAX_FRAMES."""
+        chunk = np.asarray(chunk, np.float32).ravel()
+        if self.written + chunk.size > WAV_MAX_FRAMES:
+            self._failed = True
+            raise ConfigError(f"{self.path}: a 16-bit wav holds at most {WAV_MAX_FRAMES} samples (4 GiB)")
+        try:
+            self._file.write(pcm16(chunk))
+        except BaseException:
+            self._failed = True
+            raise
+        self.written += chunk.size
+
+    def keep(self, frames: int) -> None:
+        """Keep only the first `frames` samples written (fewer when fewer were written)."""
+        self.kept = min(self.written, non_negative_int("frames", frames))
+
+    @property
+    def frames(self) -> int:
+        """The samples the file will hold."""
+        return self.written if self.kept is None else self.kept
+
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        if self._failed or not self.frames:
+            discarded = exc if exc is not None else _Discarded()
+            self._output.__exit__(type(discarded), discarded, traceback)
+            return
+        try:
+            self._file.flush()
+            self._file.truncate(len(wav_header(self.fs, 0)) + 2 * self.frames)
+            self._file.seek(0)
+            self._file.write(wav_header(self.fs, self.frames))
+        except BaseException:
+            self._output.__exit__(*sys.exc_info())
+            raise
+        self._output.__exit__(None, None, None)

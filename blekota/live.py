@@ -2,7 +2,9 @@
 
 A worker thread keeps a few blocks ready in a queue; the device's callback only copies the next
 one out, so it never computes. Gaps are counted: the device saying its buffer ran dry, and blocks
-that were not ready when the device asked for them (played as silence).
+that were not ready when the device asked for them (played as silence). A device that does not
+take the model's rate gets the sound resampled to its own (blekota.resampling), and what is
+played can be recorded as it is made (audio.WavRecorder).
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import checks
-from .audio import PlaybackError, _sounddevice
+from .devices import PlaybackError, device_rate, open_device, sounddevice_module
+from .resampling import StreamResampler
 from .stream import Stream
 
 MIN_BLOCK, MAX_BLOCK = 64, 512  # samples per block the device asks for
@@ -36,7 +39,7 @@ def blocks_ahead(value, name: str = "ahead") -> int:
 def output_stream_class():
     """sounddevice.OutputStream, or PlaybackError saying why sound cannot be played here. Tests
     replace this with a class that calls the callback as sounddevice does, without a device."""
-    return _sounddevice().OutputStream
+    return sounddevice_module().OutputStream
 
 
 @dataclass
@@ -59,25 +62,36 @@ class LivePlayer:
     block: samples per block (MIN_BLOCK..MAX_BLOCK), the size the device is asked to take; ahead:
     blocks kept ready before the device needs them (a change of the stream's settings is heard
     after about ahead + 1 blocks plus the device's latency). limit: stop after this many samples
-    played (None: until the block ends); `finished` is set then. latency: the device latency asked
-    for ("low", "high" or seconds, as sounddevice takes it). output_stream: the class that opens
-    the device, called like sounddevice.OutputStream (None: output_stream_class()).
-    Entering starts the worker, waits until `ahead` blocks are ready and starts the device;
-    PlaybackError when there is no device. Leaving stops the device, then the worker. check()
-    raises an error the worker met; wait() waits for `finished`; summary() says how it went.
+    of the stream played (None: until the block ends); `finished` is set then. latency: the device
+    latency asked for ("low", "high" or seconds, as sounddevice takes it). output_stream: the class
+    that opens the device, called like sounddevice.OutputStream (None: output_stream_class()).
+    device: the output device (an index or a part of its name; None: the default). rate: the
+    device's sample rate in Hz (None: the stream's where the device takes it, else the device's
+    default rate); the sound is resampled to it. recorder: something with write(samples) that is
+    given every block the stream makes, at the stream's rate (audio.WavRecorder); recorded_samples
+    says how many of them were played.
+    Entering opens the device, starts the worker, waits until `ahead` blocks are ready and starts
+    the device; PlaybackError when there is no device. Leaving stops the device, then the worker.
+    check() raises an error the worker met; wait() waits for `finished`; summary() says how it went.
     """
 
     def __init__(self, stream: Stream, block: int = 256, ahead: int = 2, limit: int | None = None,
-                 latency="low", output_stream=None):
+                 latency="low", output_stream=None, device: int | str | None = None, rate: int | None = None,
+                 recorder=None):
         self.stream = stream
         self.block = block_size(block)
         self.ahead = blocks_ahead(ahead)
         self.limit = None if limit is None else checks.positive_int("limit", limit)
         self.latency = latency
         self.output_stream = output_stream
+        self.device = device
+        self.rate = None if rate is None else device_rate(rate)
+        self.recorder = recorder
+        self.device_fs = stream.fs  # the rate the device runs at, once it is open
         self.underruns = Underruns()
-        self.played = 0  # samples handed to the device (silence of gaps included)
-        self.generated = 0  # samples the worker made
+        self.played = 0  # samples at device_fs handed to the device (silence of gaps included)
+        self.taken = 0  # of them, samples of the stream (not gaps)
+        self.generated = 0  # samples the worker made, at the stream's rate
         self.compute_s = 0.0  # seconds the worker spent making them
         self.finished = threading.Event()
         self.error: BaseException | None = None
@@ -87,7 +101,10 @@ class LivePlayer:
         self._filled = threading.Event()
         self._worker: threading.Thread | None = None
         self._device = None
+        self._started = False
         self._device_latency_s = 0.0
+        self._device_limit: int | None = None
+        self._resampler: StreamResampler | None = None
 
     @property
     def block_latency_s(self) -> float:
@@ -106,37 +123,60 @@ class LivePlayer:
         return (self.ahead + 1) * self.block_latency_s + self.device_latency_s
 
     @property
+    def played_s(self) -> float:
+        """Seconds of sound handed to the device (gaps included)."""
+        return self.played / self.device_fs
+
+    @property
+    def resampled(self) -> bool:
+        """Whether the device runs at another rate than the stream."""
+        return self.device_fs != self.stream.fs
+
+    @property
+    def recorded_samples(self) -> int:
+        """How many of the samples the worker made (and gave the recorder) were played."""
+        return min(self.generated, round(self.taken * self.stream.fs / self.device_fs))
+
+    @property
     def samples_per_s(self) -> float | None:
         """How fast the worker makes sound (samples per second of its compute time), None before
         it made any."""
         return self.generated / self.compute_s if self.generated and self.compute_s > 0 else None
 
     def __enter__(self) -> LivePlayer:
-        open_device = self.output_stream or output_stream_class()
-        self._worker = threading.Thread(target=self._fill, name="blekota-live", daemon=True)
-        self._worker.start()
         try:
+            self._open(self.output_stream or output_stream_class())
+            self._worker = threading.Thread(target=self._fill, name="blekota-live", daemon=True)
+            self._worker.start()
             while not self._filled.wait(WAIT_S):
                 self.check()
             self.check()
             try:
-                self._device = open_device(samplerate=self.stream.fs, blocksize=self.block, channels=1,
-                                           dtype="float32", latency=self.latency, callback=self._callback)
                 self._device.start()
-                latency = getattr(self._device, "latency", 0.0)
-                self._device_latency_s = float(latency) if isinstance(latency, (int, float)) else 0.0
-            except Exception as error:  # sounddevice.PortAudioError and friends: no device here
-                why = str(error).splitlines()[0]
-                raise PlaybackError(f"cannot play sound: no sound output device ({why})") from None
+                self._started = True
+            except Exception as error:  # sounddevice.PortAudioError
+                raise PlaybackError(f"cannot play sound: the device did not start ({str(error).splitlines()[0]})") from None
         except BaseException:
             self.__exit__()
             raise
         return self
 
+    def _open(self, open_stream) -> None:
+        """Open the device (devices.open_device) and set up resampling when it runs at another rate
+        than the stream."""
+        fs = self.stream.fs
+        self._device, self.device_fs = open_device(open_stream, fs, self.device, self.rate, self.block,
+                                                   latency=self.latency, callback=self._callback)
+        self._resampler = StreamResampler(fs, self.device_fs) if self.device_fs != fs else None
+        self._device_limit = None if self.limit is None else max(1, round(self.limit * self.device_fs / fs))
+        latency = getattr(self._device, "latency", 0.0)
+        self._device_latency_s = float(latency) if isinstance(latency, (int, float)) else 0.0
+
     def __exit__(self, *exc) -> None:
         if self._device is not None:
             try:
-                self._device.stop()
+                if self._started:
+                    self._device.stop()
             finally:
                 self._device.close()
                 self._device = None
@@ -162,7 +202,7 @@ class LivePlayer:
         rate = self.samples_per_s or 0.0
         gaps = self.underruns
         slow = ": too slow, expect gaps" if rate < fs else ""
-        return (f"played {self.played / fs:.1f} s; the model made {rate:,.0f} samples/s ({rate / fs:.1f}x real "
+        return (f"played {self.played_s:.1f} s; the model made {rate:,.0f} samples/s ({rate / fs:.1f}x real "
                 f"time{slow}); underruns: {gaps.total} ({gaps.device} reported by the device, {gaps.late} blocks "
                 "not ready in time)")
 
@@ -171,9 +211,12 @@ class LivePlayer:
         try:
             while not self._stopping.is_set():
                 start = time.perf_counter()
-                block = self.stream.process(self.block)
+                made = self.stream.process(self.block)
+                block = made if self._resampler is None else self._resampler.process(made)
                 self.compute_s += time.perf_counter() - start
-                self.generated += block.size
+                self.generated += made.size
+                if self.recorder is not None:
+                    self.recorder.write(made)
                 while not self._stopping.is_set():
                     try:
                         self._ready.put(block, timeout=WAIT_S)
@@ -191,7 +234,8 @@ class LivePlayer:
         if getattr(status, "output_underflow", False):
             self.underruns.device += 1
         out = outdata[:, 0]
-        wanted = frames if self.limit is None else max(0, min(frames, self.limit - self.played))
+        limit = self._device_limit
+        wanted = frames if limit is None else max(0, min(frames, limit - self.played))
         filled = 0
         while filled < wanted:
             if not self._left.size:
@@ -206,5 +250,7 @@ class LivePlayer:
             filled += take
         out[filled:] = 0.0
         self.played += wanted
-        if self.limit is not None and self.played >= self.limit:
+        self.taken += filled
+        if limit is not None and self.played >= limit:
             self.finished.set()
+

@@ -3,7 +3,7 @@ import pytest
 import soundfile
 
 import blekota
-from blekota.audio import LAST_PLAYED, PlaybackError
+from blekota.audio import LAST_PLAYED, PlaybackError, WavRecorder
 
 
 def tone(fs: int, seconds: float, channels: int = 1) -> np.ndarray:
@@ -78,3 +78,50 @@ def test_wav_writing_refuses_nan_and_keeps_the_old_file(tmp_path):
     with pytest.raises(blekota.ConfigError, match="the sound to write contains NaN samples"):
         blekota.save_wav(path, np.array([0.1, np.nan]), 8000)
     assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["keep.wav"]
+
+
+def recorded(path) -> np.ndarray:
+    samples, fs = soundfile.read(path, dtype="float32")
+    assert fs == 8000
+    return samples
+
+
+def test_a_recording_keeps_what_was_played_and_gets_its_header_last(tmp_path):
+    path = tmp_path / "take.wav"
+    sound = tone(8000, 0.3).astype(np.float32)
+    with WavRecorder(path, 8000) as out:
+        for start in range(0, sound.size, 256):
+            out.write(sound[start : start + 256])
+        assert not path.exists()  # a temporary file until the recording ends
+        out.keep(1000)
+    assert out.frames == 1000 and out.written == sound.size
+    assert path.stat().st_size == 44 + 2 * 1000
+    np.testing.assert_allclose(recorded(path), sound[:1000], atol=1 / 32768)
+    with WavRecorder(path, 8000) as out:  # without keep: everything written
+        out.write(sound[:10])
+    assert recorded(path).size == 10
+
+
+def test_an_interrupted_recording_is_kept_and_a_failed_or_empty_one_is_not(tmp_path):
+    path = tmp_path / "take.wav"
+    with pytest.raises(KeyboardInterrupt):
+        with WavRecorder(path, 8000) as out:
+            out.write(np.full(300, 0.25, np.float32))
+            raise KeyboardInterrupt
+    assert recorded(path).size == 300
+    before = path.read_bytes()
+    with WavRecorder(path, 8000) as out:
+        out.write(np.zeros(50, np.float32))
+        out.keep(0)  # nothing played: the file there stays
+    with pytest.raises(blekota.ConfigError, match="NaN"):
+        with WavRecorder(path, 8000) as out:
+            out.write(np.zeros(50, np.float32))
+            out.write(np.array([np.nan], np.float32))
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["take.wav"]
+
+
+def test_a_recording_goes_to_a_file():
+    with pytest.raises(blekota.ConfigError, match="^-: a recording is written to a file, not a stream"):
+        WavRecorder("-", 8000)
+    with pytest.raises(blekota.ConfigError, match="sample rate"):
+        WavRecorder("take.wav", 0)

@@ -189,7 +189,7 @@ def test_playback_without_a_device_keeps_a_users_last_played(here, monkeypatch):
     def no_device():
         raise blekota.PlaybackError("cannot play sound: no sound output device (test)")
 
-    monkeypatch.setattr(blekota.audio, "_sounddevice", no_device)
+    monkeypatch.setattr(blekota.audio, "sounddevice_module", no_device)
     with pytest.raises(blekota.PlaybackError, match="wrote it to last_played.wav"):
         blekota.play(tone(100))
     with pytest.raises(blekota.PlaybackError, match="wrote it to last_played.wav"):

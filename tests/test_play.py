@@ -10,14 +10,16 @@ import time
 
 import numpy as np
 import pytest
+import soundfile
 
 import blekota
 from blekota import keys as keys_module
-from blekota import live
+from blekota import devices, live
 from blekota.cli import main
 from blekota.errors import ConfigError
 from blekota.keys import Controls, KeyReader, apply_key, split_keys
 from blekota.repl import Console, Session, session_namespace
+from blekota.resampling import StreamResampler
 
 
 class Flags:
@@ -33,18 +35,22 @@ class FakeDevice:
 
     pace = 0.25
     underflow_every = 0  # the status reports an output underflow on every Nth call (0: never)
+    rates = None  # the sample rates it opens at (None: any)
     opened: list = []
 
-    def __init__(self, samplerate, blocksize, channels, dtype, latency, callback):
+    def __init__(self, samplerate, blocksize, channels, dtype, latency, callback, device=None):
         assert channels == 1 and dtype == "float32" and latency == "low"
-        self.samplerate, self.blocksize, self.callback = samplerate, blocksize, callback
+        if self.rates is not None and samplerate not in self.rates:
+            raise RuntimeError(f"Error opening OutputStream: Invalid sample rate {samplerate} [PaErrorCode -9997]")
+        self.samplerate, self.blocksize, self.callback, self.device = samplerate, blocksize, callback, device
         self.latency = 0.0125
         self.blocks, self.calls = [], 0
-        self.stopped = self.closed = False
+        self.started = self.stopped = self.closed = False
         self._stop = threading.Event()
         type(self).opened.append(self)
 
     def start(self):
+        self.started = True
         self._thread = threading.Thread(target=self._run)
         self._thread.start()
 
@@ -78,6 +84,46 @@ def device(monkeypatch):
     fake = type("Device", (FakeDevice,), {"opened": []})
     monkeypatch.setattr(live, "output_stream_class", lambda: fake)
     return fake
+
+
+KNOWN_DEVICES = [  # what the tests' PortAudio knows: the default output runs at 48 kHz
+    {"name": "Built-in Output", "hostapi": 0, "max_output_channels": 2, "default_samplerate": 48000.0},
+    {"name": "Microphone", "hostapi": 0, "max_output_channels": 0, "default_samplerate": 44100.0},
+    {"name": "USB Audio Interface", "hostapi": 1, "max_output_channels": 8, "default_samplerate": 44100.0},
+]
+
+
+class FakeSounddevice:
+    """Stands for the sounddevice module's device queries."""
+
+    class default:
+        device = [1, 0]
+
+    @staticmethod
+    def query_hostapis():
+        return [{"name": "Core Audio"}, {"name": "ASIO"}]
+
+    @staticmethod
+    def query_devices(device=None, kind=None):
+        if kind is None:
+            return [dict(known) for known in KNOWN_DEVICES]
+        if device is None:
+            device = FakeSounddevice.default.device[1]
+        outputs = [index for index, known in enumerate(KNOWN_DEVICES) if known["max_output_channels"]]
+        if isinstance(device, str):
+            found = [index for index in outputs if device.lower() in KNOWN_DEVICES[index]["name"].lower()]
+            if not found:
+                raise ValueError(f"No output device matching {device!r}")
+            device = found[0]
+        if device not in outputs:
+            raise ValueError(f"Error querying device {device}")
+        return dict(KNOWN_DEVICES[device], index=device)
+
+
+@pytest.fixture(autouse=True)
+def known_devices(monkeypatch):
+    """The device queries answer from KNOWN_DEVICES, never from this machine's PortAudio."""
+    monkeypatch.setattr(devices, "sounddevice_module", lambda: FakeSounddevice)
 
 
 @pytest.fixture(scope="module")
@@ -129,11 +175,13 @@ def test_no_device_is_a_playback_error_and_stops_the_worker(model, monkeypatch):
     def no_device(**options):
         raise RuntimeError("Error querying device -1\nmore lines")
 
+    monkeypatch.setattr(devices, "default_rate", lambda device: None)  # nothing to fall back to
     player = live.LivePlayer(model.stream(), output_stream=no_device)
     with pytest.raises(blekota.PlaybackError, match=r"^cannot play sound: no sound output device \(Error querying device -1\)$"):
         player.__enter__()
-    assert not player._worker.is_alive()
+    assert player._worker is None
     monkeypatch.setitem(sys.modules, "sounddevice", None)  # import fails as without sounddevice
+    monkeypatch.setattr(devices, "sounddevice_module", blekota.audio.sounddevice_module)
     with pytest.raises(blekota.PlaybackError, match="sounddevice is not installed"):
         live.LivePlayer(model.stream()).__enter__()
 
@@ -148,7 +196,54 @@ def test_an_error_of_the_generator_reaches_the_caller(device):
     player = live.LivePlayer(Broken())
     with pytest.raises(ConfigError, match="broken stream"):
         player.__enter__()
-    assert not device.opened and not player._worker.is_alive()
+    fake = device.opened[0]
+    assert not fake.started and fake.closed and not player._worker.is_alive()
+
+
+def test_a_device_that_does_not_take_the_models_rate_gets_it_resampled(model, device):
+    device.rates = {48000}  # the default device's own rate (KNOWN_DEVICES)
+    recording = []
+    player = live.LivePlayer(model.stream(seed=3), block=128, limit=20 * 128, recorder=type("R", (), {"write": lambda self, block: recording.append(block)})())
+    with player:
+        assert player.finished.wait(30)
+    fake = device.opened[0]
+    assert fake.samplerate == 48000 and fake.blocksize == 6 * 128 and player.device_fs == 48000 and player.resampled
+    assert player.played == 6 * 20 * 128 and player.played_s == pytest.approx(20 * 128 / 8000)
+    assert player.change_latency_s == pytest.approx(3 * 128 / 8000 + 0.0125)
+    late = player.underruns.late
+    assert player.taken == player.played - late * 6 * 128 and player.recorded_samples == player.taken // 6
+    made = model.sample(40 * 128, seed=3)
+    np.testing.assert_array_equal(np.concatenate(recording), made[: sum(block.size for block in recording)])
+    heard = fake.sound[: player.played]
+    heard = heard[heard != 0]  # the silence of late blocks out
+    expected = StreamResampler(8000, 48000).process(made)
+    np.testing.assert_allclose(heard, expected[: heard.size], rtol=0, atol=1e-6)
+
+
+def test_a_rate_or_device_asked_for_is_what_opens(model, device):
+    with live.LivePlayer(model.stream(seed=0), block=256, limit=256, device="usb", rate=44100) as player:
+        assert player.finished.wait(30)
+    fake = device.opened[0]
+    assert (fake.samplerate, fake.blocksize, fake.device) == (44100, 1411, "usb") and player.device_fs == 44100
+    device.rates = {48000}
+    with pytest.raises(blekota.PlaybackError, match=r"^cannot play sound: the device does not take 44100 Hz \(Error opening"):
+        live.LivePlayer(model.stream(), rate=44100).__enter__()
+    device.rates = {96000}
+    with pytest.raises(blekota.PlaybackError, match=r"^cannot play sound: the device takes neither 8000 Hz nor 48000 Hz"):
+        live.LivePlayer(model.stream()).__enter__()
+    with pytest.raises(ConfigError, match=r"rate must be a sample rate in 1000\.\.384000 Hz, got 500"):
+        live.LivePlayer(model.stream(), rate=500)
+
+
+def test_devices_are_found_by_number_or_name(monkeypatch):
+    assert devices.device_info()["name"] == "Built-in Output"
+    assert devices.device_info("usb")["index"] == 2 and devices.device_info(2)["name"] == "USB Audio Interface"
+    with pytest.raises(blekota.PlaybackError, match=r"^cannot play sound: no output device matching 'hdmi' \(python -m blekota sound-devices lists them\)$"):
+        devices.device_info("hdmi")
+    with pytest.raises(blekota.PlaybackError, match=r"^cannot play sound: error querying device 1 "):
+        devices.device_info(1)  # an input
+    assert devices.default_rate("usb") == 44100 and devices.default_rate("hdmi") is None
+    assert [(d["index"], d["host"], d["default"]) for d in devices.output_devices()] == [(0, "Core Audio", True), (2, "ASIO", False)]
 
 
 def test_block_and_ahead_are_checked(model):
@@ -290,6 +385,156 @@ def test_ctrl_c_stops_cleanly(model_file, device, monkeypatch, capsys):
     assert threading.active_count() <= threads + 1  # the worker is gone (a line reader may wait on stdin)
 
 
+def test_play_records_what_it_plays(model, model_file, tmp_path, device, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    take = tmp_path / "take.wav"
+    argv = ["play", model_file, "--seconds", "0.5", "--seed", "3", "--block", "128", "--threads", "1", "--record", str(take)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out.splitlines()
+    late = int(out[-2].split(", ")[-1].split(" blocks")[0])
+    recorded, fs = soundfile.read(take, dtype="float32")
+    assert fs == 8000 and recorded.size == 4000 - 128 * late
+    assert out[-1] == f"recorded {recorded.size / 8000:.1f} s to {take}"
+    np.testing.assert_allclose(recorded, model.sample(4000, seed=3)[: recorded.size], atol=1 / 32768)
+    before = take.read_bytes()
+    assert main(argv) == 2  # the take is kept
+    assert capsys.readouterr().err == f"blekota: error: {take}: already exists (use --force to overwrite)\n"
+    assert take.read_bytes() == before
+    assert main([*argv, "--force", "--seed", "4"]) == 0
+    assert take.read_bytes() != before
+
+
+def test_ctrl_c_keeps_the_recording(model_file, tmp_path, device, monkeypatch, capsys):
+    calls = []
+
+    def read(self, timeout_s):
+        calls.append(timeout_s)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        time.sleep(timeout_s)
+        return []
+
+    monkeypatch.setattr(keys_module.KeyReader, "read", read)
+    take = tmp_path / "take.wav"
+    assert main(["play", model_file, "--threads", "1", "--record", str(take)]) == 130
+    captured = capsys.readouterr()
+    frames = soundfile.info(take).frames
+    assert frames > 0 and f"recorded {frames / 8000:.1f} s to {take}\n" in captured.out
+    assert captured.err == "blekota: interrupted\n"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["take.wav", "voice.npz"]
+
+
+def test_no_sound_no_recording(model_file, tmp_path, monkeypatch, capsys):
+    def no_device(**options):
+        raise RuntimeError("Error querying device -1")
+
+    monkeypatch.setattr(live, "output_stream_class", lambda: no_device)
+    take = tmp_path / "take.wav"
+    assert main(["play", model_file, "--record", str(take)]) == 2
+    assert capsys.readouterr().err.startswith("blekota: error: cannot play sound: the device takes neither 8000 Hz nor 48000 Hz")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["voice.npz"]
+    assert main(["play", model_file, "--record", "-"]) == 2
+    assert capsys.readouterr().err == "blekota: error: -: --record writes a file, not a stream (a recording is complete only when play stops)\n"
+    assert main(["play", model_file, "--record", model_file, "--force"]) == 2
+    assert capsys.readouterr().err == f"blekota: error: {model_file}: is the MODEL this reads; give --record another file\n"
+
+
+def test_play_on_a_device_by_name_at_its_rate(model_file, tmp_path, device, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    device.rates = {44100}
+    take = tmp_path / "take.wav"
+    assert main(["play", model_file, "--sound-device", "USB", "--seconds", "0.2", "--threads", "1", "--record", str(take)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"playing {model_file} at 8000 Hz on USB Audio Interface (resampled to the device's 44100 Hz): "
+                             "blocks of 256 samples (32.0 ms)")
+    assert out[-2].startswith("played 0.2 s; ")
+    fake = device.opened[-1]
+    assert (fake.device, fake.samplerate) == ("USB", 44100)
+    assert soundfile.info(take).samplerate == 8000 and 0 < soundfile.info(take).frames <= 1600
+    assert main(["play", model_file, "--sound-device", "2", "--sound-rate", "44100", "--seconds", "0.1", "--threads", "1"]) == 0
+    assert device.opened[-1].device == 2
+    assert main(["play", model_file, "--sound-device", "hdmi"]) == 2
+    assert capsys.readouterr().err == ("blekota: error: cannot play sound: no output device matching 'hdmi' "
+                                       "(python -m blekota sound-devices lists them)\n")
+
+
+def test_devices_lists_the_outputs(capsys, monkeypatch):
+    assert main(["sound-devices"]) == 0
+    assert capsys.readouterr().out == (
+        "sound output devices (* the default; play --sound-device takes the number or a part of the name):\n"
+        "*   0  Built-in Output (Core Audio), 2 channels, 48,000 Hz\n"
+        "    2  USB Audio Interface (ASIO), 8 channels, 44,100 Hz\n")
+    listed = devices.output_devices
+    monkeypatch.setattr(devices, "output_devices", lambda: [])
+    assert main(["sound-devices"]) == 0
+    assert capsys.readouterr().out == "no sound output device here\n"
+    monkeypatch.setattr(devices, "output_devices", listed)
+    monkeypatch.setitem(sys.modules, "sounddevice", None)
+    monkeypatch.setattr(devices, "sounddevice_module", blekota.audio.sounddevice_module)
+    assert main(["sound-devices"]) == 2
+    assert capsys.readouterr().err.startswith("blekota: error: cannot play sound: sounddevice is not installed")
+
+
+class SoundModule(FakeSounddevice):
+    """sounddevice as audio.play and audio.SoundStream use it: play() and a stream written to,
+    both taking only the rates in `rates`."""
+
+    rates = {48000}
+    played: list = []
+
+    @classmethod
+    def play(cls, sound, fs, blocking):
+        if fs not in cls.rates:
+            raise RuntimeError(f"Error opening OutputStream: Invalid sample rate {fs}")
+        cls.played.append((sound, fs))
+
+    class OutputStream:
+        def __init__(self, samplerate, blocksize, channels, dtype, device=None):
+            if samplerate not in SoundModule.rates:
+                raise RuntimeError(f"Error opening OutputStream: Invalid sample rate {samplerate}")
+            self.samplerate, self.device, self.written = samplerate, device, []
+            SoundModule.played.append(self)
+
+        def start(self):
+            pass
+
+        def write(self, data):
+            self.written.append(data[:, 0].copy())
+
+        def stop(self):
+            pass
+
+        def close(self):
+            pass
+
+
+@pytest.fixture
+def sound_module(monkeypatch):
+    monkeypatch.setattr(blekota.audio, "sounddevice_module", lambda: SoundModule)
+    monkeypatch.setattr(SoundModule, "rates", {48000})
+    monkeypatch.setattr(SoundModule, "played", [])
+    return SoundModule
+
+
+def test_play_and_sample_play_resample_for_a_device_that_needs_it(model_file, tmp_path, sound_module, capsys):
+    tone = np.sin(2 * np.pi * 440 * np.arange(800) / 8000).astype(np.float32)
+    blekota.play(tone, 8000)  # the default device runs at 48 kHz
+    sound, fs = sound_module.played[-1]
+    assert fs == 48000 and sound.size == 4800
+    SoundModule.rates = {44100}
+    with pytest.raises(blekota.PlaybackError, match=r"^cannot play sound: the device takes neither 8000 Hz nor 48000 Hz"):
+        blekota.play(tone, 8000)
+    out = tmp_path / "out.wav"
+    assert main(["sample", model_file, "-n", "800", "-o", str(out), "--play", "--sound-device", "usb", "--threads", "1"]) == 0
+    stream = sound_module.played[-1]
+    assert (stream.samplerate, stream.device) == (44100, "usb")
+    assert np.concatenate(stream.written).size == 800 * 44100 // 8000
+    capsys.readouterr()
+    assert main(["sample", model_file, "-n", "8", "-o", str(out), "--force", "--play", "--sound-device", "hdmi"]) == 0
+    assert capsys.readouterr().err == ("blekota: cannot play sound: no output device matching 'hdmi' "
+                                       "(python -m blekota sound-devices lists them)\n")
+
+
 def test_a_model_too_slow_for_real_time_is_told(tmp_path, device, monkeypatch, capsys):
     slow = blekota.Model(hidden=8, layers=1, fs=1000, seed=0, threads=1).save(tmp_path / "slow.npz")
     process = blekota.Stream.process
@@ -315,6 +560,7 @@ def test_a_model_too_slow_for_real_time_is_told(tmp_path, device, monkeypatch, c
     (["--block", "1024"], "argument --block: expected an integer in 64..512, got '1024'"),
     (["--ahead", "0"], "argument --ahead: expected an integer in 1..64, got '0'"),
     (["--seconds", "0"], "argument --seconds: expected a positive number, got '0'"),
+    (["--sound-rate", "500"], "argument --sound-rate: expected a sample rate in 1000..384000 Hz, got '500'"),
 ])
 def test_bad_options_exit_2(model_file, capsys, argv, message):
     with pytest.raises(SystemExit) as exit_info:
@@ -333,7 +579,7 @@ def test_errors_are_one_line(tmp_path, model_file, device, monkeypatch, capsys):
     assert main(["play", str(tmp_path / "missing.npz")]) == 2
     assert "missing.npz: no such file" in capsys.readouterr().err
     monkeypatch.setitem(sys.modules, "sounddevice", None)
-    monkeypatch.setattr(live, "output_stream_class", lambda: blekota.audio._sounddevice().OutputStream)
+    monkeypatch.setattr(live, "output_stream_class", lambda: blekota.audio.sounddevice_module().OutputStream)
     assert main(["play", model_file]) == 2
     err = capsys.readouterr().err
     assert err.startswith("blekota: error: cannot play sound: sounddevice is not installed (pip install \"blekota[play]\"")
@@ -412,7 +658,7 @@ def test_ctrl_c_stops_the_repls_live_play_and_cleans_up(model, device, monkeypat
 
 
 def test_the_repls_live_play_without_a_sound_device_is_one_line(model, monkeypatch, capsys):
-    monkeypatch.setattr(live, "output_stream_class", lambda: blekota.audio._sounddevice().OutputStream)
+    monkeypatch.setattr(live, "output_stream_class", lambda: blekota.audio.sounddevice_module().OutputStream)
     monkeypatch.setitem(sys.modules, "sounddevice", None)
     threads = threading.active_count()
     console = Console(session_namespace(Session(model)))
@@ -425,6 +671,7 @@ def test_the_repls_live_play_without_a_sound_device_is_one_line(model, monkeypat
         raise RuntimeError("Error querying device -1\nmore lines")
 
     monkeypatch.setattr(live, "output_stream_class", lambda: no_device)
+    monkeypatch.setattr(devices, "default_rate", lambda device: None)  # nothing to fall back to
     console.push("live(1)")
     assert capsys.readouterr().out == "cannot play sound: no sound output device (Error querying device -1)\n"
     console.push("live(0)")

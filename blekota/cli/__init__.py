@@ -1,4 +1,5 @@
-"""The command line: python -m blekota train | sample | play | plot | info | import-legacy | export | repl | demo.
+"""The command line: python -m blekota train | sample | play | sound-devices | plot | info | import-legacy | export | repl |
+demo.
 
 Thin: parse, call the library, report. COMMANDS maps each command to the module that holds its
 options (add_parser) and its work (run); the options several share are in blekota.cli.options.
@@ -27,6 +28,7 @@ COMMANDS = {
     "train": train,
     "sample": sample,
     "play": play,
+    "sound-devices": play,
     "plot": plot,
     "info": modelfiles,
     "import-legacy": modelfiles,

@@ -363,6 +363,16 @@ def new_trainer_options(args) -> dict:
     )
 
 
+def output_device(text: str) -> int | str:
+    """A --device argument: an index (digits) or a part of the device's name."""
+    return int(text) if text.strip().isdigit() else text
+
+
+def add_sound_device_argument(parser, when: str = "") -> None:
+    """--sound-device: the sound output device, by number or a part of its name (None: the default)."""
+    parser.add_argument("--sound-device", type=output_device, default=None, metavar="DEVICE", help=f"{when}the sound output device: its number or a part of its name, as python -m blekota sound-devices lists them (default: the system's default output)")
+
+
 def check_output(output: str | os.PathLike, force: bool) -> None:
     """Refuse before any work: a directory, an existing file without force, a missing folder.
     A device, a FIFO or "-" (standard output) is written as a stream and needs no force."""

@@ -1,23 +1,30 @@
 """python -m blekota play: generate straight to the sound device in real time, with temperature,
-top-k and smoothing on keys of the terminal."""
+top-k and smoothing on keys of the terminal, and record what it plays; python -m blekota sound-devices:
+the sound output devices play can use."""
 
 from __future__ import annotations
 
 import sys
+from contextlib import nullcontext
 from typing import TextIO
 
-from .. import live, modelfile
-from ..audio import load_audio
+from .. import devices, live, modelfile
+from ..audio import WavRecorder, load_audio
+from ..errors import BlekotaError
+from ..fileutil import is_stream
 from ..keys import KEYS_HELP, Controls, KeyReader, apply_key
 from ..stream import Stream
 from .options import (
-    add_sampling_arguments, add_threads_argument, argument_type, model_path, positive_float, sampling_options, seed,
+    add_sampling_arguments, add_sound_device_argument, add_threads_argument, argument_type, check_distinct, check_output,
+    model_path, positive_float, sampling_options, seed,
 )
 
 TICK_S = 0.05  # how often keys are read and the status line is redrawn
 block_size = argument_type(int, lambda name, value: live.block_size(value, name),
                            f"an integer in {live.MIN_BLOCK}..{live.MAX_BLOCK}")
 blocks_ahead = argument_type(int, lambda name, value: live.blocks_ahead(value, name), f"an integer in 1..{live.MAX_AHEAD}")
+device_rate = argument_type(int, lambda name, value: devices.device_rate(value, name),
+                            f"a sample rate in {devices.MIN_RATE}..{devices.MAX_RATE} Hz")
 
 
 def add_parser(commands) -> None:
@@ -33,8 +40,16 @@ def add_parser(commands) -> None:
     parser.add_argument("--seconds", type=positive_float, default=None, help="stop after this many seconds of sound (default: until q or Ctrl+C)")
     parser.add_argument("--hint", metavar="FILE", default=None, help="a sound the model hears first, without playing it: the sound starts where the hint leaves off, and r goes back there")
     parser.add_argument("--seed", type=seed, default=None, help="same seed, same sound (until a key changes it)")
+    parser.add_argument("--record", metavar="FILE", default=None, help="also write what is played to this wav file, at the model's rate, as it plays (the model's sound: gaps where the machine fell behind are left out); it is complete when play stops, by q, Ctrl+C or --seconds")
+    parser.add_argument("--force", action="store_true", help="overwrite the --record file if it exists")
+    add_sound_device_argument(parser)
+    parser.add_argument("--sound-rate", type=device_rate, default=None, metavar="HZ", help="the rate the device runs at; the sound is resampled to it (default: the model's rate where the device takes it, else the device's own rate)")
     add_sampling_arguments(parser, "at the start: the keys change temperature, top-k and smoothing")
     add_threads_argument(parser)
+
+    commands.add_parser("sound-devices", help="list the sound output devices play can use",
+                        description="List the sound output devices play --sound-device can use: number, name, host API, "
+                                    "channels and default rate; * marks the default.")
 
 
 class StatusLine:
@@ -69,27 +84,60 @@ class StatusLine:
 
 
 def run(args) -> int:
+    """Run the command args.command names."""
+    return list_devices(args) if args.command == "sound-devices" else play(args)
+
+
+def list_devices(args) -> int:
+    found = devices.output_devices()
+    if not found:
+        print("no sound output device here")
+        return 0
+    print("sound output devices (* the default; play --sound-device takes the number or a part of the name):")
+    for device in found:
+        mark = "*" if device["default"] else " "
+        print(f"{mark} {device['index']:>3}  {device['name']} ({device['host']}), {device['max_output_channels']} "
+              f"channels, {device['default_samplerate']:,.0f} Hz")
+    return 0
+
+
+def play(args) -> int:
     open_device = live.output_stream_class()  # before anything else: no sounddevice, no play
+    device_name = None if args.sound_device is None else devices.device_info(args.sound_device)["name"]
+    if args.record is not None:
+        if is_stream(args.record):
+            raise BlekotaError(f"{args.record}: --record writes a file, not a stream (a recording is complete only when play stops)")
+        check_output(args.record, args.force)
+        check_distinct({"--record": args.record}, {"MODEL": args.model, "--hint": args.hint})
     model = modelfile.load(model_path(args.model, print), threads=args.threads)
     hint = load_audio(args.hint, model.fs)[0] if args.hint else None
     stream = model.stream(seed=args.seed, hint=hint, **sampling_options(args))
     limit = None if args.seconds is None else max(1, round(args.seconds * model.fs))
-    player = live.LivePlayer(stream, args.block, args.ahead, limit, output_stream=open_device)
+    recording = nullcontext() if args.record is None else WavRecorder(args.record, model.fs)
     status = StatusLine(sys.stdout)
-    try:
-        with player:
-            print(f"playing {args.model} at {model.fs} Hz: blocks of {args.block} samples "
-                  f"({1000 * player.block_latency_s:.1f} ms), {args.ahead} ready ahead, device latency "
-                  f"{1000 * player.device_latency_s:.1f} ms; a key is heard after about "
-                  f"{1000 * player.change_latency_s:.0f} ms", flush=True)
-            with KeyReader() as keys:
-                print(KEYS_HELP if keys.interactive else f"{KEYS_HELP} (standard input is not a terminal: "
-                      "type them and Enter)", flush=True)
-                perform(player, stream, keys, status)
-    finally:
-        status.close()
-        if player.played:
-            print(player.summary())
+    with recording as recorder:
+        player = live.LivePlayer(stream, args.block, args.ahead, limit, output_stream=open_device,
+                                 device=args.sound_device, rate=args.sound_rate, recorder=recorder)
+        try:
+            with player:
+                on = "" if device_name is None else f" on {device_name}"
+                resampled = f" (resampled to the device's {player.device_fs} Hz)" if player.resampled else ""
+                print(f"playing {args.model} at {model.fs} Hz{on}{resampled}: blocks of {args.block} samples "
+                      f"({1000 * player.block_latency_s:.1f} ms), {args.ahead} ready ahead, device latency "
+                      f"{1000 * player.device_latency_s:.1f} ms; a key is heard after about "
+                      f"{1000 * player.change_latency_s:.0f} ms", flush=True)
+                with KeyReader() as keys:
+                    print(KEYS_HELP if keys.interactive else f"{KEYS_HELP} (standard input is not a terminal: "
+                          "type them and Enter)", flush=True)
+                    perform(player, stream, keys, status)
+        finally:
+            status.close()
+            if player.played:
+                print(player.summary())
+            if recorder is not None:
+                recorder.keep(player.recorded_samples)
+                if recorder.frames:
+                    print(f"recorded {recorder.frames / model.fs:.1f} s to {args.record}", flush=True)
     return 0
 
 
@@ -108,7 +156,7 @@ def perform(player: live.LivePlayer, stream: Stream, keys: KeyReader, status: St
             status.say(f"this machine makes {rate:,.0f} samples/s with this model, below the {fs:,} real time "
                        "needs: expect gaps (try --threads, a larger --ahead, or a smaller model)")
             warned = True
-        status.show(f"{controls}{cuts}", f"{player.played / fs:7.1f} s  underruns {player.underruns.total}")
+        status.show(f"{controls}{cuts}", f"{player.played_s:7.1f} s  underruns {player.underruns.total}")
         if player.finished.is_set():
             return
         for key in keys.read(TICK_S):

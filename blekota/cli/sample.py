@@ -15,8 +15,8 @@ from ..audio import ChunkPlayer, WavWriter, load_audio
 from ..fileutil import STDOUT, is_stream
 from ..model import describe_sampling
 from .options import (
-    add_sampling_arguments, add_threads_argument, check_distinct, check_output, model_path, non_negative_int, output_png,
-    sampling_options, seed,
+    add_sampling_arguments, add_sound_device_argument, add_threads_argument, check_distinct, check_output, model_path,
+    non_negative_int, output_png, sampling_options, seed,
 )
 
 HEATMAP_SAMPLES = 400  # drawn by sample --heatmap: 50 ms at 8 kHz, each sample visible
@@ -35,6 +35,7 @@ def add_parser(commands) -> None:
     sample_parser.add_argument("--hint", metavar="FILE", default=None, help="a sound to start from: it is played into the model first, and the output is the hint (as the model hears it, mu-law quantized at its rate) followed by the -n samples that continue it")
     sample_parser.add_argument("--seed", type=seed, default=None, help="same seed, same sound")
     sample_parser.add_argument("--play", action="store_true", help="also play the sound")
+    add_sound_device_argument(sample_parser, "with --play: ")
     sample_parser.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
     sample_parser.add_argument("--heatmap", metavar="PNG", default=None, help=f"also draw the probabilities {HEATMAP_SAMPLES} samples were drawn from into this PNG (from just before the hint ends)")
     sample_parser.add_argument("--int8", action="store_true", help="int8 weights (about 4x less memory than float32, faster on one thread; the probabilities move by about 1 %%); a model saved with int8 on uses them without this option")
@@ -65,7 +66,7 @@ def run(args) -> int:
     window = slice(begins, begins + HEATMAP_SAMPLES)
     kept_sound, kept_probs = [], []
     start = time.perf_counter()
-    with WavWriter(output, model.fs, total) as wav, ChunkPlayer(model.fs, args.play, cannot_play) as player, tqdm(
+    with WavWriter(output, model.fs, total) as wav, ChunkPlayer(model.fs, args.play, cannot_play, args.sound_device) as player, tqdm(
         total=total, unit="sample", unit_scale=True, disable=not sys.stderr.isatty(), leave=False
     ) as bar:
         done = 0
