@@ -14,6 +14,7 @@ import code
 import os
 import sys
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ import numpy as np
 from . import checkpoint, checks, legacy, modelfile, plot
 from .live import LivePlayer
 from ._version import __version__
-from .audio import WAV_MAX_FRAMES, PlaybackError, load_audio, save_wav
+from .audio import WAV_MAX_FRAMES, PlaybackError, WavRecorder, load_audio, save_wav
 from .audio import play as play_sound
 from .demo import demo_sound
 from .device import step_words
@@ -41,7 +42,8 @@ blekota {version}: {description}
   clf.checkpoint(n)             save the model, and n generated samples as a wav
   play(y)  show(y)  spectrogram(y)  compare()   (the last sample vs the training sound)
   live(seconds=None, block=256, ahead=2)   play the model as it generates (Ctrl+C stops)
-                                (also temperature, top_k, top_p, min_p, smooth, seed, hint: as clf.sample)
+                                (also temperature, top_k, top_p, min_p, smooth, seed, hint: as clf.sample;
+                                record="take.wav" keeps what it plays, device= picks the output)
   heatmap(start=0, length=1000) what the model expected during the last sample
   loss_curve()                  training (and validation) loss so far
   save_file("name.wav", y)      clf.model, clf.trainer, np are here too"""
@@ -261,29 +263,38 @@ def session_namespace(session: Session) -> dict:
         seed: int | None = None,
         hint=None,
         smooth: float = SMOOTH,
+        record: str | os.PathLike | None = None,
+        device: int | str | None = None,
     ) -> None:
         """Play the model through the sound device as it generates, for `seconds` of sound or until
         Ctrl+C, then say how long it played, the underruns and the latency (as the play command,
         without keys). block: samples per block the device takes (64..512); ahead: blocks kept
-        ready. temperature, top_k, top_p, min_p, smooth, seed, hint: as clf.sample. Without a sound device
-        it says so in one line."""
+        ready. temperature, top_k, top_p, min_p, smooth, seed, hint: as clf.sample. record: also
+        write what is played to this wav file (as play --record; a file there is replaced); device:
+        the output device, its number or a part of its name (default: the system's). Without a
+        sound device it says so in one line."""
         limit = None if seconds is None else max(1, round(checks.positive_float("seconds", seconds) * session.fs))
         if isinstance(hint, (str, os.PathLike)):
             hint = load_audio(hint, session.fs)[0]
         stream = session.model.stream(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
                                       seed=seed, hint=hint, smooth=smooth)
-        player = LivePlayer(stream, block, ahead, limit)
-        try:
-            with player:
-                player.wait()
-        except PlaybackError as error:
-            print(error)
-        except KeyboardInterrupt:
-            pass
+        with nullcontext() if record is None else WavRecorder(record, session.fs) as recorder:
+            player = LivePlayer(stream, block, ahead, limit, device=device, recorder=recorder)
+            try:
+                with player:
+                    player.wait()
+            except PlaybackError as error:
+                print(error)
+            except KeyboardInterrupt:
+                pass
+            if recorder is not None:
+                recorder.keep(player.recorded_samples)
         if player.played:
             print(f"{player.summary()}; latency about {1000 * player.change_latency_s:.0f} ms ({player.ahead} blocks "
                   f"of {player.block} samples ready ahead, the one being made, the device's "
                   f"{1000 * player.device_latency_s:.1f} ms)")
+        if recorder is not None and recorder.frames:
+            print(f"recorded {recorder.frames / session.fs:.1f} s to {record}")
 
     def show(sound=None, fs: int | None = None, out=None) -> None:
         """The waveform of a sound (default: the last sample)."""

@@ -628,6 +628,18 @@ def test_the_repl_plays_the_models_stream_for_the_seconds_given(model, device, c
     check_played(fake.sound, 4000, 128, late, expected)
 
 
+def test_the_repls_live_play_records_on_the_device_named(model, device, tmp_path, capsys):
+    take = tmp_path / "take.wav"
+    take.write_bytes(b"an older take")  # replaced, as save_file replaces
+    repl_live(model)(seconds=0.25, block=128, seed=4, record=take, device="usb")
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("played 0.2 s; ") and len(out) == 2
+    recorded, fs = soundfile.read(take, dtype="float32")
+    assert out[1] == f"recorded {recorded.size / 8000:.1f} s to {take}" and 0 < recorded.size <= 2000
+    np.testing.assert_allclose(recorded, model.sample(2000, seed=4)[: recorded.size], atol=1 / 32768)
+    assert device.opened[0].device == "usb"
+
+
 def test_ctrl_c_stops_the_repls_live_play_and_cleans_up(model, device, monkeypatch, capsys):
     calls = []
 
