@@ -6,7 +6,12 @@ calls process(block) until n samples are made; the sample run is one model.sampl
 the same sound (checked). The per-block overhead is (stream - sample) / blocks. Random weights
 (the step costs the same as a trained model's; no truncation).
 
+A second table times what play adds for a device that does not take the model's 8 kHz: the
+blekota.resampling.StreamResampler call on each block, against the block's duration and against
+process(block) of the first model, in the same run.
+
 Run: python benchmarks/streaming.py [--models 3x256 2x128] [--blocks 64 256 512] [-n 16384] [--repeats 5]
+     [--device-rates 44100 48000]
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import numpy as np
 
 import common  # noqa: F401  (before blekota: it picks this checkout's)
 import blekota
+from blekota.resampling import StreamResampler
 
 
 def cpu_name() -> str:
@@ -53,6 +59,8 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=16384, help="samples per run (a multiple of every block)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device-rates", nargs="*", type=int, default=[44100, 48000],
+                        help="device rates (Hz) to time the resampling of 8 kHz blocks to (none: skip)")
     args = parser.parse_args()
     print(f"# {cpu_name()}, threads {args.threads}, {args.n} samples per run, medians of {args.repeats}")
     costs = [call_cost_us(args.threads) for _ in range(args.repeats)]
@@ -78,6 +86,37 @@ def main() -> None:
             per_block_us = 1e6 * (t_blocks - t_whole) / (args.n // block)
             print(f"| {shape} | {block} | {args.n / t_whole:,.0f} | {args.n / t_blocks:,.0f} | "
                   f"{t_whole / t_blocks:.3f} | {per_block_us:,.0f} us |", flush=True)
+    if args.device_rates:
+        resampling_table(args)
+
+
+def resampling_table(args) -> None:
+    """The resampler's cost per block for each device rate, against the block's duration and
+    against making the block with the first model."""
+    layers, hidden = (int(part) for part in args.models[0].split("x"))
+    model = blekota.Model(hidden=hidden, layers=layers, seed=0, threads=args.threads)
+    fs = model.fs
+    print(f"\n| device rate | block | resampling per block | of the block's duration | of process(block), {args.models[0]} |")
+    print("|---|---|---|---|---|")
+    for block in args.blocks:
+        blocks = args.n // block
+        made = by_stream(model, args.n, block).reshape(blocks, block)
+        making = []
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            by_stream(model, args.n, block)
+            making.append((time.perf_counter() - start) / blocks)
+        for rate in args.device_rates:
+            costs = []
+            for _ in range(args.repeats):
+                resampler = StreamResampler(fs, rate)
+                start = time.perf_counter()
+                for row in made:
+                    resampler.process(row)
+                costs.append((time.perf_counter() - start) / blocks)
+            cost = float(np.median(costs))
+            print(f"| {rate:,} | {block} | {1e6 * cost:,.0f} us | {cost / (block / fs):.2%} | "
+                  f"{cost / float(np.median(making)):.2%} |", flush=True)
 
 
 if __name__ == "__main__":
