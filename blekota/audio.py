@@ -302,8 +302,8 @@ class WavRecorder:
 
     Written to a temporary file beside path and renamed into place when the block ends, also
     when it ends by Ctrl+C or an error, as long as samples were kept: the file then holds the
-    first n samples written (keep(n); all of them without it). When none were kept, or writing
-    itself failed, the temporary file is removed and any file at path is untouched. A regular
+    first n samples written (keep(n); all of them without it), and `saved` is True. When none were
+    kept, or writing itself failed, the temporary file is removed and any file at path is untouched. A regular
     file only: the header, written last, needs a file to go back to (ConfigError otherwise).
     """
 
@@ -316,6 +316,7 @@ class WavRecorder:
         self.path, self.fs = path, int(fs)
         self.written = 0
         self.kept: int | None = None
+        self.saved = False  # whether the file is in place (after the block)
         self._failed = False
 
     def __enter__(self) -> WavRecorder:
@@ -364,3 +365,4 @@ class WavRecorder:
             self._output.__exit__(*sys.exc_info())
             raise
         self._output.__exit__(None, None, None)
+        self.saved = True

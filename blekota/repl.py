@@ -278,7 +278,8 @@ def session_namespace(session: Session) -> dict:
             hint = load_audio(hint, session.fs)[0]
         stream = session.model.stream(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
                                       seed=seed, hint=hint, smooth=smooth)
-        with nullcontext() if record is None else WavRecorder(record, session.fs) as recorder:
+        recorder = None if record is None else WavRecorder(record, session.fs)
+        with recorder or nullcontext():
             player = LivePlayer(stream, block, ahead, limit, device=device, recorder=recorder)
             try:
                 with player:
@@ -293,7 +294,7 @@ def session_namespace(session: Session) -> dict:
             print(f"{player.summary()}; latency about {1000 * player.change_latency_s:.0f} ms ({player.ahead} blocks "
                   f"of {player.block} samples ready ahead, the one being made, the device's "
                   f"{1000 * player.device_latency_s:.1f} ms)")
-        if recorder is not None and recorder.frames:
+        if recorder is not None and recorder.saved:
             print(f"recorded {recorder.frames / session.fs:.1f} s to {record}")
 
     def show(sound=None, fs: int | None = None, out=None) -> None:

@@ -94,7 +94,7 @@ def test_a_recording_keeps_what_was_played_and_gets_its_header_last(tmp_path):
             out.write(sound[start : start + 256])
         assert not path.exists()  # a temporary file until the recording ends
         out.keep(1000)
-    assert out.frames == 1000 and out.written == sound.size
+    assert out.frames == 1000 and out.written == sound.size and out.saved
     assert path.stat().st_size == 44 + 2 * 1000
     np.testing.assert_allclose(recorded(path), sound[:1000], atol=1 / 32768)
     with WavRecorder(path, 8000) as out:  # without keep: everything written
@@ -113,6 +113,7 @@ def test_an_interrupted_recording_is_kept_and_a_failed_or_empty_one_is_not(tmp_p
     with WavRecorder(path, 8000) as out:
         out.write(np.zeros(50, np.float32))
         out.keep(0)  # nothing played: the file there stays
+    assert not out.saved
     with pytest.raises(blekota.ConfigError, match="NaN"):
         with WavRecorder(path, 8000) as out:
             out.write(np.zeros(50, np.float32))

@@ -113,32 +113,41 @@ def play(args) -> int:
     hint = load_audio(args.hint, model.fs)[0] if args.hint else None
     stream = model.stream(seed=args.seed, hint=hint, **sampling_options(args))
     limit = None if args.seconds is None else max(1, round(args.seconds * model.fs))
-    recording = nullcontext() if args.record is None else WavRecorder(args.record, model.fs)
+    recorder = None if args.record is None else WavRecorder(args.record, model.fs)
     status = StatusLine(sys.stdout)
-    with recording as recorder:
-        player = live.LivePlayer(stream, args.block, args.ahead, limit, output_stream=open_device,
-                                 device=args.sound_device, rate=args.sound_rate, recorder=recorder)
-        try:
-            with player:
-                on = "" if device_name is None else f" on {device_name}"
-                resampled = f" (resampled to the device's {player.device_fs} Hz)" if player.resampled else ""
-                print(f"playing {args.model} at {model.fs} Hz{on}{resampled}: blocks of {args.block} samples "
-                      f"({1000 * player.block_latency_s:.1f} ms), {args.ahead} ready ahead, device latency "
-                      f"{1000 * player.device_latency_s:.1f} ms; a key is heard after about "
-                      f"{1000 * player.change_latency_s:.0f} ms", flush=True)
-                with KeyReader() as keys:
-                    print(KEYS_HELP if keys.interactive else f"{KEYS_HELP} (standard input is not a terminal: "
-                          "type them and Enter)", flush=True)
-                    perform(player, stream, keys, status)
-        finally:
-            status.close()
-            if player.played:
-                print(player.summary())
-            if recorder is not None:
-                recorder.keep(player.recorded_samples)
-                if recorder.frames:
-                    print(f"recorded {recorder.frames / model.fs:.1f} s to {args.record}", flush=True)
+    try:
+        with recorder or nullcontext():
+            player = live.LivePlayer(stream, args.block, args.ahead, limit, output_stream=open_device,
+                                     device=args.sound_device, rate=args.sound_rate, recorder=recorder)
+            play_with_keys(player, stream, status, args, model.fs, device_name)
+    finally:
+        if recorder is not None and recorder.saved:
+            print(f"recorded {recorder.frames / model.fs:.1f} s to {args.record}", flush=True)
     return 0
+
+
+def play_with_keys(player: live.LivePlayer, stream: Stream, status: StatusLine, args, fs: int,
+                   device_name: str | None) -> None:
+    """Play until q, Ctrl+C or --seconds, saying how it is set up and, at the end, how it went;
+    the recorder (if any) keeps what was played."""
+    try:
+        with player:
+            on = "" if device_name is None else f" on {device_name}"
+            resampled = f" (resampled to the device's {player.device_fs} Hz)" if player.resampled else ""
+            print(f"playing {args.model} at {fs} Hz{on}{resampled}: blocks of {args.block} samples "
+                  f"({1000 * player.block_latency_s:.1f} ms), {args.ahead} ready ahead, device latency "
+                  f"{1000 * player.device_latency_s:.1f} ms; a key is heard after about "
+                  f"{1000 * player.change_latency_s:.0f} ms", flush=True)
+            with KeyReader() as keys:
+                print(KEYS_HELP if keys.interactive else f"{KEYS_HELP} (standard input is not a terminal: "
+                      "type them and Enter)", flush=True)
+                perform(player, stream, keys, status)
+    finally:
+        status.close()
+        if player.played:
+            print(player.summary())
+        if player.recorder is not None:
+            player.recorder.keep(player.recorded_samples)
 
 
 def perform(player: live.LivePlayer, stream: Stream, keys: KeyReader, status: StatusLine) -> None:
