@@ -33,7 +33,7 @@ HIDDEN, LAYERS, LEVELS, SILENCE = 256, 3, 256, 128
 STREAMS = (1, 64)
 FRAME = 20  # the frame tier's frame length in the "frame tier" rows
 VARIANTS = {"min-p 0.05": dict(min_p=0.05), "top-k 40": dict(top_k=40), "top-p 0.9": dict(top_p=0.9),
-               "smooth 0": dict(smooth=0)}
+               "smooth 0": dict(smooth=0), "wake 0": dict(wake=0)}
 
 
 def _steps(impl: str, streams: int, quick: bool) -> int:

@@ -243,13 +243,14 @@ def pytorch_sound(threads: int, sound: str, minutes: list[float], clock: str, sa
 def pytorch_sample(state: dict, sampling: dict, streams: int, n: int, seed: int = 1) -> np.ndarray:
     """(streams, n) float32 samples drawn from the PyTorch recipe's model (its state dicts) from
     silence, each level from blekota.reference.sampling_distribution with `sampling`'s options,
-    written `smooth` of the way to the mean of that distribution (blekota.model.smoothed); the
-    draws from numpy.random.PCG64(seed)."""
+    written `smooth` of the way to the mean of that distribution (blekota.model.smoothed), and
+    long silences heard dithered as `wake` says (blekota.reference.heard_level); the draws from
+    numpy.random.PCG64(seed)."""
     import torch
 
-    from blekota.model import SMOOTH, smoothed
+    from blekota.model import SMOOTH, WAKE, smoothed, wake_steps
     from blekota.mulaw import SILENCE, unquantize
-    from blekota.reference import draw_level, sampling_distribution
+    from blekota.reference import draw_level, heard_level, sampling_distribution
 
     levels, hidden = state["linear"]["weight"].shape
     layers = sum(1 for key in state["gru"] if key.startswith("weight_ih_l"))
@@ -260,6 +261,8 @@ def pytorch_sample(state: dict, sampling: dict, streams: int, n: int, seed: int 
     temperature = sampling.get("temperature", 1.0)
     truncation = {key: sampling[key] for key in ("top_k", "top_p", "min_p") if key in sampling}
     smooth = sampling.get("smooth", SMOOTH)
+    wake_after = wake_steps(sampling.get("wake", WAKE), FS)
+    quiet_runs = [0] * streams
     sample_of_level = unquantize(np.arange(levels)).astype(np.float64)
     rng = np.random.Generator(np.random.PCG64(seed))
     drawn = np.empty((streams, n), np.uint8)
@@ -272,13 +275,15 @@ def pytorch_sample(state: dict, sampling: dict, streams: int, n: int, seed: int 
             output, h = gru(x, h)
             p = torch.softmax(linear(output[0]).double(), dim=-1).numpy()
             if temperature == 0:
-                previous = p.argmax(axis=-1)
+                drawn[:, t] = previous = p.argmax(axis=-1)
                 means[:, t] = sample_of_level[previous]
             else:
                 p = sampling_distribution(p, temperature, **truncation)
-                previous = np.array([draw_level(row, u) for row, u in zip(p, rng.random(streams))])
+                draws = rng.random(streams)
+                drawn[:, t] = [draw_level(row, u) for row, u in zip(p, draws)]
                 means[:, t] = p @ sample_of_level
-            drawn[:, t] = previous
+                for s in range(streams):
+                    previous[s], quiet_runs[s] = heard_level(int(drawn[s, t]), draws[s], quiet_runs[s], wake_after)
     return smoothed(unquantize(drawn), means, smooth)
 
 

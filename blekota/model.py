@@ -32,6 +32,8 @@ DTYPES = {"float32": np.float32, "float64": np.float64}
 MAX_THREADS = 1024
 MAX_WINDOW = 2**31 - 1  # levels in a window: the BLAS calls in the compiled core take 32-bit sizes
 SMOOTH = 0.3  # sample's default: each sample written 0.3 of the way from the drawn level to the step's mean
+WAKE = 0.2  # sample's default: after 0.2 s of drawn silence the model hears it as faint noise
+MAX_WAKE = 3600.0  # seconds
 
 
 _blas_controller: ThreadpoolController | None = None
@@ -80,6 +82,16 @@ def _smooth(smooth) -> float:
     return checks.number("smooth", smooth, 0, 1, expected="a number in [0, 1] (0: the drawn levels)")
 
 
+def _wake(wake) -> float:
+    """Checked wake (Model.sample's), in seconds."""
+    return checks.number("wake", wake, 0, MAX_WAKE, expected=f"a number of seconds in [0, {MAX_WAKE:g}] (0: never)")
+
+
+def wake_steps(wake: float, fs: int) -> int:
+    """wake in seconds -> steps of silence at fs Hz before waking (0: never, else at least 1)."""
+    return max(1, round(wake * fs)) if wake > 0 else 0
+
+
 def smoothed(drawn: np.ndarray, means: np.ndarray, smooth: float) -> np.ndarray:
     """The sound written for drawn samples and their steps' means (same shapes): each sample
     `smooth` of the way from the drawn one to the mean, float32 (smooth 0: drawn, exactly)."""
@@ -89,9 +101,9 @@ def smoothed(drawn: np.ndarray, means: np.ndarray, smooth: float) -> np.ndarray:
 
 
 def describe_sampling(temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, min_p: float = 0.0,
-                      smooth: float = SMOOTH) -> str:
-    """'temperature 0.9, top-p 0.95, smooth 0.3': the settings a sound was drawn with, the
-    truncation and the smoothing when on."""
+                      smooth: float = SMOOTH, wake: float = WAKE) -> str:
+    """'temperature 0.9, top-p 0.95, smooth 0.3, wake 0.2 s': the settings a sound was drawn with,
+    the truncation, the smoothing and the waking when on."""
     words = [f"temperature {temperature:g}"]
     if 0 < top_k < 256:
         words.append(f"top-k {top_k}")
@@ -101,6 +113,8 @@ def describe_sampling(temperature: float = 1.0, top_k: int = 0, top_p: float = 1
         words.append(f"min-p {min_p:g}")
     if smooth > 0:
         words.append(f"smooth {smooth:g}")
+    if wake > 0 and temperature > 0:
+        words.append(f"wake {wake:g} s")
     return ", ".join(words)
 
 
@@ -449,6 +463,7 @@ class Model:
         top_p: float = 1.0,
         min_p: float = 0.0,
         smooth: float = SMOOTH,
+        wake: float = WAKE,
     ):
         """Generate n samples (float in [-1, 1]) by feeding each drawn level back in.
 
@@ -473,6 +488,11 @@ class Model:
         temperature 0 the drawn one). The model still hears the drawn level, so the sound goes
         where it would have gone, with less of the model's uncertainty in it as hiss. 0: the
         drawn levels exactly; 1: the means. Hinted steps are the hint.
+        wake: seconds of silence (levels 126..129 drawn in a row) after which the model hears
+        each further silent level moved by a small random amount (-2..2 levels, from the step's
+        own uniform, so no draw changes before it) until it draws sound again: faint noise
+        instead of the digital silence a model can fall into and never leave. What is written
+        stays what was drawn. 0: never; temperature 0: never.
         Returns (n,) float32 for one stream, (S, n) for several; with return_probs also the
         probabilities (n, 256) or (S, n, 256) in the model's dtype, all n steps (n * S * 256
         values: ask only for short sounds): p[t] is the tempered, truncated and renormalized
@@ -482,7 +502,7 @@ class Model:
         """
         n = checks.non_negative_int("n", n, "a non-negative integer")
         chunks = list(self.generate(n, max(n, 1), temperature, hint, seed, streams, return_probs,
-                                    top_k, top_p, min_p, smooth))
+                                    top_k, top_p, min_p, smooth, wake))
         if not chunks:
             shape = (streams, 0) if streams > 1 else (0,)
             sound = np.empty(shape, np.float32)
@@ -502,12 +522,13 @@ class Model:
         top_p: float = 1.0,
         min_p: float = 0.0,
         smooth: float = SMOOTH,
+        wake: float = WAKE,
     ) -> Iterator[np.ndarray | tuple[np.ndarray, np.ndarray]]:
         """Stream a long sound: yield sample(n, ...) in chunks of `chunk` samples (the last one
         shorter), carrying the hidden state and the random generator between chunks.
 
         The concatenated chunks equal sample(n, temperature, hint, seed, return_probs, streams,
-        top_k, top_p, min_p, smooth).
+        top_k, top_p, min_p, smooth, wake).
         Each chunk is (c,) float32 for one stream, (S, c) for several; with return_probs a
         (sound, probabilities) pair of that chunk. Memory does not grow with n.
         """
@@ -518,6 +539,7 @@ class Model:
         temperature = checks.non_negative_float("temperature", temperature)
         truncation = _truncation(top_k, top_p, min_p)
         smooth = _smooth(smooth)
+        wake_after = wake_steps(_wake(wake), self.fs)
         seed = checks.seed(seed)
         steps = min(n, chunk)
         memory.ensure(
@@ -527,19 +549,19 @@ class Model:
         )
         self._check_params()
         hint_levels, hint_lengths = self.hint_levels(hint, streams, n)
-        return self._generate(n, chunk, float(temperature), truncation, smooth, hint_levels,
+        return self._generate(n, chunk, float(temperature), truncation, smooth, wake_after, hint_levels,
                               hint_lengths, seed, streams, return_probs)
 
     def stream(self, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, min_p: float = 0.0,
-               seed: int | None = None, hint=None, smooth: float = SMOOTH) -> Stream:
+               seed: int | None = None, hint=None, smooth: float = SMOOTH, wake: float = WAKE) -> Stream:
         """A live source of this model's sound: stream.process(n) gives the next n samples, and
         stream.set(...) changes how they are drawn from the next call on. See blekota.stream.Stream."""
         from .stream import Stream
 
         return Stream(self, temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p, seed=seed, hint=hint,
-                      smooth=smooth)
+                      smooth=smooth, wake=wake)
 
-    def _generate(self, n, chunk, temperature, truncation, smooth, hint_levels, hint_lengths, seed,
+    def _generate(self, n, chunk, temperature, truncation, smooth, wake_after, hint_levels, hint_lengths, seed,
                   streams, return_probs):
         """The generator behind generate(), after validation (so errors raise at the call)."""
         stepper = sampler.Sampler(self, streams, seed)
@@ -551,7 +573,7 @@ class Model:
             probs = np.empty((streams, stop - start if return_probs else 0, LEVELS), stepper.h.dtype)
             hint = np.ascontiguousarray(hint_levels[:, start:stop])
             lengths = np.clip(hint_lengths - start, 0, hint.shape[1])
-            stepper.run(levels, hint, lengths, probs, temperature, truncation, means)
+            stepper.run(levels, hint, lengths, probs, temperature, truncation, means, wake_after)
             sound = smoothed(unquantize(levels), means, smooth)
             sound = deemphasis(sound) if deemphasis else sound
             probs = probs.astype(self.dtype, copy=False)

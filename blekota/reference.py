@@ -228,3 +228,27 @@ def draw_level(p: np.ndarray, u: float) -> int:
     p = np.asarray(p, np.float64)
     above = (np.cumsum(p) > u * p.sum()) & (p > 0)
     return int(np.argmax(above)) if above.any() else int(np.flatnonzero(p > 0)[-1])
+
+
+QUIET_LEVELS = (126, 129)  # the levels of silence for waking (|sample| < 3e-4)
+WAKE_SPREAD = 2  # a dithered silent level moves by -2..2
+
+
+def heard_level(drawn: int, u: float, quiet_run: int, wake_after: int, hinted: bool = False,
+                temperature: float = 1.0) -> tuple[int, int]:
+    """What the model hears after drawing `drawn` with the uniform u (Model.sample's wake, in steps:
+    wake_after; 0: never), and the stream's new count of silent levels in a row (quiet_run before).
+    Once more than wake_after silent levels (QUIET_LEVELS) were drawn in a row, a silent level is
+    heard moved by int(frac(4096 u) * 5) - 2, clipped to 0..255; hinted steps and temperature 0 are
+    heard as they are (a hint's silence still counts)."""
+    if wake_after <= 0:
+        return drawn, quiet_run
+    if not QUIET_LEVELS[0] <= drawn <= QUIET_LEVELS[1]:
+        return drawn, 0
+    quiet_run += 1
+    if hinted or temperature <= 0 or quiet_run <= wake_after:
+        return drawn, quiet_run
+    fraction = u * 4096.0
+    fraction -= np.floor(fraction)
+    moved = drawn + int(fraction * (2 * WAKE_SPREAD + 1)) - WAKE_SPREAD
+    return min(LEVELS - 1, max(0, moved)), quiet_run

@@ -28,7 +28,7 @@ from .demo import demo_sound
 from .device import step_words
 from .emphasis import deemphasize
 from .errors import BlekotaError
-from .model import SMOOTH, Model
+from .model import SMOOTH, WAKE, Model
 from .mulaw import unquantize
 from .progress import Progress
 from .runfiles import RunFiles
@@ -38,11 +38,11 @@ BANNER = """\
 blekota {version}: {description}
   clf.train(it)                 train it iterations (Ctrl+C stops early and saves)
   y = clf.sample(n, hint=None, temperature=1.0, seed=None)   generate n samples
-                                (also top_k=0, top_p=1.0, min_p=0.0, smooth=0.3: see help(clf.sample))
+                                (also top_k=0, top_p=1.0, min_p=0.0, smooth=0.3, wake=0.2: see help(clf.sample))
   clf.checkpoint(n)             save the model, and n generated samples as a wav
   play(y)  show(y)  spectrogram(y)  compare()   (the last sample vs the training sound)
   live(seconds=None, block=256, ahead=2)   play the model as it generates (Ctrl+C stops)
-                                (also temperature, top_k, top_p, min_p, smooth, seed, hint: as clf.sample;
+                                (also temperature, top_k, top_p, min_p, smooth, wake, seed, hint: as clf.sample;
                                 record="take.wav" keeps what it plays, device= picks the output)
   heatmap(start=0, length=1000) what the model expected during the last sample
   loss_curve()                  training (and validation) loss so far
@@ -131,17 +131,19 @@ class Session:
         top_p: float = 1.0,
         min_p: float = 0.0,
         smooth: float = SMOOTH,
+        wake: float = WAKE,
     ) -> np.ndarray:
         """Generate n samples, (n,) float32 in [-1, 1] at fs. hint: a sound (floats at fs or a
-        file path) the output starts with. temperature, top_k, top_p, min_p, smooth: as
+        file path) the output starts with. temperature, top_k, top_p, min_p, smooth, wake: as
         Model.sample (lower temperature, top_k, top_p or higher min_p: safer, less varied;
-        smooth: how far each sample is written towards the step's mean). Keeps the sound
+        smooth: how far each sample is written towards the step's mean; wake: seconds of silence
+        before the model hears it as faint noise). Keeps the sound
         and the probabilities it was drawn from (last_sound, last_probs (n, 256)) for heatmap()."""
         if isinstance(hint, (str, os.PathLike)):
             hint = load_audio(hint, self.fs)[0]
         sound, probs = self.model.sample(
             n, temperature=temperature, hint=hint, seed=seed, return_probs=True, top_k=top_k,
-            top_p=top_p, min_p=min_p, smooth=smooth,
+            top_p=top_p, min_p=min_p, smooth=smooth, wake=wake,
         )
         self.last_sound, self.last_probs = sound, probs
         return sound
@@ -263,13 +265,14 @@ def session_namespace(session: Session) -> dict:
         seed: int | None = None,
         hint=None,
         smooth: float = SMOOTH,
+        wake: float = WAKE,
         record: str | os.PathLike | None = None,
         device: int | str | None = None,
     ) -> None:
         """Play the model through the sound device as it generates, for `seconds` of sound or until
         Ctrl+C, then say how long it played, the underruns and the latency (as the play command,
         without keys). block: samples per block the device takes (64..512); ahead: blocks kept
-        ready. temperature, top_k, top_p, min_p, smooth, seed, hint: as clf.sample. record: also
+        ready. temperature, top_k, top_p, min_p, smooth, wake, seed, hint: as clf.sample. record: also
         write what is played to this wav file (as play --record; a file there is replaced); device:
         the output device, its number or a part of its name (default: the system's). Without a
         sound device it says so in one line."""
@@ -277,7 +280,7 @@ def session_namespace(session: Session) -> dict:
         if isinstance(hint, (str, os.PathLike)):
             hint = load_audio(hint, session.fs)[0]
         stream = session.model.stream(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
-                                      seed=seed, hint=hint, smooth=smooth)
+                                      seed=seed, hint=hint, smooth=smooth, wake=wake)
         recorder = None if record is None else WavRecorder(record, session.fs)
         with recorder or nullcontext():
             player = LivePlayer(stream, block, ahead, limit, device=device, recorder=recorder)

@@ -167,13 +167,15 @@ class Sampler:
     The weights are packed once, when it is made; each run() continues where the last one
     stopped. h (state_rows, S, H): the hidden state; previous (S,): each stream's last level (fed
     next); bit_generator: where the draws come from; tuning: what the kernel learned about using
-    one thread or all for one stream (so short runs do not time both again each time). The one
+    one thread or all for one stream (so short runs do not time both again each time); quiet (S,):
+    each stream's silent levels drawn in a row (for waking, _sample.generate's wake_after). The one
     place that packs the weights and picks the kernel (dense, sparse or int8) for a blekota.Model:
     Model.generate() and blekota.stream.Stream both run through it.
 
     With a frame tier (blekota.frames), the compiled loop runs a frame at a time with the
     conditioning of the frame tier's state (h's last row), which steps in NumPy between frames on
-    the levels fed during the frame (fed (S, F), of which `position` are filled).
+    the levels drawn during the frame (fed (S, F), of which `position` are filled; the stack may
+    hear a silence dithered, see wake_after, the tier hears it as drawn).
     """
 
     def __init__(self, model, streams: int, seed: int | None):
@@ -182,6 +184,7 @@ class Sampler:
         dtype = self.packed.dense.dtype  # float32 for int8
         self.h = model.zero_state(streams).astype(dtype)
         self.previous = np.full(streams, SILENCE, np.uint8)
+        self.quiet = np.zeros(streams, np.intp)
         self.bit_generator = np.random.PCG64(seed)
         self.tuning = _sample.new_tuning()
         self.layers, self.frame = model.layers, model.frame
@@ -189,31 +192,34 @@ class Sampler:
             weights = model.params[model.core_params.size :].astype(dtype)
             self.tier = frames.FrameTier(weights, self.frame, model.hidden)
             self.fed = np.full((streams, self.frame), SILENCE, np.uint8)
+            self.drawn = self.previous.copy()  # the last level drawn (the tier hears what was drawn)
             self.position = 0
 
     def state(self) -> tuple:
         """Copies of what run() carries from call to call (for restore())."""
-        frame_state = (self.fed.copy(), self.position) if self.frame else ()
-        return (self.h.copy(), self.previous.copy()) + frame_state
+        frame_state = (self.fed.copy(), self.position, self.drawn.copy()) if self.frame else ()
+        return (self.h.copy(), self.previous.copy(), self.quiet.copy()) + frame_state
 
     def restore(self, state: tuple) -> None:
         """Go back to a state() (the draws go on from the bit generator)."""
-        self.h[...], self.previous[...] = state[0], state[1]
+        self.h[...], self.previous[...], self.quiet[...] = state[0], state[1], state[2]
         if self.frame:
-            self.fed[...], self.position = state[2], state[3]
+            self.fed[...], self.position, self.drawn[...] = state[3], state[4], state[5]
 
     def run(self, levels: np.ndarray, hint: np.ndarray, hint_lengths: np.ndarray, probs: np.ndarray,
-            temperature: float, truncation: tuple[int, float, float], means: np.ndarray | None = None) -> None:
+            temperature: float, truncation: tuple[int, float, float], means: np.ndarray | None = None,
+            wake_after: int = 0) -> None:
         """Fill levels (S, n) with the next n steps; hint (S, nh) levels, hint_lengths (S,): steps
         t < hint_lengths[s] take the hint instead of a draw; probs (S, m, 256): the first m
         distributions (m may be 0), in the kernel's dtype (h's); means (S, n) in that dtype, or
-        None: the mean sample of each step's distribution (_sample.generate's means)."""
+        None: the mean sample of each step's distribution (_sample.generate's means); wake_after:
+        steps of drawn silence before the model hears it dithered (0: never; _sample.generate)."""
         if means is None:
             means = np.empty(levels.shape, self.h.dtype)
         if not self.frame:
             _sample.generate(self.packed.dense, self.h, levels, hint, hint_lengths, self.previous, probs,
                              temperature, self.bit_generator, self.threads, *truncation, self.tuning,
-                             self.packed.sparse, means=means)
+                             self.packed.sparse, means=means, wake_after=wake_after, quiet=self.quiet)
             return
         n, m, start = levels.shape[1], probs.shape[1], 0
         while start < n:
@@ -221,14 +227,16 @@ class Sampler:
             part = np.empty((levels.shape[0], stop - start), np.uint8)
             part_means = np.empty(part.shape, means.dtype)
             part_probs = np.empty((levels.shape[0], max(0, min(m, stop) - start), probs.shape[2]), probs.dtype)
-            self.fed[:, self.position] = self.previous
+            self.fed[:, self.position] = self.drawn
             cond = np.ascontiguousarray(self.h[self.layers] @ self.tier.CT)
             part_hint = np.ascontiguousarray(hint[:, start:stop])
             _sample.generate(self.packed.dense, self.h[: self.layers], part, part_hint,
                              np.clip(hint_lengths - start, 0, part_hint.shape[1]), self.previous, part_probs,
                              temperature, self.bit_generator, self.threads, *truncation, self.tuning,
-                             self.packed.sparse, cond=cond, means=part_means)
+                             self.packed.sparse, cond=cond, means=part_means, wake_after=wake_after,
+                             quiet=self.quiet)
             levels[:, start:stop] = part
+            self.drawn[:] = part[:, -1]
             means[:, start:stop] = part_means
             probs[:, start : start + part_probs.shape[1]] = part_probs
             self.fed[:, self.position + 1 : self.position + stop - start] = part[:, :-1]

@@ -10,7 +10,9 @@ import numpy as np
 
 from . import checks, memory
 from .emphasis import Deemphasis
-from .model import MAX_WINDOW, SMOOTH, Model, _smooth, _truncation, describe_sampling, smoothed
+from .model import (
+    MAX_WINDOW, SMOOTH, WAKE, Model, _smooth, _truncation, _wake, describe_sampling, smoothed, wake_steps,
+)
 from .sampler import Sampler
 from .mulaw import LEVELS, unquantize
 
@@ -26,12 +28,13 @@ class Sampling:
     top_p: float = 1.0
     min_p: float = 0.0
     smooth: float = SMOOTH
+    wake: float = WAKE
 
     @classmethod
-    def checked(cls, temperature, top_k, top_p, min_p, smooth) -> Sampling:
+    def checked(cls, temperature, top_k, top_p, min_p, smooth, wake) -> Sampling:
         """Settings checked as Model.sample checks them (ConfigError naming the option)."""
         temperature = checks.non_negative_float("temperature", temperature)
-        return cls(temperature, *_truncation(top_k, top_p, min_p), _smooth(smooth))
+        return cls(temperature, *_truncation(top_k, top_p, min_p), _smooth(smooth), _wake(wake))
 
     def __str__(self) -> str:
         return describe_sampling(**asdict(self))
@@ -45,7 +48,7 @@ class Stream:
     model.sample(a + b, seed=seed), and with a hint, what model.sample(hint.size + a + b,
     hint=hint, seed=seed) draws after the hint. The hint (a float sound at the model's rate) is
     heard when the stream is made, drawing nothing, so the first samples continue it.
-    set(temperature=, top_k=, top_p=, min_p=, smooth=) changes how levels are drawn and written
+    set(temperature=, top_k=, top_p=, min_p=, smooth=, wake=) changes how levels are drawn and written
     from the next call on;
     reset(seed) goes back to the start (silence, or just after the hint) with new draws.
     The weights are the model's when the stream is made (packed once). set() and reset() may be
@@ -53,8 +56,9 @@ class Stream:
     """
 
     def __init__(self, model: Model, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-                 min_p: float = 0.0, seed: int | None = None, hint=None, smooth: float = SMOOTH):
-        self._sampling = Sampling.checked(temperature, top_k, top_p, min_p, smooth)
+                 min_p: float = 0.0, seed: int | None = None, hint=None, smooth: float = SMOOTH,
+                 wake: float = WAKE):
+        self._sampling = Sampling.checked(temperature, top_k, top_p, min_p, smooth, wake)
         seed = checks.seed(seed)
         model._check_params()
         hint_levels, hint_lengths = model.hint_levels(hint, 1, MAX_WINDOW)
@@ -67,7 +71,8 @@ class Stream:
         self._no_probs = np.empty((1, 0, LEVELS), self._sampler.h.dtype)
         if self.hinted:
             self._sampler.run(np.empty((1, self.hinted), np.uint8), hint_levels, hint_lengths, self._no_probs,
-                              self._sampling.temperature, self._truncation(self._sampling))
+                              self._sampling.temperature, self._truncation(self._sampling), None,
+                              wake_steps(self._sampling.wake, self.fs))
         self._deemphasis = Deemphasis(model.preemphasis, 1) if model.preemphasis else None
         if self._deemphasis:
             self._deemphasis(SOUND_OF_LEVEL[hint_levels[:, : self.hinted]])
@@ -78,11 +83,11 @@ class Stream:
 
     @property
     def settings(self) -> dict:
-        """The current temperature, top_k, top_p, min_p and smooth."""
+        """The current temperature, top_k, top_p, min_p, smooth and wake."""
         return asdict(self._sampling)
 
     def set(self, *, temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
-            min_p: float | None = None, smooth: float | None = None) -> None:
+            min_p: float | None = None, smooth: float | None = None, wake: float | None = None) -> None:
         """Change how levels are drawn and written from the next process() on; None keeps a
         setting. Checked as Model.sample checks them; nothing changes when one is refused
         (ConfigError)."""
@@ -90,7 +95,7 @@ class Stream:
         self._sampling = Sampling.checked(
             now.temperature if temperature is None else temperature, now.top_k if top_k is None else top_k,
             now.top_p if top_p is None else top_p, now.min_p if min_p is None else min_p,
-            now.smooth if smooth is None else smooth,
+            now.smooth if smooth is None else smooth, now.wake if wake is None else wake,
         )
 
     def reset(self, seed: int | None = None) -> None:
@@ -114,7 +119,7 @@ class Stream:
         with self._lock:
             sampling = self._sampling
             self._sampler.run(levels, *self._no_hint, self._no_probs, sampling.temperature,
-                              self._truncation(sampling), means)
+                              self._truncation(sampling), means, wake_steps(sampling.wake, self.fs))
             self.position += n
             sound = smoothed(SOUND_OF_LEVEL[levels], means, sampling.smooth)
             return (self._deemphasis(sound) if self._deemphasis else sound)[0]

@@ -43,6 +43,8 @@ cdef extern from "sample_kernel.h" nogil:
         double min_p
         int truncates
         const double* values
+        Py_ssize_t wake_after
+        Py_ssize_t* quiet
     Py_ssize_t bk_packed_size(int layers, Py_ssize_t hidden)
     Py_ssize_t bk_padded(Py_ssize_t hidden)
     void bk_pack_f(const float* params, int layers, Py_ssize_t H, float* packed)
@@ -183,7 +185,8 @@ def generate(const floating[::1] packed, floating[:, :, ::1] h, unsigned char[:,
              const unsigned char[:, ::1] hint, const Py_ssize_t[::1] hint_length,
              unsigned char[::1] previous, floating[:, :, ::1] probs, double temperature,
              bit_generator, int threads, int top_k=0, double top_p=1.0, double min_p=0.0,
-             double[::1] tuning=None, sparse=None, cond=None, means=None):
+             double[::1] tuning=None, sparse=None, cond=None, means=None, Py_ssize_t wake_after=0,
+             quiet=None):
     """Generate levels.shape[1] steps for S = levels.shape[0] streams.
 
     packed: pack() of the model's parameters. h (L, S, H): hidden state in, state after the
@@ -209,6 +212,11 @@ def generate(const floating[::1] packed, floating[:, :, ::1] h, unsigned char[:,
     distribution (the tempered, truncated one it draws from; at temperature 0 the likeliest
     level's, on a hinted step its hint's): sum over levels of p times the sample the level
     stands for (blekota.mulaw.unquantize), in double.
+    wake_after (steps; 0: off) and quiet (S,) intp, in and out: a stream that has drawn silence
+    (levels 126..129) for more than wake_after steps in a row hears each further silent level
+    moved by -2..2 (from its step's uniform; sample_kernel.h, bk_heard) until it draws sound;
+    `levels` keep what was drawn, `previous` is what is heard next. quiet[s] counts stream s's
+    silent levels in a row, carried from call to call. Any path.
     """
     cdef Py_ssize_t L = h.shape[0], S = h.shape[1], H = h.shape[2]
     cdef Py_ssize_t n = levels.shape[1], nh = hint.shape[1], n_probs = probs.shape[1]
@@ -242,6 +250,15 @@ def generate(const floating[::1] packed, floating[:, :, ::1] h, unsigned char[:,
         raise ValueError("generate: means must be (streams, n), as levels")
     if tuning is not None and tuning.shape[0] != 4:
         raise ValueError("generate: tuning must hold the 4 values of new_tuning()")
+    if wake_after < 0:
+        raise ValueError("generate: wake_after must be >= 0")
+    cdef Py_ssize_t[::1] quiet_runs
+    if wake_after > 0:
+        if quiet is None:
+            quiet = np.zeros(S, np.intp)
+        quiet_runs = quiet
+        if quiet_runs.shape[0] != S:
+            raise ValueError("generate: quiet must be (streams,), as previous")
     dtype = np.asarray(packed).dtype
     cdef const floating[:, ::1] shift
     cdef const floating* cond_ptr = NULL
@@ -300,6 +317,8 @@ def generate(const floating[::1] packed, floating[:, :, ::1] h, unsigned char[:,
     how.min_p = min_p
     how.truncates = 0 < top_k < LEVELS or top_p < 1 or min_p > 0
     how.values = &SAMPLE_OF_LEVEL[0]
+    how.wake_after = wake_after
+    how.quiet = &quiet_runs[0] if wake_after > 0 else NULL
     n_hint = hint_length[0]
     level = previous[0]
     tuner.cost[0] = tuner.cost[1] = -1

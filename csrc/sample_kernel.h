@@ -67,7 +67,36 @@ typedef struct {
     double min_p;     /* drop levels below min_p times the likeliest one's probability; 0: none */
     int truncates;    /* any of the three is on */
     const double *values; /* (256,) the sample each level stands for, to take the mean */
+    ptrdiff_t wake_after; /* steps of silence drawn before the model hears it dithered (bk_heard); 0: never */
+    ptrdiff_t *quiet;     /* (S,) per stream, the silent levels drawn in a row so far (carried between calls) */
 } bk_sampling;
+
+#define BK_QUIET_LOW 126   /* the levels of silence: |sample| < 3e-4 */
+#define BK_QUIET_HIGH 129
+#define BK_WAKE_SPREAD 2   /* a dithered silent level moves by -2..2 */
+
+/* The level the model hears next after `drawn` (what is written stays `drawn`). A stream that has
+ * drawn silence (levels BK_QUIET_LOW..HIGH) for more than how->wake_after steps in a row hears it
+ * moved by a uniform -BK_WAKE_SPREAD..BK_WAKE_SPREAD, taken from the fraction of 4096 u of the
+ * step's own uniform u, until it draws sound again: faint noise where a model would otherwise hear
+ * digital silence and stay there. Hinted steps and temperature 0 are heard as they are (a hint's
+ * silence still counts). *run: the stream's count of silent levels in a row. */
+static inline int bk_heard(const bk_sampling *how, int drawn, double u, int hinted, ptrdiff_t *run)
+{
+    if (how->wake_after <= 0)
+        return drawn;
+    if (drawn < BK_QUIET_LOW || drawn > BK_QUIET_HIGH) {
+        *run = 0;
+        return drawn;
+    }
+    *run += 1;
+    if (hinted || how->temperature <= 0 || *run <= how->wake_after)
+        return drawn;
+    double f = u * 4096.0;
+    f -= floor(f);
+    int heard = drawn + (int)(f * (2 * BK_WAKE_SPREAD + 1)) - BK_WAKE_SPREAD;
+    return heard < 0 ? 0 : heard > BK_LEVELS - 1 ? BK_LEVELS - 1 : heard;
+}
 
 /* Elements of the packed weights of a model with `layers` layers of `hidden` units. */
 static ptrdiff_t bk_packed_size(int layers, ptrdiff_t hidden)

@@ -312,7 +312,8 @@ BK_FN void BK_NAME(bk_one_worker)(const BK_REAL *packed, int layers, ptrdiff_t H
     ptrdiff_t q0 = nu * tid / nthreads, q1 = nu * (tid + 1) / nthreads;
     ptrdiff_t o0 = no * tid / nthreads, o1 = no * (tid + 1) / nthreads;
     const BK_REAL *wy = packed + bk_packed_offset(layers, Hp), *by = wy + Hp * BK_LEVELS;
-    int lvl = *level;
+    int lvl = *level; /* the level the model hears at the next step */
+    ptrdiff_t quiet = how->wake_after > 0 ? how->quiet[0] : 0; /* each thread its own copy */
     for (ptrdiff_t t = 0; t < n; t++) {
         for (int layer = 0; layer < layers; layer++) {
             const BK_REAL *base = packed + bk_packed_offset(layer, Hp), *init, *rz, *cand;
@@ -374,31 +375,37 @@ BK_FN void BK_NAME(bk_one_worker)(const BK_REAL *packed, int layers, ptrdiff_t H
         {
             BK_REAL y[BK_LEVELS];
             double mean, unused;
+            int drawn;
             memcpy(y, logits, BK_LEVELS * sizeof(BK_REAL));
             if (t < n_hint) {
-                lvl = hint[t];
-                mean = how->values[lvl];
+                drawn = hint[t];
+                mean = how->values[drawn];
                 if (t < n_probs)
                     BK_NAME(bk_softmax_draw)(y, how, 0.0, 1, &unused);
             } else {
-                lvl = BK_NAME(bk_softmax_draw)(y, how, uniform[t], t < n_probs, &mean);
+                drawn = BK_NAME(bk_softmax_draw)(y, how, uniform[t], t < n_probs, &mean);
             }
+            lvl = bk_heard(how, drawn, t < n_hint ? 0.0 : uniform[t], t < n_hint, &quiet);
             if (tid == 0) {
                 if (t < n_probs)
                     memcpy(probs + t * BK_LEVELS, y, BK_LEVELS * sizeof(BK_REAL));
-                out[t] = (unsigned char)lvl;
+                out[t] = (unsigned char)drawn;
                 means[t] = (BK_REAL)mean;
             }
         }
     }
-    if (tid == 0)
+    if (tid == 0) {
         *level = lvl;
+        if (how->wake_after > 0)
+            how->quiet[0] = quiet;
+    }
 }
 
 /* n steps of one stream. cond (3Hp) or NULL: added to layer 0's gate pre-activations at every
  * step (as if layer 0's bias were b + cond), padding zero. h (layers, Hp): hidden state, padding
  * zero; scratch: 2 Hp + 256 elements; level: the level fed before the first step, on return the
- * last one. out (n,) receives the levels, means (n,) the mean of each step's distribution
+ * one to feed next (bk_heard: the last drawn, or with how->wake_after its dithered silence) and
+ * how->quiet[0] the stream's silent levels in a row. out (n,) receives the levels, means (n,) the mean of each step's distribution
  * (bk_softmax_draw; a hinted step's: its level's value). uniform[t] is read for steps
  * t >= n_hint when how->temperature > 0; probs (n_probs, 256) is filled. */
 BK_FN void BK_NAME(bk_run_one)(const BK_REAL *packed, int layers, ptrdiff_t H,
@@ -510,7 +517,8 @@ BK_FN void BK_NAME(bk_product)(const BK_REAL *w, ptrdiff_t panels, ptrdiff_t M, 
  * rh (S, Hp), logits (S, 256) scratch. levels (S, n) out, means (S, n) the mean of each step's
  * distribution (as bk_run_one's); hint (S, hint_stride): stream s takes
  * hint[s, t] for t < hint_length[s] instead of drawing; probs (S, n_probs, 256) or NULL;
- * previous (S,) the level fed into the next step. uniform[(t - t0) * S + s] is stream s's
+ * previous (S,) the level fed into the next step (bk_heard: the drawn one, or with how->wake_after
+ * its dithered silence). uniform[(t - t0) * S + s] is stream s's
  * draw at step t. The arithmetic of a stream does not depend on the grouping of streams. */
 BK_FN void BK_NAME(bk_run_streams)(const BK_REAL *packed, int layers, ptrdiff_t H, ptrdiff_t S,
                                     const BK_REAL *cond, BK_REAL *hs, BK_REAL *pre, BK_REAL *rh,
@@ -576,7 +584,10 @@ BK_FN void BK_NAME(bk_run_streams)(const BK_REAL *packed, int layers, ptrdiff_t 
                 memcpy(probs + (s * n_probs + t) * BK_LEVELS, y, BK_LEVELS * sizeof(BK_REAL));
             levels[s * n + t] = (unsigned char)chosen;
             means[s * n + t] = (BK_REAL)mean;
-            previous[s] = (unsigned char)chosen;
+            int hinted = t < hint_length[s];
+            double u = hinted ? 0.0 : uniform[(t - t0) * S + s];
+            previous[s] = (unsigned char)bk_heard(how, chosen, u, hinted,
+                                                  how->wake_after > 0 ? how->quiet + s : NULL);
         }
     }
 }

@@ -110,6 +110,7 @@ BK_FN void BK_NAME(bk_run_sparse)(const BK_TWIN(bk_walk) *start, const BK_REAL *
     uint8_t *q_xh = bytes, *q_xrh = bytes + 2 * Hp; /* [q(x), q(h)] and [q(x), q(r h)] */
     const BK_REAL *wy = packed + bk_packed_offset(layers, Hp), *by = wy + Hp * BK_LEVELS;
     int lvl = *level, int8 = start->bytes != NULL;
+    ptrdiff_t quiet = how->wake_after > 0 ? how->quiet[0] : 0;
     for (ptrdiff_t t = 0; t < n; t++) {
         BK_TWIN(bk_walk) walk = *start;
         for (int layer = 0; layer < layers; layer++) {
@@ -156,20 +157,24 @@ BK_FN void BK_NAME(bk_run_sparse)(const BK_TWIN(bk_walk) *start, const BK_REAL *
             BK_NAME(bk_panel)(wy + o * Hp * BK_PANEL, 0, NULL, Hp, h + (layers - 1) * Hp, y);
         }
         double mean, unused;
+        int drawn;
         if (t < n_hint) {
-            lvl = hint[t];
-            mean = how->values[lvl];
+            drawn = hint[t];
+            mean = how->values[drawn];
             if (t < n_probs)
                 BK_NAME(bk_softmax_draw)(logits, how, 0.0, 1, &unused);
         } else {
-            lvl = BK_NAME(bk_softmax_draw)(logits, how, uniform[t], t < n_probs, &mean);
+            drawn = BK_NAME(bk_softmax_draw)(logits, how, uniform[t], t < n_probs, &mean);
         }
+        lvl = bk_heard(how, drawn, t < n_hint ? 0.0 : uniform[t], t < n_hint, &quiet);
         if (t < n_probs)
             memcpy(probs + t * BK_LEVELS, logits, BK_LEVELS * sizeof(BK_REAL));
-        out[t] = (unsigned char)lvl;
+        out[t] = (unsigned char)drawn;
         means[t] = (BK_REAL)mean;
     }
     *level = lvl;
+    if (how->wake_after > 0)
+        how->quiet[0] = quiet;
 #if !BK_IS_FLOAT
     (void)int8;
     (void)q_xrh;

@@ -244,7 +244,7 @@ def test_demo_runs_briefly(tmp_path, capsys):
     assert main(["demo", "--iterations", "20", "--out-dir", str(tmp_path / "d"), "--threads", "1"]) == 0
     printed = capsys.readouterr().out
     assert "for 20 iterations" in printed and "after 20 iterations" in printed
-    assert "the made-up part (temperature 1, top-k 12, smooth 0.3, seed 0): spectral flatness of loud frames" in printed
+    assert "the made-up part (temperature 1, top-k 12, smooth 0.3, wake 0.2 s, seed 0): spectral flatness of loud frames" in printed
     assert "changes between notes and pauses (the training sound goes on with 8)" in printed
     names = {p.name for p in (tmp_path / "d").iterdir()}
     assert {"demo_sound.wav", "demo_generated.wav", "demo_compare.png"} <= names
@@ -270,7 +270,7 @@ def test_sample_n_counts_the_samples_generated_after_the_hint(tmp_path, capsys, 
                  str(tmp_path / "h.png"), "--seed", "1"]) == 0
     assert blekota.load_audio(out, 8000)[0].size == 3500
     assert capsys.readouterr().out.startswith("wrote " + str(out) + ": the hint (0.38 s), then 500 samples (0.06 s) generated, in ")
-    assert titles[-1] == "cont.wav: hearing the hint until 0.375 s, then drawing (temperature 1, smooth 0.3)"
+    assert titles[-1] == "cont.wav: hearing the hint until 0.375 s, then drawing (temperature 1, smooth 0.3, wake 0.2 s)"
     assert main(["sample", str(model), "--hint", str(hint), "-n", "0", "-o", str(out), "--force", "--heatmap",
                  str(tmp_path / "h.png"), "--force"]) == 0
     assert blekota.load_audio(out, 8000)[0].size == 3000
@@ -278,7 +278,7 @@ def test_sample_n_counts_the_samples_generated_after_the_hint(tmp_path, capsys, 
     assert titles[-1] == "cont.wav: the model hearing the hint (nothing drawn)"
     assert main(["sample", str(model), "-n", "500", "-o", str(out), "--force", "--heatmap", str(tmp_path / "h.png"),
                  "--force", "--top-k", "3"]) == 0
-    assert titles[-1] == "cont.wav: probability of each level (temperature 1, top-k 3, smooth 0.3)"
+    assert titles[-1] == "cont.wav: probability of each level (temperature 1, top-k 3, smooth 0.3, wake 0.2 s)"
     help_text = subprocess.run([sys.executable, "-m", "blekota", "sample", "--help"], capture_output=True, text=True).stdout
     assert "samples to generate, after the hint" in " ".join(help_text.split())
 

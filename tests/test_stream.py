@@ -57,7 +57,7 @@ def test_set_applies_from_the_next_block(model):
     first = stream.process(300)
     assert np.array_equal(first, model.sample(300, temperature=0))
     stream.set(temperature=1.1, top_k=20)
-    assert stream.settings == {"temperature": 1.1, "top_k": 20, "top_p": 1.0, "min_p": 0.0, "smooth": 0.3}
+    assert stream.settings == {"temperature": 1.1, "top_k": 20, "top_p": 1.0, "min_p": 0.0, "smooth": 0.3, "wake": 0.2}
     then = stream.process(200)
     assert np.array_equal(then, model.stream(seed=6, hint=first, temperature=1.1, top_k=20).process(200))
     stream.set(top_k=0)  # what is not given stays
@@ -72,12 +72,14 @@ def test_bad_settings_are_refused_and_change_nothing(model):
         (dict(top_p=0), r"top_p must be a number in \(0, 1\]"),
         (dict(temperature=2.0, min_p=2), r"min_p must be a number in \[0, 1\]"),
         (dict(smooth=1.5), r"smooth must be a number in \[0, 1\] \(0: the drawn levels\), got 1.5"),
+        (dict(wake=-1), r"wake must be a number of seconds in \[0, 3600\] \(0: never\), got -1"),
     ]:
         with pytest.raises(ConfigError, match=message):
             stream.set(**bad)
         with pytest.raises(ConfigError, match=message):
             model.stream(**bad)
-    assert stream.settings == {"temperature": 0.9, "top_k": 5, "top_p": 1.0, "min_p": 0.0, "smooth": 0.3}
+    assert stream.settings == {"temperature": 0.9, "top_k": 5, "top_p": 1.0, "min_p": 0.0, "smooth": 0.3,
+                               "wake": 0.2}
     with pytest.raises(ConfigError, match="n must be an integer >= 0"):
         stream.process(-1)
     with pytest.raises(ConfigError, match="seed must be None or an integer >= 0"):

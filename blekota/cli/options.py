@@ -20,7 +20,7 @@ from ..errors import BlekotaError, ConfigError
 from ..fileutil import existing_file, is_stream, same_file
 from ..emphasis import MAX_PREEMPHASIS, check_preemphasis
 from ..frames import MAX_FRAME
-from ..model import SMOOTH, Model
+from ..model import MAX_WAKE, SMOOTH, WAKE, Model
 from ..optim import OPTIMIZERS
 from ..presets import PRESETS
 from ..sparsity import PRUNE_EVERY
@@ -135,6 +135,7 @@ positive_float = argument_type(float, checks.positive_float, "a positive number"
 non_negative_float = argument_type(float, checks.non_negative_float, "a number >= 0")
 share = argument_type(float, lambda name, value: checks.number(name, value, 0, 1, low_open=True), "a number in (0, 1]")
 unit_interval = argument_type(float, lambda name, value: checks.number(name, value, 0, 1), "a number in [0, 1]")
+wake_seconds = argument_type(float, lambda name, value: checks.number(name, value, 0, MAX_WAKE), f"a number of seconds in [0, {MAX_WAKE:g}]")
 rate = argument_type(int, checks.sample_rate, f"a sample rate in 1..{checks.MAX_FS} Hz")
 seed = argument_type(int, checks.non_negative_int, "an integer >= 0")
 factor = argument_type(float, lambda name, value: checks.number(name, value, 0, 1, low_open=True, high_open=True),
@@ -222,25 +223,27 @@ def add_training_arguments(parser: argparse.ArgumentParser, iterations: int, ite
 
 
 def add_sampling_arguments(parser: argparse.ArgumentParser, when: str = "") -> None:
-    """--temperature, --top-k, --top-p, --min-p and --smooth: how each level is drawn and written."""
+    """--temperature, --top-k, --top-p, --min-p, --smooth and --wake: how each level is drawn and written."""
     group = parser.add_argument_group(
         "how each level is drawn" + (f" ({when})" if when else ""),
         "The temperature reshapes the model's distribution, then top-k, top-p and min-p cut its "
         "unlikely tail (in that order) and the rest is renormalized. A cut tail keeps generation "
         "from wandering into hiss; cut too much and it repeats or falls silent. --smooth takes "
-        "hiss out of what is written without changing what the model hears.",
+        "hiss out of what is written without changing what the model hears; --wake keeps it from "
+        "staying silent for good.",
     )
     group.add_argument("--temperature", type=non_negative_float, default=1.0, help="higher: more varied, lower: safer; 0 always takes the likeliest level (default 1)")
     group.add_argument("--top-k", type=non_negative_int, default=0, metavar="K", help="draw only from the K likeliest levels; lower: safer, less varied (default 0: all 256)")
     group.add_argument("--top-p", type=share, default=1.0, metavar="P", help="draw only from the fewest likeliest levels whose probabilities sum to P; lower: safer, less varied (default 1: all)")
     group.add_argument("--min-p", type=unit_interval, default=0.0, metavar="M", help="drop levels less likely than M times the likeliest one; higher: safer, less varied (default 0: none)")
     group.add_argument("--smooth", type=unit_interval, default=SMOOTH, metavar="S", help=f"write each sample S of the way from the level drawn to the mean of the distribution it was drawn from; the model still hears the drawn level (0: the drawn levels; default {SMOOTH:g})")
+    group.add_argument("--wake", type=wake_seconds, default=WAKE, metavar="SECONDS", help=f"after this long drawing silence, the model hears its silence as faint noise until it draws sound again; what is written stays silent (0: never; default {WAKE:g})")
 
 
 def sampling_options(args) -> dict:
     """The keyword arguments of Model.sample that add_sampling_arguments parsed."""
     return dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p,
-                smooth=args.smooth)
+                smooth=args.smooth, wake=args.wake)
 
 
 def add_threads_argument(parser: argparse.ArgumentParser, default: str = "OMP_NUM_THREADS or all cores") -> None:
