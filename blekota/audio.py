@@ -245,6 +245,19 @@ class ChunkPlayer:
         self.stream.__exit__(*exc)
 
 
+def opened_with_header(path: str | os.PathLike, header: bytes):
+    """open_output(path) entered, with `header` written: (the context manager, the file). Leaving
+    the context manager is the caller's; a failed header write leaves it here."""
+    output = open_output(path)
+    file = output.__enter__()
+    try:
+        file.write(header)
+    except BaseException:
+        output.__exit__(*sys.exc_info())
+        raise
+    return output, file
+
+
 class WavWriter:
     """Write a mono 16-bit wav of `frames` samples chunk by chunk:
     `with WavWriter(path, fs, frames) as out: out.write(chunk)`.
@@ -266,13 +279,7 @@ class WavWriter:
         self.written = 0
 
     def __enter__(self) -> WavWriter:
-        self._output = open_output(self.path)
-        self._file = self._output.__enter__()
-        try:
-            self._file.write(wav_header(self.fs, self.frames, self.mark))
-        except BaseException:
-            self._output.__exit__(*sys.exc_info())
-            raise
+        self._output, self._file = opened_with_header(self.path, wav_header(self.fs, self.frames, self.mark))
         return self
 
     def write(self, chunk: np.ndarray) -> None:
@@ -320,13 +327,7 @@ class WavRecorder:
         self._failed = False
 
     def __enter__(self) -> WavRecorder:
-        self._output = open_output(self.path)
-        self._file = self._output.__enter__()
-        try:
-            self._file.write(wav_header(self.fs, 0))
-        except BaseException:
-            self._output.__exit__(*sys.exc_info())
-            raise
+        self._output, self._file = opened_with_header(self.path, wav_header(self.fs, 0))
         return self
 
     def write(self, chunk: np.ndarray) -> None:
