@@ -243,12 +243,12 @@ def pytorch_sound(threads: int, sound: str, minutes: list[float], clock: str, sa
 def pytorch_sample(state: dict, sampling: dict, streams: int, n: int, seed: int = 1) -> np.ndarray:
     """(streams, n) float32 samples drawn from the PyTorch recipe's model (its state dicts) from
     silence, each level from blekota.reference.sampling_distribution with `sampling`'s options,
-    written `smooth` of the way to the mean of that distribution (blekota.model.smoothed), and
+    written `smooth` of the way to the mean of that distribution (blekota.drawing.smoothed), and
     long silences heard dithered as `wake` says (blekota.reference.heard_level); the draws from
     numpy.random.PCG64(seed)."""
     import torch
 
-    from blekota.model import SMOOTH, WAKE, smoothed, wake_steps
+    from blekota.drawing import SMOOTH, WAKE, smoothed, wake_steps
     from blekota.mulaw import SILENCE, unquantize
     from blekota.reference import draw_level, heard_level, sampling_distribution
 

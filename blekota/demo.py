@@ -14,7 +14,8 @@ from . import device, plot
 from .audio import save_wav
 from .errors import BlekotaError
 from .fileutil import prepare_directory
-from .model import Model, describe_sampling
+from .drawing import describe_sampling
+from .model import Model
 from .progress import Progress
 from .runfiles import RunFiles
 from .soundstats import describe, loud_level

@@ -24,7 +24,7 @@ try:
 except ImportError:  # pragma: no cover - not on POSIX: keys come line by line
     termios = tty = None
 
-from .model import SMOOTH
+from .drawing import SMOOTH
 from .mulaw import LEVELS
 
 TEMPERATURE_STEP = 0.05

@@ -28,7 +28,8 @@ from .demo import demo_sound
 from .device import step_words
 from .emphasis import deemphasize
 from .errors import BlekotaError
-from .model import SMOOTH, WAKE, Model
+from .drawing import SMOOTH, WAKE
+from .model import Model
 from .mulaw import unquantize
 from .progress import Progress
 from .runfiles import RunFiles

@@ -10,9 +10,8 @@ import numpy as np
 
 from . import checks, memory
 from .emphasis import Deemphasis
-from .model import (
-    MAX_WINDOW, SMOOTH, WAKE, Model, _smooth, _truncation, _wake, describe_sampling, smoothed, wake_steps,
-)
+from .drawing import SMOOTH, WAKE, _smooth, _truncation, _wake, describe_sampling, smoothed, wake_steps
+from .model import MAX_WINDOW, Model
 from .sampler import Sampler
 from .mulaw import LEVELS, unquantize
 

@@ -8,7 +8,7 @@ import pytest
 
 import blekota
 from blekota import ConfigError, reference, sampler
-from blekota.model import SMOOTH
+from blekota.drawing import SMOOTH
 from blekota.mulaw import unquantize
 
 SAMPLE_OF_LEVEL = unquantize(np.arange(256)).astype(np.float64)

@@ -8,7 +8,7 @@ import pytest
 
 import blekota
 from blekota import ConfigError, reference, sparsity
-from blekota.model import WAKE, wake_steps
+from blekota.drawing import WAKE, wake_steps
 from blekota.mulaw import SILENCE, quantize
 
 QUIET = reference.QUIET_LEVELS

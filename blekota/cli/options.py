@@ -20,7 +20,8 @@ from ..errors import BlekotaError, ConfigError
 from ..fileutil import existing_file, is_stream, same_file
 from ..emphasis import MAX_PREEMPHASIS, check_preemphasis
 from ..frames import MAX_FRAME
-from ..model import MAX_WAKE, SMOOTH, WAKE, Model
+from ..drawing import MAX_WAKE, SMOOTH, WAKE
+from ..model import Model
 from ..optim import OPTIMIZERS
 from ..presets import PRESETS
 from ..sparsity import PRUNE_EVERY

@@ -12,7 +12,8 @@ from .. import legacy, modelfile, plot
 from ..audio import load_audio
 from ..errors import BlekotaError
 from ..fileutil import is_stream
-from ..model import Model, describe_sampling
+from ..drawing import describe_sampling
+from ..model import Model
 from ..mulaw import SILENCE, quantize
 from .options import (
     add_sampling_arguments, add_threads_argument, check_distinct, non_negative_int, output_png, positive_int, rate,

@@ -13,7 +13,7 @@ from tqdm import tqdm
 from .. import modelfile, plot, sampler
 from ..audio import ChunkPlayer, WavWriter, load_audio
 from ..fileutil import STDOUT, is_stream
-from ..model import describe_sampling
+from ..drawing import describe_sampling
 from .options import (
     add_sampling_arguments, add_sound_device_argument, add_threads_argument, check_distinct, check_output, model_path,
     non_negative_int, output_png, sampling_options, seed,
