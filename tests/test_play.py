@@ -366,17 +366,22 @@ def test_q_quits(model_file, device, monkeypatch, capsys):
     assert device.opened[0].closed
 
 
-def test_ctrl_c_stops_cleanly(model_file, device, monkeypatch, capsys):
+def ctrl_c_on_read(monkeypatch, reads: int) -> None:
+    """The terminal's keys: nothing for reads - 1 reads of the key reader, then Ctrl+C."""
     calls = []
 
     def read(self, timeout_s):
         calls.append(timeout_s)
-        if len(calls) == 3:
+        if len(calls) == reads:
             raise KeyboardInterrupt
         time.sleep(timeout_s)
         return []
 
     monkeypatch.setattr(keys_module.KeyReader, "read", read)
+
+
+def test_ctrl_c_stops_cleanly(model_file, device, monkeypatch, capsys):
+    ctrl_c_on_read(monkeypatch, 3)
     threads = threading.active_count()
     assert main(["play", model_file, "--threads", "1"]) == 130
     captured = capsys.readouterr()
@@ -405,16 +410,7 @@ def test_play_records_what_it_plays(model, model_file, tmp_path, device, monkeyp
 
 
 def test_ctrl_c_keeps_the_recording(model_file, tmp_path, device, monkeypatch, capsys):
-    calls = []
-
-    def read(self, timeout_s):
-        calls.append(timeout_s)
-        if len(calls) == 4:
-            raise KeyboardInterrupt
-        time.sleep(timeout_s)
-        return []
-
-    monkeypatch.setattr(keys_module.KeyReader, "read", read)
+    ctrl_c_on_read(monkeypatch, 4)
     take = tmp_path / "take.wav"
     assert main(["play", model_file, "--threads", "1", "--record", str(take)]) == 130
     captured = capsys.readouterr()
