@@ -8,6 +8,7 @@
     python benchmarks/sound.py --unseen --minutes 10 20 40   # the sound against training time
     python benchmarks/sound.py --unseen --also-sampling drawn='{"smooth": 0}'   # also the drawn levels
     python benchmarks/sound.py --unseen --draw-sets 5      # medians over 5 sets of draws per model
+    python benchmarks/sound.py --unseen --real-past        # also each step drawn given the real past
     python benchmarks/run.py --only sound [--quick]
 
 Each run trains as quality.py does (blekota's defaults given the sound without its last 10 %, or
@@ -154,14 +155,15 @@ def seed_part(seed: int) -> str:
 def blekota_sound(threads: int, sound: str, minutes: list[float], options: dict, recipe: str, clock: str,
                   model_options: dict, sampling: dict, streams: int, seconds: float, out: str | None,
                   seed: int = 0, trained_too: bool = False, also_sampling: dict | None = None,
-                  draw_sets: int = 1) -> list[dict]:
+                  draw_sets: int = 1, real_past: bool = False) -> list[dict]:
     """Train like quality.blekota_quality from `seed` to the last time mark, then draw and judge
     `streams` sounds from the model at every mark: a row per mark (recipe "RECIPE, M min" when
     there are several). trained_too: with weight averaging, also draw and judge the weights as
     last updated (rows of their own, recipe "RECIPE, as trained"). also_sampling {NAME: sample
     options}: also draw and judge every model with `sampling` updated by these, the same draws
     (rows "RECIPE, NAME"). draw_sets: judge that many sets of draws (seeds 1..draw_sets), the
-    medians (judged_sets)."""
+    medians (judged_sets). real_past: also judge every sampling fed the real past (real_past_draws;
+    rows "RECIPE, fed the real past")."""
     import blekota
 
     real = real_sound(sound)
@@ -183,8 +185,14 @@ def blekota_sound(threads: int, sound: str, minutes: list[float], options: dict,
                 samplings = {judged_name: sampling}
                 samplings.update({f"{judged_name}, {extra}": {**sampling, **options}
                                   for extra, options in (also_sampling or {}).items()})
-                for drawn_name, drawn_with in samplings.items():
+                draws = [(drawn_name, drawn_with, False) for drawn_name, drawn_with in samplings.items()]
+                if real_past:
+                    draws += [(f"{drawn_name}, fed the real past", drawn_with, True)
+                              for drawn_name, drawn_with in samplings.items()]
+                for drawn_name, drawn_with, fed_real in draws:
                     def draw(draw_seed: int) -> np.ndarray:
+                        if fed_real:
+                            return real_past_draws(model, real, drawn_with, streams, round(seconds * FS), draw_seed)
                         return model.sample(round(seconds * FS), streams=streams, seed=draw_seed,
                                             **drawn_with).reshape(streams, -1)
 
@@ -197,6 +205,45 @@ def blekota_sound(threads: int, sound: str, minutes: list[float], options: dict,
                         judged["points"] = [*at_mark["points"][:-1], {**point, "val_loss": trained_loss}]
                     rows.append(judged)
     return rows
+
+
+def places(real: np.ndarray, streams: int, n: int, seed: int) -> np.ndarray:
+    """(streams, n): the real sound at `streams` places drawn from `seed` (anywhere in it, so most
+    of them in the part a model trained on)."""
+    starts = np.random.default_rng(seed).integers(0, real.size - n + 1, streams)
+    return np.stack([real[start:start + n] for start in starts])
+
+
+def real_past_draws(model, real: np.ndarray, sampling: dict, streams: int, n: int, seed: int) -> np.ndarray:
+    """(streams, n) float32: each sample drawn from the model's distribution given the real sound's
+    own past at places(real, streams, n, seed), instead of the model's earlier draws: what the
+    randomness of every step does to the sound without drift. The distributions as `sampling`
+    shapes them (Model.generate's return_probs: temperature and truncation; temperature 0 takes
+    the likeliest level), each level drawn as blekota.reference.draw_level draws with uniforms
+    from `seed`, written `smooth` of the way to the step's mean, through the model's de-emphasis
+    when it has pre-emphasis."""
+    from blekota.drawing import SMOOTH, smoothed
+    from blekota.emphasis import deemphasize
+    from blekota.mulaw import unquantize
+
+    shaping = {key: value for key, value in sampling.items() if key not in ("smooth", "wake")}
+    values = unquantize(np.arange(256)).astype(np.float64)
+    uniforms = np.random.default_rng(seed)
+    parts = []
+    for _, probs in model.generate(n, hint=list(places(real, streams, n, seed)), seed=seed, streams=streams,
+                                   return_probs=True, **shaping):
+        p = probs.reshape(streams, -1, 256).astype(np.float64)
+        running = np.cumsum(p, axis=-1)
+        if shaping.get("temperature", 1.0) == 0:
+            drawn = values[p.argmax(axis=-1)]
+        else:
+            u = uniforms.random(p.shape[:-1] + (1,)) * running[..., -1:]
+            drawn = values[np.minimum((running <= u).sum(axis=-1), 255)]
+        parts.append(smoothed(drawn, p @ values / running[..., -1], sampling.get("smooth", SMOOTH)))
+    written = np.concatenate(parts, axis=1)
+    if model.preemphasis:
+        written = np.stack([deemphasize(row, model.preemphasis) for row in written])
+    return written.astype(np.float32)
 
 
 def continuous_loss(model, real: np.ndarray) -> float:
@@ -375,6 +422,17 @@ def median_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def real_places_row(sound: str, streams: int, seconds: float, draw_sets: int) -> dict:
+    """The places --real-past feeds, written in 256 levels and judged as draws are: how near the
+    real past's own levels are (the same places for the same seeds)."""
+    from blekota.mulaw import quantize, unquantize
+
+    real = real_sound(sound)
+    judgement = judged_sets(lambda seed: unquantize(quantize(places(real, streams, round(seconds * FS), seed))),
+                            real, draw_sets, lambda generated: None)
+    return {"sound": sound, "recipe": "real, the places fed (in levels)", **judgement}
+
+
 def real_row(sound: str, streams: int, seconds: float) -> dict:
     """The real sound measured like the made-up ones: its floor and ceiling, and its own stats."""
     from blekota.soundstats import describe
@@ -431,6 +489,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="judge K sets of draws of every model (seeds 1..K) and print the medians, "
                         "fd with its [min-max] over the sets: one set of a model that falls silent "
                         "now and then is a lottery (default 1)")
+    parser.add_argument("--real-past", action="store_true",
+                        help="also judge every blekota model fed the real past: each sample drawn from the "
+                             "model's distribution given the real sound before it (at random places), so the "
+                             "randomness of each step without drift; and those places themselves in levels")
     parser.add_argument("--json", type=Path, help="write the rows to this file")
     args = parser.parse_args(argv)
     minutes = sorted(args.minutes or [QUICK_MINUTES if args.quick else MINUTES])
@@ -475,12 +537,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.also_sampling:
         also = {name: json.loads(text) for name, _, text in (item.partition("=") for item in args.also_sampling)}
         runs = [(function, {**kwargs, "also_sampling": also}) for function, kwargs in runs]
+    if args.real_past:
+        runs = [(function, {**kwargs, "real_past": True}) for function, kwargs in runs]
     if not args.no_pytorch:
         runs.append(("pytorch_sound", {"sampling": sampling}))
     runs = [(function, {**kwargs, "seed": seed}) for seed in range(args.train_seeds) for function, kwargs in runs]
     rows = []
     for sound in sounds:
         rows.append(real_row(sound, args.streams, args.seconds))
+        if args.real_past:
+            rows.append(real_places_row(sound, args.streams, args.seconds, args.draw_sets))
         calls = [(function, {"sound": sound, **common, **kwargs}) for function, kwargs in runs]
         print(f"# {Path(sound).name}: {len(calls)} runs of {', '.join(f'{m:g}' for m in minutes)} minutes"
               + (", side by side" if args.side_by_side else ", one after the other"), flush=True)
