@@ -218,10 +218,10 @@ def real_past_draws(model, real: np.ndarray, sampling: dict, streams: int, n: in
     """(streams, n) float32: each sample drawn from the model's distribution given the real sound's
     own past at places(real, streams, n, seed), instead of the model's earlier draws: what the
     randomness of every step does to the sound without drift. The distributions as `sampling`
-    shapes them (Model.generate's return_probs: temperature and truncation; temperature 0 takes
-    the likeliest level), each level drawn as blekota.reference.draw_level draws with uniforms
-    from `seed`, written `smooth` of the way to the step's mean, through the model's de-emphasis
-    when it has pre-emphasis."""
+    shapes them (Model.generate's return_probs: temperature and truncation), each level drawn as
+    blekota.reference.draw_level draws with uniforms from `seed` and written `smooth` of the way
+    to the step's mean (temperature 0: the likeliest level, written as it is, as sampling does),
+    through the model's de-emphasis when it has pre-emphasis."""
     from blekota.drawing import SMOOTH, smoothed
     from blekota.emphasis import deemphasize
     from blekota.mulaw import unquantize
@@ -235,11 +235,12 @@ def real_past_draws(model, real: np.ndarray, sampling: dict, streams: int, n: in
         p = probs.reshape(streams, -1, 256).astype(np.float64)
         running = np.cumsum(p, axis=-1)
         if shaping.get("temperature", 1.0) == 0:
-            drawn = values[p.argmax(axis=-1)]
+            drawn = means = values[p.argmax(axis=-1)]
         else:
             u = uniforms.random(p.shape[:-1] + (1,)) * running[..., -1:]
             drawn = values[np.minimum((running <= u).sum(axis=-1), 255)]
-        parts.append(smoothed(drawn, p @ values / running[..., -1], sampling.get("smooth", SMOOTH)))
+            means = p @ values / running[..., -1]
+        parts.append(smoothed(drawn, means, sampling.get("smooth", SMOOTH)))
     written = np.concatenate(parts, axis=1)
     if model.preemphasis:
         written = np.stack([deemphasize(row, model.preemphasis) for row in written])
