@@ -220,6 +220,19 @@ class Model:
         self.info["int8"] = bool(value)
 
     @property
+    def bf16_sampling(self) -> bool:
+        """Whether one stream is sampled with bfloat16 products (blekota.sampler; half the bytes per
+        step, about 3e-3 in total variation from float32); kept in model.info, so a saved model
+        file remembers it."""
+        return self.info.get("bf16_sampling") is True
+
+    @bf16_sampling.setter
+    def bf16_sampling(self, value: bool) -> None:
+        if not isinstance(value, (bool, np.bool_)):
+            raise ConfigError(f"bf16_sampling must be True or False, got {value!r}")
+        self.info["bf16_sampling"] = bool(value)
+
+    @property
     def threads(self) -> int:
         """OpenMP threads for the kernels."""
         return self._threads

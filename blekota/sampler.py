@@ -1,4 +1,4 @@
-"""The sampling kernels' packed weights, and the choice among the kernels: dense, sparse, int8.
+"""The sampling kernels' packed weights, and the choice among the kernels: dense, sparse, int8, bf16.
 
 Dense (csrc/sample_kernel.h) runs any number of streams on any number of threads. For one
 stream, a block-sparse model (blekota.sparsity) runs the sparse kernel (csrc/sparse_kernel.h) on
@@ -6,7 +6,11 @@ one thread: it reads only the kept blocks of 8 units by 4 inputs, and draws exac
 the dense kernel would for the same seed. The int8 kernel runs the same blocks with int8
 weights (one scale per output column) and unsigned byte activations: about a quarter of the
 memory, its distributions 0.01-0.02 in total variation from the float ones on trained models
-(held under 0.05 by tests/test_sparse.py).
+(held under 0.05 by tests/test_sparse.py). The bf16 kernel is the dense one stream with every
+product's weights and inputs rounded to bfloat16 (float32 sums, as training's bf16 products):
+half the bytes a step reads, its distributions about 3e-3 in total variation from the float ones
+on trained models (tests/test_bf16_sampling.py); vdpbf16ps where the CPU has AVX512_BF16, float instructions
+elsewhere, with the same results.
 """
 
 from __future__ import annotations
@@ -30,14 +34,16 @@ _EMPTY_INTS = np.empty(0, np.int32)
 class Packed:
     """A model's weights packed for one generation.
 
-    kernel: "dense", "sparse" or "int8"; dense: _sample.pack of the weights (the sparse
-    kernels read layer 0's table, the biases and the output layer from it; float32 for int8);
-    sparse: _sample.generate's `sparse` argument (None for dense).
+    kernel: "dense", "sparse", "int8" or "bf16"; dense: _sample.pack of the weights (the sparse
+    kernels read layer 0's table, the biases and the output layer from it, bf16 its table and
+    biases; float32 for int8 and bf16); sparse: _sample.generate's `sparse` argument (None for
+    dense and bf16); half: _sample.generate's `half` argument (bf16's panels; None for the rest).
     """
 
     kernel: str
     dense: np.ndarray
     sparse: tuple | None
+    half: np.ndarray | None = None
 
 
 def _padded(hidden: int) -> int:
@@ -106,12 +112,14 @@ def _aligned(values: np.ndarray) -> np.ndarray:
 
 def kernel_for(model, streams: int) -> str:
     """The kernel that samples `streams` streams of a blekota.Model: int8 for one stream when
-    model.int8, sparse for one stream when at most SPARSE_BELOW of the blocks are kept, else
-    dense."""
+    model.int8, sparse for one stream when at most SPARSE_BELOW of the blocks are kept, bf16 for
+    one stream when model.bf16_sampling, else dense."""
     if streams == 1 and model.int8:
         return "int8"
     if streams == 1 and sparsity.block_density(model) <= SPARSE_BELOW:
         return "sparse"
+    if streams == 1 and model.bf16_sampling:
+        return "bf16"
     return "dense"
 
 
@@ -119,11 +127,15 @@ def pack(model, streams: int) -> Packed:
     """Pack a blekota.Model's weights for `streams` streams, for kernel_for's kernel."""
     kernel = kernel_for(model, streams)
     params, layers, hidden = model.core_params, model.layers, model.hidden
-    values = params.astype(np.float32) if kernel == "int8" else params
+    values = params.astype(np.float32, copy=False) if kernel in ("int8", "bf16") else params
     dense = np.empty(_sample.packed_size(layers, hidden), values.dtype)
     _sample.pack(values, layers, hidden, dense)
     if kernel == "dense":
         return Packed(kernel, dense, None)
+    if kernel == "bf16":
+        half = np.empty(dense.size, np.uint16)
+        _sample.pack_half(dense, layers, hidden, half)
+        return Packed(kernel, dense, None, half)
     index, weights, scales, offsets, bytes_ = [], [], [], [], []
     products = _products(values, layers, hidden)
     if kernel == "int8":
@@ -156,6 +168,11 @@ def pack(model, streams: int) -> Packed:
                                   np.concatenate(scales), np.concatenate(offsets)))
 
 
+def bf16_path() -> str:
+    """How this CPU runs the bf16 kernel's products: "avx512_bf16" (vdpbf16ps) or "float"."""
+    return _sample.bf16_path()
+
+
 def int8_path() -> str:
     """The int8 products this CPU runs: "vnni" (AVX-512 VNNI), "avx2" or "portable"."""
     return _sample.int8_path()
@@ -169,7 +186,7 @@ class Sampler:
     next); bit_generator: where the draws come from; tuning: what the kernel learned about using
     one thread or all for one stream (so short runs do not time both again each time); quiet (S,):
     each stream's silent levels drawn in a row (for waking, _sample.generate's wake_after). The one
-    place that packs the weights and picks the kernel (dense, sparse or int8) for a blekota.Model:
+    place that packs the weights and picks the kernel (dense, sparse, int8 or bf16) for a blekota.Model:
     Model.generate() and blekota.stream.Stream both run through it.
 
     With a frame tier (blekota.frames), the compiled loop runs a frame at a time with the
@@ -181,7 +198,7 @@ class Sampler:
     def __init__(self, model, streams: int, seed: int | None):
         self.threads = model.threads
         self.packed = pack(model, streams)
-        dtype = self.packed.dense.dtype  # float32 for int8
+        dtype = self.packed.dense.dtype  # float32 for int8 and bf16
         self.h = model.zero_state(streams).astype(dtype)
         self.previous = np.full(streams, SILENCE, np.uint8)
         self.quiet = np.zeros(streams, np.intp)
@@ -219,7 +236,8 @@ class Sampler:
         if not self.frame:
             _sample.generate(self.packed.dense, self.h, levels, hint, hint_lengths, self.previous, probs,
                              temperature, self.bit_generator, self.threads, *truncation, self.tuning,
-                             self.packed.sparse, means=means, wake_after=wake_after, quiet=self.quiet)
+                             self.packed.sparse, means=means, wake_after=wake_after, quiet=self.quiet,
+                             half=self.packed.half)
             return
         n, m, start = levels.shape[1], probs.shape[1], 0
         while start < n:
@@ -234,7 +252,7 @@ class Sampler:
                              np.clip(hint_lengths - start, 0, part_hint.shape[1]), self.previous, part_probs,
                              temperature, self.bit_generator, self.threads, *truncation, self.tuning,
                              self.packed.sparse, cond=cond, means=part_means, wake_after=wake_after,
-                             quiet=self.quiet)
+                             quiet=self.quiet, half=self.packed.half)
             levels[:, start:stop] = part
             self.drawn[:] = part[:, -1]
             means[:, start:stop] = part_means

@@ -10,6 +10,8 @@ stepped with small matrix-matrix tiles on the same panels. Softmax with temperat
 truncation (top-k, top-p, min-p) and the draw happen in place; everything runs without the GIL. A stream's arithmetic, hence its sound for a
 given seed, does not depend on the number of threads. A conditioning vector per stream (cond,
 from a frame tier) may be added to layer 0's gate pre-activations on every path.
+One dense stream of a float32 model may take its products in bfloat16 (generate's `half`:
+pack_half's panels, half the bytes a step reads).
 
 Drawing: one NumPy bit generator (PCG64 when blekota.Model makes it) gives one uniform double u
 in [0, 1) per stream per drawn step, steps in order and, within a step, streams 0..S-1; the level
@@ -24,7 +26,7 @@ from .mulaw import unquantize
 from cpython.pycapsule cimport PyCapsule_GetPointer
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.stdint cimport int8_t, int32_t
+from libc.stdint cimport int8_t, int32_t, uint16_t
 from numpy.random cimport bitgen_t
 
 include "cpu.pxi"
@@ -49,13 +51,15 @@ cdef extern from "sample_kernel.h" nogil:
     Py_ssize_t bk_padded(Py_ssize_t hidden)
     void bk_pack_f(const float* params, int layers, Py_ssize_t H, float* packed)
     void bk_pack_d(const double* params, int layers, Py_ssize_t H, double* packed)
-    void bk_run_one_tuned_f(bk_tuner* tuner, const float* packed, int layers, Py_ssize_t H,
+    void bk_pack_half(const float* packed, int layers, Py_ssize_t H, uint16_t* half)
+    int bk_cpu_bf16()
+    void bk_run_one_tuned_f(bk_tuner* tuner, const float* packed, const uint16_t* half, int layers, Py_ssize_t H,
                             const float* cond, float* h, float* scratch, int* level,
                             unsigned char* out, float* means, Py_ssize_t n,
                             const unsigned char* hint,
                             Py_ssize_t n_hint, const double* uniform, float* probs,
                             Py_ssize_t n_probs, const bk_sampling* how, int threads)
-    void bk_run_one_tuned_d(bk_tuner* tuner, const double* packed, int layers, Py_ssize_t H,
+    void bk_run_one_tuned_d(bk_tuner* tuner, const double* packed, const uint16_t* half, int layers, Py_ssize_t H,
                             const double* cond, double* h, double* scratch, int* level,
                             unsigned char* out, double* means, Py_ssize_t n,
                             const unsigned char* hint,
@@ -128,6 +132,21 @@ def pack(const floating[::1] params, int layers, int hidden, floating[::1] packe
             bk_pack_d(&params[0], layers, hidden, &packed[0])
 
 
+def pack_half(const float[::1] packed, int layers, int hidden, uint16_t[::1] half):
+    """The bfloat16 panels of a float32 model's packed weights (generate's `half`; packed_size
+    elements, sample_kernel.h)."""
+    if packed.shape[0] != bk_packed_size(layers, hidden) or half.shape[0] != packed.shape[0]:
+        raise ValueError("pack_half: packed and half must have packed_size(layers, hidden) elements")
+    with nogil:
+        bk_pack_half(&packed[0], layers, hidden, &half[0])
+
+
+def bf16_path() -> str:
+    """How the bfloat16 products run at this CPU level: "avx512_bf16" (vdpbf16ps) or "float" (the
+    same arithmetic in float32 instructions)."""
+    return "avx512_bf16" if bk_cpu_bf16() else "float"
+
+
 def new_tuning():
     """What the one-stream tuner knows before timing anything, for generate's `tuning`."""
     return np.array([-1.0, -1.0, 0.0, BK_REPROBE], dtype=np.float64)
@@ -186,7 +205,7 @@ def generate(const floating[::1] packed, floating[:, :, ::1] h, unsigned char[:,
              unsigned char[::1] previous, floating[:, :, ::1] probs, double temperature,
              bit_generator, int threads, int top_k=0, double top_p=1.0, double min_p=0.0,
              double[::1] tuning=None, sparse=None, cond=None, means=None, Py_ssize_t wake_after=0,
-             quiet=None):
+             quiet=None, const uint16_t[::1] half=None):
     """Generate levels.shape[1] steps for S = levels.shape[0] streams.
 
     packed: pack() of the model's parameters. h (L, S, H): hidden state in, state after the
@@ -217,6 +236,8 @@ def generate(const floating[::1] packed, floating[:, :, ::1] h, unsigned char[:,
     moved by -2..2 (from its step's uniform; sample_kernel.h, bk_heard) until it draws sound;
     `levels` keep what was drawn, `previous` is what is heard next. quiet[s] counts stream s's
     silent levels in a row, carried from call to call. Any path.
+    half: None, or pack_half of a float32 packed: one dense stream with its products in bfloat16
+    (both operands rounded to nearest, float32 sums; sample_kernel.h).
     """
     cdef Py_ssize_t L = h.shape[0], S = h.shape[1], H = h.shape[2]
     cdef Py_ssize_t n = levels.shape[1], nh = hint.shape[1], n_probs = probs.shape[1]
@@ -275,6 +296,11 @@ def generate(const floating[::1] packed, floating[:, :, ::1] h, unsigned char[:,
             padded[:, :, :H] = cond.reshape(S, 3, H)
             shift = padded.reshape(S, 3 * Hp)
         cond_ptr = &shift[0, 0]
+    if half is not None and (floating is double or S != 1 or sparse is not None
+                             or half.shape[0] != packed.shape[0]):
+        raise ValueError("generate: half panels are for one dense stream of float32 packed weights, "
+                         "with packed_size elements")
+    cdef const uint16_t* half_ptr = &half[0] if half is not None else NULL
     cdef bk_walk_f walk_f
     cdef bk_walk_d walk_d
     cdef const int32_t[::1] sparse_index
@@ -384,7 +410,7 @@ def generate(const floating[::1] packed, floating[:, :, ::1] h, unsigned char[:,
                                     probs_ptr + t0 * LEVELS if t0 < n_probs else NULL,
                                     max(0, min(n_probs, t1) - t0), &how)
             elif floating is float:
-                bk_run_one_tuned_f(&tuner, &packed[0], <int> L, H, cond_ptr, &state[0, 0, 0],
+                bk_run_one_tuned_f(&tuner, &packed[0], half_ptr, <int> L, H, cond_ptr, &state[0, 0, 0],
                                    &pre[0, 0], &level, &levels[0, t0], &means_out[0, t0],
                                    t1 - t0,
                                    hint_ptr + t0 if t0 < n_hint else NULL,
@@ -392,7 +418,7 @@ def generate(const floating[::1] packed, floating[:, :, ::1] h, unsigned char[:,
                                    probs_ptr + t0 * LEVELS if t0 < n_probs else NULL,
                                    max(0, min(n_probs, t1) - t0), &how, threads)
             else:
-                bk_run_one_tuned_d(&tuner, &packed[0], <int> L, H, cond_ptr, &state[0, 0, 0],
+                bk_run_one_tuned_d(&tuner, &packed[0], NULL, <int> L, H, cond_ptr, &state[0, 0, 0],
                                    &pre[0, 0], &level, &levels[0, t0], &means_out[0, t0],
                                    t1 - t0,
                                    hint_ptr + t0 if t0 < n_hint else NULL,

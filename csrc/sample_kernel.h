@@ -33,6 +33,10 @@
  * panels in register tiles of several streams (tiles_twin.h), so every weight is read once per
  * tile instead of once per stream.
  *
+ * bfloat16 products (one stream of a float32 model, bk_run_one's `half`): the products' weights
+ * come from a second array of 16-bit elements at the same offsets as the float panels (bk_pack_half),
+ * half the bytes a step reads; the table rows and biases still come from the float panels.
+ *
  * Everything is compiled for each CPU level of cpu.h (sample_twin.h, twinned by twins.h); the
  * elementwise math is fastmath.h's, as in training.
  */
@@ -47,6 +51,7 @@
 #include <omp.h>
 #endif
 
+#include "cpu.h"
 #include "fastmath.h"
 
 #define BK_PANEL 64
@@ -140,6 +145,87 @@ static double bk_now(void)
     return 0.0;
 #endif
 }
+
+/* bfloat16 products. A half panel holds the float panel's (K, P) weights rounded to bfloat16 (to
+ * nearest, ties to even), its rows taken in pairs: element (k / 2) 2P + 2c + k % 2 is row k, column
+ * c, so that one 32-bit lane holds a column's two weights of a row pair. A product rounds the
+ * inputs to bfloat16 the same way and adds, per row pair and column, the odd row's product and then
+ * the even row's, each exact in float32 and each sum rounded: what AVX512_BF16's vdpbf16ps
+ * computes (bk_half_rows_bf16), done in plain float on the CPUs without it (sample_twin.h's
+ * bk_half_rows). K is a multiple of 64 (Hp or 2 Hp). */
+static inline uint16_t bk_bf16_bits(float x)
+{
+    uint32_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    bits += 0x7FFFu + ((bits >> 16) & 1u);
+    return (uint16_t)(bits >> 16);
+}
+
+static inline float bk_bf16_value(uint16_t half)
+{
+    uint32_t bits = (uint32_t)half << 16;
+    float x;
+    memcpy(&x, &bits, sizeof x);
+    return x;
+}
+
+/* Float panels (bk_pack of a float32 model) -> half panels (bk_packed_size elements; the table
+ * and bias entries are left 0: a step reads them from the float panels). */
+static void bk_pack_half(const float *packed, int layers, ptrdiff_t H, uint16_t *half)
+{
+    ptrdiff_t Hp = bk_padded(H), units = Hp / BK_PANEL;
+    memset(half, 0, (size_t)bk_packed_size(layers, H) * sizeof(uint16_t));
+    for (int layer = 0; layer <= layers; layer++) {
+        ptrdiff_t K = layer == 0 || layer == layers ? Hp : 2 * Hp;
+        ptrdiff_t panels = layer == layers ? BK_LEVELS / BK_PANEL : 3 * units;
+        ptrdiff_t start = bk_packed_offset(layer, Hp) +
+                          (layer == layers ? 0 : layer == 0 ? BK_LEVELS * 3 * Hp : 3 * Hp);
+        for (ptrdiff_t p = 0; p < panels; p++) {
+            const float *w = packed + start + p * K * BK_PANEL;
+            uint16_t *out = half + start + p * K * BK_PANEL;
+            for (ptrdiff_t k = 0; k < K; k++)
+                for (int c = 0; c < BK_PANEL; c++)
+                    out[(k / 2) * 2 * BK_PANEL + 2 * c + k % 2] = bk_bf16_bits(w[k * BK_PANEL + c]);
+        }
+    }
+}
+
+#ifdef BK_HAVE_BF16
+#include <immintrin.h>
+
+/* Whether vdpbf16ps runs here (checked once; the AVX-512 twin asks). */
+static int bk_bf16_runs(void)
+{
+    static int runs = -1;
+    if (runs < 0)
+        runs = __builtin_cpu_supports("avx512bf16") ? 1 : 0;
+    return runs;
+}
+
+/* acc (P,) += the K rows of half panel w times v (K,), with vdpbf16ps: 32 inputs rounded at a time,
+ * then per row pair one broadcast and P / 16 dot products. */
+BK_TARGET_BF16 static void bk_half_rows_bf16(const uint16_t *w, ptrdiff_t K, const float *v, float *acc)
+{
+    __m512 a0 = _mm512_loadu_ps(acc), a1 = _mm512_loadu_ps(acc + 16);
+    __m512 a2 = _mm512_loadu_ps(acc + 32), a3 = _mm512_loadu_ps(acc + 48);
+    uint32_t pairs[16];
+    for (ptrdiff_t k = 0; k < K; k += 32) {
+        __m512bh rounded = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(v + k + 16), _mm512_loadu_ps(v + k));
+        _mm512_storeu_si512(pairs, (__m512i)rounded);
+        for (int j = 0; j < 16; j++, w += 2 * BK_PANEL) {
+            __m512bh x = (__m512bh)_mm512_set1_epi32((int)pairs[j]);
+            a0 = _mm512_dpbf16_ps(a0, (__m512bh)_mm512_loadu_si512(w), x);
+            a1 = _mm512_dpbf16_ps(a1, (__m512bh)_mm512_loadu_si512(w + 32), x);
+            a2 = _mm512_dpbf16_ps(a2, (__m512bh)_mm512_loadu_si512(w + 64), x);
+            a3 = _mm512_dpbf16_ps(a3, (__m512bh)_mm512_loadu_si512(w + 96), x);
+        }
+    }
+    _mm512_storeu_ps(acc, a0);
+    _mm512_storeu_ps(acc + 16, a1);
+    _mm512_storeu_ps(acc + 32, a2);
+    _mm512_storeu_ps(acc + 48, a3);
+}
+#endif
 
 #define BK_TEMPLATE "sample_twin.h"
 #include "twins.h"

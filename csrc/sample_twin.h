@@ -45,6 +45,56 @@ BK_FN void BK_NAME(bk_panel)(const BK_REAL *w, ptrdiff_t K1, const BK_REAL *v1, 
 #endif
 }
 
+#if BK_IS_FLOAT
+/* acc (P,) += the K rows of half panel w times v (K,), in plain float (sample_kernel.h). */
+BK_FN void BK_NAME(bk_half_rows)(const uint16_t *w, ptrdiff_t K, const float *v, float *acc)
+{
+    for (ptrdiff_t k = 0; k < K; k += 2, w += 2 * BK_PANEL) {
+        float even = bk_bf16_value(bk_bf16_bits(v[k])), odd = bk_bf16_value(bk_bf16_bits(v[k + 1]));
+        for (int c = 0; c < BK_PANEL; c++) {
+            uint32_t pair, low, high; /* a column's weights of rows k (low half) and k + 1 */
+            float w_even, w_odd;
+            memcpy(&pair, w + 2 * c, sizeof pair);
+            low = pair << 16;
+            high = pair & 0xFFFF0000u;
+            memcpy(&w_even, &low, sizeof w_even);
+            memcpy(&w_odd, &high, sizeof w_odd);
+            float sum = acc[c] + w_odd * odd;
+            acc[c] = sum + w_even * even;
+        }
+    }
+}
+#endif
+
+/* bk_panel's product, from the half panels at the same offset as w when half is not NULL (float
+ * only; packed: the float panels w lies in). */
+BK_FN void BK_NAME(bk_weights)(const BK_REAL *packed, const uint16_t *half, const BK_REAL *w,
+                                ptrdiff_t K1, const BK_REAL *v1, ptrdiff_t K2, const BK_REAL *v2,
+                                BK_REAL *acc)
+{
+#if BK_IS_FLOAT
+    if (half) {
+        const uint16_t *rows = half + (w - packed);
+#if defined(BK_HAVE_BF16) && BK_LEVEL == BK_AVX512
+        if (bk_bf16_runs()) {
+            if (K1 > 0)
+                bk_half_rows_bf16(rows, K1, v1, acc);
+            bk_half_rows_bf16(rows + K1 * BK_PANEL, K2, v2, acc);
+            return;
+        }
+#endif
+        if (K1 > 0)
+            BK_NAME(bk_half_rows)(rows, K1, v1, acc);
+        BK_NAME(bk_half_rows)(rows + K1 * BK_PANEL, K2, v2, acc);
+        return;
+    }
+#else
+    (void)packed;
+    (void)half;
+#endif
+    BK_NAME(bk_panel)(w, K1, v1, K2, v2, acc);
+}
+
 BK_FN void BK_NAME(bk_sigmoid)(BK_REAL *a, ptrdiff_t n)
 {
     for (ptrdiff_t j = 0; j < n; j++)
@@ -300,8 +350,8 @@ BK_FN void BK_NAME(bk_pack)(const BK_REAL *params, int layers, ptrdiff_t H, BK_R
 
 /* The steps of one thread out of `nthreads` (see sample_kernel.h); barriers are no-ops when
  * there is no enclosing parallel region. */
-BK_FN void BK_NAME(bk_one_worker)(const BK_REAL *packed, int layers, ptrdiff_t H,
-                                   const BK_REAL *cond, BK_REAL *h, BK_REAL *rh, BK_REAL *z,
+BK_FN void BK_NAME(bk_one_worker)(const BK_REAL *packed, const uint16_t *half, int layers,
+                                   ptrdiff_t H, const BK_REAL *cond, BK_REAL *h, BK_REAL *rh, BK_REAL *z,
                                    BK_REAL *logits, int *level,
                                    unsigned char *out, BK_REAL *means, ptrdiff_t n,
                                    const unsigned char *hint,
@@ -337,8 +387,8 @@ BK_FN void BK_NAME(bk_one_worker)(const BK_REAL *packed, int layers, ptrdiff_t H
                     BK_NAME(bk_add)(r, shift + q * BK_PANEL, BK_PANEL);
                     BK_NAME(bk_add)(zq, shift + Hp + q * BK_PANEL, BK_PANEL);
                 }
-                BK_NAME(bk_panel)(rz + q * K * BK_PANEL, Kx, x, Hp, hl, r);
-                BK_NAME(bk_panel)(rz + (nu + q) * K * BK_PANEL, Kx, x, Hp, hl, zq);
+                BK_NAME(bk_weights)(packed, half, rz + q * K * BK_PANEL, Kx, x, Hp, hl, r);
+                BK_NAME(bk_weights)(packed, half, rz + (nu + q) * K * BK_PANEL, Kx, x, Hp, hl, zq);
                 BK_NAME(bk_sigmoid)(r, BK_PANEL);
                 BK_NAME(bk_sigmoid)(zq, BK_PANEL);
                 for (int j = 0; j < BK_PANEL; j++)
@@ -353,7 +403,7 @@ BK_FN void BK_NAME(bk_one_worker)(const BK_REAL *packed, int layers, ptrdiff_t H
                 memcpy(c, init + 2 * Hp + q * BK_PANEL, BK_PANEL * sizeof(BK_REAL));
                 if (shift)
                     BK_NAME(bk_add)(c, shift + 2 * Hp + q * BK_PANEL, BK_PANEL);
-                BK_NAME(bk_panel)(cand + q * K * BK_PANEL, Kx, x, Hp, rh, c);
+                BK_NAME(bk_weights)(packed, half, cand + q * K * BK_PANEL, Kx, x, Hp, rh, c);
                 BK_NAME(bk_tanh)(c, BK_PANEL);
                 BK_NAME(bk_update)(hq, zq, c, BK_PANEL);
             }
@@ -364,7 +414,7 @@ BK_FN void BK_NAME(bk_one_worker)(const BK_REAL *packed, int layers, ptrdiff_t H
         for (ptrdiff_t o = o0; o < o1; o++) {
             BK_REAL *y = logits + o * BK_PANEL;
             memcpy(y, by + o * BK_PANEL, BK_PANEL * sizeof(BK_REAL));
-            BK_NAME(bk_panel)(wy + o * Hp * BK_PANEL, 0, NULL, Hp, h + (layers - 1) * Hp, y);
+            BK_NAME(bk_weights)(packed, half, wy + o * Hp * BK_PANEL, 0, NULL, Hp, h + (layers - 1) * Hp, y);
         }
 #ifdef _OPENMP
 #pragma omp barrier
@@ -401,14 +451,15 @@ BK_FN void BK_NAME(bk_one_worker)(const BK_REAL *packed, int layers, ptrdiff_t H
     }
 }
 
-/* n steps of one stream. cond (3Hp) or NULL: added to layer 0's gate pre-activations at every
+/* n steps of one stream. half: NULL, or the half panels of a float32 model (bk_pack_half): its
+ * products in bfloat16 (sample_kernel.h). cond (3Hp) or NULL: added to layer 0's gate pre-activations at every
  * step (as if layer 0's bias were b + cond), padding zero. h (layers, Hp): hidden state, padding
  * zero; scratch: 2 Hp + 256 elements; level: the level fed before the first step, on return the
  * one to feed next (bk_heard: the last drawn, or with how->wake_after its dithered silence) and
  * how->quiet[0] the stream's silent levels in a row. out (n,) receives the levels, means (n,) the mean of each step's distribution
  * (bk_softmax_draw; a hinted step's: its level's value). uniform[t] is read for steps
  * t >= n_hint when how->temperature > 0; probs (n_probs, 256) is filled. */
-BK_FN void BK_NAME(bk_run_one)(const BK_REAL *packed, int layers, ptrdiff_t H,
+BK_FN void BK_NAME(bk_run_one)(const BK_REAL *packed, const uint16_t *half, int layers, ptrdiff_t H,
                                 const BK_REAL *cond, BK_REAL *h, BK_REAL *scratch, int *level,
                                 unsigned char *out, BK_REAL *means, ptrdiff_t n,
                                 const unsigned char *hint, ptrdiff_t n_hint, const double *uniform,
@@ -420,19 +471,20 @@ BK_FN void BK_NAME(bk_run_one)(const BK_REAL *packed, int layers, ptrdiff_t H,
 #ifdef _OPENMP
     if (threads > 1) {
 #pragma omp parallel num_threads(threads)
-        BK_NAME(bk_one_worker)(packed, layers, H, cond, h, rh, z, logits, level, out, means, n,
+        BK_NAME(bk_one_worker)(packed, half, layers, H, cond, h, rh, z, logits, level, out, means, n,
                                hint, n_hint, uniform, probs, n_probs, how, omp_get_thread_num(),
                                omp_get_num_threads());
         return;
     }
 #endif
     (void)threads;
-    BK_NAME(bk_one_worker)(packed, layers, H, cond, h, rh, z, logits, level, out, means, n, hint,
+    BK_NAME(bk_one_worker)(packed, half, layers, H, cond, h, rh, z, logits, level, out, means, n, hint,
                            n_hint, uniform, probs, n_probs, how, 0, 1);
 }
 
 /* bk_run_one over n steps, choosing 1 or `threads` threads piece by piece with the tuner. */
-BK_FN void BK_NAME(bk_run_one_tuned)(bk_tuner *tuner, const BK_REAL *packed, int layers,
+BK_FN void BK_NAME(bk_run_one_tuned)(bk_tuner *tuner, const BK_REAL *packed,
+                                      const uint16_t *half, int layers,
                                       ptrdiff_t H, const BK_REAL *cond, BK_REAL *h,
                                       BK_REAL *scratch, int *level,
                                       unsigned char *out, BK_REAL *means, ptrdiff_t n,
@@ -459,7 +511,7 @@ BK_FN void BK_NAME(bk_run_one_tuned)(bk_tuner *tuner, const BK_REAL *packed, int
         ptrdiff_t hinted = n_hint <= t ? 0 : n_hint < t + len ? n_hint - t : len;
         ptrdiff_t recorded = n_probs <= t ? 0 : n_probs < t + len ? n_probs - t : len;
         double start = bk_now(), per_step;
-        BK_NAME(bk_run_one)(packed, layers, H, cond, h, scratch, level, out + t, means + t, len,
+        BK_NAME(bk_run_one)(packed, half, layers, H, cond, h, scratch, level, out + t, means + t, len,
                             hinted ? hint + t : NULL, hinted, uniform + t,
                             recorded ? probs + t * BK_LEVELS : NULL, recorded, how,
                             use ? threads : 1);
@@ -606,7 +658,8 @@ static inline void BK_TWIN(bk_pack)(const BK_REAL *params, int layers, ptrdiff_t
     BK_PICK(BK_TWIN(bk_pack))(params, layers, H, packed);
 }
 
-static inline void BK_TWIN(bk_run_one_tuned)(bk_tuner *tuner, const BK_REAL *packed, int layers,
+static inline void BK_TWIN(bk_run_one_tuned)(bk_tuner *tuner, const BK_REAL *packed,
+                                      const uint16_t *half, int layers,
                                       ptrdiff_t H, const BK_REAL *cond, BK_REAL *h,
                                       BK_REAL *scratch, int *level,
                                       unsigned char *out, BK_REAL *means, ptrdiff_t n,
@@ -614,7 +667,7 @@ static inline void BK_TWIN(bk_run_one_tuned)(bk_tuner *tuner, const BK_REAL *pac
                                       ptrdiff_t n_hint, const double *uniform, BK_REAL *probs,
                                       ptrdiff_t n_probs, const bk_sampling *how, int threads)
 {
-    BK_PICK(BK_TWIN(bk_run_one_tuned))(tuner, packed, layers, H, cond, h, scratch, level, out,
+    BK_PICK(BK_TWIN(bk_run_one_tuned))(tuner, packed, half, layers, H, cond, h, scratch, level, out,
                                        means, n, hint, n_hint, uniform, probs, n_probs, how,
                                        threads);
 }

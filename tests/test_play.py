@@ -347,6 +347,18 @@ def test_play_command_plays_and_reports(model, model_file, device, monkeypatch, 
     check_played(fake.sound, 4000, 128, late, model.sample(8000, seed=3))
 
 
+@pytest.mark.parametrize("option", ["--bf16", "--int8"])
+def test_play_samples_with_the_kernel_asked_for(model_file, device, monkeypatch, capsys, option):
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    assert main(["play", model_file, "--seconds", "0.5", "--seed", "3", "--block", "128", "--threads", "1", option]) == 0
+    out = capsys.readouterr().out.splitlines()
+    late = int(out[-1].split(", ")[-1].split(" blocks")[0])
+    saved = blekota.load(model_file, threads=1)
+    assert not saved.bf16_sampling and not saved.int8  # the model file is not changed
+    setattr(saved, "bf16_sampling" if option == "--bf16" else "int8", True)
+    check_played(device.opened[0].sound, 4000, 128, late, saved.sample(8000, seed=3))
+
+
 def test_keys_change_the_sound_while_it_plays(model_file, device, monkeypatch, capsys):
     device.pace = 1.0  # real time: the keys are read while it plays
     monkeypatch.setattr(sys, "stdin", io.StringIO("--\n[[\n..\nr\n"))

@@ -15,8 +15,8 @@ from ..fileutil import is_stream
 from ..keys import KEYS_HELP, Controls, KeyReader, apply_key
 from ..stream import Stream
 from .options import (
-    add_sampling_arguments, add_sound_device_argument, add_threads_argument, argument_type, check_distinct, check_output,
-    model_path, positive_float, sampling_options, seed,
+    add_kernel_arguments, add_sampling_arguments, add_sound_device_argument, add_threads_argument, argument_type,
+    check_distinct, check_output, model_path, positive_float, sampling_options, seed, use_kernel_arguments,
 )
 
 TICK_S = 0.05  # how often keys are read and the status line is redrawn
@@ -45,6 +45,7 @@ def add_parser(commands) -> None:
     add_sound_device_argument(parser)
     parser.add_argument("--sound-rate", type=device_rate, default=None, metavar="HZ", help="the rate the device runs at; the sound is resampled to it (default: the model's rate where the device takes it, else the device's own rate)")
     add_sampling_arguments(parser, "at the start: the keys change temperature, top-k and smoothing")
+    add_kernel_arguments(parser)
     add_threads_argument(parser)
 
     commands.add_parser("sound-devices", help="list the sound output devices play can use",
@@ -110,6 +111,7 @@ def play(args) -> int:
         check_output(args.record, args.force)
         check_distinct({"--record": args.record}, {"MODEL": args.model, "--hint": args.hint})
     model = modelfile.load(model_path(args.model, print), threads=args.threads)
+    use_kernel_arguments(model, args)
     hint = load_audio(args.hint, model.fs)[0] if args.hint else None
     stream = model.stream(seed=args.seed, hint=hint, **sampling_options(args))
     limit = None if args.seconds is None else max(1, round(args.seconds * model.fs))

@@ -15,8 +15,8 @@ from ..audio import ChunkPlayer, WavWriter, load_audio
 from ..fileutil import STDOUT, is_stream
 from ..drawing import describe_sampling
 from .options import (
-    add_sampling_arguments, add_sound_device_argument, add_threads_argument, check_distinct, check_output, model_path,
-    non_negative_int, output_png, sampling_options, seed,
+    add_kernel_arguments, add_sampling_arguments, add_sound_device_argument, add_threads_argument, check_distinct,
+    check_output, model_path, non_negative_int, output_png, sampling_options, seed, use_kernel_arguments,
 )
 
 HEATMAP_SAMPLES = 400  # drawn by sample --heatmap: 50 ms at 8 kHz, each sample visible
@@ -38,7 +38,7 @@ def add_parser(commands) -> None:
     add_sound_device_argument(sample_parser, "with --play: ")
     sample_parser.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
     sample_parser.add_argument("--heatmap", metavar="PNG", default=None, help=f"also draw the probabilities {HEATMAP_SAMPLES} samples were drawn from into this PNG (from just before the hint ends)")
-    sample_parser.add_argument("--int8", action="store_true", help="int8 weights (about 4x less memory than float32, faster on one thread; the probabilities move by about 1 %%); a model saved with int8 on uses them without this option")
+    add_kernel_arguments(sample_parser)
     add_sampling_arguments(sample_parser)
     add_threads_argument(sample_parser)
 
@@ -57,8 +57,7 @@ def run(args) -> int:
     streaming = is_stream(output)  # perhaps into standard output: then messages go to stderr
     say = (lambda *a, **k: print(*a, file=sys.stderr, **k)) if streaming else print
     model = modelfile.load(model_path(args.model, say), threads=args.threads)
-    if args.int8:
-        model.int8 = True
+    use_kernel_arguments(model, args)
     hint = load_audio(args.hint, model.fs)[0] if args.hint else None
     hinted = 0 if hint is None else hint.size
     total = hinted + args.n
