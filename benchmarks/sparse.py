@@ -1,14 +1,17 @@
-"""Sparse and int8 sampling (issue 18): one stream on one thread, against the dense float kernel
-of the same model in the same run.
+"""Sparse, int8 and bf16 sampling (issue 18): one stream on one thread, against the dense float
+kernel of the same model in the same run.
 
 Models: the default 3x256 and a 3x512, float32, pruned to density 0.1 (or each of --density) in
 one shot by blekota.sparsity.prune (blocks of 8 units by 4 inputs; the speed does not depend on which blocks
 are kept, only on how many). Rows: the dense float kernel on 1 and 2 threads (the dense model),
-the sparse float kernel, int8 on the dense and on the sparse model, and the sparse float and int8
-kernels at each CPU level this machine has (portable, AVX2, AVX-512; int8 runs VNNI at the
-AVX-512 level when the CPU has it). Each note gives the rate over the dense kernel's on one thread
-in the same run. The last row times the whole command a user runs, process start included:
-`python -m blekota sample MODEL --threads 1 -n 441000` (10 s of sound at 44.1 kHz).
+the dense model with bfloat16 products (Model.bf16_sampling) at each CPU level this machine has
+(vdpbf16ps at the AVX-512 level when the CPU has AVX512_BF16, float instructions elsewhere), the
+sparse float kernel, int8 on the dense and on the sparse model, and the sparse float and int8
+kernels at each CPU level (portable, AVX2, AVX-512; int8 runs VNNI at the AVX-512 level when the
+CPU has it). Each note gives the rate over the dense kernel's on one thread
+in the same run. The command rows time the whole command a user runs, process start included:
+`python -m blekota sample MODEL --threads 1 -n 441000` (10 s of sound at 44.1 kHz), for the dense
+model with bf16 products and the sparse model in float and int8.
 
 Run alone: python benchmarks/sparse.py [--repeats R] [--quick] [--density D [D ...]]
 """
@@ -92,8 +95,8 @@ def run(threads: int, repeats: int, quick: bool, densities: tuple[float, ...] = 
         dense = blekota.Model(hidden, layers, seed=0)
         steps = (4000 if quick else 20000) * 256 // hidden
 
-        def rate_of(model: blekota.Model, count: int, int8: bool) -> list[float]:
-            model.threads, model.int8 = count, int8
+        def rate_of(model: blekota.Model, count: int, int8: bool, bf16: bool = False) -> list[float]:
+            model.threads, model.int8, model.bf16_sampling = count, int8, bf16
             return time_runs(lambda: model.sample(steps, seed=0), repeats, warmup=1)
 
         base = float(np.median(rate_of(dense, 1, False)))
@@ -104,6 +107,18 @@ def run(threads: int, repeats: int, quick: bool, densities: tuple[float, ...] = 
             times = rate_of(model, count, int8)
             note = _speed_note(f"{sampler.kernel_for(model, 1)} kernel", base, times)
             rows.append(_row(f"{shape} {name}", f"{shape}, {steps} steps", count, steps, times, note))
+        for level in LEVELS:
+            times = _at_level(level, lambda: rate_of(dense, 1, False, True))
+            if times is not None:
+                path = _at_level(level, sampler.bf16_path)
+                rows.append(_row(f"{shape} bf16 dense {level}", f"{shape}, {steps} steps", 1, steps, times,
+                                 _speed_note(f"bf16 kernel, {path} products", base, times)))
+        if hidden == 256:
+            dense.bf16_sampling = True
+            rows.append(_row(f"{shape} bf16 dense command", f"sample -n {COMMAND_SAMPLES} --threads 1", 1,
+                             COMMAND_SAMPLES, _command_seconds(dense, 1 if quick else 3),
+                             "whole command, process start included"))
+        dense.bf16_sampling = False
         for density in densities:
             rows += _sparse_rows(shape, hidden, layers, density, steps, base, rate_of, quick)
     return rows
