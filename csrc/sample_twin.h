@@ -46,9 +46,68 @@ BK_FN void BK_NAME(bk_panel)(const BK_REAL *w, ptrdiff_t K1, const BK_REAL *v1, 
 }
 
 #if BK_IS_FLOAT
-/* acc (P,) += the K rows of half panel w times v (K,), in plain float (sample_kernel.h). */
+/* acc (P,) += the K rows of half panel w times v (K,) in float instructions (sample_kernel.h): a
+ * pair's 32-bit lane gives row k's weight shifted up 16 bits and row k + 1's masked, each product
+ * exact, so an FMA adds it as vdpbf16ps does. */
 BK_FN void BK_NAME(bk_half_rows)(const uint16_t *w, ptrdiff_t K, const float *v, float *acc)
 {
+#if BK_LEVEL == BK_AVX512
+    const __m512i high = _mm512_set1_epi32((int)0xFFFF0000u);
+    __m512 a0 = _mm512_loadu_ps(acc), a1 = _mm512_loadu_ps(acc + 16);
+    __m512 a2 = _mm512_loadu_ps(acc + 32), a3 = _mm512_loadu_ps(acc + 48);
+    for (ptrdiff_t k = 0; k < K; k += 2, w += 2 * BK_PANEL) {
+        __m512 even = _mm512_set1_ps(bk_bf16_value(bk_bf16_bits(v[k])));
+        __m512 odd = _mm512_set1_ps(bk_bf16_value(bk_bf16_bits(v[k + 1])));
+#define BK_HALF_PAIR(a, at)                                                                      \
+    {                                                                                            \
+        __m512i pairs = _mm512_loadu_si512((const void *)(w + (at)));                           \
+        a = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(pairs, high)), odd, a);        \
+        a = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(pairs, 16)), even, a);        \
+    }
+        BK_HALF_PAIR(a0, 0)
+        BK_HALF_PAIR(a1, 32)
+        BK_HALF_PAIR(a2, 64)
+        BK_HALF_PAIR(a3, 96)
+#undef BK_HALF_PAIR
+    }
+    _mm512_storeu_ps(acc, a0);
+    _mm512_storeu_ps(acc + 16, a1);
+    _mm512_storeu_ps(acc + 32, a2);
+    _mm512_storeu_ps(acc + 48, a3);
+#elif BK_LEVEL == BK_AVX2
+    const __m256i high = _mm256_set1_epi32((int)0xFFFF0000u);
+    __m256 a0 = _mm256_loadu_ps(acc), a1 = _mm256_loadu_ps(acc + 8);
+    __m256 a2 = _mm256_loadu_ps(acc + 16), a3 = _mm256_loadu_ps(acc + 24);
+    __m256 a4 = _mm256_loadu_ps(acc + 32), a5 = _mm256_loadu_ps(acc + 40);
+    __m256 a6 = _mm256_loadu_ps(acc + 48), a7 = _mm256_loadu_ps(acc + 56);
+    for (ptrdiff_t k = 0; k < K; k += 2, w += 2 * BK_PANEL) {
+        __m256 even = _mm256_set1_ps(bk_bf16_value(bk_bf16_bits(v[k])));
+        __m256 odd = _mm256_set1_ps(bk_bf16_value(bk_bf16_bits(v[k + 1])));
+#define BK_HALF_PAIR(a, at)                                                                      \
+    {                                                                                            \
+        __m256i pairs = _mm256_loadu_si256((const __m256i *)(w + (at)));                        \
+        a = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(pairs, high)), odd, a);        \
+        a = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(pairs, 16)), even, a);        \
+    }
+        BK_HALF_PAIR(a0, 0)
+        BK_HALF_PAIR(a1, 16)
+        BK_HALF_PAIR(a2, 32)
+        BK_HALF_PAIR(a3, 48)
+        BK_HALF_PAIR(a4, 64)
+        BK_HALF_PAIR(a5, 80)
+        BK_HALF_PAIR(a6, 96)
+        BK_HALF_PAIR(a7, 112)
+#undef BK_HALF_PAIR
+    }
+    _mm256_storeu_ps(acc, a0);
+    _mm256_storeu_ps(acc + 8, a1);
+    _mm256_storeu_ps(acc + 16, a2);
+    _mm256_storeu_ps(acc + 24, a3);
+    _mm256_storeu_ps(acc + 32, a4);
+    _mm256_storeu_ps(acc + 40, a5);
+    _mm256_storeu_ps(acc + 48, a6);
+    _mm256_storeu_ps(acc + 56, a7);
+#else
     for (ptrdiff_t k = 0; k < K; k += 2, w += 2 * BK_PANEL) {
         float even = bk_bf16_value(bk_bf16_bits(v[k])), odd = bk_bf16_value(bk_bf16_bits(v[k + 1]));
         for (int c = 0; c < BK_PANEL; c++) {
@@ -63,6 +122,7 @@ BK_FN void BK_NAME(bk_half_rows)(const uint16_t *w, ptrdiff_t K, const float *v,
             acc[c] = sum + w_even * even;
         }
     }
+#endif
 }
 #endif
 
