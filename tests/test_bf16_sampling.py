@@ -141,9 +141,12 @@ def test_the_kernel_chosen(make_model):
         plain.bf16_sampling = "yes"
 
 
-def test_chunks_hints_and_the_stream_carry_the_state(make_model):
+def test_chunks_threads_hints_and_the_stream_carry_the_state(make_model):
     model = bf16_model(make_model, 70, 2)
+    model.threads = 1
     whole = model.sample(3000, seed=4)
+    model.threads = 2  # the units split over two threads: the same arithmetic
+    np.testing.assert_array_equal(whole, model.sample(3000, seed=4))
     np.testing.assert_array_equal(whole, np.concatenate(list(model.generate(3000, chunk=700, seed=4))))
     stream = model.stream(seed=4)
     np.testing.assert_array_equal(whole, np.concatenate([stream.process(1000) for _ in range(3)]))
