@@ -151,7 +151,7 @@ static double bk_now(void)
  * c, so that one 32-bit lane holds a column's two weights of a row pair. A product rounds the
  * inputs to bfloat16 the same way and adds, per row pair and column, the odd row's product and then
  * the even row's, each exact in float32 and each sum rounded: what AVX512_BF16's vdpbf16ps
- * computes (bk_half_rows_bf16), done in plain float on the CPUs without it (sample_twin.h's
+ * computes (bk_half_rows_bf16), done in float instructions on the CPUs without it (sample_twin.h's
  * bk_half_rows). K is a multiple of 64 (Hp or 2 Hp). */
 static inline uint16_t bk_bf16_bits(float x)
 {
@@ -193,12 +193,12 @@ static void bk_pack_half(const float *packed, int layers, ptrdiff_t H, uint16_t 
 #ifdef BK_HAVE_BF16
 #include <immintrin.h>
 
-/* Whether vdpbf16ps runs here (checked once; the AVX-512 twin asks). */
+/* cpu.h's bk_cpu_bf16, asked once: only the AVX-512 twin asks, so the level is AVX-512 then. */
 static int bk_bf16_runs(void)
 {
     static int runs = -1;
     if (runs < 0)
-        runs = __builtin_cpu_supports("avx512bf16") ? 1 : 0;
+        runs = bk_cpu_bf16();
     return runs;
 }
 
