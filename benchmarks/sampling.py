@@ -7,9 +7,9 @@ streams (so 64 streams at 1,000 steps/s is 64,000 samples/s). Rows use the suite
 (common.py); peak_mib is the tracemalloc peak of one extra untimed run (NaN for PyTorch, whose
 memory tracemalloc does not see). blekota is also timed with each truncation of the sampled
 distribution (note column: min-p, top-k or top-p), so its cost reads against the plain row above it;
-the untrained model's distributions are nearly flat, the most work for top-k and top-p. One stream
-is also timed with bfloat16 products (Model.bf16_sampling: note "bf16 products", with how this CPU
-runs them: vdpbf16ps or float instructions). The plain
+the untrained model's distributions are nearly flat, the most work for top-k and top-p. Both stream
+counts are also timed with bfloat16 products (Model.bf16_sampling: note "bf16 products", with how
+this CPU runs them: vdpbf16ps or float instructions). The plain
 row writes each sample 0.3 of the way to its step's mean (sample's default smooth); "smooth 0" writes
 the drawn levels, so the difference is what smoothing costs. The
 "frame tier" rows are the same model with a frame tier of FRAME samples (blekota.frames): the
@@ -171,11 +171,10 @@ def run(threads: int, repeats: int, quick: bool) -> list[dict]:
 
                 rows.append(_row("blekota", streams, count, steps, time_runs(sample, repeats, warmup=1),
                                  _peak_mib(sample), note))
-            if streams == 1:
-                model.bf16_sampling = True
-                rows.append(_row("blekota", streams, count, steps, time_runs(sample, repeats, warmup=1),
-                                 _peak_mib(sample), f"bf16 products ({blekota.sampler.bf16_path()})"))
-                model.bf16_sampling = False
+            model.bf16_sampling = True
+            rows.append(_row("blekota", streams, count, steps, time_runs(sample, repeats, warmup=1),
+                             _peak_mib(sample), f"bf16 products ({blekota.sampler.bf16_path()})"))
+            model.bf16_sampling = False
             framed.threads = count
 
             def sample_framed() -> np.ndarray:

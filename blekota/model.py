@@ -221,9 +221,10 @@ class Model:
 
     @property
     def bf16_sampling(self) -> bool:
-        """Whether one stream is sampled with bfloat16 products (blekota.sampler; half the bytes per
-        step, about 3e-3 in total variation from float32); kept in model.info, so a saved model
-        file remembers it."""
+        """Whether dense streams are sampled with bfloat16 products (blekota.sampler: one stream
+        reads half the bytes per step, several multiply faster with AVX512_BF16; about 3e-3 in
+        total variation from float32, a stream's numbers the same alone or among several); kept
+        in model.info, so a saved model file remembers it."""
         return self.info.get("bf16_sampling") is True
 
     @bf16_sampling.setter

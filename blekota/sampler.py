@@ -6,11 +6,12 @@ one thread: it reads only the kept blocks of 8 units by 4 inputs, and draws exac
 the dense kernel would for the same seed. The int8 kernel runs the same blocks with int8
 weights (one scale per output column) and unsigned byte activations: about a quarter of the
 memory, its distributions 0.01-0.02 in total variation from the float ones on trained models
-(held under 0.05 by tests/test_sparse.py). The bf16 kernel is the dense one stream with every
-product's weights and inputs rounded to bfloat16 (float32 sums, as training's bf16 products):
-half the bytes a step reads, its distributions about 3e-3 in total variation from the float ones
-on trained models (tests/test_bf16_sampling.py); vdpbf16ps where the CPU has AVX512_BF16, float instructions
-elsewhere, with the same results.
+(held under 0.05 by tests/test_sparse.py). The bf16 kernel is the dense kernel with every
+product's weights and inputs rounded to bfloat16 (float32 sums, as training's bf16 products), for
+any number of streams: one stream reads half the bytes a step, several multiply in tiles of
+streams; its distributions are about 3e-3 in total variation from the float ones on trained models
+(tests/test_bf16_sampling.py); vdpbf16ps where the CPU has AVX512_BF16, float instructions
+elsewhere, with the same results, and a stream's the same alone or among several.
 """
 
 from __future__ import annotations
@@ -113,12 +114,12 @@ def _aligned(values: np.ndarray) -> np.ndarray:
 def kernel_for(model, streams: int) -> str:
     """The kernel that samples `streams` streams of a blekota.Model: int8 for one stream when
     model.int8, sparse for one stream when at most SPARSE_BELOW of the blocks are kept, bf16 for
-    one stream when model.bf16_sampling, else dense."""
+    any number of streams when model.bf16_sampling, else dense."""
     if streams == 1 and model.int8:
         return "int8"
     if streams == 1 and sparsity.block_density(model) <= SPARSE_BELOW:
         return "sparse"
-    if streams == 1 and model.bf16_sampling:
+    if model.bf16_sampling:
         return "bf16"
     return "dense"
 

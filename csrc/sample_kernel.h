@@ -190,6 +190,16 @@ static void bk_pack_half(const float *packed, int layers, ptrdiff_t H, uint16_t 
     }
 }
 
+/* pairs (K / 2,) <- v (K,) rounded to bfloat16, a row pair per 32-bit word: row k in the low half,
+ * row k + 1 in the high half, as the half panels hold their weights. */
+static void bk_round_pairs(const float *v, ptrdiff_t K, uint32_t *pairs)
+{
+    for (ptrdiff_t k = 0; k < K; k += 2)
+        pairs[k / 2] = (uint32_t)bk_bf16_bits(v[k]) | (uint32_t)bk_bf16_bits(v[k + 1]) << 16;
+}
+
+#define BK_HALF_ROWS 6 /* most streams of a many-stream bf16 tile */
+
 #ifdef BK_HAVE_BF16
 #include <immintrin.h>
 
@@ -224,6 +234,72 @@ BK_TARGET_BF16 static void bk_half_rows_bf16(const uint16_t *w, ptrdiff_t K, con
     _mm512_storeu_ps(acc + 16, a1);
     _mm512_storeu_ps(acc + 32, a2);
     _mm512_storeu_ps(acc + 48, a3);
+}
+
+/* Many streams: c (R rows of a panel's 64 columns, ldc apart) += pairs (R rows of n row pairs of
+ * rounded inputs, ldp apart) times the n row pairs of half panel w, with vdpbf16ps: the four loads
+ * of a row pair feed R broadcasts. Each sum is what bk_half_rows_bf16 computes for one stream. */
+#define BK_HALF_EACH_ROW(M) M(0) M(1) M(2) M(3) M(4) M(5)
+#define BK_HALF_DECLARE(r)                                                                       \
+    __m512 a##r##0 = _mm512_setzero_ps(), a##r##1 = a##r##0, a##r##2 = a##r##0, a##r##3 = a##r##0; \
+    if ((r) < R) {                                                                               \
+        a##r##0 = _mm512_loadu_ps(c + (r) * ldc);                                                \
+        a##r##1 = _mm512_loadu_ps(c + (r) * ldc + 16);                                           \
+        a##r##2 = _mm512_loadu_ps(c + (r) * ldc + 32);                                           \
+        a##r##3 = _mm512_loadu_ps(c + (r) * ldc + 48);                                           \
+    }
+#define BK_HALF_DOT(r)                                                                           \
+    if ((r) < R) {                                                                               \
+        __m512bh x = (__m512bh)_mm512_set1_epi32((int)pairs[(r) * ldp + j]);                     \
+        a##r##0 = _mm512_dpbf16_ps(a##r##0, w0, x);                                              \
+        a##r##1 = _mm512_dpbf16_ps(a##r##1, w1, x);                                              \
+        a##r##2 = _mm512_dpbf16_ps(a##r##2, w2, x);                                              \
+        a##r##3 = _mm512_dpbf16_ps(a##r##3, w3, x);                                              \
+    }
+#define BK_HALF_STORE(r)                                                                         \
+    if ((r) < R) {                                                                               \
+        _mm512_storeu_ps(c + (r) * ldc, a##r##0);                                                \
+        _mm512_storeu_ps(c + (r) * ldc + 16, a##r##1);                                           \
+        _mm512_storeu_ps(c + (r) * ldc + 32, a##r##2);                                           \
+        _mm512_storeu_ps(c + (r) * ldc + 48, a##r##3);                                           \
+    }
+
+BK_TARGET_BF16 static inline __attribute__((always_inline)) void
+bk_half_tile_bf16(const int R, const uint16_t *w, ptrdiff_t n, const uint32_t *pairs, ptrdiff_t ldp,
+                  float *c, ptrdiff_t ldc)
+{
+    BK_HALF_EACH_ROW(BK_HALF_DECLARE)
+    for (ptrdiff_t j = 0; j < n; j++, w += 2 * BK_PANEL) {
+        __m512bh w0 = (__m512bh)_mm512_loadu_si512(w), w1 = (__m512bh)_mm512_loadu_si512(w + 32);
+        __m512bh w2 = (__m512bh)_mm512_loadu_si512(w + 64), w3 = (__m512bh)_mm512_loadu_si512(w + 96);
+        BK_HALF_EACH_ROW(BK_HALF_DOT)
+    }
+    BK_HALF_EACH_ROW(BK_HALF_STORE)
+}
+
+#undef BK_HALF_DECLARE
+#undef BK_HALF_DOT
+#undef BK_HALF_STORE
+
+/* M rows of c against `panels` half panels (`stride` elements apart, 64 columns each side by side
+ * in c), in tiles of up to BK_HALF_ROWS rows. */
+BK_TARGET_BF16 static void bk_half_product_bf16(const uint16_t *w, ptrdiff_t panels, ptrdiff_t stride,
+                                                ptrdiff_t M, ptrdiff_t n, const uint32_t *pairs,
+                                                ptrdiff_t ldp, float *c, ptrdiff_t ldc)
+{
+    for (ptrdiff_t p = 0; p < panels; p++, w += stride)
+        for (ptrdiff_t r = 0; r < M; r += BK_HALF_ROWS) {
+            const uint32_t *x = pairs + r * ldp;
+            float *cr = c + r * ldc + p * BK_PANEL;
+            switch (M - r < BK_HALF_ROWS ? M - r : BK_HALF_ROWS) {
+            case 1: bk_half_tile_bf16(1, w, n, x, ldp, cr, ldc); break;
+            case 2: bk_half_tile_bf16(2, w, n, x, ldp, cr, ldc); break;
+            case 3: bk_half_tile_bf16(3, w, n, x, ldp, cr, ldc); break;
+            case 4: bk_half_tile_bf16(4, w, n, x, ldp, cr, ldc); break;
+            case 5: bk_half_tile_bf16(5, w, n, x, ldp, cr, ldc); break;
+            default: bk_half_tile_bf16(6, w, n, x, ldp, cr, ldc); break;
+            }
+        }
 }
 #endif
 

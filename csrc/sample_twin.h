@@ -126,6 +126,151 @@ BK_FN void BK_NAME(bk_half_rows)(const uint16_t *w, ptrdiff_t K, const float *v,
 }
 #endif
 
+#if BK_IS_FLOAT && BK_LEVEL != BK_PORTABLE
+/* Many streams in float instructions: c (R <= 4 rows, ldc apart; from column `at`, 64 columns at
+ * AVX-512, 16 at AVX2) += v (R rows of 2 n inputs rounded to bfloat16 values, ldv apart) times
+ * the n row pairs of half panel w. Each sum is what bk_half_rows computes for one stream. */
+#if BK_LEVEL == BK_AVX512
+#define BK_HALF_COLUMNS 64
+#define BK_HALF_VW 16
+#define BK_HALF_VEC __m512
+#define BK_HALF_ZERO _mm512_setzero_ps
+#define BK_HALF_LOADF _mm512_loadu_ps
+#define BK_HALF_STOREF _mm512_storeu_ps
+#define BK_HALF_FMA _mm512_fmadd_ps
+#define BK_HALF_SET1 _mm512_set1_ps
+#define BK_HALF_SPLIT(v)                                                                         \
+    __m512i p##v = _mm512_loadu_si512((const void *)(w + 2 * at + 32 * (v)));                    \
+    __m512 o##v = _mm512_castsi512_ps(_mm512_and_si512(p##v, high));                            \
+    __m512 e##v = _mm512_castsi512_ps(_mm512_slli_epi32(p##v, 16));
+#define BK_HALF_ALL_V(M, r) M(r, 0) M(r, 1) M(r, 2) M(r, 3)
+#define BK_HALF_SPLITS BK_HALF_SPLIT(0) BK_HALF_SPLIT(1) BK_HALF_SPLIT(2) BK_HALF_SPLIT(3)
+#define BK_HALF_HIGH const __m512i high = _mm512_set1_epi32((int)0xFFFF0000u);
+#else
+#define BK_HALF_COLUMNS 16
+#define BK_HALF_VW 8
+#define BK_HALF_VEC __m256
+#define BK_HALF_ZERO _mm256_setzero_ps
+#define BK_HALF_LOADF _mm256_loadu_ps
+#define BK_HALF_STOREF _mm256_storeu_ps
+#define BK_HALF_FMA _mm256_fmadd_ps
+#define BK_HALF_SET1 _mm256_set1_ps
+#define BK_HALF_SPLIT(v)                                                                         \
+    __m256i p##v = _mm256_loadu_si256((const __m256i *)(w + 2 * at + 16 * (v)));                 \
+    __m256 o##v = _mm256_castsi256_ps(_mm256_and_si256(p##v, high));                             \
+    __m256 e##v = _mm256_castsi256_ps(_mm256_slli_epi32(p##v, 16));
+#define BK_HALF_ALL_V(M, r) M(r, 0) M(r, 1)
+#define BK_HALF_SPLITS BK_HALF_SPLIT(0) BK_HALF_SPLIT(1)
+#define BK_HALF_HIGH const __m256i high = _mm256_set1_epi32((int)0xFFFF0000u);
+#endif
+#define BK_HALF_EACH4(M) M(0) M(1) M(2) M(3)
+#define BK_HALF_ACC_DECLARE(r, v)                                                                \
+    BK_HALF_VEC a##r##v = (r) < R ? BK_HALF_LOADF(c + (r) * ldc + at + (v) * BK_HALF_VW) : BK_HALF_ZERO();
+#define BK_HALF_ACC_FMA(r, v)                                                                    \
+    a##r##v = BK_HALF_FMA(o##v, odd, a##r##v);                                                   \
+    a##r##v = BK_HALF_FMA(e##v, even, a##r##v);
+#define BK_HALF_ACC_STORE(r, v) BK_HALF_STOREF(c + (r) * ldc + at + (v) * BK_HALF_VW, a##r##v);
+#define BK_HALF_ROW_DECLARE(r) BK_HALF_ALL_V(BK_HALF_ACC_DECLARE, r)
+#define BK_HALF_ROW_FMA(r)                                                                       \
+    if ((r) < R) {                                                                               \
+        BK_HALF_VEC odd = BK_HALF_SET1(v[(r) * ldv + 2 * j + 1]);                                \
+        BK_HALF_VEC even = BK_HALF_SET1(v[(r) * ldv + 2 * j]);                                   \
+        BK_HALF_ALL_V(BK_HALF_ACC_FMA, r)                                                        \
+    }
+#define BK_HALF_ROW_STORE(r)                                                                     \
+    if ((r) < R) {                                                                               \
+        BK_HALF_ALL_V(BK_HALF_ACC_STORE, r)                                                      \
+    }
+
+BK_FN inline __attribute__((always_inline)) void
+BK_NAME(bk_half_tile)(const int R, const uint16_t *w, ptrdiff_t at, ptrdiff_t n, const float *v,
+                      ptrdiff_t ldv, float *c, ptrdiff_t ldc)
+{
+    BK_HALF_HIGH
+    BK_HALF_EACH4(BK_HALF_ROW_DECLARE)
+    for (ptrdiff_t j = 0; j < n; j++, w += 2 * BK_PANEL) {
+        BK_HALF_SPLITS
+        BK_HALF_EACH4(BK_HALF_ROW_FMA)
+    }
+    BK_HALF_EACH4(BK_HALF_ROW_STORE)
+}
+
+#undef BK_HALF_VW
+#undef BK_HALF_VEC
+#undef BK_HALF_ZERO
+#undef BK_HALF_LOADF
+#undef BK_HALF_STOREF
+#undef BK_HALF_FMA
+#undef BK_HALF_SET1
+#undef BK_HALF_SPLIT
+#undef BK_HALF_ALL_V
+#undef BK_HALF_SPLITS
+#undef BK_HALF_HIGH
+#undef BK_HALF_EACH4
+#undef BK_HALF_ACC_DECLARE
+#undef BK_HALF_ACC_FMA
+#undef BK_HALF_ACC_STORE
+#undef BK_HALF_ROW_DECLARE
+#undef BK_HALF_ROW_FMA
+#undef BK_HALF_ROW_STORE
+#endif
+
+#if BK_IS_FLOAT
+/* Many streams with bfloat16 products: c (M rows, ldc apart) += [X1, X2] (M rows of K1 and K2
+ * inputs, ldx1 and ldx2 apart) times `panels` consecutive half panels of K1 + K2 rows starting at
+ * w; scratch: M rows of K1 + K2 words. The inputs are rounded once per row (to pairs of bfloat16
+ * for vdpbf16ps, else to floats that a broadcast reads from memory), then multiplied in tiles of
+ * several streams; every stream gets the sums bk_half_rows gives one stream. */
+BK_FN void BK_NAME(bk_half_streams)(const uint16_t *w, ptrdiff_t panels, ptrdiff_t M, ptrdiff_t K1,
+                                     const float *x1, ptrdiff_t ldx1, ptrdiff_t K2, const float *x2,
+                                     ptrdiff_t ldx2, float *c, ptrdiff_t ldc, uint32_t *scratch)
+{
+    ptrdiff_t stride = (K1 + K2) * BK_PANEL;
+#if BK_LEVEL == BK_PORTABLE
+    (void)scratch;
+    for (ptrdiff_t p = 0; p < panels; p++, w += stride)
+        for (ptrdiff_t r = 0; r < M; r++) {
+            float *cr = c + r * ldc + p * BK_PANEL;
+            if (K1 > 0)
+                BK_NAME(bk_half_rows)(w, K1, x1 + r * ldx1, cr);
+            BK_NAME(bk_half_rows)(w + K1 * BK_PANEL, K2, x2 + r * ldx2, cr);
+        }
+#else
+    ptrdiff_t n = (K1 + K2) / 2, K = K1 + K2;
+#if defined(BK_HAVE_BF16) && BK_LEVEL == BK_AVX512
+    if (bk_bf16_runs()) {
+        for (ptrdiff_t r = 0; r < M; r++) {
+            bk_round_pairs(x1 + r * ldx1, K1, scratch + r * n);
+            bk_round_pairs(x2 + r * ldx2, K2, scratch + r * n + K1 / 2);
+        }
+        bk_half_product_bf16(w, panels, stride, M, n, scratch, n, c, ldc);
+        return;
+    }
+#endif
+    float *rounded = (float *)scratch;
+    for (ptrdiff_t r = 0; r < M; r++) {
+        for (ptrdiff_t k = 0; k < K1; k++)
+            rounded[r * K + k] = bk_bf16_value(bk_bf16_bits(x1[r * ldx1 + k]));
+        for (ptrdiff_t k = 0; k < K2; k++)
+            rounded[r * K + K1 + k] = bk_bf16_value(bk_bf16_bits(x2[r * ldx2 + k]));
+    }
+    for (ptrdiff_t p = 0; p < panels; p++, w += stride)
+        for (ptrdiff_t r = 0; r < M; r += 4) {
+            const float *x = rounded + r * K;
+            float *cr = c + r * ldc + p * BK_PANEL;
+            for (ptrdiff_t at = 0; at < BK_PANEL; at += BK_HALF_COLUMNS)
+                switch (M - r < 4 ? M - r : 4) {
+                case 1: BK_NAME(bk_half_tile)(1, w, at, n, x, K, cr, ldc); break;
+                case 2: BK_NAME(bk_half_tile)(2, w, at, n, x, K, cr, ldc); break;
+                case 3: BK_NAME(bk_half_tile)(3, w, at, n, x, K, cr, ldc); break;
+                default: BK_NAME(bk_half_tile)(4, w, at, n, x, K, cr, ldc); break;
+                }
+        }
+#endif
+}
+#endif
+#undef BK_HALF_COLUMNS
+
 /* bk_panel's product, from the half panels at the same offset as w when half is not NULL (float
  * only; packed: the float panels w lies in). */
 BK_FN void BK_NAME(bk_weights)(const BK_REAL *packed, const uint16_t *half, const BK_REAL *w,
@@ -623,6 +768,28 @@ BK_FN void BK_NAME(bk_product)(const BK_REAL *w, ptrdiff_t panels, ptrdiff_t M, 
 #endif
 }
 
+/* bk_product, or from the half panels at the same offset as w when half is not NULL (float only;
+ * packed: the float panels w lies in; scratch: bk_half_streams'). */
+BK_FN void BK_NAME(bk_streams_product)(const BK_REAL *packed, const uint16_t *half, uint32_t *words,
+                                        const BK_REAL *w, ptrdiff_t panels, ptrdiff_t M,
+                                        ptrdiff_t K1, const BK_REAL *x1, ptrdiff_t ldx1,
+                                        ptrdiff_t K2, const BK_REAL *x2, ptrdiff_t ldx2,
+                                        BK_REAL *c, ptrdiff_t ldc)
+{
+#if BK_IS_FLOAT
+    if (half) {
+        BK_NAME(bk_half_streams)(half + (w - packed), panels, M, K1, x1, ldx1, K2, x2, ldx2, c, ldc,
+                                 words);
+        return;
+    }
+#else
+    (void)packed;
+    (void)half;
+    (void)words;
+#endif
+    BK_NAME(bk_product)(w, panels, M, K1, x1, ldx1, K2, x2, ldx2, c, ldc);
+}
+
 /* Steps t0..t1-1 of streams s0..s1-1 out of S, on the packed panels. cond (S, 3Hp) or NULL:
  * stream s's layer 0 gate pre-activations get + cond[s] at every step (padding zero).
  * hs (S, layers * Hp): per stream the hidden states of all layers (padding zero); pre (S, 3Hp),
@@ -631,8 +798,11 @@ BK_FN void BK_NAME(bk_product)(const BK_REAL *w, ptrdiff_t panels, ptrdiff_t M, 
  * hint[s, t] for t < hint_length[s] instead of drawing; probs (S, n_probs, 256) or NULL;
  * previous (S,) the level fed into the next step (bk_heard: the drawn one, or with how->wake_after
  * its dithered silence). uniform[(t - t0) * S + s] is stream s's
- * draw at step t. The arithmetic of a stream does not depend on the grouping of streams. */
-BK_FN void BK_NAME(bk_run_streams)(const BK_REAL *packed, int layers, ptrdiff_t H, ptrdiff_t S,
+ * draw at step t. The arithmetic of a stream does not depend on the grouping of streams. half:
+ * NULL, or the half panels of a float32 model (bk_pack_half), its products in bfloat16 as one
+ * stream's are, with words (S, 2 Hp) of scratch. */
+BK_FN void BK_NAME(bk_run_streams)(const BK_REAL *packed, const uint16_t *half, uint32_t *words,
+                                    int layers, ptrdiff_t H, ptrdiff_t S,
                                     const BK_REAL *cond, BK_REAL *hs, BK_REAL *pre, BK_REAL *rh,
                                     BK_REAL *logits,
                                     unsigned char *previous, unsigned char *levels,
@@ -645,6 +815,7 @@ BK_FN void BK_NAME(bk_run_streams)(const BK_REAL *packed, int layers, ptrdiff_t 
 {
     ptrdiff_t Hp = bk_padded(H), nu = Hp / BK_PANEL, LH = layers * Hp, M = s1 - s0, G = 3 * Hp;
     const BK_REAL *wy = packed + bk_packed_offset(layers, Hp), *by = wy + Hp * BK_LEVELS;
+    uint32_t *own_words = words ? words + s0 * 2 * Hp : NULL;
     for (ptrdiff_t t = t0; t < t1; t++) {
         for (int layer = 0; layer < layers; layer++) {
             const BK_REAL *base = packed + bk_packed_offset(layer, Hp), *rz, *cand;
@@ -659,15 +830,16 @@ BK_FN void BK_NAME(bk_run_streams)(const BK_REAL *packed, int layers, ptrdiff_t 
                 for (s = s0; s < s1; s++)
                     BK_NAME(bk_add)(pre + s * G, cond + s * G, G);
             const BK_REAL *x = layer == 0 ? hl : hl - Hp;
-            BK_NAME(bk_product)(rz, 2 * nu, M, Kx, x, LH, Hp, hl, LH, pre + s0 * G, G);
+            BK_NAME(bk_streams_product)(packed, half, own_words, rz, 2 * nu, M, Kx, x, LH, Hp, hl, LH,
+                                        pre + s0 * G, G);
             for (s = s0; s < s1; s++) {
                 BK_REAL *a = pre + s * G, *h = hs + s * LH + layer * Hp, *rs = rh + s * Hp;
                 BK_NAME(bk_sigmoid)(a, 2 * Hp);
                 for (ptrdiff_t j = 0; j < Hp; j++)
                     rs[j] = a[j] * h[j];
             }
-            BK_NAME(bk_product)(cand, nu, M, Kx, x, LH, Hp, rh + s0 * Hp, Hp,
-                                pre + s0 * G + 2 * Hp, G);
+            BK_NAME(bk_streams_product)(packed, half, own_words, cand, nu, M, Kx, x, LH, Hp, rh + s0 * Hp,
+                                        Hp, pre + s0 * G + 2 * Hp, G);
             for (s = s0; s < s1; s++) {
                 BK_REAL *a = pre + s * G, *h = hs + s * LH + layer * Hp;
                 BK_NAME(bk_tanh)(a + 2 * Hp, Hp);
@@ -676,9 +848,9 @@ BK_FN void BK_NAME(bk_run_streams)(const BK_REAL *packed, int layers, ptrdiff_t 
         }
         for (ptrdiff_t s = s0; s < s1; s++)
             memcpy(logits + s * BK_LEVELS, by, BK_LEVELS * sizeof(BK_REAL));
-        BK_NAME(bk_product)(wy, BK_LEVELS / BK_PANEL, M, 0, hs + s0 * LH, LH, Hp,
-                            hs + s0 * LH + (layers - 1) * Hp, LH, logits + s0 * BK_LEVELS,
-                            BK_LEVELS);
+        BK_NAME(bk_streams_product)(packed, half, own_words, wy, BK_LEVELS / BK_PANEL, M, 0,
+                                    hs + s0 * LH, LH, Hp, hs + s0 * LH + (layers - 1) * Hp, LH,
+                                    logits + s0 * BK_LEVELS, BK_LEVELS);
         for (ptrdiff_t s = s0; s < s1; s++) {
             BK_REAL *y = logits + s * BK_LEVELS;
             int chosen;
@@ -732,7 +904,8 @@ static inline void BK_TWIN(bk_run_one_tuned)(bk_tuner *tuner, const BK_REAL *pac
                                        threads);
 }
 
-static inline void BK_TWIN(bk_run_streams)(const BK_REAL *packed, int layers, ptrdiff_t H,
+static inline void BK_TWIN(bk_run_streams)(const BK_REAL *packed, const uint16_t *half,
+                                           uint32_t *words, int layers, ptrdiff_t H,
                                            ptrdiff_t S, const BK_REAL *cond, BK_REAL *hs,
                                            BK_REAL *pre, BK_REAL *rh,
                                            BK_REAL *logits, unsigned char *previous,
@@ -743,7 +916,7 @@ static inline void BK_TWIN(bk_run_streams)(const BK_REAL *packed, int layers, pt
                                            ptrdiff_t t0, ptrdiff_t t1, const bk_sampling *how,
                                            ptrdiff_t s0, ptrdiff_t s1)
 {
-    BK_PICK(BK_TWIN(bk_run_streams))(packed, layers, H, S, cond, hs, pre, rh, logits, previous,
+    BK_PICK(BK_TWIN(bk_run_streams))(packed, half, words, layers, H, S, cond, hs, pre, rh, logits, previous,
                                      levels, means, n, hint, hint_stride, hint_length, probs, n_probs,
                                      uniform, t0, t1, how, s0, s1);
 }

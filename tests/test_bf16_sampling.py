@@ -1,7 +1,8 @@
-"""The bf16 sampling kernel (blekota.sampler, csrc/sample_kernel.h): one dense stream with every
+"""The bf16 sampling kernel (blekota.sampler, csrc/sample_kernel.h): dense streams with every
 product's weights and inputs rounded to bfloat16 and float32 sums. Checked against a float64
 NumPy oracle that rounds the same operands, for the same numbers on every CPU level (vdpbf16ps
-where the CPU has AVX512_BF16, float instructions elsewhere), and for its distance from float32."""
+where the CPU has AVX512_BF16, float instructions elsewhere) and for a stream alone or among
+several, and for its distance from float32."""
 
 import numpy as np
 import pytest
@@ -110,6 +111,26 @@ def test_every_cpu_level_gives_the_same_numbers(make_model, hidden, layers):
         np.testing.assert_array_equal(runs["avx512"][1], runs["avx2"][1])
 
 
+@pytest.mark.parametrize("hidden,layers", SHAPES)
+@pytest.mark.parametrize("streams", [2, 7])
+def test_many_streams_get_the_sums_of_one_stream(every_cpu_level, make_model, rng, hidden, layers, streams):
+    """Several streams multiply in tiles of streams (vdpbf16ps, or float instructions on the same
+    rounded inputs): each stream's distributions are those of the stream alone, bit for bit, on one
+    thread or two."""
+    model = bf16_model(make_model, hidden, layers)
+    hints = list(rng.uniform(-0.6, 0.6, (streams, 120)))
+    alone = np.stack([model.sample(120, hint=hint, seed=1, return_probs=True)[1] for hint in hints])
+    for threads in (1, 2):
+        model.threads = threads
+        _, together = model.sample(120, hint=hints, streams=streams, seed=1, return_probs=True)
+        np.testing.assert_array_equal(together, alone)
+    np.testing.assert_array_equal(model.sample(300, streams=streams, seed=5),
+                                  np.concatenate(list(model.generate(300, chunk=70, streams=streams, seed=5)), axis=1))
+    model.bf16_sampling = False
+    _, exact = model.sample(120, hint=hints, streams=streams, seed=1, return_probs=True)
+    assert np.abs(exact - alone).max() > 1e-6  # the float32 kernel gives other numbers
+
+
 def test_bf16_path_names_how_it_runs():
     assert sampler.bf16_path() in ("avx512_bf16", "float")
     with cpu_level("portable"):
@@ -128,8 +149,7 @@ def test_a_bf16_step_is_near_the_exact_one(make_model, hidden, layers):
 
 def test_the_kernel_chosen(make_model):
     model = bf16_model(make_model, 64, 2)
-    assert sampler.kernel_for(model, 1) == "bf16"
-    assert sampler.kernel_for(model, 2) == "dense"
+    assert sampler.kernel_for(model, 1) == sampler.kernel_for(model, 2) == "bf16"
     packed = sampler.pack(model, 1)
     assert packed.dense.dtype == np.float32 and packed.half.dtype == np.uint16
     assert packed.half.size == packed.dense.size and packed.sparse is None
@@ -160,10 +180,10 @@ def test_generate_refuses_half_panels_it_cannot_run(make_model):
     base = dict(hint=np.empty((2, 0), np.uint8), hint_length=np.zeros(2, np.intp),
                 previous=np.full(2, SILENCE, np.uint8), probs=np.empty((2, 0, 256), np.float32),
                 temperature=1.0, bit_generator=np.random.PCG64(0), threads=1)
-    with pytest.raises(ValueError, match="half panels are for one dense stream"):
-        _sample.generate(packed.dense, np.zeros((1, 2, 16), np.float32), np.empty((2, 5), np.uint8),
-                         **base, half=packed.half)
-    with pytest.raises(ValueError, match="half panels are for one dense stream"):
+    with pytest.raises(ValueError, match="half panels are for dense streams"):
+        _sample.generate(packed.dense.astype(np.float64), np.zeros((1, 2, 16)), np.empty((2, 5), np.uint8),
+                         **{**base, "probs": np.empty((2, 0, 256))}, half=packed.half)
+    with pytest.raises(ValueError, match="half panels are for dense streams"):
         _sample.generate(packed.dense, np.zeros((1, 1, 16), np.float32), np.empty((1, 5), np.uint8),
                          np.empty((1, 0), np.uint8), np.zeros(1, np.intp), np.full(1, SILENCE, np.uint8),
                          np.empty((1, 0, 256), np.float32), 1.0, np.random.PCG64(0), 1, half=packed.half[:-1])
