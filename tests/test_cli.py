@@ -402,6 +402,38 @@ def test_sample_takes_the_smoothing(tmp_path, make_model):
                                atol=1 / 32767)
 
 
+def test_sample_takes_writes_one_file_per_stream(tmp_path, capsys, make_model, rng):
+    """--takes K: the K streams of one Model.sample call, each in its own numbered file, from the
+    same hint; a heatmap of the first take."""
+    model = make_model(16, 2, "float32", scale=0.4)
+    model.threads = 1
+    path = model.save(tmp_path / "m.npz")
+    hint = rng.uniform(-0.5, 0.5, 300)
+    blekota.audio.save_wav(tmp_path / "hint.wav", hint, 8000)
+    hint, _ = blekota.load_audio(tmp_path / "hint.wav", 8000)
+    assert main(["sample", str(path), "-n", "400", "-o", str(tmp_path / "take.wav"), "--seed", "4", "--threads", "1",
+                 "--takes", "3", "--hint", str(tmp_path / "hint.wav"), "--heatmap", str(tmp_path / "h.png")]) == 0
+    out = capsys.readouterr().out
+    assert "take_1.wav .. " in out and "3 takes of 400 samples" in out and (tmp_path / "h.png").stat().st_size > 0
+    expected = model.sample(700, hint=hint, seed=4, streams=3)  # the hint, then the 400 drawn
+    for take in range(3):
+        written, _ = blekota.load_audio(tmp_path / f"take_{take + 1}.wav", 8000)
+        np.testing.assert_allclose(written, expected[take], atol=1 / 32767)
+    assert np.abs(expected[0, 300:] - expected[1, 300:]).max() > 0.1
+    assert not (tmp_path / "take.wav").exists()
+    (tmp_path / "other_2.wav").write_bytes(b"precious")
+    for argv, message in [
+        (["-o", str(tmp_path / "other.wav"), "--takes", "2"], "other_2.wav: already exists"),
+        (["-o", "-", "--takes", "2"], "--takes writes one file per take"),
+        (["-o", str(tmp_path / "p.wav"), "--takes", "2", "--play"], "--play plays one sound"),
+        (["-o", str(tmp_path / "p.wav"), "--takes", "257"], "--takes: at most 256"),
+    ]:
+        assert main(["sample", str(path), "-n", "10", *argv]) == 2
+        assert message in capsys.readouterr().err
+    assert (tmp_path / "other_2.wav").read_bytes() == b"precious"
+    assert not (tmp_path / "other_1.wav").exists() and not list(tmp_path.glob("p*.wav"))
+
+
 def test_sample_help_gives_the_direction_of_each_truncation(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["sample", "--help"])

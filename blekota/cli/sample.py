@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -12,15 +13,17 @@ from tqdm import tqdm
 
 from .. import modelfile, plot, sampler
 from ..audio import ChunkPlayer, WavWriter, load_audio
+from ..errors import BlekotaError
 from ..fileutil import STDOUT, is_stream
 from ..drawing import describe_sampling
 from .options import (
     add_kernel_arguments, add_sampling_arguments, add_sound_device_argument, add_threads_argument, check_distinct,
-    check_output, model_path, non_negative_int, output_png, sampling_options, seed, use_kernel_arguments,
+    check_output, model_path, non_negative_int, output_png, positive_int, sampling_options, seed, use_kernel_arguments,
 )
 
 HEATMAP_SAMPLES = 400  # drawn by sample --heatmap: 50 ms at 8 kHz, each sample visible
 SAMPLE_CHUNK = 8000  # sample writes (and plays) the sound in chunks of this many samples
+MAX_TAKES = 256  # sample --takes: files written at once
 
 
 def add_parser(commands) -> None:
@@ -34,6 +37,7 @@ def add_parser(commands) -> None:
     sample_parser.add_argument("-o", "--output", default=None, help="wav file to write (default: MODEL_sample.wav); - writes to standard output; a device or FIFO is written as a stream")
     sample_parser.add_argument("--hint", metavar="FILE", default=None, help="a sound to start from: it is played into the model first, and the output is the hint (as the model hears it, mu-law quantized at its rate) followed by the -n samples that continue it")
     sample_parser.add_argument("--seed", type=seed, default=None, help="same seed, same sound")
+    sample_parser.add_argument("--takes", type=positive_int, default=1, metavar="K", help=f"draw K different sounds at once, written as OUTPUT with _1 .. _K before its suffix (at most {MAX_TAKES}; from the same --hint; the same seed gives the same K takes, not the one sound of K = 1). Several streams share each read of the weights, so K takes come faster than K runs")
     sample_parser.add_argument("--play", action="store_true", help="also play the sound")
     add_sound_device_argument(sample_parser, "with --play: ")
     sample_parser.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
@@ -48,11 +52,30 @@ def cannot_play(message: str) -> None:
     print(f"blekota: {message}", file=sys.stderr)
 
 
+def take_paths(output: str, takes: int) -> list[str]:
+    """The files `sample --takes` writes: output itself for one take, else output with _1 .. _K
+    before its suffix (a.wav -> a_1.wav, a_2.wav, ...)."""
+    if takes == 1:
+        return [output]
+    path = Path(output)
+    return [str(path.with_name(f"{path.stem}_{take}{path.suffix}")) for take in range(1, takes + 1)]
+
+
 def run(args) -> int:
     output = args.output or str(Path(args.model).with_name(Path(args.model).stem + "_sample.wav"))
-    check_output(output, args.force)
+    if args.takes > 1:
+        if is_stream(output):
+            raise BlekotaError(f"{output}: --takes writes one file per take; give -o a file name")
+        if args.play:
+            raise BlekotaError("--play plays one sound; leave out --takes, or --play and listen to the files")
+        if args.takes > MAX_TAKES:
+            raise BlekotaError(f"--takes: at most {MAX_TAKES}, got {args.takes}")
+    outputs = take_paths(output, args.takes)
+    for path in outputs:
+        check_output(path, args.force)
     heatmap = output_png(args.heatmap, args.force)
-    check_distinct({"-o": output, "--heatmap": None if heatmap is None or heatmap.is_dir() else heatmap},
+    written = {f"-o (take {take})" if args.takes > 1 else "-o": path for take, path in enumerate(outputs, 1)}
+    check_distinct({**written, "--heatmap": None if heatmap is None or heatmap.is_dir() else heatmap},
                    {"MODEL": args.model, "--hint": args.hint})
     streaming = is_stream(output)  # perhaps into standard output: then messages go to stderr
     say = (lambda *a, **k: print(*a, file=sys.stderr, **k)) if streaming else print
@@ -65,34 +88,40 @@ def run(args) -> int:
     window = slice(begins, begins + HEATMAP_SAMPLES)
     kept_sound, kept_probs = [], []
     start = time.perf_counter()
-    with WavWriter(output, model.fs, total) as wav, ChunkPlayer(model.fs, args.play, cannot_play, args.sound_device) as player, tqdm(
-        total=total, unit="sample", unit_scale=True, disable=not sys.stderr.isatty(), leave=False
+    with ExitStack() as files, ChunkPlayer(model.fs, args.play, cannot_play, args.sound_device) as player, tqdm(
+        total=total * args.takes, unit="sample", unit_scale=True, disable=not sys.stderr.isatty(), leave=False
     ) as bar:
+        wavs = [files.enter_context(WavWriter(path, model.fs, total)) for path in outputs]
         done = 0
-        chunks = model.generate(total, chunk=SAMPLE_CHUNK, hint=hint, seed=args.seed,
+        chunks = model.generate(total, chunk=SAMPLE_CHUNK, hint=hint, seed=args.seed, streams=args.takes,
                                 return_probs=heatmap is not None, **sampling_options(args))
         for chunk in chunks:
-            sound, probs = chunk if heatmap is not None else (chunk, None)
-            if probs is not None and done < window.stop and done + sound.size > window.start:
+            sounds, probs = chunk if heatmap is not None else (chunk, None)
+            sounds = np.reshape(sounds, (args.takes, -1))
+            first = sounds[0]
+            if probs is not None and done < window.stop and done + first.size > window.start:
                 part = slice(max(window.start - done, 0), window.stop - done)
-                kept_sound.append(sound[part])
-                kept_probs.append(probs[part])
-            done += sound.size
-            wav.write(sound)
-            player.add(sound, done / (time.perf_counter() - start))
-            bar.update(sound.size)
+                kept_sound.append(first[part])
+                kept_probs.append(np.reshape(probs, (args.takes, first.size, -1))[0, part])
+            done += first.size
+            for wav, sound in zip(wavs, sounds):
+                wav.write(sound)
+            player.add(first, done / (time.perf_counter() - start))
+            bar.update(sounds.size)
     elapsed = time.perf_counter() - start
-    rate = total / elapsed if elapsed > 0 else float("inf")
-    where = "standard output" if output == STDOUT else output
+    rate = total * args.takes / elapsed if elapsed > 0 else float("inf")
+    where = "standard output" if output == STDOUT else output if args.takes == 1 else f"{outputs[0]} .. {outputs[-1]}"
     made = f"{args.n} samples ({args.n / model.fs:.2f} s) generated" if args.n else "nothing generated (-n 0)"
+    if args.takes > 1:
+        made = f"{args.takes} takes of {made}"
     if hint is not None:
         made = f"the hint ({hinted / model.fs:.2f} s), then {made}"
-    kernel = sampler.kernel_for(model, 1)
-    threads = "1 thread" if kernel != "dense" or model.threads == 1 else f"{model.threads} threads"
+    kernel = sampler.kernel_for(model, args.takes)
+    threads = "1 thread" if kernel not in ("dense", "bf16") or model.threads == 1 else f"{model.threads} threads"
     say(f"wrote {where}: {made}, in {elapsed:.2f} s ({rate:,.0f} samples/s, {kernel} kernel, {threads})")
     if heatmap is not None and kept_sound:
         sound, probs = np.concatenate(kept_sound), np.concatenate(kept_probs)
-        path = plot.heatmap(probs, model.fs, sound, title=heatmap_title(output, args, begins, hinted, model.fs),
+        path = plot.heatmap(probs, model.fs, sound, title=heatmap_title(outputs[0], args, begins, hinted, model.fs),
                             out=heatmap, first=begins, preemphasis=model.preemphasis)
         say(f"wrote {path}")
     return 0
