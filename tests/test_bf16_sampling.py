@@ -196,7 +196,7 @@ def test_saved_with_the_model_and_shown_by_info(tmp_path, make_model, capsys):
     assert loaded.bf16_sampling and sampler.kernel_for(loaded, 1) == "bf16"
     np.testing.assert_array_equal(loaded.sample(400, seed=1), model.sample(400, seed=1))
     assert main(["info", str(path)]) == 0
-    assert "one stream on the bf16 kernel, several on the bf16; bf16 products (saved with the model)" in capsys.readouterr().out
+    assert "one stream and several on the bf16 kernel; bf16 products (saved with the model)" in capsys.readouterr().out
 
 
 def test_sample_bf16_option(tmp_path, make_model, capsys):

@@ -116,7 +116,9 @@ def info(args) -> int:
         print(f"sparsity:    {target + '; ' if target else ''}{share:.3f} of the 8x4 blocks hold weights now")
     kernel, several = sampler.kernel_for(model, 1), sampler.kernel_for(model, 2)
     saved = "; int8 weights (saved with the model)" if model.int8 else "; bf16 products (saved with the model)" if model.bf16_sampling else ""
-    print(f"sampling:    one stream on the {kernel} kernel, several on the {several}{saved}")
+    streams = (f"one stream and several on the {kernel} kernel" if kernel == several
+               else f"one stream on the {kernel} kernel, several on the {several} kernel")
+    print(f"sampling:    {streams}{saved}")
     train, val = plot.loss_points(info)
     for label, rows in (("loss:       ", train), ("val loss:   ", val)):
         if rows.size:
