@@ -543,7 +543,12 @@ def test_play_and_sample_play_resample_for_a_device_that_needs_it(model_file, tm
                                        "(python -m blekota sound-devices lists them)\n")
 
 
-def test_a_model_too_slow_for_real_time_is_told(tmp_path, device, monkeypatch, capsys):
+@pytest.mark.parametrize("kernel,advice", [
+    ([], "--bf16 or --int8 (faster on one core), --threads, a larger --ahead, or a smaller model"),
+    (["--bf16"], "--int8, --threads, a larger --ahead, or a smaller model"),
+    (["--int8"], "a larger --ahead, or a smaller model"),
+])
+def test_a_model_too_slow_for_real_time_is_told(tmp_path, device, monkeypatch, capsys, kernel, advice):
     slow = blekota.Model(hidden=8, layers=1, fs=1000, seed=0, threads=1).save(tmp_path / "slow.npz")
     process = blekota.Stream.process
 
@@ -554,11 +559,10 @@ def test_a_model_too_slow_for_real_time_is_told(tmp_path, device, monkeypatch, c
     monkeypatch.setattr(blekota.Stream, "process", half_real_time)
     device.pace = 1.0
     monkeypatch.setattr(sys, "stdin", io.StringIO(""))
-    assert main(["play", str(slow), "--block", "64", "--ahead", "1", "--seconds", "1.2", "--threads", "1"]) == 0
+    assert main(["play", str(slow), "--block", "64", "--ahead", "1", "--seconds", "1.2", "--threads", "1", *kernel]) == 0
     out = capsys.readouterr().out.splitlines()
     assert any(line.startswith("this machine makes ") and line.endswith(
-        " samples/s with this model, below the 1,000 real time needs: expect gaps (try --threads, a larger --ahead, "
-        "or a smaller model)") for line in out)
+        f" samples/s with this model, below the 1,000 real time needs: expect gaps (try {advice})") for line in out)
     assert "x real time: too slow, expect gaps); underruns: " in out[-1]
     assert int(out[-1].split("underruns: ")[1].split(" ")[0]) > 0
 

@@ -8,7 +8,7 @@ import sys
 from contextlib import nullcontext
 from typing import TextIO
 
-from .. import devices, live, modelfile
+from .. import devices, live, modelfile, sampler
 from ..audio import WavRecorder, load_audio
 from ..errors import BlekotaError
 from ..fileutil import is_stream
@@ -121,15 +121,24 @@ def play(args) -> int:
         with recorder or nullcontext():
             player = live.LivePlayer(stream, args.block, args.ahead, limit, output_stream=open_device,
                                      device=args.sound_device, rate=args.sound_rate, recorder=recorder)
-            play_with_keys(player, stream, status, args, model.fs, device_name)
+            play_with_keys(player, stream, status, args, model.fs, device_name, faster_options(model))
     finally:
         if recorder is not None and recorder.saved:
             print(f"recorded {recorder.frames / model.fs:.1f} s to {args.record}", flush=True)
     return 0
 
 
+def faster_options(model) -> str:
+    """What to try when `model` cannot keep up with real time, for the kernel it samples with."""
+    kernel = sampler.kernel_for(model, 1)
+    if kernel in ("int8", "sparse"):  # one thread, already the fastest for this model
+        return "a larger --ahead, or a smaller model"
+    lighter = "--int8" if kernel == "bf16" else "--bf16 or --int8 (faster on one core)"
+    return f"{lighter}, --threads, a larger --ahead, or a smaller model"
+
+
 def play_with_keys(player: live.LivePlayer, stream: Stream, status: StatusLine, args, fs: int,
-                   device_name: str | None) -> None:
+                   device_name: str | None, faster: str) -> None:
     """Play until q, Ctrl+C or --seconds, saying how it is set up and, at the end, how it went;
     the recorder (if any) keeps what was played."""
     try:
@@ -143,7 +152,7 @@ def play_with_keys(player: live.LivePlayer, stream: Stream, status: StatusLine, 
             with KeyReader() as keys:
                 print(KEYS_HELP if keys.interactive else f"{KEYS_HELP} (standard input is not a terminal: "
                       "type them and Enter)", flush=True)
-                perform(player, stream, keys, status)
+                perform(player, stream, keys, status, faster)
     finally:
         status.close()
         if player.played:
@@ -152,9 +161,9 @@ def play_with_keys(player: live.LivePlayer, stream: Stream, status: StatusLine, 
             player.recorder.keep(player.recorded_samples)
 
 
-def perform(player: live.LivePlayer, stream: Stream, keys: KeyReader, status: StatusLine) -> None:
+def perform(player: live.LivePlayer, stream: Stream, keys: KeyReader, status: StatusLine, faster: str) -> None:
     """Play until q or the --seconds are over: apply the keys, show the settings, and say once when
-    the model cannot keep up with real time."""
+    the model cannot keep up with real time (and `faster`: what to try)."""
     fs = stream.fs
     controls = Controls(stream.settings["temperature"], stream.settings["top_k"], stream.settings["smooth"])
     top_p, min_p = stream.settings["top_p"], stream.settings["min_p"]  # no key changes these
@@ -165,7 +174,7 @@ def perform(player: live.LivePlayer, stream: Stream, keys: KeyReader, status: St
         rate = player.samples_per_s
         if not warned and rate is not None and player.generated >= fs // 2 and rate < fs:
             status.say(f"this machine makes {rate:,.0f} samples/s with this model, below the {fs:,} real time "
-                       "needs: expect gaps (try --threads, a larger --ahead, or a smaller model)")
+                       f"needs: expect gaps (try {faster})")
             warned = True
         status.show(f"{controls}{cuts}", f"{player.played_s:7.1f} s  underruns {player.underruns.total}")
         if player.finished.is_set():
