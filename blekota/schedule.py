@@ -1,8 +1,11 @@
 """Learning-rate schedules: they change the optimizer's lr, which is what every update uses.
 
 A schedule sees two events: after_step (the iteration count just reached) and observe (a scheduled
-validation loss, nats per sample). Each returns the lr to use from then on. Schedules keep only
-small JSON-serializable state, so a resumed run makes exactly the decisions the first would have.
+validation loss, nats per sample). Each returns the lr to use from then on. restart() makes it
+forget the losses observed so far (the Trainer calls it when block-sparse training reaches its
+density: losses measured while the weights were being pruned say nothing about a plateau).
+Schedules keep only small JSON-serializable state, so a resumed run makes exactly the decisions
+the first would have.
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ class Schedule:
     def observe(self, val_loss: float, lr: float) -> float:
         """The lr after a scheduled validation gave val_loss (nats per sample)."""
         return lr
+
+    def restart(self) -> None:
+        """Forget the validation losses observed so far (the lr stays as it is)."""
 
     def state_dict(self) -> dict:
         """Name, options and state as plain JSON values; make_schedule(**state) rebuilds it."""
@@ -97,6 +103,9 @@ class Plateau(Schedule):
             self.bad = 0
             return _lower(lr, self.factor, self.min_lr)
         return lr
+
+    def restart(self) -> None:
+        self.best, self.bad = None, 0
 
     def state_dict(self) -> dict:
         return {

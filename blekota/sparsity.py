@@ -26,6 +26,12 @@ zeroed before every optimizer step, the optimizer's moments of newly pruned weig
 update (so Adam, RMSprop and Adagrad never move them), and the pruned weights set to 0.0 after
 every step. Masks follow from the
 weights alone, which every process of a data-parallel run holds alike, so all apply the same.
+
+While the density falls, each mask update raises the loss for a while, so the Trainer's
+validations from the schedule's start until it reaches the density neither feed the learning-rate
+schedule (a plateau schedule would take the rises for a plateau and lower the rate) nor make a
+best model (NAME_best.npz would be a denser model than the one asked for); when the density is
+reached, the schedule forgets the losses seen before (Schedule.restart) and the best starts afresh.
 """
 
 from __future__ import annotations
@@ -259,6 +265,15 @@ class Pruning:
     def _space_updates(self) -> None:
         """In a planned schedule, choose the blocks at least PLANNED_UPDATES times from start to end."""
         self.every = min(self.every, max(1, (self.end - self.start) // PLANNED_UPDATES))
+
+    def falling(self, iteration: int) -> bool:
+        """Whether, after the step that ends at `iteration`, the density is still on its way down:
+        from the schedule's start until the step that reaches the density."""
+        return self.active and self.start is not None and self.end is not None and self.start <= iteration < self.end
+
+    def reached(self, iteration: int) -> bool:
+        """Whether the step that ends at `iteration` chose the final masks (the density reached)."""
+        return self.updated == iteration and self.end is not None and iteration >= self.end
 
     def kept_share(self) -> float:
         """The share of blocks the current masks keep (1 before the first update)."""

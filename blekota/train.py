@@ -7,7 +7,7 @@ another sound). Each iteration trains on the next window of `seq_length` steps o
 starting from the hidden state the previous window ended with. When the streams are used up, an
 epoch ends: the position and the hidden state go back to the start. Every `val_every` iterations
 and at the end, the loss on the held-out tails is measured; the best model is kept as
-NAME_best.npz.
+NAME_best.npz (in block-sparse training, the best at the density asked: blekota.sparsity).
 
 Given an MPI communicator, several processes train one model together, each on its share of the
 streams (see blekota.parallel); the window dealing stays the same in every process.
@@ -66,7 +66,8 @@ class Trainer:
     density: train block-sparse, keeping this share of the recurrent matrices' blocks (1: dense);
     prune_start, prune_end: the iterations it falls between (None: from a tenth to three quarters
     of the first train() call's iterations, or of its max_seconds if those pass first, see
-    blekota.sparsity); prune_every: iterations between mask updates.
+    blekota.sparsity); prune_every: iterations between mask updates. Validations while the density
+    falls neither feed the schedule nor make a best model.
     name: prefix of the files written; "foo/bar" writes foo/bar_N.npz in `directory` (the folder is
     created). checkpoint_every: save NAME_N.npz every that many iterations (0: never);
     checkpoint_sound: also generate that many samples and save NAME_N.wav; keep: keep only the
@@ -275,6 +276,9 @@ class Trainer:
         self.position += 1
         self.iteration += 1
         self.pruning.after_update(self.model.params, self.iteration, self.optimizer)
+        if self.pruning.reached(self.iteration):  # the losses so far were of denser models
+            self.best_val_loss = None
+            self.schedule.restart()
         if self.averaging and self.device_step is None:  # a device averages there
             self.averaging.update()
         self.optimizer.lr = self.schedule.after_step(self.iteration, self.optimizer.lr)
@@ -417,14 +421,16 @@ class Trainer:
 
     def _validate(self, files: RunFiles | None, scheduled: bool) -> float:
         """Measure, record and report the validation loss; scheduled ones feed the schedule.
-        A new best is saved as NAME_best.npz."""
+        A new best is saved as NAME_best.npz. While block-sparse training's density is still
+        falling, neither (see blekota.sparsity)."""
         loss = self.validation_loss()
         self.val_loss = loss
         self.val_history.append([self.iteration, loss])
         lr = self.optimizer.lr
-        if scheduled:
+        counts = not self.pruning.falling(self.iteration)
+        if scheduled and counts:
             self.optimizer.lr = self.schedule.observe(loss, lr)
-        improved = self.best_val_loss is None or loss < self.best_val_loss
+        improved = counts and (self.best_val_loss is None or loss < self.best_val_loss)
         if improved:
             self.best_val_loss = loss
         self._report("validation")

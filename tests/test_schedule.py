@@ -27,6 +27,19 @@ def test_plateau_patience_zero_reduces_at_every_miss():
     assert lr == 0.25
 
 
+def test_plateau_restart_forgets_the_losses_seen_and_keeps_the_lr():
+    schedule = Plateau(patience=1, min_lr=1e-9)
+    lr = 1.0
+    for loss in (1.0, 2.0):  # one miss of two allowed
+        lr = schedule.observe(loss, lr)
+    schedule.restart()
+    assert (schedule.best, schedule.bad, lr) == (None, 0, 1.0)
+    assert schedule.observe(1.5, lr) == 1.0 and schedule.best == 1.5  # a new best, not a second miss
+    assert schedule.observe(1.6, lr) == 1.0 and schedule.observe(1.7, lr) == 0.5
+    make_schedule("step").restart()  # the other schedules have nothing to forget
+    make_schedule("constant").restart()
+
+
 def test_step_and_constant():
     step = Step(every=3, factor=0.1)
     lrs = []

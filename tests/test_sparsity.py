@@ -197,6 +197,40 @@ def test_a_run_stopped_by_time_reaches_its_density(tmp_path, monkeypatch):
     assert block_density(loaded) == pytest.approx(trainer.pruning.kept_share())
 
 
+class Observed(blekota.Plateau):
+    """A plateau schedule with patience 0 that records every loss it observes."""
+
+    def __init__(self):
+        super().__init__(patience=0, min_lr=1e-9)
+        self.observed, self.restarts = [], 0
+
+    def observe(self, val_loss, lr):
+        self.observed.append(val_loss)
+        return super().observe(val_loss, lr)
+
+    def restart(self):
+        self.restarts += 1
+        super().restart()
+
+
+def test_validations_while_the_density_falls_neither_lower_the_lr_nor_make_a_best(tmp_path):
+    """Each mask update raises the loss for a while: validations from the schedule's start (2)
+    until it reaches the density (8) are recorded, but the schedule never sees them and none is
+    a best; at 8 the schedule and the best start afresh, so the best file has the density."""
+    schedule = Observed()
+    trainer = sparse_trainer(tmp_path, val_fraction=0.2, val_every=1, schedule=schedule)
+    trainer.train(12)
+    losses = dict((iteration, loss) for iteration, loss in trainer.val_history)
+    assert sorted(losses) == list(range(1, 13))
+    assert schedule.observed == [losses[1]] + [losses[i] for i in range(8, 13)]
+    assert schedule.restarts == 1
+    assert schedule.best == trainer.best_val_loss == min(losses[i] for i in range(8, 13))
+    best = blekota.load(trainer.best_path())
+    assert best.info["best_val_loss"] == trainer.best_val_loss
+    assert block_density(best) == pytest.approx(trainer.pruning.kept_share())
+    assert block_density(best) < 0.5
+
+
 def test_a_dense_model_records_no_sparsity(tmp_path):
     trainer = sparse_trainer(tmp_path, density=1.0, prune_start=None, prune_end=None)
     result = trainer.train(3)
