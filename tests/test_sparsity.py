@@ -220,7 +220,7 @@ def test_validations_while_the_density_falls_neither_lower_the_lr_nor_make_a_bes
     schedule = Observed()
     trainer = sparse_trainer(tmp_path, val_fraction=0.2, val_every=1, schedule=schedule)
     trainer.train(12)
-    losses = dict((iteration, loss) for iteration, loss in trainer.val_history)
+    losses = dict(trainer.val_history)
     assert sorted(losses) == list(range(1, 13))
     assert schedule.observed == [losses[1]] + [losses[i] for i in range(8, 13)]
     assert schedule.restarts == 1
