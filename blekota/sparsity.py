@@ -170,6 +170,19 @@ def describe(info: dict) -> str | None:
     return f"density {sparsity['density']:.2f} ({units}x{inputs} blocks)"
 
 
+def reached_at(info: dict) -> int | None:
+    """The iteration whose step chose a model file's final masks (the first at or after its
+    schedule's end): from there on it has its target density. None for a dense model or one
+    still pruning."""
+    sparsity = info.get("sparsity")
+    if not isinstance(sparsity, dict):
+        return None
+    end, updated = sparsity.get("end"), sparsity.get("updated")
+    if not all(isinstance(value, int) and not isinstance(value, bool) for value in (end, updated)):
+        return None
+    return updated if updated >= end else None
+
+
 def _iteration_or_none(name: str, value) -> int | None:
     return None if value is None else checks.non_negative_int(name, value, "None or an integer >= 0")
 

@@ -358,3 +358,25 @@ def test_stepping_a_sparse_trainer_without_a_schedule_is_refused(tmp_path):
     for _ in range(3):
         scheduled.step()
     assert blekota.sparsity.block_density(scheduled.model) < 1
+
+
+def test_info_names_the_best_loss_at_the_density(tmp_path, capsys):
+    """A denser model's loss before the density was reached is no measure of the pruned one:
+    info's best is the best from the step that reached it on."""
+    trainer = sparse_trainer(tmp_path, val_fraction=0.2, val_every=1)
+    trainer.train(12)
+    path = trainer.save(tmp_path / "pruned.npz")
+    reached = blekota.sparsity.reached_at(blekota.load(path).info)
+    assert reached == 8
+    assert main(["info", str(path)]) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("val loss:"))
+    losses = dict(trainer.val_history)
+    best = min(range(8, 13), key=losses.get)
+    assert f"best {losses[best]:.4f} at iteration {best} at the density (reached at iteration 8)" in line
+
+
+def test_reached_at_is_none_for_dense_models_and_while_pruning():
+    assert blekota.sparsity.reached_at({}) is None
+    assert blekota.sparsity.reached_at({"sparsity": {"density": 0.1, "end": 8, "updated": 6}}) is None
+    assert blekota.sparsity.reached_at({"sparsity": {"density": 0.1, "end": 8, "updated": None}}) is None
+    assert blekota.sparsity.reached_at({"sparsity": {"density": 0.1, "end": 8, "updated": 9}}) == 9

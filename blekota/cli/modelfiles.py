@@ -6,6 +6,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from .. import legacy, modelfile, plot, sampler, sparsity
 from ..errors import install_hint
 from ..fileutil import is_stream
@@ -120,11 +122,20 @@ def info(args) -> int:
                else f"one stream on the {kernel} kernel, several on the {several} kernel")
     print(f"sampling:    {streams}{saved}")
     train, val = plot.loss_points(info)
+    reached = sparsity.reached_at(info)
     for label, rows in (("loss:       ", train), ("val loss:   ", val)):
         if rows.size:
-            best = int(rows[:, 1].argmin())
-            print(
-                f"{label} first {rows[0, 1]:.4f}, last {rows[-1, 1]:.4f}, best {rows[best, 1]:.4f} "
-                f"at iteration {rows[best, 0]:.0f} (nats/sample, {len(rows)} reports)"
-            )
+            print(f"{label} first {rows[0, 1]:.4f}, last {rows[-1, 1]:.4f}, {_best(rows, reached)} "
+                  f"(nats/sample, {len(rows)} reports)")
     return 0
+
+
+def _best(rows: np.ndarray, reached: int | None) -> str:
+    """'best L at iteration N' over rows of [iteration, loss]; for a model pruned to its density
+    at iteration `reached`, the best from there on (a denser model's loss before it is no
+    measure of this one), when there is one."""
+    since = rows[rows[:, 0] >= reached] if reached is not None else rows[:0]
+    chosen = since if since.size else rows
+    best = int(chosen[:, 1].argmin())
+    where = f" at the density (reached at iteration {reached})" if since.size else ""
+    return f"best {chosen[best, 1]:.4f} at iteration {chosen[best, 0]:.0f}{where}"
