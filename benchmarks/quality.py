@@ -244,6 +244,7 @@ def pytorch_quality(threads: int, sound: str, minutes: list[float], clock: str =
     while not done:
         if position >= layout.windows_per_stream:
             position = 0
+            layout = layout.at_epoch(layout.epoch + 1)
         h[:, torch.from_numpy(layout.reset[:, position])] = 0
         loss, h = loss_of(layout.window(levels, position), h)
         optimizer.zero_grad(set_to_none=True)

@@ -9,7 +9,9 @@ Training windows never span two sounds: each sound's training part is cut into w
 levels (consecutive windows share one level, so T predictions each), the windows of all sounds are
 laid end to end and dealt into B streams of equal length. Each iteration trains on the next window
 of every stream; the hidden state a stream carries is reset to zero where its next window starts a
-different sound (and at the start of each epoch). Up to B-1 windows at the very end are left out.
+different sound (and at the start of each epoch). Up to B-1 windows do not fit the streams; which
+ones moves on with every epoch (the windows' order is rotated by that many), so that over epochs
+every part of the sounds is trained on: epoch 0 leaves out the last ones, epoch 1 the first.
 """
 
 from __future__ import annotations
@@ -138,16 +140,19 @@ class Dataset:
 
 
 class WindowLayout:
-    """Training windows of T+1 levels from the ranges, dealt into B streams of S windows each.
+    """Training windows of T+1 levels from the ranges, dealt into B streams of S windows each,
+    for one epoch.
 
     starts: int64 (B, S) start of each window in the levels; reset: bool (B, S), True where a
     stream's window does not continue the one before it (the hidden state must be zeroed).
-    unused: levels of the ranges that no window predicts (each range's first level, heard but
-    never predicted, aside): the ends of ranges shorter than a window, and the windows left
-    over when they do not deal evenly into the streams.
+    unused: levels of the ranges that this epoch predicts nothing of (each range's first level,
+    heard but never predicted, aside): the ends of ranges shorter than a window, and the
+    windows left over when they do not deal evenly into the streams; left_over: those windows'
+    count. Epoch e deals the windows from the (e * left_over)-th on, cyclically, so the ones
+    left over move on by that many every epoch.
     """
 
-    def __init__(self, ranges: list[tuple[int, int]], seq_length: int, batch_size: int):
+    def __init__(self, ranges: list[tuple[int, int]], seq_length: int, batch_size: int, epoch: int = 0):
         T, B = seq_length, batch_size
         starts = np.concatenate(
             [np.arange(start, stop - T, T, dtype=np.int64) for start, stop in ranges] or [np.empty(0, np.int64)]
@@ -155,11 +160,25 @@ class WindowLayout:
         per_stream = starts.size // B
         if per_stream == 0:
             raise ValueError(f"{starts.size} windows for {B} streams")
-        self.seq_length = T
+        self.seq_length, self.ranges, self.epoch = T, ranges, epoch
+        self.left_over = starts.size - B * per_stream
+        starts = np.roll(starts, -(epoch * self.left_over % starts.size))
         self.starts = starts[: B * per_stream].reshape(B, per_stream)
         self.unused = sum(max(stop - start - 1, 0) for start, stop in ranges) - self.samples
         self.reset = np.ones(self.starts.shape, bool)
         self.reset[:, 1:] = self.starts[:, 1:] != self.starts[:, :-1] + T
+
+    def at_epoch(self, epoch: int) -> WindowLayout:
+        """The same windows dealt for another epoch."""
+        return WindowLayout(self.ranges, self.seq_length, self.starts.shape[0], epoch)
+
+    def left_out_words(self, fs: int) -> str:
+        """' (...)': what of the sounds (at fs Hz) an epoch leaves out, in words; '' for nothing."""
+        rotating = self.left_over * self.seq_length
+        parts = [f"{rotating / fs:.2g} s left out in each epoch, a different part in the next"] if rotating else []
+        if self.unused > rotating:
+            parts.append(f"{(self.unused - rotating) / fs:.2g} s at the ends never")
+        return f" (the streams take whole windows: {'; '.join(parts)})" if parts else ""
 
     @property
     def windows_per_stream(self) -> int:
@@ -176,13 +195,14 @@ class WindowLayout:
         return levels[self.starts[:, position][None, :] + steps]
 
 
-def training_layout(data: Dataset, val_fraction: float, T: int, B: int,
-                    fs: int) -> tuple[WindowLayout, list[tuple[int, int]]]:
-    """The training windows of data (B streams of windows of T steps) and the held-out ranges,
-    split off by val_fraction; AudioError, in one line, when the sounds are too short for them."""
+def training_layout(data: Dataset, val_fraction: float, T: int, B: int, fs: int,
+                    epoch: int = 0) -> tuple[WindowLayout, list[tuple[int, int]]]:
+    """The training windows of data (B streams of windows of T steps, dealt for `epoch`) and the
+    held-out ranges, split off by val_fraction; AudioError, in one line, when the sounds are too
+    short for them."""
     train_ranges, val_ranges = data.split(val_fraction)
     try:
-        layout = WindowLayout(train_ranges, T, B)
+        layout = WindowLayout(train_ranges, T, B, epoch)
     except ValueError:
         need = B * T + 1
         while need - held_out(need, val_fraction) < B * T + 1:

@@ -5,7 +5,8 @@ The training part of the sounds is laid into `batch_size` parallel streams of wi
 blekota.dataset: no window spans two sounds; a stream's state is reset where it moves on to
 another sound). Each iteration trains on the next window of `seq_length` steps of every stream,
 starting from the hidden state the previous window ended with. When the streams are used up, an
-epoch ends: the position and the hidden state go back to the start. Every `val_every` iterations
+epoch ends: the position and the hidden state go back to the start, and the windows that do not
+fit the streams are other ones (blekota.dataset). Every `val_every` iterations
 and at the end, the loss on the held-out tails is measured; the best model is kept as
 NAME_best.npz (in block-sparse training, the best at the density asked: blekota.sparsity).
 
@@ -207,7 +208,7 @@ class Trainer:
         data-parallel run rank 0 reads them and sends them to the others."""
         data = self.processes.from_root(lambda: Dataset.load(audio, self.model.fs, self.model.preemphasis))
         T, B = self.seq_length, self.batch_size
-        layout, val_ranges = training_layout(data, self.val_fraction, T, B, self.model.fs)
+        layout, val_ranges = training_layout(data, self.val_fraction, T, B, self.model.fs, self.epoch)
         self.data, self.layout, self.files = data, layout, data.files
         self._val = validation_pieces(val_ranges, B, VAL_MIN_WINDOWS * T, T if self.model.frame else 1)
         self.val_samples = sum(stop - start - 1 for start, stop in val_ranges)
@@ -246,6 +247,7 @@ class Trainer:
         if self.position >= self.layout.windows_per_stream:
             self.epoch += 1
             self.position = 0
+            self.layout = self.layout.at_epoch(self.epoch)
         self.h[:, self.layout.reset[:, self.position], :] = 0
         window = self.layout.window(self.data.levels, self.position)
         return random_gain(window, self.random_gain_db, self.iteration)

@@ -109,14 +109,17 @@ def test_train_says_what_it_leaves_out_and_why_validation_reads_lower(tmp_path, 
                  str(tmp_path)]) == 0
     first, second = capsys.readouterr().out.splitlines()[:2]
     # 8000 samples at 8 kHz, 400 held out: 7599 of the 7600 left can be predicted, by 379 windows of 20;
-    # 4 streams take 94 each, predicting 7520: 79 left out
-    assert "in 4 streams (0.0099 s at the ends left out: the streams take whole windows)" in first
+    # 4 streams take 94 each, predicting 7520: 3 windows (60 levels) left out, another 3 in each epoch,
+    # and the 19 after the last window never
+    assert ("in 4 streams (the streams take whole windows: 0.0075 s left out in each epoch, a different part in "
+            "the next; 0.0024 s at the ends never)") in first
     assert second.startswith("random gain 4 dB: the training loss is taken on louder and softer copies")
     assert main(["train", str(sine_file), *SMALL[:-4], "--batch-size", "7", "--threads", "1", "--iterations", "1",
                  "--checkpoint-sound", "0", "--out-dir", str(tmp_path), "--model-name", "b", "--random-gain", "0"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    # 7 streams of 54 windows predict 7560: 39 left out
-    assert "in 7 streams (0.0049 s at the ends left out: the streams take whole windows)" in lines[0]
+    # 7 streams of 54 windows predict 7560: one window left out in each epoch, and the last 19 levels
+    assert ("in 7 streams (the streams take whole windows: 0.0025 s left out in each epoch, a different part in "
+            "the next; 0.0024 s at the ends never)") in lines[0]
     assert not lines[1].startswith("random gain")
 
 

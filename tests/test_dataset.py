@@ -62,6 +62,27 @@ def test_windows_never_span_two_sounds_and_state_resets_at_boundaries(sound_dir)
     assert layout.reset[:, 1:].any()  # some stream moves on to another sound
 
 
+def test_each_epoch_leaves_out_other_windows_until_every_one_was_trained(sound_dir):
+    data = Dataset.load(sound_dir, 8000)
+    train, _ = data.split(0.1)
+    T, B = 50, 4
+    every = WindowLayout(train, T, 1).starts.ravel()  # one stream takes them all, in order
+    first = WindowLayout(train, T, B)
+    assert first.left_over == every.size % B == 3
+    np.testing.assert_array_equal(first.starts.ravel(), every[: every.size - 3])  # epoch 0 as it always was
+    trained = set()
+    for epoch in range(-(-every.size // first.left_over)):
+        layout = first.at_epoch(epoch)
+        assert layout.starts.shape == first.starts.shape and layout.unused == first.unused
+        dealt = layout.starts.ravel()
+        np.testing.assert_array_equal(dealt, np.roll(every, -3 * epoch)[: dealt.size])
+        assert len(set(dealt.tolist())) == dealt.size
+        np.testing.assert_array_equal(layout.reset[:, 1:], layout.starts[:, 1:] != layout.starts[:, :-1] + T)
+        assert layout.reset[:, 0].all()
+        trained |= set(dealt.tolist())
+    assert trained == set(every.tolist())
+
+
 def test_validation_never_overlaps_training_windows(sound_dir):
     model = blekota.Model(hidden=8, layers=1, seed=0, threads=1)
     trainer = Trainer(model, sound_dir, seq_length=30, batch_size=5, val_fraction=0.2, log=False)

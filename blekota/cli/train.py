@@ -153,8 +153,7 @@ def train(args, processes: parallel.Processes) -> int:
     what = files[0] if len(files) == 1 else f"{len(files)} sounds" if files else "audio"
     threads = f"{model.threads} thread{'s' if model.threads > 1 else ''}"
     shared = f" shared by {processes.size} processes of {threads}" if processes.size > 1 else ""
-    unused = trainer.layout.unused
-    unused = f" ({unused / fs:.2g} s at the ends left out: the streams take whole windows)" if unused else ""
+    unused = trainer.layout.left_out_words(fs)
     say(
         f"training {model.layers}x{model.hidden} GRU{frame_words(model)}{emphasis_words(model)} ({model.n_params:,} parameters, "
         f"{model.dtype.name}, {fs} Hz) on {what}: {trainer.layout.samples / fs:.1f} s of sound in "
