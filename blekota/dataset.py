@@ -9,9 +9,12 @@ Training windows never span two sounds: each sound's training part is cut into w
 levels (consecutive windows share one level, so T predictions each), the windows of all sounds are
 laid end to end and dealt into B streams of equal length. Each iteration trains on the next window
 of every stream; the hidden state a stream carries is reset to zero where its next window starts a
-different sound (and at the start of each epoch). Up to B-1 windows do not fit the streams; which
-ones moves on with every epoch (the windows' order is rotated by that many), so that over epochs
-every part of the sounds is trained on: epoch 0 leaves out the last ones, epoch 1 the first.
+different sound (and at the start of each epoch). Up to B-1 windows do not fit the streams. Each
+epoch deals the windows from another one on, cyclically (epoch e from the floor(n frac(e g))-th of
+the n windows, g = (sqrt 5 - 1) / 2, so the starting points spread evenly over the sounds): where
+the streams start and end, which windows share a batch and which ones are left out change from
+epoch to epoch, and over epochs every part of the sounds is trained on. Epoch 0 starts at the first
+window and leaves out the last ones.
 """
 
 from __future__ import annotations
@@ -139,6 +142,15 @@ class Dataset:
         return train, val
 
 
+GOLDEN = (5**0.5 - 1) / 2
+
+
+def first_window(epoch: int, windows: int) -> int:
+    """The window epoch `epoch` deals first, of `windows`: floor(windows * frac(epoch * GOLDEN)),
+    the same on every machine (IEEE products and remainders are exact to the bit)."""
+    return int(windows * (epoch * GOLDEN % 1.0))
+
+
 class WindowLayout:
     """Training windows of T+1 levels from the ranges, dealt into B streams of S windows each,
     for one epoch.
@@ -148,8 +160,7 @@ class WindowLayout:
     unused: levels of the ranges that this epoch predicts nothing of (each range's first level,
     heard but never predicted, aside): the ends of ranges shorter than a window, and the
     windows left over when they do not deal evenly into the streams; left_over: those windows'
-    count. Epoch e deals the windows from the (e * left_over)-th on, cyclically, so the ones
-    left over move on by that many every epoch.
+    count. Epoch e deals the windows from the first_window(e, windows)-th on, cyclically.
     """
 
     def __init__(self, ranges: list[tuple[int, int]], seq_length: int, batch_size: int, epoch: int = 0):
@@ -162,7 +173,7 @@ class WindowLayout:
             raise ValueError(f"{starts.size} windows for {B} streams")
         self.seq_length, self.ranges, self.epoch = T, ranges, epoch
         self.left_over = starts.size - B * per_stream
-        starts = np.roll(starts, -(epoch * self.left_over % starts.size))
+        starts = np.roll(starts, -first_window(epoch, starts.size))
         self.starts = starts[: B * per_stream].reshape(B, per_stream)
         self.unused = sum(max(stop - start - 1, 0) for start, stop in ranges) - self.samples
         self.reset = np.ones(self.starts.shape, bool)

@@ -5,8 +5,8 @@ The training part of the sounds is laid into `batch_size` parallel streams of wi
 blekota.dataset: no window spans two sounds; a stream's state is reset where it moves on to
 another sound). Each iteration trains on the next window of `seq_length` steps of every stream,
 starting from the hidden state the previous window ended with. When the streams are used up, an
-epoch ends: the position and the hidden state go back to the start, and the windows that do not
-fit the streams are other ones (blekota.dataset). Every `val_every` iterations
+epoch ends: the position and the hidden state go back to the start, and the windows are dealt
+from another one on (blekota.dataset). Every `val_every` iterations
 and at the end, the loss on the held-out tails is measured; the best model is kept as
 NAME_best.npz (in block-sparse training, the best at the density asked: blekota.sparsity).
 
