@@ -67,7 +67,7 @@ def data_signature(trainer) -> dict:
     """What must match for a resumed run to continue at the saved data position."""
     return {
         "sha256": trainer.data_sha256, "seq_length": trainer.seq_length, "batch_size": trainer.batch_size,
-        "val_fraction": trainer.val_fraction, "windows": "rotated by epoch",
+        "val_fraction": trainer.val_fraction, "windows": "dealt anew every epoch",
     }
 
 
