@@ -453,8 +453,9 @@ class Model:
         drawn levels exactly; 1: the means. Hinted steps are the hint.
         wake: seconds of silence (levels 126..129 drawn in a row) after which the model hears
         each further silent level moved by a small random amount (-2..2 levels, from the step's
-        own uniform, so no draw changes before it) until it draws sound again: faint noise
-        instead of the digital silence a model can fall into and never leave. What is written
+        own uniform, so no draw changes before it) until it has drawn sound for as long again in a
+        row (a click does not end it): faint noise instead of the digital silence a model can fall
+        into and never leave. What is written
         stays what was drawn. 0: never; temperature 0: never.
         Returns (n,) float32 for one stream, (S, n) for several; with return_probs also the
         probabilities (n, 256) or (S, n, 256) in the model's dtype, all n steps (n * S * 256

@@ -237,15 +237,23 @@ WAKE_SPREAD = 2  # a dithered silent level moves by -2..2
 def heard_level(drawn: int, u: float, quiet_run: int, wake_after: int, hinted: bool = False,
                 temperature: float = 1.0) -> tuple[int, int]:
     """What the model hears after drawing `drawn` with the uniform u (Model.sample's wake, in steps:
-    wake_after; 0: never), and the stream's new count of silent levels in a row (quiet_run before).
-    Once more than wake_after silent levels (QUIET_LEVELS) were drawn in a row, a silent level is
-    heard moved by int(frac(4096 u) * 5) - 2, clipped to 0..255; hinted steps and temperature 0 are
-    heard as they are (a hint's silence still counts)."""
+    wake_after; 0: never), and the stream's new waking state (quiet_run before: >= 0 the silent
+    levels (QUIET_LEVELS) drawn in a row, < 0 awake with -quiet_run sound levels drawn in a row).
+    Once more than wake_after silent levels were drawn in a row the stream is awake: a silent level
+    is heard moved by int(frac(4096 u) * 5) - 2, clipped to 0..255, until wake_after sound levels
+    were drawn in a row. Hinted steps and temperature 0 are heard as they are (a hint's levels
+    still count)."""
     if wake_after <= 0:
         return drawn, quiet_run
     if not QUIET_LEVELS[0] <= drawn <= QUIET_LEVELS[1]:
-        return drawn, 0
-    quiet_run += 1
+        if quiet_run > wake_after:
+            quiet_run = -1
+        elif quiet_run < 0:
+            quiet_run -= 1
+        else:
+            quiet_run = 0
+        return drawn, 0 if -quiet_run >= wake_after else quiet_run
+    quiet_run = wake_after + 1 if quiet_run < 0 else quiet_run + 1
     if hinted or temperature <= 0 or quiet_run <= wake_after:
         return drawn, quiet_run
     fraction = u * 4096.0

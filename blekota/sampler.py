@@ -186,7 +186,7 @@ class Sampler:
     stopped. h (state_rows, S, H): the hidden state; previous (S,): each stream's last level (fed
     next); bit_generator: where the draws come from; tuning: what the kernel learned about using
     one thread or all for one stream (so short runs do not time both again each time); quiet (S,):
-    each stream's silent levels drawn in a row (for waking, _sample.generate's wake_after). The one
+    each stream's waking state (the silent or sound levels drawn in a row: _sample.generate's wake_after). The one
     place that packs the weights and picks the kernel (dense, sparse, int8 or bf16) for a blekota.Model:
     Model.generate() and blekota.stream.Stream both run through it.
 

@@ -236,9 +236,9 @@ def generate(const floating[::1] packed, floating[:, :, ::1] h, unsigned char[:,
     stands for (blekota.mulaw.unquantize), in double.
     wake_after (steps; 0: off) and quiet (S,) intp, in and out: a stream that has drawn silence
     (levels 126..129) for more than wake_after steps in a row hears each further silent level
-    moved by -2..2 (from its step's uniform; sample_kernel.h, bk_heard) until it draws sound;
-    `levels` keep what was drawn, `previous` is what is heard next. quiet[s] counts stream s's
-    silent levels in a row, carried from call to call. Any path.
+    moved by -2..2 (from its step's uniform; sample_kernel.h, bk_heard) until it has drawn sound
+    for wake_after steps in a row; `levels` keep what was drawn, `previous` is what is heard next.
+    quiet[s] is stream s's waking state (bk_heard's run), carried from call to call. Any path.
     half: None, or pack_half of a float32 packed: dense streams with their products in bfloat16
     (both operands rounded to nearest, float32 sums; sample_kernel.h).
     """

@@ -73,7 +73,7 @@ typedef struct {
     int truncates;    /* any of the three is on */
     const double *values; /* (256,) the sample each level stands for, to take the mean */
     ptrdiff_t wake_after; /* steps of silence drawn before the model hears it dithered (bk_heard); 0: never */
-    ptrdiff_t *quiet;     /* (S,) per stream, the silent levels drawn in a row so far (carried between calls) */
+    ptrdiff_t *quiet;     /* (S,) per stream, its waking state (bk_heard's *run; carried between calls) */
 } bk_sampling;
 
 #define BK_QUIET_LOW 126   /* the levels of silence: |sample| < 3e-4 */
@@ -81,20 +81,29 @@ typedef struct {
 #define BK_WAKE_SPREAD 2   /* a dithered silent level moves by -2..2 */
 
 /* The level the model hears next after `drawn` (what is written stays `drawn`). A stream that has
- * drawn silence (levels BK_QUIET_LOW..HIGH) for more than how->wake_after steps in a row hears it
- * moved by a uniform -BK_WAKE_SPREAD..BK_WAKE_SPREAD, taken from the fraction of 4096 u of the
- * step's own uniform u, until it draws sound again: faint noise where a model would otherwise hear
- * digital silence and stay there. Hinted steps and temperature 0 are heard as they are (a hint's
- * silence still counts). *run: the stream's count of silent levels in a row. */
+ * drawn silence (levels BK_QUIET_LOW..HIGH) for more than how->wake_after steps in a row is awake:
+ * it hears each silent level moved by a uniform -BK_WAKE_SPREAD..BK_WAKE_SPREAD, taken from the
+ * fraction of 4096 u of the step's own uniform u, and stays awake until it has drawn sound for
+ * wake_after steps in a row (a click does not put it back to sleep): faint noise where a model
+ * would otherwise hear digital silence and stay there. Hinted steps and temperature 0 are heard as
+ * they are (a hint's silence and sound still count). *run: the stream's state, >= 0 the silent
+ * levels drawn in a row (awake above wake_after), < 0 awake with -*run sound levels in a row. */
 static inline int bk_heard(const bk_sampling *how, int drawn, double u, int hinted, ptrdiff_t *run)
 {
     if (how->wake_after <= 0)
         return drawn;
     if (drawn < BK_QUIET_LOW || drawn > BK_QUIET_HIGH) {
-        *run = 0;
+        if (*run > how->wake_after)
+            *run = -1;
+        else if (*run < 0)
+            *run -= 1;
+        else
+            *run = 0;
+        if (*run < 0 && -*run >= how->wake_after)
+            *run = 0;
         return drawn;
     }
-    *run += 1;
+    *run = *run < 0 ? how->wake_after + 1 : *run + 1;
     if (hinted || how->temperature <= 0 || *run <= how->wake_after)
         return drawn;
     double f = u * 4096.0;

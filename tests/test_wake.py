@@ -1,7 +1,8 @@
 """Waking from silence (Model.sample's wake): once a stream has drawn silence (levels 126..129) for
 more than wake_after steps in a row, the model hears each further silent level moved by -2..2,
-from its step's own uniform, until it draws sound; what is written stays the draw. Checked on every
-path against the rule spelled out here and the distributions the model gives for what it heard."""
+from its step's own uniform, until it has drawn sound for wake_after steps in a row; what is written
+stays the draw. Checked on every path against the rule spelled out here and the distributions the
+model gives for what it heard."""
 
 import numpy as np
 import pytest
@@ -68,6 +69,23 @@ def test_the_model_hears_its_long_silences_dithered(dtype, streams, threads, mak
     first_dither = np.array([np.flatnonzero(np.convolve(np.isin(row, range(126, 130)), np.ones(4), "valid") == 4)[0]
                              for row in drawn]) + 3
     assert (woken > first_dither).all()  # nothing changes before the first step heard dithered
+
+
+def test_a_click_does_not_put_a_woken_stream_back_to_sleep(make_model):
+    wake_after, u = 3, 0.0  # frac(4096 u) = 0: a dithered level moves by -2
+    heard, run = [], 0
+    for drawn in [128] * 4 + [140, 128, 128] + [140] * 3 + [128] * 4:
+        level, run = reference.heard_level(drawn, u, run, wake_after)
+        heard.append(level)
+    # asleep for 3 silent levels, awake from the 4th; a click (140) leaves it awake, so the next
+    # silence is heard dithered at once; 3 sound levels in a row put it to sleep until 3 more silent
+    assert heard == [128, 128, 128, 126, 140, 126, 126, 140, 140, 140, 128, 128, 128, 126]
+    model = silent_model(make_model, "float64")
+    sound, probs = model.sample(1500, seed=7, streams=2, smooth=0, wake=3 / model.fs, return_probs=True)
+    drawn = check_heard(model, sound, probs, 7, 3, 1e-12)
+    moved = heard_levels(drawn, uniforms(7, 2, drawn.shape[1]), 3) != drawn
+    after_sound = ~np.isin(drawn[:, :-1], range(QUIET[0], QUIET[1] + 1))
+    assert (moved[:, 1:] & after_sound).any()  # the kernel heard a silence dithered right after a click
 
 
 def test_the_sparse_kernel_wakes_alike(make_model):

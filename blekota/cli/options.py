@@ -238,7 +238,7 @@ def add_sampling_arguments(parser: argparse.ArgumentParser, when: str = "") -> N
     group.add_argument("--top-p", type=share, default=1.0, metavar="P", help="draw only from the fewest likeliest levels whose probabilities sum to P; lower: safer, less varied (default 1: all)")
     group.add_argument("--min-p", type=unit_interval, default=0.0, metavar="M", help="drop levels less likely than M times the likeliest one; higher: safer, less varied (default 0: none)")
     group.add_argument("--smooth", type=unit_interval, default=SMOOTH, metavar="S", help=f"write each sample S of the way from the level drawn to the mean of the distribution it was drawn from; the model still hears the drawn level (0: the drawn levels; default {SMOOTH:g})")
-    group.add_argument("--wake", type=wake_seconds, default=WAKE, metavar="SECONDS", help=f"after this long drawing silence, the model hears its silence as faint noise until it draws sound again; what is written stays silent (0: never; default {WAKE:g})")
+    group.add_argument("--wake", type=wake_seconds, default=WAKE, metavar="SECONDS", help=f"after this long drawing silence, the model hears its silence as faint noise until it has drawn sound for as long again in a row; what is written stays silent (0: never; default {WAKE:g})")
 
 
 def sampling_options(args) -> dict:
