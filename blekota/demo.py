@@ -110,6 +110,7 @@ def run_demo(directory: Path, iterations: int, threads: int | None, say: Callabl
         if files.in_the_way(path):
             raise BlekotaError(f"{path}: not a file blekota wrote, and the demo would write there; "
                                "give the demo another --out-dir")
+    files.log_path().unlink(missing_ok=True)  # an earlier demo's log: this run's starts afresh, as train --force's
     fs = 8000
     sound = demo_sound(fs)
     model = Model(**DEMO_MODEL, fs=fs, seed=0, threads=threads)

@@ -327,6 +327,14 @@ def test_the_demo_never_replaces_what_blekota_did_not_write(tmp_path, capsys, na
     assert (folder / name).read_bytes() == b"the user's own\n"
 
 
+def test_the_demo_run_again_starts_its_log_afresh(tmp_path, capsys):
+    folder = tmp_path / "d"
+    for _ in range(2):
+        assert main(["demo", "--iterations", "3", "--out-dir", str(folder), "--threads", "1"]) == 0
+    iterations = [line["iteration"] for line in blekota.trainlog.read_log(folder / "demo.log.jsonl")]
+    assert iterations == [3]  # the second demo's alone, not the first's again before it
+
+
 def test_pictures_carry_blekotas_mark(tmp_path):
     picture = blekota.plot.spectrogram(tone(), 8000, out=tmp_path / "s.png")
     assert blekota.plot.is_marked_png(picture)
