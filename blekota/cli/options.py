@@ -392,6 +392,17 @@ def add_sound_device_argument(parser, when: str = "") -> None:
     parser.add_argument("--sound-device", type=output_device, default=None, metavar="DEVICE", help=f"{when}the sound output device: its number or a part of its name, as python -m blekota sound-devices lists them (default: the system's default output)")
 
 
+OTHER_SOUND_SUFFIXES = {".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".caf", ".w64",
+                        ".m4a", ".aac"}
+
+
+def check_wav_name(output: str | os.PathLike, option: str) -> None:
+    """Refuse a file name that promises another sound format than the wav written there."""
+    if not is_stream(output) and Path(output).suffix.lower() in OTHER_SOUND_SUFFIXES:
+        raise BlekotaError(f"{output}: {option} writes a wav file, not {Path(output).suffix.lower()[1:]}; "
+                           "give it a name ending in .wav")
+
+
 def check_output(output: str | os.PathLike, force: bool) -> None:
     """Refuse before any work: a directory, an existing file without force, a missing folder.
     A device, a FIFO or "-" (standard output) is written as a stream and needs no force."""

@@ -18,7 +18,8 @@ from ..fileutil import STDOUT, is_stream
 from ..drawing import describe_sampling
 from .options import (
     add_kernel_arguments, add_sampling_arguments, add_sound_device_argument, add_threads_argument, check_distinct,
-    check_output, model_path, non_negative_int, output_png, positive_int, sampling_options, seed, use_kernel_arguments,
+    check_output, check_wav_name, model_path, non_negative_int, output_png, positive_int, sampling_options, seed,
+    use_kernel_arguments,
 )
 
 HEATMAP_SAMPLES = 400  # drawn by sample --heatmap: 50 ms at 8 kHz, each sample visible
@@ -72,6 +73,7 @@ def run(args) -> int:
             raise BlekotaError(f"--takes: at most {MAX_TAKES}, got {args.takes}")
     outputs = take_paths(output, args.takes)
     for path in outputs:
+        check_wav_name(path, "-o")
         check_output(path, args.force)
     heatmap = output_png(args.heatmap, args.force)
     written = {f"-o (take {take})" if args.takes > 1 else "-o": path for take, path in enumerate(outputs, 1)}
