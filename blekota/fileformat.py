@@ -178,19 +178,25 @@ def _is_sound(path: Path) -> bool:
     return info.frames > 0 and info.channels > 0
 
 
-def written_by_blekota(path: str | os.PathLike) -> bool:
-    """Whether the file at path is a blekota model file, by its metadata (the arrays are not
-    read or checked): one that blekota may replace."""
+def peek_meta(path: str | os.PathLike) -> dict | None:
+    """The metadata of the blekota model file at path, read alone (the arrays are not read or
+    checked); None when path holds no such file."""
     if not os.path.isfile(path):
-        return False
+        return None
     try:
         with zipfile.ZipFile(path) as archive, archive.open("meta.npy") as member:
             raw = np.lib.format.read_array(member, allow_pickle=False)
         meta = json.loads(raw.tobytes().decode("utf-8"))
     except (OSError, EOFError, KeyError, ValueError, RecursionError, RuntimeError, NotImplementedError,
             zipfile.BadZipFile, zlib.error):
-        return False
-    return isinstance(meta, dict) and meta.get("format") == FORMAT
+        return None
+    return meta if isinstance(meta, dict) and meta.get("format") == FORMAT else None
+
+
+def written_by_blekota(path: str | os.PathLike) -> bool:
+    """Whether the file at path is a blekota model file, by its metadata (the arrays are not
+    read or checked): one that blekota may replace."""
+    return peek_meta(path) is not None
 
 
 def is_model_file(path: str | os.PathLike) -> bool:

@@ -174,6 +174,22 @@ class RunFiles:
         named = [self.log_path(), self.best_path()] + [path for _, path in self.checkpoints()]
         return [path for path in named if path.exists() and not self.in_the_way(path)]
 
+    def later_than(self, iteration: int) -> list[Path]:
+        """The files blekota wrote for this run after `iteration`, model files first, each by N:
+        NAME_N.npz and NAME_N.wav with N > iteration, and NAME_best.npz when its metadata says it
+        was saved later."""
+        if not self.directory.is_dir():
+            return []
+        pattern = re.compile(re.escape(self.name) + r"_(\d+)(\.npz|\.wav)")
+        found = [(match[2] != modelfile.EXTENSION, int(match[1]), path) for path in self.directory.iterdir()
+                 if (match := pattern.fullmatch(path.name)) and int(match[1]) > iteration]
+        meta = fileformat.peek_meta(self.best_path()) or {}
+        info = meta.get("info")
+        saved = info.get("iterations") if isinstance(info, dict) else None
+        if checks.is_integer(saved) and saved > iteration:
+            found.append((False, int(saved), self.best_path()))
+        return [path for *_, path in sorted(found) if not self.in_the_way(path)]
+
     def prune(self, iteration: int) -> None:
         """Delete all but the newest `keep` NAME_N.npz with N <= iteration."""
         if not self.keep:

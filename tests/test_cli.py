@@ -64,6 +64,35 @@ def test_resume_continues_counting(tmp_path, sine_file, capsys):
     assert blekota.load(tmp_path / "sine_8.npz").info["iterations"] == 8
 
 
+def test_resuming_an_older_checkpoint_is_refused_where_the_run_went_on_unless_forced(tmp_path, sine_file, capsys):
+    assert main(["train", str(sine_file), *SMALL, "--iterations", "60", "--checkpoint-every", "20", "--val-every", "10",
+                 "--checkpoint-sound", "0.01", "--out-dir", str(tmp_path), "--seed", "1", "-q"]) == 0
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    resume = ["train", "--resume", str(tmp_path / "sine_20.npz"), "--iterations", "20", "--val-every", "10", "-q"]
+    assert main(resume) == 2
+    assert capsys.readouterr().err == (
+        f"blekota: error: {tmp_path}: holds this run's files from after iteration 20 (sine_40.npz, sine_60.npz, "
+        "sine_best.npz and 2 more), which resuming there would write over; resume the newest checkpoint (train "
+        f"--resume {tmp_path / 'sine_60.npz'}), give --model-name to branch off under another name, or --force to go "
+        "on from iteration 20 and write over them\n")
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before
+    assert main([*resume, "--model-name", "branch"]) == 0  # branches off: the run's own files stay as they were
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir() if path.name in before} == before
+    assert (tmp_path / "branch_40.npz").exists() and (tmp_path / "branch_best.npz").exists()
+    assert main([*resume, "--force"]) == 0
+    assert blekota.load(tmp_path / "sine_best.npz").info["iterations"] <= 40
+    assert (tmp_path / "sine_40.npz").read_bytes() != before["sine_40.npz"]
+
+
+def test_resuming_where_only_a_later_best_model_is_left_is_refused(tmp_path, sine_file, capsys):
+    assert main(["train", str(sine_file), *SMALL, "--iterations", "20", "--checkpoint-every", "10", "--val-every", "10",
+                 "--checkpoint-sound", "0", "--out-dir", str(tmp_path), "-q"]) == 0
+    (tmp_path / "sine_20.npz").unlink()
+    assert main(["train", "--resume", str(tmp_path / "sine_10.npz"), "--iterations", "1", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "after iteration 10 (sine_best.npz), which" in err and "newest checkpoint" not in err
+
+
 def test_a_second_run_over_an_earlier_runs_files_is_refused(tmp_path, sine_file, capsys):
     train = ["train", str(sine_file), *SMALL, "--iterations", "2", "--checkpoint-sound", "0", "--out-dir", str(tmp_path), "-q"]
     assert main(train) == 0

@@ -130,9 +130,10 @@ def test_a_resumed_run_appends_without_duplicate_or_out_of_order_steps(tmp_path,
     tb = str(tmp_path / "tb")
     assert train(sound, tmp_path / "m", "--iterations", "60", "--tensorboard", tb) == 0
     first = read_board(tmp_path / "tb")
-    # from the checkpoint at 50: the first run's events after it are superseded by the same iterations again
+    # from the checkpoint at 50 (--force: sine_60.npz is written over): the first run's events after it
+    # are superseded by the same iterations again
     assert main(["train", "--resume", str(tmp_path / "m/sine_50.npz"), "--iterations", "10", "--tensorboard", tb,
-                 "--threads", "1", "-q"]) == 0
+                 "--threads", "1", "-q", "--force"]) == 0
     files = event_files(tmp_path / "tb")
     assert len(files) == 2 and files[0] == event_files(tmp_path / "tb")[0]
     mark = records(files[1])[1]
@@ -144,7 +145,7 @@ def test_a_resumed_run_appends_without_duplicate_or_out_of_order_steps(tmp_path,
     # from the older checkpoint at 25: the reports come at other iterations, and the first run's at
     # 50 is purged (TensorBoard's Rust reader shows it until a point of the series comes at 50 or before)
     assert main(["train", "--resume", str(tmp_path / "m/sine_25.npz"), "--iterations", "35", "--tensorboard", tb,
-                 "--threads", "1", "-q"]) == 0
+                 "--threads", "1", "-q", "--force"]) == 0
     assert records(event_files(tmp_path / "tb")[2])[1].step == 26
     board = read_board(tmp_path / "tb", readers_agree=False)
     assert steps(board, "loss/train") == [60]

@@ -34,7 +34,7 @@ def add_parser(commands) -> None:
     )
     train_parser.add_argument("files", nargs="*", metavar="FILE", help="the sounds to learn: files, directories or globs")
     train_parser.add_argument("--resume", metavar="MODEL", default=None, help="continue training this model file (or a .pkl of the original blekota) exactly where it stopped")
-    train_parser.add_argument("--force", action="store_true", help="train a new model even where an earlier run of the same name left its files: they are written over and the log starts afresh")
+    train_parser.add_argument("--force", action="store_true", help="train a new model even where an earlier run of the same name left its files: they are written over and the log starts afresh; with --resume, go on from a checkpoint older than the run's later files (NAME_N.npz, NAME_N.wav, NAME_best.npz) and write over them")
     add_training_arguments(train_parser, 10000, "iterations to run (default 10000)")
     train_parser.add_argument("--seconds", type=positive_float, default=None, help="stop after this many seconds of training and save, if --iterations are not done sooner (the default model does about 2-3 iterations a second on two cores)")
     add_device_argument(train_parser)
@@ -116,6 +116,23 @@ def start_run(directory: Path, name: str, force: bool) -> None:
         files.log_path().unlink(missing_ok=True)
 
 
+def check_resume_point(trainer: Trainer, force: bool) -> None:
+    """Refuse, unless force, to resume where the run's folder holds its files from after the
+    resumed iteration (a later checkpoint, sound or best model), which it would write over."""
+    files = RunFiles(trainer.directory, trainer.name)
+    later = files.later_than(trainer.iteration)
+    if not later or force:
+        return
+    names = ", ".join(path.name for path in later[:3]) + (f" and {len(later) - 3} more" if len(later) > 3 else "")
+    newest = [path for path in later if path.suffix == modelfile.EXTENSION and path != files.best_path()]
+    resume = f"resume the newest checkpoint (train --resume {newest[-1]}), " if newest else ""
+    raise BlekotaError(
+        f"{files.directory}: holds this run's files from after iteration {trainer.iteration} ({names}), which "
+        f"resuming there would write over; {resume}give --model-name to branch off under another name, or "
+        f"--force to go on from iteration {trainer.iteration} and write over them"
+    )
+
+
 def train(args, processes: parallel.Processes) -> int:
     """command_train's work in one process (of one or several training together)."""
     root = processes.is_root
@@ -134,6 +151,7 @@ def train(args, processes: parallel.Processes) -> int:
     if args.resume:
         resume, overrides, audio = processes.from_root(lambda: prepare_resume(args, say))
         trainer = Trainer.from_checkpoint(resume, audio=audio, threads=threads, **overrides, **options)
+        processes.from_root(lambda: check_resume_point(trainer, args.force))
         where = "" if trainer.continues_data else " (data or its layout changed: starting at the beginning of the data)"
         say(f"resuming {resume} at iteration {trainer.iteration}{where}", flush=True)
     else:
