@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .checkpoint import trainer_block, training_arrays
-from .checks import is_integer, is_number
+from .checks import is_integer, is_number, is_plain_name
 from .errors import BlekotaError, ModelFileError
 from .fileutil import input_problem, starts_with
 from .layout import canonical_shapes, canonical_to_flat
@@ -204,6 +204,8 @@ def _info(path: Path, gru: LegacyGRU, model: Model) -> dict:
     name = fields.get("name")
     if isinstance(name, str) and "\0" not in name and Path(name).name not in ("", ".", ".."):
         settings["name"] = Path(name).name  # the original's "foo/bar" wrote foo/bar_N.pkl
+    elif is_plain_name(path.stem):  # not Trainer's default name, which two such models in a folder would share
+        settings["name"] = path.stem
     return {
         "iterations": iterations,
         "epochs": _count(gru, "epochs", 0) or 0,

@@ -91,8 +91,21 @@ def test_missing_attributes_get_defaults(tmp_path):
         delattr(original, name)
     model = blekota.import_legacy(write_pickle(tmp_path / "old.pkl", original))
     assert model.fs == 8000
-    assert model.info["trainer"] == {"optimizer": "rmsprop", "clip": 5.0, "t": 0}
+    assert model.info["trainer"] == {"optimizer": "rmsprop", "clip": 5.0, "t": 0, "name": "old"}  # the pickle's stem
     assert model.info["training_files"] == [] and model.info["iterations"] == 0
+
+
+def test_pickles_without_a_name_resumed_in_one_folder_write_files_of_their_own(tmp_path):
+    sound = tmp_path / "tone.wav"
+    blekota.save_wav(sound, 0.5 * np.sin(np.arange(4000) * 0.05), 8000)
+    for seed, stem in enumerate(("anna", "bety")):
+        pkl = write_pickle(tmp_path / f"{stem}.pkl", bety(name="", alpha=1e-3 * (seed + 1), iterations=10, seq_length=10))
+        assert main(["train", "--resume", str(pkl), str(sound), "--iterations", "2", "--checkpoint-sound", "0",
+                     "--threads", "1", "-q"]) == 0
+    anna, bety_model = blekota.load(tmp_path / "anna_12.npz"), blekota.load(tmp_path / "bety_12.npz")
+    assert not np.array_equal(anna.params, bety_model.params)
+    assert (tmp_path / "anna_best.npz").exists() and (tmp_path / "bety_best.npz").exists()
+    assert not list(tmp_path.glob("unnamed_model*"))
 
 
 class Exploit:
