@@ -165,6 +165,22 @@ def test_sample_heatmap_and_info(tmp_path, trained, capsys):
     assert "best" in capsys.readouterr().out
 
 
+def test_a_name_that_promises_another_image_format_is_refused(tmp_path, trained, capsys):
+    model, wav = trained
+    for name in ("wave.jpg", "wave.JPEG", "wave.svg", "wave.pdf", "wave.tiff", "wave.webp"):
+        assert main(["plot", "waveform", str(wav), "-o", str(tmp_path / name)]) == 2
+        suffix = name.split(".")[1].lower()
+        assert capsys.readouterr().err == (f"blekota: error: {tmp_path / name}: -o writes a PNG file, not {suffix}; "
+                                           "give it a name ending in .png\n")
+        assert not (tmp_path / name).exists()
+    assert main(["sample", str(model), "-n", "50", "-o", str(tmp_path / "s.wav"), "--heatmap", str(tmp_path / "h.gif"),
+                 "--threads", "1"]) == 2
+    assert capsys.readouterr().err == (f"blekota: error: {tmp_path / 'h.gif'}: --heatmap writes a PNG file, not gif; "
+                                       "give it a name ending in .png\n")
+    assert not (tmp_path / "s.wav").exists() and not (tmp_path / "h.gif").exists()
+    assert main(["plot", "waveform", str(wav), "-o", str(tmp_path / "wave.plot")]) == 0  # a name of no known format
+
+
 def test_plot_has_help(capsys):
     for argv in (["plot", "--help"], ["plot", "heatmap", "--help"]):
         with pytest.raises(SystemExit) as exit_info:

@@ -393,15 +393,18 @@ def add_sound_device_argument(parser, when: str = "") -> None:
     parser.add_argument("--sound-device", type=output_device, default=None, metavar="DEVICE", help=f"{when}the sound output device: its number or a part of its name, as python -m blekota sound-devices lists them (default: the system's default output)")
 
 
-OTHER_SOUND_SUFFIXES = {".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".caf", ".w64",
-                        ".m4a", ".aac"}
+OTHER_SUFFIXES = {  # by the format written: the names that promise another format of its kind
+    "wav": {".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".caf", ".w64", ".m4a", ".aac"},
+    "PNG": {".jpg", ".jpeg", ".svg", ".pdf", ".gif", ".tif", ".tiff", ".webp", ".bmp", ".eps", ".ps"},
+}
 
 
-def check_wav_name(output: str | os.PathLike, option: str) -> None:
-    """Refuse a file name that promises another sound format than the wav written there."""
-    if not is_stream(output) and Path(output).suffix.lower() in OTHER_SOUND_SUFFIXES:
-        raise BlekotaError(f"{output}: {option} writes a wav file, not {Path(output).suffix.lower()[1:]}; "
-                           "give it a name ending in .wav")
+def check_format_name(output: str | os.PathLike, option: str, written: str) -> None:
+    """Refuse a file name that promises another format than the one written there ("wav" or "PNG")."""
+    suffix = Path(output).suffix.lower()
+    if not is_stream(output) and suffix in OTHER_SUFFIXES[written]:
+        raise BlekotaError(f"{output}: {option} writes a {written} file, not {suffix[1:]}; "
+                           f"give it a name ending in .{written.lower()}")
 
 
 def check_output(output: str | os.PathLike, force: bool) -> None:
@@ -436,11 +439,12 @@ def check_distinct(outputs: dict[str, str | os.PathLike | None],
                 raise BlekotaError(f"{path}: is the {read} this reads; give {what} another file")
 
 
-def output_png(name: str | None, force: bool) -> Path | None:
-    """The PNG path asked for on the command line, refusing to replace a file unless force (a
-    directory is where plot names its own file)."""
+def output_png(name: str | None, force: bool, option: str) -> Path | None:
+    """The PNG path asked for on the command line by option, refusing a name that promises another
+    image format, or to replace a file unless force (a directory is where plot names its own file)."""
     if name is None:
         return None
     if not Path(name).is_dir():
+        check_format_name(name, option, "PNG")
         check_output(name, force)
     return Path(name)

@@ -16,7 +16,7 @@ from ..keys import KEYS_HELP, Controls, KeyReader, apply_key
 from ..stream import Stream
 from .options import (
     add_kernel_arguments, add_sampling_arguments, add_sound_device_argument, add_threads_argument, argument_type,
-    check_distinct, check_output, check_wav_name, model_path, positive_float, sampling_options, seed,
+    check_distinct, check_format_name, check_output, model_path, positive_float, sampling_options, seed,
     use_kernel_arguments,
 )
 
@@ -109,7 +109,7 @@ def play(args) -> int:
     if args.record is not None:
         if is_stream(args.record):
             raise BlekotaError(f"{args.record}: --record writes a file, not a stream (a recording is complete only when play stops)")
-        check_wav_name(args.record, "--record")
+        check_format_name(args.record, "--record", "wav")
         check_output(args.record, args.force)
         check_distinct({"--record": args.record}, {"MODEL": args.model, "--hint": args.hint})
     model = modelfile.load(model_path(args.model, print), threads=args.threads)

@@ -72,7 +72,7 @@ def _heard(model: Model, sound: np.ndarray) -> np.ndarray:
 
 
 def run(args) -> int:
-    out = output_png(args.output, args.force)
+    out = output_png(args.output, args.force, "-o")
     inputs = {metavar: getattr(args, dest) for dest, metavar in INPUTS.items() if hasattr(args, dest)}
     check_distinct({"-o": None if out is None or out.is_dir() else out}, inputs)
     if args.kind in ("waveform", "spectrogram"):

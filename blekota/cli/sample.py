@@ -18,7 +18,7 @@ from ..fileutil import STDOUT, is_stream
 from ..drawing import describe_sampling
 from .options import (
     add_kernel_arguments, add_sampling_arguments, add_sound_device_argument, add_threads_argument, check_distinct,
-    check_output, check_wav_name, model_path, non_negative_int, output_png, positive_int, sampling_options, seed,
+    check_format_name, check_output, model_path, non_negative_int, output_png, positive_int, sampling_options, seed,
     use_kernel_arguments,
 )
 
@@ -73,9 +73,9 @@ def run(args) -> int:
             raise BlekotaError(f"--takes: at most {MAX_TAKES}, got {args.takes}")
     outputs = take_paths(output, args.takes)
     for path in outputs:
-        check_wav_name(path, "-o")
+        check_format_name(path, "-o", "wav")
         check_output(path, args.force)
-    heatmap = output_png(args.heatmap, args.force)
+    heatmap = output_png(args.heatmap, args.force, "--heatmap")
     written = {f"-o (take {take})" if args.takes > 1 else "-o": path for take, path in enumerate(outputs, 1)}
     check_distinct({**written, "--heatmap": None if heatmap is None or heatmap.is_dir() else heatmap},
                    {"MODEL": args.model, "--hint": args.hint})
