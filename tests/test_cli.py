@@ -50,9 +50,18 @@ def test_train_sample_info(tmp_path, sine_file, capsys):
 
     assert main(["info", str(out / "sine_60.npz")]) == 0
     printed = capsys.readouterr().out
-    assert "1 GRU layers x 16 units" in printed and "60 iterations" in printed
+    assert "1 GRU layer x 16 units" in printed and "60 iterations" in printed
     assert str(sine_file) in printed and "8000 Hz" in printed
     assert "adam lr 0.004, seq_length 20, batch_size 4, random gain 4 dB, input noise 0 levels" in printed
+
+
+def test_info_counts_one_in_the_singular(tmp_path, sine_file, capsys):
+    assert main(["train", str(sine_file), *SMALL, "--iterations", "1", "--checkpoint-sound", "0",
+                 "--out-dir", str(tmp_path), "-q"]) == 0
+    assert main(["info", str(tmp_path / "sine_1.npz")]) == 0
+    printed = capsys.readouterr().out
+    assert "network:     1 GRU layer x 16 units," in printed and "trained:     1 iteration, 0 epochs\n" in printed
+    assert printed.count("(nats/sample, 1 report)\n") == 2
 
 
 def test_resume_continues_counting(tmp_path, sine_file, capsys):

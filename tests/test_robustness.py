@@ -356,7 +356,7 @@ def test_models_and_pictures_stream_into_a_fifo(here, capsys):
     write_pickle(here / "old.pkl", GRU(h_n=3, layer_n=1, iterations=5))
     assert main(["import-legacy", "old.pkl", "-o", "pipe"]) == 0
     reader.join(30)
-    assert capsys.readouterr().err.startswith("wrote pipe: 1 GRU layers x 3 units")  # words on stderr
+    assert capsys.readouterr().err.startswith("wrote pipe: 1 GRU layer x 3 units, 8000 Hz, 5 iterations")  # words on stderr
     (here / "copy.npz").write_bytes(received[0])
     assert blekota.load("copy.npz").info["iterations"] == 5
     assert main(["info", "copy.npz"]) == 0 and "copy.npz (converted from old.pkl)" in capsys.readouterr().out

@@ -62,8 +62,8 @@ def import_legacy(args) -> int:
     model = converted.model
     modelfile.save(output, model, converted.info, converted.train_arrays)
     print(
-        f"wrote {output}: {model.layers} GRU layers x {model.hidden} units, {model.fs} Hz, "
-        f"{model.info.get('iterations', 0)} iterations; continue with: python -m blekota train "
+        f"wrote {output}: {counted(model.layers, 'GRU layer')} x {model.hidden} units, {model.fs} Hz, "
+        f"{counted(model.info.get('iterations', 0), 'iteration')}; continue with: python -m blekota train "
         f"--resume {output} SOUND", file=sys.stderr if is_stream(output) else sys.stdout,
     )
     return 0
@@ -79,7 +79,7 @@ def export(args) -> int:
     export_onnx(model, output, input=args.input)
     state = f"({model.layers}, B, {model.hidden})"
     inputs = "level (T, B) int64" if args.input == "level" else "onehot (T, B, 256)"
-    print(f"wrote {output}: {model.layers} GRU layers x {model.hidden} units at {model.fs} Hz, float32; "
+    print(f"wrote {output}: {counted(model.layers, 'GRU layer')} x {model.hidden} units at {model.fs} Hz, float32; "
           f"inputs {inputs} and h0 {state}; outputs probs and logits (T, B, 256) and h {state}")
     return 0
 
@@ -93,14 +93,14 @@ def info(args) -> int:
     else:
         origin = f" (converted from {info['imported_from']})" if isinstance(info.get("imported_from"), str) else ""
     print(f"model file:  {args.model}{origin}")
-    print(f"network:     {model.layers} GRU layers x {model.hidden} units, {model.n_params:,} parameters, {model.dtype.name}")
+    print(f"network:     {counted(model.layers, 'GRU layer')} x {model.hidden} units, {model.n_params:,} parameters, {model.dtype.name}")
     if model.frame:
         print(f"frame tier:  a GRU of {model.hidden} units over frames of {model.frame} samples "
               f"({1000 * model.frame / model.fs:.3g} ms) conditioning the first layer")
     if model.preemphasis:
         print(f"emphasis:    hears x[t] - {model.preemphasis:g} x[t-1]; its draws are filtered back")
     print(f"sample rate: {model.fs} Hz")
-    print(f"trained:     {info.get('iterations', 0)} iterations, {info.get('epochs', 0)} epochs")
+    print(f"trained:     {counted(info.get('iterations', 0), 'iteration')}, {counted(info.get('epochs', 0), 'epoch')}")
     files = info.get("training_files") or []
     print(f"trained on:  {', '.join(files) if files else 'unknown'}")
     if trainer:
@@ -126,8 +126,13 @@ def info(args) -> int:
     for label, rows in (("loss:       ", train), ("val loss:   ", val)):
         if rows.size:
             print(f"{label} first {rows[0, 1]:.4f}, last {rows[-1, 1]:.4f}, {_best(rows, reached)} "
-                  f"(nats/sample, {len(rows)} reports)")
+                  f"(nats/sample, {counted(len(rows), 'report')})")
     return 0
+
+
+def counted(number: int, noun: str) -> str:
+    """The number and the noun, plural unless the number is 1: "1 GRU layer", "3 GRU layers"."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _best(rows: np.ndarray, reached: int | None) -> str:
