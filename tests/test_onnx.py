@@ -161,6 +161,19 @@ def test_cli_export_errors_are_one_line(make_model, tmp_path, capsys, monkeypatc
     assert not (tmp_path / "voice.onnx").exists()
 
 
+@needs_onnx
+def test_cli_export_of_a_model_it_cannot_export_names_the_file(make_model, tmp_path, capsys, monkeypatch):
+    framed = blekota.Model(hidden=4, layers=1, frame=4, seed=0).save(tmp_path / "framed.npz")
+    assert main(["export", str(framed)]) == 2
+    assert one_line_error(capsys) == (f"blekota: error: {framed}: a model with a frame tier has no ONNX export yet: "
+                                      "only the stack's graph is written\n")
+    large = make_model(4, 1, "float32").save(tmp_path / "large.npz")
+    monkeypatch.setattr(blekota_onnx, "MAX_BYTES", 1000)
+    assert main(["export", str(large)]) == 2
+    assert one_line_error(capsys).startswith(f"blekota: error: {large}: a 1x4 model has ")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["framed.npz", "large.npz"]
+
+
 def readme_sampling_loop() -> str:
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
     loops = [block for block in blocks if "onnxruntime" in block]

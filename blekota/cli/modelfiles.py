@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import legacy, modelfile, plot, sampler, sparsity
-from ..errors import install_hint
+from ..errors import ConfigError, install_hint
 from ..fileutil import is_stream
 from .options import check_distinct, check_output, read_model
 
@@ -76,7 +76,10 @@ def export(args) -> int:
     check_output(output, args.force)
     check_distinct({"-o": output}, {"MODEL": args.model})
     model = read_model(args.model).model
-    export_onnx(model, output, input=args.input)
+    try:
+        export_onnx(model, output, input=args.input)
+    except ConfigError as error:  # about the model (a frame tier, too large), which it does not name
+        raise ConfigError(f"{args.model}: {error}") from None
     state = f"({model.layers}, B, {model.hidden})"
     inputs = "level (T, B) int64" if args.input == "level" else "onehot (T, B, 256)"
     print(f"wrote {output}: {counted(model.layers, 'GRU layer')} x {model.hidden} units at {model.fs} Hz, float32; "
