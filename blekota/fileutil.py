@@ -116,8 +116,9 @@ def open_output(path: str | os.PathLike) -> Iterator[BinaryIO]:
     the permissions of the file it replaces (new files: 0666 less the umask) and renamed onto
     path (a link's target); if the block fails or is interrupted, the temporary
     file is removed and any existing file is left untouched. Raises FileNotFoundError when
-    the folder does not exist and IsADirectoryError when path is a directory; an OSError from
-    the block that names no file is given path as its file name.
+    the folder does not exist and IsADirectoryError when path is a directory; an OSError that
+    names the temporary file (it cannot be created or renamed) or no file is given path as its
+    file name.
     """
     try:
         with _opened(path) as out:
@@ -182,9 +183,11 @@ def _opened(path: str | os.PathLike) -> Iterator[BinaryIO]:
             os.fsync(out.fileno())
         os.chmod(tmp, stat.S_IMODE(target.stat().st_mode) if target.exists() else 0o666 & ~_umask())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as error:
         if tmp is not None:
             tmp.unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.filename in (tmp, str(tmp)):  # the hidden name says nothing
+            error.filename, error.filename2 = str(path), None
         raise
     _remove_stale_temporaries(target)
 

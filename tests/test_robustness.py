@@ -337,6 +337,32 @@ def test_stopping_a_long_sample_leaves_no_half_file(here, sig, status, word):
     assert sorted(p for p in os.listdir(here) if p.startswith(".")) == []
 
 
+def test_a_folder_that_refuses_files_is_reported_under_the_destinations_name(here, capsys, monkeypatch):
+    real_open = os.open
+
+    def refused_open(name, *args, **kwargs):  # as in a folder this user cannot write to
+        if str(name).endswith(".tmp"):
+            raise PermissionError(errno.EACCES, "Permission denied", name)
+        return real_open(name, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refused_open)
+    for argv, path in ((["sample", "m.npz", "-n", "10", "-o", "new.wav", "--threads", "1"], "new.wav"),
+                       (["plot", "waveform", "tone.wav", "-o", "wave.png"], "wave.png")):
+        assert main(argv) == 2
+        assert capsys.readouterr().err == f"blekota: error: {path}: Permission denied\n"
+    monkeypatch.setattr(os, "open", real_open)
+
+    def refused_replace(source, destination):
+        raise PermissionError(errno.EACCES, "Permission denied", source, destination)
+
+    monkeypatch.setattr(os, "replace", refused_replace)
+    with pytest.raises(PermissionError) as raised:
+        with fileutil.open_output(here / "x.bin") as out:
+            out.write(b"whole")
+    assert (raised.value.filename, raised.value.filename2) == (str(here / "x.bin"), None)
+    assert sorted(os.listdir(here)) == ["m.npz", "tone.wav"]
+
+
 def test_open_output_refuses_a_directory_and_names_the_file_in_errors(tmp_path):
     with pytest.raises(IsADirectoryError):
         with fileutil.open_output(tmp_path):
