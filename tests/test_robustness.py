@@ -3,6 +3,7 @@ or works; nothing a user has is lost. Devices are stood in for by FIFOs and link
 
 import errno
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -319,6 +320,20 @@ def test_standard_output_gets_the_sound_and_stderr_the_words(here):
     assert len(child.stdout.read(1000)) == 1000
     child.stdout.close()  # the reader goes away, as `| head -c 1000` does: a quiet end
     assert child.stderr.read() == b"" and child.wait(timeout=120) == 141
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_training_stopped_by_a_signal_saves_and_exits_with_status_0(here, sig):
+    """So that a command chained after train (train ... && sample ...) goes on with the saved model."""
+    child = run_blekota("train", "tone.wav", *SMALL, "--iterations", "100000000", "--checkpoint-sound", "0", "--verbose")
+    while not child.stdout.readline().startswith(b"iteration"):  # training is under way
+        assert child.poll() is None, child.stderr.read()
+    child.send_signal(sig)
+    out, err = child.communicate(timeout=120)
+    assert child.returncode == 0, err
+    saved = out.decode().strip().splitlines()[-1]
+    assert re.fullmatch(r"stopped at iteration \d+; saved tone_\d+\.npz", saved), saved
+    assert blekota.load(saved.split("saved ")[1]).info["iterations"] > 0
 
 
 @pytest.mark.parametrize("sig,status,word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
