@@ -32,7 +32,7 @@ from .drawing import SMOOTH, WAKE
 from .model import Model
 from .mulaw import unquantize
 from .progress import Progress
-from .runfiles import RunFiles
+from .runfiles import RunFiles, file_names
 from .train import Trainer
 
 BANNER = """\
@@ -202,6 +202,9 @@ def open_session(
             return Session(model, None, source, callback, overrides), note
         where = ", ".join(trainer.files)
         note = f"{converted}loaded {source} at iteration {trainer.iteration}, training on {where}{step_words(trainer)}"
+        later = RunFiles(trainer.directory, trainer.name).later_than(trainer.iteration)
+        if later:
+            note += f"; clf.train writes over this run's later files here ({file_names(later)})"
         return Session(trainer.model, trainer, source, callback, overrides), note
     model = Model(**model_options)
     if source is None:

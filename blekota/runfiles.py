@@ -39,6 +39,11 @@ def split_name(name) -> tuple[Path, str]:
     return path.parent, path.name
 
 
+def file_names(paths: list[Path]) -> str:
+    """Up to three of the paths' file names, then "and N more": "a_1.npz, a_2.npz and 4 more"."""
+    return ", ".join(path.name for path in paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+
+
 class RunFiles:
     """Where and how one run writes: DIRECTORY/NAME_*.
 

@@ -16,7 +16,7 @@ from ..fileutil import prepare_directory
 from ..emphasis import emphasis_words
 from ..frames import frame_words
 from ..model import Model
-from ..runfiles import RunFiles, split_name
+from ..runfiles import RunFiles, file_names, split_name
 from ..sparsity import BLOCK_INPUTS, BLOCK_UNITS, END_SHARE, START_SHARE
 from ..train import Trainer
 from .options import (
@@ -123,7 +123,7 @@ def check_resume_point(trainer: Trainer, force: bool) -> None:
     later = files.later_than(trainer.iteration)
     if not later or force:
         return
-    names = ", ".join(path.name for path in later[:3]) + (f" and {len(later) - 3} more" if len(later) > 3 else "")
+    names = file_names(later)
     newest = [path for path in later if path.suffix == modelfile.EXTENSION and path != files.best_path()]
     resume = f"resume the newest checkpoint (train --resume {newest[-1]}), " if newest else ""
     raise BlekotaError(
