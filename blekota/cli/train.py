@@ -105,7 +105,7 @@ def start_run(directory: Path, name: str, force: bool) -> None:
     files = RunFiles(directory / folder, prefix)
     earlier = files.earlier_run()
     if earlier and not force:
-        names = ", ".join(path.name for path in earlier[:3]) + (", ..." if len(earlier) > 3 else "")
+        names = file_names(earlier)
         models = [path for path in earlier if path.suffix == modelfile.EXTENSION]
         resume = f"go on with it (train --resume {models[-1]}), " if models else ""
         raise BlekotaError(
