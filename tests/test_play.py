@@ -652,14 +652,24 @@ def test_the_repls_live_play_records_on_the_device_named(model, device, tmp_path
     assert device.opened[0].device == "usb"
 
 
-def test_ctrl_c_stops_the_repls_live_play_and_cleans_up(model, device, monkeypatch, capsys):
+@pytest.fixture
+def hears_ctrl_c():
+    """SIGINT raises KeyboardInterrupt in the main thread, as at a terminal, even when the tests run
+    in a background job: that starts with SIGINT ignored, and _thread.interrupt_main() then does
+    nothing."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_stops_the_repls_live_play_and_cleans_up(model, device, monkeypatch, capsys, hears_ctrl_c):
     calls = []
+    give_up = 2500  # blocks (20 s) of Ctrl+C unheard: the play is ended, and the test fails instead of waiting for ever
 
     class Interrupting(device):
         """Ctrl+C while the fifth block plays, and again every 250 blocks (2 s) while it still plays:
         an interrupt that lands while the main thread runs a finalizer (__del__, a weakref
-        callback) is dropped there, and a user would press Ctrl+C again (once, in a full test
-        run, the test waited for ever)."""
+        callback) is dropped there, and a user would press Ctrl+C again."""
 
         def __init__(self, *args, callback, **options):
             def interrupting(outdata, frames, when, status):
@@ -667,12 +677,15 @@ def test_ctrl_c_stops_the_repls_live_play_and_cleans_up(model, device, monkeypat
                 calls.append(frames)
                 if len(calls) == 5 or len(calls) % 250 == 0:
                     _thread.interrupt_main()
+                if len(calls) == give_up:
+                    callback.__self__.finished.set()  # the callback is the player's method
 
             super().__init__(*args, callback=interrupting, **options)
 
     monkeypatch.setattr(live, "output_stream_class", lambda: Interrupting)
     threads = threading.active_count()
     repl_live(model)(seed=1)  # no seconds: until Ctrl+C, which does not leave live()
+    assert len(calls) < give_up, "no Ctrl+C reached live() in 20 s"
     out = capsys.readouterr().out
     assert out.startswith("played ") and "underruns: " in out and out.count("\n") == 1
     fake = Interrupting.opened[0]
