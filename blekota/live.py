@@ -151,10 +151,11 @@ class LivePlayer:
             while not self._filled.wait(WAIT_S):
                 self.check()
             self.check()
+            self._started = True  # before start(): a Ctrl+C landing as start() returns still stops the device
             try:
                 self._device.start()
-                self._started = True
             except Exception as error:  # sounddevice.PortAudioError
+                self._started = False
                 raise PlaybackError(f"cannot play sound: the device did not start ({str(error).splitlines()[0]})") from None
         except BaseException:
             self.__exit__()

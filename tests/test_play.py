@@ -51,7 +51,7 @@ class FakeDevice:
 
     def start(self):
         self.started = True
-        self._thread = threading.Thread(target=self._run)
+        self._thread = threading.Thread(target=self._run, daemon=True)  # one left running never holds up the exit
         self._thread.start()
 
     def _run(self):
@@ -198,6 +198,34 @@ def test_an_error_of_the_generator_reaches_the_caller(device):
         player.__enter__()
     fake = device.opened[0]
     assert not fake.started and fake.closed and not player._worker.is_alive()
+
+
+def test_ctrl_c_as_the_device_starts_stops_it(model, device):
+    class Interrupted(device):
+        """Ctrl+C lands in the main thread just as start() returns, the device already playing."""
+
+        def start(self):
+            super().start()
+            raise KeyboardInterrupt
+
+    player = live.LivePlayer(model.stream(), output_stream=Interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        player.__enter__()
+    fake = device.opened[0]
+    assert fake.stopped and fake.closed and not player._worker.is_alive()
+
+
+def test_a_device_that_does_not_start_is_a_playback_error(model, device):
+    class Refusing(device):
+        def start(self):
+            raise RuntimeError("Error starting stream: Device unavailable\nmore lines")
+
+    player = live.LivePlayer(model.stream(), output_stream=Refusing)
+    with pytest.raises(blekota.PlaybackError, match=r"^cannot play sound: the device did not start \(Error starting stream: "
+                                                    r"Device unavailable\)$"):
+        player.__enter__()
+    fake = device.opened[0]
+    assert not fake.stopped and fake.closed and not player._worker.is_alive()
 
 
 def test_a_device_that_does_not_take_the_models_rate_gets_it_resampled(model, device):
