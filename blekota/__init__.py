@@ -6,7 +6,9 @@ from .audio import PlaybackError, load_audio, play, save_wav
 from .averaging import WeightAverage
 from .dataset import Dataset
 from .demo import demo_sound
-from .errors import AudioError, BlekotaError, BlekotaWarning, ConfigError, ModelFileError, TrainingDiverged
+from .errors import (
+    AudioError, BlekotaError, BlekotaWarning, ConfigError, ModelFileError, OverwriteWarning, TrainingDiverged,
+)
 from .legacy import convert_legacy, import_legacy
 from .model import Model
 from .modelfile import load
@@ -31,6 +33,7 @@ __all__ = [
     "Dataset",
     "Model",
     "ModelFileError",
+    "OverwriteWarning",
     "PRESETS",
     "PlaybackError",
     "Plateau",

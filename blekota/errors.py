@@ -40,3 +40,8 @@ class TrainingDiverged(BlekotaError):
 
 class BlekotaWarning(UserWarning):
     """Input blekota accepts but the user should know about (e.g. a silent training sound)."""
+
+
+class OverwriteWarning(BlekotaWarning):
+    """Training will write over files blekota wrote earlier: a run resumed at a checkpoint older
+    than the run's later files."""

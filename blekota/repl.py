@@ -13,6 +13,7 @@ from __future__ import annotations
 import code
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
@@ -27,7 +28,7 @@ from .audio import play as play_sound
 from .demo import demo_sound
 from .device import step_words
 from .emphasis import deemphasize
-from .errors import BlekotaError
+from .errors import BlekotaError, OverwriteWarning
 from .drawing import SMOOTH, WAKE
 from .model import Model
 from .mulaw import unquantize
@@ -195,7 +196,9 @@ def open_session(
     if source is not None and modelfile.is_model_file(source):
         try:
             audio = checkpoint.training_sounds(source, modelfile.read(source).info)
-            trainer = Trainer.from_checkpoint(source, audio=audio, callback=callback, threads=threads, **overrides)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", OverwriteWarning)  # the note below says it
+                trainer = Trainer.from_checkpoint(source, audio=audio, callback=callback, threads=threads, **overrides)
         except BlekotaError as error:
             model = modelfile.load(source, threads=threads)
             note = f"{converted}loaded {source}; it samples, but cannot train here: {error}"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,13 +31,13 @@ from .augment import check_max_db, check_noise, input_noise, random_gain
 from .averaging import TrainingAverage
 from .dataset import Dataset, training_layout, validation_pieces, validation_sums, warn_if_silent
 from .device import AUTO, CPU, check_bf16, training_step
-from .errors import ConfigError, TrainingDiverged
+from .errors import ConfigError, OverwriteWarning, TrainingDiverged
 from .model import Model
 from .optim import OPTIMIZERS, make_optimizer
 from .parallel import Processes, processes
 from .presets import DEFAULTS
 from .progress import Progress, TrainResult
-from .runfiles import RunFiles, split_name
+from .runfiles import RunFiles, file_names, split_name
 from .schedule import Schedule, schedule_for
 from .sparsity import PRUNE_EVERY, Pruning
 
@@ -587,6 +588,10 @@ class Trainer:
         are written beside the model file unless directory says otherwise.
         comm: train data-parallel (see Trainer); rank 0 reads the file and sends it to the others,
         so the checkpoint continues on any number of processes.
+        A file older than its run's later files where they are written (NAME_N.npz and NAME_N.wav
+        with a larger N, a later NAME_best.npz) warns (OverwriteWarning, naming the folder and
+        the files): training from it writes over them. Give another name or directory to branch
+        off instead, or warnings.simplefilter("error", OverwriteWarning) to refuse.
         """
         group = processes(comm)
         meta, arrays = group.from_root(lambda: fileformat.read(path))
@@ -595,4 +600,9 @@ class Trainer:
         options = checkpoint.resume_options(path, loaded.info, overrides)
         trainer = cls(loaded.model, audio, callback=callback, comm=group, **options)
         checkpoint.restore(trainer, path, loaded.info, loaded.train_arrays)
+        later = RunFiles(trainer.directory, trainer.name).later_than(trainer.iteration) if group.is_root else []
+        if later:
+            warnings.warn(f"{trainer.directory}: holds this run's files from after iteration {trainer.iteration} "
+                          f"({file_names(later)}), which training from {path} writes over", OverwriteWarning,
+                          stacklevel=2)
         return trainer

@@ -103,7 +103,9 @@ def test_resuming_an_older_checkpoint_is_refused_where_the_run_went_on_unless_fo
     assert main([*resume, "--model-name", "branch"]) == 0  # branches off: the run's own files stay as they were
     assert {path.name: path.read_bytes() for path in tmp_path.iterdir() if path.name in before} == before
     assert (tmp_path / "branch_40.npz").exists() and (tmp_path / "branch_best.npz").exists()
+    capsys.readouterr()
     assert main([*resume, "--force"]) == 0
+    assert "warning" not in capsys.readouterr().err  # --force said to write over them
     assert blekota.load(tmp_path / "sine_best.npz").info["iterations"] <= 40
     assert (tmp_path / "sine_40.npz").read_bytes() != before["sine_40.npz"]
 

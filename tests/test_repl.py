@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -75,8 +76,10 @@ def test_session_on_a_sound_then_on_its_model_when_the_sound_is_gone(tmp_path, m
     assert "at iteration 2, training on tone.wav" in note
     session.train(1)
     assert blekota.load("tone_3.npz").info["iterations"] == 3
-    assert open_session("tone_2.npz", {"threads": 1}, {})[1].endswith(
-        "; clf.train writes over this run's later files here (tone_3.npz, tone_best.npz)")  # said before it does
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # said once, in the note
+        assert open_session("tone_2.npz", {"threads": 1}, {})[1].endswith(
+            "; clf.train writes over this run's later files here (tone_3.npz, tone_best.npz)")  # said before it does
     again, note = open_session("tone.wav", model_options, trainer_options)  # a new session
     assert note.endswith("an earlier run of tone left its files here, so this one is tone-2")
     again.train(2)

@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 
@@ -95,6 +97,22 @@ def test_resume_keeps_optimizer_state_and_position(tmp_path):
     for _ in range(3):
         assert resumed.step() == trainer.step()
     np.testing.assert_array_equal(resumed.model.params, trainer.model.params)
+
+
+def test_resuming_an_older_checkpoint_warns_of_the_later_files_it_writes_over(tmp_path):
+    small_trainer(tmp_path, checkpoint_every=4, checkpoint_sound=100).train(10)
+    with pytest.warns(blekota.OverwriteWarning) as caught:
+        resumed = Trainer.from_checkpoint(tmp_path / "t_4.npz", audio=wobbly_sine(), threads=1)
+    assert [str(warning.message) for warning in caught] == [
+        f"{tmp_path}: holds this run's files from after iteration 4 (t_8.npz, t_10.npz, t_best.npz and 1 more), "
+        f"which training from {tmp_path / 't_4.npz'} writes over"]
+    assert caught[0].filename == __file__  # the caller's line
+    assert resumed.iteration == 4
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Trainer.from_checkpoint(tmp_path / "t_10.npz", audio=wobbly_sine(), threads=1)  # the newest: nothing later
+        Trainer.from_checkpoint(tmp_path / "t_4.npz", audio=wobbly_sine(), threads=1, name="branch")  # branches off
+        Trainer.from_checkpoint(tmp_path / "t_4.npz", audio=wobbly_sine(), threads=1, directory=tmp_path / "elsewhere")
 
 
 def test_training_from_a_file_records_it(tmp_path):

@@ -6,12 +6,13 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+import warnings
 from contextlib import nullcontext
 from pathlib import Path
 
 from .. import checkpoint, device, modelfile, parallel, tensorboard
 from ..console import QUIET, VERBOSE, TrainingDisplay
-from ..errors import BlekotaError, ModelFileError, TrainingDiverged
+from ..errors import BlekotaError, ModelFileError, OverwriteWarning, TrainingDiverged
 from ..fileutil import prepare_directory
 from ..emphasis import emphasis_words
 from ..frames import frame_words
@@ -150,7 +151,9 @@ def train(args, processes: parallel.Processes) -> int:
     threads = args.threads or processes.default_threads()
     if args.resume:
         resume, overrides, audio = processes.from_root(lambda: prepare_resume(args, say))
-        trainer = Trainer.from_checkpoint(resume, audio=audio, threads=threads, **overrides, **options)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", OverwriteWarning)  # check_resume_point refuses, or --force says go on
+            trainer = Trainer.from_checkpoint(resume, audio=audio, threads=threads, **overrides, **options)
         processes.from_root(lambda: check_resume_point(trainer, args.force))
         where = "" if trainer.continues_data else " (data or its layout changed: starting at the beginning of the data)"
         say(f"resuming {resume} at iteration {trainer.iteration}{where}", flush=True)
