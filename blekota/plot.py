@@ -4,7 +4,8 @@ Every function draws one figure. With `out=None` and a display it opens a window
 returns at once, for interactive sessions); otherwise it writes a PNG with matplotlib's Agg
 renderer and returns its path. `out` may be a file name or a directory; without one (or in a
 directory) the file is named after the picture (`heatmap.png`, `heatmap-2.png`, ...) and an
-existing file is never overwritten. A file name given explicitly is written as asked. `out` may
+existing file is never overwritten. A file name given explicitly is written as asked; one that
+promises another image format (.jpg, .svg, .pdf, ...) is refused (ConfigError). `out` may
 also be a binary file object (io.BytesIO for the PNG's bytes in memory): the PNG is written into
 it and None returned.
 matplotlib is imported only when a picture is drawn, and pyplot only when a window can open.
@@ -29,6 +30,9 @@ from .trainlog import read_log
 DPI = 100
 FLOOR = 1e-4  # the heatmap's colour scale starts here: rarer levels are drawn as never drawn
 AMPLITUDE_TICKS = (-1.0, -0.1, -0.01, 0.0, 0.01, 0.1, 1.0)
+OTHER_IMAGE_SUFFIXES = frozenset({  # names that promise another image format than the PNG written
+    ".jpg", ".jpeg", ".svg", ".pdf", ".gif", ".tif", ".tiff", ".webp", ".bmp", ".eps", ".ps",
+})
 
 
 def display_available() -> bool:
@@ -43,10 +47,18 @@ def display_available() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
+def check_png_name(out: str | os.PathLike) -> None:
+    """Refuse (ConfigError) a file name whose suffix promises another image format than PNG (a
+    folder of that name is where the picture gets a name of its own)."""
+    suffix = Path(out).suffix.lower()
+    if suffix in OTHER_IMAGE_SUFFIXES and not Path(out).is_dir():
+        raise ConfigError(f"{out}: pictures are written as PNG, not {suffix[1:]}; give out a name ending in .png")
+
+
 def _figure(figsize: tuple[float, float], out) -> tuple[object, bool]:
     """A new figure (width, height in inches at DPI) and whether it lives in a window."""
     if out is not None and not _is_file_object(out):
-        file_name("out", out)
+        check_png_name(file_name("out", out))
     if out is None and display_available():
         import matplotlib.pyplot as plt
 

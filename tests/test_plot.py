@@ -3,8 +3,10 @@
 import io
 import json
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -61,6 +63,28 @@ def test_without_display_files_are_numbered_never_overwritten(tmp_path):
     assert (tmp_path / "waveform.png").read_bytes() == b"keep me"
     named = plot.show(tone(), FS, out=tmp_path / "mine.png")
     assert named == tmp_path / "mine.png" and named.stat().st_size > 1000
+
+
+def test_a_name_that_promises_another_image_format_is_refused_before_drawing(tmp_path):
+    model = blekota.Model(hidden=8, layers=1, seed=0, threads=1)
+    sound, probs = model.sample(200, seed=1, return_probs=True)
+    log = [{"iteration": 10, "time": 1.0, "train_loss": 5.0, "val_loss": None, "lr": 1e-3}]
+    draw = {"show": lambda out: plot.show(tone(), FS, out=out),
+            "heatmap": lambda out: plot.heatmap(probs, FS, sound, out=out),
+            "loss_curve": lambda out: plot.loss_curve(log, out=out),
+            "spectrogram": lambda out: plot.spectrogram(tone(), FS, out=out),
+            "compare": lambda out: plot.compare(tone(), sound, FS, out=out)}
+    for what, name in zip(draw, ("wave.jpg", "heat.JPEG", "loss.svg", "spec.pdf", "both.webp")):
+        (tmp_path / "old.gif").write_bytes(b"keep me")
+        for out in (name, tmp_path / "old.gif"):
+            suffix = os.path.splitext(out)[1].lower()
+            with pytest.raises(ValueError, match=rf"^{re.escape(str(out))}: pictures are written as PNG, not {suffix[1:]}; give out a name "
+                                                 r"ending in \.png$"):
+                draw[what](out)
+        assert sorted(os.listdir(tmp_path)) == ["old.gif"] and (tmp_path / "old.gif").read_bytes() == b"keep me", what
+    (tmp_path / "pictures.jpg").mkdir()  # a folder: the picture gets a name of its own in it
+    assert plot.show(tone(), FS, out=tmp_path / "pictures.jpg") == tmp_path / "pictures.jpg" / "waveform.png"
+    assert plot.show(tone(), FS, out="wave.plot") == Path("wave.plot")  # a name of no known format is written as asked
 
 
 def test_a_picture_into_a_file_object_writes_no_file(tmp_path):

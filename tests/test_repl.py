@@ -196,6 +196,9 @@ def test_a_failed_file_operation_is_one_line_in_the_session(tmp_path, monkeypatc
     console = Console(session_namespace(open_session(None, dict(hidden=4, layers=1, threads=1), dict(seq_length=10, batch_size=2))[0]))
     console.push("save_file('missing/x.wav', np.zeros(10))")
     assert capsys.readouterr().err == "error: missing: no such directory\n"
+    console.push("show(np.zeros(100), out='wave.jpg')")
+    assert capsys.readouterr().err == "error: wave.jpg: pictures are written as PNG, not jpg; give out a name ending in .png\n"
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_session_sample_takes_the_truncation(make_model):

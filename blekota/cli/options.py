@@ -23,6 +23,7 @@ from ..frames import MAX_FRAME
 from ..drawing import MAX_WAKE, SMOOTH, WAKE
 from ..model import Model
 from ..optim import OPTIMIZERS
+from ..plot import OTHER_IMAGE_SUFFIXES
 from ..presets import PRESETS
 from ..sparsity import PRUNE_EVERY
 from ..train import VAL_EVERY, VAL_FRACTION
@@ -395,7 +396,7 @@ def add_sound_device_argument(parser, when: str = "") -> None:
 
 OTHER_SUFFIXES = {  # by the format written: the names that promise another format of its kind
     "wav": {".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".caf", ".w64", ".m4a", ".aac"},
-    "PNG": {".jpg", ".jpeg", ".svg", ".pdf", ".gif", ".tif", ".tiff", ".webp", ".bmp", ".eps", ".ps"},
+    "PNG": OTHER_IMAGE_SUFFIXES,
 }
 
 
