@@ -29,7 +29,7 @@ from . import checks
 from .audio import WAV_MAX_FRAMES
 from .augment import MAX_DB, check_max_db, check_noise
 from .averaging import check_decay
-from .checks import is_integer, is_number
+from .checks import is_integer, is_number, is_plain_name
 from .device import AUTO
 from .errors import BlekotaError, ConfigError, ModelFileError
 from .schedule import make_schedule
@@ -220,9 +220,13 @@ def recorded_sounds(path: str | os.PathLike, info: dict) -> list[str]:
 
 def resume_options(path: str | os.PathLike, info: dict, overrides: dict) -> dict:
     """The Trainer arguments (all but model and audio) that go on with the training saved at
-    path: the saved settings and schedule, files written beside it, overrides replacing them."""
+    path: the saved settings and schedule, files written beside it, overrides replacing them.
+    A file that names no run (a legacy pickle converted before 2026-12-06, a Model.save) trains
+    under its file's stem."""
     saved = info.get("trainer") or {}
     options = {key: saved[key] for key in SETTINGS if key in saved}
+    if "name" not in options and is_plain_name(Path(path).stem):  # not Trainer's default, which such files would share
+        options["name"] = Path(path).stem
     if saved:  # a file trained before random gain or weight averaging existed trained without them
         options["random_gain_db"] = saved.get("random_gain_db", 0.0)
         options["ema"] = saved.get("ema", 0.0)

@@ -585,7 +585,8 @@ class Trainer:
         unchanged (then trainer.continues_data is True), else training starts at the data's
         beginning. N iterations, save, resume, M iterations give the same weights as N + M.
         overrides replace saved hyperparameters (e.g. lr, schedule, name, directory, keep). Files
-        are written beside the model file unless directory says otherwise.
+        are written beside the model file unless directory says otherwise, under the run's name
+        (a file that names no run: its file's stem).
         comm: train data-parallel (see Trainer); rank 0 reads the file and sends it to the others,
         so the checkpoint continues on any number of processes.
         A file older than its run's later files where they are written (NAME_N.npz and NAME_N.wav

@@ -12,6 +12,7 @@ import blekota
 from blekota import reference
 from blekota.cli import main
 from blekota.layout import canonical_to_flat
+from blekota.repl import open_session
 from blekota.train import Trainer
 
 
@@ -106,6 +107,32 @@ def test_pickles_without_a_name_resumed_in_one_folder_write_files_of_their_own(t
     assert not np.array_equal(anna.params, bety_model.params)
     assert (tmp_path / "anna_best.npz").exists() and (tmp_path / "bety_best.npz").exists()
     assert not list(tmp_path.glob("unnamed_model*"))
+
+
+def test_models_converted_without_a_name_by_an_earlier_version_train_under_their_file_stems(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    sound = tmp_path / "tone.wav"
+    blekota.save_wav(sound, 0.5 * np.sin(np.arange(4000) * 0.05), 8000)
+    for seed, stem in enumerate(("anna", "bety")):  # .npz files as import-legacy wrote them before 2026-12-06
+        pkl = write_pickle(tmp_path / f"{stem}.pkl", bety(name="", alpha=1e-3 * (seed + 1), iterations=10, seq_length=10))
+        legacy = blekota.legacy.read_legacy(pkl)
+        del legacy.info["trainer"]["name"]
+        blekota.modelfile.save(tmp_path / f"{stem}.npz", legacy.model, legacy.info, legacy.train_arrays)
+        pkl.unlink()
+    assert main(["train", "--resume", "anna.npz", "tone.wav", "--iterations", "2", "--checkpoint-sound", "0",
+                 "--threads", "1", "-q"]) == 0
+    assert blekota.load("anna_12.npz").info["trainer"]["name"] == "anna"
+    session, note = open_session("bety.npz", {"threads": 1}, {})
+    assert "cannot train here: bety.wav: no such file" in note  # the original's training sound is not here
+    session.set_audio(str(sound))
+    assert session.trainer.name == "bety"
+    session.train(2)
+    anna, bety_model = blekota.load("anna_12.npz"), blekota.load("bety_12.npz")
+    assert not np.array_equal(anna.params, bety_model.params)
+    assert not list(tmp_path.glob("unnamed_model*"))
+    assert main(["train", "--resume", "bety.npz", "tone.wav", "--model-name", "other", "--iterations", "1",
+                 "--checkpoint-sound", "0", "--threads", "1", "-q"]) == 0  # a name given still wins
+    assert (tmp_path / "other_11.npz").exists()
 
 
 class Exploit:
