@@ -322,6 +322,32 @@ def test_standard_output_gets_the_sound_and_stderr_the_words(here):
     assert child.stderr.read() == b"" and child.wait(timeout=120) == 141
 
 
+INTERRUPTED_IMPORT = """
+import runpy, sys
+
+class CtrlC:
+    \"\"\"Ctrl+C as the command line starts to import.\"\"\"
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "blekota.cli":
+            raise KeyboardInterrupt
+
+sys.meta_path.insert(0, CtrlC())
+sys.argv = ["blekota", "--version"]
+runpy.run_module("blekota", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_ctrl_c_while_the_command_line_loads_is_one_line():
+    light = subprocess.run([sys.executable, "-c", "import sys, blekota; print(sorted(sys.modules))"],
+                           capture_output=True, text=True, timeout=120)
+    assert "'numpy'" not in light.stdout and "'blekota.cli'" not in light.stdout, light.stderr  # loads on first use
+    assert all(hasattr(blekota, name) for name in blekota.__all__) and set(blekota.__all__) <= set(dir(blekota))
+    assert blekota.Model is blekota.model.Model and not hasattr(blekota, "no_such_name")
+    child = subprocess.run([sys.executable, "-c", INTERRUPTED_IMPORT], capture_output=True, text=True, timeout=120)
+    assert (child.returncode, child.stdout, child.stderr) == (130, "", "blekota: interrupted\n")
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_training_stopped_by_a_signal_saves_and_exits_with_status_0(here, sig):
     """So that a command chained after train (train ... && sample ...) goes on with the saved model."""
