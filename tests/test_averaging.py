@@ -85,7 +85,7 @@ def test_save_resume_and_go_on_is_the_same_run(tmp_path):
     whole.train(15)
     half = trainer(tmp_path / "half", 0.9)
     half.train(6)
-    path = half.save(tmp_path / "half.npz")
+    path = half.save(tmp_path / "half" / "half.npz")  # beside its own run, not over the whole run's files
     info = blekota.load(path).info["trainer"]
     assert info["ema"] == 0.9 and info["ema_total"] == pytest.approx(1 - 0.9**6)
     resumed = blekota.Trainer.from_checkpoint(path, audio=tone(), threads=1)
@@ -93,7 +93,8 @@ def test_save_resume_and_go_on_is_the_same_run(tmp_path):
     resumed.train(9)
     np.testing.assert_array_equal(resumed.model.params, whole.model.params)
     np.testing.assert_array_equal(resumed.trained_weights(), whole.trained_weights())
-    without = blekota.Trainer.from_checkpoint(path, audio=tone(), threads=1, ema=0.0)
+    with pytest.warns(blekota.OverwriteWarning, match="unnamed_model_15.npz"):  # the resumed run went on
+        without = blekota.Trainer.from_checkpoint(path, audio=tone(), threads=1, ema=0.0)
     np.testing.assert_array_equal(without.model.params, half.trained_weights())  # goes on from them
 
 
