@@ -31,55 +31,10 @@ _EXPORTS = {  # module: the public names it gives
 }
 _HOMES = {name: module for module, names in _EXPORTS.items() for name in names}
 
-__all__ = [
-    "__version__",
-    "Adagrad",
-    "Adam",
-    "AudioError",
-    "BlekotaError",
-    "BlekotaWarning",
-    "ConfigError",
-    "Constant",
-    "Dataset",
-    "Model",
-    "ModelFileError",
-    "OverwriteWarning",
-    "PRESETS",
-    "PlaybackError",
-    "Plateau",
-    "Progress",
-    "RMSprop",
-    "Schedule",
-    "Session",
-    "Step",
-    "Stream",
-    "TensorBoard",
-    "TrainResult",
-    "TrainingDiverged",
-    "Trainer",
-    "WeightAverage",
-    "averaging",
-    "convert_legacy",
-    "demo_sound",
-    "emphasis",
-    "export_onnx",
-    "import_legacy",
-    "load",
-    "load_audio",
-    "make_optimizer",
-    "make_schedule",
-    "mulaw",
-    "open_session",
-    "parallel",
-    "play",
-    "plot",
-    "reference",
-    "save_wav",
-    "soundstats",
-    "sparsity",
-    "to_onnx",
-    "trainlog",
-]
+_SUBMODULES = ("averaging", "emphasis", "mulaw", "parallel", "plot", "reference", "soundstats", "sparsity",
+               "trainlog")  # public modules, reached as blekota.NAME
+
+__all__ = sorted(["__version__", *_HOMES, *_SUBMODULES])
 
 
 def __getattr__(name: str):
