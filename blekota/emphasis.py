@@ -13,7 +13,6 @@ Before the first sample, x is silence (0).
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import lfilter
 
 from .checks import number
 
@@ -50,13 +49,17 @@ class Deemphasis:
     The filter runs in float64 on the unclipped x; only what it returns is clipped to [-1, 1]."""
 
     def __init__(self, a: float, streams: int):
+        from scipy.signal import lfilter  # scipy.signal takes seconds to import: only when needed, and
+        # here rather than in __call__, so that a live stream's first block does not wait for it
+
+        self._lfilter = lfilter
         self.a = float(a)
         self.last = np.zeros((streams, 1))  # x[t-1] of each stream, unclipped
 
     def __call__(self, y: np.ndarray) -> np.ndarray:
         if y.shape[1] == 0:
             return y.astype(np.float32)
-        x, _ = lfilter([1.0], [1.0, -self.a], y.astype(np.float64), axis=1, zi=self.a * self.last)
+        x, _ = self._lfilter([1.0], [1.0, -self.a], y.astype(np.float64), axis=1, zi=self.a * self.last)
         self.last = x[:, -1:]
         return np.clip(x, -1.0, 1.0).astype(np.float32)
 
