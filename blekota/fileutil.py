@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import BinaryIO
 
@@ -185,7 +185,8 @@ def _opened(path: str | os.PathLike) -> Iterator[BinaryIO]:
         os.replace(tmp, target)
     except BaseException as error:
         if tmp is not None:
-            tmp.unlink(missing_ok=True)
+            with suppress(OSError):  # a read-only file system refuses even to unlink a name never created
+                tmp.unlink()
         if isinstance(error, OSError) and error.filename in (tmp, str(tmp)):  # the hidden name says nothing
             error.filename, error.filename2 = str(path), None
         raise

@@ -404,6 +404,25 @@ def test_a_folder_that_refuses_files_is_reported_under_the_destinations_name(her
     assert sorted(os.listdir(here)) == ["m.npz", "tone.wav"]
 
 
+def test_a_read_only_file_system_is_reported_under_the_destinations_name(here, capsys, monkeypatch):
+    """On a read-only mount even unlinking the temporary name that was never created fails."""
+    real_open, real_unlink = os.open, os.unlink
+
+    def read_only(real):
+        def refused(name, *args, **kwargs):
+            if str(name).endswith(".tmp"):
+                raise OSError(errno.EROFS, "Read-only file system", name)
+            return real(name, *args, **kwargs)
+        return refused
+
+    monkeypatch.setattr(os, "open", read_only(real_open))
+    monkeypatch.setattr(os, "unlink", read_only(real_unlink))
+    for argv, path in ((["sample", "m.npz", "-n", "10", "-o", "new.wav", "--threads", "1"], "new.wav"),
+                       (["plot", "waveform", "tone.wav", "-o", "wave.png"], "wave.png")):
+        assert main(argv) == 2
+        assert capsys.readouterr().err == f"blekota: error: {path}: Read-only file system\n"
+
+
 def test_open_output_refuses_a_directory_and_names_the_file_in_errors(tmp_path):
     with pytest.raises(IsADirectoryError):
         with fileutil.open_output(tmp_path):
