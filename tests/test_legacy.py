@@ -224,6 +224,16 @@ def test_sample_opens_a_pickle_converting_it_once(tmp_path, capsys):
     assert "a pickle of the original blekota" in capsys.readouterr().out
 
 
+def test_info_reads_a_pickle_without_converting_it_as_the_readme_says(tmp_path, capsys):
+    pkl = write_pickle(tmp_path / "bety.pkl", bety())
+    assert main(["info", str(pkl)]) == 0
+    assert "read without running it" in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bety.pkl"]
+    readme = " ".join((Path(__file__).resolve().parent.parent / "README.md").read_text().split())
+    assert "`sample`, `repl` and `train --resume` open a pickle directly" in readme
+    assert "`info` reads a pickle without converting it." in readme
+
+
 def test_a_conversion_never_replaces_another_file(tmp_path, capsys):
     pkl = write_pickle(tmp_path / "bety.pkl", bety())
     other = tmp_path / "bety.npz"
