@@ -276,6 +276,7 @@ def loss_points(log) -> tuple[np.ndarray, np.ndarray]:
     time, train_loss, val_loss, lr; losses may be null), a list of such dicts, or a model's
     info dict (rows [iteration, loss] in "history" and, optionally, "val_history").
     """
+    where = f"{log}: " if isinstance(log, (str, os.PathLike)) else ""  # errors name a log file
     if isinstance(log, dict):
         train = log.get("history") or []
         val = log.get("val_history") or []
@@ -291,11 +292,11 @@ def loss_points(log) -> tuple[np.ndarray, np.ndarray]:
     train, val = [], []
     for number, record in enumerate(records, 1):
         if not isinstance(record, dict) or "iteration" not in record:
-            raise ConfigError(f"training log entry {number} is not a dict with an iteration")
+            raise ConfigError(f"{where}training log entry {number} is not a dict with an iteration")
         for key, rows in (("train_loss", train), ("val_loss", val)):
             if record.get(key) is not None:
                 rows.append([record["iteration"], record[key]])
-    return _rows(train, "train_loss"), _rows(val, "val_loss")
+    return _rows(train, f"{where}train_loss"), _rows(val, f"{where}val_loss")
 
 
 def _rows(rows, what: str) -> np.ndarray:
@@ -313,7 +314,8 @@ def loss_curve(log, *, title: str = "loss", out=None, block: bool = True) -> Pat
     """
     train, val = loss_points(log)
     if not train.size and not val.size:
-        raise BlekotaError("the training log has no loss values yet")
+        where = f"{log}: " if isinstance(log, (str, os.PathLike)) else ""
+        raise BlekotaError(f"{where}no loss values yet (no training reported)")
     figure, in_window = _figure((8, 4.5), out)
     axes = figure.add_subplot()
     if train.size:

@@ -458,6 +458,16 @@ def test_a_sound_is_not_a_training_log(here, capsys):
     one_line(capsys.readouterr().err, "tone.wav: not a training log (not text; a log is NAME.log.jsonl)")
 
 
+def test_a_loss_curve_with_nothing_to_draw_names_the_file(here, capsys):
+    (here / "empty.log.jsonl").write_text("")
+    (here / "list.log.jsonl").write_text("[1, 2]\n")
+    for argv, line in ((["plot", "loss", "m.npz"], "m.npz: no loss values yet (no training reported)"),
+                       (["plot", "loss", "empty.log.jsonl"], "empty.log.jsonl: no loss values yet (no training reported)"),
+                       (["plot", "loss", "list.log.jsonl"], "list.log.jsonl: training log entry 1 is not a dict with an iteration")):
+        assert main(argv) == 2
+        one_line(capsys.readouterr().err, line)
+
+
 def test_unreadable_files_say_so(here, capsys, monkeypatch):
     real_access = os.access
     monkeypatch.setattr(os, "access", lambda path, mode, **kw: False if str(path) in ("tone.wav", "m.npz") else real_access(path, mode, **kw))

@@ -96,7 +96,12 @@ def run(args) -> int:
         log = args.log
         if modelfile.is_model_file(log) or legacy.is_pickle(log):
             log = read_model(log).info
-        path = plot.loss_curve(log, title=f"loss of {Path(args.log).name}", out=out)
+        try:
+            path = plot.loss_curve(log, title=f"loss of {Path(args.log).name}", out=out)
+        except BlekotaError as error:
+            if log is args.log:  # a log file: the message names it
+                raise
+            raise type(error)(f"{args.log}: {error}") from None
     else:
         training, fs = load_audio(args.training, args.fs)
         generated, _ = load_audio(args.generated, args.fs)
