@@ -93,6 +93,7 @@ def open_device(open_stream, fs: int, device: int | str | None = None, rate: int
             if len(rates) > 1:
                 what = f"the device takes neither {rates[0]} Hz nor {rates[1]} Hz"
             else:
-                what = "no sound output device" if rate is None else f"the device does not take {rate} Hz"
+                there = rate is not None and default_rate(device) is not None  # a device that refused the rate
+                what = f"the device does not take {rate} Hz" if there else "no sound output device"
             raise PlaybackError(f"cannot play sound: {what} ({why})")
         rates.append(fallback)

@@ -180,6 +180,8 @@ def test_no_device_is_a_playback_error_and_stops_the_worker(model, monkeypatch):
     with pytest.raises(blekota.PlaybackError, match=r"^cannot play sound: no sound output device \(Error querying device -1\)$"):
         player.__enter__()
     assert player._worker is None
+    with pytest.raises(blekota.PlaybackError, match=r"^cannot play sound: no sound output device \(Error querying device -1\)$"):
+        live.LivePlayer(model.stream(), output_stream=no_device, rate=44100).__enter__()  # not "does not take 44100 Hz"
     monkeypatch.setitem(sys.modules, "sounddevice", None)  # import fails as without sounddevice
     monkeypatch.setattr(devices, "sounddevice_module", blekota.audio.sounddevice_module)
     with pytest.raises(blekota.PlaybackError, match="sounddevice is not installed"):
