@@ -201,7 +201,8 @@ def open_session(
                 trainer = Trainer.from_checkpoint(source, audio=audio, callback=callback, threads=threads, **overrides)
         except BlekotaError as error:
             model = modelfile.load(source, threads=threads)
-            note = f"{converted}loaded {source}; it samples, but cannot train here: {error}"
+            note = (f"{converted}loaded {source}; it samples, but cannot train here: {error} "
+                    "(clf.set_audio('sound.wav') gives it a sound to train on)")
             return Session(model, None, source, callback, overrides), note
         where = ", ".join(trainer.files)
         note = f"{converted}loaded {source} at iteration {trainer.iteration}, training on {where}{step_words(trainer)}"

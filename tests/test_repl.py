@@ -94,6 +94,7 @@ def test_session_on_a_sound_then_on_its_model_when_the_sound_is_gone(tmp_path, m
     wav.unlink()
     session, note = open_session("tone_3.npz", {"threads": 1}, {})
     assert "it samples, but cannot train here: tone.wav: no such file" in note
+    assert note.endswith("(clf.set_audio('sound.wav') gives it a sound to train on)")
     console = Console(session_namespace(session))
     for line in ("y = clf.sample(50, seed=2)", "save_file('after.wav')", "clf.train(1)", "show()"):
         console.push(line)
