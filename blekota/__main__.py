@@ -1,10 +1,19 @@
 """python -m blekota: see blekota.cli."""
 
+import signal
 import sys
 
+heard_ctrl_c = []  # Ctrl+C while NumPy, SciPy and the compiled core load (about half a second) is held
+# until they have: an import cut short fails with a traceback of its own (NumPy's ImportError)
+holding = signal.getsignal(signal.SIGINT) is signal.default_int_handler  # not where SIGINT is ignored
+if holding:
+    signal.signal(signal.SIGINT, lambda signum, frame: heard_ctrl_c.append(signum))
 try:
     from .cli import main
-except KeyboardInterrupt:  # Ctrl+C while NumPy, SciPy and the compiled core load
+finally:
+    if holding:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+if heard_ctrl_c:
     print("blekota: interrupted", file=sys.stderr)
     sys.exit(130)
 

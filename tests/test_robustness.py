@@ -323,14 +323,17 @@ def test_standard_output_gets_the_sound_and_stderr_the_words(here):
 
 
 INTERRUPTED_IMPORT = """
-import runpy, sys
+import runpy, signal, sys
 
 class CtrlC:
-    \"\"\"Ctrl+C as the command line starts to import.\"\"\"
+    \"\"\"Ctrl+C inside NumPy's import, which turns what cuts it short into an ImportError.\"\"\"
 
     def find_spec(self, name, path=None, target=None):
-        if name == "blekota.cli":
-            raise KeyboardInterrupt
+        if name == "numpy":
+            try:
+                signal.raise_signal(signal.SIGINT)
+            except KeyboardInterrupt as error:
+                raise ImportError("numpy: the import was cut short") from error
 
 sys.meta_path.insert(0, CtrlC())
 sys.argv = ["blekota", "--version"]
