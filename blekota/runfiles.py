@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,7 +22,7 @@ import soundfile
 
 from . import checks, fileformat, modelfile, trainlog
 from .audio import is_marked, save_wav
-from .errors import BlekotaError, ConfigError, ModelFileError
+from .errors import BlekotaError, ConfigError, ModelFileError, OverwriteWarning
 from .model import Model
 from .plot import is_marked_png
 
@@ -205,3 +206,12 @@ class RunFiles:
                 path.unlink(missing_ok=True)
             except OSError as error:
                 self.report("warning", message=f"{path}: could not delete ({error.strerror or error})")
+
+
+def warn_of_later_files(directory: Path, name: str, iteration: int, source: str | os.PathLike) -> None:
+    """Warn (OverwriteWarning, at the line that called this function's caller) when run name in
+    directory has files from after iteration, which training from the model file source writes over."""
+    later = RunFiles(Path(directory), name).later_than(iteration)
+    if later:
+        warnings.warn(f"{directory}: holds this run's files from after iteration {iteration} ({file_names(later)}), "
+                      f"which training from {source} writes over", OverwriteWarning, stacklevel=3)

@@ -2,13 +2,13 @@
 schedule, a log, checkpoints and exactly resumable state.
 
 The training part of the sounds is laid into `batch_size` parallel streams of windows (see
-blekota.dataset: no window spans two sounds; a stream's state is reset where it moves on to
-another sound). Each iteration trains on the next window of `seq_length` steps of every stream,
-starting from the hidden state the previous window ended with. When the streams are used up, an
-epoch ends: the position and the hidden state go back to the start, and the windows are dealt
-from another one on (blekota.dataset). Every `val_every` iterations
-and at the end, the loss on the held-out tails is measured; the best model is kept as
-NAME_best.npz (in block-sparse training, the best at the density asked: blekota.sparsity).
+blekota.dataset: no window spans two sounds; a stream's state is reset where it moves on to another
+sound). Each iteration trains on the next window of `seq_length` steps of every stream, starting
+from the hidden state the previous window ended with. When the streams are used up, an epoch ends:
+the position and the hidden state go back to the start, and the windows are dealt from another one
+on (blekota.dataset). Every `val_every` iterations and at the end, the loss on the held-out tails is
+measured; the best model is kept as NAME_best.npz (in block-sparse training, the best at the density
+asked: blekota.sparsity).
 
 Given an MPI communicator, several processes train one model together, each on its share of the
 streams (see blekota.parallel); the window dealing stays the same in every process.
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,13 +30,13 @@ from .augment import check_max_db, check_noise, input_noise, random_gain
 from .averaging import TrainingAverage
 from .dataset import Dataset, training_layout, validation_pieces, validation_sums, warn_if_silent
 from .device import AUTO, CPU, check_bf16, training_step
-from .errors import ConfigError, OverwriteWarning, TrainingDiverged
+from .errors import ConfigError, TrainingDiverged
 from .model import Model
 from .optim import OPTIMIZERS, make_optimizer
 from .parallel import Processes, processes
 from .presets import DEFAULTS
 from .progress import Progress, TrainResult
-from .runfiles import RunFiles, file_names, split_name
+from .runfiles import RunFiles, split_name, warn_of_later_files
 from .schedule import Schedule, schedule_for
 from .sparsity import PRUNE_EVERY, Pruning
 
@@ -567,32 +566,22 @@ class Trainer:
         return path
 
     @classmethod
-    def from_checkpoint(
-        cls,
-        path: str | os.PathLike,
-        audio=None,
-        callback: Callable[[Progress], None] | None = None,
-        threads: int | None = None,
-        comm=None,
-        **overrides,
-    ) -> Trainer:
+    def from_checkpoint(cls, path: str | os.PathLike, audio=None, callback: Callable[[Progress], None] | None = None,
+                        threads: int | None = None, comm=None, **overrides) -> Trainer:
         """Continue training from a model file written by Trainer.save or a checkpoint.
 
-        audio: the sounds to train on (default: the files the model was trained on). Weights,
-        optimizer state, learning rate and schedule state, iteration and epoch counters,
-        validation history and hidden state come from the file; so do the data position and
-        carried state when the data and its layout (seq_length, batch_size, val_fraction) are
-        unchanged (then trainer.continues_data is True), else training starts at the data's
-        beginning. N iterations, save, resume, M iterations give the same weights as N + M.
-        overrides replace saved hyperparameters (e.g. lr, schedule, name, directory, keep). Files
-        are written beside the model file unless directory says otherwise, under the run's name
-        (a file that names no run: its file's stem).
+        audio: the sounds to train on (default: the files the model was trained on). Weights, optimizer
+        state, learning rate and schedule state, iteration and epoch counters, validation history and
+        hidden state come from the file; so do the data position and carried state when the data and
+        its layout (seq_length, batch_size, val_fraction) are unchanged (then trainer.continues_data
+        is True), else training starts at the data's beginning. N iterations, save, resume, M
+        iterations give the same weights as N + M. overrides replace saved hyperparameters (e.g. lr,
+        schedule, name, directory, keep). Files are written beside the model file unless directory
+        says otherwise, under the run's name (a file that names no run: its file's stem); a file
+        older than its run's later files there (NAME_N with a larger N, a later NAME_best) warns
+        (OverwriteWarning): training from it writes over them; another name branches off.
         comm: train data-parallel (see Trainer); rank 0 reads the file and sends it to the others,
         so the checkpoint continues on any number of processes.
-        A file older than its run's later files where they are written (NAME_N.npz and NAME_N.wav
-        with a larger N, a later NAME_best.npz) warns (OverwriteWarning, naming the folder and
-        the files): training from it writes over them. Give another name or directory to branch
-        off instead, or warnings.simplefilter("error", OverwriteWarning) to refuse.
         """
         group = processes(comm)
         meta, arrays = group.from_root(lambda: fileformat.read(path))
@@ -601,9 +590,6 @@ class Trainer:
         options = checkpoint.resume_options(path, loaded.info, overrides)
         trainer = cls(loaded.model, audio, callback=callback, comm=group, **options)
         checkpoint.restore(trainer, path, loaded.info, loaded.train_arrays)
-        later = RunFiles(trainer.directory, trainer.name).later_than(trainer.iteration) if group.is_root else []
-        if later:
-            warnings.warn(f"{trainer.directory}: holds this run's files from after iteration {trainer.iteration} "
-                          f"({file_names(later)}), which training from {path} writes over", OverwriteWarning,
-                          stacklevel=2)
+        if group.is_root:
+            warn_of_later_files(trainer.directory, trainer.name, trainer.iteration, path)
         return trainer
