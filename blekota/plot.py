@@ -276,7 +276,7 @@ def loss_points(log) -> tuple[np.ndarray, np.ndarray]:
     time, train_loss, val_loss, lr; losses may be null), a list of such dicts, or a model's
     info dict (rows [iteration, loss] in "history" and, optionally, "val_history").
     """
-    where = f"{log}: " if isinstance(log, (str, os.PathLike)) else ""  # errors name a log file
+    where = _file_words(log)
     if isinstance(log, dict):
         train = log.get("history") or []
         val = log.get("val_history") or []
@@ -299,6 +299,11 @@ def loss_points(log) -> tuple[np.ndarray, np.ndarray]:
     return _rows(train, f"{where}train_loss"), _rows(val, f"{where}val_loss")
 
 
+def _file_words(log) -> str:
+    """'NAME: ' to begin an error about a log or model given as a file name, else ''."""
+    return f"{log}: " if isinstance(log, (str, os.PathLike)) else ""
+
+
 def _rows(rows, what: str) -> np.ndarray:
     try:
         array = np.asarray(rows, dtype=np.float64).reshape(-1, 2)
@@ -314,8 +319,7 @@ def loss_curve(log, *, title: str = "loss", out=None, block: bool = True) -> Pat
     """
     train, val = loss_points(log)
     if not train.size and not val.size:
-        where = f"{log}: " if isinstance(log, (str, os.PathLike)) else ""
-        raise BlekotaError(f"{where}no loss values yet (no training reported)")
+        raise BlekotaError(f"{_file_words(log)}no loss values yet (no training reported)")
     figure, in_window = _figure((8, 4.5), out)
     axes = figure.add_subplot()
     if train.size:
