@@ -12,8 +12,12 @@ the local ones.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from .interrupts import StopRequests
+
+if TYPE_CHECKING:
+    import numpy as np
 
 TAIL = 3  # values a process adds to the gradient sum: interrupted, out of time, rank 0's seconds
 
@@ -55,7 +59,7 @@ class RunAgreement:
         out_of_time = root and self.max_seconds is not None and self.seconds() >= self.max_seconds
         return float(self.callback_stopped or self.stop.requested), float(out_of_time), self.seconds() if root else 0.0
 
-    def take(self, summed) -> None:
+    def take(self, summed: np.ndarray) -> None:
         """The tail's values summed over the processes (TAIL numbers)."""
         self._agreed = (bool(summed[0]), bool(summed[1]), float(summed[2]))
 

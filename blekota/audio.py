@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 from math import gcd
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import soundfile
@@ -19,6 +20,12 @@ from .errors import AudioError, ConfigError
 from .fileutil import input_problem, is_stream, open_output, starts_with
 from .mulaw import real_array
 from .resampling import StreamResampler
+
+if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+    from typing import BinaryIO
+
+    from numpy.typing import ArrayLike
 
 LAST_PLAYED = "last_played.wav"
 WAV_MAX_FRAMES = (2**32 - 1 - 36 - 28) // 2  # a 16-bit mono wav (with the mark): the RIFF sizes are 32-bit
@@ -106,7 +113,7 @@ def to_rate(samples: np.ndarray, from_fs: int, to_fs: int) -> np.ndarray:
     return np.clip(samples, -1.0, 1.0)
 
 
-def save_wav(path: str | os.PathLike, y, fs: int = 8000, mark: bool = False) -> Path:
+def save_wav(path: str | os.PathLike, y: ArrayLike, fs: int = 8000, mark: bool = False) -> Path:
     """Write mono float samples in [-1, 1] as a 16-bit PCM wav (see WavWriter: a regular file
     atomically, "-" to standard output), with blekota's MARK when mark. Returns the path."""
     y = real_array(y, "the sound to write must be an array of float samples").astype(np.float32).ravel()
@@ -146,7 +153,7 @@ def pcm16(samples: np.ndarray) -> bytes:
     return np.clip(scaled, -32768, 32767).astype("<i2").tobytes()
 
 
-def play(y, fs: int = 8000, blocking: bool = True) -> None:
+def play(y: ArrayLike, fs: int = 8000, blocking: bool = True) -> None:
     """Play mono samples through sounddevice, on the default output device: at fs, or resampled to
     the device's default rate where it does not take fs.
 
@@ -245,7 +252,7 @@ class ChunkPlayer:
         self.stream.__exit__(*exc)
 
 
-def opened_with_header(path: str | os.PathLike, header: bytes):
+def opened_with_header(path: str | os.PathLike, header: bytes) -> tuple[AbstractContextManager[BinaryIO], BinaryIO]:
     """open_output(path) entered, with `header` written: (the context manager, the file). Leaving
     the context manager is the caller's; a failed header write leaves it here."""
     output = open_output(path)

@@ -20,7 +20,7 @@ LEVEL_SAMPLES = unquantize(np.arange(256))  # (256,) float32: the sample each le
 MAX_DB = 96.0  # the range of 16-bit sound: a larger gain turns every window into silence or clipping
 
 
-def check_max_db(max_db) -> float:
+def check_max_db(max_db: object) -> float:
     """max_db as a float, or ConfigError unless it is a number in [0, MAX_DB]."""
     return number("random_gain_db", max_db, 0, MAX_DB)
 
@@ -42,7 +42,7 @@ def random_gain(window: np.ndarray, max_db: float, iteration: int) -> np.ndarray
 NOISE_KEY = 0x6E6F6973  # "nois"
 
 
-def check_noise(levels) -> float:
+def check_noise(levels: object) -> float:
     """levels as a float, or ConfigError unless it is a number of levels in [0, 255]."""
     return number("input_noise", levels, 0, 255)
 

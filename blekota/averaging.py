@@ -11,11 +11,15 @@ update's weights, after many the weighted sum of the last ~1 / (1 - d).
 from __future__ import annotations
 
 import numpy as np
+from typing import TYPE_CHECKING
 
 from .checks import fraction
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
-def check_decay(decay) -> float:
+
+def check_decay(decay: object) -> float:
     """decay as a float, or ConfigError unless it is a number in [0, 1) (0: no averaging)."""
     return fraction("ema", decay, expected="a decay in [0, 1) (0: no averaging)")
 
@@ -65,7 +69,7 @@ class TrainingAverage:
         """Take in model.params after an update (they are the trained weights then)."""
         self.average.update(self.model.params)
 
-    def hold_average(self, zero_pruned) -> None:
+    def hold_average(self, zero_pruned: Callable[[np.ndarray], object]) -> None:
         """Put the average in model.params (nothing before the first update), its pruned
         weights zeroed by zero_pruned(params)."""
         if self.holding or not self.average.total:

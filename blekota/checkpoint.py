@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -34,6 +35,12 @@ from .device import AUTO
 from .errors import BlekotaError, ConfigError, ModelFileError
 from .schedule import make_schedule
 from .sparsity import BLOCK_INPUTS, BLOCK_UNITS, PRUNE_EVERY, check_settings
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from .model import Model
+    from .train import Trainer
 
 OPTIM = "optim."  # the prefix of the optimizer's arrays among the training arrays
 SPARSITY = "sparsity."  # ... and of the pruning's
@@ -63,7 +70,7 @@ def training_arrays(h: np.ndarray | None, optimizer_state: dict, pruning: dict[s
     return arrays
 
 
-def data_signature(trainer) -> dict:
+def data_signature(trainer: Trainer) -> dict:
     """What must match for a resumed run to continue at the saved data position."""
     return {
         "sha256": trainer.data_sha256, "seq_length": trainer.seq_length, "batch_size": trainer.batch_size,
@@ -71,7 +78,7 @@ def data_signature(trainer) -> dict:
     }
 
 
-def info(trainer) -> dict:
+def info(trainer: Trainer) -> dict:
     """The info a Trainer saves with the model: its history and everything needed to resume."""
     optimizer = trainer.optimizer
     sparsity = trainer.pruning.settings()
@@ -162,7 +169,7 @@ TRAINER_FIELDS: dict[str, tuple[Callable[[object], bool], str]] = {  # ... and e
 }
 
 
-def problem(info) -> str | None:
+def problem(info: object) -> str | None:
     """What is wrong with the info fields blekota reads back (their types and ranges), or None."""
     if not isinstance(info, dict):
         return "info is not a mapping"
@@ -173,7 +180,7 @@ def problem(info) -> str | None:
     return None
 
 
-def check_architecture(path: str | os.PathLike, model, wanted: dict) -> None:
+def check_architecture(path: str | os.PathLike, model: Model, wanted: dict) -> None:
     """Refuse to resume the model read from path with another architecture: wanted maps the
     names the caller gave (say "--hidden") of layers, hidden, fs and dtype to the values asked."""
     have = {"layers": model.layers, "hidden": model.hidden, "fs": model.fs, "dtype": model.dtype.name,
@@ -196,7 +203,8 @@ def training_sounds(path: str | os.PathLike, info: dict) -> list[Path] | None:
     return beside if all(beside_path.exists() for beside_path in beside) else None
 
 
-def resume_sounds(path: str | os.PathLike, info: dict, files=(), advice: str = "give the sounds") -> list | None:
+def resume_sounds(path: str | os.PathLike, info: dict, files: Iterable[str | os.PathLike] = (),
+                  advice: str = "give the sounds") -> list | None:
     """The sounds to go on training on: files when given, else those the model file at path
     was trained on, found as training_sounds() finds them (None: as its info says). Raises
     BlekotaError, ending with advice, when they are in neither place."""
@@ -254,7 +262,7 @@ def resume_options(path: str | os.PathLike, info: dict, overrides: dict) -> dict
     return {**options, **overrides}
 
 
-def restore(trainer, path: str | os.PathLike, info: dict, arrays: dict[str, np.ndarray]) -> None:
+def restore(trainer: Trainer, path: str | os.PathLike, info: dict, arrays: dict[str, np.ndarray]) -> None:
     """Give a Trainer built with resume_options() the saved state: the optimizer's (when it is
     the same optimizer), the data position and carried state (when the data and its layout are
     unchanged: then trainer.continues_data is True) and the random generator's."""

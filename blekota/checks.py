@@ -15,12 +15,12 @@ import numpy as np
 from .errors import ConfigError
 
 
-def is_integer(value) -> bool:
+def is_integer(value: object) -> bool:
     """Whether value is a Python or NumPy integer (not a bool)."""
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
-def is_number(value) -> bool:
+def is_number(value: object) -> bool:
     """Whether value is a Python or NumPy integer or float (not a bool)."""
     return is_integer(value) or isinstance(value, (float, np.floating))
 
@@ -28,7 +28,7 @@ def is_number(value) -> bool:
 MAX_NAME_BYTES = 200  # a run name: room left in a 255-byte file name for _N.npz, _best.npz, .log.jsonl
 
 
-def is_plain_name(value) -> bool:
+def is_plain_name(value: object) -> bool:
     """Whether value is a file name prefix that stays in its folder: a str with no folder part
     (no separator, not "." or ".."), no NUL and at most MAX_NAME_BYTES bytes encoded."""
     if not isinstance(value, str) or value in ("", ".", "..") or "\0" in value:
@@ -42,7 +42,7 @@ def _refuse(name: str, expected: str, value) -> ConfigError:
     return ConfigError(f"{name} must be {expected}, got {value!r}")
 
 
-def integer(name: str, value, minimum: int | None = None, maximum: int | None = None,
+def integer(name: str, value: object, minimum: int | None = None, maximum: int | None = None,
             expected: str | None = None) -> int:
     """value as an int, when it is an integer in [minimum, maximum] (None: unbounded)."""
     if (
@@ -62,12 +62,12 @@ def integer(name: str, value, minimum: int | None = None, maximum: int | None = 
     return int(value)
 
 
-def positive_int(name: str, value, expected: str = "a positive integer") -> int:
+def positive_int(name: str, value: object, expected: str = "a positive integer") -> int:
     """value as an int, when it is an integer > 0."""
     return integer(name, value, 1, expected=expected)
 
 
-def non_negative_int(name: str, value, expected: str = "an integer >= 0") -> int:
+def non_negative_int(name: str, value: object, expected: str = "an integer >= 0") -> int:
     """value as an int, when it is an integer >= 0."""
     return integer(name, value, 0, expected=expected)
 
@@ -75,24 +75,24 @@ def non_negative_int(name: str, value, expected: str = "an integer >= 0") -> int
 MAX_FS = 2**31 - 1  # the highest sample rate: a wav stores it in 32 bits
 
 
-def sample_rate(name: str, value) -> int:
+def sample_rate(name: str, value: object) -> int:
     """value as an int, when it is a sample rate in Hz: an integer in 1..MAX_FS."""
     return integer(name, value, 1, MAX_FS, expected=f"a sample rate in 1..{MAX_FS} Hz")
 
 
-def file_name(name: str, value) -> str | os.PathLike:
+def file_name(name: str, value: object) -> str | os.PathLike:
     """value, when it is a file name: a str or a path object."""
     if not isinstance(value, (str, os.PathLike)):
         raise _refuse(name, "a file name (a str or a path)", value)
     return value
 
 
-def seed(value, name: str = "seed") -> int | None:
+def seed(value: object, name: str = "seed") -> int | None:
     """A random seed: None, or value as an int when it is an integer >= 0."""
     return None if value is None else non_negative_int(name, value, "None or an integer >= 0")
 
 
-def number(name: str, value, low: float = -math.inf, high: float = math.inf, *, low_open: bool = False,
+def number(name: str, value: object, low: float = -math.inf, high: float = math.inf, *, low_open: bool = False,
            high_open: bool = False, expected: str | None = None) -> float:
     """value as a float, when it is a number between low and high (each end included unless
     open; NaN never is)."""
@@ -109,17 +109,17 @@ def number(name: str, value, low: float = -math.inf, high: float = math.inf, *, 
     return float(value)
 
 
-def positive_float(name: str, value, expected: str | None = None) -> float:
+def positive_float(name: str, value: object, expected: str | None = None) -> float:
     """value as a float, when it is a finite number > 0."""
     return number(name, value, 0, math.inf, low_open=True, high_open=True, expected=expected)
 
 
-def non_negative_float(name: str, value, expected: str | None = None) -> float:
+def non_negative_float(name: str, value: object, expected: str | None = None) -> float:
     """value as a float, when it is a finite number >= 0."""
     return number(name, value, 0, math.inf, high_open=True, expected=expected)
 
 
-def fraction(name: str, value, expected: str | None = None) -> float:
+def fraction(name: str, value: object, expected: str | None = None) -> float:
     """value as a float, when it is a number in [0, 1)."""
     return number(name, value, 0, 1, high_open=True, expected=expected)
 
@@ -127,7 +127,7 @@ def fraction(name: str, value, expected: str | None = None) -> float:
 DEVICES = "cpu, cuda or cuda:N"  # where training steps run (blekota.device)
 
 
-def device(name: str, value) -> str:
+def device(name: str, value: object) -> str:
     """value, when it names where training steps run: "cpu", "cuda" or "cuda:N" (N an index)."""
     if isinstance(value, str) and (value in ("cpu", "cuda") or (
         value.startswith("cuda:") and value[5:].isascii() and value[5:].isdigit()
@@ -136,6 +136,6 @@ def device(name: str, value) -> str:
     raise _refuse(name, DEVICES, value)
 
 
-def density(name: str, value) -> float:
+def density(name: str, value: object) -> float:
     """value as a float, when it is a share of weights kept: a number in (0, 1] (1: dense)."""
     return number(name, value, 0, 1, low_open=True, expected="a number in (0, 1] (1: dense)")

@@ -136,7 +136,7 @@ class StreamWriter:
     def __init__(self, raw: BinaryIO):
         self._raw = raw
 
-    def write(self, data) -> int:
+    def write(self, data: bytes | bytearray | memoryview) -> int:
         return self._raw.write(data)
 
     def flush(self) -> None:

@@ -5,16 +5,21 @@ Level 128 is silence (quantize(0.0)); levels are uint8 so a long sound costs one
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 MU = 255
 LEVELS = MU + 1
 SILENCE = 128
 
 
-def real_array(values, what: str) -> np.ndarray:
+def real_array(values: ArrayLike, what: str) -> np.ndarray:
     """values as an array of booleans, integers or floats; anything else is a ConfigError that
     starts with `what` (the name of the argument and what it must be)."""
     try:
@@ -26,7 +31,7 @@ def real_array(values, what: str) -> np.ndarray:
     return array
 
 
-def quantize(x) -> np.ndarray:
+def quantize(x: ArrayLike) -> np.ndarray:
     """Float samples (any shape; clipped to [-1, 1], +-inf to +-1) -> uint8 levels 0..255.
 
     NaN samples raise ConfigError.
@@ -39,7 +44,7 @@ def quantize(x) -> np.ndarray:
     return np.rint((compressed + 1.0) / 2.0 * MU).astype(np.uint8)
 
 
-def unquantize(levels) -> np.ndarray:
+def unquantize(levels: ArrayLike) -> np.ndarray:
     """Integer levels 0..255 (any shape; integral floats accepted) -> float32 samples in [-1, 1]."""
     levels = real_array(levels, "mulaw.unquantize: expected an array of real numbers")
     if levels.dtype.kind == "f" and not (np.isfinite(levels) & (levels == np.round(levels))).all():

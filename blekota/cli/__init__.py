@@ -15,12 +15,17 @@ import sys
 import threading
 import warnings
 from contextlib import contextmanager, nullcontext
+from typing import TYPE_CHECKING
 
 from .. import _gru
 from .._version import __version__
 from ..errors import BlekotaError
 from . import modelfiles, play, plot, sample, session, train
 from .options import Parser
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import TextIO
 
 BAD_INPUT = 2
 INTERRUPTED, TERMINATED, READER_GONE = 130, 143, 141  # 128 + the signal, as a shell reports it
@@ -58,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+def show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                 file: TextIO | None = None, line: str | None = None) -> None:
     """Warnings as one line on stderr."""
     print(f"blekota: warning: {message}", file=sys.stderr)
 
@@ -68,7 +74,7 @@ class Terminated(KeyboardInterrupt):
 
 
 @contextmanager
-def terminate_as_interrupt():
+def terminate_as_interrupt() -> Iterator[None]:
     """While a command runs in the main thread, SIGTERM raises Terminated (training defers both
     signals to the end of the current update instead). Not for the interactive session, whose
     console would take it for Ctrl+C at its prompt."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -13,8 +14,11 @@ from ..errors import ConfigError, install_hint
 from ..fileutil import is_stream
 from .options import check_distinct, check_output, read_model
 
+if TYPE_CHECKING:
+    import argparse
 
-def add_parser(commands) -> None:
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
     """The info, import-legacy and export commands' options."""
     info_parser = commands.add_parser("info", help="describe a model file", description="Describe a model file (or a .pkl of the original blekota).")
     info_parser.add_argument("model", metavar="MODEL", help="a model file (.npz), or a .pkl of the original blekota (read without converting)")
@@ -49,12 +53,12 @@ def add_parser(commands) -> None:
     export_parser.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     """Run the command args.command names."""
     return {"info": info, "import-legacy": import_legacy, "export": export}[args.command](args)
 
 
-def import_legacy(args) -> int:
+def import_legacy(args: argparse.Namespace) -> int:
     output = Path(args.output) if args.output else Path(args.pickle).with_suffix(modelfile.EXTENSION)
     check_output(output, args.force)
     check_distinct({"-o": output}, {"OLD.pkl": args.pickle})
@@ -69,7 +73,7 @@ def import_legacy(args) -> int:
     return 0
 
 
-def export(args) -> int:
+def export(args: argparse.Namespace) -> int:
     from ..onnx import export_onnx
 
     output = Path(args.output) if args.output else Path(args.model).with_suffix(".onnx")
@@ -87,7 +91,7 @@ def export(args) -> int:
     return 0
 
 
-def info(args) -> int:
+def info(args: argparse.Namespace) -> int:
     loaded = read_model(args.model)
     model, info = loaded.model, loaded.info
     trainer = info.get("trainer") or {}

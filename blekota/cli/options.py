@@ -9,6 +9,7 @@ import argparse
 import os
 import textwrap
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import checkpoint, checks, device, legacy, modelfile
 from .. import schedule as blekota_schedule
@@ -27,6 +28,10 @@ from ..plot import OTHER_IMAGE_SUFFIXES
 from ..presets import PRESETS
 from ..sparsity import PRUNE_EVERY
 from ..train import VAL_EVERY, VAL_FRACTION
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import NoReturn
 
 
 def preset_text(options: dict) -> str:
@@ -113,11 +118,12 @@ older checkpoint of a run whose later files are still there (unless --force).
 class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line: what is wrong and where the help is."""
 
-    def error(self, message: str):
+    def error(self, message: str) -> NoReturn:
         self.exit(2, f"blekota: error: {message} (see: {self.prog} --help)\n")
 
 
-def argument_type(convert, check, expected: str):
+def argument_type(convert: Callable[[str], object], check: Callable[[str, object], object],
+                  expected: str) -> Callable[[str], object]:
     """An argparse type: convert the text, then check(name, value) (as blekota.checks does) or
     fail with "expected ..., got ..."."""
 
@@ -243,7 +249,7 @@ def add_sampling_arguments(parser: argparse.ArgumentParser, when: str = "") -> N
     group.add_argument("--wake", type=wake_seconds, default=WAKE, metavar="SECONDS", help=f"after this long drawing silence, the model hears its silence as faint noise until it has drawn sound for as long again in a row; what is written stays silent (0: never; default {WAKE:g})")
 
 
-def sampling_options(args) -> dict:
+def sampling_options(args: argparse.Namespace) -> dict:
     """The keyword arguments of Model.sample that add_sampling_arguments parsed."""
     return dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p,
                 smooth=args.smooth, wake=args.wake)
@@ -256,7 +262,7 @@ def add_kernel_arguments(parser: argparse.ArgumentParser) -> None:
     kernel.add_argument("--bf16", action="store_true", help="bfloat16 products (half the bytes a step reads: one stream 1.4-2.5x as fast on one thread with AVX2 or AVX-512, many streams 1.6-1.9x with AVX512_BF16; the probabilities move by about 0.3 %%); a model saved with them on uses them without this option")
 
 
-def use_kernel_arguments(model, args) -> None:
+def use_kernel_arguments(model: Model, args: argparse.Namespace) -> None:
     """Turn on what add_kernel_arguments parsed (for this run: the model file is not changed)."""
     if args.int8:
         model.int8 = True
@@ -288,13 +294,13 @@ def add_device_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def bf16_option(args) -> dict:
+def bf16_option(args: argparse.Namespace) -> dict:
     """Trainer's bf16 argument when --bf16 or --no-bf16 was given, else nothing: the default, or on
     resuming the model file's choice."""
     return {} if args.bf16 is None else {"bf16": args.bf16}
 
 
-def schedule_option(args, name: str | None = None):
+def schedule_option(args: argparse.Namespace, name: str | None = None) -> blekota_schedule.Schedule | str | None:
     """The schedule `name` (default --schedule) with its options, or None when there is none."""
     name = name or args.schedule
     if name == "step":
@@ -304,7 +310,7 @@ def schedule_option(args, name: str | None = None):
     return name
 
 
-def update_rule(args) -> dict:
+def update_rule(args: argparse.Namespace) -> dict:
     """optimizer, lr, schedule, random_gain_db and ema: the --preset's, each replaced by
     --optimizer, --alpha, --schedule, --random-gain or --ema when given (a preset's schedule None:
     plateau when validating, else constant)."""
@@ -316,11 +322,11 @@ def update_rule(args) -> dict:
             "ema": preset["ema"] if args.ema is None else args.ema}
 
 
-def verbosity(args) -> int:
+def verbosity(args: argparse.Namespace) -> int:
     return QUIET if args.quiet else VERBOSE if args.verbose else NORMAL
 
 
-def model_path(path: str, say) -> Path:
+def model_path(path: str, say: Callable[[str], object]) -> Path:
     """The model file for a MODEL argument: the file itself, or for a pickle of the original
     blekota its conversion beside it (written once; say() tells where)."""
     if not legacy.is_pickle(path):
@@ -348,7 +354,7 @@ RESUME_OPTIONS = {  # option dest -> Trainer argument, for options given on resu
 }
 
 
-def resume_overrides(args, path: Path, model: Model) -> dict:
+def resume_overrides(args: argparse.Namespace, path: Path, model: Model) -> dict:
     """Trainer.from_checkpoint overrides from the options given for the model read from path;
     the architecture options, when given, must agree with it."""
     checkpoint.check_architecture(path, model, {f"--{option}": getattr(args, option) for option in ARCHITECTURE
@@ -363,7 +369,7 @@ def resume_overrides(args, path: Path, model: Model) -> dict:
     return overrides
 
 
-def checkpoint_sound(args, fs: int) -> int:
+def checkpoint_sound(args: argparse.Namespace, fs: int) -> int:
     """--checkpoint-sound in samples at fs; refused when they do not fit a 16-bit wav."""
     samples = args.checkpoint_sound * fs
     if samples > WAV_MAX_FRAMES:
@@ -374,7 +380,7 @@ def checkpoint_sound(args, fs: int) -> int:
     return int(samples)
 
 
-def new_trainer_options(args) -> dict:
+def new_trainer_options(args: argparse.Namespace) -> dict:
     """Trainer arguments for a new model from the training options (all but name and directory)."""
     return dict(
         seq_length=args.seq_length, batch_size=args.batch_size, checkpoint_every=args.checkpoint_every,
@@ -389,7 +395,7 @@ def output_device(text: str) -> int | str:
     return int(text) if text.strip().isdigit() else text
 
 
-def add_sound_device_argument(parser, when: str = "") -> None:
+def add_sound_device_argument(parser: argparse.ArgumentParser, when: str = "") -> None:
     """--sound-device: the sound output device, by number or a part of its name (None: the default)."""
     parser.add_argument("--sound-device", type=output_device, default=None, metavar="DEVICE", help=f"{when}the sound output device: its number or a part of its name, as python -m blekota sound-devices lists them (default: the system's default output)")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 from contextlib import nullcontext
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from .. import devices, live, modelfile, sampler
 from ..audio import WavRecorder, load_audio
@@ -20,6 +20,11 @@ from .options import (
     use_kernel_arguments,
 )
 
+if TYPE_CHECKING:
+    import argparse
+
+    from ..model import Model
+
 TICK_S = 0.05  # how often keys are read and the status line is redrawn
 block_size = argument_type(int, lambda name, value: live.block_size(value, name),
                            f"an integer in {live.MIN_BLOCK}..{live.MAX_BLOCK}")
@@ -28,7 +33,7 @@ device_rate = argument_type(int, lambda name, value: devices.device_rate(value, 
                             f"a sample rate in {devices.MIN_RATE}..{devices.MAX_RATE} Hz")
 
 
-def add_parser(commands) -> None:
+def add_parser(commands: argparse._SubParsersAction) -> None:
     """The play command's options."""
     parser = commands.add_parser(
         "play", help="play a model live through the sound device",
@@ -85,12 +90,12 @@ class StatusLine:
             self.drawn = False
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     """Run the command args.command names."""
     return list_devices(args) if args.command == "sound-devices" else play(args)
 
 
-def list_devices(args) -> int:
+def list_devices(args: argparse.Namespace) -> int:
     found = devices.output_devices()
     if not found:
         print("no sound output device here")
@@ -103,7 +108,7 @@ def list_devices(args) -> int:
     return 0
 
 
-def play(args) -> int:
+def play(args: argparse.Namespace) -> int:
     open_device = live.output_stream_class()  # before anything else: no sounddevice, no play
     device_name = None if args.sound_device is None else devices.device_info(args.sound_device)["name"]
     if args.record is not None:
@@ -130,7 +135,7 @@ def play(args) -> int:
     return 0
 
 
-def faster_options(model) -> str:
+def faster_options(model: Model) -> str:
     """What to try when `model` cannot keep up with real time, for the kernel it samples with."""
     kernel = sampler.kernel_for(model, 1)
     if kernel in ("int8", "sparse"):  # one thread, already the fastest for this model
@@ -139,7 +144,7 @@ def faster_options(model) -> str:
     return f"{lighter}, --threads, a larger --ahead, or a smaller model"
 
 
-def play_with_keys(player: live.LivePlayer, stream: Stream, status: StatusLine, args, fs: int,
+def play_with_keys(player: live.LivePlayer, stream: Stream, status: StatusLine, args: argparse.Namespace, fs: int,
                    device_name: str | None, faster: str) -> None:
     """Play until q, Ctrl+C or --seconds, saying how it is set up and, at the end, how it went;
     the recorder (if any) keeps what was played."""

@@ -24,7 +24,7 @@ INPUTS = {"sound": "SOUND", "model": "MODEL", "log": "MODEL_OR_LOG", "training":
           "generated": "GENERATED_SOUND"}  # the files the kinds of plot read, by dest
 
 
-def add_parser(commands) -> None:
+def add_parser(commands: argparse._SubParsersAction) -> None:
     """python -m blekota plot waveform | spectrogram | heatmap | loss | compare."""
     plot_parser = commands.add_parser(
         "plot", help="draw a sound, a model's expectations or a loss curve",
@@ -71,7 +71,7 @@ def _heard(model: Model, sound: np.ndarray) -> np.ndarray:
     return model.probabilities(inputs[:, None])[:, 0]
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     out = output_png(args.output, args.force, "-o")
     inputs = {metavar: getattr(args, dest) for dest, metavar in INPUTS.items() if hasattr(args, dest)}
     check_distinct({"-o": None if out is None or out.is_dir() else out}, inputs)

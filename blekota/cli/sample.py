@@ -7,6 +7,7 @@ import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm import tqdm
@@ -22,12 +23,15 @@ from .options import (
     use_kernel_arguments,
 )
 
+if TYPE_CHECKING:
+    import argparse
+
 HEATMAP_SAMPLES = 400  # drawn by sample --heatmap: 50 ms at 8 kHz, each sample visible
 SAMPLE_CHUNK = 8000  # sample writes (and plays) the sound in chunks of this many samples
 MAX_TAKES = 256  # sample --takes: files written at once
 
 
-def add_parser(commands) -> None:
+def add_parser(commands: argparse._SubParsersAction) -> None:
     """The sample command's options."""
     sample_parser = commands.add_parser(
         "sample", help="generate sound with a trained model",
@@ -62,7 +66,7 @@ def take_paths(output: str, takes: int) -> list[str]:
     return [str(path.with_name(f"{path.stem}_{take}{path.suffix}")) for take in range(1, takes + 1)]
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     output = args.output or str(Path(args.model).with_name(Path(args.model).stem + "_sample.wav"))
     if args.takes > 1:
         if is_stream(output):
@@ -129,7 +133,7 @@ def run(args) -> int:
     return 0
 
 
-def heatmap_title(output: str, args, begins: int, hinted: int, fs: int) -> str:
+def heatmap_title(output: str, args: argparse.Namespace, begins: int, hinted: int, fs: int) -> str:
     """The title of sample's heatmap from sample `begins` on: the levels drawn, the model hearing
     the hint, or both."""
     sampling = describe_sampling(**sampling_options(args))

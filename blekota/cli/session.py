@@ -19,7 +19,7 @@ from .options import (
 )
 
 
-def add_parser(commands) -> None:
+def add_parser(commands: argparse._SubParsersAction) -> None:
     """The repl and demo commands' options."""
     repl_parser = commands.add_parser(
         "repl", help="an interactive Python session with a model",
@@ -55,12 +55,12 @@ def add_parser(commands) -> None:
     )
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     """Run the command args.command names."""
     return {"repl": repl, "demo": demo}[args.command](args)
 
 
-def repl(args) -> int:
+def repl(args: argparse.Namespace) -> int:
     device.check("--device", args.device)
     model_options = dict(hidden=args.hidden, layers=args.layers, fs=args.fs, dtype=args.dtype,
                          seed=args.seed, threads=args.threads, frame=args.frame,
@@ -90,7 +90,7 @@ def repl(args) -> int:
     return 0
 
 
-def demo(args) -> int:
+def demo(args: argparse.Namespace) -> int:
     run_demo(Path(args.out_dir), args.iterations, args.threads, lambda line: print(line, flush=True), print_progress,
              args.seed, **bf16_option(args))
     return 0

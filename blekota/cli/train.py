@@ -9,6 +9,7 @@ import tempfile
 import warnings
 from contextlib import nullcontext
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import checkpoint, device, modelfile, parallel, tensorboard
 from ..console import QUIET, VERBOSE, TrainingDisplay
@@ -25,8 +26,11 @@ from .options import (
     bf16_option, checkpoint_sound, model_path, new_trainer_options, positive_float, resume_overrides, verbosity,
 )
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
-def add_parser(commands) -> None:
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
     """The train command's options."""
     train_parser = commands.add_parser(
         "train", help="train a model on a sound",
@@ -47,7 +51,7 @@ def add_parser(commands) -> None:
     )
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     """Train in this process, or, started by an MPI launcher (mpiexec, srun) with others, train
     one model together with them: rank 0 alone prints; an error found by any process is printed
     once, by rank 0, and ends every process."""
@@ -84,7 +88,7 @@ def default_name(files: list[str]) -> str:
     return first.stem
 
 
-def prepare_resume(args, say) -> tuple[Path, dict, list]:
+def prepare_resume(args: argparse.Namespace, say: Callable[[str], object]) -> tuple[Path, dict, list]:
     """(model file, Trainer.from_checkpoint overrides, sounds) for train --resume; converts a
     pickle of the original once and creates the folder files will be written in."""
     resume = model_path(args.resume, say)
