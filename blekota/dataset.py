@@ -25,6 +25,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -33,6 +34,13 @@ from .checks import fraction
 from .emphasis import emphasize
 from .errors import AudioError, BlekotaWarning
 from .mulaw import SILENCE, quantize
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from numpy.typing import ArrayLike
+
+    from .model import Model
 
 QUANTIZE_CHUNK = 1 << 20
 GLOB_CHARS = frozenset("*?[")
@@ -95,7 +103,8 @@ class Dataset:
     files: list[str]
 
     @classmethod
-    def load(cls, audio, fs: int, preemphasis: float = 0.0) -> Dataset:
+    def load(cls, audio: str | os.PathLike | Sequence[str | os.PathLike] | ArrayLike, fs: int,
+             preemphasis: float = 0.0) -> Dataset:
         """Read audio (see audio_paths, or a 1-D float array at fs) as levels at fs Hz, each sound
         pre-emphasized with this coefficient first (blekota.emphasis; 0: as it is)."""
         if isinstance(audio, (str, os.PathLike, list, tuple)):
@@ -255,7 +264,7 @@ def validation_pieces(
     return np.array(starts, dtype=np.int64), L, rest
 
 
-def validation_sums(model, levels: np.ndarray, T: int, starts: np.ndarray, L: int,
+def validation_sums(model: Model, levels: np.ndarray, T: int, starts: np.ndarray, L: int,
                     rest: list[tuple[int, int, int]]) -> tuple[float, int]:
     """(nats, predictions) of model (a blekota Model) over the validation pieces of levels that
     validation_pieces() cut (starts, L, rest), in windows of T steps by forward passes."""

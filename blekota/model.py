@@ -19,6 +19,11 @@ from .layout import Layout, canonical_shapes, canonical_to_flat, flat_to_canonic
 from .mulaw import LEVELS, SILENCE, quantize, real_array, unquantize
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from contextlib import AbstractContextManager
+
+    from numpy.typing import ArrayLike
+
     from .stream import Stream
 
 try:
@@ -37,7 +42,7 @@ MAX_WINDOW = 2**31 - 1  # levels in a window: the BLAS calls in the compiled cor
 _blas_controller: ThreadpoolController | None = None
 
 
-def single_threaded_blas():
+def single_threaded_blas() -> AbstractContextManager[object]:
     """A context in which BLAS runs on the calling thread only.
 
     The compiled kernels split their work over OpenMP threads and call BLAS from each of them;
@@ -202,7 +207,7 @@ class Model:
         """Rows of the hidden state (rows, B, H): one per layer, and the frame tier's last."""
         return self.layers + (1 if self.frame else 0)
 
-    def save(self, path) -> Path:
+    def save(self, path: str | os.PathLike) -> Path:
         """Write the weights and self.info to a model file (atomically); see blekota.fileformat.
         Read it back with blekota.load."""
         return fileformat.write(path, self.architecture, self.state_dict(), self.info)
@@ -344,8 +349,9 @@ class Model:
             del self._workspaces[next(iter(self._workspaces))]
         return ws
 
-    def window(self, x, h0=None, grads: np.ndarray | None = None, targets=None,
-               ready: Callable[[int, int], None] | None = None, bf16: bool = False):
+    def window(self, x: ArrayLike, h0: ArrayLike | None = None, grads: np.ndarray | None = None,
+               targets: ArrayLike | None = None, ready: Callable[[int, int], None] | None = None,
+               bf16: bool = False) -> tuple[float, np.ndarray]:
         """Run the compiled core over one window.
 
         x: (T+1, B) levels, rows 0..T-1 inputs and 1..T targets; targets: (T, B) levels to
@@ -395,7 +401,8 @@ class Model:
                 ready(core, self._size)
         return loss, h_last
 
-    def loss_and_grad(self, x, h0=None, targets=None):
+    def loss_and_grad(self, x: ArrayLike, h0: ArrayLike | None = None,
+                      targets: ArrayLike | None = None) -> tuple[float, dict[str, np.ndarray], np.ndarray]:
         """Loss and gradients over one window, through the compiled core.
 
         x: (T+1, B) int levels, rows 0..T-1 inputs and 1..T targets unless targets (T, B) gives
@@ -406,7 +413,7 @@ class Model:
         loss, h_last = self.window(x, h0, grads, targets)
         return loss, flat_to_canonical(grads, self.layers, self.hidden, self.frame), h_last
 
-    def probabilities(self, inputs, h0=None) -> np.ndarray:
+    def probabilities(self, inputs: ArrayLike, h0: ArrayLike | None = None) -> np.ndarray:
         """Teacher-forced distributions: inputs (T, B) levels -> (T, B, 256) p of the next level."""
         inputs = _levels("inputs", inputs, 2)
         x = np.concatenate([inputs, np.full((1, inputs.shape[1]), SILENCE, np.uint8)])
@@ -418,7 +425,7 @@ class Model:
         self,
         n: int,
         temperature: float = 1.0,
-        hint=None,
+        hint: ArrayLike | Sequence[ArrayLike] | None = None,
         seed: int | None = None,
         return_probs: bool = False,
         streams: int = 1,
@@ -427,7 +434,7 @@ class Model:
         min_p: float = 0.0,
         smooth: float = SMOOTH,
         wake: float = WAKE,
-    ):
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Generate n samples (float in [-1, 1]) by feeding each drawn level back in.
 
         temperature divides the logits (higher: more varied; 0: always the likeliest level).
@@ -478,7 +485,7 @@ class Model:
         n: int,
         chunk: int = 8000,
         temperature: float = 1.0,
-        hint=None,
+        hint: ArrayLike | Sequence[ArrayLike] | None = None,
         seed: int | None = None,
         streams: int = 1,
         return_probs: bool = False,
@@ -517,7 +524,8 @@ class Model:
                               hint_lengths, seed, streams, return_probs)
 
     def stream(self, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, min_p: float = 0.0,
-               seed: int | None = None, hint=None, smooth: float = SMOOTH, wake: float = WAKE) -> Stream:
+               seed: int | None = None, hint: ArrayLike | Sequence[ArrayLike] | None = None, smooth: float = SMOOTH,
+               wake: float = WAKE) -> Stream:
         """A live source of this model's sound: stream.process(n) gives the next n samples, and
         stream.set(...) changes how they are drawn from the next call on. See blekota.stream.Stream."""
         from .stream import Stream
@@ -545,7 +553,8 @@ class Model:
                 sound, probs = sound[0], probs[0]
             yield (sound, probs) if return_probs else sound
 
-    def hint_levels(self, hint, streams: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    def hint_levels(self, hint: ArrayLike | Sequence[ArrayLike] | None, streams: int,
+                    n: int) -> tuple[np.ndarray, np.ndarray]:
         """Hint sound(s) -> the levels the model hears (streams, nh) and each stream's hint
         length (streams,), cut to n.
 

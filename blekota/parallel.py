@@ -22,11 +22,18 @@ import time
 import warnings
 from collections.abc import Callable
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
 from .errors import BlekotaError, ConfigError, install_hint
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from mpi4py import MPI
+
+    from .model import Model
 
 T = TypeVar("T")
 
@@ -130,7 +137,7 @@ class Processes:
         return self.part(batch_size)
 
     @contextmanager
-    def holding_failure(self):
+    def holding_failure(self) -> Iterator[HeldFailure]:
         """A context for work whose failure must reach the other processes at the next sum: there
         the failure (one of SHARED_FAILURES) is held instead of raised. One process raises at once."""
         yield HeldFailure()
@@ -161,7 +168,7 @@ class Processes:
     def broadcast(self, array: np.ndarray) -> None:
         """Overwrite the array in every process with rank 0's (in place)."""
 
-    def check_same(self, what: str, value) -> None:
+    def check_same(self, what: str, value: object) -> None:
         """Raise a ConfigError in every process unless all were given the same value."""
 
     def gather_streams(self, h: np.ndarray, streams: slice) -> np.ndarray | None:
@@ -173,7 +180,7 @@ class Processes:
         """Threads for this process's kernels by default (None: the Model's own default)."""
         return None
 
-    def fit_threads(self, model) -> None:
+    def fit_threads(self, model: Model) -> None:
         """A model whose threads were left to the default runs on this process's share of the
         machine's cores (default_threads), not on all of them. Called alike in every process."""
 
@@ -208,7 +215,7 @@ class MPIProcesses(Processes):
         self._progress = Progress(MPI.Query_thread() >= MPI.THREAD_SERIALIZED)
 
     @contextmanager
-    def holding_failure(self):
+    def holding_failure(self) -> Iterator[HeldFailure]:
         held = HeldFailure()
         try:
             yield held
@@ -298,7 +305,7 @@ class MPIProcesses(Processes):
         self.comm.Bcast(array, root=0)
         self._since = time.perf_counter()
 
-    def check_same(self, what: str, value) -> None:
+    def check_same(self, what: str, value: object) -> None:
         values = self._objects.allgather(value)
         self._since = time.perf_counter()
         for rank, other in enumerate(values):
@@ -310,7 +317,7 @@ class MPIProcesses(Processes):
         self._since = time.perf_counter()
         return np.concatenate(parts, axis=1) if self.is_root else None
 
-    def fit_threads(self, model) -> None:
+    def fit_threads(self, model: Model) -> None:
         threads = self.default_threads()
         if model.threads_by_default:
             model.threads = threads
@@ -451,7 +458,7 @@ def _cpus() -> set[int]:
         return set(range(os.cpu_count() or 1))
 
 
-def processes(comm=None) -> Processes:
+def processes(comm: MPI.Comm | Processes | None = None) -> Processes:
     """The processes of an mpi4py communicator (None, or one of size 1: this process alone)."""
     if comm is None:
         return Processes()

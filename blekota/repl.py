@@ -17,6 +17,7 @@ import warnings
 from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -35,6 +36,11 @@ from .mulaw import unquantize
 from .progress import Progress
 from .runfiles import RunFiles, file_names
 from .train import Trainer
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from numpy.typing import ArrayLike
 
 BANNER = """\
 blekota {version}: {description}
@@ -105,7 +111,7 @@ class Session:
             )
         return self.trainer
 
-    def set_audio(self, audio) -> None:
+    def set_audio(self, audio: str | os.PathLike | Sequence[str | os.PathLike] | ArrayLike) -> None:
         """Train on this sound from now on: a file path or (n,) floats at fs."""
         if self.trainer is not None:
             self.trainer.set_audio(audio)
@@ -126,7 +132,7 @@ class Session:
     def sample(
         self,
         n: int = 8000,
-        hint=None,
+        hint: str | os.PathLike | ArrayLike | None = None,
         temperature: float = 1.0,
         seed: int | None = None,
         top_k: int = 0,
@@ -271,7 +277,7 @@ def session_namespace(session: Session) -> dict:
         top_p: float = 1.0,
         min_p: float = 0.0,
         seed: int | None = None,
-        hint=None,
+        hint: str | os.PathLike | ArrayLike | None = None,
         smooth: float = SMOOTH,
         wake: float = WAKE,
         record: str | os.PathLike | None = None,

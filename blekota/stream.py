@@ -30,7 +30,8 @@ class Sampling:
     wake: float = WAKE
 
     @classmethod
-    def checked(cls, temperature, top_k, top_p, min_p, smooth, wake) -> Sampling:
+    def checked(cls, temperature: float, top_k: int, top_p: float, min_p: float, smooth: float,
+                wake: float) -> Sampling:
         """Settings checked as Model.sample checks them (ConfigError naming the option)."""
         temperature = checks.non_negative_float("temperature", temperature)
         return cls(temperature, *_truncation(top_k, top_p, min_p), _smooth(smooth), _wake(wake))

@@ -20,6 +20,7 @@ import math
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -39,6 +40,12 @@ from .progress import Progress, TrainResult
 from .runfiles import RunFiles, split_name, warn_of_later_files
 from .schedule import Schedule, schedule_for
 from .sparsity import PRUNE_EVERY, Pruning
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from mpi4py import MPI
+    from numpy.typing import ArrayLike
 
 REPORT_EVERY = 50
 VAL_EVERY = 200
@@ -203,7 +210,7 @@ class Trainer:
             "ema": self.ema, "sparsity": self.pruning.settings(), "bf16": self.bf16,
         }
 
-    def set_audio(self, audio) -> None:
+    def set_audio(self, audio: str | os.PathLike | Sequence[str | os.PathLike] | ArrayLike) -> None:
         """Train on these sounds (see the class docstring); restarts at their start. In a
         data-parallel run rank 0 reads them and sends them to the others."""
         data = self.processes.from_root(lambda: Dataset.load(audio, self.model.fs, self.model.preemphasis))
@@ -566,8 +573,10 @@ class Trainer:
         return path
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, audio=None, callback: Callable[[Progress], None] | None = None,
-                        threads: int | None = None, comm=None, **overrides) -> Trainer:
+    def from_checkpoint(cls, path: str | os.PathLike,
+                        audio: str | os.PathLike | Sequence[str | os.PathLike] | ArrayLike | None = None,
+                        callback: Callable[[Progress], None] | None = None, threads: int | None = None,
+                        comm: MPI.Comm | Processes | None = None, **overrides) -> Trainer:
         """Continue training from a model file written by Trainer.save or a checkpoint.
 
         audio: the sounds to train on (default: the files the model was trained on). Weights, optimizer
