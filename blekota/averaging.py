@@ -10,8 +10,9 @@ update's weights, after many the weighted sum of the last ~1 / (1 - d).
 
 from __future__ import annotations
 
-import numpy as np
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from .checks import fraction
 

@@ -17,10 +17,21 @@ default (AUTO) a float32 model trains with them wherever they can run, and in fl
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from . import checks
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from .averaging import WeightAverage
+    from .model import Model
+    from .optim import Optimizer
+    from .torchstep import TorchStep
+    from .train import Trainer
 
 CPU = "cpu"
 TORCH_CPU = "torch-cpu"
@@ -53,7 +64,7 @@ def check(name: str, device: str, processes: int = 1) -> str:
     return device
 
 
-def check_bf16(name: str, bf16: bool | str, device: str, model) -> bool:
+def check_bf16(name: str, bf16: bool | str, device: str, model: Model) -> bool:
     """Whether training runs the bf16 products. bf16: AUTO (where they can run: the default), True
     (ConfigError in one line where they cannot) or False (float32 products)."""
     asked = bf16 != AUTO
@@ -67,7 +78,7 @@ def check_bf16(name: str, bf16: bool | str, device: str, model) -> bool:
     return reason is None
 
 
-def bf16_obstacle(device: str, model) -> str | None:
+def bf16_obstacle(device: str, model: Model) -> str | None:
     """Why the bf16 products cannot train this model on this device, or None where they can:
     another device than the CPU, a float64 model, a CPU without AVX512_BF16, or too many units."""
     from . import _gru
@@ -83,7 +94,7 @@ def bf16_obstacle(device: str, model) -> str | None:
     return None
 
 
-def step_words(trainer) -> str:
+def step_words(trainer: Trainer) -> str:
     """Where and how a Trainer's steps run, as the end of a sentence: "" on the CPU in float32,
     else ", each step on DEVICE" or ", products in bfloat16"."""
     if trainer.device_step is not None:
@@ -91,7 +102,7 @@ def step_words(trainer) -> str:
     return ", products in bfloat16" if trainer.bf16 else ""
 
 
-def import_torch(name: str, device: str):
+def import_torch(name: str, device: str) -> ModuleType:
     """The torch module, or ConfigError saying how to install it."""
     try:
         import torch
@@ -100,7 +111,8 @@ def import_torch(name: str, device: str):
     return torch
 
 
-def training_step(device: str, model, optimizer, processes: int = 1, average=None):
+def training_step(device: str, model: Model, optimizer: Optimizer, processes: int = 1,
+                  average: WeightAverage | None = None) -> TorchStep | None:
     """The step that runs forward, backward and update on `device` for a Trainer (a
     blekota.torchstep.TorchStep, which also keeps the weights' moving average when average, a
     blekota.averaging.WeightAverage, is given), or None for "cpu" (the Trainer's own compiled step)."""

@@ -3,8 +3,14 @@ model's rate or, where it does not take that, at its own default rate (the calle
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from . import checks
 from .errors import AudioError, install_hint
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import ModuleType
 
 MIN_RATE, MAX_RATE = 1000, 384000  # device sample rates in Hz
 
@@ -13,7 +19,7 @@ class PlaybackError(AudioError):
     """Sound could not be played here (no PortAudio or no output device)."""
 
 
-def sounddevice_module():
+def sounddevice_module() -> ModuleType:
     """The sounddevice module, or PlaybackError saying why sound cannot be played here."""
     try:
         import sounddevice
@@ -26,7 +32,7 @@ def sounddevice_module():
     return sounddevice
 
 
-def device_rate(value, name: str = "rate") -> int:
+def device_rate(value: object, name: str = "rate") -> int:
     """value as an int, when it is a device sample rate in MIN_RATE..MAX_RATE Hz."""
     return checks.integer(name, value, MIN_RATE, MAX_RATE, f"a sample rate in {MIN_RATE}..{MAX_RATE} Hz")
 
@@ -70,8 +76,8 @@ def default_rate(device: int | str | None = None) -> int | None:
     return round(rate) if isinstance(rate, (int, float)) and MIN_RATE <= rate <= MAX_RATE else None
 
 
-def open_device(open_stream, fs: int, device: int | str | None = None, rate: int | None = None, block: int = 0,
-                **options) -> tuple[object, int]:
+def open_device(open_stream: Callable[..., object], fs: int, device: int | str | None = None,
+                rate: int | None = None, block: int = 0, **options) -> tuple[object, int]:
     """Open a mono float32 output stream: open_stream (sounddevice.OutputStream or a stand-in) at
     `rate` Hz when given, else at fs and, where the device does not take fs, at its default rate.
     block: samples per block at fs (0: the device chooses), scaled to the rate opened at; options

@@ -12,20 +12,25 @@ Before the first sample, x is silence (0).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .checks import number
+
+if TYPE_CHECKING:
+    from .model import Model
 
 MAX_PREEMPHASIS = 0.95  # the inverse filter's gain at 0 Hz is 1 / (1 - a): 20 at this a
 CHUNK = 1 << 20  # samples filtered at a time, so no float64 copy of a long sound is made
 
 
-def check_preemphasis(value) -> float:
+def check_preemphasis(value: object) -> float:
     """value as a float, or ConfigError unless it is a number in [0, MAX_PREEMPHASIS]."""
     return number("preemphasis", value, 0.0, MAX_PREEMPHASIS)
 
 
-def emphasis_words(model) -> str:
+def emphasis_words(model: Model) -> str:
     """' hearing x[t] - 0.85 x[t-1]' for a model with pre-emphasis, else ''."""
     return f" hearing x[t] - {model.preemphasis:g} x[t-1]" if model.preemphasis else ""
 

@@ -3,6 +3,11 @@ install hint they give when an optional part is missing."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
 
 class BlekotaError(Exception):
     """Base class of every error blekota reports to its user."""
@@ -30,7 +35,7 @@ class TrainingDiverged(BlekotaError):
     """Training stopped because the loss or the weights became NaN or infinite."""
 
     @classmethod
-    def at(cls, iteration: int, what: str, lr: float, last_saved) -> TrainingDiverged:
+    def at(cls, iteration: int, what: str, lr: float, last_saved: Path | None) -> TrainingDiverged:
         """The error for `what` (the loss, the weights) gone bad at `iteration` and learning rate
         lr; last_saved: the run's last file saved, kept (None: none)."""
         kept = f"; {last_saved}, the last file saved, is kept" if last_saved else "; nothing was saved in this run"

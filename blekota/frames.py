@@ -23,10 +23,15 @@ CT (H, 3H), gate blocks [r, z, candidate] in every 3H.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .errors import ConfigError
 from .mulaw import LEVELS
+
+if TYPE_CHECKING:
+    from .model import Model
 
 CONDITIONS = ("Cr", "Cz", "C")  # the conditioning of the gates blekota.layout.GATES names, in order
 MAX_FRAME = 4096
@@ -37,12 +42,12 @@ def frame_size(frame: int, hidden: int) -> int:
     return (frame + 2 * hidden + 1) * 3 * hidden if frame else 0
 
 
-def frame_words(model) -> str:
+def frame_words(model: Model) -> str:
     """' with a frame tier of 20 samples' for a model that has one, else ''."""
     return f" with a frame tier of {model.frame} samples" if model.frame else ""
 
 
-def check_training(model, seq_length: int, device: str) -> None:
+def check_training(model: Model, seq_length: int, device: str) -> None:
     """Refuse to train a frame model (blekota.Model with frame > 0) where it cannot be trained:
     windows of a length that is not a multiple of its frame, or a device other than the CPU."""
     if not model.frame:
@@ -56,7 +61,7 @@ def check_training(model, seq_length: int, device: str) -> None:
         raise ConfigError(f"a model with a frame tier trains on the CPU only, not on {device}")
 
 
-def frame_inputs(levels: np.ndarray, dtype) -> np.ndarray:
+def frame_inputs(levels: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """Levels (..., F) -> the frame tier's inputs in [-1, 1], in dtype."""
     return levels.astype(dtype) * dtype.type(2.0 / (LEVELS - 1)) - dtype.type(1.0)
 

@@ -13,6 +13,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,22 +22,25 @@ from .devices import PlaybackError, device_rate, open_device, sounddevice_module
 from .resampling import StreamResampler
 from .stream import Stream
 
+if TYPE_CHECKING:
+    import sounddevice
+
 MIN_BLOCK, MAX_BLOCK = 64, 512  # samples per block the device asks for
 MAX_AHEAD = 64  # blocks kept ready
 WAIT_S = 0.05  # how long the worker waits for room in the queue before looking at the stop flag
 
 
-def block_size(value, name: str = "block") -> int:
+def block_size(value: object, name: str = "block") -> int:
     """value as an int, when it is a block size in MIN_BLOCK..MAX_BLOCK samples."""
     return checks.integer(name, value, MIN_BLOCK, MAX_BLOCK)
 
 
-def blocks_ahead(value, name: str = "ahead") -> int:
+def blocks_ahead(value: object, name: str = "ahead") -> int:
     """value as an int, when it is a number of blocks to keep ready: 1..MAX_AHEAD."""
     return checks.integer(name, value, 1, MAX_AHEAD)
 
 
-def output_stream_class():
+def output_stream_class() -> type[sounddevice.OutputStream]:
     """sounddevice.OutputStream, or PlaybackError saying why sound cannot be played here. Tests
     replace this with a class that calls the callback as sounddevice does, without a device."""
     return sounddevice_module().OutputStream

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import ConfigError
 from .mulaw import LEVELS
+
+if TYPE_CHECKING:
+    from .model import Model
 
 MEMINFO = Path("/proc/meminfo")
 
@@ -44,7 +48,7 @@ def training_bytes(layers: int, hidden: int, T: int, B: int, itemsize: int, slot
     )
 
 
-def ensure_training(model, T: int, batch_size: int, streams: int, slots: int) -> None:
+def ensure_training(model: Model, T: int, batch_size: int, streams: int, slots: int) -> None:
     """Raise ConfigError when training model (a blekota Model) with windows of T steps does not
     fit: `streams` of the run's batch_size streams in this process (0 when the windows live on
     another device), an optimizer with `slots` moment vectors."""

@@ -34,6 +34,8 @@ from .model import Model
 from .mulaw import LEVELS, MU, SILENCE
 
 if TYPE_CHECKING:  # pragma: no cover
+    from types import ModuleType
+
     import onnx
 
 OPSET = 17  # GRU, Gather, Softmax(axis=-1), Squeeze with axes as input: all in onnxruntime >= 1.11
@@ -42,7 +44,7 @@ INPUTS = ("level", "onehot")
 MAX_BYTES = 2**31 - 2**24  # protobuf's 2 GiB limit on one message, less room for the graph itself
 
 
-def import_onnx():
+def import_onnx() -> ModuleType:
     """The onnx package, or a BlekotaError that says how to install it."""
     try:
         import onnx

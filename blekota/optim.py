@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .checks import positive_float
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from numpy.typing import DTypeLike
 
 
 class Optimizer(ABC):
@@ -142,7 +146,7 @@ class Adam(Optimizer):
 OPTIMIZERS = {cls.name: cls for cls in (RMSprop, Adagrad, Adam)}
 
 
-def make_optimizer(name: str, size: int, dtype, lr: float, **options) -> Optimizer:
+def make_optimizer(name: str, size: int, dtype: DTypeLike, lr: float, **options) -> Optimizer:
     """An optimizer by name ('rmsprop', 'adagrad' or 'adam') for a flat vector of `size`."""
     if name not in OPTIMIZERS:
         raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {name!r}")

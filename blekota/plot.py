@@ -17,6 +17,7 @@ import math
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -26,6 +27,12 @@ from .errors import BlekotaError, ConfigError
 from .fileutil import open_output
 from .mulaw import LEVELS, quantize, real_array
 from .trainlog import read_log
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import BinaryIO
+
+    from numpy.typing import ArrayLike
 
 DPI = 100
 FLOOR = 1e-4  # the heatmap's colour scale starts here: rarer levels are drawn as never drawn
@@ -192,7 +199,8 @@ def _draw_spectrogram(axes, frequencies, times, db, vmax: float, title: str):
     return image
 
 
-def show(sound, fs: int = 8000, *, title: str = "waveform", out=None, block: bool = True) -> Path | None:
+def show(sound: ArrayLike, fs: int = 8000, *, title: str = "waveform", out: str | os.PathLike | BinaryIO | None = None,
+         block: bool = True) -> Path | None:
     """The waveform of a sound: sound (n,) floats in [-1, 1] at fs Hz against time in seconds.
 
     Returns the PNG path when written to a file, None when shown in a window.
@@ -204,14 +212,14 @@ def show(sound, fs: int = 8000, *, title: str = "waveform", out=None, block: boo
 
 
 def heatmap(
-    probs,
+    probs: ArrayLike,
     fs: int = 8000,
-    samples=None,
+    samples: ArrayLike | None = None,
     *,
     start: int = 0,
     length: int | None = None,
     title: str = "probability of each level",
-    out=None,
+    out: str | os.PathLike | BinaryIO | None = None,
     block: bool = True,
     first: int = 0,
     preemphasis: float = 0.0,
@@ -268,7 +276,7 @@ def heatmap(
     return _finish(figure, in_window, "heatmap", out, block)
 
 
-def loss_points(log) -> tuple[np.ndarray, np.ndarray]:
+def loss_points(log: str | os.PathLike | Sequence[dict] | dict) -> tuple[np.ndarray, np.ndarray]:
     """Training and validation loss from a training log: (train (k, 2), val (m, 2)) rows of
     [iteration, loss in nats/sample].
 
@@ -312,7 +320,8 @@ def _rows(rows, what: str) -> np.ndarray:
     return array[np.isfinite(array).all(axis=1)]
 
 
-def loss_curve(log, *, title: str = "loss", out=None, block: bool = True) -> Path | None:
+def loss_curve(log: str | os.PathLike | Sequence[dict] | dict, *, title: str = "loss",
+               out: str | os.PathLike | BinaryIO | None = None, block: bool = True) -> Path | None:
     """Training and validation loss (nats/sample) against iterations; see loss_points for log.
 
     Returns the PNG path when written to a file, None when shown in a window.
@@ -338,7 +347,8 @@ def loss_curve(log, *, title: str = "loss", out=None, block: bool = True) -> Pat
 
 
 def spectrogram(
-    sound, fs: int = 8000, *, title: str = "spectrogram", out=None, block: bool = True
+    sound: ArrayLike, fs: int = 8000, *, title: str = "spectrogram", out: str | os.PathLike | BinaryIO | None = None,
+    block: bool = True,
 ) -> Path | None:
     """Power over frequency (Hz, 0 to fs/2) and time (s), in dB (an 80 dB range), of sound (n,).
 
@@ -355,7 +365,8 @@ def spectrogram(
 
 
 def compare(
-    training_sound, generated_sound, fs: int = 8000, *, out=None, block: bool = True
+    training_sound: ArrayLike, generated_sound: ArrayLike, fs: int = 8000, *,
+    out: str | os.PathLike | BinaryIO | None = None, block: bool = True,
 ) -> Path | None:
     """The training sound and a generated one side by side: waveforms above, spectrograms
     below, on the same amplitude and dB scales. Sounds are (n,) floats at fs Hz.

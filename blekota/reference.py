@@ -85,7 +85,8 @@ def _as_float64(params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {key: np.asarray(value, np.float64) for key, value in params.items()}
 
 
-def forward(params: dict[str, np.ndarray], inputs: np.ndarray, h0=None):
+def forward(params: dict[str, np.ndarray], inputs: np.ndarray,
+            h0: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, list[tuple[list, np.ndarray]]]:
     """Teacher-forced forward pass.
 
     inputs: (T, B) levels fed to the network. h0: (layers, B, H) (with a frame tier,
@@ -121,12 +122,13 @@ def forward(params: dict[str, np.ndarray], inputs: np.ndarray, h0=None):
     return probs, np.stack(h), caches
 
 
-def probabilities(params: dict[str, np.ndarray], inputs: np.ndarray, h0=None) -> np.ndarray:
+def probabilities(params: dict[str, np.ndarray], inputs: np.ndarray, h0: np.ndarray | None = None) -> np.ndarray:
     """p[t, b] = the distribution of the level after inputs[t, b]: (T, B, 256) float64."""
     return forward(params, inputs, h0)[0]
 
 
-def loss_and_grad(params: dict[str, np.ndarray], x: np.ndarray, h0=None, targets=None):
+def loss_and_grad(params: dict[str, np.ndarray], x: np.ndarray, h0: np.ndarray | None = None,
+                  targets: np.ndarray | None = None) -> tuple[float, dict[str, np.ndarray], np.ndarray]:
     """Loss and gradients over one window.
 
     x: (T + 1, B) levels; rows 0..T-1 are inputs, rows 1..T the targets unless targets (T, B)

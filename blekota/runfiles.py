@@ -29,7 +29,7 @@ from .plot import is_marked_png
 Report = Callable[..., None]  # report(kind, path=None, message=""): see blekota.train.Progress
 
 
-def split_name(name) -> tuple[Path, str]:
+def split_name(name: object) -> tuple[Path, str]:
     """(folder, file name prefix) of a model name: "foo/bar" -> (foo, "bar"), "bar" -> (., "bar")."""
     path = Path(name) if isinstance(name, str) and "\0" not in name else None
     if path is None or name.endswith(("/", os.sep)) or not checks.is_plain_name(path.name):

@@ -17,11 +17,15 @@ elsewhere, with the same results, and a stream's the same alone or among several
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import _sample, frames, sparsity
 from .mulaw import SILENCE
+
+if TYPE_CHECKING:
+    from .model import Model
 
 BLOCK_UNITS, BLOCK_INPUTS = sparsity.BLOCK_UNITS, sparsity.BLOCK_INPUTS  # 8 units by 4 inputs
 GROUPS = 4  # groups of 8 output columns stepped together by the sparse kernels (BK_GROUPS)
@@ -111,7 +115,7 @@ def _aligned(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def kernel_for(model, streams: int) -> str:
+def kernel_for(model: Model, streams: int) -> str:
     """The kernel that samples `streams` streams of a blekota.Model: int8 for one stream when
     model.int8, sparse for one stream when at most SPARSE_BELOW of the blocks are kept, bf16 for
     any number of streams when model.bf16_sampling, else dense."""
@@ -124,7 +128,7 @@ def kernel_for(model, streams: int) -> str:
     return "dense"
 
 
-def pack(model, streams: int) -> Packed:
+def pack(model: Model, streams: int) -> Packed:
     """Pack a blekota.Model's weights for `streams` streams, for kernel_for's kernel."""
     kernel = kernel_for(model, streams)
     params, layers, hidden = model.core_params, model.layers, model.hidden

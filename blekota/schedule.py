@@ -117,7 +117,7 @@ class Plateau(Schedule):
 SCHEDULES = {cls.name: cls for cls in (Schedule, Step, Plateau)}
 
 
-def schedule_for(schedule, validating: bool) -> Schedule:
+def schedule_for(schedule: Schedule | str | None, validating: bool) -> Schedule:
     """The Trainer's schedule: a Schedule as given, a name made with its defaults, or None:
     plateau when validating, else constant."""
     if schedule is None:

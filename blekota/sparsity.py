@@ -38,12 +38,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import checks
 from .errors import ConfigError
 from .mulaw import LEVELS
+
+if TYPE_CHECKING:
+    from .model import Model
+    from .optim import Optimizer
 
 BLOCK_UNITS = 8  # output units of one gate per block
 BLOCK_INPUTS = 4  # input columns per block
@@ -132,7 +137,7 @@ def scheduled_density(iteration: int, density: float, start: int, end: int, init
     return density + (initial - density) * r**3
 
 
-def kept_blocks(model) -> dict[str, np.ndarray]:
+def kept_blocks(model: Model) -> dict[str, np.ndarray]:
     """Per pruned matrix (pruned_matrices' names), the (row blocks, column blocks) bools of its
     blocks that hold a non-zero weight: what a sparse kernel has to multiply."""
     return {
@@ -141,7 +146,7 @@ def kept_blocks(model) -> dict[str, np.ndarray]:
     }
 
 
-def block_density(model) -> float:
+def block_density(model: Model) -> float:
     """The share of the pruned matrices' blocks (all of them together) that hold a non-zero
     weight, measured from the weights: about the target density for a model trained with one,
     1.0 for a dense model."""
@@ -149,7 +154,7 @@ def block_density(model) -> float:
     return sum(int(blocks.sum()) for blocks in kept.values()) / sum(blocks.size for blocks in kept.values())
 
 
-def prune(model, density: float) -> None:
+def prune(model: Model, density: float) -> None:
     """Prune a model (a blekota Model) to `density` at once, in place: each pruned matrix keeps
     its most energetic blocks (and its diagonal ones), the rest become 0.0. What training with
     density reaches gradually; at once, the loss rises (train on to recover it)."""
@@ -187,7 +192,8 @@ def _iteration_or_none(name: str, value) -> int | None:
     return None if value is None else checks.non_negative_int(name, value, "None or an integer >= 0")
 
 
-def check_settings(density, start, end, every) -> tuple[float, int | None, int | None, int]:
+def check_settings(density: object, start: object, end: object,
+                   every: object) -> tuple[float, int | None, int | None, int]:
     """(density, start, end, every) checked: a density in (0, 1], start and end None or
     iterations with end not before start, every a positive integer. Raises ConfigError."""
     density = checks.density("density", density)
@@ -313,7 +319,7 @@ class Pruning:
         if self._pruned is not None:
             np.copyto(grads[self._span], 0, where=self._pruned)
 
-    def after_update(self, params: np.ndarray, iteration: int, optimizer) -> None:
+    def after_update(self, params: np.ndarray, iteration: int, optimizer: Optimizer) -> None:
         """After the step that ends at `iteration`: update the masks when due (zeroing the
         optimizer's moments of the weights pruned), then zero the pruned weights."""
         if self.due(iteration):

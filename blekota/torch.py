@@ -109,7 +109,7 @@ class GRUModel(nn.Module):
         """An all-zero hidden state (layers, batch, hidden) on the parameters' device."""
         return self.Wy.new_zeros(self.layers, batch, self.hidden)
 
-    def forward(self, levels: torch.Tensor, h0: torch.Tensor | None = None):
+    def forward(self, levels: torch.Tensor, h0: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """levels: (T, B) integer levels 0..255; h0: (layers, B, H) or None for zeros.
         Returns logits (T, B, 256) of the level after each input, and the last state (layers, B, H).
         """
@@ -160,7 +160,8 @@ class GRUModel(nn.Module):
                 parameter.copy_(torch.from_numpy(np.asarray(state[key])))
 
     @classmethod
-    def from_blekota(cls, model: Model, dtype: torch.dtype | None = None, device=None) -> GRUModel:
+    def from_blekota(cls, model: Model, dtype: torch.dtype | None = None,
+                     device: torch.device | str | int | None = None) -> GRUModel:
         """A GRUModel with model's weights and fs; dtype: the model's (float32/float64) by default."""
         if not isinstance(model, Model):
             raise ConfigError(f"from_blekota needs a blekota Model, got {type(model).__name__}")

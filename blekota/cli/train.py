@@ -138,7 +138,7 @@ def check_resume_point(trainer: Trainer, force: bool) -> None:
     )
 
 
-def train(args, processes: parallel.Processes) -> int:
+def train(args: argparse.Namespace, processes: parallel.Processes) -> int:
     """command_train's work in one process (of one or several training together)."""
     root = processes.is_root
     shown = QUIET if not root else verbosity(args)
