@@ -137,6 +137,7 @@ class StreamWriter:
         self._raw = raw
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
+        """Write data to the stream; returns the number of bytes written."""
         return self._raw.write(data)
 
     def flush(self) -> None:

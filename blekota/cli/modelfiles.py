@@ -59,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def import_legacy(args: argparse.Namespace) -> int:
+    """import-legacy: convert the original's pickle to a model file; returns the exit status (0)."""
     output = Path(args.output) if args.output else Path(args.pickle).with_suffix(modelfile.EXTENSION)
     check_output(output, args.force)
     check_distinct({"-o": output}, {"OLD.pkl": args.pickle})
@@ -74,6 +75,7 @@ def import_legacy(args: argparse.Namespace) -> int:
 
 
 def export(args: argparse.Namespace) -> int:
+    """export: write the model as ONNX; returns the exit status (0)."""
     from ..onnx import export_onnx
 
     output = Path(args.output) if args.output else Path(args.model).with_suffix(".onnx")
@@ -92,6 +94,7 @@ def export(args: argparse.Namespace) -> int:
 
 
 def info(args: argparse.Namespace) -> int:
+    """info: describe a model file on standard output; returns the exit status (0)."""
     loaded = read_model(args.model)
     model, info = loaded.model, loaded.info
     trainer = info.get("trainer") or {}

@@ -323,6 +323,7 @@ def update_rule(args: argparse.Namespace) -> dict:
 
 
 def verbosity(args: argparse.Namespace) -> int:
+    """QUIET, NORMAL or VERBOSE, from --quiet and --verbose."""
     return QUIET if args.quiet else VERBOSE if args.verbose else NORMAL
 
 

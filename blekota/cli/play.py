@@ -96,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def list_devices(args: argparse.Namespace) -> int:
+    """sound-devices: list the sound output devices; returns the exit status (0)."""
     found = devices.output_devices()
     if not found:
         print("no sound output device here")
@@ -109,6 +110,7 @@ def list_devices(args: argparse.Namespace) -> int:
 
 
 def play(args: argparse.Namespace) -> int:
+    """play: play the model live until q, Ctrl+C or --seconds; returns the exit status (0)."""
     open_device = live.output_stream_class()  # before anything else: no sounddevice, no play
     device_name = None if args.sound_device is None else devices.device_info(args.sound_device)["name"]
     if args.record is not None:

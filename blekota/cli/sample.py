@@ -67,6 +67,8 @@ def take_paths(output: str, takes: int) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """sample: generate sound from a model into wav (or standard output), optionally playing it and drawing
+    a heatmap; returns the exit status (0)."""
     output = args.output or str(Path(args.model).with_name(Path(args.model).stem + "_sample.wav"))
     if args.takes > 1:
         if is_stream(output):

@@ -61,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def repl(args: argparse.Namespace) -> int:
+    """repl: the interactive session; returns the exit status (0)."""
     device.check("--device", args.device)
     model_options = dict(hidden=args.hidden, layers=args.layers, fs=args.fs, dtype=args.dtype,
                          seed=args.seed, threads=args.threads, frame=args.frame,
@@ -91,6 +92,8 @@ def repl(args: argparse.Namespace) -> int:
 
 
 def demo(args: argparse.Namespace) -> int:
+    """demo: train a small model on the built-in sound, sample it and draw both (blekota.demo.run_demo);
+    returns the exit status (0)."""
     run_demo(Path(args.out_dir), args.iterations, args.threads, lambda line: print(line, flush=True), print_progress,
              args.seed, **bf16_option(args))
     return 0
