@@ -355,7 +355,7 @@ class Model:
         """Run the compiled core over one window.
 
         x: (T+1, B) levels, rows 0..T-1 inputs and 1..T targets; targets: (T, B) levels to
-        predict instead of x[1:] (then x's last row is unused); h0: (layers, B, H) or None. With
+        predict instead of x[1:] (then x's last row is unused); h0: (state_rows, B, H) or None. With
         grads (a flat array like self.params) the backward pass runs and fills it; ready, when
         given, is called as ready(start, stop) as soon as grads[start:stop] is final, block by
         block in the order of gradient_blocks() (so that a data-parallel sum can start while the
@@ -406,7 +406,7 @@ class Model:
         """Loss and gradients over one window, through the compiled core.
 
         x: (T+1, B) int levels, rows 0..T-1 inputs and 1..T targets unless targets (T, B) gives
-        them; h0: (layers, B, H) or None.
+        them; h0: (state_rows, B, H) or None (state_rows: layers, plus one with a frame tier).
         Returns (loss in mean nats per predicted sample, grads as a canonical dict, h_last).
         """
         grads = np.empty_like(self.params)
