@@ -37,10 +37,13 @@ from .mulaw import SILENCE, quantize
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from typing import TypeAlias
 
     from numpy.typing import ArrayLike
 
     from .model import Model
+
+    Sounds: TypeAlias = str | os.PathLike | Sequence[str | os.PathLike] | ArrayLike  # what Dataset.load reads
 
 QUANTIZE_CHUNK = 1 << 20
 GLOB_CHARS = frozenset("*?[")
@@ -103,7 +106,7 @@ class Dataset:
     files: list[str]
 
     @classmethod
-    def load(cls, audio: str | os.PathLike | Sequence[str | os.PathLike] | ArrayLike, fs: int,
+    def load(cls, audio: Sounds, fs: int,
              preemphasis: float = 0.0) -> Dataset:
         """Read audio (see audio_paths, or a 1-D float array at fs) as levels at fs Hz, each sound
         pre-emphasized with this coefficient first (blekota.emphasis; 0: as it is)."""

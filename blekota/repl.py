@@ -38,9 +38,9 @@ from .runfiles import RunFiles, file_names
 from .train import Trainer
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-
     from numpy.typing import ArrayLike
+
+    from .dataset import Sounds
 
 BANNER = """\
 blekota {version}: {description}
@@ -111,7 +111,7 @@ class Session:
             )
         return self.trainer
 
-    def set_audio(self, audio: str | os.PathLike | Sequence[str | os.PathLike] | ArrayLike) -> None:
+    def set_audio(self, audio: Sounds) -> None:
         """Train on this sound from now on: a file path or (n,) floats at fs."""
         if self.trainer is not None:
             self.trainer.set_audio(audio)

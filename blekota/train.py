@@ -42,10 +42,9 @@ from .schedule import Schedule, schedule_for
 from .sparsity import PRUNE_EVERY, Pruning
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-
     from mpi4py import MPI
-    from numpy.typing import ArrayLike
+
+    from .dataset import Sounds
 
 REPORT_EVERY = 50
 VAL_EVERY = 200
@@ -107,7 +106,7 @@ class Trainer:
     def __init__(
         self,
         model: Model,
-        audio,
+        audio: Sounds,
         seq_length: int = 100,
         batch_size: int = 80,
         optimizer: str = DEFAULTS["optimizer"],
@@ -125,7 +124,7 @@ class Trainer:
         keep: int = 0,
         log: bool = True,
         report_steps: bool = False,
-        comm=None,
+        comm: MPI.Comm | Processes | None = None,
         random_gain_db: float = DEFAULTS["random_gain_db"],
         input_noise: float = 0.0,
         ema: float = DEFAULTS["ema"],
@@ -210,7 +209,7 @@ class Trainer:
             "ema": self.ema, "sparsity": self.pruning.settings(), "bf16": self.bf16,
         }
 
-    def set_audio(self, audio: str | os.PathLike | Sequence[str | os.PathLike] | ArrayLike) -> None:
+    def set_audio(self, audio: Sounds) -> None:
         """Train on these sounds (see the class docstring); restarts at their start. In a
         data-parallel run rank 0 reads them and sends them to the others."""
         data = self.processes.from_root(lambda: Dataset.load(audio, self.model.fs, self.model.preemphasis))
@@ -573,28 +572,25 @@ class Trainer:
         return path
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike,
-                        audio: str | os.PathLike | Sequence[str | os.PathLike] | ArrayLike | None = None,
+    def from_checkpoint(cls, path: str | os.PathLike, audio: Sounds | None = None,
                         callback: Callable[[Progress], None] | None = None, threads: int | None = None,
                         comm: MPI.Comm | Processes | None = None, **overrides) -> Trainer:
         """Continue training from a model file written by Trainer.save or a checkpoint.
 
-        audio: the sounds to train on (default: the files the model was trained on). Weights, optimizer
-        state, learning rate and schedule state, iteration and epoch counters, validation history and
-        hidden state come from the file; so do the data position and carried state when the data and
-        its layout (seq_length, batch_size, val_fraction) are unchanged (then trainer.continues_data
-        is True), else training starts at the data's beginning. N iterations, save, resume, M
-        iterations give the same weights as N + M. overrides replace saved hyperparameters (e.g. lr,
-        schedule, name, directory, keep). Files are written beside the model file unless directory
-        says otherwise, under the run's name (a file that names no run: its file's stem); a file
-        older than its run's later files there (NAME_N with a larger N, a later NAME_best) warns
-        (OverwriteWarning): training from it writes over them; another name branches off.
-        comm: train data-parallel (see Trainer); rank 0 reads the file and sends it to the others,
-        so the checkpoint continues on any number of processes.
+        audio: the sounds to train on (default: the files the model was trained on). Weights, optimizer state,
+        learning rate and schedule state, iteration and epoch counters, validation history and hidden state come
+        from the file; so do the data position and carried state when the data and its layout (seq_length,
+        batch_size, val_fraction) are unchanged (then trainer.continues_data is True), else training starts at the
+        data's beginning. N iterations, save, resume, M iterations give the same weights as N + M. overrides replace
+        saved hyperparameters (e.g. lr, schedule, name, directory, keep). Files go beside the model file unless
+        directory says otherwise, under the run's name (a file that names no run: its file's stem); a file older
+        than its run's later files there (NAME_N with a larger N, a later NAME_best) warns (OverwriteWarning):
+        training from it writes over them; another name branches off.
+        comm: train data-parallel (see Trainer); rank 0 reads the file and sends it to the others, so the
+        checkpoint continues on any number of processes.
         """
         group = processes(comm)
-        meta, arrays = group.from_root(lambda: fileformat.read(path))
-        loaded = modelfile.build(Path(path), meta, arrays, threads)
+        loaded = modelfile.build(Path(path), *group.from_root(lambda: fileformat.read(path)), threads)
         audio = checkpoint.recorded_sounds(path, loaded.info) if audio is None else audio
         options = checkpoint.resume_options(path, loaded.info, overrides)
         trainer = cls(loaded.model, audio, callback=callback, comm=group, **options)
