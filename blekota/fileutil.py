@@ -109,7 +109,7 @@ def starts_with(path: str | os.PathLike, *magic: bytes) -> bool:
 
 
 @contextmanager
-def open_output(path: str | os.PathLike) -> Iterator[BinaryIO]:
+def open_output(path: str | os.PathLike) -> Iterator[BinaryIO | StreamWriter]:
     """A binary file to write `path` through (see the module docstring).
 
     For a regular file: when the block succeeds, the temporary file is flushed to disk, given
@@ -154,7 +154,7 @@ class StreamWriter:
 
 
 @contextmanager
-def _opened(path: str | os.PathLike) -> Iterator[BinaryIO]:
+def _opened(path: str | os.PathLike) -> Iterator[BinaryIO | StreamWriter]:
     if str(path) == STDOUT:
         sys.stdout.flush()
         yield StreamWriter(sys.stdout.buffer)
