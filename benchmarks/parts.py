@@ -12,7 +12,8 @@ at the CPU level in use), so "of floor" is how close the part runs to the FMA ra
 run.py prints this breakdown after the training table (blekota's threads as given there), with
 the most a float32 FMA kernel could beat PyTorch by on the CPU. With --bf16 the iteration
 uses the bfloat16 products (`train --bf16`) and the product parts' floors are at one core's
-bf16 peak (blekota._vmath.bf16_peak).
+bf16 peak: its AMX tiles' where the products run on them (blekota._vmath.amx_peak), else its
+VDPBF16PS rate (blekota._vmath.bf16_peak).
 """
 
 from __future__ import annotations
@@ -112,7 +113,8 @@ def child(threads: int, config: str, warmup: int, iterations: int, bf16: bool) -
         _, h = model.window(x, h, grads, bf16=bf16)
         optimizer.step(model.params, grads)
     peak = _vmath.fma_peak()  # before the go: perf records only the timed iterations
-    bf16_peak = _vmath.bf16_peak()
+    amx = blekota._gru.amx_products()
+    bf16_peak = _vmath.amx_peak() if amx else _vmath.bf16_peak()
     print("ready", flush=True)
     sys.stdin.readline()
     cpu, wall = [], []
@@ -123,7 +125,8 @@ def child(threads: int, config: str, warmup: int, iterations: int, bf16: bool) -
         cpu.append(time.process_time() - start)
         wall.append(time.perf_counter() - start_wall)
     print(json.dumps({"cpu": cpu, "wall": wall, "peak": peak, "bf16_peak": bf16_peak,
-                      "level": _vmath.cpu_level()}), flush=True)
+                      "bf16_kind": "AMX" if amx else "bf16", "level": _vmath.cpu_level()}),
+          flush=True)
     sys.stdin.readline()  # perf stops before this process exits: its exit is not sampled
 
 
@@ -177,7 +180,7 @@ def profile(threads: int, config: str, warmup: int, iterations: int, bf16: bool 
     seconds = {part: cpu * counts[part] / total for part in PARTS}
     peak = result["bf16_peak"] if bf16 else result["peak"]
     return {"cpu_s": cpu, "wall_s": statistics.median(result["wall"]), "peak": result["peak"],
-            "bf16_peak": result["bf16_peak"], "bf16": bf16,
+            "bf16_peak": result["bf16_peak"], "bf16_kind": result["bf16_kind"], "bf16": bf16,
             "level": result["level"], "samples": total, "seconds": seconds,
             "floors": floors(c["layers"], c["hidden"], c["T"] * c["B"], peak)}
 
@@ -186,7 +189,7 @@ def report(found: dict, threads: int, config: str) -> str:
     """The parts as a Markdown table."""
     info = machine()
     floor_total = sum(found["floors"].values())
-    kind, peak = ("bf16", found["bf16_peak"]) if found["bf16"] else ("FMA", found["peak"])
+    kind, peak = (found["bf16_kind"], found["bf16_peak"]) if found["bf16"] else ("FMA", found["peak"])
     lines = [
         f"CPU: {info['cpu']}, {info['cores']} cores; {threads} thread(s); {config} model "
         f"({CONFIGS[config]['layers']}x{CONFIGS[config]['hidden']}, "
@@ -215,7 +218,7 @@ def breakdown(threads: int, config: str = "default", iterations: int = 10,
     """The parts report for run.py and main(), or one line saying why there is none. With
     pytorch_s (PyTorch's seconds per iteration, same threads), also the most any float32 FMA
     kernel could beat it by on this CPU: PyTorch's time over the floor spread on the threads, and
-    where the CPU has AVX512_BF16 the same for the bf16 products (blekota._vmath.bf16_peak).
+    where the CPU has AVX512_BF16 the same for the bf16 products (at the AMX or VDPBF16PS peak).
     With bf16, the iteration measured is the one with bfloat16 products (and pytorch_s is not
     used)."""
     if shutil.which("perf") is None:
@@ -233,7 +236,8 @@ def breakdown(threads: int, config: str = "default", iterations: int = 10,
                  f"{pytorch_s / found['wall_s']:.2f}x in this run (wall).")
         if found["bf16_peak"]:
             bf16_floor = floor * found["peak"] / found["bf16_peak"]
-            text += (f" With bfloat16 products (--bf16; {found['bf16_peak']:.0f} GFLOP/s per core) "
+            where = "AMX tiles" if found["bf16_kind"] == "AMX" else "VDPBF16PS"
+            text += (f" With bfloat16 products (--bf16, on {where}: {found['bf16_peak']:.0f} GFLOP/s per core) "
                      f"the products' floor is {bf16_floor:.4f} s: {pytorch_s / bf16_floor:.2f}x "
                      "PyTorch's float32 step.")
     return text

@@ -7,7 +7,8 @@ Three implementations of the same model, each measured in its own subprocess:
   pytorch    torch.nn.GRU(256, H, num_layers=L) on one-hot input + nn.Linear(H, 256) +
              cross-entropy + torch.optim.Adam, when torch is importable
 dtype "bfloat16" is a float32 model trained with bfloat16 products: blekota's window(bf16=True)
-(only where the CPU has AVX512_BF16; what `train` and Trainer run there by default), PyTorch's
+(only where the CPU has AVX512_BF16; on AMX tiles where it has them, the note says which; what
+`train` and Trainer run by default where they beat float32), PyTorch's
 step under torch.autocast("cpu", torch.bfloat16).
 The hidden state is carried from window to window (truncated BPTT), as in real training.
 """
@@ -64,9 +65,12 @@ def blekota_training(threads: int, config: str, dtype: str, repeats: int, warmup
         optimizer.step(model.params, grads)
 
     times = time_runs(iteration, repeats, warmup)
+    note = ""
+    if dtype == "bfloat16":
+        note = "AMX tiles" if blekota._gru.amx_products() else "VDPBF16PS"
     return make_row(section=SECTION, config=config, shape=shape_name(config), impl="blekota",
                     dtype=dtype, threads=threads, unit="iteration", samples=c["T"] * c["B"],
-                    times=times, base_mib=base)
+                    times=times, base_mib=base, note=note)
 
 
 def reference_training(threads: int, config: str, repeats: int, warmup: int) -> dict:

@@ -65,8 +65,11 @@ def check(name: str, device: str, processes: int = 1) -> str:
 
 
 def check_bf16(name: str, bf16: bool | str, device: str, model: Model) -> bool:
-    """Whether training runs the bf16 products. bf16: AUTO (where they can run: the default), True
-    (ConfigError in one line where they cannot) or False (float32 products)."""
+    """Whether training runs the bf16 products. bf16: AUTO (the default: where they can run and
+    beat float32, blekota._gru.bf16_by_default), True (ConfigError in one line where they cannot
+    run) or False (float32 products)."""
+    from . import _gru
+
     asked = bf16 != AUTO
     if asked and bf16 not in (True, False):
         raise ConfigError(f"{name} is true, false or {AUTO!r}, not {bf16!r}")
@@ -75,7 +78,7 @@ def check_bf16(name: str, bf16: bool | str, device: str, model: Model) -> bool:
     reason = bf16_obstacle(device, model)
     if reason is not None and asked:
         raise ConfigError(f"{name}: {reason}")
-    return reason is None
+    return reason is None and (asked or _gru.bf16_by_default())
 
 
 def bf16_obstacle(device: str, model: Model) -> str | None:

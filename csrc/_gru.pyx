@@ -80,6 +80,8 @@ cdef extern from "packed_gemm.h" nogil:
 
 cdef extern from "bf16_gemm.h" nogil:
     int bk_cpu_bf16()
+    int bk_cpu_intel()
+    int bk_amx_use(int use)
     void bk_pack_w_bf(const float* src, Py_ssize_t ld, int trans, Py_ssize_t K, Py_ssize_t N,
                       Py_ssize_t s0, Py_ssize_t s1, float* dst)
     void bk_gemm_xw_bf(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float* x, Py_ssize_t ldx,
@@ -97,6 +99,25 @@ def bf16_products() -> bool:
     """Whether window(bf16=True) can run here: float32 at the AVX-512 level (cpu_level) on a CPU
     with AVX512_BF16 (AMD Zen 4 and later, Intel Cooper Lake and Sapphire Rapids and later)."""
     return bool(bk_cpu_bf16())
+
+
+def bf16_by_default() -> bool:
+    """Whether training takes the bf16 products by default here, where they beat float32: on AMX
+    tiles (amx_products), or on VDPBF16PS of a CPU that is not Intel's (an AMD Zen 4 runs it at
+    its FMA's rate, twice the multiply-adds; an Intel Xeon at half, no faster than float32)."""
+    return bool(bk_cpu_bf16()) and (bool(bk_amx_use(-1)) or not bk_cpu_intel())
+
+
+def amx_products(use=None) -> bool:
+    """Whether the bf16 products run on AMX tiles (amx_gemm.h: Intel Sapphire Rapids and later,
+    where Linux grants the tile state) rather than on AVX512_BF16's VDPBF16PS. With use, choose
+    first (tests, benchmarks): False keeps them on VDPBF16PS. AMX rounds its sums otherwise, so
+    the two differ in the last bits of a float32 sum."""
+    return bool(bk_amx_use(-1 if use is None else int(bool(use))))
+
+
+# Linux grants the tile state once, here, before any thread runs a product
+amx_products()
 
 
 def bf16_product(const float[:, ::1] x, const float[:, ::1] w, bint trans=False,

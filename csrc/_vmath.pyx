@@ -3,7 +3,8 @@
 
 apply(name, x, out) writes exp, tanh or sigmoid of x (1-D, float32 or float64) into out, with
 the code of the CPU level in use (cpu_level); fma_peak() measures the float32 FMA rate of one
-core at that level, the benchmarks' floor, and bf16_peak() the rate of the bfloat16 products.
+core at that level, the benchmarks' floor, bf16_peak() the rate of the bfloat16 products on
+VDPBF16PS and amx_peak() on AMX tiles.
 """
 
 from cython cimport floating
@@ -17,6 +18,7 @@ cdef extern from "gates.h" nogil:
 cdef extern from "fmapeak.h" nogil:
     double bk_fma_peak(long n) noexcept
     double bk_bf16_peak(long n) noexcept
+    double bk_amx_peak(long n) noexcept
 
 FUNCTIONS = ("exp", "tanh", "sigmoid")
 
@@ -63,3 +65,10 @@ def bf16_peak(long rounds=20_000_000) -> float:
     measured like fma_peak: the floor of the bf16 training products; 0.0 on CPUs without
     AVX512_BF16 at the AVX-512 level."""
     return best_of_three(bk_bf16_peak, rounds)
+
+
+def amx_peak(long rounds=2_000_000) -> float:
+    """GFLOP/s of one core's AMX tile multiplies (TDPBF16PS, 16384 FLOP each), measured like
+    fma_peak: the floor of the bf16 training products where they run on AMX tiles
+    (blekota._gru.amx_products); 0.0 where the CPU or Linux does not allow the tiles."""
+    return best_of_three(bk_amx_peak, rounds)

@@ -3,7 +3,8 @@
  * mirror packed_gemm.h's, with the same arguments and the same packed buffer:
  *   bk_pack_w_bf   W (K, N) packed in the slices of bk_pack_w_f (slice s still at s * K * 16
  *                  floats), each slice now ceil(K / 2) rows of 16 pairs: 32 bits holding
- *                  bf16(W[2p, n]) in the low half and bf16(W[2p + 1, n]) in the high half.
+ *                  bf16(W[2p, n]) in the low half and bf16(W[2p + 1, n]) in the high half,
+ *                  then (K >= BK_AMX_MIN_K) zero pairs up to whole AMX tiles.
  *   bk_gemm_xw_bf  C (M, N) (+)= bf16(X) (M, K) bf16(W): rows of X rounded block by block.
  *   bk_gemm_tn_bf  C (M, N) (+)= bf16(A)^T bf16(B) for A (K, M), B (K, N): blocks of A and B
  *                  rounded into pairs in scratch (bk_gemm_tn_scratch() floats, as the float
@@ -12,7 +13,9 @@
  * Rounding is to nearest even (denormals to zero, as VCVTNEPS2BF16 does); every product of two
  * bf16 is exact in float32, and vdpbf16ps adds a pair of them per lane. A tile of R rows by V
  * vectors of 16 columns sums a row's pairs in order, so every tile shape gives the same result.
- * Zen 4 runs vdpbf16ps at the rate of its float32 FMA, twice the multiply-adds.
+ * Zen 4 runs vdpbf16ps at the rate of its float32 FMA, twice the multiply-adds; an Intel Xeon
+ * with AVX512_BF16 at half that rate, so there both drivers hand their products to the AMX tiles
+ * (amx_gemm.h) where the CPU has them: 4-5x the rate.
  */
 #ifndef BLEKOTA_BF16_GEMM_H
 #define BLEKOTA_BF16_GEMM_H
@@ -79,6 +82,8 @@ BK_TARGET_BF16 static inline void bk_bf16_row(const float *x, ptrdiff_t K, uint3
     }
 }
 
+#include "amx_gemm.h"
+
 /* Slices s0..s1-1 of W (K, N) packed into dst in pairs (layout above), where W[k, n] =
  * src[k * ld + n], or src[n * ld + k] if trans (then a pair is two adjacent floats). */
 BK_TARGET_BF16 static inline void bk_pack_w_bf(const float *src, ptrdiff_t ld, int trans,
@@ -88,6 +93,8 @@ BK_TARGET_BF16 static inline void bk_pack_w_bf(const float *src, ptrdiff_t ld, i
     const ptrdiff_t P = (K + 1) / 2;
     for (ptrdiff_t s = s0; s < s1; s++) {
         uint32_t *d = (uint32_t *)(dst + s * K * BK_SLICE);
+        if (K >= BK_AMX_MIN_K) /* zero pairs up to whole tiles: the slice has room for them */
+            memset(d + P * BK_SLICE, 0, (bk_amx_pairs(K) - P) * BK_SLICE * sizeof(uint32_t));
         ptrdiff_t n0 = s * BK_SLICE, cols = N - n0 < BK_SLICE ? N - n0 : BK_SLICE;
         for (ptrdiff_t p = 0; p < P; p++) {
             if (!trans) {
@@ -216,6 +223,12 @@ BK_TARGET_BF16 static void bk_gemm_xw_bf(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, 
                                          ptrdiff_t ldx, const float *w, float *c, ptrdiff_t ldc,
                                          int add)
 {
+#ifdef BK_HAVE_AMX
+    if (K >= BK_AMX_MIN_K && K <= BK_AMX_MAX_K && bk_cpu_amx()) {
+        bk_gemm_xw_amx(M, N, K, x, ldx, w, c, ldc, add);
+        return;
+    }
+#endif
     uint32_t rounded[BK_BF_ROW_WORDS];
     const ptrdiff_t P = (K + 1) / 2, ws = K * BK_SLICE;
     ptrdiff_t block = BK_BF_ROW_WORDS / (P > 0 ? P : 1);
@@ -247,6 +260,13 @@ BK_TARGET_BF16 static void bk_gemm_tn_bf(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, 
                                          const unsigned char *levels, float *scattered,
                                          ptrdiff_t lds, float *scratch)
 {
+#ifdef BK_HAVE_AMX
+    if (bk_cpu_amx()) {
+        bk_gemm_tn_amx(M, N, K, a, lda, b, ldb, c, ldc, add, sums, levels, scattered, lds,
+                       scratch);
+        return;
+    }
+#endif
     uint32_t *b_pairs = (uint32_t *)scratch;
     uint32_t *a_pairs = b_pairs + BK_KC / 2 * BK_NC;
     bk_gemm_tn_start(M, N, K, c, ldc, add, sums);
@@ -315,6 +335,8 @@ BK_TARGET_BF16 static void bk_gemm_tn_bf(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, 
 #undef BK_BF_REFS10
 
 #else /* no AVX512_BF16 code: bk_cpu_bf16() is 0 and the drivers are never called */
+
+#include "amx.h"
 
 static inline void bk_pack_w_bf(const float *src, ptrdiff_t ld, int trans, ptrdiff_t K,
                                 ptrdiff_t N, ptrdiff_t s0, ptrdiff_t s1, float *dst)

@@ -6,6 +6,7 @@
 
 #include <time.h>
 
+#include "amx.h"
 #include "cpu.h"
 
 #define BK_PEAK_CHAINS(M) M(0) M(1) M(2) M(3) M(4) M(5) M(6) M(7) M(8) M(9) M(10) M(11)
@@ -110,6 +111,48 @@ static double bk_bf16_peak(long n)
 #endif
     (void)sink;
     (void)start;
+    return 0.0;
+}
+
+/* The same for AMX tiles (amx.h): n rounds of 4 independent TDPBF16PS on 16 by 16 floats, 16
+ * pairs each (16384 FLOP); 0 where bk_cpu_amx() is not. */
+#ifdef BK_HAVE_AMX
+BK_TARGET_AMX static void bk_peak_amx(long n)
+{
+    static const uint16_t ones[512] __attribute__((aligned(64))) = {0};
+    float sums[256] __attribute__((aligned(64)));
+    bk_amx_configure();
+    _tile_loadd(4, ones, 64);
+    _tile_loadd(5, ones, 64);
+    _tile_loadd(6, ones, 64);
+    _tile_loadd(7, ones, 64);
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    for (long k = 0; k < n; k++) {
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+    }
+    _tile_stored(0, sums, 64);
+    _tile_release();
+    volatile float sink = sums[0];
+    (void)sink;
+}
+#endif
+
+static double bk_amx_peak(long n)
+{
+#ifdef BK_HAVE_AMX
+    if (bk_cpu_amx()) {
+        double start = bk_cpu_seconds();
+        bk_peak_amx(n);
+        return 4.0 * 16384 * n / (bk_cpu_seconds() - start) / 1e9;
+    }
+#endif
+    (void)n;
     return 0.0;
 }
 

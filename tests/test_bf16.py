@@ -23,6 +23,18 @@ def bf16(a: np.ndarray) -> np.ndarray:
     return bits.astype(np.uint32).view(np.float32).astype(np.float64)
 
 
+@pytest.fixture(params=["vdpbf16ps", "amx"])
+def products(request):
+    """The bf16 products on AVX512_BF16's VDPBF16PS, then on AMX tiles where this CPU and Linux
+    allow them (blekota._gru.amx_products); the choice is restored afterwards."""
+    before = _gru.amx_products()
+    if request.param == "amx" and not before:
+        pytest.skip("no AMX tiles here (Intel Sapphire Rapids and later)")
+    _gru.amx_products(request.param == "amx")
+    yield request.param
+    _gru.amx_products(before)
+
+
 def relative_to_magnitudes(got: np.ndarray, want: np.ndarray, magnitudes: np.ndarray) -> float:
     """The largest error of a sum relative to the sum of its terms' magnitudes."""
     return float(np.max(np.abs(got - want) / np.maximum(magnitudes, 1e-30)))
@@ -30,8 +42,9 @@ def relative_to_magnitudes(got: np.ndarray, want: np.ndarray, magnitudes: np.nda
 
 @needs_bf16
 @pytest.mark.parametrize("M,K,N", [(1, 1, 1), (3, 5, 7), (80, 256, 512), (97, 255, 33), (10, 768, 256), (200, 3, 17),
-                                   (13, 64, 112)])
-def test_product_equals_rounded_operands_summed(M, K, N, rng):
+                                   (13, 64, 112), (17, 29, 40), (17, 30, 40), (33, 31, 16), (16, 33, 48),
+                                   (5, 1536, 20), (5, 1537, 20)])
+def test_product_equals_rounded_operands_summed(M, K, N, rng, products):
     x = rng.standard_normal((M, K)).astype(np.float32)
     w = rng.standard_normal((K, N)).astype(np.float32)
     want = bf16(x) @ bf16(w)
@@ -48,8 +61,8 @@ def test_product_equals_rounded_operands_summed(M, K, N, rng):
 
 @needs_bf16
 @pytest.mark.parametrize("K,M,N", [(1, 1, 1), (7, 3, 40), (256, 256, 768), (600, 300, 270), (513, 1, 600),
-                                   (37, 64, 176)])
-def test_weight_gradient_product_equals_rounded_operands_summed(K, M, N, rng):
+                                   (37, 64, 176), (31, 33, 17), (257, 16, 32)])
+def test_weight_gradient_product_equals_rounded_operands_summed(K, M, N, rng, products):
     a = rng.standard_normal((K, M)).astype(np.float32)
     b = rng.standard_normal((K, N)).astype(np.float32)
     got, sums = _gru.bf16_product_tn(a, b)
@@ -59,7 +72,7 @@ def test_weight_gradient_product_equals_rounded_operands_summed(K, M, N, rng):
 
 
 @needs_bf16
-def test_every_tile_shape_gives_the_same_bits(rng):
+def test_every_tile_shape_gives_the_same_bits(rng, products):
     """Rows alone (one-row tiles) and 16-column strips (one-vector tiles) against the whole
     product, which runs on tiles up to 6 rows by 64 columns: a row's pairs are summed in order."""
     x = rng.standard_normal((23, 37)).astype(np.float32)
@@ -69,6 +82,29 @@ def test_every_tile_shape_gives_the_same_bits(rng):
     strips = np.concatenate([_gru.bf16_product(x, np.ascontiguousarray(w[:, j:j + 16]))
                              for j in range(0, 112, 16)], axis=1)
     assert np.array_equal(rows, whole) and np.array_equal(strips, whole)
+
+
+@needs_bf16
+def test_amx_and_vdpbf16ps_agree_to_float32_rounding(rng):
+    """The two ways of running the bf16 products sum the same exact products, rounding otherwise:
+    the results differ by at most a few float32 roundings of the sum of magnitudes."""
+    if not _gru.amx_products():
+        pytest.skip("no AMX tiles here (Intel Sapphire Rapids and later)")
+    x = rng.standard_normal((80, 256)).astype(np.float32)
+    w = rng.standard_normal((256, 768)).astype(np.float32)
+    magnitudes = np.abs(bf16(x)) @ np.abs(bf16(w))
+    try:
+        amx = _gru.bf16_product(x, w)
+        amx_tn, amx_sums = _gru.bf16_product_tn(x, w[:80])
+        _gru.amx_products(False)
+        vdp = _gru.bf16_product(x, w)
+        vdp_tn, vdp_sums = _gru.bf16_product_tn(x, w[:80])
+    finally:
+        _gru.amx_products(True)
+    assert not np.array_equal(amx, vdp)
+    assert relative_to_magnitudes(amx, vdp, magnitudes) < 1e-6
+    assert relative_to_magnitudes(amx_tn, vdp_tn, np.abs(bf16(x)).T @ np.abs(bf16(w[:80]))) < 1e-6
+    assert np.array_equal(amx_sums, vdp_sums)
 
 
 def rounded_forward(state: dict, x: np.ndarray, h0: np.ndarray) -> np.ndarray:
@@ -98,7 +134,7 @@ def rounded_forward(state: dict, x: np.ndarray, h0: np.ndarray) -> np.ndarray:
 @needs_bf16
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("T,B,H,layers", [(5, 3, 16, 2), (4, 7, 33, 3), (3, 2, 9, 1)])
-def test_window_rounds_every_product_and_nothing_else(threads, T, B, H, layers, rng, make_model):
+def test_window_rounds_every_product_and_nothing_else(threads, T, B, H, layers, rng, make_model, products):
     model = make_model(H, layers, "float32")
     model.threads = threads
     x = rng.integers(0, 256, (T + 1, B)).astype(np.uint8)
@@ -113,7 +149,7 @@ def test_window_rounds_every_product_and_nothing_else(threads, T, B, H, layers, 
 
 @needs_bf16
 @pytest.mark.parametrize("threads", [1, 2])
-def test_gradients_near_the_float64_reference(threads, rng, make_model):
+def test_gradients_near_the_float64_reference(threads, rng, make_model, products):
     model = make_model(32, 2, "float32", scale=0.3)
     model.threads = threads
     x = rng.integers(0, 256, (9, 5)).astype(np.uint8)
@@ -158,13 +194,27 @@ def test_bf16_is_refused_where_it_cannot_run(tmp_path, rng):
 def test_auto_takes_bf16_wherever_it_can_run(tmp_path, rng):
     sound = rng.standard_normal(4000).astype(np.float32) * 0.1
     options = dict(directory=tmp_path, log=False, val_fraction=0, seq_length=10, batch_size=4)
-    assert blekota.Trainer(blekota.Model(hidden=8, layers=1), sound, **options).bf16 is _gru.bf16_products()
+    assert blekota.Trainer(blekota.Model(hidden=8, layers=1), sound, **options).bf16 is _gru.bf16_by_default()
     assert blekota.Trainer(blekota.Model(hidden=8, layers=1), sound, bf16=False, **options).bf16 is False
     assert blekota.Trainer(blekota.Model(hidden=8, layers=1, dtype="float64"), sound, **options).bf16 is False
     with cpu_level("avx2"):
         assert blekota.Trainer(blekota.Model(hidden=8, layers=1), sound, **options).bf16 is False
     with pytest.raises(ConfigError, match="bf16 is true, false or 'auto', not 'on'"):
         blekota.Trainer(blekota.Model(hidden=8, layers=1), sound, bf16="on", **options)
+
+
+def test_auto_takes_bf16_only_where_it_beats_float32():
+    """On AMX tiles, or on VDPBF16PS where the CPU is not Intel's (an Intel Xeon runs it at half
+    its FMA rate: no faster than float32, so there it waits for --bf16)."""
+    with open("/proc/cpuinfo") as cpuinfo:
+        intel = "GenuineIntel" in cpuinfo.read()
+    before = _gru.amx_products()
+    try:
+        assert _gru.bf16_by_default() is (_gru.bf16_products() and (before or not intel))
+        _gru.amx_products(False)
+        assert _gru.bf16_by_default() is (_gru.bf16_products() and not intel)
+    finally:
+        _gru.amx_products(before)
 
 
 @pytest.mark.parametrize("choice,resumed", [("auto", "auto"), (False, False), (True, "auto")])
@@ -179,7 +229,7 @@ def test_resuming_keeps_the_choice(tmp_path, rng, choice, resumed):
     saved = blekota.load(tmp_path / "m_2.npz").info["trainer"]
     assert saved["bf16"] == choice and saved["products"] == ("bfloat16" if trainer.bf16 else "float32")
     again = blekota.Trainer.from_checkpoint(tmp_path / "m_2.npz", sound, log=False)
-    assert again.bf16_choice == resumed and again.bf16 is (resumed == "auto" and _gru.bf16_products())
+    assert again.bf16_choice == resumed and again.bf16 is (resumed == "auto" and _gru.bf16_by_default())
 
 
 def test_train_bf16_on_the_command_line(tmp_path, capsys):
@@ -216,9 +266,9 @@ def test_no_bf16_on_the_command_line_and_info(tmp_path, capsys):
     assert main(["info", str(tmp_path / "f_2.npz")]) == 0
     assert "products:    float32 in the last run (--no-bf16)" in capsys.readouterr().out
     assert main(args + ["--model-name", "a"]) == 0
-    assert ("products in bfloat16" in capsys.readouterr().out) is _gru.bf16_products()
+    assert ("products in bfloat16" in capsys.readouterr().out) is _gru.bf16_by_default()
     assert main(["info", str(tmp_path / "a_2.npz")]) == 0
-    products = "bfloat16" if _gru.bf16_products() else "float32"
+    products = "bfloat16" if _gru.bf16_by_default() else "float32"
     assert f"products:    {products} in the last run (chosen by the CPU)" in capsys.readouterr().out
 
 
@@ -237,7 +287,7 @@ def test_repl_refuses_bf16_on_a_model_file_where_it_cannot_run(tmp_path, capsys)
 
 
 def test_demo_takes_the_default_and_both_flags(tmp_path, capsys):
-    products = "bfloat16" if _gru.bf16_products() else "float32"
+    products = "bfloat16" if _gru.bf16_by_default() else "float32"
     for flag, name, want in (([], "auto", products), (["--no-bf16"], "off", "float32")):
         directory = tmp_path / name
         assert main(["demo", "--iterations", "2", "--out-dir", str(directory), "--threads", "1", *flag]) == 0

@@ -245,7 +245,10 @@ def test_version_and_help_texts(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--version"])
     level = _gru.cpu_level()
-    extra = ", bfloat16 products in training" if _gru.bf16_products() else ""
+    if _gru.bf16_by_default():
+        extra = ", bfloat16 products in training" + " on AMX tiles" * _gru.amx_products()
+    else:
+        extra = ", bfloat16 products with --bf16" * _gru.bf16_products()
     assert exit_info.value.code == 0
     assert capsys.readouterr().out == f"blekota {blekota.__version__} ({level} kernels{extra})\n"
 

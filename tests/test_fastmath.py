@@ -144,3 +144,19 @@ def test_bf16_peak_is_measured_where_the_bf16_products_run(level):
         assert peak == 0.0
     with pytest.raises(ValueError, match="rounds"):
         _vmath.bf16_peak(0)
+
+
+@pytest.mark.parametrize("level", ["avx2", "avx512"])
+def test_amx_peak_is_measured_where_the_bf16_products_take_amx_tiles(level):
+    """The floor of the bf16 training products on AMX tiles: positive only where they run there,
+    and then above the VDPBF16PS rate."""
+    with cpu_level(level):
+        peak = _vmath.amx_peak(20_000)
+        runs = _gru.amx_products()
+        vector = _vmath.bf16_peak(200_000)
+    if runs:
+        assert np.isfinite(peak) and peak > vector > 1.0
+    else:
+        assert peak == 0.0
+    with pytest.raises(ValueError, match="rounds"):
+        _vmath.amx_peak(0)

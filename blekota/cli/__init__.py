@@ -44,9 +44,13 @@ COMMANDS = {
 
 
 def version_line() -> str:
-    """The version and what the compiled core runs here: its CPU level and whether the CPU has
-    the bfloat16 products that training takes by default where it can (`train --no-bf16`: float32)."""
-    extra = ", bfloat16 products in training" if _gru.bf16_products() else ""
+    """The version and what the compiled core runs here: its CPU level and whether training takes
+    the bfloat16 products by default (on AMX tiles where they run there; `train --no-bf16`:
+    float32), or only when asked (`--bf16`, where they are no faster than float32)."""
+    if _gru.bf16_by_default():
+        extra = ", bfloat16 products in training" + (" on AMX tiles" if _gru.amx_products() else "")
+    else:
+        extra = ", bfloat16 products with --bf16" if _gru.bf16_products() else ""
     return f"blekota {__version__} ({_gru.cpu_level()} kernels{extra})"
 
 
