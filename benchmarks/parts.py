@@ -37,7 +37,7 @@ from common import thread_env  # noqa: E402
 from run import machine  # noqa: E402
 from training import CONFIGS, LEVELS, synthetic_levels  # noqa: E402
 
-PRODUCTS = ("bk_tile_", "bk_bf_tile_", "bk_gemm_xw", "bk_gemm_tn")  # the products' leaf functions
+PRODUCTS = ("bk_tile_", "bk_bf_tile_", "bk_amx_block", "bk_gemm_xw", "bk_gemm_tn")  # the products' leaves
 GATES = ("bk_gates_rz", "bk_candidate", "bk_backward_zc", "bk_backward_r")
 ROW_COPIES = ("memcpy", "memmove", "memset")
 PARTS = (
@@ -63,8 +63,8 @@ def classify(stack: list[str]) -> str:
     if "window._omp_fn" in frames and "layer_" not in frames and (
             "bk_softmax" in frames or any(leaf.startswith(p) for p in PRODUCTS)):
         return "output layer (products, softmax)"
-    if "bk_pack_w" in leaf or leaf.startswith("bk_gemm_tn"):
-        return "packing"  # bk_gemm_tn's own code packs its operand (and takes the bias sums)
+    if "bk_pack_w" in leaf or leaf.startswith(("bk_gemm_tn", "bk_amx_columns_as_rows")):
+        return "packing"  # bk_gemm_tn's own code packs its operands (and takes the bias sums)
     if any(leaf.startswith(p) for p in PRODUCTS):
         if "layer_forward" in frames:
             return "forward products"

@@ -11,8 +11,11 @@ slow, and not offered on the command line; it is how the step is checked where t
 
 bf16 (check_bf16) runs the compiled core's matrix products with bfloat16 operands and float32
 sums on CPUs with AVX512_BF16 (AMD Zen 4 and later, Intel Cooper Lake and Sapphire Rapids and
-later), which do twice the multiply-adds per instruction: faster training, rounded products. By
-default (AUTO) a float32 model trains with them wherever they can run, and in float32 elsewhere.
+later): faster training, rounded products. AMD does twice the multiply-adds per instruction;
+Intel Sapphire Rapids and later run them on AMX tiles, where Linux grants them (4-5x the
+products' rate). By default (AUTO) a float32 model trains with them wherever they beat float32
+(blekota._gru.bf16_by_default: not on VDPBF16PS of an Intel CPU without AMX, half its FMA rate),
+and in float32 elsewhere.
 """
 
 from __future__ import annotations

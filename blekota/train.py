@@ -97,7 +97,7 @@ class Trainer:
     "cuda"/"cuda:N" through PyTorch (blekota.device; the rest stays on the CPU, files are alike);
     model.params follows the device's weights at validations, sounds, saves and use_average().
     bf16: "auto" (the default) trains a float32 model with the CPU core's products in bfloat16 and
-    float32 sums wherever the CPU has AVX512_BF16 (in every process), in float32 elsewhere; True
+    float32 sums wherever they beat float32 (in every process; AMD Zen 4, Intel AMX), else float32; True
     insists (ConfigError where they cannot run), False keeps float32 products (blekota.device.
     check_bf16; validation stays float32). self.bf16 says whether they run. Resuming keeps the
     choice, True as "auto" (a run may go on on another machine).

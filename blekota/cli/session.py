@@ -50,8 +50,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add_threads_argument(demo_parser)
     demo_parser.add_argument(
         "--bf16", action=argparse.BooleanOptionalAction, default=None,
-        help="the training products' operands rounded to bfloat16, as train does by default where the CPU has "
-             "AVX512_BF16; --no-bf16 trains in float32 (the same model on every CPU)",
+        help="the training products' operands rounded to bfloat16, as train does by default where they beat float32 "
+             "(AMD Zen 4 and later, Intel Xeons with AMX); --no-bf16 trains in float32 (the same model on every CPU)",
     )
 
 
