@@ -37,11 +37,13 @@ def test_train_help_gives_the_readmes_speeds(capsys):
         main(["train", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert ("--seconds SECONDS stop after this many seconds of training and save, if --iterations are not done sooner "
-            "(the default model does about 6 iterations a second on two cores with bfloat16 products, where the CPU "
-            "has them, and 2.4-3.7 in float32)") in text
+            "(the default model does about 6-8 iterations a second on two cores with bfloat16 products, where they are "
+            "faster: AMD Zen 4, Intel Xeons with AMX; and 2.4-4.0 in float32)") in text
     readme = " ".join(README.split())
     assert "trains at about 6 iterations a second on two cores" in readme
-    assert "3.7 iterations a second in float32" in readme and "at 2.4-2.8 in float32 on the 2-core Intel Xeon" in readme
+    assert "at about 8 a second on two cores of an Intel Xeon with AMX" in readme
+    assert "3.7 iterations a second in float32" in readme and "4.0 in float32" in readme
+    assert "at 2.4-2.8 in float32 on a 2-core Intel Xeon" in readme
 
 
 def test_train_sample_info(tmp_path, sine_file, capsys):

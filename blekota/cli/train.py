@@ -41,7 +41,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     train_parser.add_argument("--resume", metavar="MODEL", default=None, help="continue training this model file (or a .pkl of the original blekota) exactly where it stopped")
     train_parser.add_argument("--force", action="store_true", help="train a new model even where an earlier run of the same name left its files: they are written over and the log starts afresh; with --resume, go on from a checkpoint older than the run's later files (NAME_N.npz, NAME_N.wav, NAME_best.npz) and write over them")
     add_training_arguments(train_parser, 10000, "iterations to run (default 10000)")
-    train_parser.add_argument("--seconds", type=positive_float, default=None, help="stop after this many seconds of training and save, if --iterations are not done sooner (the default model does about 6 iterations a second on two cores with bfloat16 products, where the CPU has them, and 2.4-3.7 in float32)")
+    train_parser.add_argument("--seconds", type=positive_float, default=None, help="stop after this many seconds of training and save, if --iterations are not done sooner (the default model does about 6-8 iterations a second on two cores with bfloat16 products, where they are faster: AMD Zen 4, Intel Xeons with AMX; and 2.4-4.0 in float32)")
     add_device_argument(train_parser)
     train_parser.add_argument("--tensorboard", metavar="DIR", default=None, help="also write the run for TensorBoard in this folder (created): losses, learning rate and samples/s, and at each checkpoint its sound, loss curve and spectrogram; a resumed run appends (needs blekota[tensorboard]; watch with: tensorboard --logdir DIR)")
     add_model_arguments(train_parser)
