@@ -173,7 +173,7 @@ def run(threads: int, repeats: int, quick: bool) -> list[dict]:
                                  _peak_mib(sample), note))
             model.bf16_sampling = True
             rows.append(_row("blekota", streams, count, steps, time_runs(sample, repeats, warmup=1),
-                             _peak_mib(sample), f"bf16 products ({blekota.sampler.bf16_path()})"))
+                             _peak_mib(sample), f"bf16 products ({blekota.sampler.bf16_path(streams)})"))
             model.bf16_sampling = False
             framed.threads = count
 

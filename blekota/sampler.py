@@ -173,9 +173,10 @@ def pack(model: Model, streams: int) -> Packed:
                                   np.concatenate(scales), np.concatenate(offsets)))
 
 
-def bf16_path() -> str:
-    """How this CPU runs the bf16 kernel's products: "avx512_bf16" (vdpbf16ps) or "float"."""
-    return _sample.bf16_path()
+def bf16_path(streams: int = 1) -> str:
+    """How this CPU runs the bf16 kernel's products for `streams` streams: "avx512_bf16"
+    (vdpbf16ps) or "float" (float instructions, the same bits; several streams on Intel CPUs)."""
+    return _sample.bf16_path(streams)
 
 
 def int8_path() -> str:

@@ -54,6 +54,7 @@ cdef extern from "sample_kernel.h" nogil:
     void bk_pack_d(const double* params, int layers, Py_ssize_t H, double* packed)
     void bk_pack_half(const float* packed, int layers, Py_ssize_t H, uint16_t* half)
     int bk_cpu_bf16()
+    int bk_cpu_intel()
     void bk_run_one_tuned_f(bk_tuner* tuner, const float* packed, const uint16_t* half, int layers, Py_ssize_t H,
                             const float* cond, float* h, float* scratch, int* level,
                             unsigned char* out, float* means, Py_ssize_t n,
@@ -144,10 +145,12 @@ def pack_half(const float[::1] packed, int layers, int hidden, uint16_t[::1] hal
         bk_pack_half(&packed[0], layers, hidden, &half[0])
 
 
-def bf16_path() -> str:
-    """How the bfloat16 products run at this CPU level: "avx512_bf16" (vdpbf16ps) or "float" (the
-    same arithmetic in float32 instructions)."""
-    return "avx512_bf16" if bk_cpu_bf16() else "float"
+def bf16_path(int streams=1) -> str:
+    """How the bfloat16 products of `streams` streams run at this CPU level: "avx512_bf16"
+    (vdpbf16ps) or "float" (the same arithmetic in float32 instructions, the same bits). Several
+    streams take vdpbf16ps only where it runs at the float32 FMA's rate, not on Intel CPUs
+    (sample_kernel.h)."""
+    return "avx512_bf16" if bk_cpu_bf16() and (streams == 1 or not bk_cpu_intel()) else "float"
 
 
 def new_tuning():

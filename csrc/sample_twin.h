@@ -238,7 +238,7 @@ BK_FN void BK_NAME(bk_half_streams)(const uint16_t *w, ptrdiff_t panels, ptrdiff
 #else
     ptrdiff_t n = (K1 + K2) / 2, K = K1 + K2;
 #if defined(BK_HAVE_BF16) && BK_LEVEL == BK_AVX512
-    if (bk_bf16_runs()) {
+    if (bk_bf16_streams_run()) {
         for (ptrdiff_t r = 0; r < M; r++) {
             bk_round_pairs(x1 + r * ldx1, K1, scratch + r * n);
             bk_round_pairs(x2 + r * ldx2, K2, scratch + r * n + K1 / 2);

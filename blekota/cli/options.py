@@ -259,7 +259,7 @@ def add_kernel_arguments(parser: argparse.ArgumentParser) -> None:
     """--int8 (one stream) and --bf16 (any number of streams): how the model is sampled (blekota.sampler)."""
     kernel = parser.add_mutually_exclusive_group()
     kernel.add_argument("--int8", action="store_true", help="int8 weights (about 4x less memory than float32, faster on one thread; the probabilities move by about 1 %%); a model saved with int8 on uses them without this option")
-    kernel.add_argument("--bf16", action="store_true", help="bfloat16 products (half the bytes a step reads: one stream 1.4-2.5x as fast on one thread with AVX2 or AVX-512, many streams 1.6-1.9x with AVX512_BF16; the probabilities move by about 0.3 %%); a model saved with them on uses them without this option")
+    kernel.add_argument("--bf16", action="store_true", help="bfloat16 products (half the bytes a step reads: one stream 1.4-3.4x as fast on one thread with AVX2 or AVX-512, many streams 1.6-1.9x with AVX512_BF16 on AMD, 1.0-1.5x on Intel; the probabilities move by about 0.3 %%); a model saved with them on uses them without this option")
 
 
 def use_kernel_arguments(model: Model, args: argparse.Namespace) -> None:
