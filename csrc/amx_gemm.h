@@ -259,30 +259,12 @@ BK_TARGET_AMX static void bk_gemm_tn_amx(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, 
             bk_amx_columns_as_rows(a + k0 * lda + m0, lda, kc, mc, P, a_rows);
             for (ptrdiff_t n0 = 0; n0 < N; n0 += BK_NC) {
                 const ptrdiff_t nc = N - n0 < BK_NC ? N - n0 : BK_NC;
-                const ptrdiff_t slices = (nc + BK_SLICE - 1) / BK_SLICE;
-                for (ptrdiff_t p = 0; p < filled; p++) {
-                    const ptrdiff_t k = k0 + 2 * p;
-                    const float *lo = b + k * ldb + n0;
-                    const float *hi = 2 * p + 1 < kc ? lo + ldb : NULL;
-                    const int first = m0 == 0;
-                    float *sum = first && sums != NULL ? sums + n0 : NULL;
-                    float *scatter_lo = first && levels != NULL
-                                            ? scattered + levels[k] * lds + n0 : NULL;
-                    float *scatter_hi = first && levels != NULL && hi != NULL
-                                            ? scattered + levels[k + 1] * lds + n0 : NULL;
-                    for (ptrdiff_t s = 0; s < slices; s++) {
-                        const ptrdiff_t j0 = s * BK_SLICE;
-                        ptrdiff_t cols = nc - j0 < BK_SLICE ? nc - j0 : BK_SLICE;
-                        uint32_t *d = b_pairs + s * ws + p * BK_SLICE;
-                        bk_bf16_pairs(lo + j0, hi == NULL ? NULL : hi + j0, cols, d,
-                                      sum == NULL ? NULL : sum + j0,
-                                      scatter_lo == NULL ? NULL : scatter_lo + j0,
-                                      scatter_hi == NULL ? NULL : scatter_hi + j0);
-                        for (ptrdiff_t j = cols; j < BK_SLICE; j++)
-                            d[j] = 0;
-                    }
-                }
-                for (ptrdiff_t s = 0; s < slices; s++)
+                const int first = m0 == 0;
+                bk_bf16_slices(b + k0 * ldb + n0, ldb, kc, nc, ws, b_pairs,
+                               first && sums != NULL ? sums + n0 : NULL,
+                               first && levels != NULL ? levels + k0 : NULL,
+                               levels != NULL ? scattered + n0 : NULL, lds);
+                for (ptrdiff_t s = 0; s < (nc + BK_SLICE - 1) / BK_SLICE; s++)
                     memset(b_pairs + s * ws + filled * BK_SLICE, 0,
                            (P - filled) * BK_SLICE * sizeof(uint32_t));
                 bk_amx_blocks(P / BK_AMX_PAIRS, a_rows, P, b_pairs, ws, c + m0 * ldc + n0, ldc,

@@ -82,6 +82,36 @@ BK_TARGET_BF16 static inline void bk_bf16_row(const float *x, ptrdiff_t K, uint3
     }
 }
 
+/* Rows 2p and 2p + 1 (p < ceil(kc / 2)) of a block of B (kc rows by nc columns, rows ldb apart)
+ * as slices of pairs: slice s at out + s * ws, pair row p 16 words into it, zero past column nc.
+ * On the way, unless NULL, sums (nc,) += the columns of B, and unless levels is NULL row k of B
+ * is added to row levels[k] of `scattered` (rows lds apart): what the weight gradients take. */
+BK_TARGET_BF16 static inline void bk_bf16_slices(const float *b, ptrdiff_t ldb, ptrdiff_t kc,
+                                                 ptrdiff_t nc, ptrdiff_t ws, uint32_t *out,
+                                                 float *sums, const unsigned char *levels,
+                                                 float *scattered, ptrdiff_t lds)
+{
+    const ptrdiff_t slices = (nc + BK_SLICE - 1) / BK_SLICE;
+    for (ptrdiff_t p = 0; p < (kc + 1) / 2; p++) {
+        const float *lo = b + 2 * p * ldb;
+        const float *hi = 2 * p + 1 < kc ? lo + ldb : NULL;
+        float *scatter_lo = levels != NULL ? scattered + levels[2 * p] * lds : NULL;
+        float *scatter_hi = levels != NULL && hi != NULL ? scattered + levels[2 * p + 1] * lds
+                                                         : NULL;
+        for (ptrdiff_t s = 0; s < slices; s++) {
+            const ptrdiff_t j0 = s * BK_SLICE;
+            ptrdiff_t cols = nc - j0 < BK_SLICE ? nc - j0 : BK_SLICE;
+            uint32_t *d = out + s * ws + p * BK_SLICE;
+            bk_bf16_pairs(lo + j0, hi == NULL ? NULL : hi + j0, cols, d,
+                          sums == NULL ? NULL : sums + j0,
+                          scatter_lo == NULL ? NULL : scatter_lo + j0,
+                          scatter_hi == NULL ? NULL : scatter_hi + j0);
+            for (ptrdiff_t j = cols; j < BK_SLICE; j++)
+                d[j] = 0;
+        }
+    }
+}
+
 #include "amx_gemm.h"
 
 /* Slices s0..s1-1 of W (K, N) packed into dst in pairs (layout above), where W[k, n] =
@@ -282,29 +312,12 @@ BK_TARGET_BF16 static void bk_gemm_tn_bf(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, 
             for (ptrdiff_t n0 = 0; n0 < N; n0 += BK_NC) {
                 const ptrdiff_t nc = N - n0 < BK_NC ? N - n0 : BK_NC;
                 const ptrdiff_t slices = (nc + BK_SLICE - 1) / BK_SLICE, ws = P * BK_SLICE;
-                for (ptrdiff_t p = 0; p < P; p++) {
-                    const ptrdiff_t k = k0 + 2 * p;
-                    const float *lo = b + k * ldb + n0;
-                    const float *hi = 2 * p + 1 < kc ? lo + ldb : NULL;
-                    /* the first block of A's columns also takes B's sums and scatter */
-                    const int first = m0 == 0;
-                    float *sum = first && sums != NULL ? sums + n0 : NULL;
-                    float *scatter_lo = first && levels != NULL
-                                            ? scattered + levels[k] * lds + n0 : NULL;
-                    float *scatter_hi = first && levels != NULL && hi != NULL
-                                            ? scattered + levels[k + 1] * lds + n0 : NULL;
-                    for (ptrdiff_t s = 0; s < slices; s++) {
-                        const ptrdiff_t j0 = s * BK_SLICE;
-                        ptrdiff_t cols = nc - j0 < BK_SLICE ? nc - j0 : BK_SLICE;
-                        uint32_t *d = b_pairs + s * ws + p * BK_SLICE;
-                        bk_bf16_pairs(lo + j0, hi == NULL ? NULL : hi + j0, cols, d,
-                                      sum == NULL ? NULL : sum + j0,
-                                      scatter_lo == NULL ? NULL : scatter_lo + j0,
-                                      scatter_hi == NULL ? NULL : scatter_hi + j0);
-                        for (ptrdiff_t j = cols; j < BK_SLICE; j++)
-                            d[j] = 0;
-                    }
-                }
+                /* the first block of A's columns also takes B's sums and scatter */
+                const int first = m0 == 0;
+                bk_bf16_slices(b + k0 * ldb + n0, ldb, kc, nc, ws, b_pairs,
+                               first && sums != NULL ? sums + n0 : NULL,
+                               first && levels != NULL ? levels + k0 : NULL,
+                               levels != NULL ? scattered + n0 : NULL, lds);
                 for (ptrdiff_t s = 0; s < slices; s += BK_BF_VECTORS) {
                     const ptrdiff_t wide = BK_BF_VECTORS * BK_SLICE;
                     ptrdiff_t cols = nc - s * BK_SLICE < wide ? nc - s * BK_SLICE : wide;
