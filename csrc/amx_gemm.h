@@ -11,8 +11,8 @@
  * exact bf16 products to each element of C; the tiles of a block run 2 by 2 (4 of C, 2 of A,
  * 2 of B: all 8). AMX rounds its sums otherwise than VDPBF16PS, so its results are not
  * bit-identical to bf16_gemm.h's, but as there every element is summed over k in the same
- * order whatever the tile shape, and every tile shape gives the same result. Products with
- * fewer pairs than a tile stay on VDPBF16PS.
+ * order whatever the tile shape, and every tile shape gives the same result. Products with a
+ * weight matrix and K < BK_AMX_MIN_K or K > BK_AMX_MAX_K stay on VDPBF16PS.
  */
 #ifndef BLEKOTA_AMX_GEMM_H
 #define BLEKOTA_AMX_GEMM_H
@@ -55,28 +55,29 @@ static inline ptrdiff_t bk_amx_part(ptrdiff_t n, ptrdiff_t start)
     return n - start > 16 ? 16 : n - start;
 }
 
-/* Tile t (= 2 i + j, a literal for the assembler) of C: C[16 i.., 16 j..] into tile t (zero unless add) or back out. */
-#define BK_AMX_C_IN(i, j, t)                                                                        \
+/* Tile t (= 2 i + j, a literal for the assembler) of C: C[16 i.., 16 j..] into tile t (zero
+ * unless add) or back out. */
+#define BK_AMX_C_IN(i, j, t)                                                                     \
     if ((i) < mt && (j) < nt) {                                                                  \
         float *at = c + (i) * 16 * ldc + (j) * 16;                                               \
         if (whole && add)                                                                        \
-            _tile_loadd(t, at, ldc * sizeof(float));                                 \
+            _tile_loadd(t, at, ldc * sizeof(float));                                             \
         else if (whole)                                                                          \
-            _tile_zero(t);                                                           \
+            _tile_zero(t);                                                                       \
         else {                                                                                   \
-            bk_amx_edge_in(edge[t], at, ldc, bk_amx_part(rows, 16 * (i)),           \
+            bk_amx_edge_in(edge[t], at, ldc, bk_amx_part(rows, 16 * (i)),                        \
                            bk_amx_part(cols, 16 * (j)), add);                                    \
-            _tile_loadd(t, edge[t], 64);                                 \
+            _tile_loadd(t, edge[t], 64);                                                         \
         }                                                                                        \
     }
-#define BK_AMX_C_OUT(i, j, t)                                                                       \
+#define BK_AMX_C_OUT(i, j, t)                                                                    \
     if ((i) < mt && (j) < nt) {                                                                  \
         float *at = c + (i) * 16 * ldc + (j) * 16;                                               \
         if (whole)                                                                               \
-            _tile_stored(t, at, ldc * sizeof(float));                                \
+            _tile_stored(t, at, ldc * sizeof(float));                                            \
         else {                                                                                   \
-            _tile_stored(t, edge[t], 64);                                \
-            bk_amx_edge_out(edge[t], at, ldc, bk_amx_part(rows, 16 * (i)),          \
+            _tile_stored(t, edge[t], 64);                                                        \
+            bk_amx_edge_out(edge[t], at, ldc, bk_amx_part(rows, 16 * (i)),                       \
                             bk_amx_part(cols, 16 * (j)));                                        \
         }                                                                                        \
     }
