@@ -227,10 +227,7 @@ BK_TARGET_AMX static void bk_amx_columns_as_rows(const float *a, ptrdiff_t lda, 
                                     : _mm512_setzero_ps();
                 __m512 high = k + 1 < kc ? _mm512_maskz_loadu_ps(mask, a + (k + 1) * lda + m0)
                                          : _mm512_setzero_ps();
-                v[q] = _mm512_or_si512(
-                    _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(low)),
-                    _mm512_slli_epi32(_mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(high)),
-                                      16));
+                v[q] = bk_bf16_pair_words(low, high);
             }
             bk_amx_transpose(v);
             for (int r = 0; r < 16; r++)

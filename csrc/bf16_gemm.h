@@ -32,6 +32,14 @@
 
 #ifdef BK_HAVE_BF16
 
+/* 16 pairs of words: bf16(low) in each low half, bf16(high) in each high half. */
+BK_TARGET_BF16 static inline __m512i bk_bf16_pair_words(__m512 low, __m512 high)
+{
+    return _mm512_or_si512(
+        _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(low)),
+        _mm512_slli_epi32(_mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(high)), 16));
+}
+
 /* Pairs (lo[j], hi[j]) for j < n rounded into out (n 32-bit words); hi NULL: zeros. On the way,
  * unless NULL, sums[j] += lo[j] then hi[j], scatter_lo[j] += lo[j] and then scatter_hi[j] +=
  * hi[j] (in float, in that order, so the two may be the same row): what bk_gemm_tn_row adds
@@ -56,11 +64,7 @@ BK_TARGET_BF16 static inline void bk_bf16_pairs(const float *lo, const float *hi
         if (scatter_hi != NULL)
             _mm512_mask_storeu_ps(scatter_hi + j, mask,
                                   _mm512_add_ps(_mm512_maskz_loadu_ps(mask, scatter_hi + j), high));
-        __m512i pair = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(low));
-        if (hi != NULL)
-            pair = _mm512_or_si512(pair, _mm512_slli_epi32(
-                                             _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(high)), 16));
-        _mm512_mask_storeu_epi32(out + j, mask, pair);
+        _mm512_mask_storeu_epi32(out + j, mask, bk_bf16_pair_words(low, high));
     }
 }
 
