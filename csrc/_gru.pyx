@@ -176,6 +176,7 @@ cdef enum:
     SLICE = 16  # columns per slice of a packed weight (BK_SLICE)
     OUTPUT_BLOCK = 64  # rows of logits that stay in cache from the product to its gradient
     GRADIENT_ROWS = 256  # rows of d_acts that stay in cache across a layer's gradient products
+    AMX_GRADIENT_ROWS = 1024  # on AMX tiles: rows per gradient tile load and store (BK_AMX_KC)
 
 
 cdef inline Py_ssize_t slices(Py_ssize_t n) noexcept nogil:
@@ -452,11 +453,13 @@ cdef void layer_weight_gradients(const floating* params, floating* grads, int la
     cdef Py_ssize_t n = T * B, part, lo, hi, r0, r1
     cdef float* tn_scratch
     cdef const float* packed_x = NULL
+    cdef Py_ssize_t rows = AMX_GRADIENT_ROWS if bf16 and bk_amx_use(-1) else GRADIENT_ROWS
     if packed != NULL:
         packed_x = packed + bk_packed_w_size(2 * H, H) + bk_packed_w_size(H, H)
     for part in prange(threads, num_threads=threads, schedule="static", chunksize=1):
         # this thread's rows of the window: its share of the weight gradients, rows of d(input),
-        # in blocks of rows whose d_acts stay in cache across the products that read them
+        # in blocks of rows whose d_acts stay in cache across the products that read them (on
+        # AMX tiles, blocks that load and store the gradients' tiles less often)
         lo = share(n, threads, part)
         hi = share(n, threads, part + 1)
         dWxT = gradient_part(grads + offset, partials, block, part)
@@ -467,7 +470,7 @@ cdef void layer_weight_gradients(const floating* params, floating* grads, int la
             memset(dWxT, 0, X * G * sizeof(floating))
         r0 = lo
         while True:
-            r1 = min(hi, r0 + GRADIENT_ROWS) if scratch != NULL else hi
+            r1 = min(hi, r0 + rows) if scratch != NULL else hi
             product_tn(H, 2 * H, r1 - r0, hs + r0 * H, H, d_acts + r0 * G, G, dUhT, G, r0 > lo,
                        d_bias, levels + r0 if layer == 0 else NULL, dWxT, G, tn_scratch, bf16)
             product_tn(H, H, r1 - r0, rh + r0 * H, H, d_acts + r0 * G + 2 * H, G, dUhT + 2 * H,

@@ -236,9 +236,11 @@ BK_TARGET_AMX static void bk_amx_columns_as_rows(const float *a, ptrdiff_t lda, 
     }
 }
 
-/* bk_gemm_tn_bf on AMX tiles, with its arguments and scratch: a block of A (BK_KC rows by
- * BK_BF_A_COLUMNS) as tile rows, and for each block of B (BK_KC rows by BK_NC columns) its
- * slices of pairs, which take B's sums and scatter as bk_gemm_tn_bf does. */
+/* bk_gemm_tn_bf on AMX tiles, with its arguments and scratch: a block of A (BK_AMX_KC rows by
+ * BK_BF_A_COLUMNS) as tile rows, and for each block of B (BK_AMX_KC rows by BK_NC columns) its
+ * slices of pairs, which take B's sums and scatter as bk_gemm_tn_bf does. Blocks of 1024 rows
+ * rather than bk_gemm_tn_bf's 256 load and store each tile of C once for 32 tile products, not 8:
+ * C, the gradient, is the operand that is farthest from the core. */
 BK_TARGET_AMX static void bk_gemm_tn_amx(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, const float *a,
                                          ptrdiff_t lda, const float *b, ptrdiff_t ldb, float *c,
                                          ptrdiff_t ldc, int add, float *sums,
@@ -246,11 +248,11 @@ BK_TARGET_AMX static void bk_gemm_tn_amx(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, 
                                          ptrdiff_t lds, float *scratch)
 {
     uint32_t *b_pairs = (uint32_t *)scratch;
-    uint32_t *a_rows = b_pairs + BK_KC / 2 * BK_NC;
+    uint32_t *a_rows = b_pairs + BK_AMX_KC / 2 * BK_NC;
     bk_gemm_tn_start(M, N, K, c, ldc, add, sums);
     bk_amx_configure();
-    for (ptrdiff_t k0 = 0; k0 < K; k0 += BK_KC) {
-        const ptrdiff_t kc = K - k0 < BK_KC ? K - k0 : BK_KC, filled = (kc + 1) / 2;
+    for (ptrdiff_t k0 = 0; k0 < K; k0 += BK_AMX_KC) {
+        const ptrdiff_t kc = K - k0 < BK_AMX_KC ? K - k0 : BK_AMX_KC, filled = (kc + 1) / 2;
         const ptrdiff_t P = bk_amx_pairs(kc), ws = P * BK_SLICE;
         for (ptrdiff_t m0 = 0; m0 < M; m0 += BK_BF_A_COLUMNS) {
             const ptrdiff_t mc = M - m0 < BK_BF_A_COLUMNS ? M - m0 : BK_BF_A_COLUMNS;

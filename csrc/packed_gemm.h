@@ -26,6 +26,7 @@
 #define BK_NC 256        /* columns of B that bk_gemm_tn_f packs at a time */
 #define BK_ROW_BLOCK 96  /* rows of X per block in bk_gemm_xw_f (a block stays in L2) */
 #define BK_PREFETCH_ROWS 8  /* bk_gemm_tn_f asks for rows of B this far ahead while packing */
+#define BK_AMX_KC 1024   /* rows of A and B that bk_gemm_tn_amx rounds at a time (amx_gemm.h) */
 
 /* Elements of W (K, N) packed by bk_pack_w_f. */
 static inline ptrdiff_t bk_packed_w_size(ptrdiff_t K, ptrdiff_t N)
@@ -97,8 +98,9 @@ static inline void bk_gemm_tn_row(const float *row, ptrdiff_t nc, float *sums, f
             scattered[j] += row[j];
 }
 
-/* Floats of scratch that bk_gemm_tn_f needs. */
-static inline ptrdiff_t bk_gemm_tn_scratch(void) { return BK_KC * BK_NC; }
+/* Floats of scratch that bk_gemm_tn_f, bk_gemm_tn_bf and bk_gemm_tn_amx need: the last the most,
+ * BK_AMX_KC rows of B (BK_NC columns) and of A (BK_NC = BK_BF_A_COLUMNS columns) in bf16 pairs. */
+static inline ptrdiff_t bk_gemm_tn_scratch(void) { return BK_AMX_KC * BK_NC; }
 
 #define BK_TEMPLATE "gemm_twin.h"
 #include "twins.h"

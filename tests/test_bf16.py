@@ -60,7 +60,7 @@ def test_product_equals_rounded_operands_summed(M, K, N, rng, products):
 
 
 @needs_bf16
-@pytest.mark.parametrize("K,M,N", [(1, 1, 1), (7, 3, 40), (256, 256, 768), (600, 300, 270), (513, 1, 600),
+@pytest.mark.parametrize("K,M,N", [(1, 1, 1), (7, 3, 40), (256, 256, 768), (600, 300, 270), (513, 1, 600), (2085, 33, 270),
                                    (37, 64, 176), (31, 33, 17), (257, 16, 32)])
 def test_weight_gradient_product_equals_rounded_operands_summed(K, M, N, rng, products):
     a = rng.standard_normal((K, M)).astype(np.float32)
