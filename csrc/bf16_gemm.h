@@ -28,6 +28,7 @@
 /* 32-bit pairs of rounded rows of X that bk_gemm_xw_bf keeps: 48 KB of stack, so that perf's
  * 64 KB copies of the stack (benchmarks/parts.py) still reach its callers. */
 #define BK_BF_ROW_WORDS 12288
+#define BK_BF_GROUP 8         /* pairs of rows that bk_bf16_slices takes through a slice at once */
 #define BK_BF_A_COLUMNS 256    /* columns of A that bk_gemm_tn_bf rounds at a time */
 
 #ifdef BK_HAVE_BF16
@@ -40,32 +41,23 @@ BK_TARGET_BF16 static inline __m512i bk_bf16_pair_words(__m512 low, __m512 high)
         _mm512_slli_epi32(_mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(high)), 16));
 }
 
-/* Pairs (lo[j], hi[j]) for j < n rounded into out (n 32-bit words); hi NULL: zeros. On the way,
- * unless NULL, sums[j] += lo[j] then hi[j], scatter_lo[j] += lo[j] and then scatter_hi[j] +=
- * hi[j] (in float, in that order, so the two may be the same row): what bk_gemm_tn_row adds
- * in the float kernel. */
+/* Pairs (lo[j], hi[j]) for j < n rounded into out (n 32-bit words); hi NULL: zeros. */
 BK_TARGET_BF16 static inline void bk_bf16_pairs(const float *lo, const float *hi, ptrdiff_t n,
-                                                uint32_t *out, float *sums, float *scatter_lo,
-                                                float *scatter_hi)
+                                                uint32_t *out)
 {
     for (ptrdiff_t j = 0; j < n; j += 16) {
         ptrdiff_t left = n - j;
         __mmask16 mask = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
         __m512 low = _mm512_maskz_loadu_ps(mask, lo + j);
         __m512 high = hi != NULL ? _mm512_maskz_loadu_ps(mask, hi + j) : _mm512_setzero_ps();
-        if (sums != NULL) {
-            __m512 sum = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, sums + j), low);
-            _mm512_mask_storeu_ps(sums + j, mask,
-                                  hi != NULL ? _mm512_add_ps(sum, high) : sum);
-        }
-        if (scatter_lo != NULL)
-            _mm512_mask_storeu_ps(scatter_lo + j, mask,
-                                  _mm512_add_ps(_mm512_maskz_loadu_ps(mask, scatter_lo + j), low));
-        if (scatter_hi != NULL)
-            _mm512_mask_storeu_ps(scatter_hi + j, mask,
-                                  _mm512_add_ps(_mm512_maskz_loadu_ps(mask, scatter_hi + j), high));
         _mm512_mask_storeu_epi32(out + j, mask, bk_bf16_pair_words(low, high));
     }
+}
+
+/* row[j] += v[j] for the lanes of mask. */
+BK_TARGET_BF16 static inline void bk_bf16_scatter(float *row, __mmask16 mask, __m512 v)
+{
+    _mm512_mask_storeu_ps(row, mask, _mm512_add_ps(_mm512_maskz_loadu_ps(mask, row), v));
 }
 
 /* Row r of X (K floats) as ceil(K / 2) pairs. */
@@ -89,29 +81,39 @@ BK_TARGET_BF16 static inline void bk_bf16_row(const float *x, ptrdiff_t K, uint3
 /* Rows 2p and 2p + 1 (p < ceil(kc / 2)) of a block of B (kc rows by nc columns, rows ldb apart)
  * as slices of pairs: slice s at out + s * ws, pair row p 16 words into it, zero past column nc.
  * On the way, unless NULL, sums (nc,) += the columns of B, and unless levels is NULL row k of B
- * is added to row levels[k] of `scattered` (rows lds apart): what the weight gradients take. */
+ * is added to row levels[k] of `scattered` (rows lds apart): what the weight gradients take.
+ * BK_BF_GROUP pairs pass through a slice at a time, its sums in a register (each column still
+ * adds its rows in order); one pair at a time ran 2.5x slower on an Intel Xeon. */
 BK_TARGET_BF16 static inline void bk_bf16_slices(const float *b, ptrdiff_t ldb, ptrdiff_t kc,
                                                  ptrdiff_t nc, ptrdiff_t ws, uint32_t *out,
                                                  float *sums, const unsigned char *levels,
                                                  float *scattered, ptrdiff_t lds)
 {
-    const ptrdiff_t slices = (nc + BK_SLICE - 1) / BK_SLICE;
-    for (ptrdiff_t p = 0; p < (kc + 1) / 2; p++) {
-        const float *lo = b + 2 * p * ldb;
-        const float *hi = 2 * p + 1 < kc ? lo + ldb : NULL;
-        float *scatter_lo = levels != NULL ? scattered + levels[2 * p] * lds : NULL;
-        float *scatter_hi = levels != NULL && hi != NULL ? scattered + levels[2 * p + 1] * lds
-                                                         : NULL;
+    const ptrdiff_t slices = (nc + BK_SLICE - 1) / BK_SLICE, pairs = (kc + 1) / 2;
+    for (ptrdiff_t p0 = 0; p0 < pairs; p0 += BK_BF_GROUP) {
+        const ptrdiff_t p1 = pairs - p0 < BK_BF_GROUP ? pairs : p0 + BK_BF_GROUP;
         for (ptrdiff_t s = 0; s < slices; s++) {
-            const ptrdiff_t j0 = s * BK_SLICE;
-            ptrdiff_t cols = nc - j0 < BK_SLICE ? nc - j0 : BK_SLICE;
-            uint32_t *d = out + s * ws + p * BK_SLICE;
-            bk_bf16_pairs(lo + j0, hi == NULL ? NULL : hi + j0, cols, d,
-                          sums == NULL ? NULL : sums + j0,
-                          scatter_lo == NULL ? NULL : scatter_lo + j0,
-                          scatter_hi == NULL ? NULL : scatter_hi + j0);
-            for (ptrdiff_t j = cols; j < BK_SLICE; j++)
-                d[j] = 0;
+            const ptrdiff_t j0 = s * BK_SLICE, cols = nc - j0 < BK_SLICE ? nc - j0 : BK_SLICE;
+            const __mmask16 mask = cols >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << cols) - 1);
+            __m512 sum = sums != NULL ? _mm512_maskz_loadu_ps(mask, sums + j0) : _mm512_setzero_ps();
+            for (ptrdiff_t p = p0; p < p1; p++) {
+                const ptrdiff_t k = 2 * p;
+                const int two = k + 1 < kc;
+                const __m512 low = _mm512_maskz_loadu_ps(mask, b + k * ldb + j0);
+                const __m512 high = two ? _mm512_maskz_loadu_ps(mask, b + (k + 1) * ldb + j0)
+                                        : _mm512_setzero_ps();
+                sum = _mm512_add_ps(sum, low);
+                if (two)
+                    sum = _mm512_add_ps(sum, high);
+                if (levels != NULL) {
+                    bk_bf16_scatter(scattered + levels[k] * lds + j0, mask, low);
+                    if (two)
+                        bk_bf16_scatter(scattered + levels[k + 1] * lds + j0, mask, high);
+                }
+                _mm512_storeu_si512(out + s * ws + p * BK_SLICE, bk_bf16_pair_words(low, high));
+            }
+            if (sums != NULL)
+                _mm512_mask_storeu_ps(sums + j0, mask, sum);
         }
     }
 }
@@ -133,8 +135,7 @@ BK_TARGET_BF16 static inline void bk_pack_w_bf(const float *src, ptrdiff_t ld, i
         for (ptrdiff_t p = 0; p < P; p++) {
             if (!trans) {
                 const float *lo = src + 2 * p * ld + n0;
-                bk_bf16_pairs(lo, 2 * p + 1 < K ? lo + ld : NULL, cols, d + p * BK_SLICE, NULL,
-                              NULL, NULL);
+                bk_bf16_pairs(lo, 2 * p + 1 < K ? lo + ld : NULL, cols, d + p * BK_SLICE);
             }
             for (ptrdiff_t j = cols; j < BK_SLICE; j++)
                 d[p * BK_SLICE + j] = 0;
@@ -310,8 +311,7 @@ BK_TARGET_BF16 static void bk_gemm_tn_bf(ptrdiff_t M, ptrdiff_t N, ptrdiff_t K, 
             const ptrdiff_t mc = M - m0 < BK_BF_A_COLUMNS ? M - m0 : BK_BF_A_COLUMNS;
             for (ptrdiff_t p = 0; p < P; p++) {
                 const float *lo = a + (k0 + 2 * p) * lda + m0;
-                bk_bf16_pairs(lo, 2 * p + 1 < kc ? lo + lda : NULL, mc, a_pairs + p * mc, NULL,
-                              NULL, NULL);
+                bk_bf16_pairs(lo, 2 * p + 1 < kc ? lo + lda : NULL, mc, a_pairs + p * mc);
             }
             for (ptrdiff_t n0 = 0; n0 < N; n0 += BK_NC) {
                 const ptrdiff_t nc = N - n0 < BK_NC ? N - n0 : BK_NC;
