@@ -95,7 +95,8 @@ BK_TARGET_BF16 static inline void bk_bf16_slices(const float *b, ptrdiff_t ldb, 
         for (ptrdiff_t s = 0; s < slices; s++) {
             const ptrdiff_t j0 = s * BK_SLICE, cols = nc - j0 < BK_SLICE ? nc - j0 : BK_SLICE;
             const __mmask16 mask = cols >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << cols) - 1);
-            __m512 sum = sums != NULL ? _mm512_maskz_loadu_ps(mask, sums + j0) : _mm512_setzero_ps();
+            __m512 sum = sums != NULL ? _mm512_maskz_loadu_ps(mask, sums + j0)
+                                      : _mm512_setzero_ps();
             for (ptrdiff_t p = p0; p < p1; p++) {
                 const ptrdiff_t k = 2 * p;
                 const int two = k + 1 < kc;
