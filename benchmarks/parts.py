@@ -210,6 +210,8 @@ def report(found: dict, threads: int, config: str) -> str:
                  f"{floor:.4f}" if floor else "", f"{floor / seconds:.0%}" if floor and seconds
                  else ""]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "packing: the weights, once a window, and the weight-gradient kernels' own packing "
+              "(and bf16 rounding) of their operands, which reads d_acts and the states from memory"]
     return "\n".join(lines)
 
 
