@@ -7,7 +7,8 @@ checkpoint_sound, keep, val_fraction, val_every, random_gain_db, input_noise, em
 ema_total; bf16, the choice of products: true, false or "auto", and products, what the last run's
 steps used: "bfloat16" or "float32"), the data position with the signature of the data it
 belongs to, and the random generator state; for block-sparse training (blekota.sparsity) sparsity: the target density, the
-block shape and the pruning schedule's state.
+block shape and the pruning schedule's state; and the model's sampling choices (int8,
+bf16_sampling) kept as they were.
 Training arrays: h (the carried hidden state), the optimizer's moments, each under OPTIM + its
 slot name, the pruning masks under SPARSITY + "kept", and with weight averaging (blekota.averaging:
 then the file's weights are the average) the weights as trained and the average's uncorrected
@@ -33,6 +34,7 @@ from .averaging import check_decay
 from .checks import is_integer, is_number, is_plain_name
 from .device import AUTO
 from .errors import BlekotaError, ConfigError, ModelFileError
+from .model import SAMPLING_CHOICES
 from .schedule import make_schedule
 from .sparsity import BLOCK_INPUTS, BLOCK_UNITS, PRUNE_EVERY, check_settings
 
@@ -79,10 +81,13 @@ def data_signature(trainer: Trainer) -> dict:
 
 
 def info(trainer: Trainer) -> dict:
-    """The info a Trainer saves with the model: its history and everything needed to resume."""
+    """The info a Trainer saves with the model: its history, everything needed to resume, and
+    the model's sampling choices (blekota.model.SAMPLING_CHOICES) as they are."""
     optimizer = trainer.optimizer
     sparsity = trainer.pruning.settings()
+    model_info = trainer.model.info
     return {
+        **{key: model_info[key] for key in SAMPLING_CHOICES if key in model_info},
         **({"sparsity": sparsity} if sparsity else {}),
         "iterations": trainer.iteration,
         "epochs": trainer.epoch,

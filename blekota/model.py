@@ -37,6 +37,7 @@ except ImportError as error:  # pragma: no cover - depends on how the package wa
 DTYPES = {"float32": np.float32, "float64": np.float64}
 MAX_THREADS = 1024
 MAX_WINDOW = 2**31 - 1  # levels in a window: the BLAS calls in the compiled core take 32-bit sizes
+SAMPLING_CHOICES = ("int8", "bf16_sampling")  # the keys of model.info that say how it is sampled
 
 
 _blas_controller: ThreadpoolController | None = None
@@ -138,7 +139,7 @@ class Model:
     preemphasis: the model hears the sound through y[t] = x[t] - a * x[t-1] and what it draws is
     turned back (blekota.emphasis; 0: it hears the sound as it is).
     model.info holds what a model file carries besides weights (training files, iterations,
-    hyperparameters, loss history).
+    hyperparameters, loss history) and how it is sampled (SAMPLING_CHOICES: int8, bf16_sampling).
     """
 
     def __init__(

@@ -203,6 +203,18 @@ def test_auto_takes_bf16_wherever_it_can_run(tmp_path, rng):
         blekota.Trainer(blekota.Model(hidden=8, layers=1), sound, bf16="on", **options)
 
 
+def test_sampling_choices_outlive_training(tmp_path, rng):
+    """What model.info says about sampling (int8, bf16_sampling) is saved by the trainer as it was."""
+    sound = rng.standard_normal(4000).astype(np.float32) * 0.1
+    model = blekota.Model(hidden=8, layers=1, seed=0)
+    model.int8 = True
+    model.bf16_sampling = False
+    blekota.Trainer(model, sound, directory=tmp_path, name="m", log=False, val_fraction=0, seq_length=10,
+                    batch_size=4, checkpoint_every=0, bf16=False).train(2)
+    saved = blekota.load(tmp_path / "m_2.npz")
+    assert model.int8 and saved.int8 and saved.info["bf16_sampling"] is False
+
+
 def test_auto_takes_bf16_only_where_it_beats_float32():
     """On AMX tiles, or on VDPBF16PS where the CPU is not Intel's (an Intel Xeon runs it at half
     its FMA rate: no faster than float32, so there it waits for --bf16)."""
