@@ -554,7 +554,9 @@ def sound_module(monkeypatch):
     return SoundModule
 
 
-def test_play_and_sample_play_resample_for_a_device_that_needs_it(model_file, tmp_path, sound_module, capsys):
+def test_play_and_sample_play_resample_for_a_device_that_needs_it(model_file, tmp_path, sound_module, capsys,
+                                                                   monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a sound the device refuses goes to last_played.wav here
     tone = np.sin(2 * np.pi * 440 * np.arange(800) / 8000).astype(np.float32)
     blekota.play(tone, 8000)  # the default device runs at 48 kHz
     sound, fs = sound_module.played[-1]
@@ -562,6 +564,7 @@ def test_play_and_sample_play_resample_for_a_device_that_needs_it(model_file, tm
     SoundModule.rates = {44100}
     with pytest.raises(blekota.PlaybackError, match=r"^cannot play sound: the device takes neither 8000 Hz nor 48000 Hz"):
         blekota.play(tone, 8000)
+    assert (tmp_path / blekota.audio.LAST_PLAYED).exists()
     out = tmp_path / "out.wav"
     assert main(["sample", model_file, "-n", "800", "-o", str(out), "--play", "--sound-device", "usb", "--threads", "1"]) == 0
     stream = sound_module.played[-1]
