@@ -203,6 +203,24 @@ def test_auto_takes_bf16_wherever_it_can_run(tmp_path, rng):
         blekota.Trainer(blekota.Model(hidden=8, layers=1), sound, bf16="on", **options)
 
 
+@needs_bf16
+def test_a_model_trained_with_bf16_samples_with_it(tmp_path, rng):
+    """Trained with bf16 products, a model is sampled with them and its file says so; float32
+    training leaves sampling as it was, and a choice already in model.info stays."""
+    sound = rng.standard_normal(4000).astype(np.float32) * 0.1
+    options = dict(directory=tmp_path, log=False, val_fraction=0, seq_length=10, batch_size=4, checkpoint_every=0)
+    trained = blekota.Model(hidden=8, layers=1, seed=0)
+    blekota.Trainer(trained, sound, name="m", bf16=True, **options).train(2)
+    assert trained.bf16_sampling and blekota.load(tmp_path / "m_2.npz").bf16_sampling
+    plain = blekota.Model(hidden=8, layers=1, seed=0)
+    blekota.Trainer(plain, sound, bf16=False, **options)
+    assert not plain.bf16_sampling and "bf16_sampling" not in plain.info
+    declined = blekota.Model(hidden=8, layers=1, seed=0)
+    declined.bf16_sampling = False
+    blekota.Trainer(declined, sound, bf16=True, **options)
+    assert not declined.bf16_sampling
+
+
 def test_sampling_choices_outlive_training(tmp_path, rng):
     """What model.info says about sampling (int8, bf16_sampling) is saved by the trainer as it was."""
     sound = rng.standard_normal(4000).astype(np.float32) * 0.1

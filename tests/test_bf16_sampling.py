@@ -218,6 +218,21 @@ def test_sample_bf16_option(tmp_path, make_model, capsys):
     assert "not allowed with argument" in capsys.readouterr().err
 
 
+def test_sample_no_bf16_option(tmp_path, make_model, capsys):
+    """--no-bf16 samples a model saved with bf16 products in float32, for this run only."""
+    model = bf16_model(make_model, 32, 2)
+    path = model.save(tmp_path / "m.npz")
+    wav = tmp_path / "out.wav"
+    assert main(["sample", str(path), "-n", "300", "-o", str(wav), "--seed", "1", "--no-bf16"]) == 0
+    assert "dense kernel" in capsys.readouterr().out
+    model.bf16_sampling = False
+    sound, _ = blekota.audio.load_audio(str(wav), model.fs)
+    np.testing.assert_allclose(sound, model.sample(300, seed=1), atol=1 / 32768)
+    assert blekota.load(path).bf16_sampling
+    assert main(["sample", str(path), "-n", "300", "-o", str(wav), "--seed", "1", "--force"]) == 0
+    assert "bf16 kernel" in capsys.readouterr().out
+
+
 def test_a_frame_tier_samples_with_bf16_products(rng):
     """The frame tier's conditioning reaches the bf16 kernel, frame by frame."""
     model = blekota.Model(hidden=64, layers=2, frame=8, seed=0)
