@@ -111,7 +111,7 @@ def child(threads: int, config: str, warmup: int, iterations: int, bf16: bool) -
     h = None
     for _ in range(warmup):
         _, h = model.window(x, h, grads, bf16=bf16)
-        optimizer.step(model.params, grads)
+        optimizer.step(model.params, grads, threads)
     peak = _vmath.fma_peak()  # before the go: perf records only the timed iterations
     amx = blekota._gru.amx_products()
     bf16_peak = _vmath.amx_peak() if amx else _vmath.bf16_peak()
@@ -121,7 +121,7 @@ def child(threads: int, config: str, warmup: int, iterations: int, bf16: bool) -
     for _ in range(iterations):
         start, start_wall = time.process_time(), time.perf_counter()
         _, h = model.window(x, h, grads, bf16=bf16)
-        optimizer.step(model.params, grads)
+        optimizer.step(model.params, grads, threads)
         cpu.append(time.process_time() - start)
         wall.append(time.perf_counter() - start_wall)
     print(json.dumps({"cpu": cpu, "wall": wall, "peak": peak, "bf16_peak": bf16_peak,

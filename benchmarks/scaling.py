@@ -79,8 +79,10 @@ class Timed:
 
         def timed_update(*args, **kwargs):
             start = time.perf_counter()
-            update(*args, **kwargs)
-            self.update.append(time.perf_counter() - start)
+            try:
+                return update(*args, **kwargs)
+            finally:
+                self.update.append(time.perf_counter() - start)
 
         def timed_window(*args, **kwargs):
             start, cpu = time.perf_counter(), time.process_time()

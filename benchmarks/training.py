@@ -62,7 +62,7 @@ def blekota_training(threads: int, config: str, dtype: str, repeats: int, warmup
 
     def iteration():
         _, state["h"] = model.window(x, state["h"], grads, bf16=dtype == "bfloat16")
-        optimizer.step(model.params, grads)
+        optimizer.step(model.params, grads, threads)
 
     times = time_runs(iteration, repeats, warmup)
     note = ""

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from . import _optim
 from .checks import fraction
 
 if TYPE_CHECKING:
@@ -38,10 +39,10 @@ class WeightAverage:
         self.total = 0.0
         self.total_sum = np.zeros(size, dtype)
 
-    def update(self, weights: np.ndarray) -> None:
-        """Take in the weights (size,) after an update."""
-        self.total_sum *= self.decay
-        self.total_sum += (1.0 - self.decay) * weights
+    def update(self, weights: np.ndarray, threads: int = 1) -> None:
+        """Take in the weights (size,) after an update: total_sum = total_sum * decay + weights
+        * (1 - decay), compiled, on `threads` threads (blekota._optim)."""
+        _optim.moving_average(self.total_sum, weights, self.decay, threads)
         self.count()
 
     def count(self) -> None:
@@ -68,7 +69,7 @@ class TrainingAverage:
 
     def update(self) -> None:
         """Take in model.params after an update (they are the trained weights then)."""
-        self.average.update(self.model.params)
+        self.average.update(self.model.params, self.model.threads)
 
     def hold_average(self, zero_pruned: Callable[[np.ndarray], object]) -> None:
         """Put the average in model.params (nothing before the first update), its pruned

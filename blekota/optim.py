@@ -1,9 +1,10 @@
 """Optimizers over the model's flat parameter vector: RMSprop, Adagrad, Adam.
 
 Each step first clips every gradient element to [-clip, clip] (5 by default, like the original
-project), then updates the parameters in place. Updates use one preallocated scratch array, so a
-step allocates nothing proportional to the model. State (moment estimates, step count) is exposed
-as a dict of arrays and numbers so that training can be saved and resumed exactly.
+project), then updates the parameters in place, in one compiled pass over the arrays split over
+threads (blekota._optim: the same bits as the NumPy formulas in the class docstrings, whatever
+the thread count), with no scratch array. State (moment estimates, step count) is exposed as a
+dict of arrays and numbers so that training can be saved and resumed exactly.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from . import _optim
 from .checks import positive_float
 from .errors import ConfigError
 
@@ -31,19 +33,18 @@ class Optimizer(ABC):
         self.lr = positive_float("learning rate", lr)
         self.clip = positive_float("clip", clip)
         self.t = 0
-        self._scratch = np.empty(size, dtype)
         for slot in self.slots:
             setattr(self, slot, np.zeros(size, dtype))
 
-    def step(self, params: np.ndarray, grads: np.ndarray) -> None:
-        """Clip grads in place, then update params in place (both flat, same dtype)."""
-        np.clip(grads, -self.clip, self.clip, out=grads)
+    def step(self, params: np.ndarray, grads: np.ndarray, threads: int = 1) -> bool:
+        """Clip grads in place, then update params in place (both (size,), contiguous, of the
+        optimizer's dtype), on `threads` threads. Returns whether every updated weight is finite."""
         self.t += 1
-        self._update(params, grads, self._scratch)
+        return self._update(params, grads, threads)
 
     @abstractmethod
-    def _update(self, params, grads, scratch) -> None:
-        """The rule itself: update params in place from clipped grads, using scratch."""
+    def _update(self, params: np.ndarray, grads: np.ndarray, threads: int) -> bool:
+        """The rule itself, clipping included (blekota._optim); whether the weights are finite."""
 
     def state_dict(self) -> dict:
         """Everything needed to continue: name, lr, clip, step count and the moment arrays."""
@@ -67,15 +68,6 @@ class Optimizer(ABC):
         self.t = int(state["t"])
 
 
-def _step_by_root_mean_square(params, grads, m, eps: float, lr: float, scratch) -> None:
-    """params -= lr * grads / sqrt(m + eps), in place through scratch (RMSprop and Adagrad)."""
-    np.add(m, eps, out=scratch)
-    np.sqrt(scratch, out=scratch)
-    np.divide(grads, scratch, out=scratch)
-    scratch *= lr
-    params -= scratch
-
-
 class RMSprop(Optimizer):
     """m = decay m + (1 - decay) g^2; p -= lr g / sqrt(m + eps). decay 0.9 like the original."""
 
@@ -86,12 +78,8 @@ class RMSprop(Optimizer):
         super().__init__(size, dtype, lr, clip)
         self.decay, self.eps = decay, eps
 
-    def _update(self, params, grads, scratch):
-        np.multiply(grads, grads, out=scratch)
-        self.m *= self.decay
-        scratch *= 1.0 - self.decay
-        self.m += scratch
-        _step_by_root_mean_square(params, grads, self.m, self.eps, self.lr, scratch)
+    def _update(self, params, grads, threads):
+        return _optim.mean_square(params, grads, self.m, self.clip, self.decay, self.eps, self.lr, threads)
 
 
 class Adagrad(Optimizer):
@@ -104,10 +92,8 @@ class Adagrad(Optimizer):
         super().__init__(size, dtype, lr, clip)
         self.eps = eps
 
-    def _update(self, params, grads, scratch):
-        np.multiply(grads, grads, out=scratch)
-        self.m += scratch
-        _step_by_root_mean_square(params, grads, self.m, self.eps, self.lr, scratch)
+    def _update(self, params, grads, threads):
+        return _optim.mean_square(params, grads, self.m, self.clip, 1.0, self.eps, self.lr, threads)
 
 
 class Adam(Optimizer):
@@ -127,20 +113,9 @@ class Adam(Optimizer):
         correction = math.sqrt(1.0 - self.beta2**self.t)
         return self.lr * correction / (1.0 - self.beta1**self.t), self.eps * correction
 
-    def _update(self, params, grads, scratch):
-        self.m *= self.beta1
-        np.multiply(grads, 1.0 - self.beta1, out=scratch)
-        self.m += scratch
-        self.v *= self.beta2
-        np.multiply(grads, grads, out=scratch)
-        scratch *= 1.0 - self.beta2
-        self.v += scratch
+    def _update(self, params, grads, threads):
         step_size, eps = self.corrected()
-        np.sqrt(self.v, out=scratch)
-        scratch += eps
-        np.divide(self.m, scratch, out=scratch)
-        scratch *= step_size
-        params -= scratch
+        return _optim.adam(params, grads, self.m, self.v, self.clip, self.beta1, self.beta2, step_size, eps, threads)
 
 
 OPTIMIZERS = {cls.name: cls for cls in (RMSprop, Adagrad, Adam)}

@@ -278,9 +278,7 @@ class Trainer:
             raise TrainingDiverged.at(self.iteration + 1, "the loss", self.optimizer.lr, self.last_saved)
         if self.device_step is None:
             self.pruning.before_update(self.grads)
-            with np.errstate(over="ignore", invalid="ignore"):  # what overflows is found just below
-                self.optimizer.step(self.model.params, self.grads)
-            finite = np.isfinite(self.model.params).all()
+            finite = self.optimizer.step(self.model.params, self.grads, self.model.threads)
         if not finite:
             raise TrainingDiverged.at(self.iteration + 1, "the weights", self.optimizer.lr, self.last_saved)
         self.h[:, self.streams] = h_last
