@@ -7,6 +7,7 @@
     python benchmarks/sound.py --unseen --train-seeds 2 --trained-too   # each run with and without its average
     python benchmarks/sound.py --unseen --minutes 10 20 40   # the sound against training time
     python benchmarks/sound.py --unseen --also-sampling drawn='{"smooth": 0}'   # also the drawn levels
+    python benchmarks/sound.py --unseen --also-sampling float32='{"bf16_sampling": false}'
     python benchmarks/sound.py --unseen --draw-sets 5      # medians over 5 sets of draws per model
     python benchmarks/sound.py --unseen --real-past        # also each step drawn given the real past
     python benchmarks/run.py --only sound [--quick]
@@ -191,10 +192,15 @@ def blekota_sound(threads: int, sound: str, minutes: list[float], options: dict,
                               for drawn_name, drawn_with in samplings.items()]
                 for drawn_name, drawn_with, fed_real in draws:
                     def draw(draw_seed: int) -> np.ndarray:
-                        if fed_real:
-                            return real_past_draws(model, real, drawn_with, streams, round(seconds * FS), draw_seed)
-                        return model.sample(round(seconds * FS), streams=streams, seed=draw_seed,
-                                            **drawn_with).reshape(streams, -1)
+                        options, products = dict(drawn_with), model.bf16_sampling
+                        model.bf16_sampling = options.pop("bf16_sampling", products)
+                        try:
+                            if fed_real:
+                                return real_past_draws(model, real, options, streams, round(seconds * FS), draw_seed)
+                            return model.sample(round(seconds * FS), streams=streams, seed=draw_seed,
+                                                **options).reshape(streams, -1)
+                        finally:
+                            model.bf16_sampling = products
 
                     name_part = f"{Path(sound).stem}_{file_part(drawn_name)}{seed_part(seed)}"
                     judgement = judged_sets(draw, real, draw_sets,
@@ -485,7 +491,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--also-sampling", action="append", default=[], metavar="NAME=JSON",
                         help="also draw and judge every blekota model with these sample options over "
                         "--sampling (a paired row 'RECIPE, NAME': the same model and draws), e.g. "
-                        "drawn='{\"smooth\": 0}'")
+                        "drawn='{\"smooth\": 0}'; \"bf16_sampling\": false or true sets the model's "
+                        "products for those draws, e.g. float32='{\"bf16_sampling\": false}'")
     parser.add_argument("--draw-sets", type=int, default=1, metavar="K",
                         help="judge K sets of draws of every model (seeds 1..K) and print the medians, "
                         "fd with its [min-max] over the sets: one set of a model that falls silent "
