@@ -93,7 +93,7 @@ class Adagrad(Optimizer):
         self.eps = eps
 
     def _update(self, params, grads, threads):
-        return _optim.mean_square(params, grads, self.m, self.clip, 1.0, self.eps, self.lr, threads)
+        return _optim.mean_square(params, grads, self.m, self.clip, 0.0, self.eps, self.lr, threads, adagrad=True)
 
 
 class Adam(Optimizer):

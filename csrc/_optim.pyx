@@ -122,16 +122,16 @@ def adam(floating[::1] params, floating[::1] grads, floating[::1] m, floating[::
 
 
 def mean_square(floating[::1] params, floating[::1] grads, floating[::1] m, double clip,
-                double decay, double eps, double lr, int threads=1) -> bool:
-    """RMSprop's step (0 < decay < 1) or Adagrad's (decay 1: m only grows), arrays (n,) of one
-    dtype, in place:
+                double decay, double eps, double lr, int threads=1, bint adagrad=False) -> bool:
+    """RMSprop's step, or with adagrad Adagrad's (decay unused), arrays (n,) of one dtype, in
+    place:
         np.clip(grads, -clip, clip, out=grads)
         m = m * decay + grads * grads * (1 - decay)   (Adagrad: m = m + grads * grads)
         params -= (grads / sqrt(m + eps)) * lr
     Returns whether every updated weight is finite."""
     cdef Py_ssize_t n = check_sizes(params, grads, m, m), pieces = (n + PIECE - 1) // PIECE
     cdef Py_ssize_t piece, bad = 0
-    cdef bint decaying = decay != 1.0
+    cdef bint decaying = not adagrad
     cdef floating limit = <floating> clip, d = <floating> decay, rest = <floating> (1.0 - decay)
     cdef floating e = <floating> eps, rate = <floating> lr
     if n == 0:

@@ -81,6 +81,16 @@ def test_a_step_says_when_a_weight_stops_being_finite(rng, name):
     assert make_optimizer(name, size, np.float32, 1e-3).step(params, grads) is True
 
 
+def test_rmsprop_with_decay_one_is_not_adagrad(rng):
+    """decay 1 keeps RMSprop's m where it is (the formula, however odd); Adagrad's grows."""
+    params, grads = np.ones(5), rng.standard_normal(5)
+    rmsprop = make_optimizer("rmsprop", 5, np.float64, 1e-3, decay=1.0)
+    rmsprop.step(params.copy(), grads.copy())
+    adagrad = make_optimizer("adagrad", 5, np.float64, 1e-3)
+    adagrad.step(params.copy(), grads.copy())
+    assert (rmsprop.m == 0).all() and (adagrad.m == grads**2).all()
+
+
 def test_mismatched_arrays_are_refused():
     with pytest.raises(ValueError, match="same length"):
         make_optimizer("adam", 4, np.float32, 1e-3).step(np.zeros(4, np.float32), np.zeros(3, np.float32))
