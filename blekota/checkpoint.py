@@ -8,7 +8,7 @@ ema_total; bf16, the choice of products: true, false or "auto", and products, wh
 steps used: "bfloat16" or "float32"), the data position with the signature of the data it
 belongs to, and the random generator state; for block-sparse training (blekota.sparsity) sparsity: the target density, the
 block shape and the pruning schedule's state; and the model's sampling choices (int8,
-bf16_sampling) kept as they were.
+bf16_sampling) kept as they were, bf16_sampling on after a run with bf16 products unless set.
 Training arrays: h (the carried hidden state), the optimizer's moments, each under OPTIM + its
 slot name, the pruning masks under SPARSITY + "kept", and with weight averaging (blekota.averaging:
 then the file's weights are the average) the weights as trained and the average's uncorrected
@@ -82,12 +82,15 @@ def data_signature(trainer: Trainer) -> dict:
 
 def info(trainer: Trainer) -> dict:
     """The info a Trainer saves with the model: its history, everything needed to resume, and
-    the model's sampling choices (blekota.model.SAMPLING_CHOICES) as they are."""
+    the model's sampling choices (blekota.model.SAMPLING_CHOICES) as they are, bf16_sampling
+    turned on by a run with bf16 products unless the model already says either way."""
     optimizer = trainer.optimizer
     sparsity = trainer.pruning.settings()
-    model_info = trainer.model.info
+    choices = {key: trainer.model.info[key] for key in SAMPLING_CHOICES if key in trainer.model.info}
+    if trainer.bf16:
+        choices.setdefault("bf16_sampling", True)
     return {
-        **{key: model_info[key] for key in SAMPLING_CHOICES if key in model_info},
+        **choices,
         **({"sparsity": sparsity} if sparsity else {}),
         "iterations": trainer.iteration,
         "epochs": trainer.epoch,

@@ -230,8 +230,9 @@ class Model:
         """Whether dense streams are sampled with bfloat16 products (blekota.sampler: one stream
         reads half the bytes per step, several multiply faster with AVX512_BF16; about 3e-3 in
         total variation from float32, a stream's numbers the same alone or among several); kept
-        in model.info, so a saved model file remembers it. blekota.Trainer turns it on for a model
-        it trains with bfloat16 products, unless model.info already has it (True or False)."""
+        in model.info, so a saved model file remembers it. blekota.Trainer turns it on in what it
+        saves of a model it trains with bfloat16 products, unless model.info already has it (True
+        or False)."""
         return self.info.get("bf16_sampling") is True
 
     @bf16_sampling.setter

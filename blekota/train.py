@@ -101,7 +101,7 @@ class Trainer:
     insists (ConfigError where they cannot run), False keeps float32 products (blekota.device.
     check_bf16; validation stays float32). self.bf16 says whether they run. Resuming keeps the
     choice, True as "auto" (a run may go on on another machine). A model trained with them is
-    sampled with them too (model.bf16_sampling, set here unless model.info already says).
+    sampled with them too (model.bf16_sampling, set in what it saves: checkpoint.info).
     """
 
     def __init__(
@@ -161,8 +161,6 @@ class Trainer:
         can_bf16 = self.processes.together(lambda: check_bf16("bf16", bf16, device, model))
         self.bf16_choice = bf16 if bf16 == AUTO else bool(bf16)
         self.bf16 = self.processes.everywhere(can_bf16)
-        if self.bf16 and "bf16_sampling" not in model.info:
-            model.bf16_sampling = True
         self.pruning = Pruning(model.layers, model.hidden, density, prune_start, prune_end, prune_every)
         if self.pruning.active and device != CPU:
             raise ConfigError(f"density {density:g} trains on the CPU only: the pruning is not on {device}")

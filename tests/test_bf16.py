@@ -213,12 +213,12 @@ def test_a_model_trained_with_bf16_samples_with_it(tmp_path, rng):
     blekota.Trainer(trained, sound, name="m", bf16=True, **options).train(2)
     assert trained.bf16_sampling and blekota.load(tmp_path / "m_2.npz").bf16_sampling
     plain = blekota.Model(hidden=8, layers=1, seed=0)
-    blekota.Trainer(plain, sound, bf16=False, **options)
-    assert not plain.bf16_sampling and "bf16_sampling" not in plain.info
+    blekota.Trainer(plain, sound, name="p", bf16=False, **options).train(2)
+    assert not plain.bf16_sampling and "bf16_sampling" not in blekota.load(tmp_path / "p_2.npz").info
     declined = blekota.Model(hidden=8, layers=1, seed=0)
     declined.bf16_sampling = False
-    blekota.Trainer(declined, sound, bf16=True, **options)
-    assert not declined.bf16_sampling
+    blekota.Trainer(declined, sound, name="d", bf16=True, **options).train(2)
+    assert not declined.bf16_sampling and blekota.load(tmp_path / "d_2.npz").info["bf16_sampling"] is False
 
 
 def test_sampling_choices_outlive_training(tmp_path, rng):
