@@ -412,10 +412,11 @@ def table(rows: list[dict]) -> str:
 
 
 def median_table(rows: list[dict]) -> str:
-    """One line per sound and run: the medians over its training seeds."""
+    """One line per sound and run: the medians over its training seeds (rows of the real sound
+    itself, which train nothing, left out)."""
     groups: dict[tuple[str, str], list[dict]] = {}
     for row in rows:
-        if row["recipe"] != "real":
+        if "points" in row:
             groups.setdefault((Path(row["sound"]).stem, row["recipe"]), []).append(row)
     keys = ("continuous_loss", "fd", "quiet_share", "flatness", "voiced_share")
     lines = ["| sound | run | seeds | loss | continuous | fd | quiet | flat | voiced |", "|---|---|---|---|---|---|---|---|---|"]
