@@ -1,6 +1,7 @@
 """Training windows changed on the way in. Random gain: windows replayed louder or softer, so
 that a short recording teaches more than its exact sequences of levels. Input noise: the inputs
-read a few levels off while the clean levels are the targets (input_noise).
+read a few levels off while the clean levels are the targets (input_noise). Random speed: each
+epoch plays the training sounds a little faster or slower (epoch_speed, played_at).
 
 A window's levels are turned back into samples, multiplied by a gain, clipped to [-1, 1] and
 quantized again. Each stream's window gets its own gain, uniform in decibels within +-max_db,
@@ -9,6 +10,8 @@ every resumed run draws the same gains, and there is no state to save.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -57,3 +60,48 @@ def input_noise(window: np.ndarray, levels: float, iteration: int) -> np.ndarray
     rng = np.random.default_rng((NOISE_KEY, iteration))
     shift = np.rint(rng.normal(0.0, levels, window.shape)).astype(np.int16)
     return np.clip(window + shift, 0, 255).astype(np.uint8)
+
+
+SPEED_KEY = 0x73706564  # "sped"
+SPEED_STEPS = 1024  # speeds are multiples of 1/SPEED_STEPS: resample_poly's up and down
+MAX_SPEED_CHANGE = 0.5
+SPEED_CHUNK = 1 << 8  # input chunks of this many times `down` samples, so no long float copy is made
+SPEED_MARGIN = 16  # the filter's reach, in input samples, with room: resample_poly's is 10 * down / up
+
+
+def check_speed(change: object) -> float:
+    """change as a float, or ConfigError unless it is a number in [0, MAX_SPEED_CHANGE]."""
+    return number("random_speed", change, 0, MAX_SPEED_CHANGE)
+
+
+def epoch_speed(change: float, epoch: int) -> float:
+    """How many times as fast epoch `epoch` (0-based) plays the training sounds: log-uniform
+    within [1 / (1 + change), 1 + change], rounded to a multiple of 1/SPEED_STEPS, keyed by the
+    epoch alone (every process, every resumed run alike); 1 when change is 0."""
+    if change == 0:
+        return 1.0
+    rng = np.random.default_rng((SPEED_KEY, epoch))
+    speed = math.exp(rng.uniform(-math.log1p(change), math.log1p(change)))
+    return round(speed * SPEED_STEPS) / SPEED_STEPS
+
+
+def played_at(levels: np.ndarray, speed: float) -> np.ndarray:
+    """(n,) uint8 levels -> the levels of the same sound played `speed` times as fast (pitch and
+    tempo together; about n / speed of them), through scipy's band-limited polyphase resampling, a
+    chunk at a time: only a chunk is ever in float. The levels themselves at speed 1."""
+    down = round(speed * SPEED_STEPS)
+    if down == SPEED_STEPS:
+        return levels
+    from scipy.signal import resample_poly  # scipy.signal takes seconds to import: only when needed
+
+    gcd = math.gcd(SPEED_STEPS, down)
+    up, down = SPEED_STEPS // gcd, down // gcd
+    step, margin = SPEED_CHUNK * down, SPEED_MARGIN * down  # input samples; they give whole outputs
+    parts = []
+    for start in range(0, levels.size, step):
+        lo, hi = max(0, start - margin), min(levels.size, start + step + margin)
+        out = resample_poly(LEVEL_SAMPLES[levels[lo:hi]].astype(np.float64), up, down)
+        first = (start - lo) * up // down
+        count = -(-(min(start + step, levels.size) - start) * up // down)
+        parts.append(quantize(out[first : first + count]))
+    return np.concatenate(parts) if parts else levels[:0]

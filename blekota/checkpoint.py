@@ -3,7 +3,7 @@
 info (JSON): iterations, epochs, training_files, history and val_history ([iteration, loss]
 rows), best_val_loss, and the trainer block: the optimizer's name, clip and step count t, the
 trainer's settings (seq_length, batch_size, lr, schedule state, name, checkpoint_every,
-checkpoint_sound, keep, val_fraction, val_every, random_gain_db, input_noise, ema and, once averaging,
+checkpoint_sound, keep, val_fraction, val_every, random_gain_db, input_noise, random_speed, ema and, once averaging,
 ema_total; bf16, the choice of products: true, false or "auto", and products, what the last run's
 steps used: "bfloat16" or "float32"), the data position with the signature of the data it
 belongs to, and the random generator state; for block-sparse training (blekota.sparsity) sparsity: the target density, the
@@ -29,7 +29,7 @@ import numpy as np
 
 from . import checks
 from .audio import WAV_MAX_FRAMES
-from .augment import MAX_DB, check_max_db, check_noise
+from .augment import MAX_DB, MAX_SPEED_CHANGE, check_max_db, check_noise, check_speed
 from .averaging import check_decay
 from .checks import is_integer, is_number, is_plain_name
 from .device import AUTO
@@ -49,7 +49,7 @@ SPARSITY = "sparsity."  # ... and of the pruning's
 AVERAGE = "ema."  # ... and of the weight averaging's
 PRODUCTS = {True: "bfloat16", False: "float32"}  # the products' precision by Trainer.bf16
 SETTINGS = ("seq_length", "batch_size", "optimizer", "lr", "name", "checkpoint_every", "checkpoint_sound",
-            "keep", "val_fraction", "val_every", "input_noise")  # saved Trainer arguments that resuming passes on
+            "keep", "val_fraction", "val_every", "input_noise", "random_speed")  # saved Trainer arguments that resuming passes on
 
 
 def trainer_block(optimizer: str, clip: float, t: int, **settings) -> dict:
@@ -77,6 +77,7 @@ def data_signature(trainer: Trainer) -> dict:
     return {
         "sha256": trainer.data_sha256, "seq_length": trainer.seq_length, "batch_size": trainer.batch_size,
         "val_fraction": trainer.val_fraction, "windows": "dealt anew every epoch",
+        **({"random_speed": trainer.random_speed} if trainer.random_speed else {}),
     }
 
 
@@ -104,7 +105,8 @@ def info(trainer: Trainer) -> dict:
             schedule=trainer.schedule.state_dict(), name=trainer.name,
             checkpoint_every=trainer.checkpoint_every, checkpoint_sound=trainer.checkpoint_sound,
             keep=trainer.keep, val_fraction=trainer.val_fraction, val_every=trainer.val_every,
-            random_gain_db=trainer.random_gain_db, input_noise=trainer.input_noise, ema=trainer.ema,
+            random_gain_db=trainer.random_gain_db, input_noise=trainer.input_noise,
+            random_speed=trainer.random_speed, ema=trainer.ema,
             bf16=trainer.bf16_choice, products=PRODUCTS[trainer.bf16],
             **({"ema_total": trainer.averaging.average.total} if trainer.averaging and trainer.averaging.average.total
                else {}),
@@ -166,6 +168,7 @@ TRAINER_FIELDS: dict[str, tuple[Callable[[object], bool], str]] = {  # ... and e
     "val_fraction": (_passes(checks.fraction), "a number in [0, 1)"),
     "random_gain_db": (_passes(lambda name, value: check_max_db(value)), f"a number of decibels in [0, {MAX_DB:g}]"),
     "input_noise": (_passes(lambda name, value: check_noise(value)), "a number of levels in [0, 255]"),
+    "random_speed": (_passes(lambda name, value: check_speed(value)), f"a number in [0, {MAX_SPEED_CHANGE:g}]"),
     "ema": (_passes(lambda name, value: check_decay(value)), "a decay in [0, 1)"),
     "ema_total": (lambda value: is_number(value) and 0 < value <= 1, "a number in (0, 1]"),
     "bf16": (lambda value: value in (True, False, AUTO) and not is_number(value), f"true, false or {AUTO!r}"),

@@ -14,7 +14,8 @@ epoch deals the windows from another one on, cyclically (epoch e from the floor(
 the n windows, g = (sqrt 5 - 1) / 2, so the starting points spread evenly over the sounds): where
 the streams start and end, which windows share a batch and which ones are left out change from
 epoch to epoch, and over epochs every part of the sounds is trained on. Epoch 0 starts at the first
-window and leaves out the last ones.
+window and leaves out the last ones. With random speed (blekota.augment.epoch_speed) each epoch
+reads its windows from the training parts played at its own speed (epoch_windows).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .audio import load_audio
+from .augment import SPEED_STEPS, epoch_speed, played_at
 from .checks import fraction
 from .emphasis import emphasize
 from .errors import AudioError, BlekotaWarning
@@ -218,12 +220,28 @@ class WindowLayout:
         return levels[self.starts[:, position][None, :] + steps]
 
 
+def epoch_windows(levels: np.ndarray, ranges: list[tuple[int, int]], T: int, B: int, epoch: int,
+                  random_speed: float = 0.0) -> tuple[np.ndarray, WindowLayout]:
+    """(levels, layout): what epoch `epoch` reads its windows from and how they are dealt (B
+    streams of windows of T steps from the training ranges of levels). Without random speed, or
+    at the epoch's speed 1, the levels themselves; else the ranges played at the epoch's speed
+    (blekota.augment.epoch_speed, played_at), end to end."""
+    speed = epoch_speed(random_speed, epoch)
+    if speed == 1.0:
+        return levels, WindowLayout(ranges, T, B, epoch)
+    parts = [played_at(levels[start:stop], speed) for start, stop in ranges]
+    ends = np.cumsum([part.size for part in parts]).tolist()
+    return np.concatenate(parts), WindowLayout(list(zip([0, *ends[:-1]], ends)), T, B, epoch)
+
+
 def training_layout(data: Dataset, val_fraction: float, T: int, B: int, fs: int,
-                    epoch: int = 0) -> tuple[WindowLayout, list[tuple[int, int]]]:
-    """The training windows of data (B streams of windows of T steps, dealt for `epoch`) and the
-    held-out ranges, split off by val_fraction; AudioError, in one line, when the sounds are too
-    short for them."""
+                    epoch: int = 0, random_speed: float = 0.0) -> tuple[WindowLayout, list[tuple[int, int]]]:
+    """The training windows of data (B streams of windows of T steps, dealt for `epoch`, at speed
+    1) and the held-out ranges, split off by val_fraction; AudioError, in one line, when the sounds
+    are too short for them, at random_speed's fastest too."""
     train_ranges, val_ranges = data.split(val_fraction)
+    fastest = [(start, start + int((stop - start) / ((1 + random_speed) * (1 + 1 / SPEED_STEPS))))
+               for start, stop in train_ranges]
     try:
         layout = WindowLayout(train_ranges, T, B, epoch)
     except ValueError:
@@ -236,6 +254,12 @@ def training_layout(data: Dataset, val_fraction: float, T: int, B: int, fs: int,
             f"({need / fs:.2f} s at {fs} Hz) for batch_size {B} windows of "
             f"seq_length {T} plus the {val_fraction:.0%} held out for validation"
         ) from None
+    try:
+        WindowLayout(fastest, T, B, epoch)
+    except ValueError:
+        where = f"{data.files[0]}: " if len(data.files) == 1 else ""
+        raise AudioError(f"{where}the sound is too short for batch_size {B} windows of seq_length {T} played "
+                         f"{1 + random_speed:g} times as fast (random_speed {random_speed:g})") from None
     if val_fraction and not any(stop - start >= 2 for start, stop in val_ranges):
         raise AudioError(f"the sound is too short to hold out {val_fraction:.0%} for validation")
     return layout, val_ranges

@@ -103,6 +103,16 @@ class RunFiles:
         self.report("warning", message=f"{path}: not a file blekota wrote, so it is left as it is; training goes on")
         return True
 
+    @classmethod
+    def for_run(cls, directory: Path, name: str, keep: int, log: bool, report: Report, iteration: int,
+                iterations: int, checkpoint_every: int, sound: bool, best: bool) -> RunFiles:
+        """The files of a run from `iteration` for `iterations` more: the directory created, the
+        way checked (check_way)."""
+        directory.mkdir(parents=True, exist_ok=True)
+        files = cls(directory, name, keep, log, report)
+        files.check_way(iteration, iterations, checkpoint_every, sound, best)
+        return files
+
     def check_way(self, iteration: int, iterations: int, checkpoint_every: int, sound: bool, best: bool) -> None:
         """Refuse (BlekotaError) before a run from `iteration` for `iterations` more when a file
         blekota did not write is where it may write: NAME_N.npz (N in the run), NAME_N.wav (at

@@ -27,9 +27,9 @@ import numpy as np
 from . import checkpoint, checks, fileformat, frames, memory, modelfile
 from .agreement import TAIL, RunAgreement
 from .audio import WAV_MAX_FRAMES, save_wav
-from .augment import check_max_db, check_noise, input_noise, random_gain
+from .augment import check_max_db, check_noise, check_speed, input_noise, random_gain
 from .averaging import TrainingAverage
-from .dataset import Dataset, training_layout, validation_pieces, validation_sums, warn_if_silent
+from .dataset import Dataset, epoch_windows, training_layout, validation_pieces, validation_sums, warn_if_silent
 from .device import AUTO, CPU, check_bf16, training_step
 from .errors import ConfigError, TrainingDiverged
 from .model import Model
@@ -64,17 +64,19 @@ class Trainer:
     +-random_gain_db decibels (blekota.augment; 0: as recorded), so that a short recording is not
     learned by heart. input_noise: inputs moved by a rounded normal draw of this many levels, the
     clean levels predicted (blekota.augment.input_noise; 0: off), so generation recovers from its
-    own draws. ema: the model files, validation and checkpoint sounds use the weights' exponential
-    moving average with this decay over iterations (blekota.averaging; 0: the weights as last
-    updated); model.params holds that average whenever training is not in a step (after train(),
-    use_average()). The defaults are blekota.presets.PRESETS["default"], which holds other sets (the
-    original's RMSprop) to pass as **PRESETS[name]. val_fraction: the tail of every sound held out
-    for validation (0: none); val_every: validate every that many iterations (0: only at the end).
-    density: train block-sparse, keeping this share of the recurrent matrices' blocks (1: dense);
-    prune_start, prune_end: the iterations it falls between (None: from a tenth to three quarters
-    of the first train() call's iterations, or of its max_seconds if those pass first, see
-    blekota.sparsity); prune_every: iterations between mask updates. Validations while the density
-    falls neither feed the schedule nor make a best model.
+    own draws. random_speed: each epoch plays the training sounds at its own speed, within 1 / (1 +
+    random_speed) .. 1 + random_speed (blekota.augment; 0: as recorded; for speech). ema: the model
+    files, validation and checkpoint sounds use the weights' exponential moving average with this
+    decay over iterations (blekota.averaging; 0: the weights as last updated); model.params holds
+    that average whenever training is not in a step (after train(), use_average()). The defaults are
+    blekota.presets.PRESETS["default"], which holds other sets (the original's RMSprop) to pass as
+    **PRESETS[name]. val_fraction: the tail of every sound held out for validation (0: none);
+    val_every: validate every that many iterations (0: only at the end). density: train block-sparse,
+    keeping this share of the recurrent matrices' blocks (1: dense); prune_start, prune_end: the
+    iterations it falls between (None: from a tenth to three quarters of the first train() call's
+    iterations, or of its max_seconds if those pass first, see blekota.sparsity); prune_every:
+    iterations between mask updates. Validations while the density falls neither feed the schedule
+    nor make a best model.
     name: prefix of the files written; "foo/bar" writes foo/bar_N.npz in `directory` (the folder is
     created). checkpoint_every: save NAME_N.npz every that many iterations (0: never);
     checkpoint_sound: also generate that many samples and save NAME_N.wav; keep: keep only the
@@ -128,6 +130,7 @@ class Trainer:
         comm: MPI.Comm | Processes | None = None,
         random_gain_db: float = DEFAULTS["random_gain_db"],
         input_noise: float = 0.0,
+        random_speed: float = 0.0,
         ema: float = DEFAULTS["ema"],
         device: str = CPU,
         density: float = 1.0,
@@ -143,7 +146,7 @@ class Trainer:
         self.streams = self.processes.streams(self.batch_size)
         frames.check_training(model, self.seq_length, device)
         self.processes.fit_threads(model)
-        self.input_noise = check_noise(input_noise)
+        self.input_noise, self.random_speed = check_noise(input_noise), check_speed(random_speed)
         self.checkpoint_every = checks.non_negative_int("checkpoint_every", checkpoint_every)
         self.val_every = checks.non_negative_int("val_every", val_every)
         self.keep = checks.non_negative_int("keep", keep)
@@ -206,7 +209,7 @@ class Trainer:
             "batch_size": self.batch_size, "optimizer": self.optimizer.name, "lr": self.optimizer.lr,
             "schedule": self.schedule.state_dict(), "val_fraction": self.val_fraction,
             "val_every": self.val_every, "checkpoint_every": self.checkpoint_every,
-            "random_gain_db": self.random_gain_db, "input_noise": self.input_noise,
+            "random_gain_db": self.random_gain_db, "input_noise": self.input_noise, "random_speed": self.random_speed,
             "ema": self.ema, "sparsity": self.pruning.settings(), "bf16": self.bf16,
         }
 
@@ -215,14 +218,15 @@ class Trainer:
         data-parallel run rank 0 reads them and sends them to the others."""
         data = self.processes.from_root(lambda: Dataset.load(audio, self.model.fs, self.model.preemphasis))
         T, B = self.seq_length, self.batch_size
-        layout, val_ranges = training_layout(data, self.val_fraction, T, B, self.model.fs, self.epoch)
-        self.data, self.layout, self.files = data, layout, data.files
+        layout, val_ranges = training_layout(data, self.val_fraction, T, B, self.model.fs, self.epoch,
+                                             self.random_speed)
+        self.data, self.files, self.train_ranges = data, data.files, layout.ranges
+        self._start_epoch(self.epoch)
         self._val = validation_pieces(val_ranges, B, VAL_MIN_WINDOWS * T, T if self.model.frame else 1)
         self.val_samples = sum(stop - start - 1 for start, stop in val_ranges)
         self.data_sha256 = data.sha256()
         if self.processes.is_root:
             warn_if_silent(data.levels, data.files)
-        self.position = 0
         self.h = self.model.zero_state(B)
 
     @property
@@ -250,14 +254,18 @@ class Trainer:
 
     def _next_window(self) -> np.ndarray:
         """The (T+1, B) levels of the next window, each stream's at its random gain; zeroes the
-        state of streams that start a new sound; starts a new epoch when the streams end."""
+        state of streams that start a new sound; starts a new epoch (at its speed) when the streams end."""
         if self.position >= self.layout.windows_per_stream:
-            self.epoch += 1
-            self.position = 0
-            self.layout = self.layout.at_epoch(self.epoch)
+            self._start_epoch(self.epoch + 1)
         self.h[:, self.layout.reset[:, self.position], :] = 0
-        window = self.layout.window(self.data.levels, self.position)
+        window = self.layout.window(self.epoch_levels, self.position)
         return random_gain(window, self.random_gain_db, self.iteration)
+
+    def _start_epoch(self, epoch: int) -> None:
+        """Go to epoch `epoch`'s first window, its levels at its speed (dataset.epoch_windows)."""
+        self.epoch, self.position = epoch, 0
+        self.epoch_levels, self.layout = epoch_windows(self.data.levels, self.train_ranges, self.seq_length,
+                                                       self.batch_size, self.epoch, self.random_speed)
 
     def step(self) -> float:
         """One training iteration: forward and backward over this process's streams of the next
@@ -479,27 +487,19 @@ class Trainer:
             kind, self.iteration, self.epoch, self._last_loss if loss is None else loss, rate, elapsed,
             self._iterations - self._done, path, self.val_loss, self.best_val_loss, self.optimizer.lr, message,
         )
-        if self.processes.size == 1:
-            self.callback(progress)
-            return
         try:
             self.callback(progress)
-        except KeyboardInterrupt:  # the others are already on their way to the next sum: stop there
+        except KeyboardInterrupt:  # with others, they are already on their way to the next sum: stop there
+            if self.processes.size == 1:
+                raise
             self.agreement.callback_stopped = True
 
     def _run_files(self, iterations: int) -> RunFiles | None:
         """The files of a run of `iterations` with the current settings (its directory created;
         refused when a file blekota did not write is in its way); only rank 0 has them."""
-
-        def make() -> RunFiles | None:
-            if not self.processes.is_root:
-                return None
-            self.directory.mkdir(parents=True, exist_ok=True)
-            files = RunFiles(self.directory, self.name, self.keep, self.log, self._report)
-            files.check_way(self.iteration, iterations, self.checkpoint_every, self.checkpoint_sound > 0, bool(self.val_samples))
-            return files
-
-        return self.processes.together(make)
+        return self.processes.together(lambda: None if not self.processes.is_root else RunFiles.for_run(
+            self.directory, self.name, self.keep, self.log, self._report, self.iteration, iterations,
+            self.checkpoint_every, self.checkpoint_sound > 0, bool(self.val_samples)))
 
     def checkpoint_path(self) -> Path:
         """DIRECTORY/NAME_N.npz for the current iteration N."""

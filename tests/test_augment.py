@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 import blekota
-from blekota.augment import input_noise, random_gain, stream_gains
+from blekota.augment import SPEED_CHUNK, epoch_speed, input_noise, played_at, random_gain, stream_gains
 from blekota.mulaw import quantize, unquantize
 from test_train import small_trainer, wobbly_sine
 
@@ -111,3 +111,82 @@ def test_trainer_reads_noisy_inputs_and_predicts_the_clean_levels(tmp_path):
 def test_bad_input_noise_is_a_config_error(tmp_path, value):
     with pytest.raises(blekota.ConfigError, match="input_noise"):
         small_trainer(tmp_path, input_noise=value)
+
+
+def test_epoch_speeds_lie_within_the_range_keyed_by_the_epoch():
+    assert epoch_speed(0.0, 3) == 1.0
+    speeds = np.array([epoch_speed(0.06, epoch) for epoch in range(200)])
+    assert ((speeds >= 1 / 1.06 - 1 / 2048) & (speeds <= 1.06 + 1 / 2048)).all()
+    assert (speeds < 0.97).any() and (speeds > 1.03).any()
+    np.testing.assert_array_equal(speeds * 1024, np.rint(speeds * 1024))  # what resample_poly takes
+    assert epoch_speed(0.06, 7) == epoch_speed(0.06, 7) != epoch_speed(0.06, 8)
+
+
+@pytest.mark.parametrize("speed", [973 / 1024, 1033 / 1024, 1085 / 1024])
+def test_played_at_moves_pitch_and_length_by_the_speed(speed):
+    fs, n = 8000, 3 * SPEED_CHUNK * 1100  # several chunks
+    levels = quantize(0.5 * np.sin(2 * np.pi * 440 * np.arange(n) / fs))
+    played = played_at(levels, speed)
+    assert played.dtype == np.uint8 and abs(played.size - n / speed) <= 1
+    spectrum = np.abs(np.fft.rfft(unquantize(played) * np.hanning(played.size)))
+    assert np.argmax(spectrum) * fs / played.size == pytest.approx(440 * speed, abs=0.5)
+    from scipy.signal import resample_poly  # the chunks join into what one call on the whole gives
+
+    down = round(speed * 1024)
+    whole = resample_poly(unquantize(levels).astype(np.float64), 1024, down)
+    np.testing.assert_array_equal(played, quantize(whole[: played.size]))
+
+
+def test_played_at_speed_one_is_the_levels_themselves():
+    levels = speechlike().ravel()
+    assert played_at(levels, 1.0) is levels
+
+
+def speed_trainer(tmp_path, **kwargs):
+    """Epochs of 7 windows per stream, so a few steps cross them."""
+    return small_trainer(tmp_path, audio=wobbly_sine(1200), random_gain_db=0, val_fraction=0.05, **kwargs)
+
+
+def test_each_epoch_trains_on_the_sound_at_its_speed(tmp_path):
+    plain = speed_trainer(tmp_path / "a")
+    trainer = speed_trainer(tmp_path / "b", random_speed=0.2)
+    assert plain.epoch_levels is plain.data.levels
+    (start, stop), = trainer.train_ranges
+    for epoch in range(3):
+        while trainer.epoch < epoch:
+            trainer.step()
+        speed = epoch_speed(0.2, epoch)
+        assert speed != 1.0
+        np.testing.assert_array_equal(trainer.epoch_levels, played_at(trainer.data.levels[start:stop], speed))
+        assert trainer.layout.samples == (trainer.epoch_levels.size - 1) // 20 // 8 * 8 * 20
+        window = trainer._next_window()
+        column = trainer.layout.starts[0, trainer.position]
+        np.testing.assert_array_equal(window[:, 0], trainer.epoch_levels[column : column + 21])
+        trainer.step()
+
+
+def test_resume_with_random_speed_continues_exactly_across_epochs(tmp_path):
+    straight = speed_trainer(tmp_path / "a", random_speed=0.2)
+    for _ in range(20):
+        straight.step()
+    first = speed_trainer(tmp_path / "b", random_speed=0.2)
+    for _ in range(9):
+        first.step()
+    path = first.save(tmp_path / "half.npz")
+    resumed = blekota.Trainer.from_checkpoint(path, wobbly_sine(1200), threads=1)
+    assert resumed.random_speed == 0.2 and resumed.continues_data and resumed.epoch == first.epoch == 1
+    for _ in range(11):
+        resumed.step()
+    assert resumed.epoch == straight.epoch >= 2
+    np.testing.assert_array_equal(resumed.model.params, straight.model.params)
+
+
+@pytest.mark.parametrize("value", [-0.1, 0.6, float("nan"), "0.1", True])
+def test_bad_random_speed_is_a_config_error(tmp_path, value):
+    with pytest.raises(blekota.ConfigError, match=r"random_speed must be a number in \[0, 0.5\]"):
+        small_trainer(tmp_path, random_speed=value)
+
+
+def test_a_sound_too_short_for_the_fastest_speed_says_so(tmp_path):
+    with pytest.raises(blekota.AudioError, match=r"too short .* played 1.5 times as fast \(random_speed 0.5\)"):
+        small_trainer(tmp_path, audio=wobbly_sine(180), batch_size=8, random_speed=0.5)

@@ -191,6 +191,24 @@ def test_resume_keeps_or_replaces_the_random_gain(tmp_path, sine_file):
     assert blekota.load(tmp_path / "sine_4.npz").info["trainer"]["random_gain_db"] == 0.0
 
 
+def test_random_speed_is_saved_shown_and_kept_or_replaced_on_resume(tmp_path, sine_file, capsys):
+    assert main(["train", str(sine_file), *SMALL, "--iterations", "2", "--checkpoint-sound", "0",
+                 "--random-speed", "0.06", "--out-dir", str(tmp_path), "--quiet"]) == 0
+    assert blekota.load(tmp_path / "sine_2.npz").info["trainer"]["random_speed"] == 0.06
+    assert main(["info", str(tmp_path / "sine_2.npz")]) == 0
+    assert "random speed 0.06" in capsys.readouterr().out
+    assert main(["train", "--resume", str(tmp_path / "sine_2.npz"), "--iterations", "1", "--quiet",
+                 "--threads", "1", "--checkpoint-sound", "0"]) == 0
+    assert blekota.load(tmp_path / "sine_3.npz").info["trainer"]["random_speed"] == 0.06
+    assert main(["train", "--resume", str(tmp_path / "sine_3.npz"), "--iterations", "1", "--quiet",
+                 "--threads", "1", "--checkpoint-sound", "0", "--random-speed", "0"]) == 0
+    assert blekota.load(tmp_path / "sine_4.npz").info["trainer"]["random_speed"] == 0.0
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", str(sine_file), "--random-speed", "0.7"])
+    assert exit_info.value.code == 2
+    assert "--random-speed: expected a number in [0, 0.5]" in capsys.readouterr().err
+
+
 def test_input_noise_is_saved_shown_and_kept_or_replaced_on_resume(tmp_path, sine_file, capsys):
     assert main(["train", str(sine_file), *SMALL, "--iterations", "2", "--checkpoint-sound", "0",
                  "--input-noise", "1.5", "--out-dir", str(tmp_path), "--quiet"]) == 0

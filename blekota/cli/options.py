@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from .. import checkpoint, checks, device, legacy, modelfile
 from .. import schedule as blekota_schedule
 from ..audio import WAV_MAX_FRAMES
-from ..augment import MAX_DB, check_max_db
+from ..augment import MAX_DB, MAX_SPEED_CHANGE, check_max_db, check_speed
 from ..averaging import check_decay
 from ..console import NORMAL, QUIET, VERBOSE
 from ..errors import BlekotaError, ConfigError
@@ -100,6 +100,11 @@ data and schedule:
                  decibels, so a short recording is not learned by heart: the held-out loss
                  keeps falling for longer. 0 trains on the sound as recorded. Validation is
                  on the sound as recorded, so its loss often reads below the training loss.
+  --random-speed each epoch plays the training sound at its own speed, pitch and tempo
+                 together, between 1/(1+X) and 1+X times (0.06: 6 % either way): more
+                 different sequences from a short recording. Measured on unseen speech,
+                 0.16 nats lower held-out loss after 10 minutes; on music it cost loss
+                 (benchmarks/README.md, "Random speed"). 0 (the default) plays it as recorded.
   --ema          the model files (checkpoints, NAME_best, the final one), validation and the
                  checkpoint sounds use the weights averaged over about the last 1/(1-DECAY)
                  iterations (an exponential moving average), not the weights as last updated,
@@ -154,6 +159,7 @@ frame_length = argument_type(int, lambda name, value: checks.integer(name, value
                              f"an integer in 0..{MAX_FRAME}")
 preemphasis = argument_type(float, lambda name, value: check_preemphasis(value), f"a number in [0, {MAX_PREEMPHASIS:g}]")
 decibels = argument_type(float, lambda name, value: check_max_db(value), f"a number of decibels in [0, {MAX_DB:g}]")
+speed_change = argument_type(float, lambda name, value: check_speed(value), f"a number in [0, {MAX_SPEED_CHANGE:g}]")
 ema_decay = argument_type(float, lambda name, value: check_decay(value), "a decay in [0, 1)")
 device_name = argument_type(str, checks.device, checks.DEVICES)
 
@@ -215,6 +221,7 @@ def add_training_arguments(parser: argparse.ArgumentParser, iterations: int, ite
     parser.add_argument("--val-fraction", action=Given, type=fraction, default=VAL_FRACTION, help=f"tail of every sound held out for validation (0: none; default {VAL_FRACTION})")
     parser.add_argument("--val-every", action=Given, type=non_negative_int, default=VAL_EVERY, help=f"validate every N iterations and at the end (0: only at the end; default {VAL_EVERY})")
     parser.add_argument("--random-gain", action=Given, type=decibels, default=None, metavar="DB", help="train each stream's window at a random gain within +-DB decibels (0: as recorded; default: the preset's)")
+    parser.add_argument("--random-speed", action=Given, type=speed_change, default=0.0, metavar="X", help="play each epoch's training sound at its own speed between 1/(1+X) and 1+X times, pitch and tempo together (0: as recorded, the default; 0.06 helps speech)")
     parser.add_argument("--ema", action=Given, type=ema_decay, default=None, metavar="DECAY", help="the model files hold the weights' moving average with this decay per iteration, over about 1/(1-DECAY) iterations (0: the weights as last updated; default: the preset's)")
     parser.add_argument("--input-noise", action=Given, type=non_negative_float, default=0.0, metavar="LEVELS", help="read training inputs moved by this many mu-law levels (std) and learn to predict the clean next level, so generation recovers from its own draws (0: off, the default; the demo uses 1.5)")
     parser.add_argument("--density", action=Given, type=density, default=1.0, metavar="D", help="keep this share of the recurrent weights' 8x4 blocks, pruned gradually (default 1: dense)")
@@ -350,7 +357,7 @@ RESUME_OPTIONS = {  # option dest -> Trainer argument, for options given on resu
     "seq_length": "seq_length", "batch_size": "batch_size", "alpha": "lr", "optimizer": "optimizer",
     "checkpoint_every": "checkpoint_every", "keep": "keep", "val_fraction": "val_fraction",
     "val_every": "val_every", "out_dir": "directory", "model_name": "name", "random_gain": "random_gain_db",
-    "input_noise": "input_noise", "ema": "ema", "density": "density", "prune_start": "prune_start", "prune_end": "prune_end",
+    "input_noise": "input_noise", "random_speed": "random_speed", "ema": "ema", "density": "density", "prune_start": "prune_start", "prune_end": "prune_end",
     "prune_every": "prune_every",
 }
 
@@ -386,7 +393,7 @@ def new_trainer_options(args: argparse.Namespace) -> dict:
     return dict(
         seq_length=args.seq_length, batch_size=args.batch_size, checkpoint_every=args.checkpoint_every,
         keep=args.keep, val_fraction=args.val_fraction, val_every=args.val_every,
-        input_noise=args.input_noise, density=args.density, prune_start=args.prune_start,
+        input_noise=args.input_noise, random_speed=args.random_speed, density=args.density, prune_start=args.prune_start,
         prune_end=args.prune_end, prune_every=args.prune_every, **update_rule(args),
     )
 
