@@ -191,39 +191,28 @@ def test_resume_keeps_or_replaces_the_random_gain(tmp_path, sine_file):
     assert blekota.load(tmp_path / "sine_4.npz").info["trainer"]["random_gain_db"] == 0.0
 
 
-def test_random_speed_is_saved_shown_and_kept_or_replaced_on_resume(tmp_path, sine_file, capsys):
+@pytest.mark.parametrize("option,value,shown,bad,refusal", [
+    ("--input-noise", "1.5", "input noise 1.5 levels", "-1", "--input-noise: "),
+    ("--random-speed", "0.06", "random speed 0.06", "0.7", "--random-speed: expected a number in [0, 0.5]"),
+])
+def test_augmentation_is_saved_shown_and_kept_or_replaced_on_resume(tmp_path, sine_file, capsys, option, value,
+                                                                    shown, bad, refusal):
+    key = option[2:].replace("-", "_")
     assert main(["train", str(sine_file), *SMALL, "--iterations", "2", "--checkpoint-sound", "0",
-                 "--random-speed", "0.06", "--out-dir", str(tmp_path), "--quiet"]) == 0
-    assert blekota.load(tmp_path / "sine_2.npz").info["trainer"]["random_speed"] == 0.06
+                 option, value, "--out-dir", str(tmp_path), "--quiet"]) == 0
+    assert blekota.load(tmp_path / "sine_2.npz").info["trainer"][key] == float(value)
     assert main(["info", str(tmp_path / "sine_2.npz")]) == 0
-    assert "random speed 0.06" in capsys.readouterr().out
+    assert shown in capsys.readouterr().out
     assert main(["train", "--resume", str(tmp_path / "sine_2.npz"), "--iterations", "1", "--quiet",
                  "--threads", "1", "--checkpoint-sound", "0"]) == 0
-    assert blekota.load(tmp_path / "sine_3.npz").info["trainer"]["random_speed"] == 0.06
+    assert blekota.load(tmp_path / "sine_3.npz").info["trainer"][key] == float(value)
     assert main(["train", "--resume", str(tmp_path / "sine_3.npz"), "--iterations", "1", "--quiet",
-                 "--threads", "1", "--checkpoint-sound", "0", "--random-speed", "0"]) == 0
-    assert blekota.load(tmp_path / "sine_4.npz").info["trainer"]["random_speed"] == 0.0
+                 "--threads", "1", "--checkpoint-sound", "0", option, "0"]) == 0
+    assert blekota.load(tmp_path / "sine_4.npz").info["trainer"][key] == 0.0
     with pytest.raises(SystemExit) as exit_info:
-        main(["train", str(sine_file), "--random-speed", "0.7"])
+        main(["train", str(sine_file), option, bad])
     assert exit_info.value.code == 2
-    assert "--random-speed: expected a number in [0, 0.5]" in capsys.readouterr().err
-
-
-def test_input_noise_is_saved_shown_and_kept_or_replaced_on_resume(tmp_path, sine_file, capsys):
-    assert main(["train", str(sine_file), *SMALL, "--iterations", "2", "--checkpoint-sound", "0",
-                 "--input-noise", "1.5", "--out-dir", str(tmp_path), "--quiet"]) == 0
-    assert blekota.load(tmp_path / "sine_2.npz").info["trainer"]["input_noise"] == 1.5
-    assert main(["info", str(tmp_path / "sine_2.npz")]) == 0
-    assert "input noise 1.5 levels" in capsys.readouterr().out
-    assert main(["train", "--resume", str(tmp_path / "sine_2.npz"), "--iterations", "1", "--quiet",
-                 "--threads", "1", "--checkpoint-sound", "0"]) == 0
-    assert blekota.load(tmp_path / "sine_3.npz").info["trainer"]["input_noise"] == 1.5
-    assert main(["train", "--resume", str(tmp_path / "sine_3.npz"), "--iterations", "1", "--quiet",
-                 "--threads", "1", "--checkpoint-sound", "0", "--input-noise", "0"]) == 0
-    assert blekota.load(tmp_path / "sine_4.npz").info["trainer"]["input_noise"] == 0.0
-    with pytest.raises(SystemExit) as exit_info:
-        main(["train", str(sine_file), "--input-noise", "-1"])
-    assert exit_info.value.code == 2
+    assert refusal in capsys.readouterr().err
 
 
 def test_sample_refuses_to_overwrite(tmp_path, capsys):
