@@ -65,8 +65,9 @@ def input_noise(window: np.ndarray, levels: float, iteration: int) -> np.ndarray
 SPEED_KEY = 0x73706564  # "sped"
 SPEED_STEPS = 1024  # speeds are multiples of 1/SPEED_STEPS: resample_poly's up and down
 MAX_SPEED_CHANGE = 0.5
-SPEED_CHUNK = 1 << 8  # input chunks of this many times `down` samples, so no long float copy is made
-SPEED_MARGIN = 16  # the filter's reach, in input samples, with room: resample_poly's is 10 * down / up
+SPEED_CHUNK = 1 << 18  # input samples resampled at a time (about), so no long float copy is made
+SPEED_MARGIN = 16  # input samples beyond a chunk's ends that its outputs reach: resample_poly's filter
+# reaches 10 * max(up, down) / up of them, at most 15 for the speeds up to 1 + MAX_SPEED_CHANGE
 
 
 def check_speed(change: object) -> float:
@@ -96,7 +97,7 @@ def played_at(levels: np.ndarray, speed: float) -> np.ndarray:
 
     gcd = math.gcd(SPEED_STEPS, down)
     up, down = SPEED_STEPS // gcd, down // gcd
-    step, margin = SPEED_CHUNK * down, SPEED_MARGIN * down  # input samples; they give whole outputs
+    step, margin = (-(-size // down) * down for size in (SPEED_CHUNK, SPEED_MARGIN))  # whole outputs each
     parts = []
     for start in range(0, levels.size, step):
         lo, hi = max(0, start - margin), min(levels.size, start + step + margin)
