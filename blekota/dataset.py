@@ -240,8 +240,6 @@ def training_layout(data: Dataset, val_fraction: float, T: int, B: int, fs: int,
     1) and the held-out ranges, split off by val_fraction; AudioError, in one line, when the sounds
     are too short for them, at random_speed's fastest too."""
     train_ranges, val_ranges = data.split(val_fraction)
-    fastest = [(start, start + int((stop - start) / ((1 + random_speed) * (1 + 1 / SPEED_STEPS))))
-               for start, stop in train_ranges]
     try:
         layout = WindowLayout(train_ranges, T, B, epoch)
     except ValueError:
@@ -254,8 +252,11 @@ def training_layout(data: Dataset, val_fraction: float, T: int, B: int, fs: int,
             f"({need / fs:.2f} s at {fs} Hz) for batch_size {B} windows of "
             f"seq_length {T} plus the {val_fraction:.0%} held out for validation"
         ) from None
+    fastest = [(start, start + int((stop - start) / ((1 + random_speed) * (1 + 1 / SPEED_STEPS))))
+               for start, stop in train_ranges]
     try:
-        WindowLayout(fastest, T, B, epoch)
+        if random_speed:
+            WindowLayout(fastest, T, B, epoch)
     except ValueError:
         where = f"{data.files[0]}: " if len(data.files) == 1 else ""
         raise AudioError(f"{where}the sound is too short for batch_size {B} windows of seq_length {T} played "
