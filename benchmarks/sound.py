@@ -33,6 +33,10 @@ The drawn sounds are measured against the whole real sound (blekota.soundstats):
             model of the levels would score), and the ceiling, noise shaped to the real sound's
             average spectrum;
   quiet     share of 32 ms frames below a tenth of the real sound's loud level;
+  bursts / pauses: median length in ms of the runs of frames above and below that line (each
+            stream's runs apart);
+  loudness  median frame RMS over the real sound's loud level (the real sound's own: about 0.3
+            for speech, where pauses and soft sounds fill half the frames);
   flat      median spectral flatness of the other frames (0: harmonics, 1: white noise);
   voiced    share of frames with a clear period (autocorrelation >= 0.5 within 60-500 Hz);
   f0, spread, motion: median pitch of voiced frames (Hz), its spread (semitones) and its median
@@ -117,10 +121,13 @@ def judged_sets(draw, real: np.ndarray, sets: int, keep) -> dict:
 
 def judge(generated: np.ndarray, real: np.ndarray) -> dict:
     """Measures of generated (S, n) against the real sound (module docstring)."""
-    from blekota.soundstats import describe, loud_level, mel_distance
+    from blekota.soundstats import QUIET_FRACTION, describe, frame_rms, loud_level, median_ms, mel_distance, run_lengths
 
-    joined = generated.reshape(-1)
-    stats = describe(joined, FS, loud_level(real, FS)).as_dict()
+    joined, level = generated.reshape(-1), loud_level(real, FS)
+    stats = describe(joined, FS, level).as_dict()
+    runs = [run_lengths(frame_rms(stream, FS) > QUIET_FRACTION * level) for stream in generated]
+    stats["burst_ms"] = median_ms(np.concatenate([bursts for bursts, _ in runs]))
+    stats["pause_ms"] = median_ms(np.concatenate([pauses for _, pauses in runs]))
     return {"fd": mel_distance(joined, real, FS), **stats}
 
 
@@ -391,8 +398,8 @@ def demo_table(row: dict) -> str:
 
 def table(rows: list[dict]) -> str:
     """One line per run: held-out loss and the sound measures, with each sound's real figures."""
-    header = ("| sound | run | loss | continuous | fd (floor / levels / noise) | quiet | flat | voiced | f0 Hz | spread "
-              "| motion | iterations |")
+    header = ("| sound | run | loss | continuous | fd (floor / levels / noise) | quiet | bursts / pauses ms | loudness "
+              "| flat | voiced | f0 Hz | spread | motion | iterations |")
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     for row in rows:
         loss = f"{row['points'][-1]['val_loss']:.3f}" if row.get("points") else ""
@@ -404,7 +411,8 @@ def table(rows: list[dict]) -> str:
         recipe = row["recipe"] + (", bf16 products" if "bf16" in row.get("impl", "") else "")
         recipe += f" (seed {row['seed']})" if row.get("seed") else ""
         cells = [Path(row["sound"]).stem, recipe, loss, continuous, fd]
-        cells += [f"{row[key]:.3f}" for key in ("quiet_share", "flatness", "voiced_share")]
+        cells += [f"{row['quiet_share']:.3f}", f"{row['burst_ms']:.0f} / {row['pause_ms']:.0f}", f"{row['loudness']:.2f}"]
+        cells += [f"{row[key]:.3f}" for key in ("flatness", "voiced_share")]
         cells += [f"{row['pitch_hz']:.0f}", f"{row['pitch_spread']:.2f}", f"{row['pitch_motion']:.2f}"]
         cells.append(f"{row['iterations']:,}" if "iterations" in row else "")
         lines.append("| " + " | ".join(cells) + " |")
@@ -418,13 +426,14 @@ def median_table(rows: list[dict]) -> str:
     for row in rows:
         if "points" in row:
             groups.setdefault((Path(row["sound"]).stem, row["recipe"]), []).append(row)
-    keys = ("continuous_loss", "fd", "quiet_share", "flatness", "voiced_share")
-    lines = ["| sound | run | seeds | loss | continuous | fd | quiet | flat | voiced |", "|---|---|---|---|---|---|---|---|---|"]
+    keys = ("continuous_loss", "fd", "quiet_share", "burst_ms", "pause_ms", "loudness", "flatness", "voiced_share")
+    lines = ["| sound | run | seeds | loss | continuous | fd | quiet | bursts ms | pauses ms | loudness | flat | voiced |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for (sound, recipe), group in groups.items():
         loss = np.median([row["points"][-1]["val_loss"] for row in group])
         medians = [np.median([row[key] for row in group]) if all(key in row for row in group) else None for key in keys]
         cells = [sound, recipe, str(len(group)), f"{loss:.3f}"]
-        cells += ["" if value is None else f"{value:.0f}" if key == "fd" else f"{value:.3f}"
+        cells += ["" if value is None else f"{value:.0f}" if key in ("fd", "burst_ms", "pause_ms") else f"{value:.3f}"
                   for key, value in zip(keys, medians)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

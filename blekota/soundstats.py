@@ -1,5 +1,6 @@
 """How much a made-up sound is like a real one, in numbers: log-mel Fréchet distance, the share of
-quiet frames, the spectral flatness of loud frames, and voicing and pitch by autocorrelation.
+quiet frames, how long its sounds and pauses last and how loud it is, the spectral flatness of loud
+frames, and voicing and pitch by autocorrelation.
 
 All measures work on 32 ms frames with a 10 ms hop. A frame is quiet when its RMS is at most a tenth
 of the loud level: the 95th percentile of frame RMS of the reference sound (the real one), so a
@@ -115,11 +116,16 @@ class SoundStats:
     near 0 for harmonics, 1 for white noise (NaN without such frames); voiced_share: share of
     frames with a clear period; pitch_hz: median pitch of voiced frames; pitch_spread: standard
     deviation of their pitch in semitones; pitch_motion: median absolute change of pitch between
-    neighbouring voiced frames, semitones per 10 ms (NaN where not defined)."""
+    neighbouring voiced frames, semitones per 10 ms (NaN where not defined); loudness: median frame
+    RMS over the loud level; burst_ms, pause_ms: median length in ms of the runs of frames that are
+    not quiet and of those that are (hop by hop, 10 ms a frame; NaN without such runs)."""
 
     seconds: float
     rms: float
     quiet_share: float
+    loudness: float
+    burst_ms: float
+    pause_ms: float
     flatness: float
     voiced_share: float
     pitch_hz: float
@@ -130,6 +136,21 @@ class SoundStats:
         return asdict(self)
 
 
+def run_lengths(flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(lengths of the runs of True, lengths of the runs of False) in flags (F,) bool, in order."""
+    flags = np.asarray(flags, bool)
+    if flags.size == 0:
+        return np.empty(0, int), np.empty(0, int)
+    starts = np.flatnonzero(np.r_[True, flags[1:] != flags[:-1]])
+    lengths = np.diff(np.r_[starts, flags.size])
+    return lengths[flags[starts]], lengths[~flags[starts]]
+
+
+def median_ms(lengths: np.ndarray) -> float:
+    """Median of run lengths in frames (one hop each), in ms; NaN for none."""
+    return float(np.median(lengths) * HOP_S * 1000) if lengths.size else float("nan")
+
+
 def describe(sound: np.ndarray, fs: int, level: float | None = None) -> SoundStats:
     """Measure sound (n,) at fs Hz; level: the loud level to judge quiet frames by (default the
     sound's own, see loud_level; pass the real sound's to compare a made-up one with it)."""
@@ -138,8 +159,9 @@ def describe(sound: np.ndarray, fs: int, level: float | None = None) -> SoundSta
     rms = frame_rms(sound, fs)
     if rms.size == 0:
         nan = float("nan")
-        return SoundStats(sound.size / fs, 0.0, nan, nan, nan, nan, nan, nan)
+        return SoundStats(sound.size / fs, 0.0, nan, nan, nan, nan, nan, nan, nan, nan, nan)
     quiet = rms <= QUIET_FRACTION * level
+    pauses, bursts = run_lengths(quiet)
     spectra = power_spectra(sound, fs)[~quiet] + 1e-20
     flatness = np.exp(np.mean(np.log(spectra), axis=1)) / np.mean(spectra, axis=1)
     pitch = pitch_track(sound, fs, level)
@@ -151,6 +173,9 @@ def describe(sound: np.ndarray, fs: int, level: float | None = None) -> SoundSta
         seconds=sound.size / fs,
         rms=float(np.sqrt(np.mean(sound**2))),
         quiet_share=float(quiet.mean()),
+        loudness=float(np.median(rms) / level) if level > 0 else float("nan"),
+        burst_ms=median_ms(bursts),
+        pause_ms=median_ms(pauses),
         flatness=float(np.median(flatness)) if flatness.size else float("nan"),
         voiced_share=float(voiced.mean()),
         pitch_hz=float(np.median(pitch[voiced])) if voiced.any() else float("nan"),

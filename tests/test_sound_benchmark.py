@@ -1,5 +1,5 @@
 """benchmarks/sound.py's draws fed the real past (--real-past) against the model's own
-teacher-forced distributions."""
+teacher-forced distributions, and its judgement of several streams."""
 
 import sys
 from pathlib import Path
@@ -58,3 +58,12 @@ def test_draws_follow_the_distributions(setting):
     above = np.take_along_axis(np.cumsum(probs, axis=-1), drawn[..., None].astype(np.intp), axis=-1)[..., 0]
     assert abs((above - chosen / 2).mean() - 0.5) < 0.05
     assert not np.array_equal(drawn, quantize(sound.real_past_draws(model, real, {"smooth": 0}, 2, 500, seed=8)))
+
+
+def test_bursts_and_pauses_are_judged_stream_by_stream():
+    t = np.arange(int(0.3 * 8000)) / 8000
+    burst, pause = 0.5 * np.sin(2 * np.pi * 200 * t), np.zeros(int(0.2 * 8000))
+    streams = np.stack([np.concatenate([burst, pause]), np.concatenate([pause, burst])])
+    judged = sound.judge(streams, streams.reshape(-1))
+    # one after another the two pauses would read as one of 0.4 s
+    assert judged["pause_ms"] == pytest.approx(200 - 16, abs=15)

@@ -56,6 +56,25 @@ def test_quiet_frames_are_judged_by_the_reference_level():
     assert soundstats.describe(soft, FS, level).quiet_share == 1  # by a louder sound's
 
 
+def test_bursts_and_pauses_last_as_long_as_they_do():
+    burst, pause = tone(200.0, 0.3), np.zeros(int(0.2 * FS))
+    gated = np.concatenate([burst, pause] * 6)
+    stats = soundstats.describe(gated, FS)
+    # a 32 ms frame is loud while any of it holds the tone, so bursts read a frame longer
+    assert stats.burst_ms == pytest.approx(300 + 32, abs=10)
+    assert stats.pause_ms == pytest.approx(200 - 32, abs=10)
+    assert stats.loudness == pytest.approx(1.0, rel=0.01)  # most frames as loud as the loudest
+    assert soundstats.describe(gated, FS, 4 * soundstats.loud_level(gated, FS)).loudness == pytest.approx(0.25, rel=0.01)
+    assert np.isnan(soundstats.describe(tone(200.0), FS).pause_ms)
+
+
+def test_run_lengths_split_true_and_false_runs():
+    loud, quiet = soundstats.run_lengths(np.array([1, 1, 0, 1, 0, 0, 0], bool))
+    np.testing.assert_array_equal(loud, [2, 1])
+    np.testing.assert_array_equal(quiet, [1, 3])
+    assert [runs.size for runs in soundstats.run_lengths(np.empty(0, bool))] == [0, 0]
+
+
 def test_frechet_distance_of_gaussians():
     rng = np.random.default_rng(0)
     a = rng.standard_normal((20000, 3))
@@ -88,3 +107,4 @@ def test_too_short_or_silent_sounds_give_nan_not_errors():
     assert np.isnan(stats.quiet_share) and np.isnan(stats.pitch_hz)
     silent = soundstats.describe(np.zeros(FS), FS)
     assert silent.quiet_share == 1 and np.isnan(silent.flatness) and silent.voiced_share == 0
+    assert np.isnan(silent.burst_ms) and silent.pause_ms == pytest.approx(970)  # 97 frames
