@@ -347,7 +347,8 @@ def test_ctrl_c_while_the_command_line_loads_is_one_line():
     assert "'numpy'" not in light.stdout and "'blekota.cli'" not in light.stdout, light.stderr  # loads on first use
     assert all(hasattr(blekota, name) for name in blekota.__all__) and set(blekota.__all__) <= set(dir(blekota))
     assert blekota.Model is blekota.model.Model and not hasattr(blekota, "no_such_name")
-    child = subprocess.run([sys.executable, "-c", INTERRUPTED_IMPORT], capture_output=True, text=True, timeout=120)
+    child = subprocess.run([sys.executable, "-c", INTERRUPTED_IMPORT], capture_output=True, text=True, timeout=120,
+                           preexec_fn=hear_ctrl_c)
     assert (child.returncode, child.stdout, child.stderr) == (130, "", "blekota: interrupted\n")
 
 
@@ -516,11 +517,14 @@ def test_a_signal_just_after_the_temporary_file_is_made_leaves_no_file(tmp_path,
         raise KeyboardInterrupt
 
     monkeypatch.setattr(os, "open", made_then_signalled)
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    # SIGINT as Python handles it even in a background job, which starts with SIGINT ignored
+    previous = {number: signal.signal(number, handler)
+                for number, handler in ((signal.SIGTERM, interrupt), (signal.SIGINT, signal.default_int_handler))}
     try:
         with pytest.raises(KeyboardInterrupt):
             with fileutil.open_output(tmp_path / "out.wav") as out:
                 out.write(b"never")
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
     assert os.listdir(tmp_path) == []
