@@ -80,55 +80,22 @@ def real_sound(sound: str) -> np.ndarray:
     return samples
 
 
-def floor_and_ceiling(real: np.ndarray, length: int, seed: int = 0) -> tuple[float, float, float]:
-    """(floor, levels floor, ceiling): the Fréchet distance of real excerpts of `length` samples to
-    the rest of the sound (median of four places); that of the same excerpts written in the
-    model's 256 mu-law levels (the best a model that draws levels can do); and that of noise of
-    the same length shaped to the sound's average spectrum."""
-    from blekota.mulaw import quantize, unquantize
-    from blekota.soundstats import mel_distance
-
-    length = min(length, real.size // 2)
-    distances, levels_distances = [], []
-    for start in np.linspace(0, real.size - length, 4).astype(int):
-        excerpt = real[start:start + length]
-        rest = np.concatenate([real[:start], real[start + length:]])
-        distances.append(mel_distance(excerpt, rest, FS))
-        levels_distances.append(mel_distance(unquantize(quantize(excerpt)), rest, FS))
-    rng = np.random.default_rng(seed)
-    pieces = real[: real.size // length * length].reshape(-1, length)
-    magnitude = np.sqrt(np.mean(np.abs(np.fft.rfft(pieces, axis=1)) ** 2, axis=0))
-    noise = np.fft.irfft(magnitude * np.exp(2j * np.pi * rng.random(magnitude.size)), length)
-    noise *= np.sqrt(np.mean(real**2) / np.mean(noise**2))
-    return float(np.median(distances)), float(np.median(levels_distances)), mel_distance(noise, real, FS)
-
-
 def judged_sets(draw, real: np.ndarray, sets: int, keep) -> dict:
     """judge() of `sets` sets of draws, draw(seed) (S, n) for seeds 1..sets, as one: the median of
     every measure, and with several sets each set's fd under "fd_sets". keep(generated) is
     given the first set (to write it)."""
+    from blekota.soundstats import judge
+
     judgements = []
     for seed in range(1, sets + 1):
         generated = draw(seed)
         if seed == 1:
             keep(generated)
-        judgements.append(judge(generated, real))
+        judgements.append(judge(generated, real, FS))
     if sets == 1:
         return judgements[0]
     medians = {key: float(np.median([found[key] for found in judgements])) for key in judgements[0]}
     return {**medians, "fd_sets": [found["fd"] for found in judgements]}
-
-
-def judge(generated: np.ndarray, real: np.ndarray) -> dict:
-    """Measures of generated (S, n) against the real sound (module docstring)."""
-    from blekota.soundstats import QUIET_FRACTION, describe, frame_rms, loud_level, median_ms, mel_distance, run_lengths
-
-    joined, level = generated.reshape(-1), loud_level(real, FS)
-    stats = describe(joined, FS, level).as_dict()
-    runs = [run_lengths(frame_rms(stream, FS) > QUIET_FRACTION * level) for stream in generated]
-    stats["burst_ms"] = median_ms(np.concatenate([bursts for bursts, _ in runs]))
-    stats["pause_ms"] = median_ms(np.concatenate([pauses for _, pauses in runs]))
-    return {"fd": mel_distance(joined, real, FS), **stats}
 
 
 def keep_sounds(generated: np.ndarray, real: np.ndarray, out: str | None, name: str) -> None:
@@ -452,10 +419,10 @@ def real_places_row(sound: str, streams: int, seconds: float, draw_sets: int) ->
 
 def real_row(sound: str, streams: int, seconds: float) -> dict:
     """The real sound measured like the made-up ones: its floor and ceiling, and its own stats."""
-    from blekota.soundstats import describe
+    from blekota.soundstats import describe, distance_scale
 
     real = real_sound(sound)
-    floor, levels_floor, ceiling = floor_and_ceiling(real, round(streams * seconds * FS))
+    floor, levels_floor, ceiling = distance_scale(real, FS, round(streams * seconds * FS))
     return {"sound": sound, "recipe": "real", "fd": floor, "floor": floor, "levels_floor": levels_floor,
             "ceiling": ceiling,
             **describe(real, FS).as_dict()}

@@ -9,10 +9,13 @@ made-up sound that is quieter than its source counts as quiet, not as its own sc
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import scipy.linalg
+
+from .mulaw import quantize, unquantize
 
 FRAME_S = 0.032
 HOP_S = 0.010
@@ -182,3 +185,39 @@ def describe(sound: np.ndarray, fs: int, level: float | None = None) -> SoundSta
         pitch_spread=float(np.std(semitones)) if semitones.size > 1 else float("nan"),
         pitch_motion=float(np.median(steps)) if steps.size else float("nan"),
     )
+
+
+def distance_scale(real: np.ndarray, fs: int, length: int, seed: int = 0) -> tuple[float, float, float]:
+    """What a distance to real (n,) at fs Hz means for a made-up sound of `length` samples:
+    (floor, levels floor, ceiling). The floor is the median distance of four real excerpts of that
+    length (at most half the sound) to the rest of it; the levels floor that of the same excerpts
+    written in 256 mu-law levels (the best a model that draws levels can do); the ceiling that of
+    noise of that length shaped to real's average spectrum (seed: its phases)."""
+    real = np.asarray(real, np.float64).ravel()
+    length = max(1, min(int(length), real.size // 2))
+    distances, levels_distances = [], []
+    for start in np.linspace(0, real.size - length, 4).astype(int):
+        excerpt = real[start:start + length]
+        rest = np.concatenate([real[:start], real[start + length:]])
+        distances.append(mel_distance(excerpt, rest, fs))
+        levels_distances.append(mel_distance(unquantize(quantize(excerpt)), rest, fs))
+    pieces = real[: real.size // length * length].reshape(-1, length)
+    magnitude = np.sqrt(np.mean(np.abs(np.fft.rfft(pieces, axis=1)) ** 2, axis=0))
+    phases = np.exp(2j * np.pi * np.random.default_rng(seed).random(magnitude.size))
+    noise = np.fft.irfft(magnitude * phases, length)
+    noise *= np.sqrt(np.mean(real**2) / max(np.mean(noise**2), 1e-30))
+    return float(np.median(distances)), float(np.median(levels_distances)), mel_distance(noise, real, fs)
+
+
+def judge(made: Sequence[np.ndarray], real: np.ndarray, fs: int) -> dict:
+    """Made-up streams (each (n,), any lengths) against the real sound (n,), both at fs Hz: "fd",
+    the distance of the streams joined to real, and describe()'s measures of them joined, judged
+    by real's loud level, with bursts and pauses counted in each stream apart (so that one
+    stream's end and the next one's start are not one pause)."""
+    streams = [np.asarray(stream, np.float64).ravel() for stream in made]
+    joined, level = np.concatenate(streams), loud_level(real, fs)
+    stats = describe(joined, fs, level).as_dict()
+    runs = [run_lengths(frame_rms(stream, fs) > QUIET_FRACTION * level) for stream in streams]
+    stats["burst_ms"] = median_ms(np.concatenate([bursts for bursts, _ in runs]))
+    stats["pause_ms"] = median_ms(np.concatenate([pauses for _, pauses in runs]))
+    return {"fd": mel_distance(joined, real, fs), **stats}

@@ -58,12 +58,3 @@ def test_draws_follow_the_distributions(setting):
     above = np.take_along_axis(np.cumsum(probs, axis=-1), drawn[..., None].astype(np.intp), axis=-1)[..., 0]
     assert abs((above - chosen / 2).mean() - 0.5) < 0.05
     assert not np.array_equal(drawn, quantize(sound.real_past_draws(model, real, {"smooth": 0}, 2, 500, seed=8)))
-
-
-def test_bursts_and_pauses_are_judged_stream_by_stream():
-    t = np.arange(int(0.3 * 8000)) / 8000
-    burst, pause = 0.5 * np.sin(2 * np.pi * 200 * t), np.zeros(int(0.2 * 8000))
-    streams = np.stack([np.concatenate([burst, pause]), np.concatenate([pause, burst])])
-    judged = sound.judge(streams, streams.reshape(-1))
-    # one after another the two pauses would read as one of 0.4 s
-    assert judged["pause_ms"] == pytest.approx(200 - 16, abs=15)

@@ -108,3 +108,25 @@ def test_too_short_or_silent_sounds_give_nan_not_errors():
     silent = soundstats.describe(np.zeros(FS), FS)
     assert silent.quiet_share == 1 and np.isnan(silent.flatness) and silent.voiced_share == 0
     assert np.isnan(silent.burst_ms) and silent.pause_ms == pytest.approx(970)  # 97 frames
+
+
+def test_the_distance_scale_orders_real_levels_and_noise():
+    sound = demo_sound()
+    floor, levels_floor, ceiling = soundstats.distance_scale(sound, FS, 4 * FS)
+    assert floor < levels_floor < ceiling
+    # the same excerpts and the same noise every time
+    assert soundstats.distance_scale(sound, FS, 4 * FS) == (floor, levels_floor, ceiling)
+    # a length over half the sound is judged at half
+    assert soundstats.distance_scale(sound, FS, 10 * sound.size) == soundstats.distance_scale(sound, FS, sound.size // 2)
+
+
+def test_judge_counts_bursts_and_pauses_stream_by_stream():
+    burst, pause = tone(200.0, 0.3), np.zeros(int(0.2 * FS))
+    streams = [np.concatenate([burst, pause]), np.concatenate([pause, burst, burst])]
+    judged = soundstats.judge(streams, np.concatenate(streams), FS)
+    # one after another the two pauses would read as one of 0.4 s
+    assert judged["pause_ms"] == pytest.approx(200 - 32, abs=10)
+    # a run that ends with its stream has no frame past its end: (300 + 32 + 600 - 32) / 2
+    assert judged["burst_ms"] == pytest.approx(450, abs=10)
+    assert judged["fd"] == pytest.approx(0, abs=1e-6)
+    assert judged["quiet_share"] == pytest.approx(soundstats.describe(np.concatenate(streams), FS).quiet_share)

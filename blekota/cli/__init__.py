@@ -1,5 +1,5 @@
-"""The command line: python -m blekota train | sample | play | sound-devices | plot | info | import-legacy | export | repl |
-demo.
+"""The command line: python -m blekota train | sample | play | sound-devices | plot | judge | info | import-legacy |
+export | repl | demo.
 
 Thin: parse, call the library, report. COMMANDS maps each command to the module that holds its
 options (add_parser) and its work (run); the options several share are in blekota.cli.options.
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from .. import _gru
 from .._version import __version__
 from ..errors import BlekotaError
-from . import modelfiles, play, plot, sample, session, train
+from . import judge, modelfiles, play, plot, sample, session, train
 from .options import Parser
 
 if TYPE_CHECKING:
@@ -35,6 +35,7 @@ COMMANDS = {
     "play": play,
     "sound-devices": play,
     "plot": plot,
+    "judge": judge,
     "info": modelfiles,
     "import-legacy": modelfiles,
     "export": modelfiles,
