@@ -17,6 +17,8 @@ weights one to one, and gradients are those of Model.loss_and_grad.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .checks import positive_int
@@ -37,6 +39,13 @@ except ImportError:
 NUMPY_DTYPES = {torch.float32: "float32", torch.float64: "float64"}
 
 
+def starting_weights(shape: tuple[int, int], hidden: int, dtype: torch.dtype, device) -> torch.Tensor:
+    """A new weight matrix of `shape`, biases in its last column, uniform in +-1/sqrt(hidden) as a
+    new blekota Model's (and PyTorch's GRU's)."""
+    bound = 1.0 / math.sqrt(hidden)
+    return torch.empty(shape, dtype=dtype, device=device).uniform_(-bound, bound)
+
+
 class GRULayer(nn.Module):
     """One layer of blekota's GRU: W, Wr, Wz of shape (hidden, inputs + hidden + 1)."""
 
@@ -44,9 +53,7 @@ class GRULayer(nn.Module):
         super().__init__()
         self.inputs, self.hidden = inputs, hidden
         for name in ("W", "Wr", "Wz"):
-            weights = torch.randn(hidden, inputs + hidden + 1, dtype=dtype, device=device) * 0.01
-            weights[:, -1] = 0.0
-            setattr(self, name, nn.Parameter(weights))
+            setattr(self, name, nn.Parameter(starting_weights((hidden, inputs + hidden + 1), hidden, dtype, device)))
 
     def forward(self, projected: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """projected: (T, B, 3H) input products [r | z | candidate] with biases, from project();
@@ -78,8 +85,8 @@ class GRUModel(nn.Module):
     """blekota's stacked GRU over 256 mu-law levels as a torch module.
 
     hidden: units per layer; layers: GRU layers; fs: the sample rate in Hz the model speaks
-    (carried into to_blekota); dtype, device: of the parameters. Weights start as blekota's do:
-    N(0, 0.01^2), biases zero (seed them with torch.manual_seed).
+    (carried into to_blekota); dtype, device: of the parameters. Weights and biases start as
+    blekota's do: uniform in +-1/sqrt(hidden) (seed them with torch.manual_seed).
     """
 
     def __init__(
@@ -97,9 +104,7 @@ class GRUModel(nn.Module):
         self.gru = nn.ModuleList(
             GRULayer(LEVELS if layer == 0 else hidden, hidden, dtype, device) for layer in range(layers)
         )
-        Wy = torch.randn(LEVELS, hidden + 1, dtype=dtype, device=device) * 0.01
-        Wy[:, -1] = 0.0
-        self.Wy = nn.Parameter(Wy)
+        self.Wy = nn.Parameter(starting_weights((LEVELS, hidden + 1), hidden, dtype, device))
 
     @property
     def layers(self) -> int:

@@ -87,9 +87,14 @@ def test_a_new_module_starts_like_a_new_model():
     net = GRUModel(hidden=6, layers=2, fs=11025)
     model = net.to_blekota()
     assert (model.hidden, model.layers, model.fs, model.dtype) == (6, 2, 11025, np.float32)
-    state = model.state_dict()
-    assert all((value[:, -1] == 0).all() for value in state.values())
-    assert 0.005 < np.std(state["gru0.W"][:, :-1]) < 0.02
+    bound = 1 / np.sqrt(6)
+    state, new = model.state_dict(), blekota.Model(hidden=6, layers=2, seed=0).state_dict()
+    assert state.keys() == new.keys()
+    for key, value in state.items():  # uniform in +-1/sqrt(hidden), biases too, as a new Model's
+        assert value.shape == new[key].shape
+        assert np.abs(value).max() <= bound and np.abs(new[key]).max() <= bound
+        assert np.std(value) == pytest.approx(bound / np.sqrt(3), rel=0.25)
+        assert np.std(value[:, -1]) > 0.1 * bound
     logits, h = net(torch.zeros((3, 2), dtype=torch.long))
     assert logits.shape == (3, 2, 256) and h.shape == (2, 2, 6)
 
