@@ -1,6 +1,7 @@
 """ONNX export: the file runs in onnxruntime and gives blekota's probabilities and states."""
 
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -195,3 +196,14 @@ def test_readme_sampling_loop_runs(make_model, tmp_path, monkeypatch):
     sound, fs = blekota.load_audio(tmp_path / "voice_onnx.wav", None)
     assert fs == 1000 and sound.size == 2000
     assert np.abs(sound).max() <= 1 and np.unique(sound).size > 10
+
+
+@needs_onnx
+def test_cli_export_to_standard_output_says_so_on_stderr(make_model, tmp_path):
+    """export -o - writes the ONNX file alone to standard output, and its line to stderr."""
+    model_path = make_model(4, 1, "float32").save(tmp_path / "voice.npz")
+    child = subprocess.run([sys.executable, "-m", "blekota", "export", str(model_path), "-o", "-"],
+                           capture_output=True, timeout=120)
+    assert child.returncode == 0, child.stderr
+    assert child.stderr.decode().startswith("wrote -: 1 GRU layer x 4 units at 8000 Hz")
+    onnx.checker.check_model(onnx.load_from_string(child.stdout))

@@ -89,7 +89,8 @@ def export(args: argparse.Namespace) -> int:
     state = f"({model.layers}, B, {model.hidden})"
     inputs = "level (T, B) int64" if args.input == "level" else "onehot (T, B, 256)"
     print(f"wrote {output}: {counted(model.layers, 'GRU layer')} x {model.hidden} units at {model.fs} Hz, float32; "
-          f"inputs {inputs} and h0 {state}; outputs probs and logits (T, B, 256) and h {state}")
+          f"inputs {inputs} and h0 {state}; outputs probs and logits (T, B, 256) and h {state}",
+          file=sys.stderr if is_stream(output) else sys.stdout)
     return 0
 
 
