@@ -49,6 +49,16 @@ def is_stream(path: str | os.PathLike) -> bool:
     return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
 
 
+def stream_target(path: str | os.PathLike) -> tuple[int, int] | None:
+    """(device, inode) of what writing to the stream path reaches ("-": standard output), so
+    that two names of one stream are told to be one; None when it cannot be found out."""
+    try:
+        info = os.fstat(sys.stdout.fileno()) if str(path) == STDOUT else os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return info.st_dev, info.st_ino
+
+
 def existing_file(path: str | os.PathLike) -> Path | None:
     """The regular file that writing to path would replace (a link's target), or None."""
     if is_stream(path):

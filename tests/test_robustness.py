@@ -322,6 +322,21 @@ def test_standard_output_gets_the_sound_and_stderr_the_words(here):
     assert child.stderr.read() == b"" and child.wait(timeout=120) == 141
 
 
+def test_a_heatmap_on_standard_output_gets_it_alone(here):
+    """sample --heatmap - writes just the PNG to standard output, the lines to stderr; -o - and
+    --heatmap - at once would mix the wav and the PNG, and are refused before any work."""
+    child = run_blekota("sample", "m.npz", "-n", "500", "-o", "s.wav", "--heatmap", "-", "--threads", "1")
+    out, err = child.communicate(timeout=120)
+    assert child.returncode == 0, err
+    assert out.startswith(b"\x89PNG") and out.endswith(b"IEND\xaeB`\x82"), out[:100]
+    assert err.decode().startswith("wrote s.wav: 500 samples")
+    for heatmap in ("-", "/dev/stdout"):
+        child = run_blekota("sample", "m.npz", "-n", "500", "-o", "-", "--heatmap", heatmap, "--threads", "1")
+        out, err = child.communicate(timeout=120)
+        assert (child.returncode, out) == (2, b"")
+        one_line(err.decode(), "each needs its own")
+
+
 INTERRUPTED_IMPORT = """
 import runpy, signal, sys
 

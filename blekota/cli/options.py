@@ -18,7 +18,7 @@ from ..augment import MAX_DB, MAX_SPEED_CHANGE, check_max_db, check_speed
 from ..averaging import check_decay
 from ..console import NORMAL, QUIET, VERBOSE
 from ..errors import BlekotaError, ConfigError
-from ..fileutil import existing_file, is_stream, same_file
+from ..fileutil import existing_file, is_stream, same_file, stream_target
 from ..emphasis import MAX_PREEMPHASIS, check_preemphasis
 from ..frames import MAX_FRAME
 from ..drawing import MAX_WAKE, SMOOTH, WAKE
@@ -442,7 +442,14 @@ def check_distinct(outputs: dict[str, str | os.PathLike | None],
                    inputs: dict[str, str | os.PathLike | None] | None = None) -> None:
     """Refuse before any work two outputs of one command that are one file (the second would
     replace the first), and an output that is one of the files it reads. Keys name the
-    arguments (say "-o", "--heatmap", "MODEL"); None values and streams are left out."""
+    arguments (say "-o", "--heatmap", "MODEL"); None values are left out, and streams are
+    compared only with each other (by what they reach: "-" and /dev/stdout are one)."""
+    streams = [(what, path) for what, path in outputs.items() if path is not None and is_stream(path)]
+    for number, (what, path) in enumerate(streams):
+        for other, other_path in streams[:number]:
+            target = stream_target(path)
+            if target is not None and target == stream_target(other_path):
+                raise BlekotaError(f"{other_path} ({other}) and {path} ({what}) are one stream; each needs its own")
     written = [(what, path) for what, path in outputs.items() if path is not None and not is_stream(path)]
     for number, (what, path) in enumerate(written):
         for other, other_path in written[:number]:

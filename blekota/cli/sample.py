@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     written = {f"-o (take {take})" if args.takes > 1 else "-o": path for take, path in enumerate(outputs, 1)}
     check_distinct({**written, "--heatmap": None if heatmap is None or heatmap.is_dir() else heatmap},
                    {"MODEL": args.model, "--hint": args.hint})
-    streaming = is_stream(output)  # perhaps into standard output: then messages go to stderr
+    streaming = is_stream(output) or (heatmap is not None and is_stream(heatmap))  # messages then go to stderr
     say = (lambda *a, **k: print(*a, file=sys.stderr, **k)) if streaming else print
     model = modelfile.load(model_path(args.model, say), threads=args.threads)
     use_kernel_arguments(model, args)
