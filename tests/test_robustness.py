@@ -381,6 +381,18 @@ def test_training_stopped_by_a_signal_saves_and_exits_with_status_0(here, sig):
     assert blekota.load(saved.split("saved ")[1]).info["iterations"] > 0
 
 
+def test_training_whose_reader_went_away_stops_and_saves(here):
+    """train ... | tee log, then Ctrl+C: tee goes first, and the next line train prints finds no
+    reader. Training stops after that update and saves, as Ctrl+C stops it (status 141, quietly)."""
+    child = run_blekota("train", "tone.wav", *SMALL, "--iterations", "100000000", "--checkpoint-sound", "0")
+    while not child.stdout.readline().startswith(b"iteration"):  # training is under way
+        assert child.poll() is None, child.stderr.read()
+    child.stdout.close()
+    assert child.wait(timeout=120) == 141
+    assert child.stderr.read() == b""
+    saved = [name for name in os.listdir(here) if re.fullmatch(r"tone_\d+\.npz", name)]
+    assert len(saved) == 1 and blekota.load(saved[0]).info["iterations"] > 0, saved
+
 @pytest.mark.parametrize("sig,status,word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
 def test_stopping_a_long_sample_leaves_no_half_file(here, sig, status, word):
     (here / "out.wav").write_bytes(b"precious")

@@ -4,6 +4,7 @@ process or in several that an MPI launcher started."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import warnings
@@ -28,6 +29,8 @@ from .options import (
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from ..progress import Progress
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -143,7 +146,7 @@ def train(args: argparse.Namespace, processes: parallel.Processes) -> int:
     root = processes.is_root
     shown = QUIET if not root else verbosity(args)
     bar = root and sys.stdout.isatty() and not args.verbose
-    display = TrainingDisplay(args.iterations, bar=bar, verbosity=shown)
+    display = ReaderWatch(TrainingDisplay(args.iterations, bar=bar, verbosity=shown))
     say = print if shown > QUIET else (lambda *_, **__: None)
     options = dict(callback=display if root else None, report_steps=bar, comm=processes, device=args.device,
                    **bf16_option(args))
@@ -172,6 +175,7 @@ def train(args: argparse.Namespace, processes: parallel.Processes) -> int:
         trainer = Trainer(model, args.files, name=name, directory=directory, seed=args.seed,
                           checkpoint_sound=checkpoint_sound(args, args.fs), **new_trainer_options(args),
                           **options)
+    display.trainer = trainer
     model = trainer.model
     fs = model.fs
     files = trainer.files
@@ -215,7 +219,31 @@ def train(args: argparse.Namespace, processes: parallel.Processes) -> int:
         raise BlekotaError(f"{error}; {rescue(trainer)}") from None
     finally:
         display.close()
+    if display.gone:
+        raise BrokenPipeError  # the model is saved; end as main ends when the reader went away (status 141)
     return 0
+
+
+class ReaderWatch:
+    """A training display that, when the reader of standard output goes away (a closed
+    `| head`, or `| tee` ended by the Ctrl+C that train also hears), prints nothing more and
+    stops the run after the current update, saving it, as Ctrl+C does, instead of ending unsaved.
+    Set `trainer` once the Trainer is made."""
+
+    def __init__(self, display: TrainingDisplay):
+        self.display, self.trainer, self.gone = display, None, False
+
+    def __call__(self, report: Progress) -> None:
+        try:
+            self.display(report)
+        except BrokenPipeError:
+            self.gone = True
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # what is still buffered goes nowhere
+            if self.trainer is not None:
+                self.trainer.agreement.stop.requested = True  # as Ctrl+C asks it
+
+    def close(self) -> None:
+        self.display.close()
 
 
 def rescue(trainer: Trainer) -> str:
