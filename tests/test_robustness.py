@@ -335,6 +335,8 @@ def test_a_heatmap_on_standard_output_gets_it_alone(here):
         out, err = child.communicate(timeout=120)
         assert (child.returncode, out) == (2, b"")
         one_line(err.decode(), "each needs its own")
+    child = run_blekota("sample", "m.npz", "-n", "500", "-o", os.devnull, "--heatmap", os.devnull, "--threads", "1")
+    assert child.wait(timeout=120) == 0, child.stderr.read()  # the null device takes both
 
 
 INTERRUPTED_IMPORT = """
@@ -392,6 +394,7 @@ def test_training_whose_reader_went_away_stops_and_saves(here):
     assert child.stderr.read() == b""
     saved = [name for name in os.listdir(here) if re.fullmatch(r"tone_\d+\.npz", name)]
     assert len(saved) == 1 and blekota.load(saved[0]).info["iterations"] > 0, saved
+
 
 @pytest.mark.parametrize("sig,status,word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
 def test_stopping_a_long_sample_leaves_no_half_file(here, sig, status, word):

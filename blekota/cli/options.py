@@ -443,12 +443,13 @@ def check_distinct(outputs: dict[str, str | os.PathLike | None],
     """Refuse before any work two outputs of one command that are one file (the second would
     replace the first), and an output that is one of the files it reads. Keys name the
     arguments (say "-o", "--heatmap", "MODEL"); None values are left out, and streams are
-    compared only with each other (by what they reach: "-" and /dev/stdout are one)."""
+    compared only with each other (by what they reach: "-" and /dev/stdout are one; the null
+    device takes any number)."""
     streams = [(what, path) for what, path in outputs.items() if path is not None and is_stream(path)]
     for number, (what, path) in enumerate(streams):
         for other, other_path in streams[:number]:
             target = stream_target(path)
-            if target is not None and target == stream_target(other_path):
+            if target not in (None, stream_target(os.devnull)) and target == stream_target(other_path):
                 raise BlekotaError(f"{other_path} ({other}) and {path} ({what}) are one stream; each needs its own")
     written = [(what, path) for what, path in outputs.items() if path is not None and not is_stream(path)]
     for number, (what, path) in enumerate(written):

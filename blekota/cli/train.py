@@ -175,7 +175,6 @@ def train(args: argparse.Namespace, processes: parallel.Processes) -> int:
         trainer = Trainer(model, args.files, name=name, directory=directory, seed=args.seed,
                           checkpoint_sound=checkpoint_sound(args, args.fs), **new_trainer_options(args),
                           **options)
-    display.trainer = trainer
     model = trainer.model
     fs = model.fs
     files = trainer.files
@@ -227,20 +226,22 @@ def train(args: argparse.Namespace, processes: parallel.Processes) -> int:
 class ReaderWatch:
     """A training display that, when the reader of standard output goes away (a closed
     `| head`, or `| tee` ended by the Ctrl+C that train also hears), prints nothing more and
-    stops the run after the current update, saving it, as Ctrl+C does, instead of ending unsaved.
-    Set `trainer` once the Trainer is made."""
+    stops the run after the current update, saving it, as Ctrl+C does, instead of ending unsaved
+    (a KeyboardInterrupt raised by the callback, see Trainer.train)."""
 
     def __init__(self, display: TrainingDisplay):
-        self.display, self.trainer, self.gone = display, None, False
+        self.display, self.gone = display, False
 
     def __call__(self, report: Progress) -> None:
+        if self.gone:
+            return
         try:
             self.display(report)
         except BrokenPipeError:
             self.gone = True
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # what is still buffered goes nowhere
-            if self.trainer is not None:
-                self.trainer.agreement.stop.requested = True  # as Ctrl+C asks it
+            if report.kind not in ("done", "interrupted"):  # the run is saved by then
+                raise KeyboardInterrupt from None
 
     def close(self) -> None:
         self.display.close()
