@@ -1,9 +1,12 @@
 """How training looks on a terminal: a tqdm progress bar, or plain lines when output is not a
-terminal. Both are Trainer callbacks; warnings go to stderr."""
+terminal. Both are Trainer callbacks; warnings go to stderr. ReaderWatch stops a run whose reader
+went away."""
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Callable
 from typing import TextIO
 
 from tqdm import tqdm
@@ -110,3 +113,30 @@ class TrainingDisplay:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+class ReaderWatch:
+    """A training display that, when the reader of standard output goes away (a closed
+    `| head`, or `| tee` ended by the Ctrl+C that train also hears), prints nothing more and
+    stops the run after the current update, saving it, as Ctrl+C does, instead of ending unsaved
+    (a KeyboardInterrupt raised by the callback, see Trainer.train)."""
+
+    def __init__(self, display: Callable[[Progress], None]):
+        self.display, self.gone = display, False
+
+    def __call__(self, report: Progress) -> None:
+        if self.gone:
+            return
+        try:
+            self.display(report)
+        except BrokenPipeError:
+            self.gone = True
+            nowhere = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(nowhere, sys.stdout.fileno())  # what is still buffered, and all that follows, goes nowhere
+            os.close(nowhere)
+            if report.kind not in ("done", "interrupted"):  # the run is saved by then
+                raise KeyboardInterrupt from None
+
+    def close(self) -> None:
+        """Close the display it watches (when it has a close)."""
+        getattr(self.display, "close", lambda: None)()

@@ -396,6 +396,21 @@ def test_training_whose_reader_went_away_stops_and_saves(here):
     assert len(saved) == 1 and blekota.load(saved[0]).info["iterations"] > 0, saved
 
 
+def test_a_demo_whose_reader_went_away_stops_and_still_saves_and_draws(here):
+    """demo | head -3: the demo stops training at the next line it cannot print, then saves,
+    draws and pictures what it has, quietly, and ends with status 141."""
+    child = run_blekota("demo", "--out-dir", "d", "--iterations", "100000000", "--threads", "1")
+    while not child.stdout.readline().startswith(b"iteration"):
+        assert child.poll() is None, child.stderr.read()
+    child.stdout.close()
+    assert child.wait(timeout=300) == 141
+    assert child.stderr.read() == b""
+    made = set(os.listdir(here / "d"))
+    assert {"demo_sound.wav", "demo_generated.wav", "demo_compare.png"} <= made
+    saved = [name for name in made if re.fullmatch(r"demo_\d+\.npz", name)]
+    assert len(saved) == 1 and blekota.load(here / "d" / saved[0]).info["iterations"] > 0, saved
+
+
 @pytest.mark.parametrize("sig,status,word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
 def test_stopping_a_long_sample_leaves_no_half_file(here, sig, status, word):
     (here / "out.wav").write_bytes(b"precious")

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from .. import device, legacy, modelfile
-from ..console import NORMAL, TrainingDisplay, print_progress
+from ..console import NORMAL, ReaderWatch, TrainingDisplay, print_progress
 from ..demo import DEMO_ITERATIONS, run_demo
 from ..fileutil import prepare_directory
 from ..repl import interact, open_session
@@ -94,6 +94,9 @@ def repl(args: argparse.Namespace) -> int:
 def demo(args: argparse.Namespace) -> int:
     """demo: train a small model on the built-in sound, sample it and draw both (blekota.demo.run_demo);
     returns the exit status (0)."""
-    run_demo(Path(args.out_dir), args.iterations, args.threads, lambda line: print(line, flush=True), print_progress,
+    display = ReaderWatch(print_progress)
+    run_demo(Path(args.out_dir), args.iterations, args.threads, lambda line: print(line, flush=True), display,
              args.seed, **bf16_option(args))
+    if display.gone:
+        raise BrokenPipeError  # trained as far as it got, saved and drawn; end as main ends when the reader went away
     return 0

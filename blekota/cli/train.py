@@ -4,7 +4,6 @@ process or in several that an MPI launcher started."""
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import warnings
@@ -13,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import checkpoint, device, modelfile, parallel, tensorboard
-from ..console import QUIET, VERBOSE, TrainingDisplay
+from ..console import QUIET, VERBOSE, ReaderWatch, TrainingDisplay
 from ..errors import BlekotaError, ModelFileError, OverwriteWarning, TrainingDiverged
 from ..fileutil import prepare_directory
 from ..emphasis import emphasis_words
@@ -29,8 +28,6 @@ from .options import (
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-
-    from ..progress import Progress
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -221,30 +218,6 @@ def train(args: argparse.Namespace, processes: parallel.Processes) -> int:
     if display.gone:
         raise BrokenPipeError  # the model is saved; end as main ends when the reader went away (status 141)
     return 0
-
-
-class ReaderWatch:
-    """A training display that, when the reader of standard output goes away (a closed
-    `| head`, or `| tee` ended by the Ctrl+C that train also hears), prints nothing more and
-    stops the run after the current update, saving it, as Ctrl+C does, instead of ending unsaved
-    (a KeyboardInterrupt raised by the callback, see Trainer.train)."""
-
-    def __init__(self, display: TrainingDisplay):
-        self.display, self.gone = display, False
-
-    def __call__(self, report: Progress) -> None:
-        if self.gone:
-            return
-        try:
-            self.display(report)
-        except BrokenPipeError:
-            self.gone = True
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # what is still buffered goes nowhere
-            if report.kind not in ("done", "interrupted"):  # the run is saved by then
-                raise KeyboardInterrupt from None
-
-    def close(self) -> None:
-        self.display.close()
 
 
 def rescue(trainer: Trainer) -> str:
