@@ -191,7 +191,7 @@ class Trainer:
                                          self.averaging and self.averaging.average)
         self.set_audio(audio)
         if self.schedule.name == "plateau" and not self.val_samples:
-            raise ConfigError("the plateau schedule needs validation: val_fraction must be > 0")
+            raise ConfigError("the plateau schedule needs validation: val_fraction (train --val-fraction) must be > 0")
 
     def _allocate(self, optimizer: str, lr: float, device: str = CPU):
         """The optimizer, after checking that training fits in memory (this process's streams;
