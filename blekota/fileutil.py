@@ -14,6 +14,7 @@ import errno
 import os
 import re
 import secrets
+import shutil
 import stat
 import sys
 import tempfile
@@ -234,3 +235,22 @@ def prepare_directory(directory: Path) -> None:
             pass
     except OSError as error:
         raise BlekotaError(f"{directory}: cannot write files in it ({error.strerror or error})") from None
+
+
+def check_room(paths: list[str | os.PathLike], size: int) -> None:
+    """Refuse before any work files of `size` bytes each that would not fit in the free space of
+    their folders (each written whole beside the file it replaces); streams are left out.
+    Raises BlekotaError naming the folder."""
+    needed: dict[int, tuple[Path, int]] = {}
+    for path in paths:
+        if is_stream(path):
+            continue
+        folder = Path(os.path.realpath(path)).parent
+        with suppress(OSError):
+            device = os.stat(folder).st_dev
+            needed[device] = (folder, needed.get(device, (folder, 0))[1] + size)
+    for folder, total in needed.values():
+        with suppress(OSError):
+            free = shutil.disk_usage(folder).free
+            if total > free:
+                raise BlekotaError(f"{folder}: {total / 2**30:,.1f} GiB to write, {free / 2**30:,.1f} GiB free there")

@@ -13,9 +13,9 @@ import numpy as np
 from tqdm import tqdm
 
 from .. import modelfile, plot, sampler
-from ..audio import ChunkPlayer, WavWriter, load_audio
+from ..audio import ChunkPlayer, WavWriter, load_audio, wav_header
 from ..errors import BlekotaError
-from ..fileutil import STDOUT, is_stream
+from ..fileutil import STDOUT, check_room, is_stream
 from ..drawing import describe_sampling
 from .options import (
     add_kernel_arguments, add_sampling_arguments, add_sound_device_argument, add_threads_argument, check_distinct,
@@ -92,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
     hint = load_audio(args.hint, model.fs)[0] if args.hint else None
     hinted = 0 if hint is None else hint.size
     total = hinted + args.n
+    check_room(outputs, len(wav_header(model.fs, 0)) + 2 * total)
     begins = min(max(0, hinted - HEATMAP_SAMPLES // 10), max(0, total - HEATMAP_SAMPLES))
     window = slice(begins, begins + HEATMAP_SAMPLES)
     kept_sound, kept_probs = [], []
