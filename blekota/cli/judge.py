@@ -61,11 +61,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """judge: print the table (or JSON) on standard output; returns the exit status (0)."""
     first, fs = load_audio(args.made[0], args.fs)
-    made = {args.made[0]: first} | {name: load_audio(name, fs)[0] for name in args.made[1:]}
-    for name, sound in made.items():
+    made = [(args.made[0], first)] + [(name, load_audio(name, fs)[0]) for name in args.made[1:]]
+    for name, sound in made:
         long_enough(name, sound, MIN_SECONDS, fs)
     source = long_enough(args.source, load_audio(args.source, fs)[0], 2 * MIN_SECONDS, fs)
-    seconds = sum(sound.size for sound in made.values()) / fs
+    seconds = sum(sound.size for _, sound in made) / fs
     if seconds < STEADY_SECONDS:
         warnings.warn(f"{seconds:.1f} s of made-up sound: the distance of a few seconds depends on what they hold "
                       f"(see the floor column); {STEADY_SECONDS:g} s or more in all judge steadily", BlekotaWarning)
@@ -88,17 +88,17 @@ def long_enough(name: str, sound: np.ndarray, seconds: float, fs: int) -> np.nda
     return sound
 
 
-def judgements(source: np.ndarray, made: dict[str, np.ndarray], fs: int, source_name: str) -> list[dict]:
+def judgements(source: np.ndarray, made: list[tuple[str, np.ndarray]], fs: int, source_name: str) -> list[dict]:
     """The rows: the source against itself (its floor, levels floor and shaped-noise ceiling at the
-    made sounds' total length), each made sound against the source with the floor at its own
-    length, and with several, all of them together."""
-    together = sum(sound.size for sound in made.values())
+    made sounds' total length), each (name, sound) made against the source with the floor at its
+    own length, and with several, all of them together."""
+    together = sum(sound.size for _, sound in made)
     floor, levels_floor, ceiling = soundstats.distance_scale(source, fs, together)
     rows = [{"sound": f"{source_name} (source)", "fd": floor, "floor": floor, "levels_floor": levels_floor,
              "ceiling": ceiling, **soundstats.describe(source, fs).as_dict()}]
-    groups = [(name, [sound]) for name, sound in made.items()]
+    groups = [(name, [sound]) for name, sound in made]
     if len(made) > 1:
-        groups.append((f"all {len(made)}", list(made.values())))
+        groups.append((f"all {len(made)}", [sound for _, sound in made]))
     for name, sounds in groups:
         length = sum(sound.size for sound in sounds)
         own_floor = floor if length == together else soundstats.distance_scale(source, fs, length)[0]
