@@ -17,14 +17,15 @@ LONG holds one longer sound, to tell what more data does (the others are about a
 speech_long: speech2's voice and pace reading SPEECH2_TEXT, SPEECH_TEXT and LONG_TEXT: about 3.5
              minutes, its held-out last 10 % from LONG_TEXT.
 
-    python benchmarks/sounds.py OUT_DIR      # writes the five to OUT_DIR
+    python benchmarks/sounds.py OUT_DIR            # writes the five to OUT_DIR
+    python benchmarks/sounds.py OUT_DIR music     # only music.wav
 """
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -218,6 +219,12 @@ def pair(unseen: bool, directory: Path) -> list[str]:
 
 
 if __name__ == "__main__":
-    out = Path(sys.argv[1] if len(sys.argv) > 1 else ".")
-    for sound in ALL:
-        print(make(sound, out))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out_dir", nargs="?", default=".", help="where to write them (default: here)")
+    parser.add_argument("names", nargs="*", metavar="NAME", help=f"which to make (default all: {', '.join(ALL)})")
+    args = parser.parse_args()
+    unknown = [name for name in args.names if name not in ALL]
+    if unknown:
+        parser.error(f"no sound named {', '.join(unknown)} (there are {', '.join(ALL)})")
+    for sound in args.names or ALL:
+        print(make(sound, Path(args.out_dir)))
