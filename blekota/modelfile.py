@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import checkpoint, fileformat
+from . import checkpoint, checks, fileformat
 from .errors import BlekotaError, ModelFileError
 from .fileformat import EXTENSION, FORMAT, VERSION, checksum, is_model_file
 from .frames import MAX_FRAME
 from .layout import canonical_shapes
-from .model import DTYPES, Model
+from .model import DTYPES, MAX_THREADS, Model
 
 __all__ = [
     "EXTENSION", "FORMAT", "VERSION", "ModelFile", "build", "checksum", "is_model_file", "load", "read", "save",
@@ -54,6 +54,8 @@ def read(path: str | os.PathLike, threads: int | None = None) -> ModelFile:
 
 def build(path: Path, meta: dict, arrays: dict[str, np.ndarray], threads: int | None = None) -> ModelFile:
     """A ModelFile from the verified contents of the file at path (see blekota.fileformat.read)."""
+    if threads is not None:
+        checks.integer("threads", threads, 1, MAX_THREADS)  # the caller's mistake, not the file's
     try:
         arch = meta["architecture"]
         hidden, layers, fs, dtype = arch["hidden"], arch["layers"], arch["fs"], arch["dtype"]

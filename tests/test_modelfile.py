@@ -288,3 +288,12 @@ def test_a_file_that_is_not_a_model_is_named_in_our_words(tmp_path, capsys, name
     assert main(["info", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{name}: " in err and "allow_pickle" not in err  # a pickle: read as the original's
+
+
+@pytest.mark.parametrize("threads", [0, 1.5, "2", 10**6])
+def test_bad_threads_are_the_callers_mistake_not_the_files(tmp_path, threads):
+    path = blekota.Model(hidden=2, layers=1, seed=0, threads=1).save(tmp_path / "m.npz")
+    with pytest.raises(blekota.ConfigError, match="^threads must be an integer in 1..1024, got"):
+        blekota.load(path, threads=threads)
+    with pytest.raises(blekota.ConfigError, match="^threads must be"):
+        blekota.Trainer.from_checkpoint(path, audio=np.zeros(100), threads=threads)
