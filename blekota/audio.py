@@ -43,7 +43,7 @@ def load_audio(path: str | os.PathLike, fs: int | None = 8000) -> tuple[np.ndarr
     says so), empty, holds NaN or infinite samples, or would need more memory than the machine
     has.
     """
-    path = Path(path)
+    path = Path(file_name("path", path))
     problem = input_problem(path, "a sound file")
     if problem:
         raise AudioError(f"{path}: {problem}")

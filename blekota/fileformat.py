@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .checks import file_name
 from .errors import ModelFileError
 from .fileutil import existing_file, input_problem, open_output, starts_with
 
@@ -59,7 +60,7 @@ def write(
     weights, JSON-serializable info and optional training arrays. Raises ModelFileError when it
     cannot (the previous file at path is then intact), and writes nothing when the weights hold
     NaN or infinite values (read refuses them)."""
-    path = Path(path)
+    path = Path(file_name("path", path))
     if not all(np.isfinite(value).all() for value in weights.values()):
         raise ModelFileError(f"{path}: not saved: the model's weights hold NaN or infinite values")
     arrays = {f"model/{key}": value for key, value in weights.items()}
@@ -85,7 +86,7 @@ def write(
 def read(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
     """Read and verify a model file: (meta, arrays without "meta"), the checksum checked.
     Raises ModelFileError naming the file on any problem."""
-    path = Path(path)
+    path = Path(file_name("path", path))
     problem = input_problem(path, "a model file")
     if problem:
         raise ModelFileError(f"{path}: {problem}")

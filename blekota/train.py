@@ -152,7 +152,7 @@ class Trainer:
         self.keep = checks.non_negative_int("keep", keep)
         folder, self.name = split_name(name)
         self.checkpoint_sound = checks.integer("checkpoint_sound", checkpoint_sound, 0, WAV_MAX_FRAMES)
-        self.directory = Path(directory) / folder
+        self.directory = Path(checks.file_name("directory", directory)) / folder
         self.callback = callback
         self.report_every = checks.positive_int("report_every", report_every)
         self.log = bool(log)
@@ -588,8 +588,8 @@ class Trainer:
         comm: train data-parallel (see Trainer); rank 0 reads the file and sends it to the others, so the
         checkpoint continues on any number of processes.
         """
-        group = processes(comm)
-        loaded = modelfile.build(Path(path), *group.from_root(lambda: fileformat.read(path)), threads)
+        group, path = processes(comm), Path(checks.file_name("path", path))
+        loaded = modelfile.build(path, *group.from_root(lambda: fileformat.read(path)), threads)
         audio = checkpoint.recorded_sounds(path, loaded.info) if audio is None else audio
         options = checkpoint.resume_options(path, loaded.info, overrides)
         trainer = cls(loaded.model, audio, callback=callback, comm=group, **options)

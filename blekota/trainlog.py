@@ -18,6 +18,7 @@ import math
 import os
 from pathlib import Path
 
+from .checks import file_name
 from .errors import BlekotaError
 from .fileutil import input_problem
 
@@ -59,7 +60,7 @@ def append(path: str | os.PathLike, line: str) -> None:
 def read_log(path: str | os.PathLike) -> list[dict]:
     """The records of a log file; a last line still being written (or cut short by a crash) is
     skipped. Raises BlekotaError naming the file when it cannot be read or is not a log."""
-    path = Path(path)
+    path = Path(file_name("path", path))
     problem = input_problem(path, "a training log")
     if problem and problem != "is empty (0 bytes)":
         raise BlekotaError(f"{path}: {problem}")

@@ -91,3 +91,22 @@ def test_the_library_agrees_on_numpy_integers_and_bools(tmp_path):
             blekota.Trainer(model, sound, **{option: True}, directory=tmp_path)
     assert blekota.Step(every=np.int64(3)).state_dict()["every"] == 3
     assert blekota.Plateau(patience=np.int64(2)).patience == 2
+
+
+@pytest.mark.parametrize("path", [5, None, b"m.npz", ["m.npz"]])
+def test_paths_that_are_not_file_names_are_refused_by_name(tmp_path, path):
+    """Every function that takes a file or folder refuses what is not a str or a path as the
+    one-line ConfigError of checks.file_name, not NumPy's or pathlib's TypeError."""
+    model = blekota.Model(hidden=2, layers=1, seed=0, threads=1)
+    sound = np.sin(np.arange(4000) / 5).astype(np.float32)
+    trainer = blekota.Trainer(model, sound, seq_length=10, batch_size=4, directory=tmp_path, log=False)
+    calls = {
+        "path": [lambda: model.save(path), lambda: blekota.load(path), lambda: trainer.save(path),
+                 lambda: blekota.Trainer.from_checkpoint(path), lambda: blekota.load_audio(path),
+                 lambda: blekota.trainlog.read_log(path)],
+        "directory": [lambda: blekota.Trainer(model, sound, seq_length=10, batch_size=4, directory=path)],
+    }
+    for name, refused in calls.items():
+        for call in refused:
+            with pytest.raises(blekota.ConfigError, match=f"^{name} must be a file name \\(a str or a path\\), got"):
+                call()
