@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .checks import file_name
-from .errors import ModelFileError
+from .errors import ConfigError, ModelFileError
 from .fileutil import existing_file, input_problem, open_output, starts_with
 
 FORMAT = "blekota-model"
@@ -59,7 +59,7 @@ def write(
     """Write a model file atomically: architecture (hidden, layers, fs, dtype), canonical
     weights, JSON-serializable info and optional training arrays. Raises ModelFileError when it
     cannot (the previous file at path is then intact), and writes nothing when the weights hold
-    NaN or infinite values (read refuses them)."""
+    NaN or infinite values (read refuses them); ConfigError, writing nothing, when info is not JSON."""
     path = Path(file_name("path", path))
     if not all(np.isfinite(value).all() for value in weights.values()):
         raise ModelFileError(f"{path}: not saved: the model's weights hold NaN or infinite values")
@@ -73,7 +73,10 @@ def write(
         "info": info,
         "checksum": checksum(arrays),
     }
-    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    try:
+        arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    except (TypeError, ValueError, RecursionError) as error:
+        raise ConfigError(f"{path}: not saved: info must hold only JSON values ({error})") from None
     try:
         with open_output(path) as out:
             np.savez(out, **arrays)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from . import checks, fileformat, frames, memory
+from . import checks, frames, memory
 from .drawing import SMOOTH, WAKE, _smooth, _truncation, _wake, smoothed, wake_steps
 from .emphasis import Deemphasis, check_preemphasis, emphasize
 from .errors import ConfigError
@@ -210,8 +210,11 @@ class Model:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the weights and self.info to a model file (atomically); see blekota.fileformat.
-        Read it back with blekota.load."""
-        return fileformat.write(path, self.architecture, self.state_dict(), self.info)
+        Read it back with blekota.load. Raises ConfigError, writing nothing, when self.info holds
+        what blekota.load would refuse (see blekota.checkpoint)."""
+        from .modelfile import save  # modelfile builds models: it imports this module
+
+        return save(path, self)
 
     @property
     def int8(self) -> bool:

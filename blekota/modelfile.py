@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint, checks, fileformat
-from .errors import BlekotaError, ModelFileError
+from .errors import BlekotaError, ConfigError, ModelFileError
 from .fileformat import EXTENSION, FORMAT, VERSION, checksum, is_model_file
 from .frames import MAX_FRAME
 from .layout import canonical_shapes
@@ -31,10 +31,13 @@ def save(
     train_arrays: dict[str, np.ndarray] | None = None,
 ) -> Path:
     """Write model (+ JSON-serializable info, default model.info, + training arrays) to path
-    atomically. Raises ModelFileError when it cannot (the previous file is then intact)."""
-    return fileformat.write(
-        path, model.architecture, model.state_dict(), info if info is not None else model.info, train_arrays
-    )
+    atomically. Raises ModelFileError when it cannot (the previous file is then intact), and
+    ConfigError, writing nothing, when info holds what read() would refuse."""
+    info = info if info is not None else model.info
+    problem = checkpoint.problem(info)
+    if problem:
+        raise ConfigError(f"{path}: not saved: {problem} (blekota.load would refuse the file)")
+    return fileformat.write(path, model.architecture, model.state_dict(), info, train_arrays)
 
 
 @dataclass

@@ -297,3 +297,21 @@ def test_bad_threads_are_the_callers_mistake_not_the_files(tmp_path, threads):
         blekota.load(path, threads=threads)
     with pytest.raises(blekota.ConfigError, match="^threads must be"):
         blekota.Trainer.from_checkpoint(path, audio=np.zeros(100), threads=threads)
+
+
+@pytest.mark.parametrize(
+    "info, message",
+    [
+        ({"gain": np.float32(0.5)}, "info must hold only JSON values"),
+        ({"tags": {"speech"}}, "info must hold only JSON values"),
+        ({"iterations": "many"}, "info.iterations is not a count"),
+        ("speech", "info is not a mapping"),
+    ],
+)
+def test_info_that_could_not_be_read_back_is_not_saved(tmp_path, info, message):
+    model = blekota.Model(hidden=2, layers=1, seed=0, threads=1)
+    model.info = info
+    for save in (model.save, lambda path: modelfile.save(path, model)):
+        with pytest.raises(blekota.ConfigError, match=f"m.npz: not saved: {message}"):
+            save(tmp_path / "m.npz")
+        assert not list(tmp_path.iterdir())
