@@ -278,13 +278,18 @@ class Model:
         return flat_to_canonical(self.params, self.layers, self.hidden, self.frame)
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        """Replace the weights with a canonical dict of this model's architecture."""
+        """Replace the weights with a canonical dict of this model's architecture (finite real numbers)."""
         expected = canonical_shapes(self.layers, self.hidden, self.frame)
+        if not isinstance(state, dict):
+            raise ConfigError(f"state must be a dict of weight arrays by name, got {type(state).__name__}")
         if set(state) != set(expected):
             raise ConfigError(f"state dict keys {sorted(state)} do not match {sorted(expected)}")
+        state = {key: real_array(state[key], f"{key} must be an array of weights") for key in expected}
         for key, shape in expected.items():
-            if np.shape(state[key]) != shape:
-                raise ConfigError(f"{key} has shape {np.shape(state[key])}, expected {shape}")
+            if state[key].shape != shape:
+                raise ConfigError(f"{key} has shape {state[key].shape}, expected {shape}")
+            if not np.isfinite(state[key]).all():
+                raise ConfigError(f"{key} holds NaN or infinite weights")
         canonical_to_flat(state, self.layers, self.hidden, self.params, self.frame)
 
     @classmethod
@@ -292,7 +297,7 @@ class Model:
         cls, state: dict[str, np.ndarray], fs: int = 8000, dtype: str = "float32", **kwargs
     ) -> Model:
         """A model with these canonical weights; the architecture is read from the shapes."""
-        if "gru0.W" not in state or "out.Wy" not in state:
+        if not isinstance(state, dict) or "gru0.W" not in state or "out.Wy" not in state:
             raise ConfigError("state dict needs at least gru0.W and out.Wy")
         hidden = int(np.shape(state["gru0.W"])[0])
         layers = sum(1 for key in state if key.startswith("gru") and key.endswith(".Wr"))

@@ -112,3 +112,23 @@ def test_sampling_is_seeded_and_honours_the_hint(make_model, rng):
     inputs = np.concatenate([[blekota.mulaw.SILENCE], levels[:-1]])[:, None]
     teacher_forced = model.probabilities(inputs)[:, 0]
     np.testing.assert_allclose(probs, teacher_forced, rtol=1e-9, atol=1e-12)
+
+
+def test_state_dicts_of_what_is_not_finite_weights_are_refused():
+    model = blekota.Model(hidden=4, layers=1, seed=0, threads=1)
+    before = model.params.copy()
+    good = model.state_dict()
+    bad = {
+        "NaN": (dict(good, **{"gru0.W": np.full_like(good["gru0.W"], np.nan)}), "gru0.W holds NaN or infinite weights"),
+        "text": (dict(good, **{"out.Wy": good["out.Wy"].astype(str)}), "out.Wy must be an array of weights, got dtype <U"),
+        "complex": (dict(good, **{"gru0.Wr": good["gru0.Wr"] + 1j}), "gru0.Wr must be an array of weights, got dtype complex"),
+        "not a dict": (list(good.items()), "state must be a dict of weight arrays by name, got list"),
+    }
+    for state, message in bad.values():
+        with pytest.raises(blekota.ConfigError, match=message):
+            model.load_state_dict(state)
+        np.testing.assert_array_equal(model.params, before)
+    with pytest.raises(blekota.ConfigError, match="state dict needs at least gru0.W and out.Wy"):
+        blekota.Model.from_state_dict(5)
+    model.load_state_dict({key: value.tolist() for key, value in good.items()})  # nested lists are arrays too
+    np.testing.assert_array_equal(model.params, before)
