@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 
 import numpy as np
 
@@ -84,6 +85,13 @@ def file_name(name: str, value: object) -> str | os.PathLike:
     """value, when it is a file name: a str or a path object."""
     if not isinstance(value, (str, os.PathLike)):
         raise _refuse(name, "a file name (a str or a path)", value)
+    return value
+
+
+def optional_callable(name: str, value: object) -> Callable | None:
+    """value, when it is None or something to call."""
+    if value is not None and not callable(value):
+        raise _refuse(name, "None or a function", value)
     return value
 
 

@@ -376,6 +376,7 @@ class Model:
         products with bfloat16 operands and float32 sums (blekota.device.check_bf16).
         """
         x, h0 = self._check_window(x, h0)
+        checks.optional_callable("ready", ready)
         T, B = x.shape[0] - 1, x.shape[1]
         if targets is not None:
             targets = _levels("targets", targets, 2)

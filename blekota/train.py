@@ -153,7 +153,7 @@ class Trainer:
         folder, self.name = split_name(name)
         self.checkpoint_sound = checks.integer("checkpoint_sound", checkpoint_sound, 0, WAV_MAX_FRAMES)
         self.directory = Path(checks.file_name("directory", directory)) / folder
-        self.callback = callback
+        self.callback = checks.optional_callable("callback", callback)
         self.report_every = checks.positive_int("report_every", report_every)
         self.log = bool(log)
         self.report_steps = bool(report_steps)

@@ -110,3 +110,13 @@ def test_paths_that_are_not_file_names_are_refused_by_name(tmp_path, path):
         for call in refused:
             with pytest.raises(blekota.ConfigError, match=f"^{name} must be a file name \\(a str or a path\\), got"):
                 call()
+
+
+def test_a_callback_that_cannot_be_called_is_refused_before_any_work(tmp_path):
+    model = blekota.Model(hidden=2, layers=1, seed=0, threads=1)
+    sound = np.sin(np.arange(4000) / 5).astype(np.float32)
+    with pytest.raises(blekota.ConfigError, match="^callback must be None or a function, got 'print'$"):
+        blekota.Trainer(model, sound, seq_length=10, batch_size=4, directory=tmp_path, callback="print")
+    grads = np.empty_like(model.params)
+    with pytest.raises(blekota.ConfigError, match="^ready must be None or a function, got 5$"):
+        model.window(np.zeros((3, 1), np.uint8), grads=grads, ready=5)
