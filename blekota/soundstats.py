@@ -15,7 +15,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import scipy.linalg
 
-from .mulaw import quantize, unquantize
+from . import checks
+from .errors import ConfigError
+from .mulaw import quantize, real_array, unquantize
 
 FRAME_S = 0.032
 HOP_S = 0.010
@@ -24,11 +26,16 @@ QUIET_FRACTION = 0.1
 LOUD_PERCENTILE = 95
 PITCH_RANGE_HZ = (60.0, 500.0)
 VOICED_CORRELATION = 0.5
+MIN_FS = 50  # Hz: the lowest rate with a hop of at least one sample
 
 
 def frames(sound: np.ndarray, fs: int) -> np.ndarray:
-    """(F, N) overlapping frames of sound (n,): N = 32 ms of samples, hop 10 ms; none if shorter."""
-    sound = np.asarray(sound, np.float64).ravel()
+    """(F, N) overlapping frames of sound (n,): N = 32 ms of samples, hop 10 ms; none if shorter.
+    Raises ConfigError for a sound that is not finite real numbers or fs under 50 Hz (no 10 ms hop)."""
+    sound = real_array(sound, "the sound must be an array of float samples").astype(np.float64).ravel()
+    if not np.isfinite(sound).all():
+        raise ConfigError("the sound contains NaN or infinite samples")
+    fs = checks.number("fs", fs, MIN_FS, expected=f"a sample rate of at least {MIN_FS} Hz (frames 10 ms apart)")
     size, hop = round(FRAME_S * fs), round(HOP_S * fs)
     if sound.size < size:
         return np.empty((0, size))
@@ -72,7 +79,9 @@ def log_mel(sound: np.ndarray, fs: int, bands: int = MEL_BANDS) -> np.ndarray:
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     """Fréchet distance between Gaussians fitted to feature rows a (Fa, D) and b (Fb, D):
-    |mu_a - mu_b|^2 + tr(C_a + C_b - 2 (C_a C_b)^(1/2))."""
+    |mu_a - mu_b|^2 + tr(C_a + C_b - 2 (C_a C_b)^(1/2)). Each needs 2 rows at least (42 ms of sound)."""
+    if len(a) < 2 or len(b) < 2:
+        raise ConfigError(f"a Fréchet distance needs at least 2 frames (42 ms) of each sound, got {len(a)} and {len(b)}")
     mean_a, mean_b = a.mean(axis=0), b.mean(axis=0)
     cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
     root = scipy.linalg.sqrtm(cov_a @ cov_b)
@@ -215,6 +224,8 @@ def judge(made: Sequence[np.ndarray], real: np.ndarray, fs: int) -> dict:
     by real's loud level, with bursts and pauses counted in each stream apart (so that one
     stream's end and the next one's start are not one pause)."""
     streams = [np.asarray(stream, np.float64).ravel() for stream in made]
+    if not streams:
+        raise ConfigError("judge needs at least one made-up sound")
     joined, level = np.concatenate(streams), loud_level(real, fs)
     stats = describe(joined, fs, level).as_dict()
     runs = [run_lengths(frame_rms(stream, fs) > QUIET_FRACTION * level) for stream in streams]

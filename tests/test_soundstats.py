@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+import blekota
 from blekota import soundstats
 from blekota.demo import demo_sound
 
@@ -130,3 +131,18 @@ def test_judge_counts_bursts_and_pauses_stream_by_stream():
     assert judged["burst_ms"] == pytest.approx(450, abs=10)
     assert judged["fd"] == pytest.approx(0, abs=1e-6)
     assert judged["quiet_share"] == pytest.approx(soundstats.describe(np.concatenate(streams), FS).quiet_share)
+
+
+def test_sounds_it_cannot_measure_are_one_line_config_errors():
+    tone = np.sin(np.arange(8000) * 0.05)
+    with pytest.raises(blekota.ConfigError, match=r"needs at least 2 frames \(42 ms\) of each sound, got 0 and 97"):
+        soundstats.mel_distance(tone[:100], tone, 8000)
+    with pytest.raises(blekota.ConfigError, match="the sound contains NaN or infinite samples"):
+        soundstats.mel_distance(np.full(8000, np.nan), tone, 8000)
+    with pytest.raises(blekota.ConfigError, match="the sound contains NaN or infinite samples"):
+        soundstats.describe(np.r_[tone, np.inf], 8000)
+    for fs in (0, 10, float("nan"), "8000"):
+        with pytest.raises(blekota.ConfigError, match="^fs must be a sample rate of at least 50 Hz"):
+            soundstats.describe(tone, fs)
+    with pytest.raises(blekota.ConfigError, match="judge needs at least one made-up sound"):
+        soundstats.judge([], tone, 8000)
