@@ -337,10 +337,7 @@ class Model:
             return x, self.zero_state(B)
         if np.shape(h0) != (self.state_rows, B, self.hidden):
             raise ConfigError(f"h0 must have shape {(self.state_rows, B, self.hidden)}, got {np.shape(h0)}")
-        try:
-            h0 = np.ascontiguousarray(h0, dtype=self.dtype)
-        except (ValueError, TypeError) as error:
-            raise ConfigError(f"h0 must be an array of numbers ({error})") from None
+        h0 = np.ascontiguousarray(real_array(h0, "h0 must be an array of numbers"), dtype=self.dtype)
         if not np.isfinite(h0).all():
             raise ConfigError("h0 contains NaN or infinite values")
         return x, h0

@@ -132,3 +132,10 @@ def test_state_dicts_of_what_is_not_finite_weights_are_refused():
         blekota.Model.from_state_dict(5)
     model.load_state_dict({key: value.tolist() for key, value in good.items()})  # nested lists are arrays too
     np.testing.assert_array_equal(model.params, before)
+
+
+@pytest.mark.parametrize("h0, dtype", [(np.full((1, 2, 4), 0.5j), "complex128"), (np.full((1, 2, 4), "0.5"), "<U3")])
+def test_a_hidden_state_of_complex_numbers_or_text_is_refused_not_cast(h0, dtype):
+    model = blekota.Model(hidden=4, layers=1, seed=0, threads=1)
+    with pytest.raises(blekota.ConfigError, match=f"^h0 must be an array of numbers, got dtype {dtype}$"):
+        model.loss_and_grad(np.zeros((3, 2), int), h0=h0)
