@@ -114,8 +114,9 @@ def to_rate(samples: np.ndarray, from_fs: int, to_fs: int) -> np.ndarray:
 
 
 def save_wav(path: str | os.PathLike, y: ArrayLike, fs: int = 8000, mark: bool = False) -> Path:
-    """Write mono float samples in [-1, 1] as a 16-bit PCM wav (see WavWriter: a regular file
-    atomically, "-" to standard output), with blekota's MARK when mark. Returns the path."""
+    """Write mono float samples y (n,) in [-1, 1] as a 16-bit PCM wav (see WavWriter: a regular file
+    atomically, "-" to standard output), with blekota's MARK when mark; the rows of an (S, n) array,
+    such as Model.sample's streams, are written one after another. Returns the path."""
     y = real_array(y, "the sound to write must be an array of float samples").astype(np.float32).ravel()
     with WavWriter(path, fs, y.size, mark) as out:
         out.write(y)
