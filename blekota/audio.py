@@ -14,7 +14,7 @@ import numpy as np
 import soundfile
 
 from . import memory
-from .checks import MAX_FS, file_name, is_integer, non_negative_int, positive_int, sample_rate
+from .checks import MAX_FS, file_name, flag, is_integer, non_negative_int, positive_int, sample_rate
 from .devices import PlaybackError, default_rate, open_device, sounddevice_module
 from .errors import AudioError, ConfigError
 from .fileutil import input_problem, is_stream, open_output, starts_with
@@ -283,7 +283,7 @@ class WavWriter:
             raise ConfigError(f"a 16-bit wav holds at most {WAV_MAX_FRAMES} samples (4 GiB), got {frames}")
         if not is_integer(fs) or not 0 < fs <= MAX_FS:
             raise ConfigError(f"a wav's sample rate must be 1..{MAX_FS} Hz, got {fs!r}")
-        self.path, self.fs, self.frames, self.mark = path, int(fs), int(frames), mark
+        self.path, self.fs, self.frames, self.mark = path, int(fs), int(frames), flag("mark", mark)
         self.written = 0
 
     def __enter__(self) -> WavWriter:

@@ -88,6 +88,14 @@ def file_name(name: str, value: object) -> str | os.PathLike:
     return value
 
 
+def flag(name: str, value: object) -> bool:
+    """value as a bool, when it is one (Python's or NumPy's) or the integer 0 or 1: a string such as
+    "no" is refused rather than read as true."""
+    if isinstance(value, (bool, np.bool_)) or (is_integer(value) and value in (0, 1)):
+        return bool(value)
+    raise _refuse(name, "True or False", value)
+
+
 def optional_callable(name: str, value: object) -> Callable | None:
     """value, when it is None or something to call."""
     if value is not None and not callable(value):

@@ -374,6 +374,7 @@ class Model:
         """
         x, h0 = self._check_window(x, h0)
         checks.optional_callable("ready", ready)
+        bf16 = checks.flag("bf16", bf16)
         T, B = x.shape[0] - 1, x.shape[1]
         if targets is not None:
             targets = _levels("targets", targets, 2)
@@ -521,6 +522,7 @@ class Model:
         smooth = _smooth(smooth)
         wake_after = wake_steps(_wake(wake), self.fs)
         seed = checks.seed(seed)
+        return_probs = checks.flag("return_probs", return_probs)
         steps = min(n, chunk)
         memory.ensure(
             streams * steps * (1 + 4 + self.dtype.itemsize + (LEVELS * self.dtype.itemsize if return_probs else 0)),

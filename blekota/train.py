@@ -155,8 +155,8 @@ class Trainer:
         self.directory = Path(checks.file_name("directory", directory)) / folder
         self.callback = checks.optional_callable("callback", callback)
         self.report_every = checks.positive_int("report_every", report_every)
-        self.log = bool(log)
-        self.report_steps = bool(report_steps)
+        self.log = checks.flag("log", log)
+        self.report_steps = checks.flag("report_steps", report_steps)
         self.random_gain_db = check_max_db(random_gain_db)
         self.schedule = schedule_for(schedule, bool(val_fraction))
         self.averaging = TrainingAverage(model, ema) if ema else None

@@ -120,3 +120,25 @@ def test_a_callback_that_cannot_be_called_is_refused_before_any_work(tmp_path):
     grads = np.empty_like(model.params)
     with pytest.raises(blekota.ConfigError, match="^ready must be None or a function, got 5$"):
         model.window(np.zeros((3, 1), np.uint8), grads=grads, ready=5)
+
+
+def test_flags_are_bools_and_words_are_refused(tmp_path):
+    assert [checks.flag("f", value) for value in (True, False, np.bool_(True), 1, 0, np.int64(1))] == [
+        True, False, True, True, False, True]
+    for value in ("no", "False", None, 2, 0.0, [True]):
+        with pytest.raises(blekota.ConfigError, match=f"^f must be True or False, got {re.escape(repr(value))}$"):
+            checks.flag("f", value)
+    model = blekota.Model(hidden=2, layers=1, seed=0, threads=1)
+    sound = np.sin(np.arange(4000) / 5).astype(np.float32)
+    refused = {
+        "bf16": lambda: model.window(np.zeros((3, 1), np.uint8), bf16="no"),
+        "return_probs": lambda: model.sample(10, return_probs="no"),
+        "log": lambda: blekota.Trainer(model, sound, seq_length=10, batch_size=4, directory=tmp_path, log="no"),
+        "report_steps": lambda: blekota.Trainer(model, sound, seq_length=10, batch_size=4, directory=tmp_path,
+                                                report_steps="no"),
+        "mark": lambda: blekota.save_wav(tmp_path / "s.wav", sound, mark="no"),
+    }
+    for name, call in refused.items():
+        with pytest.raises(blekota.ConfigError, match=f"^{name} must be True or False, got 'no'$"):
+            call()
+    assert not (tmp_path / "s.wav").exists()
