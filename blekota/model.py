@@ -312,8 +312,9 @@ class Model:
         """An all-zero hidden state (state_rows, batch, hidden)."""
         return np.zeros((self.state_rows, batch, self.hidden), self.dtype)
 
-    def _check_params(self) -> None:
-        """model.params may have been replaced: it must still fit the architecture and dtype."""
+    def _check_params(self, finite: bool = False) -> None:
+        """model.params may have been replaced: it must still fit the architecture and dtype (and,
+        when finite, hold no NaN or infinity: sampling from them gives sound that looks plausible)."""
         params = self.params
         size = self._size
         if not (
@@ -326,6 +327,8 @@ class Model:
                 f"model.params must be a contiguous {self.dtype.name} array of {size} values; "
                 "use load_state_dict to change weights"
             )
+        if finite and not np.isfinite(params).all():
+            raise ConfigError("model.params hold NaN or infinite weights: nothing to sample from")
 
     def _check_window(self, x, h0) -> tuple[np.ndarray, np.ndarray]:
         self._check_params()
@@ -529,7 +532,7 @@ class Model:
             f"{steps} samples x {streams} streams" + (" with probabilities" if return_probs else ""),
             "generate fewer samples at a time",
         )
-        self._check_params()
+        self._check_params(finite=True)
         hint_levels, hint_lengths = self.hint_levels(hint, streams, n)
         return self._generate(n, chunk, float(temperature), truncation, smooth, wake_after, hint_levels,
                               hint_lengths, seed, streams, return_probs)

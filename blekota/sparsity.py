@@ -158,6 +158,10 @@ def prune(model: Model, density: float) -> None:
     """Prune a model (a blekota Model) to `density` at once, in place: each pruned matrix keeps
     its most energetic blocks (and its diagonal ones), the rest become 0.0. What training with
     density reaches gradually; at once, the loss rises (train on to recover it)."""
+    from .model import Model  # at call time: the model module imports the sampler, which imports this one
+
+    if not isinstance(model, Model):
+        raise ConfigError(f"model must be a blekota Model, got {type(model).__name__}")
     pruning = Pruning(model.layers, model.hidden, density)
     if pruning.active:
         pruning.start = pruning.end = 0

@@ -10,6 +10,7 @@ import numpy as np
 
 from . import checks, memory
 from .emphasis import Deemphasis
+from .errors import ConfigError
 from .drawing import SMOOTH, WAKE, _smooth, _truncation, _wake, describe_sampling, smoothed, wake_steps
 from .model import MAX_WINDOW, Model
 from .sampler import Sampler
@@ -60,7 +61,9 @@ class Stream:
                  wake: float = WAKE):
         self._sampling = Sampling.checked(temperature, top_k, top_p, min_p, smooth, wake)
         seed = checks.seed(seed)
-        model._check_params()
+        if not isinstance(model, Model):
+            raise ConfigError(f"model must be a blekota Model, got {type(model).__name__}")
+        model._check_params(finite=True)
         hint_levels, hint_lengths = model.hint_levels(hint, 1, MAX_WINDOW)
         self.fs = model.fs
         self.hinted = int(hint_lengths[0])  # samples of hint heard before the first process()

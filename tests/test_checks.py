@@ -142,3 +142,15 @@ def test_flags_are_bools_and_words_are_refused(tmp_path):
         with pytest.raises(blekota.ConfigError, match=f"^{name} must be True or False, got 'no'$"):
             call()
     assert not (tmp_path / "s.wav").exists()
+
+
+def test_what_is_not_a_model_and_weights_that_are_not_numbers_are_refused_before_sampling():
+    with pytest.raises(blekota.ConfigError, match="^model must be a blekota Model, got int$"):
+        blekota.Stream(5)
+    with pytest.raises(blekota.ConfigError, match="^model must be a blekota Model, got str$"):
+        blekota.sparsity.prune("m.npz", 0.5)
+    model = blekota.Model(hidden=2, layers=1, seed=0, threads=1)
+    model.params[3] = np.nan  # written by hand, past load_state_dict's checks
+    for call in (lambda: model.sample(10), lambda: model.stream(), lambda: next(model.generate(10))):
+        with pytest.raises(blekota.ConfigError, match="NaN or infinite weights: nothing to sample from"):
+            call()
