@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from . import checks, frames, memory
+from . import checks, frames, memory, modelchecks
 from .drawing import SMOOTH, WAKE, _smooth, _truncation, _wake, smoothed, wake_steps
 from .emphasis import Deemphasis, check_preemphasis, emphasize
 from .errors import ConfigError
@@ -34,9 +34,6 @@ except ImportError as error:  # pragma: no cover - depends on how the package wa
         "'pip install -e .', or run from outside the source folder after 'pip install .'."
     ) from error
 
-DTYPES = {"float32": np.float32, "float64": np.float64}
-MAX_THREADS = 1024
-MAX_WINDOW = 2**31 - 1  # levels in a window: the BLAS calls in the compiled core take 32-bit sizes
 SAMPLING_CHOICES = ("int8", "bf16_sampling")  # the keys of model.info that say how it is sampled
 
 
@@ -64,47 +61,6 @@ def default_threads() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:
         return os.cpu_count() or 1
-
-
-def _threads(value) -> int:
-    threads = checks.positive_int("threads", value)
-    if threads > MAX_THREADS:
-        raise ConfigError(f"threads must be at most {MAX_THREADS}, got {value!r}")
-    return threads
-
-
-def _dtype(dtype) -> np.dtype:
-    name = dtype
-    if isinstance(dtype, (type, np.dtype)):
-        try:
-            name = np.dtype(dtype).name
-        except TypeError:
-            pass
-    if not isinstance(name, str) or name not in DTYPES:
-        raise ConfigError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
-    return np.dtype(DTYPES[name])
-
-
-def _levels(name: str, value, ndim: int, max_size: int = MAX_WINDOW) -> np.ndarray:
-    """An array of at most max_size integer levels 0..255 with ndim dimensions, as contiguous uint8."""
-    try:
-        levels = np.asarray(value)
-    except (ValueError, TypeError) as error:
-        raise ConfigError(f"{name} must be an array of integer levels 0..255 ({error})") from None
-    if levels.ndim != ndim:
-        raise ConfigError(f"{name} must be a {ndim}-D array of levels, got shape {levels.shape}")
-    if levels.size > max_size:
-        raise ConfigError(f"{name} of shape {levels.shape} is too large: at most {max_size} levels at a time")
-    if not np.issubdtype(levels.dtype, np.integer):
-        raise ConfigError(f"{name} must hold integer levels 0..255, got dtype {levels.dtype}")
-    if levels.size and (levels.min() < 0 or levels.max() >= LEVELS):
-        raise ConfigError(f"{name} must hold integer levels 0..255")
-    return np.ascontiguousarray(levels, dtype=np.uint8)
-
-
-def _sound(value) -> np.ndarray:
-    """A hint as float64 samples; what is not real numbers is a ConfigError."""
-    return real_array(value, "hint must be a sound: an array of float samples").astype(np.float64)
 
 
 class _Workspace:
@@ -158,8 +114,8 @@ class Model:
         self.frame = checks.integer("frame", frame, 0, frames.MAX_FRAME)
         self.layers = checks.positive_int("layers", layers)
         self.fs = checks.sample_rate("fs", fs)
-        self.dtype = _dtype(dtype)
-        self.threads = min(default_threads(), MAX_THREADS) if threads is None else threads
+        self.dtype = modelchecks.dtype(dtype)
+        self.threads = min(default_threads(), modelchecks.MAX_THREADS) if threads is None else threads
         self.threads_by_default = threads is None
         seed = checks.seed(seed)
         memory.ensure(
@@ -251,7 +207,7 @@ class Model:
 
     @threads.setter
     def threads(self, value: int) -> None:
-        self._threads = _threads(value)
+        self._threads = modelchecks.threads(value)
         self.threads_by_default = False
 
     @property
@@ -312,39 +268,6 @@ class Model:
         """An all-zero hidden state (state_rows, batch, hidden)."""
         return np.zeros((self.state_rows, batch, self.hidden), self.dtype)
 
-    def _check_params(self, finite: bool = False) -> None:
-        """model.params may have been replaced: it must still fit the architecture and dtype (and,
-        when finite, hold no NaN or infinity: sampling from them gives sound that looks plausible)."""
-        params = self.params
-        size = self._size
-        if not (
-            isinstance(params, np.ndarray)
-            and params.shape == (size,)
-            and params.dtype == self.dtype
-            and params.flags.c_contiguous
-        ):
-            raise ConfigError(
-                f"model.params must be a contiguous {self.dtype.name} array of {size} values; "
-                "use load_state_dict to change weights"
-            )
-        if finite and not np.isfinite(params).all():
-            raise ConfigError("model.params hold NaN or infinite weights: nothing to sample from")
-
-    def _check_window(self, x, h0) -> tuple[np.ndarray, np.ndarray]:
-        self._check_params()
-        x = _levels("x", x, 2)
-        if x.shape[0] < 2 or x.shape[1] < 1:
-            raise ConfigError(f"x must be a (T+1, B) array of levels with T >= 1, got shape {x.shape}")
-        B = x.shape[1]
-        if h0 is None:
-            return x, self.zero_state(B)
-        if np.shape(h0) != (self.state_rows, B, self.hidden):
-            raise ConfigError(f"h0 must have shape {(self.state_rows, B, self.hidden)}, got {np.shape(h0)}")
-        h0 = np.ascontiguousarray(real_array(h0, "h0 must be an array of numbers"), dtype=self.dtype)
-        if not np.isfinite(h0).all():
-            raise ConfigError("h0 contains NaN or infinite values")
-        return x, h0
-
     def _workspace_for(self, T: int, B: int, backward: bool) -> _Workspace:
         """Scratch for windows of (T, B); the two most recent shapes stay allocated."""
         ws = self._workspaces.pop((T, B), None)
@@ -375,27 +298,16 @@ class Model:
         part runs in NumPy around the compiled core (blekota.frames). bf16: the core's matrix
         products with bfloat16 operands and float32 sums (blekota.device.check_bf16).
         """
-        x, h0 = self._check_window(x, h0)
+        x, h0 = modelchecks.window(self, x, h0)
         checks.optional_callable("ready", ready)
         bf16 = checks.flag("bf16", bf16)
         T, B = x.shape[0] - 1, x.shape[1]
         if targets is not None:
-            targets = _levels("targets", targets, 2)
-            if targets.shape != (T, B):
-                raise ConfigError(f"targets must be shaped (T, B) = {(T, B)}, got {targets.shape}")
+            targets = modelchecks.targets(targets, T, B)
         backward = grads is not None
         ws = self._workspace_for(T, B, backward)
         h_last = np.empty_like(h0)
-        if grads is None:
-            grads = np.empty(0, self.dtype)
-        elif (
-            not isinstance(grads, np.ndarray)
-            or grads.shape != self.params.shape
-            or grads.dtype != self.dtype
-            or not grads.flags.c_contiguous
-            or not grads.flags.writeable
-        ):
-            raise ConfigError("grads must be a writable contiguous array shaped and typed like model.params")
+        grads = np.empty(0, self.dtype) if grads is None else modelchecks.grads(self, grads)
         L, core = self.layers, Layout(self.layers, self.hidden).size
         tier = cond = None
         if self.frame:
@@ -428,7 +340,7 @@ class Model:
 
     def probabilities(self, inputs: ArrayLike, h0: ArrayLike | None = None) -> np.ndarray:
         """Teacher-forced distributions: inputs (T, B) levels -> (T, B, 256) p of the next level."""
-        inputs = _levels("inputs", inputs, 2)
+        inputs = modelchecks.levels("inputs", inputs, 2)
         x = np.concatenate([inputs, np.full((1, inputs.shape[1]), SILENCE, np.uint8)])
         self.window(x, h0)
         out = self._workspaces[(inputs.shape[0], inputs.shape[1])].out
@@ -532,7 +444,7 @@ class Model:
             f"{steps} samples x {streams} streams" + (" with probabilities" if return_probs else ""),
             "generate fewer samples at a time",
         )
-        self._check_params(finite=True)
+        modelchecks.params(self, finite=True)
         hint_levels, hint_lengths = self.hint_levels(hint, streams, n)
         return self._generate(n, chunk, float(temperature), truncation, smooth, wake_after, hint_levels,
                               hint_lengths, seed, streams, return_probs)
@@ -577,17 +489,7 @@ class Model:
         """
         if hint is None:
             return np.empty((streams, 0), np.uint8), np.zeros(streams, np.intp)
-        if isinstance(hint, (list, tuple)) and hint and all(np.ndim(h) >= 1 for h in hint):
-            hints = [_sound(h) for h in hint]
-            if len(hints) != streams:
-                raise ConfigError(f"got {len(hints)} hints for {streams} streams")
-        else:
-            hints = [_sound(hint)] * streams
-        for h in hints:
-            if h.ndim != 1:
-                raise ConfigError(f"hint must be a 1-D sound, got shape {h.shape}")
-        if not all(np.isfinite(h).all() for h in hints):
-            raise ConfigError("hint contains NaN or infinite samples")
+        hints = modelchecks.hints(hint, streams)
         lengths = np.array([min(h.size, n) for h in hints], np.intp)
         levels = np.zeros((streams, int(lengths.max())), np.uint8)
         for row, h in zip(levels, hints):

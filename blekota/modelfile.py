@@ -17,7 +17,8 @@ from .errors import BlekotaError, ConfigError, ModelFileError
 from .fileformat import EXTENSION, FORMAT, VERSION, checksum, is_model_file
 from .frames import MAX_FRAME
 from .layout import canonical_shapes
-from .model import DTYPES, MAX_THREADS, Model
+from .model import Model
+from .modelchecks import DTYPES, MAX_THREADS
 
 __all__ = [
     "EXTENSION", "FORMAT", "VERSION", "ModelFile", "build", "checksum", "is_model_file", "load", "read", "save",

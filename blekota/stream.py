@@ -8,11 +8,11 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from . import checks, memory
+from . import checks, memory, modelchecks
 from .emphasis import Deemphasis
 from .errors import ConfigError
 from .drawing import SMOOTH, WAKE, _smooth, _truncation, _wake, describe_sampling, smoothed, wake_steps
-from .model import MAX_WINDOW, Model
+from .model import Model
 from .sampler import Sampler
 from .mulaw import LEVELS, unquantize
 
@@ -63,8 +63,8 @@ class Stream:
         seed = checks.seed(seed)
         if not isinstance(model, Model):
             raise ConfigError(f"model must be a blekota Model, got {type(model).__name__}")
-        model._check_params(finite=True)
-        hint_levels, hint_lengths = model.hint_levels(hint, 1, MAX_WINDOW)
+        modelchecks.params(model, finite=True)
+        hint_levels, hint_lengths = model.hint_levels(hint, 1, modelchecks.MAX_WINDOW)
         self.fs = model.fs
         self.hinted = int(hint_lengths[0])  # samples of hint heard before the first process()
         self.position = 0  # samples given by process() since the start or the last reset

@@ -8,7 +8,7 @@ import pytest
 import soundfile
 
 import blekota
-from blekota import memory
+from blekota import memory, modelchecks
 from blekota.cli import main
 from blekota.train import Trainer
 
@@ -265,7 +265,7 @@ def test_oversized_window_is_refused_before_the_kernel():
     model = tiny_model()
     huge = np.lib.stride_tricks.as_strided(np.zeros(1, np.uint8), shape=(2**16 + 1, 2**15 + 1), strides=(0, 0))
     with pytest.raises(blekota.ConfigError, match=r"x of shape \(65537, 32769\) is too large: at most 2147483647 levels"):
-        model._check_window(huge, None)
+        modelchecks.window(model, huge, None)
 
 
 # -- the command line ---------------------------------------------------------------------------
