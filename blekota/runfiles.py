@@ -30,13 +30,16 @@ Report = Callable[..., None]  # report(kind, path=None, message=""): see blekota
 
 
 def split_name(name: object) -> tuple[Path, str]:
-    """(folder, file name prefix) of a model name: "foo/bar" -> (foo, "bar"), "bar" -> (., "bar")."""
+    """(folder, file name prefix) of a model name: "foo/bar" -> (foo, "bar"), "bar" -> (., "bar").
+    The folder is relative and has no ".." parts, so the run's files stay inside its directory."""
     path = Path(name) if isinstance(name, str) and "\0" not in name else None
     if path is None or name.endswith(("/", os.sep)) or not checks.is_plain_name(path.name):
         raise ConfigError(
             f"name must be a file name prefix of at most {checks.MAX_NAME_BYTES} bytes, optionally after a "
             f"folder (foo/bar), got {name!r}"
         )
+    if path.anchor or ".." in path.parts:
+        raise ConfigError(f"name must stay inside directory: a relative folder without '..' parts, got {name!r}")
     return path.parent, path.name
 
 

@@ -80,9 +80,10 @@ class Trainer(TrainerFiles):
     iterations between mask updates. Validations while the density falls neither feed the schedule
     nor make a best model.
     name: prefix of the files written; "foo/bar" writes foo/bar_N.npz in `directory` (the folder is
-    created). checkpoint_every: save NAME_N.npz every that many iterations (0: never);
-    checkpoint_sound: also generate that many samples and save NAME_N.wav; keep: keep only the
-    newest `keep` NAME_N.npz up to the current iteration (0: all; NAME_best and sounds are kept).
+    created; an absolute folder or one with ".." is refused). checkpoint_every: save NAME_N.npz
+    every that many iterations (0: never); checkpoint_sound: also generate that many samples and
+    save NAME_N.wav; keep: keep only the newest `keep` NAME_N.npz up to the current iteration (0:
+    all; NAME_best and sounds are kept).
     directory: where files go. log: append to NAME.log.jsonl there (see blekota.trainlog). callback:
     called with a Progress at reports, validations and files written (and after every iteration when
     report_steps). seed: seeds the sounds generated at checkpoints.

@@ -49,6 +49,18 @@ def test_a_stored_name_never_leads_out_of_the_folder(here, capsys):
     assert not os.path.exists("escaped") and sorted(os.listdir("run")) == ["evil.npz"]
 
 
+@pytest.mark.parametrize("name", ["../escaped/x", "run/../../escaped/x", "{here}/escaped/x"])
+def test_a_model_name_never_leads_out_of_the_folder(here, capsys, name):
+    os.mkdir("run")
+    name = name.format(here=here)
+    for resume in ([], ["--resume", "t_1.npz"]):
+        argv = ["train", *resume, "tone.wav", *SMALL, "--out-dir", "run", "--model-name", name, "-q"]
+        assert main(argv) == 2
+        one_line(capsys.readouterr().err, f"name must stay inside directory: a relative folder without '..' parts, "
+                                          f"got {name!r}")
+    assert not os.path.exists("escaped") and os.listdir("run") == []
+
+
 # -- paths that collide -----------------------------------------------------------------------------
 
 

@@ -158,6 +158,9 @@ def test_model_hyperparameters(kwargs, message):
         ({"name": "a/"}, "name must be a file name prefix of at most 200 bytes, optionally after a folder (foo/bar), got 'a/'"),
         ({"name": "x" * 201}, "name must be a file name prefix of at most 200 bytes"),
         ({"name": "a/.."}, "got 'a/..'"),
+        ({"name": "../x"}, "name must stay inside directory: a relative folder without '..' parts, got '../x'"),
+        ({"name": "a/../../x"}, "name must stay inside directory: a relative folder without '..' parts, got 'a/../../x'"),
+        ({"name": "/tmp/x"}, "name must stay inside directory: a relative folder without '..' parts, got '/tmp/x'"),
         ({"name": 7}, "got 7"),
     ],
 )
