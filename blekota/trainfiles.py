@@ -8,6 +8,7 @@ what it may write over, are blekota.runfiles'.
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,7 @@ import numpy as np
 
 from . import checkpoint, checks, fileformat, modelfile
 from .audio import WAV_MAX_FRAMES, save_wav
+from .errors import ConfigError
 from .parallel import Processes, processes
 from .progress import Progress
 from .runfiles import RunFiles, warn_of_later_files
@@ -129,13 +131,21 @@ class TrainerFiles:
         from the file; so do the data position and carried state when the data and its layout (seq_length,
         batch_size, val_fraction) are unchanged (then trainer.continues_data is True), else training starts at the
         data's beginning. N iterations, save, resume, M iterations give the same weights as N + M. overrides replace
-        saved hyperparameters (e.g. lr, schedule, name, directory, keep). Files go beside the model file unless
-        directory says otherwise, under the run's name (a file that names no run: its file's stem); a file older
+        saved hyperparameters: Trainer's arguments but model, audio, callback and comm (e.g. lr, schedule, name,
+        directory, keep; another keyword is a ConfigError). Files go beside the model file unless directory says
+        otherwise, under the run's name (a file that names no run: its file's stem); a file older
         than its run's later files there (NAME_N with a larger N, a later NAME_best) warns (OverwriteWarning):
         training from it writes over them; another name branches off.
         comm: train data-parallel (see Trainer); rank 0 reads the file and sends it to the others, so the
         checkpoint continues on any number of processes.
         """
+        given = ("model", "audio", "callback", "comm")  # the Trainer arguments from_checkpoint passes itself
+        accepted = [key for key in inspect.signature(cls).parameters if key not in given]
+        unknown = [key for key in overrides if key not in accepted]
+        if unknown:
+            raise ConfigError(f"from_checkpoint got unknown keyword{'s' * (len(unknown) > 1)} "
+                              f"{', '.join(map(repr, unknown))}; it takes audio, callback, threads, comm and "
+                              f"{', '.join(accepted)}")
         group, path = processes(comm), Path(checks.file_name("path", path))
         loaded = modelfile.build(path, *group.from_root(lambda: fileformat.read(path)), threads)
         audio = checkpoint.recorded_sounds(path, loaded.info) if audio is None else audio

@@ -170,6 +170,18 @@ def test_trainer_hyperparameters(tmp_path, kwargs, message):
     assert message in str(raised.value)
 
 
+@pytest.mark.parametrize("keywords,unknown", [({"lrr": 1}, "unknown keyword 'lrr'"),
+                                              ({"model": None, "lr": 0.1, "seed_": 1}, "unknown keywords 'model', 'seed_'")])
+def test_from_checkpoint_refuses_unknown_keywords(tmp_path, keywords, unknown):
+    trainer = Trainer(tiny_model(), tone(), seq_length=10, batch_size=2, name="t", directory=tmp_path, log=False)
+    path = trainer.save(tmp_path / "t_0.npz")
+    with pytest.raises(blekota.ConfigError) as raised:
+        Trainer.from_checkpoint(path, tone(), **keywords)
+    message = str(raised.value)
+    assert message.startswith(f"from_checkpoint got {unknown}; it takes audio, callback, threads, comm and ")
+    assert "\n" not in message and "seq_length, batch_size, optimizer, lr, name" in message and "bf16" in message
+
+
 def test_train_arguments(tmp_path):
     trainer = Trainer(tiny_model(), tone(), seq_length=10, batch_size=2, directory=tmp_path)
     with pytest.raises(blekota.ConfigError, match="iterations must be an integer >= 0, got -1"):
