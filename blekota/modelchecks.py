@@ -94,10 +94,21 @@ def window(model: Model, x: ArrayLike, h0: ArrayLike | None) -> tuple[np.ndarray
         return x, model.zero_state(B)
     if np.shape(h0) != (model.state_rows, B, model.hidden):
         raise ConfigError(f"h0 must have shape {(model.state_rows, B, model.hidden)}, got {np.shape(h0)}")
-    h0 = np.ascontiguousarray(real_array(h0, "h0 must be an array of numbers"), dtype=model.dtype)
+    h0 = real_array(h0, "h0 must be an array of numbers")
     if not np.isfinite(h0).all():
         raise ConfigError("h0 contains NaN or infinite values")
-    return x, h0
+    return x, in_dtype("h0", h0, model.dtype)
+
+
+def in_dtype(name: str, values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Finite values as a contiguous array of the model's dtype, when none is too large for it."""
+    with np.errstate(over="ignore"):
+        cast = np.ascontiguousarray(values, dtype=dtype)
+    if not np.isfinite(cast).all():
+        largest = values.flat[np.abs(values).argmax()]
+        raise ConfigError(f"{name} holds values too large for the model's {dtype.name} "
+                          f"(magnitudes up to {np.finfo(dtype).max:.2g}), got {largest:g}")
+    return cast
 
 
 def targets(value: ArrayLike, T: int, B: int) -> np.ndarray:

@@ -276,6 +276,18 @@ def test_kernel_boundary_inputs(call, message):
     assert message in str(raised.value)
 
 
+@pytest.mark.parametrize("value", [1e300, -1e39])
+def test_an_h0_too_large_for_the_dtype_says_so(value):
+    h0 = np.zeros((1, 2, 4))
+    h0[0, 1, 2] = value
+    for call in (lambda m: m.loss_and_grad(np.zeros((3, 2), int), h0), lambda m: m.probabilities(np.zeros((2, 2), int), h0)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # nor NumPy's overflow warning
+            with pytest.raises(blekota.ConfigError) as raised:
+                call(tiny_model())
+        assert str(raised.value) == f"h0 holds values too large for the model's float32 (magnitudes up to 3.4e+38), got {value:g}"
+
+
 def test_oversized_window_is_refused_before_the_kernel():
     model = tiny_model()
     huge = np.lib.stride_tricks.as_strided(np.zeros(1, np.uint8), shape=(2**16 + 1, 2**15 + 1), strides=(0, 0))
