@@ -234,7 +234,8 @@ class Model:
         return flat_to_canonical(self.params, self.layers, self.hidden, self.frame)
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        """Replace the weights with a canonical dict of this model's architecture (finite real numbers)."""
+        """Replace the weights with a canonical dict of this model's architecture (real numbers, finite
+        in the model's dtype)."""
         expected = canonical_shapes(self.layers, self.hidden, self.frame)
         if not isinstance(state, dict):
             raise ConfigError(f"state must be a dict of weight arrays by name, got {type(state).__name__}")
@@ -246,6 +247,7 @@ class Model:
                 raise ConfigError(f"{key} has shape {state[key].shape}, expected {shape}")
             if not np.isfinite(state[key]).all():
                 raise ConfigError(f"{key} holds NaN or infinite weights")
+            state[key] = modelchecks.in_dtype(key, state[key], self.dtype)
         canonical_to_flat(state, self.layers, self.hidden, self.params, self.frame)
 
     @classmethod

@@ -123,6 +123,8 @@ def test_state_dicts_of_what_is_not_finite_weights_are_refused():
         "text": (dict(good, **{"out.Wy": good["out.Wy"].astype(str)}), "out.Wy must be an array of weights, got dtype <U"),
         "complex": (dict(good, **{"gru0.Wr": good["gru0.Wr"] + 1j}), "gru0.Wr must be an array of weights, got dtype complex"),
         "not a dict": (list(good.items()), "state must be a dict of weight arrays by name, got list"),
+        "too large": (dict(good, **{"out.Wy": np.full(good["out.Wy"].shape, 1e300)}),
+                      r"^out.Wy holds values too large for the model's float32 \(magnitudes up to 3.4e\+38\), got 1e\+300$"),
     }
     for state, message in bad.values():
         with pytest.raises(blekota.ConfigError, match=message):
