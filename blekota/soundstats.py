@@ -1,6 +1,6 @@
 """How much a made-up sound is like a real one, in numbers: log-mel Fréchet distance, the share of
 quiet frames, how long its sounds and pauses last and how loud it is, the spectral flatness of loud
-frames, and voicing and pitch by autocorrelation.
+frames and how much their spectra vary, and voicing and pitch by autocorrelation.
 
 All measures work on 32 ms frames with a 10 ms hop. A frame is quiet when its RMS is at most a tenth
 of the loud level: the 95th percentile of frame RMS of the reference sound (the real one), so a
@@ -27,6 +27,7 @@ LOUD_PERCENTILE = 95
 PITCH_RANGE_HZ = (60.0, 500.0)
 VOICED_CORRELATION = 0.5
 MIN_FS = 50  # Hz: the lowest rate with a hop of at least one sample
+DB_PER_NEPER_OF_POWER = 10.0 / np.log(10.0)  # a natural log of power in dB
 
 
 def frames(sound: np.ndarray, fs: int) -> np.ndarray:
@@ -72,7 +73,11 @@ def mel_filterbank(fs: int, size: int, bands: int = MEL_BANDS) -> np.ndarray:
 
 def log_mel(sound: np.ndarray, fs: int, bands: int = MEL_BANDS) -> np.ndarray:
     """Log mel energies (F, bands) of 32 ms frames every 10 ms, natural log, floored at 1e-10."""
-    spectra = power_spectra(sound, fs)
+    return mel_of(power_spectra(sound, fs), fs, bands)
+
+
+def mel_of(spectra: np.ndarray, fs: int, bands: int = MEL_BANDS) -> np.ndarray:
+    """Log mel energies (F, bands) of power_spectra()'s (F, N // 2 + 1), natural log, floored at 1e-10."""
     filters = mel_filterbank(fs, round(FRAME_S * fs), bands)
     return np.log(np.maximum(spectra @ filters.T, 1e-10))
 
@@ -80,13 +85,19 @@ def log_mel(sound: np.ndarray, fs: int, bands: int = MEL_BANDS) -> np.ndarray:
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     """Fréchet distance between Gaussians fitted to feature rows a (Fa, D) and b (Fb, D):
     |mu_a - mu_b|^2 + tr(C_a + C_b - 2 (C_a C_b)^(1/2)). Each needs 2 rows at least (42 ms of sound)."""
+    return sum(frechet_parts(a, b))
+
+
+def frechet_parts(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """The Fréchet distance's two terms: (|mu_a - mu_b|^2, the means' part; the trace, the part of
+    how the features vary and go together)."""
     if len(a) < 2 or len(b) < 2:
         raise ConfigError(f"a Fréchet distance needs at least 2 frames (42 ms) of each sound, got {len(a)} and {len(b)}")
     mean_a, mean_b = a.mean(axis=0), b.mean(axis=0)
     cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
     root = scipy.linalg.sqrtm(cov_a @ cov_b)
     trace = np.trace(cov_a + cov_b - 2.0 * np.real(root))
-    return float(np.sum((mean_a - mean_b) ** 2) + max(trace, 0.0))
+    return float(np.sum((mean_a - mean_b) ** 2)), float(max(trace, 0.0))
 
 
 def mel_distance(sound: np.ndarray, reference: np.ndarray, fs: int) -> float:
@@ -130,7 +141,10 @@ class SoundStats:
     deviation of their pitch in semitones; pitch_motion: median absolute change of pitch between
     neighbouring voiced frames, semitones per 10 ms (NaN where not defined); loudness: median frame
     RMS over the loud level; burst_ms, pause_ms: median length in ms of the runs of frames that are
-    not quiet and of those that are (hop by hop, 10 ms a frame; NaN without such runs)."""
+    not quiet and of those that are (hop by hop, 10 ms a frame; NaN without such runs); variety_db:
+    how much the spectra of the frames that are not quiet vary from frame to frame, the standard
+    deviation of their log-mel energies in dB, averaged over the bands (NaN with fewer than 2 such
+    frames): speech changes its spectrum with every sound, a drone or a steady hiss does not."""
 
     seconds: float
     rms: float
@@ -139,6 +153,7 @@ class SoundStats:
     burst_ms: float
     pause_ms: float
     flatness: float
+    variety_db: float
     voiced_share: float
     pitch_hz: float
     pitch_spread: float
@@ -171,10 +186,12 @@ def describe(sound: np.ndarray, fs: int, level: float | None = None) -> SoundSta
     rms = frame_rms(sound, fs)
     if rms.size == 0:
         nan = float("nan")
-        return SoundStats(sound.size / fs, 0.0, nan, nan, nan, nan, nan, nan, nan, nan, nan)
+        return SoundStats(sound.size / fs, 0.0, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan)
     quiet = rms <= QUIET_FRACTION * level
     pauses, bursts = run_lengths(quiet)
-    spectra = power_spectra(sound, fs)[~quiet] + 1e-20
+    loud_spectra = power_spectra(sound, fs)[~quiet]
+    loud_mel = mel_of(loud_spectra, fs)
+    spectra = loud_spectra + 1e-20
     flatness = np.exp(np.mean(np.log(spectra), axis=1)) / np.mean(spectra, axis=1)
     pitch = pitch_track(sound, fs, level)
     voiced = ~np.isnan(pitch)
@@ -189,6 +206,7 @@ def describe(sound: np.ndarray, fs: int, level: float | None = None) -> SoundSta
         burst_ms=median_ms(bursts),
         pause_ms=median_ms(pauses),
         flatness=float(np.median(flatness)) if flatness.size else float("nan"),
+        variety_db=float(np.mean(np.std(loud_mel, axis=0)) * DB_PER_NEPER_OF_POWER) if len(loud_mel) > 1 else float("nan"),
         voiced_share=float(voiced.mean()),
         pitch_hz=float(np.median(pitch[voiced])) if voiced.any() else float("nan"),
         pitch_spread=float(np.std(semitones)) if semitones.size > 1 else float("nan"),
@@ -220,7 +238,8 @@ def distance_scale(real: np.ndarray, fs: int, length: int, seed: int = 0) -> tup
 
 def judge(made: Sequence[np.ndarray], real: np.ndarray, fs: int) -> dict:
     """Made-up streams (each (n,), any lengths) against the real sound (n,), both at fs Hz: "fd",
-    the distance of the streams joined to real, and describe()'s measures of them joined, judged
+    the distance of the streams joined to real, "fd_average" its part from the average spectrum
+    (frechet_parts; the rest is how the spectra vary), and describe()'s measures of them joined, judged
     by real's loud level, with bursts and pauses counted in each stream apart (so that one
     stream's end and the next one's start are not one pause)."""
     streams = [np.asarray(stream, np.float64).ravel() for stream in made]
@@ -231,4 +250,5 @@ def judge(made: Sequence[np.ndarray], real: np.ndarray, fs: int) -> dict:
     runs = [run_lengths(frame_rms(stream, fs) > QUIET_FRACTION * level) for stream in streams]
     stats["burst_ms"] = median_ms(np.concatenate([bursts for bursts, _ in runs]))
     stats["pause_ms"] = median_ms(np.concatenate([pauses for _, pauses in runs]))
-    return {"fd": mel_distance(joined, real, fs), **stats}
+    average, spread = frechet_parts(log_mel(joined, fs), log_mel(real, fs))
+    return {"fd": average + spread, "fd_average": average, **stats}

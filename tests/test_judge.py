@@ -40,6 +40,9 @@ def test_the_source_itself_is_near_and_hiss_far(files, capsys):
     assert alike["fd"] < 0.1 * hiss["fd"]
     assert source["floor"] < source["ceiling"] and source["levels_floor"] > 0
     assert alike["flatness"] < 0.05 < 0.5 < hiss["flatness"]
+    # hiss is far in its average spectrum as well as in how little it varies; the source row has no part
+    assert 0 < hiss["fd_average"] < hiss["fd"] and source["fd_average"] is None
+    assert hiss["variety_db"] < alike["variety_db"]
     assert alike["quiet_share"] == pytest.approx(source["quiet_share"], abs=0.1) and hiss["quiet_share"] == 0
     # each file's floor is the source's at that file's length; together, at the length of both
     assert alike["floor"] == hiss["floor"] and both["floor"] == source["floor"]

@@ -87,6 +87,26 @@ def test_frechet_distance_of_gaussians():
     assert soundstats.frechet_distance(a, wider) == pytest.approx(3.0, rel=0.05)
 
 
+def test_the_frechet_parts_split_the_means_from_the_spread():
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((20000, 3))
+    average, spread = soundstats.frechet_parts(a, a * 2.0 + [3.0, 0.0, 0.0])
+    assert average == pytest.approx(9.0, abs=0.05) and spread == pytest.approx(3.0, rel=0.05)
+    assert soundstats.frechet_distance(a, a * 2.0 + [3.0, 0.0, 0.0]) == pytest.approx(average + spread)
+
+
+def test_variety_tells_a_changing_sound_from_a_drone():
+    steady = soundstats.describe(tone(150.0, 2.0), FS)
+    # a tenth of a second at a time, one of two vowel-like colours, as speech changes its sounds
+    colours = [tone(150.0, 0.1) if k % 2 else np.convolve(tone(150.0, 0.1), [1.0, -0.95], "same")
+               for k in range(20)]
+    changing = soundstats.describe(np.concatenate(colours), FS)
+    assert steady.variety_db < 3.0 < 10.0 < changing.variety_db
+    # a louder copy varies as much: it is the change from frame to frame, not the level
+    assert soundstats.describe(4.0 * tone(150.0, 2.0), FS).variety_db == pytest.approx(steady.variety_db, rel=0.1)
+    assert np.isnan(soundstats.describe(np.zeros(FS), FS).variety_db)
+
+
 def test_mel_distance_orders_alike_unalike_and_noise():
     sound = demo_sound()
     first, second = sound[: sound.size // 2], sound[sound.size // 2:]
@@ -129,7 +149,7 @@ def test_judge_counts_bursts_and_pauses_stream_by_stream():
     assert judged["pause_ms"] == pytest.approx(200 - 32, abs=10)
     # a run that ends with its stream has no frame past its end: (300 + 32 + 600 - 32) / 2
     assert judged["burst_ms"] == pytest.approx(450, abs=10)
-    assert judged["fd"] == pytest.approx(0, abs=1e-6)
+    assert judged["fd"] == pytest.approx(0, abs=1e-6) and judged["fd_average"] == pytest.approx(0, abs=1e-6)
     assert judged["quiet_share"] == pytest.approx(soundstats.describe(np.concatenate(streams), FS).quiet_share)
 
 

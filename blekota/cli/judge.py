@@ -23,22 +23,26 @@ STEADY_SECONDS = 15.0  # less made-up sound than this in all, and its distance i
 COLUMNS = (  # (heading, key, format): one row per sound
     ("distance", "fd", "{:.0f}"),
     ("floor", "floor", "{:.0f}"),
+    ("average part", "fd_average", "{:.0f}"),
     ("quiet", "quiet_share", "{:.2f}"),
     ("loudness", "loudness", "{:.2f}"),
     ("bursts ms", "burst_ms", "{:.0f}"),
     ("pauses ms", "pause_ms", "{:.0f}"),
     ("flatness", "flatness", "{:.3f}"),
+    ("variety dB", "variety_db", "{:.1f}"),
     ("voiced", "voiced_share", "{:.2f}"),
     ("pitch Hz", "pitch_hz", "{:.0f}"),
     ("pitch motion", "pitch_motion", "{:.2f}"),
 )
 MEANING = """\
 distance: log-mel Fréchet distance to the source (32 ms frames, 40 bands); floor: the source's own
-excerpts of that length against the rest of it (as near as real sound comes). quiet: share of frames
-below a tenth of the source's loud level; loudness: median frame level over that loud level; bursts,
-pauses: median length of the runs of loud and of quiet frames; flatness: spectral flatness of the
-loud frames (0 harmonics, 1 white noise); voiced: share of frames with a clear pitch (60-500 Hz);
-pitch motion: semitones per 10 ms."""
+excerpts of that length against the rest of it (as near as real sound comes); average part: the part
+of the distance from the average spectrum (the rest is from how the spectra vary). quiet: share of
+frames below a tenth of the source's loud level; loudness: median frame level over that loud level;
+bursts, pauses: median length of the runs of loud and of quiet frames; flatness: spectral flatness of
+the loud frames (0 harmonics, 1 white noise); variety: how much the loud frames' spectra change from
+frame to frame (each band's standard deviation, averaged; a drone or a steady hiss has little);
+voiced: share of frames with a clear pitch (60-500 Hz); pitch motion: semitones per 10 ms."""
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -94,7 +98,8 @@ def judgements(source: np.ndarray, made: list[tuple[str, np.ndarray]], fs: int, 
     own length, and with several, all of them together."""
     together = sum(sound.size for _, sound in made)
     floor, levels_floor, ceiling = soundstats.distance_scale(source, fs, together)
-    rows = [{"sound": f"{source_name} (source)", "fd": floor, "floor": floor, "levels_floor": levels_floor,
+    rows = [{"sound": f"{source_name} (source)", "fd": floor, "floor": floor, "fd_average": float("nan"),
+             "levels_floor": levels_floor,
              "ceiling": ceiling, **soundstats.describe(source, fs).as_dict()}]
     groups = [(name, [sound]) for name, sound in made]
     if len(made) > 1:
