@@ -38,6 +38,8 @@ The drawn sounds are measured against the whole real sound (blekota.soundstats):
   loudness  median frame RMS over the real sound's loud level (the real sound's own: about 0.3
             for speech, where pauses and soft sounds fill half the frames);
   flat      median spectral flatness of the other frames (0: harmonics, 1: white noise);
+  variety   how much those frames' spectra change from frame to frame: the standard deviation of
+            each log-mel band in dB, averaged over the bands (a drone or a steady hiss: a few dB);
   voiced    share of frames with a clear period (autocorrelation >= 0.5 within 60-500 Hz);
   f0, spread, motion: median pitch of voiced frames (Hz), its spread (semitones) and its median
             change between neighbouring frames (semitones per 10 ms).
@@ -366,7 +368,7 @@ def demo_table(row: dict) -> str:
 def table(rows: list[dict]) -> str:
     """One line per run: held-out loss and the sound measures, with each sound's real figures."""
     header = ("| sound | run | loss | continuous | fd (floor / levels / noise) | quiet | bursts / pauses ms | loudness "
-              "| flat | voiced | f0 Hz | spread | motion | iterations |")
+              "| flat | variety dB | voiced | f0 Hz | spread | motion | iterations |")
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     for row in rows:
         loss = f"{row['points'][-1]['val_loss']:.3f}" if row.get("points") else ""
@@ -379,7 +381,7 @@ def table(rows: list[dict]) -> str:
         recipe += f" (seed {row['seed']})" if row.get("seed") else ""
         cells = [Path(row["sound"]).stem, recipe, loss, continuous, fd]
         cells += [f"{row['quiet_share']:.3f}", f"{row['burst_ms']:.0f} / {row['pause_ms']:.0f}", f"{row['loudness']:.2f}"]
-        cells += [f"{row[key]:.3f}" for key in ("flatness", "voiced_share")]
+        cells += [f"{row['flatness']:.3f}", f"{row['variety_db']:.1f}", f"{row['voiced_share']:.3f}"]
         cells += [f"{row['pitch_hz']:.0f}", f"{row['pitch_spread']:.2f}", f"{row['pitch_motion']:.2f}"]
         cells.append(f"{row['iterations']:,}" if "iterations" in row else "")
         lines.append("| " + " | ".join(cells) + " |")
@@ -393,14 +395,16 @@ def median_table(rows: list[dict]) -> str:
     for row in rows:
         if "points" in row:
             groups.setdefault((Path(row["sound"]).stem, row["recipe"]), []).append(row)
-    keys = ("continuous_loss", "fd", "quiet_share", "burst_ms", "pause_ms", "loudness", "flatness", "voiced_share")
-    lines = ["| sound | run | seeds | loss | continuous | fd | quiet | bursts ms | pauses ms | loudness | flat | voiced |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    keys = ("continuous_loss", "fd", "quiet_share", "burst_ms", "pause_ms", "loudness", "flatness", "variety_db",
+            "voiced_share")
+    lines = ["| sound | run | seeds | loss | continuous | fd | quiet | bursts ms | pauses ms | loudness | flat | variety dB "
+             "| voiced |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for (sound, recipe), group in groups.items():
         loss = np.median([row["points"][-1]["val_loss"] for row in group])
         medians = [np.median([row[key] for row in group]) if all(key in row for row in group) else None for key in keys]
         cells = [sound, recipe, str(len(group)), f"{loss:.3f}"]
-        cells += ["" if value is None else f"{value:.0f}" if key in ("fd", "burst_ms", "pause_ms") else f"{value:.3f}"
+        cells += ["" if value is None else f"{value:.0f}" if key in ("fd", "burst_ms", "pause_ms")
+                  else f"{value:.1f}" if key == "variety_db" else f"{value:.3f}"
                   for key, value in zip(keys, medians)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
