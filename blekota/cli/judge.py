@@ -50,8 +50,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "judge", help="measure how near made-up sound is to its source",
         description="Measure made-up sounds against the sound the model learned from: the log-mel "
-        "Fréchet distance beside the source's own floor, the share of quiet frames, the length of "
-        "bursts and pauses, loudness, hiss (spectral flatness) and pitch. One row per sound, and "
+        "Fréchet distance beside the source's own floor (and the part of it that is the average spectrum's), "
+        "the share of quiet frames, the length of bursts and pauses, loudness, hiss (spectral flatness), "
+        "how much the spectra vary, and pitch. One row per sound, and "
         "one for all of them together when there are several (bursts and pauses counted in each "
         "file apart). The first row is the source measured against itself.",
     )
