@@ -34,7 +34,7 @@ from .drawing import SMOOTH, WAKE
 from .model import Model
 from .mulaw import unquantize
 from .progress import Progress
-from .runfiles import RunFiles, file_names
+from .runfiles import RunFiles, default_name, file_names
 from .train import Trainer
 
 if TYPE_CHECKING:
@@ -188,8 +188,9 @@ def open_session(
     model_options: Model arguments (hidden, layers, fs, dtype, seed, threads); only threads is
     used for a model file. trainer_options: Trainer arguments for a new model (seq_length,
     batch_size, optimizer, lr, seed, name, directory, checkpoint_every, device, ...); the name
-    defaults to the sound's. overrides: Trainer.from_checkpoint options for a model file (device,
-    lr, ...; a model file goes on writing beside itself unless they give a directory).
+    defaults to the sound's, or for a directory or a glob the directory's, as train names it.
+    overrides: Trainer.from_checkpoint options for a model file (device, lr, ...; a model file
+    goes on writing beside itself unless they give a directory).
     """
     threads = model_options.get("threads")
     overrides = dict(overrides or {})
@@ -220,7 +221,7 @@ def open_session(
     if source is None:
         audio, name, what = demo_sound(model.fs), "demo", "the built-in demo sound"
     else:
-        audio, name, what = source, Path(source).stem, source
+        audio, name, what = source, default_name([str(source)]), source
     options = {"name": name, **trainer_options}
     wanted = options["name"]
     options["name"] = fresh_name(Path(options.get("directory", ".")), wanted)

@@ -43,6 +43,17 @@ def split_name(name: object) -> tuple[Path, str]:
     return path.parent, path.name
 
 
+def default_name(files: list[str]) -> str:
+    """The run name for these training sound arguments (files, directories or globs): the first
+    sound's name, or its directory's ("model" for the root)."""
+    first = Path(files[0])
+    if any(char in files[0] for char in "*?[") and not first.exists():
+        first = first.parent
+    if first.is_dir() or first != Path(files[0]):
+        return first.resolve().name or "model"
+    return first.stem
+
+
 def file_names(paths: list[Path]) -> str:
     """Up to three of the paths' file names, then "and N more": "a_1.npz, a_2.npz and 4 more"."""
     return ", ".join(path.name for path in paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")

@@ -267,3 +267,16 @@ def test_repl_device_reaches_the_trainer_of_new_and_resumed_sessions(tmp_path, m
     assert session(monkeypatch, ["voice_2.npz", "--device", "cuda:0", "--threads", "1"], "clf.train(1)\n") == 0
     assert "at iteration 2, training on voice.wav, each step on torch's cpu device" in capsys.readouterr().err
     assert made == ["cuda", "cuda:0"] and blekota.load("voice_3.npz").info["iterations"] == 3
+
+
+def test_a_session_on_a_directory_or_a_glob_is_named_as_train_names_it(tmp_path, monkeypatch, capsys):
+    """Not '*' (files *_1.npz) for a quoted glob, nor a refused '' for '.'."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sounds").mkdir()
+    blekota.save_wav("sounds/voice.wav", 0.5 * np.sin(2 * np.pi * 300 * np.arange(6000) / 8000), 8000)
+    commands = "print('name', clf.trainer.name)\n"
+    assert session(monkeypatch, ["sounds/*.wav", *SMALL], commands) == 0
+    assert "name sounds" in capsys.readouterr().out
+    monkeypatch.chdir(tmp_path / "sounds")
+    assert session(monkeypatch, [".", *SMALL], commands) == 0
+    assert "name sounds" in capsys.readouterr().out

@@ -18,7 +18,7 @@ from ..fileutil import prepare_directory
 from ..emphasis import emphasis_words
 from ..frames import frame_words
 from ..model import Model
-from ..runfiles import RunFiles, file_names, split_name
+from ..runfiles import RunFiles, default_name, file_names, split_name
 from ..sparsity import BLOCK_INPUTS, BLOCK_UNITS, END_SHARE, START_SHARE
 from ..train import Trainer
 from .options import (
@@ -76,16 +76,6 @@ def run(args: argparse.Namespace) -> int:
         if processes.is_root:
             raise
         return 130
-
-
-def default_name(files: list[str]) -> str:
-    """The model name for these FILE arguments: the sound's or the directory's name."""
-    first = Path(files[0])
-    if any(char in files[0] for char in "*?[") and not first.exists():
-        first = first.parent
-    if first.is_dir() or first != Path(files[0]):
-        return first.resolve().name or "model"
-    return first.stem
 
 
 def prepare_resume(args: argparse.Namespace, say: Callable[[str], object]) -> tuple[Path, dict, list]:
