@@ -265,7 +265,7 @@ def session_namespace(session: Session) -> dict:
     def play(sound=None, fs: int | None = None) -> None:
         """Play a sound (default: the last sample); without a sound card, save last_played.wav."""
         try:
-            play_sound(pick(sound), fs or session.fs, blocking=False)
+            play_sound(pick(sound), session.fs if fs is None else fs, blocking=False)
         except PlaybackError as error:
             print(error)
 
@@ -317,11 +317,11 @@ def session_namespace(session: Session) -> dict:
 
     def show(sound=None, fs: int | None = None, out=None) -> None:
         """The waveform of a sound (default: the last sample)."""
-        _report(plot.show(pick(sound), fs or session.fs, out=out, block=False))
+        _report(plot.show(pick(sound), session.fs if fs is None else fs, out=out, block=False))
 
     def spectrogram(sound=None, fs: int | None = None, out=None) -> None:
         """The spectrogram of a sound (default: the last sample)."""
-        _report(plot.spectrogram(pick(sound), fs or session.fs, out=out, block=False))
+        _report(plot.spectrogram(pick(sound), session.fs if fs is None else fs, out=out, block=False))
 
     def compare(training=None, generated=None, fs: int | None = None, out=None) -> None:
         """A training sound and a generated one side by side (default: the last sample, and as
@@ -329,7 +329,7 @@ def session_namespace(session: Session) -> dict:
         generated = pick(generated)
         if training is None:
             training = session.training_sound[: max(len(generated), session.fs // 10)]
-        _report(plot.compare(training, generated, fs or session.fs, out=out, block=False))
+        _report(plot.compare(training, generated, session.fs if fs is None else fs, out=out, block=False))
 
     def heatmap(start: int = 0, length: int = 1000, out=None) -> None:
         """The probabilities the last sample was drawn from, samples start..start+length."""
@@ -347,7 +347,7 @@ def session_namespace(session: Session) -> dict:
 
     def save_file(file: str | os.PathLike, sound=None, fs: int | None = None) -> None:
         """Save a sound (default: the last sample) as a 16-bit wav file."""
-        _report(save_wav(file, pick(sound), fs or session.fs))
+        _report(save_wav(file, pick(sound), session.fs if fs is None else fs))
 
     return {
         "clf": session, "play": play, "live": live, "show": show, "spectrogram": spectrogram,

@@ -280,3 +280,17 @@ def test_a_session_on_a_directory_or_a_glob_is_named_as_train_names_it(tmp_path,
     monkeypatch.chdir(tmp_path / "sounds")
     assert session(monkeypatch, [".", *SMALL], commands) == 0
     assert "name sounds" in capsys.readouterr().out
+
+
+def test_a_rate_of_zero_is_refused_not_taken_for_the_sessions(tmp_path, monkeypatch, make_model):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(blekota.audio, "sounddevice_module", lambda: (_ for _ in ()).throw(blekota.audio.PlaybackError("no device")))
+    names = session_namespace(Session(make_model(4, 1, "float32")))
+    sound = np.zeros(100, np.float32)
+    for call in (lambda: names["play"](sound, fs=0), lambda: names["show"](sound, fs=0, out="a.png"),
+                 lambda: names["spectrogram"](sound, fs=0, out="b.png"),
+                 lambda: names["compare"](sound, sound, fs=0, out="c.png"),
+                 lambda: names["save_file"]("d.wav", sound, fs=0)):
+        with pytest.raises(blekota.BlekotaError, match="fs must be|sample rate must be"):
+            call()
+    assert list(tmp_path.iterdir()) == []
