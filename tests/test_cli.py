@@ -362,6 +362,10 @@ def test_sample_n_counts_the_samples_generated_after_the_hint(tmp_path, capsys, 
     assert main(["sample", str(model), "-n", "500", "-o", str(out), "--force", "--heatmap", str(tmp_path / "h.png"),
                  "--force", "--top-k", "3"]) == 0
     assert titles[-1] == "cont.wav: probability of each level (temperature 1, top-k 3, smooth 0.3, wake 0.2 s)"
+    assert main(["sample", str(model), "-n", "0", "-o", str(tmp_path / "empty.wav"), "--heatmap",
+                 str(tmp_path / "h0.png")]) == 2
+    assert "--heatmap: -n 0 without --hint makes no sound to draw" in capsys.readouterr().err
+    assert not (tmp_path / "empty.wav").exists() and not (tmp_path / "h0.png").exists()
     help_text = subprocess.run([sys.executable, "-m", "blekota", "sample", "--help"], capture_output=True, text=True).stdout
     assert "samples to generate, after the hint" in " ".join(help_text.split())
 

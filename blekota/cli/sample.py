@@ -77,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
             raise BlekotaError("--play plays one sound; leave out --takes, or --play and listen to the files")
         if args.takes > MAX_TAKES:
             raise BlekotaError(f"--takes: at most {MAX_TAKES}, got {args.takes}")
+    if args.heatmap is not None and not args.n and args.hint is None:
+        raise BlekotaError("--heatmap: -n 0 without --hint makes no sound to draw; give -n or --hint")
     outputs = take_paths(output, args.takes)
     for path in outputs:
         check_format_name(path, "-o", "wav")
