@@ -12,7 +12,7 @@ import numpy as np
 from .. import legacy, modelfile, plot, sampler, sparsity
 from ..errors import ConfigError, install_hint
 from ..fileutil import is_stream
-from .options import check_distinct, check_output, read_model
+from .options import check_distinct, check_format_name, check_output, read_model
 
 if TYPE_CHECKING:
     import argparse
@@ -79,6 +79,7 @@ def export(args: argparse.Namespace) -> int:
     from ..onnx import export_onnx
 
     output = Path(args.output) if args.output else Path(args.model).with_suffix(".onnx")
+    check_format_name(output, "-o", "ONNX")
     check_output(output, args.force)
     check_distinct({"-o": output}, {"MODEL": args.model})
     model = read_model(args.model).model

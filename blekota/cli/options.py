@@ -412,14 +412,16 @@ def add_sound_device_argument(parser: argparse.ArgumentParser, when: str = "") -
 OTHER_SUFFIXES = {  # by the format written: the names that promise another format of its kind
     "wav": {".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".caf", ".w64", ".m4a", ".aac"},
     "PNG": OTHER_IMAGE_SUFFIXES,
+    "ONNX": {modelfile.EXTENSION, ".pkl"},  # blekota's own model files
 }
 
 
 def check_format_name(output: str | os.PathLike, option: str, written: str) -> None:
-    """Refuse a file name that promises another format than the one written there ("wav" or "PNG")."""
+    """Refuse a file name that promises another format than the one written there ("wav", "PNG" or "ONNX")."""
     suffix = Path(output).suffix.lower()
     if not is_stream(output) and suffix in OTHER_SUFFIXES[written]:
-        raise BlekotaError(f"{output}: {option} writes a {written} file, not {suffix[1:]}; "
+        article = "an" if written[0] in "AEIOU" else "a"
+        raise BlekotaError(f"{output}: {option} writes {article} {written} file, not {suffix[1:]}; "
                            f"give it a name ending in .{written.lower()}")
 
 
