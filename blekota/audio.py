@@ -31,6 +31,9 @@ LAST_PLAYED = "last_played.wav"
 WAV_MAX_FRAMES = (2**32 - 1 - 36 - 28) // 2  # a 16-bit mono wav (with the mark): the RIFF sizes are 32-bit
 # blekota's mark on the sounds it names itself (checkpoint sounds): a LIST INFO chunk, software
 # "blekota", after the fmt chunk. A file that has it is blekota's to replace.
+OTHER_SOUND_SUFFIXES = frozenset({  # names that promise another sound format than the wav written
+    ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".caf", ".w64", ".m4a", ".aac",
+})
 MARK = b"LIST" + struct.pack("<I", 20) + b"INFOISFT" + struct.pack("<I", 8) + b"blekota\0"
 
 
@@ -121,6 +124,14 @@ def save_wav(path: str | os.PathLike, y: ArrayLike, fs: int = 8000, mark: bool =
     with WavWriter(path, fs, y.size, mark) as out:
         out.write(y)
     return Path(path)
+
+
+def check_wav_name(path: str | os.PathLike, what: str) -> None:
+    """Refuse (ConfigError) a file name whose suffix promises another sound format than the wav
+    written there; `what` names the argument."""
+    suffix = Path(file_name(what, path)).suffix.lower()
+    if suffix in OTHER_SOUND_SUFFIXES and not is_stream(path):
+        raise ConfigError(f"{path}: {what} is written as a wav, not {suffix[1:]}; give it a name ending in .wav")
 
 
 def wav_header(fs: int, frames: int, mark: bool = False) -> bytes:

@@ -294,3 +294,16 @@ def test_a_rate_of_zero_is_refused_not_taken_for_the_sessions(tmp_path, monkeypa
         with pytest.raises(blekota.BlekotaError, match="fs must be|sample rate must be"):
             call()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_save_file_and_live_refuse_a_name_of_another_sound_format(tmp_path, monkeypatch, capsys, make_model):
+    """A wav is what they write: not under a name that promises flac (as sample -o and play --record refuse)."""
+    monkeypatch.chdir(tmp_path)
+    console = Console(session_namespace(Session(make_model(4, 1, "float32"))))
+    console.push("save_file('take.flac', np.zeros(10))")
+    assert capsys.readouterr().err == "error: take.flac: file is written as a wav, not flac; give it a name ending in .wav\n"
+    console.push("live(seconds=0.1, record='take.MP3')")
+    assert capsys.readouterr().err == "error: take.MP3: record is written as a wav, not mp3; give it a name ending in .wav\n"
+    assert list(tmp_path.iterdir()) == []
+    console.push("save_file('take.wav', np.zeros(10))")
+    assert (tmp_path / "take.wav").exists()

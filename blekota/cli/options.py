@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from .. import checkpoint, checks, device, legacy, modelfile
 from .. import schedule as blekota_schedule
-from ..audio import WAV_MAX_FRAMES
+from ..audio import OTHER_SOUND_SUFFIXES, WAV_MAX_FRAMES
 from ..augment import MAX_DB, MAX_SPEED_CHANGE, check_max_db, check_speed
 from ..averaging import check_decay
 from ..console import NORMAL, QUIET, VERBOSE
@@ -410,7 +410,7 @@ def add_sound_device_argument(parser: argparse.ArgumentParser, when: str = "") -
 
 
 OTHER_SUFFIXES = {  # by the format written: the names that promise another format of its kind
-    "wav": {".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".caf", ".w64", ".m4a", ".aac"},
+    "wav": OTHER_SOUND_SUFFIXES,
     "PNG": OTHER_IMAGE_SUFFIXES,
     "ONNX": {modelfile.EXTENSION, ".pkl"},  # blekota's own model files
 }
