@@ -81,8 +81,9 @@ class Trainer(TrainerFiles):
     nor make a best model.
     name: prefix of the files written; "foo/bar" writes foo/bar_N.npz in `directory` (the folder is
     created; an absolute folder or one with ".." is refused). checkpoint_every: save NAME_N.npz
-    every that many iterations (0: never); checkpoint_sound: also generate that many samples and
-    save NAME_N.wav; keep: keep only the newest `keep` NAME_N.npz up to the current iteration (0:
+    every that many iterations (0: only the final save); checkpoint_sound: also generate that many
+    samples and save NAME_N.wav (with the final save too when it falls on a checkpoint, or when
+    checkpoint_every is 0); keep: keep only the newest `keep` NAME_N.npz up to the current iteration (0:
     all; NAME_best and sounds are kept).
     directory: where files go. log: append to NAME.log.jsonl there (see blekota.trainlog). callback:
     called with a Progress at reports, validations and files written (and after every iteration when
@@ -407,7 +408,8 @@ class Trainer(TrainerFiles):
                     due = self.checkpoint_every and self.iteration % self.checkpoint_every == 0
                     if due and self._done < iterations:  # the last is the final save, after the final validation
                         self._save_checkpoint(files)
-                    sound_due = due and self._done == iterations and self.checkpoint_sound > 0
+                    at_end = due or not self.checkpoint_every  # checkpoints only at the end: the final save is one
+                    sound_due = at_end and self._done == iterations and self.checkpoint_sound > 0
             except KeyboardInterrupt:
                 interrupted = True
             interrupted = interrupted or self.agreement.interrupted()

@@ -70,6 +70,14 @@ def test_checkpoints_and_final_model(tmp_path):
     assert blekota.load(tmp_path / "t_10.npz").info["iterations"] == 10
 
 
+def test_checkpoints_only_at_the_end_have_their_sound(tmp_path):
+    trainer = small_trainer(tmp_path, checkpoint_every=0, checkpoint_sound=100)
+    trainer.train(5)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["t.log.jsonl", "t_5.npz", "t_5.wav", "t_best.npz"]
+    assert blekota.load_audio(tmp_path / "t_5.wav")[0].size == 100
+
+
 def test_interrupt_from_callback_leaves_consistent_model(tmp_path):
     def stop_at_7(report):
         if report.kind == "progress" and report.iteration == 7:
