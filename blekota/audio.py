@@ -128,8 +128,10 @@ def save_wav(path: str | os.PathLike, y: ArrayLike, fs: int = 8000, mark: bool =
 
 def check_wav_name(path: str | os.PathLike, what: str) -> None:
     """Refuse (ConfigError) a file name whose suffix promises another sound format than the wav
-    written there; `what` names the argument."""
-    suffix = Path(file_name(what, path)).suffix.lower()
+    written there; `what` names the argument (what is not a path is left to the writer to refuse)."""
+    if not isinstance(path, (str, os.PathLike)):
+        return
+    suffix = Path(path).suffix.lower()
     if suffix in OTHER_SOUND_SUFFIXES and not is_stream(path):
         raise ConfigError(f"{path}: {what} is written as a wav, not {suffix[1:]}; give it a name ending in .wav")
 

@@ -135,7 +135,7 @@ def test_cli_export_writes_and_never_overwrites(make_model, tmp_path, capsys):
     assert main(["export", str(model_path), "-o", str(written), "--force", "--input", "onehot"]) == 0
     assert written.read_bytes() == other.read_bytes()
     assert sorted(path.name for path in tmp_path.iterdir()) == ["other.onnx", "voice.npz", "voice.onnx"]
-    for name in ("voice.npz", "copy.NPZ", "old.pkl"):  # a model file's name: refused, even with --force
+    for name in ("other.npz", "copy.NPZ", "old.pkl"):  # a model file's name: refused, even with --force
         assert main(["export", str(model_path), "-o", str(tmp_path / name), "--force"]) == 2
         assert capsys.readouterr().err == (f"blekota: error: {tmp_path / name}: -o writes an ONNX file, not "
                                            f"{name.rpartition('.')[2].lower()}; give it a name ending in .onnx\n")

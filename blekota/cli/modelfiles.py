@@ -79,9 +79,9 @@ def export(args: argparse.Namespace) -> int:
     from ..onnx import export_onnx
 
     output = Path(args.output) if args.output else Path(args.model).with_suffix(".onnx")
+    check_distinct({"-o": output}, {"MODEL": args.model})
     check_format_name(output, "-o", "ONNX")
     check_output(output, args.force)
-    check_distinct({"-o": output}, {"MODEL": args.model})
     model = read_model(args.model).model
     try:
         export_onnx(model, output, input=args.input)
