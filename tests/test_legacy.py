@@ -84,6 +84,11 @@ def test_cli_import_legacy(tmp_path, capsys):
     assert blekota.load(tmp_path / "b32.npz").dtype == np.float32
     assert main(["info", str(tmp_path / "bety.npz")]) == 0
     assert "rmsprop lr 0.001, seq_length 20, batch_size 4" in capsys.readouterr().out
+    for name in ("bety.onnx", "copy.pkl", "b.WAV"):  # another kind of file's name: refused, even with --force
+        assert main(["import-legacy", str(pkl), "-o", str(tmp_path / name), "--force"]) == 2
+        assert capsys.readouterr().err == (f"blekota: error: {tmp_path / name}: -o writes a npz file, not "
+                                           f"{name.rsplit('.', 1)[1].lower()}; give it a name ending in .npz\n")
+    assert not any((tmp_path / name).exists() for name in ("bety.onnx", "copy.pkl", "b.WAV"))
 
 
 def test_missing_attributes_get_defaults(tmp_path):

@@ -61,8 +61,9 @@ def run(args: argparse.Namespace) -> int:
 def import_legacy(args: argparse.Namespace) -> int:
     """import-legacy: convert the original's pickle to a model file; returns the exit status (0)."""
     output = Path(args.output) if args.output else Path(args.pickle).with_suffix(modelfile.EXTENSION)
-    check_output(output, args.force)
     check_distinct({"-o": output}, {"OLD.pkl": args.pickle})
+    check_format_name(output, "-o", "npz")
+    check_output(output, args.force)
     converted = legacy.read_legacy(args.pickle, dtype=args.dtype)
     model = converted.model
     modelfile.save(output, model, converted.info, converted.train_arrays)

@@ -413,11 +413,13 @@ OTHER_SUFFIXES = {  # by the format written: the names that promise another form
     "wav": OTHER_SOUND_SUFFIXES,
     "PNG": OTHER_IMAGE_SUFFIXES,
     "ONNX": {modelfile.EXTENSION, ".pkl"},  # blekota's own model files
+    "npz": {".onnx", ".pkl", ".wav"} | OTHER_SOUND_SUFFIXES,  # a model file under another kind's name
 }
 
 
 def check_format_name(output: str | os.PathLike, option: str, written: str) -> None:
-    """Refuse a file name that promises another format than the one written there ("wav", "PNG" or "ONNX")."""
+    """Refuse a file name that promises another format than the one written there ("wav", "PNG", "ONNX" or
+    "npz", a model file)."""
     suffix = Path(output).suffix.lower()
     if not is_stream(output) and suffix in OTHER_SUFFIXES[written]:
         article = "an" if written[0] in "AEIOU" else "a"
