@@ -119,21 +119,19 @@ def to_rate(samples: np.ndarray, from_fs: int, to_fs: int) -> np.ndarray:
 def save_wav(path: str | os.PathLike, y: ArrayLike, fs: int = 8000, mark: bool = False) -> Path:
     """Write mono float samples y (n,) in [-1, 1] as a 16-bit PCM wav (see WavWriter: a regular file
     atomically, "-" to standard output), with blekota's MARK when mark; the rows of an (S, n) array,
-    such as Model.sample's streams, are written one after another. Returns the path."""
+    such as Model.sample's streams, are written one after another. A name of another sound format
+    (.flac, .mp3, ...) is refused (ConfigError). Returns the path."""
     y = real_array(y, "the sound to write must be an array of float samples").astype(np.float32).ravel()
     with WavWriter(path, fs, y.size, mark) as out:
         out.write(y)
     return Path(path)
 
 
-def check_wav_name(path: str | os.PathLike, what: str) -> None:
-    """Refuse (ConfigError) a file name whose suffix promises another sound format than the wav
-    written there; `what` names the argument (what is not a path is left to the writer to refuse)."""
-    if not isinstance(path, (str, os.PathLike)):
-        return
+def check_wav_name(path: str | os.PathLike) -> None:
+    """Refuse (ConfigError) a file name whose suffix promises another sound format than a wav."""
     suffix = Path(path).suffix.lower()
     if suffix in OTHER_SOUND_SUFFIXES and not is_stream(path):
-        raise ConfigError(f"{path}: {what} is written as a wav, not {suffix[1:]}; give it a name ending in .wav")
+        raise ConfigError(f"{path}: a wav is written here, not {suffix[1:]}; give it a name ending in .wav")
 
 
 def wav_header(fs: int, frames: int, mark: bool = False) -> bytes:
@@ -291,7 +289,7 @@ class WavWriter:
     """
 
     def __init__(self, path: str | os.PathLike, fs: int, frames: int, mark: bool = False):
-        file_name("the wav's path", path)
+        check_wav_name(file_name("the wav's path", path))
         if not 0 <= frames <= WAV_MAX_FRAMES:
             raise ConfigError(f"a 16-bit wav holds at most {WAV_MAX_FRAMES} samples (4 GiB), got {frames}")
         if not is_integer(fs) or not 0 < fs <= MAX_FS:
@@ -336,7 +334,7 @@ class WavRecorder:
     """
 
     def __init__(self, path: str | os.PathLike, fs: int):
-        file_name("the recording's path", path)
+        check_wav_name(file_name("the recording's path", path))
         if is_stream(path):
             raise ConfigError(f"{path}: a recording is written to a file, not a stream (its length is known only at the end)")
         if not is_integer(fs) or not 0 < fs <= MAX_FS:

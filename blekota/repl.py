@@ -24,7 +24,7 @@ import numpy as np
 from . import checkpoint, checks, legacy, modelfile, plot
 from .live import LivePlayer
 from ._version import __version__
-from .audio import WAV_MAX_FRAMES, PlaybackError, WavRecorder, check_wav_name, load_audio, save_wav
+from .audio import WAV_MAX_FRAMES, PlaybackError, WavRecorder, load_audio, save_wav
 from .audio import play as play_sound
 from .demo import demo_sound
 from .device import step_words
@@ -292,8 +292,6 @@ def session_namespace(session: Session) -> dict:
         the output device, its number or a part of its name (default: the system's). Without a
         sound device it says so in one line."""
         limit = None if seconds is None else max(1, round(checks.positive_float("seconds", seconds) * session.fs))
-        if record is not None:
-            check_wav_name(record, "record")
         if isinstance(hint, (str, os.PathLike)):
             hint = load_audio(hint, session.fs)[0]
         stream = session.model.stream(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
@@ -349,7 +347,6 @@ def session_namespace(session: Session) -> dict:
 
     def save_file(file: str | os.PathLike, sound=None, fs: int | None = None) -> None:
         """Save a sound (default: the last sample) as a 16-bit wav file."""
-        check_wav_name(file, "file")
         _report(save_wav(file, pick(sound), session.fs if fs is None else fs))
 
     return {

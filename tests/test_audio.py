@@ -126,3 +126,14 @@ def test_a_recording_goes_to_a_file():
         WavRecorder("-", 8000)
     with pytest.raises(blekota.ConfigError, match="sample rate"):
         WavRecorder("take.wav", 0)
+
+
+def test_a_wav_is_not_written_under_another_formats_name(tmp_path):
+    for name in ("take.flac", "take.MP3"):
+        with pytest.raises(blekota.ConfigError, match=rf"{name}: a wav is written here, not {name[5:].lower()}; "
+                                                      r"give it a name ending in \.wav"):
+            blekota.save_wav(tmp_path / name, np.zeros(10), 8000)
+        with pytest.raises(blekota.ConfigError, match="a wav is written here"):
+            WavRecorder(tmp_path / name, 8000)
+    assert list(tmp_path.iterdir()) == []
+    assert blekota.save_wav(tmp_path / "take.WAV", np.zeros(10), 8000).exists()

@@ -301,9 +301,9 @@ def test_save_file_and_live_refuse_a_name_of_another_sound_format(tmp_path, monk
     monkeypatch.chdir(tmp_path)
     console = Console(session_namespace(Session(make_model(4, 1, "float32"))))
     console.push("save_file('take.flac', np.zeros(10))")
-    assert capsys.readouterr().err == "error: take.flac: file is written as a wav, not flac; give it a name ending in .wav\n"
+    assert capsys.readouterr().err == "error: take.flac: a wav is written here, not flac; give it a name ending in .wav\n"
     console.push("live(seconds=0.1, record='take.MP3')")
-    assert capsys.readouterr().err == "error: take.MP3: record is written as a wav, not mp3; give it a name ending in .wav\n"
+    assert capsys.readouterr().err == "error: take.MP3: a wav is written here, not mp3; give it a name ending in .wav\n"
     assert list(tmp_path.iterdir()) == []
     console.push("save_file('take.wav', np.zeros(10))")
     assert (tmp_path / "take.wav").exists()
