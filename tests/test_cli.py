@@ -563,3 +563,16 @@ def test_the_last_line_points_to_the_best_model_when_the_last_is_worse(tmp_path)
         f"done at iteration 400; saved {tmp_path / 'voice_400.npz'} (validation 2.7500; the best, 2.6100, "
         f"is {tmp_path / 'voice_best.npz'})"
     )
+
+
+def test_help_says_plot_o_takes_a_folder_export_a_pkl_and_heatmap_n_what_it_shows(capsys):
+    def help_text(*argv: str) -> str:
+        with pytest.raises(SystemExit):
+            main([*argv, "--help"])
+        return " ".join(capsys.readouterr().out.split())
+
+    assert "or a folder to write waveform.png in" in help_text("plot", "waveform")
+    assert "MODEL a model file (.npz), or a .pkl of the original blekota" in help_text("export")
+    heatmap = help_text("plot", "heatmap")
+    assert "samples shown: of SOUND as the model listens, or generated" in heatmap
+    assert "samples to draw" not in heatmap

@@ -44,7 +44,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "(layers, B, H); outputs probs and logits (T, B, 256) and the new state h. Needs the "
         f"onnx package ({install_hint('onnx')}).",
     )
-    export_parser.add_argument("model", metavar="MODEL", help="a model file (.npz)")
+    export_parser.add_argument("model", metavar="MODEL", help="a model file (.npz), or a .pkl of the original blekota (read without converting)")
     export_parser.add_argument("-o", "--output", default=None, help="the ONNX file to write (default: MODEL.onnx)")
     export_parser.add_argument(
         "--input", choices=("level", "onehot"), default="level",

@@ -35,7 +35,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
     def kind(name: str, help_text: str) -> argparse.ArgumentParser:
         parser = kinds.add_parser(name, help=help_text, description=help_text[0].upper() + help_text[1:] + ".")
-        parser.add_argument("-o", "--output", default=None, metavar="PNG", help="the PNG file to write")
+        parser.add_argument(
+            "-o", "--output", default=None, metavar="PNG",
+            help=f"the PNG file to write, or a folder to write {name}.png in ({name}-2.png, ... if taken)",
+        )
         parser.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
         return parser
 
@@ -50,8 +53,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     heatmap.add_argument("model", metavar="MODEL", help="a model file (.npz), or a .pkl of the original blekota")
     heatmap.add_argument("sound", metavar="SOUND", nargs="?", default=None, help="a sound file for the model to listen to (default: it generates)")
-    heatmap.add_argument("-n", type=positive_int, default=1000, help="samples to draw (default 1000)")
-    heatmap.add_argument("--start", type=non_negative_int, default=0, help="first sample drawn; the model hears or makes all before it (default 0)")
+    heatmap.add_argument("-n", type=positive_int, default=1000, help="samples shown: of SOUND as the model listens, or generated (default 1000)")
+    heatmap.add_argument("--start", type=non_negative_int, default=0, help="first sample shown; the model hears or makes all before it (default 0)")
     heatmap.add_argument("--seed", type=seed, default=None, help="when generating: same seed, same sound")
     add_sampling_arguments(heatmap, "when generating")
     add_threads_argument(heatmap)
