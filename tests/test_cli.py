@@ -576,3 +576,13 @@ def test_help_says_plot_o_takes_a_folder_export_a_pkl_and_heatmap_n_what_it_show
     heatmap = help_text("plot", "heatmap")
     assert "samples shown: of SOUND as the model listens, or generated" in heatmap
     assert "samples to draw" not in heatmap
+
+
+@pytest.mark.parametrize("name", ["", "..", "foo/", "g/../k", "/abs/m"])
+def test_train_refuses_a_model_name_that_is_no_run_name_naming_the_option(tmp_path, sine_file, capsys, name):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", str(sine_file), "--model-name", name, "--out-dir", str(tmp_path / "out"), *SMALL])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1
+    assert "argument --model-name: expected a file name prefix" in err and f"got {name!r}" in err
+    assert not (tmp_path / "out").exists()

@@ -26,6 +26,7 @@ from ..model import Model
 from ..optim import OPTIMIZERS
 from ..plot import OTHER_IMAGE_SUFFIXES
 from ..presets import PRESETS
+from ..runfiles import split_name
 from ..sparsity import PRUNE_EVERY
 from ..train import VAL_EVERY, VAL_FRACTION
 
@@ -165,6 +166,16 @@ ema_decay = argument_type(float, lambda name, value: check_decay(value), "a deca
 device_name = argument_type(str, checks.device, checks.DEVICES)
 
 
+def _run_name(name: str, value: str) -> str:
+    """value, when split_name takes it as a run name (else ConfigError)."""
+    split_name(value)
+    return value
+
+
+model_name = argument_type(str, _run_name, f"a file name prefix of at most {checks.MAX_NAME_BYTES} bytes, "
+                           "optionally after a relative folder without '..' (foo/bar)")
+
+
 class Given(argparse.Action):
     """Store the value and remember that the option was given: given(args) holds its dest."""
 
@@ -213,7 +224,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_training_arguments(parser: argparse.ArgumentParser, iterations: int, iterations_help: str) -> None:
     """How training runs and what it writes (shared by train and repl)."""
-    parser.add_argument("--model-name", action=Given, default=None, help="prefix of the files written; foo/bar writes foo/bar_N.npz, creating the folder foo (default: the sound's name)")
+    parser.add_argument("--model-name", action=Given, type=model_name, default=None, help="prefix of the files written; foo/bar writes foo/bar_N.npz, creating the folder foo (default: the sound's name)")
     parser.add_argument("--iterations", type=non_negative_int, default=iterations, help=iterations_help)
     parser.add_argument("--checkpoint-every", action=Given, type=non_negative_int, default=1000, help="save NAME_N.npz every N iterations (0: only at the end; default 1000)")
     parser.add_argument("--checkpoint-sound", action=Given, type=non_negative_float, default=1.0, help="seconds of sound generated as NAME_N.wav at each checkpoint (0: none; default 1)")
