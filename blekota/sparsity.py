@@ -203,7 +203,7 @@ def check_settings(density: object, start: object, end: object,
     density = checks.density("density", density)
     start, end = _iteration_or_none("prune_start", start), _iteration_or_none("prune_end", end)
     if start is not None and end is not None and end < start:
-        raise ConfigError(f"prune_end ({end}) must not come before prune_start ({start})")
+        raise ConfigError(f"prune_end {end} (train --prune-end) must not come before prune_start {start} (--prune-start)")
     return density, start, end, checks.positive_int("prune_every", every)
 
 

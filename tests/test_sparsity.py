@@ -269,13 +269,27 @@ def test_a_new_density_on_resume_plans_a_new_schedule_from_the_current_one(tmp_p
 @pytest.mark.parametrize("options,message", [
     ({"density": 0}, "density must be a number in (0, 1] (1: dense), got 0"),
     ({"density": 1.5}, "density must be a number in (0, 1] (1: dense), got 1.5"),
-    ({"prune_start": 5, "prune_end": 4}, "prune_end (4) must not come before prune_start (5)"),
+    ({"prune_start": 5, "prune_end": 4}, "prune_end 4 (train --prune-end) must not come before prune_start 5 (--prune-start)"),
     ({"prune_every": 0}, "prune_every must be a positive integer, got 0"),
 ])
 def test_bad_settings_are_refused(tmp_path, options, message):
     with pytest.raises(ConfigError) as error:
         sparse_trainer(tmp_path, **options)
     assert str(error.value) == message
+
+
+def test_cli_refuses_a_pruning_end_before_its_start_naming_the_options(tmp_path, capsys):
+    blekota.save_wav(tmp_path / "sine.wav", wobbly_sine(), 8000)
+    small = ["--layers", "1", "--hidden", "16", "--seq-length", "20", "--batch-size", "4", "--threads", "1",
+             "--iterations", "2", "--checkpoint-sound", "0", "--out-dir", str(tmp_path), "-q"]
+    assert main(["train", str(tmp_path / "sine.wav"), *small, "--density", "0.5", "--prune-start", "1",
+                 "--prune-end", "2"]) == 0
+    for argv in (["train", str(tmp_path / "sine.wav"), *small, "--model-name", "new", "--density", "0.5",
+                  "--prune-start", "20", "--prune-end", "10"],
+                 ["train", "--resume", str(tmp_path / "sine_2.npz"), *small, "--prune-end", "0"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "(train --prune-end) must not come before prune_start" in err
 
 
 @pytest.mark.parametrize("value", ["0", "1.01", "-0.1", "nan", "x"])
