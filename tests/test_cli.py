@@ -586,3 +586,13 @@ def test_train_refuses_a_model_name_that_is_no_run_name_naming_the_option(tmp_pa
     assert exit_info.value.code == 2 and err.count("\n") == 1
     assert "argument --model-name: expected a file name prefix" in err and f"got {name!r}" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_train_bf16_where_it_cannot_run_is_refused_naming_the_option(tmp_path, sine_file, capsys):
+    small = [*SMALL, "--iterations", "1", "--checkpoint-sound", "0", "--out-dir", str(tmp_path), "-q"]
+    assert main(["train", str(sine_file), *small, "--dtype", "float64"]) == 0
+    for argv in (["train", str(sine_file), *small, "--model-name", "new", "--dtype", "float64", "--bf16"],
+                 ["train", "--resume", str(tmp_path / "sine_1.npz"), *small, "--bf16"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err == "blekota: error: --bf16: bfloat16 products need a float32 model, this one is float64\n"

@@ -84,12 +84,19 @@ def prepare_resume(args: argparse.Namespace, say: Callable[[str], object]) -> tu
     resume = model_path(args.resume, say)
     loaded = modelfile.read(resume)
     overrides = resume_overrides(args, resume, loaded.model)
+    check_bf16_option(args, loaded.model)
     audio = checkpoint.resume_sounds(
         resume, loaded.info, args.files, f"give the sound: python -m blekota train --resume {args.resume} SOUND"
     )
     folder, _ = split_name(overrides.get("name", "model"))
     prepare_directory(Path(overrides.get("directory", resume.parent)) / folder)
     return resume, overrides, audio
+
+
+def check_bf16_option(args: argparse.Namespace, model: Model) -> None:
+    """Refuse --bf16, naming it, where the bfloat16 products cannot train model on --device."""
+    if args.bf16:
+        device.check_bf16("--bf16", True, args.device, model)
 
 
 def start_run(directory: Path, name: str, force: bool) -> None:
@@ -159,6 +166,7 @@ def train(args: argparse.Namespace, processes: parallel.Processes) -> int:
             hidden=args.hidden, layers=args.layers, fs=args.fs, dtype=args.dtype,
             seed=args.seed, threads=threads, frame=args.frame, preemphasis=args.preemphasis,
         ))
+        check_bf16_option(args, model)
         trainer = Trainer(model, args.files, name=name, directory=directory, seed=args.seed,
                           checkpoint_sound=checkpoint_sound(args, args.fs), **new_trainer_options(args),
                           **options)
