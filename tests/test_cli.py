@@ -457,6 +457,33 @@ def test_presets_and_the_flags_that_replace_their_parts(tmp_path, sine_file, fla
     assert (saved["optimizer"], saved["lr"], saved["schedule"]["name"], saved["random_gain_db"]) == expected
 
 
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--lr-every", "5"], "--lr-every applies to --schedule step, and this run's is plateau"),
+        (["--schedule", "step", "--patience", "2"], "--patience applies to --schedule plateau, and this run's is step"),
+        (["--preset", "original", "--lr-factor", "0.1"],
+         "--lr-factor applies to --schedule step or plateau, and this run's is constant"),
+    ],
+)
+def test_schedule_options_for_another_schedule_are_refused(tmp_path, sine_file, capsys, flags, message):
+    out = tmp_path / "m"
+    assert main(["train", str(sine_file), *SMALL, "--iterations", "2", "--out-dir", str(out), *flags]) == 2
+    assert capsys.readouterr().err == f"blekota: error: {message}\n"
+    assert not out.exists()
+
+
+def test_schedule_options_on_resuming_come_with_the_schedule(tmp_path, sine_file, capsys):
+    out = tmp_path / "m"
+    assert main(["train", str(sine_file), *SMALL, "--iterations", "2", "--checkpoint-sound", "0",
+                 "--out-dir", str(out), "--quiet"]) == 0
+    resume = ["train", "--resume", str(out / "sine_2.npz"), str(sine_file), "--iterations", "1", "--quiet"]
+    assert main([*resume, "--patience", "3"]) == 2
+    assert "--patience: a resumed run keeps its schedule as it was; give --schedule with them" in capsys.readouterr().err
+    assert main([*resume, "--patience", "3", "--schedule", "plateau"]) == 0
+    assert blekota.load(out / "sine_3.npz").info["trainer"]["schedule"]["patience"] == 3
+
+
 def test_sample_and_heatmap_take_the_truncation(tmp_path, capsys, make_model):
     model = make_model(16, 2, "float32", scale=0.4)
     model.threads = 1

@@ -319,9 +319,19 @@ def bf16_option(args: argparse.Namespace) -> dict:
     return {} if args.bf16 is None else {"bf16": args.bf16}
 
 
+SCHEDULE_OPTIONS = {  # option dest -> (the option, the schedules it applies to)
+    "lr_factor": ("--lr-factor", ("step", "plateau")), "lr_every": ("--lr-every", ("step",)),
+    "patience": ("--patience", ("plateau",)), "min_lr": ("--min-lr", ("step", "plateau")),
+}
+
+
 def schedule_option(args: argparse.Namespace, name: str | None = None) -> blekota_schedule.Schedule | str | None:
-    """The schedule `name` (default --schedule) with its options, or None when there is none."""
+    """The schedule `name` (default --schedule) with its options, or None when there is none; an
+    option given for another schedule is refused (it would do nothing)."""
     name = name or args.schedule
+    for dest, (option, schedules) in SCHEDULE_OPTIONS.items():
+        if dest in given(args) and name not in schedules:
+            raise BlekotaError(f"{option} applies to --schedule {' or '.join(schedules)}, and this run's is {name}")
     if name == "step":
         return blekota_schedule.Step(every=args.lr_every, factor=args.lr_factor, min_lr=args.min_lr)
     if name == "plateau":
@@ -384,6 +394,9 @@ def resume_overrides(args: argparse.Namespace, path: Path, model: Model) -> dict
         overrides = {**update_rule(args), **overrides}
     if "schedule" in given(args):
         overrides["schedule"] = schedule_option(args)
+    elif unresumed := [SCHEDULE_OPTIONS[dest][0] for dest in SCHEDULE_OPTIONS if dest in given(args)]:
+        raise BlekotaError(f"{', '.join(unresumed)}: a resumed run keeps its schedule as it was; give --schedule "
+                           "with them to change it")
     if "checkpoint_sound" in given(args):
         overrides["checkpoint_sound"] = checkpoint_sound(args, model.fs)
     return overrides

@@ -161,14 +161,14 @@ def train(args: argparse.Namespace, processes: parallel.Processes) -> int:
     else:
         name = args.model_name or default_name(args.files)
         directory = Path(args.out_dir or ".")
+        trainer_options = dict(checkpoint_sound=checkpoint_sound(args, args.fs), **new_trainer_options(args))
         processes.from_root(lambda: start_run(directory, name, args.force))
         model = processes.together(lambda: Model(
             hidden=args.hidden, layers=args.layers, fs=args.fs, dtype=args.dtype,
             seed=args.seed, threads=threads, frame=args.frame, preemphasis=args.preemphasis,
         ))
         check_bf16_option(args, model)
-        trainer = Trainer(model, args.files, name=name, directory=directory, seed=args.seed,
-                          checkpoint_sound=checkpoint_sound(args, args.fs), **new_trainer_options(args),
+        trainer = Trainer(model, args.files, name=name, directory=directory, seed=args.seed, **trainer_options,
                           **options)
     model = trainer.model
     fs = model.fs
