@@ -300,6 +300,18 @@ def test_cli_refuses_a_density_outside_0_1(tmp_path, capsys, value):
     assert f"argument --density: expected a number in (0, 1], got '{value}'" in capsys.readouterr().err
 
 
+def test_cli_warns_when_the_run_ends_before_its_density(tmp_path, capsys):
+    blekota.save_wav(tmp_path / "sine.wav", wobbly_sine(), 8000)
+    argv = ["train", str(tmp_path / "sine.wav"), "--layers", "1", "--hidden", "16", "--seq-length", "20",
+            "--batch-size", "4", "--threads", "1", "--iterations", "6", "--density", "0.5",
+            "--checkpoint-sound", "0", "-q", "--out-dir", str(tmp_path)]
+    assert main([*argv, "--prune-start", "8"]) == 0
+    assert ("this run ends at iteration 6 (--iterations 6), before the density is reached at 8: the model it "
+            "saves is denser (train --resume goes on)") in capsys.readouterr().err
+    assert main([*argv, "--force"]) == 0  # the planned schedule ends within the run
+    assert "density is reached" not in capsys.readouterr().err
+
+
 def test_cli_trains_sparse_and_info_shows_it(tmp_path, capsys):
     blekota.save_wav(tmp_path / "sine.wav", wobbly_sine(), 8000)
     assert main(["train", str(tmp_path / "sine.wav"), "--layers", "2", "--hidden", "16", "--seq-length", "20",

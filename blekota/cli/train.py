@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from .. import checkpoint, device, modelfile, parallel, tensorboard
 from ..console import QUIET, VERBOSE, ReaderWatch, TrainingDisplay
-from ..errors import BlekotaError, ModelFileError, OverwriteWarning, TrainingDiverged
+from ..errors import BlekotaError, BlekotaWarning, ModelFileError, OverwriteWarning, TrainingDiverged
 from ..fileutil import prepare_directory
 from ..emphasis import emphasis_words
 from ..frames import frame_words
@@ -198,6 +198,11 @@ def train(args: argparse.Namespace, processes: parallel.Processes) -> int:
         say(f"block-sparse: density {pruning.density:g} of the recurrent weights' {BLOCK_UNITS}x{BLOCK_INPUTS} "
             f"blocks, reached from iteration {pruning.start} to {pruning.end}{sooner}, blocks chosen every "
             f"{pruning.every}", flush=True)
+        last = trainer.iteration + args.iterations
+        if pruning.end > last and not pruning.clock:
+            warnings.warn(f"this run ends at iteration {last} (--iterations {args.iterations}), before the density is "
+                          f"reached at {pruning.end}: the model it saves is denser (train --resume goes on)",
+                          BlekotaWarning)
     started = trainer.iteration
     board = tensorboard.TensorBoard(args.tensorboard, trainer) if args.tensorboard else nullcontext()
     if args.tensorboard:
