@@ -54,7 +54,8 @@ def check_training(model: Model, seq_length: int, device: str) -> None:
         return
     if seq_length % model.frame:
         raise ConfigError(
-            f"seq_length {seq_length} is not a multiple of the model's frame of {model.frame} samples: "
+            f"seq_length {seq_length} (train --seq-length) is not a multiple of the model's frame of "
+            f"{model.frame} samples (--frame): "
             "each window must hold whole frames"
         )
     if device != "cpu":
