@@ -199,7 +199,7 @@ def train(args: argparse.Namespace, processes: parallel.Processes) -> int:
             f"blocks, reached from iteration {pruning.start} to {pruning.end}{sooner}, blocks chosen every "
             f"{pruning.every}", flush=True)
         last = trainer.iteration + args.iterations
-        if pruning.end > last and not pruning.clock:
+        if root and pruning.end > last and not pruning.clock:  # once, not in every process of an MPI run
             warnings.warn(f"this run ends at iteration {last} (--iterations {args.iterations}), before the density is "
                           f"reached at {pruning.end}: the model it saves is denser (train --resume goes on)",
                           BlekotaWarning)
