@@ -2,8 +2,8 @@
 
     python -m blekota repl [MODEL_OR_SOUND] [hyperparameters]
 
-Binds clf (a Session), play, live, show, heatmap, spectrogram, compare, loss_curve, save_file
-and np, as the original blekota did at its Python prompt (live: as the play command). Nothing here
+Binds clf (a Session), play, live, show, heatmap, spectrogram, compare, loss_curve, save_file,
+load_file and np, as the original blekota did at its Python prompt (live: as the play command). Nothing here
 breaks the session for lack of a display or a sound card: pictures go to PNG files and playback to
 last_played.wav instead (live says in one line that it cannot play).
 """
@@ -54,7 +54,7 @@ blekota {version}: {description}
                                 record="take.wav" keeps what it plays, device= picks the output)
   heatmap(start=0, length=1000) what the model expected during the last sample
   loss_curve()                  training (and validation) loss so far
-  save_file("name.wav", y)      clf.model, clf.trainer, np are here too"""
+  save_file("name.wav", y)      y = load_file("name.wav")   clf.model, clf.trainer, np are here too"""
 
 
 class Session:
@@ -253,9 +253,12 @@ def _report(path: Path | None) -> None:
 
 def session_namespace(session: Session) -> dict:
     """The names the console binds: clf, the pictures (defaulting to the last sample), play,
-    live, save_file and np."""
+    live, save_file, load_file and np."""
 
-    def pick(sound):
+    def pick(sound, what: str):
+        if isinstance(sound, (str, os.PathLike)):
+            raise BlekotaError(f"{what} takes a sound (an array of samples), not a file name: "
+                               f"read the file first, y = load_file({os.fspath(sound)!r})")
         if sound is not None:
             return sound
         if session.last_sound is None:
@@ -265,7 +268,7 @@ def session_namespace(session: Session) -> dict:
     def play(sound=None, fs: int | None = None) -> None:
         """Play a sound (default: the last sample); without a sound card, save last_played.wav."""
         try:
-            play_sound(pick(sound), session.fs if fs is None else fs, blocking=False)
+            play_sound(pick(sound, "play"), session.fs if fs is None else fs, blocking=False)
         except PlaybackError as error:
             print(error)
 
@@ -317,18 +320,19 @@ def session_namespace(session: Session) -> dict:
 
     def show(sound=None, fs: int | None = None, out=None) -> None:
         """The waveform of a sound (default: the last sample)."""
-        _report(plot.show(pick(sound), session.fs if fs is None else fs, out=out, block=False))
+        _report(plot.show(pick(sound, "show"), session.fs if fs is None else fs, out=out, block=False))
 
     def spectrogram(sound=None, fs: int | None = None, out=None) -> None:
         """The spectrogram of a sound (default: the last sample)."""
-        _report(plot.spectrogram(pick(sound), session.fs if fs is None else fs, out=out, block=False))
+        _report(plot.spectrogram(pick(sound, "spectrogram"), session.fs if fs is None else fs, out=out, block=False))
 
     def compare(training=None, generated=None, fs: int | None = None, out=None) -> None:
         """A training sound and a generated one side by side (default: the last sample, and as
         much of clf.training_sound, from its start)."""
-        generated = pick(generated)
+        generated = pick(generated, "compare")
         if training is None:
             training = session.training_sound[: max(len(generated), session.fs // 10)]
+        training = pick(training, "compare")
         _report(plot.compare(training, generated, session.fs if fs is None else fs, out=out, block=False))
 
     def heatmap(start: int = 0, length: int = 1000, out=None) -> None:
@@ -347,12 +351,16 @@ def session_namespace(session: Session) -> dict:
 
     def save_file(file: str | os.PathLike, sound=None, fs: int | None = None) -> None:
         """Save a sound (default: the last sample) as a 16-bit wav file."""
-        _report(save_wav(file, pick(sound), session.fs if fs is None else fs))
+        _report(save_wav(file, pick(sound, "save_file"), session.fs if fs is None else fs))
+
+    def load_file(file: str | os.PathLike) -> np.ndarray:
+        """A sound file (any format libsndfile reads) as samples at the model's rate, mixed to mono."""
+        return load_audio(file, session.fs)[0]
 
     return {
         "clf": session, "play": play, "live": live, "show": show, "spectrogram": spectrogram,
         "compare": compare, "heatmap": heatmap, "loss_curve": loss_curve,
-        "save_file": save_file, "np": np,
+        "save_file": save_file, "load_file": load_file, "np": np,
     }
 
 

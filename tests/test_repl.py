@@ -307,3 +307,16 @@ def test_save_file_and_live_refuse_a_name_of_another_sound_format(tmp_path, monk
     assert list(tmp_path.iterdir()) == []
     console.push("save_file('take.wav', np.zeros(10))")
     assert (tmp_path / "take.wav").exists()
+
+
+def test_a_file_name_where_a_sound_goes_points_to_load_file(tmp_path, monkeypatch, capsys, make_model):
+    """play('s.wav') says that it takes samples and how to read them; load_file reads at the model's rate."""
+    monkeypatch.chdir(tmp_path)
+    blekota.save_wav("s.wav", np.full(1600, 0.25), 16000)
+    console = Console(session_namespace(Session(make_model(4, 1, "float32"))))
+    console.push("play('s.wav')")
+    assert capsys.readouterr().err == ("error: play takes a sound (an array of samples), not a file name: "
+                                       "read the file first, y = load_file('s.wav')\n")
+    console.push("y = load_file('s.wav')")
+    console.push("print(y.shape, round(float(y[400]), 3))")
+    assert capsys.readouterr().out == "(800,) 0.25\n"
