@@ -234,6 +234,29 @@ def epoch_windows(levels: np.ndarray, ranges: list[tuple[int, int]], T: int, B: 
     return np.concatenate(parts), WindowLayout(list(zip([0, *ends[:-1]], ends)), T, B, epoch)
 
 
+class TooShortForWindows(AudioError):
+    """The sounds are too short for the training windows. The message names Trainer's arguments
+    (batch_size, seq_length, random_speed); naming() names them as a caller does (its options)."""
+
+    ARGUMENTS = ("batch_size", "seq_length", "random_speed")
+
+    def __init__(self, template: str, values: dict):
+        self.template, self.values = template, values
+        super().__init__(self.naming({}))
+
+    def __reduce__(self) -> tuple:
+        return type(self), (self.template, self.values)
+
+    def naming(self, names: dict[str, str]) -> str:
+        """The message with each argument in names called by its name there."""
+        return self.template.format(**{key: names.get(key, key) for key in self.ARGUMENTS}, **self.values)
+
+
+def file_prefix(data: Dataset) -> str:
+    """"FILE: " to start a message about the sound of a one-file dataset, else nothing."""
+    return f"{data.files[0]}: " if len(data.files) == 1 else ""
+
+
 def training_layout(data: Dataset, val_fraction: float, T: int, B: int, fs: int,
                     epoch: int = 0, random_speed: float = 0.0) -> tuple[WindowLayout, list[tuple[int, int]]]:
     """The training windows of data (B streams of windows of T steps, dealt for `epoch`, at speed
@@ -246,11 +269,11 @@ def training_layout(data: Dataset, val_fraction: float, T: int, B: int, fs: int,
         need = B * T + 1
         while need - held_out(need, val_fraction) < B * T + 1:
             need += 1
-        where = f"{data.files[0]}: " if len(data.files) == 1 else ""
-        raise AudioError(
-            f"{where}the sound is too short: {data.levels.size} samples, need at least {need} "
-            f"({need / fs:.2f} s at {fs} Hz) for batch_size {B} windows of "
-            f"seq_length {T} plus the {val_fraction:.0%} held out for validation"
+        raise TooShortForWindows(
+            "{where}the sound is too short: {size} samples, need at least {need} ({seconds:.2f} s at {fs} Hz) "
+            "for {batch_size} {B} windows of {seq_length} {T} plus the {held_out:.0%} held out for validation",
+            dict(where=file_prefix(data), size=data.levels.size, need=need, seconds=need / fs, fs=fs, B=B, T=T,
+                 held_out=val_fraction),
         ) from None
     fastest = [(start, start + int((stop - start) / ((1 + random_speed) * (1 + 1 / SPEED_STEPS))))
                for start, stop in train_ranges]
@@ -258,9 +281,11 @@ def training_layout(data: Dataset, val_fraction: float, T: int, B: int, fs: int,
         if random_speed:
             WindowLayout(fastest, T, B, epoch)
     except ValueError:
-        where = f"{data.files[0]}: " if len(data.files) == 1 else ""
-        raise AudioError(f"{where}the sound is too short for batch_size {B} windows of seq_length {T} played "
-                         f"{1 + random_speed:g} times as fast (random_speed {random_speed:g})") from None
+        raise TooShortForWindows(
+            "{where}the sound is too short for {batch_size} {B} windows of {seq_length} {T} played {times:g} times as "
+            "fast ({random_speed} {speed:g})",
+            dict(where=file_prefix(data), B=B, T=T, times=1 + random_speed, speed=random_speed),
+        ) from None
     if val_fraction and not any(stop - start >= 2 for start, stop in val_ranges):
         raise AudioError(f"the sound is too short to hold out {val_fraction:.0%} for validation")
     return layout, val_ranges

@@ -623,3 +623,22 @@ def test_train_bf16_where_it_cannot_run_is_refused_naming_the_option(tmp_path, s
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert err == "blekota: error: --bf16: bfloat16 products need a float32 model, this one is float64\n"
+
+
+def test_a_sound_too_short_for_the_windows_names_the_options(tmp_path, capsys):
+    """train and repl name --batch-size, --seq-length and --random-speed, not Trainer's arguments."""
+    short = tmp_path / "short.wav"
+    blekota.save_wav(short, 0.5 * np.sin(np.arange(4000) / 5), 8000)
+    small = ["--layers", "1", "--hidden", "8", "--threads", "1", "--out-dir", str(tmp_path), "-q"]
+    assert main(["train", str(short), *small, "--batch-size", "8", "--seq-length", "800", "--iterations", "1"]) == 2
+    assert capsys.readouterr().err == (
+        f"blekota: error: {short}: the sound is too short: 4000 samples, need at least 6737 (0.84 s at 8000 Hz) for "
+        "--batch-size 8 windows of --seq-length 800 plus the 5% held out for validation\n")
+    assert main(["train", str(short), *small, "--batch-size", "4", "--seq-length", "800", "--random-speed", "0.5",
+                 "--iterations", "1"]) == 2
+    assert capsys.readouterr().err == (
+        f"blekota: error: {short}: the sound is too short for --batch-size 4 windows of --seq-length 800 played 1.5 "
+        "times as fast (--random-speed 0.5)\n")
+    assert main(["repl", str(short), *small, "--batch-size", "8", "--seq-length", "800"]) == 2
+    assert "for --batch-size 8 windows of --seq-length 800 plus" in capsys.readouterr().err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["short.wav"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import textwrap
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,7 +18,8 @@ from ..audio import OTHER_SOUND_SUFFIXES, WAV_MAX_FRAMES
 from ..augment import MAX_DB, MAX_SPEED_CHANGE, check_max_db, check_speed
 from ..averaging import check_decay
 from ..console import NORMAL, QUIET, VERBOSE
-from ..errors import BlekotaError, ConfigError
+from ..dataset import TooShortForWindows
+from ..errors import AudioError, BlekotaError, ConfigError
 from ..fileutil import existing_file, is_stream, same_file, stream_target
 from ..emphasis import MAX_PREEMPHASIS, check_preemphasis
 from ..frames import MAX_FRAME
@@ -31,7 +33,7 @@ from ..sparsity import PRUNE_EVERY
 from ..train import VAL_EVERY, VAL_FRACTION
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
     from typing import NoReturn
 
 
@@ -421,6 +423,19 @@ def new_trainer_options(args: argparse.Namespace) -> dict:
         input_noise=args.input_noise, random_speed=args.random_speed, density=args.density, prune_start=args.prune_start,
         prune_end=args.prune_end, prune_every=args.prune_every, **update_rule(args),
     )
+
+
+TRAINER_OPTIONS = {"batch_size": "--batch-size", "seq_length": "--seq-length", "random_speed": "--random-speed"}
+
+
+@contextmanager
+def trainer_options_named() -> Iterator[None]:
+    """Within it, sounds too short for the training windows are told with the options' names
+    (--batch-size 4), not Trainer's (batch_size 4)."""
+    try:
+        yield
+    except TooShortForWindows as error:
+        raise AudioError(error.naming(TRAINER_OPTIONS)) from None
 
 
 def output_device(text: str) -> int | str:

@@ -15,7 +15,7 @@ from ..runfiles import split_name
 from .options import (
     HYPERPARAMETERS, add_device_argument, add_model_arguments, add_threads_argument, add_training_arguments,
     bf16_option, checkpoint_sound, model_path, new_trainer_options, non_negative_int, positive_int, resume_overrides,
-    verbosity,
+    trainer_options_named, verbosity,
 )
 
 
@@ -84,7 +84,8 @@ def repl(args: argparse.Namespace) -> int:
         directory = Path(trainer_options["directory"])
     prepare_directory(directory / split_name(args.model_name or "model")[0])
     callback = print_progress if verbosity(args) == NORMAL else TrainingDisplay(0, bar=False, verbosity=verbosity(args))
-    session, note = open_session(source, model_options, trainer_options, callback, overrides)
+    with trainer_options_named():
+        session, note = open_session(source, model_options, trainer_options, callback, overrides)
     if args.iterations:
         session.train(args.iterations)
     interact(session, note)

@@ -23,7 +23,8 @@ from ..sparsity import BLOCK_INPUTS, BLOCK_UNITS, END_SHARE, START_SHARE
 from ..train import Trainer
 from .options import (
     HYPERPARAMETERS, add_device_argument, add_model_arguments, add_threads_argument, add_training_arguments,
-    bf16_option, checkpoint_sound, model_path, new_trainer_options, positive_float, resume_overrides, verbosity,
+    bf16_option, checkpoint_sound, model_path, new_trainer_options, positive_float, resume_overrides,
+    trainer_options_named, verbosity,
 )
 
 if TYPE_CHECKING:
@@ -154,7 +155,8 @@ def train(args: argparse.Namespace, processes: parallel.Processes) -> int:
         resume, overrides, audio = processes.from_root(lambda: prepare_resume(args, say))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", OverwriteWarning)  # check_resume_point refuses, or --force says go on
-            trainer = Trainer.from_checkpoint(resume, audio=audio, threads=threads, **overrides, **options)
+            with trainer_options_named():
+                trainer = Trainer.from_checkpoint(resume, audio=audio, threads=threads, **overrides, **options)
         processes.from_root(lambda: check_resume_point(trainer, args.force))
         where = "" if trainer.continues_data else " (data or its layout changed: starting at the beginning of the data)"
         say(f"resuming {resume} at iteration {trainer.iteration}{where}", flush=True)
@@ -168,8 +170,9 @@ def train(args: argparse.Namespace, processes: parallel.Processes) -> int:
             seed=args.seed, threads=threads, frame=args.frame, preemphasis=args.preemphasis,
         ))
         check_bf16_option(args, model)
-        trainer = Trainer(model, args.files, name=name, directory=directory, seed=args.seed, **trainer_options,
-                          **options)
+        with trainer_options_named():
+            trainer = Trainer(model, args.files, name=name, directory=directory, seed=args.seed, **trainer_options,
+                              **options)
     model = trainer.model
     fs = model.fs
     files = trainer.files
