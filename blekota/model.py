@@ -52,15 +52,20 @@ def single_threaded_blas() -> AbstractContextManager[object]:
     return _blas_controller.limit(limits=1, user_api="blas")
 
 
+def usable_cpus() -> int:
+    """The number of CPUs this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
 def default_threads() -> int:
     """OMP_NUM_THREADS when set, else the number of CPUs this process may use."""
     value = os.environ.get("OMP_NUM_THREADS", "")
     if value.strip().isdigit() and int(value) > 0:
         return int(value)
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
+    return usable_cpus()
 
 
 class _Workspace:

@@ -642,3 +642,20 @@ def test_a_sound_too_short_for_the_windows_names_the_options(tmp_path, capsys):
     assert main(["repl", str(short), *small, "--batch-size", "8", "--seq-length", "800"]) == 2
     assert "for --batch-size 8 windows of --seq-length 800 plus" in capsys.readouterr().err
     assert sorted(path.name for path in tmp_path.iterdir()) == ["short.wav"]
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "missing.wav"], ["sample", "missing.npz"], ["play", "missing.npz"], ["plot", "heatmap", "missing.npz"],
+    ["repl", "missing.wav"], ["demo", "--out-dir", "a-file"],
+])
+def test_threads_above_the_cpus_are_warned_about_in_one_line(tmp_path, monkeypatch, capsys, argv):
+    """Every command with --threads says, once, that more threads than CPUs run slower; as many runs quietly."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(blekota.cli.options, "usable_cpus", lambda: 2)
+    (tmp_path / "a-file").write_text("not a folder")  # so that each command stops at once
+    assert main([*argv, "--threads", "2"]) == 2
+    assert "warning" not in capsys.readouterr().err
+    assert main([*argv, "--threads", "5"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("blekota: warning: --threads 5 is more than the 2 CPUs this process may use: the threads take "
+                          "turns on them, slower than --threads 2\n") and err.count("warning") == 1

@@ -21,7 +21,7 @@ from .. import _gru
 from .._version import __version__
 from ..errors import BlekotaError
 from . import judge, modelfiles, play, plot, sample, session, train
-from .options import Parser
+from .options import Parser, warn_threads
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -107,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with warnings.catch_warnings(), terminate_as_interrupt() if args.command != "repl" else nullcontext():
             warnings.showwarning = show_warning
+            warn_threads(args)
             return COMMANDS[args.command].run(args)
     except BlekotaError as error:
         print(f"blekota: error: {error}", file=sys.stderr)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import textwrap
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,13 +20,14 @@ from ..augment import MAX_DB, MAX_SPEED_CHANGE, check_max_db, check_speed
 from ..averaging import check_decay
 from ..console import NORMAL, QUIET, VERBOSE
 from ..dataset import TooShortForWindows
-from ..errors import AudioError, BlekotaError, ConfigError
+from ..errors import AudioError, BlekotaError, BlekotaWarning, ConfigError
 from ..fileutil import existing_file, is_stream, same_file, stream_target
 from ..emphasis import MAX_PREEMPHASIS, check_preemphasis
 from ..frames import MAX_FRAME
 from ..drawing import MAX_WAKE, SMOOTH, WAKE
-from ..model import Model
+from ..model import Model, usable_cpus
 from ..optim import OPTIMIZERS
+from ..parallel import launcher_rank
 from ..plot import OTHER_IMAGE_SUFFIXES
 from ..presets import PRESETS
 from ..runfiles import split_name
@@ -294,8 +296,19 @@ def use_kernel_arguments(model: Model, args: argparse.Namespace) -> None:
 def add_threads_argument(parser: argparse.ArgumentParser, default: str = "OMP_NUM_THREADS or all cores") -> None:
     """--threads: CPU threads for the kernels."""
     parser.add_argument(
-        "--threads", type=positive_int, default=None, help=f"CPU threads for the kernels (default: {default})",
+        "--threads", type=positive_int, default=None,
+        help=f"CPU threads for the kernels (default: {default}); more than the CPUs this process may use is slower, "
+             "and warned about",
     )
+
+
+def warn_threads(args: argparse.Namespace) -> None:
+    """Warn (once, from the first process of an MPI job) when --threads asks for more threads than
+    the CPUs this process may use: they take turns on the cores, slower than one thread a core."""
+    threads, cpus = getattr(args, "threads", None), usable_cpus()
+    if threads is not None and threads > cpus and launcher_rank() == 0:
+        warnings.warn(f"--threads {threads} is more than the {cpus} CPU{'s' if cpus > 1 else ''} this process may use: "
+                      f"the threads take turns on them, slower than --threads {cpus}", BlekotaWarning)
 
 
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
