@@ -37,7 +37,7 @@ def frames(sound: np.ndarray, fs: int) -> np.ndarray:
     if not np.isfinite(sound).all():
         raise ConfigError("the sound contains NaN or infinite samples")
     fs = checks.number("fs", fs, MIN_FS, expected=f"a sample rate of at least {MIN_FS} Hz (frames 10 ms apart)")
-    size, hop = round(FRAME_S * fs), round(HOP_S * fs)
+    size, hop = round(FRAME_S * fs), max(1, round(HOP_S * fs))  # round(0.5) is 0
     if sound.size < size:
         return np.empty((0, size))
     return np.lib.stride_tricks.sliding_window_view(sound, size)[::hop]
@@ -107,9 +107,9 @@ def mel_distance(sound: np.ndarray, reference: np.ndarray, fs: int) -> float:
 
 def pitch_track(sound: np.ndarray, fs: int, level: float) -> np.ndarray:
     """Pitch in Hz of each frame (F,), NaN where the frame is quiet (RMS below a tenth of level) or
-    unvoiced (its normalized autocorrelation peaks below 0.5 within 60-500 Hz). The period is the
-    shortest lag whose peak is within 10 % of the highest, refined by a parabola through its
-    neighbours."""
+    unvoiced (its normalized autocorrelation peaks below 0.5 within 60-500 Hz, and below fs / 2).
+    The period is the shortest lag whose peak is within 10 % of the highest, refined by a parabola
+    through its neighbours. All NaN at a rate too low for three lags in that range."""
     framed = frames(sound, fs)
     framed = framed - framed.mean(axis=1, keepdims=True)
     size = framed.shape[1]
@@ -117,7 +117,9 @@ def pitch_track(sound: np.ndarray, fs: int, level: float) -> np.ndarray:
     correlation = np.fft.irfft(np.abs(spectrum) ** 2, axis=1)[:, :size]
     correlation /= (size - np.arange(size)) / size  # unbiased: long lags are not penalized
     energy = np.maximum(correlation[:, :1], 1e-20)
-    lo, hi = int(fs / PITCH_RANGE_HZ[1]), min(int(fs / PITCH_RANGE_HZ[0]), size // 2)
+    lo, hi = max(int(fs / PITCH_RANGE_HZ[1]), 2), min(int(fs / PITCH_RANGE_HZ[0]), size // 2)
+    if hi - lo < 2:
+        return np.full(len(framed), np.nan)
     normalized = correlation[:, lo : hi + 1] / energy
     # the shortest lag among peaks within 10 % of the highest: a period's multiples peak as high
     inner = normalized[:, 1:-1]

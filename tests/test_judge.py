@@ -74,3 +74,8 @@ def test_a_sound_too_short_to_judge_is_one_line_naming_it(files, capsys):
 def test_a_rate_resamples_every_sound(files, capsys):
     result = judged(capsys, files["source"], files["alike"], "--fs", "16000")
     assert result["fs"] == 16000 and result["rows"][1]["fd"] >= 0
+
+
+def test_a_low_rate_is_judged_not_a_traceback(files, capsys):
+    result = judged(capsys, files["source"], files["alike"], "--fs", "100")
+    assert result["fs"] == 100 and result["rows"][1]["pitch_hz"] is None

@@ -166,3 +166,14 @@ def test_sounds_it_cannot_measure_are_one_line_config_errors():
             soundstats.describe(tone, fs)
     with pytest.raises(blekota.ConfigError, match="judge needs at least one made-up sound"):
         soundstats.judge([], tone, 8000)
+
+
+@pytest.mark.parametrize("fs", [50, 51, 100, 149, 200])
+def test_low_rates_are_measured_without_pitch_not_a_numpy_error(fs):
+    """From 50 Hz on, as frames() promises: a hop of one sample or more, and no pitch where 60-500 Hz
+    leaves fewer than three lags below fs / 2 (it raised ValueError from NumPy)."""
+    sound = noise(60 * fs / FS)  # 60 s at fs
+    assert soundstats.frames(sound, fs).shape[0] > 1
+    stats = soundstats.describe(sound, fs)
+    assert np.isnan(stats.pitch_hz) and stats.voiced_share == 0
+    assert soundstats.pitch_track(sound, 8000, 0.1).shape == soundstats.frames(sound, 8000).shape[:1]
