@@ -18,7 +18,7 @@ from .checks import MAX_FS, file_name, flag, is_integer, non_negative_int, posit
 from .devices import PlaybackError, default_rate, open_device, sounddevice_module
 from .errors import AudioError, ConfigError
 from .fileutil import input_problem, is_stream, open_output, starts_with
-from .mulaw import real_array
+from .mulaw import sound_array
 from .resampling import StreamResampler
 
 if TYPE_CHECKING:
@@ -121,7 +121,7 @@ def save_wav(path: str | os.PathLike, y: ArrayLike, fs: int = 8000, mark: bool =
     atomically, "-" to standard output), with blekota's MARK when mark; the rows of an (S, n) array,
     such as Model.sample's streams, are written one after another. A name of another sound format
     (.flac, .mp3, ...) is refused (ConfigError). Returns the path."""
-    y = real_array(y, "the sound to write must be an array of float samples").astype(np.float32).ravel()
+    y = sound_array(y, "the sound to write must be an array of float samples").astype(np.float32).ravel()
     with WavWriter(path, fs, y.size, mark) as out:
         out.write(y)
     return Path(path)
@@ -172,7 +172,7 @@ def play(y: ArrayLike, fs: int = 8000, blocking: bool = True) -> None:
     Without PortAudio or a sound card this writes the sound to last_played.wav in the current
     directory (unless a file blekota did not write is there) and raises PlaybackError saying so.
     """
-    y = np.clip(real_array(y, "the sound to play must be an array of float samples").astype(np.float32).ravel(), -1, 1)
+    y = np.clip(sound_array(y, "the sound to play must be an array of float samples").astype(np.float32).ravel(), -1, 1)
     fs = positive_int("fs", fs)
     try:
         sounddevice = sounddevice_module()
@@ -303,7 +303,7 @@ class WavWriter:
 
     def write(self, chunk: np.ndarray) -> None:
         """Append (c,) float samples in [-1, 1]."""
-        chunk = np.asarray(chunk, np.float32).ravel()
+        chunk = sound_array(chunk, "a chunk to write must be an array of float samples").astype(np.float32).ravel()
         if self.written + chunk.size > self.frames:
             raise ConfigError(f"{self.path}: more samples than the {self.frames} announced")
         self._file.write(pcm16(chunk))

@@ -12,7 +12,7 @@ import numpy as np
 
 from . import checks
 from .errors import ConfigError
-from .mulaw import LEVELS, real_array
+from .mulaw import LEVELS, real_array, sound_array
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -150,4 +150,4 @@ def hints(hint: ArrayLike | Sequence[ArrayLike], streams: int) -> list[np.ndarra
 
 def _sound(value: object) -> np.ndarray:
     """A hint as float64 samples; what is not real numbers is a ConfigError."""
-    return real_array(value, "hint must be a sound: an array of float samples").astype(np.float64)
+    return sound_array(value, "hint must be a sound: an array of float samples").astype(np.float64)

@@ -31,6 +31,17 @@ def real_array(values: ArrayLike, what: str) -> np.ndarray:
     return array
 
 
+def sound_array(values: ArrayLike, what: str) -> np.ndarray:
+    """values as an array of samples (real_array), refusing integers beyond [-1, 1] (ConfigError
+    starting with `what`): integer PCM, as scipy.io.wavfile reads it, would be clipped to full
+    scale, not scaled."""
+    array = real_array(values, what)
+    if array.dtype.kind in "iu" and array.size and (array.min() < -1 or array.max() > 1):
+        raise ConfigError(f"{what} in [-1, 1], got {array.dtype} samples up to {max(-int(array.min()), int(array.max()))} "
+                          f"(integer PCM: divide 16-bit samples by 32768)")
+    return array
+
+
 def quantize(x: ArrayLike) -> np.ndarray:
     """Float samples (any shape; clipped to [-1, 1], +-inf to +-1) -> uint8 levels 0..255.
 

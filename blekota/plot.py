@@ -25,7 +25,7 @@ from .checks import file_name, integer, positive_int
 from .emphasis import emphasize
 from .errors import BlekotaError, ConfigError
 from .fileutil import open_output
-from .mulaw import LEVELS, quantize, real_array
+from .mulaw import LEVELS, quantize, sound_array
 from .trainlog import read_log
 
 if TYPE_CHECKING:
@@ -154,7 +154,7 @@ def _claim(name: str, out) -> tuple[Path, bool]:
 
 
 def _mono(sound, what: str) -> np.ndarray:
-    sound = real_array(sound, f"{what} must be a sound: an array of float samples").astype(np.float64)
+    sound = sound_array(sound, f"{what} must be a sound: an array of float samples").astype(np.float64)
     if sound.ndim != 1 or sound.size == 0:
         raise ConfigError(f"{what} must be a non-empty 1-D sound, got shape {sound.shape}")
     return sound

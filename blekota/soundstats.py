@@ -17,7 +17,7 @@ import scipy.linalg
 
 from . import checks
 from .errors import ConfigError
-from .mulaw import quantize, real_array, unquantize
+from .mulaw import quantize, sound_array, unquantize
 
 FRAME_S = 0.032
 HOP_S = 0.010
@@ -33,7 +33,7 @@ DB_PER_NEPER_OF_POWER = 10.0 / np.log(10.0)  # a natural log of power in dB
 def frames(sound: np.ndarray, fs: int) -> np.ndarray:
     """(F, N) overlapping frames of sound (n,): N = 32 ms of samples, hop 10 ms; none if shorter.
     Raises ConfigError for a sound that is not finite real numbers or fs under 50 Hz (no 10 ms hop)."""
-    sound = real_array(sound, "the sound must be an array of float samples").astype(np.float64).ravel()
+    sound = sound_array(sound, "the sound must be an array of float samples").astype(np.float64).ravel()
     if not np.isfinite(sound).all():
         raise ConfigError("the sound contains NaN or infinite samples")
     fs = checks.number("fs", fs, MIN_FS, expected=f"a sample rate of at least {MIN_FS} Hz (frames 10 ms apart)")

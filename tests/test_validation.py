@@ -356,3 +356,36 @@ def test_replaced_params_are_refused_before_the_kernel():
         for call in (lambda: model.loss_and_grad(np.zeros((3, 2), int)), lambda: model.sample(5)):
             with pytest.raises(blekota.ConfigError, match=r"model.params must be a contiguous float32 array of 4412 values; use load_state_dict"):
                 call()
+
+
+PCM = np.array([0, 12000, -32768, 500], np.int16)  # as scipy.io.wavfile.read gives a 16-bit wav
+
+
+def write_in_chunks(path, sound):
+    with blekota.audio.WavWriter(path, 8000, len(sound)) as out:
+        out.write(sound)
+
+
+@pytest.mark.parametrize("call,what", [
+    (lambda m, tmp: blekota.save_wav(tmp / "x.wav", PCM, 8000), "the sound to write must be"),
+    (lambda m, tmp: write_in_chunks(tmp / "x.wav", PCM), "a chunk to write must be"),
+    (lambda m, tmp: blekota.play(PCM, 8000), "the sound to play must be"),
+    (lambda m, tmp: m.sample(10, hint=PCM), "hint must be a sound"),
+    (lambda m, tmp: m.stream(hint=[PCM.astype(np.int64)]), "hint must be a sound"),
+    (lambda m, tmp: blekota.plot.show(PCM, 8000, out=tmp / "x.png"), "sound must be a sound"),
+    (lambda m, tmp: blekota.soundstats.mel_distance(np.tile(PCM, 999), tone(), 8000), "the sound must be"),
+])
+def test_integer_pcm_samples_are_refused_not_clipped_to_full_scale(tmp_path, monkeypatch, call, what):
+    """Integer samples beyond [-1, 1] were clipped to +-1 (a 16-bit wav read as integers wrote a square wave)."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(blekota.ConfigError) as raised:
+        call(tiny_model(), tmp_path)
+    message = str(raised.value)
+    assert message.startswith(what) and "an array of float samples in [-1, 1], got int" in message
+    assert message.endswith(" samples up to 32768 (integer PCM: divide 16-bit samples by 32768)")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_integer_samples_within_full_scale_are_samples():
+    model = tiny_model()
+    assert np.array_equal(model.sample(6, hint=[0, 1, -1], seed=1), model.sample(6, hint=[0.0, 1.0, -1.0], seed=1))
