@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.linalg
@@ -18,6 +19,9 @@ import scipy.linalg
 from . import checks
 from .errors import ConfigError
 from .mulaw import quantize, sound_array, unquantize
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 FRAME_S = 0.032
 HOP_S = 0.010
@@ -30,12 +34,18 @@ MIN_FS = 50  # Hz: the lowest rate with a hop of at least one sample
 DB_PER_NEPER_OF_POWER = 10.0 / np.log(10.0)  # a natural log of power in dB
 
 
-def frames(sound: np.ndarray, fs: int) -> np.ndarray:
-    """(F, N) overlapping frames of sound (n,): N = 32 ms of samples, hop 10 ms; none if shorter.
-    Raises ConfigError for a sound that is not finite real numbers or fs under 50 Hz (no 10 ms hop)."""
+def samples(sound: ArrayLike) -> np.ndarray:
+    """sound as float64 samples (n,); ConfigError for what is not finite real samples."""
     sound = sound_array(sound, "the sound must be an array of float samples").astype(np.float64).ravel()
     if not np.isfinite(sound).all():
         raise ConfigError("the sound contains NaN or infinite samples")
+    return sound
+
+
+def frames(sound: np.ndarray, fs: int) -> np.ndarray:
+    """(F, N) overlapping frames of sound (n,): N = 32 ms of samples, hop 10 ms; none if shorter.
+    Raises ConfigError for a sound that is not finite real numbers or fs under 50 Hz (no 10 ms hop)."""
+    sound = samples(sound)
     fs = checks.number("fs", fs, MIN_FS, expected=f"a sample rate of at least {MIN_FS} Hz (frames 10 ms apart)")
     size, hop = round(FRAME_S * fs), max(1, round(HOP_S * fs))  # round(0.5) is 0
     if sound.size < size:
@@ -183,7 +193,7 @@ def median_ms(lengths: np.ndarray) -> float:
 def describe(sound: np.ndarray, fs: int, level: float | None = None) -> SoundStats:
     """Measure sound (n,) at fs Hz; level: the loud level to judge quiet frames by (default the
     sound's own, see loud_level; pass the real sound's to compare a made-up one with it)."""
-    sound = np.asarray(sound, np.float64).ravel()
+    sound = samples(sound)
     level = loud_level(sound, fs) if level is None else float(level)
     rms = frame_rms(sound, fs)
     if rms.size == 0:
@@ -222,8 +232,8 @@ def distance_scale(real: np.ndarray, fs: int, length: int, seed: int = 0) -> tup
     length (at most half the sound) to the rest of it; the levels floor that of the same excerpts
     written in 256 mu-law levels (the best a model that draws levels can do); the ceiling that of
     noise of that length shaped to real's average spectrum (seed: its phases)."""
-    real = np.asarray(real, np.float64).ravel()
-    length = max(1, min(int(length), real.size // 2))
+    real, seed = samples(real), checks.seed(seed)
+    length = max(1, min(checks.positive_int("length", length), real.size // 2))
     distances, levels_distances = [], []
     for start in np.linspace(0, real.size - length, 4).astype(int):
         excerpt = real[start:start + length]
@@ -238,13 +248,16 @@ def distance_scale(real: np.ndarray, fs: int, length: int, seed: int = 0) -> tup
     return float(np.median(distances)), float(np.median(levels_distances)), mel_distance(noise, real, fs)
 
 
-def judge(made: Sequence[np.ndarray], real: np.ndarray, fs: int) -> dict:
-    """Made-up streams (each (n,), any lengths) against the real sound (n,), both at fs Hz: "fd",
+def judge(made: Sequence[np.ndarray] | np.ndarray, real: np.ndarray, fs: int) -> dict:
+    """Made-up streams (each (n,), any lengths; one sound (n,) is one stream, the rows of an (S, n)
+    array S streams) against the real sound (n,), both at fs Hz: "fd",
     the distance of the streams joined to real, "fd_average" its part from the average spectrum
     (frechet_parts; the rest is how the spectra vary), and describe()'s measures of them joined, judged
     by real's loud level, with bursts and pauses counted in each stream apart (so that one
     stream's end and the next one's start are not one pause)."""
-    streams = [np.asarray(stream, np.float64).ravel() for stream in made]
+    if len(made) and np.ndim(made[0]) == 0:  # one sound, not a sequence of them
+        made = [made]
+    streams = [samples(stream) for stream in made]
     if not streams:
         raise ConfigError("judge needs at least one made-up sound")
     joined, level = np.concatenate(streams), loud_level(real, fs)

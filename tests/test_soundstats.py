@@ -177,3 +177,29 @@ def test_low_rates_are_measured_without_pitch_not_a_numpy_error(fs):
     stats = soundstats.describe(sound, fs)
     assert np.isnan(stats.pitch_hz) and stats.voiced_share == 0
     assert soundstats.pitch_track(sound, 8000, 0.1).shape == soundstats.frames(sound, 8000).shape[:1]
+
+
+def test_one_sound_is_judged_as_one_stream_not_as_one_stream_a_sample():
+    """judge(model.sample(n), ...) took each sample for a stream of its own: no bursts nor pauses."""
+    burst, pause = tone(200.0, 0.3), np.zeros(int(0.2 * FS))
+    sound = np.concatenate([burst, pause, burst])
+    alone = soundstats.judge(sound, sound, FS)
+    assert alone == soundstats.judge([sound], sound, FS) == soundstats.judge(list(sound), sound, FS)
+    assert alone["pause_ms"] == pytest.approx(200 - 32, abs=10)
+    assert soundstats.judge(np.stack([sound, sound]), sound, FS) == soundstats.judge([sound, sound], sound, FS)
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda: soundstats.describe("abc", FS), "the sound must be an array of float samples, got dtype <U3"),
+    (lambda: soundstats.judge(["abc"], noise(), FS), "the sound must be an array of float samples, got dtype <U3"),
+    (lambda: soundstats.judge([noise()], "abc", FS), "the sound must be an array of float samples, got dtype <U3"),
+    (lambda: soundstats.judge([np.r_[noise(), np.nan]], noise(), FS), "the sound contains NaN or infinite samples"),
+    (lambda: soundstats.distance_scale("abc", FS, 100), "the sound must be an array of float samples, got dtype <U3"),
+    (lambda: soundstats.distance_scale(noise(), FS, 1.5), "length must be a positive integer, got 1.5"),
+    (lambda: soundstats.distance_scale(noise(), FS, 0), "length must be a positive integer, got 0"),
+    (lambda: soundstats.distance_scale(noise(), FS, 4000, seed=-1), "seed must be None or an integer >= 0, got -1"),
+])
+def test_what_is_not_a_sound_is_a_config_error_not_numpys(call, message):
+    with pytest.raises(blekota.ConfigError) as raised:
+        call()
+    assert str(raised.value) == message
