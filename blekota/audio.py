@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import struct
 import sys
 from collections.abc import Callable
@@ -81,12 +82,12 @@ def _libsndfile(path: Path, function, **options):
         if starts_with(path, b"PK\x03\x04", b"PK\x05\x06"):
             raise AudioError(
                 f"{path}: a model file (or another zip archive), not a sound; to go on training a "
-                f"model: python -m blekota train --resume {path}"
+                f"model: python -m blekota train --resume {shlex.quote(str(path))}"
             ) from None
         if starts_with(path, b"\x80"):
             raise AudioError(
                 f"{path}: a Python pickle (a model of the original blekota?), not a sound; to go on "
-                f"training such a model: python -m blekota train --resume {path}"
+                f"training such a model: python -m blekota train --resume {shlex.quote(str(path))}"
             ) from None
         reason = getattr(error, "error_string", None) or str(error).splitlines()[0] if str(error) else type(error).__name__
         raise AudioError(f"{path}: not a sound file blekota can read ({reason})") from None

@@ -389,3 +389,17 @@ def test_integer_pcm_samples_are_refused_not_clipped_to_full_scale(tmp_path, mon
 def test_integer_samples_within_full_scale_are_samples():
     model = tiny_model()
     assert np.array_equal(model.sample(6, hint=[0, 1, -1], seed=1), model.sample(6, hint=[0.0, 1.0, -1.0], seed=1))
+
+
+def test_commands_suggested_for_a_path_with_spaces_can_be_pasted(tmp_path, monkeypatch, capsys):
+    """The command an error line suggests quotes a file name the shell would split."""
+    monkeypatch.chdir(tmp_path)
+    blekota.save_wav("my take.wav", tone(), 8000)
+    tiny_model().save("my model.npz")
+    (tmp_path / "old model.pkl").write_bytes(b"\x80\x04K\x01.")
+    assert main(["info", "my take.wav"]) == 2
+    assert "(to train a model on it: python -m blekota train 'my take.wav')" in capsys.readouterr().err
+    assert main(["plot", "waveform", "my model.npz", "-o", "w.png"]) == 2
+    assert "to go on training a model: python -m blekota train --resume 'my model.npz'\n" in capsys.readouterr().err
+    with pytest.raises(blekota.ModelFileError, match=r"converts with: python -m blekota import-legacy 'old model.pkl'\)"):
+        blekota.fileformat.read("old model.pkl")

@@ -4,6 +4,7 @@ process or in several that an MPI launcher started."""
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import tempfile
 import warnings
@@ -87,7 +88,7 @@ def prepare_resume(args: argparse.Namespace, say: Callable[[str], object]) -> tu
     overrides = resume_overrides(args, resume, loaded.model)
     check_bf16_option(args, loaded.model)
     audio = checkpoint.resume_sounds(
-        resume, loaded.info, args.files, f"give the sound: python -m blekota train --resume {args.resume} SOUND"
+        resume, loaded.info, args.files, f"give the sound: python -m blekota train --resume {shlex.quote(args.resume)} SOUND"
     )
     folder, _ = split_name(overrides.get("name", "model"))
     prepare_directory(Path(overrides.get("directory", resume.parent)) / folder)
