@@ -35,7 +35,7 @@ from .augment import SPEED_STEPS, epoch_speed, played_at
 from .checks import fraction
 from .emphasis import emphasize
 from .errors import AudioError, BlekotaWarning
-from .mulaw import SILENCE, quantize
+from .mulaw import SILENCE, quantize, sound_array
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -126,6 +126,7 @@ class Dataset:
             samples = np.asarray(audio)
             if samples.ndim != 1 or not np.issubdtype(samples.dtype, np.number):
                 raise AudioError(f"training audio must be a path or a 1-D float array, got shape {samples.shape}")
+            sound_array(samples, "training audio must be an array of float samples")
             if not np.isfinite(samples).all():
                 raise AudioError("training audio contains NaN or infinite samples")
             parts, files = [quantize_chunked(samples, preemphasis)], []

@@ -374,6 +374,7 @@ def write_in_chunks(path, sound):
     (lambda m, tmp: m.stream(hint=[PCM.astype(np.int64)]), "hint must be a sound"),
     (lambda m, tmp: blekota.plot.show(PCM, 8000, out=tmp / "x.png"), "sound must be a sound"),
     (lambda m, tmp: blekota.soundstats.mel_distance(np.tile(PCM, 999), tone(), 8000), "the sound must be"),
+    (lambda m, tmp: Trainer(m, np.tile(PCM, 999), seq_length=10, batch_size=2, directory=tmp), "training audio must be"),
 ])
 def test_integer_pcm_samples_are_refused_not_clipped_to_full_scale(tmp_path, monkeypatch, call, what):
     """Integer samples beyond [-1, 1] were clipped to +-1 (a 16-bit wav read as integers wrote a square wave)."""
