@@ -172,7 +172,8 @@ class Model:
     def save(self, path: str | os.PathLike) -> Path:
         """Write the weights and self.info to a model file (atomically); see blekota.fileformat.
         Read it back with blekota.load. Raises ConfigError, writing nothing, when self.info holds
-        what blekota.load would refuse (see blekota.checkpoint)."""
+        what blekota.load would refuse (see blekota.checkpoint) or path is named as another kind of
+        file (a sound such as .wav, .onnx, .pkl)."""
         from .modelfile import save  # modelfile builds models: it imports this module
 
         return save(path, self)

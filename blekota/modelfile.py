@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint, checks, fileformat
+from .audio import OTHER_SOUND_SUFFIXES
 from .errors import BlekotaError, ConfigError, ModelFileError
 from .fileformat import EXTENSION, FORMAT, VERSION, checksum, is_model_file
 from .frames import MAX_FRAME
@@ -25,6 +26,9 @@ __all__ = [
 ]
 
 
+OTHER_SUFFIXES = frozenset({".onnx", ".pkl", ".wav"} | OTHER_SOUND_SUFFIXES)  # names of other kinds of file
+
+
 def save(
     path: str | os.PathLike,
     model: Model,
@@ -33,7 +37,11 @@ def save(
 ) -> Path:
     """Write model (+ JSON-serializable info, default model.info, + training arrays) to path
     atomically. Raises ModelFileError when it cannot (the previous file is then intact), and
-    ConfigError, writing nothing, when info holds what read() would refuse."""
+    ConfigError, writing nothing, when info holds what read() would refuse or path is named as a
+    sound, an ONNX file or a pickle (OTHER_SUFFIXES: a model file there would replace one by surprise)."""
+    suffix = Path(checks.file_name("path", path)).suffix.lower()
+    if suffix in OTHER_SUFFIXES:
+        raise ConfigError(f"{path}: a model file is written here, not {suffix[1:]}; give it a name ending in {EXTENSION}")
     info = info if info is not None else model.info
     problem = checkpoint.problem(info)
     if problem:

@@ -315,3 +315,15 @@ def test_info_that_could_not_be_read_back_is_not_saved(tmp_path, info, message):
         with pytest.raises(blekota.ConfigError, match=f"m.npz: not saved: {message}"):
             save(tmp_path / "m.npz")
         assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("name", ["take.wav", "take.FLAC", "voice.onnx", "bety.pkl"])
+def test_a_model_is_not_saved_under_the_name_of_another_kind_of_file(tmp_path, make_model, name):
+    """model.save("take.wav") wrote a model file over the sound there."""
+    kept = tmp_path / name
+    kept.write_bytes(b"the user's own file")
+    with pytest.raises(blekota.ConfigError, match=rf"{name}: a model file is written here, not "
+                                                  rf"{name.split('.')[1].lower()}; give it a name ending in \.npz$"):
+        make_model(4, 1).save(kept)
+    assert kept.read_bytes() == b"the user's own file" and sorted(tmp_path.iterdir()) == [kept]
+    assert make_model(4, 1).save(tmp_path / "take.npz").exists()

@@ -465,7 +465,7 @@ OTHER_SUFFIXES = {  # by the format written: the names that promise another form
     "wav": OTHER_SOUND_SUFFIXES,
     "PNG": OTHER_IMAGE_SUFFIXES,
     "ONNX": {modelfile.EXTENSION, ".pkl"},  # blekota's own model files
-    "npz": {".onnx", ".pkl", ".wav"} | OTHER_SOUND_SUFFIXES,  # a model file under another kind's name
+    "npz": modelfile.OTHER_SUFFIXES,  # a model file under another kind's name
 }
 
 
