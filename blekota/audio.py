@@ -35,6 +35,7 @@ WAV_MAX_FRAMES = (2**32 - 1 - 36 - 28) // 2  # a 16-bit mono wav (with the mark)
 OTHER_SOUND_SUFFIXES = frozenset({  # names that promise another sound format than the wav written
     ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".caf", ".w64", ".m4a", ".aac",
 })
+NOT_WAV_SUFFIXES = OTHER_SOUND_SUFFIXES | {".npz", ".pkl", ".onnx"}  # and names of model files
 MARK = b"LIST" + struct.pack("<I", 20) + b"INFOISFT" + struct.pack("<I", 8) + b"blekota\0"
 
 
@@ -121,7 +122,7 @@ def save_wav(path: str | os.PathLike, y: ArrayLike, fs: int = 8000, mark: bool =
     """Write mono float samples y (n,) in [-1, 1] as a 16-bit PCM wav (see WavWriter: a regular file
     atomically, "-" to standard output), with blekota's MARK when mark; the rows of an (S, n) array,
     such as Model.sample's streams, are written one after another. A name of another sound format
-    (.flac, .mp3, ...) is refused (ConfigError). Returns the path."""
+    (.flac, .mp3, ...) or of a model file (.npz, .pkl, .onnx) is refused (ConfigError). Returns the path."""
     y = sound_array(y, "the sound to write must be an array of float samples").astype(np.float32).ravel()
     with WavWriter(path, fs, y.size, mark) as out:
         out.write(y)
@@ -129,9 +130,10 @@ def save_wav(path: str | os.PathLike, y: ArrayLike, fs: int = 8000, mark: bool =
 
 
 def check_wav_name(path: str | os.PathLike) -> None:
-    """Refuse (ConfigError) a file name whose suffix promises another sound format than a wav."""
+    """Refuse (ConfigError) a file name whose suffix promises another sound format than a wav, or
+    a model file."""
     suffix = Path(path).suffix.lower()
-    if suffix in OTHER_SOUND_SUFFIXES and not is_stream(path):
+    if suffix in NOT_WAV_SUFFIXES and not is_stream(path):
         raise ConfigError(f"{path}: a wav is written here, not {suffix[1:]}; give it a name ending in .wav")
 
 

@@ -137,3 +137,14 @@ def test_a_wav_is_not_written_under_another_formats_name(tmp_path):
             WavRecorder(tmp_path / name, 8000)
     assert list(tmp_path.iterdir()) == []
     assert blekota.save_wav(tmp_path / "take.WAV", np.zeros(10), 8000).exists()
+
+
+def test_a_wav_is_not_written_over_a_model_files_name(tmp_path):
+    """save_wav("voice_5000.npz", y) replaced the model file there with a wav."""
+    model = blekota.Model(hidden=4, layers=1).save(tmp_path / "voice_5000.npz")
+    before = model.read_bytes()
+    for name in ("voice_5000.npz", "bety.PKL", "voice.onnx"):
+        with pytest.raises(blekota.ConfigError, match=rf"{name}: a wav is written here, not {name.split('.')[1].lower()}; "
+                                                      r"give it a name ending in \.wav"):
+            blekota.save_wav(tmp_path / name, np.zeros(10), 8000)
+    assert model.read_bytes() == before and sorted(tmp_path.iterdir()) == [model]

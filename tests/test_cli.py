@@ -226,7 +226,7 @@ def test_sample_refuses_to_overwrite(tmp_path, capsys):
 
 def test_sample_refuses_a_name_that_promises_another_sound_format(tmp_path, capsys):
     model = blekota.Model(hidden=8, layers=1).save(tmp_path / "m.npz")
-    for name in ("new.flac", "new.OGG", "new.mp3"):
+    for name in ("new.flac", "new.OGG", "new.mp3", "new.npz"):
         assert main(["sample", str(model), "-n", "10", "-o", str(tmp_path / name)]) == 2
         err = capsys.readouterr().err
         assert err == f"blekota: error: {tmp_path / name}: -o writes a wav file, not {name[4:].lower()}; give it a name ending in .wav\n"

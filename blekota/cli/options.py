@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from .. import checkpoint, checks, device, legacy, modelfile
 from .. import schedule as blekota_schedule
-from ..audio import OTHER_SOUND_SUFFIXES, WAV_MAX_FRAMES
+from ..audio import NOT_WAV_SUFFIXES, WAV_MAX_FRAMES
 from ..augment import MAX_DB, MAX_SPEED_CHANGE, check_max_db, check_speed
 from ..averaging import check_decay
 from ..console import NORMAL, QUIET, VERBOSE
@@ -462,7 +462,7 @@ def add_sound_device_argument(parser: argparse.ArgumentParser, when: str = "") -
 
 
 OTHER_SUFFIXES = {  # by the format written: the names that promise another format of its kind
-    "wav": OTHER_SOUND_SUFFIXES,
+    "wav": NOT_WAV_SUFFIXES,
     "PNG": OTHER_IMAGE_SUFFIXES,
     "ONNX": {modelfile.EXTENSION, ".pkl"},  # blekota's own model files
     "npz": modelfile.OTHER_SUFFIXES,  # a model file under another kind's name
