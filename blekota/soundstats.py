@@ -14,7 +14,6 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.linalg
 
 from . import checks
 from .errors import ConfigError
@@ -105,9 +104,18 @@ def frechet_parts(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
         raise ConfigError(f"a Fréchet distance needs at least 2 frames (42 ms) of each sound, got {len(a)} and {len(b)}")
     mean_a, mean_b = a.mean(axis=0), b.mean(axis=0)
     cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    root = scipy.linalg.sqrtm(cov_a @ cov_b)
-    trace = np.trace(cov_a + cov_b - 2.0 * np.real(root))
+    trace = np.trace(cov_a) + np.trace(cov_b) - 2.0 * trace_sqrt_product(cov_a, cov_b)
     return float(np.sum((mean_a - mean_b) ** 2)), float(max(trace, 0.0))
+
+
+def trace_sqrt_product(cov_a: np.ndarray, cov_b: np.ndarray) -> float:
+    """tr((C_a C_b)^(1/2)) of two covariance matrices (D, D), as the trace of the symmetric
+    (C_a^(1/2) C_b C_a^(1/2))^(1/2): from eigenvalues, so a singular C (a silent band, a pure
+    tone) is measured as it is, without a general matrix root's warnings."""
+    values, vectors = np.linalg.eigh(cov_a)
+    root_a = (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
+    inner = root_a @ cov_b @ root_a
+    return float(np.sum(np.sqrt(np.clip(np.linalg.eigvalsh((inner + inner.T) / 2.0), 0.0, None))))
 
 
 def mel_distance(sound: np.ndarray, reference: np.ndarray, fs: int) -> float:

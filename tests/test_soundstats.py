@@ -1,7 +1,10 @@
 """blekota.soundstats: each measure on sounds whose answer is known."""
 
+import warnings
+
 import numpy as np
 import pytest
+import scipy.linalg
 
 import blekota
 from blekota import soundstats
@@ -85,6 +88,24 @@ def test_frechet_distance_of_gaussians():
     wider = rng.standard_normal((20000, 3)) * 2.0
     # tr(I + 4I - 2 * 2I) = 3
     assert soundstats.frechet_distance(a, wider) == pytest.approx(3.0, rel=0.05)
+
+
+def test_the_root_of_the_covariance_product_is_the_general_matrix_roots():
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((400, 6)) @ rng.standard_normal((6, 6))
+    b = rng.standard_normal((300, 6)) @ rng.standard_normal((6, 6))
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    expected = np.trace(np.real(scipy.linalg.sqrtm(cov_a @ cov_b)))
+    assert soundstats.trace_sqrt_product(cov_a, cov_b) == pytest.approx(expected, rel=1e-10)
+
+
+def test_a_pure_tone_and_silence_are_judged_without_warnings():
+    fs = 8000
+    tone = 0.5 * np.sin(2 * np.pi * 440 * np.arange(fs) / fs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # scipy's sqrtm said "Matrix is singular" of such sounds
+        assert soundstats.mel_distance(tone, tone, fs) == pytest.approx(0, abs=1e-6)
+        assert soundstats.judge([np.zeros(fs)], tone, fs)["fd"] > 0
 
 
 def test_the_frechet_parts_split_the_means_from_the_spread():
