@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .audio import NOT_WAV_SUFFIXES
 from .checks import file_name, integer, positive_int
 from .emphasis import emphasize
 from .errors import BlekotaError, ConfigError
@@ -40,6 +41,7 @@ AMPLITUDE_TICKS = (-1.0, -0.1, -0.01, 0.0, 0.01, 0.1, 1.0)
 OTHER_IMAGE_SUFFIXES = frozenset({  # names that promise another image format than the PNG written
     ".jpg", ".jpeg", ".svg", ".pdf", ".gif", ".tif", ".tiff", ".webp", ".bmp", ".eps", ".ps",
 })
+NOT_PNG_SUFFIXES = OTHER_IMAGE_SUFFIXES | NOT_WAV_SUFFIXES | {".wav"}  # and names of sounds and model files
 
 
 def display_available() -> bool:
@@ -55,10 +57,10 @@ def display_available() -> bool:
 
 
 def check_png_name(out: str | os.PathLike) -> None:
-    """Refuse (ConfigError) a file name whose suffix promises another image format than PNG (a
-    folder of that name is where the picture gets a name of its own)."""
+    """Refuse (ConfigError) a file name whose suffix promises another image format than PNG, a
+    sound or a model file (a folder of that name is where the picture gets a name of its own)."""
     suffix = Path(out).suffix.lower()
-    if suffix in OTHER_IMAGE_SUFFIXES and not Path(out).is_dir():
+    if suffix in NOT_PNG_SUFFIXES and not Path(out).is_dir():
         raise ConfigError(f"{out}: pictures are written as PNG, not {suffix[1:]}; give out a name ending in .png")
 
 

@@ -205,6 +205,20 @@ def test_a_name_that_promises_another_image_format_is_refused(tmp_path, trained,
     assert main(["plot", "waveform", str(wav), "-o", str(tmp_path / "wave.plot")]) == 0  # a name of no known format
 
 
+def test_a_picture_is_not_written_over_a_sound_or_a_model(tmp_path, trained, capsys):
+    model, wav = trained
+    kept = {path: path.read_bytes() for path in (wav, model)}
+    for target in (wav, model):  # plot -o TAKE.wav --force wrote a PNG over the sound
+        assert main(["plot", "waveform", str(wav), "-o", str(target), "--force"]) == 2
+        assert capsys.readouterr().err == (f"blekota: error: {target}: -o writes a PNG file, not {target.suffix[1:]}; "
+                                           "give it a name ending in .png\n")
+    for name in ("take.flac", "voice.onnx", "old.pkl"):
+        with pytest.raises(ValueError, match=rf"pictures are written as PNG, not {name.split('.')[1]}"):
+            plot.show(tone(), FS, out=tmp_path / name)
+        assert not (tmp_path / name).exists()
+    assert all(path.read_bytes() == content for path, content in kept.items())
+
+
 def test_plot_has_help(capsys):
     for argv in (["plot", "--help"], ["plot", "heatmap", "--help"]):
         with pytest.raises(SystemExit) as exit_info:

@@ -28,7 +28,7 @@ from ..drawing import MAX_WAKE, SMOOTH, WAKE
 from ..model import Model, usable_cpus
 from ..optim import OPTIMIZERS
 from ..parallel import launcher_rank
-from ..plot import OTHER_IMAGE_SUFFIXES
+from ..plot import NOT_PNG_SUFFIXES
 from ..presets import PRESETS
 from ..runfiles import split_name
 from ..sparsity import PRUNE_EVERY
@@ -463,7 +463,7 @@ def add_sound_device_argument(parser: argparse.ArgumentParser, when: str = "") -
 
 OTHER_SUFFIXES = {  # by the format written: the names that promise another format of its kind
     "wav": NOT_WAV_SUFFIXES,
-    "PNG": OTHER_IMAGE_SUFFIXES,
+    "PNG": NOT_PNG_SUFFIXES,
     "ONNX": {modelfile.EXTENSION, ".pkl"},  # blekota's own model files
     "npz": modelfile.OTHER_SUFFIXES,  # a model file under another kind's name
 }
