@@ -659,3 +659,6 @@ def test_threads_above_the_cpus_are_warned_about_in_one_line(tmp_path, monkeypat
     err = capsys.readouterr().err
     assert err.startswith("blekota: warning: --threads 5 is more than the 2 CPUs this process may use: the threads take "
                           "turns on them, slower than --threads 2\n") and err.count("warning") == 1
+    with pytest.raises(SystemExit):  # beyond what a model takes: a usage error naming --threads
+        main([*argv, "--threads", "2000"])
+    assert "argument --threads: expected an integer in 1..1024, got '2000'" in capsys.readouterr().err

@@ -26,6 +26,7 @@ from ..emphasis import MAX_PREEMPHASIS, check_preemphasis
 from ..frames import MAX_FRAME
 from ..drawing import MAX_WAKE, SMOOTH, WAKE
 from ..model import Model, usable_cpus
+from ..modelchecks import MAX_THREADS
 from ..optim import OPTIMIZERS
 from ..parallel import launcher_rank
 from ..plot import NOT_PNG_SUFFIXES
@@ -168,6 +169,8 @@ decibels = argument_type(float, lambda name, value: check_max_db(value), f"a num
 speed_change = argument_type(float, lambda name, value: check_speed(value), f"a number in [0, {MAX_SPEED_CHANGE:g}]")
 ema_decay = argument_type(float, lambda name, value: check_decay(value), "a decay in [0, 1)")
 device_name = argument_type(str, checks.device, checks.DEVICES)
+thread_count = argument_type(int, lambda name, value: checks.integer(name, value, 1, MAX_THREADS),
+                             f"an integer in 1..{MAX_THREADS}")
 
 
 def _run_name(name: str, value: str) -> str:
@@ -296,7 +299,7 @@ def use_kernel_arguments(model: Model, args: argparse.Namespace) -> None:
 def add_threads_argument(parser: argparse.ArgumentParser, default: str = "OMP_NUM_THREADS or all cores") -> None:
     """--threads: CPU threads for the kernels."""
     parser.add_argument(
-        "--threads", type=positive_int, default=None,
+        "--threads", type=thread_count, default=None,
         help=f"CPU threads for the kernels (default: {default}); more than the CPUs this process may use is slower, "
              "and warned about",
     )
