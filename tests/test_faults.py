@@ -72,7 +72,7 @@ def test_a_model_name_never_leads_out_of_the_folder(here, capsys, name):
         (["sample", "t_1.npz", "-o", "x.wav", "--heatmap", "x.wav"], "x.wav: given as both -o and --heatmap; each needs its own file"),
         (["sample", "t_1.npz", "-o", "x.wav", "--heatmap", "./x.wav"], "x.wav: given as both -o and --heatmap"),
         (["sample", "t_1.npz", "-o", "link.wav", "--heatmap", "x.wav"], "link.wav (-o) and x.wav (--heatmap) are one file; each needs its own"),
-        (["sample", "t_1.npz", "-o", "t_1.npz", "--force"], "t_1.npz: -o writes a wav file, not npz"),
+        (["sample", "t_1.npz", "-o", "t_1.npz", "--force"], "t_1.npz: is the MODEL this reads; give -o another file"),
         (["sample", "t_1.npz", "--hint", "tone.wav", "-o", "tone.wav", "--force"], "tone.wav: is the --hint this reads"),
         (["plot", "loss", "t_1.npz", "-o", "t_1.npz", "--force"], "t_1.npz: is the MODEL_OR_LOG this reads"),
         (["plot", "compare", "tone.wav", "tone.wav", "-o", "hard.wav", "--force"], "hard.wav: is the TRAINING_SOUND this reads"),

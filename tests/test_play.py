@@ -474,8 +474,7 @@ def test_no_sound_no_recording(model_file, tmp_path, monkeypatch, capsys):
     assert main(["play", model_file, "--record", "-"]) == 2
     assert capsys.readouterr().err == "blekota: error: -: --record writes a file, not a stream (a recording is complete only when play stops)\n"
     assert main(["play", model_file, "--record", model_file, "--force"]) == 2
-    assert capsys.readouterr().err == (f"blekota: error: {model_file}: --record writes a wav file, not npz; "
-                                       "give it a name ending in .wav\n")
+    assert capsys.readouterr().err == f"blekota: error: {model_file}: is the MODEL this reads; give --record another file\n"
 
 
 def test_play_on_a_device_by_name_at_its_rate(model_file, tmp_path, device, monkeypatch, capsys):

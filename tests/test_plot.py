@@ -207,8 +207,10 @@ def test_a_name_that_promises_another_image_format_is_refused(tmp_path, trained,
 
 def test_a_picture_is_not_written_over_a_sound_or_a_model(tmp_path, trained, capsys):
     model, wav = trained
-    kept = {path: path.read_bytes() for path in (wav, model)}
-    for target in (wav, model):  # plot -o TAKE.wav --force wrote a PNG over the sound
+    take = tmp_path / "take.wav"
+    take.write_bytes(wav.read_bytes())
+    kept = {path: path.read_bytes() for path in (take, model)}
+    for target in (take, model):  # plot -o TAKE.wav --force wrote a PNG over the sound
         assert main(["plot", "waveform", str(wav), "-o", str(target), "--force"]) == 2
         assert capsys.readouterr().err == (f"blekota: error: {target}: -o writes a PNG file, not {target.suffix[1:]}; "
                                            "give it a name ending in .png\n")

@@ -129,7 +129,7 @@ def test_unusual_sounds_train(here, capsys):
 @pytest.mark.parametrize(
     "argv,message",
     [
-        (["train", "tone.wav", "--threads", "0"], "argument --threads: expected a positive integer, got '0' (see: python -m blekota train --help)"),
+        (["train", "tone.wav", "--threads", "0"], "argument --threads: expected an integer in 1..1024, got '0' (see: python -m blekota train --help)"),
         (["train", "tone.wav", "--fs", "0"], "argument --fs: expected a sample rate in 1..2147483647 Hz, got '0'"),
         (["sample", "m.npz", "--temperature", "nan"], "argument --temperature: expected a number >= 0, got 'nan'"),
         (["repl", "--hidden", "x"], "argument --hidden: expected a positive integer, got 'x'"),

@@ -116,9 +116,9 @@ def play(args: argparse.Namespace) -> int:
     if args.record is not None:
         if is_stream(args.record):
             raise BlekotaError(f"{args.record}: --record writes a file, not a stream (a recording is complete only when play stops)")
+        check_distinct({"--record": args.record}, {"MODEL": args.model, "--hint": args.hint})
         check_format_name(args.record, "--record", "wav")
         check_output(args.record, args.force)
-        check_distinct({"--record": args.record}, {"MODEL": args.model, "--hint": args.hint})
     model = modelfile.load(model_path(args.model, print), threads=args.threads)
     use_kernel_arguments(model, args)
     hint = load_audio(args.hint, model.fs)[0] if args.hint else None

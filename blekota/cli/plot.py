@@ -76,9 +76,9 @@ def _heard(model: Model, sound: np.ndarray) -> np.ndarray:
 
 def run(args: argparse.Namespace) -> int:
     """plot: draw the picture args.kind names, in a window or a PNG; returns the exit status (0)."""
-    out = output_png(args.output, args.force, "-o")
     inputs = {metavar: getattr(args, dest) for dest, metavar in INPUTS.items() if hasattr(args, dest)}
-    check_distinct({"-o": None if out is None or out.is_dir() else out}, inputs)
+    check_distinct({"-o": None if args.output is None or Path(args.output).is_dir() else Path(args.output)}, inputs)
+    out = output_png(args.output, args.force, "-o")
     if args.kind in ("waveform", "spectrogram"):
         sound, fs = load_audio(args.sound, args.fs)
         draw = plot.show if args.kind == "waveform" else plot.spectrogram

@@ -80,13 +80,13 @@ def run(args: argparse.Namespace) -> int:
     if args.heatmap is not None and not args.n and args.hint is None:
         raise BlekotaError("--heatmap: -n 0 without --hint makes no sound to draw; give -n or --hint")
     outputs = take_paths(output, args.takes)
+    written = {f"-o (take {take})" if args.takes > 1 else "-o": path for take, path in enumerate(outputs, 1)}
+    heatmap_file = None if args.heatmap is None or Path(args.heatmap).is_dir() else Path(args.heatmap)
+    check_distinct({**written, "--heatmap": heatmap_file}, {"MODEL": args.model, "--hint": args.hint})
     for path in outputs:
         check_format_name(path, "-o", "wav")
         check_output(path, args.force)
     heatmap = output_png(args.heatmap, args.force, "--heatmap")
-    written = {f"-o (take {take})" if args.takes > 1 else "-o": path for take, path in enumerate(outputs, 1)}
-    check_distinct({**written, "--heatmap": None if heatmap is None or heatmap.is_dir() else heatmap},
-                   {"MODEL": args.model, "--hint": args.hint})
     streaming = is_stream(output) or (heatmap is not None and is_stream(heatmap))  # messages then go to stderr
     say = (lambda *a, **k: print(*a, file=sys.stderr, **k)) if streaming else print
     model = modelfile.load(model_path(args.model, say), threads=args.threads)
