@@ -36,7 +36,7 @@ from .device import AUTO
 from .errors import BlekotaError, ConfigError, ModelFileError
 from .model import SAMPLING_CHOICES
 from .schedule import make_schedule
-from .sparsity import BLOCK_INPUTS, BLOCK_UNITS, PRUNE_EVERY, check_settings
+from .sparsity import BLOCK_INPUTS, BLOCK_UNITS, PRUNE_EVERY, check_settings, kept_blocks
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -276,13 +276,19 @@ def resume_options(path: str | os.PathLike, info: dict, overrides: dict) -> dict
 def restore(trainer: Trainer, path: str | os.PathLike, info: dict, arrays: dict[str, np.ndarray]) -> None:
     """Give a Trainer built with resume_options() the saved state: the optimizer's (when it is
     the same optimizer), the data position and carried state (when the data and its layout are
-    unchanged: then trainer.continues_data is True) and the random generator's."""
+    unchanged: then trainer.continues_data is True) and the random generator's. A file without
+    training arrays (Model.save writes the weights and info alone) goes on with a fresh
+    optimizer, its pruned blocks read from the weights."""
     saved = info.get("trainer") or {}
     optimizer = trainer.optimizer
     state = {"name": saved.get("optimizer"), "lr": optimizer.lr, "clip": saved.get("clip", optimizer.clip),
              "t": saved.get("t", 0)}
     state.update({key[len(OPTIM):]: value for key, value in arrays.items() if key.startswith(OPTIM)})
-    if saved.get("optimizer") == optimizer.name:
+    weights_only = not arrays
+    if weights_only and info.get("sparsity"):
+        kept = kept_blocks(trainer.model).values()
+        arrays = {SPARSITY + "kept": np.concatenate([blocks.ravel() for blocks in kept]).astype(np.uint8)}
+    if saved.get("optimizer") == optimizer.name and not weights_only:
         try:
             optimizer.load_state_dict(state)
         except (KeyError, ConfigError) as error:

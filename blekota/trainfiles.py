@@ -124,7 +124,8 @@ class TrainerFiles:
     def from_checkpoint(cls, path: str | os.PathLike, audio: Sounds | None = None,
                         callback: Callable[[Progress], None] | None = None, threads: int | None = None,
                         comm: MPI.Comm | Processes | None = None, **overrides) -> Trainer:
-        """Continue training from a model file written by Trainer.save or a checkpoint.
+        """Continue training from a model file written by Trainer.save or a checkpoint (or by
+        Model.save, which holds no optimizer state: the optimizer then starts afresh).
 
         audio: the sounds to train on (default: the files the model was trained on). Weights, optimizer state,
         learning rate and schedule state, iteration and epoch counters, validation history and hidden state come

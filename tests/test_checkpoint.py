@@ -112,3 +112,29 @@ def test_resume_rules(tmp_path):
     assert checkpoint.resume_sounds(tmp_path / "m.npz", info, ["b.wav"]) == ["b.wav"]
     with pytest.raises(blekota.BlekotaError, match="m.npz: was trained on a.wav, which is not here .*; give it"):
         checkpoint.resume_sounds(tmp_path / "m.npz", info, advice="give it")
+
+
+def test_a_file_model_save_wrote_trains_on_with_a_fresh_optimizer(tmp_path):
+    trainer = trained(tmp_path)
+    model = blekota.load(trainer.save(tmp_path / "t_3.npz"))
+    model.int8 = True  # as README suggests: a saved model file remembers it
+    model.save(tmp_path / "mine.npz")  # the weights and info, no training state
+    resumed = Trainer.from_checkpoint(tmp_path / "mine.npz", sound(), log=False)
+    assert resumed.iteration == 3 and resumed.optimizer.t == 0 and not resumed.continues_data
+    assert all(not getattr(resumed.optimizer, slot).any() for slot in resumed.optimizer.slots)
+    np.testing.assert_array_equal(resumed.model.params, model.params)
+    assert np.isfinite(resumed.step())
+
+
+def test_a_sparse_file_model_save_wrote_keeps_its_blocks(tmp_path):
+    model = blekota.Model(hidden=16, layers=1, seed=0)
+    trainer = Trainer(model, sound(), seq_length=10, batch_size=4, name="s", directory=tmp_path,
+                      checkpoint_every=0, seed=1, log=False, density=0.5, prune_start=1, prune_end=2, prune_every=1)
+    trainer.train(3)
+    blekota.load(tmp_path / "s_3.npz").save(tmp_path / "mine.npz")
+    resumed = Trainer.from_checkpoint(tmp_path / "mine.npz", sound(), log=False)
+    assert len(resumed.pruning.kept) == len(trainer.pruning.kept)
+    for kept, expected in zip(resumed.pruning.kept, trainer.pruning.kept):
+        np.testing.assert_array_equal(kept, expected)
+    resumed.step()
+    assert blekota.sparsity.block_density(resumed.model) == blekota.sparsity.block_density(trainer.model)
