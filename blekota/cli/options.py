@@ -285,7 +285,7 @@ def add_kernel_arguments(parser: argparse.ArgumentParser) -> None:
     """--int8 (one stream) and --bf16/--no-bf16 (any number of streams): how the model is sampled (blekota.sampler)."""
     kernel = parser.add_mutually_exclusive_group()
     kernel.add_argument("--int8", action="store_true", help="int8 weights (about 4x less memory than float32, faster on one thread; the probabilities move by about 1 %%); a model saved with int8 on uses them without this option")
-    kernel.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None, help="bfloat16 products (half the bytes a step reads: one stream 1.4-3.4x as fast on one thread with AVX2 or AVX-512, many streams 1.6-1.9x with AVX512_BF16 on AMD, 1.0-1.5x on Intel; the probabilities move by about 0.3 %%); the default for a model trained with them or saved with them on; --no-bf16: float32 products")
+    kernel.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None, help="bfloat16 products (half the bytes a step reads: one stream 1.4-3.7x as fast on one thread with AVX2 or AVX-512, many streams 1.6-1.9x with AVX512_BF16 on AMD, 1.0-1.5x on Intel; the probabilities move by about 0.3 %%); the default for a model trained with them or saved with them on; --no-bf16: float32 products")
 
 
 def use_kernel_arguments(model: Model, args: argparse.Namespace) -> None:
