@@ -121,8 +121,9 @@ def to_rate(samples: np.ndarray, from_fs: int, to_fs: int) -> np.ndarray:
 def save_wav(path: str | os.PathLike, y: ArrayLike, fs: int = 8000, mark: bool = False) -> Path:
     """Write mono float samples y (n,) in [-1, 1] as a 16-bit PCM wav (see WavWriter: a regular file
     atomically, "-" to standard output), with blekota's MARK when mark; the rows of an (S, n) array,
-    such as Model.sample's streams, are written one after another. A name of another sound format
-    (.flac, .mp3, ...) or of a model file (.npz, .pkl, .onnx) is refused (ConfigError). Returns the path."""
+    such as Model.sample's streams, are written one after another; a (frames, channels) array, as
+    soundfile.read gives a stereo file, is refused (ConfigError), and so is a name of another
+    sound format (.flac, .mp3, ...) or of a model file (.npz, .pkl, .onnx). Returns the path."""
     y = sound_array(y, "the sound to write must be an array of float samples").astype(np.float32).ravel()
     with WavWriter(path, fs, y.size, mark) as out:
         out.write(y)

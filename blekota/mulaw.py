@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 MU = 255
 LEVELS = MU + 1
 SILENCE = 128
+MAX_CHANNELS = 8  # a (frames, channels) array of this many channels at most is taken for a multichannel sound
 
 
 def real_array(values: ArrayLike, what: str) -> np.ndarray:
@@ -32,13 +33,18 @@ def real_array(values: ArrayLike, what: str) -> np.ndarray:
 
 
 def sound_array(values: ArrayLike, what: str) -> np.ndarray:
-    """values as an array of samples (real_array), refusing integers beyond [-1, 1] (ConfigError
-    starting with `what`): integer PCM, as scipy.io.wavfile reads it, would be clipped to full
-    scale, not scaled."""
+    """values as an array of samples (real_array), refusing (ConfigError starting with `what`)
+    integers beyond [-1, 1] (integer PCM, as scipy.io.wavfile reads it, would be clipped to full
+    scale, not scaled) and a (frames, channels) array of 2-8 channels, as soundfile.read gives
+    a stereo file (its rows, read as streams (S, n), would interleave the channels)."""
     array = real_array(values, what)
     if array.dtype.kind in "iu" and array.size and (array.min() < -1 or array.max() > 1):
         raise ConfigError(f"{what} in [-1, 1], got {array.dtype} samples up to {max(-int(array.min()), int(array.max()))} "
                           f"(integer PCM: divide 16-bit samples by 32768)")
+    if array.ndim == 2 and 2 <= array.shape[1] <= MAX_CHANNELS and array.shape[0] > array.shape[1]:
+        frames, channels = array.shape
+        raise ConfigError(f"{what} of one channel, got {channels} channels of {frames} frames (shape {array.shape}, "
+                          f"as soundfile.read gives a stereo file): mix them to one with y.mean(axis=1)")
     return array
 
 

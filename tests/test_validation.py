@@ -387,6 +387,33 @@ def test_integer_pcm_samples_are_refused_not_clipped_to_full_scale(tmp_path, mon
     assert list(tmp_path.iterdir()) == []
 
 
+STEREO = np.stack([tone(), tone() / 2], axis=1)  # (frames, 2), as soundfile.read gives a stereo file
+
+
+@pytest.mark.parametrize("call,what", [
+    (lambda m, tmp: blekota.save_wav(tmp / "x.wav", STEREO, 8000), "the sound to write must be"),
+    (lambda m, tmp: write_in_chunks(tmp / "x.wav", STEREO), "a chunk to write must be"),
+    (lambda m, tmp: blekota.play(STEREO, 8000), "the sound to play must be"),
+    (lambda m, tmp: m.sample(10, hint=STEREO), "hint must be a sound"),
+    (lambda m, tmp: blekota.soundstats.judge([STEREO], tone(), 8000), "the sound must be"),
+])
+def test_a_stereo_array_is_refused_not_written_with_its_channels_interleaved(tmp_path, monkeypatch, call, what):
+    """An (n, 2) array's rows, read as streams, were written one after another: L R L R at twice the length."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(blekota.ConfigError) as raised:
+        call(tiny_model(), tmp_path)
+    message = str(raised.value)
+    assert message.startswith(what) and f"of one channel, got 2 channels of {len(STEREO)} frames" in message
+    assert message.endswith("mix them to one with y.mean(axis=1)")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_streams_as_rows_are_still_written_one_after_another(tmp_path):
+    streams = np.stack([tone()[:4000], -tone()[:4000]])  # (2, n), as Model.sample(streams=2) gives
+    blekota.save_wav(tmp_path / "two.wav", streams, 8000)
+    assert np.allclose(blekota.load_audio(tmp_path / "two.wav")[0], streams.ravel(), atol=1e-4)
+
+
 def test_integer_samples_within_full_scale_are_samples():
     model = tiny_model()
     assert np.array_equal(model.sample(6, hint=[0, 1, -1], seed=1), model.sample(6, hint=[0.0, 1.0, -1.0], seed=1))
