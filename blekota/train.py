@@ -413,6 +413,8 @@ class Trainer(TrainerFiles):
             except KeyboardInterrupt:
                 interrupted = True
             interrupted = interrupted or self.agreement.interrupted()
+            if self._done and not interrupted and not self.checkpoint_every:  # stopped by max_seconds too
+                sound_due = self.checkpoint_sound > 0
             train_loss = self._record_loss(window_losses) if window_losses else pending_loss
             val_loss = None
             validated = self.val_history and self.val_history[-1][0] == self.iteration

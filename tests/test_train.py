@@ -1,9 +1,11 @@
 import warnings
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 import blekota
+from blekota import agreement
 from blekota.train import Trainer
 
 
@@ -76,6 +78,16 @@ def test_checkpoints_only_at_the_end_have_their_sound(tmp_path):
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["t.log.jsonl", "t_5.npz", "t_5.wav", "t_best.npz"]
     assert blekota.load_audio(tmp_path / "t_5.wav")[0].size == 100
+
+
+def test_a_run_stopped_by_time_with_checkpoints_only_at_the_end_has_its_sound(tmp_path, monkeypatch):
+    readings = iter(np.arange(0.0, 1e4, 1.0))
+    monkeypatch.setattr(agreement, "time", SimpleNamespace(perf_counter=lambda: float(next(readings))))
+    trainer = small_trainer(tmp_path, checkpoint_every=0, checkpoint_sound=100)
+    result = trainer.train(1000, max_seconds=5.0)
+    assert not result.interrupted and 0 < result.iterations < 1000
+    n = result.iterations
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.log.jsonl", f"t_{n}.npz", f"t_{n}.wav", "t_best.npz"]
 
 
 def test_interrupt_from_callback_leaves_consistent_model(tmp_path):
