@@ -46,6 +46,18 @@ def test_train_help_gives_the_readmes_speeds(capsys):
     assert "at 2.4-2.8 in float32 on a 2-core Intel Xeon" in readme
 
 
+def test_a_usage_error_is_printed_by_the_first_process_of_an_mpi_job_only(capsys, monkeypatch):
+    printed = {}
+    for rank in ("0", "1"):
+        monkeypatch.setenv("PMI_RANK", rank)
+        with pytest.raises(SystemExit) as stop:
+            main(["train", "x.wav", "--hidden", "0"])
+        assert stop.value.code == 2
+        printed[rank] = capsys.readouterr().err
+    assert "blekota: error: argument --hidden: expected a positive integer, got '0'" in printed["0"]
+    assert printed["1"] == ""
+
+
 def test_train_sample_info(tmp_path, sine_file, capsys):
     out = tmp_path / "models"
     status = main(["train", str(sine_file), *SMALL, "--iterations", "60", "--checkpoint-every", "50",

@@ -128,10 +128,11 @@ older checkpoint of a run whose later files are still there (unless --force).
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line: what is wrong and where the help is."""
+    """argparse, but a usage error is one line: what is wrong and where the help is (from the first
+    process only of an MPI job, where every process parses the same command)."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"blekota: error: {message} (see: {self.prog} --help)\n")
+        self.exit(2, f"blekota: error: {message} (see: {self.prog} --help)\n" if launcher_rank() == 0 else None)
 
 
 def argument_type(convert: Callable[[str], object], check: Callable[[str, object], object],
