@@ -132,7 +132,7 @@ class Processes:
     def streams(self, batch_size: int) -> slice:
         """This process's streams of batch_size (part); ConfigError when some process would get none."""
         if batch_size < self.size:
-            raise ConfigError(f"batch_size {batch_size} is smaller than the {self.size} processes: "
+            raise ConfigError(f"batch_size {batch_size} (train --batch-size) is smaller than the {self.size} processes: "
                               "each needs at least one stream")
         return self.part(batch_size)
 

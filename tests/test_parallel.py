@@ -205,7 +205,8 @@ def test_bad_input_is_reported_once_by_rank_0(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip() == "blekota: error: missing.wav: no such file"
     result = run(MPIEXEC + blekota_command("train", "missing.wav", "--batch-size", "1"), tmp_path)
-    assert result.stderr.strip() == "blekota: error: batch_size 1 is smaller than the 2 processes: each needs at least one stream"
+    assert result.stderr.strip() == ("blekota: error: batch_size 1 (train --batch-size) is smaller than the 2 processes: "
+                                     "each needs at least one stream")
 
 
 @needs_mpi
