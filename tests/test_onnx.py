@@ -204,6 +204,20 @@ def test_readme_sampling_loop_runs(make_model, tmp_path, monkeypatch):
     assert np.abs(sound).max() <= 1 and np.unique(sound).size > 10
 
 
+@needs_runtime
+def test_readme_sampling_loop_undoes_the_pre_emphasis(make_model, tmp_path, monkeypatch):
+    """A --preemphasis model draws levels of y[t] = x[t] - a x[t-1]: the loop writes the sound x."""
+    model = make_model(8, 2, "float32", scale=0.3)
+    model.fs, model.preemphasis = 1000, 0.85
+    blekota.export_onnx(model, tmp_path / "voice.onnx")
+    monkeypatch.chdir(tmp_path)
+    names = {}
+    exec(compile(readme_sampling_loop(), "README.md", "exec"), names)
+    sound, _ = blekota.load_audio(tmp_path / "voice_onnx.wav", None)
+    heard = blekota.mulaw.unquantize(np.array(names["levels"]))
+    np.testing.assert_allclose(sound, blekota.emphasis.deemphasize(heard, 0.85), rtol=0, atol=1e-4)
+
+
 @needs_onnx
 def test_cli_export_to_standard_output_says_so_on_stderr(make_model, tmp_path):
     """export -o - writes the ONNX file alone to standard output, and its line to stderr."""
