@@ -496,6 +496,16 @@ def test_schedule_options_on_resuming_come_with_the_schedule(tmp_path, sine_file
     assert blekota.load(out / "sine_3.npz").info["trainer"]["schedule"]["patience"] == 3
 
 
+def test_seed_on_resuming_is_refused(tmp_path, sine_file, capsys):
+    out = tmp_path / "m"
+    assert main(["train", str(sine_file), *SMALL, "--iterations", "2", "--checkpoint-sound", "0",
+                 "--out-dir", str(out), "--quiet"]) == 0
+    assert main(["train", "--resume", str(out / "sine_2.npz"), "--iterations", "1", "--seed", "3", "--quiet"]) == 2
+    assert capsys.readouterr().err == ("blekota: error: --seed 3: it seeds a new model's weights; a resumed model goes "
+                                       "on with its own weights and random state (leave --seed out)\n")
+    assert sorted(path.name for path in out.iterdir()) == ["sine.log.jsonl", "sine_2.npz", "sine_best.npz"]
+
+
 def test_sample_and_heatmap_take_the_truncation(tmp_path, capsys, make_model):
     model = make_model(16, 2, "float32", scale=0.4)
     model.threads = 1

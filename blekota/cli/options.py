@@ -408,6 +408,9 @@ def resume_overrides(args: argparse.Namespace, path: Path, model: Model) -> dict
     the architecture options, when given, must agree with it."""
     checkpoint.check_architecture(path, model, {f"--{option}": getattr(args, option) for option in ARCHITECTURE
                                                if option in given(args)})
+    if args.seed is not None:
+        raise BlekotaError(f"--seed {args.seed}: it seeds a new model's weights; a resumed model goes on with its own "
+                           "weights and random state (leave --seed out)")
     overrides = {key: getattr(args, dest) for dest, key in RESUME_OPTIONS.items() if dest in given(args)}
     if "preset" in given(args):
         overrides = {**update_rule(args), **overrides}
