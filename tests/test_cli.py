@@ -58,6 +58,19 @@ def test_a_usage_error_is_printed_by_the_first_process_of_an_mpi_job_only(capsys
     assert printed["1"] == ""
 
 
+@pytest.mark.parametrize("rank, printed", [("0", True), ("1", False)])
+def test_commands_but_train_refuse_to_run_in_several_mpi_processes(tmp_path, capsys, monkeypatch, make_model,
+                                                                   rank, printed):
+    model = make_model(4, 1, "float32").save(tmp_path / "m.npz")
+    monkeypatch.setenv("PMI_SIZE", "2")
+    monkeypatch.setenv("PMI_RANK", rank)
+    assert main(["sample", str(model), "-n", "10", "-o", str(tmp_path / "x.wav")]) == 2
+    expected = ("blekota: error: sample runs in one process; only train runs over MPI (PMI_SIZE=2 here): start it "
+                "without mpiexec or srun\n")
+    assert capsys.readouterr().err == (expected if printed else "")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["m.npz"]
+
+
 def test_train_sample_info(tmp_path, sine_file, capsys):
     out = tmp_path / "models"
     status = main(["train", str(sine_file), *SMALL, "--iterations", "60", "--checkpoint-every", "50",

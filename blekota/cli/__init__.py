@@ -17,7 +17,7 @@ import warnings
 from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING
 
-from .. import _gru
+from .. import _gru, parallel
 from .._version import __version__
 from ..errors import BlekotaError
 from . import judge, modelfiles, play, plot, sample, session, train
@@ -104,6 +104,12 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(stream, "reconfigure"):  # file names that are not valid text still print
             stream.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
+    size, variable = parallel.launcher_size()
+    if args.command != "train" and size > 1:  # each process would do the same work and write the same files
+        if parallel.launcher_rank() == 0:
+            print(f"blekota: error: {args.command} runs in one process; only train runs over MPI ({variable}={size} "
+                  "here): start it without mpiexec or srun", file=sys.stderr)
+        return BAD_INPUT
     try:
         with warnings.catch_warnings(), terminate_as_interrupt() if args.command != "repl" else nullcontext():
             warnings.showwarning = show_warning
