@@ -29,6 +29,7 @@ from .errors import BlekotaError
 STDOUT = "-"  # the output name that means standard output
 STALE_S = 3600  # a temporary file of an earlier write left this long is one a killed process left
 DESCRIPTOR = re.compile(r"/dev/(stdout|stderr|fd/\d+)|/proc/(self|\d+)/fd/\d+")  # open files by number
+_created_folders: list[Path] = []  # what prepare_directory made, deepest first, for folders_undone_on_error
 
 
 def _umask() -> int:
@@ -224,8 +225,10 @@ def _remove_stale_temporaries(target: Path) -> None:
 def prepare_directory(directory: Path) -> None:
     """Create the folder files will be written in, and refuse before any work when it cannot be
     written (so that a long run never ends unable to save)."""
+    missing = [folder for folder in (directory, *directory.parents) if not folder.exists()]
     try:
         directory.mkdir(parents=True, exist_ok=True)
+        _created_folders[:0] = missing
     except FileExistsError:
         raise BlekotaError(f"{directory}: is not a directory (files cannot be written in it)") from None
     except OSError as error:
@@ -254,3 +257,19 @@ def check_room(paths: list[str | os.PathLike], size: int) -> None:
             free = shutil.disk_usage(folder).free
             if total > free:
                 raise BlekotaError(f"{folder}: {total / 2**30:,.1f} GiB to write, {free / 2**30:,.1f} GiB free there")
+
+
+@contextmanager
+def folders_undone_on_error() -> Iterator[None]:
+    """Within it, the folders prepare_directory creates are removed again, those still empty,
+    when a BlekotaError ends it: a refused command leaves no empty folder behind."""
+    _created_folders.clear()
+    try:
+        yield
+    except BlekotaError:
+        for folder in _created_folders:
+            with suppress(OSError):
+                folder.rmdir()
+        raise
+    finally:
+        _created_folders.clear()

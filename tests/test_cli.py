@@ -660,6 +660,21 @@ def test_train_bf16_where_it_cannot_run_is_refused_naming_the_option(tmp_path, s
         assert err == "blekota: error: --bf16: bfloat16 products need a float32 model, this one is float64\n"
 
 
+def test_a_refused_run_leaves_no_folder_it_made(tmp_path, monkeypatch, capsys):
+    """A sound too short for the windows was refused after the run's folders were made: they stayed, empty."""
+    monkeypatch.chdir(tmp_path)
+    blekota.save_wav("short.wav", 0.5 * np.sin(np.arange(4000) / 5), 8000)
+    (tmp_path / "kept").mkdir()  # the user's own folder, empty: it stays
+    small = ["--layers", "1", "--hidden", "8", "--threads", "1", "-q", "--iterations", "1"]
+    for where in (["--out-dir", "runs/deep"], ["--model-name", "zz/q"], ["--out-dir", "kept", "--model-name", "a/b"]):
+        assert main(["train", "short.wav", *small, *where]) == 2
+        assert "the sound is too short" in capsys.readouterr().err
+        assert sorted(path.name for path in tmp_path.iterdir()) == ["kept", "short.wav"], where
+    assert list((tmp_path / "kept").iterdir()) == []
+    assert main(["train", "missing.wav", *small, "--out-dir", "runs"]) == 2
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["kept", "short.wav"]
+
+
 def test_a_sound_too_short_for_the_windows_names_the_options(tmp_path, capsys):
     """train and repl name --batch-size, --seq-length and --random-speed, not Trainer's arguments."""
     short = tmp_path / "short.wav"

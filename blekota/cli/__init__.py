@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from .. import _gru, parallel
 from .._version import __version__
 from ..errors import BlekotaError
+from ..fileutil import folders_undone_on_error
 from . import judge, modelfiles, play, plot, sample, session, train
 from .options import Parser, warn_threads
 
@@ -114,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings(), terminate_as_interrupt() if args.command != "repl" else nullcontext():
             warnings.showwarning = show_warning
             warn_threads(args)
-            return COMMANDS[args.command].run(args)
+            with folders_undone_on_error():
+                return COMMANDS[args.command].run(args)
     except BlekotaError as error:
         print(f"blekota: error: {error}", file=sys.stderr)
         return BAD_INPUT
