@@ -58,6 +58,18 @@ def test_a_usage_error_is_printed_by_the_first_process_of_an_mpi_job_only(capsys
     assert printed["1"] == ""
 
 
+@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["--version"]])
+def test_help_and_version_are_printed_by_the_first_process_of_an_mpi_job_only(capsys, monkeypatch, argv):
+    printed = {}
+    for rank in ("0", "1"):
+        monkeypatch.setenv("PMI_RANK", rank)
+        with pytest.raises(SystemExit) as stop:
+            main(argv)
+        assert stop.value.code == 0
+        printed[rank] = capsys.readouterr().out
+    assert printed["0"].startswith(("usage:", "blekota ")) and printed["1"] == ""
+
+
 @pytest.mark.parametrize("rank, printed", [("0", True), ("1", False)])
 def test_commands_but_train_refuse_to_run_in_several_mpi_processes(tmp_path, capsys, monkeypatch, make_model,
                                                                    rank, printed):

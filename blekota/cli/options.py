@@ -37,7 +37,7 @@ from ..train import VAL_EVERY, VAL_FRACTION
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-    from typing import NoReturn
+    from typing import IO, NoReturn
 
 
 def preset_text(options: dict) -> str:
@@ -128,11 +128,15 @@ older checkpoint of a run whose later files are still there (unless --force).
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line: what is wrong and where the help is (from the first
-    process only of an MPI job, where every process parses the same command)."""
+    """argparse, but a usage error is one line: what is wrong and where the help is. In an MPI job,
+    where every process parses the same command, only the first prints it, --help or --version."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"blekota: error: {message} (see: {self.prog} --help)\n" if launcher_rank() == 0 else None)
+        self.exit(2, f"blekota: error: {message} (see: {self.prog} --help)\n")
+
+    def _print_message(self, message: str, file: IO[str] | None = None) -> None:
+        if launcher_rank() == 0:
+            super()._print_message(message, file)
 
 
 def argument_type(convert: Callable[[str], object], check: Callable[[str, object], object],
