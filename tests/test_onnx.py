@@ -117,6 +117,14 @@ def test_export_refuses_bad_arguments(make_model, tmp_path, monkeypatch):
 
 
 @needs_onnx
+def test_cli_export_of_a_preemphasis_model_says_its_levels_need_filtering_back(tmp_path, capsys):
+    model = blekota.Model(hidden=6, layers=1, seed=0, preemphasis=0.85)
+    main(["export", str(model.save(tmp_path / "voice.npz"))])
+    assert capsys.readouterr().out.endswith(
+        "; its levels are of y[t] = x[t] - 0.85 x[t-1] (metadata preemphasis): filter the draws back\n")
+
+
+@needs_onnx
 def test_cli_export_writes_and_never_overwrites(make_model, tmp_path, capsys):
     model = make_model(6, 2, "float32")
     model_path = model.save(tmp_path / "voice.npz")

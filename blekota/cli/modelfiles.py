@@ -90,8 +90,10 @@ def export(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.model}: {error}") from None
     state = f"({model.layers}, B, {model.hidden})"
     inputs = "level (T, B) int64" if args.input == "level" else "onehot (T, B, 256)"
+    emphasis = (f"; its levels are of y[t] = x[t] - {model.preemphasis:g} x[t-1] (metadata preemphasis): filter the "
+                "draws back" if model.preemphasis else "")
     print(f"wrote {output}: {counted(model.layers, 'GRU layer')} x {model.hidden} units at {model.fs} Hz, float32; "
-          f"inputs {inputs} and h0 {state}; outputs probs and logits (T, B, 256) and h {state}",
+          f"inputs {inputs} and h0 {state}; outputs probs and logits (T, B, 256) and h {state}{emphasis}",
           file=sys.stderr if is_stream(output) else sys.stdout)
     return 0
 
