@@ -69,6 +69,8 @@ def test_a_sound_too_short_to_judge_is_one_line_naming_it(files, capsys):
     assert err.count("\n") == 1 and files["short"] in err and "too short" in err
     assert main(["judge", files["source"], files["short"] + ".missing"]) == 2
     assert ".missing" in capsys.readouterr().err
+    assert main(["judge", files["source"] + ".missing", files["short"]]) == 2  # SOURCE's problem first
+    assert capsys.readouterr().err == f"blekota: error: {files['source']}.missing: no such file\n"
 
 
 def test_a_rate_resamples_every_sound(files, capsys):

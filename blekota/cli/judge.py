@@ -13,6 +13,7 @@ import numpy as np
 from .. import soundstats
 from ..audio import load_audio
 from ..errors import AudioError, BlekotaWarning
+from ..fileutil import input_problem
 from .options import rate
 
 if TYPE_CHECKING:
@@ -65,6 +66,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """judge: print the table (or JSON) on standard output; returns the exit status (0)."""
+    problem = input_problem(args.source, "a sound file")  # SOURCE is read at MADE's rate, but named first
+    if problem:
+        raise AudioError(f"{args.source}: {problem}")
     first, fs = load_audio(args.made[0], args.fs)
     made = [(args.made[0], first)] + [(name, load_audio(name, fs)[0]) for name in args.made[1:]]
     for name, sound in made:
