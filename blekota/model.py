@@ -17,6 +17,7 @@ from .emphasis import Deemphasis, check_preemphasis, emphasize
 from .errors import ConfigError
 from .layout import Layout, canonical_shapes, canonical_to_flat, flat_to_canonical, frame_of
 from .mulaw import LEVELS, SILENCE, quantize, real_array, unquantize
+from .parallel import usable_cpu_set
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -54,10 +55,7 @@ def single_threaded_blas() -> AbstractContextManager[object]:
 
 def usable_cpus() -> int:
     """The number of CPUs this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
+    return len(usable_cpu_set())
 
 
 def default_threads() -> int:

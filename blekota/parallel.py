@@ -329,7 +329,7 @@ class MPIProcesses(Processes):
         value = os.environ.get("OMP_NUM_THREADS", "")
         if value.strip().isdigit() and int(value) > 0:
             return int(value)
-        mine = _cpus()
+        mine = usable_cpu_set()
         node = self.comm.Split_type(self._MPI.COMM_TYPE_SHARED)
         try:
             others = node.allgather(sorted(mine))
@@ -451,7 +451,8 @@ class BlockSum(GradientSum):
             processes.agree(failure)
 
 
-def _cpus() -> set[int]:
+def usable_cpu_set() -> set[int]:
+    """The CPUs this process may use (their numbers)."""
     try:
         return set(os.sched_getaffinity(0))
     except AttributeError:
