@@ -17,7 +17,7 @@ from .emphasis import Deemphasis, check_preemphasis, emphasize
 from .errors import ConfigError
 from .layout import Layout, canonical_shapes, canonical_to_flat, flat_to_canonical, frame_of
 from .mulaw import LEVELS, SILENCE, quantize, real_array, unquantize
-from .parallel import usable_cpu_set
+from .parallel import usable_cpus
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -51,11 +51,6 @@ def single_threaded_blas() -> AbstractContextManager[object]:
     if _blas_controller is None:
         _blas_controller = ThreadpoolController()
     return _blas_controller.limit(limits=1, user_api="blas")
-
-
-def usable_cpus() -> int:
-    """The number of CPUs this process may use."""
-    return len(usable_cpu_set())
 
 
 def default_threads() -> int:

@@ -16,12 +16,14 @@ mpi4py is imported only when a communicator is used: blekota runs without it.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
 import warnings
 from collections.abc import Callable
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
@@ -36,6 +38,8 @@ if TYPE_CHECKING:
     from .model import Model
 
 T = TypeVar("T")
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")  # where a container sees its own cgroup
 
 # Failures a process reports to the others before all stop; anything else is a bug and crashes
 # the process (and the MPI launcher then ends the job).
@@ -337,7 +341,7 @@ class MPIProcesses(Processes):
             node.Free()
         self._since = time.perf_counter()
         sharing = sum(1 for cpus in others if mine & set(cpus))
-        return max(1, len(mine) // max(sharing, 1))
+        return max(1, usable_cpus() // max(sharing, 1))
 
     def stopped_together(self) -> bool:
         request = self._errors.Ibarrier()
@@ -452,11 +456,37 @@ class BlockSum(GradientSum):
 
 
 def usable_cpu_set() -> set[int]:
-    """The CPUs this process may use (their numbers)."""
+    """The CPUs this process may run on (their numbers)."""
     try:
         return set(os.sched_getaffinity(0))
     except AttributeError:
         return set(range(os.cpu_count() or 1))
+
+
+def cpu_quota(root: Path = CGROUP_ROOT) -> float | None:
+    """The CPUs' worth of time a cgroup quota lets this process's group use (a container's
+    --cpus, a Kubernetes CPU limit), or None where there is none: cgroup v2's cpu.max, else v1's
+    cpu.cfs_quota_us over cpu.cfs_period_us."""
+    try:
+        quota, period = (root / "cpu.max").read_text().split()[:2]
+    except (OSError, ValueError):
+        try:
+            quota, period = ((root / "cpu" / name).read_text().strip() for name in ("cpu.cfs_quota_us", "cpu.cfs_period_us"))
+        except OSError:
+            return None
+    try:
+        cpus = int(quota) / int(period)
+    except (ValueError, ZeroDivisionError):
+        return None  # "max", or a quota of -1: no limit
+    return cpus if cpus > 0 else None
+
+
+def usable_cpus() -> int:
+    """The number of CPUs this process may use: those it may run on, fewer where a cgroup quota
+    allows less time than they give (a quota of 1.5 CPUs counts as 2)."""
+    cpus = len(usable_cpu_set())
+    quota = cpu_quota()
+    return cpus if quota is None else max(1, min(cpus, math.ceil(quota)))
 
 
 def processes(comm: MPI.Comm | Processes | None = None) -> Processes:

@@ -97,6 +97,29 @@ def test_only_a_model_left_to_the_default_threads_is_given_its_share():
         chosen.threads = 0
 
 
+@pytest.mark.parametrize("files, quota", [
+    ({"cpu.max": "150000 100000\n"}, 1.5),
+    ({"cpu.max": "max 100000\n"}, None),
+    ({"cpu/cpu.cfs_quota_us": "200000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 2.0),
+    ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+    ({}, None),
+])
+def test_a_cgroup_quota_is_read_from_either_cgroup_version(tmp_path, files, quota):
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert parallel.cpu_quota(tmp_path) == quota
+
+
+@pytest.mark.parametrize("quota, cpus", [(None, 8), (1.5, 2), (0.5, 1), (32.0, 8)])
+def test_a_containers_cpu_quota_caps_the_default_threads(monkeypatch, quota, cpus):
+    monkeypatch.setattr(parallel, "usable_cpu_set", lambda: set(range(8)))
+    monkeypatch.setattr(parallel, "cpu_quota", lambda: quota)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert parallel.usable_cpus() == cpus
+    assert blekota.Model(hidden=8, layers=1, seed=0).threads == cpus
+
+
 def test_one_process_needs_no_mpi(tmp_path):
     trainer = Trainer(blekota.Model(hidden=8, layers=1, threads=1), np.zeros(4000, np.float32) + 0.1,
                       seq_length=10, batch_size=4, directory=tmp_path, comm=None)

@@ -25,10 +25,10 @@ from ..fileutil import existing_file, is_stream, same_file, stream_target
 from ..emphasis import MAX_PREEMPHASIS, check_preemphasis
 from ..frames import MAX_FRAME
 from ..drawing import MAX_WAKE, SMOOTH, WAKE
-from ..model import Model, usable_cpus
+from ..model import Model
 from ..modelchecks import MAX_THREADS
 from ..optim import OPTIMIZERS
-from ..parallel import launcher_rank
+from ..parallel import launcher_rank, usable_cpus
 from ..plot import NOT_PNG_SUFFIXES
 from ..presets import PRESETS
 from ..runfiles import split_name
