@@ -34,7 +34,7 @@ _HOMES = {name: module for module, names in _EXPORTS.items() for name in names}
 _SUBMODULES = ("averaging", "emphasis", "mulaw", "parallel", "plot", "reference", "soundstats", "sparsity",
                "trainlog")  # public modules, reached as blekota.NAME
 
-__all__ = sorted(["__version__", *_HOMES, *_SUBMODULES])
+__all__ = sorted([*_HOMES, *_SUBMODULES]) + ["__version__"]
 
 
 def __getattr__(name: str):
