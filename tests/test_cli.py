@@ -407,6 +407,20 @@ def test_sample_n_counts_the_samples_generated_after_the_hint(tmp_path, capsys, 
     assert "samples to generate, after the hint" in " ".join(help_text.split())
 
 
+def test_sample_seconds_are_counted_at_the_models_rate(tmp_path, capsys):
+    model = blekota.Model(hidden=8, layers=1, seed=3, threads=1, fs=16000).save(tmp_path / "m.npz")
+    out = tmp_path / "s.wav"
+    assert main(["sample", str(model), "--seconds", "0.25", "-o", str(out), "--seed", "2"]) == 0
+    assert blekota.load_audio(out, 16000)[0].size == 4000
+    assert "4000 samples (0.25 s) generated" in capsys.readouterr().out
+    assert main(["sample", str(model), "-o", str(out), "--force"]) == 0
+    assert blekota.load_audio(out, 16000)[0].size == 8000  # the default stays 8000 samples
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sample", str(model), "--seconds", "1", "-n", "10", "-o", str(out), "--force"])
+    assert exit_info.value.code == 2
+    assert "argument -n: not allowed with argument --seconds" in capsys.readouterr().err
+
+
 def test_sample_streams_long_sounds_in_chunks(tmp_path, capsys):
     model = blekota.Model(hidden=8, layers=2, seed=3, threads=1)
     path = model.save(tmp_path / "m.npz")

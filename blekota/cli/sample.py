@@ -19,7 +19,8 @@ from ..fileutil import STDOUT, check_room, is_stream
 from ..drawing import describe_sampling
 from .options import (
     add_kernel_arguments, add_sampling_arguments, add_sound_device_argument, add_threads_argument, check_distinct,
-    check_format_name, check_output, model_path, non_negative_int, output_png, positive_int, sampling_options, seed,
+    check_format_name, check_output, model_path, non_negative_int, output_png, positive_float, positive_int, sampling_options,
+    seed,
     use_kernel_arguments,
 )
 
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 HEATMAP_SAMPLES = 400  # drawn by sample --heatmap: 50 ms at 8 kHz, each sample visible
 SAMPLE_CHUNK = 8000  # sample writes (and plays) the sound in chunks of this many samples
 MAX_TAKES = 256  # sample --takes: files written at once
+DEFAULT_SAMPLES = 8000  # sample without -n or --seconds
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -38,7 +40,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         description="Generate new sound sample by sample with a trained model.",
     )
     sample_parser.add_argument("model", metavar="MODEL", help="a model file (.npz) written by train, or a .pkl of the original blekota (converted once, beside it)")
-    sample_parser.add_argument("-n", type=non_negative_int, default=8000, help="samples to generate, after the hint when there is one (default 8000: 1 s at 8 kHz)")
+    length = sample_parser.add_mutually_exclusive_group()
+    length.add_argument("-n", type=non_negative_int, default=None, help=f"samples to generate, after the hint when there is one (default {DEFAULT_SAMPLES}: 1 s at 8 kHz)")
+    length.add_argument("--seconds", type=positive_float, default=None, help="or seconds to generate, at the model's rate")
     sample_parser.add_argument("-o", "--output", default=None, help="wav file to write (default: MODEL_sample.wav); - writes to standard output; a device or FIFO is written as a stream")
     sample_parser.add_argument("--hint", metavar="FILE", default=None, help="a sound to start from: it is played into the model first, and the output is the hint (as the model hears it, mu-law quantized at its rate) followed by the -n samples that continue it")
     sample_parser.add_argument("--seed", type=seed, default=None, help="same seed, same sound")
@@ -77,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
             raise BlekotaError("--play plays one sound; leave out --takes, or --play and listen to the files")
         if args.takes > MAX_TAKES:
             raise BlekotaError(f"--takes: at most {MAX_TAKES}, got {args.takes}")
-    if args.heatmap is not None and not args.n and args.hint is None:
+    if args.heatmap is not None and args.n == 0 and args.hint is None:
         raise BlekotaError("--heatmap: -n 0 without --hint makes no sound to draw; give -n or --hint")
     outputs = take_paths(output, args.takes)
     written = {f"-o (take {take})" if args.takes > 1 else "-o": path for take, path in enumerate(outputs, 1)}
@@ -93,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
     use_kernel_arguments(model, args)
     hint = load_audio(args.hint, model.fs)[0] if args.hint else None
     hinted = 0 if hint is None else hint.size
-    total = hinted + args.n
+    n = samples_to_generate(args, model.fs)
+    total = hinted + n
     check_room(outputs, len(wav_header(model.fs, 0)) + 2 * total)
     begins = min(max(0, hinted - HEATMAP_SAMPLES // 10), max(0, total - HEATMAP_SAMPLES))
     window = slice(begins, begins + HEATMAP_SAMPLES)
@@ -122,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - start
     rate = total * args.takes / elapsed if elapsed > 0 else float("inf")
     where = "standard output" if output == STDOUT else output if args.takes == 1 else f"{outputs[0]} .. {outputs[-1]}"
-    made = f"{args.n} samples ({args.n / model.fs:.2f} s) generated" if args.n else "nothing generated (-n 0)"
+    made = f"{n} samples ({n / model.fs:.2f} s) generated" if n else "nothing generated (-n 0)"
     if args.takes > 1:
         made = f"{args.takes} takes of {made}"
     if hint is not None:
@@ -132,19 +137,27 @@ def run(args: argparse.Namespace) -> int:
     say(f"wrote {where}: {made}, in {elapsed:.2f} s ({rate:,.0f} samples/s, {kernel} kernel, {threads})")
     if heatmap is not None and kept_sound:
         sound, probs = np.concatenate(kept_sound), np.concatenate(kept_probs)
-        path = plot.heatmap(probs, model.fs, sound, title=heatmap_title(outputs[0], args, begins, hinted, model.fs),
+        path = plot.heatmap(probs, model.fs, sound, title=heatmap_title(outputs[0], args, begins, hinted, n, model.fs),
                             out=heatmap, first=begins, preemphasis=model.preemphasis)
         say(f"wrote {path}")
     return 0
 
 
-def heatmap_title(output: str, args: argparse.Namespace, begins: int, hinted: int, fs: int) -> str:
-    """The title of sample's heatmap from sample `begins` on: the levels drawn, the model hearing
-    the hint, or both."""
+def samples_to_generate(args: argparse.Namespace, fs: int) -> int:
+    """The samples sample draws after the hint: -n, or --seconds at the model's rate fs (Hz, at
+    least one sample), else DEFAULT_SAMPLES."""
+    if args.seconds is not None:
+        return max(1, round(args.seconds * fs))
+    return DEFAULT_SAMPLES if args.n is None else args.n
+
+
+def heatmap_title(output: str, args: argparse.Namespace, begins: int, hinted: int, n: int, fs: int) -> str:
+    """The title of sample's heatmap from sample `begins` on, n samples drawn after the hint: the
+    levels drawn, the model hearing the hint, or both."""
     sampling = describe_sampling(**sampling_options(args))
     if begins >= hinted:
         what = f"probability of each level ({sampling})"
-    elif begins + HEATMAP_SAMPLES <= hinted or not args.n:
+    elif begins + HEATMAP_SAMPLES <= hinted or not n:
         what = "the model hearing the hint (nothing drawn)"
     else:
         what = f"hearing the hint until {hinted / fs:.3f} s, then drawing ({sampling})"
