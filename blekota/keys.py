@@ -1,4 +1,5 @@
-"""Keys typed while sound plays, and what they change: temperature and top-k, start again, quit.
+"""Keys typed while sound plays, and what they change: temperature, top-k and smoothing, the
+volume, pause, start again, quit.
 
 apply_key is the whole meaning of the keys, as a pure function; KeyReader reads them from a
 terminal one by one (cbreak mode, restored however the block is left), or line by line when
@@ -29,8 +30,11 @@ from .mulaw import LEVELS
 
 TEMPERATURE_STEP = 0.05
 SMOOTH_STEP = 0.1
+VOLUME_STEP_DB = 3.0
+MIN_VOLUME_DB = -60.0  # the volume's range, in dB of the model's sound: MIN_VOLUME_DB..0
 KEYS_HELP = ("keys: up/+ and down/- temperature (higher: more varied); ]/right and [/left top-k (more, fewer "
-             "levels); . and , smoothing (less hiss, more of the drawn levels); r start again; q quit")
+             "levels); . and , smoothing (less hiss, more of the drawn levels); 0 and 9 volume up, down; m mute; "
+             "space pause; r start again; q quit")
 ESCAPES = {"[A": "up", "[B": "down", "[C": "right", "[D": "left", "OA": "up", "OB": "down", "OC": "right", "OD": "left"}
 ESCAPE = re.compile(r"\x1b(\[[0-9;?]*[@-~]|O.)?")  # an escape sequence a terminal sends for a key
 
@@ -38,15 +42,25 @@ ESCAPE = re.compile(r"\x1b(\[[0-9;?]*[@-~]|O.)?")  # an escape sequence a termin
 @dataclass(frozen=True)
 class Controls:
     """What the keys change: temperature (>= 0), top_k (0: all levels) and smooth (0..1, as
-    Model.sample's)."""
+    Model.sample's); how it is heard: volume_db (MIN_VOLUME_DB..0 dB), muted and paused."""
 
     temperature: float = 1.0
     top_k: int = 0
     smooth: float = SMOOTH
+    volume_db: float = 0.0
+    muted: bool = False
+    paused: bool = False
+
+    @property
+    def gain(self) -> float:
+        """The factor the sound is played at: the volume, 0 when muted."""
+        return 0.0 if self.muted else 10.0 ** (self.volume_db / 20.0)
 
     def __str__(self) -> str:
         top_k = f"top-k {self.top_k}" if 0 < self.top_k < LEVELS else "top-k off"
-        return f"temperature {self.temperature:.2f}, {top_k}, smooth {self.smooth:.2f}"
+        heard = "".join((f", volume {self.volume_db:g} dB" if self.volume_db else "", ", muted" if self.muted else "",
+                         ", paused" if self.paused else ""))
+        return f"temperature {self.temperature:.2f}, {top_k}, smooth {self.smooth:.2f}{heard}"
 
 
 def apply_key(key: str, controls: Controls) -> tuple[Controls, str | None]:
@@ -55,7 +69,9 @@ def apply_key(key: str, controls: Controls) -> tuple[Controls, str | None]:
     up, + or =: temperature up by TEMPERATURE_STEP; down or -: down (not below 0). ] or right:
     twice the top-k levels (from 128 up: all, top-k off); [ or left: half as many (at least 1;
     from off: 128). . (or >): smooth up by SMOOTH_STEP (at most 1); , (or <): down (not below 0).
-    r: start again; q (or Q): quit. Other keys change nothing.
+    0 (or *): volume up by VOLUME_STEP_DB (at most 0 dB), 9 (or /): down (not below MIN_VOLUME_DB);
+    either unmutes. m: mute or unmute. Space or p: pause or go on. r: start again; q (or Q): quit.
+    Other keys change nothing.
     """
     if key in ("up", "+", "="):
         return replace(controls, temperature=round(controls.temperature + TEMPERATURE_STEP, 2)), None
@@ -70,6 +86,14 @@ def apply_key(key: str, controls: Controls) -> tuple[Controls, str | None]:
         return replace(controls, smooth=min(1.0, round(controls.smooth + SMOOTH_STEP, 2))), None
     if key in (",", "<"):
         return replace(controls, smooth=max(0.0, round(controls.smooth - SMOOTH_STEP, 2))), None
+    if key in ("0", "*"):
+        return replace(controls, volume_db=min(0.0, controls.volume_db + VOLUME_STEP_DB), muted=False), None
+    if key in ("9", "/"):
+        return replace(controls, volume_db=max(MIN_VOLUME_DB, controls.volume_db - VOLUME_STEP_DB), muted=False), None
+    if key in ("m", "M"):
+        return replace(controls, muted=not controls.muted), None
+    if key in (" ", "p", "P"):
+        return replace(controls, paused=not controls.paused), None
     if key in ("r", "R"):
         return controls, "reset"
     if key in ("q", "Q"):

@@ -73,7 +73,9 @@ class LivePlayer:
     device's sample rate in Hz (None: the stream's where the device takes it, else the device's
     default rate); the sound is resampled to it. recorder: something with write(samples) that is
     given every block the stream makes, at the stream's rate (audio.WavRecorder); recorded_samples
-    says how many of them were played.
+    says how many of them were played. gain: the factor the sound is played at (the volume; the
+    recorder gets the stream's own sound); paused: while True the device gets silence, the stream
+    waits where it is, and neither `played` nor the limit counts on. Both may change while it plays.
     Entering opens the device, starts the worker, waits until `ahead` blocks are ready and starts
     the device; PlaybackError when there is no device. Leaving stops the device, then the worker.
     check() raises an error the worker met; wait() waits for `finished`; summary() says how it went.
@@ -91,6 +93,8 @@ class LivePlayer:
         self.device = device
         self.rate = None if rate is None else device_rate(rate)
         self.recorder = recorder
+        self.gain = 1.0
+        self.paused = False
         self.device_fs = stream.fs  # the rate the device runs at, once it is open
         self.underruns = Underruns()
         self.played = 0  # samples at device_fs handed to the device (silence of gaps included)
@@ -239,6 +243,10 @@ class LivePlayer:
         if getattr(status, "output_underflow", False):
             self.underruns.device += 1
         out = outdata[:, 0]
+        if self.paused:
+            out[:] = 0.0
+            return
+        gain = self.gain
         limit = self._device_limit
         wanted = frames if limit is None else max(0, min(frames, limit - self.played))
         filled = 0
@@ -250,7 +258,7 @@ class LivePlayer:
                     self.underruns.late += 1
                     break
             take = min(wanted - filled, self._left.size)
-            out[filled : filled + take] = self._left[:take]
+            np.multiply(self._left[:take], gain, out=out[filled : filled + take])
             self._left = self._left[take:]
             filled += take
         out[filled:] = 0.0

@@ -163,6 +163,29 @@ def test_blocks_not_ready_in_time_are_counted_and_played_as_silence(model, devic
     check_played(device.opened[0].sound, player.played, 64, player.underruns.late, model.sample(300 * 64, seed=1))
 
 
+def test_the_volume_scales_what_is_played_and_a_pause_plays_silence_without_counting(model, device):
+    device.pace = 0.5
+    stream = model.stream(seed=4)
+    with live.LivePlayer(stream, block=64, ahead=2, limit=200 * 64) as player:
+        player.gain = 0.5
+        time.sleep(0.1)
+        player.paused = True
+        time.sleep(0.2)  # about 50 blocks' time at this pace
+        paused_at = player.played
+        time.sleep(0.1)
+        assert player.played == paused_at < 200 * 64 and not player.finished.is_set()
+        player.paused = False
+        assert player.finished.wait(30)
+    sound = device.opened[0].sound
+    assert np.count_nonzero(sound == 0) >= 10 * 64 + player.underruns.late * 64  # the pause, and the gaps
+    made = sound[sound != 0]
+    assert made.size == player.taken
+    expected = model.sample(made.size + 4 * 64, seed=4)  # before the volume changed, the sound as it is
+    loud = np.flatnonzero(~np.isclose(made, expected[: made.size]))
+    np.testing.assert_array_equal(made[loud], (0.5 * expected[loud]).astype(np.float32))
+    assert loud.size > 0 and np.array_equal(loud, np.arange(loud[0], made.size))  # from the change on
+
+
 def test_the_devices_underflows_are_counted(model, device):
     device.underflow_every = 3
     with live.LivePlayer(model.stream(seed=0), block=64, limit=12 * 64) as player:
@@ -305,6 +328,14 @@ def test_block_and_ahead_are_checked(model):
     (">", Controls(1.0, 0, 0.95), Controls(1.0, 0, 1.0), None),
     (",", Controls(1.0, 0, 0.3), Controls(1.0, 0, 0.2), None),
     ("<", Controls(1.0, 0, 0.05), Controls(1.0, 0, 0.0), None),
+    ("9", Controls(), Controls(volume_db=-3.0), None),
+    ("/", Controls(volume_db=-58.5), Controls(volume_db=-60.0), None),
+    ("0", Controls(volume_db=-1.5), Controls(volume_db=0.0), None),
+    ("*", Controls(volume_db=-6.0, muted=True), Controls(volume_db=-3.0), None),
+    ("m", Controls(volume_db=-6.0), Controls(volume_db=-6.0, muted=True), None),
+    ("M", Controls(muted=True), Controls(), None),
+    (" ", Controls(0.7, 8), Controls(0.7, 8, paused=True), None),
+    ("p", Controls(paused=True), Controls(), None),
 ])
 def test_keys(key, before, after, action):
     assert apply_key(key, before) == (after, action)
@@ -319,6 +350,8 @@ def test_many_presses_land_on_round_temperatures():
     for _ in range(3):
         controls, _ = apply_key(",", controls)
     assert controls.smooth == 0.0
+    assert str(Controls(1.0, 0, 0.3, -6.0, True, True)) == "temperature 1.00, top-k off, smooth 0.30, volume -6 dB, muted, paused"
+    assert Controls(volume_db=-20.0).gain == pytest.approx(0.1) and Controls(muted=True).gain == 0.0
 
 
 def test_typed_text_splits_into_keys():
@@ -396,6 +429,15 @@ def test_keys_change_the_sound_while_it_plays(model_file, device, monkeypatch, c
     out = capsys.readouterr().out
     assert "temperature 1.00, top-k 64, smooth 0.30, top-p 0.9\n" in out
     assert "temperature 0.90, top-k 16, smooth 0.50, top-p 0.9\n" in out
+
+
+def test_keys_set_the_volume_mute_and_pause_while_it_plays(model_file, device, monkeypatch, capsys):
+    device.pace = 1.0
+    monkeypatch.setattr(sys, "stdin", io.StringIO("9\nm\n  \n"))  # paused and on again
+    assert main(["play", model_file, "--seconds", "0.4", "--volume", "-6", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    for settings in ("volume -6 dB", "volume -9 dB, muted"):
+        assert f"temperature 1.00, top-k off, smooth 0.30, {settings}\n" in out
 
 
 def test_q_quits(model_file, device, monkeypatch, capsys):
@@ -606,6 +648,7 @@ def test_a_model_too_slow_for_real_time_is_told(tmp_path, device, monkeypatch, c
     (["--ahead", "0"], "argument --ahead: expected an integer in 1..64, got '0'"),
     (["--seconds", "0"], "argument --seconds: expected a positive number, got '0'"),
     (["--sound-rate", "500"], "argument --sound-rate: expected a sample rate in 1000..384000 Hz, got '500'"),
+    (["--volume", "3"], "argument --volume: expected a number of dB in -60..0, got '3'"),
 ])
 def test_bad_options_exit_2(model_file, capsys, argv, message):
     with pytest.raises(SystemExit) as exit_info:

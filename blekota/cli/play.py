@@ -8,11 +8,11 @@ import sys
 from contextlib import nullcontext
 from typing import TYPE_CHECKING, TextIO
 
-from .. import devices, live, modelfile, sampler
+from .. import checks, devices, live, modelfile, sampler
 from ..audio import WavRecorder, load_audio
 from ..errors import BlekotaError
 from ..fileutil import is_stream
-from ..keys import KEYS_HELP, Controls, KeyReader, apply_key
+from ..keys import KEYS_HELP, MIN_VOLUME_DB, VOLUME_STEP_DB, Controls, KeyReader, apply_key
 from ..stream import Stream
 from .options import (
     add_kernel_arguments, add_sampling_arguments, add_sound_device_argument, add_threads_argument, argument_type,
@@ -29,6 +29,8 @@ TICK_S = 0.05  # how often keys are read and the status line is redrawn
 block_size = argument_type(int, lambda name, value: live.block_size(value, name),
                            f"an integer in {live.MIN_BLOCK}..{live.MAX_BLOCK}")
 blocks_ahead = argument_type(int, lambda name, value: live.blocks_ahead(value, name), f"an integer in 1..{live.MAX_AHEAD}")
+volume_db = argument_type(float, lambda name, value: checks.number(name, value, MIN_VOLUME_DB, 0.0),
+                          f"a number of dB in {MIN_VOLUME_DB:g}..0")
 device_rate = argument_type(int, lambda name, value: devices.device_rate(value, name),
                             f"a sample rate in {devices.MIN_RATE}..{devices.MAX_RATE} Hz")
 
@@ -48,6 +50,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=seed, default=None, help="same seed, same sound (until a key changes it)")
     parser.add_argument("--record", metavar="FILE", default=None, help="also write what is played to this wav file, at the model's rate, as it plays (the model's sound: gaps where the machine fell behind are left out); it is complete when play stops, by q, Ctrl+C or --seconds")
     parser.add_argument("--force", action="store_true", help="overwrite the --record file if it exists")
+    parser.add_argument("--volume", type=volume_db, default=0.0, metavar="DB", help=f"the volume to start at, in dB of the model's sound, {MIN_VOLUME_DB:g}..0 (default 0; the keys 0 and 9 change it by {VOLUME_STEP_DB:g} dB); --record keeps the model's own sound")
     add_sound_device_argument(parser)
     parser.add_argument("--sound-rate", type=device_rate, default=None, metavar="HZ", help="the rate the device runs at; the sound is resampled to it (default: the model's rate where the device takes it, else the device's own rate)")
     add_sampling_arguments(parser, "at the start: the keys change temperature, top-k and smoothing")
@@ -161,7 +164,7 @@ def play_with_keys(player: live.LivePlayer, stream: Stream, status: StatusLine, 
             with KeyReader() as keys:
                 print(KEYS_HELP if keys.interactive else f"{KEYS_HELP} (standard input is not a terminal: "
                       "type them and Enter)", flush=True)
-                perform(player, stream, keys, status, faster)
+                perform(player, stream, keys, status, faster, args.volume)
     finally:
         status.close()
         if player.played:
@@ -170,11 +173,13 @@ def play_with_keys(player: live.LivePlayer, stream: Stream, status: StatusLine, 
             player.recorder.keep(player.recorded_samples)
 
 
-def perform(player: live.LivePlayer, stream: Stream, keys: KeyReader, status: StatusLine, faster: str) -> None:
-    """Play until q or the --seconds are over: apply the keys, show the settings, and say once when
-    the model cannot keep up with real time (and `faster`: what to try)."""
+def perform(player: live.LivePlayer, stream: Stream, keys: KeyReader, status: StatusLine, faster: str,
+            volume_db: float = 0.0) -> None:
+    """Play until q or the --seconds are over, starting at volume_db (dB): apply the keys, show the
+    settings, and say once when the model cannot keep up with real time (and `faster`: what to try)."""
     fs = stream.fs
-    controls = Controls(stream.settings["temperature"], stream.settings["top_k"], stream.settings["smooth"])
+    controls = Controls(stream.settings["temperature"], stream.settings["top_k"], stream.settings["smooth"], volume_db)
+    player.gain = controls.gain
     top_p, min_p = stream.settings["top_p"], stream.settings["min_p"]  # no key changes these
     cuts = (f", top-p {top_p:g}" if top_p < 1 else "") + (f", min-p {min_p:g}" if min_p > 0 else "")
     warned = False
@@ -195,4 +200,5 @@ def perform(player: live.LivePlayer, stream: Stream, keys: KeyReader, status: St
             if action == "reset":
                 stream.reset()
             stream.set(temperature=controls.temperature, top_k=controls.top_k, smooth=controls.smooth)
+            player.gain, player.paused = controls.gain, controls.paused
 
