@@ -301,7 +301,7 @@ def use_kernel_arguments(model: Model, args: argparse.Namespace) -> None:
         model.bf16_sampling = args.bf16
 
 
-def add_threads_argument(parser: argparse.ArgumentParser, default: str = "OMP_NUM_THREADS or all cores") -> None:
+def add_threads_argument(parser: argparse.ArgumentParser, default: str = "OMP_NUM_THREADS, else the CPUs this process may use, within a container's CPU quota") -> None:
     """--threads: CPU threads for the kernels."""
     parser.add_argument(
         "--threads", type=thread_count, default=None,

@@ -48,8 +48,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     train_parser.add_argument("--tensorboard", metavar="DIR", default=None, help="also write the run for TensorBoard in this folder (created): losses, learning rate and samples/s, and at each checkpoint its sound, loss curve and spectrogram; a resumed run appends (needs blekota[tensorboard]; watch with: tensorboard --logdir DIR)")
     add_model_arguments(train_parser)
     add_threads_argument(
-        train_parser, "OMP_NUM_THREADS or all cores; started by mpiexec or srun, a machine's cores divided "
-        "among its processes",
+        train_parser, "OMP_NUM_THREADS, else the CPUs this process may use, within a container's CPU quota; started "
+        "by mpiexec or srun, a machine's cores divided among its processes",
     )
 
 
