@@ -34,7 +34,7 @@ VOLUME_STEP_DB = 3.0
 MIN_VOLUME_DB = -60.0  # the volume's range, in dB of the model's sound: MIN_VOLUME_DB..0
 KEYS_HELP = ("keys: up/+ and down/- temperature (higher: more varied); ]/right and [/left top-k (more, fewer "
              "levels); . and , smoothing (less hiss, more of the drawn levels); 0 and 9 volume up, down; m mute; "
-             "space pause; r start again; q quit")
+             "space pause; r start again; h these keys; q quit")
 ESCAPES = {"[A": "up", "[B": "down", "[C": "right", "[D": "left", "OA": "up", "OB": "down", "OC": "right", "OD": "left"}
 ESCAPE = re.compile(r"\x1b(\[[0-9;?]*[@-~]|O.)?")  # an escape sequence a terminal sends for a key
 
@@ -64,14 +64,15 @@ class Controls:
 
 
 def apply_key(key: str, controls: Controls) -> tuple[Controls, str | None]:
-    """What one key does: (the controls after it, the action it asks for: "reset", "quit" or None).
+    """What one key does: (the controls after it, the action it asks for: "reset", "help", "quit" or
+    None).
 
     up, + or =: temperature up by TEMPERATURE_STEP; down or -: down (not below 0). ] or right:
     twice the top-k levels (from 128 up: all, top-k off); [ or left: half as many (at least 1;
     from off: 128). . (or >): smooth up by SMOOTH_STEP (at most 1); , (or <): down (not below 0).
     0 (or *): volume up by VOLUME_STEP_DB (at most 0 dB), 9 (or /): down (not below MIN_VOLUME_DB);
-    either unmutes. m: mute or unmute. Space or p: pause or go on. r: start again; q (or Q): quit.
-    Other keys change nothing.
+    either unmutes. m: mute or unmute. Space or p: pause or go on. r: start again; h (or ?): show
+    the keys; q (or Q): quit. Other keys change nothing.
     """
     if key in ("up", "+", "="):
         return replace(controls, temperature=round(controls.temperature + TEMPERATURE_STEP, 2)), None
@@ -96,6 +97,8 @@ def apply_key(key: str, controls: Controls) -> tuple[Controls, str | None]:
         return replace(controls, paused=not controls.paused), None
     if key in ("r", "R"):
         return controls, "reset"
+    if key in ("h", "H", "?"):
+        return controls, "help"
     if key in ("q", "Q"):
         return controls, "quit"
     return controls, None

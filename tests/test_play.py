@@ -17,7 +17,7 @@ from blekota import keys as keys_module
 from blekota import devices, live
 from blekota.cli import main
 from blekota.errors import ConfigError
-from blekota.keys import Controls, KeyReader, apply_key, split_keys
+from blekota.keys import KEYS_HELP, Controls, KeyReader, apply_key, split_keys
 from blekota.repl import Console, Session, session_namespace
 from blekota.resampling import StreamResampler
 
@@ -336,6 +336,8 @@ def test_block_and_ahead_are_checked(model):
     ("M", Controls(muted=True), Controls(), None),
     (" ", Controls(0.7, 8), Controls(0.7, 8, paused=True), None),
     ("p", Controls(paused=True), Controls(), None),
+    ("h", Controls(0.7, 8), Controls(0.7, 8), "help"),
+    ("?", Controls(0.7, 8), Controls(0.7, 8), "help"),
 ])
 def test_keys(key, before, after, action):
     assert apply_key(key, before) == (after, action)
@@ -433,11 +435,12 @@ def test_keys_change_the_sound_while_it_plays(model_file, device, monkeypatch, c
 
 def test_keys_set_the_volume_mute_and_pause_while_it_plays(model_file, device, monkeypatch, capsys):
     device.pace = 1.0
-    monkeypatch.setattr(sys, "stdin", io.StringIO("9\nm\n  \n"))  # paused and on again
+    monkeypatch.setattr(sys, "stdin", io.StringIO("9\nm\n  \nh\n"))  # paused and on again
     assert main(["play", model_file, "--seconds", "0.4", "--volume", "-6", "--threads", "1"]) == 0
     out = capsys.readouterr().out
     for settings in ("volume -6 dB", "volume -9 dB, muted"):
         assert f"temperature 1.00, top-k off, smooth 0.30, {settings}\n" in out
+    assert out.count(KEYS_HELP) == 2  # at the start, and for h
 
 
 def test_q_quits(model_file, device, monkeypatch, capsys):

@@ -199,6 +199,8 @@ def perform(player: live.LivePlayer, stream: Stream, keys: KeyReader, status: St
                 return
             if action == "reset":
                 stream.reset()
+            if action == "help":
+                status.say(KEYS_HELP)
             stream.set(temperature=controls.temperature, top_k=controls.top_k, smooth=controls.smooth)
             player.gain, player.paused = controls.gain, controls.paused
 
