@@ -4,7 +4,8 @@ so far) and the log NAME.log.jsonl (see blekota.trainlog).
 
 Nothing blekota did not write is replaced, appended to or deleted: a run writes a name only where
 there is no file, or a file blekota wrote (a model file, a sound carrying blekota's mark, a
-training log); it refuses to start when such a file of someone else's is in its way.
+training log), and never on a sound it trains on (a checkpoint sound trained on under its run's
+name); it refuses to start when such a file is in its way.
 
 In data-parallel training only rank 0 has a RunFiles: no other process writes a file.
 """
@@ -14,7 +15,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ import soundfile
 from . import checks, fileformat, modelfile, trainlog
 from .audio import is_marked, save_wav
 from .errors import BlekotaError, ConfigError, ModelFileError, OverwriteWarning
+from .fileutil import same_file
 from .model import Model
 from .plot import is_marked_png
 
@@ -65,16 +67,18 @@ class RunFiles:
     keep: keep only the newest `keep` NAME_N.npz up to the current iteration (0: all; NAME_best
     and sounds are kept). log: append to NAME.log.jsonl. report: told of every file written
     ("checkpoint") and of every failure ("warning"). A failed checkpoint, best-model save, sound
-    or log line leaves the previous file intact and is only reported: training goes on.
+    or log line leaves the previous file intact and is only reported: training goes on. reads: the
+    sounds the run trains on, never written over, not even when blekota wrote them.
     """
 
     def __init__(self, directory: str | os.PathLike, name: str, keep: int = 0, log: bool = True,
-                 report: Report | None = None):
+                 report: Report | None = None, reads: Sequence[str] = ()):
         self.directory = Path(directory)
         self.name = name
         self.keep = keep
         self.log = log
         self.report = report or (lambda *args, **kwargs: None)
+        self.reads = list(reads)
         self._log_failed = self._log_checked = False
 
     def checkpoint_path(self, iteration: int) -> Path:
@@ -106,31 +110,42 @@ class RunFiles:
         return not fileformat.written_by_blekota(path)
 
     def claim(self, path: Path) -> None:
-        """Raise BlekotaError when a file blekota did not write is at path."""
+        """Raise BlekotaError when a file blekota did not write, or a sound the run trains on, is at path."""
+        if self.is_read(path):
+            raise BlekotaError(f"{path}: is a sound this run trains on, so it is left as it is")
         if self.in_the_way(path):
             raise BlekotaError(f"{path}: not a file blekota wrote, so it is left as it is")
 
+    def is_read(self, path: Path) -> bool:
+        """Whether path is one of the sounds the run trains on (under another name too)."""
+        return any(same_file(path, sound) for sound in self.reads)
+
     def _left(self, path: Path) -> bool:
-        """Whether a file blekota did not write is at path; if so, warn that it is left as it is."""
-        if not self.in_the_way(path):
+        """Whether a file blekota did not write, or a sound the run trains on, is at path; if so,
+        warn that it is left as it is."""
+        if self.is_read(path):
+            what = "a sound this run trains on"
+        elif self.in_the_way(path):
+            what = "not a file blekota wrote"
+        else:
             return False
-        self.report("warning", message=f"{path}: not a file blekota wrote, so it is left as it is; training goes on")
+        self.report("warning", message=f"{path}: {what}, so it is left as it is; training goes on")
         return True
 
     @classmethod
     def for_run(cls, directory: Path, name: str, keep: int, log: bool, report: Report, iteration: int,
-                iterations: int, checkpoint_every: int, sound: bool, best: bool) -> RunFiles:
-        """The files of a run from `iteration` for `iterations` more: the directory created, the
-        way checked (check_way)."""
+                iterations: int, checkpoint_every: int, sound: bool, best: bool, reads: Sequence[str]) -> RunFiles:
+        """The files of a run from `iteration` for `iterations` more, training on the sound files
+        reads: the directory created, the way checked (check_way)."""
         directory.mkdir(parents=True, exist_ok=True)
-        files = cls(directory, name, keep, log, report)
+        files = cls(directory, name, keep, log, report, reads)
         files.check_way(iteration, iterations, checkpoint_every, sound, best)
         return files
 
     def check_way(self, iteration: int, iterations: int, checkpoint_every: int, sound: bool, best: bool) -> None:
         """Refuse (BlekotaError) before a run from `iteration` for `iterations` more when a file
-        blekota did not write is where it may write: NAME_N.npz (N in the run), NAME_N.wav (at
-        checkpoints, when sound), NAME_best.npz (when best) and the log."""
+        blekota did not write, or a sound the run trains on, is where it may write: NAME_N.npz (N
+        in the run), NAME_N.wav (at checkpoints, when sound), NAME_best.npz (when best) and the log."""
         pattern = re.compile(re.escape(self.name) + r"_(\d+)(\.npz|\.wav)")
         planned = [self.best_path()] if best else []
         planned += [self.log_path()] if self.log else []
@@ -146,6 +161,9 @@ class RunFiles:
                     f"{path}: not a file blekota wrote, and this run would write there; give the run another "
                     "name or folder, or move the file"
                 )
+            if self.is_read(path):
+                raise BlekotaError(f"{path}: is a sound this run trains on, and the run would write there; give the "
+                                   "run another name or folder")
 
     def save_quietly(self, path: Path, model: Model, info: dict, arrays: dict[str, np.ndarray]) -> Path | None:
         """Save a model file; on failure report a warning and go on. Returns the path written or None."""

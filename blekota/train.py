@@ -488,4 +488,4 @@ class Trainer(TrainerFiles):
         refused when a file blekota did not write is in its way); only rank 0 has them."""
         return self.processes.together(lambda: None if not self.processes.is_root else RunFiles.for_run(
             self.directory, self.name, self.keep, self.log, self._report, self.iteration, iterations,
-            self.checkpoint_every, self.checkpoint_sound > 0, bool(self.val_samples)))
+            self.checkpoint_every, self.checkpoint_sound > 0, bool(self.val_samples), self.files))

@@ -73,10 +73,10 @@ class TrainerFiles:
         """Save NAME_N.npz and, when sound_samples (default checkpoint_sound) > 0, a generated
         NAME_N.wav. Returns the paths written (in a data-parallel run, by rank 0; the other
         processes, which must call it too, get an empty list). Raises BlekotaError, writing
-        nothing, when a file blekota did not write is under either name."""
+        nothing, when a file blekota did not write, or a sound it trains on, is under either name."""
         samples = self.checkpoint_sound if sound_samples is None else checks.integer(
             "sound_samples", sound_samples, 0, WAV_MAX_FRAMES)
-        files = RunFiles(self.directory, self.name)
+        files = RunFiles(self.directory, self.name, reads=self.files)
         sound = files.sound_path(self.iteration)
 
         def prepare() -> None:

@@ -199,6 +199,41 @@ def test_a_file_that_appears_during_a_run_is_left_alone(here, capsys):
         trainer.checkpoint(10)
 
 
+@pytest.mark.parametrize("link", [None, "symlink", "hardlink"])
+def test_a_run_never_writes_over_a_sound_it_trains_on(here, capsys, link):
+    """train take_1.wav --model-name take --checkpoint-every 1, take_1.wav a checkpoint sound of an
+    earlier run (blekota's mark): the run replaced the sound it was training on with its own."""
+    os.mkdir("takes")
+    blekota.save_wav("takes/source.wav", tone(), 8000, mark=True)
+    sound = "takes/source.wav" if link else "takes/take_1.wav"
+    if link == "symlink":
+        os.symlink("source.wav", "takes/take_1.wav")
+    elif link == "hardlink":
+        os.link("takes/source.wav", "takes/take_1.wav")
+    else:
+        os.replace("takes/source.wav", sound)
+    kept = open(sound, "rb").read()
+    argv = ["train", sound, *SMALL, "--model-name", "take", "--out-dir", "takes", "--iterations", "2"]
+    assert main([*argv, "--checkpoint-every", "1", "--checkpoint-sound", "0.01"]) == 2
+    one_line(capsys.readouterr().err, f"{os.path.join('takes', 'take_1.wav')}: is a sound this run trains on")
+    assert open(sound, "rb").read() == kept and not os.path.exists("takes/take_1.npz")
+
+
+def test_a_sound_trained_on_is_left_as_it_is_when_a_run_comes_to_write_there(here):
+    blekota.save_wav("take_3.wav", tone(), 8000, mark=True)
+    kept, warnings = open("take_3.wav", "rb").read(), []
+    files = blekota.runfiles.RunFiles(".", "take", report=lambda kind, **what: warnings.append(what["message"]),
+                                      reads=["take_3.wav"])
+    assert files.save_sound_quietly(3, tone(100), 8000) is None
+    assert warnings == ["take_3.wav: a sound this run trains on, so it is left as it is; training goes on"]
+    assert open("take_3.wav", "rb").read() == kept
+    trainer = blekota.Trainer(blekota.Model(hidden=4, layers=1), "take_3.wav", name="take", seq_length=10, batch_size=2)
+    trainer.iteration = 3
+    with pytest.raises(blekota.BlekotaError, match="take_3.wav: is a sound this run trains on"):
+        trainer.checkpoint(80)
+    assert open("take_3.wav", "rb").read() == kept and not os.path.exists("take_3.npz")
+
+
 def test_playback_without_a_device_keeps_a_users_last_played(here, monkeypatch):
     def no_device():
         raise blekota.PlaybackError("cannot play sound: no sound output device (test)")
