@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .errors import BlekotaError
+from .memory import format_bytes
 
 STDOUT = "-"  # the output name that means standard output
 STALE_S = 3600  # a temporary file of an earlier write left this long is one a killed process left
@@ -256,7 +257,7 @@ def check_room(paths: list[str | os.PathLike], size: int) -> None:
         with suppress(OSError):
             free = shutil.disk_usage(folder).free
             if total > free:
-                raise BlekotaError(f"{folder}: {total / 2**30:,.1f} GiB to write, {free / 2**30:,.1f} GiB free there")
+                raise BlekotaError(f"{folder}: {format_bytes(total)} to write, {format_bytes(free)} free there")
 
 
 @contextmanager

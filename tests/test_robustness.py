@@ -580,7 +580,7 @@ def test_sound_that_would_not_fit_on_the_disk_is_refused_before_any_work(here, m
     monkeypatch.setattr(fileutil.shutil, "disk_usage", lambda folder: type("Usage", (), {"free": free})())
     # 3 takes of 44 + 2 x 2000 bytes: 12,132 bytes in one folder, 10,000 free
     assert main(["sample", "m.npz", "-n", "2000", "--takes", "3", "-o", "t.wav", "--threads", "1"]) == 2
-    one_line(capsys.readouterr().err, f"{os.path.realpath(here)}: ")
+    one_line(capsys.readouterr().err, f"{os.path.realpath(here)}: 11.8 KiB to write, 9.8 KiB free there")
     assert not list(here.glob("t_*.wav"))
     assert main(["sample", "m.npz", "-n", "2000", "--takes", "2", "-o", "t.wav", "--threads", "1"]) == 0
     fileutil.check_room(["-", os.devnull], 10**15)  # streams take what they are given
