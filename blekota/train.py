@@ -33,6 +33,7 @@ from .averaging import TrainingAverage
 from .dataset import Dataset, epoch_windows, training_layout, validation_pieces, validation_sums, warn_if_silent
 from .device import AUTO, CPU, check_bf16, training_step
 from .errors import ConfigError, TrainingDiverged
+from .fileutil import same_file
 from .model import Model
 from .optim import OPTIMIZERS, make_optimizer
 from .parallel import Processes, processes
@@ -185,6 +186,7 @@ class Trainer(TrainerFiles):
         self.continues_data = False
         self._saved_iteration = -1
         self.last_saved: Path | None = None  # the last model file written, by rank 0
+        self.resumed_from: Path | None = None  # the model file from_checkpoint read
         self._done = self._iterations = 0
         self._last_loss: float | None = None
         self.agreement = RunAgreement(self.processes)  # when to stop, and the run's clock
@@ -359,7 +361,8 @@ class Trainer(TrainerFiles):
         then save NAME_N.npz (N = total iterations so far).
 
         Ctrl+C (SIGINT) or SIGTERM ends training after the current update and still saves
-        (without the final validation); so does a KeyboardInterrupt raised by the callback.
+        (without the final validation); so does a KeyboardInterrupt raised by the callback. A run
+        that made no update leaves the file it was resumed from as it is (it holds this model).
         Returns a TrainResult. Raises ModelFileError if the final save fails (the previous file
         of that name is intact and the trainer can save elsewhere).
 
@@ -423,7 +426,8 @@ class Trainer(TrainerFiles):
             self._log(files, train_loss, val_loss)
             path = self.checkpoint_path()
             saved = (self.last_saved, self._saved_iteration) == (path, self.iteration) and path.exists()
-            if not self.processes.from_root(lambda: saved) or val_loss is not None:  # to hold the final validation too
+            read = not self._done and self.resumed_from is not None and same_file(path, self.resumed_from)
+            if not self.processes.from_root(lambda: (saved and val_loss is None) or read):  # else it holds this model
                 self.processes.together(lambda: files is None or files.claim(path))
                 path = self.processes.together(lambda: self.save(path))
                 if files is not None:

@@ -153,6 +153,7 @@ class TrainerFiles:
         options = checkpoint.resume_options(path, loaded.info, overrides)
         trainer = cls(loaded.model, audio, callback=callback, comm=group, **options)
         checkpoint.restore(trainer, path, loaded.info, loaded.train_arrays)
+        trainer.resumed_from = path
         if group.is_root:
             warn_of_later_files(trainer.directory, trainer.name, trainer.iteration, path)
         return trainer

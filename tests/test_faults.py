@@ -234,6 +234,20 @@ def test_a_sound_trained_on_is_left_as_it_is_when_a_run_comes_to_write_there(her
     assert open("take_3.wav", "rb").read() == kept and not os.path.exists("take_3.npz")
 
 
+def test_a_resumed_run_that_made_no_update_leaves_the_file_it_read_as_it_was(here, capsys):
+    """train --resume t_1.npz other.wav --iterations 0 (or stopped before its first update)
+    rewrote t_1.npz with the other sound's data signature, position 0 and the new options: the
+    checkpoint no longer went on exactly with its own sound."""
+    blekota.save_wav("other.wav", tone(6000), 8000)
+    kept = open("t_1.npz", "rb").read()
+    assert main(["train", "--resume", "t_1.npz", "other.wav", "--iterations", "0", "--alpha", "0.5", "-q"]) == 0
+    assert open("t_1.npz", "rb").read() == kept
+    result = blekota.Trainer.from_checkpoint("t_1.npz", "other.wav", lr=0.5).train(0)
+    assert result.path.name == "t_1.npz" and open("t_1.npz", "rb").read() == kept
+    assert main(["train", "--resume", "t_1.npz", "--iterations", "0", "--out-dir", "copy", "-q"]) == 0
+    assert blekota.load("copy/t_1.npz").info["iterations"] == 1  # written elsewhere: a copy as usual
+
+
 def test_playback_without_a_device_keeps_a_users_last_played(here, monkeypatch):
     def no_device():
         raise blekota.PlaybackError("cannot play sound: no sound output device (test)")
