@@ -29,6 +29,7 @@ from .memory import format_bytes
 
 STDOUT = "-"  # the output name that means standard output
 STALE_S = 3600  # a temporary file of an earlier write left this long is one a killed process left
+NAME_MAX = 255  # the bytes of a file name most file systems take
 DESCRIPTOR = re.compile(r"/dev/(stdout|stderr|fd/\d+)|/proc/(self|\d+)/fd/\d+")  # open files by number
 _created_folders: list[Path] = []  # what prepare_directory made, deepest first, for folders_undone_on_error
 
@@ -185,7 +186,7 @@ def _opened(path: str | os.PathLike) -> Iterator[BinaryIO | StreamWriter]:
     tmp = None
     try:
         while True:  # the name is known before the file exists, so a Ctrl+C at any point cleans up
-            tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
+            tmp = target.parent / f"{_temporary_prefix(target)}{secrets.token_hex(4)}.tmp"
             try:
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
                 break
@@ -207,11 +208,20 @@ def _opened(path: str | os.PathLike) -> Iterator[BinaryIO | StreamWriter]:
     _remove_stale_temporaries(target)
 
 
+def _temporary_prefix(target: Path) -> str:
+    """".NAME." of the temporary files (.NAME.XXXXXXXX.tmp) that writes of target use, NAME cut
+    where a name as long as a file name can be would make theirs too long."""
+    name = target.name
+    while len(os.fsencode(f".{name}.12345678.tmp")) > NAME_MAX:
+        name = name[:-1]
+    return f".{name}."
+
+
 def _remove_stale_temporaries(target: Path) -> None:
     """Remove the temporary files (.NAME.XXXXXXXX.tmp) that writes of target killed before their
     rename left behind (SIGKILL, power loss): those older than STALE_S, so never one that another
     process is writing now."""
-    pattern = re.compile(re.escape(f".{target.name}.") + r"[A-Za-z0-9_]{8}\.tmp")
+    pattern = re.compile(re.escape(_temporary_prefix(target)) + r"[A-Za-z0-9_]{8}\.tmp")
     now = time.time()
     for leftover in target.parent.iterdir():
         if not pattern.fullmatch(leftover.name):

@@ -548,6 +548,28 @@ def test_a_save_removes_what_a_killed_save_left_and_nothing_else(tmp_path):
     assert blekota.load(tmp_path / "voice.npz").n_params == model.n_params
 
 
+@pytest.mark.parametrize("name", ["a" * 251 + ".npz", "é" * 125 + ".npz"])
+def test_a_name_as_long_as_a_file_name_can_be_is_written(tmp_path, monkeypatch, name):
+    """model.save and sample -o of a 250-255-byte name failed with 'File name too long': the
+    temporary file beside it is named after it, 14 bytes longer."""
+    model, made, opened = blekota.Model(hidden=8, layers=1, seed=0), [], os.open
+
+    def recording(path, *args, **kwargs):
+        made.append(os.path.basename(path))
+        return opened(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", recording)
+    model.save(tmp_path / name)
+    temporary = [made_name for made_name in made if made_name.endswith(".tmp")][0]
+    assert len(os.fsencode(temporary)) <= 255 and os.listdir(tmp_path) == [name]
+    stale = tmp_path / (temporary[:-len("12345678.tmp")] + "k3j_9x0q.tmp")  # what a killed save left
+    stale.write_bytes(b"partial")
+    old = time.time() - 2 * fileutil.STALE_S
+    os.utime(stale, (old, old))
+    model.save(tmp_path / name)
+    assert os.listdir(tmp_path) == [name] and blekota.load(tmp_path / name).n_params == model.n_params
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_just_after_the_temporary_file_is_made_leaves_no_file(tmp_path, monkeypatch, sig):
     made = os.open
