@@ -676,6 +676,18 @@ def test_train_refuses_a_model_name_that_is_no_run_name_naming_the_option(tmp_pa
     assert not (tmp_path / "out").exists()
 
 
+def test_train_of_a_sound_too_long_to_name_a_run_after_asks_for_model_name(tmp_path, sine_file, capsys):
+    """train with a 235-byte sound name said 'name must be a file name prefix of at most 200
+    bytes ..., got ...': no name was given, and nothing said how to give one."""
+    sound = tmp_path / ("b" * 231 + ".wav")
+    sound.write_bytes(sine_file.read_bytes())
+    assert main(["train", str(sound), *SMALL, "--out-dir", str(tmp_path / "out"), "-q"]) == 2
+    assert capsys.readouterr().err == (f"blekota: error: {sound}: a name too long to name the run's files after (at "
+                                       "most 200 bytes); give --model-name\n")
+    assert not (tmp_path / "out").exists()
+    assert main(["train", str(sound), *SMALL, "--out-dir", str(tmp_path / "out"), "--model-name", "b", "-q"]) == 0
+
+
 def test_train_bf16_where_it_cannot_run_is_refused_naming_the_option(tmp_path, sine_file, capsys):
     small = [*SMALL, "--iterations", "1", "--checkpoint-sound", "0", "--out-dir", str(tmp_path), "-q"]
     assert main(["train", str(sine_file), *small, "--dtype", "float64"]) == 0

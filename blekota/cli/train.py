@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import checkpoint, device, modelfile, parallel, tensorboard
+from ..checks import MAX_NAME_BYTES, is_plain_name
 from ..console import QUIET, VERBOSE, ReaderWatch, TrainingDisplay
 from ..errors import BlekotaError, BlekotaWarning, ModelFileError, OverwriteWarning, TrainingDiverged
 from ..fileutil import prepare_directory
@@ -163,6 +164,9 @@ def train(args: argparse.Namespace, processes: parallel.Processes) -> int:
         say(f"resuming {resume} at iteration {trainer.iteration}{where}", flush=True)
     else:
         name = args.model_name or default_name(args.files)
+        if not args.model_name and not is_plain_name(name):
+            raise BlekotaError(f"{args.files[0]}: a name too long to name the run's files after (at most "
+                               f"{MAX_NAME_BYTES} bytes); give --model-name")
         directory = Path(args.out_dir or ".")
         trainer_options = dict(checkpoint_sound=checkpoint_sound(args, args.fs), **new_trainer_options(args))
         processes.from_root(lambda: start_run(directory, name, args.force))
