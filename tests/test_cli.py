@@ -380,6 +380,20 @@ def test_demo_runs_briefly(tmp_path, capsys):
     assert (trainer["random_gain_db"], trainer["input_noise"]) == (0.0, 1.5)
 
 
+def test_a_demo_stopped_by_ctrl_c_keeps_its_model_and_draws_nothing(tmp_path):
+    from blekota.demo import run_demo
+
+    def stop_at_the_first_report(progress):
+        if progress.kind not in ("done", "interrupted"):
+            raise KeyboardInterrupt
+
+    said = []
+    run_demo(tmp_path, 10_000, 1, said.append, callback=stop_at_the_first_report)
+    stopped = re.fullmatch(r"interrupted after (\d+) iterations: wrote (.*) \(the model\); nothing generated", said[-1])
+    assert stopped and 0 < int(stopped[1]) < 10_000 and Path(stopped[2]).name == f"demo_{stopped[1]}.npz"
+    assert {p.name for p in tmp_path.iterdir() if p.suffix != ".jsonl"} == {"demo_sound.wav", Path(stopped[2]).name}
+
+
 def test_sample_n_counts_the_samples_generated_after_the_hint(tmp_path, capsys, monkeypatch):
     model = blekota.Model(hidden=8, layers=1, seed=3, threads=1).save(tmp_path / "m.npz")
     hint = blekota.save_wav(tmp_path / "hint.wav", 0.5 * np.sin(np.arange(3000) / 5), 8000)
