@@ -21,6 +21,7 @@ Run alone: python benchmarks/sampling.py [--threads N] [--repeats R] [--quick]
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import tracemalloc
 from collections.abc import Callable
@@ -164,13 +165,13 @@ def run(threads: int, repeats: int, quick: bool) -> list[dict]:
         for count in thread_counts:
             model.threads = count
 
+            def sample(**variant) -> np.ndarray:
+                return model.sample(steps, seed=0, streams=streams, **variant)
+
             for note, variant in {"": {}, **VARIANTS}.items():
-
-                def sample() -> np.ndarray:
-                    return model.sample(steps, seed=0, streams=streams, **variant)
-
-                rows.append(_row("blekota", streams, count, steps, time_runs(sample, repeats, warmup=1),
-                                 _peak_mib(sample), note))
+                draw = functools.partial(sample, **variant)
+                rows.append(_row("blekota", streams, count, steps, time_runs(draw, repeats, warmup=1),
+                                 _peak_mib(draw), note))
             model.bf16_sampling = True
             rows.append(_row("blekota", streams, count, steps, time_runs(sample, repeats, warmup=1),
                              _peak_mib(sample), f"bf16 products ({blekota.sampler.bf16_path(streams)})"))
