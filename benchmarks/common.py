@@ -19,8 +19,10 @@ and returns one row per (config, impl, dtype) measurement. Rows are plain JSON-a
     min_s, max_s  float  fastest and slowest run
     samples_per_s float  samples / median_s
     times_s       list   seconds of every timed run
-    peak_mib      float  peak resident memory of the measuring process (VmHWM on Linux), MiB
-    base_mib      float  resident memory after imports and before the model was built, MiB
+    peak_mib      float  peak resident memory of the measuring process (VmHWM on Linux), MiB;
+                         None (JSON null) where not measured
+    base_mib      float  resident memory after imports and before the model was built, MiB (None
+                         with peak_mib)
     note          str    anything a reader must know (smaller T for the slow reference, ...)
 
 Each measurement runs in a fresh subprocess (measure_in_subprocess), so peak memory belongs to one

@@ -79,7 +79,7 @@ def table(rows: list[dict]) -> str:
         for peer in ("pytorch", "reference"):
             value = ratio(row, rows, peer) if row["impl"] != peer else None
             cells.append(f"{value:.2f}x" if value is not None else "")
-        cells.append(f"{row['peak_mib']:.0f} ({row['base_mib']:.0f})")
+        cells.append("" if row["peak_mib"] is None else f"{row['peak_mib']:.0f} ({row['base_mib']:.0f})")
         cells.append(row.get("note", ""))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -4,7 +4,7 @@ plain NumPy float32 loop (row lookup for layer 0, one product per layer and step
 Default model: 3 GRU layers of 256 units, float32, 256 mu-law levels. Each implementation draws
 one sample per stream per step and feeds it back; rates are samples per second summed over the
 streams (so 64 streams at 1,000 steps/s is 64,000 samples/s). Rows use the suite's format
-(common.py); peak_mib is the tracemalloc peak of one extra untimed run (NaN for PyTorch, whose
+(common.py); peak_mib is the tracemalloc peak of one extra untimed run (null for PyTorch, whose
 memory tracemalloc does not see). blekota is also timed with each truncation of the sampled
 distribution (note column: min-p, top-k or top-p), so its cost reads against the plain row above it;
 the untrained model's distributions are nearly flat, the most work for top-k and top-p. Both stream
@@ -78,8 +78,8 @@ def _row(impl: str, streams: int, threads: int, steps: int, times: list[float],
         "max_s": float(max(times)),
         "samples_per_s": streams * steps / median,
         "times_s": list(times),
-        "peak_mib": float("nan") if peak is None else peak,
-        "base_mib": 0.0,
+        "peak_mib": peak,
+        "base_mib": None if peak is None else 0.0,
         "note": note or ("" if peak is None else "peak: allocated during one run"),
     }
 

@@ -44,8 +44,8 @@ def _row(config: str, shape: str, threads: int, steps: int, times: list[float], 
         "section": SECTION, "config": config, "shape": shape, "impl": "blekota", "dtype": "float32",
         "threads": threads, "unit": "generation", "samples": steps, "repeats": len(times),
         "median_s": median, "min_s": float(min(times)), "max_s": float(max(times)),
-        "samples_per_s": steps / median, "times_s": list(times), "peak_mib": float("nan"),
-        "base_mib": 0.0, "note": note,
+        "samples_per_s": steps / median, "times_s": list(times), "peak_mib": None,
+        "base_mib": None, "note": note,
     }
 
 
