@@ -32,6 +32,7 @@ Ratios between implementations are computed by run.py from samples_per_s.
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import json
 import os
@@ -159,6 +160,32 @@ def measure_in_subprocess(module: str, function: str, threads: int, **kwargs) ->
     if result.returncode != 0:
         raise RuntimeError(f"benchmark {module}.{function}({args}) failed:\n{result.stderr}")
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def positive_int(text: str) -> int:
+    """argparse type of a count (threads, repeats, ...): an integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
+def json_output(text: str) -> Path:
+    """argparse type of --json: a file in a folder that exists, checked before the run and not
+    at its end, when the results would be lost."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder")
+    if not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"{path.parent}: no such folder")
+    return path
+
+
+def sound_files(parser: argparse.ArgumentParser, paths: list[str] | None) -> None:
+    """parser.error naming the first of --sound's files that is not there, before any training."""
+    for path in paths or []:
+        if not Path(path).is_file():
+            parser.error(f"--sound {path}: no such file")
 
 
 class Unavailable(Exception):

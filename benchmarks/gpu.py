@@ -21,9 +21,10 @@ import json
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
+
+from common import json_output, positive_int
 
 BATCHES = (80, 1024, 8192)
 LAYERS, HIDDEN, T = 3, 256, 100
@@ -84,9 +85,9 @@ def cudnn_step(torch, device: str, layers: int, hidden: int, T: int, B: int):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
-    parser.add_argument("--repeats", type=int, default=None, help="timed iterations per row (default 20, quick 5)")
+    parser.add_argument("--repeats", type=positive_int, default=None, help="timed iterations per row (default 20, quick 5)")
     parser.add_argument("--device", default="cuda", help="cuda, cuda:N, or cpu to check this script on torch's CPU")
-    parser.add_argument("--json", type=Path, help="write the rows to this file")
+    parser.add_argument("--json", type=json_output, help="write the rows to this file")
     args = parser.parse_args(argv)
     try:
         import torch

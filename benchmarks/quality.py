@@ -51,7 +51,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import Unavailable, measure_in_subprocess  # noqa: E402
+from common import Unavailable, json_output, measure_in_subprocess, positive_int, sound_files  # noqa: E402
 
 VAL_FRACTION = 0.1
 MINUTES = (1, 2, 5, 10, 15, 20)
@@ -296,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="sounds.py's speech2 and music2, which the defaults were not tuned on")
     parser.add_argument("--sound-dir", type=Path, default=Path(tempfile.gettempdir()) / "blekota-bench-sounds",
                         help="where sounds.py's sounds are made (default: a folder in the temp dir)")
-    parser.add_argument("--threads", type=int, default=2, help="threads per run (default 2)")
+    parser.add_argument("--threads", type=positive_int, default=2, help="threads per run (default 2)")
     parser.add_argument("--variant", action="append", default=[], metavar="NAME=JSON",
                         help="also run blekota with these Trainer options")
     parser.add_argument("--no-pytorch", action="store_true", help="skip the PyTorch recipe")
@@ -306,8 +306,9 @@ def main(argv: list[str] | None = None) -> int:
                         "(with --threads 1: robust to other load on the machine)")
     parser.add_argument("--side-by-side", action="store_true",
                         help="run a sound's runs at the same time (give each --threads 1 on 2 cores)")
-    parser.add_argument("--json", type=Path, help="write the rows to this file")
+    parser.add_argument("--json", type=json_output, help="write the rows to this file")
     args = parser.parse_args(argv)
+    sound_files(parser, args.sound)
     minutes = args.minutes or (QUICK_MINUTES if args.quick else MINUTES)
 
     if args.sound:

@@ -26,6 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from common import json_output, positive_int  # noqa: E402
+
 SECTIONS = ("training", "sampling", "sparse", "scaling")
 
 
@@ -88,9 +90,9 @@ def table(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats and warm-up runs")
-    parser.add_argument("--threads", type=int, default=2, help="threads per implementation")
-    parser.add_argument("--repeats", type=int, default=None, help="timed runs per measurement")
-    parser.add_argument("--json", type=Path, help="write machine info and rows to this file")
+    parser.add_argument("--threads", type=positive_int, default=2, help="threads per implementation")
+    parser.add_argument("--repeats", type=positive_int, default=None, help="timed runs per measurement")
+    parser.add_argument("--json", type=json_output, help="write machine info and rows to this file")
     parser.add_argument("--only", choices=SECTIONS + ("quality", "sound", "gpu"),
                         help="run one section; quality (held-out loss against training time) and "
                         "sound (the made-up sound against the real one) are long (see quality.py "

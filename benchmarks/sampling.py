@@ -28,7 +28,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from common import time_runs  # before blekota: it picks this checkout's
+from common import positive_int, time_runs  # before blekota: it picks this checkout's
 import blekota
 
 SECTION = "sampling"
@@ -212,8 +212,8 @@ def format_table(rows: list[dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=blekota.model.default_threads())
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=positive_int, default=blekota.model.default_threads())
+    parser.add_argument("--repeats", type=positive_int, default=5)
     parser.add_argument("--quick", action="store_true", help="fewer steps per run")
     args = parser.parse_args()
     print(f"blekota sampling benchmark, {os.cpu_count()} CPUs")

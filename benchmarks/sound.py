@@ -64,7 +64,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import Unavailable, measure_in_subprocess  # noqa: E402
+from common import Unavailable, json_output, measure_in_subprocess, positive_int, sound_files  # noqa: E402
 from quality import CLOCKS, VAL_FRACTION, mark_text, blekota_quality, pytorch_quality  # noqa: E402
 
 MINUTES = 10.0
@@ -442,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--unseen", action="store_true", help="sounds.py's speech2 and music2")
     parser.add_argument("--sound-dir", type=Path, default=Path(tempfile.gettempdir()) / "blekota-bench-sounds",
                         help="where sounds.py's sounds are made (default: a folder in the temp dir)")
-    parser.add_argument("--threads", type=int, default=2, help="threads per run (default 2)")
+    parser.add_argument("--threads", type=positive_int, default=2, help="threads per run (default 2)")
     parser.add_argument("--clock", choices=tuple(CLOCKS), default="wall",
                         help="training time on the wall clock or the process's CPU clock")
     parser.add_argument("--variant", action="append", default=[], metavar="NAME=JSON",
@@ -450,19 +450,19 @@ def main(argv: list[str] | None = None) -> int:
                         "Model options, under \"sampling\" sample options")
     parser.add_argument("--sampling", default="{}", metavar="JSON",
                         help="sample options for every run (default: sample's defaults)")
-    parser.add_argument("--streams", type=int, default=STREAMS, help=f"sounds drawn per run (default {STREAMS})")
+    parser.add_argument("--streams", type=positive_int, default=STREAMS, help=f"sounds drawn per run (default {STREAMS})")
     parser.add_argument("--seconds", type=float, default=SECONDS, help=f"seconds each (default {SECONDS:g})")
     parser.add_argument("--no-pytorch", action="store_true", help="skip the PyTorch recipe")
     parser.add_argument("--no-defaults", action="store_true", help="skip blekota with its defaults")
     parser.add_argument("--side-by-side", action="store_true", help="run a sound's runs at the same time")
     parser.add_argument("--out", help="write each run's sounds and a picture to this folder")
     parser.add_argument("--demo", action="store_true", help="measure the demo's single draws instead")
-    parser.add_argument("--demo-iterations", type=int, help="the demo's training iterations (default: the demo's)")
-    parser.add_argument("--demo-seeds", type=int, default=10, help="draws of the demo's continuation (default 10)")
+    parser.add_argument("--demo-iterations", type=positive_int, help="the demo's training iterations (default: the demo's)")
+    parser.add_argument("--demo-seeds", type=positive_int, default=10, help="draws of the demo's continuation (default 10)")
     parser.add_argument("--demo-variant", default="{}", metavar="JSON",
                         help='with --demo: Model options under "model", Trainer options under "training" '
                         "replacing the demo's")
-    parser.add_argument("--train-seeds", type=int, default=1, metavar="N",
+    parser.add_argument("--train-seeds", type=positive_int, default=1, metavar="N",
                         help="train every run from seeds 0..N-1 (one 10-minute run is a draw) and add "
                         "a table of the medians over the seeds; with --demo, the demo's model from each "
                         "(default 1)")
@@ -474,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
                         "--sampling (a paired row 'RECIPE, NAME': the same model and draws), e.g. "
                         "drawn='{\"smooth\": 0}'; \"bf16_sampling\": false or true sets the model's "
                         "products for those draws, e.g. float32='{\"bf16_sampling\": false}'")
-    parser.add_argument("--draw-sets", type=int, default=1, metavar="K",
+    parser.add_argument("--draw-sets", type=positive_int, default=1, metavar="K",
                         help="judge K sets of draws of every model (seeds 1..K) and print the medians, "
                         "fd with its [min-max] over the sets: one set of a model that falls silent "
                         "now and then is a lottery (default 1)")
@@ -482,8 +482,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="also judge every blekota model fed the real past: each sample drawn from the "
                              "model's distribution given the real sound before it (at random places), so the "
                              "randomness of each step without drift; and those places themselves in levels")
-    parser.add_argument("--json", type=Path, help="write the rows to this file")
+    parser.add_argument("--json", type=json_output, help="write the rows to this file")
     args = parser.parse_args(argv)
+    sound_files(parser, args.sound)
     minutes = sorted(args.minutes or [QUICK_MINUTES if args.quick else MINUTES])
     sampling = json.loads(args.sampling)
     if args.demo:

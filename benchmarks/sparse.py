@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import time_runs  # before blekota: it picks this checkout's
+from common import positive_int, time_runs  # before blekota: it picks this checkout's
 import blekota
 from blekota import _sample, sampler, sparsity
 
@@ -159,8 +159,8 @@ def _sparse_rows(shape: str, hidden: int, layers: int, density: float, steps: in
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2, help="threads of the dense two-thread row")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=positive_int, default=2, help="threads of the dense two-thread row")
+    parser.add_argument("--repeats", type=positive_int, default=5)
     parser.add_argument("--quick", action="store_true", help="fewer steps per run")
     parser.add_argument("--density", type=float, nargs="+", default=[DENSITY],
                         help=f"densities of the sparse models (default {DENSITY})")

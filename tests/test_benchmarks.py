@@ -5,12 +5,15 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import blekota
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+import quality  # noqa: E402
 import run  # noqa: E402
 import sampling  # noqa: E402
+import sound  # noqa: E402
 import sparse  # noqa: E402
 
 
@@ -35,3 +38,18 @@ def test_rows_without_a_peak_are_valid_json_and_print_blank():
     back = json.loads(json.dumps(rows, allow_nan=False))
     assert [row["peak_mib"] for row in back] == [None, None]
     assert [line.split("|")[10].strip() for line in run.table(back).splitlines()[2:]] == ["", ""]
+
+
+@pytest.mark.parametrize("script, argv, says", [
+    (run, ["--threads", "0"], "--threads: must be at least 1, got 0"),
+    (run, ["--repeats", "-2"], "--repeats: must be at least 1, got -2"),
+    (run, ["--json", "no/such/folder/out.json"], "--json: no/such/folder: no such folder"),
+    (quality, ["--quick", "--sound", "no_such.wav"], "--sound no_such.wav: no such file"),
+    (sound, ["--quick", "--sound", "no_such.wav"], "--sound no_such.wav: no such file"),
+    (sound, ["--demo", "--json", "."], "--json: . is a folder"),
+])
+def test_bad_arguments_are_refused_before_any_run(script, argv, says, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit:
+        script.main(argv)
+    assert exit.value.code == 2 and says in capsys.readouterr().err
