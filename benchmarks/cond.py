@@ -21,9 +21,11 @@ import time
 
 import numpy as np
 
-import common  # noqa: F401  (before blekota: it picks this checkout's)
-import blekota
-from blekota import _sample, sampler, sparsity
+from common import use_this_checkout
+
+use_this_checkout()  # before blekota: time this checkout's
+import blekota  # noqa: E402
+from blekota import _sample, sampler, sparsity  # noqa: E402
 
 HIDDEN, LAYERS, SILENCE = 256, 3, 128
 

@@ -22,9 +22,11 @@ import time
 
 import numpy as np
 
-import common  # noqa: F401  (before blekota: it picks this checkout's)
-import blekota
-from blekota.resampling import StreamResampler
+from common import use_this_checkout
+
+use_this_checkout()  # before blekota: time this checkout's
+import blekota  # noqa: E402
+from blekota.resampling import StreamResampler  # noqa: E402
 
 
 def cpu_name() -> str:
