@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from common import use_this_checkout
+from common import positive_int, use_this_checkout
 
 use_this_checkout()  # before blekota: time this checkout's
 import blekota  # noqa: E402
@@ -54,27 +54,33 @@ def call_cost_us(threads: int, calls: int = 2000) -> float:
     return 1e6 * (time.perf_counter() - start) / calls
 
 
+def shape(text: str) -> tuple[int, int]:
+    """argparse type of --models: LAYERSxHIDDEN as (layers, hidden)."""
+    layers, hidden = (positive_int(part) for part in text.split("x"))
+    return layers, hidden
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=["3x256", "2x128"], help="LAYERSxHIDDEN, float32")
-    parser.add_argument("--blocks", nargs="+", type=int, default=[64, 256, 512])
-    parser.add_argument("-n", type=int, default=16384, help="samples per run (a multiple of every block)")
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--models", nargs="+", type=shape, default=[(3, 256), (2, 128)], help="LAYERSxHIDDEN, float32")
+    parser.add_argument("--blocks", nargs="+", type=positive_int, default=[64, 256, 512])
+    parser.add_argument("-n", type=positive_int, default=16384, help="samples per run (a multiple of every block)")
+    parser.add_argument("--repeats", type=positive_int, default=5)
+    parser.add_argument("--threads", type=positive_int, default=1)
     parser.add_argument("--device-rates", nargs="*", type=int, default=[44100, 48000],
                         help="device rates (Hz) to time the resampling of 8 kHz blocks to (none: skip)")
     args = parser.parse_args()
+    if any(args.n % block for block in args.blocks):
+        parser.error(f"-n {args.n} is not a multiple of every block ({', '.join(map(str, args.blocks))})")
     print(f"# {cpu_name()}, threads {args.threads}, {args.n} samples per run, medians of {args.repeats}")
     costs = [call_cost_us(args.threads) for _ in range(args.repeats)]
     print(f"# process(1) of a 1x8 model (the fixed cost of a call): {np.median(costs):.1f} us")
     print("| model | block | sample(n) samples/s | process(block) samples/s | stream / sample | overhead per block |")
     print("|---|---|---|---|---|---|")
-    for shape in args.models:
-        layers, hidden = (int(part) for part in shape.split("x"))
+    for layers, hidden in args.models:
         model = blekota.Model(hidden=hidden, layers=layers, seed=0, threads=args.threads)
         model.sample(2000, seed=1)  # warm-up
         for block in args.blocks:
-            assert args.n % block == 0, "n must be a multiple of every block"
             assert np.array_equal(by_stream(model, args.n, block), model.sample(args.n, seed=1))
             whole, blocks = [], []
             for _ in range(args.repeats):
@@ -86,7 +92,7 @@ def main() -> None:
                 blocks.append(time.perf_counter() - start)
             t_whole, t_blocks = float(np.median(whole)), float(np.median(blocks))
             per_block_us = 1e6 * (t_blocks - t_whole) / (args.n // block)
-            print(f"| {shape} | {block} | {args.n / t_whole:,.0f} | {args.n / t_blocks:,.0f} | "
+            print(f"| {layers}x{hidden} | {block} | {args.n / t_whole:,.0f} | {args.n / t_blocks:,.0f} | "
                   f"{t_whole / t_blocks:.3f} | {per_block_us:,.0f} us |", flush=True)
     if args.device_rates:
         resampling_table(args)
@@ -95,10 +101,10 @@ def main() -> None:
 def resampling_table(args) -> None:
     """The resampler's cost per block for each device rate, against the block's duration and
     against making the block with the first model."""
-    layers, hidden = (int(part) for part in args.models[0].split("x"))
+    layers, hidden = args.models[0]
     model = blekota.Model(hidden=hidden, layers=layers, seed=0, threads=args.threads)
     fs = model.fs
-    print(f"\n| device rate | block | resampling per block | of the block's duration | of process(block), {args.models[0]} |")
+    print(f"\n| device rate | block | resampling per block | of the block's duration | of process(block), {layers}x{hidden} |")
     print("|---|---|---|---|---|")
     for block in args.blocks:
         blocks = args.n // block

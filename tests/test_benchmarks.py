@@ -15,6 +15,7 @@ import run  # noqa: E402
 import sampling  # noqa: E402
 import sound  # noqa: E402
 import sparse  # noqa: E402
+import streaming  # noqa: E402
 
 
 def test_sampling_bf16_rows_time_the_plain_draw(monkeypatch):
@@ -52,4 +53,16 @@ def test_bad_arguments_are_refused_before_any_run(script, argv, says, tmp_path, 
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exit:
         script.main(argv)
+    assert exit.value.code == 2 and says in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["-n", "1000"], "-n 1000 is not a multiple of every block (64, 256, 512)"),
+    (["--models", "3X256"], "invalid shape value: '3X256'"),
+    (["--repeats", "0"], "--repeats: must be at least 1, got 0"),
+])
+def test_streaming_refuses_bad_arguments_in_one_line(argv, says, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["streaming.py", *argv])
+    with pytest.raises(SystemExit) as exit:
+        streaming.main()
     assert exit.value.code == 2 and says in capsys.readouterr().err
