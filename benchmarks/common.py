@@ -164,9 +164,12 @@ def measure_in_subprocess(module: str, function: str, threads: int, **kwargs) ->
 
 def positive_int(text: str) -> int:
     """argparse type of a count (threads, repeats, ...): an integer of at least 1."""
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
     if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
 
 

@@ -56,8 +56,10 @@ def call_cost_us(threads: int, calls: int = 2000) -> float:
 
 def shape(text: str) -> tuple[int, int]:
     """argparse type of --models: LAYERSxHIDDEN as (layers, hidden)."""
-    layers, hidden = (positive_int(part) for part in text.split("x"))
-    return layers, hidden
+    layers, x, hidden = text.partition("x")
+    if not (x and layers.isdigit() and hidden.isdigit() and int(layers) > 0 and int(hidden) > 0):
+        raise argparse.ArgumentTypeError(f"expected LAYERSxHIDDEN such as 3x256, got {text!r}")
+    return int(layers), int(hidden)
 
 
 def main() -> None:

@@ -42,8 +42,8 @@ def test_rows_without_a_peak_are_valid_json_and_print_blank():
 
 
 @pytest.mark.parametrize("script, argv, says", [
-    (run, ["--threads", "0"], "--threads: must be at least 1, got 0"),
-    (run, ["--repeats", "-2"], "--repeats: must be at least 1, got -2"),
+    (run, ["--threads", "0"], "--threads: expected a positive integer, got '0'"),
+    (run, ["--repeats", "-2"], "--repeats: expected a positive integer, got '-2'"),
     (run, ["--json", "no/such/folder/out.json"], "--json: no/such/folder: no such folder"),
     (quality, ["--quick", "--sound", "no_such.wav"], "--sound no_such.wav: no such file"),
     (sound, ["--quick", "--sound", "no_such.wav"], "--sound no_such.wav: no such file"),
@@ -58,8 +58,8 @@ def test_bad_arguments_are_refused_before_any_run(script, argv, says, tmp_path, 
 
 @pytest.mark.parametrize("argv, says", [
     (["-n", "1000"], "-n 1000 is not a multiple of every block (64, 256, 512)"),
-    (["--models", "3X256"], "invalid shape value: '3X256'"),
-    (["--repeats", "0"], "--repeats: must be at least 1, got 0"),
+    (["--models", "3X256"], "--models: expected LAYERSxHIDDEN such as 3x256, got '3X256'"),
+    (["--repeats", "0"], "--repeats: expected a positive integer, got '0'"),
 ])
 def test_streaming_refuses_bad_arguments_in_one_line(argv, says, monkeypatch, capsys):
     monkeypatch.setattr(sys, "argv", ["streaming.py", *argv])
