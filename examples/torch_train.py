@@ -18,10 +18,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 import blekota
-from blekota.torch import GRUModel
+
+try:
+    import torch
+
+    from blekota.torch import GRUModel
+except ImportError:
+    sys.exit("examples/torch_train.py needs PyTorch, which is not installed: pip install torch")
 
 
 def windows(levels: np.ndarray, batch: int, length: int):
@@ -48,12 +53,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-o", "--output", default="torch_model.npz", help="model file to write (default torch_model.npz)")
     parser.add_argument("--force", action="store_true", help="overwrite the output files if they exist")
     args = parser.parse_args(argv)
+    for name in ("steps", "hidden", "layers", "seq_length", "batch_size", "lr"):
+        if not getattr(args, name) > 0:
+            parser.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    try:
+        device = torch.device(args.device)
+    except RuntimeError:
+        parser.error(f"--device {args.device}: not a device PyTorch knows (cpu, cuda, cuda:N, ...)")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error(f"--device {args.device}: PyTorch {torch.__version__} sees no CUDA GPU here")
 
     output = Path(args.output)
     sound_out = output.with_suffix(".wav")
+    if not output.parent.is_dir():
+        sys.exit(f"{output.parent}: no such folder")
     for path in (output, sound_out):
         if path.exists() and not args.force:
             sys.exit(f"{path}: already exists (use --force to overwrite)")
+    try:
+        return run(args, output, sound_out)
+    except blekota.BlekotaError as error:
+        sys.exit(str(error))
+
+
+def run(args: argparse.Namespace, output: Path, sound_out: Path) -> int:
+    """Train, convert, check and sample as the module docstring says."""
     if args.model:
         start = blekota.load(args.model)
         fs = start.fs

@@ -1,6 +1,9 @@
-"""The benchmark scripts as a user runs them: what their rows time, their arguments, their output."""
+"""The benchmark scripts and the example as a user runs them: what their rows time, their arguments,
+their output."""
 
 import json
+import runpy
+import subprocess
 import sys
 from pathlib import Path
 
@@ -9,7 +12,9 @@ import pytest
 
 import blekota
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+CHECKOUT = Path(__file__).resolve().parent.parent
+EXAMPLE = CHECKOUT / "examples" / "torch_train.py"
+sys.path.insert(0, str(CHECKOUT / "benchmarks"))
 import quality  # noqa: E402
 import run  # noqa: E402
 import sampling  # noqa: E402
@@ -66,3 +71,28 @@ def test_streaming_refuses_bad_arguments_in_one_line(argv, says, monkeypatch, ca
     with pytest.raises(SystemExit) as exit:
         streaming.main()
     assert exit.value.code == 2 and says in capsys.readouterr().err
+
+
+def test_torch_example_without_torch_says_so_in_one_line(tmp_path):
+    code = ("import runpy, sys; sys.modules['torch'] = None; sys.argv = ['torch_train.py', '--help']; "
+            f"runpy.run_path({str(EXAMPLE)!r}, run_name='__main__')")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr == "examples/torch_train.py needs PyTorch, which is not installed: pip install torch\n"
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--steps", "0"], "--steps must be positive, got 0"),
+    (["--batch-size", "-1"], "--batch-size must be positive, got -1"),
+    (["-o", "no/such/model.npz"], "no/such: no such folder"),
+    (["no_such.wav", "--steps", "1"], "no_such.wav: no such file"),
+])
+def test_torch_example_refuses_bad_arguments_in_one_line(argv, says, tmp_path, monkeypatch, capsys):
+    pytest.importorskip("torch")
+    example = runpy.run_path(str(EXAMPLE))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit:
+        example["main"](argv)
+    assert says in f"{exit.value.code} {capsys.readouterr().err}"
+    assert not any(tmp_path.iterdir())
