@@ -487,16 +487,19 @@ def main(argv: list[str] | None = None) -> int:
     sound_files(parser, args.sound)
     minutes = sorted(args.minutes or [QUICK_MINUTES if args.quick else MINUTES])
     sampling = json.loads(args.sampling)
+    demo_variant = json.loads(args.demo_variant)
+    if set(demo_variant) - {"model", "training"}:
+        parser.error(f"--demo-variant {args.demo_variant}: Model options go under \"model\", Trainer options "
+                     "under \"training\"")
     if args.demo:
         from blekota.demo import DEMO_ITERATIONS
 
-        variant = json.loads(args.demo_variant)
         demo_rows = []
         for train_seed in range(args.train_seeds):
             demo_rows.append(measure_in_subprocess(
                 "sound", "demo_draws", args.threads, iterations=args.demo_iterations or DEMO_ITERATIONS,
-                seeds=args.demo_seeds, model_options=variant.get("model", {}),
-                training_options=variant.get("training", {}), train_seed=train_seed))
+                seeds=args.demo_seeds, model_options=demo_variant.get("model", {}),
+                training_options=demo_variant.get("training", {}), train_seed=train_seed))
             print(demo_table(demo_rows[-1]), flush=True)
         if args.train_seeds > 1:
             good = sum(draw["good"] for row in demo_rows for draw in row["draws"])

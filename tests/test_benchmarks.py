@@ -53,6 +53,7 @@ def test_rows_without_a_peak_are_valid_json_and_print_blank():
     (quality, ["--quick", "--sound", "no_such.wav"], "--sound no_such.wav: no such file"),
     (sound, ["--quick", "--sound", "no_such.wav"], "--sound no_such.wav: no such file"),
     (sound, ["--demo", "--json", "."], "--json: . is a folder"),
+    (sound, ["--demo", "--demo-variant", '{"bf16": true}'], 'Trainer options under "training"'),
 ])
 def test_bad_arguments_are_refused_before_any_run(script, argv, says, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
