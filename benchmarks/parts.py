@@ -195,7 +195,7 @@ def report(found: dict, threads: int, config: str) -> str:
         f"({CONFIGS[config]['layers']}x{CONFIGS[config]['hidden']}, "
         f"T={CONFIGS[config]['T']}, B={CONFIGS[config]['B']}), "
         f"{'bfloat16 products' if found['bf16'] else 'float32'}, {found['level']} kernels",
-        f"{kind} peak of one core: {peak:.0f} GFLOP/s; iteration: {found['cpu_s']:.4f} s CPU "
+        f"{kind} peak of one core: {peak:.0f} GFLOP/s; iteration under perf: {found['cpu_s']:.4f} s CPU "
         f"(all threads), {found['wall_s']:.4f} s wall (medians); whole floor "
         f"{floor_total:.4f} s CPU = {floor_total / found['cpu_s']:.0%} of the CPU time; "
         f"{found['samples']} perf samples",
@@ -216,13 +216,14 @@ def report(found: dict, threads: int, config: str) -> str:
 
 
 def breakdown(threads: int, config: str = "default", iterations: int = 10,
-              pytorch_s: float | None = None, bf16: bool = False) -> str:
+              pytorch_s: float | None = None, bf16: bool = False, blekota_s: float | None = None) -> str:
     """The parts report for run.py and main(), or one line saying why there is none. With
     pytorch_s (PyTorch's seconds per iteration, same threads), also the most any float32 FMA
     kernel could beat it by on this CPU: PyTorch's time over the floor spread on the threads, and
-    where the CPU has AVX512_BF16 the same for the bf16 products (at the AMX or VDPBF16PS peak).
-    With bf16, the iteration measured is the one with bfloat16 products (and pytorch_s is not
-    used)."""
+    where the CPU has AVX512_BF16 the same for the bf16 products (at the AMX or VDPBF16PS peak);
+    with blekota_s (blekota's float32 seconds per iteration, timed without perf), how far blekota
+    is from that. With bf16, the iteration measured is the one with bfloat16 products (and
+    pytorch_s is not used)."""
     if shutil.which("perf") is None:
         return "# parts: no breakdown, Linux perf is not installed (apt-get install linux-perf)"
     try:
@@ -234,8 +235,8 @@ def breakdown(threads: int, config: str = "default", iterations: int = 10,
         floor = sum(found["floors"].values()) / threads
         text += (f"\n\nPyTorch {pytorch_s:.4f} s per iteration on {threads} thread(s): at the FMA "
                  f"floor ({floor:.4f} s on {threads} core(s)) a float32 kernel would be "
-                 f"{pytorch_s / floor:.2f}x PyTorch; blekota is "
-                 f"{pytorch_s / found['wall_s']:.2f}x in this run (wall).")
+                 f"{pytorch_s / floor:.2f}x PyTorch"
+                 + (f"; blekota is {pytorch_s / blekota_s:.2f}x (without perf)." if blekota_s else "."))
         if found["bf16_peak"]:
             bf16_floor = floor * found["peak"] / found["bf16_peak"]
             where = "AMX tiles" if found["bf16_kind"] == "AMX" else "VDPBF16PS"

@@ -134,11 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     if any(row["section"] == "training" for row in rows):
         import parts
 
-        peers = [row["median_s"] for row in rows if row["section"] == "training"
-                 and row["impl"] == "pytorch" and row["config"] == "default"
-                 and row["dtype"] == "float32"]
+        medians = {row["impl"]: row["median_s"] for row in rows if row["section"] == "training"
+                   and row["config"] == "default" and row["dtype"] == "float32"}
         print("\n# where blekota's float32 iteration goes (benchmarks/parts.py)\n")
-        print(parts.breakdown(args.threads, pytorch_s=peers[0] if peers else None))
+        print(parts.breakdown(args.threads, pytorch_s=medians.get("pytorch"), blekota_s=medians.get("blekota")))
     if args.json:
         args.json.write_text(json.dumps({"machine": info, "rows": rows}, indent=1) + "\n")
     return 0

@@ -15,6 +15,7 @@ import blekota
 CHECKOUT = Path(__file__).resolve().parent.parent
 EXAMPLE = CHECKOUT / "examples" / "torch_train.py"
 sys.path.insert(0, str(CHECKOUT / "benchmarks"))
+import parts  # noqa: E402
 import quality  # noqa: E402
 import run  # noqa: E402
 import sampling  # noqa: E402
@@ -97,3 +98,13 @@ def test_torch_example_refuses_bad_arguments_in_one_line(argv, says, tmp_path, m
         example["main"](argv)
     assert says in f"{exit.value.code} {capsys.readouterr().err}"
     assert not any(tmp_path.iterdir())
+
+
+def test_parts_compares_blekota_with_pytorch_by_the_unprofiled_times(monkeypatch):
+    found = {"cpu_s": 1.0, "wall_s": 0.9, "peak": 100.0, "bf16_peak": 0.0, "bf16_kind": "bf16", "bf16": False,
+             "level": "avx2", "samples": 10, "seconds": dict.fromkeys(parts.PARTS, 0.1),
+             "floors": {"forward products": 0.05}}
+    monkeypatch.setattr(parts.shutil, "which", lambda name: "/usr/bin/perf")
+    monkeypatch.setattr(parts, "profile", lambda *args: found)
+    text = parts.breakdown(2, pytorch_s=0.4, blekota_s=0.2)  # slower under perf: 0.9 s
+    assert "a float32 kernel would be 16.00x PyTorch; blekota is 2.00x (without perf)." in text
