@@ -158,7 +158,7 @@ def _sparse_rows(shape: str, hidden: int, layers: int, density: float, steps: in
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=positive_int, default=2, help="threads of the dense two-thread row")
     parser.add_argument("--repeats", type=positive_int, default=5)
     parser.add_argument("--quick", action="store_true", help="fewer steps per run")

@@ -63,7 +63,7 @@ def shape(text: str) -> tuple[int, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", type=shape, default=[(3, 256), (2, 128)], help="LAYERSxHIDDEN, float32")
     parser.add_argument("--blocks", nargs="+", type=positive_int, default=[64, 256, 512])
     parser.add_argument("-n", type=positive_int, default=16384, help="samples per run (a multiple of every block)")
