@@ -217,7 +217,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer steps per run")
     args = parser.parse_args()
     print(f"blekota sampling benchmark, {os.cpu_count()} CPUs")
-    print(format_table(run(args.threads, args.repeats, args.quick)))
+    rows = run(args.threads, args.repeats, args.quick)
+    if not any(row["impl"] == "pytorch" for row in rows):
+        print("# torch is not importable: the PyTorch rows were skipped (pip install -e '.[bench]' to include them)")
+    print(format_table(rows))
 
 
 if __name__ == "__main__":

@@ -108,3 +108,10 @@ def test_parts_compares_blekota_with_pytorch_by_the_unprofiled_times(monkeypatch
     monkeypatch.setattr(parts, "profile", lambda *args: found)
     text = parts.breakdown(2, pytorch_s=0.4, blekota_s=0.2)  # slower under perf: 0.9 s
     assert "a float32 kernel would be 16.00x PyTorch; blekota is 2.00x (without perf)." in text
+
+
+def test_sampling_alone_says_when_the_pytorch_rows_were_skipped(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["sampling.py", "--quick"])
+    monkeypatch.setattr(sampling, "run", lambda *args: [sampling._row("blekota", 1, 1, 10, [0.1], 1.0)])
+    sampling.main()
+    assert "# torch is not importable: the PyTorch rows were skipped" in capsys.readouterr().out
