@@ -296,6 +296,8 @@ def run(threads: int, repeats: int, quick: bool) -> list[dict]:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) != 2 or not sys.argv[1].startswith("{"):  # run alone, not as a job's process
+        sys.exit("benchmarks/scaling.py is a section of the suite: python benchmarks/run.py --only scaling")
     row = measure(**json.loads(sys.argv[1]))
     if row is not None:
         print(json.dumps(row))

@@ -15,6 +15,8 @@ The hidden state is carried from window to window (truncated BPTT), as in real t
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from common import Unavailable, make_row, measure_in_subprocess, merge_rows, rss_mib, time_runs
@@ -164,3 +166,7 @@ def run(threads: int, repeats: int, quick: bool, configs: tuple[str, ...] = ("de
         rows.append(measure_in_subprocess("training", "reference_training", threads,
                                           config=config, repeats=reference_repeats, warmup=1))
     return rows
+
+
+if __name__ == "__main__":
+    sys.exit("benchmarks/training.py is a section of the suite: python benchmarks/run.py --only training")

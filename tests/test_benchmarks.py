@@ -115,3 +115,12 @@ def test_sampling_alone_says_when_the_pytorch_rows_were_skipped(monkeypatch, cap
     monkeypatch.setattr(sampling, "run", lambda *args: [sampling._row("blekota", 1, 1, 10, [0.1], 1.0)])
     sampling.main()
     assert "# torch is not importable: the PyTorch rows were skipped" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("section", ["training", "scaling"])
+def test_a_section_run_alone_points_to_run_py(section, tmp_path):
+    result = subprocess.run([sys.executable, str(CHECKOUT / "benchmarks" / f"{section}.py"), "--help"],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == (f"benchmarks/{section}.py is a section of the suite: "
+                             f"python benchmarks/run.py --only {section}\n")
