@@ -68,6 +68,10 @@ class RunAgreement:
         KeyboardInterrupt from rank 0's callback) as of the last gradient sum."""
         return self._agreed[0] if self.processes.size > 1 else self.stop.requested
 
+    def signalled(self) -> bool:
+        """Ctrl+C or SIGTERM reached this process while it trained (not a stop its callback asked for)."""
+        return self.stop.requested
+
     def out_of_time(self) -> bool:
         """max_seconds have passed; in a data-parallel run, in rank 0 as of the last gradient sum."""
         if self.max_seconds is None:

@@ -101,7 +101,8 @@ def run_demo(directory: Path, iterations: int, threads: int | None, say: Callabl
              bf16: bool | str = device.AUTO) -> None:
     """Write the built-in sound into directory, train a small model on it for `iterations`, save
     the model and a generated continuation (drawn with `seed`), and draw the two side by side;
-    after Ctrl+C (or SIGTERM) during training, only the model.
+    after Ctrl+C (or SIGTERM) during training, only the model; a stop the callback asks for (by
+    raising KeyboardInterrupt) still draws what was learned.
     say() is told each step in a line; callback gets the trainer's progress; bf16 is Trainer's
     (the products' precision: "auto", True or False)."""
     prepare_directory(directory)
@@ -125,7 +126,7 @@ def run_demo(directory: Path, iterations: int, threads: int | None, say: Callabl
     say(f"training a {model.layers}x{model.hidden} GRU for {iterations} iterations (about a minute on "
         f"two cores){device.step_words(trainer)}; loss before: {before:.4f} nats/sample")
     result = trainer.train(iterations)
-    if result.interrupted:  # Ctrl+C: stop here, as train does, without drawing over an earlier demo's sound
+    if trainer.agreement.signalled():  # Ctrl+C: stop here, as train does, without drawing over an earlier demo's sound
         say(f"interrupted after {result.iterations} iterations: wrote {result.path} (the model); nothing generated")
         return
     after = trainer.validation_loss()
