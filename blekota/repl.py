@@ -213,7 +213,7 @@ def open_session(
             return Session(model, None, source, callback, overrides), note
         where = ", ".join(trainer.files)
         note = f"{converted}loaded {source} at iteration {trainer.iteration}, training on {where}{step_words(trainer)}"
-        later = RunFiles(trainer.directory, trainer.name).later_than(trainer.iteration)
+        later = RunFiles(trainer.directory, trainer.name).later_than(trainer.iteration, trainer.lineage())
         if later:
             note += f"; clf.train writes over this run's later files here ({file_names(later)})"
         return Session(trainer.model, trainer, source, callback, overrides), note

@@ -222,21 +222,43 @@ class RunFiles:
         named = [self.log_path(), self.best_path()] + [path for _, path in self.checkpoints()]
         return [path for path in named if path.exists() and not self.in_the_way(path)]
 
-    def later_than(self, iteration: int) -> list[Path]:
+    def later_than(self, iteration: int, lineage: dict | None = None) -> list[Path]:
         """The files blekota wrote for this run after `iteration`, model files first, each by N:
         NAME_N.npz and NAME_N.wav with N > iteration, and NAME_best.npz when its metadata says it
-        was saved later."""
+        was saved later. With lineage (the "history" and "val_history" of the model at
+        `iteration`), a model file whose histories do not go on from those is another run's (one
+        that train --force started over) and is left out, with its sound."""
         if not self.directory.is_dir():
             return []
         pattern = re.compile(re.escape(self.name) + r"_(\d+)(\.npz|\.wav)")
         found = [(match[2] != modelfile.EXTENSION, int(match[1]), path) for path in self.directory.iterdir()
                  if (match := pattern.fullmatch(path.name)) and int(match[1]) > iteration]
-        meta = fileformat.peek_meta(self.best_path()) or {}
-        info = meta.get("info")
-        saved = info.get("iterations") if isinstance(info, dict) else None
+        info = self._info(self.best_path())
+        saved = info.get("iterations")
         if checks.is_integer(saved) and saved > iteration:
             found.append((False, int(saved), self.best_path()))
+        if lineage is not None:
+            others = {path for is_sound, _, path in found if not is_sound and not self._goes_on_from(path, lineage)}
+            their_sounds = {n for _, n, path in found if path in others and path != self.best_path()}
+            found = [(is_sound, n, path) for is_sound, n, path in found
+                     if path not in others and not (is_sound and n in their_sounds)]
         return [path for *_, path in sorted(found) if not self.in_the_way(path)]
+
+    @staticmethod
+    def _info(path: Path) -> dict:
+        """The info in the metadata of the model file at path ({} where there is none)."""
+        info = (fileformat.peek_meta(path) or {}).get("info")
+        return info if isinstance(info, dict) else {}
+
+    def _goes_on_from(self, path: Path, lineage: dict) -> bool:
+        """Whether the model file at path continues the model whose histories are lineage's: its
+        own start with them (a file without them is taken to)."""
+        info = self._info(path)
+        for key in ("history", "val_history"):
+            own, before = info.get(key), lineage.get(key) or []
+            if isinstance(own, list) and [list(row) for row in own[: len(before)]] != [list(row) for row in before]:
+                return False
+        return True
 
     def prune(self, iteration: int) -> None:
         """Delete all but the newest `keep` NAME_N.npz with N <= iteration."""
@@ -250,10 +272,12 @@ class RunFiles:
                 self.report("warning", message=f"{path}: could not delete ({error.strerror or error})")
 
 
-def warn_of_later_files(directory: Path, name: str, iteration: int, source: str | os.PathLike) -> None:
+def warn_of_later_files(directory: Path, name: str, iteration: int, source: str | os.PathLike,
+                        lineage: dict | None = None) -> None:
     """Warn (OverwriteWarning, at the line that called this function's caller) when run name in
-    directory has files from after iteration, which training from the model file source writes over."""
-    later = RunFiles(Path(directory), name).later_than(iteration)
+    directory has files from after iteration (of the run lineage goes on, see
+    RunFiles.later_than), which training from the model file source writes over."""
+    later = RunFiles(Path(directory), name).later_than(iteration, lineage)
     if later:
         warnings.warn(f"{directory}: holds this run's files from after iteration {iteration} ({file_names(later)}), "
                       f"which training from {source} writes over", OverwriteWarning, stacklevel=3)

@@ -98,6 +98,10 @@ class TrainerFiles:
         blekota.checkpoint)."""
         return checkpoint.info(self)
 
+    def lineage(self) -> dict:
+        """The loss histories the files of this run go on from (blekota.runfiles.RunFiles.later_than)."""
+        return {"history": self.history, "val_history": self.val_history}
+
     def _file_state(self) -> tuple[dict, dict[str, np.ndarray]]:
         """What a model file of this trainer holds besides the weights: info (also set as
         model.info) and the training arrays (carried hidden state, optimizer moments). In a
@@ -155,5 +159,5 @@ class TrainerFiles:
         checkpoint.restore(trainer, path, loaded.info, loaded.train_arrays)
         trainer.resumed_from = path
         if group.is_root:
-            warn_of_later_files(trainer.directory, trainer.name, trainer.iteration, path)
+            warn_of_later_files(trainer.directory, trainer.name, trainer.iteration, path, trainer.lineage())
         return trainer

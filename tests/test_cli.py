@@ -177,6 +177,21 @@ def test_a_second_run_over_an_earlier_runs_files_is_refused(tmp_path, sine_file,
     assert blekota.load(tmp_path / "sine_1.npz").info["iterations"] == 1
 
 
+def test_a_run_started_over_with_force_is_told_from_the_earlier_runs_files_it_leaves(tmp_path, sine_file, capsys):
+    train = ["train", str(sine_file), *SMALL, "--checkpoint-every", "20", "--val-every", "10", "--checkpoint-sound",
+             "0.01", "--out-dir", str(tmp_path), "-q"]
+    assert main([*train, "--iterations", "60", "--seed", "1"]) == 0
+    assert main([*train, "--iterations", "20", "--seed", "2", "--force"]) == 0  # leaves the first run's sine_40, sine_60
+    assert {"sine_40.npz", "sine_60.npz", "sine_60.wav"} <= {path.name for path in tmp_path.iterdir()}
+    assert main([*train, "--iterations", "20"]) == 2
+    assert f"go on with it (train --resume {tmp_path / 'sine_20.npz'})" in capsys.readouterr().err  # the new run's
+    earlier = (tmp_path / "sine_60.npz").read_bytes()
+    assert main(["train", "--resume", str(tmp_path / "sine_20.npz"), "--iterations", "20", "-q"]) == 0
+    assert capsys.readouterr().err == ""  # the files after 20 are the run started over's, not this one's
+    assert blekota.load(tmp_path / "sine_40.npz").info["history"][:1] == blekota.load(tmp_path / "sine_20.npz").info["history"][:1]
+    assert (tmp_path / "sine_60.npz").read_bytes() == earlier
+
+
 def test_train_seconds_stops_in_time_and_saves(tmp_path, sine_file, capsys):
     started = time.perf_counter()
     assert main(["train", str(sine_file), *SMALL, "--iterations", "10000000", "--seconds", "0.5",

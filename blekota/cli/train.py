@@ -111,8 +111,11 @@ def start_run(directory: Path, name: str, force: bool) -> None:
     earlier = files.earlier_run()
     if earlier and not force:
         names = file_names(earlier)
-        models = [path for path in earlier if path.suffix == modelfile.EXTENSION]
-        resume = f"go on with it (train --resume {models[-1]}), " if models else ""
+        models = [path for _, path in files.checkpoints() if path in earlier] or [
+            path for path in earlier if path.suffix == modelfile.EXTENSION]
+        # the last written: a run started over with --force can leave an older run's higher N
+        newest = max(reversed(models), key=lambda path: path.stat().st_mtime_ns, default=None)
+        resume = f"go on with it (train --resume {shlex.quote(str(newest))}), " if newest else ""
         raise BlekotaError(
             f"{files.directory}: an earlier run of {prefix} left {names} here; {resume}give another "
             "--model-name, or --force to train over it"
@@ -125,12 +128,12 @@ def check_resume_point(trainer: Trainer, force: bool) -> None:
     """Refuse, unless force, to resume where the run's folder holds its files from after the
     resumed iteration (a later checkpoint, sound or best model), which it would write over."""
     files = RunFiles(trainer.directory, trainer.name)
-    later = files.later_than(trainer.iteration)
+    later = files.later_than(trainer.iteration, trainer.lineage())
     if not later or force:
         return
     names = file_names(later)
     newest = [path for path in later if path.suffix == modelfile.EXTENSION and path != files.best_path()]
-    resume = f"resume the newest checkpoint (train --resume {newest[-1]}), " if newest else ""
+    resume = f"resume the newest checkpoint (train --resume {shlex.quote(str(newest[-1]))}), " if newest else ""
     raise BlekotaError(
         f"{files.directory}: holds this run's files from after iteration {trainer.iteration} ({names}), which "
         f"resuming there would write over; {resume}give --model-name to branch off under another name, or "
