@@ -173,6 +173,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_float(text: str) -> float:
+    """argparse type of a duration (minutes, seconds): a finite number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
 def json_output(text: str) -> Path:
     """argparse type of --json: a file in a folder that exists, checked before the run and not
     at its end, when the results would be lost."""

@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from common import use_this_checkout
+from common import positive_int, use_this_checkout
 
 use_this_checkout()  # before blekota: time this checkout's
 import blekota  # noqa: E402
@@ -68,7 +68,7 @@ def _timer(model: blekota.Model, steps: int, frame: int):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=9)
-    parser.add_argument("--steps", type=int, default=20000)
+    parser.add_argument("--steps", type=positive_int, default=20000)
     parser.add_argument("--frame", type=int, default=0, help="steps per call (0: all in one call)")
     parser.add_argument("--before", default=None, help="another build's _sample .so, timed with cond=None")
     parser.add_argument("--kernels", default="dense,sparse,int8")

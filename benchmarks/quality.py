@@ -51,7 +51,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import Unavailable, json_output, measure_in_subprocess, positive_int, sound_files  # noqa: E402
+from common import Unavailable, json_output, measure_in_subprocess, positive_float, positive_int, sound_files  # noqa: E402
 
 VAL_FRACTION = 0.1
 MINUTES = (1, 2, 5, 10, 15, 20)
@@ -288,7 +288,7 @@ def table(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help=f"time marks {QUICK_MINUTES} minutes")
-    parser.add_argument("--minutes", type=float, nargs="+", help=f"time marks (default {MINUTES})")
+    parser.add_argument("--minutes", type=positive_float, nargs="+", help=f"time marks (default {MINUTES})")
     parser.add_argument("--pytorch-minutes", type=float, nargs="+",
                         help="time marks of the PyTorch recipe (default: the same as blekota's)")
     parser.add_argument("--sound", nargs="+", help="sound files (default: speech and music from sounds.py)")

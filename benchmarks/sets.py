@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from common import use_this_checkout
+from common import positive_int, use_this_checkout
 
 use_this_checkout()  # before blekota: time this checkout's
 import blekota  # noqa: E402
@@ -62,7 +62,7 @@ def main() -> None:
     parser.add_argument("--before-so", required=True)
     parser.add_argument("--before-sampler", required=True)
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--steps", type=int, default=20000)
+    parser.add_argument("--steps", type=positive_int, default=20000)
     parser.add_argument("--hidden", default="256,512")
     args = parser.parse_args()
     before_sample = _load("blekota._sample", args.before_so)

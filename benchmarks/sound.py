@@ -64,7 +64,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import Unavailable, json_output, measure_in_subprocess, positive_int, sound_files  # noqa: E402
+from common import Unavailable, json_output, measure_in_subprocess, positive_float, positive_int, sound_files  # noqa: E402
 from quality import CLOCKS, VAL_FRACTION, mark_text, blekota_quality, pytorch_quality  # noqa: E402
 
 MINUTES = 10.0
@@ -434,7 +434,7 @@ def real_row(sound: str, streams: int, seconds: float) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--minutes", type=float, nargs="+",
+    parser.add_argument("--minutes", type=positive_float, nargs="+",
                         help=f"training time of every run (default {MINUTES:g}); several: each run trains "
                         "to the last, and the model at every mark is drawn and judged")
     parser.add_argument("--quick", action="store_true", help=f"train {QUICK_MINUTES:g} minute")
@@ -451,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sampling", default="{}", metavar="JSON",
                         help="sample options for every run (default: sample's defaults)")
     parser.add_argument("--streams", type=positive_int, default=STREAMS, help=f"sounds drawn per run (default {STREAMS})")
-    parser.add_argument("--seconds", type=float, default=SECONDS, help=f"seconds each (default {SECONDS:g})")
+    parser.add_argument("--seconds", type=positive_float, default=SECONDS, help=f"seconds each (default {SECONDS:g})")
     parser.add_argument("--no-pytorch", action="store_true", help="skip the PyTorch recipe")
     parser.add_argument("--no-defaults", action="store_true", help="skip blekota with its defaults")
     parser.add_argument("--side-by-side", action="store_true", help="run a sound's runs at the same time")

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -227,4 +228,7 @@ if __name__ == "__main__":
     if unknown:
         parser.error(f"no sound named {', '.join(unknown)} (there are {', '.join(ALL)})")
     for sound in args.names or ALL:
-        print(make(sound, Path(args.out_dir)))
+        try:
+            print(make(sound, Path(args.out_dir)))
+        except Unavailable as error:
+            sys.exit(f"sounds.py: {sound}: {error}")

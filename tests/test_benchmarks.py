@@ -55,6 +55,9 @@ def test_rows_without_a_peak_are_valid_json_and_print_blank():
     (sound, ["--quick", "--sound", "no_such.wav"], "--sound no_such.wav: no such file"),
     (sound, ["--demo", "--json", "."], "--json: . is a folder"),
     (sound, ["--demo", "--demo-variant", '{"bf16": true}'], 'Trainer options under "training"'),
+    (sound, ["--minutes", "-3"], "--minutes: expected a positive number, got '-3'"),
+    (sound, ["--seconds", "nan"], "--seconds: expected a positive number, got 'nan'"),
+    (quality, ["--minutes", "0"], "--minutes: expected a positive number, got '0'"),
 ])
 def test_bad_arguments_are_refused_before_any_run(script, argv, says, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
