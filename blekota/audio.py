@@ -6,6 +6,7 @@ import os
 import shlex
 import struct
 import sys
+import warnings
 from collections.abc import Callable
 from math import gcd
 from pathlib import Path
@@ -17,7 +18,7 @@ import soundfile
 from . import memory
 from .checks import MAX_FS, file_name, flag, is_integer, non_negative_int, positive_int, sample_rate
 from .devices import PlaybackError, default_rate, open_device, sounddevice_module
-from .errors import AudioError, ConfigError
+from .errors import AudioError, BlekotaWarning, ConfigError
 from .fileutil import input_problem, is_stream, open_output, starts_with
 from .mulaw import sound_array
 from .resampling import StreamResampler
@@ -46,7 +47,8 @@ def load_audio(path: str | os.PathLike, fs: int | None = 8000) -> tuple[np.ndarr
     Returns (samples float32 (n,) in [-1, 1], fs). Raises AudioError naming the file when it is
     missing, not a regular file (a FIFO or a device), unreadable, not audio (a model file
     says so), empty, holds NaN or infinite samples, or would need more memory than the machine
-    has.
+    has. Warns (BlekotaWarning) when the mix goes beyond full scale, as a float file may: those
+    samples are clipped.
     """
     path = Path(file_name("path", path))
     problem = input_problem(path, "a sound file")
@@ -72,7 +74,14 @@ def load_audio(path: str | os.PathLike, fs: int | None = 8000) -> tuple[np.ndarr
     if not finite.all():
         first = int(np.argmin(finite))
         raise AudioError(f"{path}: contains NaN or infinite samples (the first at {first / file_fs:.3f} s)")
-    return to_rate(data.mean(axis=1), file_fs, fs), fs
+    mono = data.mean(axis=1)
+    del data
+    peak = max(float(mono.max()), -float(mono.min()))
+    if peak > 1:
+        over = np.count_nonzero(mono > 1) + np.count_nonzero(mono < -1)
+        warnings.warn(f"{path}: {over} samples beyond full scale (peak {peak:.3g}) are clipped to [-1, 1]; "
+                      "lower its level to keep their shape", BlekotaWarning, stacklevel=2)
+    return to_rate(mono, file_fs, fs), fs
 
 
 def _libsndfile(path: Path, function, **options):

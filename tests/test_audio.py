@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 import soundfile
@@ -148,3 +150,15 @@ def test_a_wav_is_not_written_over_a_model_files_name(tmp_path):
                                                       r"give it a name ending in \.wav"):
             blekota.save_wav(tmp_path / name, np.zeros(10), 8000)
     assert model.read_bytes() == before and sorted(tmp_path.iterdir()) == [model]
+
+
+def test_samples_beyond_full_scale_are_clipped_with_a_warning(tmp_path):
+    path = tmp_path / "hot.wav"
+    soundfile.write(str(path), 4 * tone(8000, 0.5), 8000, subtype="FLOAT")  # a float wav peaking at 2.0
+    with pytest.warns(blekota.BlekotaWarning, match=r"hot.wav: \d+ samples beyond full scale \(peak 2\) are clipped"):
+        y, _ = blekota.load_audio(path, 8000)
+    assert np.abs(y).max() == 1.0
+    soundfile.write(str(path), tone(8000, 0.5, channels=2) * [1.9, 0.0], 8000, subtype="FLOAT")  # the mix peaks at 0.95
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        blekota.load_audio(path, 8000)
