@@ -81,3 +81,15 @@ def test_a_rate_resamples_every_sound(files, capsys):
 def test_a_low_rate_is_judged_not_a_traceback(files, capsys):
     result = judged(capsys, files["source"], files["alike"], "--fs", "100")
     assert result["fs"] == 100 and result["rows"][1]["pitch_hz"] is None
+
+
+def test_a_rate_too_low_to_judge_is_one_line_naming_it(files, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["judge", files["source"], files["alike"], "--fs", "10"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert err.count("\n") == 1 and "argument --fs: expected a sample rate in 50.." in err
+    low = str(save_wav(tmp_path / "low.wav", np.zeros(80, np.float32), 40))  # 2 s at 40 Hz
+    assert main(["judge", files["source"], low]) == 2
+    err = capsys.readouterr().err
+    assert err == f"blekota: error: {low}: 40 Hz is too low a rate to judge at (at least 50 Hz); give --fs\n"

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .. import soundstats
+from .. import checks, soundstats
 from ..audio import load_audio
 from ..errors import AudioError, BlekotaWarning
 from ..fileutil import input_problem
-from .options import rate
+from .options import argument_type
 
 if TYPE_CHECKING:
     import argparse
@@ -44,6 +44,8 @@ bursts, pauses: median length of the runs of loud and of quiet frames; flatness:
 the loud frames (0 harmonics, 1 white noise); variety: how much the loud frames' spectra change from
 frame to frame (each band's standard deviation, averaged; a drone or a steady hiss has little);
 voiced: share of frames with a clear pitch (60-500 Hz); pitch motion: semitones per 10 ms."""
+rate = argument_type(int, lambda name, value: checks.integer(name, value, soundstats.MIN_FS, checks.MAX_FS),
+                     f"a sample rate in {soundstats.MIN_FS}..{checks.MAX_FS} Hz")
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -70,6 +72,9 @@ def run(args: argparse.Namespace) -> int:
     if problem:
         raise AudioError(f"{args.source}: {problem}")
     first, fs = load_audio(args.made[0], args.fs)
+    if fs < soundstats.MIN_FS:
+        raise AudioError(f"{args.made[0]}: {fs} Hz is too low a rate to judge at (at least {soundstats.MIN_FS} Hz); "
+                         "give --fs")
     made = [(args.made[0], first)] + [(name, load_audio(name, fs)[0]) for name in args.made[1:]]
     for name, sound in made:
         long_enough(name, sound, MIN_SECONDS, fs)
