@@ -50,26 +50,34 @@ if TYPE_CHECKING:
 QUANTIZE_CHUNK = 1 << 20
 GLOB_CHARS = frozenset("*?[")
 AUDIO_SUFFIXES = frozenset(
-    ".wav .flac .ogg .oga .opus .mp3 .aif .aiff .aifc .au .snd .caf .w64 .rf64".split()
+    ".wav .wave .bwf .flac .ogg .oga .opus .mp3 .aif .aiff .aifc .au .snd .caf .w64 .rf64 .sph .nist .voc .paf .svx "
+    ".8svx .ircam".split()
 )
+UNREAD_SUFFIXES = frozenset(".m4a .aac .mp4 .wma .webm .mka .ape .wv .amr .ac3".split())  # sound libsndfile cannot read
 
 
 def audio_paths(audio: str | os.PathLike | list) -> list[Path]:
     """The sound files named by a path, a directory (its audio files, sorted; hidden ones, such
-    as the ._NAME files macOS leaves, are skipped), a glob string (its matches, sorted) or a list
-    of those, in order."""
+    as the ._NAME files macOS leaves, are skipped, and those in sound formats libsndfile does not
+    read, such as .m4a, are named in a BlekotaWarning), a glob string (its matches, sorted) or a
+    list of those, in order."""
     if isinstance(audio, (list, tuple)):
         return [path for item in audio for path in audio_paths(item)]
     if not isinstance(audio, (str, os.PathLike)):
         raise AudioError(f"training audio must be a path, directory, glob, list or float array, got {type(audio).__name__}")
     path = Path(audio)
     if path.is_dir():
-        found = sorted(
-            p for p in path.iterdir()
-            if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith(".")
-        )
+        files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+        found = [p for p in files if p.suffix.lower() in AUDIO_SUFFIXES]
+        unread = [p.name for p in files if p.suffix.lower() in UNREAD_SUFFIXES]
+        them = "them" if len(unread) > 1 else "it"
+        convert = f"{', '.join(unread[:3])}{', ...' * (len(unread) > 3)}; convert {them} to flac or wav to train on {them}"
         if not found:
-            raise AudioError(f"{path}: directory holds no sound files")
+            raise AudioError(f"{path}: directory holds no sound files" + (f" libsndfile reads ({convert})" if unread else ""))
+        if unread:
+            kind = "formats" if len(unread) > 1 else "a format"
+            warnings.warn(f"{path}: left out {len(unread)} file{'s' * (len(unread) > 1)} in {kind} libsndfile does not "
+                          f"read ({convert})", BlekotaWarning, stacklevel=2)
         return found
     if not path.exists() and GLOB_CHARS & set(str(audio)):
         found = sorted(Path(p) for p in glob.glob(str(audio)) if Path(p).is_file())

@@ -130,3 +130,21 @@ def test_too_short_to_hold_out(tmp_path):
     model = blekota.Model(hidden=8, layers=1, threads=1)
     with pytest.raises(blekota.AudioError, match="too short to hold out"):
         Trainer(model, tone(0.05, 8000, 300)[:, 0], seq_length=10, batch_size=2, val_fraction=0.001, log=False)
+
+
+def test_a_directory_takes_every_format_libsndfile_reads_and_names_those_it_does_not(tmp_path):
+    folder = tmp_path / "takes"
+    folder.mkdir()
+    for name, kind in [("a.sph", "NIST"), ("b.bwf", "WAV"), ("c.WAVE", "WAV"), ("d.voc", "VOC")]:
+        soundfile.write(str(folder / name), tone(0.1, 8000, 220)[:, 0], 8000, format=kind, subtype="PCM_16")
+    (folder / "e.m4a").write_bytes(b"\0\0\0\x20ftypM4A " + bytes(100))  # a voice memo: libsndfile reads no AAC
+    with pytest.warns(blekota.BlekotaWarning, match=r"takes: left out 1 file in a format libsndfile does not read "
+                                                    r"\(e.m4a; convert it to flac or wav"):
+        assert [p.name for p in audio_paths(folder)] == ["a.sph", "b.bwf", "c.WAVE", "d.voc"]
+    with pytest.warns(blekota.BlekotaWarning, match="e.m4a"):
+        assert Dataset.load(folder, 8000).sizes == [800] * 4
+    for name in ["a.sph", "b.bwf", "c.WAVE", "d.voc"]:
+        (folder / name).unlink()
+    with pytest.raises(blekota.AudioError, match=r"takes: directory holds no sound files libsndfile reads "
+                                                 r"\(e.m4a; convert it"):
+        audio_paths(folder)
