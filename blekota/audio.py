@@ -62,20 +62,20 @@ def load_audio(path: str | os.PathLike, fs: int | None = 8000) -> tuple[np.ndarr
         raise AudioError(f"{path}: not a sound file blekota can read ({shape})")
     frames = max(int(header.frames), 0)
     fs = header.samplerate if fs is None else int(fs)
-    memory.ensure(
-        4 * frames * header.channels + 12 * (frames * fs // header.samplerate + 1)
+    memory.ensure(  # the float32 frames and their mix, then the mix resampled (float32, three times)
+        4 * frames * (header.channels + 1) + 12 * (frames * fs // header.samplerate + 1)
         + resampling_bytes(header.samplerate, fs),
         f"{path}: reading {frames / header.samplerate:.0f} s of sound at {header.samplerate} Hz",
     )
     data, file_fs = _libsndfile(path, soundfile.read, dtype="float32", always_2d=True)
     if data.size == 0:
         raise AudioError(f"{path}: contains no sound (0 samples)")
-    finite = np.isfinite(data).all(axis=1)
+    mono = data.mean(axis=1)  # NaN or infinite where a channel is
+    del data
+    finite = np.isfinite(mono)
     if not finite.all():
         first = int(np.argmin(finite))
         raise AudioError(f"{path}: contains NaN or infinite samples (the first at {first / file_fs:.3f} s)")
-    mono = data.mean(axis=1)
-    del data
     peak = max(float(mono.max()), -float(mono.min()))
     if peak > 1:
         over = np.count_nonzero(mono > 1) + np.count_nonzero(mono < -1)

@@ -1,3 +1,4 @@
+import tracemalloc
 import warnings
 
 import numpy as np
@@ -162,3 +163,20 @@ def test_samples_beyond_full_scale_are_clipped_with_a_warning(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         blekota.load_audio(path, 8000)
+
+
+@pytest.mark.parametrize("file_fs,channels,fs", [(44100, 2, 8000), (44100, 1, 8000), (8000, 6, 8000), (8000, 1, 44100)])
+def test_the_memory_asked_for_covers_what_reading_takes(tmp_path, monkeypatch, file_fs, channels, fs):
+    import scipy.signal  # noqa: F401  (imported before measuring: its import is not the sound's)
+
+    path = tmp_path / "long.wav"
+    soundfile.write(str(path), np.full((file_fs * 4, channels), 0.1), file_fs)
+    asked = []
+    monkeypatch.setattr(blekota.memory, "ensure", lambda size, *what: asked.append(size))
+    tracemalloc.start()
+    try:
+        blekota.load_audio(path, fs)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak <= asked[0]
