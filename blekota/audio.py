@@ -78,8 +78,8 @@ def load_audio(path: str | os.PathLike, fs: int | None = 8000) -> tuple[np.ndarr
         raise AudioError(f"{path}: contains NaN or infinite samples (the first at {first / file_fs:.3f} s)")
     peak = max(float(mono.max()), -float(mono.min()))
     if peak > 1:
-        over = np.count_nonzero(mono > 1) + np.count_nonzero(mono < -1)
-        warnings.warn(f"{path}: {over} samples beyond full scale (peak {peak:.3g}) are clipped to [-1, 1]; "
+        over = int(np.count_nonzero(mono > 1) + np.count_nonzero(mono < -1))
+        warnings.warn(f"{path}: {over} sample{'s' * (over > 1)} beyond full scale (peak {peak:.3g}) are clipped to [-1, 1]; "
                       "lower its level to keep their shape", BlekotaWarning, stacklevel=2)
     return to_rate(mono, file_fs, fs), fs
 

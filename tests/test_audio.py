@@ -159,6 +159,9 @@ def test_samples_beyond_full_scale_are_clipped_with_a_warning(tmp_path):
     with pytest.warns(blekota.BlekotaWarning, match=r"hot.wav: \d+ samples beyond full scale \(peak 2\) are clipped"):
         y, _ = blekota.load_audio(path, 8000)
     assert np.abs(y).max() == 1.0
+    soundfile.write(str(path), [0.5, 1.5, 0.5], 8000, subtype="FLOAT")
+    with pytest.warns(blekota.BlekotaWarning, match=r"hot.wav: 1 sample beyond full scale \(peak 1.5\)"):
+        blekota.load_audio(path, 8000)
     soundfile.write(str(path), tone(8000, 0.5, channels=2) * [1.9, 0.0], 8000, subtype="FLOAT")  # the mix peaks at 0.95
     with warnings.catch_warnings():
         warnings.simplefilter("error")
