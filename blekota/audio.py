@@ -76,12 +76,18 @@ def load_audio(path: str | os.PathLike, fs: int | None = 8000) -> tuple[np.ndarr
     if not finite.all():
         first = int(np.argmin(finite))
         raise AudioError(f"{path}: contains NaN or infinite samples (the first at {first / file_fs:.3f} s)")
-    peak = max(float(mono.max()), -float(mono.min()))
-    if peak > 1:
-        over = int(np.count_nonzero(mono > 1) + np.count_nonzero(mono < -1))
-        warnings.warn(f"{path}: {over} sample{'s' * (over > 1)} beyond full scale (peak {peak:.3g}) are clipped to [-1, 1]; "
-                      "lower its level to keep their shape", BlekotaWarning, stacklevel=2)
+    warn_beyond_full_scale(mono, str(path))
     return to_rate(mono, file_fs, fs), fs
+
+
+def warn_beyond_full_scale(samples: np.ndarray, where: str) -> None:
+    """Warn (BlekotaWarning, starting with `where`) when samples go beyond [-1, 1]: they will be
+    clipped."""
+    peak = max(float(samples.max()), -float(samples.min())) if samples.size else 0.0
+    if peak > 1:
+        over = int(np.count_nonzero(samples > 1) + np.count_nonzero(samples < -1))
+        warnings.warn(f"{where}: {over} sample{'s' * (over > 1)} beyond full scale (peak {peak:.3g}) are clipped to "
+                      "[-1, 1]; lower its level to keep their shape", BlekotaWarning, stacklevel=3)
 
 
 def _libsndfile(path: Path, function, **options):

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .audio import load_audio
+from .audio import load_audio, warn_beyond_full_scale
 from .augment import SPEED_STEPS, epoch_speed, played_at
 from .checks import fraction
 from .emphasis import emphasize
@@ -137,6 +137,7 @@ class Dataset:
             sound_array(samples, "training audio must be an array of float samples")
             if not np.isfinite(samples).all():
                 raise AudioError("training audio contains NaN or infinite samples")
+            warn_beyond_full_scale(samples, "training audio")
             parts, files = [quantize_chunked(samples, preemphasis)], []
         offsets = np.concatenate([[0], np.cumsum([part.size for part in parts])]).astype(np.int64)
         return cls(np.concatenate(parts), offsets, files)

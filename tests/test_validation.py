@@ -102,6 +102,9 @@ def test_training_audio_arrays(tmp_path):
         Trainer(tiny_model(), np.zeros(0), directory=tmp_path)
     with pytest.raises(blekota.AudioError, match="1-D float array"):
         Trainer(tiny_model(), np.zeros((100, 2)), directory=tmp_path)
+    pcm = np.rint(32767 * tone()).astype(np.float32)  # int16 samples turned float, not divided by 32768
+    with pytest.warns(blekota.BlekotaWarning, match=r"training audio: \d+ samples beyond full scale \(peak 1.64e\+04\)"):
+        Trainer(tiny_model(), pcm, seq_length=10, batch_size=2, directory=tmp_path)
 
 
 def test_too_short_file_names_it_and_the_seconds(tmp_path):
