@@ -6,7 +6,6 @@ import os
 import shlex
 import struct
 import sys
-import warnings
 from collections.abc import Callable
 from math import gcd
 from pathlib import Path
@@ -18,9 +17,9 @@ import soundfile
 from . import memory
 from .checks import MAX_FS, file_name, flag, is_integer, non_negative_int, positive_int, sample_rate
 from .devices import PlaybackError, default_rate, open_device, sounddevice_module
-from .errors import AudioError, BlekotaWarning, ConfigError
+from .errors import AudioError, ConfigError
 from .fileutil import input_problem, is_stream, open_output, starts_with
-from .mulaw import sound_array
+from .mulaw import sound_array, warn_beyond_full_scale
 from .resampling import StreamResampler
 
 if TYPE_CHECKING:
@@ -80,16 +79,6 @@ def load_audio(path: str | os.PathLike, fs: int | None = 8000) -> tuple[np.ndarr
     return to_rate(mono, file_fs, fs), fs
 
 
-def warn_beyond_full_scale(samples: np.ndarray, where: str) -> None:
-    """Warn (BlekotaWarning, starting with `where`) when samples go beyond [-1, 1]: they will be
-    clipped."""
-    peak = max(float(samples.max()), -float(samples.min())) if samples.size else 0.0
-    if peak > 1:
-        over = int(np.count_nonzero(samples > 1) + np.count_nonzero(samples < -1))
-        warnings.warn(f"{where}: {over} sample{'s' * (over > 1)} beyond full scale (peak {peak:.3g}) are clipped to "
-                      "[-1, 1]; lower its level to keep their shape", BlekotaWarning, stacklevel=3)
-
-
 def _libsndfile(path: Path, function, **options):
     """function(path, **options) with every failure turned into an AudioError naming the file."""
     try:
@@ -140,6 +129,7 @@ def save_wav(path: str | os.PathLike, y: ArrayLike, fs: int = 8000, mark: bool =
     soundfile.read gives a stereo file, is refused (ConfigError), and so is a name of another
     sound format (.flac, .mp3, ...) or of a model file (.npz, .pkl, .onnx). Returns the path."""
     y = sound_array(y, "the sound to write must be an array of float samples").astype(np.float32).ravel()
+    warn_beyond_full_scale(y, str(path))
     with WavWriter(path, fs, y.size, mark) as out:
         out.write(y)
     return Path(path)
@@ -191,7 +181,9 @@ def play(y: ArrayLike, fs: int = 8000, blocking: bool = True) -> None:
     Without PortAudio or a sound card this writes the sound to last_played.wav in the current
     directory (unless a file blekota did not write is there) and raises PlaybackError saying so.
     """
-    y = np.clip(sound_array(y, "the sound to play must be an array of float samples").astype(np.float32).ravel(), -1, 1)
+    y = sound_array(y, "the sound to play must be an array of float samples").astype(np.float32).ravel()
+    warn_beyond_full_scale(y, "the sound to play")
+    y = np.clip(y, -1, 1)
     fs = positive_int("fs", fs)
     try:
         sounddevice = sounddevice_module()

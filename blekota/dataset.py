@@ -30,12 +30,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .audio import load_audio, warn_beyond_full_scale
+from .audio import load_audio
 from .augment import SPEED_STEPS, epoch_speed, played_at
 from .checks import fraction
 from .emphasis import emphasize
 from .errors import AudioError, BlekotaWarning
-from .mulaw import SILENCE, quantize, sound_array
+from .mulaw import SILENCE, quantize, sound_array, warn_beyond_full_scale
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

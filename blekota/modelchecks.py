@@ -12,7 +12,7 @@ import numpy as np
 
 from . import checks
 from .errors import ConfigError
-from .mulaw import LEVELS, real_array, sound_array
+from .mulaw import LEVELS, real_array, sound_array, warn_beyond_full_scale
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -145,6 +145,8 @@ def hints(hint: ArrayLike | Sequence[ArrayLike], streams: int) -> list[np.ndarra
             raise ConfigError(f"hint must be a 1-D sound, got shape {sound.shape}")
     if not all(np.isfinite(sound).all() for sound in sounds):
         raise ConfigError("hint contains NaN or infinite samples")
+    for sound in {id(sound): sound for sound in sounds}.values():  # one hint for every stream: one warning
+        warn_beyond_full_scale(sound, "hint")
     return sounds
 
 

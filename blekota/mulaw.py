@@ -5,11 +5,12 @@ Level 128 is silence (quantize(0.0)); levels are uint8 so a long sound costs one
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import ConfigError
+from .errors import BlekotaWarning, ConfigError
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
@@ -46,6 +47,16 @@ def sound_array(values: ArrayLike, what: str) -> np.ndarray:
         raise ConfigError(f"{what} of one channel, got {channels} channels of {frames} frames (shape {array.shape}, "
                           f"as soundfile.read gives a stereo file): mix them to one with y.mean(axis=1)")
     return array
+
+
+def warn_beyond_full_scale(samples: np.ndarray, where: str) -> None:
+    """Warn (BlekotaWarning, starting with `where`) when samples go beyond [-1, 1]: they will be
+    clipped."""
+    peak = max(float(samples.max()), -float(samples.min())) if samples.size else 0.0
+    if peak > 1:
+        over = int(np.count_nonzero(samples > 1) + np.count_nonzero(samples < -1))
+        warnings.warn(f"{where}: {over} sample{'s' * (over > 1)} beyond full scale (peak {peak:.3g}) are clipped to "
+                      "[-1, 1]; lower its level to keep their shape", BlekotaWarning, stacklevel=3)
 
 
 def quantize(x: ArrayLike) -> np.ndarray:

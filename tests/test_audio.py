@@ -168,6 +168,18 @@ def test_samples_beyond_full_scale_are_clipped_with_a_warning(tmp_path):
         blekota.load_audio(path, 8000)
 
 
+def test_arrays_beyond_full_scale_are_clipped_with_a_warning_where_a_sound_is_written_played_or_heard(tmp_path):
+    model = blekota.Model(hidden=8, layers=1, seed=0, threads=1)
+    with pytest.warns(blekota.BlekotaWarning, match=r"^hint: 100 samples beyond full scale \(peak 1.5\) are clipped"):
+        model.sample(10, hint=np.full(100, 1.5), streams=3, seed=0)
+    with pytest.warns(blekota.BlekotaWarning, match=r"loud.wav: 1 sample beyond full scale \(peak 3\)"):
+        blekota.save_wav(tmp_path / "loud.wav", [0.5, 3.0], 8000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.sample(10, hint=np.full(100, 0.5), seed=0)
+        blekota.save_wav(tmp_path / "fine.wav", [0.5, -1.0], 8000)
+
+
 @pytest.mark.parametrize("file_fs,channels,fs", [(44100, 2, 8000), (44100, 1, 8000), (8000, 6, 8000), (8000, 1, 44100)])
 def test_the_memory_asked_for_covers_what_reading_takes(tmp_path, monkeypatch, file_fs, channels, fs):
     import scipy.signal  # noqa: F401  (imported before measuring: its import is not the sound's)
