@@ -267,6 +267,11 @@ def file_prefix(data: Dataset) -> str:
     return f"{data.files[0]}: " if len(data.files) == 1 else ""
 
 
+def sounds_are(data: Dataset) -> str:
+    """"the sound is", or "the N sounds are" for a dataset of N > 1 files: a message's subject."""
+    return f"the {len(data.files)} sounds are" if len(data.files) > 1 else "the sound is"
+
+
 def training_layout(data: Dataset, val_fraction: float, T: int, B: int, fs: int,
                     epoch: int = 0, random_speed: float = 0.0) -> tuple[WindowLayout, list[tuple[int, int]]]:
     """The training windows of data (B streams of windows of T steps, dealt for `epoch`, at speed
@@ -280,9 +285,10 @@ def training_layout(data: Dataset, val_fraction: float, T: int, B: int, fs: int,
         while need - held_out(need, val_fraction) < B * T + 1:
             need += 1
         raise TooShortForWindows(
-            "{where}the sound is too short: {size} samples, need at least {need} ({seconds:.2f} s at {fs} Hz) "
+            "{where}{subject} too short: {size} samples{together}, need at least {need} ({seconds:.2f} s at {fs} Hz) "
             "for {batch_size} {B} windows of {seq_length} {T} plus the {held_out:.0%} held out for validation",
-            dict(where=file_prefix(data), size=data.levels.size, need=need, seconds=need / fs, fs=fs, B=B, T=T,
+            dict(where=file_prefix(data), subject=sounds_are(data), together=" together" * (len(data.files) > 1),
+                 size=data.levels.size, need=need, seconds=need / fs, fs=fs, B=B, T=T,
                  held_out=val_fraction),
         ) from None
     fastest = [(start, start + int((stop - start) / ((1 + random_speed) * (1 + 1 / SPEED_STEPS))))
@@ -292,12 +298,12 @@ def training_layout(data: Dataset, val_fraction: float, T: int, B: int, fs: int,
             WindowLayout(fastest, T, B, epoch)
     except ValueError:
         raise TooShortForWindows(
-            "{where}the sound is too short for {batch_size} {B} windows of {seq_length} {T} played {times:g} times as "
+            "{where}{subject} too short for {batch_size} {B} windows of {seq_length} {T} played {times:g} times as "
             "fast ({random_speed} {speed:g})",
-            dict(where=file_prefix(data), B=B, T=T, times=1 + random_speed, speed=random_speed),
+            dict(where=file_prefix(data), subject=sounds_are(data), B=B, T=T, times=1 + random_speed, speed=random_speed),
         ) from None
     if val_fraction and not any(stop - start >= 2 for start, stop in val_ranges):
-        raise AudioError(f"the sound is too short to hold out {val_fraction:.0%} for validation")
+        raise AudioError(f"{file_prefix(data)}{sounds_are(data)} too short to hold out {val_fraction:.0%} for validation")
     return layout, val_ranges
 
 

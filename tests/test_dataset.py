@@ -148,3 +148,13 @@ def test_a_directory_takes_every_format_libsndfile_reads_and_names_those_it_does
     with pytest.raises(blekota.AudioError, match=r"takes: directory holds no sound files libsndfile reads "
                                                  r"\(e.m4a; convert it"):
         audio_paths(folder)
+
+
+def test_sounds_too_short_together_are_told_as_several(tmp_path):
+    paths = []
+    for name, size in (("a.wav", 200), ("b.wav", 164)):
+        soundfile.write(str(tmp_path / name), np.full(size, 0.1), 8000)
+        paths.append(str(tmp_path / name))
+    model = blekota.Model(hidden=8, layers=1, seed=0, threads=1)
+    with pytest.raises(blekota.AudioError, match=r"^the 2 sounds are too short: 364 samples together, need at least"):
+        Trainer(model, paths, seq_length=100, batch_size=80, directory=tmp_path)
