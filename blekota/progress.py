@@ -15,11 +15,14 @@ class Progress:
     kind: "step" (after every iteration, only with report_steps; loss is that window's),
     "progress" (every report_every iterations), "validation" (val_loss was just measured),
     "checkpoint" (path was written; also NAME_best.npz), "note" (message: the learning rate
-    changed), "warning" (message: a save or the log failed; training goes on), "done" or
-    "interrupted" (train() is returning; path is the final model file).
+    changed, or the pruning schedule moved with the clock), "warning" (message: a save or the
+    log failed; training goes on), "done" or "interrupted" (train() is returning; path is the
+    final model file).
     loss: mean nats per sample over the iterations before the latest progress report.
     val_loss, best_val_loss: the latest and the lowest validation loss, nats per sample.
-    lr: the learning rate in use. elapsed_s: seconds since train() started.
+    lr: the learning rate in use. samples_per_s: samples trained on per second of wall time since
+    train() started, all processes' streams. elapsed_s: seconds since train() started.
+    iterations_left: of the train() call.
     """
 
     kind: str

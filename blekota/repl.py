@@ -112,7 +112,8 @@ class Session:
         return self.trainer
 
     def set_audio(self, audio: Sounds) -> None:
-        """Train on this sound from now on: a file path or (n,) floats at fs."""
+        """Train on these sounds from now on: what Trainer takes (a file, a list of files, a
+        directory, a glob, or (n,) floats at fs)."""
         if self.trainer is not None:
             self.trainer.set_audio(audio)
         elif self.model_path is not None:

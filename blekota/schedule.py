@@ -68,8 +68,8 @@ class Step(Schedule):
 
 
 class Plateau(Schedule):
-    """Reduce on plateau: when `patience` validations in a row have not improved on the best loss
-    by more than `threshold` (relative), multiply the lr by `factor`, but not below min_lr.
+    """Reduce on plateau: when more than `patience` validations in a row have not improved on the
+    best loss by more than `threshold` (relative), multiply the lr by `factor`, but not below min_lr.
 
     After a reduction the count starts again, so the next one needs patience + 1 more
     validations without improvement.
