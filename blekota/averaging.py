@@ -20,6 +20,10 @@ from .checks import fraction
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from numpy.typing import DTypeLike
+
+    from .model import Model
+
 
 def check_decay(decay: object) -> float:
     """decay as a float, or ConfigError unless it is a number in [0, 1) (0: no averaging)."""
@@ -34,7 +38,7 @@ class WeightAverage:
     total_sum: (size,) the uncorrected sum, of `dtype`.
     """
 
-    def __init__(self, decay: float, size: int, dtype):
+    def __init__(self, decay: float, size: int, dtype: DTypeLike):
         self.decay = check_decay(decay)
         self.total = 0.0
         self.total_sum = np.zeros(size, dtype)
@@ -61,7 +65,7 @@ class TrainingAverage:
     weights as trained during steps and, once hold_average() is called, their average (what the
     model files hold) until hold_trained() puts the trained weights back."""
 
-    def __init__(self, model, decay: float):
+    def __init__(self, model: Model, decay: float):
         self.model = model
         self.average = WeightAverage(decay, model.n_params, model.dtype)
         self._trained = np.empty_like(model.params)

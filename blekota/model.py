@@ -251,7 +251,7 @@ class Model:
 
     @classmethod
     def from_state_dict(
-        cls, state: dict[str, np.ndarray], fs: int = 8000, dtype: str = "float32", **kwargs
+        cls, state: dict[str, np.ndarray], fs: int = 8000, dtype: str = "float32", **kwargs: int | float | None
     ) -> Model:
         """A model with these canonical weights; the architecture is read from the shapes."""
         if not isinstance(state, dict) or "gru0.W" not in state or "out.Wy" not in state:

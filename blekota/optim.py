@@ -29,7 +29,7 @@ class Optimizer(ABC):
     name = ""
     slots: tuple[str, ...] = ()
 
-    def __init__(self, size: int, dtype, lr: float, clip: float = 5.0):
+    def __init__(self, size: int, dtype: DTypeLike, lr: float, clip: float = 5.0):
         self.lr = positive_float("learning rate", lr)
         self.clip = positive_float("clip", clip)
         self.t = 0
@@ -74,7 +74,8 @@ class RMSprop(Optimizer):
     name = "rmsprop"
     slots = ("m",)
 
-    def __init__(self, size, dtype, lr=2e-3, clip=5.0, decay=0.9, eps=1e-8):
+    def __init__(self, size: int, dtype: DTypeLike, lr: float = 2e-3, clip: float = 5.0, decay: float = 0.9,
+                 eps: float = 1e-8):
         super().__init__(size, dtype, lr, clip)
         self.decay, self.eps = decay, eps
 
@@ -88,7 +89,7 @@ class Adagrad(Optimizer):
     name = "adagrad"
     slots = ("m",)
 
-    def __init__(self, size, dtype, lr=2e-3, clip=5.0, eps=1e-8):
+    def __init__(self, size: int, dtype: DTypeLike, lr: float = 2e-3, clip: float = 5.0, eps: float = 1e-8):
         super().__init__(size, dtype, lr, clip)
         self.eps = eps
 
@@ -102,7 +103,8 @@ class Adam(Optimizer):
     name = "adam"
     slots = ("m", "v")
 
-    def __init__(self, size, dtype, lr=2e-3, clip=5.0, beta1=0.9, beta2=0.999, eps=1e-8):
+    def __init__(self, size: int, dtype: DTypeLike, lr: float = 2e-3, clip: float = 5.0, beta1: float = 0.9,
+                 beta2: float = 0.999, eps: float = 1e-8):
         super().__init__(size, dtype, lr, clip)
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
 
@@ -121,7 +123,7 @@ class Adam(Optimizer):
 OPTIMIZERS = {cls.name: cls for cls in (RMSprop, Adagrad, Adam)}
 
 
-def make_optimizer(name: str, size: int, dtype: DTypeLike, lr: float, **options) -> Optimizer:
+def make_optimizer(name: str, size: int, dtype: DTypeLike, lr: float, **options: float) -> Optimizer:
     """An optimizer by name ('rmsprop', 'adagrad' or 'adam') for a flat vector of `size`."""
     if name not in OPTIMIZERS:
         raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {name!r}")

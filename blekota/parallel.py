@@ -204,7 +204,7 @@ class MPIProcesses(Processes):
     overlap: sum the gradient block by block while the backward pass goes on (True), or in one
     Allreduce after it (False); it must be alike in every process."""
 
-    def __init__(self, comm, overlap: bool = True) -> None:
+    def __init__(self, comm: MPI.Comm, overlap: bool = True) -> None:
         from mpi4py import MPI
         from mpi4py.util import pkl5
 

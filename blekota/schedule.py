@@ -129,7 +129,7 @@ def schedule_for(schedule: Schedule | str | None, validating: bool) -> Schedule:
     return schedule
 
 
-def make_schedule(name: str = "constant", **options) -> Schedule:
+def make_schedule(name: str = "constant", **options: float | int | None) -> Schedule:
     """A schedule by name ("constant", "step" or "plateau") with its options (see each class)."""
     if name not in SCHEDULES:
         raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}, got {name!r}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -15,6 +16,11 @@ from .drawing import SMOOTH, WAKE, _smooth, _truncation, _wake, describe_samplin
 from .model import Model
 from .sampler import Sampler
 from .mulaw import LEVELS, unquantize
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from numpy.typing import ArrayLike
 
 SOUND_OF_LEVEL = unquantize(np.arange(LEVELS))  # float32 sample of each level, as unquantize gives it
 
@@ -57,8 +63,8 @@ class Stream:
     """
 
     def __init__(self, model: Model, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-                 min_p: float = 0.0, seed: int | None = None, hint=None, smooth: float = SMOOTH,
-                 wake: float = WAKE):
+                 min_p: float = 0.0, seed: int | None = None, hint: ArrayLike | Sequence[ArrayLike] | None = None,
+                 smooth: float = SMOOTH, wake: float = WAKE):
         self._sampling = Sampling.checked(temperature, top_k, top_p, min_p, smooth, wake)
         seed = checks.seed(seed)
         if not isinstance(model, Model):

@@ -33,6 +33,7 @@ import struct
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import soundfile
 
@@ -41,6 +42,9 @@ from .errors import BlekotaError, install_hint
 from .fileutil import prepare_directory
 from .progress import Progress
 from .runfiles import RunFiles
+
+if TYPE_CHECKING:
+    from .train import Trainer
 
 RGBA = 4  # the colour space of matplotlib's PNGs, as TensorBoard's Image proto numbers it
 DT_STRING = 7  # TensorFlow's string dtype (types.proto)
@@ -92,7 +96,7 @@ class TensorBoard:
     Trainer's methods; rank 0 alone writes.
     """
 
-    def __init__(self, directory: str | os.PathLike, trainer):
+    def __init__(self, directory: str | os.PathLike, trainer: Trainer):
         self.directory = Path(directory)
         self.trainer = trainer
         self._writer = None
