@@ -123,7 +123,7 @@ def to_rate(samples: np.ndarray, from_fs: int, to_fs: int) -> np.ndarray:
 
 
 def save_wav(path: str | os.PathLike, y: ArrayLike, fs: int = 8000, mark: bool = False) -> Path:
-    """Write mono float samples y (n,) in [-1, 1] as a 16-bit PCM wav (see WavWriter: a regular file
+    """Write mono float samples y (n,) in [-1, 1] at fs Hz as a 16-bit PCM wav (see WavWriter: a regular file
     atomically, "-" to standard output), with blekota's MARK when mark; the rows of an (S, n) array,
     such as Model.sample's streams, are written one after another; a (frames, channels) array, as
     soundfile.read gives a stereo file, is refused (ConfigError), and so is a name of another
@@ -175,8 +175,9 @@ def pcm16(samples: np.ndarray) -> bytes:
 
 
 def play(y: ArrayLike, fs: int = 8000, blocking: bool = True) -> None:
-    """Play mono samples through sounddevice, on the default output device: at fs, or resampled to
-    the device's default rate where it does not take fs.
+    """Play mono samples y (n,) in [-1, 1] through sounddevice, on the default output device: at fs
+    Hz, or resampled to the device's default rate where it does not take fs. blocking: return
+    only when the sound has been played.
 
     Without PortAudio or a sound card this writes the sound to last_played.wav in the current
     directory (unless a file blekota did not write is there) and raises PlaybackError saying so.

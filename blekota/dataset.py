@@ -119,7 +119,8 @@ class Dataset:
     def load(cls, audio: Sounds, fs: int,
              preemphasis: float = 0.0) -> Dataset:
         """Read audio (see audio_paths, or a 1-D float array at fs) as levels at fs Hz, each sound
-        pre-emphasized with this coefficient first (blekota.emphasis; 0: as it is)."""
+        pre-emphasized with this coefficient first (blekota.emphasis; 0: as it is). Raises
+        AudioError when a sound is missing, unreadable or not a 1-D array of finite samples."""
         if isinstance(audio, (str, os.PathLike, list, tuple)):
             paths = audio_paths(audio)
             if not paths:

@@ -253,7 +253,9 @@ class Model:
     def from_state_dict(
         cls, state: dict[str, np.ndarray], fs: int = 8000, dtype: str = "float32", **kwargs: int | float | None
     ) -> Model:
-        """A model with these canonical weights; the architecture is read from the shapes."""
+        """A model at fs Hz with these canonical weights; the architecture is read from the shapes,
+        kwargs are Model's other arguments (seed, threads, preemphasis). Raises ConfigError when
+        the shapes do not make a model."""
         if not isinstance(state, dict) or "gru0.W" not in state or "out.Wy" not in state:
             raise ConfigError("state dict needs at least gru0.W and out.Wy")
         hidden = int(np.shape(state["gru0.W"])[0])

@@ -101,5 +101,7 @@ def build(path: Path, meta: dict, arrays: dict[str, np.ndarray], threads: int | 
 
 
 def load(path: str | os.PathLike, threads: int | None = None) -> Model:
-    """Load a model saved by Model.save or a training checkpoint; model.info holds its history."""
+    """Load a model saved by Model.save or a training checkpoint; model.info holds its history.
+    threads: the model's OpenMP threads (None: as Model chooses). Raises ModelFileError naming the
+    file when it is missing, corrupted or not a model file."""
     return read(path, threads).model

@@ -66,7 +66,9 @@ def _gru_tensors(state: dict[str, np.ndarray], layer: int, inputs: int, hidden: 
 def to_onnx(model: Model, input: str = "level") -> onnx.ModelProto:
     """The model as an in-memory float32 ONNX ModelProto; see the module docstring.
 
-    input: "level" (int64 levels, the default) or "onehot" (float32 rows of 256).
+    input: "level" (int64 levels, the default) or "onehot" (float32 rows of 256). Raises
+    ConfigError for a model with a frame tier or over 2 GiB of weights, BlekotaError when the onnx
+    package is missing.
     """
     if not isinstance(model, Model):
         raise ConfigError(f"to_onnx needs a blekota Model, got {type(model).__name__}")

@@ -124,7 +124,9 @@ OPTIMIZERS = {cls.name: cls for cls in (RMSprop, Adagrad, Adam)}
 
 
 def make_optimizer(name: str, size: int, dtype: DTypeLike, lr: float, **options: float) -> Optimizer:
-    """An optimizer by name ('rmsprop', 'adagrad' or 'adam') for a flat vector of `size`."""
+    """An optimizer by name ('rmsprop', 'adagrad' or 'adam') for a flat vector of `size` elements
+    of dtype; options are the class's own (clip, decay, beta1, beta2, eps). Raises ConfigError for
+    another name or a learning rate or clip that is not a positive number."""
     if name not in OPTIMIZERS:
         raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {name!r}")
     return OPTIMIZERS[name](size, dtype, lr=lr, **options)

@@ -124,6 +124,7 @@ class Processes:
 
     @property
     def is_root(self) -> bool:
+        """Whether this is rank 0, the process that reads sounds and writes files."""
         return self.rank == 0
 
     def part(self, n: int) -> slice:

@@ -30,6 +30,7 @@ LEVELS = 256
 
 
 def sigmoid(a: np.ndarray) -> np.ndarray:
+    """The logistic function 1 / (1 + exp(-a)), elementwise."""
     return 1.0 / (1.0 + np.exp(-a))
 
 

@@ -180,6 +180,7 @@ class SoundStats:
     pitch_motion: float
 
     def as_dict(self) -> dict:
+        """The statistics by field name, as floats."""
         return asdict(self)
 
 

@@ -232,6 +232,7 @@ class Pruning:
 
     @property
     def active(self) -> bool:
+        """Whether training is block-sparse: a density below 1 asked, or blocks already pruned."""
         return self.density < 1 or self.kept is not None
 
     def settings(self) -> dict:

@@ -88,7 +88,8 @@ class Trainer(TrainerFiles):
     all; NAME_best and sounds are kept).
     directory: where files go. log: append to NAME.log.jsonl there (see blekota.trainlog). callback:
     called with a Progress at reports, validations and files written (and after every iteration when
-    report_steps). seed: seeds the sounds generated at checkpoints.
+    report_steps); report_every: iterations between "progress" reports. seed: seeds the sounds
+    generated at checkpoints.
 
     A failed checkpoint or best-model save (disk full, no permission) leaves the previous file
     intact, is reported as a "warning" and training goes on; only the final save raises.
@@ -256,6 +257,7 @@ class Trainer(TrainerFiles):
 
     @property
     def samples_per_iteration(self) -> int:
+        """Samples trained on per iteration, all processes' streams: seq_length * batch_size."""
         return self.seq_length * self.batch_size
 
     def _next_window(self) -> np.ndarray:

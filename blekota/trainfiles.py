@@ -141,6 +141,7 @@ class TrainerFiles:
         otherwise, under the run's name (a file that names no run: its file's stem); a file older
         than its run's later files there (NAME_N with a larger N, a later NAME_best) warns (OverwriteWarning):
         training from it writes over them; another name branches off.
+        threads: the model's OpenMP threads (None: as Model chooses).
         comm: train data-parallel (see Trainer); rank 0 reads the file and sends it to the others, so the
         checkpoint continues on any number of processes.
         """
