@@ -89,8 +89,8 @@ data and schedule:
   FILE           sound files, directories (their sound files, sorted) or quoted globs. Each
                  sound is mixed to mono, resampled to --fs and quantized; windows never span
                  two sounds. The last --val-fraction of every sound is held out for validation.
-  --schedule     plateau (the default when validating: lr times --lr-factor after --patience
-                 validations without improvement, down to --min-lr), which is halving the
+  --schedule     plateau (the default when validating: lr times --lr-factor when more than
+                 --patience validations in a row did not improve, down to --min-lr), halving the
                  learning rate by hand, done for you; constant (the default without
                  validation); step (lr times --lr-factor every --lr-every iterations, down
                  to --min-lr).
