@@ -145,14 +145,16 @@ class RunFiles:
     def check_way(self, iteration: int, iterations: int, checkpoint_every: int, sound: bool, best: bool) -> None:
         """Refuse (BlekotaError) before a run from `iteration` for `iterations` more when a file
         blekota did not write, or a sound the run trains on, is where it may write: NAME_N.npz (N
-        in the run), NAME_N.wav (at checkpoints, when sound), NAME_best.npz (when best) and the log."""
+        in the run), NAME_N.wav (at checkpoints, or at the end without them, when sound), NAME_best.npz
+        (when best) and the log."""
         pattern = re.compile(re.escape(self.name) + r"_(\d+)(\.npz|\.wav)")
         planned = [self.best_path()] if best else []
         planned += [self.log_path()] if self.log else []
         for path in self.directory.iterdir():
             match = pattern.fullmatch(path.name)
             if match and iteration < int(match[1]) <= iteration + iterations:
-                checkpoint = checkpoint_every and int(match[1]) % checkpoint_every == 0
+                n = int(match[1])  # with checkpoint_every 0 the final save is the one checkpoint
+                checkpoint = n % checkpoint_every == 0 if checkpoint_every else n == iteration + iterations
                 if match[2] == modelfile.EXTENSION or (sound and checkpoint):
                     planned.append(path)
         for path in planned:

@@ -172,6 +172,17 @@ def test_a_run_never_replaces_what_blekota_did_not_write(here, capsys, name, con
     assert sorted(os.listdir("takes")) == before and open(path, "rb").read() == kept
 
 
+def test_a_run_that_saves_only_at_the_end_refuses_a_users_sound_where_its_last_sound_goes(here, capsys):
+    os.mkdir("takes")
+    user_sound("takes/a.wav")
+    kept = user_sound("takes/take_2.wav")
+    argv = ["train", "takes/a.wav", *SMALL, "--model-name", "take", "--out-dir", "takes", "--iterations", "2",
+            "--checkpoint-every", "0", "--checkpoint-sound", "0.01"]
+    assert main(argv) == 2
+    one_line(capsys.readouterr().err, "takes/take_2.wav: not a file blekota wrote, and this run would write there")
+    assert open("takes/take_2.wav", "rb").read() == kept and sorted(os.listdir("takes")) == ["a.wav", "take_2.wav"]
+
+
 def test_files_blekota_wrote_are_recognised(here):
     argv = ["train", "tone.wav", *SMALL, "--model-name", "t", "--checkpoint-every", "1", "--checkpoint-sound", "0.01"]
     assert main([*argv, "--iterations", "2", "--keep", "1", "-q"]) == 2  # an earlier run's files are here
