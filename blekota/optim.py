@@ -9,6 +9,7 @@ dict of arrays and numbers so that training can be saved and resumed exactly.
 
 from __future__ import annotations
 
+import inspect
 import math
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING
@@ -126,7 +127,12 @@ OPTIMIZERS = {cls.name: cls for cls in (RMSprop, Adagrad, Adam)}
 def make_optimizer(name: str, size: int, dtype: DTypeLike, lr: float, **options: float) -> Optimizer:
     """An optimizer by name ('rmsprop', 'adagrad' or 'adam') for a flat vector of `size` elements
     of dtype; options are the class's own (clip, decay, beta1, beta2, eps). Raises ConfigError for
-    another name or a learning rate or clip that is not a positive number."""
+    another name, an option the class does not take, or a learning rate or clip that is not a
+    positive number."""
     if name not in OPTIMIZERS:
         raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {name!r}")
+    known = [p for p in inspect.signature(OPTIMIZERS[name]).parameters if p not in ("size", "dtype", "lr")]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ConfigError(f"{name} takes no option {', '.join(unknown)} (its options: {', '.join(known)})")
     return OPTIMIZERS[name](size, dtype, lr=lr, **options)

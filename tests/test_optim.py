@@ -8,6 +8,7 @@ import pytest
 
 from blekota import _optim
 from blekota.averaging import WeightAverage
+from blekota.errors import ConfigError
 from blekota.optim import make_optimizer
 
 SIZES = [1, 37, 70_001]  # 70,001 crosses two of the pieces the threads take (32,768 elements)
@@ -96,6 +97,12 @@ def test_mismatched_arrays_are_refused():
         make_optimizer("adam", 4, np.float32, 1e-3).step(np.zeros(4, np.float32), np.zeros(3, np.float32))
     with pytest.raises(ValueError, match="same length"):
         _optim.moving_average(np.zeros(4), np.zeros(5), 0.9)
+
+
+def test_an_option_the_optimizer_does_not_take_is_named():
+    with pytest.raises(ConfigError, match=r"^adam takes no option decay \(its options: clip, beta1, beta2, eps\)$"):
+        make_optimizer("adam", 4, np.float32, 1e-3, decay=0.9)
+    assert make_optimizer("rmsprop", 4, np.float32, 1e-3, decay=0.5).decay == 0.5
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
