@@ -3,7 +3,8 @@
 info (JSON): iterations, epochs, training_files, history and val_history ([iteration, loss]
 rows), best_val_loss, and the trainer block: the optimizer's name, clip and step count t, the
 trainer's settings (seq_length, batch_size, lr, schedule state, name, checkpoint_every,
-checkpoint_sound, keep, val_fraction, val_every, random_gain_db, input_noise, random_speed, ema and, once averaging,
+checkpoint_sound, keep, val_fraction, val_every, stop_after, stale_validations (validations since the best),
+random_gain_db, input_noise, random_speed, ema and, once averaging,
 ema_total; bf16, the choice of products: true, false or "auto", and products, what the last run's
 steps used: "bfloat16" or "float32"), the data position with the signature of the data it
 belongs to, and the random generator state; for block-sparse training (blekota.sparsity) sparsity: the target density, the
@@ -49,7 +50,7 @@ SPARSITY = "sparsity."  # ... and of the pruning's
 AVERAGE = "ema."  # ... and of the weight averaging's
 PRODUCTS = {True: "bfloat16", False: "float32"}  # the products' precision by Trainer.bf16
 SETTINGS = ("seq_length", "batch_size", "optimizer", "lr", "name", "checkpoint_every", "checkpoint_sound",
-            "keep", "val_fraction", "val_every", "input_noise", "random_speed")  # saved Trainer arguments that resuming passes on
+            "keep", "val_fraction", "val_every", "stop_after", "input_noise", "random_speed")  # saved Trainer arguments that resuming passes on
 
 
 def trainer_block(optimizer: str, clip: float, t: int, **settings) -> dict:
@@ -105,6 +106,7 @@ def info(trainer: Trainer) -> dict:
             schedule=trainer.schedule.state_dict(), name=trainer.name,
             checkpoint_every=trainer.checkpoint_every, checkpoint_sound=trainer.checkpoint_sound,
             keep=trainer.keep, val_fraction=trainer.val_fraction, val_every=trainer.val_every,
+            stop_after=trainer.stop_after, stale_validations=trainer.stale_validations,
             random_gain_db=trainer.random_gain_db, input_noise=trainer.input_noise,
             random_speed=trainer.random_speed, ema=trainer.ema,
             bf16=trainer.bf16_choice, products=PRODUCTS[trainer.bf16],
@@ -165,6 +167,8 @@ TRAINER_FIELDS: dict[str, tuple[Callable[[object], bool], str]] = {  # ... and e
     "checkpoint_sound": (lambda value: _is_count(value) and value <= WAV_MAX_FRAMES, "a count of samples a wav holds"),
     "keep": (_is_count, "a count"),
     "val_every": (_is_count, "a count"),
+    "stop_after": (_is_count, "a count"),
+    "stale_validations": (_is_count, "a count"),
     "val_fraction": (_passes(checks.fraction), "a number in [0, 1)"),
     "random_gain_db": (_passes(lambda name, value: check_max_db(value)), f"a number of decibels in [0, {MAX_DB:g}]"),
     "input_noise": (_passes(lambda name, value: check_noise(value)), "a number of levels in [0, 255]"),
@@ -311,6 +315,7 @@ def restore(trainer: Trainer, path: str | os.PathLike, info: dict, arrays: dict[
         except (ConfigError, ValueError) as error:
             raise ModelFileError(f"{path}: bad pruning state ({error})") from None
     _restore_average(trainer, path, saved, arrays)
+    trainer.stale_validations = saved.get("stale_validations", 0)
     if "rng" in saved:
         try:
             trainer.rng.bit_generator.state = saved["rng"]

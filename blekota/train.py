@@ -74,7 +74,9 @@ class Trainer(TrainerFiles):
     that average whenever training is not in a step (after train(), use_average()). The defaults are
     blekota.presets.PRESETS["default"], which holds other sets (the original's RMSprop) to pass as
     **PRESETS[name]. val_fraction: the tail of every sound held out for validation (0: none);
-    val_every: validate every that many iterations (0: only at the end). density: train block-sparse,
+    val_every: validate every that many iterations (0: only at the end). stop_after: end train()
+    early, saving as at its end, when that many validations in a row (the ones every val_every) have
+    not bettered the lowest held-out loss (0: never); the best model is then NAME_best.npz. density: train block-sparse,
     keeping this share of the recurrent matrices' blocks (1: dense); prune_start, prune_end: the
     iterations it falls between (None: from a tenth to three quarters of the first train() call's
     iterations, or of its max_seconds if those pass first, see blekota.sparsity); prune_every:
@@ -129,6 +131,7 @@ class Trainer(TrainerFiles):
         seed: int | None = None,
         val_fraction: float = VAL_FRACTION,
         val_every: int = VAL_EVERY,
+        stop_after: int = 0,
         schedule: str | Schedule | None = None,
         keep: int = 0,
         log: bool = True,
@@ -155,6 +158,7 @@ class Trainer(TrainerFiles):
         self.input_noise, self.random_speed = check_noise(input_noise), check_speed(random_speed)
         self.checkpoint_every = checks.non_negative_int("checkpoint_every", checkpoint_every)
         self.val_every = checks.non_negative_int("val_every", val_every)
+        self.stop_after = checks.non_negative_int("stop_after", stop_after)
         self.keep = checks.non_negative_int("keep", keep)
         folder, self.name = split_name(name)
         self.checkpoint_sound = checks.integer("checkpoint_sound", checkpoint_sound, 0, WAV_MAX_FRAMES)
@@ -183,6 +187,7 @@ class Trainer(TrainerFiles):
         self.history: list[list[float]] = [list(row) for row in model.info.get("history", [])]
         self.val_history: list[list[float]] = [list(row) for row in model.info.get("val_history", [])]
         self.best_val_loss: float | None = model.info.get("best_val_loss")
+        self.stale_validations = 0  # validations in a row since the best (those every val_every)
         self.val_loss: float | None = self.val_history[-1][1] if self.val_history else None
         self.continues_data = False
         self._saved_iteration = -1
@@ -199,6 +204,9 @@ class Trainer(TrainerFiles):
         self.set_audio(audio)
         if self.schedule.name == "plateau" and not self.val_samples:
             raise ConfigError("the plateau schedule needs validation: val_fraction (train --val-fraction) must be > 0")
+        if self.stop_after and not (self.val_samples and self.val_every):
+            raise ConfigError(f"stop_after {self.stop_after} (train --stop-after) counts validations: val_fraction "
+                              "and val_every (--val-fraction, --val-every) must be > 0")
 
     def _allocate(self, optimizer: str, lr: float, device: str = CPU):
         """The optimizer, after checking that training fits in memory (this process's streams;
@@ -215,7 +223,7 @@ class Trainer(TrainerFiles):
             "model": self.model.architecture, "iterations": self.iteration, "seq_length": self.seq_length,
             "batch_size": self.batch_size, "optimizer": self.optimizer.name, "lr": self.optimizer.lr,
             "schedule": self.schedule.state_dict(), "val_fraction": self.val_fraction,
-            "val_every": self.val_every, "checkpoint_every": self.checkpoint_every,
+            "val_every": self.val_every, "stop_after": self.stop_after, "checkpoint_every": self.checkpoint_every,
             "random_gain_db": self.random_gain_db, "input_noise": self.input_noise, "random_speed": self.random_speed,
             "ema": self.ema, "sparsity": self.pruning.settings(), "bf16": self.bf16,
         }
@@ -301,6 +309,7 @@ class Trainer(TrainerFiles):
         self.pruning.after_update(self.model.params, self.iteration, self.optimizer)
         if self.pruning.reached(self.iteration):  # the losses so far were of denser models
             self.best_val_loss = None
+            self.stale_validations = 0
             self.schedule.restart()
         if self.averaging and self.device_step is None:  # a device averages there
             self.averaging.update()
@@ -385,7 +394,8 @@ class Trainer(TrainerFiles):
         pending_loss = None
         with self.agreement:
             try:
-                while self._done < iterations and not self.agreement.interrupted():
+                stale = False
+                while self._done < iterations and not stale and not self.agreement.interrupted():
                     if self.agreement.out_of_time():
                         break
                     lr = self.optimizer.lr
@@ -406,6 +416,7 @@ class Trainer(TrainerFiles):
                     val_loss = None
                     if self.val_every and self.val_samples and self.iteration % self.val_every == 0:
                         val_loss = self._validate(files, scheduled=True)
+                        stale = self._stale()
                     if self._done == iterations and val_loss is None:
                         pending_loss = train_loss  # logged with the final validation
                     else:
@@ -461,12 +472,24 @@ class Trainer(TrainerFiles):
         improved = counts and (self.best_val_loss is None or loss < self.best_val_loss)
         if improved:
             self.best_val_loss = loss
+        if scheduled and counts:
+            self.stale_validations = 0 if improved else self.stale_validations + 1
         self._report("validation")
         if self.optimizer.lr != lr:
             self._report("note", message=f"validation loss stopped improving: learning rate {lr:.3g} -> {self.optimizer.lr:.3g}")
         if improved:
             self._save_quietly(files, self.best_path())
         return loss
+
+    def _stale(self) -> bool:
+        """Whether stop_after validations in a row have not bettered the best (then reported)."""
+        if not self.stop_after or self.stale_validations < self.stop_after:
+            return False
+        best_at = next((f" at iteration {iteration:.0f}" for iteration, loss in reversed(self.val_history)
+                        if loss == self.best_val_loss), "")
+        self._report("note", message=f"the held-out loss has not bettered its best, {self.best_val_loss:.4f}{best_at}, "
+                                     f"in {self.stale_validations} validations: stopping")
+        return True
 
     def _log(self, files: RunFiles | None, train_loss: float | None, val_loss: float | None) -> None:
         if files is not None:

@@ -781,3 +781,25 @@ def test_threads_above_the_cpus_are_warned_about_in_one_line(tmp_path, monkeypat
     with pytest.raises(SystemExit):  # beyond what a model takes: a usage error naming --threads
         main([*argv, "--threads", "2000"])
     assert "argument --threads: expected an integer in 1..1024, got '2000'" in capsys.readouterr().err
+
+
+def test_stop_after_ends_a_run_early_is_shown_and_kept_on_resume(tmp_path, sine_file, capsys, monkeypatch):
+    losses = iter([3.0, 2.0, 2.5, 2.6, 2.7, 2.8, 2.9])
+    monkeypatch.setattr(blekota.Trainer, "validation_loss", lambda self: next(losses))
+    assert main(["train", str(sine_file), *SMALL, "--iterations", "100", "--val-every", "5", "--stop-after", "2",
+                 "--checkpoint-sound", "0", "--out-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "the held-out loss has not bettered its best, 2.0000 at iteration 10, in 2 validations: stopping" in out
+    assert (f"done at iteration 20; saved {tmp_path / 'sine_20.npz'} (validation 2.6000; the best, 2.0000, is "
+            f"{tmp_path / 'sine_best.npz'})") in out
+    assert main(["info", str(tmp_path / "sine_20.npz")]) == 0
+    assert "stops after 2 validations without a lower held-out loss" in capsys.readouterr().out
+    assert main(["train", "--resume", str(tmp_path / "sine_20.npz"), "--iterations", "100", "--quiet",
+                 "--threads", "1", "--checkpoint-sound", "0"]) == 0  # two stale already: the next stale one stops it
+    assert blekota.load(tmp_path / "sine_25.npz").info["trainer"]["stop_after"] == 2
+    assert main(["train", "--resume", str(tmp_path / "sine_25.npz"), "--iterations", "10", "--quiet",
+                 "--threads", "1", "--checkpoint-sound", "0", "--stop-after", "0"]) == 0
+    assert blekota.load(tmp_path / "sine_35.npz").info["trainer"]["stop_after"] == 0
+    assert main(["train", str(sine_file), *SMALL, "--val-fraction", "0", "--stop-after", "2",
+                 "--out-dir", str(tmp_path), "--model-name", "unvalidated"]) == 2
+    assert "stop_after 2 (train --stop-after) counts validations" in capsys.readouterr().err

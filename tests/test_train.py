@@ -158,3 +158,46 @@ def test_original_preset_trains_like_the_original(tmp_path):
     trainer = Trainer(model, wobbly_sine(), seq_length=20, batch_size=4, directory=tmp_path,
                       **blekota.PRESETS["original"])
     assert (trainer.optimizer.name, trainer.optimizer.lr, trainer.schedule.name) == ("rmsprop", 2e-3, "constant")
+
+
+def scripted_validations(monkeypatch, trainer: Trainer, losses: list[float]) -> None:
+    """Make trainer's validations return these held-out losses in turn."""
+    script = iter(losses)
+    monkeypatch.setattr(trainer, "validation_loss", lambda: next(script))
+
+
+def test_stop_after_ends_the_run_when_the_held_out_loss_stops_bettering_its_best(tmp_path, monkeypatch):
+    reports = []
+    trainer = small_trainer(tmp_path, val_every=5, stop_after=2, callback=reports.append, checkpoint_every=0)
+    scripted_validations(monkeypatch, trainer, [3.0, 2.0, 2.5, 1.9, 2.2, 2.1, 1.0])
+    result = trainer.train(100)
+    assert (result.iterations, trainer.iteration, result.interrupted) == (30, 30, False)
+    assert [row[0] for row in trainer.val_history] == [5, 10, 15, 20, 25, 30]  # no second validation at the end
+    assert result.path == tmp_path / "t_30.npz" and result.path.exists()
+    assert blekota.load(tmp_path / "t_best.npz").info["iterations"] == 20
+    notes = [r.message for r in reports if r.kind == "note" and "bettered" in r.message]
+    assert notes == ["the held-out loss has not bettered its best, 1.9000 at iteration 20, in 2 validations: stopping"]
+    assert reports[-1].kind == "done" and reports[-1].path == result.path
+
+
+def test_stop_after_zero_never_stops_early(tmp_path, monkeypatch):
+    trainer = small_trainer(tmp_path, val_every=5)
+    scripted_validations(monkeypatch, trainer, [1.0] + [2.0] * 10)
+    assert trainer.train(40).iterations == 40
+
+
+def test_a_resumed_run_counts_the_validations_since_its_best_on(tmp_path, monkeypatch):
+    trainer = small_trainer(tmp_path, val_every=5, stop_after=3)
+    scripted_validations(monkeypatch, trainer, [2.0, 2.5, 2.6])
+    trainer.train(12)  # validations at 5 and 10 (one since the best), then one at the end, which does not count
+    resumed = Trainer.from_checkpoint(tmp_path / "t_12.npz", audio=wobbly_sine(), threads=1)
+    assert (resumed.stop_after, resumed.stale_validations) == (3, 1)
+    scripted_validations(monkeypatch, resumed, [2.7, 2.8, 1.0])
+    assert resumed.train(100).iterations == 8  # stale at 15 and 20: three in a row
+
+
+def test_stop_after_needs_validations(tmp_path):
+    with pytest.raises(blekota.ConfigError, match=r"stop_after 3 \(train --stop-after\) counts validations: val_fraction and val_every"):
+        small_trainer(tmp_path, val_fraction=0, stop_after=3)
+    with pytest.raises(blekota.ConfigError, match="stop_after 3 .* counts validations"):
+        small_trainer(tmp_path, val_every=0, stop_after=3)

@@ -124,6 +124,8 @@ def info(args: argparse.Namespace) -> int:
             f"{trainer.get('seq_length')}, batch_size {trainer.get('batch_size')}, random gain "
             f"{trainer.get('random_gain_db', 0.0):g} dB, input noise {trainer.get('input_noise', 0.0):g} levels, "
             + (f"random speed {trainer['random_speed']:g}, " if trainer.get("random_speed") else "")
+            + (f"stops after {trainer['stop_after']} validations without a lower held-out loss, "
+               if trainer.get("stop_after") else "")
             + (f"weights averaged (ema {trainer['ema']:g})" if trainer.get("ema") else "weights as trained")
         )
     if trainer.get("products"):

@@ -244,6 +244,7 @@ def add_training_arguments(parser: argparse.ArgumentParser, iterations: int, ite
     parser.add_argument("--keep", action=Given, type=non_negative_int, default=0, help="keep only the newest K NAME_N.npz checkpoints (default 0: all; NAME_best is always kept)")
     parser.add_argument("--val-fraction", action=Given, type=fraction, default=VAL_FRACTION, help=f"tail of every sound held out for validation (0: none; default {VAL_FRACTION})")
     parser.add_argument("--val-every", action=Given, type=non_negative_int, default=VAL_EVERY, help=f"validate every N iterations and at the end (0: only at the end; default {VAL_EVERY})")
+    parser.add_argument("--stop-after", action=Given, type=non_negative_int, default=0, metavar="N", help="stop early, saving as at the end, when N validations in a row have not bettered the lowest held-out loss (NAME_best.npz holds the model that had it; default 0: never)")
     parser.add_argument("--random-gain", action=Given, type=decibels, default=None, metavar="DB", help="train each stream's window at a random gain within +-DB decibels (0: as recorded; default: the preset's)")
     parser.add_argument("--random-speed", action=Given, type=speed_change, default=0.0, metavar="X", help="play each epoch's training sound at its own speed between 1/(1+X) and 1+X times, pitch and tempo together (0: as recorded, the default; 0.06 helps speech)")
     parser.add_argument("--ema", action=Given, type=ema_decay, default=None, metavar="DECAY", help="the model files hold the weights' moving average with this decay per iteration, over about 1/(1-DECAY) iterations (0: the weights as last updated; default: the preset's)")
@@ -401,7 +402,7 @@ ARCHITECTURE = ("layers", "hidden", "fs", "dtype", "frame", "preemphasis")
 RESUME_OPTIONS = {  # option dest -> Trainer argument, for options given on resuming
     "seq_length": "seq_length", "batch_size": "batch_size", "alpha": "lr", "optimizer": "optimizer",
     "checkpoint_every": "checkpoint_every", "keep": "keep", "val_fraction": "val_fraction",
-    "val_every": "val_every", "out_dir": "directory", "model_name": "name", "random_gain": "random_gain_db",
+    "val_every": "val_every", "stop_after": "stop_after", "out_dir": "directory", "model_name": "name", "random_gain": "random_gain_db",
     "input_noise": "input_noise", "random_speed": "random_speed", "ema": "ema", "density": "density", "prune_start": "prune_start", "prune_end": "prune_end",
     "prune_every": "prune_every",
 }
@@ -443,7 +444,7 @@ def new_trainer_options(args: argparse.Namespace) -> dict:
     """Trainer arguments for a new model from the training options (all but name and directory)."""
     return dict(
         seq_length=args.seq_length, batch_size=args.batch_size, checkpoint_every=args.checkpoint_every,
-        keep=args.keep, val_fraction=args.val_fraction, val_every=args.val_every,
+        keep=args.keep, val_fraction=args.val_fraction, val_every=args.val_every, stop_after=args.stop_after,
         input_noise=args.input_noise, random_speed=args.random_speed, density=args.density, prune_start=args.prune_start,
         prune_end=args.prune_end, prune_every=args.prune_every, **update_rule(args),
     )
