@@ -15,6 +15,7 @@ _EXPORTS = {  # module: the public names it gives
     "averaging": ("WeightAverage",),
     "dataset": ("Dataset",),
     "demo": ("demo_sound",),
+    "encoding": ("save_sound",),
     "errors": ("AudioError", "BlekotaError", "BlekotaWarning", "ConfigError", "ModelFileError", "OverwriteWarning",
                "TrainingDiverged"),
     "legacy": ("convert_legacy", "import_legacy"),

@@ -33,7 +33,7 @@ WAV_MAX_FRAMES = (2**32 - 1 - 36 - 28) // 2  # a 16-bit mono wav (with the mark)
 # blekota's mark on the sounds it names itself (checkpoint sounds): a LIST INFO chunk, software
 # "blekota", after the fmt chunk. A file that has it is blekota's to replace.
 OTHER_SOUND_SUFFIXES = frozenset({  # names that promise another sound format than the wav written
-    ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".caf", ".w64", ".m4a", ".aac",
+    ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".au", ".caf", ".w64", ".m4a", ".aac", ".wma",
 })
 NOT_WAV_SUFFIXES = OTHER_SOUND_SUFFIXES | {".npz", ".pkl", ".onnx"}  # and names of model files
 MARK = b"LIST" + struct.pack("<I", 20) + b"INFOISFT" + struct.pack("<I", 8) + b"blekota\0"

@@ -4,7 +4,7 @@ A worker thread keeps a few blocks ready in a queue; the device's callback only 
 one out, so it never computes. Gaps are counted: the device saying its buffer ran dry, and blocks
 that were not ready when the device asked for them (played as silence). A device that does not
 take the model's rate gets the sound resampled to its own (blekota.resampling), and what is
-played can be recorded as it is made (audio.WavRecorder).
+played can be recorded as it is made (audio.WavRecorder, encoding.EncodedRecorder).
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ class LivePlayer:
     device: the output device (an index or a part of its name; None: the default). rate: the
     device's sample rate in Hz (None: the stream's where the device takes it, else the device's
     default rate); the sound is resampled to it. recorder: something with write(samples) that is
-    given every block the stream makes, at the stream's rate (audio.WavRecorder); recorded_samples
+    given every block the stream makes, at the stream's rate (encoding.sound_recorder); recorded_samples
     says how many of them were played. gain: the factor the sound is played at (the volume; the
     recorder gets the stream's own sound); paused: while True the device gets silence, the stream
     waits where it is, and neither `played` nor the limit counts on. Both may change while it plays.

@@ -24,11 +24,12 @@ import numpy as np
 from . import checkpoint, checks, legacy, modelfile, plot
 from .live import LivePlayer
 from ._version import __version__
-from .audio import WAV_MAX_FRAMES, PlaybackError, WavRecorder, load_audio, save_wav
+from .audio import WAV_MAX_FRAMES, PlaybackError, load_audio, save_wav
 from .audio import play as play_sound
 from .demo import demo_sound
 from .device import step_words
 from .emphasis import deemphasize
+from .encoding import save_sound, sound_recorder
 from .errors import BlekotaError, OverwriteWarning
 from .drawing import SMOOTH, WAKE
 from .model import Model
@@ -292,7 +293,8 @@ def session_namespace(session: Session) -> dict:
         Ctrl+C, then say how long it played, the underruns and the latency (as the play command,
         without keys). block: samples per block the device takes (64..512); ahead: blocks kept
         ready. temperature, top_k, top_p, min_p, smooth, wake, seed, hint: as clf.sample. record: also
-        write what is played to this wav file (as play --record; a file there is replaced); device:
+        write what is played to this file, a wav or another format by its name (as play --record; a
+        file there is replaced); device:
         the output device, its number or a part of its name (default: the system's). Without a
         sound device it says so in one line."""
         limit = None if seconds is None else max(1, round(checks.positive_float("seconds", seconds) * session.fs))
@@ -300,7 +302,7 @@ def session_namespace(session: Session) -> dict:
             hint = load_audio(hint, session.fs)[0]
         stream = session.model.stream(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
                                       seed=seed, hint=hint, smooth=smooth, wake=wake)
-        recorder = None if record is None else WavRecorder(record, session.fs)
+        recorder = None if record is None else sound_recorder(record, session.fs)
         with recorder or nullcontext():
             player = LivePlayer(stream, block, ahead, limit, device=device, recorder=recorder)
             try:
@@ -351,8 +353,9 @@ def session_namespace(session: Session) -> dict:
         _report(plot.loss_curve(log, out=out, block=False))
 
     def save_file(file: str | os.PathLike, sound=None, fs: int | None = None) -> None:
-        """Save a sound (default: the last sample) as a 16-bit wav file."""
-        _report(save_wav(file, pick(sound, "save_file"), session.fs if fs is None else fs))
+        """Save a sound (default: the last sample) as a 16-bit wav file, or in the format the file's
+        name says (.flac, .ogg, .mp3, ...: blekota.save_sound)."""
+        _report(save_sound(file, pick(sound, "save_file"), session.fs if fs is None else fs))
 
     def load_file(file: str | os.PathLike) -> np.ndarray:
         """A sound file (any format libsndfile reads) as samples at the model's rate, mixed to mono."""

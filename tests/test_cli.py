@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile
 
 import blekota
 from blekota import _gru
@@ -278,14 +279,33 @@ def test_sample_refuses_to_overwrite(tmp_path, capsys):
     assert existing.read_bytes() == b"precious"
 
 
-def test_sample_refuses_a_name_that_promises_another_sound_format(tmp_path, capsys):
+def test_sample_writes_the_sound_format_its_name_says(tmp_path, capsys):
     model = blekota.Model(hidden=8, layers=1).save(tmp_path / "m.npz")
-    for name in ("new.flac", "new.OGG", "new.mp3", "new.npz"):
-        assert main(["sample", str(model), "-n", "10", "-o", str(tmp_path / name)]) == 2
-        err = capsys.readouterr().err
-        assert err == f"blekota: error: {tmp_path / name}: -o writes a wav file, not {name[4:].lower()}; give it a name ending in .wav\n"
+    run = ["sample", str(model), "-n", "3000", "--seed", "5", "--threads", "1", "-o"]
+    assert main([*run, str(tmp_path / "take.wav")]) == 0
+    made = soundfile.read(tmp_path / "take.wav", dtype="int16")[0]
+    for name, format_name in [("take.flac", "FLAC"), ("take.OGG", "OGG"), ("take.mp3", "MP3"), ("take.opus", "OGG"),
+                              ("take.aiff", "AIFF")]:
+        assert main([*run, str(tmp_path / name)]) == 0
+        info = soundfile.info(tmp_path / name)
+        assert (info.format, info.samplerate, info.channels) == (format_name, 8000, 1), name
+        if format_name in ("FLAC", "AIFF"):  # the same 16-bit samples as the wav
+            np.testing.assert_array_equal(soundfile.read(tmp_path / name, dtype="int16")[0], made)
+    for name in ("new.m4a", "new.wma", "new.npz"):
+        assert main([*run, str(tmp_path / name)]) == 2
+        assert capsys.readouterr().err.startswith(f"blekota: error: {tmp_path / name}: blekota writes sounds as .wav, "
+                                                  f".flac, .ogg, .oga, .opus, .mp3,")
         assert not (tmp_path / name).exists()
-    assert main(["sample", str(model), "-n", "10", "-o", str(tmp_path / "new.wav"), "--threads", "1"]) == 0
+    assert main([*run, str(tmp_path / "take.flac")]) == 2  # kept without --force
+    assert "take.flac: already exists (use --force to overwrite)" in capsys.readouterr().err
+    blekota.Model(hidden=8, layers=1, fs=11025).save(tmp_path / "m11.npz")
+    assert main(["sample", str(tmp_path / "m11.npz"), "-n", "10", "-o", str(tmp_path / "new.opus")]) == 2
+    assert capsys.readouterr().err == (f"blekota: error: {tmp_path / 'new.opus'}: Opus takes 8000, 12000, 16000, 24000, "
+                                       "48000 Hz, not 11025; write .ogg or .flac\n")
+    assert main(["sample", str(model), "-n", "20", "--takes", "2", "-o", str(tmp_path / "t.flac")]) == 0
+    assert [soundfile.info(tmp_path / f"t_{take}.flac").frames for take in (1, 2)] == [20, 20]
+    assert sorted(path.name for path in tmp_path.iterdir() if path.suffix not in (".npz",)) == [
+        "t_1.flac", "t_2.flac", "take.OGG", "take.aiff", "take.flac", "take.mp3", "take.opus", "take.wav"]
 
 
 @pytest.mark.parametrize(

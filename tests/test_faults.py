@@ -305,7 +305,7 @@ def test_the_log_never_holds_half_a_line_before_a_whole_one(here, monkeypatch):
     [
         ("clf.checkpoint('nope')", "sound_samples must be an integer in 0..2147483615, got 'nope'"),
         ("loaded.checkpoint('nope')", "n must be an integer in 0..2147483615, got 'nope'"),
-        ("save_file(123, y)", "the wav's path must be a file name (a str or a path), got 123"),
+        ("save_file(123, y)", "the sound's path must be a file name (a str or a path), got 123"),
         ("save_file('x.wav', 1j)", "the sound to write must be an array of float samples"),
         ("save_file('x.wav', y, fs='a')", "a wav's sample rate must be 1..2147483647 Hz, got 'a'"),
         ("show(out=123)", "out must be a file name (a str or a path), got 123"),

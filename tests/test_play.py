@@ -477,9 +477,10 @@ def test_ctrl_c_stops_cleanly(model_file, device, monkeypatch, capsys):
     assert threading.active_count() <= threads + 1  # the worker is gone (a line reader may wait on stdin)
 
 
-def test_play_records_what_it_plays(model, model_file, tmp_path, device, monkeypatch, capsys):
+@pytest.mark.parametrize("name", ["take.wav", "take.flac"])
+def test_play_records_what_it_plays(model, model_file, tmp_path, device, monkeypatch, capsys, name):
     monkeypatch.setattr(sys, "stdin", io.StringIO(""))
-    take = tmp_path / "take.wav"
+    take = tmp_path / name
     argv = ["play", model_file, "--seconds", "0.5", "--seed", "3", "--block", "128", "--threads", "1", "--record", str(take)]
     assert main(argv) == 0
     out = capsys.readouterr().out.splitlines()
@@ -496,15 +497,17 @@ def test_play_records_what_it_plays(model, model_file, tmp_path, device, monkeyp
     assert take.read_bytes() != before
 
 
-def test_ctrl_c_keeps_the_recording(model_file, tmp_path, device, monkeypatch, capsys):
+@pytest.mark.parametrize("name", ["take.wav", "take.flac"])
+def test_ctrl_c_keeps_the_recording(model_file, tmp_path, device, monkeypatch, capsys, name):
     ctrl_c_on_read(monkeypatch, 4)
-    take = tmp_path / "take.wav"
+    take = tmp_path / name
     assert main(["play", model_file, "--threads", "1", "--record", str(take)]) == 130
     captured = capsys.readouterr()
     frames = soundfile.info(take).frames
     assert frames > 0 and f"recorded {frames / 8000:.1f} s to {take}\n" in captured.out
     assert captured.err == "blekota: interrupted\n"
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["take.wav", "voice.npz"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted([name, "voice.npz"])
+    assert soundfile.info(take).format == ("FLAC" if name.endswith(".flac") else "WAV")
 
 
 def test_no_sound_no_recording(model_file, tmp_path, monkeypatch, capsys):

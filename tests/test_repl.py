@@ -9,6 +9,7 @@ import warnings
 
 import numpy as np
 import pytest
+import soundfile
 from matplotlib.image import imread
 
 import blekota
@@ -296,17 +297,19 @@ def test_a_rate_of_zero_is_refused_not_taken_for_the_sessions(tmp_path, monkeypa
     assert list(tmp_path.iterdir()) == []
 
 
-def test_save_file_and_live_refuse_a_name_of_another_sound_format(tmp_path, monkeypatch, capsys, make_model):
-    """A wav is what they write: not under a name that promises flac (as sample -o and play --record refuse)."""
+def test_save_file_and_live_write_the_format_the_name_says(tmp_path, monkeypatch, capsys, make_model):
+    """As sample -o and play --record: a wav, flac, mp3, ... by the name, and a format not written is refused."""
     monkeypatch.chdir(tmp_path)
     console = Console(session_namespace(Session(make_model(4, 1, "float32"))))
-    console.push("save_file('take.flac', np.zeros(10))")
-    assert capsys.readouterr().err == "error: take.flac: a wav is written here, not flac; give it a name ending in .wav\n"
-    console.push("live(seconds=0.1, record='take.MP3')")
-    assert capsys.readouterr().err == "error: take.MP3: a wav is written here, not mp3; give it a name ending in .wav\n"
+    console.push("save_file('take.m4a', np.zeros(10))")
+    assert capsys.readouterr().err.startswith("error: take.m4a: blekota writes sounds as .wav, .flac, ")
+    console.push("live(seconds=0.1, record='take.wma')")
+    assert capsys.readouterr().err.startswith("error: take.wma: blekota writes sounds as .wav, .flac, ")
     assert list(tmp_path.iterdir()) == []
+    console.push("save_file('take.flac', np.full(10, 0.5))")
     console.push("save_file('take.wav', np.zeros(10))")
-    assert (tmp_path / "take.wav").exists()
+    assert soundfile.info(tmp_path / "take.flac").format == "FLAC" and (tmp_path / "take.wav").exists()
+    np.testing.assert_array_equal(soundfile.read(tmp_path / "take.flac", dtype="float32")[0], np.full(10, 0.5))
 
 
 def test_a_file_name_where_a_sound_goes_points_to_load_file(tmp_path, monkeypatch, capsys, make_model):

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from .. import checkpoint, checks, device, legacy, modelfile
 from .. import schedule as blekota_schedule
-from ..audio import NOT_WAV_SUFFIXES, WAV_MAX_FRAMES
+from ..audio import WAV_MAX_FRAMES
 from ..augment import MAX_DB, MAX_SPEED_CHANGE, check_max_db, check_speed
 from ..averaging import check_decay
 from ..console import NORMAL, QUIET, VERBOSE
@@ -474,7 +474,6 @@ def add_sound_device_argument(parser: argparse.ArgumentParser, when: str = "") -
 
 
 OTHER_SUFFIXES = {  # by the format written: the names that promise another format of its kind
-    "wav": NOT_WAV_SUFFIXES,
     "PNG": NOT_PNG_SUFFIXES,
     "ONNX": {modelfile.EXTENSION, ".pkl"},  # blekota's own model files
     "npz": modelfile.OTHER_SUFFIXES,  # a model file under another kind's name
@@ -482,7 +481,7 @@ OTHER_SUFFIXES = {  # by the format written: the names that promise another form
 
 
 def check_format_name(output: str | os.PathLike, option: str, written: str) -> None:
-    """Refuse a file name that promises another format than the one written there ("wav", "PNG", "ONNX" or
+    """Refuse a file name that promises another format than the one written there ("PNG", "ONNX" or
     "npz", a model file)."""
     suffix = Path(output).suffix.lower()
     if not is_stream(output) and suffix in OTHER_SUFFIXES[written]:

@@ -9,14 +9,15 @@ from contextlib import nullcontext
 from typing import TYPE_CHECKING, TextIO
 
 from .. import checks, devices, live, modelfile, sampler
-from ..audio import WavRecorder, load_audio
+from ..audio import load_audio
+from ..encoding import SUFFIXES, encoding_for, sound_recorder
 from ..errors import BlekotaError
 from ..fileutil import is_stream
 from ..keys import KEYS_HELP, MIN_VOLUME_DB, VOLUME_STEP_DB, Controls, KeyReader, apply_key
 from ..stream import Stream
 from .options import (
     add_kernel_arguments, add_sampling_arguments, add_sound_device_argument, add_threads_argument, argument_type,
-    check_distinct, check_format_name, check_output, model_path, positive_float, sampling_options, seed,
+    check_distinct, check_output, model_path, positive_float, sampling_options, seed,
     use_kernel_arguments,
 )
 
@@ -48,7 +49,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--seconds", type=positive_float, default=None, help="stop after this many seconds of sound (default: until q or Ctrl+C)")
     parser.add_argument("--hint", metavar="FILE", default=None, help="a sound the model hears first, without playing it: the sound starts where the hint leaves off, and r goes back there")
     parser.add_argument("--seed", type=seed, default=None, help="same seed, same sound (until a key changes it)")
-    parser.add_argument("--record", metavar="FILE", default=None, help="also write what is played to this wav file, at the model's rate, as it plays (the model's sound: gaps where the machine fell behind are left out); it is complete when play stops, by q, Ctrl+C or --seconds")
+    parser.add_argument("--record", metavar="FILE", default=None, help=f"also write what is played to this sound file ({SUFFIXES}, by its name), at the model's rate, as it plays (the model's sound: gaps where the machine fell behind are left out); it is complete when play stops, by q, Ctrl+C or --seconds")
     parser.add_argument("--force", action="store_true", help="overwrite the --record file if it exists")
     parser.add_argument("--volume", type=volume_db, default=0.0, metavar="DB", help=f"the volume to start at, in dB of the model's sound, {MIN_VOLUME_DB:g}..0 (default 0; the keys 0 and 9 change it by {VOLUME_STEP_DB:g} dB); --record keeps the model's own sound")
     add_sound_device_argument(parser)
@@ -120,14 +121,14 @@ def play(args: argparse.Namespace) -> int:
         if is_stream(args.record):
             raise BlekotaError(f"{args.record}: --record writes a file, not a stream (a recording is complete only when play stops)")
         check_distinct({"--record": args.record}, {"MODEL": args.model, "--hint": args.hint})
-        check_format_name(args.record, "--record", "wav")
+        encoding_for(args.record, "--record")
         check_output(args.record, args.force)
     model = modelfile.load(model_path(args.model, print), threads=args.threads)
     use_kernel_arguments(model, args)
     hint = load_audio(args.hint, model.fs)[0] if args.hint else None
     stream = model.stream(seed=args.seed, hint=hint, **sampling_options(args))
     limit = None if args.seconds is None else max(1, round(args.seconds * model.fs))
-    recorder = None if args.record is None else WavRecorder(args.record, model.fs)
+    recorder = None if args.record is None else sound_recorder(args.record, model.fs)
     status = StatusLine(sys.stdout)
     try:
         with recorder or nullcontext():

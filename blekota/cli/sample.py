@@ -13,13 +13,14 @@ import numpy as np
 from tqdm import tqdm
 
 from .. import modelfile, plot, sampler
-from ..audio import ChunkPlayer, WavWriter, load_audio, wav_header
+from ..audio import ChunkPlayer, load_audio, wav_header
+from ..encoding import SUFFIXES, encoding_for, sound_writer
 from ..errors import BlekotaError
 from ..fileutil import STDOUT, check_room, is_stream
 from ..drawing import describe_sampling
 from .options import (
     add_kernel_arguments, add_sampling_arguments, add_sound_device_argument, add_threads_argument, check_distinct,
-    check_format_name, check_output, model_path, non_negative_int, output_png, positive_float, positive_int, sampling_options,
+    check_output, model_path, non_negative_int, output_png, positive_float, positive_int, sampling_options,
     seed,
     use_kernel_arguments,
 )
@@ -43,7 +44,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     length = sample_parser.add_mutually_exclusive_group()
     length.add_argument("-n", type=non_negative_int, default=None, help=f"samples to generate, after the hint when there is one (default {DEFAULT_SAMPLES}: 1 s at 8 kHz)")
     length.add_argument("--seconds", type=positive_float, default=None, help="or seconds to generate, at the model's rate")
-    sample_parser.add_argument("-o", "--output", default=None, help="wav file to write (default: MODEL_sample.wav); - writes to standard output; a device or FIFO is written as a stream")
+    sample_parser.add_argument("-o", "--output", default=None, help=f"the sound file to write, in the format its name ends with ({SUFFIXES}; 16-bit where the format has samples; default: MODEL_sample.wav); - writes a wav to standard output; a device or FIFO is written a wav as a stream")
     sample_parser.add_argument("--hint", metavar="FILE", default=None, help="a sound to start from: it is played into the model first, and the output is the hint (as the model hears it, mu-law quantized at its rate) followed by the -n samples that continue it")
     sample_parser.add_argument("--seed", type=seed, default=None, help="same seed, same sound")
     sample_parser.add_argument("--takes", type=positive_int, default=1, metavar="K", help=f"draw K different sounds at once, written as OUTPUT with _1 .. _K before its suffix (at most {MAX_TAKES}; from the same --hint; the same seed gives the same K takes, not the one sound of K = 1). Several streams share each read of the weights, so K takes come faster than K runs")
@@ -71,7 +72,7 @@ def take_paths(output: str, takes: int) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """sample: generate sound from a model into wav (or standard output), optionally playing it and drawing
+    """sample: generate sound from a model into a sound file (or standard output), optionally playing it and drawing
     a heatmap; returns the exit status (0)."""
     output = args.output or str(Path(args.model).with_name(Path(args.model).stem + "_sample.wav"))
     if args.takes > 1:
@@ -88,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     heatmap_file = None if args.heatmap is None or Path(args.heatmap).is_dir() else Path(args.heatmap)
     check_distinct({**written, "--heatmap": heatmap_file}, {"MODEL": args.model, "--hint": args.hint})
     for path in outputs:
-        check_format_name(path, "-o", "wav")
+        encoding_for(path, "-o")
         check_output(path, args.force)
     heatmap = output_png(args.heatmap, args.force, "--heatmap")
     streaming = is_stream(output) or (heatmap is not None and is_stream(heatmap))  # messages then go to stderr
@@ -99,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     hinted = 0 if hint is None else hint.size
     n = samples_to_generate(args, model.fs)
     total = hinted + n
-    check_room(outputs, len(wav_header(model.fs, 0)) + 2 * total)
+    check_room(outputs, len(wav_header(model.fs, 0)) + 2 * total * (1 if encoding_for(output) is None else 2))
     begins = min(max(0, hinted - HEATMAP_SAMPLES // 10), max(0, total - HEATMAP_SAMPLES))
     window = slice(begins, begins + HEATMAP_SAMPLES)
     kept_sound, kept_probs = [], []
@@ -107,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     with ExitStack() as files, ChunkPlayer(model.fs, args.play, cannot_play, args.sound_device) as player, tqdm(
         total=total * args.takes, unit="sample", unit_scale=True, disable=not sys.stderr.isatty(), leave=False
     ) as bar:
-        wavs = [files.enter_context(WavWriter(path, model.fs, total)) for path in outputs]
+        writers = [files.enter_context(sound_writer(path, model.fs, total)) for path in outputs]
         done = 0
         chunks = model.generate(total, chunk=SAMPLE_CHUNK, hint=hint, seed=args.seed, streams=args.takes,
                                 return_probs=heatmap is not None, **sampling_options(args))
@@ -120,8 +121,8 @@ def run(args: argparse.Namespace) -> int:
                 kept_sound.append(first[part])
                 kept_probs.append(np.reshape(probs, (args.takes, first.size, -1))[0, part])
             done += first.size
-            for wav, sound in zip(wavs, sounds):
-                wav.write(sound)
+            for writer, sound in zip(writers, sounds):
+                writer.write(sound)
             player.add(first, done / (time.perf_counter() - start))
             bar.update(sounds.size)
     elapsed = time.perf_counter() - start
