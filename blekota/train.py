@@ -194,6 +194,7 @@ class Trainer(TrainerFiles):
         self.last_saved: Path | None = None  # the last model file written, by rank 0
         self.resumed_from: Path | None = None  # the model file from_checkpoint read
         self._done = self._iterations = 0
+        self._finishing = False  # train() made its last update: a stop asked now changes nothing
         self._last_loss: float | None = None
         self.agreement = RunAgreement(self.processes)  # when to stop, and the run's clock
         self.val_fraction = val_fraction
@@ -372,7 +373,8 @@ class Trainer(TrainerFiles):
         then save NAME_N.npz (N = total iterations so far).
 
         Ctrl+C (SIGINT) or SIGTERM ends training after the current update and still saves
-        (without the final validation); so does a KeyboardInterrupt raised by the callback. A run
+        (without the final validation); so does a KeyboardInterrupt raised by the callback (one
+        raised after the last update, at the final validation or save, is ignored). A run
         that made no update leaves the file it was resumed from as it is (it holds this model).
         Returns a TrainResult. Raises ModelFileError if the final save fails (the previous file
         of that name is intact and the trainer can save elsewhere).
@@ -388,7 +390,7 @@ class Trainer(TrainerFiles):
         files = self._run_files(iterations)
         self.pruning.plan(self.iteration, iterations, max_seconds)
         self.agreement.start(max_seconds)
-        self._done, self._iterations = 0, iterations
+        self._done, self._iterations, self._finishing = 0, iterations, False
         window_losses: list[float] = []
         interrupted = sound_due = False
         pending_loss = None
@@ -428,6 +430,7 @@ class Trainer(TrainerFiles):
                     sound_due = at_end and self._done == iterations and self.checkpoint_sound > 0
             except KeyboardInterrupt:
                 interrupted = True
+            self._finishing = True
             interrupted = interrupted or self.agreement.interrupted()
             if self._done and not interrupted and not self.checkpoint_every:  # stopped by max_seconds too
                 sound_due = self.checkpoint_sound > 0
@@ -508,7 +511,7 @@ class Trainer(TrainerFiles):
         try:
             self.callback(progress)
         except KeyboardInterrupt:  # with others, they are already on their way to the next sum: stop there
-            if self.processes.size == 1:
+            if self.processes.size == 1 and not self._finishing:
                 raise
             self.agreement.callback_stopped = True
 

@@ -90,6 +90,17 @@ def test_a_run_stopped_by_time_with_checkpoints_only_at_the_end_has_its_sound(tm
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.log.jsonl", f"t_{n}.npz", f"t_{n}.wav", "t_best.npz"]
 
 
+def test_interrupt_from_callback_after_the_last_update_still_saves(tmp_path):
+    def stop_at_validation(report):  # the only validation is the final one, after the last update
+        if report.kind in ("validation", "done"):
+            raise KeyboardInterrupt
+
+    trainer = small_trainer(tmp_path, callback=stop_at_validation, val_every=0)
+    result = trainer.train(5)
+    assert result.iterations == 5 and result.path == tmp_path / "t_5.npz"
+    assert blekota.load(result.path).info["iterations"] == 5
+
+
 def test_interrupt_from_callback_leaves_consistent_model(tmp_path):
     def stop_at_7(report):
         if report.kind == "progress" and report.iteration == 7:
