@@ -66,7 +66,7 @@ class _Workspace:
 
     def __init__(self, layers: int, T: int, B: int, hidden: int, dtype: np.dtype, backward: bool):
         H = hidden
-        self.backward = backward
+        self.shape, self.backward = (T, B), backward
         self.hs = np.empty((layers, T + 1, B, H), dtype)
         self.acts = np.empty((layers, T, B, 3 * H), dtype)
         self.rh = np.empty((layers, T, B, H), dtype)
@@ -272,7 +272,8 @@ class Model:
         return np.zeros((self.state_rows, batch, self.hidden), self.dtype)
 
     def _workspace_for(self, T: int, B: int, backward: bool) -> _Workspace:
-        """Scratch for windows of (T, B); the two most recent shapes stay allocated."""
+        """Scratch for windows of (T, B), taken out of the cache while a window runs in it (so a
+        window of the same model on another thread gets its own); _keep puts it back."""
         ws = self._workspaces.pop((T, B), None)
         if ws is None or (backward and not ws.backward):
             memory.ensure(
@@ -281,10 +282,13 @@ class Model:
                 "use a shorter seq_length or a smaller batch_size",
             )
             ws = _Workspace(self.layers, T, B, self.hidden, self.dtype, backward)
-        self._workspaces[(T, B)] = ws
-        while len(self._workspaces) > 2:
-            del self._workspaces[next(iter(self._workspaces))]
         return ws
+
+    def _keep(self, ws: _Workspace) -> None:
+        """Cache ws for the next window of its (T, B); the two most recent shapes stay allocated."""
+        self._workspaces[ws.shape] = ws
+        while len(self._workspaces) > 2:
+            self._workspaces.pop(next(iter(self._workspaces)), None)
 
     def window(self, x: ArrayLike, h0: ArrayLike | None = None, grads: np.ndarray | None = None,
                targets: ArrayLike | None = None, ready: Callable[[int, int], None] | None = None,
@@ -297,10 +301,18 @@ class Model:
         given, is called as ready(start, stop) as soon as grads[start:stop] is final, block by
         block in the order of gradient_blocks() (so that a data-parallel sum can start while the
         pass goes on; see blekota.parallel). Returns (loss in mean nats per predicted sample,
-        h_last (state_rows, B, H)). Scratch memory is kept for the next call. A frame tier's
-        part runs in NumPy around the compiled core (blekota.frames). bf16: the core's matrix
-        products with bfloat16 operands and float32 sums (blekota.device.check_bf16).
+        h_last (state_rows, B, H)). Scratch memory is kept for the next call (a call on another
+        thread meanwhile gets its own). A frame tier's part runs in NumPy around the compiled core
+        (blekota.frames). bf16: the core's matrix products with bfloat16 operands and float32 sums
+        (blekota.device.check_bf16).
         """
+        loss, h_last, ws = self._window(x, h0, grads, targets, ready, bf16)
+        self._keep(ws)
+        return loss, h_last
+
+    def _window(self, x: ArrayLike, h0: ArrayLike | None, grads: np.ndarray | None, targets: ArrayLike | None,
+                ready: Callable[[int, int], None] | None, bf16: bool) -> tuple[float, np.ndarray, _Workspace]:
+        """window(), and the scratch it ran in (out: the (T * B, 256) probabilities), not cached yet."""
         x, h0 = modelchecks.window(self, x, h0)
         checks.optional_callable("ready", ready)
         bf16 = checks.flag("bf16", bf16)
@@ -327,7 +339,7 @@ class Model:
             tier.backward(d_cond, h0[L], steps, frames.FrameTier(grads[core:], self.frame, self.hidden))
             if ready is not None:
                 ready(core, self._size)
-        return loss, h_last
+        return loss, h_last, ws
 
     def loss_and_grad(self, x: ArrayLike, h0: ArrayLike | None = None,
                       targets: ArrayLike | None = None) -> tuple[float, dict[str, np.ndarray], np.ndarray]:
@@ -345,9 +357,10 @@ class Model:
         """Teacher-forced distributions: inputs (T, B) levels -> (T, B, 256) p of the next level."""
         inputs = modelchecks.levels("inputs", inputs, 2)
         x = np.concatenate([inputs, np.full((1, inputs.shape[1]), SILENCE, np.uint8)])
-        self.window(x, h0)
-        out = self._workspaces[(inputs.shape[0], inputs.shape[1])].out
-        return out.reshape(inputs.shape[0], inputs.shape[1], LEVELS).copy()
+        _, _, ws = self._window(x, h0, None, None, None, False)
+        probs = ws.out.reshape(*inputs.shape, LEVELS).copy()
+        self._keep(ws)
+        return probs
 
     def sample(
         self,

@@ -141,3 +141,17 @@ def test_a_hidden_state_of_complex_numbers_or_text_is_refused_not_cast(h0, dtype
     model = blekota.Model(hidden=4, layers=1, seed=0, threads=1)
     with pytest.raises(blekota.ConfigError, match=f"^h0 must be an array of numbers, got dtype {dtype}$"):
         model.loss_and_grad(np.zeros((3, 2), int), h0=h0)
+
+
+def test_a_window_run_meanwhile_on_the_same_model_gets_its_own_scratch(rng):
+    # as from another thread: a window started while one runs (here from its ready callback)
+    model = blekota.Model(hidden=8, layers=2, seed=0, threads=1)
+    x, other = rng.integers(0, 256, (11, 3)), rng.integers(0, 256, (11, 3))
+    alone = np.empty_like(model.params)
+    model.window(x, grads=alone)
+    grads = np.empty_like(model.params)
+    model.window(x, grads=grads, ready=lambda start, stop: model.window(other, grads=np.empty_like(model.params)))
+    np.testing.assert_array_equal(grads, alone)
+    probs = model.probabilities(x[:-1])
+    model.window(x, grads=grads, ready=lambda start, stop: np.testing.assert_array_equal(
+        model.probabilities(x[:-1]), probs))
