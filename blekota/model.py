@@ -445,8 +445,7 @@ class Model:
         (sound, probabilities) pair of that chunk. Memory does not grow with n.
         """
         n = checks.non_negative_int("n", n, "a non-negative integer")
-        if n > 0:
-            chunk = checks.positive_int("chunk", chunk)
+        chunk = checks.positive_int("chunk", chunk)
         streams = checks.positive_int("streams", streams)
         temperature = checks.non_negative_float("temperature", temperature)
         truncation = _truncation(top_k, top_p, min_p)

@@ -188,6 +188,13 @@ def test_generate_chunks_equal_one_sample(streams, rng, make_model):
     np.testing.assert_array_equal(np.concatenate(list(sounds), axis=-1), whole)
 
 
+def test_generate_refuses_a_chunk_below_one_even_for_no_samples(make_model):
+    model = make_model(4, 1)
+    assert list(model.generate(0)) == []
+    with pytest.raises(ConfigError, match="chunk must be a positive integer, got 0"):
+        model.generate(0, chunk=0)
+
+
 def test_generate_memory_does_not_grow_with_n(make_model):
     model = make_model(16, 2, "float32")
     peaks = []
