@@ -148,6 +148,8 @@ class Trainer(TrainerFiles):
         prune_every: int = PRUNE_EVERY,
         bf16: bool | str = AUTO,
     ):
+        if not isinstance(model, Model):
+            raise ConfigError(f"model must be a blekota Model, got {type(model).__name__}")
         self.processes: Processes = processes(comm)
         self.model = model
         self.seq_length = checks.positive_int("seq_length", seq_length)

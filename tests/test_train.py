@@ -90,6 +90,11 @@ def test_a_run_stopped_by_time_with_checkpoints_only_at_the_end_has_its_sound(tm
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.log.jsonl", f"t_{n}.npz", f"t_{n}.wav", "t_best.npz"]
 
 
+def test_a_trainer_of_what_is_not_a_model_is_refused(tmp_path):
+    with pytest.raises(blekota.ConfigError, match="model must be a blekota Model, got str"):
+        Trainer("voice.npz", wobbly_sine(), directory=tmp_path)
+
+
 def test_interrupt_from_callback_after_the_last_update_still_saves(tmp_path):
     def stop_at_validation(report):  # the only validation is the final one, after the last update
         if report.kind in ("validation", "done"):
