@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .audio import NOT_WAV_SUFFIXES
-from .checks import file_name, integer, positive_int
-from .emphasis import emphasize
+from .checks import file_name, integer, non_negative_int, positive_int
+from .emphasis import check_preemphasis, emphasize
 from .errors import BlekotaError, ConfigError
 from .fileutil import open_output
 from .mulaw import LEVELS, quantize, sound_array
@@ -242,6 +242,7 @@ def heatmap(
     if probs.ndim != 2 or probs.shape[1] != LEVELS or probs.shape[0] == 0:
         raise ConfigError(f"probs must be an (n, {LEVELS}) array with n > 0, got shape {probs.shape}")
     fs = positive_int("fs", fs)
+    first, preemphasis = non_negative_int("first", first), check_preemphasis(preemphasis)
     n = probs.shape[0]
     start = integer("start", start, 0, n - 1)
     if length is not None:
@@ -250,7 +251,6 @@ def heatmap(
     window = np.asarray(probs[start:stop], dtype=np.float64)
     figure, in_window = _figure((10, 5), out)
     axes = figure.add_subplot()
-    first = int(first)
     extent = ((first + start) / fs, (first + stop) / fs, -0.5, LEVELS - 0.5)
     image = axes.imshow(
         np.maximum(window.T, FLOOR), origin="lower", aspect="auto", extent=extent,

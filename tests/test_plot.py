@@ -142,6 +142,11 @@ def test_bad_input_is_refused():
         plot.heatmap(np.full((10, 256), 1 / 256), start=10)
     with pytest.raises(blekota.ConfigError, match="1-D"):
         plot.show(np.zeros((2, 2)))
+    for bad in ("a", -5, 2.7):  # it said ValueError from int(), or drew from -5 or 2
+        with pytest.raises(blekota.ConfigError, match="first must be an integer >= 0"):
+            plot.heatmap(np.full((10, 256), 1 / 256), first=bad)
+    with pytest.raises(blekota.ConfigError, match="preemphasis must be a number in"):
+        plot.heatmap(np.full((10, 256), 1 / 256), samples=np.zeros(10), preemphasis=2)
 
 
 @pytest.fixture
