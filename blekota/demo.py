@@ -5,6 +5,7 @@ continues it (run_demo).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import numpy as np
 
 from . import device, plot
 from .audio import save_wav
-from .errors import BlekotaError
+from .errors import BlekotaError, OverwriteWarning
 from .fileutil import prepare_directory
 from .drawing import describe_sampling
 from .model import Model
@@ -116,10 +117,12 @@ def run_demo(directory: Path, iterations: int, threads: int | None, say: Callabl
     fs = 8000
     sound = demo_sound(fs)
     model = Model(**DEMO_MODEL, fs=fs, seed=0, threads=threads)
-    trainer = Trainer(
-        model, sound, **DEMO_TRAINING, name="demo", checkpoint_every=0, directory=directory,
-        callback=callback, seed=0, bf16=bf16,
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", OverwriteWarning)  # an earlier demo's files: each demo writes over them
+        trainer = Trainer(
+            model, sound, **DEMO_TRAINING, name="demo", checkpoint_every=0, directory=directory,
+            callback=callback, seed=0, bf16=bf16,
+        )
     sound_path = save_wav(outputs[0], sound, fs, mark=True)
     say(f"wrote {sound_path}: the built-in training sound ({sound.size / fs:.0f} s sung vowel at {fs} Hz)")
     before = trainer.validation_loss()

@@ -275,11 +275,13 @@ class RunFiles:
 
 
 def warn_of_later_files(directory: Path, name: str, iteration: int, source: str | os.PathLike,
-                        lineage: dict | None = None) -> None:
+                        lineage: dict | None = None, reads: Sequence[str] = ()) -> None:
     """Warn (OverwriteWarning, at the line that called this function's caller) when run name in
     directory has files from after iteration (of the run lineage goes on, see
-    RunFiles.later_than), which training from the model file source writes over."""
-    later = RunFiles(Path(directory), name).later_than(iteration, lineage)
+    RunFiles.later_than), which training from source (a model file) writes over; the sounds
+    it trains on (reads) are left as they are, so they are not named."""
+    files = RunFiles(Path(directory), name, reads=reads)
+    later = [path for path in files.later_than(iteration, lineage) if not files.is_read(path)]
     if later:
         warnings.warn(f"{directory}: holds this run's files from after iteration {iteration} ({file_names(later)}), "
                       f"which training from {source} writes over", OverwriteWarning, stacklevel=3)

@@ -39,7 +39,7 @@ from .optim import OPTIMIZERS, make_optimizer
 from .parallel import Processes, processes
 from .presets import DEFAULTS
 from .progress import Progress, TrainResult
-from .runfiles import RunFiles, split_name
+from .runfiles import RunFiles, split_name, warn_of_later_files
 from .schedule import Schedule, schedule_for
 from .sparsity import PRUNE_EVERY, Pruning
 from .trainfiles import TrainerFiles
@@ -83,11 +83,13 @@ class Trainer(TrainerFiles):
     iterations between mask updates. Validations while the density falls neither feed the schedule
     nor make a best model.
     name: prefix of the files written; "foo/bar" writes foo/bar_N.npz in `directory` (the folder is
-    created; an absolute folder or one with ".." is refused). checkpoint_every: save NAME_N.npz
-    every that many iterations (0: only the final save); checkpoint_sound: also generate that many
-    samples and save NAME_N.wav (with the final save too when it falls on a checkpoint, or when
-    checkpoint_every is 0); keep: keep only the newest `keep` NAME_N.npz up to the current iteration (0:
-    all; NAME_best and sounds are kept).
+    created; an absolute folder or one with ".." is refused). Where an earlier run of that name left
+    files from after the model's iteration (NAME_N.npz, NAME_N.wav, NAME_best.npz), training writes
+    over them: the Trainer warns (blekota.OverwriteWarning); another name or directory keeps them.
+    checkpoint_every: save NAME_N.npz every that many iterations (0: only the final save);
+    checkpoint_sound: also generate that many samples and save NAME_N.wav (with the final save too
+    when it falls on a checkpoint, or when checkpoint_every is 0); keep: keep only the newest `keep`
+    NAME_N.npz up to the current iteration (0: all; NAME_best and sounds are kept).
     directory: where files go. log: append to NAME.log.jsonl there (see blekota.trainlog). callback:
     called with a Progress at reports, validations and files written (and after every iteration when
     report_steps); report_every: iterations between "progress" reports. seed: seeds the sounds
@@ -210,6 +212,9 @@ class Trainer(TrainerFiles):
         if self.stop_after and not (self.val_samples and self.val_every):
             raise ConfigError(f"stop_after {self.stop_after} (train --stop-after) counts validations: val_fraction "
                               "and val_every (--val-fraction, --val-every) must be > 0")
+        if self.processes.is_root:
+            warn_of_later_files(self.directory, self.name, self.iteration, f"a model at iteration {self.iteration}",
+                                self.lineage(), self.files)
 
     def _allocate(self, optimizer: str, lr: float, device: str = CPU):
         """The optimizer, after checking that training fits in memory (this process's streams;

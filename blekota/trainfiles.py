@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,7 +19,7 @@ import numpy as np
 
 from . import checkpoint, checks, fileformat, modelfile
 from .audio import WAV_MAX_FRAMES, save_wav
-from .errors import ConfigError
+from .errors import ConfigError, OverwriteWarning
 from .parallel import Processes, processes
 from .progress import Progress
 from .runfiles import RunFiles, warn_of_later_files
@@ -156,9 +157,12 @@ class TrainerFiles:
         loaded = modelfile.build(path, *group.from_root(lambda: fileformat.read(path)), threads)
         audio = checkpoint.recorded_sounds(path, loaded.info) if audio is None else audio
         options = checkpoint.resume_options(path, loaded.info, overrides)
-        trainer = cls(loaded.model, audio, callback=callback, comm=group, **options)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", OverwriteWarning)  # said below, naming the file
+            trainer = cls(loaded.model, audio, callback=callback, comm=group, **options)
         checkpoint.restore(trainer, path, loaded.info, loaded.train_arrays)
         trainer.resumed_from = path
         if group.is_root:
-            warn_of_later_files(trainer.directory, trainer.name, trainer.iteration, path, trainer.lineage())
+            warn_of_later_files(trainer.directory, trainer.name, trainer.iteration, path, trainer.lineage(),
+                                trainer.files)
         return trainer

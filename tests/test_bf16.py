@@ -168,7 +168,7 @@ def test_trainer_learns_with_bf16_as_with_float32(tmp_path):
     losses = {}
     for bf in (False, True):
         model = blekota.Model(hidden=32, layers=2, seed=3, threads=1)
-        trainer = blekota.Trainer(model, sound, seq_length=40, batch_size=8, directory=tmp_path, log=False,
+        trainer = blekota.Trainer(model, sound, seq_length=40, batch_size=8, directory=tmp_path / str(bf), log=False,
                                   val_fraction=0, checkpoint_every=0, seed=3, bf16=bf, report_every=50)
         assert trainer.bf16 is bf
         trainer.train(200)

@@ -217,3 +217,17 @@ def test_stop_after_needs_validations(tmp_path):
         small_trainer(tmp_path, val_fraction=0, stop_after=3)
     with pytest.raises(blekota.ConfigError, match="stop_after 3 .* counts validations"):
         small_trainer(tmp_path, val_every=0, stop_after=3)
+
+
+def test_a_new_trainer_warns_of_an_earlier_runs_files_it_writes_over(tmp_path):
+    small_trainer(tmp_path, checkpoint_every=4).train(8)
+    with pytest.warns(blekota.OverwriteWarning) as caught:
+        small_trainer(tmp_path)  # a new model, the same name and folder
+    assert [str(warning.message) for warning in caught] == [
+        f"{tmp_path}: holds this run's files from after iteration 0 (t_4.npz, t_8.npz, t_best.npz), "
+        "which training from a model at iteration 0 writes over"]
+    assert caught[0].filename == __file__  # the caller's line
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        small_trainer(tmp_path, name="other")
+        small_trainer(tmp_path, directory=tmp_path / "elsewhere")

@@ -178,7 +178,8 @@ def train(args: argparse.Namespace, processes: parallel.Processes) -> int:
             seed=args.seed, threads=threads, frame=args.frame, preemphasis=args.preemphasis,
         ))
         check_bf16_option(args, model)
-        with trainer_options_named():
+        with trainer_options_named(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", OverwriteWarning)  # start_run refused, or --force says go on
             trainer = Trainer(model, args.files, name=name, directory=directory, seed=args.seed, **trainer_options,
                               **options)
     model = trainer.model
