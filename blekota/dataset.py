@@ -56,6 +56,11 @@ AUDIO_SUFFIXES = frozenset(
 UNREAD_SUFFIXES = frozenset(".m4a .aac .mp4 .wma .webm .mka .ape .wv .amr .ac3".split())  # sound libsndfile cannot read
 
 
+def _are_numbers(items: list | tuple) -> bool:
+    """Whether a list is samples (numbers), not names of sounds."""
+    return bool(items) and all(isinstance(item, (int, float, np.number)) and not isinstance(item, bool) for item in items)
+
+
 def audio_paths(audio: str | os.PathLike | list) -> list[Path]:
     """The sound files named by a path, a directory (its audio files, sorted; hidden ones, such
     as the ._NAME files macOS leaves, are skipped, and those in sound formats libsndfile does not
@@ -118,10 +123,11 @@ class Dataset:
     @classmethod
     def load(cls, audio: Sounds, fs: int,
              preemphasis: float = 0.0) -> Dataset:
-        """Read audio (see audio_paths, or a 1-D float array at fs) as levels at fs Hz, each sound
-        pre-emphasized with this coefficient first (blekota.emphasis; 0: as it is). Raises
-        AudioError when a sound is missing, unreadable or not a 1-D array of finite samples."""
-        if isinstance(audio, (str, os.PathLike, list, tuple)):
+        """Read audio (see audio_paths, or a 1-D float array at fs, also as a list of numbers) as
+        levels at fs Hz, each sound pre-emphasized with this coefficient first (blekota.emphasis;
+        0: as it is). Raises AudioError when a sound is missing, unreadable or not a 1-D array of
+        finite samples."""
+        if isinstance(audio, (str, os.PathLike)) or (isinstance(audio, (list, tuple)) and not _are_numbers(audio)):
             paths = audio_paths(audio)
             if not paths:
                 raise AudioError("no training sound given")
@@ -134,7 +140,9 @@ class Dataset:
         else:
             samples = np.asarray(audio)
             if samples.ndim != 1 or not np.issubdtype(samples.dtype, np.number):
-                raise AudioError(f"training audio must be a path or a 1-D float array, got shape {samples.shape}")
+                got = f"shape {samples.shape}" if samples.ndim else repr(audio) if audio is None else type(audio).__name__
+                raise AudioError(f"training audio must be a path, directory, glob, list of those or a 1-D float "
+                                 f"array, got {got}")
             sound_array(samples, "training audio must be an array of float samples")
             if not np.isfinite(samples).all():
                 raise AudioError("training audio contains NaN or infinite samples")

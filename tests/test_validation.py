@@ -107,6 +107,17 @@ def test_training_audio_arrays(tmp_path):
         Trainer(tiny_model(), pcm, seq_length=10, batch_size=2, directory=tmp_path)
 
 
+def test_training_audio_as_a_list_of_samples_or_nothing(tmp_path):
+    samples = [float(v) for v in tone()]  # a list of numbers is samples, not names of files
+    trainer = Trainer(tiny_model(), samples, seq_length=10, batch_size=2, directory=tmp_path)
+    np.testing.assert_array_equal(trainer.data.levels, Trainer(tiny_model(), tone(), seq_length=10, batch_size=2,
+                                                               directory=tmp_path / "b").data.levels)
+    for audio, got in [(None, "None"), (5, "int")]:
+        with pytest.raises(blekota.AudioError, match=f"training audio must be a path, directory, glob, list of those "
+                                                      f"or a 1-D float array, got {got}$"):
+            Trainer(tiny_model(), audio, directory=tmp_path)
+
+
 def test_too_short_file_names_it_and_the_seconds(tmp_path):
     path = blekota.save_wav(tmp_path / "short.wav", tone(1000), 8000)
     with pytest.raises(blekota.AudioError, match=r"short.wav: the sound is too short: 1000 samples, need at least \d+ \(1.0\d s at 8000 Hz\)"):
