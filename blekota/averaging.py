@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import _optim
-from .checks import fraction
+from .checks import fraction, positive_int
+from .errors import ConfigError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -35,18 +36,30 @@ class WeightAverage:
 
     decay: each update keeps this share of the average (0: the average is the last weights).
     total: the weight the sum carries, 1 - decay^updates for a constant decay (0: nothing yet);
-    total_sum: (size,) the uncorrected sum, of `dtype`.
+    total_sum: (size,) the uncorrected sum, of `dtype` (float32 or float64). Raises ConfigError
+    for another dtype, a size that is not a positive integer, and weights unlike the sum.
     """
 
     def __init__(self, decay: float, size: int, dtype: DTypeLike):
         self.decay = check_decay(decay)
         self.total = 0.0
-        self.total_sum = np.zeros(size, dtype)
+        try:
+            kind = np.dtype(dtype)
+        except TypeError:
+            kind = None
+        if kind not in (np.float32, np.float64):
+            raise ConfigError(f"dtype must be float32 or float64, got {kind or repr(dtype)}")
+        self.total_sum = np.zeros(positive_int("size", size), kind)
 
     def update(self, weights: np.ndarray, threads: int = 1) -> None:
-        """Take in the weights (size,) after an update: total_sum = total_sum * decay + weights
-        * (1 - decay), compiled, on `threads` threads (blekota._optim)."""
-        _optim.moving_average(self.total_sum, weights, self.decay, threads)
+        """Take in the weights (size,) of the sum's dtype after an update: total_sum = total_sum *
+        decay + weights * (1 - decay), compiled, on `threads` threads (blekota._optim)."""
+        ours = self.total_sum
+        if not isinstance(weights, np.ndarray) or weights.dtype != ours.dtype or weights.shape != ours.shape:
+            got = (f"a {weights.shape} {weights.dtype} array" if isinstance(weights, np.ndarray)
+                   else type(weights).__name__)
+            raise ConfigError(f"weights must be a {ours.shape} {ours.dtype} array, as the average is, got {got}")
+        _optim.moving_average(ours, weights, self.decay, threads)
         self.count()
 
     def count(self) -> None:

@@ -2,6 +2,7 @@
 exact resume, pruning, and the command line."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -56,6 +57,25 @@ def test_the_average_is_the_weighted_mean_of_the_weights_seen():
 def test_a_decay_outside_0_1_is_refused(decay):
     with pytest.raises(ConfigError, match=r"ema must be a decay in \[0, 1\)"):
         check_decay(decay)
+
+
+@pytest.mark.parametrize("args,message", [
+    ((3, np.int32), "dtype must be float32 or float64, got int32"),
+    ((3, "bogus"), "dtype must be float32 or float64, got 'bogus'"),
+    ((0, np.float32), "size must be a positive integer, got 0"),
+])
+def test_an_average_of_another_kind_is_refused(args, message):
+    with pytest.raises(ConfigError, match=f"^{message}$"):
+        WeightAverage(0.5, *args)
+
+
+@pytest.mark.parametrize("weights,got", [(np.zeros(3), "a (3,) float64 array"), ([1.0, 2.0, 3.0], "list"),
+                                         (np.zeros(4, np.float32), "a (4,) float32 array")])
+def test_weights_unlike_the_average_are_refused_in_one_line(weights, got):
+    average = WeightAverage(0.5, 3, np.float32)
+    with pytest.raises(ConfigError, match=rf"^weights must be a \(3,\) float32 array, as the average is, got {re.escape(got)}$"):
+        average.update(weights)
+    assert average.total == 0
 
 
 def test_training_validates_and_saves_the_average_and_steps_the_trained_weights(tmp_path):
