@@ -233,6 +233,17 @@ def test_bad_input_is_reported_once_by_rank_0(tmp_path):
 
 
 @needs_mpi
+def test_a_refused_run_leaves_no_folder_it_created(tmp_path):
+    """As in one process: the folders made for the files (--out-dir, --model-name, --tensorboard)
+    are removed again when the run is refused."""
+    (tmp_path / "bad.wav").write_text("not a sound")
+    result = run(MPIEXEC + blekota_command("train", "bad.wav", "--out-dir", "out/deep", "--model-name", "sub/voice",
+                                           "--tensorboard", "runs/voice"), tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["bad.wav"]
+
+
+@needs_mpi
 def test_summing_during_the_backward_pass_is_exact(tmp_path):
     """The gradient blocks summed while the backward pass goes on give the same weights, bit for
     bit, as one sum after it; a model built without threads gets this process's share of the cores."""

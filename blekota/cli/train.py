@@ -16,7 +16,7 @@ from .. import checkpoint, device, modelfile, parallel, tensorboard
 from ..checks import MAX_NAME_BYTES, is_plain_name
 from ..console import QUIET, VERBOSE, ReaderWatch, TrainingDisplay
 from ..errors import BlekotaError, BlekotaWarning, ModelFileError, OverwriteWarning, TrainingDiverged
-from ..fileutil import prepare_directory
+from ..fileutil import folders_undone_on_error, prepare_directory
 from ..emphasis import emphasis_words
 from ..frames import frame_words
 from ..model import Model
@@ -67,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
     if processes.size == 1:
         return train(args, processes)
     try:
-        return train(args, processes)
+        with folders_undone_on_error():  # as main() does for one process: this error is not raised to it
+            return train(args, processes)
     except (BlekotaError, OSError, MemoryError) as error:
         lost = isinstance(error, parallel.ProcessLost)
         if processes.is_root or lost:
