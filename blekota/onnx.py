@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .audio import OTHER_SOUND_SUFFIXES
 from .errors import BlekotaError, ConfigError, install_hint
 from .fileutil import open_output
 from .model import Model
@@ -42,6 +43,7 @@ OPSET = 17  # GRU, Gather, Softmax(axis=-1), Squeeze with axes as input: all in 
 IR_VERSION = 8  # the IR version of opset 17, so older runtimes read the file too
 INPUTS = ("level", "onehot")
 MAX_BYTES = 2**31 - 2**24  # protobuf's 2 GiB limit on one message, less room for the graph itself
+OTHER_SUFFIXES = frozenset({".npz", ".pkl", ".wav"} | OTHER_SOUND_SUFFIXES)  # names of other kinds of file
 
 
 def import_onnx() -> ModuleType:
@@ -153,8 +155,14 @@ def to_onnx(model: Model, input: str = "level") -> onnx.ModelProto:
 
 
 def export_onnx(model: Model, path: str | os.PathLike, input: str = "level") -> Path:
-    """Write the model as a float32 ONNX file (see to_onnx), atomically; returns the path."""
+    """Write the model as a float32 ONNX file (see to_onnx), atomically; returns the path.
+
+    Raises ConfigError, writing nothing, when path is named as a model file, a pickle or a sound
+    (OTHER_SUFFIXES: an ONNX file there would replace one by surprise)."""
     path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in OTHER_SUFFIXES:
+        raise ConfigError(f"{path}: an ONNX file is written here, not {suffix[1:]}; give it a name ending in .onnx")
     proto = to_onnx(model, input)
     try:
         with open_output(path) as out:

@@ -151,6 +151,24 @@ def test_cli_export_writes_and_never_overwrites(make_model, tmp_path, capsys):
     assert sorted(path.name for path in tmp_path.iterdir()) == ["other.onnx", "voice.npz", "voice.onnx"]
 
 
+@needs_onnx
+def test_export_never_writes_onnx_under_a_model_files_or_a_sounds_name(make_model, tmp_path, capsys):
+    """export_onnx('voice.npz') replaced the model file there with an ONNX file, and export -o
+    take.wav --force a sound: such names are refused, as model.save refuses .onnx and .wav."""
+    model = make_model(4, 1, "float32")
+    model_path = model.save(tmp_path / "voice.npz")
+    sound = blekota.save_wav(tmp_path / "take.wav", np.zeros(100), 8000)
+    before = model_path.read_bytes(), sound.read_bytes()
+    for path in (model_path, sound, tmp_path / "take.FLAC"):
+        with pytest.raises(ConfigError, match=f"{path.name}: an ONNX file is written here, not "):
+            blekota.export_onnx(model, path)
+    assert main(["export", str(model_path), "-o", str(sound), "--force"]) == 2
+    assert capsys.readouterr().err == (f"blekota: error: {sound}: -o writes an ONNX file, not wav; "
+                                       "give it a name ending in .onnx\n")
+    assert (model_path.read_bytes(), sound.read_bytes()) == before
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["take.wav", "voice.npz"]
+
+
 def one_line_error(capsys) -> str:
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.count("\n") == 1 and "Traceback" not in captured.err

@@ -27,6 +27,7 @@ from ..frames import MAX_FRAME
 from ..drawing import MAX_WAKE, SMOOTH, WAKE
 from ..model import Model
 from ..modelchecks import MAX_THREADS
+from ..onnx import OTHER_SUFFIXES as NOT_ONNX_SUFFIXES
 from ..optim import OPTIMIZERS
 from ..parallel import launcher_rank, usable_cpus
 from ..plot import NOT_PNG_SUFFIXES
@@ -475,7 +476,7 @@ def add_sound_device_argument(parser: argparse.ArgumentParser, when: str = "") -
 
 OTHER_SUFFIXES = {  # by the format written: the names that promise another format of its kind
     "PNG": NOT_PNG_SUFFIXES,
-    "ONNX": {modelfile.EXTENSION, ".pkl"},  # blekota's own model files
+    "ONNX": NOT_ONNX_SUFFIXES,  # model files and sounds
     "npz": modelfile.OTHER_SUFFIXES,  # a model file under another kind's name
 }
 
