@@ -20,6 +20,9 @@ bf16: a float32 model with the default bf16 ("auto"), where process 1 runs at th
 (no bfloat16 products): every process writes whether it trains with them to DIRECTORY/bf16_RANK.txt.
 hang: process 1 stops answering in its 6th update (SIGSTOP); rank 0 gives up after a few seconds,
 writes how it ended and aborts the job.
+ctrl-c-starting: `train DIRECTORY/sine.wav` on the command line, where Ctrl+C reaches rank 0 while
+it creates the run's folder and the other process waits for it there (the process gets its SIGINT
+but is inside MPI, where Python cannot raise it).
 """
 
 import os
@@ -136,6 +139,22 @@ def main(scenario: str, directory: str) -> int:
         if comm.rank == 0:
             np.save(os.path.join(directory, "overlap.npy"), np.array(results))
         return 0
+    if scenario == "ctrl-c-starting":
+        from blekota.cli import main as command_line
+        from blekota.cli import train as train_command
+
+        parallel.STOP_TOGETHER_S = 2.0
+        start_run = train_command.start_run
+
+        def interrupted_start_run(*args):
+            os.kill(os.getpid(), signal.SIGINT)
+            return start_run(*args)
+
+        if comm.rank == 0:
+            train_command.start_run = interrupted_start_run
+        sound = os.path.join(directory, "sine.wav")
+        return command_line(["train", sound, "--hidden", "16", "--layers", "1", "--batch-size", "4",
+                             "--out-dir", os.path.join(directory, "run")])
     parallel.PATIENCE_S = 3.0
     run = trainer(directory, comm, checkpoint_every=2)
 

@@ -282,6 +282,19 @@ def test_a_process_that_stops_answering_ends_the_job(tmp_path):
     assert blekota.load(tmp_path / "t_4.npz").info["iterations"] == 4
 
 
+@needs_mpi
+def test_ctrl_c_while_starting_ends_the_job(tmp_path, sound):
+    """Ctrl+C that reaches rank 0 while the other process waits for it in MPI (here while rank 0
+    creates the run's folder) ends every process: rank 0 went away and the other waited for good."""
+    start = time.monotonic()
+    result = run(MPIEXEC + [sys.executable, str(HERE / "mpi_worker.py"), "ctrl-c-starting", str(tmp_path)],
+                 tmp_path, timeout=60)
+    assert time.monotonic() - start < 30
+    assert result.returncode != 0
+    assert result.stderr.count("blekota: interrupted") == 1, result.stderr
+    assert not list(tmp_path.glob("run/sine_*"))
+
+
 def rank_pid(root: int, rank: int) -> int | None:
     """The pid of the process of this MPI rank started (at any depth) by process root."""
     for entry in Path("/proc").iterdir():

@@ -76,7 +76,12 @@ def run(args: argparse.Namespace) -> int:
         if lost or not processes.stopped_together():
             processes.abort(2)  # other processes are waiting for this one: end them all
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # outside an update (starting, or after the last save)
+        if not processes.stopped_together():  # another waits inside MPI for this one, and would for good
+            if processes.is_root:
+                print("blekota: interrupted", file=sys.stderr, flush=True)
+            processes.abort(130)
+            return 130  # MPICH's MPI_Abort may return before the launcher ends this process
         if processes.is_root:
             raise
         return 130
