@@ -459,6 +459,9 @@ class Trainer(TrainerFiles):
                     files.prune(self.iteration)
             self.use_average()
             self._report("interrupted" if interrupted else "done", path=path)
+            # the others wait for rank 0's last files and report with Ctrl+C still deferred: gone on
+            # ahead, a Ctrl+C would kill them in MPI_Finalize, and the launcher rank 0 with them
+            self.processes.together(lambda: None)
         return TrainResult(self._done, self._last_loss, path, interrupted, self.val_loss)
 
     def _record_loss(self, window_losses: list[float]) -> float:

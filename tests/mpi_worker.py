@@ -23,11 +23,14 @@ writes how it ended and aborts the job.
 ctrl-c-starting: `train DIRECTORY/sine.wav` on the command line, where Ctrl+C reaches rank 0 while
 it creates the run's folder and the other process waits for it there (the process gets its SIGINT
 but is inside MPI, where Python cannot raise it).
+ctrl-c-final-save: 4 iterations, after which Ctrl+C reaches process 1 while rank 0 still reports
+the end (as it writes its last files and TensorBoard pictures); every process writes how it ended.
 """
 
 import os
 import signal
 import sys
+import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -155,6 +158,19 @@ def main(scenario: str, directory: str) -> int:
         sound = os.path.join(directory, "sine.wav")
         return command_line(["train", sound, "--hidden", "16", "--layers", "1", "--batch-size", "4",
                              "--out-dir", os.path.join(directory, "run")])
+    if scenario == "ctrl-c-final-save":
+        pids = comm.allgather(os.getpid())
+
+        def interrupt_process_1(report):
+            if report.kind == "done":  # while it writes the loss curve for TensorBoard, say
+                time.sleep(0.5)
+                os.kill(pids[1], signal.SIGINT)
+                time.sleep(0.5)
+
+        run = trainer(directory, comm, callback=interrupt_process_1 if comm.rank == 0 else None)
+        result = run.train(4)
+        outcome(directory, comm.rank, "interrupted" if result.interrupted else "finished")
+        return 0
     parallel.PATIENCE_S = 3.0
     run = trainer(directory, comm, checkpoint_every=2)
 

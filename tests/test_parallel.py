@@ -295,6 +295,18 @@ def test_ctrl_c_while_starting_ends_the_job(tmp_path, sound):
     assert not list(tmp_path.glob("run/sine_*"))
 
 
+@needs_mpi
+def test_ctrl_c_while_rank_0_finishes_its_files_lets_it_finish(tmp_path):
+    """The other processes wait for rank 0's last files with Ctrl+C still deferred: one that had
+    gone ahead was killed by Ctrl+C in MPI_Finalize, and the launcher ended rank 0 with it."""
+    result = run(MPIEXEC + [sys.executable, str(HERE / "mpi_worker.py"), "ctrl-c-final-save", str(tmp_path)],
+                 tmp_path, timeout=60)
+    assert result.returncode == 0, result.stderr
+    for rank in (0, 1):
+        assert (tmp_path / f"outcome_{rank}.txt").read_text() == "finished"
+    assert blekota.load(tmp_path / "t_4.npz").info["iterations"] == 4
+
+
 def rank_pid(root: int, rank: int) -> int | None:
     """The pid of the process of this MPI rank started (at any depth) by process root."""
     for entry in Path("/proc").iterdir():
