@@ -92,14 +92,16 @@ class TensorBoard:
     with block (see the module docstring for what is written).
 
     Raises BlekotaError when tensorboardX is missing (saying how to install it) or the folder
-    cannot be written. In a data-parallel run every process creates it, together, like the
-    Trainer's methods; rank 0 alone writes.
+    cannot be written. When the with block ends in an error before the trainer's first update,
+    the event file it started is removed (it holds no training). In a data-parallel run every
+    process creates it, together, like the Trainer's methods; rank 0 alone writes.
     """
 
     def __init__(self, directory: str | os.PathLike, trainer: Trainer):
         self.directory = Path(directory)
         self.trainer = trainer
         self._writer = None
+        self._path: Path | None = None  # this run's event file (rank 0)
         self._first = trainer.iteration + 1  # the first step this run writes
         self._steps: dict[str, int] = {}  # the last step written of each tag
         trainer.processes.from_root(self._open)
@@ -115,6 +117,7 @@ class TensorBoard:
         try:
             # events.out.tfevents.SECONDS.HOST.NANOSECONDS.PID: sorts after the earlier files, and is new
             self._writer = EventsWriter(prefix, f".{time.time_ns()}.{os.getpid()}")
+            self._path = next((path for path in event_files(self.directory) if path not in earlier), None)
             self._writer.write_event(self._Event(wall_time=time.time(), step=self._first,
                                                  session_log=SessionLog(status=SessionLog.START)))
             if not earlier:
@@ -236,5 +239,10 @@ class TensorBoard:
     def __enter__(self) -> TensorBoard:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, kind, error, traceback) -> None:
         self.close()
+        if kind is not None and self.trainer.iteration < self._first and self._path is not None:
+            # an error before this run's first update (a file in the run's way): its file holds no
+            # training, and would make the folder refuse the same run once the error is put right
+            with contextlib.suppress(OSError):
+                self._path.unlink()

@@ -178,6 +178,20 @@ def test_a_new_run_is_refused_where_another_left_its_events(tmp_path, sound, cap
     assert "sine_5.npz: is not a directory" in capsys.readouterr().err
 
 
+def test_a_run_refused_before_its_first_update_leaves_no_events(tmp_path, sound, capsys):
+    """A user's sound where the run's first checkpoint sound goes refuses the run once TensorBoard has
+    started its file; that file held no update, and made the folder refuse the same run next time."""
+    out, tb = tmp_path / "m", tmp_path / "tb"
+    out.mkdir()
+    theirs = blekota.save_wav(out / "sine_25.wav", np.zeros(100), 8000, mark=False)
+    assert train(sound, out, "--iterations", "30", "--tensorboard", str(tb)) == 2
+    assert "sine_25.wav: not a file blekota wrote" in capsys.readouterr().err
+    assert not tb.exists() or event_files(tb) == []
+    theirs.rename(tmp_path / "kept.wav")
+    assert train(sound, out, "--iterations", "30", "--tensorboard", str(tb)) == 0, capsys.readouterr().err
+    assert steps(read_board(tb), "loss/validation") == [20, 30]
+
+
 def test_without_tensorboardx_it_is_refused_in_one_line_before_anything_is_written(tmp_path, sound, monkeypatch, capsys):
     for name in [name for name in sys.modules if name.split(".")[0] == "tensorboardX"]:
         monkeypatch.setitem(sys.modules, name, None)  # import fails as when it is not installed
