@@ -150,6 +150,8 @@ def test_resuming_an_older_checkpoint_is_refused_where_the_run_went_on_unless_fo
     assert "warning" not in capsys.readouterr().err  # --force said to write over them
     assert blekota.load(tmp_path / "sine_best.npz").info["iterations"] <= 40
     assert (tmp_path / "sine_40.npz").read_bytes() != before["sine_40.npz"]
+    logged = [record["iteration"] for record in blekota.trainlog.read_log(tmp_path / "sine.log.jsonl")]
+    assert logged == sorted(logged) and logged[-1] == 40  # the lines after 20 of the run trained over are gone
 
 
 def test_resuming_where_only_a_later_best_model_is_left_is_refused(tmp_path, sine_file, capsys):
