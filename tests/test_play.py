@@ -443,6 +443,16 @@ def test_keys_set_the_volume_mute_and_pause_while_it_plays(model_file, device, m
     assert out.count(KEYS_HELP) == 2  # at the start, and for h
 
 
+def test_the_volume_asked_for_is_heard_from_the_first_block(model, model_file, device, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    assert main(["play", model_file, "--seconds", "0.5", "--seed", "3", "--block", "128", "--volume", "-20",
+                 "--threads", "1"]) == 0
+    sound = device.opened[0].sound
+    made = sound[sound != 0]
+    expected = model.sample(made.size, seed=3)
+    np.testing.assert_array_equal(made, (expected * np.float32(10 ** (-20 / 20))).astype(np.float32))
+
+
 def test_q_quits(model_file, device, monkeypatch, capsys):
     device.pace = 1.0
     monkeypatch.setattr(sys, "stdin", io.StringIO("q\n"))

@@ -134,6 +134,7 @@ def play(args: argparse.Namespace) -> int:
         with recorder or nullcontext():
             player = live.LivePlayer(stream, args.block, args.ahead, limit, output_stream=open_device,
                                      device=args.sound_device, rate=args.sound_rate, recorder=recorder)
+            player.gain = Controls(volume_db=args.volume).gain  # from the first block the device takes
             play_with_keys(player, stream, status, args, model.fs, device_name, faster_options(model))
     finally:
         if recorder is not None and recorder.saved:
