@@ -202,11 +202,15 @@ def test_output_onto_a_directory_or_into_a_missing_folder(here, capsys):
     for argv, message in (
         (["sample", "m.npz", "-o", "out", "--force"], "out: is a directory (give a file name to write)"),
         (["sample", "m.npz", "-o", "gone/x.wav"], "gone/x.wav: the directory gone does not exist"),
+        (["sample", "m.npz", "-o", "gone/"], "gone/: the directory gone does not exist"),
+        (["sample", "m.npz", "-o", "tone.wav/", "--force"], "tone.wav/: tone.wav is not a directory"),
+        (["sample", "m.npz", "--heatmap", "gone/"], "gone/: the directory gone does not exist"),
         (["import-legacy", "x.pkl", "-o", "out"], "out: is a directory"),
         (["plot", "waveform", "tone.wav", "-o", "gone/w.png"], "gone/w.png: the directory gone does not exist"),
     ):
         assert main(argv) == 2
         one_line(capsys.readouterr().err, message)
+    assert not os.path.lexists("gone")
 
 
 def test_a_link_is_written_through_to_its_target(here):

@@ -499,6 +499,10 @@ def check_output(output: str | os.PathLike, force: bool) -> None:
     target = Path(os.path.realpath(output))
     if target.is_dir():
         raise BlekotaError(f"{output}: is a directory (give a file name to write)")
+    if str(output).endswith(("/", os.sep)):  # a folder's name, which Path would take for a file's
+        folder = str(output).rstrip("/" + os.sep)
+        raise BlekotaError(f"{output}: {folder} is not a directory" if os.path.lexists(folder)
+                           else f"{output}: the directory {folder} does not exist")
     if existing_file(output) and not force:
         raise BlekotaError(f"{output}: already exists (use --force to overwrite)")
     if not target.parent.is_dir():
