@@ -194,6 +194,8 @@ class KeyReader:
         return keys
 
     def _read_lines(self) -> None:
+        if self.stdin is None:  # no standard input at all (<&-): no keys
+            return
         try:
             for line in self.stdin:
                 self._lines.put(split_keys(line.rstrip("\r\n")))

@@ -393,6 +393,18 @@ def test_without_a_terminal_keys_come_line_by_line():
     assert typed == ["+", "]", "q"]
 
 
+def test_a_closed_standard_input_gives_no_keys_and_no_traceback(monkeypatch):
+    errors = []
+    monkeypatch.setattr(threading, "excepthook", errors.append)
+    monkeypatch.setattr(sys, "stdin", None)  # as python gets it with <&-
+    with KeyReader() as keys:
+        assert not keys.interactive and keys.read(0.01) == []
+        for thread in threading.enumerate():
+            if thread.name == "blekota-keys":
+                thread.join(10)
+    assert errors == []
+
+
 @pytest.fixture
 def model_file(tmp_path, model):
     return str(model.save(tmp_path / "voice.npz"))
