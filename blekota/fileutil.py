@@ -170,6 +170,8 @@ class StreamWriter:
 @contextmanager
 def _opened(path: str | os.PathLike) -> Iterator[BinaryIO | StreamWriter]:
     if str(path) == STDOUT:
+        if sys.stdout is None:  # started with >&-
+            raise OSError(errno.EBADF, "standard output is closed", STDOUT)
         sys.stdout.flush()
         yield StreamWriter(sys.stdout.buffer)
         sys.stdout.buffer.flush()

@@ -230,6 +230,12 @@ def test_a_link_is_written_through_to_its_target(here):
     assert sorted(p for p in os.listdir(here) if p.startswith(".")) == []
 
 
+def test_standard_output_closed_is_one_line(here, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "stdout", None)  # as python gets it with >&-
+    assert main(["sample", "m.npz", "-n", "10", "-o", "-", "--threads", "1"]) == 2
+    one_line(capsys.readouterr().err, "-: standard output is closed")
+
+
 def test_a_fifo_is_written_as_a_stream_without_force(here):
     """The case of sample -o /dev/full or /dev/stdout: the node stays, the sound streams into it."""
     os.mkfifo("pipe.wav")
