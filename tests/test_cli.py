@@ -630,6 +630,28 @@ def test_sample_takes_the_smoothing(tmp_path, make_model):
                                atol=1 / 32767)
 
 
+def test_sample_heatmap_with_many_takes_holds_no_more_probabilities_than_one_take(tmp_path, monkeypatch, make_model):
+    """--heatmap draws the first take's 400 samples: the probabilities of K takes, kept chunk by
+    chunk while they are made, stay near what one take's chunk holds, not K times that."""
+    model = make_model(8, 1, "float32")
+    model.threads = 1
+    path = model.save(tmp_path / "m.npz")
+    generate, held = blekota.Model.generate, []
+
+    def watched(self, *args, **kwargs):
+        for chunk in generate(self, *args, **kwargs):
+            held.append(chunk[1].nbytes if isinstance(chunk, tuple) else 0)
+            yield chunk
+
+    monkeypatch.setattr(blekota.Model, "generate", watched)
+    argv = ["sample", str(path), "-n", "8000", "--seed", "2", "--threads", "1", "--takes", "16"]
+    assert main([*argv, "-o", str(tmp_path / "take.wav"), "--heatmap", str(tmp_path / "h.png")]) == 0
+    assert 0 < max(held) <= 8000 * 256 * 4
+    assert main([*argv, "-o", str(tmp_path / "plain.wav")]) == 0
+    for take in (1, 16):
+        assert (tmp_path / f"take_{take}.wav").read_bytes() == (tmp_path / f"plain_{take}.wav").read_bytes()
+
+
 def test_sample_takes_writes_one_file_per_stream(tmp_path, capsys, make_model, rng):
     """--takes K: the K streams of one Model.sample call, each in its own numbered file, from the
     same hint; a heatmap of the first take."""

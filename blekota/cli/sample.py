@@ -110,7 +110,9 @@ def run(args: argparse.Namespace) -> int:
     ) as bar:
         writers = [files.enter_context(sound_writer(path, model.fs, total)) for path in outputs]
         done = 0
-        chunks = model.generate(total, chunk=SAMPLE_CHUNK, hint=hint, seed=args.seed, streams=args.takes,
+        # the probabilities come for every take: in shorter chunks, they hold about what one take's would
+        chunk = SAMPLE_CHUNK if heatmap is None else max(HEATMAP_SAMPLES, SAMPLE_CHUNK // args.takes)
+        chunks = model.generate(total, chunk=chunk, hint=hint, seed=args.seed, streams=args.takes,
                                 return_probs=heatmap is not None, **sampling_options(args))
         for chunk in chunks:
             sounds, probs = chunk if heatmap is not None else (chunk, None)
