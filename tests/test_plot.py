@@ -184,6 +184,22 @@ def test_plot_command_draws_each_kind(tmp_path, trained, capsys):
     assert "already exists" in capsys.readouterr().err
 
 
+def test_plot_heatmap_keeps_only_the_probabilities_it_draws(tmp_path, monkeypatch):
+    """plot heatmap --start S -n N while generating: the model makes S + N samples, but only the
+    N drawn (and the one before, for a pre-emphasized dot) keep their probabilities."""
+    model = blekota.Model(hidden=8, layers=1, seed=0, threads=1, preemphasis=0.85)
+    path = model.save(tmp_path / "m.npz")
+    drawn = {}
+    monkeypatch.setattr(plot, "heatmap", lambda probs, fs, sound, **kwargs: drawn.update(probs=probs, sound=sound,
+                                                                                          **kwargs))
+    assert main(["plot", "heatmap", str(path), "--start", "20000", "-n", "50", "--seed", "3", "--threads", "1",
+                 "-o", str(tmp_path / "h.png")]) == 0
+    sound, probs = model.sample(20050, seed=3, return_probs=True)
+    assert drawn["probs"].shape == (51, 256) and (drawn["first"], drawn["start"], drawn["length"]) == (19999, 1, 50)
+    np.testing.assert_array_equal(drawn["probs"], probs[19999:])
+    np.testing.assert_array_equal(drawn["sound"], sound[19999:])
+
+
 def test_sample_heatmap_and_info(tmp_path, trained, capsys):
     model, wav = trained
     heat = tmp_path / "heat.png"

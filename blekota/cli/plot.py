@@ -85,17 +85,22 @@ def run(args: argparse.Namespace) -> int:
         path = draw(sound, fs, title=Path(args.sound).name, out=out)
     elif args.kind == "heatmap":
         model = read_model(args.model, threads=args.threads).model
-        stop = args.start + args.n
+        stop, begin = args.start + args.n, 0  # begin: probs[0]'s sample
         if args.sound:
             sound = load_audio(args.sound, model.fs)[0][:stop]
             if sound.size <= args.start:
                 raise BlekotaError(f"{args.sound}: has {sound.size} samples at {model.fs} Hz, fewer than --start {args.start} + 1")
             probs, title = _heard(model, sound), f"{Path(args.model).name} listening to {Path(args.sound).name}"
         else:
-            sound, probs = model.sample(stop, seed=args.seed, return_probs=True, **sampling_options(args))
+            begin, at, kept = max(0, args.start - 1), 0, []  # from one sample before: a pre-emphasized dot needs it
+            for chunk, chunk_probs in model.generate(stop, seed=args.seed, return_probs=True, **sampling_options(args)):
+                if at + chunk.size > begin:  # only what is drawn is kept, not all that is made before it
+                    kept.append((chunk[max(0, begin - at):], chunk_probs[max(0, begin - at):]))
+                at += chunk.size
+            sound, probs = (np.concatenate(parts) for parts in zip(*kept))
             title = f"{Path(args.model).name} generating ({describe_sampling(**sampling_options(args))})"
-        path = plot.heatmap(probs, model.fs, sound, start=args.start, length=args.n, title=title, out=out,
-                            preemphasis=model.preemphasis)
+        path = plot.heatmap(probs, model.fs, sound, start=args.start - begin, length=args.n, title=title, out=out,
+                            first=begin, preemphasis=model.preemphasis)
     elif args.kind == "loss":
         log = args.log
         if modelfile.is_model_file(log) or legacy.is_pickle(log):
