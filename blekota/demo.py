@@ -139,8 +139,9 @@ def run_demo(directory: Path, iterations: int, threads: int | None, say: Callabl
     made_up = describe(generated[hint.size :], fs, loud_level(sound, fs))
     source = describe(sound, fs)
     say(f"held-out loss before: {before:.4f}, after {result.iterations} iterations: {after:.4f} nats/sample")
+    flatness = "- (none loud)" if np.isnan(made_up.flatness) else f"{made_up.flatness:.3f}"
     say(f"the made-up part ({describe_sampling(**DEMO_SAMPLING)}, seed {seed}): spectral flatness of loud "
-        f"frames {made_up.flatness:.3f} (training sound {source.flatness:.3f}; white noise 1), quiet "
+        f"frames {flatness} (training sound {source.flatness:.3f}; white noise 1), quiet "
         f"frames {made_up.quiet_share:.0%} (training sound {source.quiet_share:.0%}), "
         f"{note_changes(generated[hint.size :], fs)} changes between notes and pauses (the training sound "
         f"goes on with {note_changes(sound[hint.size : generated.size], fs)})")

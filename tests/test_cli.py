@@ -419,6 +419,13 @@ def test_demo_runs_briefly(tmp_path, capsys):
     assert (trainer["random_gain_db"], trainer["input_noise"]) == (0.0, 1.5)
 
 
+def test_a_demo_that_falls_silent_says_so_not_nan(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(blekota.Model, "sample", lambda self, n, **options: np.zeros(n, np.float32))
+    assert main(["demo", "--iterations", "2", "--out-dir", str(tmp_path / "d"), "--threads", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "spectral flatness of loud frames - (none loud) (training sound" in printed and "nan" not in printed
+
+
 def test_a_demo_stopped_by_ctrl_c_keeps_its_model_and_draws_nothing(tmp_path):
     from blekota.demo import run_demo
 
