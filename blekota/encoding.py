@@ -83,7 +83,11 @@ class EncodedWriter:
 
     def __enter__(self) -> EncodedWriter:
         folder = Path(os.path.realpath(self.path)).parent
-        self._samples = tempfile.TemporaryFile(dir=folder if folder.is_dir() else None)
+        try:
+            self._samples = tempfile.TemporaryFile(dir=folder if folder.is_dir() else None)
+        except OSError as error:  # it names a temporary file the user never heard of
+            error.filename = str(self.path)
+            raise
         return self
 
     def write(self, chunk: ArrayLike) -> None:

@@ -441,12 +441,13 @@ def test_a_folder_that_refuses_files_is_reported_under_the_destinations_name(her
     real_open = os.open
 
     def refused_open(name, *args, **kwargs):  # as in a folder this user cannot write to
-        if str(name).endswith(".tmp"):
-            raise PermissionError(errno.EACCES, "Permission denied", name)
+        if str(name).endswith(".tmp") or os.path.basename(name).startswith("tmp") or os.path.isdir(name):
+            raise PermissionError(errno.EACCES, "Permission denied", name)  # also tempfile's anonymous files
         return real_open(name, *args, **kwargs)
 
     monkeypatch.setattr(os, "open", refused_open)
     for argv, path in ((["sample", "m.npz", "-n", "10", "-o", "new.wav", "--threads", "1"], "new.wav"),
+                       (["sample", "m.npz", "-n", "10", "-o", "new.flac", "--threads", "1"], "new.flac"),
                        (["plot", "waveform", "tone.wav", "-o", "wave.png"], "wave.png")):
         assert main(argv) == 2
         assert capsys.readouterr().err == f"blekota: error: {path}: Permission denied\n"
