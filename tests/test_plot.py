@@ -200,6 +200,29 @@ def test_plot_heatmap_keeps_only_the_probabilities_it_draws(tmp_path, monkeypatc
     np.testing.assert_array_equal(drawn["sound"], sound[19999:])
 
 
+@pytest.mark.parametrize("frame", [0, 20])
+def test_plot_heatmap_of_a_sound_keeps_only_the_probabilities_it_draws(tmp_path, monkeypatch, frame):
+    """plot heatmap SOUND --start S -n N: the model hears the S samples before, but only the N
+    drawn (and up to a frame before) keep their probabilities, the same as when all are kept."""
+    model = blekota.Model(hidden=8, layers=1, seed=0, threads=1, frame=frame, preemphasis=0.85)
+    path = model.save(tmp_path / "m.npz")
+    sound = tone(20100)
+    wav = blekota.save_wav(tmp_path / "tone.wav", sound, FS)
+    drawn = {}
+    monkeypatch.setattr(plot, "heatmap", lambda probs, fs, sound, **kwargs: drawn.update(probs=probs, sound=sound,
+                                                                                          **kwargs))
+    assert main(["plot", "heatmap", str(path), str(wav), "--start", "20005", "-n", "50", "--threads", "1",
+                 "-o", str(tmp_path / "h.png")]) == 0
+    first = 20004 // (frame or 1) * (frame or 1)
+    assert drawn["probs"].shape == (20055 - first, 256)
+    assert (drawn["first"], drawn["start"], drawn["length"]) == (first, 20005 - first, 50)
+    heard = blekota.load_audio(wav, FS)[0][:20055]
+    levels = np.concatenate([[128], blekota.mulaw.quantize(blekota.emphasis.emphasize(heard, 0.85))[:-1]])
+    np.testing.assert_allclose(drawn["probs"], model.probabilities(levels[:, None].astype(np.uint8))[first:, 0],
+                               atol=1e-5)
+    np.testing.assert_array_equal(drawn["sound"], heard[first:])
+
+
 def test_sample_heatmap_and_info(tmp_path, trained, capsys):
     model, wav = trained
     heat = tmp_path / "heat.png"

@@ -20,6 +20,7 @@ from .options import (
     read_model, sampling_options, seed,
 )
 
+HEARD_WINDOW = 8000  # plot heatmap SOUND --start: the samples before it are heard this many at a time
 INPUTS = {"sound": "SOUND", "model": "MODEL", "log": "MODEL_OR_LOG", "training": "TRAINING_SOUND",
           "generated": "GENERATED_SOUND"}  # the files the kinds of plot read, by dest
 
@@ -66,12 +67,20 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     compare.add_argument("--fs", type=rate, default=8000, help="rate both are resampled to, in Hz (default 8000)")
 
 
-def _heard(model: Model, sound: np.ndarray) -> np.ndarray:
-    """(n, 256) probabilities the model gives each sample of sound (n,) while it listens: row t
-    is its distribution for sample t, having heard samples 0..t-1 (silence before)."""
+def _heard(model: Model, sound: np.ndarray, start: int = 0) -> tuple[int, np.ndarray]:
+    """(first, (n - first, 256) probabilities) the model gives samples first.. of sound (n,) while
+    it listens: row t its distribution for sample first + t, having heard the samples before it
+    (silence before 0). first is start, or up to a frame tier's frame before it; what comes
+    before first is heard in windows of about HEARD_WINDOW samples, keeping no probabilities."""
     levels = quantize(model.heard(sound))
     inputs = np.concatenate([[SILENCE], levels[:-1]]).astype(np.uint8)
-    return model.probabilities(inputs[:, None])[:, 0]
+    step = model.frame or 1  # a frame tier's frames start with each window
+    first, window = start // step * step, max(1, HEARD_WINDOW // step) * step
+    h = None
+    for at in range(0, first, window):
+        part = inputs[at : min(first, at + window)]
+        h = model.window(np.concatenate([part, [SILENCE]])[:, None], h)[1]  # the last row is only a target
+    return first, model.probabilities(inputs[first:, None], h)[:, 0]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -90,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
             sound = load_audio(args.sound, model.fs)[0][:stop]
             if sound.size <= args.start:
                 raise BlekotaError(f"{args.sound}: has {sound.size} samples at {model.fs} Hz, fewer than --start {args.start} + 1")
-            probs, title = _heard(model, sound), f"{Path(args.model).name} listening to {Path(args.sound).name}"
+            begin, probs = _heard(model, sound, max(0, args.start - 1))  # from one sample before, as when generating
+            sound, title = sound[begin:], f"{Path(args.model).name} listening to {Path(args.sound).name}"
         else:
             begin, at, kept = max(0, args.start - 1), 0, []  # from one sample before: a pre-emphasized dot needs it
             for chunk, chunk_probs in model.generate(stop, seed=args.seed, return_probs=True, **sampling_options(args)):
