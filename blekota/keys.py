@@ -122,6 +122,15 @@ def split_keys(text: str) -> list[str]:
     return keys
 
 
+def in_background(fd: int) -> bool:
+    """Whether this process is a background job of the terminal fd (not its foreground process
+    group); False where that cannot be told (fd is not this process's controlling terminal)."""
+    try:
+        return os.tcgetpgrp(fd) != os.getpgrp()
+    except OSError:
+        return False
+
+
 class KeyReader:
     """Keys typed on standard input: `with KeyReader() as keys: keys.read(timeout_s)`.
 
@@ -129,12 +138,15 @@ class KeyReader:
     still interrupts); the terminal's settings come back when the block is left, however it is
     left, and while the program is suspended (Ctrl+Z: the shell gets its terminal as it was;
     fg: cbreak again). Otherwise (a pipe, a file, no termios) a thread reads lines and each character is a
-    key; the end of the input is not a key. `interactive` says which.
+    key; the end of the input is not a key. `interactive` says which. A background job of its
+    terminal (`play ... &`) reads no keys and leaves the terminal alone, which would stop it
+    (SIGTTOU, SIGTTIN); `background` says so.
     """
 
     def __init__(self, stdin: TextIO | None = None):
         self.stdin = stdin if stdin is not None else sys.stdin
         self.interactive = False
+        self.background = False
         self._fd: int | None = None
         self._saved = None
         self._lines: queue.Queue[list[str]] = queue.Queue()
@@ -146,7 +158,9 @@ class KeyReader:
             terminal = termios is not None and os.isatty(fd)
         except (AttributeError, OSError, ValueError):
             terminal = False
-        if terminal:
+        if terminal and in_background(fd):
+            self.background = True
+        elif terminal:
             self._fd, self._saved = fd, termios.tcgetattr(fd)
             tty.setcbreak(fd)
             self.interactive = True
@@ -179,6 +193,9 @@ class KeyReader:
 
     def read(self, timeout_s: float) -> list[str]:
         """The keys typed since the last call, waiting up to timeout_s seconds for one."""
+        if self.background:
+            time.sleep(timeout_s)
+            return []
         if self.interactive:
             ready, _, _ = select.select([self._fd], [], [], timeout_s)
             typed = os.read(self._fd, 64) if ready else b""

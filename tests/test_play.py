@@ -383,6 +383,26 @@ def test_a_terminal_gets_its_settings_back_however_the_block_is_left():
         os.close(terminal)
 
 
+def test_a_background_job_leaves_its_terminal_alone(monkeypatch):
+    """play ... &: setting the terminal (or reading it) from a background job stops the process
+    (SIGTTOU, SIGTTIN), so it reads no keys and changes nothing."""
+    termios = pytest.importorskip("termios")
+    monkeypatch.setattr(os, "tcgetpgrp", lambda fd: os.getpgrp() + 1)  # another group has the terminal
+    controller, terminal = os.openpty()
+    try:
+        with os.fdopen(os.dup(terminal), "r") as stdin:
+            before = termios.tcgetattr(terminal)
+            with KeyReader(stdin) as keys:
+                assert termios.tcgetattr(terminal) == before
+                assert keys.background and not keys.interactive
+                os.write(controller, b"q")
+                assert keys.read(0.05) == []
+            assert termios.tcgetattr(terminal) == before
+    finally:
+        os.close(controller)
+        os.close(terminal)
+
+
 def test_without_a_terminal_keys_come_line_by_line():
     with KeyReader(io.StringIO("+]\n\nq\n")) as keys:
         assert not keys.interactive

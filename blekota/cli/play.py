@@ -164,8 +164,11 @@ def play_with_keys(player: live.LivePlayer, stream: Stream, status: StatusLine, 
                   f"{1000 * player.device_latency_s:.1f} ms; a key is heard after about "
                   f"{1000 * player.change_latency_s:.0f} ms", flush=True)
             with KeyReader() as keys:
-                print(KEYS_HELP if keys.interactive else f"{KEYS_HELP} (standard input is not a terminal: "
-                      "type them and Enter)", flush=True)
+                if keys.background:
+                    print("in the background of its terminal: no keys (it stops at --seconds, kill, or Ctrl+C after fg)", flush=True)
+                else:
+                    print(KEYS_HELP if keys.interactive else f"{KEYS_HELP} (standard input is not a terminal: "
+                          "type them and Enter)", flush=True)
                 perform(player, stream, keys, status, faster, args.volume)
     finally:
         status.close()
