@@ -281,6 +281,14 @@ def test_sample_refuses_to_overwrite(tmp_path, capsys):
     assert existing.read_bytes() == b"precious"
 
 
+def test_sample_without_a_seed_says_the_one_it_drew_which_draws_the_sound_again(tmp_path, capsys):
+    model = blekota.Model(hidden=8, layers=1, seed=2).save(tmp_path / "m.npz")
+    assert main(["sample", str(model), "-n", "300", "--threads", "1", "-o", str(tmp_path / "a.wav")]) == 0
+    seed = re.search(r"generated with --seed (\d+), in ", capsys.readouterr().out)[1]
+    assert main(["sample", str(model), "-n", "300", "--threads", "1", "-o", str(tmp_path / "b.wav"), "--seed", seed]) == 0
+    assert (tmp_path / "a.wav").read_bytes() == (tmp_path / "b.wav").read_bytes()
+
+
 def test_sample_writes_the_sound_format_its_name_says(tmp_path, capsys):
     model = blekota.Model(hidden=8, layers=1).save(tmp_path / "m.npz")
     run = ["sample", str(model), "-n", "3000", "--seed", "5", "--threads", "1", "-o"]
@@ -449,7 +457,8 @@ def test_sample_n_counts_the_samples_generated_after_the_hint(tmp_path, capsys, 
     assert main(["sample", str(model), "--hint", str(hint), "-n", "500", "-o", str(out), "--heatmap",
                  str(tmp_path / "h.png"), "--seed", "1"]) == 0
     assert blekota.load_audio(out, 8000)[0].size == 3500
-    assert capsys.readouterr().out.startswith("wrote " + str(out) + ": the hint (0.38 s), then 500 samples (0.06 s) generated, in ")
+    assert capsys.readouterr().out.startswith("wrote " + str(out) + ": the hint (0.38 s), then 500 samples (0.06 s) "
+                                              "generated with --seed 1, in ")
     assert titles[-1] == "cont.wav: hearing the hint until 0.375 s, then drawing (temperature 1, smooth 0.3, wake 0.2 s)"
     assert main(["sample", str(model), "--hint", str(hint), "-n", "0", "-o", str(out), "--force", "--heatmap",
                  str(tmp_path / "h.png"), "--force"]) == 0

@@ -3,6 +3,7 @@
 import _thread
 import io
 import os
+import re
 import signal
 import sys
 import threading
@@ -434,7 +435,7 @@ def test_play_command_plays_and_reports(model, model_file, device, monkeypatch, 
     monkeypatch.setattr(sys, "stdin", io.StringIO(""))
     assert main(["play", model_file, "--seconds", "0.5", "--seed", "3", "--block", "128", "--threads", "1"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == (f"playing {model_file} at 8000 Hz: blocks of 128 samples (16.0 ms), 2 ready ahead, device "
+    assert out[0] == (f"playing {model_file} with --seed 3 at 8000 Hz: blocks of 128 samples (16.0 ms), 2 ready ahead, device "
                       "latency 12.5 ms; a key is heard after about 60 ms")
     assert out[1].startswith("keys: up/+ and down/- temperature") and out[1].endswith("(standard input is not a terminal: type them and Enter)")
     assert out[2] == "temperature 1.00, top-k off, smooth 0.30"
@@ -463,6 +464,7 @@ def test_keys_change_the_sound_while_it_plays(model_file, device, monkeypatch, c
     out = capsys.readouterr().out
     assert "temperature 1.00, top-k 64, smooth 0.30, top-p 0.9\n" in out
     assert "temperature 0.90, top-k 16, smooth 0.50, top-p 0.9\n" in out
+    assert re.search(r"^from the start again with --seed \d+$", out, re.M)  # r: fresh draws, said
 
 
 def test_keys_set_the_volume_mute_and_pause_while_it_plays(model_file, device, monkeypatch, capsys):
@@ -573,8 +575,12 @@ def test_play_on_a_device_by_name_at_its_rate(model_file, tmp_path, device, monk
     take = tmp_path / "take.wav"
     assert main(["play", model_file, "--sound-device", "USB", "--seconds", "0.2", "--threads", "1", "--record", str(take)]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith(f"playing {model_file} at 8000 Hz on USB Audio Interface (resampled to the device's 44100 Hz): "
-                             "blocks of 256 samples (32.0 ms)")
+    said = re.fullmatch(rf"playing {re.escape(model_file)} with --seed (\d+) at 8000 Hz on USB Audio Interface \(resampled "
+                        r"to the device's 44100 Hz\): blocks of 256 samples \(32.0 ms\).*", out[0])
+    assert said  # no --seed given: the one drawn is said, and plays the recorded take again
+    recorded = soundfile.read(take, dtype="float32")[0]
+    again = blekota.load(model_file).sample(recorded.size, seed=int(said[1]))
+    np.testing.assert_allclose(recorded, again, atol=1 / 32768)
     assert out[-2].startswith("played 0.2 s; ")
     fake = device.opened[-1]
     assert (fake.device, fake.samplerate) == ("USB", 44100)

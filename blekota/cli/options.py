@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import textwrap
 import warnings
 from contextlib import contextmanager
@@ -165,6 +166,12 @@ unit_interval = argument_type(float, lambda name, value: checks.number(name, val
 wake_seconds = argument_type(float, lambda name, value: checks.number(name, value, 0, MAX_WAKE), f"a number of seconds in [0, {MAX_WAKE:g}]")
 rate = argument_type(int, checks.sample_rate, f"a sample rate in 1..{checks.MAX_FS} Hz")
 seed = argument_type(int, checks.non_negative_int, "an integer >= 0")
+SEEDS = 10**9  # the seeds drawn where none is given: nine digits at most, to be read and typed again
+
+
+def drawn_seed(given: int | None) -> int:
+    """The seed given, or a new one from the system's randomness: said, it draws the sound again."""
+    return secrets.randbelow(SEEDS) if given is None else given
 factor = argument_type(float, lambda name, value: checks.number(name, value, 0, 1, low_open=True, high_open=True),
                        "a number in (0, 1)")
 density = argument_type(float, checks.density, "a number in (0, 1]")

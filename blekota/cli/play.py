@@ -17,7 +17,7 @@ from ..keys import KEYS_HELP, MIN_VOLUME_DB, VOLUME_STEP_DB, Controls, KeyReader
 from ..stream import Stream
 from .options import (
     add_kernel_arguments, add_sampling_arguments, add_sound_device_argument, add_threads_argument, argument_type,
-    check_distinct, check_output, model_path, positive_float, sampling_options, seed,
+    check_distinct, check_output, drawn_seed, model_path, positive_float, sampling_options, seed,
     use_kernel_arguments,
 )
 
@@ -126,6 +126,7 @@ def play(args: argparse.Namespace) -> int:
     model = modelfile.load(model_path(args.model, print), threads=args.threads)
     use_kernel_arguments(model, args)
     hint = load_audio(args.hint, model.fs)[0] if args.hint else None
+    args.seed = drawn_seed(args.seed)  # said as it starts, and again at each r: a take found can be played again
     stream = model.stream(seed=args.seed, hint=hint, **sampling_options(args))
     limit = None if args.seconds is None else max(1, round(args.seconds * model.fs))
     recorder = None if args.record is None else sound_recorder(args.record, model.fs)
@@ -159,7 +160,7 @@ def play_with_keys(player: live.LivePlayer, stream: Stream, status: StatusLine, 
         with player:
             on = "" if device_name is None else f" on {device_name}"
             resampled = f" (resampled to the device's {player.device_fs} Hz)" if player.resampled else ""
-            print(f"playing {args.model} at {fs} Hz{on}{resampled}: blocks of {args.block} samples "
+            print(f"playing {args.model} with --seed {args.seed} at {fs} Hz{on}{resampled}: blocks of {args.block} samples "
                   f"({1000 * player.block_latency_s:.1f} ms), {args.ahead} ready ahead, device latency "
                   f"{1000 * player.device_latency_s:.1f} ms; a key is heard after about "
                   f"{1000 * player.change_latency_s:.0f} ms", flush=True)
@@ -203,7 +204,9 @@ def perform(player: live.LivePlayer, stream: Stream, keys: KeyReader, status: St
             if action == "quit":
                 return
             if action == "reset":
-                stream.reset()
+                seed = drawn_seed(None)
+                stream.reset(seed)
+                status.say(f"from the start again with --seed {seed}")
             if action == "help":
                 status.say(KEYS_HELP)
             stream.set(temperature=controls.temperature, top_k=controls.top_k, smooth=controls.smooth)

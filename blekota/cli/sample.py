@@ -20,7 +20,7 @@ from ..fileutil import STDOUT, check_room, is_stream
 from ..drawing import describe_sampling
 from .options import (
     add_kernel_arguments, add_sampling_arguments, add_sound_device_argument, add_threads_argument, check_distinct,
-    check_output, model_path, non_negative_int, output_png, positive_float, positive_int, sampling_options,
+    check_output, drawn_seed, model_path, non_negative_int, output_png, positive_float, positive_int, sampling_options,
     seed,
     use_kernel_arguments,
 )
@@ -99,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
     hint = load_audio(args.hint, model.fs)[0] if args.hint else None
     hinted = 0 if hint is None else hint.size
     n = samples_to_generate(args, model.fs)
+    seed = drawn_seed(args.seed)
     total = hinted + n
     check_room(outputs, len(wav_header(model.fs, 0)) + 2 * total * (1 if encoding_for(output) is None else 2))
     begins = min(max(0, hinted - HEATMAP_SAMPLES // 10), max(0, total - HEATMAP_SAMPLES))
@@ -112,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
         done = 0
         # the probabilities come for every take: in shorter chunks, they hold about what one take's would
         chunk = SAMPLE_CHUNK if heatmap is None else max(HEATMAP_SAMPLES, SAMPLE_CHUNK // args.takes)
-        chunks = model.generate(total, chunk=chunk, hint=hint, seed=args.seed, streams=args.takes,
+        chunks = model.generate(total, chunk=chunk, hint=hint, seed=seed, streams=args.takes,
                                 return_probs=heatmap is not None, **sampling_options(args))
         for chunk in chunks:
             sounds, probs = chunk if heatmap is not None else (chunk, None)
@@ -130,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - start
     rate = total * args.takes / elapsed if elapsed > 0 else float("inf")
     where = "standard output" if output == STDOUT else output if args.takes == 1 else f"{outputs[0]} .. {outputs[-1]}"
-    made = f"{n} samples ({n / model.fs:.2f} s) generated" if n else "nothing generated (-n 0)"
+    made = f"{n} samples ({n / model.fs:.2f} s) generated with --seed {seed}" if n else "nothing generated (-n 0)"
     if args.takes > 1:
         made = f"{args.takes} takes of {made}"
     if hint is not None:
