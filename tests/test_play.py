@@ -844,3 +844,16 @@ def test_the_repls_live_play_without_a_sound_device_is_one_line(model, monkeypat
     console.push("live(0)")
     assert capsys.readouterr().err == "error: seconds must be a finite number > 0, got 0\n"
     assert threading.active_count() == threads
+
+
+def test_ctrl_c_while_sample_plays_what_is_left_keeps_the_file(model_file, tmp_path, device, monkeypatch, capsys):
+    class Interrupted(blekota.audio.ChunkPlayer):
+        def __exit__(self, *exc):
+            super().__exit__(*exc)
+            raise KeyboardInterrupt  # Ctrl+C while the sound left after generation plays
+
+    monkeypatch.setattr("blekota.cli.sample.ChunkPlayer", Interrupted)
+    out = tmp_path / "out.wav"
+    assert main(["sample", model_file, "-n", "800", "-o", str(out), "--play", "--threads", "1", "--seed", "2"]) == 130
+    np.testing.assert_allclose(soundfile.read(out, dtype="float32")[0], blekota.load(model_file).sample(800, seed=2),
+                               atol=1 / 32768)

@@ -106,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
     window = slice(begins, begins + HEATMAP_SAMPLES)
     kept_sound, kept_probs = [], []
     start = time.perf_counter()
-    with ExitStack() as files, ChunkPlayer(model.fs, args.play, cannot_play, args.sound_device) as player, tqdm(
+    # the files are complete before the player waits for the sound left to play: Ctrl+C while listening keeps them
+    with ChunkPlayer(model.fs, args.play, cannot_play, args.sound_device) as player, ExitStack() as files, tqdm(
         total=total * args.takes, unit="sample", unit_scale=True, disable=not sys.stderr.isatty(), leave=False
     ) as bar:
         writers = [files.enter_context(sound_writer(path, model.fs, total)) for path in outputs]
