@@ -311,7 +311,8 @@ def restore(trainer: Trainer, path: str | os.PathLike, info: dict, arrays: dict[
     if sparsity:
         try:
             trainer.pruning.restore(sparsity, {key[len(SPARSITY):]: value for key, value in arrays.items()
-                                               if key.startswith(SPARSITY)})
+                                               if key.startswith(SPARSITY)},
+                                    renewed=trainer.pruning.density != sparsity.get("density", 1.0))
         except (ConfigError, ValueError) as error:
             raise ModelFileError(f"{path}: bad pruning state ({error})") from None
     _restore_average(trainer, path, saved, arrays)

@@ -362,17 +362,20 @@ class Pruning:
             return {}
         return {"kept": np.concatenate([blocks.ravel() for blocks in self.kept]).astype(np.uint8)}
 
-    def restore(self, saved: dict, arrays: dict[str, np.ndarray]) -> None:
+    def restore(self, saved: dict, arrays: dict[str, np.ndarray], renewed: bool = False) -> None:
         """Continue the schedule saved by settings() and arrays() (raises ValueError when they
-        do not fit this model)."""
+        do not fit this model). renewed: this pruning has another density than the saved one, a
+        new schedule that falls from the blocks kept now and has chosen none yet."""
         self.initial = checks.number("initial", saved.get("initial", 1.0), 0, 1, low_open=True)
         updated = saved.get("updated")
-        if updated is None:
-            return
-        self.updated = checks.non_negative_int("updated", updated)
+        self.updated = None if updated is None else checks.non_negative_int("updated", updated)
         kept = arrays.get("kept")
+        if kept is None and self.updated is None:  # masks kept before a new schedule chose any are restored too
+            return
         sizes = [block_grid(matrix.rows, self.hidden) for matrix in self.matrices]
         if kept is None or kept.shape != (sum(math.prod(size) for size in sizes),):
             raise ValueError("the kept blocks are missing or do not fit the model")
         pieces = np.split(kept.astype(bool), np.cumsum([math.prod(size) for size in sizes])[:-1])
         self._set_kept([piece.reshape(size) for piece, size in zip(pieces, sizes)])
+        if renewed:
+            self.initial, self.updated = self.kept_share(), None

@@ -266,6 +266,33 @@ def test_a_new_density_on_resume_plans_a_new_schedule_from_the_current_one(tmp_p
     assert resumed.pruning.kept_share() < share
 
 
+def test_a_new_density_on_resume_with_its_schedule_given_reaches_it_from_the_current_one(tmp_path):
+    """The new schedule goes on from the model's blocks, even where the old one chose its last
+    masks after the iterations given (they held the new density back: never chosen, yet the
+    file said it had it)."""
+    first = sparse_trainer(tmp_path, density=0.5)
+    path = first.train(10).path
+    share = first.pruning.kept_share()
+    for start, end in ((12, 14), (3, 5)):  # ahead, and before the old schedule's last masks (8)
+        resumed = blekota.Trainer.from_checkpoint(path, wobbly_sine(), threads=1, density=0.25,
+                                                  prune_start=start, prune_end=end, name=f"r{start}")
+        assert resumed.pruning.initial == share
+        resumed.train(6)
+        assert resumed.pruning.kept_share() < share
+        np.testing.assert_allclose(block_density(resumed.model), resumed.pruning.kept_share())
+        path2 = resumed.save(tmp_path / f"r{start}.npz")
+        assert sparsity.reached_at(blekota.load(path2).info) is not None
+
+
+def test_masks_kept_before_a_new_schedule_chooses_any_resume_with_the_file(tmp_path):
+    first = sparse_trainer(tmp_path, density=0.5)
+    path = first.train(10).path
+    waiting = blekota.Trainer.from_checkpoint(path, wobbly_sine(), threads=1, density=0.25, prune_start=20,
+                                              prune_end=22, name="w")
+    again = blekota.Trainer.from_checkpoint(waiting.save(tmp_path / "w.npz"), wobbly_sine(), threads=1)
+    assert again.pruning.kept_share() == waiting.pruning.kept_share() < 1
+
+
 @pytest.mark.parametrize("options,message", [
     ({"density": 0}, "density must be a number in (0, 1] (1: dense), got 0"),
     ({"density": 1.5}, "density must be a number in (0, 1] (1: dense), got 1.5"),
