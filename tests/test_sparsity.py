@@ -319,6 +319,26 @@ def test_cli_refuses_a_pruning_end_before_its_start_naming_the_options(tmp_path,
         assert err.count("\n") == 1 and "(train --prune-end) must not come before prune_start" in err
 
 
+def test_cli_refuses_pruning_options_for_a_dense_run(tmp_path, capsys):
+    blekota.save_wav(tmp_path / "sine.wav", wobbly_sine(), 8000)
+    small = ["--layers", "1", "--hidden", "16", "--seq-length", "20", "--batch-size", "4", "--threads", "1",
+             "--iterations", "2", "--checkpoint-sound", "0", "--out-dir", str(tmp_path), "-q"]
+    new = ["train", str(tmp_path / "sine.wav"), *small]
+    assert main([*new, "--prune-start", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("blekota: error: --prune-start: applies to block-sparse training, and this run is dense: give "
+                   "--density below 1 with them\n")
+    assert not list(tmp_path.glob("sine_*.npz"))
+    assert main([*new, "--prune-every", "1", "--prune-end", "2", "--density", "1"]) == 2
+    assert "--prune-end, --prune-every: apply to block-sparse training" in capsys.readouterr().err
+    assert main(new) == 0
+    resume = ["train", "--resume", str(tmp_path / "sine_2.npz"), *small]
+    assert main([*resume, "--prune-every", "1"]) == 2
+    assert "this run is dense" in capsys.readouterr().err
+    assert main([*resume, "--prune-every", "1", "--density", "0.5"]) == 0
+    assert main(["train", "--resume", str(tmp_path / "sine_4.npz"), *small, "--prune-every", "3"]) == 0  # sparse now
+
+
 @pytest.mark.parametrize("value", ["0", "1.01", "-0.1", "nan", "x"])
 def test_cli_refuses_a_density_outside_0_1(tmp_path, capsys, value):
     with pytest.raises(SystemExit) as stop:

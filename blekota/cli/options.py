@@ -371,6 +371,18 @@ def schedule_option(args: argparse.Namespace, name: str | None = None) -> blekot
     return name
 
 
+PRUNING_OPTIONS = {"prune_start": "--prune-start", "prune_end": "--prune-end", "prune_every": "--prune-every"}
+
+
+def check_pruning_options(args: argparse.Namespace, sparse: bool) -> None:
+    """Refuse --prune-start, --prune-end and --prune-every for a run that is not block-sparse
+    (they would do nothing)."""
+    if unused := [option for dest, option in PRUNING_OPTIONS.items() if dest in given(args)]:
+        if not sparse:
+            raise BlekotaError(f"{', '.join(unused)}: {'apply' if len(unused) > 1 else 'applies'} to block-sparse "
+                               "training, and this run is dense: give --density below 1 with them")
+
+
 def update_rule(args: argparse.Namespace) -> dict:
     """optimizer, lr, schedule, random_gain_db and ema: the --preset's, each replaced by
     --optimizer, --alpha, --schedule, --random-gain or --ema when given (a preset's schedule None:
@@ -425,6 +437,7 @@ def resume_overrides(args: argparse.Namespace, path: Path, model: Model) -> dict
         raise BlekotaError(f"--seed {args.seed}: it seeds a new model's weights; a resumed model goes on with its own "
                            "weights and random state (leave --seed out)")
     overrides = {key: getattr(args, dest) for dest, key in RESUME_OPTIONS.items() if dest in given(args)}
+    check_pruning_options(args, overrides.get("density", 1.0) < 1 or bool(model.info.get("sparsity")))
     if "preset" in given(args):
         overrides = {**update_rule(args), **overrides}
     if "schedule" in given(args):
@@ -450,6 +463,7 @@ def checkpoint_sound(args: argparse.Namespace, fs: int) -> int:
 
 def new_trainer_options(args: argparse.Namespace) -> dict:
     """Trainer arguments for a new model from the training options (all but name and directory)."""
+    check_pruning_options(args, args.density < 1)
     return dict(
         seq_length=args.seq_length, batch_size=args.batch_size, checkpoint_every=args.checkpoint_every,
         keep=args.keep, val_fraction=args.val_fraction, val_every=args.val_every, stop_after=args.stop_after,
