@@ -604,6 +604,19 @@ def test_schedule_options_on_resuming_come_with_the_schedule(tmp_path, sine_file
     assert blekota.load(out / "sine_3.npz").info["trainer"]["schedule"]["patience"] == 3
 
 
+def test_a_preset_on_resuming_takes_the_schedule_of_the_runs_validation(tmp_path, sine_file):
+    """The default preset's schedule is plateau when the run validates, else constant: the resumed
+    run's validation, not --val-fraction's default."""
+    out = tmp_path / "m"
+    assert main(["train", str(sine_file), *SMALL, "--iterations", "2", "--checkpoint-sound", "0",
+                 "--out-dir", str(out), "--quiet", "--val-fraction", "0"]) == 0
+    resume = ["train", "--resume", str(out / "sine_2.npz"), "--iterations", "1", "--quiet", "--preset", "default"]
+    assert main(resume) == 0
+    assert blekota.load(out / "sine_3.npz").info["trainer"]["schedule"]["name"] == "constant"
+    assert main([*resume[:2], str(out / "sine_3.npz"), *resume[3:], "--val-fraction", "0.1"]) == 0
+    assert blekota.load(out / "sine_4.npz").info["trainer"]["schedule"]["name"] == "plateau"
+
+
 def test_seed_on_resuming_is_refused(tmp_path, sine_file, capsys):
     out = tmp_path / "m"
     assert main(["train", str(sine_file), *SMALL, "--iterations", "2", "--checkpoint-sound", "0",

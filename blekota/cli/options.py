@@ -383,12 +383,13 @@ def check_pruning_options(args: argparse.Namespace, sparse: bool) -> None:
                                "training, and this run is dense: give --density below 1 with them")
 
 
-def update_rule(args: argparse.Namespace) -> dict:
+def update_rule(args: argparse.Namespace, val_fraction: float | None = None) -> dict:
     """optimizer, lr, schedule, random_gain_db and ema: the --preset's, each replaced by
     --optimizer, --alpha, --schedule, --random-gain or --ema when given (a preset's schedule None:
-    plateau when validating, else constant)."""
+    plateau when validating, else constant; val_fraction: the run's, default --val-fraction)."""
     preset = PRESETS[args.preset]
-    schedule = args.schedule or preset["schedule"] or ("plateau" if args.val_fraction > 0 else "constant")
+    val_fraction = args.val_fraction if val_fraction is None else val_fraction
+    schedule = args.schedule or preset["schedule"] or ("plateau" if val_fraction > 0 else "constant")
     gain = preset["random_gain_db"] if args.random_gain is None else args.random_gain
     return {"optimizer": args.optimizer or preset["optimizer"], "lr": args.alpha or preset["lr"],
             "schedule": schedule_option(args, schedule), "random_gain_db": gain,
@@ -438,8 +439,9 @@ def resume_overrides(args: argparse.Namespace, path: Path, model: Model) -> dict
                            "weights and random state (leave --seed out)")
     overrides = {key: getattr(args, dest) for dest, key in RESUME_OPTIONS.items() if dest in given(args)}
     check_pruning_options(args, overrides.get("density", 1.0) < 1 or bool(model.info.get("sparsity")))
-    if "preset" in given(args):
-        overrides = {**update_rule(args), **overrides}
+    if "preset" in given(args):  # validating as the resumed run does, unless --val-fraction is given
+        saved = (model.info.get("trainer") or {}).get("val_fraction", VAL_FRACTION)
+        overrides = {**update_rule(args, args.val_fraction if "val_fraction" in given(args) else saved), **overrides}
     if "schedule" in given(args):
         overrides["schedule"] = schedule_option(args)
     elif unresumed := [SCHEDULE_OPTIONS[dest][0] for dest in SCHEDULE_OPTIONS if dest in given(args)]:
