@@ -317,6 +317,10 @@ def restore(trainer: Trainer, path: str | os.PathLike, info: dict, arrays: dict[
             raise ModelFileError(f"{path}: bad pruning state ({error})") from None
     _restore_average(trainer, path, saved, arrays)
     trainer.stale_validations = saved.get("stale_validations", 0)
+    data = saved.get("data")
+    if isinstance(data, dict) and (data.get("sha256"), data.get("val_fraction")) != (trainer.data_sha256,
+                                                                                    trainer.val_fraction):
+        trainer.forget_best()  # held out from other sound
     if "rng" in saved:
         try:
             trainer.rng.bit_generator.state = saved["rng"]

@@ -237,9 +237,11 @@ class Trainer(TrainerFiles):
         }
 
     def set_audio(self, audio: Sounds) -> None:
-        """Train on these sounds (see the class docstring); restarts at their start. In a
+        """Train on these sounds (see the class docstring); restarts at their start, and where
+        their held-out part differs from the sounds before, forgets the best (forget_best). In a
         data-parallel run rank 0 reads them and sends them to the others."""
         data = self.processes.from_root(lambda: Dataset.load(audio, self.model.fs, self.model.preemphasis))
+        held_out = getattr(self, "data_sha256", None), self.val_fraction
         T, B = self.seq_length, self.batch_size
         layout, val_ranges = training_layout(data, self.val_fraction, T, B, self.model.fs, self.epoch,
                                              self.random_speed)
@@ -248,9 +250,18 @@ class Trainer(TrainerFiles):
         self._val = validation_pieces(val_ranges, B, VAL_MIN_WINDOWS * T, T if self.model.frame else 1)
         self.val_samples = sum(stop - start - 1 for start, stop in val_ranges)
         self.data_sha256 = data.sha256()
+        if held_out[0] is not None and held_out != (self.data_sha256, self.val_fraction):
+            self.forget_best()
         if self.processes.is_root:
             warn_if_silent(data.levels, data.files)
         self.h = self.model.zero_state(B)
+
+    def forget_best(self) -> None:
+        """The held-out sound changed: its losses are not comparable with those before, so the
+        best so far, the validations since it (stop_after) and the plateau schedule start afresh."""
+        self.best_val_loss = None
+        self.stale_validations = 0
+        self.schedule.restart()
 
     @property
     def ema(self) -> float:

@@ -136,7 +136,8 @@ class TrainerFiles:
         learning rate and schedule state, iteration and epoch counters, validation history and hidden state come
         from the file; so do the data position and carried state when the data and its layout (seq_length,
         batch_size, val_fraction) are unchanged (then trainer.continues_data is True), else training starts at the
-        data's beginning. N iterations, save, resume, M iterations give the same weights as N + M. overrides replace
+        data's beginning; where the sound held out is another (other sounds or val_fraction), the best held-out
+        loss, the validations since it and the plateau schedule start afresh (Trainer.forget_best). N iterations, save, resume, M iterations give the same weights as N + M. overrides replace
         saved hyperparameters: Trainer's arguments but model, audio, callback and comm (e.g. lr, schedule, name,
         directory, keep; another keyword is a ConfigError). Files go beside the model file unless directory says
         otherwise, under the run's name (a file that names no run: its file's stem); a file older

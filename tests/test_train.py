@@ -212,6 +212,34 @@ def test_a_resumed_run_counts_the_validations_since_its_best_on(tmp_path, monkey
     assert resumed.train(100).iterations == 8  # stale at 15 and 20: three in a row
 
 
+@pytest.mark.parametrize("change", [{"audio": wobbly_sine(12000) + 0.01}, {"val_fraction": 0.1}, {"set_audio": True}])
+def test_resumed_on_other_held_out_sound_the_best_and_its_count_start_afresh(tmp_path, monkeypatch, change):
+    """Held-out losses of other sound are not compared with the best of the sound before: it
+    neither stops the run (stop_after), lowers the rate (plateau) nor keeps NAME_best."""
+    trainer = small_trainer(tmp_path, val_every=5, stop_after=2, schedule="plateau")
+    scripted_validations(monkeypatch, trainer, [1.0, 1.5, 1.6])
+    trainer.train(12)
+    assert trainer.stale_validations == 1 and trainer.schedule.bad == 1
+    audio = change.get("audio", wobbly_sine())
+    options = {key: value for key, value in change.items() if key == "val_fraction"}
+    resumed = Trainer.from_checkpoint(tmp_path / "t_12.npz", audio=audio, threads=1, **options)
+    if "set_audio" in change:
+        assert resumed.best_val_loss == 1.0
+        resumed.set_audio(wobbly_sine(12000) + 0.01)
+    assert (resumed.best_val_loss, resumed.stale_validations, resumed.schedule.bad) == (None, 0, 0)
+    scripted_validations(monkeypatch, resumed, [3.0, 2.9, 2.8, 2.75, 2.7])
+    assert resumed.train(20).iterations == 20 and resumed.optimizer.lr == 3e-3
+    assert resumed.best_val_loss == 2.7 == blekota.load(tmp_path / "t_best.npz").info["best_val_loss"]
+
+
+def test_resumed_on_the_same_sound_the_best_goes_on(tmp_path, monkeypatch):
+    trainer = small_trainer(tmp_path, val_every=5, stop_after=2)
+    scripted_validations(monkeypatch, trainer, [1.0, 1.5, 1.6])
+    trainer.train(12)
+    resumed = Trainer.from_checkpoint(tmp_path / "t_12.npz", audio=wobbly_sine(), threads=1, seq_length=10)
+    assert not resumed.continues_data and (resumed.best_val_loss, resumed.stale_validations) == (1.0, 1)
+
+
 def test_stop_after_needs_validations(tmp_path):
     with pytest.raises(blekota.ConfigError, match=r"stop_after 3 \(train --stop-after\) counts validations: val_fraction and val_every"):
         small_trainer(tmp_path, val_fraction=0, stop_after=3)
