@@ -334,7 +334,8 @@ def loss_curve(log: str | os.PathLike | Sequence[dict] | dict, *, title: str = "
     figure, in_window = _figure((8, 4.5), out)
     axes = figure.add_subplot()
     if train.size:
-        axes.plot(train[:, 0], train[:, 1], color="tab:blue", linewidth=1.2, label="training")
+        axes.plot(train[:, 0], train[:, 1], color="tab:blue", linewidth=1.2, label="training",
+                  marker="o" if len(train) == 1 else None, markersize=3)  # a line of one point draws nothing
     if val.size:
         axes.plot(val[:, 0], val[:, 1], color="tab:orange", linewidth=1.2, marker="o",
                   markersize=3, label="validation")

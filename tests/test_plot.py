@@ -54,6 +54,19 @@ def test_each_picture_has_its_size(tmp_path):
     assert_png(plot.compare(tone(), sound, FS, out=tmp_path), 1200, 650)
 
 
+def test_a_loss_curve_of_one_report_shows_it(tmp_path, monkeypatch):
+    """A run of fewer iterations than a report's (or stopped before the second) logged one training
+    loss: a line through one point draws nothing, so it is drawn as a dot."""
+    drawn = []
+    finish = plot._finish
+    monkeypatch.setattr(plot, "_finish", lambda figure, *args: drawn.append(figure) or finish(figure, *args))
+    assert_png(plot.loss_curve({"history": [[5, 5.5]]}, out=tmp_path), 800, 450)
+    line = drawn[0].axes[0].lines[0]
+    assert line.get_label() == "training" and line.get_marker() not in (None, "None", "")
+    plot.loss_curve({"history": [[5, 5.5], [10, 5.0]]}, out=tmp_path)
+    assert drawn[1].axes[0].lines[0].get_marker() in (None, "None", "")
+
+
 def test_without_display_files_are_numbered_never_overwritten(tmp_path):
     assert not plot.display_available()
     (tmp_path / "waveform.png").write_bytes(b"keep me")
