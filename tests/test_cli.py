@@ -249,7 +249,7 @@ def test_resume_keeps_or_replaces_the_random_gain(tmp_path, sine_file):
 
 
 @pytest.mark.parametrize("option,value,shown,bad,refusal", [
-    ("--input-noise", "1.5", "input noise 1.5 levels", "-1", "--input-noise: "),
+    ("--input-noise", "1.5", "input noise 1.5 levels", "300", "--input-noise: expected a number of levels in [0, 255]"),
     ("--random-speed", "0.06", "random speed 0.06", "0.7", "--random-speed: expected a number in [0, 0.5]"),
 ])
 def test_augmentation_is_saved_shown_and_kept_or_replaced_on_resume(tmp_path, sine_file, capsys, option, value,

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from .. import checkpoint, checks, device, legacy, modelfile
 from .. import schedule as blekota_schedule
 from ..audio import WAV_MAX_FRAMES
-from ..augment import MAX_DB, MAX_SPEED_CHANGE, check_max_db, check_speed
+from ..augment import MAX_DB, MAX_SPEED_CHANGE, check_max_db, check_noise, check_speed
 from ..averaging import check_decay
 from ..console import NORMAL, QUIET, VERBOSE
 from ..dataset import TooShortForWindows
@@ -179,6 +179,7 @@ frame_length = argument_type(int, lambda name, value: checks.integer(name, value
                              f"an integer in 0..{MAX_FRAME}")
 preemphasis = argument_type(float, lambda name, value: check_preemphasis(value), f"a number in [0, {MAX_PREEMPHASIS:g}]")
 decibels = argument_type(float, lambda name, value: check_max_db(value), f"a number of decibels in [0, {MAX_DB:g}]")
+noise_levels = argument_type(float, lambda name, value: check_noise(value), "a number of levels in [0, 255]")
 speed_change = argument_type(float, lambda name, value: check_speed(value), f"a number in [0, {MAX_SPEED_CHANGE:g}]")
 ema_decay = argument_type(float, lambda name, value: check_decay(value), "a decay in [0, 1)")
 device_name = argument_type(str, checks.device, checks.DEVICES)
@@ -256,7 +257,7 @@ def add_training_arguments(parser: argparse.ArgumentParser, iterations: int, ite
     parser.add_argument("--random-gain", action=Given, type=decibels, default=None, metavar="DB", help="train each stream's window at a random gain within +-DB decibels (0: as recorded; default: the preset's)")
     parser.add_argument("--random-speed", action=Given, type=speed_change, default=0.0, metavar="X", help="play each epoch's training sound at its own speed between 1/(1+X) and 1+X times, pitch and tempo together (0: as recorded, the default; 0.06 helps speech)")
     parser.add_argument("--ema", action=Given, type=ema_decay, default=None, metavar="DECAY", help="the model files hold the weights' moving average with this decay per iteration, over about 1/(1-DECAY) iterations (0: the weights as last updated; default: the preset's)")
-    parser.add_argument("--input-noise", action=Given, type=non_negative_float, default=0.0, metavar="LEVELS", help="read training inputs moved by this many mu-law levels (std) and learn to predict the clean next level, so generation recovers from its own draws (0: off, the default; the demo uses 1.5)")
+    parser.add_argument("--input-noise", action=Given, type=noise_levels, default=0.0, metavar="LEVELS", help="read training inputs moved by this many mu-law levels (std) and learn to predict the clean next level, so generation recovers from its own draws (0: off, the default; the demo uses 1.5)")
     parser.add_argument("--density", action=Given, type=density, default=1.0, metavar="D", help="keep this share of the recurrent weights' 8x4 blocks, pruned gradually (default 1: dense)")
     parser.add_argument("--prune-start", action=Given, type=non_negative_int, default=None, metavar="N", help="--density: the iteration the pruning starts (default: a tenth of --iterations in, at most 2000)")
     parser.add_argument("--prune-end", action=Given, type=non_negative_int, default=None, metavar="N", help="--density: the iteration it reaches D (default: three quarters of --iterations in, at most 20000)")
