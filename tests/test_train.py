@@ -6,6 +6,7 @@ import pytest
 
 import blekota
 from blekota import agreement
+from blekota.cli import main
 from blekota.train import Trainer
 
 
@@ -213,7 +214,7 @@ def test_a_resumed_run_counts_the_validations_since_its_best_on(tmp_path, monkey
 
 
 @pytest.mark.parametrize("change", [{"audio": wobbly_sine(12000) + 0.01}, {"val_fraction": 0.1}, {"set_audio": True}])
-def test_resumed_on_other_held_out_sound_the_best_and_its_count_start_afresh(tmp_path, monkeypatch, change):
+def test_resumed_on_other_held_out_sound_the_best_and_its_count_start_afresh(tmp_path, monkeypatch, capsys, change):
     """Held-out losses of other sound are not compared with the best of the sound before: it
     neither stops the run (stop_after), lowers the rate (plateau) nor keeps NAME_best."""
     trainer = small_trainer(tmp_path, val_every=5, stop_after=2, schedule="plateau")
@@ -230,6 +231,8 @@ def test_resumed_on_other_held_out_sound_the_best_and_its_count_start_afresh(tmp
     scripted_validations(monkeypatch, resumed, [3.0, 2.9, 2.8, 2.75, 2.7])
     assert resumed.train(20).iterations == 20 and resumed.optimizer.lr == 3e-3
     assert resumed.best_val_loss == 2.7 == blekota.load(tmp_path / "t_best.npz").info["best_val_loss"]
+    assert main(["info", str(tmp_path / "t_32.npz")]) == 0  # the best NAME_best.npz holds
+    assert "val loss:    first 1.0000, last 2.7000, best 2.7000 at iteration 32 " in capsys.readouterr().out
 
 
 def test_resumed_on_the_same_sound_the_best_goes_on(tmp_path, monkeypatch):

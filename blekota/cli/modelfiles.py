@@ -143,7 +143,8 @@ def info(args: argparse.Namespace) -> int:
     reached = sparsity.reached_at(info)
     for label, rows in (("loss:       ", train), ("val loss:   ", val)):
         if rows.size:
-            print(f"{label} first {rows[0, 1]:.4f}, last {rows[-1, 1]:.4f}, {_best(rows, reached)} "
+            best = info.get("best_val_loss") if rows is val else None
+            print(f"{label} first {rows[0, 1]:.4f}, last {rows[-1, 1]:.4f}, {_best(rows, reached, best)} "
                   f"(nats/sample, {counted(len(rows), 'report')})")
     return 0
 
@@ -153,12 +154,16 @@ def counted(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
-def _best(rows: np.ndarray, reached: int | None) -> str:
+def _best(rows: np.ndarray, reached: int | None, held: float | None = None) -> str:
     """'best L at iteration N' over rows of [iteration, loss]; for a model pruned to its density
     at iteration `reached`, the best from there on (a denser model's loss before it is no
-    measure of this one), when there is one."""
+    measure of this one), when there is one. held: the run's best held-out loss, the one
+    NAME_best.npz has (since the density was reached, or the held-out sound changed), when
+    among the rows."""
     since = rows[rows[:, 0] >= reached] if reached is not None else rows[:0]
     chosen = since if since.size else rows
     best = int(chosen[:, 1].argmin())
-    where = f" at the density (reached at iteration {reached})" if since.size else ""
+    if held is not None and (rows[:, 1] == held).any():
+        chosen, best = rows, int(np.flatnonzero(rows[:, 1] == held)[-1])
+    where = f" at the density (reached at iteration {reached})" if since.size and chosen[best, 0] >= reached else ""
     return f"best {chosen[best, 1]:.4f} at iteration {chosen[best, 0]:.0f}{where}"
