@@ -617,6 +617,22 @@ def test_a_preset_on_resuming_takes_the_schedule_of_the_runs_validation(tmp_path
     assert blekota.load(out / "sine_4.npz").info["trainer"]["schedule"]["name"] == "plateau"
 
 
+def test_val_every_without_validation_is_refused(tmp_path, sine_file, capsys):
+    out = tmp_path / "m"
+    new = ["train", str(sine_file), *SMALL, "--iterations", "2", "--checkpoint-sound", "0", "--out-dir", str(out),
+           "--quiet", "--val-fraction", "0"]
+    assert main([*new, "--val-every", "1"]) == 2
+    assert capsys.readouterr().err == ("blekota: error: --val-every: this run holds nothing out to validate on "
+                                       "(--val-fraction 0); give --val-fraction above 0 with it\n")
+    assert not out.exists()
+    assert main(new) == 0
+    resume = ["train", "--resume", str(out / "sine_2.npz"), "--iterations", "1", "--quiet", "--val-every", "1"]
+    assert main(resume) == 2
+    assert "--val-every: this run holds nothing out" in capsys.readouterr().err
+    assert main([*resume, "--val-fraction", "0.1"]) == 0
+    assert blekota.load(out / "sine_3.npz").info["trainer"]["val_every"] == 1
+
+
 def test_seed_on_resuming_is_refused(tmp_path, sine_file, capsys):
     out = tmp_path / "m"
     assert main(["train", str(sine_file), *SMALL, "--iterations", "2", "--checkpoint-sound", "0",

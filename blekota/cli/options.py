@@ -384,6 +384,13 @@ def check_pruning_options(args: argparse.Namespace, sparse: bool) -> None:
                                "training, and this run is dense: give --density below 1 with them")
 
 
+def check_val_every(args: argparse.Namespace, val_fraction: float) -> None:
+    """Refuse --val-every for a run that does not validate (it would do nothing)."""
+    if "val_every" in given(args) and not val_fraction:
+        raise BlekotaError("--val-every: this run holds nothing out to validate on (--val-fraction 0); give "
+                           "--val-fraction above 0 with it")
+
+
 def update_rule(args: argparse.Namespace, val_fraction: float | None = None) -> dict:
     """optimizer, lr, schedule, random_gain_db and ema: the --preset's, each replaced by
     --optimizer, --alpha, --schedule, --random-gain or --ema when given (a preset's schedule None:
@@ -440,9 +447,11 @@ def resume_overrides(args: argparse.Namespace, path: Path, model: Model) -> dict
                            "weights and random state (leave --seed out)")
     overrides = {key: getattr(args, dest) for dest, key in RESUME_OPTIONS.items() if dest in given(args)}
     check_pruning_options(args, overrides.get("density", 1.0) < 1 or bool(model.info.get("sparsity")))
-    if "preset" in given(args):  # validating as the resumed run does, unless --val-fraction is given
-        saved = (model.info.get("trainer") or {}).get("val_fraction", VAL_FRACTION)
-        overrides = {**update_rule(args, args.val_fraction if "val_fraction" in given(args) else saved), **overrides}
+    saved = (model.info.get("trainer") or {}).get("val_fraction", VAL_FRACTION)
+    val_fraction = args.val_fraction if "val_fraction" in given(args) else saved  # as the resumed run, unless given
+    check_val_every(args, val_fraction)
+    if "preset" in given(args):
+        overrides = {**update_rule(args, val_fraction), **overrides}
     if "schedule" in given(args):
         overrides["schedule"] = schedule_option(args)
     elif unresumed := [SCHEDULE_OPTIONS[dest][0] for dest in SCHEDULE_OPTIONS if dest in given(args)]:
@@ -467,6 +476,7 @@ def checkpoint_sound(args: argparse.Namespace, fs: int) -> int:
 def new_trainer_options(args: argparse.Namespace) -> dict:
     """Trainer arguments for a new model from the training options (all but name and directory)."""
     check_pruning_options(args, args.density < 1)
+    check_val_every(args, args.val_fraction)
     return dict(
         seq_length=args.seq_length, batch_size=args.batch_size, checkpoint_every=args.checkpoint_every,
         keep=args.keep, val_fraction=args.val_fraction, val_every=args.val_every, stop_after=args.stop_after,
