@@ -275,11 +275,12 @@ def check_room(paths: list[str | os.PathLike], size: int) -> None:
 @contextmanager
 def folders_undone_on_error() -> Iterator[None]:
     """Within it, the folders prepare_directory creates are removed again, those still empty,
-    when a BlekotaError ends it: a refused command leaves no empty folder behind."""
+    when a BlekotaError or KeyboardInterrupt ends it: a refused command, or one stopped by Ctrl+C
+    before it wrote there, leaves no empty folder behind."""
     _created_folders.clear()
     try:
         yield
-    except BlekotaError:
+    except (BlekotaError, KeyboardInterrupt):
         for folder in _created_folders:
             with suppress(OSError):
                 folder.rmdir()

@@ -633,6 +633,17 @@ def test_val_every_without_validation_is_refused(tmp_path, sine_file, capsys):
     assert blekota.load(out / "sine_3.npz").info["trainer"]["val_every"] == 1
 
 
+def test_ctrl_c_before_training_leaves_no_empty_folder(tmp_path, sine_file, monkeypatch, capsys):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt  # Ctrl+C while the sounds are read
+
+    monkeypatch.setattr("blekota.train.Dataset.load", interrupted)
+    out = tmp_path / "new" / "run"
+    assert main(["train", str(sine_file), *SMALL, "--out-dir", str(out), "--model-name", "a/b"]) == 130
+    assert capsys.readouterr().err == "blekota: interrupted\n"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["sine.wav"]
+
+
 def test_seed_on_resuming_is_refused(tmp_path, sine_file, capsys):
     out = tmp_path / "m"
     assert main(["train", str(sine_file), *SMALL, "--iterations", "2", "--checkpoint-sound", "0",
