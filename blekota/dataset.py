@@ -295,10 +295,10 @@ def training_layout(data: Dataset, val_fraction: float, T: int, B: int, fs: int,
             need += 1
         raise TooShortForWindows(
             "{where}{subject} too short: {size} samples{together}, need at least {need} ({seconds:.2f} s at {fs} Hz) "
-            "for {batch_size} {B} windows of {seq_length} {T} plus the {held_out:.0%} held out for validation",
+            "for {batch_size} {B} windows of {seq_length} {T} plus the {held_out:g}% held out for validation",
             dict(where=file_prefix(data), subject=sounds_are(data), together=" together" * (len(data.files) > 1),
                  size=data.levels.size, need=need, seconds=need / fs, fs=fs, B=B, T=T,
-                 held_out=val_fraction),
+                 held_out=val_fraction * 100),
         ) from None
     fastest = [(start, start + int((stop - start) / ((1 + random_speed) * (1 + 1 / SPEED_STEPS))))
                for start, stop in train_ranges]
@@ -312,7 +312,7 @@ def training_layout(data: Dataset, val_fraction: float, T: int, B: int, fs: int,
             dict(where=file_prefix(data), subject=sounds_are(data), B=B, T=T, times=1 + random_speed, speed=random_speed),
         ) from None
     if val_fraction and not any(stop - start >= 2 for start, stop in val_ranges):
-        raise AudioError(f"{file_prefix(data)}{sounds_are(data)} too short to hold out {val_fraction:.0%} for validation")
+        raise AudioError(f"{file_prefix(data)}{sounds_are(data)} too short to hold out {val_fraction * 100:g}% for validation")
     return layout, val_ranges
 
 

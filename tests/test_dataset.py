@@ -128,8 +128,10 @@ def test_validation_pieces_are_batched():
 
 def test_too_short_to_hold_out(tmp_path):
     model = blekota.Model(hidden=8, layers=1, threads=1)
-    with pytest.raises(blekota.AudioError, match="too short to hold out"):
+    with pytest.raises(blekota.AudioError, match=r"too short to hold out 0\.1% for validation"):  # not "0%"
         Trainer(model, tone(0.05, 8000, 300)[:, 0], seq_length=10, batch_size=2, val_fraction=0.001, log=False)
+    with pytest.raises(blekota.AudioError, match=r"plus the 12\.5% held out for validation"):
+        Trainer(model, tone(0.05, 8000, 300)[:, 0], seq_length=100, batch_size=8, val_fraction=0.125, log=False)
 
 
 def test_a_directory_takes_every_format_libsndfile_reads_and_names_those_it_does_not(tmp_path):
