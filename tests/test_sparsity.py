@@ -1,6 +1,7 @@
 """Block-sparse training (blekota.sparsity): the schedule, which blocks are pruned, exact zeros,
 the final density, the model file and exact resume."""
 
+import re
 from types import SimpleNamespace
 
 import numpy as np
@@ -195,6 +196,21 @@ def test_a_run_stopped_by_time_reaches_its_density(tmp_path, monkeypatch):
         diagonal = int(sparsity.diagonal_blocks(32).sum()) if matrix.recurrent else 0
         assert blocks.sum() == max(1, diagonal, int(0.1 * blocks.size + 0.5))
     assert block_density(loaded) == pytest.approx(trainer.pruning.kept_share())
+
+
+def test_a_run_whose_time_ends_before_its_density_says_so(tmp_path, monkeypatch, capsys):
+    """An iteration longer than a quarter of --seconds: the step that would reach the density
+    never runs. The model file still names the density asked; train warns that it is denser."""
+    readings = iter(np.arange(0.0, 1e4, 1.0))
+    monkeypatch.setattr(agreement, "time", SimpleNamespace(perf_counter=lambda: float(next(readings))))
+    blekota.save_wav(tmp_path / "sine.wav", wobbly_sine(), 8000)
+    assert main(["train", str(tmp_path / "sine.wav"), "--layers", "1", "--hidden", "32", "--seq-length", "20",
+                 "--batch-size", "4", "--threads", "1", "--checkpoint-sound", "0", "--val-fraction", "0",
+                 "--out-dir", str(tmp_path), "-q", "--density", "0.2", "--seconds", "2"]) == 0
+    path = next(tmp_path.glob("sine_*.npz"))
+    assert block_density(blekota.load(path)) > 0.5
+    assert re.search(r"warning: this run ended at iteration \d+, before the density 0.2 was reached \(at iteration "
+                     r"\d+\): the model it saved is denser", capsys.readouterr().err)
 
 
 class Observed(blekota.Plateau):

@@ -21,7 +21,7 @@ from ..emphasis import emphasis_words
 from ..frames import frame_words
 from ..model import Model
 from ..runfiles import RunFiles, default_name, file_names, split_name
-from ..sparsity import BLOCK_INPUTS, BLOCK_UNITS, END_SHARE, START_SHARE
+from ..sparsity import BLOCK_INPUTS, BLOCK_UNITS, END_SHARE, START_SHARE, reached_at
 from ..train import Trainer
 from .options import (
     HYPERPARAMETERS, add_device_argument, add_model_arguments, add_threads_argument, add_training_arguments,
@@ -225,6 +225,7 @@ def train(args: argparse.Namespace, processes: parallel.Processes) -> int:
                           f"reached at {pruning.end}: the model it saves is denser (train --resume goes on)",
                           BlekotaWarning)
     started = trainer.iteration
+    timed = pruning.active and pruning.clock is not None  # the clock may bring the pruning forward
     board = tensorboard.TensorBoard(args.tensorboard, trainer) if args.tensorboard else nullcontext()
     if args.tensorboard:
         say(f"TensorBoard events in {args.tensorboard}: watch with tensorboard --logdir {args.tensorboard}", flush=True)
@@ -239,6 +240,10 @@ def train(args: argparse.Namespace, processes: parallel.Processes) -> int:
         raise BlekotaError(f"{error}; {rescue(trainer)}") from None
     finally:
         display.close()
+    if timed and root and reached_at(trainer.model.info) is None:
+        warnings.warn(f"this run ended at iteration {trainer.iteration}, before the density {pruning.density:g} was "
+                      f"reached (at iteration {pruning.end}): the model it saved is denser (train --resume goes on)",
+                      BlekotaWarning)
     if display.gone:
         raise BrokenPipeError  # the model is saved; end as main ends when the reader went away (status 141)
     return 0
