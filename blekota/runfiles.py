@@ -79,6 +79,7 @@ class RunFiles:
         self.log = log
         self.report = report or (lambda *args, **kwargs: None)
         self.reads = list(reads)
+        self.start: int | None = None  # the iteration the run goes on from (for_run): see append_log
         self._log_failed = self._log_checked = False
 
     def checkpoint_path(self, iteration: int) -> Path:
@@ -140,6 +141,7 @@ class RunFiles:
         directory.mkdir(parents=True, exist_ok=True)
         files = cls(directory, name, keep, log, report, reads)
         files.check_way(iteration, iterations, checkpoint_every, sound, best)
+        files.start = iteration
         return files
 
     def check_way(self, iteration: int, iterations: int, checkpoint_every: int, sound: bool, best: bool) -> None:
@@ -194,7 +196,9 @@ class RunFiles:
 
     def append_log(self, iteration: int, elapsed_s: float, train_loss: float | None, val_loss: float | None,
                    lr: float) -> None:
-        """One log line, unless the log is off, failed before, or there is no loss to write."""
+        """One log line, unless the log is off, failed before, or there is no loss to write. With
+        the first, a run going on from `start` drops the log's lines past it: they are of a
+        history it trains over (a run resumed from an older checkpoint, or a new one of the name)."""
         if not self.log or self._log_failed or (train_loss is None and val_loss is None):
             return
         line = trainlog.format_line(iteration, elapsed_s, train_loss, val_loss, lr)
@@ -203,8 +207,10 @@ class RunFiles:
             self._log_failed = True
             self.report("warning", message=f"{path}: not a training log, so it is left as it is; training goes on without a log")
             return
-        self._log_checked = True
         try:
+            if not self._log_checked and self.start is not None:
+                trainlog.cut_after(path, self.start)
+            self._log_checked = True
             trainlog.append(path, line)
         except OSError as error:
             self._log_failed = True

@@ -262,3 +262,16 @@ def test_a_new_trainer_warns_of_an_earlier_runs_files_it_writes_over(tmp_path):
         warnings.simplefilter("error")
         small_trainer(tmp_path, name="other")
         small_trainer(tmp_path, directory=tmp_path / "elsewhere")
+
+
+def test_a_run_that_trains_over_a_history_drops_its_log_lines(tmp_path):
+    small_trainer(tmp_path, checkpoint_every=4, report_every=2).train(8)
+    log = tmp_path / "t.log.jsonl"
+    assert [record["iteration"] for record in blekota.trainlog.read_log(log)] == [2, 4, 6, 8]
+    with pytest.warns(blekota.OverwriteWarning):
+        resumed = Trainer.from_checkpoint(tmp_path / "t_4.npz", audio=wobbly_sine(), threads=1, report_every=2)
+    resumed.train(2)
+    assert [record["iteration"] for record in blekota.trainlog.read_log(log)] == [2, 4, 6]  # the 6 and 8 of the history trained over went
+    with pytest.warns(blekota.OverwriteWarning):
+        small_trainer(tmp_path, report_every=2).train(2)  # a new model of the name
+    assert [record["iteration"] for record in blekota.trainlog.read_log(log)] == [2]

@@ -12,7 +12,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import checkpoint, device, modelfile, parallel, tensorboard, trainlog
+from .. import checkpoint, device, modelfile, parallel, tensorboard
 from ..checks import MAX_NAME_BYTES, is_plain_name
 from ..console import QUIET, VERBOSE, ReaderWatch, TrainingDisplay
 from ..errors import BlekotaError, BlekotaWarning, ModelFileError, OverwriteWarning, TrainingDiverged
@@ -132,12 +132,9 @@ def start_run(directory: Path, name: str, force: bool) -> None:
 
 def check_resume_point(trainer: Trainer, force: bool) -> None:
     """Refuse, unless force, to resume where the run's folder holds its files from after the
-    resumed iteration (a later checkpoint, sound or best model), which it would write over; with
-    force, the log's lines from after it go (they are of the run trained over)."""
+    resumed iteration (a later checkpoint, sound or best model), which it would write over."""
     files = RunFiles(trainer.directory, trainer.name)
     later = files.later_than(trainer.iteration, trainer.lineage())
-    if later and force:
-        trainlog.cut_after(files.log_path(), trainer.iteration)
     if not later or force:
         return
     names = file_names(later)
