@@ -117,6 +117,24 @@ class Plateau(Schedule):
 SCHEDULES = {cls.name: cls for cls in (Schedule, Step, Plateau)}
 
 
+def describe(state: dict) -> str:
+    """A schedule's saved state (state_dict) in words, for info: "plateau (x0.5 when more than 1
+    validation in a row does not improve, down to 1e-05)"; its name alone where its numbers are
+    not numbers."""
+    name = str(state.get("name"))
+    try:
+        factor, min_lr = format(state["factor"], "g"), format(state["min_lr"], "g")
+    except (KeyError, TypeError, ValueError):
+        return name
+    if name == "step":
+        return f"step (x{factor} every {state.get('every')} iterations, down to {min_lr})"
+    if name == "plateau":
+        patience = state.get("patience")
+        validations = "validation in a row does" if patience == 1 else "validations in a row do"
+        return f"plateau (x{factor} when more than {patience} {validations} not improve, down to {min_lr})"
+    return name
+
+
 def schedule_for(schedule: Schedule | str | None, validating: bool) -> Schedule:
     """The Trainer's schedule: a Schedule as given, a name made with its defaults, or None:
     plateau when validating, else constant."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,7 +33,7 @@ from .augment import check_max_db, check_noise, check_speed, input_noise, random
 from .averaging import TrainingAverage
 from .dataset import Dataset, epoch_windows, training_layout, validation_pieces, validation_sums, warn_if_silent
 from .device import AUTO, CPU, check_bf16, training_step
-from .errors import ConfigError, TrainingDiverged
+from .errors import BlekotaWarning, ConfigError, TrainingDiverged
 from .fileutil import same_file
 from .model import Model
 from .optim import OPTIMIZERS, make_optimizer
@@ -215,6 +216,10 @@ class Trainer(TrainerFiles):
         if self.processes.is_root:
             warn_of_later_files(self.directory, self.name, self.iteration, f"a model at iteration {self.iteration}",
                                 self.lineage(), self.files)
+            floor = getattr(self.schedule, "min_lr", None)
+            if not self.iteration and floor is not None and floor >= self.optimizer.lr:
+                warnings.warn(f"the {self.schedule.name} schedule's min_lr {floor:g} (train --min-lr) is not below the "
+                              f"learning rate {self.optimizer.lr:g}: it never lowers it", BlekotaWarning, stacklevel=2)
 
     def _allocate(self, optimizer: str, lr: float, device: str = CPU):
         """The optimizer, after checking that training fits in memory (this process's streams;

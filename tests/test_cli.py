@@ -893,7 +893,9 @@ def test_stop_after_ends_a_run_early_is_shown_and_kept_on_resume(tmp_path, sine_
     assert (f"done at iteration 20; saved {tmp_path / 'sine_20.npz'} (validation 2.6000; the best, 2.0000, is "
             f"{tmp_path / 'sine_best.npz'})") in out
     assert main(["info", str(tmp_path / "sine_20.npz")]) == 0
-    assert "stops after 2 validations without a lower held-out loss" in capsys.readouterr().out
+    shown = capsys.readouterr().out
+    assert "stops after 2 validations without a lower held-out loss" in shown
+    assert "\nlr schedule: plateau (x0.5 when more than 1 validation in a row does not improve, down to 1e-05)\n" in shown
     assert main(["train", "--resume", str(tmp_path / "sine_20.npz"), "--iterations", "100", "--quiet",
                  "--threads", "1", "--checkpoint-sound", "0"]) == 0  # two stale already: the next stale one stops it
     assert blekota.load(tmp_path / "sine_25.npz").info["trainer"]["stop_after"] == 2

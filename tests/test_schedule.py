@@ -3,7 +3,7 @@
 import pytest
 
 import blekota
-from blekota.schedule import Plateau, Step, make_schedule
+from blekota.schedule import Plateau, Step, describe, make_schedule
 
 
 def test_plateau_decisions_on_a_scripted_loss_sequence():
@@ -80,3 +80,12 @@ def test_step_stops_at_its_floor_and_never_reaches_zero():
 def test_bad_schedules_are_config_errors(name, options):
     with pytest.raises(blekota.ConfigError):
         make_schedule(name, **options)
+
+
+def test_a_schedule_in_words_for_info():
+    assert describe(make_schedule("constant").state_dict()) == "constant"
+    assert describe(make_schedule("step", every=500, factor=0.25).state_dict()) == (
+        "step (x0.25 every 500 iterations, down to 1e-05)")
+    assert describe(Plateau(patience=2, min_lr=1e-4).state_dict()) == (
+        "plateau (x0.5 when more than 2 validations in a row do not improve, down to 0.0001)")
+    assert describe({"name": "plateau", "factor": "half"}) == "plateau"  # a damaged file: its name alone

@@ -275,3 +275,12 @@ def test_a_run_that_trains_over_a_history_drops_its_log_lines(tmp_path):
     with pytest.warns(blekota.OverwriteWarning):
         small_trainer(tmp_path, report_every=2).train(2)  # a new model of the name
     assert [record["iteration"] for record in blekota.trainlog.read_log(log)] == [2]
+
+
+def test_a_schedule_whose_floor_is_the_learning_rate_is_told(tmp_path):
+    with pytest.warns(blekota.BlekotaWarning, match=r"^the step schedule's min_lr 0.01 \(train --min-lr\) is not below the "
+                                                     r"learning rate 0.003: it never lowers it$"):
+        small_trainer(tmp_path, schedule=blekota.Step(min_lr=0.01))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        small_trainer(tmp_path, schedule=blekota.Step(min_lr=1e-4))

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import legacy, modelfile, plot, sampler, sparsity
+from .. import schedule as blekota_schedule
 from ..errors import ConfigError, install_hint
 from ..fileutil import is_stream
 from .options import check_distinct, check_format_name, check_output, read_model
@@ -128,6 +129,8 @@ def info(args: argparse.Namespace) -> int:
                if trainer.get("stop_after") else "")
             + (f"weights averaged (ema {trainer['ema']:g})" if trainer.get("ema") else "weights as trained")
         )
+    if isinstance(trainer.get("schedule"), dict):
+        print(f"lr schedule: {blekota_schedule.describe(trainer['schedule'])}")
     if trainer.get("products"):
         choice = {True: "--bf16", False: "--no-bf16"}.get(trainer.get("bf16"), "chosen by the CPU")
         print(f"products:    {trainer['products']} in the last run ({choice})")
