@@ -300,6 +300,9 @@ def test_no_bf16_on_the_command_line_and_info(tmp_path, capsys):
     assert main(["info", str(tmp_path / "a_2.npz")]) == 0
     products = "bfloat16" if _gru.bf16_by_default() else "float32"
     assert f"products:    {products} in the last run (chosen by the CPU)" in capsys.readouterr().out
+    assert main(args + ["--model-name", "d", "--dtype", "float64"]) == 0  # bf16 takes float32 models only
+    assert main(["info", str(tmp_path / "d_2.npz")]) == 0
+    assert "products:    float64 in the last run (chosen by the CPU)" in capsys.readouterr().out
 
 
 def test_repl_refuses_bf16_on_a_model_file_where_it_cannot_run(tmp_path, capsys):

@@ -133,7 +133,8 @@ def info(args: argparse.Namespace) -> int:
         print(f"lr schedule: {blekota_schedule.describe(trainer['schedule'])}")
     if trainer.get("products"):
         choice = {True: "--bf16", False: "--no-bf16"}.get(trainer.get("bf16"), "chosen by the CPU")
-        print(f"products:    {trainer['products']} in the last run ({choice})")
+        products = model.dtype.name if trainer["products"] == "float32" else trainer["products"]  # not bf16: the model's
+        print(f"products:    {products} in the last run ({choice})")
     target, share = sparsity.describe(info), sparsity.block_density(model)
     if target or share < 1:
         print(f"sparsity:    {target + '; ' if target else ''}{share:.3f} of the 8x4 blocks hold weights now")
