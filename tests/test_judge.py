@@ -73,6 +73,13 @@ def test_a_sound_too_short_to_judge_is_one_line_naming_it(files, capsys):
     assert capsys.readouterr().err == f"blekota: error: {files['source']}.missing: no such file\n"
 
 
+def test_a_made_up_sound_given_twice_is_one_line(files, capsys):
+    again = files["alike"].replace("alike.wav", "./alike.wav")
+    assert main(["judge", files["source"], files["alike"], files["hiss"], again]) == 2
+    assert capsys.readouterr().err == (f"blekota: error: {again}: given twice among MADE ({files['alike']}); the row "
+                                       "of all of them would count it twice\n")
+
+
 def test_a_rate_resamples_every_sound(files, capsys):
     result = judged(capsys, files["source"], files["alike"], "--fs", "16000")
     assert result["fs"] == 16000 and result["rows"][1]["fd"] >= 0

@@ -12,8 +12,8 @@ import numpy as np
 
 from .. import checks, soundstats
 from ..audio import load_audio
-from ..errors import AudioError, BlekotaWarning
-from ..fileutil import input_problem
+from ..errors import AudioError, BlekotaError, BlekotaWarning
+from ..fileutil import input_problem, same_file
 from .options import argument_type
 
 if TYPE_CHECKING:
@@ -71,6 +71,10 @@ def run(args: argparse.Namespace) -> int:
     problem = input_problem(args.source, "a sound file")  # SOURCE is read at MADE's rate, but named first
     if problem:
         raise AudioError(f"{args.source}: {problem}")
+    for index, name in enumerate(args.made):
+        twice = next((other for other in args.made[:index] if same_file(other, name)), None)
+        if twice is not None:
+            raise BlekotaError(f"{name}: given twice among MADE ({twice}); the row of all of them would count it twice")
     first, fs = load_audio(args.made[0], args.fs)
     if fs < soundstats.MIN_FS:
         raise AudioError(f"{args.made[0]}: {fs} Hz is too low a rate to judge at (at least {soundstats.MIN_FS} Hz); "
