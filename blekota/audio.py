@@ -334,7 +334,24 @@ class _Discarded(Exception):
     """Handed to open_output to remove a recording's temporary file."""
 
 
-class WavRecorder:
+class RecordingLength:
+    """The length of a recording known only at the end: of the `written` samples, the first
+    `kept` (None: all) go into its file. For WavRecorder and encoding.EncodedRecorder."""
+
+    written: int
+    kept: int | None
+
+    def keep(self, frames: int) -> None:
+        """Keep only the first `frames` samples written (fewer when fewer were written)."""
+        self.kept = min(self.written, non_negative_int("frames", frames))
+
+    @property
+    def frames(self) -> int:
+        """The samples the file will hold."""
+        return self.written if self.kept is None else self.kept
+
+
+class WavRecorder(RecordingLength):
     """Record a mono 16-bit wav whose length is known only at the end:
     `with WavRecorder(path, fs) as out: out.write(chunk); ...; out.keep(n)`.
 
@@ -373,15 +390,6 @@ class WavRecorder:
             self._failed = True
             raise
         self.written += chunk.size
-
-    def keep(self, frames: int) -> None:
-        """Keep only the first `frames` samples written (fewer when fewer were written)."""
-        self.kept = min(self.written, non_negative_int("frames", frames))
-
-    @property
-    def frames(self) -> int:
-        """The samples the file will hold."""
-        return self.written if self.kept is None else self.kept
 
     def __exit__(self, exc_type, exc, traceback) -> None:
         if self._failed or not self.frames:

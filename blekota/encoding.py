@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import soundfile
 
-from .audio import NOT_WAV_SUFFIXES, WAV_MAX_FRAMES, WavRecorder, WavWriter, pcm16
-from .checks import MAX_FS, file_name, is_integer, non_negative_int
+from .audio import NOT_WAV_SUFFIXES, WAV_MAX_FRAMES, RecordingLength, WavRecorder, WavWriter, pcm16
+from .checks import MAX_FS, file_name, is_integer
 from .errors import ConfigError
 from .fileutil import is_stream, open_output
 from .mulaw import sound_array, warn_beyond_full_scale
@@ -120,7 +120,7 @@ class EncodedWriter:
             self._samples.close()
 
 
-class EncodedRecorder(EncodedWriter):
+class EncodedRecorder(EncodedWriter, RecordingLength):
     """Record a mono sound whose length is known only at the end, in the format its name's
     suffix says: `with EncodedRecorder(path, fs) as out: out.write(chunk); ...; out.keep(n)`.
     As audio.WavRecorder: encoded when the block ends, also by Ctrl+C or an error, as long as
@@ -140,15 +140,6 @@ class EncodedRecorder(EncodedWriter):
         except BaseException:
             self._failed = True
             raise
-
-    def keep(self, frames: int) -> None:
-        """Keep only the first `frames` samples written (fewer when fewer were written)."""
-        self.kept = min(self.written, non_negative_int("frames", frames))
-
-    @property
-    def frames(self) -> int:
-        """The samples the file will hold."""
-        return self.written if self.kept is None else self.kept
 
     def __exit__(self, exc_type, exc, traceback) -> None:
         try:
