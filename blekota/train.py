@@ -262,8 +262,9 @@ class Trainer(TrainerFiles):
         self.h = self.model.zero_state(B)
 
     def forget_best(self) -> None:
-        """The held-out sound changed: its losses are not comparable with those before, so the
-        best so far, the validations since it (stop_after) and the plateau schedule start afresh."""
+        """The losses before are not comparable with those to come (the held-out sound changed, or
+        block-sparse training reached its density): the best so far, the validations since it
+        (stop_after) and the plateau schedule start afresh."""
         self.best_val_loss = None
         self.stale_validations = 0
         self.schedule.restart()
@@ -332,9 +333,7 @@ class Trainer(TrainerFiles):
         self.iteration += 1
         self.pruning.after_update(self.model.params, self.iteration, self.optimizer)
         if self.pruning.reached(self.iteration):  # the losses so far were of denser models
-            self.best_val_loss = None
-            self.stale_validations = 0
-            self.schedule.restart()
+            self.forget_best()
         if self.averaging and self.device_step is None:  # a device averages there
             self.averaging.update()
         self.optimizer.lr = self.schedule.after_step(self.iteration, self.optimizer.lr)

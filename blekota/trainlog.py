@@ -57,19 +57,18 @@ def append(path: str | os.PathLike, line: str) -> None:
             raise
 
 
-def cut_after(path: str | os.PathLike, iteration: int) -> int:
+def cut_after(path: str | os.PathLike, iteration: int) -> None:
     """Drop the lines of the log at path past `iteration` (those of a run gone on from an older
     checkpoint, now trained over), writing the rest in place atomically; a log that has none, or
-    is missing, is left as it is. Returns the lines dropped. Raises BlekotaError as read_log."""
+    is missing, is left as it is. Raises BlekotaError as read_log."""
     if not os.path.lexists(path):
-        return 0
+        return
     records = read_log(path)
     kept = [record for record in records
             if not (isinstance(record, dict) and isinstance(record.get("iteration"), int) and record["iteration"] > iteration)]
     if len(kept) < len(records):
         with open_output(path) as out:
             out.write("".join(json.dumps(record) + "\n" for record in kept).encode("utf-8"))
-    return len(records) - len(kept)
 
 
 def read_log(path: str | os.PathLike) -> list[dict]:
