@@ -476,17 +476,37 @@ class Model:
 
     def _generate(self, n, chunk, temperature, truncation, smooth, wake_after, hint_levels, hint_lengths, seed,
                   streams, return_probs):
-        """The generator behind generate(), after validation (so errors raise at the call)."""
-        stepper = sampler.Sampler(self, streams, seed)
+        """The generator behind generate(), after validation (so errors raise at the call).
+
+        Streams that share one hint hear it as one stream, widened to all of them where it ends
+        (the same levels and probabilities, at a fraction of the cost)."""
+        shared = streams > 1 and hint_lengths[0] > 0 and (hint_lengths == hint_lengths[0]).all() \
+            and (hint_levels == hint_levels[0]).all()
+        widen_at = int(hint_lengths[0]) if shared else 0
+        packed = sampler.pack(self, streams)
+        stepper = sampler.Sampler(self, 1 if shared else streams, seed, packed)
         deemphasis = Deemphasis(self.preemphasis, streams) if self.preemphasis else None
+        dtype = stepper.h.dtype
         for start in range(0, n, chunk):
             stop = min(n, start + chunk)
             levels = np.empty((streams, stop - start), np.uint8)
-            means = np.empty((streams, stop - start), stepper.h.dtype)
-            probs = np.empty((streams, stop - start if return_probs else 0, LEVELS), stepper.h.dtype)
-            hint = np.ascontiguousarray(hint_levels[:, start:stop])
-            lengths = np.clip(hint_lengths - start, 0, hint.shape[1])
-            stepper.run(levels, hint, lengths, probs, temperature, truncation, means, wake_after)
+            means = np.empty((streams, stop - start), dtype)
+            probs = np.empty((streams, stop - start if return_probs else 0, LEVELS), dtype)
+            for lo, hi in ((start, min(stop, widen_at)), (max(start, widen_at), stop)):
+                if lo >= hi:
+                    continue
+                if lo == widen_at and widen_at:
+                    stepper = stepper.widened(self, streams)
+                rows = stepper.h.shape[1]
+                part = slice(lo - start, hi - start)
+                hint = np.ascontiguousarray(hint_levels[:rows, lo:hi])
+                lengths = np.clip(hint_lengths[:rows] - lo, 0, hint.shape[1])
+                part_levels = np.empty((rows, hi - lo), np.uint8)
+                part_means = np.empty((rows, hi - lo), dtype)
+                part_probs = np.empty((rows, hi - lo if return_probs else 0, LEVELS), dtype)
+                stepper.run(part_levels, hint, lengths, part_probs, temperature, truncation, part_means, wake_after)
+                levels[:, part], means[:, part] = part_levels, part_means
+                probs[:, part] = part_probs
             sound = smoothed(unquantize(levels), means, smooth)
             sound = deemphasis(sound) if deemphasis else sound
             probs = probs.astype(self.dtype, copy=False)

@@ -201,9 +201,9 @@ class Sampler:
     hear a silence dithered, see wake_after, the tier hears it as drawn).
     """
 
-    def __init__(self, model, streams: int, seed: int | None):
+    def __init__(self, model, streams: int, seed: int | None, packed: Packed | None = None):
         self.threads = model.threads
-        self.packed = pack(model, streams)
+        self.packed = packed if packed is not None else pack(model, streams)
         dtype = self.packed.dense.dtype  # float32 for int8 and bf16
         self.h = model.zero_state(streams).astype(dtype)
         self.previous = np.full(streams, SILENCE, np.uint8)
@@ -217,6 +217,15 @@ class Sampler:
             self.fed = np.full((streams, self.frame), SILENCE, np.uint8)
             self.drawn = self.previous.copy()  # the last level drawn (the tier hears what was drawn)
             self.position = 0
+
+    def widened(self, model, streams: int) -> Sampler:
+        """A Sampler of `streams` streams that each go on from this one-stream Sampler's state,
+        with its packed weights (pack them for `streams`) and its bit generator: how several
+        streams share one hint, stepped once (hinted steps draw nothing)."""
+        wide = Sampler(model, streams, None, self.packed)
+        wide.bit_generator = self.bit_generator
+        wide.restore(self.state())  # each array's one stream broadcast to all of them
+        return wide
 
     def state(self) -> tuple:
         """Copies of what run() carries from call to call (for restore())."""

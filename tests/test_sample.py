@@ -8,7 +8,7 @@ import pytest
 from conftest import cpu_level
 
 import blekota
-from blekota import ConfigError, reference
+from blekota import ConfigError, reference, sampler
 from blekota.mulaw import SILENCE, quantize, unquantize
 
 SHAPES = [(5, 1), (33, 2), (70, 3)]  # (hidden, layers): odd sizes exercise the padded panels
@@ -158,6 +158,27 @@ def test_list_of_hints_primes_each_stream_for_its_own_length(rng, make_model):
     np.testing.assert_array_equal(sound[0, :5], hints[0])
     np.testing.assert_array_equal(sound[1], hints[1][:20])
     assert sound.shape == (3, 20)
+
+
+@pytest.mark.parametrize("frame", [0, 4])
+@pytest.mark.parametrize("chunk", [7, 40, 1000])
+def test_streams_sharing_a_hint_hear_it_once_and_go_on_as_if_each_had(frame, chunk, rng, make_model, monkeypatch):
+    model = make_model(10, 2, "float32", scale=0.3)
+    if frame:
+        model = blekota.Model(hidden=10, layers=2, frame=frame, seed=2, dtype="float32")
+    hint = unquantize(rng.integers(0, 256, 40))
+    wide = sampler.Sampler(model, 3, 6)
+    expected = np.empty((3, 90), np.uint8), np.empty((3, 90, 256), np.float32), np.empty((3, 90), np.float32)
+    hint_levels = np.ascontiguousarray(np.tile(quantize(hint), (3, 1)))
+    wide.run(expected[0], hint_levels, np.full(3, 40, np.intp), expected[1], 0.9, (0, 1.0, 0.0), expected[2])
+    widths = []
+    run = sampler.Sampler.run
+    monkeypatch.setattr(sampler.Sampler, "run", lambda self, levels, *rest: widths.append(
+        (levels.shape[0], levels.shape[1])) or run(self, levels, *rest))
+    chunks = list(model.generate(90, chunk, temperature=0.9, hint=hint, seed=6, streams=3, return_probs=True, smooth=0))
+    np.testing.assert_array_equal(np.concatenate([c[0] for c in chunks], axis=-1), unquantize(expected[0]))
+    np.testing.assert_array_equal(np.concatenate([c[1] for c in chunks], axis=-2), expected[1])
+    assert sum(n for rows, n in widths if rows == 1) == 40 and sum(n for rows, n in widths if rows == 3) == 50
 
 
 def test_shapes_and_dtypes(make_model):
