@@ -18,7 +18,7 @@ from . import memory
 from .checks import MAX_FS, file_name, flag, is_integer, non_negative_int, positive_int, sample_rate
 from .devices import PlaybackError, default_rate, open_device, sounddevice_module
 from .errors import AudioError, ConfigError
-from .fileutil import input_problem, is_stream, open_output, starts_with
+from .fileutil import input_problem, is_stream, open_output, refused_suffix, starts_with
 from .mulaw import sound_array, warn_beyond_full_scale
 from .resampling import StreamResampler
 
@@ -138,9 +138,10 @@ def save_wav(path: str | os.PathLike, y: ArrayLike, fs: int = 8000, mark: bool =
 def check_wav_name(path: str | os.PathLike) -> None:
     """Refuse (ConfigError) a file name whose suffix promises another sound format than a wav, or
     a model file."""
-    suffix = Path(path).suffix.lower()
-    if suffix in NOT_WAV_SUFFIXES and not is_stream(path):
-        raise ConfigError(f"{path}: a wav is written here, not {suffix[1:]}; give it a name ending in .wav")
+    refused = None if is_stream(path) else refused_suffix(path, NOT_WAV_SUFFIXES)
+    if refused:
+        suffix, named = refused
+        raise ConfigError(f"{named}: a wav is written here, not {suffix[1:]}; give it a name ending in .wav")
 
 
 def wav_header(fs: int, frames: int, mark: bool = False) -> bytes:

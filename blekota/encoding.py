@@ -36,6 +36,7 @@ ENCODINGS = {  # suffix -> (libsndfile's format, subtype)
 }
 OPUS_RATES = (8000, 12000, 16000, 24000, 48000)  # the only rates Opus encodes
 SUFFIXES = ", ".join([".wav", *ENCODINGS])
+NAMED_FILES = NOT_WAV_SUFFIXES | {".wav"}  # the suffixes that say what kind of file is there
 ENCODE_BLOCK = 1 << 16  # samples encoded at a time
 
 
@@ -46,7 +47,14 @@ def encoding_for(path: str | os.PathLike, option: str = "the sound's path") -> t
     model file's name (.npz, .pkl, .onnx); option names path where it is not a file name."""
     path = file_name(option, path)
     suffix = Path(path).suffix.lower()
-    if is_stream(path) or (suffix not in ENCODINGS and suffix not in NOT_WAV_SUFFIXES):
+    if is_stream(path):
+        return None
+    target = Path(os.path.realpath(path)).suffix.lower() if os.path.islink(path) else suffix
+    if ENCODINGS.get(target) != ENCODINGS.get(suffix) and target in NAMED_FILES:
+        written = f"{ENCODINGS[suffix][0]} is" if suffix in ENCODINGS else "a wav is"
+        raise ConfigError(f"{path} (a link to {os.path.realpath(path)}): {written} written here, not {target[1:]}; "
+                          "give it a name of its own")
+    if suffix not in ENCODINGS and suffix not in NOT_WAV_SUFFIXES:
         return None
     if suffix not in ENCODINGS:
         raise ConfigError(f"{path}: blekota writes sounds as {SUFFIXES}, not {suffix}")

@@ -19,7 +19,7 @@ import stat
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import BinaryIO
@@ -69,6 +69,19 @@ def existing_file(path: str | os.PathLike) -> Path | None:
         return None
     target = Path(os.path.realpath(path))
     return target if target.is_file() else None
+
+
+def refused_suffix(path: str | os.PathLike, refused: Collection[str]) -> tuple[str, str] | None:
+    """The suffix (lower case) of path's name, or of the file a symbolic link there leads to (what
+    writing replaces), that is in `refused`, and path as an error should name it ("b.onnx" or
+    "b.onnx (a link to /x/a.npz)"); None where neither is."""
+    names = [Path(path)]
+    if os.path.islink(path):
+        names.append(Path(os.path.realpath(path)))
+    for name in names:
+        if name.suffix.lower() in refused:
+            return name.suffix.lower(), str(path) if name is names[0] else f"{path} (a link to {name})"
+    return None
 
 
 def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:

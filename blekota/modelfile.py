@@ -16,6 +16,7 @@ from . import checkpoint, checks, fileformat
 from .audio import OTHER_SOUND_SUFFIXES
 from .errors import BlekotaError, ConfigError, ModelFileError
 from .fileformat import EXTENSION, FORMAT, VERSION, checksum, is_model_file
+from .fileutil import refused_suffix
 from .frames import MAX_FRAME
 from .layout import canonical_shapes
 from .model import Model
@@ -39,9 +40,10 @@ def save(
     atomically. Raises ModelFileError when it cannot (the previous file is then intact), and
     ConfigError, writing nothing, when info holds what read() would refuse or path is named as a
     sound, an ONNX file or a pickle (OTHER_SUFFIXES: a model file there would replace one by surprise)."""
-    suffix = Path(checks.file_name("path", path)).suffix.lower()
-    if suffix in OTHER_SUFFIXES:
-        raise ConfigError(f"{path}: a model file is written here, not {suffix[1:]}; give it a name ending in {EXTENSION}")
+    refused = refused_suffix(checks.file_name("path", path), OTHER_SUFFIXES)
+    if refused:
+        suffix, named = refused
+        raise ConfigError(f"{named}: a model file is written here, not {suffix[1:]}; give it a name ending in {EXTENSION}")
     info = info if info is not None else model.info
     problem = checkpoint.problem(info)
     if problem:

@@ -30,7 +30,7 @@ import numpy as np
 
 from .audio import OTHER_SOUND_SUFFIXES
 from .errors import BlekotaError, ConfigError, install_hint
-from .fileutil import open_output
+from .fileutil import open_output, refused_suffix
 from .model import Model
 from .mulaw import LEVELS, MU, SILENCE
 
@@ -160,9 +160,10 @@ def export_onnx(model: Model, path: str | os.PathLike, input: str = "level") -> 
     Raises ConfigError, writing nothing, when path is named as a model file, a pickle or a sound
     (OTHER_SUFFIXES: an ONNX file there would replace one by surprise)."""
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix in OTHER_SUFFIXES:
-        raise ConfigError(f"{path}: an ONNX file is written here, not {suffix[1:]}; give it a name ending in .onnx")
+    refused = refused_suffix(path, OTHER_SUFFIXES)
+    if refused:
+        suffix, named = refused
+        raise ConfigError(f"{named}: an ONNX file is written here, not {suffix[1:]}; give it a name ending in .onnx")
     proto = to_onnx(model, input)
     try:
         with open_output(path) as out:

@@ -25,7 +25,7 @@ from .audio import NOT_WAV_SUFFIXES
 from .checks import file_name, integer, non_negative_int, positive_int
 from .emphasis import check_preemphasis, emphasize
 from .errors import BlekotaError, ConfigError
-from .fileutil import open_output
+from .fileutil import open_output, refused_suffix
 from .mulaw import LEVELS, quantize, sound_array
 from .trainlog import read_log
 
@@ -59,9 +59,10 @@ def display_available() -> bool:
 def check_png_name(out: str | os.PathLike) -> None:
     """Refuse (ConfigError) a file name whose suffix promises another image format than PNG, a
     sound or a model file (a folder of that name is where the picture gets a name of its own)."""
-    suffix = Path(out).suffix.lower()
-    if suffix in NOT_PNG_SUFFIXES and not Path(out).is_dir():
-        raise ConfigError(f"{out}: pictures are written as PNG, not {suffix[1:]}; give out a name ending in .png")
+    refused = None if Path(out).is_dir() else refused_suffix(out, NOT_PNG_SUFFIXES)
+    if refused:
+        suffix, named = refused
+        raise ConfigError(f"{named}: pictures are written as PNG, not {suffix[1:]}; give out a name ending in .png")
 
 
 def _figure(figsize: tuple[float, float], out) -> tuple[object, bool]:

@@ -281,6 +281,35 @@ def test_sample_refuses_to_overwrite(tmp_path, capsys):
     assert existing.read_bytes() == b"precious"
 
 
+@pytest.mark.parametrize("argv,link,target", [
+    (["export", "{model}", "-o"], "out.onnx", "other.npz"),
+    (["sample", "{model}", "-n", "10", "-o"], "out.wav", "other.npz"),
+    (["sample", "{model}", "-n", "10", "-o"], "out.flac", "other.npz"),
+    (["sample", "{model}", "-n", "10", "-o"], "out.wav", "song.flac"),
+    (["sample", "{model}", "-n", "10", "-o"], "out.flac", "song.wav"),
+    (["plot", "heatmap", "{model}", "-n", "10", "-o"], "out.png", "other.npz"),
+])
+def test_a_link_to_another_kind_of_file_is_refused_even_with_force(tmp_path, capsys, argv, link, target):
+    model = blekota.Model(hidden=8, layers=1).save(tmp_path / "m.npz")
+    (tmp_path / target).write_bytes(b"precious")
+    (tmp_path / link).symlink_to(tmp_path / target)
+    assert main([part.format(model=model) for part in argv] + [str(tmp_path / link), "--force"]) == 2
+    error = capsys.readouterr().err
+    assert f"{link} (a link to {tmp_path / target}): " in error and f"not {target.split('.')[1]}" in error
+    assert (tmp_path / target).read_bytes() == b"precious"
+
+
+def test_a_model_file_or_picture_is_not_saved_through_a_link_to_a_sound(tmp_path):
+    (tmp_path / "song.wav").write_bytes(b"precious")
+    for name in ("m.npz", "m.png"):
+        (tmp_path / name).symlink_to(tmp_path / "song.wav")
+    with pytest.raises(blekota.ConfigError, match="m.npz \\(a link to .*song.wav\\): a model file is written here, not wav"):
+        blekota.Model(hidden=8, layers=1).save(tmp_path / "m.npz")
+    with pytest.raises(blekota.ConfigError, match="m.png \\(a link to .*song.wav\\): pictures are written as PNG, not wav"):
+        blekota.plot.show(np.zeros(100), 8000, out=tmp_path / "m.png")
+    assert (tmp_path / "song.wav").read_bytes() == b"precious"
+
+
 def test_sample_without_a_seed_says_the_one_it_drew_which_draws_the_sound_again(tmp_path, capsys):
     model = blekota.Model(hidden=8, layers=1, seed=2).save(tmp_path / "m.npz")
     assert main(["sample", str(model), "-n", "300", "--threads", "1", "-o", str(tmp_path / "a.wav")]) == 0

@@ -22,7 +22,7 @@ from ..averaging import check_decay
 from ..console import NORMAL, QUIET, VERBOSE
 from ..dataset import TooShortForWindows
 from ..errors import AudioError, BlekotaError, BlekotaWarning, ConfigError
-from ..fileutil import existing_file, is_stream, same_file, stream_target
+from ..fileutil import existing_file, is_stream, refused_suffix, same_file, stream_target
 from ..emphasis import MAX_PREEMPHASIS, check_preemphasis
 from ..frames import MAX_FRAME
 from ..drawing import MAX_WAKE, SMOOTH, WAKE
@@ -518,10 +518,11 @@ OTHER_SUFFIXES = {  # by the format written: the names that promise another form
 def check_format_name(output: str | os.PathLike, option: str, written: str) -> None:
     """Refuse a file name that promises another format than the one written there ("PNG", "ONNX" or
     "npz", a model file)."""
-    suffix = Path(output).suffix.lower()
-    if not is_stream(output) and suffix in OTHER_SUFFIXES[written]:
+    refused = None if is_stream(output) else refused_suffix(output, OTHER_SUFFIXES[written])
+    if refused:
+        suffix, named = refused
         article = "an" if written[0] in "AEIOU" else "a"
-        raise BlekotaError(f"{output}: {option} writes {article} {written} file, not {suffix[1:]}; "
+        raise BlekotaError(f"{named}: {option} writes {article} {written} file, not {suffix[1:]}; "
                            f"give it a name ending in .{written.lower()}")
 
 
