@@ -310,6 +310,25 @@ def test_a_model_file_or_picture_is_not_saved_through_a_link_to_a_sound(tmp_path
     assert (tmp_path / "song.wav").read_bytes() == b"precious"
 
 
+@pytest.mark.parametrize("argv,argument", [
+    (["sample", ""], "MODEL"), (["info", ""], "MODEL"), (["train", ""], "FILE"), (["judge", "", "x.wav"], "SOURCE"),
+    (["sample", "{model}", "-o", ""], "-o/--output"), (["sample", "{model}", "--hint", ""], "--hint"),
+    (["sample", "{model}", "--heatmap", ""], "--heatmap"), (["export", "{model}", "-o", ""], "-o/--output"),
+    (["train", "{sound}", "--resume", ""], "--resume"), (["train", "{sound}", "--tensorboard", ""], "--tensorboard"),
+    (["train", "{sound}", "--out-dir", ""], "--out-dir"), (["play", "{model}", "--record", ""], "--record"),
+    (["plot", "loss", "{model}", "-o", ""], "-o/--output"), (["demo", "--out-dir", ""], "--out-dir"),
+])
+def test_an_empty_name_is_refused_not_taken_for_none_or_the_current_folder(tmp_path, sine_file, capsys, monkeypatch,
+                                                                            argv, argument):
+    model = blekota.Model(hidden=8, layers=1).save(tmp_path / "m.npz")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main([part.format(model=model, sound=sine_file) for part in argv])
+    assert exit_info.value.code == 2
+    assert f"argument {argument}: expected a f" in capsys.readouterr().err
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(["m.npz", sine_file.name])
+
+
 def test_sample_without_a_seed_says_the_one_it_drew_which_draws_the_sound_again(tmp_path, capsys):
     model = blekota.Model(hidden=8, layers=1, seed=2).save(tmp_path / "m.npz")
     assert main(["sample", str(model), "-n", "300", "--threads", "1", "-o", str(tmp_path / "a.wav")]) == 0

@@ -14,7 +14,7 @@ from .. import checks, soundstats
 from ..audio import load_audio
 from ..errors import AudioError, BlekotaError, BlekotaWarning
 from ..fileutil import input_problem, same_file
-from .options import argument_type
+from .options import argument_type, file_name
 
 if TYPE_CHECKING:
     import argparse
@@ -59,8 +59,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "one for all of them together when there are several (bursts and pauses counted in each "
         "file apart). The first row is the source measured against itself.",
     )
-    parser.add_argument("source", metavar="SOURCE", help="the real sound (any format libsndfile reads)")
-    parser.add_argument("made", metavar="MADE", nargs="+", help="made-up sounds, e.g. what sample wrote")
+    parser.add_argument("source", metavar="SOURCE", type=file_name, help="the real sound (any format libsndfile reads)")
+    parser.add_argument("made", metavar="MADE", type=file_name, nargs="+", help="made-up sounds, e.g. what sample wrote")
     parser.add_argument("--fs", type=rate, default=None,
                         help="compare at this rate in Hz (default: the first MADE file's own; the others are resampled)")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")

@@ -13,7 +13,7 @@ from .. import legacy, modelfile, plot, sampler, sparsity
 from .. import schedule as blekota_schedule
 from ..errors import ConfigError, install_hint
 from ..fileutil import is_stream
-from .options import check_distinct, check_format_name, check_output, read_model
+from .options import check_distinct, check_format_name, check_output, file_name, read_model
 
 if TYPE_CHECKING:
     import argparse
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 def add_parser(commands: argparse._SubParsersAction) -> None:
     """The info, import-legacy and export commands' options."""
     info_parser = commands.add_parser("info", help="describe a model file", description="Describe a model file (or a .pkl of the original blekota).")
-    info_parser.add_argument("model", metavar="MODEL", help="a model file (.npz), or a .pkl of the original blekota (read without converting)")
+    info_parser.add_argument("model", metavar="MODEL", type=file_name, help="a model file (.npz), or a .pkl of the original blekota (read without converting)")
 
     legacy_parser = commands.add_parser(
         "import-legacy", help="convert a model pickled by the original NumPy blekota",
@@ -30,8 +30,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "its weights and training state are read: nothing in the pickle is run. (sample, repl "
         "and train --resume also open a .pkl directly, converting it once.)",
     )
-    legacy_parser.add_argument("pickle", metavar="OLD.pkl", help="the original's pickled model")
-    legacy_parser.add_argument("-o", "--output", default=None, help="model file to write (default: OLD.npz)")
+    legacy_parser.add_argument("pickle", metavar="OLD.pkl", type=file_name, help="the original's pickled model")
+    legacy_parser.add_argument("-o", "--output", type=file_name, default=None, help="model file to write (default: OLD.npz)")
     legacy_parser.add_argument(
         "--dtype", choices=("float32", "float64"), default="float64",
         help="precision of the converted model (default float64, as the original)",
@@ -45,8 +45,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "(layers, B, H); outputs probs and logits (T, B, 256) and the new state h. Needs the "
         f"onnx package ({install_hint('onnx')}).",
     )
-    export_parser.add_argument("model", metavar="MODEL", help="a model file (.npz), or a .pkl of the original blekota (read without converting)")
-    export_parser.add_argument("-o", "--output", default=None, help="the ONNX file to write (default: MODEL.onnx)")
+    export_parser.add_argument("model", metavar="MODEL", type=file_name, help="a model file (.npz), or a .pkl of the original blekota (read without converting)")
+    export_parser.add_argument("-o", "--output", type=file_name, default=None, help="the ONNX file to write (default: MODEL.onnx)")
     export_parser.add_argument(
         "--input", choices=("level", "onehot"), default="level",
         help="level: int64 levels (T, B) (default); onehot: float32 one-hot rows (T, B, 256)",

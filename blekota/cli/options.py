@@ -193,6 +193,15 @@ def _run_name(name: str, value: str) -> str:
     return value
 
 
+def _given_name(name: str, value: str) -> str:
+    """value, when it is not empty (an empty --hint or -o would otherwise mean none, or the default)."""
+    if not value:
+        raise ConfigError(f"{name}: empty")
+    return value
+
+
+file_name = argument_type(str, _given_name, "a file name")
+folder_name = argument_type(str, _given_name, "a folder name")
 model_name = argument_type(str, _run_name, f"a file name prefix of at most {checks.MAX_NAME_BYTES} bytes, "
                            "optionally after a relative folder without '..' (foo/bar)")
 
@@ -249,7 +258,7 @@ def add_training_arguments(parser: argparse.ArgumentParser, iterations: int, ite
     parser.add_argument("--iterations", type=non_negative_int, default=iterations, help=iterations_help)
     parser.add_argument("--checkpoint-every", action=Given, type=non_negative_int, default=1000, help="save NAME_N.npz every N iterations (0: only at the end; default 1000)")
     parser.add_argument("--checkpoint-sound", action=Given, type=non_negative_float, default=1.0, help="seconds of sound generated as NAME_N.wav at each checkpoint (0: none; default 1)")
-    parser.add_argument("--out-dir", action=Given, default=None, help="where models and sounds are written, created if missing (default: here; a resumed model's own folder)")
+    parser.add_argument("--out-dir", action=Given, type=folder_name, default=None, help="where models and sounds are written, created if missing (default: here; a resumed model's own folder)")
     parser.add_argument("--keep", action=Given, type=non_negative_int, default=0, help="keep only the newest K NAME_N.npz checkpoints (default 0: all; NAME_best is always kept)")
     parser.add_argument("--val-fraction", action=Given, type=fraction, default=VAL_FRACTION, help=f"tail of every sound held out for validation (0: none; default {VAL_FRACTION})")
     parser.add_argument("--val-every", action=Given, type=non_negative_int, default=VAL_EVERY, help=f"validate every N iterations and at the end (0: only at the end; default {VAL_EVERY})")

@@ -17,7 +17,7 @@ from ..keys import KEYS_HELP, MIN_VOLUME_DB, VOLUME_STEP_DB, Controls, KeyReader
 from ..stream import Stream
 from .options import (
     add_kernel_arguments, add_sampling_arguments, add_sound_device_argument, add_threads_argument, argument_type,
-    check_distinct, check_output, drawn_seed, model_path, positive_float, sampling_options, seed,
+    check_distinct, check_output, drawn_seed, file_name, model_path, positive_float, sampling_options, seed,
     use_kernel_arguments,
 )
 
@@ -43,13 +43,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         description="Generate sound with a trained model straight to the sound device, in real time, until q, Ctrl+C or "
                     f"--seconds. Keys change it while it plays ({KEYS_HELP.removeprefix('keys: ')}).",
     )
-    parser.add_argument("model", metavar="MODEL", help="a model file (.npz) written by train, or a .pkl of the original blekota (converted once, beside it)")
+    parser.add_argument("model", metavar="MODEL", type=file_name, help="a model file (.npz) written by train, or a .pkl of the original blekota (converted once, beside it)")
     parser.add_argument("--block", type=block_size, default=256, help=f"samples per block the device takes, {live.MIN_BLOCK}..{live.MAX_BLOCK} (default 256: 32 ms at 8 kHz); smaller: keys are heard sooner, gaps are likelier")
     parser.add_argument("--ahead", type=blocks_ahead, default=2, help="blocks kept ready before the device needs them (default 2); more: fewer gaps on a busy machine, keys heard later")
     parser.add_argument("--seconds", type=positive_float, default=None, help="stop after this many seconds of sound (default: until q or Ctrl+C)")
-    parser.add_argument("--hint", metavar="FILE", default=None, help="a sound the model hears first, without playing it: the sound starts where the hint leaves off, and r goes back there")
+    parser.add_argument("--hint", metavar="FILE", type=file_name, default=None, help="a sound the model hears first, without playing it: the sound starts where the hint leaves off, and r goes back there")
     parser.add_argument("--seed", type=seed, default=None, help="same seed, same sound (until a key changes it)")
-    parser.add_argument("--record", metavar="FILE", default=None, help=f"also write what is played to this sound file ({SUFFIXES}, by its name), at the model's rate, as it plays (the model's sound: gaps where the machine fell behind are left out); it is complete when play stops, by q, Ctrl+C or --seconds")
+    parser.add_argument("--record", metavar="FILE", type=file_name, default=None, help=f"also write what is played to this sound file ({SUFFIXES}, by its name), at the model's rate, as it plays (the model's sound: gaps where the machine fell behind are left out); it is complete when play stops, by q, Ctrl+C or --seconds")
     parser.add_argument("--force", action="store_true", help="overwrite the --record file if it exists")
     parser.add_argument("--volume", type=volume_db, default=0.0, metavar="DB", help=f"the volume to start at, in dB of the model's sound, {MIN_VOLUME_DB:g}..0 (default 0; the keys 0 and 9 change it by {VOLUME_STEP_DB:g} dB); --record keeps the model's own sound")
     add_sound_device_argument(parser)

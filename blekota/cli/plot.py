@@ -16,7 +16,7 @@ from ..drawing import describe_sampling
 from ..model import Model
 from ..mulaw import SILENCE, quantize
 from .options import (
-    add_sampling_arguments, add_threads_argument, check_distinct, non_negative_int, output_png, positive_int, rate,
+    add_sampling_arguments, add_threads_argument, check_distinct, file_name, non_negative_int, output_png, positive_int, rate,
     read_model, sampling_options, seed,
 )
 
@@ -37,7 +37,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     def kind(name: str, help_text: str) -> argparse.ArgumentParser:
         parser = kinds.add_parser(name, help=help_text, description=help_text[0].upper() + help_text[1:] + ".")
         parser.add_argument(
-            "-o", "--output", default=None, metavar="PNG",
+            "-o", "--output", type=file_name, default=None, metavar="PNG",
             help=f"the PNG file to write, or a folder to write {name}.png in ({name}-2.png, ... if taken)",
         )
         parser.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
@@ -46,24 +46,24 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     for name, help_text in (("waveform", "the waveform of a sound file against time"),
                             ("spectrogram", "the spectrogram of a sound file")):
         parser = kind(name, help_text)
-        parser.add_argument("sound", metavar="SOUND", help="a sound file (any format libsndfile reads)")
+        parser.add_argument("sound", metavar="SOUND", type=file_name, help="a sound file (any format libsndfile reads)")
         parser.add_argument("--fs", type=rate, default=None, help="resample to this rate in Hz first (default: the file's own)")
     heatmap = kind(
         "heatmap", "the probabilities a model gives each of the 256 levels, sample by sample: "
         "while it listens to SOUND, or while it generates when no SOUND is given",
     )
-    heatmap.add_argument("model", metavar="MODEL", help="a model file (.npz), or a .pkl of the original blekota")
-    heatmap.add_argument("sound", metavar="SOUND", nargs="?", default=None, help="a sound file for the model to listen to (default: it generates)")
+    heatmap.add_argument("model", metavar="MODEL", type=file_name, help="a model file (.npz), or a .pkl of the original blekota")
+    heatmap.add_argument("sound", metavar="SOUND", type=file_name, nargs="?", default=None, help="a sound file for the model to listen to (default: it generates)")
     heatmap.add_argument("-n", type=positive_int, default=1000, help="samples shown: of SOUND as the model listens, or generated (default 1000)")
     heatmap.add_argument("--start", type=non_negative_int, default=0, help="first sample shown; the model hears or makes all before it (default 0)")
     heatmap.add_argument("--seed", type=seed, default=None, help="when generating: same seed, same sound")
     add_sampling_arguments(heatmap, "when generating")
     add_threads_argument(heatmap)
     loss = kind("loss", "training and validation loss against iterations")
-    loss.add_argument("log", metavar="MODEL_OR_LOG", help="a model file (.npz) or a training log (NAME.log.jsonl)")
+    loss.add_argument("log", metavar="MODEL_OR_LOG", type=file_name, help="a model file (.npz) or a training log (NAME.log.jsonl)")
     compare = kind("compare", "two sounds side by side: waveforms and spectrograms")
-    compare.add_argument("training", metavar="TRAINING_SOUND", help="the sound a model learned from")
-    compare.add_argument("generated", metavar="GENERATED_SOUND", help="a sound it generated")
+    compare.add_argument("training", metavar="TRAINING_SOUND", type=file_name, help="the sound a model learned from")
+    compare.add_argument("generated", metavar="GENERATED_SOUND", type=file_name, help="a sound it generated")
     compare.add_argument("--fs", type=rate, default=8000, help="rate both are resampled to, in Hz (default 8000)")
 
 

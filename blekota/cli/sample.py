@@ -20,7 +20,7 @@ from ..fileutil import STDOUT, check_room, is_stream
 from ..drawing import describe_sampling
 from .options import (
     add_kernel_arguments, add_sampling_arguments, add_sound_device_argument, add_threads_argument, check_distinct,
-    check_output, drawn_seed, model_path, non_negative_int, output_png, positive_float, positive_int, sampling_options,
+    check_output, drawn_seed, file_name, model_path, non_negative_int, output_png, positive_float, positive_int, sampling_options,
     seed,
     use_kernel_arguments,
 )
@@ -40,18 +40,18 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "sample", help="generate sound with a trained model",
         description="Generate new sound sample by sample with a trained model.",
     )
-    sample_parser.add_argument("model", metavar="MODEL", help="a model file (.npz) written by train, or a .pkl of the original blekota (converted once, beside it)")
+    sample_parser.add_argument("model", metavar="MODEL", type=file_name, help="a model file (.npz) written by train, or a .pkl of the original blekota (converted once, beside it)")
     length = sample_parser.add_mutually_exclusive_group()
     length.add_argument("-n", type=non_negative_int, default=None, help=f"samples to generate, after the hint when there is one (default {DEFAULT_SAMPLES}: 1 s at 8 kHz)")
     length.add_argument("--seconds", type=positive_float, default=None, help="or seconds to generate, at the model's rate")
-    sample_parser.add_argument("-o", "--output", default=None, help=f"the sound file to write, in the format its name ends with ({SUFFIXES}; 16-bit where the format has samples; default: MODEL_sample.wav); - writes a wav to standard output; a device or FIFO is written a wav as a stream")
-    sample_parser.add_argument("--hint", metavar="FILE", default=None, help="a sound to start from: it is played into the model first, and the output is the hint (as the model hears it, mu-law quantized at its rate) followed by the -n samples that continue it")
+    sample_parser.add_argument("-o", "--output", type=file_name, default=None, help=f"the sound file to write, in the format its name ends with ({SUFFIXES}; 16-bit where the format has samples; default: MODEL_sample.wav); - writes a wav to standard output; a device or FIFO is written a wav as a stream")
+    sample_parser.add_argument("--hint", metavar="FILE", type=file_name, default=None, help="a sound to start from: it is played into the model first, and the output is the hint (as the model hears it, mu-law quantized at its rate) followed by the -n samples that continue it")
     sample_parser.add_argument("--seed", type=seed, default=None, help="same seed, same sound")
     sample_parser.add_argument("--takes", type=positive_int, default=1, metavar="K", help=f"draw K different sounds at once, written as OUTPUT with _1 .. _K before its suffix (at most {MAX_TAKES}; from the same --hint; the same seed gives the same K takes, not the one sound of K = 1). Several streams share each read of the weights, so K takes come faster than K runs")
     sample_parser.add_argument("--play", action="store_true", help="also play the sound")
     add_sound_device_argument(sample_parser, "with --play: ")
     sample_parser.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
-    sample_parser.add_argument("--heatmap", metavar="PNG", default=None, help=f"also draw the probabilities {HEATMAP_SAMPLES} samples were drawn from into this PNG (from just before the hint ends)")
+    sample_parser.add_argument("--heatmap", metavar="PNG", type=file_name, default=None, help=f"also draw the probabilities {HEATMAP_SAMPLES} samples were drawn from into this PNG (from just before the hint ends)")
     add_kernel_arguments(sample_parser)
     add_sampling_arguments(sample_parser)
     add_threads_argument(sample_parser)

@@ -14,7 +14,7 @@ from ..repl import interact, open_session
 from ..runfiles import split_name
 from .options import (
     HYPERPARAMETERS, add_device_argument, add_model_arguments, add_threads_argument, add_training_arguments,
-    bf16_option, checkpoint_sound, model_path, new_trainer_options, non_negative_int, positive_int, resume_overrides,
+    bf16_option, checkpoint_sound, file_name, folder_name, model_path, new_trainer_options, non_negative_int, positive_int, resume_overrides,
     trainer_options_named, verbosity,
 )
 
@@ -32,7 +32,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "The training options are those of train.",
         epilog=HYPERPARAMETERS, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    repl_parser.add_argument("source", nargs="?", metavar="MODEL_OR_SOUND", default=None, help="a model file to go on with, or a sound for a new model to learn (default: the built-in demo sound)")
+    repl_parser.add_argument("source", nargs="?", metavar="MODEL_OR_SOUND", type=file_name, default=None, help="a model file to go on with, or a sound for a new model to learn (default: the built-in demo sound)")
     add_training_arguments(repl_parser, 0, "iterations to train before the prompt (default 0)")
     add_device_argument(repl_parser)
     add_model_arguments(repl_parser)
@@ -46,7 +46,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     demo_parser.add_argument("--iterations", type=positive_int, default=DEMO_ITERATIONS, help=f"training iterations (default {DEMO_ITERATIONS}: about a minute on two cores; the same model on a busy machine, only later)")
     demo_parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the generated continuation (default 0)")
-    demo_parser.add_argument("--out-dir", default="blekota-demo", help="where files are written (default: blekota-demo)")
+    demo_parser.add_argument("--out-dir", type=folder_name, default="blekota-demo", help="where files are written (default: blekota-demo)")
     add_threads_argument(demo_parser)
     demo_parser.add_argument(
         "--bf16", action=argparse.BooleanOptionalAction, default=None,

@@ -25,7 +25,7 @@ from ..sparsity import BLOCK_INPUTS, BLOCK_UNITS, END_SHARE, START_SHARE, reache
 from ..train import Trainer
 from .options import (
     HYPERPARAMETERS, add_device_argument, add_model_arguments, add_threads_argument, add_training_arguments,
-    bf16_option, checkpoint_sound, model_path, new_trainer_options, positive_float, resume_overrides,
+    bf16_option, checkpoint_sound, file_name, folder_name, model_path, new_trainer_options, positive_float, resume_overrides,
     trainer_options_named, verbosity,
 )
 
@@ -40,13 +40,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         description="Train a model on a sound file (any format libsndfile reads, any rate).",
         epilog=HYPERPARAMETERS, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    train_parser.add_argument("files", nargs="*", metavar="FILE", help="the sounds to learn: files, directories or globs")
-    train_parser.add_argument("--resume", metavar="MODEL", default=None, help="continue training this model file (or a .pkl of the original blekota) exactly where it stopped")
+    train_parser.add_argument("files", nargs="*", metavar="FILE", type=file_name, help="the sounds to learn: files, directories or globs")
+    train_parser.add_argument("--resume", metavar="MODEL", type=file_name, default=None, help="continue training this model file (or a .pkl of the original blekota) exactly where it stopped")
     train_parser.add_argument("--force", action="store_true", help="train a new model even where an earlier run of the same name left its files: they are written over and the log starts afresh; with --resume, go on from a checkpoint older than the run's later files (NAME_N.npz, NAME_N.wav, NAME_best.npz) and write over them")
     add_training_arguments(train_parser, 10000, "iterations to run (default 10000)")
     train_parser.add_argument("--seconds", type=positive_float, default=None, help="stop after this many seconds of training and save, if --iterations are not done sooner (the default model does about 6-8 iterations a second on two cores with bfloat16 products, where they are faster: AMD Zen 4, Intel Xeons with AMX; and 2.4-4.0 in float32)")
     add_device_argument(train_parser)
-    train_parser.add_argument("--tensorboard", metavar="DIR", default=None, help="also write the run for TensorBoard in this folder (created): losses, learning rate and samples/s, and at each checkpoint its sound, loss curve and spectrogram; a resumed run appends (needs blekota[tensorboard]; watch with: tensorboard --logdir DIR)")
+    train_parser.add_argument("--tensorboard", metavar="DIR", type=folder_name, default=None, help="also write the run for TensorBoard in this folder (created): losses, learning rate and samples/s, and at each checkpoint its sound, loss curve and spectrogram; a resumed run appends (needs blekota[tensorboard]; watch with: tensorboard --logdir DIR)")
     add_model_arguments(train_parser)
     add_threads_argument(
         train_parser, "OMP_NUM_THREADS, else the CPUs this process may use, within a container's CPU quota; started "
