@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import shlex
+import re
 import struct
 import sys
+import warnings
 from collections.abc import Callable
 from math import gcd
 from pathlib import Path
@@ -17,7 +19,7 @@ import soundfile
 from . import memory
 from .checks import MAX_FS, file_name, flag, is_integer, non_negative_int, positive_int, sample_rate
 from .devices import PlaybackError, default_rate, open_device, sounddevice_module
-from .errors import AudioError, ConfigError
+from .errors import AudioError, BlekotaWarning, ConfigError
 from .fileutil import input_problem, is_stream, open_output, refused_suffix, starts_with
 from .mulaw import sound_array, warn_beyond_full_scale
 from .resampling import StreamResampler
@@ -37,6 +39,8 @@ OTHER_SOUND_SUFFIXES = frozenset({  # names that promise another sound format th
 })
 NOT_WAV_SUFFIXES = OTHER_SOUND_SUFFIXES | {".npz", ".pkl", ".onnx"}  # and names of model files
 MARK = b"LIST" + struct.pack("<I", 20) + b"INFOISFT" + struct.pack("<I", 8) + b"blekota\0"
+CUT_SHORT = re.compile(r"^ *(?:data|SSND) : (\d+) \(should be (\d+)\)", re.MULTILINE)  # libsndfile on a cut file
+UNKNOWN_SIZES = (0xFFFFFFFF, 0x7FFFFFFF)  # data sizes a stream writes when it cannot know the length
 
 
 def load_audio(path: str | os.PathLike, fs: int | None = 8000) -> tuple[np.ndarray, int]:
@@ -47,7 +51,8 @@ def load_audio(path: str | os.PathLike, fs: int | None = 8000) -> tuple[np.ndarr
     missing, not a regular file (a FIFO or a device), unreadable, not audio (a model file
     says so), empty, holds NaN or infinite samples, or would need more memory than the machine
     has. Warns (BlekotaWarning) when the mix goes beyond full scale, as a float file may: those
-    samples are clipped.
+    samples are clipped; and when the file ends before the sound its header promises (a copy or
+    download cut short): what is there is read.
     """
     path = Path(file_name("path", path))
     problem = input_problem(path, "a sound file")
@@ -60,6 +65,7 @@ def load_audio(path: str | os.PathLike, fs: int | None = 8000) -> tuple[np.ndarr
         shape = f"{header.samplerate} Hz, {header.channels} channels"
         raise AudioError(f"{path}: not a sound file blekota can read ({shape})")
     frames = max(int(header.frames), 0)
+    warn_cut_short(path, header, frames)
     fs = header.samplerate if fs is None else int(fs)
     memory.ensure(  # the float32 frames and their mix, then the mix resampled (float32, three times)
         4 * frames * (header.channels + 1) + 12 * (frames * fs // header.samplerate + 1)
@@ -77,6 +83,19 @@ def load_audio(path: str | os.PathLike, fs: int | None = 8000) -> tuple[np.ndarr
         raise AudioError(f"{path}: contains NaN or infinite samples (the first at {first / file_fs:.3f} s)")
     warn_beyond_full_scale(mono, str(path))
     return to_rate(mono, file_fs, fs), fs
+
+
+def warn_cut_short(path: Path, header, frames: int) -> None:
+    """Warn (BlekotaWarning) when libsndfile's report of the file (soundfile.info's extra_info)
+    says its sound data ends before the size its header gives: "data : 160000 (should be 79978)"
+    in a wav, "SSND : ..." in an AIFF. Sizes that mean "not known" (a stream's) are not a cut."""
+    cut = CUT_SHORT.search(header.extra_info or "")
+    if not cut or int(cut[1]) in UNKNOWN_SIZES or int(cut[2]) >= int(cut[1]) or not frames:
+        return
+    held = frames / header.samplerate
+    warnings.warn(f"{path}: cut short: it holds {held:.2f} s of the {held * int(cut[1]) / int(cut[2]):.2f} s its "
+                  "header promises (an unfinished copy or download?); reading what is there", BlekotaWarning,
+                  stacklevel=3)
 
 
 def _libsndfile(path: Path, function, **options):

@@ -195,3 +195,20 @@ def test_the_memory_asked_for_covers_what_reading_takes(tmp_path, monkeypatch, f
     finally:
         tracemalloc.stop()
     assert peak <= asked[0]
+
+
+def test_a_sound_cut_short_is_read_with_a_warning_that_says_how_much_is_there(tmp_path):
+    sound = (0.5 * np.sin(np.arange(16000) * 0.05)).astype(np.float32)
+    soundfile.write(tmp_path / "whole.wav", sound, 8000, subtype="PCM_16")
+    whole = (tmp_path / "whole.wav").read_bytes()
+    (tmp_path / "cut.wav").write_bytes(whole[: 44 + 2 * 4000])
+    with pytest.warns(blekota.BlekotaWarning, match=r"cut.wav: cut short: it holds 0.50 s of the 2.00 s its header promises"):
+        samples, _ = blekota.load_audio(tmp_path / "cut.wav", 8000)
+    np.testing.assert_array_equal(samples, blekota.load_audio(tmp_path / "whole.wav", 8000)[0][:4000])
+    streamed = bytearray(whole)
+    streamed[4:8] = streamed[40:44] = b"\xff\xff\xff\xff"  # a stream's "length not known"
+    (tmp_path / "streamed.wav").write_bytes(streamed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert blekota.load_audio(tmp_path / "streamed.wav", 8000)[0].size == 16000
+        blekota.load_audio(tmp_path / "whole.wav", 8000)
