@@ -38,7 +38,7 @@ from .errors import AudioError, BlekotaWarning
 from .mulaw import SILENCE, quantize, sound_array, warn_beyond_full_scale
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from typing import TypeAlias
 
     from numpy.typing import ArrayLike
@@ -343,14 +343,18 @@ def validation_pieces(
 
 
 def validation_sums(model: Model, levels: np.ndarray, T: int, starts: np.ndarray, L: int,
-                    rest: list[tuple[int, int, int]]) -> tuple[float, int]:
+                    rest: list[tuple[int, int, int]],
+                    abandon: Callable[[], bool] = lambda: False) -> tuple[float, int] | None:
     """(nats, predictions) of model (a blekota Model) over the validation pieces of levels that
-    validation_pieces() cut (starts, L, rest), in windows of T steps by forward passes."""
+    validation_pieces() cut (starts, L, rest), in windows of T steps by forward passes; None when
+    abandon() (asked before each window) says to give up."""
     total, count = 0.0, 0
     h_full = None
     if starts.size:
         h = model.zero_state(starts.size)
         for offset in range(0, L, T):
+            if abandon():
+                return None
             steps = min(T, L - offset)
             x = levels[starts[None, :] + offset + np.arange(steps + 1)[:, None]]
             loss, h = model.window(x, h)
@@ -360,6 +364,8 @@ def validation_sums(model: Model, levels: np.ndarray, T: int, starts: np.ndarray
     for start, stop, piece in rest:
         h = model.zero_state(1) if piece < 0 else h_full[:, piece : piece + 1]
         for offset in range(start, stop - 1, T):
+            if abandon():
+                return None
             end = min(offset + T, stop - 1)
             loss, h = model.window(levels[offset : end + 1, None], h)
             total += float(loss) * (end - offset)

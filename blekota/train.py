@@ -374,6 +374,11 @@ class Trainer(TrainerFiles):
         side by side from a zero state, carrying their state from window to window. In a
         data-parallel run the processes share out the pieces (every process must call this).
         """
+        return self._held_out_loss(lambda: False)
+
+    def _held_out_loss(self, abandon: Callable[[], bool]) -> float | None:
+        """validation_loss(), or None as soon as abandon() says (asked before each window; in one
+        process only: the others of a data-parallel run would wait for it)."""
         starts, L, rest = self._val
         mine = self.processes.part(starts.size)
         rank, size = self.processes.rank, self.processes.size
@@ -385,7 +390,10 @@ class Trainer(TrainerFiles):
         self.use_average()
         sums = np.zeros(3)  # nats, predictions, failed processes
         with self.processes.holding_failure() as held:
-            sums[:2] = validation_sums(self.model, self.data.levels, self.seq_length, starts[mine], L, my_rest)
+            found = validation_sums(self.model, self.data.levels, self.seq_length, starts[mine], L, my_rest, abandon)
+            if found is None:
+                return None
+            sums[:2] = found
         self.processes.sum(sums, held.failure)
         total, count = sums[0], sums[1]
         return float(total / count) if count else None
@@ -394,8 +402,9 @@ class Trainer(TrainerFiles):
         """Run `iterations` iterations (or until max_seconds of wall time have passed), validate,
         then save NAME_N.npz (N = total iterations so far).
 
-        Ctrl+C (SIGINT) or SIGTERM ends training after the current update and still saves
-        (without the final validation); so does a KeyboardInterrupt raised by the callback (one
+        Ctrl+C (SIGINT) or SIGTERM ends training after the current update, or the validation under
+        way (in a run of one process), and still saves (without the final validation or a
+        checkpoint sound); so does a KeyboardInterrupt raised by the callback (one
         raised after the last update, at the final validation or save, is ignored). A run
         that made no update leaves the file it was resumed from as it is (it holds this model).
         Returns a TrainResult. Raises ModelFileError if the final save fails (the previous file
@@ -440,6 +449,9 @@ class Trainer(TrainerFiles):
                     val_loss = None
                     if self.val_every and self.val_samples and self.iteration % self.val_every == 0:
                         val_loss = self._validate(files, scheduled=True)
+                        if val_loss is None:  # cut short by Ctrl+C: logged with the end
+                            pending_loss = train_loss
+                            break
                         stale = self._stale()
                     if self._done == iterations and val_loss is None:
                         pending_loss = train_loss  # logged with the final validation
@@ -469,7 +481,7 @@ class Trainer(TrainerFiles):
                 self.processes.together(lambda: files is None or files.claim(path))
                 path = self.processes.together(lambda: self.save(path))
                 if files is not None:
-                    if sound_due:
+                    if sound_due and not self.agreement.signalled():
                         files.save_sound_quietly(self.iteration, self._sound(self.checkpoint_sound), self.model.fs)
                     files.prune(self.iteration)
             self.use_average()
@@ -486,11 +498,15 @@ class Trainer(TrainerFiles):
         window_losses.clear()
         return self._last_loss
 
-    def _validate(self, files: RunFiles | None, scheduled: bool) -> float:
+    def _validate(self, files: RunFiles | None, scheduled: bool) -> float | None:
         """Measure, record and report the validation loss; scheduled ones feed the schedule.
         A new best is saved as NAME_best.npz. While block-sparse training's density is still
-        falling, neither (see blekota.sparsity)."""
-        loss = self.validation_loss()
+        falling, neither (see blekota.sparsity). Ctrl+C or SIGTERM cuts it short in a run of one
+        process: then nothing is recorded, and it returns None."""
+        loss = self._held_out_loss(self.agreement.signalled if self.processes.size == 1 else lambda: False)
+        if loss is None:
+            self._report("note", message=f"validation at {self.iteration} left unfinished: stopping")
+            return None
         self.val_loss = loss
         self.val_history.append([self.iteration, loss])
         lr = self.optimizer.lr

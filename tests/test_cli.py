@@ -933,7 +933,7 @@ def test_threads_above_the_cpus_are_warned_about_in_one_line(tmp_path, monkeypat
 
 def test_stop_after_ends_a_run_early_is_shown_and_kept_on_resume(tmp_path, sine_file, capsys, monkeypatch):
     losses = iter([3.0, 2.0, 2.5, 2.6, 2.7, 2.8, 2.9])
-    monkeypatch.setattr(blekota.Trainer, "validation_loss", lambda self: next(losses))
+    monkeypatch.setattr(blekota.Trainer, "_held_out_loss", lambda self, abandon: next(losses))
     assert main(["train", str(sine_file), *SMALL, "--iterations", "100", "--val-every", "5", "--stop-after", "2",
                  "--checkpoint-sound", "0", "--out-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out

@@ -1,3 +1,5 @@
+import os
+import signal
 import warnings
 from types import SimpleNamespace
 
@@ -5,7 +7,7 @@ import numpy as np
 import pytest
 
 import blekota
-from blekota import agreement
+from blekota import agreement, train
 from blekota.cli import main
 from blekota.train import Trainer
 
@@ -107,6 +109,34 @@ def test_interrupt_from_callback_after_the_last_update_still_saves(tmp_path):
     assert blekota.load(result.path).info["iterations"] == 5
 
 
+@pytest.mark.parametrize("iterations,val_every", [(6, 3), (5, 0)])
+def test_ctrl_c_cuts_a_validation_short_and_still_saves(tmp_path, monkeypatch, iterations, val_every):
+    windows = []
+    window, validation_sums = blekota.Model.window, train.validation_sums
+
+    def validating(*args):
+        windows.append(0)
+        return validation_sums(*args)
+
+    def ctrl_c_at_the_second_validation_window(self, *args, **kwargs):
+        if windows:
+            windows.append(1)
+            if len(windows) == 3:
+                os.kill(os.getpid(), signal.SIGINT)
+        return window(self, *args, **kwargs)
+
+    monkeypatch.setattr(train, "validation_sums", validating)
+    monkeypatch.setattr(blekota.Model, "window", ctrl_c_at_the_second_validation_window)
+    reports = []
+    trainer = small_trainer(tmp_path, audio=wobbly_sine(80_000), val_every=val_every, checkpoint_sound=800,
+                            callback=reports.append)
+    result = trainer.train(iterations)
+    assert windows == [0, 1, 1] and trainer.val_history == [] and result.iterations == (3 if val_every else 5)
+    assert reports[-2].kind == "note" and reports[-2].message == f"validation at {result.iterations} left unfinished: stopping"
+    assert blekota.load(result.path).info["iterations"] == result.iterations
+    assert [path.name for path in tmp_path.iterdir() if path.suffix == ".wav"] == []  # no checkpoint sound either
+
+
 def test_interrupt_from_callback_leaves_consistent_model(tmp_path):
     def stop_at_7(report):
         if report.kind == "progress" and report.iteration == 7:
@@ -180,7 +210,7 @@ def test_original_preset_trains_like_the_original(tmp_path):
 def scripted_validations(monkeypatch, trainer: Trainer, losses: list[float]) -> None:
     """Make trainer's validations return these held-out losses in turn."""
     script = iter(losses)
-    monkeypatch.setattr(trainer, "validation_loss", lambda: next(script))
+    monkeypatch.setattr(trainer, "_held_out_loss", lambda abandon: next(script))
 
 
 def test_stop_after_ends_the_run_when_the_held_out_loss_stops_bettering_its_best(tmp_path, monkeypatch):
