@@ -126,8 +126,9 @@ def run_demo(directory: Path, iterations: int, threads: int | None, say: Callabl
     sound_path = save_wav(outputs[0], sound, fs, mark=True)
     say(f"wrote {sound_path}: the built-in training sound ({sound.size / fs:.0f} s sung vowel at {fs} Hz)")
     before = trainer.validation_loss()
-    say(f"training a {model.layers}x{model.hidden} GRU for {iterations} iterations (about a minute on "
-        f"two cores){device.step_words(trainer)}; loss before: {before:.4f} nats/sample")
+    how_long = " (about a minute on two cores)" if iterations == DEMO_ITERATIONS else ""
+    say(f"training a {model.layers}x{model.hidden} GRU for {iterations} iterations{how_long}"
+        f"{device.step_words(trainer)}; loss before: {before:.4f} nats/sample")
     result = trainer.train(iterations)
     if trainer.agreement.signalled():  # Ctrl+C: stop here, as train does, without drawing over an earlier demo's sound
         say(f"interrupted after {result.iterations} iterations: wrote {result.path} (the model); nothing generated")

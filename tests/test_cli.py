@@ -456,6 +456,7 @@ def test_demo_runs_briefly(tmp_path, capsys):
     assert main(["demo", "--iterations", "20", "--out-dir", str(tmp_path / "d"), "--threads", "1"]) == 0
     printed = capsys.readouterr().out
     assert "for 20 iterations" in printed and "after 20 iterations" in printed
+    assert "about a minute" not in printed  # the default 5000 iterations take that, not 20
     assert "the made-up part (temperature 1, top-k 12, smooth 0.3, wake 0.2 s, seed 0): spectral flatness of loud frames" in printed
     assert "changes between notes and pauses (the training sound goes on with 8)" in printed
     names = {p.name for p in (tmp_path / "d").iterdir()}
