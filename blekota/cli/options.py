@@ -124,8 +124,6 @@ data and schedule:
 files written (in --out-dir; --model-name foo/bar writes them in its folder foo there): NAME_N.npz
 checkpoints, NAME_best.npz (lowest validation loss), NAME.log.jsonl (one JSON line per report:
 iteration, time, train_loss, val_loss, lr). A resumed model writes beside its file by default.
-train refuses to start a new model over an earlier run's files of the same name, and to resume an
-older checkpoint of a run whose later files are still there (unless --force).
 """.format(presets=presets_help())
 
 

@@ -30,7 +30,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "converted once, beside it), or a sound file to learn with a new model built from the "
         "hyperparameters below; without it, a new model learns the built-in demo sound. "
         "The training options are those of train.",
-        epilog=HYPERPARAMETERS, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=HYPERPARAMETERS + (
+            "A new model whose name an earlier run's files use there trains as NAME-2 (NAME-3, ...); clf.train of\n"
+            "an older checkpoint of a run writes over the run's later files (the opening line names them).\n"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     repl_parser.add_argument("source", nargs="?", metavar="MODEL_OR_SOUND", type=file_name, default=None, help="a model file to go on with, or a sound for a new model to learn (default: the built-in demo sound)")
     add_training_arguments(repl_parser, 0, "iterations to train before the prompt (default 0)")

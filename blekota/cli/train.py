@@ -38,7 +38,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     train_parser = commands.add_parser(
         "train", help="train a model on a sound",
         description="Train a model on a sound file (any format libsndfile reads, any rate).",
-        epilog=HYPERPARAMETERS, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=HYPERPARAMETERS + (
+            "train refuses to start a new model over an earlier run's files of the same name, and to resume an\n"
+            "older checkpoint of a run whose later files are still there (unless --force).\n"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     train_parser.add_argument("files", nargs="*", metavar="FILE", type=file_name, help="the sounds to learn: files, directories or globs")
     train_parser.add_argument("--resume", metavar="MODEL", type=file_name, default=None, help="continue training this model file (or a .pkl of the original blekota) exactly where it stopped")
