@@ -25,4 +25,8 @@ def cpu_level(name=None) -> str:
 
 
 if os.environ.get("BLEKOTA_CPU"):
-    cpu_level(os.environ["BLEKOTA_CPU"])
+    try:
+        cpu_level(os.environ["BLEKOTA_CPU"])
+    except ValueError as error:
+        from .errors import ConfigError  # a ValueError that the command line reports in one line
+        raise ConfigError(f"BLEKOTA_CPU={os.environ['BLEKOTA_CPU']}: {error}") from None

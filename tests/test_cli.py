@@ -432,6 +432,17 @@ def test_every_subcommand_has_help():
     assert "--seq-length" in train_help and "truncated BPTT" in train_help
 
 
+def test_a_blekota_cpu_the_kernels_lack_is_one_line_not_a_traceback():
+    result = subprocess.run([sys.executable, "-m", "blekota", "--version"], capture_output=True, text=True,
+                            env={**os.environ, "BLEKOTA_CPU": "avx3"})
+    assert result.returncode == 2
+    assert result.stderr == ("blekota: error: BLEKOTA_CPU=avx3: CPU level must be one of ('portable', 'avx2', "
+                             "'avx512'), got 'avx3'\n")
+    other_process = subprocess.run([sys.executable, "-m", "blekota", "--version"], capture_output=True, text=True,
+                                   env={**os.environ, "BLEKOTA_CPU": "avx3", "PMI_RANK": "1"})
+    assert (other_process.returncode, other_process.stderr) == (2, "")  # in an MPI job, rank 0 alone says it
+
+
 def test_note_changes_counts_notes_and_pauses():
     fs = 8000
     sound = demo_sound(fs)
