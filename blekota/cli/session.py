@@ -37,7 +37,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     repl_parser.add_argument("source", nargs="?", metavar="MODEL_OR_SOUND", type=file_name, default=None, help="a model file to go on with, or a sound for a new model to learn (default: the built-in demo sound)")
-    add_training_arguments(repl_parser, 0, "iterations to train before the prompt (default 0)")
+    add_training_arguments(repl_parser, 0, "iterations to train before the prompt (default 0); --density plans its "
+                                          "pruning over them, or when 0 over the first clf.train(n)")
     add_device_argument(repl_parser)
     add_model_arguments(repl_parser)
     add_threads_argument(repl_parser)
