@@ -444,19 +444,17 @@ class Trainer(TrainerFiles):
                         self._report("note", message=f"learning rate {lr:.3g} -> {self.optimizer.lr:.3g}")
                     train_loss = None
                     if self._done % self.report_every == 0 or self._done == iterations:
-                        train_loss = self._record_loss(window_losses)
+                        train_loss = pending_loss = self._record_loss(window_losses)  # logged below, or at the end
                         self._report("progress")
                     val_loss = None
                     if self.val_every and self.val_samples and self.iteration % self.val_every == 0:
                         val_loss = self._validate(files, scheduled=True)
-                        if val_loss is None:  # cut short by Ctrl+C: logged with the end
-                            pending_loss = train_loss
+                        if val_loss is None:  # cut short by Ctrl+C: the losses are logged at the end
                             break
                         stale = self._stale()
-                    if self._done == iterations and val_loss is None:
-                        pending_loss = train_loss  # logged with the final validation
-                    else:
+                    if self._done < iterations or val_loss is not None:  # else with the final validation
                         self._log(files, train_loss, val_loss)
+                        pending_loss = None
                     due = self.checkpoint_every and self.iteration % self.checkpoint_every == 0
                     if due and self._done < iterations:  # the last is the final save, after the final validation
                         self._save_checkpoint(files)

@@ -1,3 +1,4 @@
+import json
 import os
 import signal
 import warnings
@@ -135,6 +136,18 @@ def test_ctrl_c_cuts_a_validation_short_and_still_saves(tmp_path, monkeypatch, i
     assert reports[-2].kind == "note" and reports[-2].message == f"validation at {result.iterations} left unfinished: stopping"
     assert blekota.load(result.path).info["iterations"] == result.iterations
     assert [path.name for path in tmp_path.iterdir() if path.suffix == ".wav"] == []  # no checkpoint sound either
+
+
+def test_a_stop_asked_at_a_progress_report_still_logs_that_report(tmp_path):
+    def stop_at_8(report):
+        if report.kind == "progress" and report.iteration == 8:
+            raise KeyboardInterrupt
+
+    trainer = small_trainer(tmp_path, callback=stop_at_8, report_every=4, val_every=0)
+    result = trainer.train(100)
+    assert result.interrupted and result.iterations == 8
+    logged = [json.loads(line) for line in (tmp_path / "t.log.jsonl").read_text().splitlines()]
+    assert [row["iteration"] for row in logged] == [4, 8] and logged[-1]["train_loss"] == trainer.history[-1][1]
 
 
 def test_interrupt_from_callback_leaves_consistent_model(tmp_path):
