@@ -4,6 +4,7 @@ went away."""
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from typing import TextIO
 
 from tqdm import tqdm
 
+from .interrupts import leave_terminal
 from .progress import Progress
 
 QUIET, NORMAL, VERBOSE = 0, 1, 2
@@ -117,23 +119,30 @@ class TrainingDisplay:
 
 class ReaderWatch:
     """A training display that, when the reader of standard output goes away (a closed
-    `| head`, or `| tee` ended by the Ctrl+C that train also hears), prints nothing more and
-    stops the run after the current update, saving it, as Ctrl+C does, instead of ending unsaved
-    (a KeyboardInterrupt raised by the callback, see Trainer.train)."""
+    `| head`, or `| tee` ended by the Ctrl+C that train also hears) or the terminal hangs up
+    (EIO: a write can come before the SIGHUP), prints nothing more and stops the run after the
+    current update, saving it, as Ctrl+C does, instead of ending unsaved (a KeyboardInterrupt
+    raised by the callback, see Trainer.train)."""
 
     def __init__(self, display: Callable[[Progress], None]):
-        self.display, self.gone = display, False
+        self.display, self.gone, self.hung_up = display, False, False
 
     def __call__(self, report: Progress) -> None:
         if self.gone:
             return
         try:
             self.display(report)
-        except BrokenPipeError:
+        except OSError as error:
+            if not isinstance(error, BrokenPipeError) and error.errno != errno.EIO:
+                raise
             self.gone = True
-            nowhere = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(nowhere, sys.stdout.fileno())  # what is still buffered, and all that follows, goes nowhere
-            os.close(nowhere)
+            if error.errno == errno.EIO:
+                self.hung_up = True
+                leave_terminal()
+            else:
+                nowhere = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(nowhere, sys.stdout.fileno())  # what is still buffered, and all that follows, goes nowhere
+                os.close(nowhere)
             if report.kind not in ("done", "interrupted"):  # the run is saved by then
                 raise KeyboardInterrupt from None
 

@@ -1,6 +1,7 @@
 """The command line end to end, in a temporary directory."""
 
 import argparse
+import json
 import os
 import re
 import signal
@@ -965,3 +966,53 @@ def test_stop_after_ends_a_run_early_is_shown_and_kept_on_resume(tmp_path, sine_
     assert main(["train", str(sine_file), *SMALL, "--val-fraction", "0", "--stop-after", "2",
                  "--out-dir", str(tmp_path), "--model-name", "unvalidated"]) == 2
     assert "stop_after 2 (train --stop-after) counts validations" in capsys.readouterr().err
+
+
+def run_on_a_terminal_that_hangs_up(argv: list[str], cwd: Path, signal_first: bool) -> int:
+    """Run python -m blekota argv with a pseudo-terminal for its output, wait for its first output
+    (at most 4 s), then hang the terminal up: close it and send SIGHUP (as the shell does), in
+    either order. Returns the exit status."""
+    import pty
+    import select
+
+    terminal, its_end = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "blekota", *argv], cwd=cwd, stdin=subprocess.DEVNULL,
+                               stdout=its_end, stderr=its_end, start_new_session=True)
+    os.close(its_end)
+    if select.select([terminal], [], [], 4)[0]:
+        os.read(terminal, 1)
+    time.sleep(0.5)
+    if signal_first:
+        process.send_signal(signal.SIGHUP)
+        time.sleep(0.2)
+    os.close(terminal)
+    if not signal_first:
+        time.sleep(0.2)
+        process.send_signal(signal.SIGHUP)
+    return process.wait(timeout=60)
+
+
+@pytest.mark.parametrize("signal_first", [True, False])
+def test_a_hang_up_stops_training_and_saves_it(tmp_path, sine_file, signal_first):
+    status = run_on_a_terminal_that_hangs_up(["train", str(sine_file), *SMALL, "--iterations", "1000000"], tmp_path,
+                                             signal_first)
+    assert status == 0
+    last = max(int(path.stem.split("_")[1]) for path in tmp_path.glob("sine_*.npz") if path.stem != "sine_best")
+    assert blekota.load(tmp_path / f"sine_{last}.npz").info["iterations"] == last
+    assert json.loads((tmp_path / "sine.log.jsonl").read_text().splitlines()[-1])["iteration"] == last
+
+
+@pytest.mark.parametrize("signal_first", [True, False])
+def test_a_hang_up_stops_sample_and_leaves_no_part_of_a_file(tmp_path, signal_first):
+    model = blekota.Model(hidden=64, layers=2, seed=1).save(tmp_path / "m.npz")
+    status = run_on_a_terminal_that_hangs_up(["sample", str(model), "-n", "100000000", "-o", "take.flac"], tmp_path,
+                                             signal_first)
+    assert status == 129
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["m.npz"]
+
+
+def test_a_hang_up_ignored_as_nohup_does_is_not_heeded(monkeypatch):
+    from blekota import interrupts
+
+    monkeypatch.setattr(signal, "getsignal", lambda sig: signal.SIG_IGN if sig == signal.SIGHUP else signal.SIG_DFL)
+    assert interrupts.heeded() == (signal.SIGINT, signal.SIGTERM)

@@ -9,6 +9,7 @@ Errors are one line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import signal
 import sys
@@ -21,6 +22,7 @@ from .. import _gru, parallel
 from .._version import __version__
 from ..errors import BlekotaError
 from ..fileutil import folders_undone_on_error
+from ..interrupts import heeded, leave_terminal, restore, terminal_gone
 from . import judge, modelfiles, play, plot, sample, session, train
 from .options import Parser, warn_threads
 
@@ -29,7 +31,7 @@ if TYPE_CHECKING:
     from typing import TextIO
 
 BAD_INPUT = 2
-INTERRUPTED, TERMINATED, READER_GONE = 130, 143, 141  # 128 + the signal, as a shell reports it
+INTERRUPTED, TERMINATED, HUNG_UP, READER_GONE = 130, 143, 129, 141  # 128 + the signal, as a shell reports it
 COMMANDS = {
     "train": train,
     "sample": sample,
@@ -79,28 +81,35 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised like Ctrl+C so that every file being written is cleaned up."""
 
 
+class HungUp(Terminated):
+    """SIGHUP (the terminal closed), raised like SIGTERM; the terminal's output goes nowhere after it."""
+
+
 @contextmanager
 def terminate_as_interrupt() -> Iterator[None]:
-    """While a command runs in the main thread, SIGTERM raises Terminated (training defers both
-    signals to the end of the current update instead). Not for the interactive session, whose
-    console would take it for Ctrl+C at its prompt."""
+    """While a command runs in the main thread, SIGTERM raises Terminated and SIGHUP HungUp, unless
+    ignored (nohup) (training defers them and Ctrl+C to the end of the current update instead). Not
+    for the interactive session, whose console would take them for Ctrl+C at its prompt."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def terminate(signum, frame):
+        if signum == signal.SIGHUP:
+            leave_terminal()
+            raise HungUp
         raise Terminated
 
-    previous = signal.signal(signal.SIGTERM, terminate)
+    previous = {sig: signal.signal(sig, terminate) for sig in heeded((signal.SIGTERM, signal.SIGHUP))}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        restore(previous)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 2 bad input, 130 interrupted, 143
-    terminated, 141 when the reader of standard output went away)."""
+    terminated, 129 hung up, 141 when the reader of standard output went away)."""
     for stream in (sys.stdout, sys.stderr):
         if hasattr(stream, "reconfigure"):  # file names that are not valid text still print
             stream.reconfigure(errors="backslashreplace")
@@ -125,12 +134,17 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())  # nothing more can reach the closed pipe
         return READER_GONE
     except OSError as error:
+        if error.errno == errno.EIO and terminal_gone():  # the terminal hung up before its SIGHUP came
+            leave_terminal()
+            return HUNG_UP
         where = f"{error.filename}: " if error.filename else ""
         print(f"blekota: error: {where}{error.strerror or error}", file=sys.stderr)
         return BAD_INPUT
     except MemoryError:
         print("blekota: error: not enough memory for this (a smaller model, batch or sound needs less)", file=sys.stderr)
         return BAD_INPUT
+    except HungUp:  # no one to tell
+        return HUNG_UP
     except Terminated:
         print("blekota: terminated", file=sys.stderr)
         return TERMINATED

@@ -103,6 +103,6 @@ def demo(args: argparse.Namespace) -> int:
     display = ReaderWatch(print_progress)
     run_demo(Path(args.out_dir), args.iterations, args.threads, lambda line: print(line, flush=True), display,
              args.seed, **bf16_option(args))
-    if display.gone:
+    if display.gone and not display.hung_up:
         raise BrokenPipeError  # trained as far as it got, saved and drawn; end as main ends when the reader went away
     return 0

@@ -245,7 +245,7 @@ def train(args: argparse.Namespace, processes: parallel.Processes) -> int:
         warnings.warn(f"this run ended at iteration {trainer.iteration}, before the density {pruning.density:g} was "
                       f"reached (at iteration {pruning.end}): the model it saved is denser (train --resume goes on)",
                       BlekotaWarning)
-    if display.gone:
+    if display.gone and not display.hung_up:
         raise BrokenPipeError  # the model is saved; end as main ends when the reader went away (status 141)
     return 0
 
