@@ -65,6 +65,39 @@ def encoding_for(path: str | os.PathLike, option: str = "the sound's path") -> t
     return encoding
 
 
+class _FirstErrorKept:
+    """The file an encoder writes through, keeping the first OSError (a full disk) to raise it
+    once encoding is over: libsndfile calls the file back through cffi, which prints a traceback
+    for an exception there and drops it (soundfile then fails an assert, or the file is left
+    short). After an error it writes and seeks nothing more."""
+
+    def __init__(self, file: BinaryIO):
+        self._file = file
+        self._error: OSError | None = None
+
+    def _call(self, method: str, *args, failed: int) -> int:
+        if self._error is None:
+            try:
+                return getattr(self._file, method)(*args)
+            except OSError as error:
+                self._error = error
+        return failed
+
+    def write(self, data: bytes) -> int:
+        return self._call("write", data, failed=0)
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return self._call("seek", offset, whence, failed=-1)
+
+    def tell(self) -> int:
+        return self._call("tell", failed=-1)
+
+    def raise_kept(self) -> None:
+        """Raise the OSError kept, if there is one."""
+        if self._error is not None:
+            raise self._error
+
+
 class EncodedWriter:
     """Write a mono sound of `frames` samples at fs Hz in the format its name's suffix says
     (ENCODINGS), chunk by chunk: `with EncodedWriter(path, fs, frames) as out: out.write(chunk)`.
@@ -112,11 +145,17 @@ class EncodedWriter:
         format_name, subtype = self.encoding
         self._samples.flush()
         self._samples.seek(0)
-        with open_output(self.path) as out, soundfile.SoundFile(out, "w", self.fs, 1, subtype, format=format_name) \
-                as encoded:
-            for start in range(0, frames, ENCODE_BLOCK):
-                block = self._samples.read(2 * min(ENCODE_BLOCK, frames - start))
-                encoded.write(np.frombuffer(block, "<i2"))
+        with open_output(self.path) as out:
+            sink = _FirstErrorKept(out)
+            try:
+                with soundfile.SoundFile(sink, "w", self.fs, 1, subtype, format=format_name) as encoded:
+                    for start in range(0, frames, ENCODE_BLOCK):
+                        block = self._samples.read(2 * min(ENCODE_BLOCK, frames - start))
+                        encoded.write(np.frombuffer(block, "<i2"))
+            except Exception:
+                sink.raise_kept()
+                raise
+            sink.raise_kept()
 
     def __exit__(self, exc_type, exc, traceback) -> None:
         try:

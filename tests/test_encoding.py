@@ -1,11 +1,16 @@
 """Sounds written as FLAC, Ogg, MP3, ... (blekota.encoding): the samples of a wav, and files kept
 whole as a wav's are."""
 
+import errno
+import io
+from contextlib import contextmanager
+
 import numpy as np
 import pytest
 import soundfile
 
 import blekota
+from blekota import encoding
 from blekota.encoding import EncodedRecorder, EncodedWriter, encoding_for, save_sound, sound_writer
 
 
@@ -68,3 +73,26 @@ def test_names_and_rates_it_does_not_write_are_refused(tmp_path, monkeypatch):
     with pytest.raises(blekota.ConfigError, match=r"a.mp3: this libsndfile \(.*\) does not write mp3; write .wav or .flac"):
         save_sound(tmp_path / "a.mp3", ramp(), 8000)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["a.flac", "a.aiff", "a.ogg", "a.w64"])
+def test_a_disk_full_while_encoding_is_one_error_naming_the_file(tmp_path, monkeypatch, capfd, name):
+    path = tmp_path / name
+    path.write_bytes(b"precious")
+    real_open_output = encoding.open_output
+
+    class Full(io.BufferedWriter):
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    @contextmanager
+    def full_disk(target):
+        with real_open_output(target) as out:
+            yield Full(out.raw)
+
+    monkeypatch.setattr(encoding, "open_output", full_disk)
+    with pytest.raises(OSError) as raised:
+        save_sound(path, ramp(), 8000)
+    assert (raised.value.errno, raised.value.filename) == (errno.ENOSPC, str(path))
+    assert path.read_bytes() == b"precious" and list(tmp_path.iterdir()) == [path]
+    assert capfd.readouterr().err == ""  # no traceback from libsndfile's callbacks
