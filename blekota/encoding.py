@@ -10,6 +10,7 @@ replaced only then, and kept when encoding fails or is interrupted).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -25,6 +26,7 @@ from .fileutil import is_stream, open_output
 from .mulaw import sound_array, warn_beyond_full_scale
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from typing import BinaryIO
 
     from numpy.typing import ArrayLike
@@ -124,12 +126,19 @@ class EncodedWriter:
 
     def __enter__(self) -> EncodedWriter:
         folder = Path(os.path.realpath(self.path)).parent
-        try:
+        with self._naming_the_output():
             self._samples = tempfile.TemporaryFile(dir=folder if folder.is_dir() else None)
-        except OSError as error:  # it names a temporary file the user never heard of
-            error.filename = str(self.path)
-            raise
         return self
+
+    @contextlib.contextmanager
+    def _naming_the_output(self) -> Iterator[None]:
+        """An OSError of the anonymous file of samples (it cannot be created, the disk is full)
+        names the output: the file's own name is one the user never heard of."""
+        try:
+            yield
+        except OSError as error:
+            error.filename, error.filename2 = str(self.path), None
+            raise
 
     def write(self, chunk: ArrayLike) -> None:
         """Append (c,) float samples in [-1, 1]."""
@@ -137,13 +146,15 @@ class EncodedWriter:
         if self.written + chunk.size > (WAV_MAX_FRAMES if self.announced is None else self.announced):
             raise ConfigError(f"{self.path}: at most {WAV_MAX_FRAMES} samples" if self.announced is None
                               else f"{self.path}: more samples than the {self.announced} announced")
-        self._samples.write(pcm16(chunk))
+        with self._naming_the_output():
+            self._samples.write(pcm16(chunk))
         self.written += chunk.size
 
     def encode(self, frames: int) -> None:
         """Encode the first `frames` samples written into the file at path."""
         format_name, subtype = self.encoding
-        self._samples.flush()
+        with self._naming_the_output():
+            self._samples.flush()
         self._samples.seek(0)
         with open_output(self.path) as out:
             sink = _FirstErrorKept(out)
@@ -157,6 +168,12 @@ class EncodedWriter:
                 raise
             sink.raise_kept()
 
+    def _drop_samples(self) -> None:
+        """Close (and so delete) the anonymous file of samples; the buffered samples its close
+        could not write (a full disk) are not needed, so that failure is not raised."""
+        with contextlib.suppress(OSError):
+            self._samples.close()
+
     def __exit__(self, exc_type, exc, traceback) -> None:
         try:
             if exc_type is None:
@@ -164,7 +181,7 @@ class EncodedWriter:
                     raise ConfigError(f"{self.path}: {self.written} samples written, {self.announced} announced")
                 self.encode(self.written)
         finally:
-            self._samples.close()
+            self._drop_samples()
 
 
 class EncodedRecorder(EncodedWriter, RecordingLength):
@@ -194,7 +211,7 @@ class EncodedRecorder(EncodedWriter, RecordingLength):
                 self.encode(self.frames)
                 self.saved = True
         finally:
-            self._samples.close()
+            self._drop_samples()
 
 
 def sound_writer(path: str | os.PathLike, fs: int, frames: int) -> WavWriter | EncodedWriter:

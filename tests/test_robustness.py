@@ -2,6 +2,7 @@
 or works; nothing a user has is lost. Devices are stood in for by FIFOs and links in tmp_path."""
 
 import errno
+import io
 import os
 import re
 import signal
@@ -10,6 +11,7 @@ import sys
 import tempfile
 import threading
 import time
+import types
 
 import numpy as np
 import pytest
@@ -272,6 +274,26 @@ def test_a_full_disk_keeps_the_old_file(here, capsys, monkeypatch):
     one_line(capsys.readouterr().err, "out.wav: No space left on device")
     assert (here / "out.wav").read_bytes() == b"precious"
     assert sorted(p for p in os.listdir(here) if p.startswith(".")) == []
+
+
+@pytest.mark.parametrize("samples", ["100", "20000"])
+def test_a_full_disk_under_the_samples_of_a_flac_names_the_flac(here, capsys, monkeypatch, samples):
+    (here / "out.flac").write_bytes(b"precious")
+
+    class Full(io.FileIO):
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    def anonymous_on_a_full_disk(dir=None):
+        raw = Full(os.path.join(dir, ".samples"), "w+")
+        os.unlink(raw.name)
+        return io.BufferedRandom(raw)
+
+    monkeypatch.setattr(blekota.encoding, "tempfile", types.SimpleNamespace(TemporaryFile=anonymous_on_a_full_disk))
+    assert main(["sample", "m.npz", "-n", samples, "-o", "out.flac", "--force", "--threads", "1"]) == 2
+    one_line(capsys.readouterr().err, "out.flac: No space left on device")
+    assert (here / "out.flac").read_bytes() == b"precious"
+    assert sorted(os.listdir(here)) == ["m.npz", "out.flac", "tone.wav"]
 
 
 def test_an_out_dir_that_cannot_be_written_is_refused_before_training(here, capsys, monkeypatch):
