@@ -1,6 +1,7 @@
 """The files a training run writes, all named after the run: NAME_N.npz checkpoints (N: the
 iteration), NAME_N.wav sounds generated at checkpoints, NAME_best.npz (the lowest validation loss
-so far) and the log NAME.log.jsonl (see blekota.trainlog).
+so far) and the log NAME.log.jsonl (see blekota.trainlog); and, while train writes them, the lock
+.NAME.lock that refuses a second train of the run there (run_lock).
 
 Nothing blekota did not write is replaced, appended to or deleted: a run writes a name only where
 there is no file, or a file blekota wrote (a model file, a sound carrying blekota's mark, a
@@ -14,12 +15,19 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import numpy as np
 import soundfile
+
+try:
+    import fcntl
+except ImportError:  # Windows: runs go unlocked
+    fcntl = None
 
 from . import checks, fileformat, modelfile, trainlog
 from .audio import is_marked, save_wav
@@ -291,3 +299,55 @@ def warn_of_later_files(directory: Path, name: str, iteration: int, source: str 
     if later:
         warnings.warn(f"{directory}: holds this run's files from after iteration {iteration} ({file_names(later)}), "
                       f"which training from {source} writes over", OverwriteWarning, stacklevel=3)
+
+
+@contextmanager
+def run_lock(directory: Path, name: str) -> Iterator[None]:
+    """Hold run name's lock in directory for the block, so that a second train of that name there
+    at the same time (in another process) is refused (BlekotaError) rather than writing its files
+    among this one's. The lock is an empty file .NAME.lock locked with flock(), removed when the
+    block ends; where no lock can be had (no fcntl, a file system without locks, something else
+    under that name) the block runs without one."""
+    path = directory / f".{name}.lock"
+    try:
+        descriptor = _locked(path)
+    except BlockingIOError:
+        raise BlekotaError(f"{directory}: another train of {name} is writing its files here now; let it end "
+                           "first, or give another --model-name") from None
+    try:
+        yield
+    finally:
+        if descriptor is not None:
+            with suppress(OSError):
+                path.unlink()  # while locked: whoever locks the old file next sees that it is gone
+            os.close(descriptor)
+
+
+def _locked(path: Path) -> int | None:
+    """An open descriptor of the lock file at path, locked; None where no lock can be had.
+    BlockingIOError when another holds it."""
+    if fcntl is None:
+        return None
+    while True:
+        try:
+            descriptor = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+        except OSError:
+            return None
+        try:
+            info = os.fstat(descriptor)
+            if not stat.S_ISREG(info.st_mode) or info.st_size:  # not a lock file of blekota's
+                os.close(descriptor)
+                return None
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            os.close(descriptor)
+            if isinstance(error, BlockingIOError):
+                raise
+            return None
+        try:
+            now = os.stat(path, follow_symlinks=False)
+        except OSError:
+            now = None
+        if now is not None and (now.st_dev, now.st_ino) == (info.st_dev, info.st_ino):
+            return descriptor
+        os.close(descriptor)  # the run that held it ended and removed it meanwhile: lock the new one

@@ -88,6 +88,20 @@ def test_two_uses_of_one_file_are_refused(here, capsys, argv, message):
     assert {name: os.lstat(name).st_mtime_ns for name in os.listdir(here)} == before
 
 
+def test_a_second_train_of_a_run_being_trained_in_the_folder_is_refused(here, capsys):
+    before = {name: os.lstat(name).st_mtime_ns for name in os.listdir(here)}
+    with blekota.runfiles.run_lock(here, "t"):  # a train of run t in another process holds it so
+        for argv in (["train", "tone.wav", *SMALL, "--model-name", "t", "--force"],
+                     ["train", "--resume", "t_1.npz", "--iterations", "1", "--force"]):
+            assert main(argv) == 2
+            one_line(capsys.readouterr().err, ".: another train of t is writing its files here now; let it "
+                                             "end first, or give another --model-name")
+        assert {name: os.lstat(name).st_mtime_ns for name in os.listdir(here) if name != ".t.lock"} == before
+        assert main(["train", "tone.wav", *SMALL, "--model-name", "u", "-q"]) == 0  # another run beside it
+    assert main(["train", "--resume", "t_1.npz", "--iterations", "1", "-q"]) == 0
+    assert not os.path.exists(".t.lock") and not os.path.exists(".u.lock")
+
+
 # -- numbers at the edges ---------------------------------------------------------------------------
 
 

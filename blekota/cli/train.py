@@ -8,7 +8,7 @@ import shlex
 import sys
 import tempfile
 import warnings
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,7 +20,7 @@ from ..fileutil import folders_undone_on_error, prepare_directory
 from ..emphasis import emphasis_words
 from ..frames import frame_words
 from ..model import Model
-from ..runfiles import RunFiles, default_name, file_names, split_name
+from ..runfiles import RunFiles, default_name, file_names, run_lock, split_name
 from ..sparsity import BLOCK_INPUTS, BLOCK_UNITS, END_SHARE, START_SHARE, reached_at
 from ..train import Trainer
 from .options import (
@@ -40,7 +40,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         description="Train a model on a sound file (any format libsndfile reads, any rate).",
         epilog=HYPERPARAMETERS + (
             "train refuses to start a new model over an earlier run's files of the same name, and to resume an\n"
-            "older checkpoint of a run whose later files are still there (unless --force).\n"
+            "older checkpoint of a run whose later files are still there (unless --force); and always to train a\n"
+            "run while another train of it writes in that folder.\n"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -69,10 +70,11 @@ def run(args: argparse.Namespace) -> int:
             return 2
         raise
     if processes.size == 1:
-        return train(args, processes)
+        with ExitStack() as held:
+            return train(args, processes, held)
     try:
-        with folders_undone_on_error():  # as main() does for one process: this error is not raised to it
-            return train(args, processes)
+        with folders_undone_on_error(), ExitStack() as held:  # as main() does for one process: not raised to it
+            return train(args, processes, held)
     except (BlekotaError, OSError, MemoryError) as error:
         lost = isinstance(error, parallel.ProcessLost)
         if processes.is_root or lost:
@@ -112,11 +114,13 @@ def check_bf16_option(args: argparse.Namespace, model: Model) -> None:
         device.check_bf16("--bf16", True, args.device, model)
 
 
-def start_run(directory: Path, name: str, force: bool) -> None:
-    """Create the folder a new run named name writes in; refuse to train over the files an
-    earlier run of that name left there unless force (then its log starts afresh)."""
+def start_run(directory: Path, name: str, force: bool, held: ExitStack) -> None:
+    """Create the folder a new run named name writes in and take the run's lock there (held till
+    held closes); refuse to train over the files an earlier run of that name left there unless
+    force (then its log starts afresh)."""
     folder, prefix = split_name(name)
     prepare_directory(directory / folder)
+    held.enter_context(run_lock(directory / folder, prefix))
     files = RunFiles(directory / folder, prefix)
     earlier = files.earlier_run()
     if earlier and not force:
@@ -151,8 +155,9 @@ def check_resume_point(trainer: Trainer, force: bool) -> None:
     )
 
 
-def train(args: argparse.Namespace, processes: parallel.Processes) -> int:
-    """command_train's work in one process (of one or several training together)."""
+def train(args: argparse.Namespace, processes: parallel.Processes, held: ExitStack) -> int:
+    """command_train's work in one process (of one or several training together); rank 0 holds
+    the run's lock (runfiles.run_lock) until held closes."""
     root = processes.is_root
     shown = QUIET if not root else verbosity(args)
     bar = root and sys.stdout.isatty() and not args.verbose
@@ -172,6 +177,7 @@ def train(args: argparse.Namespace, processes: parallel.Processes) -> int:
             warnings.simplefilter("ignore", OverwriteWarning)  # check_resume_point refuses, or --force says go on
             with trainer_options_named():
                 trainer = Trainer.from_checkpoint(resume, audio=audio, threads=threads, **overrides, **options)
+        processes.from_root(lambda: held.enter_context(run_lock(trainer.directory, trainer.name)))
         processes.from_root(lambda: check_resume_point(trainer, args.force))
         where = "" if trainer.continues_data else " (data or its layout changed: starting at the beginning of the data)"
         say(f"resuming {resume} at iteration {trainer.iteration}{where}", flush=True)
@@ -182,7 +188,7 @@ def train(args: argparse.Namespace, processes: parallel.Processes) -> int:
                                f"{MAX_NAME_BYTES} bytes); give --model-name")
         directory = Path(args.out_dir or ".")
         trainer_options = dict(checkpoint_sound=checkpoint_sound(args, args.fs), **new_trainer_options(args))
-        processes.from_root(lambda: start_run(directory, name, args.force))
+        processes.from_root(lambda: start_run(directory, name, args.force, held))
         model = processes.together(lambda: Model(
             hidden=args.hidden, layers=args.layers, fs=args.fs, dtype=args.dtype,
             seed=args.seed, threads=threads, frame=args.frame, preemphasis=args.preemphasis,
