@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shlex
 import re
 import struct
 import sys
@@ -19,7 +18,7 @@ import soundfile
 from . import memory
 from .checks import MAX_FS, file_name, flag, is_integer, non_negative_int, positive_int, sample_rate
 from .devices import PlaybackError, default_rate, open_device, sounddevice_module
-from .errors import AudioError, BlekotaWarning, ConfigError
+from .errors import AudioError, BlekotaWarning, ConfigError, command_word
 from .fileutil import input_problem, is_stream, open_output, refused_suffix, starts_with
 from .mulaw import sound_array, warn_beyond_full_scale
 from .resampling import StreamResampler
@@ -106,12 +105,12 @@ def _libsndfile(path: Path, function, **options):
         if starts_with(path, b"PK\x03\x04", b"PK\x05\x06"):
             raise AudioError(
                 f"{path}: a model file (or another zip archive), not a sound; to go on training a "
-                f"model: python -m blekota train --resume {shlex.quote(str(path))}"
+                f"model: python -m blekota train --resume {command_word(path)}"
             ) from None
         if starts_with(path, b"\x80"):
             raise AudioError(
                 f"{path}: a Python pickle (a model of the original blekota?), not a sound; to go on "
-                f"training such a model: python -m blekota train --resume {shlex.quote(str(path))}"
+                f"training such a model: python -m blekota train --resume {command_word(path)}"
             ) from None
         reason = getattr(error, "error_string", None) or str(error).splitlines()[0] if str(error) else type(error).__name__
         raise AudioError(f"{path}: not a sound file blekota can read ({reason})") from None

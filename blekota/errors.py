@@ -1,8 +1,11 @@
-"""The exceptions blekota raises for bad input (one line that names the file or parameter), and the
-install hint they give when an optional part is missing."""
+"""The exceptions blekota raises for bad input (one line that names the file or parameter), the
+install hint they give when an optional part is missing, and a file's name in the commands they
+suggest."""
 
 from __future__ import annotations
 
+import os
+import shlex
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -29,6 +32,13 @@ def install_hint(extra: str) -> str:
     """How to install one of blekota's optional parts (pyproject.toml's extras): from a package
     index, or in a clone of the repository, as README.md installs it."""
     return f'pip install "blekota[{extra}]", or in a clone of blekota: pip install -e ".[{extra}]"'
+
+
+def command_word(path: str | os.PathLike) -> str:
+    """A file's name as a message's command line gives it, to be copied: quoted for the shell,
+    and after ./ where it starts with "-" (a command would take it for an option)."""
+    name = str(path)
+    return shlex.quote(f"./{name}" if name.startswith("-") else name)
 
 
 class TrainingDiverged(BlekotaError):

@@ -20,7 +20,6 @@ import codecs
 import hashlib
 import json
 import os
-import shlex
 import zipfile
 import zlib
 from pathlib import Path
@@ -28,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .checks import file_name
-from .errors import ConfigError, ModelFileError
+from .errors import ConfigError, ModelFileError, command_word
 from .fileutil import existing_file, input_problem, open_output, starts_with
 
 FORMAT = "blekota-model"
@@ -147,7 +146,7 @@ def seems(path: Path) -> str:
         return f"cannot read ({error.strerror or error})"
     if head.startswith(b"\x80"):
         return (f"a Python pickle, not a blekota model file (a model of the original NumPy blekota "
-                f"converts with: python -m blekota import-legacy {shlex.quote(str(path))})")
+                f"converts with: python -m blekota import-legacy {command_word(path)})")
     if head.startswith(ZIP):
         try:
             with zipfile.ZipFile(path) as archive:
@@ -161,7 +160,7 @@ def seems(path: Path) -> str:
     if head.startswith(b"\x89HDF\r\n\x1a\n"):
         return "an HDF5 file (as Keras and h5py write), not a blekota model file"
     if _is_sound(path):
-        return f"a sound file, not a model file (to train a model on it: python -m blekota train {shlex.quote(str(path))})"
+        return f"a sound file, not a model file (to train a model on it: python -m blekota train {command_word(path)})"
     try:  # a character cut at the end of the head is no sign of binary data
         codecs.getincrementaldecoder("utf-8")().decode(head, final=len(head) < 4096)
         text = b"\0" not in head

@@ -88,6 +88,15 @@ def test_two_uses_of_one_file_are_refused(here, capsys, argv, message):
     assert {name: os.lstat(name).st_mtime_ns for name in os.listdir(here)} == before
 
 
+def test_a_command_suggested_for_a_name_starting_with_a_dash_runs_as_given(here, capsys):
+    os.rename("tone.wav", "-tone.wav")
+    assert main(["train", "./-tone.wav", *SMALL, "-q"]) == 0
+    assert main(["train", "./-tone.wav", *SMALL, "-q"]) == 2
+    one_line(capsys.readouterr().err, "go on with it (train --resume ./-tone_1.npz)")  # not read as an option
+    assert main(["sample", "./-tone.wav"]) == 2
+    one_line(capsys.readouterr().err, "(to train a model on it: python -m blekota train ./-tone.wav)")
+
+
 def test_a_second_train_of_a_run_being_trained_in_the_folder_is_refused(here, capsys):
     before = {name: os.lstat(name).st_mtime_ns for name in os.listdir(here)}
     with blekota.runfiles.run_lock(here, "t"):  # a train of run t in another process holds it so

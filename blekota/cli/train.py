@@ -4,7 +4,6 @@ process or in several that an MPI launcher started."""
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 import tempfile
 import warnings
@@ -15,7 +14,7 @@ from typing import TYPE_CHECKING
 from .. import checkpoint, device, modelfile, parallel, tensorboard
 from ..checks import MAX_NAME_BYTES, is_plain_name
 from ..console import QUIET, VERBOSE, ReaderWatch, TrainingDisplay
-from ..errors import BlekotaError, BlekotaWarning, ModelFileError, OverwriteWarning, TrainingDiverged
+from ..errors import BlekotaError, BlekotaWarning, ModelFileError, OverwriteWarning, TrainingDiverged, command_word
 from ..fileutil import folders_undone_on_error, prepare_directory
 from ..emphasis import emphasis_words
 from ..frames import frame_words
@@ -101,7 +100,7 @@ def prepare_resume(args: argparse.Namespace, say: Callable[[str], object]) -> tu
     overrides = resume_overrides(args, resume, loaded.model)
     check_bf16_option(args, loaded.model)
     audio = checkpoint.resume_sounds(
-        resume, loaded.info, args.files, f"give the sound: python -m blekota train --resume {shlex.quote(args.resume)} SOUND"
+        resume, loaded.info, args.files, f"give the sound: python -m blekota train --resume {command_word(args.resume)} SOUND"
     )
     folder, _ = split_name(overrides.get("name", "model"))
     prepare_directory(Path(overrides.get("directory", resume.parent)) / folder)
@@ -129,7 +128,7 @@ def start_run(directory: Path, name: str, force: bool, held: ExitStack) -> None:
             path for path in earlier if path.suffix == modelfile.EXTENSION]
         # the last written: a run started over with --force can leave an older run's higher N
         newest = max(reversed(models), key=lambda path: path.stat().st_mtime_ns, default=None)
-        resume = f"go on with it (train --resume {shlex.quote(str(newest))}), " if newest else ""
+        resume = f"go on with it (train --resume {command_word(newest)}), " if newest else ""
         raise BlekotaError(
             f"{files.directory}: an earlier run of {prefix} left {names} here; {resume}give another "
             "--model-name, or --force to train over it"
@@ -147,7 +146,7 @@ def check_resume_point(trainer: Trainer, force: bool) -> None:
         return
     names = file_names(later)
     newest = [path for path in later if path.suffix == modelfile.EXTENSION and path != files.best_path()]
-    resume = f"resume the newest checkpoint (train --resume {shlex.quote(str(newest[-1]))}), " if newest else ""
+    resume = f"resume the newest checkpoint (train --resume {command_word(newest[-1])}), " if newest else ""
     raise BlekotaError(
         f"{files.directory}: holds this run's files from after iteration {trainer.iteration} ({names}), which "
         f"resuming there would write over; {resume}give --model-name to branch off under another name, or "
