@@ -209,6 +209,8 @@ def test_output_onto_a_directory_or_into_a_missing_folder(here, capsys):
         (["sample", "m.npz", "--heatmap", "gone/"], "gone/: the directory gone does not exist"),
         (["import-legacy", "x.pkl", "-o", "out"], "out: is a directory"),
         (["plot", "waveform", "tone.wav", "-o", "gone/w.png"], "gone/w.png: the directory gone does not exist"),
+        (["sample", "m.npz", "-o", "tone.wav/x.wav"], "tone.wav/x.wav: tone.wav is not a directory"),
+        (["plot", "waveform", "tone.wav", "-o", "m.npz/w.png"], "m.npz/w.png: m.npz is not a directory"),
     ):
         assert main(argv) == 2
         one_line(capsys.readouterr().err, message)

@@ -542,14 +542,18 @@ def check_output(output: str | os.PathLike, force: bool) -> None:
     if target.is_dir():
         raise BlekotaError(f"{output}: is a directory (give a file name to write)")
     if str(output).endswith(("/", os.sep)):  # a folder's name, which Path would take for a file's
-        folder = str(output).rstrip("/" + os.sep)
-        raise BlekotaError(f"{output}: {folder} is not a directory" if os.path.lexists(folder)
-                           else f"{output}: the directory {folder} does not exist")
+        raise BlekotaError(f"{output}: {not_a_folder(str(output).rstrip('/' + os.sep))}")
     if existing_file(output) and not force:
         raise BlekotaError(f"{output}: already exists (use --force to overwrite)")
     if not target.parent.is_dir():
         folder = target.parent if Path(output).is_symlink() else Path(output).parent
-        raise BlekotaError(f"{output}: the directory {folder} does not exist")
+        raise BlekotaError(f"{output}: {not_a_folder(folder)}")
+
+
+def not_a_folder(folder: str | os.PathLike) -> str:
+    """Why folder, which an output's name puts it in, is none: "the directory F does not exist", or
+    "F is not a directory" (a file is there)."""
+    return f"{folder} is not a directory" if os.path.lexists(folder) else f"the directory {folder} does not exist"
 
 
 def check_distinct(outputs: dict[str, str | os.PathLike | None],
