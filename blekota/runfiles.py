@@ -197,7 +197,8 @@ class RunFiles:
         try:
             written = save_wav(path, sound, fs, mark=True)
         except (OSError, soundfile.SoundFileError) as error:
-            self.report("warning", message=f"could not write the checkpoint sound ({error}); training goes on")
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+            self.report("warning", message=f"{path}: could not write the checkpoint sound ({reason}); training goes on")
             return None
         self.report("checkpoint", path=written)
         return written

@@ -298,6 +298,17 @@ def test_a_full_disk_under_the_samples_of_a_flac_names_the_flac(here, capsys, mo
     assert sorted(os.listdir(here)) == ["m.npz", "out.flac", "tone.wav"]
 
 
+def test_a_checkpoint_sound_on_a_full_disk_is_one_warning_naming_it(here, capsys, monkeypatch):
+    def full_disk(path, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(blekota.runfiles, "save_wav", full_disk)
+    assert main(["train", "tone.wav", *SMALL, "--checkpoint-every", "1", "--checkpoint-sound", "100", "-q"]) == 0
+    assert capsys.readouterr().err == ("warning: tone_1.wav: could not write the checkpoint sound (No space left on "
+                                       "device); training goes on\n")
+    assert os.path.exists("tone_1.npz") and not os.path.exists("tone_1.wav")
+
+
 def test_an_out_dir_that_cannot_be_written_is_refused_before_training(here, capsys, monkeypatch):
     (here / "file").write_bytes(b"")
     assert main(["train", "tone.wav", *SMALL, "--out-dir", "file"]) == 2
