@@ -163,6 +163,12 @@ def _mono(sound, what: str) -> np.ndarray:
     return sound
 
 
+def _drawable(title: str) -> str:
+    """title with its lone surrogates written as escapes, as the terminal shows them: the bytes of
+    a file name that is not UTF-8 (v\\udce9.wav), which matplotlib refuses to draw."""
+    return title.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _draw_waveform(axes, sound: np.ndarray, fs: int, title: str) -> None:
     t = np.arange(sound.size) / fs
     axes.plot(t, sound, color="tab:blue", linewidth=0.6)
@@ -170,7 +176,7 @@ def _draw_waveform(axes, sound: np.ndarray, fs: int, title: str) -> None:
     axes.set_ylim(-1.05, 1.05)
     axes.set_xlabel("time (s)")
     axes.set_ylabel("amplitude")
-    axes.set_title(title)
+    axes.set_title(_drawable(title))
     axes.grid(alpha=0.3)
 
 
@@ -198,7 +204,7 @@ def _draw_spectrogram(axes, frequencies, times, db, vmax: float, title: str):
                             vmin=vmax - 80, vmax=vmax, rasterized=True)
     axes.set_xlabel("time (s)")
     axes.set_ylabel("frequency (Hz)")
-    axes.set_title(title)
+    axes.set_title(_drawable(title))
     return image
 
 
@@ -271,7 +277,7 @@ def heatmap(
     axes.set_xlabel("time (s)")
     axes.set_ylabel("mu-law level")
     axes.set_ylim(-0.5, LEVELS - 0.5)
-    axes.set_title(f"{title} (samples {first + start}-{first + stop - 1} at {fs} Hz)")
+    axes.set_title(_drawable(f"{title} (samples {first + start}-{first + stop - 1} at {fs} Hz)"))
     amplitude = axes.secondary_yaxis("right")
     amplitude.set_yticks(quantize(AMPLITUDE_TICKS), [f"{a:g}" for a in AMPLITUDE_TICKS])
     amplitude.set_ylabel("amplitude, pre-emphasized" if preemphasis else "amplitude")
@@ -344,7 +350,7 @@ def loss_curve(log: str | os.PathLike | Sequence[dict] | dict, *, title: str = "
                  label=f"knows nothing (log 256 = {math.log(LEVELS):.2f})")
     axes.set_xlabel("iteration")
     axes.set_ylabel("loss (nats/sample)")
-    axes.set_title(title)
+    axes.set_title(_drawable(title))
     axes.grid(alpha=0.3)
     axes.legend(fontsize="small")
     return _finish(figure, in_window, "loss", out, block)

@@ -197,6 +197,22 @@ def test_plot_command_draws_each_kind(tmp_path, trained, capsys):
     assert "already exists" in capsys.readouterr().err
 
 
+def test_a_file_name_that_is_not_utf8_is_drawn_escaped(tmp_path, trained, capsys, monkeypatch):
+    model, wav = trained
+    name = os.fsdecode(b"v\xe9")  # v\udce9: a byte that is no UTF-8, as Linux lets a name hold
+    os.rename(wav, f"{name}.wav")
+    log = f"{name}.log.jsonl"
+    Path(log).write_text(json.dumps({"iteration": 5, "time": 1, "train_loss": 5.0, "val_loss": 5.2, "lr": 0.002}) + "\n")
+    for argv in (["waveform", f"{name}.wav"], ["spectrogram", f"{name}.wav"], ["loss", log],
+                 ["heatmap", str(model), f"{name}.wav", "-n", "50", "--threads", "1"]):
+        assert main(["plot", *argv, "-o", f"{argv[0]}.png"]) == 0, capsys.readouterr().err
+    drawn = []
+    finish = plot._finish
+    monkeypatch.setattr(plot, "_finish", lambda figure, *args: drawn.append(figure) or finish(figure, *args))
+    plot.loss_curve(log, title=f"loss of {log}", out=tmp_path)
+    assert drawn[0].axes[0].get_title() == "loss of v\\udce9.log.jsonl"
+
+
 def test_plot_heatmap_keeps_only_the_probabilities_it_draws(tmp_path, monkeypatch):
     """plot heatmap --start S -n N while generating: the model makes S + N samples, but only the
     N drawn (and the one before, for a pre-emphasized dot) keep their probabilities."""
