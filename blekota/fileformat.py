@@ -111,7 +111,10 @@ def read(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
                 f"{path}: not a blekota model file (it holds Python objects, which blekota never loads)"
             ) from None
         raise ModelFileError(f"{path}: {seems(path)}") from None
-    except (EOFError, KeyError, NotImplementedError, OverflowError, RuntimeError) as error:
+    except EOFError as error:  # zipfile's says nothing: EOFError()
+        reason = str(error) or "it ends too soon: cut short, or still being written"
+        raise ModelFileError(f"{path}: not a blekota model file or corrupted ({reason})") from None
+    except (KeyError, NotImplementedError, OverflowError, RuntimeError) as error:
         raise ModelFileError(f"{path}: not a blekota model file or corrupted ({error})") from None
     except OSError as error:
         raise ModelFileError(f"{path}: cannot read ({error.strerror or error})") from None

@@ -225,6 +225,22 @@ def test_truncation_at_every_length_is_caught(tmp_path, good):
             blekota.load(path)
 
 
+def test_a_file_cut_short_while_it_is_read_says_so(tmp_path, good, monkeypatch):
+    real_load = np.load
+
+    def load_then_cut(path, **kwargs):  # another program writes the file over in place (cp) meanwhile
+        npz = real_load(path, **kwargs)
+        with open(path, "r+b") as file:
+            file.truncate(1000)
+        return npz
+
+    monkeypatch.setattr(np, "load", load_then_cut)
+    with pytest.raises(blekota.ModelFileError) as raised:
+        blekota.load(good)
+    assert str(raised.value) == (f"{good}: not a blekota model file or corrupted (it ends too soon: cut short, or "
+                                 "still being written)")
+
+
 def test_a_save_failing_midway_keeps_the_previous_file(tmp_path, monkeypatch):
     path = tmp_path / "m.npz"
     blekota.Model(hidden=4, layers=1, seed=1).save(path)
