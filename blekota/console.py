@@ -12,6 +12,7 @@ from typing import TextIO
 
 from tqdm import tqdm
 
+from .errors import one_line
 from .interrupts import leave_terminal
 from .progress import Progress
 
@@ -25,7 +26,7 @@ def _loss(value: float | None) -> str:
 def describe(report: Progress, verbosity: int = NORMAL) -> str | None:
     """The line shown for a report at this verbosity (None: nothing to show)."""
     if report.kind == "warning":
-        return f"warning: {report.message}"
+        return f"warning: {one_line(report.message)}"
     if verbosity <= QUIET or report.kind == "step":
         return None
     if report.kind == "progress":

@@ -1,6 +1,6 @@
 """The exceptions blekota raises for bad input (one line that names the file or parameter), the
-install hint they give when an optional part is missing, and a file's name in the commands they
-suggest."""
+install hint they give when an optional part is missing, a file's name in the commands they
+suggest, and their text made one printable line."""
 
 from __future__ import annotations
 
@@ -39,6 +39,13 @@ def command_word(path: str | os.PathLike) -> str:
     and after ./ where it starts with "-" (a command would take it for an option)."""
     name = str(path)
     return shlex.quote(f"./{name}" if name.startswith("-") else name)
+
+
+def one_line(message: str) -> str:
+    """message as printed: its control characters (a newline or an escape sequence in a file's
+    name) and the bytes of a name that is not UTF-8 written as escapes, so that it stays one line
+    and does nothing to the terminal."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in message)
 
 
 class TrainingDiverged(BlekotaError):

@@ -97,6 +97,17 @@ def test_a_command_suggested_for_a_name_starting_with_a_dash_runs_as_given(here,
     one_line(capsys.readouterr().err, "(to train a model on it: python -m blekota train ./-tone.wav)")
 
 
+def test_a_name_with_a_newline_or_an_escape_sequence_is_told_in_one_line(here, capsys):
+    with open("g\nh.npz", "w") as text:
+        text.write("not a model")
+    assert main(["info", "g\nh.npz"]) == 2
+    one_line(capsys.readouterr().err, "g\\nh.npz: a text file, not a blekota model file")
+    assert status(["info", "t_1.npz", "x\x1b[31my"]) == 2
+    one_line(capsys.readouterr().err, "unrecognized arguments: x\\x1b[31my")
+    warning = blekota.progress.Progress("warning", 1, 1, None, 0.0, 0.0, 0, message="g\nh.npz: could not save")
+    assert blekota.console.describe(warning) == "warning: g\\nh.npz: could not save"  # training's warnings
+
+
 def test_a_second_train_of_a_run_being_trained_in_the_folder_is_refused(here, capsys):
     before = {name: os.lstat(name).st_mtime_ns for name in os.listdir(here)}
     with blekota.runfiles.run_lock(here, "t"):  # a train of run t in another process holds it so

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from .. import _gru, parallel
 from .._version import __version__
-from ..errors import BlekotaError
+from ..errors import BlekotaError, one_line
 from ..fileutil import folders_undone_on_error
 from ..interrupts import heeded, leave_terminal, restore, terminal_gone
 from . import judge, modelfiles, play, plot, sample, session, train
@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
 def show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
                  file: TextIO | None = None, line: str | None = None) -> None:
     """Warnings as one line on stderr."""
-    print(f"blekota: warning: {message}", file=sys.stderr)
+    print(f"blekota: warning: {one_line(str(message))}", file=sys.stderr)
 
 
 class Terminated(KeyboardInterrupt):
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             with folders_undone_on_error():
                 return COMMANDS[args.command].run(args)
     except BlekotaError as error:
-        print(f"blekota: error: {error}", file=sys.stderr)
+        print(f"blekota: error: {one_line(str(error))}", file=sys.stderr)
         return BAD_INPUT
     except BrokenPipeError:  # the reader went away (| head): quietly, as command-line tools do
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             leave_terminal()
             return HUNG_UP
         where = f"{error.filename}: " if error.filename else ""
-        print(f"blekota: error: {where}{error.strerror or error}", file=sys.stderr)
+        print(f"blekota: error: {one_line(f'{where}{error.strerror or error}')}", file=sys.stderr)
         return BAD_INPUT
     except MemoryError:
         print("blekota: error: not enough memory for this (a smaller model, batch or sound needs less)", file=sys.stderr)

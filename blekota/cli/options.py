@@ -21,7 +21,7 @@ from ..augment import MAX_DB, MAX_SPEED_CHANGE, check_max_db, check_noise, check
 from ..averaging import check_decay
 from ..console import NORMAL, QUIET, VERBOSE
 from ..dataset import TooShortForWindows
-from ..errors import AudioError, BlekotaError, BlekotaWarning, ConfigError
+from ..errors import AudioError, BlekotaError, BlekotaWarning, ConfigError, one_line
 from ..fileutil import existing_file, is_stream, refused_suffix, same_file, stream_target
 from ..emphasis import MAX_PREEMPHASIS, check_preemphasis
 from ..frames import MAX_FRAME
@@ -132,7 +132,7 @@ class Parser(argparse.ArgumentParser):
     where every process parses the same command, only the first prints it, --help or --version."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"blekota: error: {message} (see: {self.prog} --help)\n")
+        self.exit(2, f"blekota: error: {one_line(message)} (see: {self.prog} --help)\n")
 
     def _print_message(self, message: str, file: IO[str] | None = None) -> None:
         if launcher_rank() == 0:

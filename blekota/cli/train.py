@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING
 from .. import checkpoint, device, modelfile, parallel, tensorboard
 from ..checks import MAX_NAME_BYTES, is_plain_name
 from ..console import QUIET, VERBOSE, ReaderWatch, TrainingDisplay
-from ..errors import BlekotaError, BlekotaWarning, ModelFileError, OverwriteWarning, TrainingDiverged, command_word
+from ..errors import (
+    BlekotaError, BlekotaWarning, ModelFileError, OverwriteWarning, TrainingDiverged, command_word, one_line,
+)
 from ..fileutil import folders_undone_on_error, prepare_directory
 from ..emphasis import emphasis_words
 from ..frames import frame_words
@@ -77,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     except (BlekotaError, OSError, MemoryError) as error:
         lost = isinstance(error, parallel.ProcessLost)
         if processes.is_root or lost:
-            print(f"blekota: error: {parallel.describe(error)}", file=sys.stderr, flush=True)
+            print(f"blekota: error: {one_line(parallel.describe(error))}", file=sys.stderr, flush=True)
         if lost or not processes.stopped_together():
             processes.abort(2)  # other processes are waiting for this one: end them all
         return 2
