@@ -125,6 +125,9 @@ class TensorBoard:
             self._writer.flush()
         except OSError as error:
             self._stop()
+            if self._path is not None:  # it holds no event, and would make the folder refuse this run once there is room
+                with contextlib.suppress(OSError):
+                    self._path.unlink()
             raise BlekotaError(f"{self.directory}: cannot write TensorBoard events ({error.strerror or error})") from None
 
     def _write_history(self) -> None:

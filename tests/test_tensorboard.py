@@ -192,6 +192,22 @@ def test_a_run_refused_before_its_first_update_leaves_no_events(tmp_path, sound,
     assert steps(read_board(tb), "loss/validation") == [20, 30]
 
 
+def test_a_run_whose_events_cannot_be_started_leaves_no_file_that_refuses_it_later(tmp_path, sound, monkeypatch,
+                                                                                   capsys):
+    from tensorboardX.event_file_writer import EventsWriter
+
+    def full(writer):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    tb = tmp_path / "tb"
+    with monkeypatch.context() as patch:
+        patch.setattr(EventsWriter, "flush", full)  # the first events reach a full disk
+        assert train(sound, tmp_path / "m", "--iterations", "5", "--tensorboard", str(tb)) == 2
+    assert capsys.readouterr().err == f"blekota: error: {tb}: cannot write TensorBoard events (No space left on device)\n"
+    assert not tb.exists() or event_files(tb) == []
+    assert train(sound, tmp_path / "m", "--iterations", "5", "--tensorboard", str(tb)) == 0, capsys.readouterr().err
+
+
 def test_without_tensorboardx_it_is_refused_in_one_line_before_anything_is_written(tmp_path, sound, monkeypatch, capsys):
     for name in [name for name in sys.modules if name.split(".")[0] == "tensorboardX"]:
         monkeypatch.setitem(sys.modules, name, None)  # import fails as when it is not installed
