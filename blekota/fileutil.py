@@ -2,7 +2,8 @@
 nothing a user has is lost.
 
 A regular file (or a new one) is written to a temporary file beside it and renamed into place
-only when it is complete; a symbolic link is followed, so its target is what gets replaced.
+only when it is complete; a symbolic link is followed, so its target is what gets replaced (links
+in a loop are refused).
 Anything else that already exists under the name (a device such as /dev/null, a FIFO, a
 terminal) and standard output ("-") is written directly, as a stream: there is nothing there
 to lose and no directory entry to replace.
@@ -61,6 +62,19 @@ def stream_target(path: str | os.PathLike) -> tuple[int, int] | None:
     except (OSError, ValueError):
         return None
     return info.st_dev, info.st_ino
+
+
+def check_links(path: str | os.PathLike) -> None:
+    """Raise OSError (ELOOP, naming path) when the symbolic links path goes through lead in a
+    loop: there is no file to write through to, and the real path Python finds for it is one of
+    the links, which a write would replace."""
+    try:
+        os.stat(path)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), str(path)) from None
+    except ValueError:
+        pass
 
 
 def existing_file(path: str | os.PathLike) -> Path | None:
@@ -143,7 +157,8 @@ def open_output(path: str | os.PathLike) -> Iterator[BinaryIO | StreamWriter]:
     the permissions of the file it replaces (new files: 0666 less the umask) and renamed onto
     path (a link's target); if the block fails or is interrupted, the temporary
     file is removed and any existing file is left untouched. Raises FileNotFoundError when
-    the folder does not exist and IsADirectoryError when path is a directory; an OSError that
+    the folder does not exist, IsADirectoryError when path is a directory and OSError (ELOOP)
+    when its links lead in a loop; an OSError that
     names the temporary file (it cannot be created or renamed) or no file is given path as its
     file name.
     """
@@ -193,6 +208,7 @@ def _opened(path: str | os.PathLike) -> Iterator[BinaryIO | StreamWriter]:
         with open(path, "wb") as out:
             yield StreamWriter(out)
         return
+    check_links(path)
     target = Path(os.path.realpath(path))
     if target.is_dir():
         raise IsADirectoryError(errno.EISDIR, "is a directory", str(path))

@@ -217,6 +217,18 @@ def test_output_onto_a_directory_or_into_a_missing_folder(here, capsys):
     assert not os.path.lexists("gone")
 
 
+def test_links_in_a_loop_are_refused_not_replaced(here, capsys):
+    os.symlink("self.wav", "self.wav")
+    os.symlink("b.flac", "a.flac")
+    os.symlink("a.flac", "b.flac")
+    for output in ("self.wav", "a.flac"):
+        assert main(["sample", "m.npz", "-n", "300", "-o", output, "--force", "--threads", "1"]) == 2
+        one_line(capsys.readouterr().err, f"{output}: Too many levels of symbolic links")
+    with pytest.raises(OSError, match="Too many levels of symbolic links: 'b.flac'"):
+        blekota.save_sound("b.flac", tone(100), 8000)
+    assert [os.readlink(name) for name in ("self.wav", "a.flac", "b.flac")] == ["self.wav", "b.flac", "a.flac"]
+
+
 def test_a_link_is_written_through_to_its_target(here):
     os.mkdir("store")
     (here / "store" / "kept.wav").write_bytes(b"old")

@@ -22,7 +22,7 @@ from ..averaging import check_decay
 from ..console import NORMAL, QUIET, VERBOSE
 from ..dataset import TooShortForWindows
 from ..errors import AudioError, BlekotaError, BlekotaWarning, ConfigError, one_line
-from ..fileutil import existing_file, is_stream, refused_suffix, same_file, stream_target
+from ..fileutil import check_links, existing_file, is_stream, refused_suffix, same_file, stream_target
 from ..emphasis import MAX_PREEMPHASIS, check_preemphasis
 from ..frames import MAX_FRAME
 from ..drawing import MAX_WAKE, SMOOTH, WAKE
@@ -538,6 +538,7 @@ def check_output(output: str | os.PathLike, force: bool) -> None:
     A device, a FIFO or "-" (standard output) is written as a stream and needs no force."""
     if is_stream(output):
         return
+    check_links(output)
     target = Path(os.path.realpath(output))
     if target.is_dir():
         raise BlekotaError(f"{output}: is a directory (give a file name to write)")
