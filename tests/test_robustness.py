@@ -356,6 +356,20 @@ def test_a_failed_final_save_is_rescued(here, capsys, monkeypatch):
     os.rmdir(os.path.dirname(rescued))
 
 
+def test_a_rescue_that_fails_too_leaves_no_empty_folder(here, capsys, monkeypatch):
+    def full_everywhere(path):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(fileformat, "open_output", full_everywhere)
+    (here / "system-tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(here / "system-tmp"))
+    assert main(["train", "tone.wav", *SMALL, "-q"]) == 2
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.startswith("blekota: error: tone_1.npz: could not save (No space left on device); saving it in the "
+                           "temporary folder failed too (") and last.endswith("could not save (No space left on device))")
+    assert os.listdir(here / "system-tmp") == []
+
+
 def hear_ctrl_c() -> None:
     """In the child: SIGINT as a terminal delivers it, even when the tests run in a background
     job, which starts with SIGINT ignored (and Python then never raises KeyboardInterrupt)."""

@@ -7,7 +7,7 @@ import argparse
 import sys
 import tempfile
 import warnings
-from contextlib import ExitStack, nullcontext
+from contextlib import ExitStack, nullcontext, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -262,7 +262,12 @@ def rescue(trainer: Trainer) -> str:
     stopped with an error (the final save failed); says where (or that this failed too)."""
     try:
         folder = Path(tempfile.mkdtemp(prefix="blekota-"))
+    except OSError as error:
+        return f"saving it in the temporary folder failed too ({error.strerror or error})"
+    try:
         path = trainer.save(folder / trainer.checkpoint_path().name)
-    except (OSError, ModelFileError) as error:
+    except ModelFileError as error:
+        with suppress(OSError):
+            folder.rmdir()  # it holds nothing
         return f"saving it in the temporary folder failed too ({error})"
     return f"saved it as {path} instead"
