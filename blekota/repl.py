@@ -31,6 +31,7 @@ from .device import step_words
 from .emphasis import deemphasize
 from .encoding import save_sound, sound_recorder
 from .errors import BlekotaError, OverwriteWarning
+from .fileutil import same_file
 from .drawing import SMOOTH, WAKE
 from .model import Model
 from .mulaw import unquantize
@@ -267,6 +268,15 @@ def session_namespace(session: Session) -> dict:
             raise BlekotaError("nothing sampled yet: y = clf.sample(8000)")
         return session.last_sound
 
+    def not_trained_on(file: str | os.PathLike, what: str) -> str | os.PathLike:
+        """file, unless it is a sound the session trains on (written over, the trainer's next run
+        would read another sound)."""
+        trained_on = session.trainer.files if session.trainer is not None else []
+        if isinstance(file, (str, os.PathLike)) and any(same_file(file, sound) for sound in trained_on):
+            raise BlekotaError(f"{os.fspath(file)}: is a sound this session trains on, so it is left as it is; "
+                               f"give {what} another file")
+        return file
+
     def play(sound=None, fs: int | None = None) -> None:
         """Play a sound (default: the last sample); without a sound card, save last_played.wav."""
         try:
@@ -302,7 +312,7 @@ def session_namespace(session: Session) -> dict:
             hint = load_audio(hint, session.fs)[0]
         stream = session.model.stream(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
                                       seed=seed, hint=hint, smooth=smooth, wake=wake)
-        recorder = None if record is None else sound_recorder(record, session.fs)
+        recorder = None if record is None else sound_recorder(not_trained_on(record, "record"), session.fs)
         with recorder or nullcontext():
             player = LivePlayer(stream, block, ahead, limit, device=device, recorder=recorder)
             try:
@@ -354,8 +364,9 @@ def session_namespace(session: Session) -> dict:
 
     def save_file(file: str | os.PathLike, sound=None, fs: int | None = None) -> None:
         """Save a sound (default: the last sample) as a 16-bit wav file, or in the format the file's
-        name says (.flac, .ogg, .mp3, ...: blekota.save_sound)."""
-        _report(save_sound(file, pick(sound, "save_file"), session.fs if fs is None else fs))
+        name says (.flac, .ogg, .mp3, ...: blekota.save_sound); never over a sound the session trains on."""
+        sound = pick(sound, "save_file")
+        _report(save_sound(not_trained_on(file, "save_file"), sound, session.fs if fs is None else fs))
 
     def load_file(file: str | os.PathLike) -> np.ndarray:
         """A sound file (any format libsndfile reads) as samples at the model's rate, mixed to mono."""

@@ -323,3 +323,21 @@ def test_a_file_name_where_a_sound_goes_points_to_load_file(tmp_path, monkeypatc
     console.push("y = load_file('s.wav')")
     console.push("print(y.shape, round(float(y[400]), 3))")
     assert capsys.readouterr().out == "(800,) 0.25\n"
+
+
+def test_save_file_and_live_never_write_over_the_sound_the_session_trains_on(tmp_path, monkeypatch, capsys):
+    """save_file('voice.wav', y) replaced the training sound (a later run then read 400 samples of noise)."""
+    monkeypatch.chdir(tmp_path)
+    blekota.save_wav("voice.wav", 0.5 * np.sin(2 * np.pi * 300 * np.arange(6000) / 8000), 8000)
+    before = (tmp_path / "voice.wav").read_bytes()
+    session = open_session("voice.wav", dict(hidden=4, layers=1, threads=1), dict(seq_length=10, batch_size=2))[0]
+    console = Console(session_namespace(session))
+    for line in ("save_file('voice.wav', np.zeros(400))", "save_file('./voice.wav', np.zeros(400))",
+                 "live(seconds=0.1, record='voice.wav')"):
+        console.push(line)
+    errors = capsys.readouterr().err.splitlines()
+    assert errors == [f"error: {name}: is a sound this session trains on, so it is left as it is; give {what} another file"
+                      for name, what in (("voice.wav", "save_file"), ("./voice.wav", "save_file"), ("voice.wav", "record"))]
+    assert (tmp_path / "voice.wav").read_bytes() == before
+    console.push("save_file('other.wav', np.zeros(400))")
+    assert (tmp_path / "other.wav").exists()
