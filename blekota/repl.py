@@ -40,6 +40,7 @@ from .runfiles import RunFiles, default_name, file_names
 from .train import Trainer
 
 if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
     from numpy.typing import ArrayLike
 
     from .dataset import Sounds
@@ -379,19 +380,41 @@ def session_namespace(session: Session) -> dict:
     }
 
 
+def error_line(error: BaseException | None) -> str | None:
+    """The one line the session shows for blekota's own errors (bad input) and failed file
+    operations (a missing folder, a full disk); None for any other error, shown with its traceback."""
+    if isinstance(error, BlekotaError):
+        return f"error: {error}"
+    if isinstance(error, OSError) and error.strerror:
+        where = f"{error.filename}: " if error.filename else ""
+        return f"error: {where}{error.strerror}"
+    return None
+
+
 class Console(code.InteractiveConsole):
-    """The standard console, but blekota's own errors (bad input) and failed file operations
-    (a missing folder, a full disk) are one line, no traceback."""
+    """The standard console, but the errors error_line knows are one line, no traceback."""
 
     def showtraceback(self) -> None:
-        error = sys.exc_info()[1]
-        if isinstance(error, BlekotaError):
-            self.write(f"error: {error}\n")
-        elif isinstance(error, OSError) and error.strerror:
-            where = f"{error.filename}: " if error.filename else ""
-            self.write(f"error: {where}{error.strerror}\n")
-        else:
+        line = error_line(sys.exc_info()[1])
+        if line is None:
             super().showtraceback()
+        else:
+            self.write(f"{line}\n")
+
+
+def errors_in_one_line(shell: InteractiveShell) -> None:
+    """Have an IPython shell show the errors error_line knows in one line, as Console does."""
+
+    def show(shell: InteractiveShell, etype, value, tb, tb_offset=None) -> list[str] | None:
+        line = error_line(value)
+        if line is not None:
+            print(line, file=sys.stderr)
+            return None
+        lines = shell.InteractiveTB.structured_traceback(etype, value, tb, tb_offset=tb_offset)
+        shell._showtraceback(etype, value, lines)
+        return lines
+
+    shell.set_custom_exc((BlekotaError, OSError), show)
 
 
 def interact(session: Session, note: str) -> None:
@@ -401,11 +424,14 @@ def interact(session: Session, note: str) -> None:
     banner = BANNER.format(version=__version__, description=note)
     if sys.stdin.isatty():
         try:
-            import IPython
+            from IPython.terminal.ipapp import TerminalIPythonApp
         except ImportError:
             pass
         else:
             print(banner)
-            IPython.start_ipython(argv=[], user_ns=namespace, display_banner=False)
+            app = TerminalIPythonApp.instance(user_ns=namespace, display_banner=False)
+            app.initialize(argv=[])
+            errors_in_one_line(app.shell)
+            app.start()
             return
     Console(namespace).interact(banner=banner, exitmsg="")

@@ -14,7 +14,7 @@ from matplotlib.image import imread
 
 import blekota
 from blekota.cli import build_parser, main
-from blekota.repl import Console, Session, open_session, session_namespace
+from blekota.repl import Console, Session, interact, open_session, session_namespace
 
 SMALL = ["--layers", "1", "--hidden", "12", "--seq-length", "20", "--batch-size", "4", "--threads", "1"]
 
@@ -341,3 +341,26 @@ def test_save_file_and_live_never_write_over_the_sound_the_session_trains_on(tmp
     assert (tmp_path / "voice.wav").read_bytes() == before
     console.push("save_file('other.wav', np.zeros(400))")
     assert (tmp_path / "other.wav").exists()
+
+
+def test_ipython_shows_bad_input_in_one_line_as_the_standard_console_does(tmp_path, monkeypatch, capsys, make_model):
+    """With IPython installed, clf.train(-1) printed a 30-line traceback through checks.py."""
+    pytest.importorskip("IPython")
+    from IPython.terminal.ipapp import TerminalIPythonApp
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True, raising=False)
+    cells = ["clf.train(-1)", "save_file('missing/x.wav', np.zeros(10))", "1 / 0", "print('still here')"]
+    monkeypatch.setattr(TerminalIPythonApp, "start", lambda app: [app.shell.run_cell(cell) for cell in cells])
+    try:
+        interact(Session(make_model(4, 1, "float32")), "a model")
+    finally:
+        TerminalIPythonApp.clear_instance()
+        from IPython.terminal.interactiveshell import TerminalInteractiveShell
+        TerminalInteractiveShell.clear_instance()
+    captured = capsys.readouterr()
+    assert captured.err.splitlines()[:2] == [
+        "error: this model has no training sound here; give one with clf.set_audio('sound.wav')",
+        "error: missing: no such directory"]
+    assert "ZeroDivisionError" in captured.out + captured.err and "still here" in captured.out
