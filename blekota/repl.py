@@ -419,7 +419,7 @@ def errors_in_one_line(shell: InteractiveShell) -> None:
 
 def interact(session: Session, note: str) -> None:
     """Run the console until end of input: IPython when installed and stdin is a terminal,
-    else the standard library's console."""
+    else the standard library's console (at a terminal, with line editing: edit_lines)."""
     namespace = session_namespace(session)
     banner = BANNER.format(version=__version__, description=note)
     if sys.stdin.isatty():
@@ -434,4 +434,18 @@ def interact(session: Session, note: str) -> None:
             errors_in_one_line(app.shell)
             app.start()
             return
+        edit_lines(namespace)
     Console(namespace).interact(banner=banner, exitmsg="")
+
+
+def edit_lines(namespace: dict) -> None:
+    """At a terminal, the standard console's lines as python's own prompt has them: editing,
+    history (the arrow keys) and Tab completing the names of namespace (where readline exists)."""
+    try:
+        import readline
+        import rlcompleter
+    except ImportError:
+        return
+    readline.set_completer(rlcompleter.Completer(namespace).complete)
+    libedit = "libedit" in (readline.__doc__ or "")
+    readline.parse_and_bind("bind ^I rl_complete" if libedit else "tab: complete")

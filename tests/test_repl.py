@@ -364,3 +364,38 @@ def test_ipython_shows_bad_input_in_one_line_as_the_standard_console_does(tmp_pa
         "error: this model has no training sound here; give one with clf.set_audio('sound.wav')",
         "error: missing: no such directory"]
     assert "ZeroDivisionError" in captured.out + captured.err and "still here" in captured.out
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty") or sys.platform == "win32", reason="needs a pseudo-terminal")
+def test_the_standard_console_at_a_terminal_has_history_and_tab_completion(tmp_path):
+    """Without IPython, the up arrow typed '^[[A' (a SyntaxError) and Tab a tab, where python -i,
+    as the original blekota was used, recalls the last line and completes clf.mod to clf.model."""
+    import pty
+    import select
+
+    start = ("import sys; sys.modules['IPython'] = None; from blekota.cli import main; "
+             f"sys.exit(main(['repl', *{SMALL!r}]))")
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the session, at the terminal
+        os.chdir(tmp_path)
+        os.execv(sys.executable, [sys.executable, "-c", start])
+    seen = b""
+
+    def read_until(text: bytes) -> None:
+        nonlocal seen
+        while text not in seen:
+            ready, _, _ = select.select([fd], [], [], 60)
+            assert ready, seen.decode(errors="replace")
+            seen += os.read(fd, 4096)
+
+    try:
+        read_until(b">>> ")
+        for keys in (b"x = 41\n", b"\x1b[A+1\n", b"print('x is', x, 'hidden', clf.mod\t.hidden)\n"):
+            seen = b""
+            os.write(fd, keys)
+            read_until(b">>> ")
+        assert b"x is 42 hidden 12" in seen, seen.decode(errors="replace")
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(fd)
