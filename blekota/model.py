@@ -35,6 +35,7 @@ except ImportError as error:  # pragma: no cover - depends on how the package wa
         "'pip install -e .', or run from outside the source folder after 'pip install .'."
     ) from error
 
+SAMPLE_CHUNK = 4096  # steps sample() draws at a time: a Ctrl+C waits for no more than these
 SAMPLING_CHOICES = ("int8", "bf16_sampling")  # the keys of model.info that say how it is sampled
 
 
@@ -410,16 +411,29 @@ class Model:
         values: ask only for short sounds): p[t] is the tempered, truncated and renormalized
         distribution sample t was drawn from (for hinted steps, the one it would have been drawn
         from; at temperature 0, the one at temperature 1, truncated). Memory apart from the
-        results does not grow with n.
+        results does not grow with n. Drawn SAMPLE_CHUNK steps at a time, so Ctrl+C stops it soon.
         """
         n = checks.non_negative_int("n", n, "a non-negative integer")
-        chunks = list(self.generate(n, max(n, 1), temperature, hint, seed, streams, return_probs,
-                                    top_k, top_p, min_p, smooth, wake))
-        if not chunks:
-            shape = (streams, 0) if streams > 1 else (0,)
-            sound = np.empty(shape, np.float32)
-            return (sound, np.empty(shape + (LEVELS,), self.dtype)) if return_probs else sound
-        return chunks[0]
+        streams = checks.positive_int("streams", streams)
+        memory.ensure(  # the results and their scratch, as when they were drawn in one piece
+            streams * n * (1 + 4 + self.dtype.itemsize + (LEVELS * self.dtype.itemsize if return_probs else 0)),
+            f"{n} samples x {streams} streams" + (" with probabilities" if return_probs else ""),
+            "generate fewer samples at a time",
+        )
+        pieces = self.generate(n, min(max(n, 1), SAMPLE_CHUNK), temperature, hint, seed, streams, return_probs,
+                               top_k, top_p, min_p, smooth, wake)
+        shape = (streams, n) if streams > 1 else (n,)
+        sound = np.empty(shape, np.float32)
+        probs = np.empty(shape + (LEVELS,), self.dtype) if return_probs else None
+        start = 0
+        for piece in pieces:  # Ctrl+C is taken between them
+            part = piece[0] if return_probs else piece
+            stop = start + part.shape[-1]
+            sound[..., start:stop] = part
+            if probs is not None:
+                probs[..., start:stop, :] = piece[1]
+            start = stop
+        return (sound, probs) if return_probs else sound
 
     def generate(
         self,

@@ -209,6 +209,30 @@ def test_generate_chunks_equal_one_sample(streams, rng, make_model):
     np.testing.assert_array_equal(np.concatenate(list(sounds), axis=-1), whole)
 
 
+def test_ctrl_c_stops_a_long_sample_after_the_piece_being_drawn(monkeypatch, make_model):
+    """The compiled loop takes no signal: one call drew all n steps (minutes for a big model, in the
+    REPL's clf.sample or clf.checkpoint) before a Ctrl+C pressed at the start was seen."""
+    from blekota import sampler
+
+    model = make_model(6, 1, "float32")
+    n = 20000
+    whole = model.sample(n, seed=2)
+    drawn = []
+    run = sampler.Sampler.run
+
+    def pressed_during_the_first(self, levels, *args, **kwargs):
+        run(self, levels, *args, **kwargs)
+        drawn.append(levels.shape[1])
+        raise KeyboardInterrupt  # as the signal handler raises it once the kernel returns
+
+    monkeypatch.setattr(sampler.Sampler, "run", pressed_during_the_first)
+    with pytest.raises(KeyboardInterrupt):
+        model.sample(n, seed=2)
+    assert len(drawn) == 1 and drawn[0] <= n // 4
+    monkeypatch.undo()
+    np.testing.assert_array_equal(model.sample(n, seed=2), whole)  # drawn in pieces, the same
+
+
 def test_generate_refuses_a_chunk_below_one_even_for_no_samples(make_model):
     model = make_model(4, 1)
     assert list(model.generate(0)) == []
