@@ -52,23 +52,25 @@ def leave_terminal() -> None:
 
 class StopRequests:
     """A context in which SIGINT, SIGTERM and SIGHUP (see heeded) set `requested` instead of
-    interrupting; after SIGHUP what was written to the terminal goes nowhere (leave_terminal).
+    interrupting (SIGTERM and SIGHUP also `terminated`: the process was asked to end); after SIGHUP
+    what was written to the terminal goes nowhere (leave_terminal).
 
     The previous handlers come back on exit. Outside the main thread signals cannot be caught;
     there the context changes nothing (requested stays False).
     """
 
     def __init__(self) -> None:
-        self.requested = False
+        self.requested = self.terminated = False
         self._previous: dict = {}
 
     def _request(self, signum, frame) -> None:
         self.requested = True
+        self.terminated = self.terminated or signum in (signal.SIGTERM, signal.SIGHUP)
         if signum == signal.SIGHUP:
             leave_terminal()
 
     def __enter__(self) -> StopRequests:
-        self.requested = False
+        self.requested = self.terminated = False
         if threading.current_thread() is threading.main_thread():
             self._previous = {sig: signal.signal(sig, self._request) for sig in heeded()}
         return self

@@ -47,10 +47,11 @@ class Progress:
 @dataclass
 class TrainResult:
     """What train() did: iterations run, the last reported loss, the last validation loss, the
-    final file, interruption."""
+    final file, interruption (terminated: by SIGTERM or a hang-up, which asked this process to end)."""
 
     iterations: int
     loss: float | None
     path: Path | None
     interrupted: bool
     val_loss: float | None = None
+    terminated: bool = False

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import code
 import os
+import signal
 import sys
 import warnings
 from collections.abc import Callable
@@ -130,8 +131,10 @@ class Session:
 
     def train(self, iterations: int) -> None:
         """Train for `iterations` iterations; Ctrl+C stops after the current one. Either way
-        the model is saved as NAME_N.npz (N: iterations so far). Progress goes to the callback."""
-        self._need_trainer().train(iterations)
+        the model is saved as NAME_N.npz (N: iterations so far). Progress goes to the callback.
+        SIGTERM or a hang-up stops it too, and once the model is saved SIGTERM ends the process."""
+        if self._need_trainer().train(iterations).terminated:
+            signal.raise_signal(signal.SIGTERM)
 
     def sample(
         self,

@@ -487,7 +487,7 @@ class Trainer(TrainerFiles):
             # the others wait for rank 0's last files and report with Ctrl+C still deferred: gone on
             # ahead, a Ctrl+C would kill them in MPI_Finalize, and the launcher rank 0 with them
             self.processes.together(lambda: None)
-        return TrainResult(self._done, self._last_loss, path, interrupted, self.val_loss)
+        return TrainResult(self._done, self._last_loss, path, interrupted, self.val_loss, self.agreement.stop.terminated)
 
     def _record_loss(self, window_losses: list[float]) -> float:
         """Average the losses since the last report into the history; clears the list."""

@@ -141,6 +141,26 @@ def test_ctrl_c_stops_training_and_the_session_goes_on(tmp_path):
     assert "stopped at iteration" in out and "still here True" in out and "Traceback" not in err
 
 
+def test_sigterm_while_training_saves_then_ends_the_session(tmp_path):
+    """SIGTERM (kill, a shutdown) stopped the training and was forgotten: the session read on."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "MPLBACKEND")}
+    process = subprocess.Popen([sys.executable, "-m", "blekota", "repl", *SMALL], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env)
+    try:
+        process.stdin.write("clf.train(10**9)\n")
+        process.stdin.flush()
+        while "iteration" not in (line := process.stdout.readline()):
+            assert line, process.stderr.read()
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate("print('still here')\n", timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == -signal.SIGTERM, err
+    assert "stopped at iteration" in out and "still here" not in out and "Traceback" not in err
+    saved = [path.name for path in tmp_path.glob("demo_*.npz")]
+    assert saved and blekota.load(tmp_path / saved[0]).info["iterations"] > 0
+
+
 def session(monkeypatch, argv, commands: str) -> int:
     """Run `python -m blekota repl ...` in this process with commands on stdin."""
     monkeypatch.setattr(sys, "stdin", io.StringIO(commands))
