@@ -167,9 +167,9 @@ class Session:
         """Save the model as NAME_N.npz and, when n > 0, n generated samples as NAME_N.wav.
         Returns the paths written. Raises BlekotaError, writing nothing, when a file blekota did
         not write is under either name."""
+        n = checks.integer("n", n, 0, WAV_MAX_FRAMES)
         if self.trainer is not None:
             return self.trainer.checkpoint(n)
-        n = checks.integer("n", n, 0, WAV_MAX_FRAMES)
         files = RunFiles(".", self.model_path.stem if self.model_path else "session")
         iterations = self.model.info.get("iterations", 0)
         model_path, sound_path = files.checkpoint_path(iterations), files.sound_path(iterations)

@@ -337,7 +337,7 @@ def test_the_log_never_holds_half_a_line_before_a_whole_one(here, monkeypatch):
 @pytest.mark.parametrize(
     "call,message",
     [
-        ("clf.checkpoint('nope')", "sound_samples must be an integer in 0..2147483615, got 'nope'"),
+        ("clf.checkpoint('nope')", "n must be an integer in 0..2147483615, got 'nope'"),
         ("loaded.checkpoint('nope')", "n must be an integer in 0..2147483615, got 'nope'"),
         ("save_file(123, y)", "the sound's path must be a file name (a str or a path), got 123"),
         ("save_file('x.wav', 1j)", "the sound to write must be an array of float samples"),

@@ -419,3 +419,4 @@ def test_the_standard_console_at_a_terminal_has_history_and_tab_completion(tmp_p
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
         os.close(fd)
+
