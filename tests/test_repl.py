@@ -420,3 +420,20 @@ def test_the_standard_console_at_a_terminal_has_history_and_tab_completion(tmp_p
         os.waitpid(pid, 0)
         os.close(fd)
 
+
+def test_training_before_the_prompt_says_what_it_opened_first_and_where_it_stands_after(tmp_path, monkeypatch, capsys):
+    """repl voice_1.npz --iterations 1 trained first and then opened with 'loaded voice_1.npz at
+    iteration 1; clf.train writes over this run's later files here (voice_2.npz, ...)': the file it had
+    just written, a warning after the fact."""
+    monkeypatch.chdir(tmp_path)
+    blekota.save_wav("voice.wav", 0.5 * np.sin(2 * np.pi * 300 * np.arange(6000) / 8000), 8000)
+    assert main(["train", "voice.wav", *SMALL, "--iterations", "2", "--checkpoint-every", "1", "-q"]) == 0
+    capsys.readouterr()
+    assert session(monkeypatch, ["voice_1.npz", "--iterations", "1", "--threads", "1", "-q"], "") == 0
+    lines = capsys.readouterr().err.splitlines()
+    opened = [number for number, line in enumerate(lines) if "loaded voice_1.npz at iteration 1" in line]
+    banner = [number for number, line in enumerate(lines)
+              if line.startswith("blekota ") and "clf.train(it)" in lines[number + 1]]
+    assert opened and "writes over this run's later files here (voice_2.npz" in lines[opened[0]]
+    assert banner and opened[0] < banner[0]
+    assert lines[banner[0]].endswith(": voice at iteration 2, training on voice.wav")

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from .. import device, legacy, modelfile
+from .._version import __version__
 from ..console import NORMAL, ReaderWatch, TrainingDisplay, print_progress
 from ..demo import DEMO_ITERATIONS, run_demo
 from ..fileutil import prepare_directory
@@ -91,8 +92,12 @@ def repl(args: argparse.Namespace) -> int:
     callback = print_progress if verbosity(args) == NORMAL else TrainingDisplay(0, bar=False, verbosity=verbosity(args))
     with trainer_options_named():
         session, note = open_session(source, model_options, trainer_options, callback, overrides)
-    if args.iterations:
+    if args.iterations:  # what was opened (and whose files training writes over) is said before it trains
+        print(f"blekota {__version__}: {note}", file=sys.stderr, flush=True)
         session.train(args.iterations)
+        trainer = session.trainer
+        where = ", ".join(trainer.files) or "the built-in demo sound"
+        note = f"{trainer.name} at iteration {trainer.iteration}, training on {where}"
     interact(session, note)
     return 0
 
