@@ -433,8 +433,16 @@ def test_every_subcommand_has_help():
     assert "--seq-length" in train_help and "truncated BPTT" in train_help
 
 
-def test_a_blekota_cpu_the_kernels_lack_is_one_line_not_a_traceback():
-    result = subprocess.run([sys.executable, "-m", "blekota", "--version"], capture_output=True, text=True,
+def installed_command() -> list[str]:
+    """How the `blekota` command pyproject.toml installs starts: its entry point, called as pip's
+    script calls it."""
+    entry = re.search(r'^blekota = "([\w.]+):(\w+)"$', (Path(__file__).parents[1] / "pyproject.toml").read_text(), re.M)
+    return [sys.executable, "-c", f"import sys; from {entry[1]} import {entry[2]}; sys.exit({entry[2]}())"]
+
+
+@pytest.mark.parametrize("command", [[sys.executable, "-m", "blekota"], installed_command()])
+def test_a_blekota_cpu_the_kernels_lack_is_one_line_not_a_traceback(command):
+    result = subprocess.run([*command, "--version"], capture_output=True, text=True,
                             env={**os.environ, "BLEKOTA_CPU": "avx3"})
     assert result.returncode == 2
     assert result.stderr == ("blekota: error: BLEKOTA_CPU=avx3: CPU level must be one of ('portable', 'avx2', "
