@@ -330,6 +330,17 @@ def test_an_empty_name_is_refused_not_taken_for_none_or_the_current_folder(tmp_p
     assert sorted(path.name for path in tmp_path.iterdir()) == sorted(["m.npz", sine_file.name])
 
 
+@pytest.mark.parametrize("command", [["sample", "{model}", "-n", "10"], ["export", "{model}"],
+                                     ["plot", "heatmap", "{model}", "-n", "10"]])
+def test_nothing_is_written_to_standard_output_that_is_a_terminal_unless_forced(tmp_path, capsys, monkeypatch, command):
+    model = blekota.Model(hidden=8, layers=1).save(tmp_path / "m.npz")
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    assert main([part.format(model=model) for part in command] + ["-o", "-"]) == 2
+    assert capsys.readouterr().err == ("blekota: error: -: standard output is a terminal, where the file's bytes would "
+                                       "show as garbage; send it to a program (... -o - | aplay) or a file (> take.wav), "
+                                       "or use --force\n")
+
+
 def test_sample_without_a_seed_says_the_one_it_drew_which_draws_the_sound_again(tmp_path, capsys):
     model = blekota.Model(hidden=8, layers=1, seed=2).save(tmp_path / "m.npz")
     assert main(["sample", str(model), "-n", "300", "--threads", "1", "-o", str(tmp_path / "a.wav")]) == 0

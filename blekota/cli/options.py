@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import sys
 import textwrap
 import warnings
 from contextlib import contextmanager
@@ -22,7 +23,7 @@ from ..averaging import check_decay
 from ..console import NORMAL, QUIET, VERBOSE
 from ..dataset import TooShortForWindows
 from ..errors import AudioError, BlekotaError, BlekotaWarning, ConfigError, one_line
-from ..fileutil import check_links, existing_file, is_stream, refused_suffix, same_file, stream_target
+from ..fileutil import STDOUT, check_links, existing_file, is_stream, refused_suffix, same_file, stream_target
 from ..emphasis import MAX_PREEMPHASIS, check_preemphasis
 from ..frames import MAX_FRAME
 from ..drawing import MAX_WAKE, SMOOTH, WAKE
@@ -533,9 +534,21 @@ def check_format_name(output: str | os.PathLike, option: str, written: str) -> N
                            f"give it a name ending in .{written.lower()}")
 
 
+def stdout_is_terminal() -> bool:
+    """Whether standard output is a terminal (not when it is closed, or None)."""
+    try:
+        return sys.stdout is not None and sys.stdout.isatty()
+    except (OSError, ValueError):
+        return False
+
+
 def check_output(output: str | os.PathLike, force: bool) -> None:
     """Refuse before any work: a directory, an existing file without force, a missing folder.
-    A device, a FIFO or "-" (standard output) is written as a stream and needs no force."""
+    A device, a FIFO or "-" (standard output) is written as a stream and needs no force, but for
+    "-" where standard output is a terminal (the bytes would show as garbage there)."""
+    if str(output) == STDOUT and not force and stdout_is_terminal():
+        raise BlekotaError("-: standard output is a terminal, where the file's bytes would show as garbage; send it to "
+                           "a program (... -o - | aplay) or a file (> take.wav), or use --force")
     if is_stream(output):
         return
     check_links(output)
