@@ -82,8 +82,9 @@ def sample_rate(name: str, value: object) -> int:
 
 
 def file_name(name: str, value: object) -> str | os.PathLike:
-    """value, when it is a file name: a str or a path object."""
-    if not isinstance(value, (str, os.PathLike)):
+    """value, when it is a file name: a str or a path object, not empty (which the system would
+    take for the current folder)."""
+    if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
         raise _refuse(name, "a file name (a str or a path)", value)
     return value
 

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .audio import OTHER_SOUND_SUFFIXES
+from .checks import file_name
 from .errors import BlekotaError, ConfigError, install_hint
 from .fileutil import open_output, refused_suffix
 from .model import Model
@@ -159,7 +160,7 @@ def export_onnx(model: Model, path: str | os.PathLike, input: str = "level") -> 
 
     Raises ConfigError, writing nothing, when path is named as a model file, a pickle or a sound
     (OTHER_SUFFIXES: an ONNX file there would replace one by surprise)."""
-    path = Path(path)
+    path = Path(file_name("path", path))
     refused = refused_suffix(path, OTHER_SUFFIXES)
     if refused:
         suffix, named = refused

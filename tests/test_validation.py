@@ -445,3 +445,13 @@ def test_commands_suggested_for_a_path_with_spaces_can_be_pasted(tmp_path, monke
     assert "to go on training a model: python -m blekota train --resume 'my model.npz'\n" in capsys.readouterr().err
     with pytest.raises(blekota.ModelFileError, match=r"converts with: python -m blekota import-legacy 'old model.pkl'\)"):
         blekota.fileformat.read("old model.pkl")
+
+
+def test_an_empty_file_name_is_refused_not_taken_for_the_current_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    model = tiny_model()
+    for call in (lambda: blekota.save_wav("", tone(), 8000), lambda: blekota.save_sound("", tone(), 8000),
+                 lambda: blekota.load(""), lambda: blekota.load_audio(""), lambda: model.save(""),
+                 lambda: blekota.export_onnx(model, "")):
+        with pytest.raises(blekota.ConfigError, match="path must be a file name \\(a str or a path\\), got ''"):
+            call()
