@@ -47,7 +47,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     sample_parser.add_argument("-o", "--output", type=file_name, default=None, help=f"the sound file to write, in the format its name ends with ({SUFFIXES}; 16-bit where the format has samples; default: MODEL_sample.wav); - writes a wav to standard output; a device or FIFO is written a wav as a stream")
     sample_parser.add_argument("--hint", metavar="FILE", type=file_name, default=None, help="a sound to start from: it is played into the model first, and the output is the hint (as the model hears it, mu-law quantized at its rate) followed by the -n samples that continue it")
     sample_parser.add_argument("--seed", type=seed, default=None, help="same seed, same sound")
-    sample_parser.add_argument("--takes", type=positive_int, default=1, metavar="K", help=f"draw K different sounds at once, written as OUTPUT with _1 .. _K before its suffix (at most {MAX_TAKES}; from the same --hint; the same seed gives the same K takes, not the one sound of K = 1). Several streams share each read of the weights, so K takes come faster than K runs")
+    sample_parser.add_argument("--takes", type=positive_int, default=1, metavar="K", help=f"draw K different sounds at once, written as OUTPUT with _1 .. _K before its suffix (at most {MAX_TAKES}; from the same --hint; the same seed gives the same K takes, not the one sound of K = 1). Several streams share each read of the weights, and hear the hint once, so K takes come faster than K runs")
     sample_parser.add_argument("--play", action="store_true", help="also play the sound")
     add_sound_device_argument(sample_parser, "with --play: ")
     sample_parser.add_argument("--force", action="store_true", help="overwrite the output file if it exists")
