@@ -9,12 +9,15 @@ import signal
 import stat
 import threading
 
-SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+SIGHUP = getattr(signal, "SIGHUP", None)  # None where there is none (Windows)
+SIGNALS = (signal.SIGINT, signal.SIGTERM) + ((SIGHUP,) if SIGHUP is not None else ())
 
 
-def heeded(signals: tuple[int, ...] = SIGNALS) -> tuple[int, ...]:
-    """The signals to catch: all of them but a SIGHUP ignored now (under nohup it must not stop a run)."""
-    return tuple(sig for sig in signals if sig != signal.SIGHUP or signal.getsignal(sig) is not signal.SIG_IGN)
+def heeded(signals: tuple[int | None, ...] = SIGNALS) -> tuple[int, ...]:
+    """The signals to catch: all of them but None (no SIGHUP on Windows) and a SIGHUP ignored now
+    (under nohup it must not stop a run)."""
+    ignored = SIGHUP is not None and signal.getsignal(SIGHUP) is signal.SIG_IGN
+    return tuple(sig for sig in signals if sig is not None and not (sig == SIGHUP and ignored))
 
 
 def _terminals() -> list[int]:
@@ -41,7 +44,8 @@ def leave_terminal() -> None:
     """After a hang-up (in the main thread): standard output and error that were the terminal write
     to the null device from now on (writing to a terminal that hung up fails with EIO), and further
     hang-ups are ignored (the shell and the terminal may each send one)."""
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    if SIGHUP is not None:
+        signal.signal(SIGHUP, signal.SIG_IGN)
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         for fd in _terminals():
@@ -65,8 +69,8 @@ class StopRequests:
 
     def _request(self, signum, frame) -> None:
         self.requested = True
-        self.terminated = self.terminated or signum in (signal.SIGTERM, signal.SIGHUP)
-        if signum == signal.SIGHUP:
+        self.terminated = self.terminated or signum in (signal.SIGTERM, SIGHUP)
+        if signum == SIGHUP:
             leave_terminal()
 
     def __enter__(self) -> StopRequests:
@@ -83,5 +87,5 @@ class StopRequests:
 def restore(previous: dict) -> None:
     """Put back the signal handlers `previous` maps, but not a hang-up's after one (leave_terminal)."""
     for sig, handler in previous.items():
-        if sig != signal.SIGHUP or signal.getsignal(sig) is not signal.SIG_IGN:
+        if sig != SIGHUP or signal.getsignal(sig) is not signal.SIG_IGN:
             signal.signal(sig, handler)

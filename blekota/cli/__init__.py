@@ -22,7 +22,7 @@ from .. import _gru, parallel
 from .._version import __version__
 from ..errors import BlekotaError, one_line
 from ..fileutil import folders_undone_on_error
-from ..interrupts import heeded, leave_terminal, restore, terminal_gone
+from ..interrupts import SIGHUP, heeded, leave_terminal, restore, terminal_gone
 from . import judge, modelfiles, play, plot, sample, session, train
 from .options import Parser, warn_threads
 
@@ -95,12 +95,12 @@ def terminate_as_interrupt() -> Iterator[None]:
         return
 
     def terminate(signum, frame):
-        if signum == signal.SIGHUP:
+        if signum == SIGHUP:
             leave_terminal()
             raise HungUp
         raise Terminated
 
-    previous = {sig: signal.signal(sig, terminate) for sig in heeded((signal.SIGTERM, signal.SIGHUP))}
+    previous = {sig: signal.signal(sig, terminate) for sig in heeded((signal.SIGTERM, SIGHUP))}
     try:
         yield
     finally:
