@@ -302,22 +302,32 @@ def warn_of_later_files(directory: Path, name: str, iteration: int, source: str 
                       f"which training from {source} writes over", OverwriteWarning, stacklevel=3)
 
 
+_held_locks: set[str] = set()  # the run locks this process holds (their files' real paths)
+
+
 @contextmanager
 def run_lock(directory: Path, name: str) -> Iterator[None]:
     """Hold run name's lock in directory for the block, so that a second train of that name there
     at the same time (in another process) is refused (BlekotaError) rather than writing its files
     among this one's. The lock is an empty file .NAME.lock locked with flock(), removed when the
     block ends; where no lock can be had (no fcntl, a file system without locks, something else
-    under that name) the block runs without one."""
+    under that name) the block runs without one. A block inside another of the same lock in this
+    process (the train command's, then its Trainer.train's) goes on under the outer one."""
     path = directory / f".{name}.lock"
+    key = os.path.realpath(path)
+    if key in _held_locks:
+        yield
+        return
     try:
         descriptor = _locked(path)
     except BlockingIOError:
         raise BlekotaError(f"{directory}: another train of {name} is writing its files here now; let it end "
                            "first, or give another --model-name") from None
+    _held_locks.add(key)
     try:
         yield
     finally:
+        _held_locks.discard(key)
         if descriptor is not None:
             with suppress(OSError):
                 path.unlink()  # while locked: whoever locks the old file next sees that it is gone

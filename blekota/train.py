@@ -21,6 +21,7 @@ import math
 import os
 import warnings
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,7 +41,7 @@ from .optim import OPTIMIZERS, make_optimizer
 from .parallel import Processes, processes
 from .presets import DEFAULTS
 from .progress import Progress, TrainResult
-from .runfiles import RunFiles, split_name, warn_of_later_files
+from .runfiles import RunFiles, run_lock, split_name, warn_of_later_files
 from .schedule import Schedule, schedule_for
 from .sparsity import PRUNE_EVERY, Pruning
 from .trainfiles import TrainerFiles
@@ -414,10 +415,24 @@ class Trainer(TrainerFiles):
         of any process, and rank 0's max_seconds, stop all of them after the same update. A
         failure in one process (bad input, out of memory) raises in all of them (blekota.parallel.
         ProcessError in the others); when the others stop answering, ProcessLost is raised.
+        Refused (BlekotaError) while another process trains a run of this name in its directory
+        (blekota.runfiles.run_lock, held by rank 0 until train returns).
         """
         iterations = checks.non_negative_int("iterations", iterations)
         if max_seconds is not None:
             max_seconds = checks.number("max_seconds", max_seconds, 0, low_open=True, expected="> 0")
+        with ExitStack() as held:
+            self.processes.together(lambda: self._lock_run(held))
+            return self._train(iterations, max_seconds)
+
+    def _lock_run(self, held: ExitStack) -> None:
+        """Rank 0: hold the run's lock until held closes (its directory created first)."""
+        if self.processes.is_root:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            held.enter_context(run_lock(self.directory, self.name))
+
+    def _train(self, iterations: int, max_seconds: float | None) -> TrainResult:
+        """train() under the run's lock, its arguments checked."""
         files = self._run_files(iterations)
         self.pruning.plan(self.iteration, iterations, max_seconds)
         self.agreement.start(max_seconds)

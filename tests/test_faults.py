@@ -6,6 +6,11 @@ import errno
 import io
 import json
 import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -108,9 +113,25 @@ def test_a_name_with_a_newline_or_an_escape_sequence_is_told_in_one_line(here, c
     assert blekota.console.describe(warning) == "warning: g\\nh.npz: could not save"  # training's warnings
 
 
+@contextmanager
+def held_by_another_process(lock: Path) -> Iterator[None]:
+    """The run lock at `lock` held, as a train of that run in another process holds it."""
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time; "
+                               f"descriptor = os.open({str(lock)!r}, os.O_RDONLY | os.O_CREAT); "
+                               "fcntl.flock(descriptor, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        yield
+    finally:
+        holder.kill()
+        holder.wait()
+        lock.unlink(missing_ok=True)  # a killed train leaves its lock file (unlocked)
+
+
 def test_a_second_train_of_a_run_being_trained_in_the_folder_is_refused(here, capsys):
     before = {name: os.lstat(name).st_mtime_ns for name in os.listdir(here)}
-    with blekota.runfiles.run_lock(here, "t"):  # a train of run t in another process holds it so
+    with held_by_another_process(here / ".t.lock"):
         for argv in (["train", "tone.wav", *SMALL, "--model-name", "t", "--force"],
                      ["train", "--resume", "t_1.npz", "--iterations", "1", "--force"]):
             assert main(argv) == 2
@@ -118,6 +139,11 @@ def test_a_second_train_of_a_run_being_trained_in_the_folder_is_refused(here, ca
                                              "end first, or give another --model-name")
         assert {name: os.lstat(name).st_mtime_ns for name in os.listdir(here) if name != ".t.lock"} == before
         assert main(["train", "tone.wav", *SMALL, "--model-name", "u", "-q"]) == 0  # another run beside it
+        with pytest.warns(blekota.OverwriteWarning):  # the earlier run's files
+            trainer = blekota.Trainer(blekota.Model(hidden=8, layers=1, seed=0), "tone.wav", name="t",
+                                      directory=here, seq_length=20, batch_size=4, log=False)
+        with pytest.raises(blekota.BlekotaError, match="another train of t is writing its files here now"):
+            trainer.train(1)  # a Trainer, in the REPL or a program, too
     assert main(["train", "--resume", "t_1.npz", "--iterations", "1", "-q"]) == 0
     assert not os.path.exists(".t.lock") and not os.path.exists(".u.lock")
 
