@@ -13,7 +13,8 @@ from .. import legacy, modelfile, plot, sampler, sparsity
 from .. import schedule as blekota_schedule
 from ..errors import ConfigError, install_hint
 from ..fileutil import is_stream
-from .options import check_distinct, check_format_name, check_output, file_name, read_model
+from .options import file_name, read_model
+from .outputs import check_distinct, check_format_name, check_output
 
 if TYPE_CHECKING:
     import argparse

@@ -17,9 +17,9 @@ from ..keys import KEYS_HELP, MIN_VOLUME_DB, VOLUME_STEP_DB, Controls, KeyReader
 from ..stream import Stream
 from .options import (
     add_kernel_arguments, add_sampling_arguments, add_sound_device_argument, add_threads_argument, argument_type,
-    check_distinct, check_output, drawn_seed, file_name, model_path, positive_float, sampling_options, seed,
-    use_kernel_arguments,
+    drawn_seed, file_name, model_path, positive_float, sampling_options, seed, use_kernel_arguments,
 )
+from .outputs import check_distinct, check_output
 
 if TYPE_CHECKING:
     import argparse

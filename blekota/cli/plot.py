@@ -16,9 +16,10 @@ from ..drawing import describe_sampling
 from ..model import Model
 from ..mulaw import SILENCE, quantize
 from .options import (
-    add_sampling_arguments, add_threads_argument, check_distinct, file_name, non_negative_int, output_png, positive_int, rate,
-    read_model, sampling_options, seed,
+    add_sampling_arguments, add_threads_argument, file_name, non_negative_int, positive_int, rate, read_model,
+    sampling_options, seed,
 )
+from .outputs import check_distinct, output_png
 
 HEARD_WINDOW = 8000  # plot heatmap SOUND --start: the samples before it are heard this many at a time
 INPUTS = {"sound": "SOUND", "model": "MODEL", "log": "MODEL_OR_LOG", "training": "TRAINING_SOUND",

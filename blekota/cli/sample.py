@@ -19,11 +19,11 @@ from ..errors import BlekotaError
 from ..fileutil import STDOUT, check_room, is_stream
 from ..drawing import describe_sampling
 from .options import (
-    add_kernel_arguments, add_sampling_arguments, add_sound_device_argument, add_threads_argument, check_distinct,
-    check_output, drawn_seed, file_name, model_path, non_negative_int, output_png, positive_float, positive_int, sampling_options,
-    seed,
+    add_kernel_arguments, add_sampling_arguments, add_sound_device_argument, add_threads_argument, drawn_seed,
+    file_name, model_path, non_negative_int, positive_float, positive_int, sampling_options, seed,
     use_kernel_arguments,
 )
+from .outputs import check_distinct, check_output, output_png
 
 if TYPE_CHECKING:
     import argparse
