@@ -124,7 +124,9 @@ def test_repl_takes_the_training_flags(capsys):
     assert "--seq-length" in capsys.readouterr().out
 
 
-def test_ctrl_c_stops_training_and_the_session_goes_on(tmp_path):
+def signal_while_training(tmp_path, signum: int, then: str) -> tuple[subprocess.Popen, str, str]:
+    """Start `repl` in tmp_path, have it train, send signum once training reports, then type `then`;
+    returns the ended process and what it wrote on stdout and stderr."""
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "MPLBACKEND")}
     process = subprocess.Popen([sys.executable, "-m", "blekota", "repl", *SMALL], stdin=subprocess.PIPE,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env)
@@ -133,28 +135,22 @@ def test_ctrl_c_stops_training_and_the_session_goes_on(tmp_path):
         process.stdin.flush()
         while "iteration" not in (line := process.stdout.readline()):
             assert line, process.stderr.read()
-        process.send_signal(signal.SIGINT)
-        out, err = process.communicate("print('still here', clf.trainer.iteration > 0)\n", timeout=120)
+        process.send_signal(signum)
+        out, err = process.communicate(then + "\n", timeout=120)
     finally:
         process.kill()
+    return process, out, err
+
+
+def test_ctrl_c_stops_training_and_the_session_goes_on(tmp_path):
+    process, out, err = signal_while_training(tmp_path, signal.SIGINT, "print('still here', clf.trainer.iteration > 0)")
     assert process.returncode == 0, err
     assert "stopped at iteration" in out and "still here True" in out and "Traceback" not in err
 
 
 def test_sigterm_while_training_saves_then_ends_the_session(tmp_path):
     """SIGTERM (kill, a shutdown) stopped the training and was forgotten: the session read on."""
-    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "MPLBACKEND")}
-    process = subprocess.Popen([sys.executable, "-m", "blekota", "repl", *SMALL], stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env)
-    try:
-        process.stdin.write("clf.train(10**9)\n")
-        process.stdin.flush()
-        while "iteration" not in (line := process.stdout.readline()):
-            assert line, process.stderr.read()
-        process.send_signal(signal.SIGTERM)
-        out, err = process.communicate("print('still here')\n", timeout=120)
-    finally:
-        process.kill()
+    process, out, err = signal_while_training(tmp_path, signal.SIGTERM, "print('still here')")
     assert process.returncode == -signal.SIGTERM, err
     assert "stopped at iteration" in out and "still here" not in out and "Traceback" not in err
     saved = [path.name for path in tmp_path.glob("demo_*.npz")]
