@@ -5,7 +5,6 @@ went away."""
 from __future__ import annotations
 
 import errno
-import os
 import sys
 from collections.abc import Callable
 from typing import TextIO
@@ -13,6 +12,7 @@ from typing import TextIO
 from tqdm import tqdm
 
 from .errors import one_line
+from .fileutil import write_nowhere
 from .interrupts import leave_terminal
 from .progress import Progress
 
@@ -141,9 +141,7 @@ class ReaderWatch:
                 self.hung_up = True
                 leave_terminal()
             else:
-                nowhere = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(nowhere, sys.stdout.fileno())  # what is still buffered, and all that follows, goes nowhere
-                os.close(nowhere)
+                write_nowhere([sys.stdout.fileno()])
             if report.kind not in ("done", "interrupted"):  # the run is saved by then
                 raise KeyboardInterrupt from None
 

@@ -85,6 +85,17 @@ def existing_file(path: str | os.PathLike) -> Path | None:
     return target if target.is_file() else None
 
 
+def write_nowhere(descriptors: list[int]) -> None:
+    """Point these file descriptors at the null device: what is still buffered for them, and all
+    that follows, goes nowhere (a reader or a terminal that went away)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        for descriptor in descriptors:
+            os.dup2(devnull, descriptor)
+    finally:
+        os.close(devnull)
+
+
 def refused_suffix(path: str | os.PathLike, refused: Collection[str]) -> tuple[str, str] | None:
     """The suffix (lower case) of path's name, or of the file a symbolic link there leads to (what
     writing replaces), that is in `refused`, and path as an error should name it ("b.onnx" or

@@ -9,6 +9,8 @@ import signal
 import stat
 import threading
 
+from .fileutil import write_nowhere
+
 SIGHUP = getattr(signal, "SIGHUP", None)  # None where there is none (Windows)
 SIGNALS = (signal.SIGINT, signal.SIGTERM) + ((SIGHUP,) if SIGHUP is not None else ())
 
@@ -46,12 +48,7 @@ def leave_terminal() -> None:
     hang-ups are ignored (the shell and the terminal may each send one)."""
     if SIGHUP is not None:
         signal.signal(SIGHUP, signal.SIG_IGN)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        for fd in _terminals():
-            os.dup2(devnull, fd)
-    finally:
-        os.close(devnull)
+    write_nowhere(_terminals())
 
 
 class StopRequests:

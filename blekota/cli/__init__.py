@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import os
 import signal
 import sys
 import threading
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING
 from .. import _gru, parallel
 from .._version import __version__
 from ..errors import BlekotaError, one_line
-from ..fileutil import folders_undone_on_error
+from ..fileutil import folders_undone_on_error, write_nowhere
 from ..interrupts import SIGHUP, heeded, leave_terminal, restore, terminal_gone
 from . import judge, modelfiles, play, plot, sample, session, train
 from .options import Parser, warn_threads
@@ -130,8 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"blekota: error: {one_line(str(error))}", file=sys.stderr)
         return BAD_INPUT
     except BrokenPipeError:  # the reader went away (| head): quietly, as command-line tools do
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())  # nothing more can reach the closed pipe
+        write_nowhere([sys.stdout.fileno()])  # nothing more can reach the closed pipe
         return READER_GONE
     except OSError as error:
         if error.errno == errno.EIO and terminal_gone():  # the terminal hung up before its SIGHUP came
